@@ -1,0 +1,360 @@
+"""Typed, frozen run configuration: a TOML file overridden by command-line values.
+
+The configuration is parsed and validated once, before any Spark work starts, and the
+resulting :class:`Config` is passed down to every stage. No stage reads files,
+environment variables or globals to configure itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported to the user as one line."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """How the SparkSession is built. `conf` holds any extra `spark.*` properties."""
+
+    master: str = "local[*]"
+    app_name: str = "bovw"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = 8
+    arrow_batch_size: int = 512
+    # Fruits-360 files are ~5 KB: Spark's default 4 MB open cost would scatter a
+    # dataset over hundreds of tiny partitions, so files are packed by real size.
+    open_cost_bytes: int = 8192
+    max_partition_bytes: int = 8 * 1024 * 1024
+    log_level: str = "WARN"
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _require(bool(self.master), "spark.master must not be empty")
+        _require(self.shuffle_partitions >= 1, "spark.shuffle_partitions must be >= 1")
+        _require(self.arrow_batch_size >= 1, "spark.arrow_batch_size must be >= 1")
+        _require(self.open_cost_bytes >= 0, "spark.open_cost_bytes must be >= 0")
+        _require(self.max_partition_bytes >= 1024, "spark.max_partition_bytes must be >= 1024")
+        for key in self.conf:
+            _require(key.startswith("spark."), f"spark.conf key {key!r} must start with 'spark.'")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Which files are images, and how a dataset without Training/Test folders is split."""
+
+    extensions: tuple[str, ...] = ("jpg", "jpeg", "png")
+    test_fraction: float = 0.25
+    # Larger files are rejected from their listed size, before their bytes are read.
+    max_file_bytes: int = 64 * 1024 * 1024
+
+    def validate(self) -> None:
+        _require(len(self.extensions) > 0, "ingest.extensions must list at least one extension")
+        _require(
+            0.0 < self.test_fraction < 1.0, "ingest.test_fraction must be between 0 and 1 (exclusive)"
+        )
+        _require(self.max_file_bytes >= 1, "ingest.max_file_bytes must be >= 1")
+
+
+@dataclass(frozen=True)
+class OrbSettings:
+    """How each image is decoded and described.
+
+    The defaults suit 100x100 Fruits-360 photos. OpenCV's defaults (edge threshold and
+    patch size 31) leave almost no room for keypoints on such a small image: the border
+    excluded is 31 px on every side. A patch of 15 px with a matching edge threshold,
+    on an image upscaled 2x, yields ~100-200 keypoints per fruit while keeping the
+    descriptor's 256 point-pair tests meaningful.
+    """
+
+    sampling: str = "detect"  # "detect": FAST keypoints; "dense": a regular grid
+    nfeatures: int = 200
+    edge_threshold: int = 15
+    patch_size: int = 15
+    scale_factor: float = 1.2
+    n_levels: int = 4
+    fast_threshold: int = 10
+    upscale: float = 2.0
+    dense_step: int = 8
+    dense_scales: tuple[float, ...] = (1.0,)
+    max_side: int = 1024
+    max_pixels: int = 50_000_000
+
+    def validate(self) -> None:
+        _require(self.sampling in ("detect", "dense"), "orb.sampling must be 'detect' or 'dense'")
+        _require(self.nfeatures >= 1, "orb.nfeatures must be >= 1")
+        _require(self.edge_threshold >= 0, "orb.edge_threshold must be >= 0")
+        _require(self.patch_size >= 2, "orb.patch_size must be >= 2")
+        _require(self.scale_factor > 1.0, "orb.scale_factor must be > 1.0")
+        _require(self.n_levels >= 1, "orb.n_levels must be >= 1")
+        _require(0 <= self.fast_threshold <= 255, "orb.fast_threshold must be in 0..255")
+        _require(0.1 <= self.upscale <= 8.0, "orb.upscale must be between 0.1 and 8")
+        _require(self.dense_step >= 1, "orb.dense_step must be >= 1")
+        _require(
+            len(self.dense_scales) > 0 and all(s > 0 for s in self.dense_scales),
+            "orb.dense_scales must be a non-empty list of positive numbers",
+        )
+        _require(self.max_side >= 16, "orb.max_side must be >= 16")
+        _require(self.max_pixels >= 256, "orb.max_pixels must be >= 256")
+
+
+@dataclass(frozen=True)
+class VocabularySettings:
+    """Spark ML KMeans over a sample of Training descriptors."""
+
+    k: int = 500
+    sample_size: int = 200_000
+    max_iter: int = 20
+    init_mode: str = "k-means||"
+    init_steps: int = 2
+    tol: float = 1e-4
+    # The sample is laid out on a fixed number of partitions so the fitted vocabulary
+    # does not depend on the master URL or the number of cores.
+    partitions: int = 8
+
+    def validate(self) -> None:
+        _require(self.k >= 2, f"vocabulary.k must be >= 2 (got {self.k})")
+        _require(self.sample_size >= 1, f"vocabulary.sample_size must be >= 1 (got {self.sample_size})")
+        _require(self.max_iter >= 1, "vocabulary.max_iter must be >= 1")
+        _require(
+            self.init_mode in ("k-means||", "random"),
+            "vocabulary.init_mode must be 'k-means||' or 'random'",
+        )
+        _require(self.init_steps >= 1, "vocabulary.init_steps must be >= 1")
+        _require(self.tol >= 0, "vocabulary.tol must be >= 0")
+        _require(self.partitions >= 1, "vocabulary.partitions must be >= 1")
+
+
+@dataclass(frozen=True)
+class HistogramSettings:
+    """Weighting applied to the raw per-image word counts."""
+
+    tfidf: bool = True
+    l2: bool = True
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class PcaSettings:
+    """Spark ML PCA; components is capped by the histogram length at run time."""
+
+    components: int = 100
+
+    def validate(self) -> None:
+        _require(self.components >= 1, "pca.components must be >= 1")
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """Spark ML multinomial logistic regression."""
+
+    reg_param: float = 0.001
+    elastic_net: float = 0.0
+    max_iter: int = 200
+    tol: float = 1e-6
+
+    def validate(self) -> None:
+        _require(self.reg_param >= 0, "classifier.reg_param must be >= 0")
+        _require(0.0 <= self.elastic_net <= 1.0, "classifier.elastic_net must be in [0, 1]")
+        _require(self.max_iter >= 1, "classifier.max_iter must be >= 1")
+        _require(self.tol >= 0, "classifier.tol must be >= 0")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole run configuration. `seed` drives every random choice of a run."""
+
+    seed: int = 42
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    orb: OrbSettings = field(default_factory=OrbSettings)
+    vocabulary: VocabularySettings = field(default_factory=VocabularySettings)
+    histograms: HistogramSettings = field(default_factory=HistogramSettings)
+    pca: PcaSettings = field(default_factory=PcaSettings)
+    classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
+
+    def validate(self) -> Config:
+        """Check every section; returns self so calls chain. Raises ConfigError."""
+        for section in _sections(self):
+            getattr(self, section).validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/TOML-friendly dict of every setting (the effective config)."""
+        return _to_plain(dataclasses.asdict(self))
+
+    def replace(self, **changes: Any) -> Config:
+        """Return a copy with dotted-key changes, e.g. replace(**{"vocabulary.k": 50})."""
+        return apply_overrides(self, changes)
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _to_plain(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [_to_plain(item) for item in value]
+    return value
+
+
+def _sections(config: Config) -> list[str]:
+    return [f.name for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))]
+
+
+def _resolved_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Convert a TOML or command-line value to the field's declared type."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{key} must be true or false (got {value!r})")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be an integer (got {value!r})")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                pass
+        raise ConfigError(f"{key} must be an integer (got {value!r})")
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be a number (got {value!r})")
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key} must be a number (got {value!r})")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key} must be a string (got {value!r})")
+    if origin is tuple:
+        (item_hint, *_rest) = typing.get_args(hint)
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"{key} must be a list (got {value!r})")
+        return tuple(_coerce(item.strip() if isinstance(item, str) else item, item_hint, key)
+                     for item in items if not (isinstance(item, str) and not item.strip()))
+    if origin in (Mapping, dict) or hint is Mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} must be a table of key = value (got {value!r})")
+        return types.MappingProxyType({str(k): str(v) for k, v in value.items()})
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+            return None
+        return _coerce(value, args[0], key)
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")
+
+
+def _section_from_table(cls: type, table: Mapping[str, Any], prefix: str) -> Any:
+    hints = _resolved_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]!r}; known keys in [{prefix.rstrip('.')}]: "
+            + ", ".join(sorted(known))
+        )
+    values = {name: _coerce(raw, hints[name], f"{prefix}{name}") for name, raw in table.items()}
+    return cls(**values)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    """Build a validated Config from a nested dict (a parsed TOML document)."""
+    hints = _resolved_hints(Config)
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {unknown[0]!r}; known top-level keys: " + ", ".join(sorted(known))
+        )
+    values: dict[str, Any] = {}
+    for name, raw in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(raw, Mapping):
+                raise ConfigError(f"[{name}] must be a table")
+            values[name] = _section_from_table(hint, raw, f"{name}.")
+        else:
+            values[name] = _coerce(raw, hint, name)
+    return Config(**values).validate()
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read a TOML file (or the built-in defaults when path is None) and apply overrides.
+
+    `overrides` maps dotted keys ("vocabulary.k", "seed") to values, typically strings
+    from the command line. Returns a validated Config; raises ConfigError.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    config = config_from_dict(data)
+    return apply_overrides(config, overrides or {})
+
+
+def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """Return a validated copy of `config` with dotted-key overrides applied."""
+    data = config.to_dict()
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        if len(parts) == 1:
+            if parts[0] not in data or isinstance(data[parts[0]], dict):
+                raise ConfigError(f"unknown config key {dotted!r}")
+            data[parts[0]] = value
+            continue
+        section, *rest = parts
+        if section not in data or not isinstance(data[section], dict):
+            raise ConfigError(f"unknown config section in {dotted!r}")
+        target = data[section]
+        if rest[0] == "conf" and section == "spark" and len(rest) > 1:
+            target["conf"] = {**target["conf"], ".".join(rest[1:]): value}
+            continue
+        if len(rest) != 1 or rest[0] not in target:
+            raise ConfigError(
+                f"unknown config key {dotted!r}; known keys in [{section}]: "
+                + ", ".join(sorted(target))
+            )
+        target[rest[0]] = value
+    return config_from_dict(data)
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """Split a command-line `section.key=value` into its key and raw value."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects section.key=value (got {text!r})")
+    return key.strip(), value.strip()
