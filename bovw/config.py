@@ -263,7 +263,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if origin in (Mapping, dict) or hint is Mapping:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key} must be a table of key = value (got {value!r})")
-        return types.MappingProxyType({str(k): str(v) for k, v in value.items()})
+        return {str(k): str(v) for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
@@ -278,7 +278,7 @@ def _section_from_table(cls: type, table: Mapping[str, Any], prefix: str) -> Any
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(
-            f"unknown config key {prefix}{unknown[0]!r}; known keys in [{prefix.rstrip('.')}]: "
+            f"unknown config key '{prefix}{unknown[0]}'; known keys in [{prefix.rstrip('.')}]: "
             + ", ".join(sorted(known))
         )
     values = {name: _coerce(raw, hints[name], f"{prefix}{name}") for name, raw in table.items()}

@@ -1,0 +1,161 @@
+"""The `bovw` command: parse arguments, build the session, call one library function."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bovw.config import Config, ConfigError, load_config, parse_assignment
+from bovw.ingest import InputError, check_local_input
+from bovw.runs import OutputError
+from bovw.session import JavaError, build_session
+from bovw.vocabulary import VocabularyError
+
+USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError)
+
+# Shortcut flags for the settings users change most; any other setting: --set key=value.
+SHORTCUTS = {
+    "k": ("vocabulary.k", int),
+    "sample_size": ("vocabulary.sample_size", int),
+    "pca_components": ("pca.components", int),
+    "reg_param": ("classifier.reg_param", float),
+    "master": ("spark.master", str),
+    "seed": ("seed", int),
+}
+
+DEMO_OVERRIDES = {"vocabulary.k": 60, "pca.components": 30, "spark.driver_memory": "2g"}
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML file with the settings (default: built-in defaults)")
+    parser.add_argument("--k", type=int, help="vocabulary size (vocabulary.k)")
+    parser.add_argument("--sample-size", type=int, help="descriptors sampled for KMeans")
+    parser.add_argument("--pca-components", type=int, help="PCA components (pca.components)")
+    parser.add_argument("--reg-param", type=float, help="logistic regression regularisation")
+    parser.add_argument("--master", help="Spark master URL, e.g. local[2] or spark://host:7077")
+    parser.add_argument("--seed", type=int, help="seed for every random choice")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="any other setting, e.g. --set orb.nfeatures=300 (repeatable)")
+
+
+def _overrides(args: argparse.Namespace, base: dict | None = None) -> dict:
+    overrides = dict(base or {})
+    for flag, (key, _type) in SHORTCUTS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    for assignment in args.set:
+        key, value = parse_assignment(assignment)
+        overrides[key] = value
+    return overrides
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bovw", description="Bag-of-visual-words image classification on Spark."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the whole pipeline on a dataset folder")
+    run.add_argument("--input", required=True,
+                     help="dataset folder: Training/<Class>/*.jpg and Test/<Class>/*.jpg")
+    run.add_argument("--output", required=True, help="run folder to create (or resume)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    run.add_argument("--descriptors-from", help="reuse the descriptors Parquet of an earlier run")
+    _add_config_flags(run)
+
+    demo = commands.add_parser(
+        "demo", help="generate a small fruit-like image set and run the pipeline on it"
+    )
+    demo.add_argument("--workdir", default="runs",
+                      help="where the generated images and the run folder go (default: runs)")
+    demo.add_argument("--classes", type=int, default=6, help="number of generated classes")
+    _add_config_flags(demo)
+    return parser
+
+
+def format_summary(result, input_path: str) -> str:
+    """The human-readable end-of-run summary."""
+    counts, keypoints, metrics = result.counts, result.keypoints, result.metrics
+    per_split = ", ".join(f"{split} {n}" for split, n in sorted(counts["per_split"].items()))
+    timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.timings.items())
+    variance = result.reduction.get("explained_variance_total", 0.0)
+    lines = [
+        "bovw run finished",
+        f"  input            {input_path}",
+        f"  images read      {counts['images']} (rejected {counts['rejected']}; {per_split}; "
+        f"{counts['classes']} classes)",
+        f"  keypoints/image  mean {keypoints['mean']}, median {keypoints['median']}, "
+        f"min {keypoints['min']}, max {keypoints['max']}; "
+        f"{keypoints['images_without_keypoints']} images without keypoints",
+        f"  vocabulary       k={result.vocabulary['k']} from "
+        f"{result.vocabulary['sample_descriptors']} sampled descriptors "
+        f"({result.vocabulary['iterations']} iterations)",
+        f"  PCA              {result.reduction.get('components')} components, "
+        f"{100 * variance:.1f}% of variance",
+        f"  accuracy         {100 * metrics['accuracy']:.2f}% on {metrics['test_images']} Test "
+        f"images   macro F1 {metrics['macro_f1']:.4f}",
+        f"  time per stage   {timings}; total {sum(result.timings.values()):.1f}s",
+    ]
+    if result.resumed_stages:
+        lines.append(f"  resumed          {', '.join(result.resumed_stages)} reused from disk")
+    lines.append(f"  output           {result.output}")
+    return "\n".join(lines)
+
+
+def _session(config: Config, environ: dict):
+    # Under spark-submit the JVM already runs with the submit flags, which then win.
+    return build_session(config, java_home=environ.get("JAVA_HOME"),
+                         submitted="PYSPARK_GATEWAY_PORT" in environ)
+
+
+def _run(args: argparse.Namespace, environ: dict) -> int:
+    from bovw.pipeline import run_pipeline
+
+    config = load_config(args.config, _overrides(args))
+    check_local_input(args.input, config.ingest)
+    spark = _session(config, environ)
+    result = run_pipeline(spark, config, args.input, args.output, overwrite=args.overwrite,
+                          descriptors_from=args.descriptors_from)
+    print(format_summary(result, args.input))
+    return 0
+
+
+def _demo(args: argparse.Namespace, environ: dict) -> int:
+    from bovw.pipeline import run_pipeline
+    from bovw.synthetic import generate_dataset
+
+    config = load_config(args.config, _overrides(args, DEMO_OVERRIDES))
+    workdir = Path(args.workdir)
+    data = workdir / f"demo-data-{args.classes}-classes"
+    if not (data / "Training").is_dir():
+        print(f"[bovw] generating a demo image set in {data}")
+        generate_dataset(data, classes=args.classes, seed=config.seed)
+    output = workdir / time.strftime("demo-%Y%m%d-%H%M%S")
+    spark = _session(config, environ)
+    result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()))
+    print(format_summary(result, str(data)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
+    """Entry point of `bovw` and of the jobs/ scripts. Returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    environ = dict(os.environ if environ is None else environ)
+    handlers = {"run": _run, "demo": _demo}
+    try:
+        return handlers[args.command](args, environ)
+    except ConfigError as error:
+        print(f"bovw: config error: {error}", file=sys.stderr)
+        return 2
+    except USER_ERRORS as error:
+        print(f"bovw: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Descriptors stage: ORB on every image inside an Arrow-batched Spark UDF (mapInArrow).
+
+One output row per input image: the descriptors packed as (n * 32) bytes, or a reject
+reason. Oversized files are rejected from their listed length without being read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from bovw.config import OrbSettings
+from bovw.features import extract_descriptors, pack
+
+DESCRIPTOR_SCHEMA = (
+    "path string, label string, split string, n_keypoints int, descriptors binary, "
+    "reject_reason string, width int, height int"
+)
+_OUTPUT_SCHEMA = pa.schema([
+    ("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
+    ("n_keypoints", pa.int32()), ("descriptors", pa.binary()), ("reject_reason", pa.string()),
+    ("width", pa.int32()), ("height", pa.int32()),
+])
+
+
+def _describe_batches(settings: OrbSettings):
+    def describe(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            columns = batch.to_pydict()
+            results = [extract_descriptors(content or b"", settings) for content in columns["content"]]
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array(columns["path"], pa.string()),
+                    pa.array(columns["label"], pa.string()),
+                    pa.array(columns["split"], pa.string()),
+                    pa.array([r.n_keypoints for r in results], pa.int32()),
+                    pa.array([pack(r.descriptors) for r in results], pa.binary()),
+                    pa.array([r.reject_reason for r in results], pa.string()),
+                    pa.array([r.width for r in results], pa.int32()),
+                    pa.array([r.height for r in results], pa.int32()),
+                ],
+                schema=_OUTPUT_SCHEMA,
+            )
+
+    return describe
+
+
+def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int) -> DataFrame:
+    """ORB descriptors for every listed image.
+
+    `files` has the binaryFile columns plus label and split (null split = outside the
+    Training/Test folders). Returns DESCRIPTOR_SCHEMA rows, one per file, rejects included
+    with their reason and n_keypoints 0.
+    """
+    readable = files.filter((F.col("length") <= max_file_bytes) & F.col("split").isNotNull())
+    described = readable.select("path", "label", "split", "content").mapInArrow(
+        _describe_batches(settings), DESCRIPTOR_SCHEMA
+    )
+    too_large = files.filter(F.col("length") > max_file_bytes).select(
+        "path", "label", "split",
+        F.concat(
+            F.lit("file too large: "), F.col("length").cast("string"),
+            F.lit(f" bytes exceeds ingest.max_file_bytes={max_file_bytes}"),
+        ).alias("reject_reason"),
+    )
+    outside = files.filter((F.col("length") <= max_file_bytes) & F.col("split").isNull()).select(
+        "path", "label", "split",
+        F.lit("not inside a Training or Test folder").alias("reject_reason"),
+    )
+    rejected_unread = too_large.unionByName(outside).select(
+        "path", "label", "split",
+        F.lit(0).cast("int").alias("n_keypoints"),
+        F.lit(b"").cast("binary").alias("descriptors"),
+        "reject_reason",
+        F.lit(0).cast("int").alias("width"),
+        F.lit(0).cast("int").alias("height"),
+    )
+    return described.unionByName(rejected_unread)
+
+
+def accepted(descriptors: DataFrame) -> DataFrame:
+    """The rows of images that were read (rejects removed); zero-keypoint images stay."""
+    return descriptors.filter(F.col("reject_reason").isNull())
+
+
+def rejects(descriptors: DataFrame) -> DataFrame:
+    """The (path, label, split, reason) rows of rejected images."""
+    return descriptors.filter(F.col("reject_reason").isNotNull()).select(
+        "path", "label", "split", F.col("reject_reason").alias("reason")
+    )
+
+
+def keypoint_statistics(descriptors: DataFrame) -> dict[str, float]:
+    """Aggregate keypoint counts over accepted images: mean, min, median, max, zero count."""
+    row = accepted(descriptors).agg(
+        F.count(F.lit(1)).alias("images"),
+        F.mean("n_keypoints").alias("mean"),
+        F.min("n_keypoints").alias("min"),
+        F.percentile_approx("n_keypoints", 0.5).alias("median"),
+        F.max("n_keypoints").alias("max"),
+        F.sum(F.when(F.col("n_keypoints") == 0, 1).otherwise(0)).alias("zero"),
+        F.sum("n_keypoints").alias("total"),
+    ).first()
+    return {
+        "images": int(row["images"] or 0),
+        "mean": round(float(row["mean"] or 0.0), 2),
+        "min": int(row["min"] or 0),
+        "median": int(row["median"] or 0),
+        "max": int(row["max"] or 0),
+        "images_without_keypoints": int(row["zero"] or 0),
+        "total": int(row["total"] or 0),
+    }

@@ -1,0 +1,62 @@
+"""Classifier stage: Spark ML multinomial logistic regression on the PCA features."""
+
+from __future__ import annotations
+
+from pyspark.ml.classification import LogisticRegression, LogisticRegressionModel
+from pyspark.ml.feature import IndexToString, StringIndexer, StringIndexerModel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from bovw.config import ClassifierSettings
+from bovw.ingest import TEST, TRAIN
+from bovw.metrics import classification_metrics
+
+
+def fit_labels(features: DataFrame) -> StringIndexerModel:
+    """Class name -> index, fitted on Training labels in alphabetical order (deterministic).
+
+    A Test label unseen in Training gets the extra index, which is never predicted, so
+    such images count as errors rather than disappearing.
+    """
+    indexer = StringIndexer(
+        inputCol="label", outputCol="label_index", stringOrderType="alphabetAsc",
+        handleInvalid="keep",
+    )
+    return indexer.fit(features.filter(F.col("split") == TRAIN))
+
+
+def fit_classifier(indexed: DataFrame, settings: ClassifierSettings) -> LogisticRegressionModel:
+    """Multinomial logistic regression on Training `pca_features` -> `label_index`."""
+    classifier = LogisticRegression(
+        featuresCol="pca_features", labelCol="label_index", family="multinomial",
+        regParam=settings.reg_param, elasticNetParam=settings.elastic_net,
+        maxIter=settings.max_iter, tol=settings.tol,
+    )
+    return classifier.fit(indexed.filter(F.col("split") == TRAIN))
+
+
+def predict(features: DataFrame, labels: StringIndexerModel,
+            classifier: LogisticRegressionModel) -> DataFrame:
+    """Add `prediction` (the predicted class name) and `probability` to every row."""
+    scored = classifier.transform(labels.transform(features))
+    to_name = IndexToString(inputCol="prediction", outputCol="predicted_label",
+                            labels=labels.labels)
+    return (
+        to_name.transform(scored)
+        .drop("prediction", "rawPrediction", "label_index")
+        .withColumnRenamed("predicted_label", "prediction")
+    )
+
+
+def evaluate(predictions: DataFrame, classes: list[str]) -> dict:
+    """Metrics on the Test rows, computed from a (label, prediction, count) table.
+
+    The table has at most classes^2 rows, the only thing brought to the driver.
+    """
+    outcomes = (
+        predictions.filter(F.col("split") == TEST)
+        .groupBy("label", "prediction").count().collect()
+    )
+    return classification_metrics(
+        classes, ((row["label"], row["prediction"], row["count"]) for row in outcomes)
+    )

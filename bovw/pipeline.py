@@ -1,0 +1,209 @@
+"""The whole chain, stage by stage, each persisted with a completion marker.
+
+ingest + descriptors -> vocabulary -> histograms -> reduction (IDF, PCA) -> classifier.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.ml.clustering import KMeansModel
+from pyspark.ml.feature import IDFModel, PCAModel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from bovw import storage
+from bovw.config import Config
+from bovw.descriptors import accepted, describe_images, keypoint_statistics, rejects
+from bovw.histograms import fit_idf, weight, word_histograms
+from bovw.ingest import assign_splits, list_files, with_labels
+from bovw.model import evaluate, fit_classifier, fit_labels, predict
+from bovw.reduction import explained_variance, fit_pca
+from bovw.runs import OutputError, RunLayout, finished_stage, mark_finished, prepare_output
+from bovw.vocabulary import centers, fit_vocabulary, sample_descriptors
+
+STAGES = ("descriptors", "vocabulary", "histograms", "reduction", "classifier")
+
+
+@dataclass
+class RunResult:
+    """What a run produced: where, how long each stage took, counts and metrics."""
+
+    output: str
+    timings: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    keypoints: dict[str, Any] = field(default_factory=dict)
+    vocabulary: dict[str, Any] = field(default_factory=dict)
+    reduction: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    resumed_stages: list[str] = field(default_factory=list)
+
+    def summary(self, config: Config) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "counts": self.counts,
+            "keypoints": self.keypoints,
+            "vocabulary": self.vocabulary,
+            "reduction": self.reduction,
+            "metrics": {key: self.metrics[key] for key in
+                        ("test_images", "accuracy", "macro_f1", "weighted_precision",
+                         "weighted_recall", "weighted_f1") if key in self.metrics},
+            "timings_seconds": self.timings,
+            "resumed_stages": self.resumed_stages,
+            "config": config.to_dict(),
+        }
+
+
+class _Stages:
+    """Runs each stage once: skipped (and its record reused) when its marker exists."""
+
+    def __init__(self, spark: SparkSession, layout: RunLayout, result: RunResult,
+                 log: Callable[[str], None]):
+        self.spark, self.layout, self.result, self.log = spark, layout, result, log
+
+    def run(self, stage: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        record = finished_stage(self.spark, self.layout, stage)
+        if record is not None:
+            self.result.resumed_stages.append(stage)
+            self.log(f"[bovw] {stage}: already finished, reusing its outputs")
+        else:
+            self.log(f"[bovw] {stage}: running")
+            started = time.perf_counter()
+            record = work()
+            record.setdefault("timings", {})[stage] = round(time.perf_counter() - started, 3)
+            mark_finished(self.spark, self.layout, stage, record)
+        self.result.timings.update(record.get("timings", {}))
+        return record
+
+
+def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_path: str, *,
+                 overwrite: bool = False, descriptors_from: str | None = None,
+                 log: Callable[[str], None] = print) -> RunResult:
+    """Run every stage on the images under `input_path`, writing to `output_path`.
+
+    `descriptors_from` reuses the descriptors Parquet of an earlier run (same ORB
+    settings assumed) instead of extracting them again. Returns a RunResult; raises
+    InputError, OutputError, VocabularyError on unusable input or output.
+    """
+    layout = RunLayout(output_path.rstrip("/"))
+    spec = {"input": input_path, "descriptors_from": descriptors_from, "config": config.to_dict()}
+    prepare_output(spark, layout, spec, overwrite)
+    result = RunResult(output=layout.root)
+    stages = _Stages(spark, layout, result, log)
+
+    record = stages.run("descriptors", lambda: _descriptors_stage(
+        spark, config, input_path, layout, descriptors_from))
+    result.counts, result.keypoints = record["counts"], record["keypoints"]
+    descriptors = spark.read.parquet(record["descriptors_path"])
+
+    record = stages.run("vocabulary", lambda: _vocabulary_stage(config, descriptors, layout))
+    result.vocabulary = record["vocabulary"]
+    vocabulary = centers(KMeansModel.load(layout.model("vocabulary")))
+
+    stages.run("histograms", lambda: _histograms_stage(spark, descriptors, vocabulary, layout))
+    histograms = spark.read.parquet(layout.histograms)
+
+    record = stages.run("reduction", lambda: _reduction_stage(config, histograms, len(vocabulary),
+                                                              layout))
+    result.reduction = record["reduction"]
+
+    record = stages.run("classifier", lambda: _classifier_stage(spark, config, histograms, layout))
+    result.metrics = json.loads(storage.read_text(spark, layout.metrics))
+
+    storage.write_text(spark, layout.summary, json.dumps(result.summary(config), indent=2))
+    return result
+
+
+def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
+                       descriptors_from: str | None) -> dict[str, Any]:
+    timings: dict[str, float] = {}
+    if descriptors_from:
+        source = descriptors_from
+    else:
+        started = time.perf_counter()
+        files = with_labels(list_files(spark, input_path, config.ingest))
+        has_split_folders = files.filter(F.col("split_folder").isNotNull()).limit(1).count() > 0
+        files = assign_splits(files, config.ingest.test_fraction, config.seed, has_split_folders)
+        timings["ingest"] = round(time.perf_counter() - started, 3)
+        described = describe_images(files, config.orb, config.ingest.max_file_bytes)
+        described.write.mode("overwrite").parquet(layout.descriptors)
+        source = layout.descriptors
+    descriptors = spark.read.parquet(source)
+    rejects(descriptors).write.mode("overwrite").parquet(layout.rejects)
+    split_counts = {
+        row["split"] or "none": row["count"]
+        for row in accepted(descriptors).groupBy("split").count().collect()
+    }
+    total = descriptors.count()
+    accepted_count = sum(split_counts.values())
+    if accepted_count == 0:
+        raise OutputError(f"no readable image under {input_path}; see {layout.rejects}")
+    counts = {
+        "images": total,
+        "accepted": accepted_count,
+        "rejected": total - accepted_count,
+        "per_split": split_counts,
+        "classes": accepted(descriptors).select("label").distinct().count(),
+    }
+    return {"descriptors_path": source, "counts": counts,
+            "keypoints": keypoint_statistics(descriptors), "timings": timings}
+
+
+def _vocabulary_stage(config: Config, descriptors: DataFrame, layout: RunLayout) -> dict[str, Any]:
+    sample = sample_descriptors(descriptors, config.vocabulary, config.seed)
+    model = fit_vocabulary(sample, config.vocabulary, config.seed)
+    model.write().overwrite().save(layout.model("vocabulary"))
+    summary = model.summary
+    return {"vocabulary": {
+        "k": config.vocabulary.k,
+        "sample_descriptors": int(sum(summary.clusterSizes)),
+        "iterations": int(summary.numIter),
+        "training_cost": round(float(summary.trainingCost), 3),
+    }}
+
+
+def _histograms_stage(spark: SparkSession, descriptors: DataFrame, vocabulary, layout: RunLayout
+                      ) -> dict[str, Any]:
+    word_histograms(descriptors, vocabulary).write.mode("overwrite").parquet(layout.histograms)
+    return {}
+
+
+def _reduction_stage(config: Config, histograms: DataFrame, dimension: int, layout: RunLayout
+                     ) -> dict[str, Any]:
+    idf = fit_idf(histograms) if config.histograms.tfidf else None
+    if idf is not None:
+        idf.write().overwrite().save(layout.model("idf"))
+    weighted = weight(histograms, config.histograms, idf)
+    pca = fit_pca(weighted, config.pca.components, dimension)
+    pca.write().overwrite().save(layout.model("pca"))
+    variance = explained_variance(pca)
+    return {"reduction": {"components": len(variance),
+                          "explained_variance_total": round(sum(variance), 6),
+                          "explained_variance": variance}}
+
+
+def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame,
+                      layout: RunLayout) -> dict[str, Any]:
+    idf = IDFModel.load(layout.model("idf")) if config.histograms.tfidf else None
+    pca = PCAModel.load(layout.model("pca"))
+    features = pca.transform(weight(histograms, config.histograms, idf)).cache()
+    try:
+        labels = fit_labels(features)
+        labels.write().overwrite().save(layout.model("labels"))
+        classifier = fit_classifier(labels.transform(features), config.classifier)
+        classifier.write().overwrite().save(layout.model("classifier"))
+        predictions = predict(features, labels, classifier).select(
+            "path", "label", "split", "n_keypoints", "histogram", "pca_features", "prediction",
+            "probability",
+        )
+        predictions.write.mode("overwrite").parquet(layout.features)
+    finally:
+        features.unpersist()
+    metrics = evaluate(spark.read.parquet(layout.features), list(labels.labels))
+    metrics["classifier_iterations"] = int(classifier.summary.totalIterations)
+    storage.write_text(spark, layout.metrics, json.dumps(metrics, indent=2))
+    return {}

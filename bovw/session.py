@@ -1,0 +1,107 @@
+"""Building the SparkSession from the configuration, after checking for a usable JDK."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from bovw.config import Config, SparkSettings
+
+SUPPORTED_JAVA = (17, 21)
+JAVA_INSTALL_HINT = (
+    "install one with: sudo apt-get install -y openjdk-17-jre-headless (Debian/Ubuntu) "
+    "or sudo dnf install -y java-17-amazon-corretto-headless (Amazon Linux 2023) "
+    "or sudo yum install -y java-17-amazon-corretto-headless (Amazon Linux 2), "
+    "then set JAVA_HOME if several are installed"
+)
+
+
+class JavaError(RuntimeError):
+    """No usable JDK: the message names the install command."""
+
+
+def java_major_version(version_output: str) -> int | None:
+    """The major version in `java -version` output ("1.8.0_392" -> 8, "17.0.9" -> 17)."""
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
+    if not match:
+        return None
+    major = int(match.group(1))
+    if major == 1 and match.group(2):
+        return int(match.group(2))
+    return major
+
+
+def find_java(java_home: str | None) -> str | None:
+    """The java executable: $JAVA_HOME/bin/java when given, else the first on PATH."""
+    if java_home:
+        candidate = Path(java_home) / "bin" / "java"
+        return str(candidate) if candidate.is_file() else None
+    return shutil.which("java")
+
+
+def check_java(java_home: str | None) -> int:
+    """Return the JDK's major version, or raise JavaError with the command that fixes it."""
+    java = find_java(java_home)
+    if java is None:
+        where = f"JAVA_HOME={java_home} has no bin/java" if java_home else "no java on PATH"
+        raise JavaError(f"Spark 4 needs Java 17 or 21, but {where}; {JAVA_INSTALL_HINT}")
+    try:
+        completed = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise JavaError(f"could not run {java} -version ({error}); {JAVA_INSTALL_HINT}") from None
+    major = java_major_version(completed.stderr + completed.stdout)
+    if major is None or major < min(SUPPORTED_JAVA):
+        found = f"Java {major}" if major else "an unrecognised Java"
+        raise JavaError(f"Spark 4 needs Java 17 or 21, found {found} at {java}; {JAVA_INSTALL_HINT}")
+    return major
+
+
+def spark_properties(settings: SparkSettings) -> dict[str, str]:
+    """Every Spark property the configuration sets, as strings."""
+    properties = {
+        "spark.master": settings.master,
+        "spark.app.name": settings.app_name,
+        "spark.driver.memory": settings.driver_memory,
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.arrow_batch_size),
+        "spark.sql.files.openCostInBytes": str(settings.open_cost_bytes),
+        "spark.sql.files.maxPartitionBytes": str(settings.max_partition_bytes),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        # Pivot output and histograms are wide rows; the generated code for them is
+        # larger than Java's 8 KB JIT limit, which would otherwise disable JIT.
+        "spark.sql.codegen.hugeMethodLimit": "65535",
+    }
+    properties.update(settings.conf)
+    return properties
+
+
+def build_session(config: Config, java_home: str | None = None,
+                  extra: Mapping[str, str] | None = None, submitted: bool = False):
+    """Check Java, then get or create the SparkSession configured by `config`.
+
+    `extra` adds properties decided at run time (e.g. S3 credentials), never saved.
+    `submitted` means spark-submit started the JVM: its --master, --driver-memory and
+    --conf flags (and spark-defaults.conf) then win over the config file.
+    Returns a pyspark.sql.SparkSession.
+    """
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    already_set: set[str] = set()
+    if submitted:
+        already_set = {key for key, _value in SparkConf().getAll()}
+    else:
+        check_java(java_home)
+    builder = SparkSession.builder
+    for key, value in {**spark_properties(config.spark), **(extra or {})}.items():
+        if key not in already_set:
+            builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(config.spark.log_level)
+    return session

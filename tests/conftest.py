@@ -1,0 +1,34 @@
+"""Shared fixtures: one local SparkSession for the whole test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bovw.config import load_config
+
+# Two cores, tiny data: few partitions keep per-task overhead low.
+TEST_SPARK = {
+    "spark.master": "local[2]",
+    "spark.shuffle_partitions": 4,
+    "spark.driver_memory": "2g",
+    "spark.conf.spark.ui.enabled": "false",
+    "spark.conf.spark.sql.adaptive.coalescePartitions.enabled": "true",
+}
+
+
+@pytest.fixture(scope="session")
+def test_config():
+    """The defaults with test-sized Spark settings and a small vocabulary."""
+    return load_config(None, {**TEST_SPARK, "vocabulary.k": 20, "pca.components": 10,
+                              "vocabulary.partitions": 2})
+
+
+@pytest.fixture(scope="session")
+def spark(test_config):
+    from bovw.session import build_session
+
+    session = build_session(test_config, java_home=os.environ.get("JAVA_HOME"))
+    yield session
+    session.stop()

@@ -1,0 +1,89 @@
+"""Configuration: TOML + overrides parsed once into a validated, frozen object."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from bovw.config import Config, ConfigError, load_config, parse_assignment
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_valid_and_frozen():
+    config = load_config()
+    assert config.vocabulary.k == 500
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.vocabulary.k = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["local.toml", "ec2-t3.2xlarge.toml"])
+def test_shipped_config_files_load(name):
+    config = load_config(ROOT / "conf" / name)
+    assert isinstance(config, Config)
+
+
+def test_ec2_config_is_sized_for_eight_cores():
+    config = load_config(ROOT / "conf" / "ec2-t3.2xlarge.toml")
+    assert config.spark.master == "local[8]"
+    assert config.spark.driver_memory == "20g"
+
+
+def test_file_values_and_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('seed = 7\n[vocabulary]\nk = 50\n[orb]\ndense_scales = [1.0, 2.0]\n')
+    config = load_config(path, {"vocabulary.k": "64", "histograms.tfidf": "false",
+                                "spark.conf.spark.ui.enabled": "false"})
+    assert config.seed == 7
+    assert config.vocabulary.k == 64
+    assert config.histograms.tfidf is False
+    assert config.orb.dense_scales == (1.0, 2.0)
+    assert config.spark.conf == {"spark.ui.enabled": "false"}
+
+
+def test_round_trip_through_dict():
+    config = load_config(None, {"vocabulary.k": 12})
+    assert load_config(None, {}).replace(**{"vocabulary.k": 12}) == config
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"vocabulary.k": 1}, "vocabulary.k must be >= 2 (got 1)"),
+    ({"vocabulary.sample_size": -5}, "vocabulary.sample_size must be >= 1 (got -5)"),
+    ({"vocabulary.k": "many"}, "vocabulary.k must be an integer (got 'many')"),
+    ({"ingest.test_fraction": 1.5}, "ingest.test_fraction must be between 0 and 1 (exclusive)"),
+    ({"orb.sampling": "grid"}, "orb.sampling must be 'detect' or 'dense'"),
+    ({"histograms.tfidf": "maybe"}, "histograms.tfidf must be true or false (got 'maybe')"),
+])
+def test_invalid_values_give_one_line_errors(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(None, overrides)
+    assert str(error.value) == message
+
+
+def test_unknown_keys_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown config key 'vocabulary.kk'"):
+        load_config(None, {"vocabulary.kk": 3})
+    path = tmp_path / "bad.toml"
+    path.write_text("[vocabulary]\nsize = 10\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'vocabulary.size'; known keys"):
+        load_config(path)
+    path.write_text("[vocab]\nk = 10\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'vocab'"):
+        load_config(path)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+    path = tmp_path / "broken.toml"
+    path.write_text("[vocabulary\nk=")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_config(path)
+
+
+def test_parse_assignment():
+    assert parse_assignment("orb.nfeatures = 300") == ("orb.nfeatures", "300")
+    with pytest.raises(ConfigError, match="--set expects section.key=value"):
+        parse_assignment("orb.nfeatures")
