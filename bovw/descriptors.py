@@ -30,7 +30,8 @@ def _describe_batches(settings: OrbSettings):
     def describe(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             columns = batch.to_pydict()
-            results = [extract_descriptors(content or b"", settings) for content in columns["content"]]
+            results = [extract_descriptors(content or b"", settings)
+                       for content in columns["content"]]
             yield pa.RecordBatch.from_arrays(
                 [
                     pa.array(columns["path"], pa.string()),

@@ -57,7 +57,9 @@ def check_java(java_home: str | None) -> int:
     major = java_major_version(completed.stderr + completed.stdout)
     if major is None or major < min(SUPPORTED_JAVA):
         found = f"Java {major}" if major else "an unrecognised Java"
-        raise JavaError(f"Spark 4 needs Java 17 or 21, found {found} at {java}; {JAVA_INSTALL_HINT}")
+        raise JavaError(
+            f"Spark 4 needs Java 17 or 21, found {found} at {java}; {JAVA_INSTALL_HINT}"
+        )
     return major
 
 
