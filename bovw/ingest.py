@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -51,16 +53,30 @@ def check_local_input(path: str, settings: IngestSettings) -> None:
 def list_files(spark: SparkSession, path: str, settings: IngestSettings) -> DataFrame:
     """The binaryFile listing of every image under `path` (recursive, any-case extension).
 
-    Returns the raw binaryFile DataFrame (path, modificationTime, length, content); the
-    content column is only read by Spark when a later stage selects it.
+    Returns the binaryFile DataFrame (path, modificationTime, length, content); the
+    content column is only read by Spark when a later stage selects it. Zero-byte files,
+    which Spark's file scan skips, are added back with empty content so that they are
+    rejected visibly instead of vanishing.
     """
-    return (
+    files = (
         spark.read.format("binaryFile")
         .option("recursiveFileLookup", "true")
         .option("pathGlobFilter", extension_glob(settings.extensions))
-        .option("ignoreCorruptFiles", "true")
         .load(path)
     )
+    listed = files.inputFiles()  # Spark's own driver-side listing, already in memory
+    if len(listed) == files.count():
+        return files
+    # The listing holds URIs (file:///a%20b); the path column holds Hadoop paths (file:/a b).
+    every = spark.createDataFrame(
+        [(re.sub("^file:///", "file:/", unquote(uri)),) for uri in listed], "path string")
+    empty = every.join(files.select("path"), "path", "left_anti").select(
+        "path",
+        F.lit(None).cast("timestamp").alias("modificationTime"),
+        F.lit(0).cast("long").alias("length"),
+        F.lit(b"").cast("binary").alias("content"),
+    )
+    return files.unionByName(empty)
 
 
 def with_labels(files: DataFrame) -> DataFrame:

@@ -15,35 +15,35 @@ from bovw.metrics import classification_metrics
 def fit_labels(features: DataFrame) -> StringIndexerModel:
     """Class name -> index, fitted on Training labels in alphabetical order (deterministic).
 
-    A Test label unseen in Training gets the extra index, which is never predicted, so
-    such images count as errors rather than disappearing.
+    Only Training rows are ever indexed; a Test label unseen in Training simply never
+    matches a prediction, so such images count as errors rather than disappearing.
     """
     indexer = StringIndexer(
         inputCol="label", outputCol="label_index", stringOrderType="alphabetAsc",
-        handleInvalid="keep",
     )
     return indexer.fit(features.filter(F.col("split") == TRAIN))
 
 
-def fit_classifier(indexed: DataFrame, settings: ClassifierSettings) -> LogisticRegressionModel:
-    """Multinomial logistic regression on Training `pca_features` -> `label_index`."""
+def fit_classifier(features: DataFrame, labels: StringIndexerModel,
+                   settings: ClassifierSettings) -> LogisticRegressionModel:
+    """Multinomial logistic regression on the Training rows: `pca_features` -> label index."""
     classifier = LogisticRegression(
         featuresCol="pca_features", labelCol="label_index", family="multinomial",
         regParam=settings.reg_param, elasticNetParam=settings.elastic_net,
         maxIter=settings.max_iter, tol=settings.tol,
     )
-    return classifier.fit(indexed.filter(F.col("split") == TRAIN))
+    return classifier.fit(labels.transform(features.filter(F.col("split") == TRAIN)))
 
 
 def predict(features: DataFrame, labels: StringIndexerModel,
             classifier: LogisticRegressionModel) -> DataFrame:
     """Add `prediction` (the predicted class name) and `probability` to every row."""
-    scored = classifier.transform(labels.transform(features))
+    scored = classifier.transform(features)
     to_name = IndexToString(inputCol="prediction", outputCol="predicted_label",
                             labels=labels.labels)
     return (
         to_name.transform(scored)
-        .drop("prediction", "rawPrediction", "label_index")
+        .drop("prediction", "rawPrediction")
         .withColumnRenamed("predicted_label", "prediction")
     )
 

@@ -194,7 +194,7 @@ def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame
     try:
         labels = fit_labels(features)
         labels.write().overwrite().save(layout.model("labels"))
-        classifier = fit_classifier(labels.transform(features), config.classifier)
+        classifier = fit_classifier(features, labels, config.classifier)
         classifier.write().overwrite().save(layout.model("classifier"))
         predictions = predict(features, labels, classifier).select(
             "path", "label", "split", "n_keypoints", "histogram", "pca_features", "prediction",

@@ -14,6 +14,8 @@ TEST_SPARK = {
     "spark.shuffle_partitions": 4,
     "spark.driver_memory": "2g",
     "spark.conf.spark.ui.enabled": "false",
+    "spark.conf.spark.driver.host": "127.0.0.1",
+    "spark.conf.spark.driver.bindAddress": "127.0.0.1",
     "spark.conf.spark.sql.adaptive.coalescePartitions.enabled": "true",
 }
 

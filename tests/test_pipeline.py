@@ -1,0 +1,160 @@
+"""End to end on generated images, bad files included: outputs, rejects, accuracy, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pyspark.ml.classification import LogisticRegressionModel
+from pyspark.ml.clustering import KMeansModel
+from pyspark.ml.feature import PCAModel
+
+from bovw.cli import main
+from bovw.pipeline import run_pipeline
+from bovw.runs import OutputError
+from bovw.synthetic import generate_dataset
+from tests import imagefiles
+from tests.conftest import TEST_SPARK
+
+MAX_FILE_BYTES = 1_000_000
+BAD_FILES = {
+    "zero.jpg": (b"", "empty file"),
+    "text.jpg": (b"just some text, not a JPEG", "not an image (unrecognised format)"),
+    "truncated.jpg": (imagefiles.truncated_jpeg(), "corrupt or truncated image"),
+    "bomb.png": (imagefiles.bomb_png(), "image too large: 40000x40000 pixels"),
+    "oversized.jpg": (b"\xff" * (MAX_FILE_BYTES + 1), "file too large: 1000001 bytes"),
+}
+ODD_BUT_READABLE = {
+    "grey.png": imagefiles.grey_png(),
+    "rgba.png": imagefiles.rgba_png(),
+    "sixteen.png": imagefiles.png16(),
+    "cmyk.jpg": imagefiles.cmyk_jpeg(),
+    "tiny.jpg": imagefiles.jpeg(size=5),
+    "huge.JPG": imagefiles.jpeg(size=6000),
+}
+RUN_FLAGS = ["--k", "20", "--pca-components", "10", "--set", "vocabulary.partitions=2",
+             "--set", f"ingest.max_file_bytes={MAX_FILE_BYTES}"]
+
+
+def spark_flags():
+    return [flag for key, value in TEST_SPARK.items()
+            for flag in ("--set", f"{key}={value}")]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fruits")
+    generate_dataset(root, classes=3, train_per_class=12, test_per_class=5, seed=0)
+    odd_folder = root / "Training" / "Banana"
+    for name, (data, _reason) in BAD_FILES.items():
+        (odd_folder / name).write_bytes(data)
+    for name, data in ODD_BUT_READABLE.items():
+        (odd_folder / name).write_bytes(data)
+    return root
+
+
+@pytest.fixture(scope="module")
+def first_run(spark, dataset, tmp_path_factory):
+    output = tmp_path_factory.mktemp("runs") / "first"
+    code = main(["run", "--input", str(dataset), "--output", str(output),
+                 *RUN_FLAGS, *spark_flags()])
+    assert code == 0
+    return output
+
+
+def test_summary_and_metrics(first_run):
+    summary = json.loads((first_run / "summary.json").read_text())
+    total = 3 * (12 + 5) + len(BAD_FILES) + len(ODD_BUT_READABLE)
+    assert summary["counts"]["images"] == total
+    assert summary["counts"]["rejected"] == len(BAD_FILES)
+    assert summary["counts"]["per_split"] == {"Training": 36 + len(ODD_BUT_READABLE), "Test": 15}
+    assert summary["counts"]["classes"] == 3
+    assert summary["keypoints"]["images_without_keypoints"] >= 1  # tiny.jpg
+    assert summary["vocabulary"]["k"] == 20
+    assert set(summary["timings_seconds"]) >= {
+        "ingest", "descriptors", "vocabulary", "histograms", "reduction", "classifier"}
+    metrics = json.loads((first_run / "metrics.json").read_text())
+    assert metrics["test_images"] == 15
+    assert metrics["accuracy"] >= 0.8  # chance is 1/3
+    assert metrics["classes"] == ["Apple Red 1", "Banana", "Orange"]
+    assert sum(map(sum, metrics["confusion_matrix"])) == 15
+
+
+def test_rejects_table_names_each_bad_file(spark, first_run):
+    rejects = {row["path"].rsplit("/", 1)[1]: row["reason"]
+               for row in spark.read.parquet(str(first_run / "rejects")).collect()}
+    assert set(rejects) == set(BAD_FILES)
+    for name, (_data, reason) in BAD_FILES.items():
+        assert rejects[name].startswith(reason), (name, rejects[name])
+
+
+def test_features_parquet_has_one_row_per_accepted_image(spark, first_run):
+    features = spark.read.parquet(str(first_run / "features"))
+    assert features.columns == ["path", "label", "split", "n_keypoints", "histogram",
+                                "pca_features", "prediction", "probability"]
+    rows = features.collect()
+    assert len(rows) == 3 * 17 + len(ODD_BUT_READABLE)
+    assert len({row["path"] for row in rows}) == len(rows)
+    tiny = next(row for row in rows if row["path"].endswith("tiny.jpg"))
+    assert tiny["n_keypoints"] == 0 and tiny["histogram"].toArray().sum() == 0
+    other = next(row for row in rows if row["n_keypoints"] > 0)
+    assert other["histogram"].toArray().sum() == other["n_keypoints"]
+    assert len(other["pca_features"]) == 10
+
+
+def test_models_are_saved_and_loadable(first_run):
+    assert KMeansModel.load(str(first_run / "models" / "vocabulary")).getK() == 20
+    assert PCAModel.load(str(first_run / "models" / "pca")).getK() == 10
+    classifier = LogisticRegressionModel.load(str(first_run / "models" / "classifier"))
+    assert classifier.numClasses == 3
+
+
+def test_same_seed_gives_same_vocabulary_and_metrics(spark, test_config, dataset, first_run,
+                                                     tmp_path):
+    config = test_config.replace(**{"ingest.max_file_bytes": MAX_FILE_BYTES})
+    second = run_pipeline(spark, config, str(dataset), str(tmp_path / "second"), log=lambda _: None)
+    first_centers = KMeansModel.load(str(first_run / "models" / "vocabulary")).clusterCenters()
+    second_centers = KMeansModel.load(str(tmp_path / "second" / "models" / "vocabulary")
+                                      ).clusterCenters()
+    assert np.array_equal(np.array(first_centers), np.array(second_centers))
+    first_metrics = json.loads((first_run / "metrics.json").read_text())
+    assert second.metrics == first_metrics
+
+
+def test_a_finished_run_is_never_overwritten_silently(dataset, first_run, capsys):
+    code = main(["run", "--input", str(dataset), "--output", str(first_run), *RUN_FLAGS,
+                 *spark_flags()])
+    assert code == 1
+    assert capsys.readouterr().err.strip() == (
+        f"bovw: error: output {first_run} already holds a finished run; "
+        "choose another --output or pass --overwrite to replace it"
+    )
+
+
+def test_unfinished_run_resumes_only_with_the_same_spec(spark, tmp_path):
+    from bovw.runs import RunLayout, prepare_output
+
+    layout = RunLayout(str(tmp_path / "run"))
+    prepare_output(spark, layout, {"input": "x", "k": 1}, overwrite=False)
+    prepare_output(spark, layout, {"input": "x", "k": 1}, overwrite=False)  # resumes
+    with pytest.raises(OutputError, match="holds an unfinished run with a different input"):
+        prepare_output(spark, layout, {"input": "x", "k": 2}, overwrite=False)
+    prepare_output(spark, layout, {"input": "x", "k": 2}, overwrite=True)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="exists and is not a bovw run folder"):
+        prepare_output(spark, RunLayout(str(tmp_path / "other")), {}, overwrite=False)
+
+
+def test_config_errors_stop_before_spark(dataset, capsys):
+    assert main(["run", "--input", str(dataset), "--output", "/tmp/never", "--k", "1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == "bovw: config error: vocabulary.k must be >= 2 (got 1)"
+
+
+def test_missing_input_is_a_one_line_error(tmp_path, capsys):
+    assert main(["run", "--input", str(tmp_path / "none"), "--output", str(tmp_path / "o")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error == f"bovw: error: input folder not found: {tmp_path}/none"
+    assert not (tmp_path / "o").exists()
