@@ -192,7 +192,8 @@ def render_policy(
     **values: str,
 ) -> dict[str, Any]:
     """Fill a conf/iam policy template's ${BUCKET}, ${INPUT_PREFIX}, ${OUTPUT_PREFIX}
-    (and any other ${NAME} given in `values`, e.g. CODE_PREFIX) and parse it.
+    (and any other ${NAME} given in `values` as name=..., e.g. code_prefix="bovw",
+    account_id="123456789012") and parse it.
 
     Prefixes are given without leading or trailing slashes ("fruits/Training" style
     slashes inside are kept). Raises CloudError for a bad bucket name or a missing value.
@@ -203,7 +204,7 @@ def render_policy(
         "BUCKET": bucket,
         "INPUT_PREFIX": input_prefix.strip("/"),
         "OUTPUT_PREFIX": output_prefix.strip("/"),
-        **{key: value.strip("/") if key.endswith("PREFIX") else value
+        **{key.upper(): value.strip("/") if key.upper().endswith("PREFIX") else value
            for key, value in values.items()},
     }
     for key in ("INPUT_PREFIX", "OUTPUT_PREFIX"):

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -98,13 +98,17 @@ def s3_client(settings: S3Settings, session: boto3.Session | None = None) -> Any
     )
 
 
-def list_objects(s3_url: str, client: Any) -> Iterator[S3Object]:
-    """Every object under the folder `s3_url` (recursively), in key order. Raises CloudError."""
+def list_objects(s3_url: str, client: Any, *, page_size: int = 1000) -> Iterator[S3Object]:
+    """Every object under the folder `s3_url` (recursively), in key order, fetched
+    `page_size` keys per ListObjectsV2 request. Raises CloudError."""
     bucket, key = parse_s3_url(s3_url)
     prefix = _folder_prefix(key)
     paginator = client.get_paginator("list_objects_v2")
+    pages = paginator.paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+    )
     try:
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for page in pages:
             for item in page.get("Contents", []):
                 yield S3Object(key=item["Key"], size=int(item["Size"]))
     except botocore.exceptions.ClientError as error:
@@ -209,31 +213,27 @@ def upload(
             pool.submit(send, path, object_key, size): object_key
             for path, object_key, size in todo
         }
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in done:
-                if future.cancelled():
-                    continue
-                object_key = futures[future]
-                try:
-                    sent_bytes += future.result()
-                    uploaded += 1
-                    bar.file_done(ok=True)
-                except botocore.exceptions.ClientError as error:
-                    code = error.response.get("Error", {}).get("Code", "")
-                    bar.file_done(ok=False)
-                    failures.append((object_key, f"{code}: {error}"))
-                    if code in _FATAL_CODES and fatal is None:
-                        fatal = _cloud_error(error, bucket, object_key, "s3:PutObject")
-                except (OSError, botocore.exceptions.BotoCoreError,
-                        boto3.exceptions.S3UploadFailedError) as error:
-                    bar.file_done(ok=False)
-                    failures.append((object_key, str(error)))
-            if fatal is not None:
-                # Files not started yet would fail the same way; running ones finish.
-                for future in pending:
-                    future.cancel()
+        for future in as_completed(futures):
+            if future.cancelled():
+                continue
+            object_key = futures[future]
+            try:
+                sent_bytes += future.result()
+                uploaded += 1
+                bar.file_done(ok=True)
+            except botocore.exceptions.ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                bar.file_done(ok=False)
+                failures.append((object_key, f"{code}: {error}"))
+                if code in _FATAL_CODES and fatal is None:
+                    fatal = _cloud_error(error, bucket, object_key, "s3:PutObject")
+                    # Files not started yet would fail the same way; running ones finish.
+                    for other in futures:
+                        other.cancel()
+            except (OSError, botocore.exceptions.BotoCoreError,
+                    boto3.exceptions.S3UploadFailedError) as error:
+                bar.file_done(ok=False)
+                failures.append((object_key, str(error)))
     report = UploadReport(
         uploaded=uploaded,
         skipped=skipped,
