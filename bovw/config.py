@@ -65,7 +65,8 @@ class IngestSettings:
     def validate(self) -> None:
         _require(len(self.extensions) > 0, "ingest.extensions must list at least one extension")
         _require(
-            0.0 < self.test_fraction < 1.0, "ingest.test_fraction must be between 0 and 1 (exclusive)"
+            0.0 < self.test_fraction < 1.0,
+            "ingest.test_fraction must be between 0 and 1 (exclusive)",
         )
         _require(self.max_file_bytes >= 1, "ingest.max_file_bytes must be >= 1")
 
@@ -127,7 +128,9 @@ class VocabularySettings:
 
     def validate(self) -> None:
         _require(self.k >= 2, f"vocabulary.k must be >= 2 (got {self.k})")
-        _require(self.sample_size >= 1, f"vocabulary.sample_size must be >= 1 (got {self.sample_size})")
+        _require(
+            self.sample_size >= 1, f"vocabulary.sample_size must be >= 1 (got {self.sample_size})"
+        )
         _require(self.max_iter >= 1, "vocabulary.max_iter must be >= 1")
         _require(
             self.init_mode in ("k-means||", "random"),
@@ -204,9 +207,7 @@ class S3Settings:
             self.committer in S3_COMMITTERS,
             f"s3.committer must be one of {', '.join(S3_COMMITTERS)} (got {self.committer!r})",
         )
-        _require(
-            self.profile is None or bool(self.profile.strip()), "s3.profile must not be blank"
-        )
+        _require(self.profile is None or bool(self.profile.strip()), "s3.profile must not be blank")
         _require(
             self.endpoint is None or self.endpoint.startswith(("http://", "https://")),
             f"s3.endpoint must start with http:// or https:// (got {self.endpoint!r})",
@@ -334,7 +335,11 @@ def _to_plain(value: Any) -> Any:
 
 
 def _sections(config: Config) -> list[str]:
-    return [f.name for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))]
+    return [
+        f.name
+        for f in dataclasses.fields(config)
+        if dataclasses.is_dataclass(getattr(config, f.name))
+    ]
 
 
 def _resolved_hints(cls: type) -> dict[str, Any]:
@@ -429,7 +434,9 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     return Config(**values).validate()
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Config:
     """Read a TOML file (or the built-in defaults when path is None) and apply overrides.
 
     `overrides` maps dotted keys ("vocabulary.k", "seed") to values, typically strings
