@@ -33,14 +33,14 @@ class CloudError(RuntimeError):
 _SECRET_NAME = re.compile(r"secret|password|token|access[._-]?key", re.IGNORECASE)
 REDACTED = "***"
 
-# Credential sources whose keys rotate on their own: Hadoop is told to fetch them itself
-# instead of being handed a snapshot that would expire mid-run.
+# Credential sources whose keys rotate on their own. Hadoop's default provider chain ends
+# with the instance/container role and refreshes it, where a snapshot would expire mid-run;
+# leaving the chain alone also keeps a platform's own providers (EMR runtime roles).
 _INSTANCE_METHODS = ("iam-role", "container-role")
 
 S3A = "org.apache.hadoop.fs.s3a"
 TEMPORARY_PROVIDER = f"{S3A}.TemporaryAWSCredentialsProvider"
 SIMPLE_PROVIDER = f"{S3A}.SimpleAWSCredentialsProvider"
-INSTANCE_PROVIDER = f"{S3A}.auth.IAMInstanceCredentialsProvider"
 S3A_COMMITTER_FACTORY = f"{S3A}.commit.S3ACommitterFactory"
 # Both classes live in org.apache.spark:spark-hadoop-cloud, not in pyspark's own jars.
 PATH_OUTPUT_COMMIT_PROTOCOL = "org.apache.spark.internal.io.cloud.PathOutputCommitProtocol"
@@ -244,25 +244,22 @@ def hadoop_s3a_properties(
     """The Spark properties that let hadoop-aws's S3A connector read and write `s3a://`.
 
     `credentials` None leaves Hadoop's own provider chain in charge (environment, instance
-    role). Instance-role credentials are not copied either: Hadoop fetches and refreshes them
-    itself. Otherwise the keys are passed with TemporaryAWSCredentialsProvider (session
+    role). Instance and container role credentials are not copied either: that chain fetches
+    and refreshes them itself. Otherwise the keys are passed with
+    TemporaryAWSCredentialsProvider (session
     credentials) or SimpleAWSCredentialsProvider (long-term keys). Keys are full Spark
     property names (`spark.hadoop.fs.s3a.*`, `spark.sql.*`). The result holds secrets:
     show it only through redact(), and apply the secret part with apply_hadoop_properties().
     """
     hadoop: dict[str, str] = {}
-    if credentials is not None:
-        if credentials.method in _INSTANCE_METHODS:
-            hadoop["fs.s3a.aws.credentials.provider"] = INSTANCE_PROVIDER
-        elif credentials.token:
-            hadoop["fs.s3a.aws.credentials.provider"] = TEMPORARY_PROVIDER
-            hadoop["fs.s3a.access.key"] = credentials.access_key
-            hadoop["fs.s3a.secret.key"] = credentials.secret_key
+    if credentials is not None and credentials.method not in _INSTANCE_METHODS:
+        hadoop["fs.s3a.aws.credentials.provider"] = (
+            TEMPORARY_PROVIDER if credentials.token else SIMPLE_PROVIDER
+        )
+        hadoop["fs.s3a.access.key"] = credentials.access_key
+        hadoop["fs.s3a.secret.key"] = credentials.secret_key
+        if credentials.token:
             hadoop["fs.s3a.session.token"] = credentials.token
-        else:
-            hadoop["fs.s3a.aws.credentials.provider"] = SIMPLE_PROVIDER
-            hadoop["fs.s3a.access.key"] = credentials.access_key
-            hadoop["fs.s3a.secret.key"] = credentials.secret_key
     region = settings.region or (credentials.region if credentials else None)
     if region:
         # Without a region S3A probes the bucket for it, which needs extra permissions.
@@ -317,6 +314,48 @@ def apply_hadoop_properties(hadoop_conf: Any, properties: Mapping[str, str]) -> 
         if not key.startswith("spark.hadoop."):
             raise CloudError(f"{key!r} is not a spark.hadoop.* property; set it on the builder")
         hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
+
+
+@dataclass(frozen=True)
+class SparkS3ASetup:
+    """Everything a SparkSession needs for s3a://, split by where it must be applied.
+
+    `builder_conf`: SparkSession.builder properties (no secrets: they end up on the
+    spark-submit command line). `hadoop_secrets`: `spark.hadoop.*` keys to set with
+    apply_hadoop_properties() once the session exists. `submit_args`: the jars as
+    spark-submit options, for runs launched by spark-submit, whose JVM already started.
+    """
+
+    builder_conf: Mapping[str, str]
+    hadoop_secrets: Mapping[str, str] = field(repr=False)
+    submit_args: tuple[str, ...] = ()
+
+    def shown(self) -> dict[str, Any]:
+        """The whole setup with secrets masked, for logs and the saved effective config."""
+        return redact({
+            "builder_conf": dict(self.builder_conf),
+            # Not "hadoop_secrets": that name alone would mask the whole table.
+            "hadoop_after_start": dict(self.hadoop_secrets),
+            "submit_args": list(self.submit_args),
+        })
+
+
+def spark_s3a_setup(
+    settings: S3Settings,
+    credentials: ResolvedCredentials | None,
+    pyspark_jars: str | Path | None = None,
+) -> SparkS3ASetup:
+    """hadoop_s3a_properties() and s3a_jars() combined and split for a session builder.
+
+    `pyspark_jars` defaults to the installed pyspark's jars folder.
+    """
+    jars = s3a_jars(pyspark_jars if pyspark_jars is not None else pyspark_jars_dir(), settings)
+    public, secret = split_secret_properties(hadoop_s3a_properties(credentials, settings))
+    return SparkS3ASetup(
+        builder_conf={**public, **jars.spark_conf()},
+        hadoop_secrets=secret,
+        submit_args=tuple(jars.spark_submit_args()),
+    )
 
 
 def normalise_s3_url(url: str) -> str:

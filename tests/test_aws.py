@@ -23,6 +23,7 @@ from bovw.aws import (
     redact_args,
     resolve_credentials,
     s3a_jars,
+    spark_s3a_setup,
     split_secret_properties,
     uses_s3,
 )
@@ -310,13 +311,12 @@ def test_session_credentials_custom_endpoint_and_directory_committer():
     }
 
 
-def test_instance_role_lets_hadoop_fetch_its_own_credentials():
+@pytest.mark.parametrize("method", ["iam-role", "container-role"])
+def test_instance_role_lets_hadoop_fetch_its_own_credentials(method):
     role = ResolvedCredentials(access_key="testing-role-key", secret_key="testing-role-secret",
-                               token="testing-role-token", region="us-west-2", method="iam-role")
+                               token="testing-role-token", region="us-west-2", method=method)
 
     assert hadoop_s3a_properties(role, S3Settings(committer="none")) == {
-        "spark.hadoop.fs.s3a.aws.credentials.provider":
-            "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider",
         "spark.hadoop.fs.s3a.endpoint.region": "us-west-2",
         "spark.hadoop.fs.s3a.path.style.access": "false",
     }
@@ -531,6 +531,33 @@ def test_folder_that_is_not_pyspark_jars(tmp_path):
         f"expected one hadoop-client-api-X.Y.Z.jar in {tmp_path / 'other'}, found 0; "
         "fix: point at pyspark's own jars folder (pyspark/jars)"
     )
+
+
+def test_spark_setup_keeps_secrets_off_the_builder(fake_pyspark_jars):
+    setup = spark_s3a_setup(S3Settings(region="eu-west-1"), TEMPORARY, fake_pyspark_jars)
+
+    assert setup.hadoop_secrets == {
+        "spark.hadoop.fs.s3a.access.key": "testing-session-key",
+        "spark.hadoop.fs.s3a.secret.key": "testing-session-secret",
+        "spark.hadoop.fs.s3a.session.token": "testing-session-token",
+    }
+    assert setup.builder_conf["spark.jars.packages"] == (
+        "org.apache.hadoop:hadoop-aws:3.5.0,software.amazon.awssdk:bundle:2.35.4,"
+        "org.apache.spark:spark-hadoop-cloud_2.13:4.3.0"
+    )
+    assert setup.builder_conf["spark.hadoop.fs.s3a.aws.credentials.provider"] == (
+        "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
+    )
+    assert setup.submit_args == ("--packages", setup.builder_conf["spark.jars.packages"])
+    shown = repr(setup) + str(setup.shown())
+    for secret in ("testing-session-key", "testing-session-secret", "testing-session-token"):
+        assert secret not in str(setup.builder_conf)
+        assert secret not in shown
+    assert setup.shown()["hadoop_after_start"] == {
+        "spark.hadoop.fs.s3a.access.key": "***",
+        "spark.hadoop.fs.s3a.secret.key": "***",
+        "spark.hadoop.fs.s3a.session.token": "***",
+    }
 
 
 # --- configuration --------------------------------------------------------------------------
