@@ -106,6 +106,19 @@ def test_assume_role_works_with_endpoint_url_in_the_config_file(aws_files, monke
     assert resolved.method == "assume-role" and resolved.temporary
 
 
+def test_assume_role_profile_without_a_region(aws_files):
+    aws_files.write(config=STATIC_CONFIG.replace("region = us-east-1\n", ""),
+                    credentials=STATIC_PROFILE)
+
+    with pytest.raises(CloudError) as error:
+        resolve_credentials("role")
+
+    assert str(error.value) == (
+        "AWS profile 'role' needs an AWS region to fetch its credentials; fix: set s3.region, "
+        "or `region = ...` in the profile"
+    )
+
+
 def test_unknown_profile_names_the_known_ones(aws_files):
     aws_files.write(config=STATIC_CONFIG, credentials=STATIC_PROFILE)
 
