@@ -34,3 +34,14 @@ def spark(test_config):
     session = build_session(test_config, java_home=os.environ.get("JAVA_HOME"))
     yield session
     session.stop()
+
+
+# The S3/STS/EMR API server and AWS profile fixtures, shared by the cloud tests.
+from tests.cloud_fixtures import (  # noqa: E402,F401
+    aws_files,
+    bucket,
+    moto_endpoint,
+    s3,
+    s3_settings,
+    test_session,
+)

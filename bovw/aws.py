@@ -1,0 +1,530 @@
+"""AWS credentials, and the Spark / Hadoop S3A settings derived from them.
+
+Credentials come from boto3 (`boto3.Session(profile_name=...)`), so everything the AWS CLI
+understands works: static keys, assume-role profiles, SSO, environment variables, instance
+roles. They are turned into `spark.hadoop.fs.s3a.*` properties for hadoop-aws, and the
+hadoop-aws / AWS SDK / spark-hadoop-cloud jars matching the Hadoop bundled with pyspark are
+chosen at run time. Secrets never reach logs: `ResolvedCredentials.__repr__` hides them and
+`redact()` masks them in any mapping that is shown or saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions
+
+from bovw.config import S3Settings
+
+log = logging.getLogger(__name__)
+
+
+class CloudError(RuntimeError):
+    """A cloud setup or access problem, reported to the user as one line naming cause and fix."""
+
+
+# Same family of names Spark's default spark.redaction.regex masks in its UI and event logs.
+_SECRET_NAME = re.compile(r"secret|password|token|access[._-]?key", re.IGNORECASE)
+REDACTED = "***"
+
+# Credential sources whose keys rotate on their own. Hadoop's default provider chain ends
+# with the instance/container role and refreshes it, where a snapshot would expire mid-run;
+# leaving the chain alone also keeps a platform's own providers (EMR runtime roles).
+_INSTANCE_METHODS = ("iam-role", "container-role")
+
+S3A = "org.apache.hadoop.fs.s3a"
+TEMPORARY_PROVIDER = f"{S3A}.TemporaryAWSCredentialsProvider"
+SIMPLE_PROVIDER = f"{S3A}.SimpleAWSCredentialsProvider"
+S3A_COMMITTER_FACTORY = f"{S3A}.commit.S3ACommitterFactory"
+# Both classes live in org.apache.spark:spark-hadoop-cloud, not in pyspark's own jars.
+PATH_OUTPUT_COMMIT_PROTOCOL = "org.apache.spark.internal.io.cloud.PathOutputCommitProtocol"
+BINDING_PARQUET_COMMITTER = "org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter"
+
+# AWS SDK v2 bundle each hadoop-aws release was built and tested with
+# (<aws-java-sdk-v2.version> in that release's hadoop-project POM). hadoop-aws also pulls
+# it transitively; naming it pins the tested version.
+AWS_SDK_BUNDLE_FOR_HADOOP = {
+    "3.4.0": "2.23.19",
+    "3.4.1": "2.24.6",
+    "3.4.2": "2.29.52",
+    "3.4.3": "2.35.4",
+    "3.5.0": "2.35.4",
+}
+
+
+@dataclass(frozen=True)
+class ResolvedCredentials:
+    """A snapshot of AWS credentials; `method` is boto3's name for where they came from
+    ("shared-credentials-file", "assume-role", "sso", "env", "iam-role", ...)."""
+
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    token: str | None = field(default=None, repr=False)
+    region: str | None = None
+    method: str = "explicit"
+    profile: str | None = None
+
+    @property
+    def temporary(self) -> bool:
+        """True for session credentials (they carry a token and expire)."""
+        return self.token is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"ResolvedCredentials(method={self.method!r}, profile={self.profile!r}, "
+            f"region={self.region!r}, access_key={_key_hint(self.access_key)!r}, "
+            f"temporary={self.temporary})"
+        )
+
+    __str__ = __repr__
+
+
+def _key_hint(access_key: str) -> str:
+    return "..." + access_key[-4:] if len(access_key) > 8 else REDACTED
+
+
+def boto3_session(profile: str | None, region: str | None = None) -> boto3.Session:
+    """A boto3 Session for `profile` (None: boto3's default chain). Raises CloudError."""
+    try:
+        return boto3.Session(profile_name=profile, region_name=region)
+    except botocore.exceptions.ProfileNotFound:
+        known = ", ".join(sorted(boto3.Session().available_profiles)) or "none"
+        raise CloudError(
+            f"AWS profile {profile!r} not found in the AWS config/credentials files "
+            f"(known profiles: {known}); fix: run `aws configure --profile {profile}` "
+            "or set s3.profile to a known profile"
+        ) from None
+
+
+def resolve_credentials(
+    profile: str | None, *, region: str | None = None, verify: bool = False
+) -> ResolvedCredentials:
+    """Resolve credentials for `profile` (None: boto3's default chain).
+
+    `region` overrides the profile's region. With `verify`, one STS GetCallerIdentity call
+    proves the credentials are accepted (catches expired or revoked keys before Spark
+    starts). Raises CloudError with the cause and the fix.
+    """
+    return credentials_from_session(boto3_session(profile, region), verify=verify)
+
+
+def credentials_from_session(
+    session: boto3.Session, *, verify: bool = False
+) -> ResolvedCredentials:
+    """Freeze the credentials a boto3 Session resolves to; see resolve_credentials."""
+    # boto3 reports "default" even when no such profile exists; name only a real one.
+    profile = session.profile_name if session.profile_name in session.available_profiles else None
+    who = f"AWS profile {profile!r}" if profile else "the default AWS credential chain"
+    try:
+        credentials = session.get_credentials()
+        frozen = credentials.get_frozen_credentials() if credentials is not None else None
+    except (
+        botocore.exceptions.SSOTokenLoadError,
+        botocore.exceptions.UnauthorizedSSOTokenError,
+        botocore.exceptions.TokenRetrievalError,
+        botocore.exceptions.SSOError,
+    ):
+        raise CloudError(
+            f"the SSO session for {who} is missing or expired; "
+            f"fix: run `aws sso login{_profile_flag(profile)}`"
+        ) from None
+    except botocore.exceptions.PartialCredentialsError as error:
+        raise CloudError(
+            f"{who} has incomplete credentials ({error.kwargs.get('cred_var', 'a key')} is "
+            "missing); fix: set both aws_access_key_id and aws_secret_access_key"
+        ) from None
+    except botocore.exceptions.InvalidConfigError as error:
+        raise CloudError(f"{who} is misconfigured: {error}; fix: correct ~/.aws/config") from None
+    except botocore.exceptions.ClientError as error:
+        # Raised while assuming a role: the source identity may not assume it.
+        raise CloudError(
+            f"{who} could not assume its role: {_client_error_text(error)}; fix: check role_arn, "
+            "source_profile and the role's trust policy"
+        ) from None
+    except botocore.exceptions.NoRegionError:
+        raise CloudError(
+            f"{who} needs an AWS region to fetch its credentials; fix: set s3.region, "
+            "or `region = ...` in the profile"
+        ) from None
+    except botocore.exceptions.BotoCoreError as error:
+        raise CloudError(f"{who} could not provide credentials: {error}") from None
+    if frozen is None or not frozen.access_key or not frozen.secret_key:
+        raise CloudError(
+            f"no AWS credentials found in {who}; fix: set s3.profile to a configured "
+            "profile (`aws configure --profile NAME`), or run on an instance with an IAM role"
+        )
+    resolved = ResolvedCredentials(
+        access_key=frozen.access_key,
+        secret_key=frozen.secret_key,
+        token=frozen.token or None,
+        region=session.region_name,
+        method=getattr(credentials, "method", None) or "unknown",
+        profile=profile,
+    )
+    if verify:
+        _verify(session, resolved, who)
+    log.info("AWS credentials resolved: %r", resolved)
+    return resolved
+
+
+def _profile_flag(profile: str | None) -> str:
+    return f" --profile {profile}" if profile else ""
+
+
+def _client_error_text(error: botocore.exceptions.ClientError) -> str:
+    details = error.response.get("Error", {})
+    return f"{details.get('Code', 'Error')}: {details.get('Message', '')}".rstrip(": ")
+
+
+def _verify(session: boto3.Session, credentials: ResolvedCredentials, who: str) -> None:
+    try:
+        identity = session.client("sts").get_caller_identity()
+    except botocore.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("ExpiredToken", "ExpiredTokenException", "RequestExpired"):
+            fix = (
+                f"run `aws sso login{_profile_flag(credentials.profile)}`"
+                if credentials.method == "sso"
+                else "refresh the session credentials (new session token / re-assume the role)"
+            )
+            raise CloudError(f"the credentials from {who} have expired; fix: {fix}") from None
+        if code in ("InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException"):
+            raise CloudError(
+                f"AWS rejected the credentials from {who} ({code}); fix: the access key is "
+                "deleted, inactive or mistyped: create a new one and update the profile"
+            ) from None
+        raise CloudError(
+            f"checking the credentials from {who} failed: {_client_error_text(error)}"
+        ) from None
+    except botocore.exceptions.EndpointConnectionError as error:
+        raise CloudError(
+            f"cannot reach AWS STS to check the credentials ({error}); fix: check the network "
+            "or run without credential verification"
+        ) from None
+    log.info("AWS identity verified: %s", identity.get("Arn", "unknown"))
+
+
+def is_secret_name(name: str) -> bool:
+    """True when a setting called `name` holds a secret (key, secret, token, password)."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def redact(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `mapping` (nested mappings and lists too) with every secret value as "***"."""
+    return {key: REDACTED if is_secret_name(str(key)) else _redact_value(value)
+            for key, value in mapping.items()}
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [_redact_value(item) for item in value]
+    return value
+
+
+def redact_args(args: Iterable[str]) -> list[str]:
+    """Command-line words with the value of every secret `key=value` replaced by "***"."""
+    redacted = []
+    for word in args:
+        key, sep, _value = word.partition("=")
+        redacted.append(f"{key}={REDACTED}" if sep and is_secret_name(key) else word)
+    return redacted
+
+
+def hadoop_s3a_properties(
+    credentials: ResolvedCredentials | None, settings: S3Settings
+) -> dict[str, str]:
+    """The Spark properties that let hadoop-aws's S3A connector read and write `s3a://`.
+
+    `credentials` None leaves Hadoop's own provider chain in charge (environment, instance
+    role). Instance and container role credentials are not copied either: that chain fetches
+    and refreshes them itself. Otherwise the keys are passed with
+    TemporaryAWSCredentialsProvider (session
+    credentials) or SimpleAWSCredentialsProvider (long-term keys). Keys are full Spark
+    property names (`spark.hadoop.fs.s3a.*`, `spark.sql.*`). The result holds secrets:
+    show it only through redact(), and apply the secret part with apply_hadoop_properties().
+    """
+    hadoop: dict[str, str] = {}
+    if credentials is not None and credentials.method not in _INSTANCE_METHODS:
+        hadoop["fs.s3a.aws.credentials.provider"] = (
+            TEMPORARY_PROVIDER if credentials.token else SIMPLE_PROVIDER
+        )
+        hadoop["fs.s3a.access.key"] = credentials.access_key
+        hadoop["fs.s3a.secret.key"] = credentials.secret_key
+        if credentials.token:
+            hadoop["fs.s3a.session.token"] = credentials.token
+    region = settings.region or (credentials.region if credentials else None)
+    if region:
+        # Without a region S3A probes the bucket for it, which needs extra permissions.
+        hadoop["fs.s3a.endpoint.region"] = region
+    if settings.endpoint:
+        hadoop["fs.s3a.endpoint"] = settings.endpoint
+        if settings.endpoint.startswith("http://"):
+            hadoop["fs.s3a.connection.ssl.enabled"] = "false"
+    hadoop["fs.s3a.path.style.access"] = "true" if settings.path_style_access else "false"
+    properties = {f"spark.hadoop.{key}": value for key, value in hadoop.items()}
+    properties.update(committer_properties(settings.committer))
+    return properties
+
+
+def committer_properties(committer: str) -> dict[str, str]:
+    """Spark properties selecting an S3A committer (Hadoop's committers.md, Spark's
+    cloud-integration guide); "none" returns {} and leaves the platform default."""
+    if committer == "none":
+        return {}
+    properties = {
+        "spark.hadoop.fs.s3a.committer.name": committer,
+        "spark.hadoop.mapreduce.outputcommitter.factory.scheme.s3a": S3A_COMMITTER_FACTORY,
+        "spark.sql.sources.commitProtocolClass": PATH_OUTPUT_COMMIT_PROTOCOL,
+        "spark.sql.parquet.output.committer.class": BINDING_PARQUET_COMMITTER,
+    }
+    if committer == "magic":
+        properties["spark.hadoop.fs.s3a.committer.magic.enabled"] = "true"
+    return properties
+
+
+def split_secret_properties(
+    properties: Mapping[str, str],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(public, secret) halves of a property mapping.
+
+    Builder properties of a fresh pyspark process become `--conf k=v` words on the
+    spark-submit command line, visible to every local user in the process list; the
+    secret half is therefore applied after the session starts, with apply_hadoop_properties.
+    """
+    public = {k: v for k, v in properties.items() if not is_secret_name(k)}
+    secret = {k: v for k, v in properties.items() if is_secret_name(k)}
+    return public, secret
+
+
+def apply_hadoop_properties(hadoop_conf: Any, properties: Mapping[str, str]) -> None:
+    """Set `spark.hadoop.X` properties as `X` on a live Hadoop Configuration.
+
+    `hadoop_conf` is `spark.sparkContext._jsc.hadoopConfiguration()`: the configuration Spark
+    SQL copies into every file read and write, on the driver and the executors.
+    """
+    for key, value in properties.items():
+        if not key.startswith("spark.hadoop."):
+            raise CloudError(f"{key!r} is not a spark.hadoop.* property; set it on the builder")
+        hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
+
+
+@dataclass(frozen=True)
+class SparkS3ASetup:
+    """Everything a SparkSession needs for s3a://, split by where it must be applied.
+
+    `builder_conf`: SparkSession.builder properties (no secrets: they end up on the
+    spark-submit command line). `hadoop_secrets`: `spark.hadoop.*` keys to set with
+    apply_hadoop_properties() once the session exists. `submit_args`: the jars as
+    spark-submit options, for runs launched by spark-submit, whose JVM already started.
+    """
+
+    builder_conf: Mapping[str, str]
+    hadoop_secrets: Mapping[str, str] = field(repr=False)
+    submit_args: tuple[str, ...] = ()
+
+    def shown(self) -> dict[str, Any]:
+        """The whole setup with secrets masked, for logs and the saved effective config."""
+        return redact({
+            "builder_conf": dict(self.builder_conf),
+            # Not "hadoop_secrets": that name alone would mask the whole table.
+            "hadoop_after_start": dict(self.hadoop_secrets),
+            "submit_args": list(self.submit_args),
+        })
+
+
+def spark_s3a_setup(
+    settings: S3Settings,
+    credentials: ResolvedCredentials | None,
+    pyspark_jars: str | Path | None = None,
+) -> SparkS3ASetup:
+    """hadoop_s3a_properties() and s3a_jars() combined and split for a session builder.
+
+    `pyspark_jars` defaults to the installed pyspark's jars folder.
+    """
+    jars = s3a_jars(pyspark_jars if pyspark_jars is not None else pyspark_jars_dir(), settings)
+    public, secret = split_secret_properties(hadoop_s3a_properties(credentials, settings))
+    return SparkS3ASetup(
+        builder_conf={**public, **jars.spark_conf()},
+        hadoop_secrets=secret,
+        submit_args=tuple(jars.spark_submit_args()),
+    )
+
+
+def normalise_s3_url(url: str) -> str:
+    """`s3://` and `s3n://` URLs as `s3a://` (the scheme hadoop-aws serves); others unchanged."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in ("s3", "s3n"):
+        normalised = f"s3a://{rest}"
+        log.info("using %s for %s: Spark reads S3 through the s3a connector", normalised, url)
+        return normalised
+    return url
+
+
+def uses_s3(*urls: str | None) -> bool:
+    """True when any of `urls` is on S3 (s3, s3a or s3n scheme)."""
+    return any(
+        url is not None and url.partition("://")[0].lower() in ("s3", "s3a", "s3n")
+        for url in urls
+    )
+
+
+@dataclass(frozen=True)
+class S3AJars:
+    """What Spark needs on its classpath for s3a://: local `jars` or Maven `packages`."""
+
+    hadoop_version: str
+    jars: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+
+    def spark_conf(self) -> dict[str, str]:
+        """Builder properties (effective only when the builder launches the JVM)."""
+        conf = {}
+        if self.jars:
+            conf["spark.jars"] = ",".join(self.jars)
+        if self.packages:
+            conf["spark.jars.packages"] = ",".join(self.packages)
+        return conf
+
+    def spark_submit_args(self) -> list[str]:
+        """The same as spark-submit options (a running JVM cannot add them any more)."""
+        args = []
+        if self.jars:
+            args += ["--jars", ",".join(self.jars)]
+        if self.packages:
+            args += ["--packages", ",".join(self.packages)]
+        return args
+
+
+@dataclass(frozen=True)
+class BundledVersions:
+    """Versions of the Hadoop client and Spark shipped in pyspark's jars folder."""
+
+    hadoop: str
+    spark: str
+    scala: str
+
+
+def pyspark_jars_dir() -> Path:
+    """The jars folder of the installed pyspark."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent / "jars"
+
+
+def bundled_versions(pyspark_jars: str | Path) -> BundledVersions:
+    """Read the Hadoop, Spark and Scala versions from jar names in pyspark's jars folder."""
+    folder = Path(pyspark_jars)
+    names = _jar_names(folder)
+    hadoop = _versions(names, r"hadoop-client-api-(\d+\.\d+\.\d+)\.jar")
+    spark = [m.groups() for m in map(re.compile(r"spark-core_(\d+\.\d+)-(.+)\.jar").fullmatch,
+                                     names) if m]
+    if len(hadoop) != 1:
+        raise CloudError(
+            f"expected one hadoop-client-api-X.Y.Z.jar in {folder}, found {len(hadoop)}; "
+            "fix: point at pyspark's own jars folder (pyspark/jars)"
+        )
+    if len(spark) != 1:
+        raise CloudError(
+            f"expected one spark-core_S-V.jar in {folder}, found {len(spark)}; "
+            "fix: point at pyspark's own jars folder (pyspark/jars)"
+        )
+    (scala, spark_version), = spark
+    return BundledVersions(hadoop=hadoop[0], spark=spark_version, scala=scala)
+
+
+def _jar_names(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        raise CloudError(f"jars folder not found: {folder}")
+    return sorted(path.name for path in folder.iterdir() if path.suffix == ".jar")
+
+
+def _versions(names: Sequence[str], pattern: str) -> list[str]:
+    regex = re.compile(pattern)
+    return [match.group(1) for match in map(regex.fullmatch, names) if match]
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def s3a_jars(pyspark_jars: str | Path, settings: S3Settings) -> S3AJars:
+    """Choose the jars that give pyspark's bundled Hadoop its S3A connector.
+
+    With `settings.jars_dir`: that folder's hadoop-aws (same version as the bundled Hadoop,
+    else CloudError), AWS SDK v2 bundle and, unless the committer is "none",
+    spark-hadoop-cloud for the bundled Spark. Otherwise, with `settings.packages`: the Maven
+    coordinates of the same. Otherwise nothing: the platform provides them (EMR).
+    """
+    versions = bundled_versions(pyspark_jars)
+    hadoop = versions.hadoop
+    needs_cloud = settings.committer != "none"
+    if settings.jars_dir:
+        return _jars_from_folder(Path(settings.jars_dir), versions, needs_cloud)
+    if not settings.packages:
+        log.info("no s3a jars added (s3.packages=false, no s3.jars_dir): the classpath must "
+                 "already hold hadoop-aws %s", hadoop)
+        return S3AJars(hadoop_version=hadoop)
+    packages = [f"org.apache.hadoop:hadoop-aws:{hadoop}"]
+    bundle = AWS_SDK_BUNDLE_FOR_HADOOP.get(hadoop)
+    if bundle:
+        packages.append(f"software.amazon.awssdk:bundle:{bundle}")
+    else:
+        log.info("no known AWS SDK bundle for Hadoop %s: using the one hadoop-aws depends on",
+                 hadoop)
+    if needs_cloud:
+        packages.append(f"org.apache.spark:spark-hadoop-cloud_{versions.scala}:{versions.spark}")
+    return S3AJars(hadoop_version=hadoop, packages=tuple(packages))
+
+
+def _jars_from_folder(folder: Path, versions: BundledVersions, needs_cloud: bool) -> S3AJars:
+    hadoop = versions.hadoop
+    names = _jar_names(folder)
+    expected_bundle = AWS_SDK_BUNDLE_FOR_HADOOP.get(hadoop, "2.x")
+    wanted = f"hadoop-aws-{hadoop}.jar and bundle-{expected_bundle}.jar"
+    aws = _versions(names, r"hadoop-aws-(\d+\.\d+\.\d+)\.jar")
+    if not aws:
+        raise CloudError(
+            f"no hadoop-aws jar in s3.jars_dir {folder}; fix: put {wanted} there "
+            f"(pyspark bundles Hadoop {hadoop}), or unset s3.jars_dir to use s3.packages"
+        )
+    if aws != [hadoop]:
+        found = ", ".join(f"hadoop-aws-{v}.jar" for v in aws)
+        raise CloudError(
+            f"{found} in s3.jars_dir {folder} does not match the Hadoop {hadoop} bundled with "
+            f"pyspark; fix: replace it with hadoop-aws-{hadoop}.jar"
+        )
+    bundles = _versions(names, r"bundle-(2\.\d+\.\d+)\.jar")
+    if len(bundles) != 1:
+        raise CloudError(
+            f"expected one AWS SDK v2 bundle-2.x.y.jar in s3.jars_dir {folder}, found "
+            f"{len(bundles)}; fix: keep only bundle-{expected_bundle}.jar there"
+        )
+    tested = AWS_SDK_BUNDLE_FOR_HADOOP.get(hadoop)
+    if tested and _version_tuple(bundles[0]) < _version_tuple(tested):
+        raise CloudError(
+            f"bundle-{bundles[0]}.jar in s3.jars_dir {folder} is older than the AWS SDK "
+            f"{tested} hadoop-aws {hadoop} needs; fix: replace it with bundle-{tested}.jar"
+        )
+    if tested and bundles[0] != tested:
+        log.warning("AWS SDK bundle %s differs from %s, the one hadoop-aws %s was tested with",
+                    bundles[0], tested, hadoop)
+    chosen = [f"hadoop-aws-{hadoop}.jar", f"bundle-{bundles[0]}.jar"]
+    if needs_cloud:
+        cloud = f"spark-hadoop-cloud_{versions.scala}-{versions.spark}.jar"
+        if cloud not in names:
+            present = [n for n in names if n.startswith("spark-hadoop-cloud")]
+            found = f" (found {', '.join(present)})" if present else ""
+            raise CloudError(
+                f"no {cloud} in s3.jars_dir {folder}{found}; the S3A committers need it: "
+                f"fix: add {cloud}, or set s3.committer = \"none\""
+            )
+        chosen.append(cloud)
+    return S3AJars(hadoop_version=hadoop, jars=tuple(str(folder / name) for name in chosen))

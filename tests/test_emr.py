@@ -1,0 +1,236 @@
+"""EMR step and cluster requests, checked against what a moto EMR server records (bovw.emr)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bovw.aws import CloudError
+from bovw.config import EmrSettings
+from bovw.emr import (
+    build_step,
+    cluster_request,
+    create_cluster_with_step,
+    render_policy,
+    submit_step,
+)
+
+CONF = Path(__file__).parent.parent / "conf"
+
+SETTINGS = EmrSettings(
+    cluster_name="bovw-test",
+    region="us-east-1",
+    master_instance_type="m5.xlarge",
+    core_instance_type="m5.2xlarge",
+    core_instance_count=3,
+    subnet_id="subnet-0123456789abcdef0",
+    log_uri="s3://my-bucket/bovw/emr-logs/",
+    bootstrap_script="s3://my-bucket/bovw/bootstrap.sh",
+    package="s3://my-bucket/bovw/bovw-0.1.0-py3-none-any.whl",
+    job_script="s3://my-bucket/bovw/jobs/pipeline.py",
+    spark_conf={"spark.executor.memory": "8g"},
+    tags={"project": "bovw"},
+)
+
+EXPECTED_ARGS = [
+    "spark-submit", "--deploy-mode", "cluster",
+    "--conf", "spark.pyspark.python=python3.11",
+    "--conf", "spark.pyspark.driver.python=python3.11",
+    "--conf", "spark.executor.memory=8g",
+    "--files", "s3://my-bucket/bovw/conf/emr.toml",
+    "s3://my-bucket/bovw/jobs/pipeline.py",
+    "--config", "emr.toml",
+    "--input", "s3a://my-bucket/fruits/Training",
+    "--output", "s3a://my-bucket/runs/1",
+]
+
+
+def _step(**kwargs):
+    return build_step(
+        SETTINGS,
+        config_uri="s3://my-bucket/bovw/conf/emr.toml",
+        input_url="s3://my-bucket/fruits/Training",
+        output_url="s3a://my-bucket/runs/1",
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def emr(test_session, moto_endpoint):
+    return test_session.client("emr", endpoint_url=moto_endpoint)
+
+
+def test_step_is_a_cluster_mode_spark_submit_through_command_runner():
+    assert _step() == {
+        "Name": "bovw pipeline",
+        "ActionOnFailure": "TERMINATE_CLUSTER",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": EXPECTED_ARGS},
+    }
+
+
+def test_step_extra_job_args_and_failure_action():
+    step = _step(job_args=["--set", "vocabulary.k=200"], action_on_failure="CONTINUE")
+
+    assert step["ActionOnFailure"] == "CONTINUE"
+    assert step["HadoopJarStep"]["Args"][-2:] == ["--set", "vocabulary.k=200"]
+
+
+def test_step_needs_the_job_script_on_s3():
+    settings = EmrSettings(job_script=None)
+
+    with pytest.raises(CloudError) as error:
+        build_step(settings, config_uri="s3://b/c.toml", input_url="s3://b/i",
+                   output_url="s3://b/o")
+
+    assert str(error.value) == (
+        "emr.job_script must be an s3:// URI (got None); fix: set it in [emr]"
+    )
+
+
+def test_step_config_must_be_a_file_on_s3():
+    with pytest.raises(CloudError, match="config URI 's3://b/conf/' names a folder"):
+        build_step(SETTINGS, config_uri="s3://b/conf/", input_url="s3://b/i",
+                   output_url="s3://b/o")
+    with pytest.raises(CloudError, match=r"the config URI must be an s3:// URI \(got 'c.toml'\)"):
+        build_step(SETTINGS, config_uri="c.toml", input_url="s3://b/i", output_url="s3://b/o")
+
+
+def test_create_cluster_with_step_as_moto_records_it(emr):
+    cluster_id = create_cluster_with_step(emr, SETTINGS, _step())
+
+    cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    assert cluster["Name"] == "bovw-test"
+    assert cluster["ReleaseLabel"] == "emr-spark-8.0.0"
+    assert cluster["LogUri"] == "s3://my-bucket/bovw/emr-logs/"
+    assert cluster["AutoTerminate"] is True  # KeepJobFlowAliveWhenNoSteps False
+    assert cluster["TerminationProtected"] is False
+    assert cluster["ServiceRole"] == "EMR_DefaultRole"
+    assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == "EMR_EC2_DefaultRole"
+    assert cluster["Ec2InstanceAttributes"]["Ec2SubnetId"] == "subnet-0123456789abcdef0"
+    assert [a["Name"] for a in cluster["Applications"]] == ["Spark"]
+    assert {t["Key"]: t["Value"] for t in cluster["Tags"]} == {"project": "bovw"}
+
+    actions = emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
+    assert [(a["Name"], a["ScriptPath"], a["Args"]) for a in actions] == [
+        ("install bovw", "s3://my-bucket/bovw/bootstrap.sh",
+         ["s3://my-bucket/bovw/bovw-0.1.0-py3-none-any.whl", "python3.11"]),
+    ]
+
+    groups = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
+    assert sorted((g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"])
+                  for g in groups) == [("CORE", "m5.2xlarge", 3), ("MASTER", "m5.xlarge", 1)]
+
+    steps = emr.list_steps(ClusterId=cluster_id)["Steps"]
+    assert [(s["Name"], s["ActionOnFailure"], s["Config"]["Jar"], s["Config"]["Args"])
+            for s in steps] == [
+        ("bovw pipeline", "TERMINATE_CLUSTER", "command-runner.jar", EXPECTED_ARGS),
+    ]
+
+
+def test_submit_step_to_a_running_cluster(emr):
+    cluster_id = emr.run_job_flow(
+        Name="long-running", ReleaseLabel="emr-spark-8.0.0",
+        Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1,
+                   "KeepJobFlowAliveWhenNoSteps": True},
+        JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
+    )["JobFlowId"]
+
+    step_id = submit_step(emr, cluster_id, _step(action_on_failure="CONTINUE"))
+
+    step = emr.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]
+    assert step["Config"]["Jar"] == "command-runner.jar"
+    assert step["Config"]["Args"] == EXPECTED_ARGS
+    assert step["ActionOnFailure"] == "CONTINUE"
+
+
+def test_single_node_cluster_has_no_core_group():
+    request = cluster_request(EmrSettings(**{**SETTINGS.__dict__, "core_instance_count": 0}),
+                              _step())
+
+    assert [g["InstanceRole"] for g in request["Instances"]["InstanceGroups"]] == ["MASTER"]
+
+
+def test_cluster_needs_a_package_to_install():
+    settings = EmrSettings(**{**SETTINGS.__dict__, "package": None})
+
+    with pytest.raises(CloudError) as error:
+        cluster_request(settings, _step())
+
+    assert str(error.value) == (
+        "emr.package is not set; fix: set it to the s3:// URI of the bovw wheel or a pip "
+        "requirement such as 'bovw==0.1.0'"
+    )
+
+
+def test_cluster_needs_the_bootstrap_script():
+    settings = EmrSettings(**{**SETTINGS.__dict__, "bootstrap_script": None})
+
+    with pytest.raises(CloudError, match=r"emr.bootstrap_script must be an s3:// URI"):
+        cluster_request(settings, _step())
+
+
+def test_bootstrap_script_is_valid_bash():
+    result = subprocess.run(["bash", "-n", str(CONF / "emr" / "bootstrap.sh")],
+                            capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr
+
+
+# --- IAM policy templates ------------------------------------------------------------------
+
+ALL_VALUES = {
+    "code_prefix": "bovw", "log_prefix": "bovw/emr-logs", "account_id": "123456789012",
+    "service_role": "EMR_DefaultRole", "instance_role": "EMR_EC2_DefaultRole",
+}
+
+
+@pytest.mark.parametrize("template", sorted((CONF / "iam").glob("*.json")),
+                         ids=lambda path: path.name)
+def test_every_policy_template_renders_to_a_policy(template):
+    policy = render_policy(template, "my-bucket", "/fruits/", "runs/", **ALL_VALUES)
+
+    text = json.dumps(policy)
+    assert "${" not in text
+    assert policy["Version"] == "2012-10-17" and policy["Statement"]
+    # Nothing on the whole bucket's objects: every object ARN names a prefix.
+    assert "arn:aws:s3:::my-bucket/*" not in text
+
+
+def test_instance_role_policy_reads_input_and_writes_output_only():
+    policy = render_policy(CONF / "iam" / "ec2-instance-role-policy.json",
+                           "my-bucket", "fruits", "runs")
+
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert statements["ListOnlyTheInputAndOutputPrefixes"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["fruits", "fruits/*", "runs", "runs/*"]}
+    }
+    assert statements["ReadTheInput"]["Action"] == "s3:GetObject"
+    assert statements["ReadTheInput"]["Resource"] == "arn:aws:s3:::my-bucket/fruits/*"
+    assert "s3:PutObject" in statements["WriteTheOutput"]["Action"]
+    assert statements["WriteTheOutput"]["Resource"] == [
+        "arn:aws:s3:::my-bucket/runs", "arn:aws:s3:::my-bucket/runs/*",
+    ]
+
+
+def test_policy_template_with_a_missing_value():
+    template = CONF / "iam" / "emr-ec2-instance-profile-policy.json"
+
+    with pytest.raises(CloudError) as error:
+        render_policy(template, "my-bucket", "fruits", "runs")
+
+    assert str(error.value) == (
+        f"policy template {template} needs a value for CODE_PREFIX, LOG_PREFIX; "
+        "fix: pass code_prefix=..., log_prefix=..."
+    )
+
+
+def test_policy_for_a_bad_bucket_or_an_empty_prefix():
+    template = CONF / "iam" / "uploader-policy.json"
+
+    with pytest.raises(CloudError, match="'s3://my-bucket' is not a valid S3 bucket name"):
+        render_policy(template, "s3://my-bucket", "fruits", "runs")
+    with pytest.raises(CloudError, match="input_prefix is empty; fix: name a folder"):
+        render_policy(template, "my-bucket", "/", "runs")
