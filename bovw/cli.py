@@ -9,13 +9,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bovw.aws import CloudError
 from bovw.config import Config, ConfigError, load_config, parse_assignment
 from bovw.ingest import InputError, check_local_input
 from bovw.runs import OutputError
 from bovw.session import JavaError, build_session
 from bovw.vocabulary import VocabularyError
 
-USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError)
+USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError)
 
 # Shortcut flags for the settings users change most; any other setting: --set key=value.
 SHORTCUTS = {
@@ -25,6 +26,8 @@ SHORTCUTS = {
     "reg_param": ("classifier.reg_param", float),
     "master": ("spark.master", str),
     "seed": ("seed", int),
+    "profile": ("s3.profile", str),
+    "region": ("s3.region", str),
 }
 
 DEMO_OVERRIDES = {"vocabulary.k": 60, "pca.components": 30, "spark.driver_memory": "2g"}
@@ -38,6 +41,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reg-param", type=float, help="logistic regression regularisation")
     parser.add_argument("--master", help="Spark master URL, e.g. local[2] or spark://host:7077")
     parser.add_argument("--seed", type=int, help="seed for every random choice")
+    parser.add_argument("--profile", help="AWS profile for s3a:// input/output (s3.profile)")
+    parser.add_argument("--region", help="AWS region of the bucket (s3.region)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="any other setting, e.g. --set orb.nfeatures=300 (repeatable)")
 
@@ -75,6 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where the generated images and the run folder go (default: runs)")
     demo.add_argument("--classes", type=int, default=6, help="number of generated classes")
     _add_config_flags(demo)
+
+    s3 = commands.add_parser("s3", help="put a dataset into S3 and look at it (boto3)")
+    s3_commands = s3.add_subparsers(dest="s3_command", required=True)
+    upload = s3_commands.add_parser("upload", help="upload a folder, skipping unchanged files")
+    upload.add_argument("local_dir")
+    upload.add_argument("s3_url", help="s3://bucket/prefix/")
+    upload.add_argument("--no-progress", action="store_true", help="no progress bar")
+    listing = s3_commands.add_parser("ls", help="list the objects under a prefix")
+    listing.add_argument("s3_url", help="s3://bucket/prefix/")
+    for sub in (upload, listing):
+        _add_config_flags(sub)
+        sub.add_argument("--endpoint", help="S3-compatible endpoint URL (s3.endpoint)")
+
+    emr = commands.add_parser("emr", help="run the pipeline on Amazon EMR")
+    emr_commands = emr.add_subparsers(dest="emr_command", required=True)
+    submit = emr_commands.add_parser(
+        "submit", help="add a pipeline step to a cluster, or create a cluster that runs it")
+    submit.add_argument("--config-uri", required=True,
+                        help="s3:// URI of the run's TOML config (shipped to the driver)")
+    submit.add_argument("--input", required=True, help="s3:// or s3a:// dataset prefix")
+    submit.add_argument("--output", required=True, help="s3:// or s3a:// run folder")
+    submit.add_argument("--cluster-id", help="an existing cluster; without it one is created")
+    submit.add_argument("--dry-run", action="store_true",
+                        help="print the request instead of sending it")
+    _add_config_flags(submit)
     return parser
 
 
@@ -107,21 +137,39 @@ def format_summary(result, input_path: str) -> str:
     return "\n".join(lines)
 
 
-def _session(config: Config, environ: dict):
+def _session(config: Config, environ: dict, *urls: str | None):
+    """The SparkSession, with s3a credentials and jars when any of `urls` is on S3."""
+    from bovw.aws import (
+        apply_hadoop_properties,
+        resolve_credentials,
+        spark_s3a_setup,
+        uses_s3,
+    )
+
     # Under spark-submit the JVM already runs with the submit flags, which then win.
-    return build_session(config, java_home=environ.get("JAVA_HOME"),
-                         submitted="PYSPARK_GATEWAY_PORT" in environ)
+    submitted = "PYSPARK_GATEWAY_PORT" in environ
+    if not uses_s3(*urls):
+        return build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted)
+    credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
+    setup = spark_s3a_setup(config.s3, credentials)
+    spark = build_session(config, java_home=environ.get("JAVA_HOME"),
+                          extra=setup.builder_conf, submitted=submitted)
+    # Secrets go on the live Hadoop configuration, never on a command line or in a log.
+    apply_hadoop_properties(spark.sparkContext._jsc.hadoopConfiguration(), setup.hadoop_secrets)
+    return spark
 
 
 def _run(args: argparse.Namespace, environ: dict) -> int:
+    from bovw.aws import normalise_s3_url
     from bovw.pipeline import run_pipeline
 
     config = load_config(args.config, _overrides(args))
-    check_local_input(args.input, config.ingest)
-    spark = _session(config, environ)
-    result = run_pipeline(spark, config, args.input, args.output, overwrite=args.overwrite,
+    input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
+    check_local_input(input_path, config.ingest)
+    spark = _session(config, environ, input_path, output_path)
+    result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
                           descriptors_from=args.descriptors_from)
-    print(format_summary(result, args.input))
+    print(format_summary(result, input_path))
     return 0
 
 
@@ -142,11 +190,61 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
     return 0
 
 
+def _s3(args: argparse.Namespace, environ: dict) -> int:
+    from bovw.aws import boto3_session
+    from bovw.s3 import list_objects, s3_client, upload
+
+    overrides = _overrides(args)
+    if args.endpoint:
+        overrides["s3.endpoint"] = args.endpoint
+    settings = load_config(args.config, overrides).s3
+    client = s3_client(settings, boto3_session(settings.profile, settings.region))
+    if args.s3_command == "ls":
+        count = 0
+        for item in list_objects(args.s3_url, client):
+            print(f"{item.size:>12}  {item.key}")
+            count += 1
+        print(f"{count} objects", file=sys.stderr)
+        return 0
+    report = upload(args.local_dir, args.s3_url, client, progress=not args.no_progress,
+                    concurrency=settings.upload_concurrency,
+                    multipart_threshold=settings.multipart_threshold_bytes)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def _emr(args: argparse.Namespace, environ: dict) -> int:
+    import json
+
+    from bovw.aws import boto3_session
+    from bovw.emr import (
+        build_step,
+        cluster_request,
+        create_cluster_with_step,
+        emr_client,
+        submit_step,
+    )
+
+    config = load_config(args.config, _overrides(args))
+    step = build_step(config.emr, config_uri=args.config_uri, input_url=args.input,
+                      output_url=args.output)
+    if args.dry_run:
+        request = step if args.cluster_id else cluster_request(config.emr, step)
+        print(json.dumps(request, indent=2))
+        return 0
+    client = emr_client(config.emr, boto3_session(config.s3.profile, config.emr.region))
+    if args.cluster_id:
+        print(f"step {submit_step(client, args.cluster_id, step)} added to {args.cluster_id}")
+    else:
+        print(f"cluster {create_cluster_with_step(client, config.emr, step)} created")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     """Entry point of `bovw` and of the jobs/ scripts. Returns the process exit code."""
     args = build_parser().parse_args(argv)
     environ = dict(os.environ if environ is None else environ)
-    handlers = {"run": _run, "demo": _demo}
+    handlers = {"run": _run, "demo": _demo, "s3": _s3, "emr": _emr}
     try:
         return handlers[args.command](args, environ)
     except ConfigError as error:
