@@ -18,12 +18,12 @@ from pyspark.sql import functions as F
 
 from bovw import storage
 from bovw.config import Config
-from bovw.descriptors import accepted, describe_images, keypoint_statistics, rejects
+from bovw.descriptors import describe_images, rejects, statistics
 from bovw.histograms import fit_idf, weight, word_histograms
-from bovw.ingest import assign_splits, list_files, with_labels
+from bovw.ingest import InputError, assign_splits, list_files, with_labels
 from bovw.model import evaluate, fit_classifier, fit_labels, predict
 from bovw.reduction import explained_variance, fit_pca
-from bovw.runs import OutputError, RunLayout, finished_stage, mark_finished, prepare_output
+from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_output
 from bovw.vocabulary import centers, fit_vocabulary, sample_descriptors
 
 STAGES = ("descriptors", "vocabulary", "histograms", "reduction", "classifier")
@@ -134,23 +134,11 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         source = layout.descriptors
     descriptors = spark.read.parquet(source)
     rejects(descriptors).write.mode("overwrite").parquet(layout.rejects)
-    split_counts = {
-        row["split"] or "none": row["count"]
-        for row in accepted(descriptors).groupBy("split").count().collect()
-    }
-    total = descriptors.count()
-    accepted_count = sum(split_counts.values())
-    if accepted_count == 0:
-        raise OutputError(f"no readable image under {input_path}; see {layout.rejects}")
-    counts = {
-        "images": total,
-        "accepted": accepted_count,
-        "rejected": total - accepted_count,
-        "per_split": split_counts,
-        "classes": accepted(descriptors).select("label").distinct().count(),
-    }
-    return {"descriptors_path": source, "counts": counts,
-            "keypoints": keypoint_statistics(descriptors), "timings": timings}
+    counts, keypoints = statistics(descriptors)
+    if counts["accepted"] == 0:
+        raise InputError(f"no readable image under {input_path}; see {layout.rejects}")
+    return {"descriptors_path": source, "counts": counts, "keypoints": keypoints,
+            "timings": timings}
 
 
 def _vocabulary_stage(config: Config, descriptors: DataFrame, layout: RunLayout) -> dict[str, Any]:
