@@ -146,9 +146,14 @@ class HistogramSettings:
 
     tfidf: bool = True
     l2: bool = True
+    # 1: one histogram over the whole image; 2: plus one per 2x2 cell; 3: plus 4x4 cells.
+    pyramid_levels: int = 1
+    # Applied after TF-IDF, before L2: 0.5 is the square-root (Hellinger) normalisation.
+    power: float = 1.0
 
     def validate(self) -> None:
-        pass
+        _require(1 <= self.pyramid_levels <= 4, "histograms.pyramid_levels must be in 1..4")
+        _require(0.0 < self.power <= 1.0, "histograms.power must be in (0, 1]")
 
 
 @dataclass(frozen=True)

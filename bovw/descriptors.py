@@ -17,12 +17,12 @@ from bovw.features import extract_descriptors, pack
 
 DESCRIPTOR_SCHEMA = (
     "path string, label string, split string, n_keypoints int, descriptors binary, "
-    "reject_reason string, width int, height int"
+    "reject_reason string, width int, height int, positions binary"
 )
 _OUTPUT_SCHEMA = pa.schema([
     ("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
     ("n_keypoints", pa.int32()), ("descriptors", pa.binary()), ("reject_reason", pa.string()),
-    ("width", pa.int32()), ("height", pa.int32()),
+    ("width", pa.int32()), ("height", pa.int32()), ("positions", pa.binary()),
 ])
 
 
@@ -42,6 +42,7 @@ def _describe_batches(settings: OrbSettings):
                     pa.array([r.reject_reason for r in results], pa.string()),
                     pa.array([r.width for r in results], pa.int32()),
                     pa.array([r.height for r in results], pa.int32()),
+                    pa.array([pack(r.positions) for r in results], pa.binary()),
                 ],
                 schema=_OUTPUT_SCHEMA,
             )
@@ -78,6 +79,7 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
         "reject_reason",
         F.lit(0).cast("int").alias("width"),
         F.lit(0).cast("int").alias("height"),
+        F.lit(b"").cast("binary").alias("positions"),
     )
     return described.unionByName(rejected_unread)
 

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 from pyspark.ml.feature import IDF, IDFModel, Normalizer
-from pyspark.ml.functions import array_to_vector
+from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from bovw.config import HistogramSettings
 from bovw.descriptors import accepted
-from bovw.features import unpack
+from bovw.features import unpack, unpack_positions
 from bovw.ingest import TRAIN
 
 _COUNTS_SCHEMA = "path string, word int, count int"
@@ -34,21 +34,52 @@ def nearest_words(descriptors: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return np.argmin(scores, axis=1)
 
 
-def word_counts(descriptors: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct words of one image and how many descriptors fell on each."""
-    words, counts = np.unique(nearest_words(descriptors, centers), return_counts=True)
-    return words, counts
+def histogram_length(k: int, pyramid_levels: int) -> int:
+    """Bins of a spatial-pyramid histogram: k per cell, 4^level cells per level."""
+    return k * sum(4**level for level in range(pyramid_levels))
 
 
-def _count_batches(centers: np.ndarray):
+def pyramid_bins(words: np.ndarray, positions: np.ndarray, k: int, pyramid_levels: int
+                 ) -> np.ndarray:
+    """The histogram bin of every (descriptor, level) pair.
+
+    `positions` are (n, 2) uint8 relative (x, y) as stored by bovw.features. Level L
+    splits the image into 2^L x 2^L cells; its bins follow those of the levels before it,
+    cell by cell (row-major), k words per cell. Returns an int64 array of n * levels bins.
+    """
+    bins = [words]
+    offset = k
+    for level in range(1, pyramid_levels):
+        side = 2**level
+        shift = 8 - level
+        x = positions[:, 0].astype(np.int64) >> shift
+        y = positions[:, 1].astype(np.int64) >> shift
+        bins.append(offset + (y * side + x) * k + words)
+        offset += side * side * k
+    return np.concatenate(bins)
+
+
+def word_counts(descriptors: np.ndarray, centers: np.ndarray, positions: np.ndarray | None = None,
+                pyramid_levels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The non-empty bins of one image's histogram and their counts."""
+    words = nearest_words(descriptors, centers)
+    if pyramid_levels > 1:
+        words = pyramid_bins(words, positions, len(centers), pyramid_levels)
+    bins, counts = np.unique(words, return_counts=True)
+    return bins, counts
+
+
+def _count_batches(centers: np.ndarray, pyramid_levels: int):
     schema = pa.schema([("path", pa.string()), ("word", pa.int32()), ("count", pa.int32())])
 
     def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             paths, words, counts = [], [], []
-            for path, blob in zip(batch.column("path").to_pylist(),
-                                  batch.column("descriptors").to_pylist(), strict=True):
-                image_words, image_counts = word_counts(unpack(blob), centers)
+            for path, blob, position_blob in zip(
+                    batch.column("path").to_pylist(), batch.column("descriptors").to_pylist(),
+                    batch.column("positions").to_pylist(), strict=True):
+                image_words, image_counts = word_counts(
+                    unpack(blob), centers, unpack_positions(position_blob), pyramid_levels)
                 paths.extend([path] * len(image_words))
                 words.extend(image_words.tolist())
                 counts.extend(image_counts.tolist())
@@ -59,23 +90,25 @@ def _count_batches(centers: np.ndarray):
     return count
 
 
-def word_histograms(descriptors: DataFrame, centers: np.ndarray) -> DataFrame:
+def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels: int = 1
+                    ) -> DataFrame:
     """One raw-count histogram per accepted image.
 
     `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, 32) vocabulary.
-    Returns (path, label, split, n_keypoints, histogram: k-dim vector). An image with no
-    keypoints gets an all-zero histogram; it contributes nothing to any word.
+    Returns (path, label, split, n_keypoints, histogram: vector of
+    histogram_length(k, pyramid_levels) bins). An image with no keypoints gets an
+    all-zero histogram; it contributes nothing to any word.
     """
-    k = len(centers)
+    length = histogram_length(len(centers), pyramid_levels)
     images = accepted(descriptors)
-    counts = images.filter(F.col("n_keypoints") > 0).select("path", "descriptors").mapInArrow(
-        _count_batches(centers), _COUNTS_SCHEMA
-    )
+    counts = images.filter(F.col("n_keypoints") > 0).select(
+        "path", "descriptors", "positions"
+    ).mapInArrow(_count_batches(centers, pyramid_levels), _COUNTS_SCHEMA)
     # The explicit word list spares Spark a pass to discover the distinct values.
-    pivoted = counts.groupBy("path").pivot("word", list(range(k))).agg(F.sum("count"))
-    bins = [F.coalesce(F.col(f"`{word}`"), F.lit(0)).cast("double") for word in range(k)]
+    pivoted = counts.groupBy("path").pivot("word", list(range(length))).agg(F.sum("count"))
+    bins = [F.coalesce(F.col(f"`{word}`"), F.lit(0)).cast("double") for word in range(length)]
     histograms = pivoted.select("path", array_to_vector(F.array(*bins)).alias("histogram"))
-    empty = array_to_vector(F.array_repeat(F.lit(0.0), k))
+    empty = array_to_vector(F.array_repeat(F.lit(0.0), length))
     return (
         images.select("path", "label", "split", "n_keypoints")
         .join(histograms, "path", "left")
@@ -96,6 +129,9 @@ def weight(histograms: DataFrame, settings: HistogramSettings, idf: IDFModel | N
         raise ValueError("TF-IDF is enabled but no IDF model was given")
     weighted = (idf.transform(histograms) if settings.tfidf
                 else histograms.withColumn("weighted", F.col("histogram")))
+    if settings.power != 1.0:
+        powered = F.transform(vector_to_array("weighted"), lambda x: F.pow(x, settings.power))
+        weighted = weighted.withColumn("weighted", array_to_vector(powered))
     if settings.l2:
         weighted = Normalizer(inputCol="weighted", outputCol="_l2", p=2.0).transform(weighted)
         weighted = weighted.drop("weighted").withColumnRenamed("_l2", "weighted")

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from bovw import storage
 from bovw.config import Config
 from bovw.descriptors import describe_images, rejects, statistics
-from bovw.histograms import fit_idf, weight, word_histograms
+from bovw.histograms import fit_idf, histogram_length, weight, word_histograms
 from bovw.ingest import InputError, assign_splits, list_files, with_labels
 from bovw.model import evaluate, fit_classifier, fit_labels, predict
 from bovw.reduction import explained_variance, fit_pca
@@ -104,10 +104,11 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
     result.vocabulary = record["vocabulary"]
     vocabulary = centers(KMeansModel.load(layout.model("vocabulary")))
 
-    stages.run("histograms", lambda: _histograms_stage(spark, descriptors, vocabulary, layout))
+    stages.run("histograms", lambda: _histograms_stage(config, descriptors, vocabulary, layout))
     histograms = spark.read.parquet(layout.histograms)
 
-    record = stages.run("reduction", lambda: _reduction_stage(config, histograms, len(vocabulary),
+    dimension = histogram_length(len(vocabulary), config.histograms.pyramid_levels)
+    record = stages.run("reduction", lambda: _reduction_stage(config, histograms, dimension,
                                                               layout))
     result.reduction = record["reduction"]
 
@@ -154,9 +155,10 @@ def _vocabulary_stage(config: Config, descriptors: DataFrame, layout: RunLayout)
     }}
 
 
-def _histograms_stage(spark: SparkSession, descriptors: DataFrame, vocabulary, layout: RunLayout
+def _histograms_stage(config: Config, descriptors: DataFrame, vocabulary, layout: RunLayout
                       ) -> dict[str, Any]:
-    word_histograms(descriptors, vocabulary).write.mode("overwrite").parquet(layout.histograms)
+    histograms = word_histograms(descriptors, vocabulary, config.histograms.pyramid_levels)
+    histograms.write.mode("overwrite").parquet(layout.histograms)
     return {}
 
 
