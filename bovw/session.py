@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -79,6 +80,10 @@ def spark_properties(settings: SparkSettings) -> dict[str, str]:
         # larger than Java's 8 KB JIT limit, which would otherwise disable JIT.
         "spark.sql.codegen.hugeMethodLimit": "65535",
     }
+    if settings.master.startswith("local"):
+        # Python workers must be this interpreter (the virtualenv with OpenCV and
+        # pyarrow), not whatever `python3` comes first on PATH.
+        properties["spark.pyspark.python"] = sys.executable
     properties.update(settings.conf)
     return properties
 
