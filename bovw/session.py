@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -80,10 +81,6 @@ def spark_properties(settings: SparkSettings) -> dict[str, str]:
         # larger than Java's 8 KB JIT limit, which would otherwise disable JIT.
         "spark.sql.codegen.hugeMethodLimit": "65535",
     }
-    if settings.master.startswith("local"):
-        # Python workers must be this interpreter (the virtualenv with OpenCV and
-        # pyarrow), not whatever `python3` comes first on PATH.
-        properties["spark.pyspark.python"] = sys.executable
     properties.update(settings.conf)
     return properties
 
@@ -105,6 +102,11 @@ def build_session(config: Config, java_home: str | None = None,
         already_set = {key for key, _value in SparkConf().getAll()}
     else:
         check_java(java_home)
+        if config.spark.master.startswith("local"):
+            # pyspark starts its Python workers with $PYSPARK_PYTHON, else `python3` from
+            # PATH, which outside an activated virtualenv lacks OpenCV and pyarrow. In local
+            # mode the workers must be this very interpreter.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     for key, value in {**spark_properties(config.spark), **(extra or {})}.items():
         if key not in already_set:

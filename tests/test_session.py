@@ -44,10 +44,18 @@ def test_installed_java_is_accepted():
     assert check_java(None) >= 17
 
 
-def test_local_master_runs_workers_on_this_interpreter():
+def test_spark_properties_from_settings():
     properties = spark_properties(SparkSettings(master="local[2]", conf={"spark.x": "1"}))
-    assert properties["spark.pyspark.python"] == sys.executable
     assert properties["spark.master"] == "local[2]"
     assert properties["spark.x"] == "1"
     assert properties["spark.sql.files.openCostInBytes"] == "8192"
-    assert "spark.pyspark.python" not in spark_properties(SparkSettings(master="yarn"))
+
+
+def test_python_workers_run_this_interpreter(spark):
+    def interpreter(_rows):
+        import sys
+
+        yield sys.executable
+
+    ran = spark.sparkContext.parallelize([1], 1).mapPartitions(interpreter).collect()
+    assert ran == [sys.executable]
