@@ -68,7 +68,7 @@ def parse_catalogue(data: Mapping[str, Any], source: str = "catalogue"
     known = REQUIRED_KEYS + OPTIONAL_KEYS
     catalogue = {}
     for class_name, entry in table.items():
-        where = f"{source}: [fruits.{_quoted(class_name)}]"
+        where = f'{source}: [fruits."{class_name}"]'
         if not isinstance(entry, Mapping):
             raise FruitCatalogueError(f"{where} must be a table with keys {', '.join(known)}")
         extra = sorted(set(entry) - set(known))
@@ -99,6 +99,3 @@ def load_catalogue(path: str | Path) -> dict[str, FruitInfo]:
         raise FruitCatalogueError(f"fruit catalogue {path} is not valid TOML: {error}") from None
     return parse_catalogue(data, str(path))
 
-
-def _quoted(name: str) -> str:
-    return name if name.replace("_", "").replace("-", "").isalnum() else f'"{name}"'

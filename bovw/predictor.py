@@ -406,7 +406,7 @@ def model_to_bytes(model: ExportedModel) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, array in arrays.items():
             member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            np.lib.format.write_array(member, np.asarray(array, order="C"), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, member.getvalue())
@@ -428,8 +428,8 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
             f"{source} is not a bovw model file (.npz); create one with bovw export RUN_DIR")
     with archive:
         try:
-            metadata = json.loads(str(archive["metadata"]))
-        except ValueError:
+            metadata = json.loads(str(archive["metadata"].reshape(-1)[0]))
+        except (ValueError, IndexError):
             raise ModelFileError(f"{source}: the model's metadata is not valid JSON") from None
         if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
             raise ModelFileError(f"{source} is not a bovw model file (format is not "
