@@ -283,14 +283,6 @@ def test_predictor_agrees_with_spark_on_every_test_image(trained):
         assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
 
 
-def test_export_is_byte_identical_for_the_same_run(spark, trained, tmp_path):
-    from bovw.export import export_model
-
-    _model, again = export_model(spark, str(trained["run"]), str(tmp_path / "again.npz"),
-                                 load_catalogue(REPO / "conf" / "fruits.toml"))
-    assert Path(again).read_bytes() == trained["model"].read_bytes()
-
-
 def test_export_refuses_an_unfinished_run(spark, tmp_path):
     from bovw.export import ExportError, export_model
 
@@ -359,7 +351,7 @@ def test_cli_predict_with_a_run_folder_exports_it_once(trained, capsys):
     captured = capsys.readouterr()
     assert captured.err.strip() == (f"[bovw] {trained['run']} has no model.npz yet: "
                                     "exporting it once")
-    assert exported.read_bytes() == trained["model"].read_bytes()
+    assert exported.read_bytes() == trained["model"].read_bytes()  # export is deterministic
     assert main(["predict", "--model", str(trained["run"]), photo]) == 0
     assert capsys.readouterr().err == ""
 
