@@ -182,7 +182,7 @@ class ClassifierSettings:
         _require(self.tol >= 0, "classifier.tol must be >= 0")
 
 
-FIT_POLICIES = ("crop", "pad", "none")
+FIT_POLICIES = ("trim", "crop", "pad", "none")
 
 
 @dataclass(frozen=True)
@@ -190,18 +190,20 @@ class PredictSettings:
     """How `bovw predict` and `bovw.Predictor` treat one photo.
 
     A photo whose size differs from the training images' (a phone photo) is first made
-    the training shape by `fit`: "crop" keeps the largest centred region of the training
-    aspect ratio, "pad" adds white borders instead, "none" describes it as it is; then it
-    is resized to the training size. A prediction is flagged low-confidence when the photo
-    gives fewer than `min_keypoints` keypoints or the top probability is below
-    `min_probability`. `fruits` is the fruit catalogue (TOML) embedded at export; None
-    means conf/fruits.toml of the source tree when present.
+    the training shape by `fit` (see bovw.predictor.fit_to_training_size): "trim" crops to
+    the fruit on a light background and pads it square with white, like a Fruits-360 photo
+    (without such a background it does what "crop" does); "crop" keeps the largest centred
+    region of the training aspect ratio; "pad" adds white borders; "none" describes it as
+    it is. Then it is resized to the training size. A prediction is flagged low-confidence
+    when the photo gives fewer than `min_keypoints` keypoints or the top probability is
+    below `min_probability`. `fruits` is the fruit catalogue (TOML) embedded at export;
+    None means conf/fruits.toml of the source tree when present.
     """
 
     top: int = 3
     min_keypoints: int = 10
     min_probability: float = 0.5
-    fit: str = "crop"
+    fit: str = "trim"
     fruits: str | None = None
 
     def validate(self) -> None:

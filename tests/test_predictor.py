@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 import zipfile
@@ -26,6 +27,7 @@ from bovw.predictor import (
     fit_to_training_size,
     model_from_bytes,
     model_to_bytes,
+    object_box,
     weighted_histogram,
 )
 from bovw.synthetic import encode_jpeg, render_fruit
@@ -106,6 +108,23 @@ def test_crop_keeps_the_centred_square():
     assert tall.shape == (2, 2) and note == "4x8 photo centre-cropped to 4x4, resized to 2x2"
 
 
+def test_trim_frames_the_fruit_like_a_fruits360_photo():
+    photo = np.full((40, 60), 255, np.uint8)
+    photo[10:30, 5:15] = 0  # a dark 10x20 'fruit' off-centre on white
+    assert object_box(photo) == (5, 10, 15, 30)
+    fitted, note = fit_to_training_size(photo, (4, 4), "trim")
+    # cropped to the box, padded white to 20x20 (5 columns each side), resized to 4x4
+    assert fitted.tolist() == [[255, 0, 0, 255]] * 4
+    assert note == "60x40 photo trimmed to the fruit (10x20 at 5,10), resized to 4x4"
+
+
+def test_trim_without_a_light_background_crops_the_centre():
+    dark = np.full((2, 6), 100, np.uint8)
+    assert object_box(dark) is None and object_box(np.full((5, 5), 255, np.uint8)) is None
+    fitted, note = fit_to_training_size(dark, (2, 2), "trim")
+    assert fitted.shape == (2, 2) and note == "6x2 photo centre-cropped to 2x2, resized to 2x2"
+
+
 def test_pad_adds_white_around_the_whole_photo():
     fitted, note = fit_to_training_size(np.zeros((2, 4), np.uint8), (4, 4), "pad")
     assert fitted.tolist() == [[255] * 4, [0] * 4, [0] * 4, [255] * 4]
@@ -121,7 +140,7 @@ def test_policy_none_keeps_any_size():
 
 
 def test_predict_settings_are_validated():
-    with pytest.raises(ConfigError, match=r"^predict.fit must be one of crop, pad, none "
+    with pytest.raises(ConfigError, match=r"^predict.fit must be one of trim, crop, pad, none "
                                           r"\(got 'stretch'\)$"):
         load_config(None, {"predict.fit": "stretch"})
     with pytest.raises(ConfigError, match=r"^predict.min_probability must be in \[0, 1\]$"):
@@ -296,7 +315,8 @@ def test_export_refuses_an_unfinished_run(spark, tmp_path):
 
 def test_a_phone_photo_of_a_fruit_gets_its_class(trained):
     prediction = Predictor.load(trained["model"]).predict(phone_photo("Banana"))
-    assert prediction.fitted == "600x400 photo centre-cropped to 400x400, resized to 100x100"
+    assert re.fullmatch(r"600x400 photo trimmed to the fruit \(\d+x\d+ at \d+,\d+\), resized "
+                        r"to 100x100", prediction.fitted)
     assert prediction.label == "Banana" and prediction.n_keypoints >= 10
 
 
@@ -411,7 +431,7 @@ def test_cli_predict_folder_runs_a_spark_job(spark, trained, tmp_path, capsys):
         assert row["n_keypoints"] == expected.n_keypoints
         assert row["display_name"] == expected.top[0].info.name
     phone = rows["phone.jpgBanana"]
-    assert phone["fitted"] == "600x400 photo centre-cropped to 400x400, resized to 100x100"
+    assert phone["fitted"] == Predictor.load(trained["model"]).predict(phone_photo("Banana")).fitted
     assert rows["broken.jpgUnknown"]["reject_reason"] == "not an image (unrecognised format)"
     correct = sum(rows[Path(p).name + Path(p).parent.name]["prediction"] == Path(p).parent.name
                   for p in trained["spark"]) + (phone["prediction"] == "Banana")
