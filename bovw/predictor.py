@@ -223,8 +223,8 @@ def fit_to_training_size(pixels: np.ndarray, size: tuple[int, int], policy: str
     its longer side), or, without such a background, does what "crop" does; "crop" keeps the
     largest centred region of the training aspect ratio; "pad" adds white borders around the
     whole photo; "none" leaves it as it is. The result is then resized to `size` (area
-    averaging when shrinking). Returns the array and a note saying what was done (None when
-    nothing was).
+    averaging when shrinking). Returns the array and a note saying what was done, e.g.
+    "centre-cropped to 300x300, resized to 100x100" (None when nothing was).
     """
     if policy not in FIT_POLICIES:
         raise ValueError(f"fit policy must be one of {', '.join(FIT_POLICIES)} (got {policy!r})")
@@ -250,7 +250,7 @@ def fit_to_training_size(pixels: np.ndarray, size: tuple[int, int], policy: str
     pixels = cv2.resize(pixels, (target_width, target_height),
                         interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     steps.append(f"resized to {target_width}x{target_height}")
-    return pixels, f"{width}x{height} photo " + ", ".join(steps)
+    return pixels, ", ".join(steps)
 
 
 # ------------------------------------------------------------------------------- predictions
@@ -367,7 +367,14 @@ class Predictor:
             return _Described(EMPTY_DESCRIPTORS, reject_reason=str(rejected))
         except Exception as error:  # a decoder bug must not take the service down
             return _Described(EMPTY_DESCRIPTORS, reject_reason=f"decoder failed: {_line(error)}")
-        grey, fitted = fit_to_training_size(grey, self.model.training_size, self.settings.fit)
+        grey, steps = fit_to_training_size(grey, self.model.training_size, self.settings.fit)
+        fitted = None
+        if steps:
+            # The box and crop sizes in `steps` refer to the decoded image, which open_image
+            # may have rotated (EXIF) or shrunk (orb.max_side).
+            decoded = "" if image.size == (width, height) else (
+                f" (decoded at {image.width}x{image.height})")
+            fitted = f"{width}x{height} photo{decoded} {steps}"
         try:
             descriptors = describe_grey(grey, orb)
         except cv2.error as error:

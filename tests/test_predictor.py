@@ -103,9 +103,9 @@ def test_crop_keeps_the_centred_square():
     pixels[:, 2:4] = 200  # the centre 2x2
     fitted, note = fit_to_training_size(pixels, (2, 2), "crop")
     assert fitted.tolist() == [[200, 200], [200, 200]]
-    assert note == "6x2 photo centre-cropped to 2x2, resized to 2x2"
+    assert note == "centre-cropped to 2x2, resized to 2x2"
     tall, note = fit_to_training_size(np.zeros((8, 4), np.uint8), (2, 2), "crop")
-    assert tall.shape == (2, 2) and note == "4x8 photo centre-cropped to 4x4, resized to 2x2"
+    assert tall.shape == (2, 2) and note == "centre-cropped to 4x4, resized to 2x2"
 
 
 def test_trim_frames_the_fruit_like_a_fruits360_photo():
@@ -115,20 +115,20 @@ def test_trim_frames_the_fruit_like_a_fruits360_photo():
     fitted, note = fit_to_training_size(photo, (4, 4), "trim")
     # cropped to the box, padded white to 20x20 (5 columns each side), resized to 4x4
     assert fitted.tolist() == [[255, 0, 0, 255]] * 4
-    assert note == "60x40 photo trimmed to the fruit (10x20 at 5,10), resized to 4x4"
+    assert note == "trimmed to the fruit (10x20 at 5,10), resized to 4x4"
 
 
 def test_trim_without_a_light_background_crops_the_centre():
     dark = np.full((2, 6), 100, np.uint8)
     assert object_box(dark) is None and object_box(np.full((5, 5), 255, np.uint8)) is None
     fitted, note = fit_to_training_size(dark, (2, 2), "trim")
-    assert fitted.shape == (2, 2) and note == "6x2 photo centre-cropped to 2x2, resized to 2x2"
+    assert fitted.shape == (2, 2) and note == "centre-cropped to 2x2, resized to 2x2"
 
 
 def test_pad_adds_white_around_the_whole_photo():
     fitted, note = fit_to_training_size(np.zeros((2, 4), np.uint8), (4, 4), "pad")
     assert fitted.tolist() == [[255] * 4, [0] * 4, [0] * 4, [255] * 4]
-    assert note == "4x2 photo padded with white to 4x4, resized to 4x4"
+    assert note == "padded with white to 4x4, resized to 4x4"
     colour, _note = fit_to_training_size(np.zeros((2, 4, 3), np.uint8), (4, 4), "pad")
     assert colour[0].tolist() == [[255, 255, 255]] * 4 and colour[1].tolist() == [[0, 0, 0]] * 4
 
