@@ -6,10 +6,11 @@ the bytes of a photo. This is the piece a mobile back end embeds.
     prediction.label, prediction.probability, prediction.to_dict()
 
 The arithmetic is the Spark pipeline's, step for step:
-ORB (bovw.features) -> nearest visual word (bovw.words) -> word counts -> times IDF (when
-histograms.tfidf) -> L2-normalised (when histograms.l2; a zero vector stays zero, as with
-Spark's Normalizer) -> x @ pc (Spark's PCAModel does not center) -> softmax(W x + b)
-(Spark's LogisticRegressionModel keeps its coefficients on the original feature scale).
+ORB (bovw.features) -> nearest visual word (bovw.words) -> (spatial-pyramid) word counts
+-> times IDF (when histograms.tfidf) -> to the power histograms.power -> L2-normalised (when
+histograms.l2; a zero vector stays zero, as with Spark's Normalizer) -> x @ pc (Spark's
+PCAModel does not center) -> softmax(W x + b) (Spark's LogisticRegressionModel keeps its
+coefficients on the original feature scale).
 
 Photos that are not the training size (a phone photo) are first made the training shape,
 see `fit_to_training_size`. The model file is a versioned NumPy .npz, see `model_to_bytes`.
@@ -42,13 +43,14 @@ from bovw.config import (
 from bovw.features import (
     DESCRIPTOR_BYTES,
     EMPTY_DESCRIPTORS,
+    EMPTY_POSITIONS,
     ImageRejected,
-    describe_grey,
+    describe_keypoints,
     open_image,
     to_grey,
 )
 from bovw.fruits import FruitInfo
-from bovw.words import nearest_words
+from bovw.words import histogram_length, nearest_words, pyramid_bins
 
 MODEL_FORMAT = "bovw-model"
 MODEL_FORMAT_VERSION = 1
@@ -67,10 +69,11 @@ class ModelFileError(ValueError):
 class ExportedModel:
     """Everything prediction needs, as plain arrays and settings.
 
-    centers (k, 32) float32 visual words; idf (k,) or None when TF-IDF is off; pc (d, p)
-    principal axes with d the feature length; coefficients (C, p) and intercepts (C,) of
-    the logistic regression; classes in the classifier's index order; the ORB and
-    histogram settings of the run; training_size (width, height) of its Training images.
+    centers (k, 32) float32 visual words; idf (d,) or None when TF-IDF is off, d being the
+    histogram length (k times the pyramid cells); pc (d, p) principal axes; coefficients
+    (C, p) and intercepts (C,) of the logistic regression; classes in the classifier's
+    index order; the ORB and histogram settings of the run; training_size (width, height)
+    of its Training images.
     """
 
     classes: tuple[str, ...]
@@ -89,16 +92,17 @@ class ExportedModel:
     def validate(self, source: str = "model") -> ExportedModel:
         """Check that the arrays fit together; returns self. Raises ModelFileError."""
         k = self.centers.shape[0] if self.centers.ndim == 2 else -1
+        length = histogram_length(max(k, 0), self.histograms.pyramid_levels)
         classes = len(self.classes)
         problems = []
         if self.centers.ndim != 2 or self.centers.shape[1] != DESCRIPTOR_BYTES or k < 1:
             problems.append(f"centers has shape {self.centers.shape}, expected (k, 32)")
         if self.histograms.tfidf != (self.idf is not None):
             problems.append("idf must be present exactly when histograms.tfidf is true")
-        if self.idf is not None and self.idf.shape != (k,):
-            problems.append(f"idf has shape {self.idf.shape}, expected ({k},)")
-        if self.pc.ndim != 2 or self.pc.shape[0] != k:
-            problems.append(f"pc has shape {self.pc.shape}, expected ({k}, components)")
+        if self.idf is not None and self.idf.shape != (length,):
+            problems.append(f"idf has shape {self.idf.shape}, expected ({length},)")
+        if self.pc.ndim != 2 or self.pc.shape[0] != length:
+            problems.append(f"pc has shape {self.pc.shape}, expected ({length}, components)")
         components = self.pc.shape[1] if self.pc.ndim == 2 else -1
         if self.coefficients.shape != (classes, components):
             problems.append(f"coefficients have shape {self.coefficients.shape}, "
@@ -121,18 +125,25 @@ class ExportedModel:
 
 # ---------------------------------------------------------------------------- the arithmetic
 
-def word_histogram(descriptors: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Raw counts of each visual word among an image's descriptors: a (k,) float64 array."""
-    return np.bincount(nearest_words(descriptors, centers), minlength=len(centers)
-                       ).astype(np.float64)
+def word_histogram(descriptors: np.ndarray, positions: np.ndarray, centers: np.ndarray,
+                   pyramid_levels: int = 1) -> np.ndarray:
+    """Raw counts of each visual word among an image's descriptors, per spatial-pyramid
+    cell when pyramid_levels > 1 (positions as stored by bovw.features): a float64 array of
+    histogram_length(k, pyramid_levels) bins."""
+    k = len(centers)
+    bins = nearest_words(descriptors, centers)
+    if pyramid_levels > 1:
+        bins = pyramid_bins(bins, positions, k, pyramid_levels)
+    return np.bincount(bins, minlength=histogram_length(k, pyramid_levels)).astype(np.float64)
 
 
-def weighted_histogram(histogram: np.ndarray, idf: np.ndarray | None, l2: bool) -> np.ndarray:
-    """The histogram times `idf` (when given), then divided by its L2 norm (when `l2`).
-
-    A zero vector stays zero, like Spark's Normalizer.
-    """
+def weighted_histogram(histogram: np.ndarray, idf: np.ndarray | None, l2: bool,
+                       power: float = 1.0) -> np.ndarray:
+    """The histogram times `idf` (when given), to the `power`, then divided by its L2 norm
+    (when `l2`). A zero vector stays zero, like with Spark's Normalizer."""
     weighted = histogram * idf if idf is not None else histogram.copy()
+    if power != 1.0:
+        weighted = np.power(weighted, power)
     if l2:
         norm = float(np.sqrt(np.dot(weighted, weighted)))
         if norm > 0.0:
@@ -140,14 +151,16 @@ def weighted_histogram(histogram: np.ndarray, idf: np.ndarray | None, l2: bool) 
     return weighted
 
 
-def feature_vector(descriptors: np.ndarray, model: ExportedModel) -> np.ndarray:
+def feature_vector(descriptors: np.ndarray, positions: np.ndarray, model: ExportedModel
+                   ) -> np.ndarray:
     """The vector the PCA sees for one image: its weighted word histogram.
 
     Further per-image blocks (e.g. a colour histogram) are concatenated here, in the
     order of `model.feature_blocks`, when the pipeline gains them.
     """
-    blocks = [weighted_histogram(word_histogram(descriptors, model.centers), model.idf,
-                                 model.histograms.l2)]
+    settings = model.histograms
+    counts = word_histogram(descriptors, positions, model.centers, settings.pyramid_levels)
+    blocks = [weighted_histogram(counts, model.idf, settings.l2, settings.power)]
     return np.concatenate(blocks)
 
 
@@ -315,6 +328,7 @@ class Prediction:
 @dataclass(frozen=True)
 class _Described:
     descriptors: np.ndarray
+    positions: np.ndarray = field(default_factory=lambda: EMPTY_POSITIONS)
     width: int = 0
     height: int = 0
     fitted: str | None = None
@@ -376,18 +390,18 @@ class Predictor:
                 f" (decoded at {image.width}x{image.height})")
             fitted = f"{width}x{height} photo{decoded} {steps}"
         try:
-            descriptors = describe_grey(grey, orb)
+            descriptors, positions = describe_keypoints(grey, orb)
         except cv2.error as error:
-            return _Described(EMPTY_DESCRIPTORS, width, height, fitted,
+            return _Described(EMPTY_DESCRIPTORS, EMPTY_POSITIONS, width, height, fitted,
                               f"OpenCV failed: {_line(error)}")
-        return _Described(descriptors, width, height, fitted)
+        return _Described(descriptors, positions, width, height, fitted)
 
     def probabilities(self, data: bytes) -> np.ndarray | None:
         """Every class's probability, in `classes` order; None for unreadable bytes."""
         described = self.describe(data)
         if described.reject_reason is not None:
             return None
-        return class_probabilities(feature_vector(described.descriptors, self.model), self.model)
+        return self._probabilities(described)
 
     def predict(self, data: bytes, top: int | None = None) -> Prediction:
         """The `top` (default settings.top) most probable classes for the photo `data`."""
@@ -396,8 +410,7 @@ class Predictor:
         if described.reject_reason is not None:
             return Prediction((), 0, True, (f"cannot read the photo: {described.reject_reason}",),
                               None, described.width, described.height, described.reject_reason)
-        probabilities = class_probabilities(feature_vector(described.descriptors, self.model),
-                                            self.model)
+        probabilities = self._probabilities(described)
         count = min(top or self.settings.top, len(self.classes))
         # Stable sort: equal probabilities keep class order, like argmax in Spark.
         order = np.argsort(-probabilities, kind="stable")[:count]
@@ -406,6 +419,10 @@ class Predictor:
         notes = self._confidence_notes(n_keypoints, scores[0].probability)
         return Prediction(scores, n_keypoints, bool(notes), notes, described.fitted,
                           described.width, described.height)
+
+    def _probabilities(self, described: _Described) -> np.ndarray:
+        features = feature_vector(described.descriptors, described.positions, self.model)
+        return class_probabilities(features, self.model)
 
     def _confidence_notes(self, n_keypoints: int, probability: float) -> tuple[str, ...]:
         settings, notes = self.settings, []

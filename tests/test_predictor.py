@@ -29,6 +29,7 @@ from bovw.predictor import (
     model_to_bytes,
     object_box,
     weighted_histogram,
+    word_histogram,
 )
 from bovw.synthetic import encode_jpeg, render_fruit
 from tests import imagefiles
@@ -82,6 +83,21 @@ def test_weighted_histogram_is_idf_then_l2_and_zero_stays_zero():
     assert weighted.tolist() == [0.6, 0.0, 0.8]
     assert weighted_histogram(np.array([3.0, 4.0]), None, l2=False).tolist() == [3.0, 4.0]
     assert weighted_histogram(np.zeros(3), np.ones(3), l2=True).tolist() == [0.0, 0.0, 0.0]
+    # power after IDF, before L2: sqrt([9, 0, 16] * 1) = [3, 0, 4]
+    assert weighted_histogram(np.array([9.0, 0.0, 16.0]), np.ones(3), l2=True,
+                              power=0.5).tolist() == [0.6, 0.0, 0.8]
+
+
+def test_word_histogram_counts_words_per_pyramid_cell():
+    centers = np.array([[0] * 32, [255] * 32], dtype=np.float32)
+    descriptors = np.array([[1] * 32, [250] * 32, [3] * 32], dtype=np.uint8)  # words 0, 1, 0
+    positions = np.array([[0, 0], [200, 10], [130, 200]], dtype=np.uint8)  # cells 0, 1, 3
+    assert word_histogram(descriptors, positions, centers).tolist() == [2, 1]
+    assert word_histogram(descriptors, positions, centers, pyramid_levels=2).tolist() == [
+        2, 1,  # whole image
+        1, 0,  0, 1,  0, 0,  1, 0,  # 2x2 cells, row-major, 2 words each
+    ]
+    assert word_histogram(descriptors[:0], positions[:0], centers, 2).tolist() == [0] * 10
 
 
 def test_class_probabilities_are_the_softmax_of_the_margins():
@@ -262,14 +278,18 @@ def test_low_probability_is_flagged():
 
 @pytest.fixture(scope="module")
 def trained(spark, test_config, tmp_path_factory):
-    """One pipeline run (k=12, 5 PCA components) on 3 generated classes, and its export."""
+    """One pipeline run (k=12, 2-level pyramid, 5 PCA components) on 3 generated classes,
+    and its export."""
     from bovw.export import export_model
     from bovw.pipeline import run_pipeline
     from bovw.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("predict")
     generate_dataset(root / "data", classes=3, train_per_class=10, test_per_class=4, seed=0)
-    config = test_config.replace(**{"vocabulary.k": 12, "pca.components": 5})
+    # A 2-level spatial pyramid and square-root weighting exercise every step of the
+    # arithmetic the Predictor repeats.
+    config = test_config.replace(**{"vocabulary.k": 12, "pca.components": 5,
+                                    "histograms.pyramid_levels": 2, "histograms.power": 0.5})
     run_pipeline(spark, config, str(root / "data"), str(root / "run"), log=lambda _: None)
     model, written = export_model(spark, str(root / "run"), str(root / "model.npz"),
                                   load_catalogue(REPO / "conf" / "fruits.toml"))
@@ -285,10 +305,11 @@ def trained(spark, test_config, tmp_path_factory):
 def test_export_holds_the_run_settings(trained):
     model = Predictor.load(trained["model"]).model
     assert model.classes == ("Apple Red 1", "Banana", "Orange")
-    assert model.centers.shape == (12, 32) and model.pc.shape == (12, 5)
-    assert model.coefficients.shape == (3, 5) and model.idf.shape == (12,)
+    assert model.centers.shape == (12, 32) and model.pc.shape == (12 * 5, 5)
+    assert model.coefficients.shape == (3, 5) and model.idf.shape == (12 * 5,)
     assert model.training_size == (100, 100)
-    assert model.orb == OrbSettings() and model.histograms == HistogramSettings()
+    assert model.orb == OrbSettings()
+    assert model.histograms == HistogramSettings(pyramid_levels=2, power=0.5)
     assert sorted(model.fruits) == ["Apple Red 1", "Banana", "Orange"]
     assert model.source["vocabulary_k"] == 12 and model.source["test_images"] == 12
 
@@ -314,10 +335,15 @@ def test_export_refuses_an_unfinished_run(spark, tmp_path):
 
 
 def test_a_phone_photo_of_a_fruit_gets_its_class(trained):
-    prediction = Predictor.load(trained["model"]).predict(phone_photo("Banana"))
-    assert re.fullmatch(r"600x400 photo trimmed to the fruit \(\d+x\d+ at \d+,\d+\), resized "
-                        r"to 100x100", prediction.fitted)
+    photo = phone_photo("Banana")
+    # The generated fruits do not fill their frame (Fruits-360 fruits do), so the centre
+    # crop, not "trim", frames this photo like the training images.
+    prediction = Predictor.load(trained["model"], PredictSettings(fit="crop")).predict(photo)
+    assert prediction.fitted == "600x400 photo centre-cropped to 400x400, resized to 100x100"
     assert prediction.label == "Banana" and prediction.n_keypoints >= 10
+    trimmed = Predictor.load(trained["model"]).predict(photo)
+    assert re.fullmatch(r"600x400 photo trimmed to the fruit \(\d+x\d+ at \d+,\d+\), resized "
+                        r"to 100x100", trimmed.fitted)
 
 
 # ------------------------------------------------------------------------------------- the CLI
