@@ -12,11 +12,13 @@ from pathlib import Path
 from bovw.aws import CloudError
 from bovw.config import Config, ConfigError, load_config, parse_assignment
 from bovw.ingest import InputError, check_local_input
+from bovw.predict_cli import PREDICT_ERRORS, PREDICT_HANDLERS, add_predict_commands
 from bovw.runs import OutputError
 from bovw.session import JavaError, build_session
 from bovw.vocabulary import VocabularyError
 
-USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError)
+USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError,
+               *PREDICT_ERRORS)
 
 # Shortcut flags for the settings users change most; any other setting: --set key=value.
 SHORTCUTS = {
@@ -105,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--dry-run", action="store_true",
                         help="print the request instead of sending it")
     _add_config_flags(submit)
+
+    add_predict_commands(commands, _add_config_flags)
     return parser
 
 
@@ -244,7 +248,7 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     """Entry point of `bovw` and of the jobs/ scripts. Returns the process exit code."""
     args = build_parser().parse_args(argv)
     environ = dict(os.environ if environ is None else environ)
-    handlers = {"run": _run, "demo": _demo, "s3": _s3, "emr": _emr}
+    handlers = {"run": _run, "demo": _demo, "s3": _s3, "emr": _emr, **PREDICT_HANDLERS}
     try:
         return handlers[args.command](args, environ)
     except ConfigError as error:

@@ -182,6 +182,38 @@ class ClassifierSettings:
         _require(self.tol >= 0, "classifier.tol must be >= 0")
 
 
+FIT_POLICIES = ("trim", "crop", "pad", "none")
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """How `bovw predict` and `bovw.Predictor` treat one photo.
+
+    A photo whose size differs from the training images' (a phone photo) is first made
+    the training shape by `fit` (see bovw.predictor.fit_to_training_size): "trim" crops to
+    the fruit on a light background and pads it square with white, like a Fruits-360 photo
+    (without such a background it does what "crop" does); "crop" keeps the largest centred
+    region of the training aspect ratio; "pad" adds white borders; "none" describes it as
+    it is. Then it is resized to the training size. A prediction is flagged low-confidence
+    when the photo gives fewer than `min_keypoints` keypoints or the top probability is
+    below `min_probability`. `fruits` is the fruit catalogue (TOML) embedded at export;
+    None means conf/fruits.toml of the source tree when present.
+    """
+
+    top: int = 3
+    min_keypoints: int = 10
+    min_probability: float = 0.5
+    fit: str = "trim"
+    fruits: str | None = None
+
+    def validate(self) -> None:
+        _require(self.top >= 1, "predict.top must be >= 1")
+        _require(self.min_keypoints >= 0, "predict.min_keypoints must be >= 0")
+        _require(0.0 <= self.min_probability <= 1.0, "predict.min_probability must be in [0, 1]")
+        _require(self.fit in FIT_POLICIES,
+                 f"predict.fit must be one of {', '.join(FIT_POLICIES)} (got {self.fit!r})")
+
+
 S3_COMMITTERS = ("magic", "directory", "partitioned", "none")
 
 
@@ -308,6 +340,7 @@ class Config:
     histograms: HistogramSettings = field(default_factory=HistogramSettings)
     pca: PcaSettings = field(default_factory=PcaSettings)
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
+    predict: PredictSettings = field(default_factory=PredictSettings)
     s3: S3Settings = field(default_factory=S3Settings)
     emr: EmrSettings = field(default_factory=EmrSettings)
 
