@@ -9,13 +9,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bovw.aws import CloudError
 from bovw.config import Config, ConfigError, load_config, parse_assignment
-from bovw.ingest import InputError, check_local_input
+from bovw.errors import CloudError, InputError, OutputError, VocabularyError
+from bovw.inputs import check_local_input
 from bovw.predict_cli import PREDICT_ERRORS, PREDICT_HANDLERS, add_predict_commands
-from bovw.runs import OutputError
 from bovw.session import JavaError, build_session
-from bovw.vocabulary import VocabularyError
 
 USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError,
                *PREDICT_ERRORS)
