@@ -130,10 +130,10 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         files = assign_splits(files, config.ingest.test_fraction, config.seed, has_split_folders)
         timings["ingest"] = round(time.perf_counter() - started, 3)
         described = describe_images(files, config.orb, config.ingest.max_file_bytes)
-        described.write.mode("overwrite").parquet(layout.descriptors)
+        storage.write_parquet(spark, described, layout.descriptors)
         source = layout.descriptors
     descriptors = spark.read.parquet(source)
-    rejects(descriptors).write.mode("overwrite").parquet(layout.rejects)
+    storage.write_parquet(spark, rejects(descriptors), layout.rejects)
     split_counts = {
         row["split"] or "none": row["count"]
         for row in accepted(descriptors).groupBy("split").count().collect()
@@ -168,7 +168,7 @@ def _vocabulary_stage(config: Config, descriptors: DataFrame, layout: RunLayout)
 
 def _histograms_stage(spark: SparkSession, descriptors: DataFrame, vocabulary, layout: RunLayout
                       ) -> dict[str, Any]:
-    word_histograms(descriptors, vocabulary).write.mode("overwrite").parquet(layout.histograms)
+    storage.write_parquet(spark, word_histograms(descriptors, vocabulary), layout.histograms)
     return {}
 
 
@@ -200,7 +200,7 @@ def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame
             "path", "label", "split", "n_keypoints", "histogram", "pca_features", "prediction",
             "probability",
         )
-        predictions.write.mode("overwrite").parquet(layout.features)
+        storage.write_parquet(spark, predictions, layout.features)
     finally:
         features.unpersist()
     metrics = evaluate(spark.read.parquet(layout.features), list(labels.labels))
