@@ -2,8 +2,9 @@
 
 Builds a Fruits-360-like dataset of N small images (a pool of generated images, hard-linked
 under N distinct names: building 100,000 files takes seconds and little disk), runs the
-pipeline in Spark local mode in this process, and reports wall time per stage, the peak
-resident memory of the driver JVM (VmHWM of /proc/<pid>/status; in local mode that JVM is
+pipeline in Spark local mode in this process, and reports wall time per stage, the CPU time
+of the driver JVM and its Python workers (steadier than wall time on a shared machine), the
+peak resident memory of the driver JVM (VmHWM of /proc/<pid>/status; in local mode that JVM is
 also the executor) and of this Python driver process (ru_maxrss).
 
     python bench/scale.py --images 10000 --workdir /tmp/bovw-scale
@@ -67,6 +68,28 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
+def _descendants(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        children.extend(int(child) for child in text)
+    return children + [grandchild for child in children for grandchild in _descendants(child)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and every live descendant, including the
+    children they already reaped: for the driver JVM, its Python workers' time too."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for process in [pid, *_descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return total / ticks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, required=True)
@@ -93,9 +116,10 @@ def main() -> None:
     spark = build_session(config, java_home=os.environ.get("JAVA_HOME"))
     jvm_pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
     output = workdir / f"run-{args.images}-{time.strftime('%Y%m%d-%H%M%S')}"
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), cpu_seconds(jvm_pid)
     result = run_pipeline(spark, config, str(data), str(output))
     wall = time.perf_counter() - started
+    cpu = cpu_seconds(jvm_pid) - cpu_before
     report = {
         "images": args.images,
         "master": args.master,
@@ -104,6 +128,9 @@ def main() -> None:
         "accepted": result.counts["accepted"],
         "wall_seconds": round(wall, 1),
         "seconds_per_1000_images": round(1000 * wall / args.images, 2),
+        "cpu_seconds": round(cpu, 1),
+        "cpu_seconds_per_1000_images": round(1000 * cpu / args.images, 2),
+        "load_average_1min_at_end": os.getloadavg()[0],
         "stage_seconds": result.timings,
         "driver_jvm_peak_rss_mib": round(peak_rss_kib(jvm_pid) / 1024, 1),
         "driver_python_peak_rss_mib": round(
