@@ -23,12 +23,7 @@ import pytest
 from pyspark.ml.clustering import KMeansModel
 
 from bovw.synthetic import generate_dataset
-from tests.cluster_fixtures import (
-    StandaloneCluster,
-    bovw_command,
-    run_bovw,
-    subprocess_environment,
-)
+from tests.cluster_fixtures import StandaloneCluster, bovw_command, subprocess_environment
 
 pytestmark = pytest.mark.subprocess_runs
 
@@ -54,28 +49,33 @@ def run_command(images: Path, output: Path, master: str) -> list[str]:
             *RUN_FLAGS]
 
 
-def finished_run(images: Path, output: Path, master: str) -> Path:
-    """Run the pipeline to the end in a child process; returns the run folder."""
+def start_run(images: Path, output: Path, master: str) -> tuple[subprocess.Popen, Path]:
+    """Start the pipeline in a child process; returns it and its log file."""
     log = output.parent / f"{output.name}.log"
-    completed = run_bovw(run_command(images, output, master), log)
-    assert completed.returncode == 0, log.read_text(errors="replace")[-4000:]
-    return output
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            bovw_command(*run_command(images, output, master)), stdout=out,
+            stderr=subprocess.STDOUT, env=subprocess_environment(), start_new_session=True)
+    return process, log
+
+
+def wait_run(started: tuple[subprocess.Popen, Path], timeout: float = 900) -> str:
+    """Wait for a started run to finish successfully; returns what it printed."""
+    process, log = started
+    try:
+        process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
+    printed = log.read_text(errors="replace")
+    assert process.returncode == 0, printed[-4000:]
+    return printed
 
 
 @pytest.fixture(scope="module")
 def runs_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("master-runs")
-
-
-@pytest.fixture(scope="module")
-def local2_run(images, runs_root) -> Path:
-    return finished_run(images, runs_root / "local2", "local[2]")
-
-
-@pytest.fixture(scope="module")
-def cluster_run(images, runs_root, standalone_cluster: StandaloneCluster) -> Path:
-    output = finished_run(images, runs_root / "cluster", standalone_cluster.master_url)
-    return output
 
 
 def vocabulary(run: Path) -> np.ndarray:
@@ -160,16 +160,49 @@ class KilledRun:
     printed_on_resume: str
 
 
+@dataclass
+class Runs:
+    local1: KilledRun
+    local2: Path
+    cluster: Path
+
+
 @pytest.fixture(scope="module")
-def killed_and_resumed(images, runs_root) -> KilledRun:
-    """The local[1] run: killed during its histograms stage, then run again to the end."""
-    output = runs_root / "local1"
-    printed = _kill_during_histograms(images, output, "local[1]")
-    stages = sorted(path.name for path in (output / "_stages").glob("*"))
-    histograms = sorted(path.name for path in output.glob("*histograms*"))
-    finished_run(images, output, "local[1]")
-    return KilledRun(output, printed, stages, histograms,
-                     (runs_root / "local1.log").read_text(errors="replace"))
+def runs(images, runs_root, standalone_cluster: StandaloneCluster) -> Runs:
+    """The three runs, side by side to save time (each is mostly latency, not CPU).
+
+    local[1] is killed during its histograms stage, then run again to the end.
+    """
+    local2 = start_run(images, runs_root / "local2", "local[2]")
+    cluster = start_run(images, runs_root / "cluster", standalone_cluster.master_url)
+    try:
+        output = runs_root / "local1"
+        printed = _kill_during_histograms(images, output, "local[1]")
+        stages = sorted(path.name for path in (output / "_stages").glob("*"))
+        histograms = sorted(path.name for path in output.glob("*histograms*"))
+        resumed = wait_run(start_run(images, output, "local[1]"))
+    finally:
+        local2_printed = wait_run(local2)
+        cluster_printed = wait_run(cluster)
+    assert "[bovw] classifier: running" in local2_printed
+    assert "[bovw] classifier: running" in cluster_printed
+    return Runs(KilledRun(output, printed, stages, histograms, resumed),
+                runs_root / "local2", runs_root / "cluster")
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(runs) -> KilledRun:
+    return runs.local1
+
+
+@pytest.fixture(scope="module")
+def local2_run(runs) -> Path:
+    return runs.local2
+
+
+@pytest.fixture(scope="module")
+def cluster_run(runs) -> Path:
+    return runs.cluster
 
 
 @pytest.fixture(scope="module")
