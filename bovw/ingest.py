@@ -171,9 +171,12 @@ def list_files(spark: SparkSession, path: str, settings: IngestSettings,
         .option("pathGlobFilter", extension_glob(settings.extensions))
         .load(sources)
     )
-    listed = files.inputFiles()  # Spark's own driver-side listing, already in memory
+    # Spark's own driver-side listing: only its length crosses to Python, unless some
+    # listed files were skipped by the scan.
+    listed = files._jdf.inputFiles()
     if len(listed) == files.count():
         return files
+    listed = list(listed)
     # The listing holds URIs (file:///a%20b); the path column holds Hadoop paths (file:/a b).
     every = spark.createDataFrame(
         [(re.sub("^file:///", "file:/", unquote(uri)),) for uri in listed], "path string")
