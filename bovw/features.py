@@ -172,6 +172,11 @@ def extract_descriptors(data: bytes, settings: OrbSettings) -> Extraction:
         descriptors, positions = describe_keypoints(grey, settings)
     except cv2.error as error:
         return Extraction(EMPTY_DESCRIPTORS, f"OpenCV failed: {_first_line(error)}", width, height)
+    except Exception as error:  # e.g. MemoryError: one image must not fail a whole task
+        detail = _first_line(error)
+        if detail != type(error).__name__:
+            detail = f"{type(error).__name__}: {detail}"
+        return Extraction(EMPTY_DESCRIPTORS, f"description failed: {detail}", width, height)
     return Extraction(descriptors, None, width, height, positions)
 
 

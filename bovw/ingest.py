@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from bovw.config import IngestSettings
+from bovw.errors import InputError  # noqa: F401 (raised by this stage's callers)
 from bovw.inputs import check_local_input, is_local_path  # noqa: F401 (part of this stage's API)
 
 TRAIN, TEST = "Training", "Test"
@@ -23,23 +27,131 @@ def extension_glob(extensions: tuple[str, ...]) -> str:
     return "*.{" + ",".join(any_case(ext.lstrip(".")) for ext in extensions) + "}"
 
 
-def list_files(spark: SparkSession, path: str, settings: IngestSettings) -> DataFrame:
+@dataclass(frozen=True)
+class LocalTree:
+    """What to read from a local input tree so that symbolic link loops are not followed.
+
+    `loops` are (link, target) pairs of links to one of their own ancestor folders.
+    `sources` (only when there are loops) are what Spark reads instead of the root: the
+    image files directly inside the folders that lead to a loop, and every other folder
+    (Spark lists those recursively). Paths are absolute and named the way Spark names
+    them: symbolic links kept, not resolved. `unlisted` are sources Hadoop cannot name.
+    """
+
+    loops: tuple[tuple[str, str], ...]
+    sources: tuple[str, ...] = ()
+    unlisted: tuple[str, ...] = ()
+
+
+_GLOB_CHARACTERS = re.compile(r"([\\\[\]{}*?^])")
+
+
+def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
+    """Walk `folder`, following symbolic links except those that loop; see LocalTree.
+
+    A link loops when its target is the folder holding it or one of that folder's
+    ancestors on the way down: Hadoop's recursive listing would follow it, listing the
+    same files again under longer names up to the kernel's 40-link limit, and two such
+    links make that listing exponential. Unreadable folders and broken links are skipped.
+    """
+    suffixes = tuple("." + ext.lower().lstrip(".") for ext in extensions)
+    root = os.path.abspath(folder)
+    parents: dict[str, str] = {}
+    children: dict[str, list[str]] = {}
+    loops: list[tuple[str, str]] = []
+    pending = [(root, frozenset({os.path.realpath(root)}))]
+    while pending:
+        current, ancestors = pending.pop()
+        children[current] = []
+        for entry in _entries(current):
+            try:
+                is_folder = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                continue
+            if not is_folder:
+                continue
+            real = os.path.realpath(entry.path)
+            if real in ancestors:
+                loops.append((entry.path, real))
+                continue
+            parents[entry.path] = current
+            children[current].append(entry.path)
+            pending.append((entry.path, ancestors | {real}))
+    if not loops:
+        return LocalTree(())
+    leading_to_loops: set[str] = set()
+    for link, _target in loops:
+        holder: str | None = os.path.dirname(link)
+        while holder is not None and holder not in leading_to_loops:
+            leading_to_loops.add(holder)
+            holder = parents.get(holder)
+    sources = []
+    for current in leading_to_loops:
+        sources += [entry.path for entry in _entries(current)
+                    if entry.name.lower().endswith(suffixes) and _is_file(entry)]
+        sources += [child for child in children[current] if child not in leading_to_loops]
+    readable = [path for path in sources if ":" not in path or not _GLOB_CHARACTERS.search(path)]
+    unlisted = [path for path in sources if path not in readable]
+    return LocalTree(tuple(sorted(loops)), tuple(sorted(readable)), tuple(sorted(unlisted)))
+
+
+def _entries(folder: str) -> list[os.DirEntry]:
+    try:
+        return sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError:
+        return []
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=True)
+    except OSError:
+        return False
+
+
+def _spark_path(path: str) -> str:
+    """`path` as Spark's reader must be given it: glob characters escaped (Spark globs any
+    path holding one), so it names itself only."""
+    return _GLOB_CHARACTERS.sub(r"\\\1", path)
+
+
+def list_files(spark: SparkSession, path: str, settings: IngestSettings,
+               log: Callable[[str], None] = print) -> DataFrame:
     """The binaryFile listing of every image under `path` (recursive, any-case extension).
 
     Returns the binaryFile DataFrame (path, modificationTime, length, content); the
     content column is only read by Spark when a later stage selects it. Zero-byte files,
     which Spark's file scan skips, are added back with empty content so that they are
-    rejected visibly instead of vanishing.
+    rejected visibly instead of vanishing. In a local tree, symbolic links to an ancestor
+    folder are not followed; each one is reported through `log`.
     """
+    sources = [path]
+    if is_local_path(path):
+        tree = walk_local_tree(path.removeprefix("file://").removeprefix("file:"),
+                               settings.extensions)
+        for link, target in tree.loops:
+            log(f"[bovw] ingest: not following {link!r}: a symbolic link to its own "
+                f"ancestor folder {target!r}")
+        for unlisted in tree.unlisted:
+            log(f"[bovw] ingest: skipping {unlisted!r}: Hadoop cannot name a path holding "
+                "both ':' and glob characters next to a symbolic link loop")
+        if tree.loops:
+            if not tree.sources:
+                raise InputError(f"input folder {path} holds nothing outside symbolic link "
+                                 "loops")
+            sources = [_spark_path(source) for source in tree.sources]
     files = (
         spark.read.format("binaryFile")
         .option("recursiveFileLookup", "true")
         .option("pathGlobFilter", extension_glob(settings.extensions))
-        .load(path)
+        .load(sources)
     )
-    listed = files.inputFiles()  # Spark's own driver-side listing, already in memory
+    # Spark's own driver-side listing: only its length crosses to Python, unless some
+    # listed files were skipped by the scan.
+    listed = files._jdf.inputFiles()
     if len(listed) == files.count():
         return files
+    listed = list(listed)
     # The listing holds URIs (file:///a%20b); the path column holds Hadoop paths (file:/a b).
     every = spark.createDataFrame(
         [(re.sub("^file:///", "file:/", unquote(uri)),) for uri in listed], "path string")

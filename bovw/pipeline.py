@@ -104,7 +104,8 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
     result.vocabulary = record["vocabulary"]
     vocabulary = centers(KMeansModel.load(layout.model("vocabulary")))
 
-    stages.run("histograms", lambda: _histograms_stage(config, descriptors, vocabulary, layout))
+    stages.run("histograms", lambda: _histograms_stage(spark, config, descriptors, vocabulary,
+                                                       layout))
     histograms = spark.read.parquet(layout.histograms)
 
     dimension = histogram_length(len(vocabulary), config.histograms.pyramid_levels)
@@ -131,10 +132,10 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         files = assign_splits(files, config.ingest.test_fraction, config.seed, has_split_folders)
         timings["ingest"] = round(time.perf_counter() - started, 3)
         described = describe_images(files, config.orb, config.ingest.max_file_bytes)
-        described.write.mode("overwrite").parquet(layout.descriptors)
+        storage.write_parquet(spark, described, layout.descriptors)
         source = layout.descriptors
     descriptors = spark.read.parquet(source)
-    rejects(descriptors).write.mode("overwrite").parquet(layout.rejects)
+    storage.write_parquet(spark, rejects(descriptors), layout.rejects)
     counts, keypoints = statistics(descriptors)
     if counts["accepted"] == 0:
         raise InputError(f"no readable image under {input_path}; see {layout.rejects}")
@@ -155,10 +156,10 @@ def _vocabulary_stage(config: Config, descriptors: DataFrame, layout: RunLayout)
     }}
 
 
-def _histograms_stage(config: Config, descriptors: DataFrame, vocabulary, layout: RunLayout
-                      ) -> dict[str, Any]:
+def _histograms_stage(spark: SparkSession, config: Config, descriptors: DataFrame, vocabulary,
+                      layout: RunLayout) -> dict[str, Any]:
     histograms = word_histograms(descriptors, vocabulary, config.histograms.pyramid_levels)
-    histograms.write.mode("overwrite").parquet(layout.histograms)
+    storage.write_parquet(spark, histograms, layout.histograms)
     return {}
 
 
@@ -190,7 +191,7 @@ def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame
             "path", "label", "split", "n_keypoints", "histogram", "pca_features", "prediction",
             "probability",
         )
-        predictions.write.mode("overwrite").parquet(layout.features)
+        storage.write_parquet(spark, predictions, layout.features)
     finally:
         features.unpersist()
     metrics = evaluate(spark.read.parquet(layout.features), list(labels.labels))

@@ -80,6 +80,10 @@ def spark_properties(settings: SparkSettings) -> dict[str, str]:
         # Pivot output and histograms are wide rows; the generated code for them is
         # larger than Java's 8 KB JIT limit, which would otherwise disable JIT.
         "spark.sql.codegen.hugeMethodLimit": "65535",
+        # Hadoop's default local filesystem opens a ".<name>.crc" sidecar with every file,
+        # and cannot even name it for a file called "a:b.jpg": the whole job failed. The
+        # raw local filesystem reads and writes the same files without checksum sidecars.
+        "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
     }
     properties.update(settings.conf)
     return properties

@@ -6,7 +6,10 @@ folder in tests and to s3a:// on EC2.
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+
+# Filesystems without an atomic rename: a single PUT is all-or-nothing instead.
+_OBJECT_STORES = ("s3a", "s3", "gs", "abfs", "abfss", "wasb")
 
 
 def _path_and_fs(spark: SparkSession, path: str):
@@ -41,8 +44,7 @@ def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
     hadoop_path, fs = _path_and_fs(spark, path)
     jvm = spark.sparkContext._jvm
     data = bytearray(content)
-    scheme = fs.getUri().getScheme() or "file"
-    if scheme in ("s3a", "s3", "gs", "abfs", "abfss", "wasb"):
+    if _scheme(fs) in _OBJECT_STORES:
         _write_bytes(fs, hadoop_path, data)
         return
     temporary = jvm.org.apache.hadoop.fs.Path(hadoop_path.getParent(),
@@ -61,6 +63,35 @@ def _write_bytes(fs, hadoop_path, data: bytearray) -> None:
         stream.write(data)
     finally:
         stream.close()
+
+
+def write_parquet(spark: SparkSession, frame: DataFrame, path: str) -> None:
+    """Write `frame` as a Parquet folder at `path`, replacing it; readers never see it half
+    written.
+
+    Where a folder rename is atomic (local, HDFS) the job writes to the hidden sibling
+    `._tmp_<name>` (Spark readers skip names starting with "." or "_"), which is renamed
+    to `path` once the job has committed: a run killed mid-write leaves no `path`. On
+    object stores (s3a) a rename is a copy, so the job writes in place; the S3A committer
+    publishes the files at job commit and `_SUCCESS` last. Either way the pipeline trusts
+    an output only once its stage marker exists (bovw.runs).
+    """
+    hadoop_path, fs = _path_and_fs(spark, path)
+    if _scheme(fs) in _OBJECT_STORES:
+        frame.write.mode("overwrite").parquet(path)
+        return
+    jvm = spark.sparkContext._jvm
+    temporary = jvm.org.apache.hadoop.fs.Path(hadoop_path.getParent(),
+                                              "._tmp_" + hadoop_path.getName())
+    frame.write.mode("overwrite").parquet(temporary.toString())
+    if fs.exists(hadoop_path):
+        fs.delete(hadoop_path, True)
+    if not fs.rename(temporary, hadoop_path):
+        raise OSError(f"could not move {temporary.toString()} to {path}")
+
+
+def _scheme(fs) -> str:
+    return fs.getUri().getScheme() or "file"
 
 
 def read_text(spark: SparkSession, path: str) -> str:

@@ -45,3 +45,6 @@ from tests.cloud_fixtures import (  # noqa: E402,F401
     s3_settings,
     test_session,
 )
+
+# A Spark standalone cluster (Master + 2 Workers on 127.0.0.1) for the multi-master tests.
+from tests.cluster_fixtures import standalone_cluster  # noqa: E402,F401

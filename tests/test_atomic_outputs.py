@@ -1,0 +1,45 @@
+"""Stage outputs appear whole or not at all; a stage without its marker is redone."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType
+
+from bovw import storage
+from bovw.runs import RunLayout, finished_stage, mark_finished
+
+
+def test_write_parquet_publishes_the_whole_output(spark, tmp_path):
+    target = tmp_path / "histograms"
+    storage.write_parquet(spark, spark.range(10).repartition(3), str(target))
+    assert sorted(row["id"] for row in spark.read.parquet(str(target)).collect()) == list(
+        range(10))
+    assert (target / "_SUCCESS").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["histograms"]
+
+
+def test_a_failed_write_leaves_the_previous_output_untouched(spark, tmp_path):
+    target = tmp_path / "features"
+    storage.write_parquet(spark, spark.range(5), str(target))
+
+    @F.udf(LongType())
+    def fail_on_seven(value):
+        if value == 7:
+            raise ValueError("stop half way")
+        return value
+
+    # Several tasks: some finish and write their part files before one fails.
+    failing = spark.range(0, 12, numPartitions=4).select(fail_on_seven("id").alias("id"))
+    with pytest.raises(Exception, match="stop half way"):
+        storage.write_parquet(spark, failing, str(target))
+    assert sorted(row["id"] for row in spark.read.parquet(str(target)).collect()) == list(
+        range(5))
+
+
+def test_a_stage_output_without_its_marker_is_not_finished(spark, tmp_path):
+    layout = RunLayout(str(tmp_path / "run"))
+    storage.write_parquet(spark, spark.range(3), layout.histograms)
+    assert finished_stage(spark, layout, "histograms") is None
+    mark_finished(spark, layout, "histograms", {"timings": {"histograms": 1.5}})
+    assert finished_stage(spark, layout, "histograms") == {"timings": {"histograms": 1.5}}

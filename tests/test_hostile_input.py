@@ -1,0 +1,198 @@
+"""Hostile input: odd file names, symbolic link loops, huge files, decompression bombs and
+images that make OpenCV raise. Each one becomes a reject with its reason (or, for a
+looping link, a logged skip); every other image is still read, once."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from bovw import features
+from bovw.config import IngestSettings, OrbSettings
+from bovw.descriptors import describe_images
+from bovw.features import extract_descriptors
+from bovw.ingest import LocalTree, assign_splits, list_files, walk_local_tree, with_labels
+from tests import imagefiles
+
+SETTINGS = OrbSettings()
+EXTENSIONS = IngestSettings().extensions
+
+
+def png(width: int, height: int, rows: bytes | None = None) -> bytes:
+    """A greyscale 8-bit PNG; `rows` are the raw scanlines (zeros when None)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    if rows is None:
+        rows = (b"\x00" + b"\x00" * width) * height
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+
+
+def one_pixel_png() -> bytes:
+    """A valid 1x1 image: ORB's image pyramid makes OpenCV raise on it."""
+    return imagefiles.encode(np.full((1, 1, 3), 128, np.uint8), "PNG")
+
+
+# --- the pure per-image function ---------------------------------------------------------
+
+
+def test_complete_decompression_bomb_is_refused_before_decoding(monkeypatch):
+    # A real, complete PNG: 7100 x 7100 zero pixels, 50.4 MP, about 50 KB compressed.
+    bomb = png(7100, 7100)
+    assert len(bomb) < 100_000
+
+    def never_decode(self, *args, **kwargs):
+        raise AssertionError("the bomb was decoded")
+
+    monkeypatch.setattr(Image.Image, "load", never_decode)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", never_decode)
+    extraction = extract_descriptors(bomb, SETTINGS)
+    assert extraction.reject_reason == (
+        "image too large: 7100x7100 pixels exceeds orb.max_pixels=50000000")
+    assert extraction.descriptors.shape == (0, 32)
+
+
+def test_declared_size_alone_decides_the_refusal():
+    # Header says 100000 x 1 (1e5 pixels, allowed) vs 100000 x 1000 (1e8, refused).
+    assert extract_descriptors(png(100_000, 1), SETTINGS).reject_reason != (
+        "image too large: 100000x1 pixels exceeds orb.max_pixels=50000000")
+    assert extract_descriptors(imagefiles.bomb_png(100_000, 1000), SETTINGS).reject_reason == (
+        "image too large: 100000x1000 pixels exceeds orb.max_pixels=50000000")
+
+
+def test_an_image_that_makes_opencv_raise_is_a_reject():
+    grey = np.full((1, 1), 128, np.uint8)
+    with pytest.raises(cv2.error):
+        features.describe_grey(grey, SETTINGS)
+    extraction = extract_descriptors(one_pixel_png(), SETTINGS)
+    assert extraction.reject_reason.startswith("OpenCV failed: OpenCV(")
+    assert (extraction.width, extraction.height) == (1, 1)
+    assert extraction.descriptors.shape == (0, 32)
+
+
+def test_any_other_failure_while_describing_is_a_reject(monkeypatch):
+    def out_of_memory(grey, settings):
+        raise MemoryError
+
+    monkeypatch.setattr(features, "describe_grey", out_of_memory)
+    extraction = extract_descriptors(imagefiles.jpeg(), SETTINGS)
+    assert extraction.reject_reason == "description failed: MemoryError"
+
+    def broken(grey, settings):
+        raise ValueError("buffer is too small\nsecond line")
+
+    monkeypatch.setattr(features, "describe_grey", broken)
+    extraction = extract_descriptors(imagefiles.jpeg(), SETTINGS)
+    assert extraction.reject_reason == "description failed: ValueError: buffer is too small"
+
+
+# --- the local folder walk ---------------------------------------------------------------
+
+
+def test_walk_without_loops_leaves_the_listing_to_spark(tmp_path):
+    (tmp_path / "Training" / "Kiwi").mkdir(parents=True)
+    (tmp_path / "Training" / "Kiwi" / "a.jpg").write_bytes(b"x")
+    os.symlink(tmp_path / "Training", tmp_path / "Alias")
+    assert walk_local_tree(str(tmp_path), EXTENSIONS) == LocalTree(loops=())
+
+
+def test_walk_reads_around_symbolic_link_loops(tmp_path):
+    kiwi = tmp_path / "Training" / "Kiwi"
+    kiwi.mkdir(parents=True)
+    (kiwi / "a.JPG").write_bytes(b"x")
+    (kiwi / "b:[1].jpg").write_bytes(b"x")
+    (tmp_path / "Test" / "Kiwi").mkdir(parents=True)
+    os.symlink(tmp_path / "Training", kiwi / "up")          # to an ancestor: a loop
+    os.symlink(kiwi, kiwi / "self")                         # to itself: a loop
+    os.symlink(tmp_path / "Training", tmp_path / "Alias")   # to a sibling: followed
+    os.symlink(tmp_path / "nowhere.jpg", kiwi / "dangling.jpg")  # broken: ignored
+    tree = walk_local_tree(str(tmp_path), EXTENSIONS)
+    assert tree.loops == (
+        (str(tmp_path / "Alias" / "Kiwi" / "self"), str(kiwi)),
+        (str(tmp_path / "Alias" / "Kiwi" / "up"), str(tmp_path / "Training")),
+        (str(kiwi / "self"), str(kiwi)),
+        (str(kiwi / "up"), str(tmp_path / "Training")),
+    )
+    # The folders leading to a loop give their own images; the others are listed whole.
+    assert tree.sources == (
+        str(tmp_path / "Alias" / "Kiwi" / "a.JPG"),
+        str(tmp_path / "Test"),
+        str(kiwi / "a.JPG"),
+    )
+    assert tree.unlisted == (
+        str(tmp_path / "Alias" / "Kiwi" / "b:[1].jpg"), str(kiwi / "b:[1].jpg"))
+
+
+# --- one Spark run over a hostile folder ------------------------------------------------
+
+GOOD_NAMES = [
+    'double "quoted".jpg', "single 'quoted'.jpg", "ünïcødé 🍎 名前.jpg", "new\nline.jpg",
+    "back\\slash.jpg", "per%20cent #1.jpg", "colon:in:name.jpg", "[brackets] {braces} *?.jpg",
+]
+REJECTS = {
+    "huge.jpg": "file too large: 209715200 bytes exceeds ingest.max_file_bytes=67108864",
+    "bomb.png": "image too large: 40000x40000 pixels exceeds orb.max_pixels=50000000",
+    "one pixel.png": "OpenCV failed: OpenCV(",
+}
+
+
+# Hadoop glob characters in a folder name: the loop-free listing must escape them.
+LABEL = "Kiwi [gold] {1}"
+
+
+@pytest.fixture
+def hostile_folder(tmp_path: Path) -> Path:
+    kiwi = tmp_path / "Training" / LABEL
+    kiwi.mkdir(parents=True)
+    for index, name in enumerate(GOOD_NAMES):
+        (kiwi / name).write_bytes(imagefiles.jpeg(seed=index))
+    (tmp_path / "Test" / LABEL).mkdir(parents=True)
+    (tmp_path / "Test" / LABEL / "plain.jpg").write_bytes(imagefiles.jpeg(seed=99))
+    with open(kiwi / "huge.jpg", "wb") as huge:
+        huge.truncate(200 * 1024 * 1024)  # sparse: 200 MB listed, nothing on disk
+    (kiwi / "bomb.png").write_bytes(imagefiles.bomb_png())
+    (kiwi / "one pixel.png").write_bytes(one_pixel_png())
+    # Two links to ancestors: Hadoop's own recursive listing would follow them 2^40 ways.
+    (tmp_path / "Training" / "Loops").mkdir()
+    os.symlink(tmp_path, tmp_path / "Training" / "Loops" / "loop to root")
+    os.symlink(tmp_path / "Test", tmp_path / "Test" / LABEL / "loop to Test")
+    return tmp_path
+
+
+def test_every_hostile_file_is_read_once_or_rejected_with_its_reason(spark, hostile_folder):
+    logged: list[str] = []
+    files = with_labels(list_files(spark, str(hostile_folder), IngestSettings(),
+                                   log=logged.append))
+    files = assign_splits(files, 0.25, 1, has_split_folders=True)
+    rows = describe_images(files, SETTINGS, IngestSettings().max_file_bytes).select(
+        "path", "label", "split", "n_keypoints", "reject_reason").collect()
+
+    names = [row["path"].rsplit("/", 1)[1] for row in rows]
+    assert sorted(names) == sorted([*GOOD_NAMES, "plain.jpg", *REJECTS])
+    assert all(row["path"].startswith(f"file:{hostile_folder}/") for row in rows)
+    by_name = dict(zip(names, rows, strict=True))
+    for name in [*GOOD_NAMES, "plain.jpg"]:
+        row = by_name[name]
+        assert row["reject_reason"] is None, (name, row["reject_reason"])
+        assert row["label"] == LABEL and row["n_keypoints"] > 10
+    assert by_name["plain.jpg"]["split"] == "Test"
+    for name, reason in REJECTS.items():
+        assert by_name[name]["reject_reason"].startswith(reason), by_name[name]
+    test_loop = str(hostile_folder / "Test" / LABEL / "loop to Test")
+    root_loop = str(hostile_folder / "Training" / "Loops" / "loop to root")
+    assert logged == [
+        f"[bovw] ingest: not following {test_loop!r}: a symbolic link to its own ancestor "
+        f"folder {str(hostile_folder / 'Test')!r}",
+        f"[bovw] ingest: not following {root_loop!r}: a symbolic link to its own ancestor "
+        f"folder {str(hostile_folder)!r}",
+    ]
