@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from bovw.config import IngestSettings
-from bovw.errors import InputError  # noqa: F401 (raised by this stage's callers)
+from bovw.errors import InputError
 from bovw.inputs import check_local_input, is_local_path  # noqa: F401 (part of this stage's API)
 
 TRAIN, TEST = "Training", "Test"
