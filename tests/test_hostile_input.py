@@ -84,14 +84,14 @@ def test_any_other_failure_while_describing_is_a_reject(monkeypatch):
     def out_of_memory(grey, settings):
         raise MemoryError
 
-    monkeypatch.setattr(features, "describe_grey", out_of_memory)
+    monkeypatch.setattr(features, "describe_keypoints", out_of_memory)
     extraction = extract_descriptors(imagefiles.jpeg(), SETTINGS)
     assert extraction.reject_reason == "description failed: MemoryError"
 
     def broken(grey, settings):
         raise ValueError("buffer is too small\nsecond line")
 
-    monkeypatch.setattr(features, "describe_grey", broken)
+    monkeypatch.setattr(features, "describe_keypoints", broken)
     extraction = extract_descriptors(imagefiles.jpeg(), SETTINGS)
     assert extraction.reject_reason == "description failed: ValueError: buffer is too small"
 
