@@ -132,22 +132,24 @@ def fit_vocabulary(train_descriptors: np.ndarray, settings: VocabularySettings, 
     kmeans = MiniBatchKMeans(
         n_clusters=settings.k,
         max_iter=settings.max_iter,
-        batch_size=4096,
+        batch_size=1024,
         n_init=1,
         random_state=seed,
     )
     return kmeans.fit(sample).cluster_centers_.astype(np.float32)
 
 
-def nearest_words(descriptors: np.ndarray, centers: np.ndarray, chunk: int = 65536) -> np.ndarray:
+def nearest_words(descriptors: np.ndarray, centers: np.ndarray, chunk: int = 16384) -> np.ndarray:
     """Index of the nearest center (Euclidean) for every row of `descriptors`."""
-    # ||x||^2 is the same for every center of a row, so it cannot change the argmin.
+    # argmin ||x - c||^2 = argmin (||c||^2 - 2 x.c): ||x||^2 is the same for every center.
+    # Chunks keep the distance block cache-sized; in-place adds avoid a second temporary.
     center_norms = np.einsum("ij,ij->i", centers, centers)
+    minus_two_centers_t = (-2.0 * centers.T).astype(np.float32)
     words = np.empty(len(descriptors), dtype=np.int64)
     for start in range(0, len(descriptors), chunk):
-        block = descriptors[start : start + chunk].astype(np.float32)
-        distances = center_norms - 2.0 * (block @ centers.T)
-        words[start : start + chunk] = np.argmin(distances, axis=1)
+        distances = descriptors[start : start + chunk].astype(np.float32) @ minus_two_centers_t
+        distances += center_norms
+        words[start : start + chunk] = distances.argmin(axis=1)
     return words
 
 
@@ -203,6 +205,16 @@ def classify(train_x, train_y, test_x, settings: ClassifierSettings, seed: int) 
     return model.predict(scaler.transform(test_x))
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the descriptor pool).
+
+    On a shared machine wall time depends on the neighbours; CPU time much less so.
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def peak_memory_mb() -> dict[str, float]:
     """Peak RSS (MB) of this process and of its largest finished child (Linux: KB units)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -215,24 +227,28 @@ def peak_memory_mb() -> dict[str, float]:
 def run_reference(input_dir: str | Path, config: Config, processes: int | None = None) -> dict:
     """Run the whole task once; returns timings (s), metrics, counts and peak memory.
 
-    `processes` (default: all cores) sizes the descriptor pool and caps the BLAS/OpenMP
-    threads of the numeric stages, so the reference uses as many cores as a local[N] run.
+    `processes` (default: all cores) sizes the descriptor pool, the only parallel stage.
     """
-    processes = processes or os.cpu_count() or 1
-    with threadpool_limits(limits=processes):
-        return _run(input_dir, config, processes)
+    # The numeric stages run on one BLAS/OpenMP thread: those threads spin-wait at every
+    # small step, and on a busy 2-core box two of them made MiniBatchKMeans 8x and the
+    # classifier 15x slower in wall time than one (measured); the histogram matmul was no
+    # faster on two threads either.
+    with threadpool_limits(limits=1):
+        return _run(input_dir, config, processes or os.cpu_count() or 1)
 
 
 def _run(input_dir: str | Path, config: Config, processes: int) -> dict:
     timings: dict[str, float] = {}
-    clock = time.perf_counter()
+    cpu_timings: dict[str, float] = {}
+    clock, cpu_clock = time.perf_counter(), cpu_seconds()
     start = clock
 
     def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
+        nonlocal clock, cpu_clock
+        now, cpu_now = time.perf_counter(), cpu_seconds()
         timings[stage] = round(now - clock, 3)
-        clock = now
+        cpu_timings[stage] = round(cpu_now - cpu_clock, 3)
+        clock, cpu_clock = now, cpu_now
 
     entries = list_images(input_dir, config.ingest.extensions)
     lap("list_files")
@@ -265,6 +281,7 @@ def _run(input_dir: str | Path, config: Config, processes: int) -> dict:
     keypoints = [len(d) for _, d in kept]
     return {
         "timings": timings,
+        "cpu_seconds": cpu_timings,
         "total_seconds": round(total, 3),
         "images_per_second": round(len(entries) / total, 1),
         "accuracy": float(accuracy_score(test_y, predicted)),
