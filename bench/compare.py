@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench.reference import add_config_arguments, config_from_args, task_settings
 from bench.table import comparison_rows, images_per_second, markdown_table
+from bovw.config import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "results"
@@ -115,9 +116,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        return compare(parse_args(argv))
+    except (ConfigError, OSError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Run both sides, print the table and write it to args.results_dir."""
     config = config_from_args(args)  # fail on a bad config before anything runs
     input_dir = Path(args.input_dir).resolve()
+    if not input_dir.is_dir():
+        raise RuntimeError(f"{input_dir} is not a local folder: the reference reads local files")
     processes = args.processes or processes_for_master(config.spark.master, os.cpu_count() or 1)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     # The machine may be shared: a busy box explains slow numbers, so the load is recorded.
@@ -129,13 +140,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.executable, "bench/reference.py", str(input_dir), "--json",
         "--processes", str(processes), *forwarded,
     ])
-    pipeline_raw = None
+    pipeline_raw, failure = None, None
     if not args.reference_only:
         output = args.results_dir / f"pipeline-output-{stamp}"
-        pipeline_raw = run_json([
-            sys.executable, "-m", "bench.spark_run", str(input_dir), str(output), "--json",
-            *forwarded,
-        ])
+        try:
+            pipeline_raw = run_json([
+                sys.executable, "-m", "bench.spark_run", str(input_dir), str(output), "--json",
+                *forwarded,
+            ])
+        except RuntimeError as error:  # keep the reference's numbers: still write the table
+            failure = str(error)
 
     summaries = {
         "pipeline": pipeline_summary(pipeline_raw) if pipeline_raw else None,
@@ -160,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     base.with_suffix(".json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(f"Wrote {base}.md and {base}.json")
+    if failure:
+        print(f"error: the pipeline side did not finish: {failure}", file=sys.stderr)
+        return 1
     return 0
 
 

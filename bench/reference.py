@@ -36,6 +36,7 @@ if __package__ in (None, ""):  # run as `python bench/reference.py`: make `bovw`
 from bovw.config import (  # noqa: E402
     ClassifierSettings,
     Config,
+    ConfigError,
     HistogramSettings,
     OrbSettings,
     VocabularySettings,
@@ -328,8 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, help="descriptor pool size (default: all cores)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args(argv)
-    config = config_from_args(args)
-    result = run_reference(args.input_dir, config, args.processes)
+    try:
+        config = config_from_args(args)
+        result = run_reference(args.input_dir, config, args.processes)
+    except (ConfigError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     result["config"] = task_settings(config)
     if args.json:
         print(json.dumps(result))

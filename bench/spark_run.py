@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from bench.reference import add_config_arguments, config_from_args, task_settings
-from bovw.config import Config
+from bovw.config import Config, ConfigError
 
 
 def parse_vmhwm_mb(status_text: str) -> float:
@@ -37,8 +37,14 @@ def driver_jvm_peak_mb(spark) -> float:
 def run_spark(input_path: str, output_path: str, config: Config) -> dict:
     """Build a session, run the pipeline once; returns timings, metrics, counts and memory."""
     # Imported here so the reference and the table tests do not need the pipeline to exist.
-    from bovw.pipeline import run_pipeline
-    from bovw.session import build_session
+    try:
+        from bovw.pipeline import run_pipeline
+        from bovw.session import build_session
+    except ModuleNotFoundError as error:
+        raise RuntimeError(
+            f"the Spark pipeline is not in this checkout ({error}); "
+            "run bench.compare with --reference-only"
+        ) from None
 
     start = time.perf_counter()
     spark = build_session(config)
@@ -71,8 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args(argv)
-    config = config_from_args(args)
-    result = run_spark(args.input_path, args.output_path, config)
+    try:
+        config = config_from_args(args)
+        result = run_spark(args.input_path, args.output_path, config)
+    except (ConfigError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     result["config"] = task_settings(config)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
