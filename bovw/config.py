@@ -170,7 +170,7 @@ class PcaSettings:
 class ClassifierSettings:
     """Spark ML multinomial logistic regression."""
 
-    reg_param: float = 0.001
+    reg_param: float = 0.0001
     elastic_net: float = 0.0
     max_iter: int = 200
     tol: float = 1e-6
