@@ -63,7 +63,8 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray) -> DataFrame:
     """One raw-count histogram per accepted image.
 
     `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, 32) vocabulary.
-    Returns (path, label, split, n_keypoints, histogram: k-dim vector). An image with no
+    Returns (path, label, split, n_keypoints, [colour,] histogram: k-dim vector); colour
+    is carried over when the descriptors have it (bovw.colour). An image with no
     keypoints gets an all-zero histogram; it contributes nothing to any word.
     """
     k = len(centers)
@@ -77,7 +78,8 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray) -> DataFrame:
     histograms = pivoted.select("path", array_to_vector(F.array(*bins)).alias("histogram"))
     empty = array_to_vector(F.array_repeat(F.lit(0.0), k))
     return (
-        images.select("path", "label", "split", "n_keypoints")
+        images.select("path", "label", "split", "n_keypoints",
+                      *(["colour"] if "colour" in images.columns else []))
         .join(histograms, "path", "left")
         .withColumn("histogram", F.coalesce(F.col("histogram"), empty))
     )

@@ -20,7 +20,7 @@ def rows_of(value: int, count: int) -> np.ndarray:
 
 
 def descriptor_row(path, split, descriptors, reason=None):
-    return (path, "fruit", split, len(descriptors), pack(descriptors), reason, 100, 100)
+    return (path, "fruit", split, len(descriptors), pack(descriptors), reason, 100, 100, [])
 
 
 @pytest.fixture(scope="module")
