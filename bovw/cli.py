@@ -11,12 +11,16 @@ from pathlib import Path
 
 from bovw.aws import CloudError
 from bovw.config import Config, ConfigError, load_config, parse_assignment
+from bovw.experiments_cli import EXPERIMENT_ERRORS
+from bovw.experiments_cli import HANDLERS as EXPERIMENT_HANDLERS
+from bovw.experiments_cli import add_commands as add_experiment_commands
 from bovw.ingest import InputError, check_local_input
 from bovw.runs import OutputError
 from bovw.session import JavaError, build_session
 from bovw.vocabulary import VocabularyError
 
-USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError)
+USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError,
+               *EXPERIMENT_ERRORS)
 
 # Shortcut flags for the settings users change most; any other setting: --set key=value.
 SHORTCUTS = {
@@ -105,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--dry-run", action="store_true",
                         help="print the request instead of sending it")
     _add_config_flags(submit)
+    add_experiment_commands(commands, _add_config_flags)
     return parser
 
 
@@ -170,6 +175,9 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
                           descriptors_from=args.descriptors_from)
     print(format_summary(result, input_path))
+    from bovw.report import write_run_report
+
+    print(f"  report           {write_run_report(spark, result.output)}")
     return 0
 
 
@@ -244,7 +252,7 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     """Entry point of `bovw` and of the jobs/ scripts. Returns the process exit code."""
     args = build_parser().parse_args(argv)
     environ = dict(os.environ if environ is None else environ)
-    handlers = {"run": _run, "demo": _demo, "s3": _s3, "emr": _emr}
+    handlers = {"run": _run, "demo": _demo, "s3": _s3, "emr": _emr, **EXPERIMENT_HANDLERS}
     try:
         return handlers[args.command](args, environ)
     except ConfigError as error:

@@ -49,6 +49,25 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
         raise OSError(f"could not move {temporary.toString()} to {path}")
 
 
+def write_bytes(spark: SparkSession, path: str, data: bytes) -> None:
+    """Write binary `data` (a plot, a thumbnail) to `path`, replacing it."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    _write_bytes(fs, hadoop_path, bytearray(data))
+
+
+def read_bytes(spark: SparkSession, path: str) -> bytes:
+    """The bytes of the file at `path` (meant for small files: read whole into memory)."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    jvm = spark.sparkContext._jvm
+    stream = fs.open(hadoop_path)
+    try:
+        buffer = jvm.java.io.ByteArrayOutputStream()
+        jvm.org.apache.hadoop.io.IOUtils.copyBytes(stream, buffer, 65536, False)
+        return bytes(buffer.toByteArray())
+    finally:
+        stream.close()
+
+
 def _write_bytes(fs, hadoop_path, data: bytearray) -> None:
     fs.setWriteChecksum(False)
     stream = fs.create(hadoop_path, True)
