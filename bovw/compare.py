@@ -275,7 +275,8 @@ def write_outputs(spark: SparkSession, result: CompareResult, report: bool) -> N
         columns = table_columns()
         rows = [[_cell(c, row.get(c)) for c in columns] for row in result.rows]
         write_compare_report(spark, result.output,
-                             html_table([c.replace("_", " ") for c in columns], rows),
+                             html_table([c.replace("_", " ") for c in columns], rows,
+                                        css="wide"),
                              result.folders)
 
 

@@ -22,6 +22,7 @@ matplotlib.use("Agg")  # no display: render to PNG bytes only
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 from pyspark.ml.functions import vector_to_array  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
@@ -39,7 +40,8 @@ REPORT_NAME = "report.html"
 _CSS = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0;color:#222;
 background:#f6f7f9}
-main{max-width:1200px;margin:0 auto;padding:24px 32px;background:#fff}
+main{max-width:1240px;margin:0 auto;padding:24px 32px;background:#fff}
+.scroll{overflow-x:auto;max-width:100%}
 h1{font-size:26px;margin:0 0 4px} h2{font-size:20px;margin:32px 0 8px;
 border-bottom:2px solid #e3e6ea;padding-bottom:4px} h3{font-size:16px;margin:20px 0 6px}
 .sub{color:#666;margin:0 0 16px;font-size:14px;word-break:break-all}
@@ -47,7 +49,8 @@ table{border-collapse:collapse;font-size:13px;margin:6px 0 12px}
 th,td{border:1px solid #dde1e6;padding:4px 8px;text-align:right}
 th{background:#eef1f4} td:first-child,th:first-child{text-align:left}
 tr:nth-child(even) td{background:#fafbfc} td.best{font-weight:bold;background:#e3f4e5}
-td.low{background:#fde8e8} .kv td:first-child{font-weight:600}
+td.low{background:#fde8e8} .kv td:first-child{font-weight:600} .kv td{text-align:left}
+table.wide{font-size:12px} table.wide th,table.wide td{padding:3px 6px}
 img.plot{max-width:100%;border:1px solid #eee;margin:4px 0}
 .row{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .row>div{flex:1 1 420px}
@@ -109,7 +112,9 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
             cells.append(f"<td{attr}>{escape(value)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     attr = f' class="{css}"' if css else ""
-    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
+    table = f"<table{attr}>{thead}<tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="scroll">{table}</div>' if css == "wide" else table
 
 
 def page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
@@ -145,7 +150,11 @@ def _png(figure) -> bytes:
 
 
 def _class_colours(count: int) -> list:
-    palette = list(plt.get_cmap("tab20").colors) + list(plt.get_cmap("tab20b").colors)
+    if count <= 10:
+        return list(plt.get_cmap("tab10").colors)[:count]
+    # Dark shades first, then light ones: neighbouring classes never share a hue.
+    tab20 = list(plt.get_cmap("tab20").colors)
+    palette = tab20[0::2] + tab20[1::2] + list(plt.get_cmap("tab20b").colors)
     return [palette[i % len(palette)] for i in range(count)]
 
 
@@ -227,6 +236,7 @@ def plot_keypoints(counts: Sequence[tuple[int, int]], mean: float | None) -> byt
         axes.legend()
     axes.set_xlabel("keypoints per image")
     axes.set_ylabel("images")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title(f"Keypoints per image ({int(weights.sum())} images)")
     return _png(figure)
 

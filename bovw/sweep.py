@@ -172,7 +172,7 @@ def write_report(spark: SparkSession, result: SweepResult) -> str:
               for c in columns] for row in result.rows]
     titles = [c.replace("seconds_", "s ").replace("_", " ") for c in columns]
     return write_sweep_report(spark, result.output, result.parameters, result.rows,
-                              html_table(titles, rows, marks), best)
+                              html_table(titles, rows, marks, css="wide"), best)
 
 
 def check_descriptors_source(spark: SparkSession, path: str, config: Config) -> None:
