@@ -8,15 +8,17 @@ exactly the same block; `append_colour` joins it to the weighted word histogram 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 from PIL import Image
-from pyspark.ml.functions import array_to_vector, vector_to_array
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from bovw.config import ColourSettings, OrbSettings
 from bovw.features import ImageRejected, open_image, to_grey
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 EMPTY_COLOUR = np.zeros(0, dtype=np.float32)
 
@@ -89,6 +91,11 @@ def append_colour(weighted: DataFrame, settings: ColourSettings,
     An image whose colour could not be computed gets zeros, keeping every vector the
     same length.
     """
+    # Spark is imported here, not at the top: the pure functions above are shared with the
+    # Predictor, which should not have to load Spark to use them.
+    from pyspark.ml.functions import array_to_vector, vector_to_array
+    from pyspark.sql import functions as F
+
     if not settings.enabled:
         return weighted
     if "colour" not in weighted.columns:
