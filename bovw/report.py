@@ -12,6 +12,7 @@ import html
 import io
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from bovw import storage  # noqa: E402
 from bovw.ingest import TEST  # noqa: E402
 from bovw.runs import RunLayout  # noqa: E402
 
+_NUMBER = re.compile(r"-?[0-9.,]+%?|")
 PCA_POINTS = 2000
 SAMPLE_IMAGES = 24
 THUMBNAIL_SIDE = 120
@@ -49,7 +51,8 @@ table{border-collapse:collapse;font-size:13px;margin:6px 0 12px}
 th,td{border:1px solid #dde1e6;padding:4px 8px;text-align:right}
 th{background:#eef1f4} td:first-child,th:first-child{text-align:left}
 tr:nth-child(even) td{background:#fafbfc} td.best{font-weight:bold;background:#e3f4e5}
-td.low{background:#fde8e8} .kv td:first-child{font-weight:600} .kv td{text-align:left}
+td.low{background:#fde8e8} td.text{text-align:left}
+.kv td:first-child{font-weight:600} .kv td{text-align:left}
 table.wide{font-size:12px} table.wide th,table.wide td{padding:3px 6px}
 img.plot{max-width:100%;border:1px solid #eee;margin:4px 0}
 .row{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
@@ -108,6 +111,8 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
         cells = []
         for j, value in enumerate(row):
             cls = classes[i][j] if classes and classes[i][j] else ""
+            if j and not _NUMBER.fullmatch(str(value)):
+                cls = (cls + " text").strip()
             attr = f' class="{cls}"' if cls else ""
             cells.append(f"<td{attr}>{escape(value)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -281,7 +286,8 @@ def plot_bars(names: Sequence[str], series: dict[str, Sequence[float]], ylabel: 
     axes.set_xticks(positions, labels=list(names))
     axes.set_ylabel(ylabel)
     axes.set_title(title)
-    axes.legend(fontsize=8)
+    axes.set_ylim(0, max([v for values in series.values() for v in values] + [1]) * 1.12)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     axes.grid(alpha=0.3, axis="y")
     return _png(figure)
 
