@@ -28,8 +28,10 @@ from bovw.config import Config, ConfigError, parse_assignment
 from bovw.pipeline import run_pipeline
 from bovw.runs import OutputError, RunLayout
 
-# Settings that change what the descriptors stage writes (or which images go to Test).
+# Settings that change what the descriptors stage writes (or which images go to Test);
+# the colour block's weight is applied later, so points differing in it share descriptors.
 DESCRIPTOR_KEYS = ("orb.", "colour.", "ingest.", "seed")
+SHAREABLE_KEYS = ("colour.weight",)
 STAGE_COLUMNS = ("ingest", "descriptors", "vocabulary", "histograms", "reduction", "classifier")
 
 
@@ -94,7 +96,11 @@ def _folder_name(overrides: tuple[tuple[str, str], ...]) -> str:
 
 def changes_descriptors(point: SweepPoint) -> bool:
     """True when the point's settings change the descriptors (they cannot be shared)."""
-    return any(key.startswith(DESCRIPTOR_KEYS) for key, _value in point.overrides)
+    return any(_changes_descriptors(key) for key, _value in point.overrides)
+
+
+def _changes_descriptors(key: str) -> bool:
+    return key.startswith(DESCRIPTOR_KEYS) and key not in SHAREABLE_KEYS
 
 
 def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path: str,
@@ -120,7 +126,7 @@ def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path:
     shared: dict[tuple[tuple[str, str], ...], str] = {}
     for number, point in enumerate(points, start=1):
         layout = RunLayout(storage.join(root, "points", point.name))
-        group = tuple(item for item in point.overrides if item[0].startswith(DESCRIPTOR_KEYS))
+        group = tuple(item for item in point.overrides if _changes_descriptors(item[0]))
         source = shared.get(group)
         if source is None and not group and descriptors_from:
             source = descriptors_from

@@ -79,6 +79,8 @@ def test_parameters_parse_into_a_grid(test_config):
     assert not changes_descriptors(points[0])
     orb = sweep_points(test_config, [("orb.edge_threshold", ["8", "16"])])
     assert changes_descriptors(orb[0])
+    assert changes_descriptors(sweep_points(test_config, [("colour.hue_bins", ["4"])])[0])
+    assert not changes_descriptors(sweep_points(test_config, [("colour.weight", ["2"])])[0])
 
 
 def test_bad_sweep_parameters_are_one_line_errors(test_config):
