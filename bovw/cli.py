@@ -195,6 +195,9 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
     spark = _session(config, environ)
     result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()))
     print(format_summary(result, str(data)))
+    from bovw.report import write_run_report
+
+    print(f"  report           {write_run_report(spark, result.output)}")
     return 0
 
 
