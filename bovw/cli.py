@@ -11,12 +11,15 @@ from pathlib import Path
 
 from bovw.config import Config, ConfigError, load_config, parse_assignment
 from bovw.errors import CloudError, InputError, OutputError, VocabularyError
+from bovw.experiments_cli import EXPERIMENT_ERRORS
+from bovw.experiments_cli import HANDLERS as EXPERIMENT_HANDLERS
+from bovw.experiments_cli import add_commands as add_experiment_commands
 from bovw.inputs import check_local_input
 from bovw.predict_cli import PREDICT_ERRORS, PREDICT_HANDLERS, add_predict_commands
 from bovw.session import JavaError, build_session
 
 USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError,
-               *PREDICT_ERRORS)
+               *PREDICT_ERRORS, *EXPERIMENT_ERRORS)
 
 # Shortcut flags for the settings users change most; any other setting: --set key=value.
 SHORTCUTS = {
@@ -107,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(submit)
 
     add_predict_commands(commands, _add_config_flags)
+    add_experiment_commands(commands, _add_config_flags)
     return parser
 
 
@@ -172,6 +176,9 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
                           descriptors_from=args.descriptors_from)
     print(format_summary(result, input_path))
+    from bovw.report import write_run_report
+
+    print(f"  report           {write_run_report(spark, result.output)}")
     return 0
 
 
@@ -189,6 +196,9 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
     spark = _session(config, environ)
     result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()))
     print(format_summary(result, str(data)))
+    from bovw.report import write_run_report
+
+    print(f"  report           {write_run_report(spark, result.output)}")
     return 0
 
 
@@ -246,7 +256,8 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     """Entry point of `bovw` and of the jobs/ scripts. Returns the process exit code."""
     args = build_parser().parse_args(argv)
     environ = dict(os.environ if environ is None else environ)
-    handlers = {"run": _run, "demo": _demo, "s3": _s3, "emr": _emr, **PREDICT_HANDLERS}
+    handlers = {"run": _run, "demo": _demo, "s3": _s3, "emr": _emr, **PREDICT_HANDLERS,
+                **EXPERIMENT_HANDLERS}
     try:
         return handlers[args.command](args, environ)
     except ConfigError as error:

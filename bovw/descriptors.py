@@ -12,26 +12,32 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from bovw.config import OrbSettings
+from bovw.config import ColourSettings, OrbSettings
 from bovw.features import extract_descriptors, pack
 
 DESCRIPTOR_SCHEMA = (
     "path string, label string, split string, n_keypoints int, descriptors binary, "
-    "reject_reason string, width int, height int, positions binary"
+    "reject_reason string, width int, height int, positions binary, colour array<float>"
 )
 _OUTPUT_SCHEMA = pa.schema([
     ("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
     ("n_keypoints", pa.int32()), ("descriptors", pa.binary()), ("reject_reason", pa.string()),
     ("width", pa.int32()), ("height", pa.int32()), ("positions", pa.binary()),
+    ("colour", pa.list_(pa.float32())),
 ])
 
 
-def _describe_batches(settings: OrbSettings):
+def _describe_batches(settings: OrbSettings, colour: ColourSettings | None):
+    from bovw.colour import image_colour
+
     def describe(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             columns = batch.to_pydict()
             results = [extract_descriptors(content or b"", settings)
                        for content in columns["content"]]
+            colours = [image_colour(content, settings, colour).tolist()
+                       if colour is not None and colour.enabled and r.reject_reason is None
+                       else [] for content, r in zip(columns["content"], results, strict=True)]
             yield pa.RecordBatch.from_arrays(
                 [
                     pa.array(columns["path"], pa.string()),
@@ -43,6 +49,7 @@ def _describe_batches(settings: OrbSettings):
                     pa.array([r.width for r in results], pa.int32()),
                     pa.array([r.height for r in results], pa.int32()),
                     pa.array([pack(r.positions) for r in results], pa.binary()),
+                    pa.array(colours, pa.list_(pa.float32())),
                 ],
                 schema=_OUTPUT_SCHEMA,
             )
@@ -50,16 +57,18 @@ def _describe_batches(settings: OrbSettings):
     return describe
 
 
-def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int) -> DataFrame:
+def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int,
+                    colour: ColourSettings | None = None) -> DataFrame:
     """ORB descriptors for every listed image.
 
     `files` has the binaryFile columns plus label and split (null split = outside the
     Training/Test folders). Returns DESCRIPTOR_SCHEMA rows, one per file, rejects included
-    with their reason and n_keypoints 0.
+    with their reason and n_keypoints 0; `colour` holds the image's colour block when
+    `colour.enabled` (bovw.colour), else it is empty.
     """
     readable = files.filter((F.col("length") <= max_file_bytes) & F.col("split").isNotNull())
     described = readable.select("path", "label", "split", "content").mapInArrow(
-        _describe_batches(settings), DESCRIPTOR_SCHEMA
+        _describe_batches(settings, colour), DESCRIPTOR_SCHEMA
     )
     too_large = files.filter(F.col("length") > max_file_bytes).select(
         "path", "label", "split",
@@ -80,6 +89,7 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
         F.lit(0).cast("int").alias("width"),
         F.lit(0).cast("int").alias("height"),
         F.lit(b"").cast("binary").alias("positions"),
+        F.array().cast("array<float>").alias("colour"),
     )
     return described.unionByName(rejected_unread)
 

@@ -56,6 +56,10 @@ def build_model(spark: SparkSession, run_dir: str,
             "same --input and --output to finish it, then export")
     spec = json.loads(storage.read_text(spark, layout.run_spec))
     config = config_from_dict(spec["config"])
+    if config.colour.enabled:
+        # The model file has no colour block yet: exporting would silently drop it.
+        raise ExportError(f"run {run_dir} uses the colour block ([colour] enabled), which "
+                          "exported models do not support yet; predict with Spark instead")
     descriptors_record = json.loads(storage.read_text(spark, layout.marker("descriptors")))
     metrics = json.loads(storage.read_text(spark, layout.metrics))
 

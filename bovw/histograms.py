@@ -55,9 +55,10 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     """One raw-count histogram per accepted image.
 
     `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, 32) vocabulary.
-    Returns (path, label, split, n_keypoints, histogram: vector of
-    histogram_length(k, pyramid_levels) bins). An image with no keypoints gets an
-    all-zero histogram; it contributes nothing to any word.
+    Returns (path, label, split, n_keypoints, [colour,] histogram: vector of
+    histogram_length(k, pyramid_levels) bins); colour is carried over when the descriptors
+    have it (bovw.colour). An image with no keypoints gets an all-zero histogram; it
+    contributes nothing to any word.
     """
     length = histogram_length(len(centers), pyramid_levels)
     images = accepted(descriptors)
@@ -70,7 +71,8 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     histograms = pivoted.select("path", array_to_vector(F.array(*bins)).alias("histogram"))
     empty = array_to_vector(F.array_repeat(F.lit(0.0), length))
     return (
-        images.select("path", "label", "split", "n_keypoints")
+        images.select("path", "label", "split", "n_keypoints",
+                      *(["colour"] if "colour" in images.columns else []))
         .join(histograms, "path", "left")
         .withColumn("histogram", F.coalesce(F.col("histogram"), empty))
     )

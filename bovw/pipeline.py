@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from bovw import storage
+from bovw.colour import append_colour, colour_dimension
 from bovw.config import Config
 from bovw.descriptors import describe_images, rejects, statistics
 from bovw.errors import InputError
@@ -132,7 +133,8 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         has_split_folders = files.filter(F.col("split_folder").isNotNull()).limit(1).count() > 0
         files = assign_splits(files, config.ingest.test_fraction, config.seed, has_split_folders)
         timings["ingest"] = round(time.perf_counter() - started, 3)
-        described = describe_images(files, config.orb, config.ingest.max_file_bytes)
+        described = describe_images(files, config.orb, config.ingest.max_file_bytes,
+                                    config.colour)
         storage.write_parquet(spark, described, layout.descriptors)
         source = layout.descriptors
     descriptors = spark.read.parquet(source)
@@ -169,8 +171,8 @@ def _reduction_stage(config: Config, histograms: DataFrame, dimension: int, layo
     idf = fit_idf(histograms) if config.histograms.tfidf else None
     if idf is not None:
         idf.write().overwrite().save(layout.model("idf"))
-    weighted = weight(histograms, config.histograms, idf)
-    pca = fit_pca(weighted, config.pca.components, dimension)
+    weighted = append_colour(weight(histograms, config.histograms, idf), config.colour)
+    pca = fit_pca(weighted, config.pca.components, dimension + colour_dimension(config.colour))
     pca.write().overwrite().save(layout.model("pca"))
     variance = explained_variance(pca)
     return {"reduction": {"components": len(variance),
@@ -182,7 +184,8 @@ def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame
                       layout: RunLayout) -> dict[str, Any]:
     idf = IDFModel.load(layout.model("idf")) if config.histograms.tfidf else None
     pca = PCAModel.load(layout.model("pca"))
-    features = pca.transform(weight(histograms, config.histograms, idf)).cache()
+    weighted = append_colour(weight(histograms, config.histograms, idf), config.colour)
+    features = pca.transform(weighted).cache()
     try:
         labels = fit_labels(features)
         labels.write().overwrite().save(layout.model("labels"))

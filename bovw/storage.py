@@ -56,6 +56,19 @@ def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
         raise OSError(f"could not move {temporary.toString()} to {path}")
 
 
+def read_bytes(spark: SparkSession, path: str) -> bytes:
+    """The bytes of the file at `path` (meant for small files: read whole into memory)."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    jvm = spark.sparkContext._jvm
+    stream = fs.open(hadoop_path)
+    try:
+        buffer = jvm.java.io.ByteArrayOutputStream()
+        jvm.org.apache.hadoop.io.IOUtils.copyBytes(stream, buffer, 65536, False)
+        return bytes(buffer.toByteArray())
+    finally:
+        stream.close()
+
+
 def _write_bytes(fs, hadoop_path, data: bytearray) -> None:
     fs.setWriteChecksum(False)
     stream = fs.create(hadoop_path, True)
@@ -97,19 +110,6 @@ def _scheme(fs) -> str:
 def read_text(spark: SparkSession, path: str) -> str:
     """The UTF-8 text of the file at `path`."""
     return read_bytes(spark, path).decode("utf-8")
-
-
-def read_bytes(spark: SparkSession, path: str) -> bytes:
-    """The content of the (small) file at `path`."""
-    hadoop_path, fs = _path_and_fs(spark, path)
-    jvm = spark.sparkContext._jvm
-    stream = fs.open(hadoop_path)
-    try:
-        buffer = jvm.java.io.ByteArrayOutputStream()
-        jvm.org.apache.hadoop.io.IOUtils.copyBytes(stream, buffer, 65536, False)
-        return bytes(buffer.toByteArray())
-    finally:
-        stream.close()
 
 
 def delete(spark: SparkSession, path: str) -> None:

@@ -1,0 +1,279 @@
+"""Sweeps: the whole pipeline over a grid of settings, descriptors extracted once and reused.
+
+Each point of the grid is an ordinary run folder `OUTPUT/points/<key>=<value>/` made by
+`run_pipeline`. Points whose settings leave the descriptors unchanged read the descriptors
+of the first such point (or of an earlier run given with `descriptors_from`); a point that
+changes them (orb.*, colour.*, ingest.*, seed) extracts its own. A point whose summary.json
+exists is finished and skipped, so a sweep started again with the same output resumes at
+the first unfinished point (and run_pipeline resumes that point at its first unfinished
+stage). After every point the table (CSV and Markdown) is rewritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from bovw import storage
+from bovw.colour import ColourError
+from bovw.config import Config, ConfigError, parse_assignment
+from bovw.pipeline import run_pipeline
+from bovw.runs import OutputError, RunLayout
+
+# Settings that change what the descriptors stage writes (or which images go to Test);
+# the colour block's weight is applied later, so points differing in it share descriptors.
+DESCRIPTOR_KEYS = ("orb.", "colour.", "ingest.", "seed")
+SHAREABLE_KEYS = ("colour.weight",)
+STAGE_COLUMNS = ("ingest", "descriptors", "vocabulary", "histograms", "reduction", "classifier")
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One setting of the swept parameters: its folder name and config overrides."""
+
+    name: str
+    overrides: tuple[tuple[str, str], ...]
+
+    @property
+    def values(self) -> dict[str, str]:
+        return dict(self.overrides)
+
+
+@dataclass
+class SweepResult:
+    """The table rows (one per point, in grid order) and where the outputs went."""
+
+    output: str
+    parameters: list[tuple[str, list[str]]]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def parse_parameter(text: str) -> tuple[str, list[str]]:
+    """`section.key=v1,v2,...` -> (key, [values]). Raises ConfigError on a malformed value."""
+    key, values = parse_assignment(text)
+    items = [value.strip() for value in values.split(",") if value.strip()]
+    if not items:
+        raise ConfigError(f"--param {key} needs at least one value, e.g. {key}=1,2")
+    if len(set(items)) != len(items):
+        raise ConfigError(f"--param {key} lists a value twice: {values}")
+    return key, items
+
+
+def sweep_points(config: Config, parameters: Sequence[tuple[str, Sequence[str]]]
+                 ) -> list[SweepPoint]:
+    """Every combination of the parameters' values (the first parameter varies slowest).
+
+    Each combination is checked against `config` so a bad key or value stops the sweep
+    before any work. Raises ConfigError.
+    """
+    if not parameters:
+        raise ConfigError("a sweep needs at least one --param section.key=v1,v2 (or --k)")
+    keys = [key for key, _values in parameters]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("each swept setting may be given only once")
+    points = []
+    for combination in itertools.product(*[values for _key, values in parameters]):
+        overrides = tuple(zip(keys, combination, strict=True))
+        config.replace(**dict(overrides))  # validates the key and the value
+        points.append(SweepPoint(_folder_name(overrides), overrides))
+    return points
+
+
+def _folder_name(overrides: tuple[tuple[str, str], ...]) -> str:
+    # Hadoop globbing treats {}[]*?, and commas as syntax: keep names to safe characters.
+    parts = [f"{key}={value}" for key, value in overrides]
+    return re.sub(r"[^A-Za-z0-9._=+-]", "_", "__".join(parts))
+
+
+def changes_descriptors(point: SweepPoint) -> bool:
+    """True when the point's settings change the descriptors (they cannot be shared)."""
+    return any(_changes_descriptors(key) for key, _value in point.overrides)
+
+
+def _changes_descriptors(key: str) -> bool:
+    return key.startswith(DESCRIPTOR_KEYS) and key not in SHAREABLE_KEYS
+
+
+def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path: str,
+              parameters: Sequence[tuple[str, Sequence[str]]], *,
+              descriptors_from: str | None = None, overwrite: bool = False,
+              report: bool = True, log: Callable[[str], None] = print) -> SweepResult:
+    """Run the pipeline at every point of the grid, skipping finished points.
+
+    Returns a SweepResult whose rows also went to `sweep.csv` and `sweep.md` under
+    `output_path`; with `report`, every point gets its report.html and the sweep one
+    (table, curves, the best point's details). Raises ConfigError, OutputError (and the
+    pipeline's own errors).
+    """
+    root = output_path.rstrip("/")
+    points = sweep_points(config, parameters)
+    spec = {"input": input_path, "descriptors_from": descriptors_from,
+            "parameters": [[key, list(values)] for key, values in parameters],
+            "config": config.to_dict()}
+    _prepare_sweep_output(spark, root, spec, overwrite)
+    if descriptors_from:
+        check_descriptors_source(spark, descriptors_from, config)
+    result = SweepResult(output=root, parameters=[(k, list(v)) for k, v in parameters])
+    shared: dict[tuple[tuple[str, str], ...], str] = {}
+    for number, point in enumerate(points, start=1):
+        layout = RunLayout(storage.join(root, "points", point.name))
+        group = tuple(item for item in point.overrides if _changes_descriptors(item[0]))
+        source = shared.get(group)
+        if source is None and not group and descriptors_from:
+            source = descriptors_from
+        if storage.exists(spark, layout.summary):
+            log(f"[bovw] sweep point {number}/{len(points)} {point.name}: finished, skipped")
+            result.skipped.append(point.name)
+        else:
+            log(f"[bovw] sweep point {number}/{len(points)} {point.name}: running")
+            run_pipeline(spark, config.replace(**point.values), input_path, layout.root,
+                         descriptors_from=source, log=log)
+        summary = json.loads(storage.read_text(spark, layout.summary))
+        shared.setdefault(group, source or layout.descriptors)
+        result.rows.append(table_row(point, summary, reused=source is not None))
+        write_table(spark, root, result)
+        if report and not storage.exists(spark, layout.path("report.html")):
+            from bovw.report import write_run_report
+
+            write_run_report(spark, layout.root, title=f"bovw sweep point {point.name}")
+    if report:
+        write_report(spark, result)
+    return result
+
+
+def collect_result(spark: SparkSession, root: str) -> SweepResult:
+    """The SweepResult of a sweep folder, from its sweep.json and finished points."""
+    from bovw.config import config_from_dict
+
+    root = root.rstrip("/")
+    spec = json.loads(storage.read_text(spark, storage.join(root, "sweep.json")))
+    result = SweepResult(root, [(key, list(values)) for key, values in spec["parameters"]])
+    for point in sweep_points(config_from_dict(spec["config"]), result.parameters):
+        summary_path = storage.join(root, "points", point.name, "summary.json")
+        if storage.exists(spark, summary_path):
+            summary = json.loads(storage.read_text(spark, summary_path))
+            extracted = "ingest" in summary.get("timings_seconds", {})
+            result.rows.append(table_row(point, summary, reused=not extracted))
+    return result
+
+
+def write_report(spark: SparkSession, result: SweepResult) -> str:
+    """The sweep's report.html: its table, the curves, and the best point's details."""
+    from bovw.report import html_table, write_sweep_report
+
+    columns = [c for c in table_columns(result) if c != "point"]
+    best = max(result.rows, key=lambda row: row.get("accuracy") or 0.0)["point"] \
+        if result.rows else None
+    rows = [[_cell(c, row.get(c)) for c in columns] for row in result.rows]
+    marks = [["best" if row["point"] == best and c in ("accuracy", "macro_f1") else ""
+              for c in columns] for row in result.rows]
+    titles = [c.replace("seconds_", "s ").replace("_", " ") for c in columns]
+    return write_sweep_report(spark, result.output, result.parameters, result.rows,
+                              html_table(titles, rows, marks, css="wide"), best)
+
+
+def check_descriptors_source(spark: SparkSession, path: str, config: Config) -> None:
+    """Refuse, before any work, descriptors that lack what the configuration needs."""
+    if not storage.exists(spark, path):
+        raise OutputError(f"--descriptors-from {path} does not exist")
+    columns = spark.read.parquet(path).columns
+    if "descriptors" not in columns or "n_keypoints" not in columns:
+        raise OutputError(
+            f"--descriptors-from {path} is not a descriptors folder of a bovw run "
+            "(expected RUN/descriptors)"
+        )
+    if config.colour.enabled and "colour" not in columns:
+        raise ColourError(
+            f"colour.enabled is true but {path} holds no colour histograms; "
+            "leave out --descriptors-from or disable colour"
+        )
+
+
+def _prepare_sweep_output(spark: SparkSession, root: str, spec: dict[str, Any],
+                          overwrite: bool) -> None:
+    spec_path = storage.join(root, "sweep.json")
+    if overwrite:
+        storage.delete(spark, root)
+    elif storage.exists(spark, spec_path):
+        if json.loads(storage.read_text(spark, spec_path)) != spec:
+            raise OutputError(
+                f"output {root} holds a sweep of another input, grid or configuration; "
+                "use the same ones to resume it, another --output, or --overwrite"
+            )
+        return
+    elif storage.list_names(spark, root):
+        raise OutputError(
+            f"output {root} exists and is not a bovw sweep folder; choose an empty or new folder"
+        )
+    storage.write_text(spark, spec_path, json.dumps(spec, indent=2, sort_keys=True))
+
+
+def table_row(point: SweepPoint, summary: dict[str, Any], reused: bool) -> dict[str, Any]:
+    """One line of the sweep table from a point's summary.json."""
+    timings = summary.get("timings_seconds", {})
+    metrics, vocabulary = summary.get("metrics", {}), summary.get("vocabulary", {})
+    keypoints, reduction = summary.get("keypoints", {}), summary.get("reduction", {})
+    row: dict[str, Any] = {"point": point.name, **point.values}
+    row.update({
+        "accuracy": metrics.get("accuracy"),
+        "macro_f1": metrics.get("macro_f1"),
+        "test_images": metrics.get("test_images"),
+        "keypoints_mean": keypoints.get("mean"),
+        "keypoints_total": keypoints.get("total"),
+        "vocabulary_iterations": vocabulary.get("iterations"),
+        "pca_components": reduction.get("components"),
+        "explained_variance": reduction.get("explained_variance_total"),
+        "descriptors": "reused" if reused else "extracted",
+    })
+    for stage in STAGE_COLUMNS:
+        row[f"seconds_{stage}"] = timings.get(stage, 0.0)
+    row["seconds_total"] = round(sum(timings.values()), 3)
+    return row
+
+
+def table_columns(result: SweepResult) -> list[str]:
+    keys = [key for key, _values in result.parameters]
+    return ["point", *keys, "accuracy", "macro_f1", "test_images",
+            *[f"seconds_{stage}" for stage in STAGE_COLUMNS], "seconds_total",
+            "keypoints_mean", "keypoints_total", "vocabulary_iterations", "pca_components",
+            "explained_variance", "descriptors"]
+
+
+def table_csv(result: SweepResult) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=table_columns(result), lineterminator="\n")
+    writer.writeheader()
+    for row in result.rows:
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _cell(column: str, value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}" if column.startswith(("seconds_", "keypoints_")) else f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+def table_markdown(result: SweepResult) -> str:
+    """The table for a README or a note: parameters, quality, seconds per stage, counts."""
+    columns = [c for c in table_columns(result) if c != "point"]
+    titles = [c.replace("seconds_", "s ").replace("_", " ") for c in columns]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(columns)]
+    for row in result.rows:
+        lines.append("| " + " | ".join(_cell(c, row.get(c)) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(spark: SparkSession, root: str, result: SweepResult) -> None:
+    """Write sweep.csv and sweep.md (called after every point, so they show progress)."""
+    storage.write_text(spark, storage.join(root, "sweep.csv"), table_csv(result))
+    storage.write_text(spark, storage.join(root, "sweep.md"), table_markdown(result))

@@ -1,0 +1,110 @@
+"""The colour block: hand-checkable HSV histograms, background masking, and its Spark join."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from pyspark.ml.linalg import Vectors, VectorUDT
+from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
+
+from bovw.colour import (
+    ColourError,
+    append_colour,
+    colour_histogram,
+    image_colour,
+    to_rgb,
+)
+from bovw.config import ColourSettings, OrbSettings
+
+SETTINGS = ColourSettings(enabled=True)  # 8 hue x 4 saturation x 4 value bins
+
+
+def frame_schema(with_colour: bool) -> StructType:
+    fields = [StructField("path", StringType()), StructField("weighted", VectorUDT())]
+    if with_colour:
+        fields.append(StructField("colour", ArrayType(FloatType())))
+    return StructType(fields)
+
+
+def solid(rgb, size=10) -> np.ndarray:
+    return np.full((size, size, 3), rgb, dtype=np.uint8)
+
+
+def bin_index(hue_bin, saturation_bin, value_bin, settings=SETTINGS) -> int:
+    return (hue_bin * settings.saturation_bins + saturation_bin) * settings.value_bins + value_bin
+
+
+def test_pure_colours_fall_in_their_bins():
+    red = colour_histogram(solid((255, 0, 0)), SETTINGS)
+    assert red.dtype == np.float32 and red.shape == (128,)
+    assert red[bin_index(0, 3, 3)] == 1.0 and red.sum() == 1.0
+    # Blue is hue 240 degrees = 170/256 of the circle: sector 5 of 8.
+    blue = colour_histogram(solid((0, 0, 255)), SETTINGS)
+    assert blue[bin_index(5, 3, 3)] == 1.0
+    # Mid grey has no saturation and is dark enough not to count as background.
+    grey = colour_histogram(solid((128, 128, 128)), SETTINGS)
+    assert grey[bin_index(0, 0, 2)] == 1.0
+
+
+def test_white_background_is_left_out():
+    image = solid((255, 255, 255), size=10)
+    image[:5] = (255, 0, 0)  # top half red, bottom half white
+    image[9, 9] = (240, 240, 240)  # near-white: background too
+    histogram = colour_histogram(image, SETTINGS)
+    assert histogram[bin_index(0, 3, 3)] == 1.0
+    assert histogram.sum() == 1.0
+
+
+def test_an_image_of_background_only_gives_zeros():
+    histogram = colour_histogram(solid((255, 255, 255)), SETTINGS)
+    assert histogram.shape == (128,) and not histogram.any()
+
+
+def test_proportions_and_configurable_bins():
+    settings = ColourSettings(enabled=True, hue_bins=2, saturation_bins=1, value_bins=1)
+    image = solid((255, 0, 0), size=4)
+    image[:1] = (0, 255, 255)  # cyan: hue 180 degrees, second half of the circle
+    assert colour_histogram(image, settings).tolist() == [0.75, 0.25]
+
+
+def test_wrong_array_shape_is_refused():
+    with pytest.raises(ValueError, match=r"expected an \(H, W, 3\) uint8 array"):
+        colour_histogram(np.zeros((4, 4), np.uint8), SETTINGS)
+
+
+def test_transparent_pixels_become_white_background():
+    image = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    assert to_rgb(image)[0, 0].tolist() == [255, 255, 255]
+    assert not colour_histogram(to_rgb(image), SETTINGS).any()
+
+
+def test_image_colour_decodes_bytes_and_never_raises():
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(buffer, format="PNG")
+    assert image_colour(buffer.getvalue(), OrbSettings(), SETTINGS)[bin_index(0, 3, 3)] == 1.0
+    assert image_colour(b"not an image", OrbSettings(), SETTINGS).shape == (0,)
+
+
+def test_append_colour_concatenates_the_weighted_block(spark):
+    settings = ColourSettings(enabled=True, hue_bins=2, saturation_bins=1, value_bins=1,
+                              weight=0.5)
+    rows = [("a", Vectors.dense([0.6, 0.8]), [1.0, 0.0]),
+            ("b", Vectors.dense([1.0, 0.0]), [])]  # no colour: zeros of the right length
+    frame = spark.createDataFrame(rows, frame_schema(True))
+    joined = {row["path"]: row["weighted"].toArray().tolist()
+              for row in append_colour(frame, settings).collect()}
+    assert joined == {"a": [0.6, 0.8, 0.5, 0.0], "b": [1.0, 0.0, 0.0, 0.0]}
+    assert append_colour(frame, ColourSettings(enabled=False)) is frame
+
+
+def test_append_colour_refuses_descriptors_without_or_with_other_colour(spark):
+    frame = spark.createDataFrame([("a", Vectors.dense([1.0]))], frame_schema(False))
+    with pytest.raises(ColourError, match="carry no colour histograms"):
+        append_colour(frame, SETTINGS)
+    other = spark.createDataFrame([("a", Vectors.dense([1.0]), [0.5, 0.5])], frame_schema(True))
+    with pytest.raises(ColourError, match="colour histograms of 2 bins but the colour "
+                                          "settings make 128"):
+        append_colour(other, SETTINGS)

@@ -1,0 +1,255 @@
+"""Sweeps, the CNN-features comparison and the HTML reports, end to end on generated images.
+
+One sweep (k = 8 and 12, colour block on) is interrupted inside its second point and
+started again; the comparison then reuses its descriptors, so the module costs three short
+pipeline runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from bovw.compare import CompareError, compare, normalised_path
+from bovw.config import ConfigError
+from bovw.runs import OutputError
+from bovw.sweep import changes_descriptors, parse_parameter, run_sweep, sweep_points
+from bovw.synthetic import generate_dataset
+
+RUN_SECTIONS = ("Metrics", "Per class (Test)", "Confusion matrix", "Sample Test images",
+                "PCA projection", "Explained variance per component", "Keypoints per image")
+CLASSES = ["Apple Red 1", "Banana", "Orange"]
+
+
+class Interrupted(Exception):
+    """Stands for a crash or Ctrl-C in the middle of a sweep."""
+
+
+def section_titles(page: str) -> list[str]:
+    return re.findall(r"<h[23]>([^<]+)</h[23]>", page)
+
+
+@pytest.fixture(scope="module")
+def config(test_config):
+    return test_config.replace(**{"pca.components": 5, "colour.enabled": True})
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fruits")
+    generate_dataset(root, classes=3, train_per_class=10, test_per_class=4, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def sweep(spark, config, dataset, tmp_path_factory):
+    """A sweep over k = 8, 12 stopped inside the second point, then run again."""
+    output = tmp_path_factory.mktemp("sweeps") / "k"
+    first_log: list[str] = []
+
+    def crash_in_second_point(line: str) -> None:
+        first_log.append(line)
+        if "vocabulary.k=12: running" in "".join(first_log) and "vocabulary: running" in line:
+            raise Interrupted
+
+    parameters = [("vocabulary.k", ["8", "12"])]
+    with pytest.raises(Interrupted):
+        run_sweep(spark, config, str(dataset), str(output), parameters,
+                  log=crash_in_second_point)
+    second_log: list[str] = []
+    result = run_sweep(spark, config, str(dataset), str(output), parameters,
+                       log=second_log.append)
+    return output, result, first_log, second_log
+
+
+# ---------------------------------------------------------------- sweep: pure parts
+
+def test_parameters_parse_into_a_grid(test_config):
+    assert parse_parameter("vocabulary.k=50, 100,200") == ("vocabulary.k", ["50", "100", "200"])
+    points = sweep_points(test_config, [("vocabulary.k", ["8", "12"]),
+                                        ("histograms.tfidf", ["true", "false"])])
+    assert [p.name for p in points] == [
+        "vocabulary.k=8__histograms.tfidf=true", "vocabulary.k=8__histograms.tfidf=false",
+        "vocabulary.k=12__histograms.tfidf=true", "vocabulary.k=12__histograms.tfidf=false"]
+    assert points[1].values == {"vocabulary.k": "8", "histograms.tfidf": "false"}
+    assert not changes_descriptors(points[0])
+    orb = sweep_points(test_config, [("orb.edge_threshold", ["8", "16"])])
+    assert changes_descriptors(orb[0])
+    assert changes_descriptors(sweep_points(test_config, [("colour.hue_bins", ["4"])])[0])
+    assert not changes_descriptors(sweep_points(test_config, [("colour.weight", ["2"])])[0])
+
+
+def test_bad_sweep_parameters_are_one_line_errors(test_config):
+    with pytest.raises(ConfigError, match=r"--param vocabulary.k needs at least one value"):
+        parse_parameter("vocabulary.k=")
+    with pytest.raises(ConfigError, match=r"--param vocabulary.k lists a value twice: 8,8"):
+        parse_parameter("vocabulary.k=8,8")
+    with pytest.raises(ConfigError, match=r"vocabulary.k must be >= 2 \(got 1\)"):
+        sweep_points(test_config, [("vocabulary.k", ["8", "1"])])
+    with pytest.raises(ConfigError, match=r"unknown config key 'pca.size'"):
+        sweep_points(test_config, [("pca.size", ["8"])])
+
+
+# ---------------------------------------------------------------- sweep: end to end
+
+def test_sweep_table_has_one_row_per_k(sweep):
+    output, result, _first, _second = sweep
+    rows = list(csv.DictReader((output / "sweep.csv").open()))
+    assert [row["vocabulary.k"] for row in rows] == ["8", "12"]
+    assert [row["descriptors"] for row in rows] == ["extracted", "reused"]
+    for row in rows:
+        assert 0.8 <= float(row["accuracy"]) <= 1.0  # chance is 1/3
+        assert float(row["macro_f1"]) > 0 and int(row["test_images"]) == 12
+        assert float(row["seconds_vocabulary"]) > 0 and int(row["vocabulary_iterations"]) >= 1
+        assert float(row["keypoints_mean"]) > 0
+    assert float(rows[1]["seconds_ingest"]) == 0.0  # the second point extracted nothing
+    markdown = (output / "sweep.md").read_text().splitlines()
+    assert markdown[0].startswith("| vocabulary.k | accuracy | macro f1 |") and len(markdown) == 4
+    assert [row["point"] for row in result.rows] == ["vocabulary.k=8", "vocabulary.k=12"]
+
+
+def test_interrupted_sweep_resumes_at_the_first_unfinished_point(sweep):
+    output, result, first_log, second_log = sweep
+    assert "[bovw] sweep point 2/2 vocabulary.k=12: running" in first_log
+    assert "[bovw] sweep point 1/2 vocabulary.k=8: finished, skipped" in second_log
+    assert result.skipped == ["vocabulary.k=8"]
+    # Inside the point, the finished descriptors stage is reused, the rest runs.
+    assert "[bovw] descriptors: already finished, reusing its outputs" in second_log
+    assert "[bovw] vocabulary: running" in second_log
+    summary = json.loads((output / "points" / "vocabulary.k=12" / "summary.json").read_text())
+    assert summary["resumed_stages"] == ["descriptors"]
+    spec = json.loads((output / "points" / "vocabulary.k=12" / "run.json").read_text())
+    assert spec["descriptors_from"] == str(output / "points" / "vocabulary.k=8" / "descriptors")
+
+
+def test_a_sweep_folder_is_not_reused_for_another_grid(spark, config, dataset, sweep):
+    output = sweep[0]
+    with pytest.raises(OutputError, match=r"holds a sweep of another input, grid or "
+                                          r"configuration"):
+        run_sweep(spark, config, str(dataset), str(output), [("vocabulary.k", ["8", "16"])])
+
+
+def test_reports_have_every_section_and_embed_their_images(sweep):
+    output = sweep[0]
+    point = (output / "points" / "vocabulary.k=8" / "report.html").read_text()
+    titles = section_titles(point)
+    for title in RUN_SECTIONS:
+        assert title in titles, title
+    for name in CLASSES:
+        assert name in point
+    # Confusion matrix, PCA, variance, keypoints: four plots, plus 12 thumbnails (all Test).
+    assert point.count("data:image/png;base64,") == 4 + 12
+    assert not re.search(r'src="(?!data:)', point)  # self-contained: nothing fetched
+    page = (output / "report.html").read_text()
+    titles = section_titles(page)
+    assert titles[:3] == ["Sweep table", "Curves", "Best point: vocabulary.k=8"]
+    for title in RUN_SECTIONS:
+        assert title in titles, title
+    assert (output / "sweep_quality.png").read_bytes()[:4] == b"\x89PNG"
+    assert (output / "sweep_time.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------- comparison
+
+def external_features(spark, dataset, path, leave_out=(), extra=(), style="file"):
+    """A CNN-features Parquet made 'elsewhere': a one-hot class code plus noise per image."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for image in sorted(dataset.rglob("*.jpg")):
+        if image.name in leave_out:
+            continue
+        label = image.parent.name
+        code = np.eye(len(CLASSES))[CLASSES.index(label)] * 3 + rng.normal(0, 0.1, 3)
+        written = f"file:{image}" if style == "file" else str(image)
+        rows.append((written, label, [float(v) for v in code]))
+    rows.extend(extra)
+    spark.createDataFrame(rows, "path string, label string, features array<float>"
+                          ).coalesce(1).write.mode("overwrite").parquet(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def comparison(spark, config, dataset, sweep, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("compare")
+    missing = ("0_100.jpg",)  # the first image of each class and split has no features
+    features = external_features(spark, dataset, folder / "cnn.parquet", leave_out=missing,
+                                 style="plain")
+    descriptors = str(sweep[0] / "points" / "vocabulary.k=8" / "descriptors")
+    result = compare(spark, config.replace(**{"vocabulary.k": 8}), str(dataset),
+                     str(folder / "out"), cnn_features=features, descriptors_from=descriptors,
+                     log=lambda _line: None)
+    return folder / "out", result
+
+
+def test_comparison_table_has_orb_colour_and_cnn_side_by_side(comparison):
+    output, result = comparison
+    rows = {row["variant"]: row for row in csv.DictReader((output / "comparison.csv").open())}
+    assert list(rows) == ["orb", "orb-colour", "cnn"]
+    assert rows["orb"]["dimension"] == "8"
+    assert rows["orb-colour"]["dimension"] == str(8 + 128)
+    assert rows["cnn"]["dimension"] == "3"
+    assert rows["cnn"]["features"].startswith("external CNN features")
+    # 3 classes x 2 splits: the left-out first images of every folder.
+    assert rows["cnn"]["missing_images"] == "6" and rows["cnn"]["images"] == str(42 - 6)
+    assert rows["cnn"]["accuracy"] == "1.0" and rows["cnn"]["test_images"] == "9"
+    assert rows["orb"]["test_images"] == "12"
+    per_class = list(csv.reader((output / "comparison_per_class.csv").open()))
+    assert per_class[0] == ["class", "orb", "orb-colour", "cnn"]
+    assert [row[0] for row in per_class[1:]] == CLASSES
+    markdown = (output / "comparison.md").read_text()
+    assert "| orb-colour | ORB visual words, k=8 + HSV colour (128 bins) |" in markdown
+    assert "F1 per class (Test):" in markdown
+
+
+def test_missing_images_are_listed_with_their_reason(spark, comparison):
+    output = comparison[0]
+    rejects = spark.read.parquet(str(output / "variants" / "cnn" / "rejects")).collect()
+    assert sorted(row["path"].rsplit("/", 1)[1] for row in rejects) == ["0_100.jpg"] * 6
+    assert {row["reason"] for row in rejects} == {
+        f"no CNN features in {output.parent / 'cnn.parquet'}"}
+
+
+def test_comparison_report_has_every_section(comparison):
+    page = (comparison[0] / "report.html").read_text()
+    titles = section_titles(page)
+    assert titles[:4] == ["Side by side", "Accuracy and macro F1", "F1 per class",
+                          "Confusion matrices and PCA projections"]
+    assert titles[4:] == ["orb", "orb-colour", "cnn"]
+    assert not re.search(r'src="(?!data:)', page)
+    cnn_page = (comparison[0] / "variants" / "cnn" / "report.html").read_text()
+    assert "Keypoints per image" not in section_titles(cnn_page)
+    assert "Sample Test images" in section_titles(cnn_page)
+
+
+def test_features_of_other_images_are_refused(spark, config, dataset, tmp_path):
+    strangers = [(f"/elsewhere/{i}.jpg", "Banana", [1.0, 0.0, 0.0]) for i in range(5)]
+    features = external_features(spark, dataset, tmp_path / "cnn.parquet", extra=strangers)
+    with pytest.raises(CompareError) as error:
+        compare(spark, config, str(dataset), str(tmp_path / "out"), variants=("cnn",),
+                cnn_features=features, log=lambda _line: None)
+    assert str(error.value) == (
+        f"5 of 47 rows of {features} match no image under {dataset} (e.g. /elsewhere/0.jpg, "
+        "/elsewhere/1.jpg, /elsewhere/2.jpg); the features must come from these images: "
+        "check the path column (--path-col) and the input folder")
+
+
+def test_a_features_file_without_the_named_column_is_refused(spark, config, dataset, tmp_path):
+    features = external_features(spark, dataset, tmp_path / "cnn.parquet")
+    with pytest.raises(CompareError, match=r"has no column 'embedding' \(its columns: path, "
+                                           r"label, features\); name the right one with "
+                                           r"--features-col"):
+        compare(spark, config.replace(**{"cnn.features_column": "embedding"}), str(dataset),
+                str(tmp_path / "out"), variants=("cnn",), cnn_features=features,
+                log=lambda _line: None)
+
+
+def test_paths_from_different_writers_agree(spark):
+    rows = [("file:/data/a b.jpg",), ("file:///data/a b.jpg",), ("/data/a b.jpg",),
+            ("s3a://bucket/x.jpg",), ("s3://bucket/x.jpg",)]
+    frame = spark.createDataFrame(rows, "path string")
+    keys = [row[0] for row in frame.select(normalised_path(frame["path"])).collect()]
+    assert keys == ["/data/a b.jpg"] * 3 + ["s3://bucket/x.jpg"] * 2
