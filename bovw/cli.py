@@ -15,12 +15,13 @@ from bovw.experiments_cli import EXPERIMENT_ERRORS
 from bovw.experiments_cli import HANDLERS as EXPERIMENT_HANDLERS
 from bovw.experiments_cli import add_commands as add_experiment_commands
 from bovw.ingest import InputError, check_local_input
+from bovw.predict_cli import PREDICT_ERRORS, PREDICT_HANDLERS, add_predict_commands
 from bovw.runs import OutputError
 from bovw.session import JavaError, build_session
 from bovw.vocabulary import VocabularyError
 
 USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError,
-               *EXPERIMENT_ERRORS)
+               *EXPERIMENT_ERRORS, *PREDICT_ERRORS)
 
 # Shortcut flags for the settings users change most; any other setting: --set key=value.
 SHORTCUTS = {
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the request instead of sending it")
     _add_config_flags(submit)
     add_experiment_commands(commands, _add_config_flags)
+    add_predict_commands(commands, _add_config_flags)
     return parser
 
 
@@ -255,7 +257,8 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     """Entry point of `bovw` and of the jobs/ scripts. Returns the process exit code."""
     args = build_parser().parse_args(argv)
     environ = dict(os.environ if environ is None else environ)
-    handlers = {"run": _run, "demo": _demo, "s3": _s3, "emr": _emr, **EXPERIMENT_HANDLERS}
+    handlers = {"run": _run, "demo": _demo, "s3": _s3, "emr": _emr, **EXPERIMENT_HANDLERS,
+                **PREDICT_HANDLERS}
     try:
         return handlers[args.command](args, environ)
     except ConfigError as error:

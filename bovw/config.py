@@ -146,9 +146,14 @@ class HistogramSettings:
 
     tfidf: bool = True
     l2: bool = True
+    # 1: one histogram over the whole image; 2: plus one per 2x2 cell; 3: plus 4x4 cells.
+    pyramid_levels: int = 1
+    # Applied after TF-IDF, before L2: 0.5 is the square-root (Hellinger) normalisation.
+    power: float = 1.0
 
     def validate(self) -> None:
-        pass
+        _require(1 <= self.pyramid_levels <= 4, "histograms.pyramid_levels must be in 1..4")
+        _require(0.0 < self.power <= 1.0, "histograms.power must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -247,6 +252,36 @@ class CnnSettings:
             _require(bool(getattr(self, name).strip()), f"cnn.{name} must not be empty")
         _require(0.0 <= self.unmatched_tolerance < 1.0,
                  "cnn.unmatched_tolerance must be in [0, 1)")
+FIT_POLICIES = ("trim", "crop", "pad", "none")
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """How `bovw predict` and `bovw.Predictor` treat one photo.
+
+    A photo whose size differs from the training images' (a phone photo) is first made
+    the training shape by `fit` (see bovw.predictor.fit_to_training_size): "trim" crops to
+    the fruit on a light background and pads it square with white, like a Fruits-360 photo
+    (without such a background it does what "crop" does); "crop" keeps the largest centred
+    region of the training aspect ratio; "pad" adds white borders; "none" describes it as
+    it is. Then it is resized to the training size. A prediction is flagged low-confidence
+    when the photo gives fewer than `min_keypoints` keypoints or the top probability is
+    below `min_probability`. `fruits` is the fruit catalogue (TOML) embedded at export;
+    None means conf/fruits.toml of the source tree when present.
+    """
+
+    top: int = 3
+    min_keypoints: int = 10
+    min_probability: float = 0.5
+    fit: str = "trim"
+    fruits: str | None = None
+
+    def validate(self) -> None:
+        _require(self.top >= 1, "predict.top must be >= 1")
+        _require(self.min_keypoints >= 0, "predict.min_keypoints must be >= 0")
+        _require(0.0 <= self.min_probability <= 1.0, "predict.min_probability must be in [0, 1]")
+        _require(self.fit in FIT_POLICIES,
+                 f"predict.fit must be one of {', '.join(FIT_POLICIES)} (got {self.fit!r})")
 
 
 S3_COMMITTERS = ("magic", "directory", "partitioned", "none")
@@ -377,6 +412,7 @@ class Config:
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
     colour: ColourSettings = field(default_factory=ColourSettings)
     cnn: CnnSettings = field(default_factory=CnnSettings)
+    predict: PredictSettings = field(default_factory=PredictSettings)
     s3: S3Settings = field(default_factory=S3Settings)
     emr: EmrSettings = field(default_factory=EmrSettings)
 

@@ -17,12 +17,13 @@ from bovw.features import extract_descriptors, pack
 
 DESCRIPTOR_SCHEMA = (
     "path string, label string, split string, n_keypoints int, descriptors binary, "
-    "reject_reason string, width int, height int, colour array<float>"
+    "reject_reason string, width int, height int, positions binary, colour array<float>"
 )
 _OUTPUT_SCHEMA = pa.schema([
     ("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
     ("n_keypoints", pa.int32()), ("descriptors", pa.binary()), ("reject_reason", pa.string()),
-    ("width", pa.int32()), ("height", pa.int32()), ("colour", pa.list_(pa.float32())),
+    ("width", pa.int32()), ("height", pa.int32()), ("positions", pa.binary()),
+    ("colour", pa.list_(pa.float32())),
 ])
 
 
@@ -47,6 +48,7 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None):
                     pa.array([r.reject_reason for r in results], pa.string()),
                     pa.array([r.width for r in results], pa.int32()),
                     pa.array([r.height for r in results], pa.int32()),
+                    pa.array([pack(r.positions) for r in results], pa.binary()),
                     pa.array(colours, pa.list_(pa.float32())),
                 ],
                 schema=_OUTPUT_SCHEMA,
@@ -86,6 +88,7 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
         "reject_reason",
         F.lit(0).cast("int").alias("width"),
         F.lit(0).cast("int").alias("height"),
+        F.lit(b"").cast("binary").alias("positions"),
         F.array().cast("array<float>").alias("colour"),
     )
     return described.unionByName(rejected_unread)
@@ -103,19 +106,32 @@ def rejects(descriptors: DataFrame) -> DataFrame:
     )
 
 
-def keypoint_statistics(descriptors: DataFrame) -> dict[str, float]:
-    """Aggregate keypoint counts over accepted images: mean, min, median, max, zero count."""
-    row = accepted(descriptors).agg(
+def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
+    """Counts (images, accepted, rejected, per split, classes) and keypoint statistics over
+    accepted images (mean, min, median, max, images without keypoints, total), in one pass."""
+    ok = F.col("reject_reason").isNull()
+    keypoints = F.when(ok, F.col("n_keypoints"))
+    row = descriptors.agg(
         F.count(F.lit(1)).alias("images"),
-        F.mean("n_keypoints").alias("mean"),
-        F.min("n_keypoints").alias("min"),
-        F.percentile_approx("n_keypoints", 0.5).alias("median"),
-        F.max("n_keypoints").alias("max"),
-        F.sum(F.when(F.col("n_keypoints") == 0, 1).otherwise(0)).alias("zero"),
-        F.sum("n_keypoints").alias("total"),
+        F.sum(F.when(ok, 1).otherwise(0)).alias("accepted"),
+        F.sum(F.when(ok & (F.col("split") == "Training"), 1).otherwise(0)).alias("Training"),
+        F.sum(F.when(ok & (F.col("split") == "Test"), 1).otherwise(0)).alias("Test"),
+        F.count_distinct(F.when(ok, F.col("label"))).alias("classes"),
+        F.mean(keypoints).alias("mean"),
+        F.min(keypoints).alias("min"),
+        F.percentile_approx(keypoints, 0.5).alias("median"),
+        F.max(keypoints).alias("max"),
+        F.sum(F.when(ok & (F.col("n_keypoints") == 0), 1).otherwise(0)).alias("zero"),
+        F.sum(keypoints).alias("total"),
     ).first()
-    return {
-        "images": int(row["images"] or 0),
+    counts = {
+        "images": int(row["images"]),
+        "accepted": int(row["accepted"] or 0),
+        "rejected": int(row["images"]) - int(row["accepted"] or 0),
+        "per_split": {"Training": int(row["Training"] or 0), "Test": int(row["Test"] or 0)},
+        "classes": int(row["classes"] or 0),
+    }
+    keypoint_stats = {
         "mean": round(float(row["mean"] or 0.0), 2),
         "min": int(row["min"] or 0),
         "median": int(row["median"] or 0),
@@ -123,3 +139,4 @@ def keypoint_statistics(descriptors: DataFrame) -> dict[str, float]:
         "images_without_keypoints": int(row["zero"] or 0),
         "total": int(row["total"] or 0),
     }
+    return counts, keypoint_stats

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -19,6 +19,7 @@ from bovw.config import OrbSettings
 
 DESCRIPTOR_BYTES = 32
 EMPTY_DESCRIPTORS = np.zeros((0, DESCRIPTOR_BYTES), dtype=np.uint8)
+EMPTY_POSITIONS = np.zeros((0, 2), dtype=np.uint8)
 
 # Pillow's own bomb guard is replaced by the configurable pixel limit checked below.
 Image.MAX_IMAGE_PIXELS = None
@@ -30,12 +31,17 @@ class ImageRejected(ValueError):
 
 @dataclass(frozen=True)
 class Extraction:
-    """The result for one image: descriptors, or the reason it was rejected."""
+    """The result for one image: descriptors, or the reason it was rejected.
+
+    `positions` holds each keypoint's (x, y) relative to the image, quantised to 0..255
+    (x * 256 / width), which is exact enough for spatial-pyramid cells up to 256 x 256.
+    """
 
     descriptors: np.ndarray
     reject_reason: str | None = None
     width: int = 0
     height: int = 0
+    positions: np.ndarray = field(default_factory=lambda: EMPTY_POSITIONS)
 
     @property
     def n_keypoints(self) -> int:
@@ -108,18 +114,30 @@ def _orb(settings: OrbSettings) -> cv2.ORB:
 
 def describe_grey(grey: np.ndarray, settings: OrbSettings) -> np.ndarray:
     """ORB descriptors of a grey image as an (n, 32) uint8 array; n may be 0."""
+    return describe_keypoints(grey, settings)[0]
+
+
+def describe_keypoints(grey: np.ndarray, settings: OrbSettings) -> tuple[np.ndarray, np.ndarray]:
+    """ORB descriptors (n, 32) uint8 and keypoint positions (n, 2) uint8 of a grey image.
+
+    Positions are relative to the image: x * 256 // width, y * 256 // height.
+    """
     if settings.upscale != 1.0:
         grey = cv2.resize(
             grey, None, fx=settings.upscale, fy=settings.upscale, interpolation=cv2.INTER_LINEAR
         )
     orb = _orb(settings)
     if settings.sampling == "dense":
-        _keypoints, descriptors = orb.compute(grey, dense_keypoints(grey.shape, settings))
+        keypoints, descriptors = orb.compute(grey, dense_keypoints(grey.shape, settings))
     else:
-        _keypoints, descriptors = orb.detectAndCompute(grey, None)
+        keypoints, descriptors = orb.detectAndCompute(grey, None)
     if descriptors is None or len(descriptors) == 0:
-        return EMPTY_DESCRIPTORS
-    return np.ascontiguousarray(descriptors, dtype=np.uint8)
+        return EMPTY_DESCRIPTORS, EMPTY_POSITIONS
+    height, width = grey.shape[:2]
+    points = np.array([keypoint.pt for keypoint in keypoints], dtype=np.float64).reshape(-1, 2)
+    scale = np.array([256.0 / width, 256.0 / height])
+    positions = np.clip(np.floor(points * scale), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(descriptors, dtype=np.uint8), positions
 
 
 def dense_keypoints(shape: tuple[int, ...], settings: OrbSettings) -> list[cv2.KeyPoint]:
@@ -151,24 +169,29 @@ def extract_descriptors(data: bytes, settings: OrbSettings) -> Extraction:
     except Exception as error:  # a decoder bug must not end a 90,000-image run
         return Extraction(EMPTY_DESCRIPTORS, f"decoder failed: {_first_line(error)}")
     try:
-        descriptors = describe_grey(grey, settings)
+        descriptors, positions = describe_keypoints(grey, settings)
     except cv2.error as error:
         return Extraction(EMPTY_DESCRIPTORS, f"OpenCV failed: {_first_line(error)}", width, height)
-    return Extraction(descriptors, None, width, height)
+    return Extraction(descriptors, None, width, height, positions)
 
 
-def pack(descriptors: np.ndarray) -> bytes:
-    """Row-major bytes of an (n, 32) uint8 array, as stored in Parquet."""
-    return np.ascontiguousarray(descriptors, dtype=np.uint8).tobytes()
+def pack(rows: np.ndarray) -> bytes:
+    """Row-major bytes of an (n, width) uint8 array (descriptors or positions), for Parquet."""
+    return np.ascontiguousarray(rows, dtype=np.uint8).tobytes()
 
 
-def unpack(blob: bytes | None) -> np.ndarray:
-    """The inverse of `pack`: an (n, 32) uint8 array (n = 0 for empty or null)."""
+def unpack(blob: bytes | None, width: int = DESCRIPTOR_BYTES) -> np.ndarray:
+    """The inverse of `pack`: an (n, width) uint8 array (n = 0 for empty or null)."""
     if not blob:
-        return EMPTY_DESCRIPTORS
-    if len(blob) % DESCRIPTOR_BYTES:
-        raise ValueError(f"packed descriptors must be a multiple of {DESCRIPTOR_BYTES} bytes")
-    return np.frombuffer(blob, dtype=np.uint8).reshape(-1, DESCRIPTOR_BYTES)
+        return EMPTY_DESCRIPTORS if width == DESCRIPTOR_BYTES else np.zeros((0, width), np.uint8)
+    if len(blob) % width:
+        raise ValueError(f"packed rows must be a multiple of {width} bytes")
+    return np.frombuffer(blob, dtype=np.uint8).reshape(-1, width)
+
+
+def unpack_positions(blob: bytes | None) -> np.ndarray:
+    """Keypoint positions packed by `pack`: an (n, 2) uint8 array."""
+    return unpack(blob, 2)
 
 
 def _first_line(error: BaseException) -> str:

@@ -8,47 +8,38 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 from pyspark.ml.feature import IDF, IDFModel, Normalizer
-from pyspark.ml.functions import array_to_vector
+from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from bovw.config import HistogramSettings
 from bovw.descriptors import accepted
-from bovw.features import unpack
+from bovw.features import unpack, unpack_positions
 from bovw.ingest import TRAIN
+
+# Pure per-image functions, re-exported: they live in bovw.words so that bovw.predictor
+# can use them without importing Spark.
+from bovw.words import (  # noqa: F401
+    histogram_length,
+    nearest_words,
+    pyramid_bins,
+    word_counts,
+)
 
 _COUNTS_SCHEMA = "path string, word int, count int"
 
 
-def nearest_words(descriptors: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Index of the nearest center (Euclidean) for each row of an (n, 32) array.
-
-    Returns an (n,) int64 array; ties go to the lowest index. ||x||^2 is the same for
-    every center, so only ||c||^2 - 2 x.c is compared.
-    """
-    if len(descriptors) == 0:
-        return np.zeros(0, dtype=np.int64)
-    points = descriptors.astype(np.float32)
-    centers = centers.astype(np.float32)
-    scores = (centers * centers).sum(axis=1)[None, :] - 2.0 * (points @ centers.T)
-    return np.argmin(scores, axis=1)
-
-
-def word_counts(descriptors: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct words of one image and how many descriptors fell on each."""
-    words, counts = np.unique(nearest_words(descriptors, centers), return_counts=True)
-    return words, counts
-
-
-def _count_batches(centers: np.ndarray):
+def _count_batches(centers: np.ndarray, pyramid_levels: int):
     schema = pa.schema([("path", pa.string()), ("word", pa.int32()), ("count", pa.int32())])
 
     def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             paths, words, counts = [], [], []
-            for path, blob in zip(batch.column("path").to_pylist(),
-                                  batch.column("descriptors").to_pylist(), strict=True):
-                image_words, image_counts = word_counts(unpack(blob), centers)
+            for path, blob, position_blob in zip(
+                    batch.column("path").to_pylist(), batch.column("descriptors").to_pylist(),
+                    batch.column("positions").to_pylist(), strict=True):
+                image_words, image_counts = word_counts(
+                    unpack(blob), centers, unpack_positions(position_blob), pyramid_levels)
                 paths.extend([path] * len(image_words))
                 words.extend(image_words.tolist())
                 counts.extend(image_counts.tolist())
@@ -59,24 +50,26 @@ def _count_batches(centers: np.ndarray):
     return count
 
 
-def word_histograms(descriptors: DataFrame, centers: np.ndarray) -> DataFrame:
+def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels: int = 1
+                    ) -> DataFrame:
     """One raw-count histogram per accepted image.
 
     `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, 32) vocabulary.
-    Returns (path, label, split, n_keypoints, [colour,] histogram: k-dim vector); colour
-    is carried over when the descriptors have it (bovw.colour). An image with no
-    keypoints gets an all-zero histogram; it contributes nothing to any word.
+    Returns (path, label, split, n_keypoints, [colour,] histogram: vector of
+    histogram_length(k, pyramid_levels) bins); colour is carried over when the descriptors
+    have it (bovw.colour). An image with no keypoints gets an all-zero histogram; it
+    contributes nothing to any word.
     """
-    k = len(centers)
+    length = histogram_length(len(centers), pyramid_levels)
     images = accepted(descriptors)
-    counts = images.filter(F.col("n_keypoints") > 0).select("path", "descriptors").mapInArrow(
-        _count_batches(centers), _COUNTS_SCHEMA
-    )
+    counts = images.filter(F.col("n_keypoints") > 0).select(
+        "path", "descriptors", "positions"
+    ).mapInArrow(_count_batches(centers, pyramid_levels), _COUNTS_SCHEMA)
     # The explicit word list spares Spark a pass to discover the distinct values.
-    pivoted = counts.groupBy("path").pivot("word", list(range(k))).agg(F.sum("count"))
-    bins = [F.coalesce(F.col(f"`{word}`"), F.lit(0)).cast("double") for word in range(k)]
+    pivoted = counts.groupBy("path").pivot("word", list(range(length))).agg(F.sum("count"))
+    bins = [F.coalesce(F.col(f"`{word}`"), F.lit(0)).cast("double") for word in range(length)]
     histograms = pivoted.select("path", array_to_vector(F.array(*bins)).alias("histogram"))
-    empty = array_to_vector(F.array_repeat(F.lit(0.0), k))
+    empty = array_to_vector(F.array_repeat(F.lit(0.0), length))
     return (
         images.select("path", "label", "split", "n_keypoints",
                       *(["colour"] if "colour" in images.columns else []))
@@ -98,6 +91,9 @@ def weight(histograms: DataFrame, settings: HistogramSettings, idf: IDFModel | N
         raise ValueError("TF-IDF is enabled but no IDF model was given")
     weighted = (idf.transform(histograms) if settings.tfidf
                 else histograms.withColumn("weighted", F.col("histogram")))
+    if settings.power != 1.0:
+        powered = F.transform(vector_to_array("weighted"), lambda x: F.pow(x, settings.power))
+        weighted = weighted.withColumn("weighted", array_to_vector(powered))
     if settings.l2:
         weighted = Normalizer(inputCol="weighted", outputCol="_l2", p=2.0).transform(weighted)
         weighted = weighted.drop("weighted").withColumnRenamed("_l2", "weighted")

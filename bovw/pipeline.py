@@ -19,12 +19,12 @@ from pyspark.sql import functions as F
 from bovw import storage
 from bovw.colour import append_colour, colour_dimension
 from bovw.config import Config
-from bovw.descriptors import accepted, describe_images, keypoint_statistics, rejects
-from bovw.histograms import fit_idf, weight, word_histograms
-from bovw.ingest import assign_splits, list_files, with_labels
+from bovw.descriptors import describe_images, rejects, statistics
+from bovw.histograms import fit_idf, histogram_length, weight, word_histograms
+from bovw.ingest import InputError, assign_splits, list_files, with_labels
 from bovw.model import evaluate, fit_classifier, fit_labels, predict
 from bovw.reduction import explained_variance, fit_pca
-from bovw.runs import OutputError, RunLayout, finished_stage, mark_finished, prepare_output
+from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_output
 from bovw.vocabulary import centers, fit_vocabulary, sample_descriptors
 
 STAGES = ("descriptors", "vocabulary", "histograms", "reduction", "classifier")
@@ -105,10 +105,11 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
     result.vocabulary = record["vocabulary"]
     vocabulary = centers(KMeansModel.load(layout.model("vocabulary")))
 
-    stages.run("histograms", lambda: _histograms_stage(spark, descriptors, vocabulary, layout))
+    stages.run("histograms", lambda: _histograms_stage(config, descriptors, vocabulary, layout))
     histograms = spark.read.parquet(layout.histograms)
 
-    record = stages.run("reduction", lambda: _reduction_stage(config, histograms, len(vocabulary),
+    dimension = histogram_length(len(vocabulary), config.histograms.pyramid_levels)
+    record = stages.run("reduction", lambda: _reduction_stage(config, histograms, dimension,
                                                               layout))
     result.reduction = record["reduction"]
 
@@ -136,23 +137,11 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         source = layout.descriptors
     descriptors = spark.read.parquet(source)
     rejects(descriptors).write.mode("overwrite").parquet(layout.rejects)
-    split_counts = {
-        row["split"] or "none": row["count"]
-        for row in accepted(descriptors).groupBy("split").count().collect()
-    }
-    total = descriptors.count()
-    accepted_count = sum(split_counts.values())
-    if accepted_count == 0:
-        raise OutputError(f"no readable image under {input_path}; see {layout.rejects}")
-    counts = {
-        "images": total,
-        "accepted": accepted_count,
-        "rejected": total - accepted_count,
-        "per_split": split_counts,
-        "classes": accepted(descriptors).select("label").distinct().count(),
-    }
-    return {"descriptors_path": source, "counts": counts,
-            "keypoints": keypoint_statistics(descriptors), "timings": timings}
+    counts, keypoints = statistics(descriptors)
+    if counts["accepted"] == 0:
+        raise InputError(f"no readable image under {input_path}; see {layout.rejects}")
+    return {"descriptors_path": source, "counts": counts, "keypoints": keypoints,
+            "timings": timings}
 
 
 def _vocabulary_stage(config: Config, descriptors: DataFrame, layout: RunLayout) -> dict[str, Any]:
@@ -168,9 +157,10 @@ def _vocabulary_stage(config: Config, descriptors: DataFrame, layout: RunLayout)
     }}
 
 
-def _histograms_stage(spark: SparkSession, descriptors: DataFrame, vocabulary, layout: RunLayout
+def _histograms_stage(config: Config, descriptors: DataFrame, vocabulary, layout: RunLayout
                       ) -> dict[str, Any]:
-    word_histograms(descriptors, vocabulary).write.mode("overwrite").parquet(layout.histograms)
+    histograms = word_histograms(descriptors, vocabulary, config.histograms.pyramid_levels)
+    histograms.write.mode("overwrite").parquet(layout.histograms)
     return {}
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -100,6 +102,11 @@ def build_session(config: Config, java_home: str | None = None,
         already_set = {key for key, _value in SparkConf().getAll()}
     else:
         check_java(java_home)
+        if config.spark.master.startswith("local"):
+            # pyspark starts its Python workers with $PYSPARK_PYTHON, else `python3` from
+            # PATH, which outside an activated virtualenv lacks OpenCV and pyarrow. In local
+            # mode the workers must be this very interpreter.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     for key, value in {**spark_properties(config.spark), **(extra or {})}.items():
         if key not in already_set:

@@ -28,14 +28,19 @@ def exists(spark: SparkSession, path: str) -> bool:
 
 
 def write_text(spark: SparkSession, path: str, text: str) -> None:
-    """Write `text` (UTF-8) to `path`, replacing it; the file appears whole.
+    """Write `text` (UTF-8) to `path`, replacing it; the file appears whole."""
+    write_bytes(spark, path, text.encode("utf-8"))
 
-    On filesystems with atomic rename the text goes to a hidden temporary file first; on
+
+def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
+    """Write `content` to `path`, replacing it; the file appears whole.
+
+    On filesystems with atomic rename the bytes go to a hidden temporary file first; on
     object stores a single PUT on close is already all-or-nothing.
     """
     hadoop_path, fs = _path_and_fs(spark, path)
     jvm = spark.sparkContext._jvm
-    data = bytearray(text.encode("utf-8"))
+    data = bytearray(content)
     scheme = fs.getUri().getScheme() or "file"
     if scheme in ("s3a", "s3", "gs", "abfs", "abfss", "wasb"):
         _write_bytes(fs, hadoop_path, data)
@@ -49,25 +54,6 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
         raise OSError(f"could not move {temporary.toString()} to {path}")
 
 
-def write_bytes(spark: SparkSession, path: str, data: bytes) -> None:
-    """Write binary `data` (a plot, a thumbnail) to `path`, replacing it."""
-    hadoop_path, fs = _path_and_fs(spark, path)
-    _write_bytes(fs, hadoop_path, bytearray(data))
-
-
-def read_bytes(spark: SparkSession, path: str) -> bytes:
-    """The bytes of the file at `path` (meant for small files: read whole into memory)."""
-    hadoop_path, fs = _path_and_fs(spark, path)
-    jvm = spark.sparkContext._jvm
-    stream = fs.open(hadoop_path)
-    try:
-        buffer = jvm.java.io.ByteArrayOutputStream()
-        jvm.org.apache.hadoop.io.IOUtils.copyBytes(stream, buffer, 65536, False)
-        return bytes(buffer.toByteArray())
-    finally:
-        stream.close()
-
-
 def _write_bytes(fs, hadoop_path, data: bytearray) -> None:
     fs.setWriteChecksum(False)
     stream = fs.create(hadoop_path, True)
@@ -79,13 +65,18 @@ def _write_bytes(fs, hadoop_path, data: bytearray) -> None:
 
 def read_text(spark: SparkSession, path: str) -> str:
     """The UTF-8 text of the file at `path`."""
+    return read_bytes(spark, path).decode("utf-8")
+
+
+def read_bytes(spark: SparkSession, path: str) -> bytes:
+    """The content of the (small) file at `path`."""
     hadoop_path, fs = _path_and_fs(spark, path)
     jvm = spark.sparkContext._jvm
     stream = fs.open(hadoop_path)
     try:
         buffer = jvm.java.io.ByteArrayOutputStream()
         jvm.org.apache.hadoop.io.IOUtils.copyBytes(stream, buffer, 65536, False)
-        return bytes(buffer.toByteArray()).decode("utf-8")
+        return bytes(buffer.toByteArray())
     finally:
         stream.close()
 

@@ -115,5 +115,5 @@ def test_pack_unpack_round_trip():
     assert np.array_equal(unpack(pack(descriptors)), descriptors)
     assert unpack(b"").shape == (0, 32)
     assert unpack(None) is EMPTY_DESCRIPTORS
-    with pytest.raises(ValueError, match="multiple of 32"):
+    with pytest.raises(ValueError, match="multiple of 32 bytes"):
         unpack(b"\x00" * 33)

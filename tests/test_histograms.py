@@ -10,7 +10,14 @@ import pytest
 from bovw.config import HistogramSettings
 from bovw.descriptors import DESCRIPTOR_SCHEMA
 from bovw.features import pack
-from bovw.histograms import fit_idf, nearest_words, weight, word_histograms
+from bovw.histograms import (
+    fit_idf,
+    histogram_length,
+    nearest_words,
+    pyramid_bins,
+    weight,
+    word_histograms,
+)
 
 CENTERS = np.array([[0] * 32, [100] * 32, [200] * 32], dtype=np.float32)
 
@@ -19,16 +26,21 @@ def rows_of(value: int, count: int) -> np.ndarray:
     return np.full((count, 32), value, dtype=np.uint8)
 
 
-def descriptor_row(path, split, descriptors, reason=None):
-    return (path, "fruit", split, len(descriptors), pack(descriptors), reason, 100, 100, [])
+def descriptor_row(path, split, descriptors, reason=None, positions=None):
+    if positions is None:
+        positions = np.zeros((len(descriptors), 2), np.uint8)
+    return (path, "fruit", split, len(descriptors), pack(descriptors), reason, 100, 100,
+            pack(np.asarray(positions, np.uint8)), [])
 
 
 @pytest.fixture(scope="module")
 def descriptors(spark):
     rows = [
         # a: two descriptors near word 0, one near word 1.
+        # Positions: top-left, top-right and bottom-left quarters of the image.
         descriptor_row("a.jpg", "Training", np.vstack([rows_of(1, 1), rows_of(2, 1),
-                                                       rows_of(99, 1)])),
+                                                       rows_of(99, 1)]),
+                       positions=[(10, 10), (200, 10), (10, 200)]),
         # b: one descriptor near word 2.
         descriptor_row("b.jpg", "Training", rows_of(210, 1)),
         # c: no keypoints: an empty histogram, not a missing row.
@@ -53,6 +65,33 @@ def test_one_histogram_per_accepted_image(descriptors):
         "b.jpg": [0.0, 0.0, 1.0],
         "c.jpg": [0.0, 0.0, 0.0],
     }
+
+
+def test_pyramid_bins_exact():
+    words = np.array([0, 0, 1])
+    positions = np.array([(10, 10), (200, 10), (10, 200)], np.uint8)
+    # Level 1 cells (row-major 2x2): 0, 1, 2; bins = 3 + cell * 3 + word.
+    assert pyramid_bins(words, positions, k=3, pyramid_levels=2).tolist() == [
+        0, 0, 1, 3, 6, 10]
+    assert histogram_length(3, 2) == 15 and histogram_length(500, 3) == 10500
+
+
+def test_spatial_pyramid_histograms(descriptors):
+    histograms = {row["path"]: row["histogram"].toArray().tolist()
+                  for row in word_histograms(descriptors, CENTERS, pyramid_levels=2).collect()}
+    assert histograms["a.jpg"] == [2, 1, 0,  1, 0, 0,  1, 0, 0,  0, 1, 0,  0, 0, 0]
+    # b's one descriptor sits at (0, 0): the top-left cell.
+    assert histograms["b.jpg"] == [0, 0, 1,  0, 0, 1,  0, 0, 0,  0, 0, 0,  0, 0, 0]
+    assert histograms["c.jpg"] == [0.0] * 15
+
+
+def test_square_root_normalisation(descriptors):
+    histograms = word_histograms(descriptors, CENTERS)
+    settings = HistogramSettings(tfidf=False, l2=True, power=0.5)
+    weighted = {row["path"]: row["weighted"].toArray()
+                for row in weight(histograms, settings, None).collect()}
+    expected = np.sqrt([2.0, 1.0, 0.0])
+    assert np.allclose(weighted["a.jpg"], expected / np.linalg.norm(expected))
 
 
 def test_tfidf_and_l2_weighting(descriptors):

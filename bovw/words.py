@@ -1,0 +1,59 @@
+"""Visual words, free of Spark: each ORB descriptor to its nearest vocabulary center, and
+the bins of a (spatial-pyramid) word histogram.
+
+Shared by the Spark histograms stage and by `bovw.predictor`, so both compute histograms
+with the very same arithmetic (and the same tie-breaking).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def nearest_words(descriptors: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Index of the nearest center (Euclidean) for each row of an (n, 32) array.
+
+    Returns an (n,) int64 array; ties go to the lowest index. ||x||^2 is the same for
+    every center, so only ||c||^2 - 2 x.c is compared.
+    """
+    if len(descriptors) == 0:
+        return np.zeros(0, dtype=np.int64)
+    points = descriptors.astype(np.float32)
+    centers = centers.astype(np.float32)
+    scores = (centers * centers).sum(axis=1)[None, :] - 2.0 * (points @ centers.T)
+    return np.argmin(scores, axis=1)
+
+
+def histogram_length(k: int, pyramid_levels: int) -> int:
+    """Bins of a spatial-pyramid histogram: k per cell, 4^level cells per level."""
+    return k * sum(4**level for level in range(pyramid_levels))
+
+
+def pyramid_bins(words: np.ndarray, positions: np.ndarray, k: int, pyramid_levels: int
+                 ) -> np.ndarray:
+    """The histogram bin of every (descriptor, level) pair.
+
+    `positions` are (n, 2) uint8 relative (x, y) as stored by bovw.features. Level L
+    splits the image into 2^L x 2^L cells; its bins follow those of the levels before it,
+    cell by cell (row-major), k words per cell. Returns an int64 array of n * levels bins.
+    """
+    bins = [words]
+    offset = k
+    for level in range(1, pyramid_levels):
+        side = 2**level
+        shift = 8 - level
+        x = positions[:, 0].astype(np.int64) >> shift
+        y = positions[:, 1].astype(np.int64) >> shift
+        bins.append(offset + (y * side + x) * k + words)
+        offset += side * side * k
+    return np.concatenate(bins)
+
+
+def word_counts(descriptors: np.ndarray, centers: np.ndarray, positions: np.ndarray | None = None,
+                pyramid_levels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The non-empty bins of one image's histogram and their counts."""
+    words = nearest_words(descriptors, centers)
+    if pyramid_levels > 1:
+        words = pyramid_bins(words, positions, len(centers), pyramid_levels)
+    bins, counts = np.unique(words, return_counts=True)
+    return bins, counts

@@ -1,0 +1,74 @@
+"""The fruit catalogue: the shipped file, and clear errors for a bad one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bovw.fruits import (
+    FruitCatalogueError,
+    FruitInfo,
+    default_catalogue_path,
+    load_catalogue,
+    parse_catalogue,
+)
+from bovw.synthetic import CLASS_NAMES
+
+SHIPPED = Path(__file__).resolve().parent.parent / "conf" / "fruits.toml"
+FRUITS360_DEV = (
+    "Apple Braeburn", "Apple Golden 1", "Apple Granny Smith", "Apple Red 1", "Apple Red Yellow 1",
+    "Apricot", "Avocado", "Banana", "Cactus fruit", "Cherry 1", "Cocos", "Grape Pink", "Kiwi",
+    "Lemon", "Mango", "Orange", "Peach", "Pear", "Pineapple", "Plum", "Pomegranate", "Raspberry",
+    "Strawberry", "Tomato 1",
+)
+
+
+def test_shipped_catalogue_covers_the_dev_classes_fully():
+    catalogue = load_catalogue(SHIPPED)
+    assert default_catalogue_path() == SHIPPED
+    assert len(catalogue) == 126
+    for name in FRUITS360_DEV:
+        info = catalogue[name]
+        assert info.name and info.description and info.family and info.colour, name
+    assert catalogue["Apple Braeburn"] == FruitInfo(
+        name="Braeburn apple", family="Rosaceae", colour="red and orange streaks over yellow-green",
+        description="A crisp, firm, sweet-tart apple variety that originated in New Zealand.")
+    # The generated demo classes that exist in Fruits-360 are described too.
+    assert {"Apple Red 1", "Banana", "Orange", "Kiwi", "Strawberry", "Pear", "Lemon"} <= set(
+        catalogue) & set(CLASS_NAMES)
+
+
+def test_unknown_key_names_the_entry_and_the_known_keys():
+    with pytest.raises(FruitCatalogueError) as error:
+        parse_catalogue({"fruits": {"Kiwi": {"name": "Kiwi", "description": "x", "colur": "b"}}},
+                        "conf/fruits.toml")
+    assert str(error.value) == ('conf/fruits.toml: [fruits."Kiwi"]: unknown key \'colur\'; '
+                                "known keys: colour, description, family, name")
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"fruit": {}}, "f.toml: unknown top-level key 'fruit'; entries go in [fruits.\"Class\"]"),
+    ({"fruits": {"Apple Red 1": {"name": "Red apple"}}},
+     "f.toml: [fruits.\"Apple Red 1\"]: missing key 'description'"),
+    ({"fruits": {"Kiwi": {"name": " ", "description": "d"}}},
+     "f.toml: [fruits.\"Kiwi\"]: name must be a non-empty string"),
+    ({"fruits": {"Kiwi": {"name": "Kiwi", "description": "one\ntwo"}}},
+     "f.toml: [fruits.\"Kiwi\"]: description must be one line of at most 300 characters"),
+    ({"fruits": {"Kiwi": "green"}},
+     "f.toml: [fruits.\"Kiwi\"] must be a table with keys name, description, family, colour"),
+])
+def test_bad_entries_are_one_line_errors(data, message):
+    with pytest.raises(FruitCatalogueError) as error:
+        parse_catalogue(data, "f.toml")
+    assert str(error.value) == message
+
+
+def test_missing_or_broken_file(tmp_path):
+    with pytest.raises(FruitCatalogueError, match=r"^fruit catalogue not found: .*none.toml$"):
+        load_catalogue(tmp_path / "none.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[fruits.Kiwi\nname = 1")
+    with pytest.raises(FruitCatalogueError, match=r"^fruit catalogue .*broken.toml is not valid "
+                                                  r"TOML: "):
+        load_catalogue(broken)

@@ -1,0 +1,464 @@
+"""Prediction without Spark: the arithmetic, the photo policy, the model file, and agreement
+with the Spark model on a generated dataset (one pipeline run for the whole module)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from bovw.config import ConfigError, HistogramSettings, OrbSettings, PredictSettings, load_config
+from bovw.fruits import FruitInfo, load_catalogue
+from bovw.predictor import (
+    ExportedModel,
+    ModelFileError,
+    Predictor,
+    class_probabilities,
+    fit_to_training_size,
+    model_from_bytes,
+    model_to_bytes,
+    object_box,
+    weighted_histogram,
+    word_histogram,
+)
+from bovw.synthetic import encode_jpeg, render_fruit
+from tests import imagefiles
+from tests.conftest import TEST_SPARK
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def spark_flags() -> list[str]:
+    return [flag for key, value in TEST_SPARK.items() for flag in ("--set", f"{key}={value}")]
+
+
+def tiny_model(**changes) -> ExportedModel:
+    """k=3 words, identity PCA, two classes: hand-checkable."""
+    values = dict(
+        classes=("Banana", "Orange"),
+        centers=np.array([[0] * 32, [128] * 32, [255] * 32], dtype=np.float32),
+        idf=np.array([1.0, 2.0, 1.0]),
+        pc=np.eye(3),
+        coefficients=np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
+        intercepts=np.array([0.0, 0.0]),
+        orb=OrbSettings(),
+        histograms=HistogramSettings(tfidf=True, l2=True),
+        training_size=(100, 100),
+        fruits={"Banana": FruitInfo("Banana", "A long berry.", "Musaceae", "yellow")},
+        source={"run": "test"},
+    )
+    values.update(changes)
+    return ExportedModel(**values)
+
+
+def white_png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def phone_photo(class_name: str, seed: int = 7) -> bytes:
+    """A generated fruit scaled 4x and centred in a 600x400 white 'phone photo'."""
+    fruit = render_fruit(class_name, np.random.default_rng(seed))
+    large = cv2.resize(fruit, (400, 400), interpolation=cv2.INTER_LINEAR)
+    photo = np.full((400, 600, 3), 255, np.uint8)
+    photo[:, 100:500] = large
+    return encode_jpeg(photo)
+
+
+# ------------------------------------------------------------------ arithmetic and photo policy
+
+def test_weighted_histogram_is_idf_then_l2_and_zero_stays_zero():
+    weighted = weighted_histogram(np.array([3.0, 0.0, 2.0]), np.array([1.0, 5.0, 2.0]), l2=True)
+    assert weighted.tolist() == [0.6, 0.0, 0.8]
+    assert weighted_histogram(np.array([3.0, 4.0]), None, l2=False).tolist() == [3.0, 4.0]
+    assert weighted_histogram(np.zeros(3), np.ones(3), l2=True).tolist() == [0.0, 0.0, 0.0]
+    # power after IDF, before L2: sqrt([9, 0, 16] * 1) = [3, 0, 4]
+    assert weighted_histogram(np.array([9.0, 0.0, 16.0]), np.ones(3), l2=True,
+                              power=0.5).tolist() == [0.6, 0.0, 0.8]
+
+
+def test_word_histogram_counts_words_per_pyramid_cell():
+    centers = np.array([[0] * 32, [255] * 32], dtype=np.float32)
+    descriptors = np.array([[1] * 32, [250] * 32, [3] * 32], dtype=np.uint8)  # words 0, 1, 0
+    positions = np.array([[0, 0], [200, 10], [130, 200]], dtype=np.uint8)  # cells 0, 1, 3
+    assert word_histogram(descriptors, positions, centers).tolist() == [2, 1]
+    assert word_histogram(descriptors, positions, centers, pyramid_levels=2).tolist() == [
+        2, 1,  # whole image
+        1, 0,  0, 1,  0, 0,  1, 0,  # 2x2 cells, row-major, 2 words each
+    ]
+    assert word_histogram(descriptors[:0], positions[:0], centers, 2).tolist() == [0] * 10
+
+
+def test_class_probabilities_are_the_softmax_of_the_margins():
+    model = tiny_model(intercepts=np.array([0.0, 0.5]))
+    probabilities = class_probabilities(np.array([0.6, 0.0, 0.8]), model)
+    # margins: 0.6 and 0.8 + 0.5
+    expected_first = 1.0 / (1.0 + math.exp(1.3 - 0.6))
+    assert probabilities == pytest.approx([expected_first, 1.0 - expected_first], abs=1e-15)
+
+
+def test_a_photo_of_the_training_size_is_left_untouched():
+    pixels = np.arange(100 * 100, dtype=np.uint8).reshape(100, 100)
+    fitted, note = fit_to_training_size(pixels, (100, 100), "crop")
+    assert fitted is pixels and note is None
+
+
+def test_crop_keeps_the_centred_square():
+    pixels = np.zeros((2, 6), np.uint8)
+    pixels[:, 2:4] = 200  # the centre 2x2
+    fitted, note = fit_to_training_size(pixels, (2, 2), "crop")
+    assert fitted.tolist() == [[200, 200], [200, 200]]
+    assert note == "centre-cropped to 2x2, resized to 2x2"
+    tall, note = fit_to_training_size(np.zeros((8, 4), np.uint8), (2, 2), "crop")
+    assert tall.shape == (2, 2) and note == "centre-cropped to 4x4, resized to 2x2"
+
+
+def test_trim_frames_the_fruit_like_a_fruits360_photo():
+    photo = np.full((40, 60), 255, np.uint8)
+    photo[10:30, 5:15] = 0  # a dark 10x20 'fruit' off-centre on white
+    assert object_box(photo) == (5, 10, 15, 30)
+    fitted, note = fit_to_training_size(photo, (4, 4), "trim")
+    # cropped to the box, padded white to 20x20 (5 columns each side), resized to 4x4
+    assert fitted.tolist() == [[255, 0, 0, 255]] * 4
+    assert note == "trimmed to the fruit (10x20 at 5,10), resized to 4x4"
+
+
+def test_trim_without_a_light_background_crops_the_centre():
+    dark = np.full((2, 6), 100, np.uint8)
+    assert object_box(dark) is None and object_box(np.full((5, 5), 255, np.uint8)) is None
+    fitted, note = fit_to_training_size(dark, (2, 2), "trim")
+    assert fitted.shape == (2, 2) and note == "centre-cropped to 2x2, resized to 2x2"
+
+
+def test_pad_adds_white_around_the_whole_photo():
+    fitted, note = fit_to_training_size(np.zeros((2, 4), np.uint8), (4, 4), "pad")
+    assert fitted.tolist() == [[255] * 4, [0] * 4, [0] * 4, [255] * 4]
+    assert note == "padded with white to 4x4, resized to 4x4"
+    colour, _note = fit_to_training_size(np.zeros((2, 4, 3), np.uint8), (4, 4), "pad")
+    assert colour[0].tolist() == [[255, 255, 255]] * 4 and colour[1].tolist() == [[0, 0, 0]] * 4
+
+
+def test_policy_none_keeps_any_size():
+    pixels = np.zeros((30, 50), np.uint8)
+    fitted, note = fit_to_training_size(pixels, (100, 100), "none")
+    assert fitted is pixels and note is None
+
+
+def test_predict_settings_are_validated():
+    with pytest.raises(ConfigError, match=r"^predict.fit must be one of trim, crop, pad, none "
+                                          r"\(got 'stretch'\)$"):
+        load_config(None, {"predict.fit": "stretch"})
+    with pytest.raises(ConfigError, match=r"^predict.min_probability must be in \[0, 1\]$"):
+        load_config(None, {"predict.min_probability": "1.5"})
+
+
+# ----------------------------------------------------------------------------- the model file
+
+def test_model_file_round_trip_is_exact_and_deterministic():
+    model = tiny_model()
+    data = model_to_bytes(model)
+    assert model_to_bytes(model) == data
+    loaded = model_from_bytes(data)
+    assert loaded.classes == model.classes
+    for name in ("centers", "idf", "pc", "coefficients", "intercepts"):
+        assert np.array_equal(getattr(loaded, name), getattr(model, name)), name
+    assert loaded.centers.dtype == np.float32
+    assert (loaded.orb, loaded.histograms) == (model.orb, model.histograms)
+    assert loaded.training_size == (100, 100) and loaded.fruits == model.fruits
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:  # plain NumPy reads it
+        metadata = json.loads(str(archive["metadata"]))
+    assert metadata["format"] == "bovw-model" and metadata["format_version"] == 1
+
+
+def test_model_without_tfidf_has_no_idf_array():
+    data = model_to_bytes(tiny_model(idf=None, histograms=HistogramSettings(tfidf=False)))
+    assert "idf.npy" not in zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert model_from_bytes(data).idf is None
+
+
+def _rewrite_metadata(data: bytes, change) -> bytes:
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    metadata = json.loads(str(arrays["metadata"]))
+    change(metadata)
+    arrays["metadata"] = np.array(json.dumps(metadata))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_a_newer_format_version_is_refused_with_the_fix():
+    newer = _rewrite_metadata(model_to_bytes(tiny_model()),
+                              lambda m: m.update(format_version=2, bovw_version="9.9"))
+    with pytest.raises(ModelFileError) as error:
+        model_from_bytes(newer, "m.npz")
+    assert str(error.value) == (
+        "m.npz has model format version 2; bovw 0.1.0 reads version 1: export the run again "
+        "with this bovw, or use the bovw that wrote it (9.9)")
+
+
+def test_an_unknown_feature_block_is_refused():
+    coloured = _rewrite_metadata(model_to_bytes(tiny_model()),
+                                 lambda m: m.update(feature_blocks=["words", "colour"]))
+    with pytest.raises(ModelFileError, match="feature block 'colour' is unknown to bovw 0.1.0"):
+        model_from_bytes(coloured, "m.npz")
+
+
+def test_not_a_model_file(tmp_path):
+    for data in (b"", b"hello", imagefiles.jpeg(size=20)):
+        with pytest.raises(ModelFileError) as error:
+            model_from_bytes(data, "x.npz")
+        assert str(error.value) == ("x.npz is not a bovw model file (.npz); create one with "
+                                    "bovw export RUN_DIR")
+    with pytest.raises(ModelFileError, match=r"^model file not found: .*nothing.npz; create one"):
+        Predictor.load(tmp_path / "nothing.npz")
+
+
+def test_inconsistent_arrays_are_refused():
+    with pytest.raises(ModelFileError, match=r"coefficients have shape \(2, 2\), expected"):
+        tiny_model(coefficients=np.zeros((2, 2))).validate()
+
+
+def test_predictor_module_does_not_import_pyspark():
+    code = ("import sys, bovw, bovw.predictor; bovw.Predictor; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j')))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               cwd=REPO, check=True)
+    assert completed.stdout.strip() == "[]"
+
+
+def test_bovw_predictor_is_the_predictor_class():
+    import bovw
+
+    assert bovw.Predictor is Predictor
+
+
+# ---------------------------------------------------------------- predictions, no Spark needed
+
+def test_unreadable_bytes_are_a_reject_not_an_exception():
+    prediction = Predictor(tiny_model()).predict(b"not a photo")
+    assert prediction.reject_reason == "not an image (unrecognised format)"
+    assert prediction.top == () and prediction.low_confidence and prediction.label is None
+
+
+def test_a_blank_phone_photo_is_fitted_and_flagged():
+    predictor = Predictor(tiny_model(), PredictSettings(min_probability=0.0))
+    prediction = predictor.predict(white_png(300, 200))
+    assert prediction.n_keypoints == 0 and prediction.low_confidence
+    assert prediction.fitted == "300x200 photo centre-cropped to 200x200, resized to 100x100"
+    assert prediction.notes == ("no keypoints found (a plain, blurred or tiny photo): the answer "
+                                "only reflects how common each class was in training",)
+    # A zero histogram leaves only the intercepts: both 0 here, so a tie, resolved in class order.
+    assert [s.label for s in prediction.top] == ["Banana", "Orange"]
+    assert [s.probability for s in prediction.top] == [0.5, 0.5]
+    assert prediction.top[0].info.family == "Musaceae" and prediction.top[1].info is None
+    assert (prediction.width, prediction.height) == (300, 200)
+
+
+def test_low_probability_is_flagged():
+    predictor = Predictor(tiny_model(), PredictSettings(min_probability=0.6))
+    prediction = predictor.predict(white_png(100, 100))
+    assert prediction.fitted is None
+    assert prediction.notes[1] == "top probability 0.50 is below predict.min_probability=0.6"
+    assert Predictor(tiny_model()).predict(white_png(100, 100)).notes[1:] == ()
+
+
+# ------------------------------------------------------------- agreement with the Spark model
+
+@pytest.fixture(scope="module")
+def trained(spark, test_config, tmp_path_factory):
+    """One pipeline run (k=12, 2-level pyramid, 5 PCA components) on 3 generated classes,
+    and its export."""
+    from bovw.export import export_model
+    from bovw.pipeline import run_pipeline
+    from bovw.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("predict")
+    generate_dataset(root / "data", classes=3, train_per_class=10, test_per_class=4, seed=0)
+    # A 2-level spatial pyramid and square-root weighting exercise every step of the
+    # arithmetic the Predictor repeats.
+    config = test_config.replace(**{"vocabulary.k": 12, "pca.components": 5,
+                                    "histograms.pyramid_levels": 2, "histograms.power": 0.5})
+    run_pipeline(spark, config, str(root / "data"), str(root / "run"), log=lambda _: None)
+    model, written = export_model(spark, str(root / "run"), str(root / "model.npz"),
+                                  load_catalogue(REPO / "conf" / "fruits.toml"))
+    test_rows = (spark.read.parquet(str(root / "run" / "features"))
+                 .filter("split = 'Test'").select("path", "prediction", "probability").collect())
+    spark_results = {row["path"].removeprefix("file:"): (row["prediction"],
+                                                         row["probability"].toArray())
+                     for row in test_rows}
+    return {"root": root, "run": root / "run", "model": Path(written), "exported": model,
+            "spark": spark_results}
+
+
+def test_export_holds_the_run_settings(trained):
+    model = Predictor.load(trained["model"]).model
+    assert model.classes == ("Apple Red 1", "Banana", "Orange")
+    assert model.centers.shape == (12, 32) and model.pc.shape == (12 * 5, 5)
+    assert model.coefficients.shape == (3, 5) and model.idf.shape == (12 * 5,)
+    assert model.training_size == (100, 100)
+    assert model.orb == OrbSettings()
+    assert model.histograms == HistogramSettings(pyramid_levels=2, power=0.5)
+    assert sorted(model.fruits) == ["Apple Red 1", "Banana", "Orange"]
+    assert model.source["vocabulary_k"] == 12 and model.source["test_images"] == 12
+
+
+def test_predictor_agrees_with_spark_on_every_test_image(trained):
+    predictor = Predictor.load(trained["model"])
+    assert len(trained["spark"]) == 12
+    for path, (spark_label, spark_probabilities) in trained["spark"].items():
+        data = Path(path).read_bytes()
+        assert predictor.predict(data).label == spark_label, path
+        assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
+
+
+def test_export_refuses_an_unfinished_run(spark, tmp_path):
+    from bovw.export import ExportError, export_model
+
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(ExportError) as error:
+        export_model(spark, str(tmp_path), None)
+    assert str(error.value) == (
+        f"run {tmp_path} has not finished (no summary.json): run bovw run again with the same "
+        "--input and --output to finish it, then export")
+
+
+def test_a_phone_photo_of_a_fruit_gets_its_class(trained):
+    photo = phone_photo("Banana")
+    # The generated fruits do not fill their frame (Fruits-360 fruits do), so the centre
+    # crop, not "trim", frames this photo like the training images.
+    prediction = Predictor.load(trained["model"], PredictSettings(fit="crop")).predict(photo)
+    assert prediction.fitted == "600x400 photo centre-cropped to 400x400, resized to 100x100"
+    assert prediction.label == "Banana" and prediction.n_keypoints >= 10
+    trimmed = Predictor.load(trained["model"]).predict(photo)
+    assert re.fullmatch(r"600x400 photo trimmed to the fruit \(\d+x\d+ at \d+,\d+\), resized "
+                        r"to 100x100", trimmed.fitted)
+
+
+# ------------------------------------------------------------------------------------- the CLI
+
+def test_cli_predict_prints_top_classes_with_fruit_information(trained, tmp_path, capsys):
+    from bovw.cli import main
+
+    photo = next(Path(p) for p, (label, _) in trained["spark"].items() if label == "Orange")
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(white_png(300, 200))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    code = main(["predict", "--model", str(trained["model"]), "--top", "2",
+                 str(photo), str(blank), str(broken)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1  # one photo could not be read
+    assert out[0].startswith(f"{photo}: Orange (") and out[0].endswith("%)")
+    assert out[1] == ("    Orange (Rutaceae; orange): The sweet orange (Citrus sinensis), a "
+                      "citrus fruit with a dimpled peel.")
+    assert out[2].startswith("    next: ") and out[2].count("%") == 1
+    blank_at = out.index(next(line for line in out if line.startswith(f"{blank}: ")))
+    assert out[blank_at].endswith("[low confidence]")
+    assert out[blank_at + 3].startswith("    note: no keypoints found")
+    assert out[-2] == "    photo: 300x200 photo centre-cropped to 200x200, resized to 100x100"
+    assert out[-1] == f"{broken}: cannot read the photo: not an image (unrecognised format)"
+
+
+def test_cli_predict_json_matches_spark(trained, capsys):
+    from bovw.cli import main
+
+    paths = sorted(trained["spark"])
+    assert main(["predict", "--model", str(trained["model"]), "--json", *paths]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["model"] == str(trained["model"])
+    assert [p["path"] for p in document["predictions"]] == paths
+    assert [p["label"] for p in document["predictions"]] == [trained["spark"][p][0]
+                                                             for p in paths]
+    first = document["predictions"][0]
+    assert set(first["top"][0]) == {"label", "probability", "name", "description", "family",
+                                    "colour"}
+    assert first["n_keypoints"] > 0 and first["reject_reason"] is None
+
+
+def test_cli_predict_with_a_run_folder_exports_it_once(trained, capsys):
+    from bovw.cli import main
+
+    exported = trained["run"] / "model.npz"
+    exported.unlink(missing_ok=True)
+    photo = sorted(trained["spark"])[0]
+    assert main(["predict", "--model", str(trained["run"]), photo, *spark_flags()]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (f"[bovw] {trained['run']} has no model.npz yet: "
+                                    "exporting it once")
+    assert exported.read_bytes() == trained["model"].read_bytes()  # export is deterministic
+    assert main(["predict", "--model", str(trained["run"]), photo]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_export_summary(trained, tmp_path, capsys):
+    from bovw.cli import main
+
+    out = tmp_path / "m.npz"
+    assert main(["export", str(trained["run"]), "--out", str(out), "--no-fruits",
+                 *spark_flags()]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"model written to {out}",
+        "  3 classes, k=12 words, 5 PCA components, training size 100x100",
+        "  fruit information for 0 of 3 classes (none for: Apple Red 1, Banana, Orange)",
+    ]
+
+
+def test_cli_predict_errors_are_one_line(trained, tmp_path, capsys):
+    from bovw.cli import main
+
+    assert main(["predict", "--model", str(tmp_path / "none.npz"), "x.jpg"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"bovw: error: model not found: {tmp_path}/none.npz; give a model file from bovw "
+        "export or a finished run folder")
+    assert main(["predict", "--model", str(trained["model"]), str(trained["root"])]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "bovw: error: predicting a folder writes Parquet: pass --output FOLDER")
+
+
+def test_cli_predict_folder_runs_a_spark_job(spark, trained, tmp_path, capsys):
+    from bovw.cli import main
+
+    photos = tmp_path / "photos"
+    for path in trained["spark"]:
+        folder = photos / Path(path).parent.name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / Path(path).name).write_bytes(Path(path).read_bytes())
+    (photos / "Banana" / "phone.jpg").write_bytes(phone_photo("Banana"))
+    (photos / "Unknown").mkdir()
+    (photos / "Unknown" / "broken.jpg").write_bytes(b"broken")
+    output = tmp_path / "predictions"
+    code = main(["predict", "--model", str(trained["model"]), "--output", str(output),
+                 "--labelled", str(photos), *spark_flags()])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"predicted 14 images (1 unreadable, 0 low confidence) -> {output}"
+    rows = {Path(row["path"].removeprefix("file:")).name + row["label"]: row
+            for row in spark.read.parquet(str(output)).collect()}
+    assert len(rows) == 14
+    predictor = Predictor.load(trained["model"])
+    for path, (spark_label, _probabilities) in trained["spark"].items():
+        row = rows[Path(path).name + Path(path).parent.name]
+        assert row["prediction"] == spark_label
+        expected = predictor.predict(Path(path).read_bytes())
+        assert row["top_labels"] == [score.label for score in expected.top]
+        assert row["top_probabilities"] == [score.probability for score in expected.top]
+        assert row["n_keypoints"] == expected.n_keypoints
+        assert row["display_name"] == expected.top[0].info.name
+    phone = rows["phone.jpgBanana"]
+    assert phone["fitted"] == Predictor.load(trained["model"]).predict(phone_photo("Banana")).fitted
+    assert rows["broken.jpgUnknown"]["reject_reason"] == "not an image (unrecognised format)"
+    correct = sum(rows[Path(p).name + Path(p).parent.name]["prediction"] == Path(p).parent.name
+                  for p in trained["spark"]) + (phone["prediction"] == "Banana")
+    assert lines[1] == f"  accuracy {100 * correct / 13:.2f}% on 13 images of known classes"

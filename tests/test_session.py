@@ -1,0 +1,61 @@
+"""Java detection and the Spark properties derived from the configuration."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from bovw.config import SparkSettings
+from bovw.session import JavaError, check_java, java_major_version, spark_properties
+
+
+@pytest.mark.parametrize("output, major", [
+    ('openjdk version "17.0.15" 2025-04-15', 17),
+    ('java version "1.8.0_392"', 8),
+    ('openjdk version "21" 2023-09-19', 21),
+    ("no version here", None),
+])
+def test_java_major_version(output, major):
+    assert java_major_version(output) == major
+
+
+def test_missing_java_names_the_install_command(tmp_path):
+    with pytest.raises(JavaError) as error:
+        check_java(str(tmp_path))
+    message = str(error.value)
+    expected = f"Spark 4 needs Java 17 or 21, but JAVA_HOME={tmp_path} has no bin/java"
+    assert message.startswith(expected)
+    assert "sudo apt-get install -y openjdk-17-jre-headless" in message
+    assert "sudo dnf install -y java-17-amazon-corretto-headless" in message
+    assert "\n" not in message
+
+
+def test_old_java_is_refused(tmp_path):
+    java = tmp_path / "bin" / "java"
+    java.parent.mkdir()
+    java.write_text('#!/bin/sh\necho \'java version "1.8.0_392"\' >&2\n')
+    java.chmod(0o755)
+    with pytest.raises(JavaError, match=r"found Java 8 at .*/bin/java; install one with"):
+        check_java(str(tmp_path))
+
+
+def test_installed_java_is_accepted():
+    assert check_java(None) >= 17
+
+
+def test_spark_properties_from_settings():
+    properties = spark_properties(SparkSettings(master="local[2]", conf={"spark.x": "1"}))
+    assert properties["spark.master"] == "local[2]"
+    assert properties["spark.x"] == "1"
+    assert properties["spark.sql.files.openCostInBytes"] == "8192"
+
+
+def test_python_workers_run_this_interpreter(spark):
+    def interpreter(_rows):
+        import sys
+
+        yield sys.executable
+
+    ran = spark.sparkContext.parallelize([1], 1).mapPartitions(interpreter).collect()
+    assert ran == [sys.executable]
