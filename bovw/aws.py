@@ -21,12 +21,9 @@ import boto3
 import botocore.exceptions
 
 from bovw.config import S3Settings
+from bovw.errors import CloudError
 
 log = logging.getLogger(__name__)
-
-
-class CloudError(RuntimeError):
-    """A cloud setup or access problem, reported to the user as one line naming cause and fix."""
 
 
 # Same family of names Spark's default spark.redaction.regex masks in its UI and event logs.

@@ -9,16 +9,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bovw.aws import CloudError
 from bovw.config import Config, ConfigError, load_config, parse_assignment
+from bovw.errors import CloudError, InputError, OutputError, VocabularyError
 from bovw.experiments_cli import EXPERIMENT_ERRORS
 from bovw.experiments_cli import HANDLERS as EXPERIMENT_HANDLERS
 from bovw.experiments_cli import add_commands as add_experiment_commands
-from bovw.ingest import InputError, check_local_input
+from bovw.inputs import check_local_input
 from bovw.predict_cli import PREDICT_ERRORS, PREDICT_HANDLERS, add_predict_commands
-from bovw.runs import OutputError
 from bovw.session import JavaError, build_session
-from bovw.vocabulary import VocabularyError
 
 USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError,
                *EXPERIMENT_ERRORS, *PREDICT_ERRORS)

@@ -30,19 +30,16 @@ from pyspark.sql.types import ArrayType, NumericType
 from bovw import storage
 from bovw.config import Config, ConfigError
 from bovw.descriptors import accepted
+from bovw.errors import CompareError, OutputError
 from bovw.ingest import TEST, TRAIN, assign_splits, list_files, with_labels
 from bovw.model import evaluate, fit_classifier, fit_labels, predict
 from bovw.pipeline import run_pipeline
 from bovw.reduction import explained_variance, fit_pca
-from bovw.runs import OutputError, RunLayout, finished_stage, mark_finished
+from bovw.runs import RunLayout, finished_stage, mark_finished
 from bovw.words import histogram_length
 
 VARIANTS = ("orb", "orb-colour", "cnn")
 ORB_VARIANTS = {"orb": False, "orb-colour": True}  # name -> colour block on
-
-
-class CompareError(ValueError):
-    """External features that cannot be matched to the images; the message says why."""
 
 
 @dataclass

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from bovw.config import IngestSettings
+from bovw.inputs import check_local_input, is_local_path  # noqa: F401 (part of this stage's API)
 
 TRAIN, TEST = "Training", "Test"
 _SPLIT_NAMES = {"training": TRAIN, "train": TRAIN, "test": TEST}
-
-
-class InputError(ValueError):
-    """The input folder is missing, empty, or laid out in a way the pipeline cannot use."""
 
 
 def extension_glob(extensions: tuple[str, ...]) -> str:
@@ -26,28 +21,6 @@ def extension_glob(extensions: tuple[str, ...]) -> str:
         return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in ext)
 
     return "*.{" + ",".join(any_case(ext.lstrip(".")) for ext in extensions) + "}"
-
-
-def is_local_path(path: str) -> bool:
-    """True for a plain path or file: URI (checked with Python before Spark starts)."""
-    return "://" not in path or path.startswith("file:")
-
-
-def check_local_input(path: str, settings: IngestSettings) -> None:
-    """Fail fast, before Spark starts, when a local input folder is missing or holds no image."""
-    if not is_local_path(path):
-        return
-    folder = Path(path.removeprefix("file://").removeprefix("file:"))
-    if not folder.is_dir():
-        raise InputError(f"input folder not found: {path}")
-    suffixes = {"." + ext.lower().lstrip(".") for ext in settings.extensions}
-    for _root, _dirs, files in os.walk(folder, followlinks=False):
-        if any(Path(name).suffix.lower() in suffixes for name in files):
-            return
-    raise InputError(
-        f"input folder {path} holds no image files ({', '.join(settings.extensions)}); "
-        "expected Training/<Class>/*.jpg and Test/<Class>/*.jpg, or <Class>/*.jpg"
-    )
 
 
 def list_files(spark: SparkSession, path: str, settings: IngestSettings) -> DataFrame:

@@ -20,8 +20,9 @@ from bovw import storage
 from bovw.colour import append_colour, colour_dimension
 from bovw.config import Config
 from bovw.descriptors import describe_images, rejects, statistics
+from bovw.errors import InputError
 from bovw.histograms import fit_idf, histogram_length, weight, word_histograms
-from bovw.ingest import InputError, assign_splits, list_files, with_labels
+from bovw.ingest import assign_splits, list_files, with_labels
 from bovw.model import evaluate, fit_classifier, fit_labels, predict
 from bovw.reduction import explained_variance, fit_pca
 from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_output

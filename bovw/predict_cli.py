@@ -17,8 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bovw.config import Config, load_config
+from bovw.errors import InputError
 from bovw.fruits import FruitCatalogueError, FruitInfo, default_catalogue_path, load_catalogue
-from bovw.ingest import InputError, check_local_input, is_local_path
+from bovw.inputs import check_local_input, is_local_path
 from bovw.predictor import ModelFileError, Prediction, Predictor
 
 MODEL_FILE_NAME = "model.npz"

@@ -13,10 +13,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from bovw import storage
-
-
-class OutputError(ValueError):
-    """The output folder cannot be used for this run; the message says what to do."""
+from bovw.errors import OutputError
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,11 @@ from pyspark.sql import functions as F
 
 from bovw.config import VocabularySettings
 from bovw.descriptors import accepted
+from bovw.errors import VocabularyError
 from bovw.features import unpack
 from bovw.ingest import TRAIN
 
 _SAMPLE_SCHEMA = "path string, index int, descriptor array<float>"
-
-
-class VocabularyError(ValueError):
-    """The Training descriptors cannot support the requested vocabulary."""
 
 
 def image_rng(seed: int, path: str) -> np.random.Generator:
