@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame
 
 from bovw.colour import to_rgb
 from bovw.config import CnnSettings, OrbSettings
+from bovw.errors import CnnError
 from bovw.features import ImageRejected, open_image
 
 CNN_SCHEMA = "path string, cnn_features array<float>, reject_reason string"
@@ -41,10 +42,6 @@ DESCRIPTIONS = {
     "mobilenet_v2": "MobileNetV2 (ImageNet, torchvision), global average pool",
     "resnet50": "ResNet50 (ImageNet, torchvision), global average pool",
 }
-
-
-class CnnError(RuntimeError):
-    """The CNN backbone cannot be loaded; the message says what to install or set."""
 
 
 @dataclass

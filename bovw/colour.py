@@ -15,16 +15,13 @@ import numpy as np
 from PIL import Image
 
 from bovw.config import ColourSettings, OrbSettings
+from bovw.errors import ColourError
 from bovw.features import ImageRejected, open_image, to_grey
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 EMPTY_COLOUR = np.zeros(0, dtype=np.float32)
-
-
-class ColourError(ValueError):
-    """The colour block was asked for but the descriptors carry none."""
 
 
 def colour_histogram(image_rgb: np.ndarray, settings: ColourSettings) -> np.ndarray:

@@ -30,18 +30,16 @@ from pyspark.sql.types import ArrayType, NumericType
 from bovw import storage
 from bovw.config import Config, ConfigError
 from bovw.descriptors import accepted
+from bovw.errors import CompareError, OutputError
 from bovw.ingest import TEST, TRAIN, assign_splits, list_files, with_labels
 from bovw.model import evaluate, fit_classifier, fit_labels, predict
 from bovw.pipeline import run_pipeline
 from bovw.reduction import explained_variance, fit_pca
-from bovw.runs import OutputError, RunLayout, finished_stage, mark_finished
+from bovw.runs import RunLayout, finished_stage, mark_finished
+from bovw.words import histogram_length
 
 VARIANTS = ("orb", "orb-colour", "cnn")
 ORB_VARIANTS = {"orb": False, "orb-colour": True}  # name -> colour block on
-
-
-class CompareError(ValueError):
-    """External features that cannot be matched to the images; the message says why."""
 
 
 @dataclass
@@ -401,12 +399,15 @@ def table_row(name: str, summary: dict[str, Any]) -> dict[str, Any]:
     images = counts.get("accepted", 0)
     if name in ORB_VARIANTS:
         k = summary.get("vocabulary", {}).get("k")
-        colour = summary.get("config", {}).get("colour", {})
+        settings = summary.get("config", {})
+        colour = settings.get("colour", {})
         colour_bins = (colour.get("hue_bins", 0) * colour.get("saturation_bins", 0)
                        * colour.get("value_bins", 0)) if ORB_VARIANTS[name] else 0
-        dimension = (k or 0) + colour_bins
-        features = f"ORB visual words, k={k}" + (f" + HSV colour ({colour_bins} bins)"
-                                                  if colour_bins else "")
+        levels = settings.get("histograms", {}).get("pyramid_levels", 1)
+        dimension = histogram_length(k or 0, levels) + colour_bins
+        features = (f"ORB visual words, k={k}" + (f", {levels} pyramid levels" if levels > 1
+                                                   else "")
+                    + (f" + HSV colour ({colour_bins} bins)" if colour_bins else ""))
     else:
         dimension = reduction.get("input_dimension")
         features = summary.get("features", "CNN features")

@@ -15,3 +15,15 @@ class VocabularyError(ValueError):
 
 class CloudError(RuntimeError):
     """A cloud setup or access problem, reported to the user as one line naming cause and fix."""
+
+
+class ColourError(ValueError):
+    """The colour block was asked for but the descriptors carry none (or another size)."""
+
+
+class CompareError(ValueError):
+    """External features that cannot be matched to the images; the message says why."""
+
+
+class CnnError(RuntimeError):
+    """The CNN backbone cannot be loaded; the message says what to install or set."""

@@ -1,7 +1,8 @@
 """The `bovw sweep`, `bovw compare` and `bovw report` commands (wired in by bovw.cli).
 
 Kept apart from bovw/cli.py so that file only needs: `add_commands(...)` in
-build_parser, `HANDLERS` in main's table, and `EXPERIMENT_ERRORS` in USER_ERRORS.
+build_parser, `HANDLERS` in main's table, and `EXPERIMENT_ERRORS` in USER_ERRORS. Like the
+CLI itself this module imports no Spark at load time: the handlers import what they run.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bovw.cnn import CnnError
-from bovw.colour import ColourError
-from bovw.compare import VARIANTS, CompareError
+from bovw.errors import CnnError, ColourError, CompareError
 
 EXPERIMENT_ERRORS = (ColourError, CompareError, CnnError)
+# bovw.compare.VARIANTS; repeated here so that the CLI starts without importing Spark.
+VARIANTS = ("orb", "orb-colour", "cnn")
 
 
 def add_commands(commands, add_config_flags: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -72,7 +73,7 @@ def _config(args: argparse.Namespace, extra: dict | None = None):
 def _sweep(args: argparse.Namespace, environ: dict) -> int:
     from bovw.aws import normalise_s3_url
     from bovw.cli import _session
-    from bovw.ingest import check_local_input
+    from bovw.inputs import check_local_input
     from bovw.sweep import parse_parameter, run_sweep, sweep_points, table_markdown
 
     parameters = [parse_parameter(text) for text in args.param]
@@ -98,7 +99,7 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
     from bovw.aws import normalise_s3_url
     from bovw.cli import _session
     from bovw.compare import compare, parse_variants
-    from bovw.ingest import check_local_input
+    from bovw.inputs import check_local_input
 
     overrides = {key: value for key, value in (
         ("cnn.path_column", args.path_col), ("cnn.label_column", args.label_col),
@@ -122,7 +123,7 @@ def _report(args: argparse.Namespace, environ: dict) -> int:
     from bovw import storage
     from bovw.aws import normalise_s3_url
     from bovw.cli import _session
-    from bovw.runs import OutputError
+    from bovw.errors import OutputError
 
     config = _config(args)
     folder = normalise_s3_url(args.folder).rstrip("/")

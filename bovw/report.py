@@ -541,8 +541,10 @@ def write_compare_report(spark: SparkSession, root: str, table_html: str,
                                            sorted({p[0] for p in data.pca_points}),
                                            title=f"{name}: PCA"), name)
                           if data.pca_points else "")
-            blocks.append(f"<h3>{escape(name)}</h3><div class=\"row\"><div>{confusion}</div>"
-                          f"<div>{projection}</div></div>")
+            # Many classes need the full width for a readable matrix: then one below the other.
+            layout = "row" if len(data.metrics.get("classes", [])) <= 10 else "stack"
+            blocks.append(f"<h3>{escape(name)}</h3><div class=\"{layout}\"><div>{confusion}"
+                          f"</div><div>{projection}</div></div>")
         sections.append(Section("Confusion matrices and PCA projections", "".join(blocks)))
     path = storage.join(root, REPORT_NAME)
     storage.write_text(spark, path, page("bovw comparison: visual words vs CNN features",

@@ -23,10 +23,10 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from bovw import storage
-from bovw.colour import ColourError
 from bovw.config import Config, ConfigError, parse_assignment
+from bovw.errors import ColourError, OutputError
 from bovw.pipeline import run_pipeline
-from bovw.runs import OutputError, RunLayout
+from bovw.runs import RunLayout
 
 # Settings that change what the descriptors stage writes (or which images go to Test);
 # the colour block's weight is applied later, so points differing in it share descriptors.
