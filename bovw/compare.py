@@ -32,8 +32,7 @@ from bovw.config import Config, ConfigError
 from bovw.descriptors import accepted
 from bovw.errors import CompareError, OutputError
 from bovw.ingest import TEST, TRAIN, assign_splits, list_files, with_labels
-from bovw.model import evaluate, fit_classifier, fit_labels, predict
-from bovw.pipeline import run_pipeline
+from bovw.pipeline import classify_and_evaluate, run_pipeline
 from bovw.reduction import explained_variance, fit_pca
 from bovw.runs import RunLayout, finished_stage, mark_finished
 from bovw.words import histogram_length
@@ -93,20 +92,8 @@ def classify_features(spark: SparkSession, features: DataFrame, config: Config,
     variance = explained_variance(pca)
     timings["reduction"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
-    projected = pca.transform(weighted).cache()
-    try:
-        labels = fit_labels(projected)
-        labels.write().overwrite().save(layout.model("labels"))
-        classifier = fit_classifier(projected, labels, config.classifier)
-        classifier.write().overwrite().save(layout.model("classifier"))
-        predict(projected, labels, classifier).select(
-            "path", "label", "split", "pca_features", "prediction", "probability",
-        ).write.mode("overwrite").parquet(layout.features)
-    finally:
-        projected.unpersist()
-    metrics = evaluate(spark.read.parquet(layout.features), list(labels.labels))
-    metrics["classifier_iterations"] = int(classifier.summary.totalIterations)
-    storage.write_text(spark, layout.metrics, json.dumps(metrics, indent=2))
+    metrics = classify_and_evaluate(spark, config, pca.transform(weighted), layout,
+                                    ("path", "label", "split"))
     timings["classifier"] = round(time.perf_counter() - started, 3)
     return {"reduction": {"input_dimension": dimension, "components": len(variance),
                           "explained_variance_total": round(sum(variance), 6),

@@ -185,20 +185,28 @@ def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame
     idf = IDFModel.load(layout.model("idf")) if config.histograms.tfidf else None
     pca = PCAModel.load(layout.model("pca"))
     weighted = append_colour(weight(histograms, config.histograms, idf), config.colour)
-    features = pca.transform(weighted).cache()
+    classify_and_evaluate(spark, config, pca.transform(weighted), layout,
+                          ("path", "label", "split", "n_keypoints", "histogram"))
+    return {}
+
+
+def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFrame,
+                          layout: RunLayout, kept: tuple[str, ...]) -> dict[str, Any]:
+    """Fit labels and the classifier on the Training rows of `projected` (pca_features),
+    save both models, write the features Parquet (`kept` columns, pca_features, prediction,
+    probability) and metrics.json into `layout`; returns the metrics."""
+    projected = projected.cache()
     try:
-        labels = fit_labels(features)
+        labels = fit_labels(projected)
         labels.write().overwrite().save(layout.model("labels"))
-        classifier = fit_classifier(features, labels, config.classifier)
+        classifier = fit_classifier(projected, labels, config.classifier)
         classifier.write().overwrite().save(layout.model("classifier"))
-        predictions = predict(features, labels, classifier).select(
-            "path", "label", "split", "n_keypoints", "histogram", "pca_features", "prediction",
-            "probability",
-        )
+        predictions = predict(projected, labels, classifier).select(
+            *kept, "pca_features", "prediction", "probability")
         storage.write_parquet(spark, predictions, layout.features)
     finally:
-        features.unpersist()
+        projected.unpersist()
     metrics = evaluate(spark.read.parquet(layout.features), list(labels.labels))
     metrics["classifier_iterations"] = int(classifier.summary.totalIterations)
     storage.write_text(spark, layout.metrics, json.dumps(metrics, indent=2))
-    return {}
+    return metrics
