@@ -30,11 +30,11 @@ from pyspark.sql.types import ArrayType, NumericType
 from bovw import storage
 from bovw.config import Config, ConfigError
 from bovw.descriptors import accepted
-from bovw.errors import CompareError, OutputError
+from bovw.errors import CompareError
 from bovw.ingest import TEST, TRAIN, assign_splits, list_files, with_labels
 from bovw.pipeline import classify_and_evaluate, run_pipeline
 from bovw.reduction import explained_variance, fit_pca
-from bovw.runs import RunLayout, finished_stage, mark_finished
+from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_spec_folder
 from bovw.words import histogram_length
 
 VARIANTS = ("orb", "orb-colour", "cnn")
@@ -270,20 +270,9 @@ def _orb_config(config: Config, name: str) -> Config:
 
 
 def _prepare(spark: SparkSession, root: str, spec: dict[str, Any], overwrite: bool) -> None:
-    spec_path = storage.join(root, "compare.json")
-    if overwrite:
-        storage.delete(spark, root)
-    elif storage.exists(spark, spec_path):
-        if json.loads(storage.read_text(spark, spec_path)) != spec:
-            raise OutputError(
-                f"output {root} holds a comparison of another input, variant list, feature "
-                "file or configuration; use the same ones to resume it, another --output, "
-                "or --overwrite")
-        return
-    elif storage.list_names(spark, root):
-        raise OutputError(f"output {root} exists and is not a bovw comparison folder; "
-                          "choose an empty or new folder")
-    storage.write_text(spark, spec_path, json.dumps(spec, indent=2, sort_keys=True))
+    prepare_spec_folder(spark, root, "compare.json", spec, overwrite, "comparison",
+                        "comparison of another input, variant list, feature file or "
+                        "configuration")
 
 
 def _listed_images(spark: SparkSession, config: Config, input_path: str) -> DataFrame:

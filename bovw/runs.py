@@ -103,3 +103,25 @@ def mark_finished(spark: SparkSession, layout: RunLayout, stage: str, record: di
                   ) -> None:
     """Record that `stage` finished, with its timings and counts."""
     storage.write_text(spark, layout.marker(stage), json.dumps(record, indent=2, sort_keys=True))
+
+
+def prepare_spec_folder(spark: SparkSession, root: str, spec_name: str, spec: dict[str, Any],
+                        overwrite: bool, kind: str, differs: str) -> None:
+    """Start, resume or (with `overwrite`) replace a folder described by `spec_name`.
+
+    Used by sweeps and comparisons: the same spec resumes, another spec is refused with
+    "output ROOT holds a {differs}", and a non-empty folder without the spec file is
+    refused as "not a bovw {kind} folder". Raises OutputError.
+    """
+    spec_path = storage.join(root, spec_name)
+    if overwrite:
+        storage.delete(spark, root)
+    elif storage.exists(spark, spec_path):
+        if json.loads(storage.read_text(spark, spec_path)) != spec:
+            raise OutputError(f"output {root} holds a {differs}; use the same ones to resume "
+                              "it, another --output, or --overwrite")
+        return
+    elif storage.list_names(spark, root):
+        raise OutputError(f"output {root} exists and is not a bovw {kind} folder; "
+                          "choose an empty or new folder")
+    storage.write_text(spark, spec_path, json.dumps(spec, indent=2, sort_keys=True))

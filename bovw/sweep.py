@@ -26,7 +26,7 @@ from bovw import storage
 from bovw.config import Config, ConfigError, parse_assignment
 from bovw.errors import ColourError, OutputError
 from bovw.pipeline import run_pipeline
-from bovw.runs import RunLayout
+from bovw.runs import RunLayout, prepare_spec_folder
 
 # Settings that change what the descriptors stage writes (or which images go to Test);
 # the colour block's weight is applied later, so points differing in it share descriptors.
@@ -200,21 +200,8 @@ def check_descriptors_source(spark: SparkSession, path: str, config: Config) -> 
 
 def _prepare_sweep_output(spark: SparkSession, root: str, spec: dict[str, Any],
                           overwrite: bool) -> None:
-    spec_path = storage.join(root, "sweep.json")
-    if overwrite:
-        storage.delete(spark, root)
-    elif storage.exists(spark, spec_path):
-        if json.loads(storage.read_text(spark, spec_path)) != spec:
-            raise OutputError(
-                f"output {root} holds a sweep of another input, grid or configuration; "
-                "use the same ones to resume it, another --output, or --overwrite"
-            )
-        return
-    elif storage.list_names(spark, root):
-        raise OutputError(
-            f"output {root} exists and is not a bovw sweep folder; choose an empty or new folder"
-        )
-    storage.write_text(spark, spec_path, json.dumps(spec, indent=2, sort_keys=True))
+    prepare_spec_folder(spark, root, "sweep.json", spec, overwrite, "sweep",
+                        "sweep of another input, grid or configuration")
 
 
 def table_row(point: SweepPoint, summary: dict[str, Any], reused: bool) -> dict[str, Any]:
