@@ -87,7 +87,7 @@ def classify_features(spark: SparkSession, features: DataFrame, config: Config,
     dimension = len(weighted.select("weighted").first()["weighted"])
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    pca = fit_pca(weighted, config.pca.components, dimension)
+    pca = fit_pca(weighted, config.pca.components, dimension, config.seed)
     pca.write().overwrite().save(layout.model("pca"))
     variance = explained_variance(pca)
     timings["reduction"] = round(time.perf_counter() - started, 3)

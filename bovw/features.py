@@ -134,14 +134,19 @@ def describe_keypoints(grey: np.ndarray, settings: OrbSettings) -> tuple[np.ndar
     if descriptors is None or len(descriptors) == 0:
         return EMPTY_DESCRIPTORS, EMPTY_POSITIONS
     height, width = grey.shape[:2]
-    points = np.array([keypoint.pt for keypoint in keypoints], dtype=np.float64).reshape(-1, 2)
+    points = cv2.KeyPoint_convert(keypoints).astype(np.float64).reshape(-1, 2)
     scale = np.array([256.0 / width, 256.0 / height])
     positions = np.clip(np.floor(points * scale), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(descriptors, dtype=np.uint8), positions
 
 
-def dense_keypoints(shape: tuple[int, ...], settings: OrbSettings) -> list[cv2.KeyPoint]:
-    """Keypoints on a regular grid, one grid per scale, clear of the descriptor border."""
+@functools.lru_cache(maxsize=64)
+def dense_keypoints(shape: tuple[int, ...], settings: OrbSettings) -> tuple[cv2.KeyPoint, ...]:
+    """Keypoints on a regular grid, one grid per scale, clear of the descriptor border.
+
+    Cached per image shape: a photo collection has few distinct sizes, and building a few
+    hundred KeyPoint objects costs as much as describing them.
+    """
     height, width = shape[:2]
     keypoints = []
     for scale in settings.dense_scales:
@@ -151,7 +156,7 @@ def dense_keypoints(shape: tuple[int, ...], settings: OrbSettings) -> list[cv2.K
         for y in range(margin, height - margin, step):
             for x in range(margin, width - margin, step):
                 keypoints.append(cv2.KeyPoint(float(x), float(y), float(size)))
-    return keypoints
+    return tuple(keypoints)
 
 
 def extract_descriptors(data: bytes, settings: OrbSettings) -> Extraction:

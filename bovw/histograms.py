@@ -1,5 +1,6 @@
-"""Histograms stage: each descriptor to its nearest visual word, then groupBy + pivot
-into exactly one k-bin histogram per image, then optional TF-IDF and L2 weighting."""
+"""Histograms stage: each descriptor to its nearest visual word (and spatial-pyramid cell),
+then groupBy + pivot into exactly one histogram per image, then TF-IDF, power and L2
+weighting."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
-from pyspark.ml.feature import IDF, IDFModel, Normalizer
+from pyspark.ml.feature import IDF, IDFModel, Normalizer, VectorAssembler
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -27,6 +28,9 @@ from bovw.words import (  # noqa: F401
 )
 
 _COUNTS_SCHEMA = "path string, word int, count int"
+
+# Bins per pivot block: 128 generated columns keep each JVM method well under 64 KB.
+PIVOT_BLOCK = 128
 
 
 def _count_batches(centers: np.ndarray, pyramid_levels: int):
@@ -50,8 +54,8 @@ def _count_batches(centers: np.ndarray, pyramid_levels: int):
     return count
 
 
-def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels: int = 1
-                    ) -> DataFrame:
+def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels: int = 1,
+                    block_size: int = PIVOT_BLOCK) -> DataFrame:
     """One raw-count histogram per accepted image.
 
     `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, 32) vocabulary.
@@ -59,23 +63,56 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     histogram_length(k, pyramid_levels) bins); colour is carried over when the descriptors
     have it (bovw.colour). An image with no keypoints gets an all-zero histogram; it
     contributes nothing to any word.
+
+    The pivot runs in blocks of `block_size` bins: groupBy(path, block).pivot(bin in block)
+    gives one short count array per non-empty block, and groupBy(path).pivot(block) lines
+    the blocks up. One pivot over every bin would generate a method per row beyond the
+    JVM's 64 KB limit from ~1,000 bins on, and Spark then falls back to slow interpreted
+    code; blocks keep each generated method small at any k.
     """
     length = histogram_length(len(centers), pyramid_levels)
+    block_size = min(block_size, length)
+    n_blocks = -(-length // block_size)
     images = accepted(descriptors)
     counts = images.filter(F.col("n_keypoints") > 0).select(
         "path", "descriptors", "positions"
     ).mapInArrow(_count_batches(centers, pyramid_levels), _COUNTS_SCHEMA)
-    # The explicit word list spares Spark a pass to discover the distinct values.
-    pivoted = counts.groupBy("path").pivot("word", list(range(length))).agg(F.sum("count"))
-    bins = [F.coalesce(F.col(f"`{word}`"), F.lit(0)).cast("double") for word in range(length)]
-    histograms = pivoted.select("path", array_to_vector(F.array(*bins)).alias("histogram"))
-    empty = array_to_vector(F.array_repeat(F.lit(0.0), length))
+    blocked = counts.select(
+        "path",
+        (F.col("word") / block_size).cast("int").alias("block"),
+        (F.col("word") % block_size).alias("slot"),
+        "count",
+    )
+    # Explicit values spare Spark a pass to discover the distinct ones.
+    per_block = blocked.groupBy("path", "block").pivot("slot", list(range(block_size))).agg(
+        F.sum("count"))
+    zero = F.lit(0.0)
+    block_arrays = per_block.select("path", "block", array_to_vector(F.array(*[
+        F.coalesce(F.col(f"`{slot}`").cast("double"), zero) for slot in range(block_size)
+    ])).alias("counts"))
+    lined_up = block_arrays.groupBy("path").pivot("block", list(range(n_blocks))).agg(
+        F.first("counts"))
+    empty_block = array_to_vector(F.array_repeat(zero, block_size))
+    assembler = VectorAssembler(inputCols=[f"block_{block}" for block in range(n_blocks)],
+                                outputCol="blocks")
+    histograms = assembler.transform(lined_up.select("path", *[
+        F.coalesce(F.col(f"`{block}`"), empty_block).alias(f"block_{block}")
+        for block in range(n_blocks)
+    ])).select("path", _first_bins(length, n_blocks * block_size).alias("histogram"))
+    empty = array_to_vector(F.array_repeat(zero, length))
     return (
         images.select("path", "label", "split", "n_keypoints",
                       *(["colour"] if "colour" in images.columns else []))
         .join(histograms, "path", "left")
         .withColumn("histogram", F.coalesce(F.col("histogram"), empty))
     )
+
+
+def _first_bins(length: int, padded_length: int):
+    """The `blocks` vector cut to `length` bins (the last block may run past the end)."""
+    if length == padded_length:
+        return F.col("blocks")
+    return array_to_vector(F.slice(vector_to_array("blocks"), 1, length))
 
 
 def fit_idf(histograms: DataFrame) -> IDFModel:

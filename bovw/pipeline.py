@@ -172,7 +172,8 @@ def _reduction_stage(config: Config, histograms: DataFrame, dimension: int, layo
     if idf is not None:
         idf.write().overwrite().save(layout.model("idf"))
     weighted = append_colour(weight(histograms, config.histograms, idf), config.colour)
-    pca = fit_pca(weighted, config.pca.components, dimension + colour_dimension(config.colour))
+    pca = fit_pca(weighted, config.pca.components, dimension + colour_dimension(config.colour),
+                  config.seed)
     pca.write().overwrite().save(layout.model("pca"))
     variance = explained_variance(pca)
     return {"reduction": {"components": len(variance),

@@ -1,18 +1,129 @@
-"""Reduction stage: Spark ML PCA fitted on the Training rows."""
+"""Reduction stage: PCA fitted on the Training rows, as a Spark ML PCAModel.
+
+Spark ML's PCA builds the full d x d covariance on the driver and decomposes it there:
+fine for a few hundred columns, minutes for the thousands a spatial pyramid produces.
+Wide inputs are therefore fitted by randomized subspace iteration instead: every pass is
+one distributed job returning a d x (components + oversampling) matrix per partition, and
+only small matrices are decomposed on the driver. Either way the result is an ordinary
+PCAModel (saved, loaded, exported and applied exactly like Spark's own).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCA, PCAModel
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from bovw.ingest import TRAIN
 
+# Up to this many input columns Spark's exact PCA is quick; beyond it, randomized.
+EXACT_MAX_DIMENSION = 512
+OVERSAMPLING = 20
+SUBSPACE_PASSES = 4
 
-def fit_pca(weighted: DataFrame, components: int, input_dimension: int) -> PCAModel:
-    """PCA of the `weighted` column on Training rows, with min(components, dimension) axes."""
-    pca = PCA(k=min(components, input_dimension), inputCol="weighted", outputCol="pca_features")
-    return pca.fit(weighted.filter(F.col("split") == TRAIN))
+
+def fit_pca(weighted: DataFrame, components: int, input_dimension: int, seed: int = 0,
+            exact_max_dimension: int = EXACT_MAX_DIMENSION) -> PCAModel:
+    """PCA of the `weighted` column on Training rows, with min(components, dimension) axes.
+
+    Returns a PCAModel (inputCol weighted, outputCol pca_features). Inputs wider than
+    `exact_max_dimension` are fitted by `randomized_components` with `seed`.
+    """
+    k = min(components, input_dimension)
+    training = weighted.filter(F.col("split") == TRAIN)
+    if input_dimension <= exact_max_dimension:
+        return PCA(k=k, inputCol="weighted", outputCol="pca_features").fit(training)
+    pc, variance = randomized_components(training, k, input_dimension, seed)
+    return pca_model(weighted.sparkSession, pc, variance)
+
+
+def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """The top `k` principal axes of the `weighted` vectors of `training`.
+
+    Subspace iteration on the covariance C (data centred, like Spark's PCA): Q <- qr(C Q),
+    started from a seeded Gaussian d x (k + oversampling) matrix, then Rayleigh-Ritz on the
+    last basis. Returns pc (d, k), unit columns, largest variance first, and the fraction
+    of the total variance each one explains.
+    """
+    rows = training.select(vector_to_array("weighted").alias("x"), "path")
+    width = min(dimension, k + OVERSAMPLING)
+    basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((dimension, width)))
+    for _ in range(SUBSPACE_PASSES):
+        product, total_variance = covariance_times(rows, basis, dimension)
+        previous = basis
+        basis, _ = np.linalg.qr(product)
+    # Rayleigh-Ritz with the last pass: C restricted to span(previous).
+    small = previous.T @ product
+    values, vectors = np.linalg.eigh((small + small.T) / 2)
+    order = np.argsort(values)[::-1][:k]
+    pc = previous @ vectors[:, order]
+    # The sign of each axis is arbitrary; fix it so the largest entry is positive.
+    pc *= np.where(pc[np.abs(pc).argmax(axis=0), np.arange(k)] < 0, -1.0, 1.0)
+    explained = np.clip(values[order], 0.0, None) / total_variance if total_variance else (
+        np.zeros(k))
+    return pc, explained
+
+
+def covariance_times(rows: DataFrame, basis: np.ndarray, dimension: int
+                     ) -> tuple[np.ndarray, float]:
+    """C @ basis and trace(C), C the sample covariance of `rows.x`, in one Spark job.
+
+    Each partition returns its count, column sums, sum of squares and X^T X basis; the
+    driver adds them up in partition order, so the result does not depend on timing.
+    """
+    schema = "n long, sums binary, squares double, product binary"
+
+    def partials(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        blocks, paths = [], []
+        for batch in batches:
+            values = batch.column("x").flatten().to_numpy(zero_copy_only=False)
+            blocks.append(values.astype(np.float64).reshape(-1, dimension))
+            paths.extend(batch.column("path").to_pylist())
+        if not paths:
+            return
+        # Sorted by path: the same sum whatever order the rows arrived in.
+        matrix = np.vstack(blocks)[np.argsort(paths, kind="stable")]
+        yield pa.RecordBatch.from_pydict({
+            "n": [len(matrix)],
+            "sums": [matrix.sum(axis=0).tobytes()],
+            "squares": [float(np.einsum("ij,ij->", matrix, matrix))],
+            "product": [(matrix.T @ (matrix @ basis)).tobytes()],
+        })
+
+    n, sums, squares = 0, np.zeros(dimension), 0.0
+    product = np.zeros_like(basis)
+    for row in rows.mapInArrow(partials, schema).collect():
+        n += row["n"]
+        sums += np.frombuffer(row["sums"], dtype=np.float64)
+        squares += row["squares"]
+        product += np.frombuffer(row["product"], dtype=np.float64).reshape(basis.shape)
+    if n < 2:
+        raise ValueError(f"PCA needs at least 2 Training rows, got {n}")
+    mean = sums / n
+    centred = (product - n * np.outer(mean, mean @ basis)) / (n - 1)
+    return centred, float((squares - n * mean @ mean) / (n - 1))
+
+
+def pca_model(spark, pc: np.ndarray, explained: np.ndarray) -> PCAModel:
+    """A Spark ML PCAModel (weighted -> pca_features) holding the given axes."""
+    context = spark.sparkContext
+    dimension, k = pc.shape
+    java_pc = _py2java(context, DenseMatrix(dimension, k, pc.ravel(order="F").tolist()))
+    java_variance = _py2java(context, DenseVector(explained.tolist()))
+    uid = context._jvm.org.apache.spark.ml.util.Identifiable.randomUID("pca")
+    java_model = context._jvm.org.apache.spark.ml.feature.PCAModel(uid, java_pc, java_variance)
+    model = PCAModel(java_model)
+    model._set(k=k, inputCol="weighted", outputCol="pca_features")
+    model._transfer_params_to_java()
+    return model
 
 
 def explained_variance(model: PCAModel) -> list[float]:

@@ -49,7 +49,8 @@ def _sample_batches(fraction: float, seed: int):
 
 def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, seed: int
                        ) -> DataFrame:
-    """About `settings.sample_size` Training descriptors as a `features` vector column.
+    """About `settings.sample_size` Training descriptors, duplicates removed, as a
+    `features` vector column.
 
     Each descriptor is kept with probability sample_size / total, decided by a generator
     seeded from (seed, path), so the sample does not depend on partitioning. The result
@@ -67,9 +68,15 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
             "lower k or add Training images"
         )
     fraction = min(1.0, settings.sample_size / total)
+    sampled = training.select("path", "descriptors").mapInArrow(
+        _sample_batches(fraction, seed), _SAMPLE_SCHEMA)
+    # Dense grids put many points on the plain background, which all give the very same
+    # descriptor: KMeans's random init would pick it hundreds of times and end with far
+    # fewer than k distinct words. Each distinct descriptor is kept once, represented by
+    # its first (path, index) so that the layout below stays deterministic.
+    distinct = sampled.groupBy("descriptor").agg(F.min(F.struct("path", "index")).alias("first"))
     return (
-        training.select("path", "descriptors")
-        .mapInArrow(_sample_batches(fraction, seed), _SAMPLE_SCHEMA)
+        distinct.select("first.path", "first.index", "descriptor")
         .repartition(settings.partitions, "path")
         .sortWithinPartitions("path", "index")
         .select(array_to_vector("descriptor").alias("features"))
@@ -93,7 +100,7 @@ def fit_vocabulary(sample: DataFrame, settings: VocabularySettings, seed: int) -
         count = cached.count()
         if count < settings.k:
             raise VocabularyError(
-                f"the descriptor sample holds {count} descriptors, fewer than "
+                f"the descriptor sample holds {count} distinct descriptors, fewer than "
                 f"vocabulary.k={settings.k}; raise vocabulary.sample_size or lower k"
             )
         return kmeans.fit(cached)

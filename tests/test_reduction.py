@@ -1,0 +1,56 @@
+"""PCA: the randomized fit for wide inputs agrees with Spark's exact PCA and saves like it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyspark.ml.feature import PCAModel
+from pyspark.ml.linalg import Vectors
+
+from bovw.reduction import explained_variance, fit_pca
+
+
+@pytest.fixture(scope="module")
+def weighted(spark):
+    # 60 Training rows in 12 dimensions with three clear directions of decreasing spread,
+    # plus Test rows that must not influence the fit.
+    rng = np.random.default_rng(7)
+    axes = np.linalg.qr(rng.standard_normal((12, 3)))[0].T
+    scores = rng.standard_normal((60, 3)) * [9.0, 4.0, 2.0]
+    points = scores @ axes + 0.05 * rng.standard_normal((60, 12)) + 3.0
+    rows = [(f"t{i:02d}.jpg", "Training", Vectors.dense(p.tolist())) for i, p in enumerate(points)]
+    rows += [(f"x{i}.jpg", "Test", Vectors.dense([1000.0 * (i + 1)] * 12)) for i in range(3)]
+    return spark.createDataFrame(rows, ["path", "split", "weighted"])
+
+
+def _axes(model: PCAModel) -> np.ndarray:
+    pc = model.pc.toArray()
+    return pc * np.sign(pc[np.abs(pc).argmax(axis=0), np.arange(pc.shape[1])])
+
+
+def test_randomized_matches_exact(weighted):
+    exact = fit_pca(weighted, 3, 12)
+    randomized = fit_pca(weighted, 3, 12, seed=1, exact_max_dimension=4)
+    assert _axes(randomized).shape == (12, 3)
+    np.testing.assert_allclose(_axes(randomized), _axes(exact), atol=1e-6)
+    np.testing.assert_allclose(explained_variance(randomized), explained_variance(exact),
+                               atol=1e-6)
+    assert explained_variance(randomized)[0] > 0.7
+
+
+def test_randomized_model_transforms_saves_and_loads(weighted, tmp_path):
+    model = fit_pca(weighted, 2, 12, seed=3, exact_max_dimension=4)
+    assert (model.getInputCol(), model.getOutputCol(), model.getK()) == (
+        "weighted", "pca_features", 2)
+    model.write().overwrite().save(str(tmp_path / "pca"))
+    loaded = PCAModel.load(str(tmp_path / "pca"))
+    np.testing.assert_array_equal(loaded.pc.toArray(), model.pc.toArray())
+    row = loaded.transform(weighted).filter("path = 't00.jpg'").first()
+    expected = np.asarray(row["weighted"]) @ model.pc.toArray()
+    np.testing.assert_allclose(row["pca_features"].toArray(), expected)
+
+
+def test_randomized_is_deterministic(weighted):
+    first = fit_pca(weighted, 3, 12, seed=5, exact_max_dimension=4)
+    again = fit_pca(weighted.repartition(3), 3, 12, seed=5, exact_max_dimension=4)
+    np.testing.assert_allclose(first.pc.toArray(), again.pc.toArray(), rtol=0, atol=1e-12)
