@@ -172,20 +172,23 @@ def run_naive(spark, config: Config, input_path: str, *, max_images: int | None 
     timings: dict[str, float] = {}
     counts: dict[str, int] = {}
     state: dict[str, Any] = {}
+    stopped_after: dict[str, float] = {}  # the stage the deadline stopped, and its time so far
     deadline = Deadline(spark, timeout)
 
     def stage(name: str, work: Callable[[], None]) -> None:
+        if deadline.expired.is_set():  # time ran out just as the previous stage ended
+            stopped_after[name] = 0.0
+            raise TimedOut(name)
         log(f"[naive] {name}: running")
         started = time.perf_counter()
         try:
             work()
         except Exception:
             if deadline.expired.is_set():
+                stopped_after[name] = round(time.perf_counter() - started, 3)
                 raise TimedOut(name) from None
             raise
         timings[name] = round(time.perf_counter() - started, 3)
-        if deadline.expired.is_set():
-            raise TimedOut(name)
 
     def cached(frame):
         frame = frame.cache()
@@ -276,7 +279,8 @@ def run_naive(spark, config: Config, input_path: str, *, max_images: int | None 
     finally:
         deadline.finish()
     return {"timings": timings, "counts": counts, "metrics": state.get("metrics", {}),
-            "status": status, "stopped_in": stopped_in, "timeout_seconds": timeout}
+            "status": status, "stopped_in": stopped_in,
+            "stopped_stage_seconds": stopped_after.get(stopped_in), "timeout_seconds": timeout}
 
 
 def run(input_path: str, config: Config, max_images: int | None, sample_classes: int | None,
