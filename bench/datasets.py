@@ -61,7 +61,7 @@ def choose_subset(files: Sequence[Path], max_images: int | None, sample_classes:
     return sorted(chosen)
 
 
-def _check_outside_repo(target: Path) -> None:
+def check_outside_repo(target: Path) -> None:
     resolved = target.resolve()
     if resolved == REPO_ROOT or REPO_ROOT in resolved.parents:
         raise DatasetError(f"{target} is inside the git tree {REPO_ROOT}; "
@@ -88,7 +88,7 @@ def _link_all(pairs: Sequence[tuple[Path, Path]], warn: Callable[[str], None]) -
 
 def _build(target: Path, description: dict, pairs: Callable[[], list[tuple[Path, Path]]],
            warn: Callable[[str], None]) -> Path:
-    _check_outside_repo(target)
+    check_outside_repo(target)
     marker = target / MARKER
     if marker.is_file():
         recorded = json.loads(marker.read_text(encoding="utf-8"))
