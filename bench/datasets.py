@@ -137,7 +137,8 @@ def build_subset(source: Path, workdir: Path = DEFAULT_WORKDIR, max_images: int 
         raise DatasetError(f"sample_classes must be >= 1 (got {sample_classes})")
     source = Path(source).resolve()
     warn = warn or _stderr
-    name = f"{source.name}-subset-{max_images or 'all'}-c{sample_classes or 'all'}-s{seed}"
+    name = (f"{source.name}-sample{max_images or 'all'}-classes{sample_classes or 'all'}"
+            f"-seed{seed}")
     target = Path(workdir) / name
     chosen = choose_subset(source_images(source), max_images, sample_classes, seed)
     description = {"source": str(source), "max_images": max_images,

@@ -76,5 +76,5 @@ def test_subset_is_seeded_and_keeps_relative_paths(tmp_path):
     one_class = choose_subset(files, None, 1, seed=0)
     assert len({path.parts[1] for path in one_class}) == 1
     built = build_subset(_source(tmp_path / "fruits"), tmp_path / "work", max_images=3)
-    assert built.name == "fruits-subset-3-call-s0"
+    assert built.name == "fruits-sample3-classesall-seed0"
     assert _tree(built) == [".complete", *sorted(str(p) for p in choose_subset(files, 3, None, 0))]
