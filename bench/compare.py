@@ -1,13 +1,19 @@
-"""Compare the Spark pipeline with the single-process reference on the same folder and config.
+"""Compare the Spark pipeline with the single-process reference on the same folder and config,
+at one or more dataset sizes, and optionally with a deliberately naive Spark pipeline.
 
-    python -m bench.compare /path/to/fruits360 --config conf/x.toml --k 500 --master 'local[2]'
-    python -m bench.compare /path/to/fruits360 --k 500 --reference-only
+    python -m bench.compare DATA --config conf/x.toml --master 'local[2]'
+    python -m bench.compare DATA --sizes 1,10 --master 'local[2]' [--naive]
+    python -m bench.compare DATA --reference-only
 
-Prints one Markdown table and writes it, with every raw number, to bench/results/.
+For every size N in --sizes (1 = DATA itself; N > 1 = DATA with every image N times, hard
+links built once under --workdir by bench/datasets.py) the reference runs, then the pipeline.
+--naive adds one run of bench/naive.py on DATA (or on a seeded --naive-max-images sample,
+with the pipeline run on the same sample for its ratio). Prints one Markdown table and
+writes it, with every raw number, to bench/results/.
 
-Each side runs in its own Python process, one after the other. ru_maxrss is a high-water
-mark that never goes down, and RUSAGE_CHILDREN keeps every child that ever finished, so a
-side sharing a process with the other (or with this harness) would report the other's peak.
+Each run has its own Python process, one after the other. ru_maxrss is a high-water mark
+that never goes down, and RUSAGE_CHILDREN keeps every child that ever finished, so a run
+sharing a process with another (or with this harness) would report the other's peak.
 Running them one at a time also keeps them from competing for the cores.
 """
 
@@ -17,18 +23,36 @@ import argparse
 import json
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.datasets import (
+    DEFAULT_WORKDIR,
+    DatasetError,
+    build_copies,
+    build_subset,
+    check_outside_repo,
+)
 from bench.reference import add_config_arguments, config_from_args, task_settings
-from bench.table import comparison_rows, images_per_second, markdown_table
+from bench.table import (
+    Column,
+    markdown,
+    ratio_column,
+    table_rows,
+    value_column,
+)
 from bovw.config import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "results"
+# The issue's target: descriptor extraction within 1.2x of raw OpenCV on the same cores.
+DESCRIPTOR_TARGET = 1.2
+NAIVE_GRACE_SECONDS = 600
 
 
 def processes_for_master(master: str, cpu_count: int) -> int:
@@ -37,6 +61,18 @@ def processes_for_master(master: str, cpu_count: int) -> int:
         return 1
     match = re.fullmatch(r"local\[(\d+)(?:,\s*\d+)?\]", master)
     return int(match.group(1)) if match else cpu_count
+
+
+def parse_sizes(text: str) -> list[int]:
+    """'1,10' -> [1, 10]: dataset sizes as multiples of the input (each >= 1, no repeats)."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--sizes must be comma-separated whole numbers, e.g. 1,10 (got {text!r})"
+                          ) from None
+    if not sizes or min(sizes) < 1 or len(set(sizes)) != len(sizes):
+        raise ConfigError(f"--sizes must list distinct numbers >= 1, e.g. 1,10 (got {text!r})")
+    return sizes
 
 
 def reference_summary(raw: dict) -> dict:
@@ -69,13 +105,98 @@ def pipeline_summary(raw: dict) -> dict:
     }
 
 
-def run_json(command: Sequence[str]) -> dict:
-    """Run a bench command in a fresh Python process; its last stdout line is its JSON result."""
+def naive_summary(raw: dict) -> dict:
+    """The table's summary of a bench/naive.py --json result; a run stopped by its timeout
+    shows the stopped stage's time so far and its total as lower bounds."""
+    memory = raw["peak_memory_mb"]
+    timings = dict(raw["timings"])
+    bounds = {}
+    if raw["status"] != "finished":
+        stopped = raw["stopped_in"]
+        timings[stopped] = raw.get("stopped_stage_seconds") or 0.0
+        bounds = {f"stage:{stopped}": ">=", "total_seconds": ">="}
+    return {
+        "timings": timings,
+        "total_seconds": raw["total_seconds"],
+        "images": raw["counts"].get("images"),
+        "accuracy": raw["metrics"].get("accuracy"),
+        "macro_f1": raw["metrics"].get("macro_f1"),
+        "peak_python_mb": memory["python"],
+        "peak_helper_mb": memory["jvm"],
+        "peak_memory_mb": memory["total"],
+        "bounds": bounds,
+    }
+
+
+def comparison_columns(sizes: Sequence[int], runs: dict, naive: dict | None) -> list[Column]:
+    """Per size: pipeline, reference, pipeline/reference; then the naive run's columns.
+
+    `runs` maps each size to {"pipeline": summary or None, "reference": summary or None};
+    `naive` is None or {"naive": summary, "pipeline": summary of the real pipeline on the
+    same images, "label": where it ran, "same_as_size": a size whose pipeline column that
+    is, or None}.
+    """
+    columns = []
+    for size in sizes:
+        pipeline, reference = runs[size]["pipeline"], runs[size]["reference"]
+        columns += [
+            value_column(f"pipeline x{size}", pipeline),
+            value_column(f"reference x{size}", reference),
+            ratio_column(f"pipeline/reference x{size}", pipeline, reference),
+        ]
+    if naive is not None:
+        label = naive["label"]
+        if naive.get("same_as_size") is None:
+            columns.append(value_column(f"pipeline, {label}", naive["pipeline"]))
+        columns += [
+            value_column(f"naive, {label}", naive["naive"]),
+            ratio_column("naive/pipeline (times slower)", naive["naive"], naive["pipeline"]),
+        ]
+    return columns
+
+
+def descriptor_verdicts(sizes: Sequence[int], runs: dict, processes: int) -> list[str]:
+    """One line per size: the pipeline's descriptors stage against raw OpenCV."""
+    lines = []
+    for size in sizes:
+        pipeline, reference = runs[size]["pipeline"], runs[size]["reference"]
+        spark_seconds = (pipeline or {}).get("timings", {}).get("descriptors")
+        opencv_seconds = (reference or {}).get("timings", {}).get("descriptors")
+        if not spark_seconds or not opencv_seconds:
+            continue
+        ratio = spark_seconds / opencv_seconds
+        verdict = "met" if ratio <= DESCRIPTOR_TARGET else "missed"
+        lines.append(
+            f"x{size}: descriptors stage {spark_seconds:.2f} s in Spark vs {opencv_seconds:.2f} s "
+            f"raw OpenCV (decode + ORB, Pool of {processes}): {ratio:.2f}x, target "
+            f"<= {DESCRIPTOR_TARGET:.1f}x {verdict}."
+        )
+    return lines
+
+
+def run_json(command: Sequence[str], timeout: float | None = None) -> dict:
+    """Run a bench command in a fresh Python process; its last stdout line is its JSON result.
+
+    With `timeout`, the command (and every process it started, e.g. a JVM) is ended when
+    that many seconds have passed, and RuntimeError is raised.
+    """
     # stderr (Spark's log, warnings) goes straight to the terminal; stdout carries the result.
-    finished = subprocess.run(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
-    if finished.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed with exit code {finished.returncode}")
-    lines = [line for line in finished.stdout.splitlines() if line.startswith("{")]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)  # its own session: only what it started
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+        raise RuntimeError(f"{' '.join(command)} still ran after {timeout:.0f} s and was "
+                           "stopped") from None
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed with exit code {process.returncode}")
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError(f"{' '.join(command)} printed no JSON result")
     return json.loads(lines[-1])
@@ -107,9 +228,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_config_arguments(parser)
     parser.add_argument("--master", help="Spark master URL, e.g. local[2] (spark.master)")
     parser.add_argument("--processes", type=int, help="reference pool size (default: as master)")
+    parser.add_argument("--sizes", default="1",
+                        help="dataset sizes as multiples of the input, e.g. 1,10 (default 1)")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
+                        help=f"where larger sets, samples and pipeline outputs go (outside the "
+                        f"repository; default {DEFAULT_WORKDIR})")
     parser.add_argument("--reference-only", action="store_true", help="skip the Spark pipeline")
+    parser.add_argument("--naive", action="store_true",
+                        help="also run bench/naive.py once (on the x1 input or a sample)")
+    parser.add_argument("--naive-max-images", type=int,
+                        help="run the naive pipeline (and the real one, for its ratio) on a "
+                        "seeded sample of at most N images")
+    parser.add_argument("--naive-sample-classes", type=int,
+                        help="with the naive run: sample only N seeded-chosen classes")
+    parser.add_argument("--naive-timeout", type=float, default=3600.0,
+                        help="seconds before the naive run stops and reports what it has "
+                        "(default 3600)")
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
     args = parser.parse_args(argv)
+    args.command = "python -m bench.compare " + shlex.join(
+        sys.argv[1:] if argv is None else list(argv))
     if args.master:
         args.set = [*args.set, f"spark.master={args.master}"]
     return args
@@ -118,66 +256,148 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return compare(parse_args(argv))
-    except (ConfigError, OSError, RuntimeError) as error:
+    except (ConfigError, DatasetError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
 def compare(args: argparse.Namespace) -> int:
-    """Run both sides, print the table and write it to args.results_dir."""
+    """Run every side at every size (and the naive run), print the table, write the results."""
     config = config_from_args(args)  # fail on a bad config before anything runs
+    sizes = parse_sizes(args.sizes)
     input_dir = Path(args.input_dir).resolve()
     if not input_dir.is_dir():
         raise RuntimeError(f"{input_dir} is not a local folder: the reference reads local files")
+    check_outside_repo(args.workdir)
     processes = args.processes or processes_for_master(config.spark.master, os.cpu_count() or 1)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    # The machine may be shared: a busy box explains slow numbers, so the load is recorded.
-    load_before = os.getloadavg()[0]
-    warm_page_cache(input_dir)
     forwarded = config_arguments(args)
+    outputs = args.workdir / "runs"
+    failures: list[str] = []
 
-    reference_raw = run_json([
-        sys.executable, "bench/reference.py", str(input_dir), "--json",
-        "--processes", str(processes), *forwarded,
-    ])
-    pipeline_raw, failure = None, None
-    if not args.reference_only:
-        output = args.results_dir / f"pipeline-output-{stamp}"
+    def attempt(what: str, command: list[str], timeout: float | None = None) -> dict | None:
+        print(f"[compare] {what}", file=sys.stderr, flush=True)
         try:
-            pipeline_raw = run_json([
-                sys.executable, "-m", "bench.spark_run", str(input_dir), str(output), "--json",
-                *forwarded,
-            ])
-        except RuntimeError as error:  # keep the reference's numbers: still write the table
-            failure = str(error)
+            return run_json(command, timeout)
+        except RuntimeError as error:  # keep what the other runs measured: still write the table
+            failures.append(f"{what}: {error}")
+            return None
 
-    summaries = {
-        "pipeline": pipeline_summary(pipeline_raw) if pipeline_raw else None,
-        "reference": reference_summary(reference_raw),
-    }
-    table = markdown_table(comparison_rows(summaries["pipeline"], summaries["reference"]))
-    context = (
-        f"Input {input_dir}, k = {config.vocabulary.k}, master {config.spark.master}, "
-        f"reference processes {processes}, load average before {load_before:.2f}."
-    )
-    print(table + "\n" + context)
+    def pipeline_run(data: Path, name: str) -> dict | None:
+        return attempt(f"pipeline on {data}", [
+            sys.executable, "-m", "bench.spark_run", str(data),
+            str(outputs / f"pipeline-{name}-{stamp}"), "--json", *forwarded,
+        ])
+
+    # The machine may be shared: a busy box explains slow numbers, so the load is recorded.
+    loads: dict[str, float] = {}
+    data_dirs: dict[int, Path] = {}
+    raw: dict[str, dict] = {}
+    for size in sizes:
+        data = input_dir if size == 1 else build_copies(input_dir, args.workdir, size)
+        data_dirs[size] = data
+        warm_page_cache(data)
+        loads[f"x{size}"] = os.getloadavg()[0]
+        raw[f"x{size}"] = {
+            "reference": attempt(f"reference on {data}", [
+                sys.executable, "bench/reference.py", str(data), "--json",
+                "--processes", str(processes), *forwarded,
+            ]),
+            "pipeline": None if args.reference_only else pipeline_run(data, f"x{size}"),
+        }
+
+    naive_info = None
+    if args.naive:
+        naive_info = run_naive_side(args, config, input_dir, sizes, raw, forwarded, attempt,
+                                    pipeline_run, loads)
+        raw["naive"] = naive_info["raw"]
+
+    runs = {size: {side: _summary(side, raw[f"x{size}"][side])
+                   for side in ("pipeline", "reference")} for size in sizes}
+    naive_columns = None
+    if naive_info is not None:
+        naive_columns = {
+            "naive": _summary("naive", naive_info["raw"]["naive"]),
+            "pipeline": _summary("pipeline", naive_info["raw"]["pipeline"]),
+            "label": naive_info["label"], "same_as_size": naive_info["same_as_size"],
+        }
+    table = markdown(table_rows(comparison_columns(sizes, runs, naive_columns)))
+    context = [
+        f"Command: `{args.command}`",
+        f"Input {input_dir}; " + "; ".join(f"x{size} = {data_dirs[size]}" for size in sizes)
+        + ".",
+        f"k = {config.vocabulary.k}, orb.sampling = {config.orb.sampling}, "
+        f"pyramid levels {config.histograms.pyramid_levels}, master {config.spark.master}, "
+        f"reference processes {processes}; load average before each run: "
+        + ", ".join(f"{name} {load:.2f}" for name, load in loads.items()) + ".",
+        "Ratios are pipeline/reference (naive/pipeline in the last column); the pipeline's "
+        "descriptors stage includes its ingest (listing) and writing the descriptors Parquet.",
+        *descriptor_verdicts(sizes, runs, processes),
+    ]
+    if naive_info is not None:
+        context.append(naive_info["note"])
+    text = table + "\n" + "\n".join(context) + "\n"
+    print(text)
 
     args.results_dir.mkdir(parents=True, exist_ok=True)
     base = args.results_dir / f"compare-{stamp}"
-    base.with_suffix(".md").write_text(table + "\n" + context + "\n", encoding="utf-8")
+    base.with_suffix(".md").write_text(text, encoding="utf-8")
     report = {
-        "input": str(input_dir), "master": config.spark.master, "processes": processes,
-        "load_average_before": load_before,
-        "config": task_settings(config), "summaries": summaries,
-        "images_per_second": {k: images_per_second(v) if v else None for k, v in summaries.items()},
-        "raw": {"pipeline": pipeline_raw, "reference": reference_raw},
+        "command": args.command, "input": str(input_dir), "sizes": sizes,
+        "data": {f"x{size}": str(path) for size, path in data_dirs.items()},
+        "master": config.spark.master, "processes": processes, "load_average_before": loads,
+        "config": task_settings(config),
+        "summaries": {f"x{size}": runs[size] for size in sizes},
+        "naive_summaries": naive_columns, "failures": failures, "raw": raw,
     }
-    base.with_suffix(".json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    base.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str),
+                                         encoding="utf-8")
     print(f"Wrote {base}.md and {base}.json")
-    if failure:
-        print(f"error: the pipeline side did not finish: {failure}", file=sys.stderr)
-        return 1
-    return 0
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _summary(side: str, raw: dict | None) -> dict | None:
+    if raw is None:
+        return None
+    return {"pipeline": pipeline_summary, "reference": reference_summary,
+            "naive": naive_summary}[side](raw)
+
+
+def run_naive_side(args, config, input_dir: Path, sizes, raw, forwarded, attempt, pipeline_run,
+                   loads) -> dict:
+    """Run bench/naive.py once, and the real pipeline on the same images if not run already."""
+    sampled = args.naive_max_images is not None or args.naive_sample_classes is not None
+    if sampled:
+        data = build_subset(input_dir, args.workdir, args.naive_max_images,
+                            args.naive_sample_classes, config.seed)
+        warm_page_cache(data)
+        label = (f"sample of {args.naive_max_images or 'all'} images"
+                 + (f", {args.naive_sample_classes} classes" if args.naive_sample_classes else ""))
+        same_as_size = None
+    else:
+        data, label = input_dir, "x1"
+        same_as_size = 1 if 1 in sizes and not args.reference_only else None
+    if same_as_size is not None:
+        pipeline_raw = raw["x1"]["pipeline"]
+    else:
+        loads["naive's pipeline"] = os.getloadavg()[0]
+        pipeline_raw = pipeline_run(data, "naive-peer")
+    loads["naive"] = os.getloadavg()[0]
+    naive_raw = attempt(f"naive pipeline on {data}", [
+        sys.executable, "-m", "bench.naive", str(data), "--json",
+        "--timeout", str(args.naive_timeout), *forwarded,
+    ], timeout=args.naive_timeout + NAIVE_GRACE_SECONDS)
+    if naive_raw is None:
+        note = "The naive run failed (see errors)."
+    elif naive_raw["status"] == "finished":
+        note = f"The naive run finished on {data}."
+    else:
+        note = (f"The naive run stopped after its {args.naive_timeout:.0f} s timeout during "
+                f"{naive_raw['stopped_in']}: its values marked >= are lower bounds.")
+    return {"raw": {"naive": naive_raw, "pipeline": pipeline_raw, "data": str(data)},
+            "label": label, "same_as_size": same_as_size, "note": note}
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import resource
@@ -72,11 +73,12 @@ def list_images(input_dir: str | Path, extensions: Sequence[str]) -> list[tuple[
 
 
 _worker_orb: Any = None  # one detector per pool process, built once by _init_worker
-_worker_upscale = 1.0
+_worker_settings: OrbSettings | None = None
+_worker_positions = False
 
 
-def _init_worker(orb: OrbSettings) -> None:
-    global _worker_orb, _worker_upscale
+def _init_worker(orb: OrbSettings, positions: bool) -> None:
+    global _worker_orb, _worker_settings, _worker_positions
     # The pool already uses every core; OpenCV's own threads would only compete with it.
     cv2.setNumThreads(1)
     _worker_orb = cv2.ORB_create(
@@ -87,35 +89,75 @@ def _init_worker(orb: OrbSettings) -> None:
         patchSize=orb.patch_size,
         fastThreshold=orb.fast_threshold,
     )
-    _worker_upscale = orb.upscale
+    _worker_settings = orb
+    _worker_positions = positions
 
 
-def describe_image(path: str) -> np.ndarray | None:
-    """Return the (n, 32) uint8 ORB descriptors of one image, or None if it cannot be decoded."""
+def grid_points(height: int, width: int, orb: OrbSettings) -> np.ndarray:
+    """Dense-sampling keypoints as an (n, 3) float array of (x, y, size), row by row per scale.
+
+    For each scale s in orb.dense_scales: keypoint size patch_size * s, a border of
+    ceil(size / 2) + 1 pixels left free, and a grid step of round(dense_step * s) (>= 1).
+    """
+    blocks = []
+    for scale in orb.dense_scales:
+        size = orb.patch_size * scale
+        border = math.ceil(size / 2) + 1
+        step = max(1, round(orb.dense_step * scale))
+        xs = np.arange(border, width - border, step, dtype=np.float64)
+        ys = np.arange(border, height - border, step, dtype=np.float64)
+        grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
+        blocks.append(np.column_stack([grid_x.ravel(), grid_y.ravel(),
+                                       np.full(grid_x.size, size, dtype=np.float64)]))
+    return np.concatenate(blocks) if blocks else np.empty((0, 3))
+
+
+def relative_positions(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(n, 2) uint8 keypoint positions quantised to 0..255 across the image width and height."""
+    # Same arithmetic as the pipeline (multiply by 256 / side, then floor): a different
+    # rounding order moves a few points that sit exactly on a cell edge.
+    scaled = np.floor(points * np.array([256.0 / width, 256.0 / height]))
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def describe_grey_image(grey: np.ndarray, orb: OrbSettings, detector: Any, positions: bool
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(n, 32) uint8 ORB descriptors of a grey image and, if asked, their (n, 2) positions."""
+    if orb.upscale != 1.0:
+        grey = cv2.resize(grey, None, fx=orb.upscale, fy=orb.upscale,
+                          interpolation=cv2.INTER_LINEAR)
+    if orb.sampling == "dense":
+        height, width = grey.shape[:2]
+        grid = [cv2.KeyPoint(x, y, size) for x, y, size in grid_points(height, width, orb)]
+        keypoints, descriptors = detector.compute(grey, grid)
+    else:
+        keypoints, descriptors = detector.detectAndCompute(grey, None)
+    if descriptors is None or len(descriptors) == 0:
+        empty_positions = np.empty((0, 2), dtype=np.uint8) if positions else None
+        return np.empty((0, DESCRIPTOR_BYTES), dtype=np.uint8), empty_positions
+    if not positions:
+        return descriptors, None
+    points = np.array([keypoint.pt for keypoint in keypoints], dtype=np.float64).reshape(-1, 2)
+    return descriptors, relative_positions(points, grey.shape[1], grey.shape[0])
+
+
+def describe_image(path: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """ORB descriptors (and positions, if the pool was asked for them) of one image file,
+    or None if it cannot be decoded."""
     with open(path, "rb") as handle:
         encoded = np.frombuffer(handle.read(), dtype=np.uint8)
     grey = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if encoded.size else None
     if grey is None:
         return None
-    if _worker_upscale != 1.0:
-        grey = cv2.resize(
-            grey, None, fx=_worker_upscale, fy=_worker_upscale, interpolation=cv2.INTER_LINEAR
-        )
-    _, descriptors = _worker_orb.detectAndCompute(grey, None)
-    if descriptors is None:
-        return np.empty((0, DESCRIPTOR_BYTES), dtype=np.uint8)
-    return descriptors
+    return describe_grey_image(grey, _worker_settings, _worker_orb, _worker_positions)
 
 
-def describe_images(paths: Sequence[str], orb: OrbSettings, processes: int) -> list:
-    """ORB descriptors for every path (None for unreadable files), in input order."""
-    if orb.sampling != "detect":
-        raise ValueError(
-            f"the reference implements orb.sampling = 'detect' only (got {orb.sampling!r}); "
-            "set orb.sampling = 'detect' to benchmark"
-        )
+def describe_images(paths: Sequence[str], orb: OrbSettings, processes: int,
+                    positions: bool = False) -> list:
+    """(descriptors, positions or None) for every path (None for unreadable files), in order."""
     chunk = max(1, min(256, len(paths) // (processes * 8) or 1))
-    with multiprocessing.Pool(processes, initializer=_init_worker, initargs=(orb,)) as pool:
+    with multiprocessing.Pool(processes, initializer=_init_worker,
+                              initargs=(orb, positions)) as pool:
         return list(pool.imap(describe_image, paths, chunksize=chunk))
 
 
@@ -154,31 +196,72 @@ def nearest_words(descriptors: np.ndarray, centers: np.ndarray, chunk: int = 163
     return words
 
 
-def word_histograms(per_image: Sequence[np.ndarray], centers: np.ndarray) -> np.ndarray:
-    """(n_images, k) float64 word counts; images without descriptors get a zero row."""
+def histogram_bins(words: np.ndarray, positions: np.ndarray | None, k: int, levels: int
+                   ) -> np.ndarray:
+    """The spatial-pyramid bin of every (descriptor, level) pair, level by level.
+
+    Level L cuts the image into 2^L x 2^L cells, numbered row by row; its bins start after
+    the k * (1 + 4 + ... + 4^(L-1)) bins of the coarser levels, k per cell. Level 0 is the
+    plain word histogram. `positions` are (n, 2) uint8 relative (x, y), 0..255.
+    """
+    if levels == 1:
+        return words
+    per_level = [words]
+    for level in range(1, levels):
+        cells_per_side = 2**level
+        first_bin = k * (4**level - 1) // 3
+        column = positions[:, 0].astype(np.int64) * cells_per_side // 256
+        row = positions[:, 1].astype(np.int64) * cells_per_side // 256
+        per_level.append(first_bin + (row * cells_per_side + column) * k + words)
+    return np.concatenate(per_level)
+
+
+def word_histograms(per_image: Sequence[np.ndarray], centers: np.ndarray,
+                    per_image_positions: Sequence[np.ndarray] | None = None,
+                    pyramid_levels: int = 1) -> np.ndarray:
+    """(n_images, k * (1 + 4 + ...)) float64 bin counts; images without descriptors get zeros.
+
+    With pyramid_levels > 1, `per_image_positions` gives each image's (n, 2) keypoint positions.
+    """
     k = len(centers)
+    length = k * sum(4**level for level in range(pyramid_levels))
     counts = np.array([len(d) for d in per_image], dtype=np.int64)
     stacked = np.concatenate(per_image) if counts.sum() else np.empty((0, DESCRIPTOR_BYTES))
-    image_of_row = np.repeat(np.arange(len(per_image)), counts)
     words = nearest_words(stacked, centers)
-    flat = np.bincount(image_of_row * k + words, minlength=len(counts) * k)
-    return flat.reshape(len(counts), k).astype(np.float64)
+    positions = None
+    if pyramid_levels > 1:
+        positions = (np.concatenate(per_image_positions) if counts.sum()
+                     else np.empty((0, 2), dtype=np.uint8))
+    bins = histogram_bins(words, positions, k, pyramid_levels)
+    image_of_bin = np.tile(np.repeat(np.arange(len(per_image)), counts), pyramid_levels)
+    flat = np.bincount(image_of_bin * length + bins, minlength=len(counts) * length)
+    return flat.reshape(len(counts), length).astype(np.float64)
 
 
 def weight_histograms(train: np.ndarray, test: np.ndarray, settings: HistogramSettings):
-    """TF-IDF (Spark ML's idf = log((m + 1) / (df + 1)), fitted on train), then L2 rows."""
+    """TF-IDF (Spark ML's idf = log((m + 1) / (df + 1)), fitted on train), then each value
+    to the power histograms.power, then L2 rows."""
     if settings.tfidf:
         document_frequency = np.count_nonzero(train, axis=0)
         idf = np.log((len(train) + 1.0) / (document_frequency + 1.0))
         train, test = train * idf, test * idf
+    if settings.power != 1.0:
+        train, test = np.power(train, settings.power), np.power(test, settings.power)
     if settings.l2:
         train, test = normalize(train), normalize(test)
     return train, test
 
 
+# Wider inputs get the randomized solver, as in the pipeline: a full SVD of a
+# 5,000-column matrix costs minutes for the 100 components that are kept.
+RANDOMIZED_PCA_ABOVE = 1000
+
+
 def project(train: np.ndarray, test: np.ndarray, components: int, seed: int):
     """PCA fitted on train (components capped by the histogram length and row count)."""
-    pca = PCA(n_components=min(components, train.shape[1], len(train)), random_state=seed)
+    solver = "randomized" if train.shape[1] > RANDOMIZED_PCA_ABOVE else "auto"
+    pca = PCA(n_components=min(components, train.shape[1], len(train)), svd_solver=solver,
+              random_state=seed)
     return pca.fit_transform(train), pca.transform(test)
 
 
@@ -251,10 +334,15 @@ def _run(input_dir: str | Path, config: Config, processes: int) -> dict:
         cpu_timings[stage] = round(cpu_now - cpu_clock, 3)
         clock, cpu_clock = now, cpu_now
 
+    if config.colour.enabled:
+        raise ValueError("the reference does not implement colour.enabled = true; "
+                         "set colour.enabled = false to benchmark")
     entries = list_images(input_dir, config.ingest.extensions)
-    lap("list_files")
+    lap("ingest")
 
-    described = describe_images([path for path, _, _ in entries], config.orb, processes)
+    levels = config.histograms.pyramid_levels
+    described = describe_images([path for path, _, _ in entries], config.orb, processes,
+                                positions=levels > 1)
     kept = [(entry, d) for entry, d in zip(entries, described, strict=True) if d is not None]
     train = [(label, d) for (_, split, label), d in kept if split == "Training"]
     test = [(label, d) for (_, split, label), d in kept if split == "Test"]
@@ -262,16 +350,20 @@ def _run(input_dir: str | Path, config: Config, processes: int) -> dict:
         raise ValueError(f"{input_dir}: need readable images in both Training and Test")
     lap("descriptors")
 
-    centers = fit_vocabulary(np.concatenate([d for _, d in train]), config.vocabulary, config.seed)
+    centers = fit_vocabulary(np.concatenate([d for _, (d, _) in train]), config.vocabulary,
+                             config.seed)
     lap("vocabulary")
 
-    train_hist = word_histograms([d for _, d in train], centers)
-    test_hist = word_histograms([d for _, d in test], centers)
+    train_hist, test_hist = (
+        word_histograms([d for _, (d, _) in side], centers,
+                        [p for _, (_, p) in side], levels)
+        for side in (train, test)
+    )
     lap("histograms")
 
     train_x, test_x = weight_histograms(train_hist, test_hist, config.histograms)
     train_x, test_x = project(train_x, test_x, config.pca.components, config.seed)
-    lap("tfidf_pca")
+    lap("reduction")
 
     train_y = [label for label, _ in train]
     test_y = [label for label, _ in test]
@@ -279,7 +371,7 @@ def _run(input_dir: str | Path, config: Config, processes: int) -> dict:
     lap("classifier")
 
     total = time.perf_counter() - start
-    keypoints = [len(d) for _, d in kept]
+    keypoints = [len(d) for _, (d, _) in kept]
     return {
         "timings": timings,
         "cpu_seconds": cpu_timings,

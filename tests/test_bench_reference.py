@@ -1,17 +1,26 @@
-"""The single-process reference: its numeric helpers on hand-checkable inputs, and one tiny run."""
+"""The single-process reference: its numeric helpers on hand-checkable inputs, its dense grid
+and spatial-pyramid bins against the pipeline's own (bovw.features, bovw.words), and tiny runs."""
+
+import dataclasses
 
 import cv2
 import numpy as np
 import pytest
 
 from bench.reference import (
+    describe_grey_image,
+    grid_points,
+    histogram_bins,
     list_images,
     nearest_words,
     run_reference,
     weight_histograms,
     word_histograms,
 )
-from bovw.config import HistogramSettings, load_config
+from bovw.config import HistogramSettings, OrbSettings, load_config
+from bovw.features import dense_keypoints, describe_keypoints
+from bovw.synthetic import render_fruit
+from bovw.words import pyramid_bins
 
 
 def test_nearest_words_picks_the_closest_center_across_chunks():
@@ -80,8 +89,83 @@ def test_tiny_run_counts_splits_and_skips_unreadable_files(tmp_path):
     config = load_config(None, {"vocabulary.k": 8, "pca.components": 4})
     result = run_reference(tmp_path, config, processes=1)
     assert list(result["timings"]) == [
-        "list_files", "descriptors", "vocabulary", "histograms", "tfidf_pca", "classifier",
+        "ingest", "descriptors", "vocabulary", "histograms", "reduction", "classifier",
     ]
     counts = {key: result[key] for key in ("n_images", "n_train", "n_test", "n_unreadable")}
     assert counts == {"n_images": 19, "n_train": 12, "n_test": 6, "n_unreadable": 1}
     assert result["mean_keypoints"] > 0
+
+
+def test_dense_grid_is_the_pipelines_grid():
+    # Scale 1: size 4, border ceil(4 / 2) + 1 = 3, step 5 -> x 3, 8, 13, 18 and y 3, 8, 13.
+    # Scale 1.5: size 6, border 4, step round(7.5) = 8 -> x 4, 12 and y 4, 12.
+    settings = OrbSettings(sampling="dense", patch_size=4, dense_step=5, dense_scales=(1.0, 1.5))
+    expected = [(x, y, 4.0) for y in (3, 8, 13) for x in (3, 8, 13, 18)]
+    expected += [(x, y, 6.0) for y in (4, 12) for x in (4, 12)]
+    assert [tuple(point) for point in grid_points(20, 24, settings).tolist()] == expected
+    assert [(*kp.pt, kp.size) for kp in dense_keypoints((20, 24), settings)] == expected
+
+
+def test_pyramid_bins_are_the_pipelines_bins():
+    # k = 3. Level 1 (bins 3..14): (0, 0) cell 0, (255, 0) cell 1, (128, 200) cell 3.
+    # Level 2 (bins 15..62): cells 0, 3 and (x 2, y 3) -> 14.
+    words = np.array([0, 2, 1])
+    positions = np.array([[0, 0], [255, 0], [128, 200]], dtype=np.uint8)
+    assert histogram_bins(words, positions, 3, 1).tolist() == [0, 2, 1]
+    assert histogram_bins(words, positions, 3, 2).tolist() == [0, 2, 1, 3, 8, 13]
+    assert histogram_bins(words, positions, 3, 3).tolist() == [0, 2, 1, 3, 8, 13, 15, 26, 58]
+    for levels in (1, 2, 3, 4):
+        assert np.array_equal(histogram_bins(words, positions, 3, levels),
+                              pyramid_bins(words, positions, 3, levels))
+
+
+def test_pyramid_histograms_count_each_descriptor_once_per_level():
+    centers = np.array([[0.0] * 32, [10.0] * 32], dtype=np.float32)
+    images = [np.array([[0] * 32, [9] * 32], dtype=np.uint8), np.empty((0, 32), dtype=np.uint8)]
+    positions = [np.array([[10, 10], [200, 250]], dtype=np.uint8), np.empty((0, 2), np.uint8)]
+    # k = 2, 2 levels: bins 0-1 whole image, then 2 per cell: word 0 in cell 0 (bin 2),
+    # word 1 in cell 3 (bin 2 + 3 * 2 + 1 = 9).
+    assert word_histograms(images, centers, positions, 2).tolist() == [
+        [1, 1, 1, 0, 0, 0, 0, 0, 0, 1], [0] * 10,
+    ]
+
+
+@pytest.mark.parametrize("upscale", [1.0, 2.0])
+def test_dense_descriptors_and_positions_match_the_pipeline(upscale):
+    grey = cv2.cvtColor(render_fruit("Kiwi", np.random.default_rng(3)), cv2.COLOR_RGB2GRAY)
+    settings = OrbSettings(sampling="dense", dense_step=5, dense_scales=(1.0, 2.0),
+                           upscale=upscale)
+    detector = cv2.ORB_create(edgeThreshold=settings.edge_threshold,
+                              patchSize=settings.patch_size)
+    descriptors, positions = describe_grey_image(grey, settings, detector, positions=True)
+    expected_descriptors, expected_positions = describe_keypoints(grey, settings)
+    assert len(descriptors) > 100
+    assert np.array_equal(descriptors, expected_descriptors)
+    assert np.array_equal(positions, expected_positions)
+
+
+def test_power_is_applied_after_tfidf_and_before_l2():
+    settings = HistogramSettings(tfidf=False, l2=False, power=0.5)
+    _, powered = weight_histograms(np.array([[1.0, 1.0]]), np.array([[4.0, 9.0]]), settings)
+    assert powered.tolist() == [[2.0, 3.0]]
+    _, normalised = weight_histograms(np.array([[1.0, 1.0]]), np.array([[9.0, 16.0]]),
+                                      dataclasses.replace(settings, l2=True))
+    assert np.allclose(normalised, [[0.6, 0.8]])
+
+
+def test_tiny_dense_pyramid_run_uses_every_bin(tmp_path):
+    rng = np.random.default_rng(1)
+    for split, count in (("Training", 5), ("Test", 2)):
+        for shape in ("circle", "square"):
+            folder = tmp_path / split / shape
+            folder.mkdir(parents=True)
+            for index in range(count):
+                _write_shapes(folder / f"{index}.png", shape, rng)
+    config = load_config(None, {
+        "vocabulary.k": 6, "pca.components": 3, "orb.sampling": "dense", "orb.dense_step": 10,
+        "histograms.pyramid_levels": 2, "histograms.power": 0.5,
+    })
+    result = run_reference(tmp_path, config, processes=1)
+    assert (result["n_train"], result["n_test"]) == (10, 4)
+    # 100 x 100, size 8, border 5, step 10: a 9 x 9 grid, minus what ORB drops at its border.
+    assert 0 < result["mean_keypoints"] <= 81
