@@ -269,7 +269,7 @@ def classify(train_x, train_y, test_x, settings: ClassifierSettings, seed: int) 
     """Multinomial logistic regression (lbfgs); returns Test predictions.
 
     C = 1 / (reg_param * n_train) makes sklearn's objective Spark's up to a constant factor.
-    Features are standardised first, as Spark ML's LogisticRegression does by default.
+    Features are standardised first when classifier.standardize is set, as in Spark.
     """
     if settings.elastic_net > 0:
         raise ValueError(
@@ -277,7 +277,8 @@ def classify(train_x, train_y, test_x, settings: ClassifierSettings, seed: int) 
             f"got {settings.elastic_net}"
         )
     reg = settings.reg_param * len(train_x)
-    scaler = StandardScaler().fit(train_x)
+    scaler = StandardScaler(with_mean=settings.standardize, with_std=settings.standardize
+                            ).fit(train_x)
     model = LogisticRegression(
         C=1.0 / reg if reg > 0 else UNREGULARISED_C,
         solver="lbfgs",

@@ -27,28 +27,31 @@ from bovw.words import (  # noqa: F401
     word_counts,
 )
 
-_COUNTS_SCHEMA = "path string, word int, count int"
+_COUNTS_SCHEMA = "image long, word int, count int"
 
 # Bins per pivot block: 128 generated columns keep each JVM method well under 64 KB.
 PIVOT_BLOCK = 128
 
 
 def _count_batches(centers: np.ndarray, pyramid_levels: int):
-    schema = pa.schema([("path", pa.string()), ("word", pa.int32()), ("count", pa.int32())])
+    schema = pa.schema([("image", pa.int64()), ("word", pa.int32()), ("count", pa.int32())])
 
     def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            paths, words, counts = [], [], []
-            for path, blob, position_blob in zip(
-                    batch.column("path").to_pylist(), batch.column("descriptors").to_pylist(),
+            images, words, counts = [], [], []
+            for image, blob, position_blob in zip(
+                    batch.column("image").to_numpy(), batch.column("descriptors").to_pylist(),
                     batch.column("positions").to_pylist(), strict=True):
                 image_words, image_counts = word_counts(
                     unpack(blob), centers, unpack_positions(position_blob), pyramid_levels)
-                paths.extend([path] * len(image_words))
-                words.extend(image_words.tolist())
-                counts.extend(image_counts.tolist())
-            yield pa.RecordBatch.from_pydict(
-                {"path": paths, "word": words, "count": counts}, schema=schema
+                images.append(np.full(len(image_words), image, dtype=np.int64))
+                words.append(image_words.astype(np.int32))
+                counts.append(image_counts.astype(np.int32))
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(np.concatenate(column) if column else np.zeros(0, dtype))
+                 for column, dtype in ((images, np.int64), (words, np.int32),
+                                       (counts, np.int32))],
+                schema=schema,
             )
 
     return count
@@ -64,8 +67,8 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     have it (bovw.colour). An image with no keypoints gets an all-zero histogram; it
     contributes nothing to any word.
 
-    The pivot runs in blocks of `block_size` bins: groupBy(path, block).pivot(bin in block)
-    gives one short count array per non-empty block, and groupBy(path).pivot(block) lines
+    The pivot runs in blocks of `block_size` bins: groupBy(image, block).pivot(bin in block)
+    gives one short count array per non-empty block, and groupBy(image).pivot(block) lines
     the blocks up. One pivot over every bin would generate a method per row beyond the
     JVM's 64 KB limit from ~1,000 bins on, and Spark then falls back to slow interpreted
     code; blocks keep each generated method small at any k.
@@ -73,46 +76,51 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     length = histogram_length(len(centers), pyramid_levels)
     block_size = min(block_size, length)
     n_blocks = -(-length // block_size)
-    images = accepted(descriptors)
+    # The shuffles below carry a 64-bit hash of the path rather than the path itself: a
+    # tenth of the bytes. Two of 10^6 paths collide with probability ~3e-8.
+    images = accepted(descriptors).withColumn("image", F.xxhash64("path"))
     counts = images.filter(F.col("n_keypoints") > 0).select(
-        "path", "descriptors", "positions"
+        "image", "descriptors", "positions"
     ).mapInArrow(_count_batches(centers, pyramid_levels), _COUNTS_SCHEMA)
     blocked = counts.select(
-        "path",
+        "image",
         (F.col("word") / block_size).cast("int").alias("block"),
         (F.col("word") % block_size).alias("slot"),
         "count",
     )
     # Explicit values spare Spark a pass to discover the distinct ones.
-    per_block = blocked.groupBy("path", "block").pivot("slot", list(range(block_size))).agg(
+    per_block = blocked.groupBy("image", "block").pivot("slot", list(range(block_size))).agg(
         F.sum("count"))
     zero = F.lit(0.0)
-    block_arrays = per_block.select("path", "block", array_to_vector(F.array(*[
+    block_arrays = per_block.select("image", "block", F.array(*[
         F.coalesce(F.col(f"`{slot}`").cast("double"), zero) for slot in range(block_size)
-    ])).alias("counts"))
-    lined_up = block_arrays.groupBy("path").pivot("block", list(range(n_blocks))).agg(
+    ]).alias("counts"))
+    lined_up = block_arrays.groupBy("image").pivot("block", list(range(n_blocks))).agg(
         F.first("counts"))
-    empty_block = array_to_vector(F.array_repeat(zero, block_size))
+    empty_block = F.array_repeat(zero, block_size)
+    last_length = length - (n_blocks - 1) * block_size
+
+    def block_vector(block: int):
+        counts = F.coalesce(F.col(f"`{block}`"), empty_block)
+        if block == n_blocks - 1 and last_length < block_size:
+            counts = F.slice(counts, 1, last_length)
+        return array_to_vector(counts).alias(f"block_{block}")
+
+    # VectorAssembler stores the result sparse when that is smaller: a few hundred
+    # non-zero bins out of thousands, cheap to shuffle into the join below.
     assembler = VectorAssembler(inputCols=[f"block_{block}" for block in range(n_blocks)],
-                                outputCol="blocks")
-    histograms = assembler.transform(lined_up.select("path", *[
-        F.coalesce(F.col(f"`{block}`"), empty_block).alias(f"block_{block}")
-        for block in range(n_blocks)
-    ])).select("path", _first_bins(length, n_blocks * block_size).alias("histogram"))
+                                outputCol="histogram")
+    histograms = assembler.transform(
+        lined_up.select("image", *[block_vector(block) for block in range(n_blocks)])
+    ).select("image", "histogram")
     empty = array_to_vector(F.array_repeat(zero, length))
     return (
-        images.select("path", "label", "split", "n_keypoints",
+        images.select("image", "path", "label", "split", "n_keypoints",
                       *(["colour"] if "colour" in images.columns else []))
-        .join(histograms, "path", "left")
+        .join(histograms, "image", "left")
+        .drop("image")
         .withColumn("histogram", F.coalesce(F.col("histogram"), empty))
     )
-
-
-def _first_bins(length: int, padded_length: int):
-    """The `blocks` vector cut to `length` bins (the last block may run past the end)."""
-    if length == padded_length:
-        return F.col("blocks")
-    return array_to_vector(F.slice(vector_to_array("blocks"), 1, length))
 
 
 def fit_idf(histograms: DataFrame) -> IDFModel:

@@ -30,7 +30,7 @@ def fit_classifier(features: DataFrame, labels: StringIndexerModel,
     classifier = LogisticRegression(
         featuresCol="pca_features", labelCol="label_index", family="multinomial",
         regParam=settings.reg_param, elasticNetParam=settings.elastic_net,
-        maxIter=settings.max_iter, tol=settings.tol,
+        maxIter=settings.max_iter, tol=settings.tol, standardization=settings.standardize,
     )
     return classifier.fit(labels.transform(features.filter(F.col("split") == TRAIN)))
 

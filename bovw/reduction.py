@@ -26,7 +26,7 @@ from bovw.ingest import TRAIN
 # Up to this many input columns Spark's exact PCA is quick; beyond it, randomized.
 EXACT_MAX_DIMENSION = 512
 OVERSAMPLING = 20
-SUBSPACE_PASSES = 4
+SUBSPACE_PASSES = 7
 
 
 def fit_pca(weighted: DataFrame, components: int, input_dimension: int, seed: int = 0,
