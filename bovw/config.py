@@ -231,7 +231,8 @@ class ColourSettings:
     ORB sees grey levels only, while colour separates most Fruits-360 varieties. Pixels
     with saturation below `background_saturation` and value above `background_value`
     (both 0..1) are the white background and are left out. The block (summing to 1) is
-    multiplied by `weight` before it joins the L2-normalised word histogram.
+    square-rooted (unit L2 norm) and multiplied by `weight` before it joins the
+    L2-normalised word histogram.
     """
 
     enabled: bool = False

@@ -416,7 +416,10 @@ class Predictor:
         order = np.argsort(-probabilities, kind="stable")[:count]
         scores = tuple(ClassScore(self.classes[i], float(probabilities[i]),
                                   self.fruits.get(self.classes[i])) for i in order)
-        notes = self._confidence_notes(n_keypoints, scores[0].probability)
+        # A dense grid describes plain areas too (all-zero descriptors): only descriptors
+        # with some texture say anything about the fruit.
+        textured = int(np.count_nonzero(described.descriptors.any(axis=1)))
+        notes = self._confidence_notes(textured, scores[0].probability)
         return Prediction(scores, n_keypoints, bool(notes), notes, described.fitted,
                           described.width, described.height)
 
@@ -425,6 +428,7 @@ class Predictor:
         return class_probabilities(features, self.model)
 
     def _confidence_notes(self, n_keypoints: int, probability: float) -> tuple[str, ...]:
+        """Why an answer is low-confidence; `n_keypoints` counts textured descriptors."""
         settings, notes = self.settings, []
         if n_keypoints == 0:
             notes.append("no keypoints found (a plain, blurred or tiny photo): the answer only "

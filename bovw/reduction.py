@@ -53,13 +53,18 @@ def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
     last basis. Returns pc (d, k), unit columns, largest variance first, and the fraction
     of the total variance each one explains.
     """
-    rows = training.select(vector_to_array("weighted").alias("x"), "path")
+    # Cached as they are (sparse word histograms are small); every pass reads them again.
+    source = training.select("weighted", "path").persist()
+    rows = source.select(vector_to_array("weighted").alias("x"), "path")
     width = min(dimension, k + OVERSAMPLING)
     basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((dimension, width)))
-    for _ in range(SUBSPACE_PASSES):
-        product, total_variance = covariance_times(rows, basis, dimension)
-        previous = basis
-        basis, _ = np.linalg.qr(product)
+    try:
+        for _ in range(SUBSPACE_PASSES):
+            product, total_variance = covariance_times(rows, basis, dimension)
+            previous = basis
+            basis, _ = np.linalg.qr(product)
+    finally:
+        source.unpersist()
     # Rayleigh-Ritz with the last pass: C restricted to span(previous).
     small = previous.T @ product
     values, vectors = np.linalg.eigh((small + small.T) / 2)

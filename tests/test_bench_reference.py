@@ -163,6 +163,7 @@ def test_tiny_dense_pyramid_run_uses_every_bin(tmp_path):
                 _write_shapes(folder / f"{index}.png", shape, rng)
     config = load_config(None, {
         "vocabulary.k": 6, "pca.components": 3, "orb.sampling": "dense", "orb.dense_step": 10,
+        "orb.dense_scales": (1.0,),
         "histograms.pyramid_levels": 2, "histograms.power": 0.5,
     })
     result = run_reference(tmp_path, config, processes=1)

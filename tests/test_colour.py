@@ -88,15 +88,17 @@ def test_image_colour_decodes_bytes_and_never_raises():
     assert image_colour(b"not an image", OrbSettings(), SETTINGS).shape == (0,)
 
 
-def test_append_colour_concatenates_the_weighted_block(spark):
+def test_append_colour_concatenates_the_weighted_square_root_block(spark):
     settings = ColourSettings(enabled=True, hue_bins=2, saturation_bins=1, value_bins=1,
                               weight=0.5)
-    rows = [("a", Vectors.dense([0.6, 0.8]), [1.0, 0.0]),
+    rows = [("a", Vectors.dense([0.6, 0.8]), [0.36, 0.64]),
             ("b", Vectors.dense([1.0, 0.0]), [])]  # no colour: zeros of the right length
     frame = spark.createDataFrame(rows, frame_schema(True))
     joined = {row["path"]: row["weighted"].toArray().tolist()
               for row in append_colour(frame, settings).collect()}
-    assert joined == {"a": [0.6, 0.8, 0.5, 0.0], "b": [1.0, 0.0, 0.0, 0.0]}
+    # sqrt([0.36, 0.64]) = [0.6, 0.8], times the weight 0.5.
+    assert joined["a"] == pytest.approx([0.6, 0.8, 0.3, 0.4])
+    assert joined["b"] == [1.0, 0.0, 0.0, 0.0]
     assert append_colour(frame, ColourSettings(enabled=False)) is frame
 
 

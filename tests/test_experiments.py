@@ -190,7 +190,7 @@ def test_comparison_table_has_orb_colour_and_cnn_side_by_side(comparison):
     output, result = comparison
     rows = {row["variant"]: row for row in csv.DictReader((output / "comparison.csv").open())}
     assert list(rows) == ["orb-colour", "cnn"]
-    assert rows["orb-colour"]["dimension"] == str(8 + 128)
+    assert rows["orb-colour"]["dimension"] == str(8 * (1 + 4) + 128)  # 2-level pyramid
     assert rows["cnn"]["dimension"] == "3"
     assert rows["cnn"]["features"].startswith("external CNN features")
     # 3 classes x 2 splits: the left-out first images of every folder.
@@ -201,7 +201,8 @@ def test_comparison_table_has_orb_colour_and_cnn_side_by_side(comparison):
     assert per_class[0] == ["class", "orb-colour", "cnn"]
     assert [row[0] for row in per_class[1:]] == CLASSES
     markdown = (output / "comparison.md").read_text()
-    assert "| orb-colour | ORB visual words, k=8 + HSV colour (128 bins) |" in markdown
+    assert ("| orb-colour | ORB visual words, k=8, 2 pyramid levels + HSV colour (128 bins) |"
+            in markdown)
     assert "F1 per class (Test):" in markdown
 
 

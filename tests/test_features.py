@@ -16,6 +16,7 @@ from bovw.features import (
 from tests import imagefiles
 
 SETTINGS = OrbSettings()
+DETECT = OrbSettings(sampling="detect")
 
 
 def assert_descriptors(extraction, minimum: int = 1):
@@ -46,9 +47,16 @@ def test_opencv_default_border_leaves_few_keypoints_on_100px_images():
 
 def test_blank_image_has_no_keypoints_and_is_not_a_reject():
     white = np.full((100, 100, 3), 255, np.uint8)
-    extraction = extract_descriptors(imagefiles.encode(white), SETTINGS)
+    extraction = extract_descriptors(imagefiles.encode(white), DETECT)
     assert extraction.reject_reason is None
     assert extraction.descriptors.shape == (0, 32)
+
+
+def test_dense_grid_on_a_blank_image_gives_all_zero_descriptors():
+    white = np.full((100, 100, 3), 255, np.uint8)
+    extraction = extract_descriptors(imagefiles.encode(white), SETTINGS)
+    assert extraction.reject_reason is None
+    assert extraction.n_keypoints > 0 and not extraction.descriptors.any()
 
 
 def test_tiny_image_is_processed_without_keypoints():
@@ -102,7 +110,8 @@ def test_decompression_bomb_is_refused_from_its_header():
 
 
 def test_dense_sampling_describes_a_grid():
-    settings = OrbSettings(sampling="dense", dense_step=10, patch_size=8, edge_threshold=8)
+    settings = OrbSettings(sampling="dense", dense_step=10, dense_scales=(1.0,), patch_size=8,
+                           edge_threshold=8)
     keypoints = dense_keypoints((100, 100), settings)
     # margin = ceil(8/2) + 1 = 5: x and y in 5, 15, ..., 85 -> 9 x 9 points.
     assert len(keypoints) == 81

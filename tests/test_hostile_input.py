@@ -21,7 +21,7 @@ from bovw.features import extract_descriptors
 from bovw.ingest import LocalTree, assign_splits, list_files, walk_local_tree, with_labels
 from tests import imagefiles
 
-SETTINGS = OrbSettings()
+SETTINGS = OrbSettings(sampling="detect")
 EXTENSIONS = IngestSettings().extensions
 
 

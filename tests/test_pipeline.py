@@ -99,7 +99,8 @@ def test_features_parquet_has_one_row_per_accepted_image(spark, first_run):
     tiny = next(row for row in rows if row["path"].endswith("tiny.jpg"))
     assert tiny["n_keypoints"] == 0 and tiny["histogram"].toArray().sum() == 0
     other = next(row for row in rows if row["n_keypoints"] > 0)
-    assert other["histogram"].toArray().sum() == other["n_keypoints"]
+    # Each descriptor counts once per pyramid level (default: 2 levels).
+    assert other["histogram"].toArray().sum() == 2 * other["n_keypoints"]
     assert len(other["pca_features"]) == 10
 
 

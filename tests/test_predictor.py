@@ -51,8 +51,8 @@ def tiny_model(**changes) -> ExportedModel:
         pc=np.eye(3),
         coefficients=np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
         intercepts=np.array([0.0, 0.0]),
-        orb=OrbSettings(),
-        histograms=HistogramSettings(tfidf=True, l2=True),
+        orb=OrbSettings(sampling="detect"),
+        histograms=HistogramSettings(tfidf=True, l2=True, pyramid_levels=1),
         training_size=(100, 100),
         fruits={"Banana": FruitInfo("Banana", "A long berry.", "Musaceae", "yellow")},
         source={"run": "test"},
@@ -182,7 +182,8 @@ def test_model_file_round_trip_is_exact_and_deterministic():
 
 
 def test_model_without_tfidf_has_no_idf_array():
-    data = model_to_bytes(tiny_model(idf=None, histograms=HistogramSettings(tfidf=False)))
+    data = model_to_bytes(tiny_model(idf=None, histograms=HistogramSettings(tfidf=False,
+                                                                           pyramid_levels=1)))
     assert "idf.npy" not in zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert model_from_bytes(data).idf is None
 
