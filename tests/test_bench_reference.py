@@ -77,14 +77,19 @@ def _write_shapes(path, shape, rng):
     cv2.imwrite(str(path), image)
 
 
-def test_tiny_run_counts_splits_and_skips_unreadable_files(tmp_path):
-    rng = np.random.default_rng(0)
-    for split, count in (("Training", 6), ("Test", 3)):
+def _write_dataset(root, seed: int, train_per_class: int, test_per_class: int) -> None:
+    """Circles and squares, `train_per_class` + `test_per_class` PNGs each."""
+    rng = np.random.default_rng(seed)
+    for split, count in (("Training", train_per_class), ("Test", test_per_class)):
         for shape in ("circle", "square"):
-            folder = tmp_path / split / shape
+            folder = root / split / shape
             folder.mkdir(parents=True)
             for index in range(count):
                 _write_shapes(folder / f"{index}.png", shape, rng)
+
+
+def test_tiny_run_counts_splits_and_skips_unreadable_files(tmp_path):
+    _write_dataset(tmp_path, seed=0, train_per_class=6, test_per_class=3)
     (tmp_path / "Training" / "circle" / "broken.jpg").write_bytes(b"not an image")
     config = load_config(None, {"vocabulary.k": 8, "pca.components": 4})
     result = run_reference(tmp_path, config, processes=1)
@@ -154,13 +159,7 @@ def test_power_is_applied_after_tfidf_and_before_l2():
 
 
 def test_tiny_dense_pyramid_run_uses_every_bin(tmp_path):
-    rng = np.random.default_rng(1)
-    for split, count in (("Training", 5), ("Test", 2)):
-        for shape in ("circle", "square"):
-            folder = tmp_path / split / shape
-            folder.mkdir(parents=True)
-            for index in range(count):
-                _write_shapes(folder / f"{index}.png", shape, rng)
+    _write_dataset(tmp_path, seed=1, train_per_class=5, test_per_class=2)
     config = load_config(None, {
         "vocabulary.k": 6, "pca.components": 3, "orb.sampling": "dense", "orb.dense_step": 10,
         "orb.dense_scales": (1.0,),
