@@ -82,7 +82,9 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     counts = images.filter(F.col("n_keypoints") > 0).select(
         "image", "descriptors", "positions"
     ).mapInArrow(_count_batches(centers, pyramid_levels), _COUNTS_SCHEMA)
-    blocked = counts.select(
+    # One shuffle by image up front: every grouping below has the image in its key, so
+    # Spark reuses this partitioning instead of shuffling again before each of them.
+    blocked = counts.repartition("image").select(
         "image",
         (F.col("word") / block_size).cast("int").alias("block"),
         (F.col("word") % block_size).alias("slot"),
