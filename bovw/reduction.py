@@ -16,10 +16,10 @@ import numpy as np
 import pyarrow as pa
 from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCA, PCAModel
-from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from scipy import sparse
 
 from bovw.ingest import TRAIN
 
@@ -53,9 +53,9 @@ def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
     last basis. Returns pc (d, k), unit columns, largest variance first, and the fraction
     of the total variance each one explains.
     """
-    # Cached as they are (sparse word histograms are small); every pass reads them again.
-    source = training.select("weighted", "path").persist()
-    rows = source.select(vector_to_array("weighted").alias("x"), "path")
+    # Cached as they are (sparse word histograms are small); every pass reads them again,
+    # and they reach Python as Arrow structs, still sparse.
+    rows = training.select(F.col("weighted").alias("x"), "path").persist()
     width = min(dimension, k + OVERSAMPLING)
     basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((dimension, width)))
     try:
@@ -64,7 +64,7 @@ def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
             previous = basis
             basis, _ = np.linalg.qr(product)
     finally:
-        source.unpersist()
+        rows.unpersist()
     # Rayleigh-Ritz with the last pass: C restricted to span(previous).
     small = previous.T @ product
     values, vectors = np.linalg.eigh((small + small.T) / 2)
@@ -89,18 +89,17 @@ def covariance_times(rows: DataFrame, basis: np.ndarray, dimension: int
     def partials(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         blocks, paths = [], []
         for batch in batches:
-            values = batch.column("x").flatten().to_numpy(zero_copy_only=False)
-            blocks.append(values.astype(np.float64).reshape(-1, dimension))
+            blocks.append(vectors_to_csr(batch.column("x"), dimension))
             paths.extend(batch.column("path").to_pylist())
         if not paths:
             return
         # Sorted by path: the same sum whatever order the rows arrived in.
-        matrix = np.vstack(blocks)[np.argsort(paths, kind="stable")]
+        matrix = sparse.vstack(blocks, format="csr")[np.argsort(paths, kind="stable")]
         yield pa.RecordBatch.from_pydict({
-            "n": [len(matrix)],
-            "sums": [matrix.sum(axis=0).tobytes()],
-            "squares": [float(np.einsum("ij,ij->", matrix, matrix))],
-            "product": [(matrix.T @ (matrix @ basis)).tobytes()],
+            "n": [matrix.shape[0]],
+            "sums": [np.asarray(matrix.sum(axis=0)).ravel().tobytes()],
+            "squares": [float(matrix.multiply(matrix).sum())],
+            "product": [np.asarray(matrix.T @ (matrix @ basis)).tobytes()],
         })
 
     n, sums, squares = 0, np.zeros(dimension), 0.0
@@ -115,6 +114,27 @@ def covariance_times(rows: DataFrame, basis: np.ndarray, dimension: int
     mean = sums / n
     centred = (product - n * np.outer(mean, mean @ basis)) / (n - 1)
     return centred, float((squares - n * mean @ mean) / (n - 1))
+
+
+def vectors_to_csr(vectors: pa.StructArray, dimension: int) -> sparse.csr_matrix:
+    """Spark ML vectors as Arrow delivers them (struct of type, size, indices, values;
+    type 0 sparse, 1 dense) -> a CSR matrix with one row per vector."""
+    kinds = vectors.field("type").to_numpy(zero_copy_only=False)
+    values = vectors.field("values")
+    if len(kinds) and (kinds == 0).all():
+        offsets = values.offsets.to_numpy()
+        return sparse.csr_matrix(
+            (values.flatten().to_numpy(), vectors.field("indices").flatten().to_numpy(),
+             offsets - offsets[0]), shape=(len(kinds), dimension))
+    rows = []
+    for vector in vectors.to_pylist():
+        row = np.zeros(dimension)
+        if vector["type"] == 0:
+            row[vector["indices"]] = vector["values"]
+        else:
+            row[:] = vector["values"]
+        rows.append(row)
+    return sparse.csr_matrix(np.array(rows).reshape(-1, dimension))
 
 
 def pca_model(spark, pc: np.ndarray, explained: np.ndarray) -> PCAModel:

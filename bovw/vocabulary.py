@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from bovw.config import VocabularySettings
 from bovw.descriptors import accepted
 from bovw.errors import VocabularyError
-from bovw.features import unpack
+from bovw.features import DESCRIPTOR_BYTES, unpack
 from bovw.ingest import TRAIN
 
 _SAMPLE_SCHEMA = "path string, index int, descriptor array<float>"
@@ -28,21 +28,31 @@ def image_rng(seed: int, path: str) -> np.random.Generator:
 
 
 def _sample_batches(fraction: float, seed: int):
+    schema = pa.schema([("path", pa.string()), ("index", pa.int32()),
+                        ("descriptor", pa.list_(pa.float32()))])
+
     def sample(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            paths, indices, vectors = [], [], []
-            for path, blob in zip(batch.column("path").to_pylist(),
-                                  batch.column("descriptors").to_pylist(), strict=True):
+            rows, indices, vectors = [], [], []
+            for row, (path, blob) in enumerate(zip(batch.column("path").to_pylist(),
+                                                   batch.column("descriptors").to_pylist(),
+                                                   strict=True)):
                 descriptors = unpack(blob)
                 keep = np.flatnonzero(image_rng(seed, path).random(len(descriptors)) < fraction)
-                paths.extend([path] * len(keep))
-                indices.extend(keep.tolist())
-                vectors.extend(descriptors[keep].astype(np.float32).tolist())
-            yield pa.RecordBatch.from_pydict(
-                {"path": paths, "index": indices, "descriptor": vectors},
-                schema=pa.schema([("path", pa.string()), ("index", pa.int32()),
-                                  ("descriptor", pa.list_(pa.float32()))]),
-            )
+                rows.append(np.full(len(keep), row, dtype=np.int64))
+                indices.append(keep.astype(np.int32))
+                vectors.append(descriptors[keep])
+            kept = np.concatenate(vectors) if vectors else np.zeros((0, DESCRIPTOR_BYTES))
+            # Built as Arrow arrays: a Python float per descriptor byte would cost more
+            # than the sampling itself.
+            yield pa.RecordBatch.from_arrays([
+                batch.column("path").take(pa.array(np.concatenate(rows) if rows else [],
+                                                   type=pa.int64())),
+                pa.array(np.concatenate(indices) if indices else [], type=pa.int32()),
+                pa.ListArray.from_arrays(
+                    pa.array(np.arange(0, kept.size + 1, DESCRIPTOR_BYTES, dtype=np.int32)),
+                    pa.array(kept.astype(np.float32).ravel())),
+            ], schema=schema)
 
     return sample
 
@@ -92,6 +102,7 @@ def fit_vocabulary(sample: DataFrame, settings: VocabularySettings, seed: int) -
         initMode=settings.init_mode,
         initSteps=settings.init_steps,
         tol=settings.tol,
+        solver=settings.solver,
         featuresCol="features",
         predictionCol="word",
     )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from pyspark.ml.feature import PCAModel
 from pyspark.ml.linalg import Vectors
 
-from bovw.reduction import explained_variance, fit_pca
+from bovw.reduction import explained_variance, fit_pca, vectors_to_csr
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +55,23 @@ def test_randomized_is_deterministic(weighted):
     first = fit_pca(weighted, 3, 12, seed=5, exact_max_dimension=4)
     again = fit_pca(weighted.repartition(3), 3, 12, seed=5, exact_max_dimension=4)
     np.testing.assert_allclose(first.pc.toArray(), again.pc.toArray(), rtol=0, atol=1e-12)
+
+
+def _vector_structs(rows) -> pa.StructArray:
+    """Arrow structs shaped as Spark sends ML vectors: (type, size, indices, values)."""
+    return pa.array(rows, type=pa.struct([
+        ("type", pa.int8()), ("size", pa.int32()), ("indices", pa.list_(pa.int32())),
+        ("values", pa.list_(pa.float64()))]))
+
+
+def test_vectors_reach_python_as_sparse_rows():
+    sparse_rows = [{"type": 0, "size": 4, "indices": [1, 3], "values": [2.0, 5.0]},
+                   {"type": 0, "size": 4, "indices": [], "values": []}]
+    dense_row = {"type": 1, "size": None, "indices": None, "values": [1.0, 0.0, 0.0, 7.0]}
+    assert vectors_to_csr(_vector_structs(sparse_rows), 4).toarray().tolist() == [
+        [0, 2, 0, 5], [0, 0, 0, 0]]
+    # A slice starts at a non-zero offset; a mixed batch takes the row-by-row path.
+    sliced = _vector_structs([dense_row, *sparse_rows]).slice(1)
+    assert vectors_to_csr(sliced, 4).toarray().tolist() == [[0, 2, 0, 5], [0, 0, 0, 0]]
+    mixed = _vector_structs([sparse_rows[0], dense_row])
+    assert vectors_to_csr(mixed, 4).toarray().tolist() == [[0, 2, 0, 5], [1, 0, 0, 7]]
