@@ -259,6 +259,7 @@ def run_naive(spark, config: Config, input_path: str, *, max_images: int | None 
             featuresCol="pca_features", labelCol="label_index", family="multinomial",
             maxIter=settings.max_iter, regParam=settings.reg_param,
             elasticNetParam=settings.elastic_net, tol=settings.tol,
+            standardization=settings.standardize,
         ).fit(indexed.filter(F.col("split") == "Training"))
         predictions = model.transform(indexed.filter(F.col("split") == "Test")).cache()
         counts["test_images"] = predictions.count()
