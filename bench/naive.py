@@ -38,6 +38,7 @@ from typing import Any
 from bench.reference import (
     add_config_arguments,
     config_from_args,
+    create_orb,
     describe_grey_image,
     task_settings,
 )
@@ -83,16 +84,6 @@ class Deadline:
 
 
 @functools.lru_cache(maxsize=4)
-def _detector(orb: OrbSettings):
-    import cv2
-
-    cv2.setNumThreads(1)  # Spark already runs one task per core
-    return cv2.ORB_create(
-        nfeatures=orb.nfeatures, scaleFactor=orb.scale_factor, nlevels=orb.n_levels,
-        edgeThreshold=orb.edge_threshold, patchSize=orb.patch_size,
-        fastThreshold=orb.fast_threshold)
-
-
 def describe_row(content: bytes, orb: OrbSettings) -> list[list[float]] | None:
     """One image's ORB descriptors as lists of 34 floats (32 values, relative x, y), or None
     for bytes OpenCV cannot decode."""
@@ -102,7 +93,7 @@ def describe_row(content: bytes, orb: OrbSettings) -> list[list[float]] | None:
     grey = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_GRAYSCALE)
     if grey is None:
         return None
-    descriptors, positions = describe_grey_image(grey, orb, _detector(orb), positions=True)
+    descriptors, positions = describe_grey_image(grey, orb, create_orb(orb), positions=True)
     return np.hstack([descriptors, positions]).astype(float).tolist()
 
 

@@ -77,11 +77,11 @@ _worker_settings: OrbSettings | None = None
 _worker_positions = False
 
 
-def _init_worker(orb: OrbSettings, positions: bool) -> None:
-    global _worker_orb, _worker_settings, _worker_positions
-    # The pool already uses every core; OpenCV's own threads would only compete with it.
+def create_orb(orb: OrbSettings) -> Any:
+    """An OpenCV ORB detector with the settings, OpenCV itself on one thread."""
+    # The caller already uses every core; OpenCV's own threads would only compete with it.
     cv2.setNumThreads(1)
-    _worker_orb = cv2.ORB_create(
+    return cv2.ORB_create(
         nfeatures=orb.nfeatures,
         scaleFactor=orb.scale_factor,
         nlevels=orb.n_levels,
@@ -89,6 +89,11 @@ def _init_worker(orb: OrbSettings, positions: bool) -> None:
         patchSize=orb.patch_size,
         fastThreshold=orb.fast_threshold,
     )
+
+
+def _init_worker(orb: OrbSettings, positions: bool) -> None:
+    global _worker_orb, _worker_settings, _worker_positions
+    _worker_orb = create_orb(orb)
     _worker_settings = orb
     _worker_positions = positions
 
