@@ -78,9 +78,7 @@ _worker_positions = False
 
 
 def create_orb(orb: OrbSettings) -> Any:
-    """An OpenCV ORB detector with the settings, OpenCV itself on one thread."""
-    # The caller already uses every core; OpenCV's own threads would only compete with it.
-    cv2.setNumThreads(1)
+    """An OpenCV ORB detector with the settings."""
     return cv2.ORB_create(
         nfeatures=orb.nfeatures,
         scaleFactor=orb.scale_factor,
@@ -161,6 +159,10 @@ def describe_images(paths: Sequence[str], orb: OrbSettings, processes: int,
                     positions: bool = False) -> list:
     """(descriptors, positions or None) for every path (None for unreadable files), in order."""
     chunk = max(1, min(256, len(paths) // (processes * 8) or 1))
+    # The pool already uses every core; OpenCV's own threads would only compete with it.
+    # Set here, before the fork: a forked child resizing a thread pool its parent had
+    # running deadlocks.
+    cv2.setNumThreads(1)
     with multiprocessing.Pool(processes, initializer=_init_worker,
                               initargs=(orb, positions)) as pool:
         return list(pool.imap(describe_image, paths, chunksize=chunk))

@@ -10,8 +10,17 @@ import numpy as np
 import pyarrow as pa
 from pyspark.ml.feature import IDF, IDFModel, Normalizer, VectorAssembler
 from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    FloatType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 from bovw.config import HistogramSettings
 from bovw.descriptors import accepted
@@ -24,41 +33,68 @@ from bovw.words import (  # noqa: F401
     histogram_length,
     nearest_words,
     pyramid_bins,
+    scoring_matrix,
     word_counts,
 )
 
-_COUNTS_SCHEMA = "image long, word int, count int"
+# A Spark ML sparse vector as Arrow sees it (the storage type of VectorUDT).
+_SPARSE_VECTOR = pa.struct([("type", pa.int8()), ("size", pa.int32()),
+                            ("indices", pa.list_(pa.int32())), ("values", pa.list_(pa.float64()))])
+_IMAGE_COLUMNS = ("path", "label", "split", "n_keypoints")
 
-# Bins per pivot block: 128 generated columns keep each JVM method well under 64 KB.
-PIVOT_BLOCK = 128
+
+def _cell_counts_schema(with_colour: bool) -> StructType:
+    fields = [StructField("path", StringType()), StructField("label", StringType()),
+              StructField("split", StringType()), StructField("n_keypoints", IntegerType())]
+    if with_colour:
+        fields.append(StructField("colour", ArrayType(FloatType())))
+    return StructType(fields + [StructField("cell", IntegerType()),
+                                StructField("words", VectorUDT())])
 
 
-def _count_batches(centers: np.ndarray, pyramid_levels: int):
-    schema = pa.schema([("image", pa.int64()), ("word", pa.int32()), ("count", pa.int32())])
+def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, with_colour: bool):
+    """mapInArrow function: each image row becomes one row per pyramid cell holding that
+    cell's word counts as a sparse vector of len(centers) entries."""
+    k = len(centers)
+    n_cells = histogram_length(k, pyramid_levels) // k
+    cell_starts = np.arange(n_cells + 1) * k
+    kept = [*_IMAGE_COLUMNS, *(["colour"] if with_colour else [])]
+    scoring = scoring_matrix(centers)
 
     def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            images, words, counts = [], [], []
-            for image, blob, position_blob in zip(
-                    batch.column("image").to_numpy(), batch.column("descriptors").to_pylist(),
-                    batch.column("positions").to_pylist(), strict=True):
-                image_words, image_counts = word_counts(
-                    unpack(blob), centers, unpack_positions(position_blob), pyramid_levels)
-                images.append(np.full(len(image_words), image, dtype=np.int64))
-                words.append(image_words.astype(np.int32))
-                counts.append(image_counts.astype(np.int32))
+            words, counts, offsets = [], [], [np.zeros(1, np.int32)]
+            end = 0
+            for blob, position_blob in zip(batch.column("descriptors").to_pylist(),
+                                           batch.column("positions").to_pylist(), strict=True):
+                bins, image_counts = word_counts(
+                    unpack(blob), centers, unpack_positions(position_blob), pyramid_levels, scoring)
+                # Bins come sorted, cell by cell: each cell's words are one slice of them.
+                offsets.append(end + np.searchsorted(bins, cell_starts[1:]).astype(np.int32))
+                words.append((bins % k).astype(np.int32))
+                counts.append(image_counts.astype(np.float64))
+                end += len(bins)
+            rows = np.repeat(np.arange(batch.num_rows), n_cells)
+            vectors = pa.StructArray.from_arrays([
+                pa.array(np.zeros(len(rows), np.int8)),
+                pa.array(np.full(len(rows), k, np.int32)),
+                pa.ListArray.from_arrays(pa.array(np.concatenate(offsets)),
+                                         pa.array(np.concatenate(words + [np.zeros(0, np.int32)]))),
+                pa.ListArray.from_arrays(pa.array(np.concatenate(offsets)),
+                                         pa.array(np.concatenate(counts + [np.zeros(0)]))),
+            ], fields=list(_SPARSE_VECTOR))
             yield pa.RecordBatch.from_arrays(
-                [pa.array(np.concatenate(column) if column else np.zeros(0, dtype))
-                 for column, dtype in ((images, np.int64), (words, np.int32),
-                                       (counts, np.int32))],
-                schema=schema,
+                [batch.column(name).take(pa.array(rows)) for name in kept]
+                + [pa.array(np.tile(np.arange(n_cells, dtype=np.int32), batch.num_rows)),
+                   vectors],
+                names=[*kept, "cell", "words"],
             )
 
     return count
 
 
-def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels: int = 1,
-                    block_size: int = PIVOT_BLOCK) -> DataFrame:
+def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels: int = 1
+                    ) -> DataFrame:
     """One raw-count histogram per accepted image.
 
     `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, 32) vocabulary.
@@ -67,62 +103,29 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     have it (bovw.colour). An image with no keypoints gets an all-zero histogram; it
     contributes nothing to any word.
 
-    The pivot runs in blocks of `block_size` bins: groupBy(image, block).pivot(bin in block)
-    gives one short count array per non-empty block, and groupBy(image).pivot(block) lines
-    the blocks up. One pivot over every bin would generate a method per row beyond the
-    JVM's 64 KB limit from ~1,000 bins on, and Spark then falls back to slow interpreted
-    code; blocks keep each generated method small at any k.
+    Each descriptor goes to its nearest word inside an Arrow UDF, which emits one row per
+    (image, pyramid cell) with that cell's word counts as a sparse vector. groupBy(image)
+    .pivot(cell) then lines an image's cells up into one row, and VectorAssembler joins
+    them into one sparse histogram. Pivoting on the cell rather than on the word keeps
+    the shuffle at a few rows per image (not one per non-empty bin: ~600 here) and the
+    pivot a few columns wide at any k.
     """
-    length = histogram_length(len(centers), pyramid_levels)
-    block_size = min(block_size, length)
-    n_blocks = -(-length // block_size)
-    # The shuffles below carry a 64-bit hash of the path rather than the path itself: a
-    # tenth of the bytes. Two of 10^6 paths collide with probability ~3e-8.
-    images = accepted(descriptors).withColumn("image", F.xxhash64("path"))
-    counts = images.filter(F.col("n_keypoints") > 0).select(
-        "image", "descriptors", "positions"
-    ).mapInArrow(_count_batches(centers, pyramid_levels), _COUNTS_SCHEMA)
-    # One shuffle by image up front: every grouping below has the image in its key, so
-    # Spark reuses this partitioning instead of shuffling again before each of them.
-    blocked = counts.repartition("image").select(
-        "image",
-        (F.col("word") / block_size).cast("int").alias("block"),
-        (F.col("word") % block_size).alias("slot"),
-        "count",
-    )
-    # Explicit values spare Spark a pass to discover the distinct ones.
-    per_block = blocked.groupBy("image", "block").pivot("slot", list(range(block_size))).agg(
-        F.sum("count"))
-    zero = F.lit(0.0)
-    block_arrays = per_block.select("image", "block", F.array(*[
-        F.coalesce(F.col(f"`{slot}`").cast("double"), zero) for slot in range(block_size)
-    ]).alias("counts"))
-    lined_up = block_arrays.groupBy("image").pivot("block", list(range(n_blocks))).agg(
-        F.first("counts"))
-    empty_block = F.array_repeat(zero, block_size)
-    last_length = length - (n_blocks - 1) * block_size
-
-    def block_vector(block: int):
-        counts = F.coalesce(F.col(f"`{block}`"), empty_block)
-        if block == n_blocks - 1 and last_length < block_size:
-            counts = F.slice(counts, 1, last_length)
-        return array_to_vector(counts).alias(f"block_{block}")
-
-    # VectorAssembler stores the result sparse when that is smaller: a few hundred
-    # non-zero bins out of thousands, cheap to shuffle into the join below.
-    assembler = VectorAssembler(inputCols=[f"block_{block}" for block in range(n_blocks)],
+    k = len(centers)
+    n_cells = histogram_length(k, pyramid_levels) // k
+    images = accepted(descriptors)
+    with_colour = "colour" in images.columns
+    keys = [*_IMAGE_COLUMNS, *(["colour"] if with_colour else [])]
+    per_cell = images.select(*keys, "descriptors", "positions").mapInArrow(
+        _cell_count_batches(centers, pyramid_levels, with_colour),
+        _cell_counts_schema(with_colour))
+    lined_up = per_cell.groupBy(*keys).pivot("cell", list(range(n_cells))).agg(F.first("words"))
+    # The size metadata spares VectorAssembler a Spark job (a first() over this whole
+    # plan) to find out how long each cell's vector is.
+    cells = [F.col(f"`{cell}`").alias(f"cell_{cell}", metadata={"ml_attr": {"num_attrs": k}})
+             for cell in range(n_cells)]
+    assembler = VectorAssembler(inputCols=[f"cell_{cell}" for cell in range(n_cells)],
                                 outputCol="histogram")
-    histograms = assembler.transform(
-        lined_up.select("image", *[block_vector(block) for block in range(n_blocks)])
-    ).select("image", "histogram")
-    empty = array_to_vector(F.array_repeat(zero, length))
-    return (
-        images.select("image", "path", "label", "split", "n_keypoints",
-                      *(["colour"] if "colour" in images.columns else []))
-        .join(histograms, "image", "left")
-        .drop("image")
-        .withColumn("histogram", F.coalesce(F.col("histogram"), empty))
-    )
+    return assembler.transform(lined_up.select(*keys, *cells)).select(*keys, "histogram")
 
 
 def fit_idf(histograms: DataFrame) -> IDFModel:
