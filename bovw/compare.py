@@ -31,7 +31,7 @@ from bovw import storage
 from bovw.config import Config, ConfigError
 from bovw.descriptors import accepted
 from bovw.errors import CompareError
-from bovw.ingest import TEST, TRAIN, assign_splits, list_files, with_labels
+from bovw.ingest import TEST, TRAIN, labelled_images, list_files
 from bovw.pipeline import classify_and_evaluate, run_pipeline
 from bovw.reduction import explained_variance, fit_pca
 from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_spec_folder
@@ -277,9 +277,7 @@ def _prepare(spark: SparkSession, root: str, spec: dict[str, Any], overwrite: bo
 
 def _listed_images(spark: SparkSession, config: Config, input_path: str) -> DataFrame:
     """(path, label, split) of every image under the input, split as the pipeline splits."""
-    files = with_labels(list_files(spark, input_path, config.ingest))
-    has_split_folders = files.filter(F.col("split_folder").isNotNull()).limit(1).count() > 0
-    files = assign_splits(files, config.ingest.test_fraction, config.seed, has_split_folders)
+    files = labelled_images(spark, input_path, config.ingest, config.seed)
     return files.filter(F.col("split").isNotNull() & (F.col("length") > 0)
                         & (F.col("length") <= config.ingest.max_file_bytes)
                         ).select("path", "label", "split")

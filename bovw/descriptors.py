@@ -70,18 +70,16 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
     described = readable.select("path", "label", "split", "content").mapInArrow(
         _describe_batches(settings, colour), DESCRIPTOR_SCHEMA
     )
-    too_large = files.filter(F.col("length") > max_file_bytes).select(
+    too_large = F.col("length") > max_file_bytes
+    # Both kinds of unread rejects come from one scan of the listing, not one each.
+    unread = files.filter(too_large | F.col("split").isNull()).select(
         "path", "label", "split",
-        F.concat(
+        F.when(too_large, F.concat(
             F.lit("file too large: "), F.col("length").cast("string"),
             F.lit(f" bytes exceeds ingest.max_file_bytes={max_file_bytes}"),
-        ).alias("reject_reason"),
+        )).otherwise(F.lit("not inside a Training or Test folder")).alias("reject_reason"),
     )
-    outside = files.filter((F.col("length") <= max_file_bytes) & F.col("split").isNull()).select(
-        "path", "label", "split",
-        F.lit("not inside a Training or Test folder").alias("reject_reason"),
-    )
-    rejected_unread = too_large.unionByName(outside).select(
+    rejected_unread = unread.select(
         "path", "label", "split",
         F.lit(0).cast("int").alias("n_keypoints"),
         F.lit(b"").cast("binary").alias("descriptors"),

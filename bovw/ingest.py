@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from bovw.config import IngestSettings
@@ -117,10 +117,26 @@ def _spark_path(path: str) -> str:
 
 def list_files(spark: SparkSession, path: str, settings: IngestSettings,
                log: Callable[[str], None] = print) -> DataFrame:
+    """The binaryFile listing of every image under `path`; see _list_files."""
+    return _list_files(spark, path, settings, log)[0]
+
+
+def labelled_images(spark: SparkSession, path: str, settings: IngestSettings, seed: int,
+                    log: Callable[[str], None] = print) -> DataFrame:
+    """Every image under `path` with its label and split (see with_labels, assign_splits):
+    the Training/Test folders decide the split when the dataset has them, else a seeded
+    stratified split with settings.test_fraction."""
+    files, has_split_folders = _list_files(spark, path, settings, log)
+    return assign_splits(with_labels(files), settings.test_fraction, seed, has_split_folders)
+
+
+def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
+                log: Callable[[str], None]) -> tuple[DataFrame, bool]:
     """The binaryFile listing of every image under `path` (recursive, any-case extension).
 
-    Returns the binaryFile DataFrame (path, modificationTime, length, content); the
-    content column is only read by Spark when a later stage selects it. Zero-byte files,
+    Returns the binaryFile DataFrame (path, modificationTime, length, content), and
+    whether any image sits in a Training/Test folder. The content column is only read by
+    Spark when a later stage selects it. Zero-byte files,
     which Spark's file scan skips, are added back with empty content so that they are
     rejected visibly instead of vanishing. In a local tree, symbolic links to an ancestor
     folder are not followed; each one is reported through `log`.
@@ -147,10 +163,16 @@ def list_files(spark: SparkSession, path: str, settings: IngestSettings,
         .load(sources)
     )
     # Spark's own driver-side listing: only its length crosses to Python, unless some
-    # listed files were skipped by the scan.
+    # listed files were skipped by the scan. One job counts the scanned files and looks
+    # for split folders.
     listed = files._jdf.inputFiles()
-    if len(listed) == files.count():
-        return files
+    survey = files.select(
+        F.count(F.lit(1)).alias("scanned"),
+        F.max(_split_folder(F.col("path")).isNotNull()).alias("split_folders"),
+    ).first()
+    has_split_folders = bool(survey["split_folders"])
+    if len(listed) == survey["scanned"]:
+        return files, has_split_folders
     listed = list(listed)
     # The listing holds URIs (file:///a%20b); the path column holds Hadoop paths (file:/a b).
     every = spark.createDataFrame(
@@ -161,7 +183,11 @@ def list_files(spark: SparkSession, path: str, settings: IngestSettings,
         F.lit(0).cast("long").alias("length"),
         F.lit(b"").cast("binary").alias("content"),
     )
-    return files.unionByName(empty)
+    everything = files.unionByName(empty)
+    if not has_split_folders:  # unless only zero-byte files sit in split folders
+        has_split_folders = everything.filter(
+            _split_folder(F.col("path")).isNotNull()).limit(1).count() > 0
+    return everything, has_split_folders
 
 
 def with_labels(files: DataFrame) -> DataFrame:
@@ -170,14 +196,18 @@ def with_labels(files: DataFrame) -> DataFrame:
     The split comes from the grandparent folder, so `Training/Apple Red 1/x.jpg` gives
     label "Apple Red 1", split "Training".
     """
-    parts = F.split(F.col("path"), "/")
-    grandparent = F.lower(F.element_at(parts, -3))
-    split_expr = F.lit(None).cast("string")
-    for folder, split in _SPLIT_NAMES.items():
-        split_expr = F.when(grandparent == folder, F.lit(split)).otherwise(split_expr)
-    return files.withColumn("label", F.element_at(parts, -2)).withColumn(
-        "split_folder", split_expr
+    return files.withColumn("label", F.element_at(F.split(F.col("path"), "/"), -2)).withColumn(
+        "split_folder", _split_folder(F.col("path"))
     )
+
+
+def _split_folder(path: Column) -> Column:
+    """Training, Test or null: the split named by the grandparent folder of `path`."""
+    grandparent = F.lower(F.element_at(F.split(path, "/"), -3))
+    split = F.lit(None).cast("string")
+    for folder, name in _SPLIT_NAMES.items():
+        split = F.when(grandparent == folder, F.lit(name)).otherwise(split)
+    return split
 
 
 def assign_splits(images: DataFrame, test_fraction: float, seed: int, has_split_folders: bool

@@ -14,7 +14,6 @@ from typing import Any
 from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.feature import IDFModel, PCAModel
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from bovw import storage
 from bovw.colour import append_colour, colour_dimension
@@ -22,7 +21,7 @@ from bovw.config import Config
 from bovw.descriptors import describe_images, rejects, statistics
 from bovw.errors import InputError
 from bovw.histograms import fit_idf, histogram_length, weight, word_histograms
-from bovw.ingest import assign_splits, list_files, with_labels
+from bovw.ingest import labelled_images
 from bovw.model import evaluate, fit_classifier, fit_labels, predict
 from bovw.reduction import explained_variance, fit_pca
 from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_output
@@ -129,9 +128,7 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         source = descriptors_from
     else:
         started = time.perf_counter()
-        files = with_labels(list_files(spark, input_path, config.ingest))
-        has_split_folders = files.filter(F.col("split_folder").isNotNull()).limit(1).count() > 0
-        files = assign_splits(files, config.ingest.test_fraction, config.seed, has_split_folders)
+        files = labelled_images(spark, input_path, config.ingest, config.seed)
         timings["ingest"] = round(time.perf_counter() - started, 3)
         described = describe_images(files, config.orb, config.ingest.max_file_bytes,
                                     config.colour)
@@ -148,12 +145,13 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
 
 def _vocabulary_stage(config: Config, descriptors: DataFrame, layout: RunLayout) -> dict[str, Any]:
     sample = sample_descriptors(descriptors, config.vocabulary, config.seed)
-    model = fit_vocabulary(sample, config.vocabulary, config.seed)
+    model, sample_size = fit_vocabulary(sample, config.vocabulary, config.seed)
     model.write().overwrite().save(layout.model("vocabulary"))
+    # Only what KMeans already knows: summary.clusterSizes would cost one more Spark job.
     summary = model.summary
     return {"vocabulary": {
         "k": config.vocabulary.k,
-        "sample_descriptors": int(sum(summary.clusterSizes)),
+        "sample_descriptors": sample_size,
         "iterations": int(summary.numIter),
         "training_cost": round(float(summary.trainingCost), 3),
     }}
@@ -196,17 +194,18 @@ def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFr
     """Fit labels and the classifier on the Training rows of `projected` (pca_features),
     save both models, write the features Parquet (`kept` columns, pca_features, prediction,
     probability) and metrics.json into `layout`; returns the metrics."""
-    projected = projected.cache()
-    try:
-        labels = fit_labels(projected)
-        labels.write().overwrite().save(layout.model("labels"))
-        classifier = fit_classifier(projected, labels, config.classifier)
-        classifier.write().overwrite().save(layout.model("classifier"))
-        predictions = predict(projected, labels, classifier).select(
-            *kept, "pca_features", "prediction", "probability")
-        storage.write_parquet(spark, predictions, layout.features)
-    finally:
-        projected.unpersist()
+    # Materialised with its lineage cut: every LBFGS iteration is a Spark job, and each
+    # job would otherwise ship the whole plan behind these rows (the PCA matrix alone is
+    # 4 MB at 5,000 bins) to every task. A local checkpoint, rather than a cache, is what
+    # drops the plan; executors holding its blocks are not released by dynamic allocation.
+    projected = projected.select(*kept, "pca_features").localCheckpoint()
+    labels = fit_labels(projected)
+    labels.write().overwrite().save(layout.model("labels"))
+    classifier = fit_classifier(projected, labels, config.classifier)
+    classifier.write().overwrite().save(layout.model("classifier"))
+    predictions = predict(projected, labels, classifier).select(
+        *kept, "pca_features", "prediction", "probability")
+    storage.write_parquet(spark, predictions, layout.features)
     metrics = evaluate(spark.read.parquet(layout.features), list(labels.labels))
     metrics["classifier_iterations"] = int(classifier.summary.totalIterations)
     storage.write_text(spark, layout.metrics, json.dumps(metrics, indent=2))

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 from pyspark.ml.clustering import KMeans, KMeansModel
-from pyspark.ml.functions import array_to_vector
+from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructField, StructType
 
 from bovw.config import VocabularySettings
 from bovw.descriptors import accepted
@@ -18,7 +19,9 @@ from bovw.errors import VocabularyError
 from bovw.features import DESCRIPTOR_BYTES, unpack
 from bovw.ingest import TRAIN
 
-_SAMPLE_SCHEMA = "path string, index int, descriptor array<float>"
+_SAMPLE_SCHEMA = "path string, index int, descriptor binary"
+_DENSE_VECTOR = pa.struct([("type", pa.int8()), ("size", pa.int32()),
+                           ("indices", pa.list_(pa.int32())), ("values", pa.list_(pa.float64()))])
 
 
 def image_rng(seed: int, path: str) -> np.random.Generator:
@@ -29,11 +32,11 @@ def image_rng(seed: int, path: str) -> np.random.Generator:
 
 def _sample_batches(fraction: float, seed: int):
     schema = pa.schema([("path", pa.string()), ("index", pa.int32()),
-                        ("descriptor", pa.list_(pa.float32()))])
+                        ("descriptor", pa.binary())])
 
     def sample(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            rows, indices, vectors = [], [], []
+            rows, indices, kept = [], [], []
             for row, (path, blob) in enumerate(zip(batch.column("path").to_pylist(),
                                                    batch.column("descriptors").to_pylist(),
                                                    strict=True)):
@@ -41,20 +44,36 @@ def _sample_batches(fraction: float, seed: int):
                 keep = np.flatnonzero(image_rng(seed, path).random(len(descriptors)) < fraction)
                 rows.append(np.full(len(keep), row, dtype=np.int64))
                 indices.append(keep.astype(np.int32))
-                vectors.append(descriptors[keep])
-            kept = np.concatenate(vectors) if vectors else np.zeros((0, DESCRIPTOR_BYTES))
-            # Built as Arrow arrays: a Python float per descriptor byte would cost more
-            # than the sampling itself.
+                kept.append(descriptors[keep])
+            vectors = np.concatenate(kept) if kept else np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
             yield pa.RecordBatch.from_arrays([
                 batch.column("path").take(pa.array(np.concatenate(rows) if rows else [],
                                                    type=pa.int64())),
                 pa.array(np.concatenate(indices) if indices else [], type=pa.int32()),
-                pa.ListArray.from_arrays(
-                    pa.array(np.arange(0, kept.size + 1, DESCRIPTOR_BYTES, dtype=np.int32)),
-                    pa.array(kept.astype(np.float32).ravel())),
+                # The raw 32 bytes: the cheapest key for the duplicate removal after this.
+                pa.BinaryArray.from_buffers(pa.binary(), len(vectors), [
+                    None,
+                    pa.py_buffer(np.arange(0, vectors.size + 1, DESCRIPTOR_BYTES, dtype=np.int32)),
+                    pa.py_buffer(np.ascontiguousarray(vectors, np.uint8).tobytes())]),
             ], schema=schema)
 
     return sample
+
+
+def _as_vectors(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: 32-byte descriptors -> Spark ML dense vectors (`features`)."""
+    for batch in batches:
+        column = batch.column("descriptor")
+        values = np.frombuffer(b"".join(column.to_pylist()), np.uint8).astype(np.float64)
+        vectors = pa.StructArray.from_arrays([
+            pa.array(np.ones(len(column), np.int8)),
+            pa.nulls(len(column), pa.int32()),
+            pa.nulls(len(column), pa.list_(pa.int32())),
+            pa.ListArray.from_arrays(
+                pa.array(np.arange(0, values.size + 1, DESCRIPTOR_BYTES, dtype=np.int32)),
+                pa.array(values)),
+        ], fields=list(_DENSE_VECTOR))
+        yield pa.RecordBatch.from_arrays([vectors], names=["features"])
 
 
 def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, seed: int
@@ -85,16 +104,20 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
     # fewer than k distinct words. Each distinct descriptor is kept once, represented by
     # its first (path, index) so that the layout below stays deterministic.
     distinct = sampled.groupBy("descriptor").agg(F.min(F.struct("path", "index")).alias("first"))
+    schema = StructType([StructField("features", VectorUDT())])
     return (
         distinct.select("first.path", "first.index", "descriptor")
         .repartition(settings.partitions, "path")
         .sortWithinPartitions("path", "index")
-        .select(array_to_vector("descriptor").alias("features"))
+        .select("descriptor")
+        .mapInArrow(_as_vectors, schema)
     )
 
 
-def fit_vocabulary(sample: DataFrame, settings: VocabularySettings, seed: int) -> KMeansModel:
-    """Fit Spark ML KMeans with k = settings.k on the `features` column; returns the model."""
+def fit_vocabulary(sample: DataFrame, settings: VocabularySettings, seed: int
+                   ) -> tuple[KMeansModel, int]:
+    """Fit Spark ML KMeans with k = settings.k on the `features` column; returns the model
+    and the number of sampled descriptors it was fitted on."""
     kmeans = KMeans(
         k=settings.k,
         seed=seed,
@@ -114,7 +137,7 @@ def fit_vocabulary(sample: DataFrame, settings: VocabularySettings, seed: int) -
                 f"the descriptor sample holds {count} distinct descriptors, fewer than "
                 f"vocabulary.k={settings.k}; raise vocabulary.sample_size or lower k"
             )
-        return kmeans.fit(cached)
+        return kmeans.fit(cached), count
     finally:
         cached.unpersist()
 
