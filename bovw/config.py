@@ -41,6 +41,10 @@ class SparkSettings:
     open_cost_bytes: int = 8192
     max_partition_bytes: int = 8 * 1024 * 1024
     log_level: str = "WARN"
+    # A folder for a JVM class-data archive (AppCDS) of Spark's classes, used when bovw
+    # starts a local-mode JVM itself: the first run writes it as the JVM exits, later runs
+    # start their session in ~3 s instead of ~5. Empty: off.
+    class_archive_dir: str = ""
     conf: Mapping[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:

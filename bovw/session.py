@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -89,6 +90,25 @@ def spark_properties(settings: SparkSettings) -> dict[str, str]:
     return properties
 
 
+def class_archive_option(archive_dir: Path, java: str, spark_version: str) -> str:
+    """The JVM flag that reads the class-data archive in `archive_dir`, or writes it at exit
+    when it is not there yet.
+
+    The archive is named after the JVM and the Spark version, so an upgrade of either
+    gets a new one instead of a stale one. The JVM writes an archive's header after its
+    contents, and refuses (silently) any file whose header does not check, so a run that
+    starts while another is still writing simply goes without.
+    """
+    key = hashlib.sha256(f"{os.path.realpath(java)}|{spark_version}".encode()).hexdigest()[:16]
+    archive = archive_dir / f"spark-{key}.jsa"
+    # CDS logs a warning for every class it cannot archive; none of them matters here.
+    quiet = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+    if archive.is_file() and archive.stat().st_size > 0:
+        return f"-XX:SharedArchiveFile={archive} {quiet}"
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    return f"-XX:ArchiveClassesAtExit={archive} {quiet}"
+
+
 def build_session(config: Config, java_home: str | None = None,
                   extra: Mapping[str, str] | None = None, submitted: bool = False):
     """Check Java, then get or create the SparkSession configured by `config`.
@@ -98,10 +118,12 @@ def build_session(config: Config, java_home: str | None = None,
     --conf flags (and spark-defaults.conf) then win over the config file.
     Returns a pyspark.sql.SparkSession.
     """
+    import pyspark
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     already_set: set[str] = set()
+    properties = spark_properties(config.spark)
     if submitted:
         already_set = {key for key, _value in SparkConf().getAll()}
     else:
@@ -111,8 +133,14 @@ def build_session(config: Config, java_home: str | None = None,
             # PATH, which outside an activated virtualenv lacks OpenCV and pyarrow. In local
             # mode the workers must be this very interpreter.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            if config.spark.class_archive_dir:
+                option = class_archive_option(
+                    Path(config.spark.class_archive_dir).expanduser(),
+                    find_java(java_home) or "java", pyspark.__version__)
+                key = "spark.driver.extraJavaOptions"
+                properties[key] = f"{properties.get(key, '')} {option}".strip()
     builder = SparkSession.builder
-    for key, value in {**spark_properties(config.spark), **(extra or {})}.items():
+    for key, value in {**properties, **(extra or {})}.items():
         if key not in already_set:
             builder = builder.config(key, value)
     session = builder.getOrCreate()

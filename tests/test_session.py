@@ -7,7 +7,13 @@ import sys
 import pytest
 
 from bovw.config import SparkSettings
-from bovw.session import JavaError, check_java, java_major_version, spark_properties
+from bovw.session import (
+    JavaError,
+    check_java,
+    class_archive_option,
+    java_major_version,
+    spark_properties,
+)
 
 
 @pytest.mark.parametrize("output, major", [
@@ -59,3 +65,25 @@ def test_python_workers_run_this_interpreter(spark):
 
     ran = spark.sparkContext.parallelize([1], 1).mapPartitions(interpreter).collect()
     assert ran == [sys.executable]
+
+
+def test_class_archive_is_written_first_then_read(tmp_path):
+    folder = tmp_path / "cache" / "bovw"
+    write = class_archive_option(folder, "/usr/bin/java", "4.3.0")
+    assert write.startswith(f"-XX:ArchiveClassesAtExit={folder}/spark-")
+    assert folder.is_dir() and not list(folder.iterdir())
+    archive = write.split()[0].split("=", 1)[1]
+    with open(archive, "wb") as made_by_the_jvm:
+        made_by_the_jvm.write(b"CDS")
+    assert class_archive_option(folder, "/usr/bin/java", "4.3.0").split()[0] == (
+        f"-XX:SharedArchiveFile={archive}")
+    # Another Spark (or JVM) gets its own archive, never a stale one.
+    assert class_archive_option(folder, "/usr/bin/java", "4.4.0").startswith(
+        "-XX:ArchiveClassesAtExit=")
+
+
+def test_an_empty_class_archive_is_written_again(tmp_path):
+    archive = class_archive_option(tmp_path, "/usr/bin/java", "4.3.0").split()[0].split("=")[1]
+    open(archive, "wb").close()
+    assert class_archive_option(tmp_path, "/usr/bin/java", "4.3.0").startswith(
+        "-XX:ArchiveClassesAtExit=")
