@@ -129,6 +129,10 @@ class VocabularySettings:
     # k-means|| init does no better than random; KMeans time grows with both. So the
     # defaults are the cheap end: 100k descriptors (100 per word), 3 iterations.
     sample_size: int = 100_000
+    # Descriptors the descriptors stage sets aside per Training image (0: none). When they
+    # add up to sample_size or more, the sample is drawn from them, without reading every
+    # descriptor again: 16 x 11.6k Training images = 186k on fruits360-dev.
+    sample_per_image: int = 16
     max_iter: int = 3
     init_mode: str = "random"
     init_steps: int = 2
@@ -144,6 +148,8 @@ class VocabularySettings:
         _require(self.k >= 2, f"vocabulary.k must be >= 2 (got {self.k})")
         _require(self.sample_size >= 1,
                  f"vocabulary.sample_size must be >= 1 (got {self.sample_size})")
+        _require(self.sample_per_image >= 0,
+                 f"vocabulary.sample_per_image must be >= 0 (got {self.sample_per_image})")
         _require(self.max_iter >= 1, "vocabulary.max_iter must be >= 1")
         _require(
             self.init_mode in ("k-means||", "random"),

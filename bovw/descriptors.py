@@ -8,26 +8,40 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from bovw.config import ColourSettings, OrbSettings
-from bovw.features import extract_descriptors, pack
+from bovw.features import extract_descriptors, image_rng, pack
+from bovw.ingest import TRAIN
 
 DESCRIPTOR_SCHEMA = (
     "path string, label string, split string, n_keypoints int, descriptors binary, "
-    "reject_reason string, width int, height int, positions binary, colour array<float>"
+    "reject_reason string, width int, height int, positions binary, colour array<float>, "
+    "sample binary"
 )
 _OUTPUT_SCHEMA = pa.schema([
     ("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
     ("n_keypoints", pa.int32()), ("descriptors", pa.binary()), ("reject_reason", pa.string()),
     ("width", pa.int32()), ("height", pa.int32()), ("positions", pa.binary()),
     ("colour", pa.list_(pa.float32())),
+    ("sample", pa.binary()),
 ])
 
 
-def _describe_batches(settings: OrbSettings, colour: ColourSettings | None):
+def sample_rows(descriptors: np.ndarray, count: int, seed: int, path: str) -> np.ndarray:
+    """`count` of an image's descriptor rows (all of them when it has fewer), chosen by a
+    generator seeded from (seed, path), in their original order."""
+    if len(descriptors) <= count:
+        return descriptors
+    chosen = image_rng(seed, path).choice(len(descriptors), count, replace=False)
+    return descriptors[np.sort(chosen)]
+
+
+def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
+                      sample_per_image: int, seed: int):
     from bovw.colour import image_colour
 
     def describe(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -38,6 +52,10 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None):
             colours = [image_colour(content, settings, colour).tolist()
                        if colour is not None and colour.enabled and r.reject_reason is None
                        else [] for content, r in zip(columns["content"], results, strict=True)]
+            samples = [pack(sample_rows(r.descriptors, sample_per_image, seed, path))
+                       if split == TRAIN and sample_per_image > 0 else b""
+                       for path, split, r in zip(columns["path"], columns["split"], results,
+                                                 strict=True)]
             yield pa.RecordBatch.from_arrays(
                 [
                     pa.array(columns["path"], pa.string()),
@@ -50,6 +68,7 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None):
                     pa.array([r.height for r in results], pa.int32()),
                     pa.array([pack(r.positions) for r in results], pa.binary()),
                     pa.array(colours, pa.list_(pa.float32())),
+                    pa.array(samples, pa.binary()),
                 ],
                 schema=_OUTPUT_SCHEMA,
             )
@@ -58,17 +77,21 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None):
 
 
 def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int,
-                    colour: ColourSettings | None = None) -> DataFrame:
+                    colour: ColourSettings | None = None, sample_per_image: int = 0,
+                    seed: int = 0) -> DataFrame:
     """ORB descriptors for every listed image.
 
     `files` has the binaryFile columns plus label and split (null split = outside the
     Training/Test folders). Returns DESCRIPTOR_SCHEMA rows, one per file, rejects included
     with their reason and n_keypoints 0; `colour` holds the image's colour block when
-    `colour.enabled` (bovw.colour), else it is empty.
+    `colour.enabled` (bovw.colour), else it is empty. `sample` holds `sample_per_image`
+    of a Training image's descriptors (sample_rows with `seed`), packed like
+    `descriptors`: the vocabulary stage samples from these small blobs instead of reading
+    every descriptor again.
     """
     readable = files.filter((F.col("length") <= max_file_bytes) & F.col("split").isNotNull())
     described = readable.select("path", "label", "split", "content").mapInArrow(
-        _describe_batches(settings, colour), DESCRIPTOR_SCHEMA
+        _describe_batches(settings, colour, sample_per_image, seed), DESCRIPTOR_SCHEMA
     )
     too_large = F.col("length") > max_file_bytes
     # Both kinds of unread rejects come from one scan of the listing, not one each.
@@ -88,6 +111,7 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
         F.lit(0).cast("int").alias("height"),
         F.lit(b"").cast("binary").alias("positions"),
         F.array().cast("array<float>").alias("colour"),
+        F.lit(b"").cast("binary").alias("sample"),
     )
     return described.unionByName(rejected_unread)
 

@@ -7,6 +7,7 @@ raises; an unreadable image comes back as an `Extraction` with a reject reason.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import warnings
 from dataclasses import dataclass, field
@@ -183,6 +184,12 @@ def extract_descriptors(data: bytes, settings: OrbSettings) -> Extraction:
             detail = f"{type(error).__name__}: {detail}"
         return Extraction(EMPTY_DESCRIPTORS, f"description failed: {detail}", width, height)
     return Extraction(descriptors, None, width, height, positions)
+
+
+def image_rng(seed: int, path: str) -> np.random.Generator:
+    """A random generator fixed by (seed, path): the same in every process and partition."""
+    digest = hashlib.blake2b(f"{seed}\0{path}".encode(), digest_size=8).digest()
+    return np.random.default_rng(int.from_bytes(digest, "little"))
 
 
 def pack(rows: np.ndarray) -> bytes:

@@ -131,7 +131,8 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         files = labelled_images(spark, input_path, config.ingest, config.seed)
         timings["ingest"] = round(time.perf_counter() - started, 3)
         described = describe_images(files, config.orb, config.ingest.max_file_bytes,
-                                    config.colour)
+                                    config.colour, config.vocabulary.sample_per_image,
+                                    config.seed)
         storage.write_parquet(spark, described, layout.descriptors)
         source = layout.descriptors
     descriptors = spark.read.parquet(source)

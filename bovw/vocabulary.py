@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -16,18 +15,12 @@ from pyspark.sql.types import StructField, StructType
 from bovw.config import VocabularySettings
 from bovw.descriptors import accepted
 from bovw.errors import VocabularyError
-from bovw.features import DESCRIPTOR_BYTES, unpack
+from bovw.features import DESCRIPTOR_BYTES, image_rng, unpack
 from bovw.ingest import TRAIN
 
 _SAMPLE_SCHEMA = "path string, index int, descriptor binary"
 _DENSE_VECTOR = pa.struct([("type", pa.int8()), ("size", pa.int32()),
                            ("indices", pa.list_(pa.int32())), ("values", pa.list_(pa.float64()))])
-
-
-def image_rng(seed: int, path: str) -> np.random.Generator:
-    """A random generator fixed by (seed, path): the same in every process and partition."""
-    digest = hashlib.blake2b(f"{seed}\0{path}".encode(), digest_size=8).digest()
-    return np.random.default_rng(int.from_bytes(digest, "little"))
 
 
 def _sample_batches(fraction: float, seed: int):
@@ -81,7 +74,8 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
     """About `settings.sample_size` Training descriptors, duplicates removed, as a
     `features` vector column.
 
-    Each descriptor is kept with probability sample_size / total, decided by a generator
+    Drawn from the `sample` column when it holds at least sample_size descriptors, else
+    from all of them. Each is kept with probability sample_size / available, decided by a generator
     seeded from (seed, path), so the sample does not depend on partitioning. The result
     is hash-partitioned and sorted on a fixed number of partitions, which makes KMeans's
     own seeded choices independent of the master URL. Raises VocabularyError when there
@@ -90,14 +84,24 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
     training = accepted(descriptors).filter(
         (F.col("split") == TRAIN) & (F.col("n_keypoints") > 0)
     )
-    total = training.agg(F.sum("n_keypoints")).first()[0] or 0
+    has_samples = "sample" in descriptors.columns
+    sums = training.agg(
+        F.sum("n_keypoints"),
+        (F.sum(F.length("sample")) if has_samples else F.lit(0)) / DESCRIPTOR_BYTES,
+    ).first()
+    total, presampled = sums[0] or 0, int(sums[1] or 0)
     if total < settings.k:
         raise VocabularyError(
             f"only {total} Training descriptors for vocabulary.k={settings.k}; "
             "lower k or add Training images"
         )
-    fraction = min(1.0, settings.sample_size / total)
-    sampled = training.select("path", "descriptors").mapInArrow(
+    # The descriptors stage set a few descriptors of each image aside (bovw.descriptors):
+    # when they are enough, the sample is drawn from them, a small read instead of every
+    # descriptor of every image.
+    source, available = ("sample", presampled) if presampled >= settings.sample_size else (
+        "descriptors", total)
+    fraction = min(1.0, settings.sample_size / available)
+    sampled = training.select("path", F.col(source).alias("descriptors")).mapInArrow(
         _sample_batches(fraction, seed), _SAMPLE_SCHEMA)
     # Dense grids put many points on the plain background, which all give the very same
     # descriptor: KMeans's random init would pick it hundreds of times and end with far

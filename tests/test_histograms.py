@@ -30,7 +30,7 @@ def descriptor_row(path, split, descriptors, reason=None, positions=None):
     if positions is None:
         positions = np.zeros((len(descriptors), 2), np.uint8)
     return (path, "fruit", split, len(descriptors), pack(descriptors), reason, 100, 100,
-            pack(np.asarray(positions, np.uint8)), [])
+            pack(np.asarray(positions, np.uint8)), [], b"")
 
 
 @pytest.fixture(scope="module")

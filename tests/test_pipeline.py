@@ -104,6 +104,14 @@ def test_features_parquet_has_one_row_per_accepted_image(spark, first_run):
     assert len(other["pca_features"]) == 10
 
 
+def test_descriptors_set_aside_a_vocabulary_sample_for_training_images(spark, first_run):
+    rows = spark.read.parquet(str(first_run / "descriptors")).collect()
+    for row in rows:
+        expected = min(row["n_keypoints"], 16) if row["split"] == "Training" else 0
+        assert len(row["sample"] or b"") == 32 * expected, row["path"]
+    assert any(row["split"] == "Training" and row["n_keypoints"] > 16 for row in rows)
+
+
 def test_models_are_saved_and_loadable(first_run):
     assert KMeansModel.load(str(first_run / "models" / "vocabulary")).getK() == 20
     assert PCAModel.load(str(first_run / "models" / "pca")).getK() == 10

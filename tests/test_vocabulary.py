@@ -1,0 +1,56 @@
+"""The vocabulary sample: descriptors set aside per image, and where the sample is drawn."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bovw.config import VocabularySettings
+from bovw.descriptors import DESCRIPTOR_SCHEMA, sample_rows
+from bovw.features import pack
+from bovw.vocabulary import sample_descriptors
+
+
+def test_sample_rows_keeps_everything_when_there_are_few():
+    rows = np.arange(3 * 32, dtype=np.uint8).reshape(3, 32)
+    assert np.array_equal(sample_rows(rows, 3, seed=1, path="a.jpg"), rows)
+    assert np.array_equal(sample_rows(rows, 5, seed=1, path="a.jpg"), rows)
+
+
+def test_sample_rows_is_a_seeded_ordered_subset():
+    rows = np.repeat(np.arange(50, dtype=np.uint8)[:, None], 32, axis=1)
+    chosen = sample_rows(rows, 4, seed=7, path="a.jpg")
+    firsts = chosen[:, 0].tolist()
+    assert len(firsts) == 4 and firsts == sorted(set(firsts))
+    assert np.array_equal(chosen, sample_rows(rows, 4, seed=7, path="a.jpg"))
+    others = [sample_rows(rows, 4, seed=seed, path="a.jpg")[:, 0].tolist() for seed in range(5)]
+    assert len({tuple(other) for other in others}) > 1
+
+
+def _row(path, split, descriptors, sample):
+    n = len(descriptors)
+    return (path, "fruit", split, n, pack(descriptors), None, 100, 100,
+            pack(np.zeros((n, 2), np.uint8)), [], pack(sample))
+
+
+def _distinct(values):
+    """(n, 32) rows, each of them filled with one of `values`."""
+    return np.repeat(np.asarray(values, np.uint8)[:, None], 32, axis=1)
+
+
+def _sampled_values(spark, rows, sample_size):
+    frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
+    settings = VocabularySettings(k=2, sample_size=sample_size, partitions=2)
+    sample = sample_descriptors(frame, settings, seed=3)
+    return sorted(int(row["features"][0]) for row in sample.collect())
+
+
+def test_the_set_aside_sample_is_used_when_it_is_large_enough(spark):
+    rows = [
+        _row("a.jpg", "Training", _distinct(range(0, 10)), _distinct([1, 2, 3])),
+        _row("b.jpg", "Training", _distinct(range(10, 20)), _distinct([11, 12, 13])),
+        _row("c.jpg", "Test", _distinct(range(20, 30)), _distinct([])),
+    ]
+    # 6 set-aside descriptors >= sample_size 6: every one of them, and nothing else.
+    assert _sampled_values(spark, rows, 6) == [1, 2, 3, 11, 12, 13]
+    # 6 < 20: drawn from all Training descriptors instead (all of them: 20 <= 20).
+    assert _sampled_values(spark, rows, 20) == list(range(20))
