@@ -122,26 +122,14 @@ def fit_pca(train, column: str, components: int, dimension: int):
     the unstandardised L2 penalty of LogisticRegression divides by each feature's variance
     (~1e-32 on those), LBFGS gave up at its first step and every Test image got one class.
     """
-    import numpy as np
-    from pyspark.mllib.linalg import Vectors as MllibVectors
-    from pyspark.mllib.linalg.distributed import RowMatrix
     from threadpoolctl import threadpool_limits
 
-    from bovw.reduction import pca_model
+    from bovw.reduction import exact_components, pca_model
 
-    rows = train.select(column).rdd.map(lambda row: MllibVectors.fromML(row[0]))
-    covariance = RowMatrix(rows, numCols=dimension).computeCovariance().toArray()
     # One thread, like Spark's own decomposition: beside Spark on 2 cores OpenBLAS's threads
     # only wait for each other (1000 columns: 5-6 s with two threads, 0.1-1 s with one).
     with threadpool_limits(limits=1):
-        variances, axes = np.linalg.eigh(covariance)  # ascending
-    k = min(components, dimension)
-    pc = axes[:, ::-1][:, :k]
-    # Each axis's sign is arbitrary: fix it (largest entry positive) for repeatable features.
-    pc = pc * np.where(pc[np.abs(pc).argmax(axis=0), np.arange(k)] < 0, -1.0, 1.0)
-    variances = np.clip(variances[::-1], 0.0, None)
-    total = variances.sum()
-    explained = variances[:k] / total if total > 0 else np.zeros(k)
+        pc, explained = exact_components(train, column, min(components, dimension), dimension)
     return pca_model(train.sparkSession, pc, explained).setInputCol(column)
 
 

@@ -1,8 +1,9 @@
 """Reduction stage: PCA fitted on the Training rows, as a Spark ML PCAModel.
 
 Spark ML's PCA builds the full d x d covariance on the driver and decomposes it there:
-fine for a few hundred columns, minutes for the thousands a spatial pyramid produces.
-Wide inputs are therefore fitted by randomized subspace iteration instead: every pass is
+fine for a few hundred columns (done here too, see exact_components), minutes for the
+thousands a spatial pyramid produces. Wide inputs are therefore fitted by randomized
+subspace iteration instead: every pass is
 one distributed job returning a d x (components + oversampling) matrix per partition, and
 only small matrices are decomposed on the driver. Either way the result is an ordinary
 PCAModel (saved, loaded, exported and applied exactly like Spark's own).
@@ -15,8 +16,10 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 from pyspark.ml.common import _py2java
-from pyspark.ml.feature import PCA, PCAModel
+from pyspark.ml.feature import PCAModel
 from pyspark.ml.linalg import DenseMatrix, DenseVector
+from pyspark.mllib.linalg import Vectors as MllibVectors
+from pyspark.mllib.linalg.distributed import RowMatrix
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from scipy import sparse
@@ -41,9 +44,37 @@ def fit_pca(weighted: DataFrame, components: int, input_dimension: int, seed: in
     k = min(components, input_dimension)
     training = weighted.filter(F.col("split") == TRAIN)
     if input_dimension <= exact_max_dimension:
-        return PCA(k=k, inputCol="weighted", outputCol="pca_features").fit(training)
-    pc, variance = randomized_components(training, k, input_dimension, seed)
+        pc, variance = exact_components(training, "weighted", k, input_dimension)
+    else:
+        pc, variance = randomized_components(training, k, input_dimension, seed)
     return pca_model(weighted.sparkSession, pc, variance)
+
+
+def exact_components(training: DataFrame, column: str, k: int, dimension: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The top `k` principal axes of the `column` vectors of `training`, exactly.
+
+    Like Spark ML's PCA.fit, Spark computes the d x d covariance and the driver decomposes
+    it; but the decomposition is numpy's symmetric eigensolver. Without a native LAPACK,
+    PCA.fit's SVD runs in an old Java translation of LAPACK whose dgesdd returns wrong
+    vectors for some singular matrices, and the covariance is singular whenever there are
+    fewer Training rows than columns: on 454 rows x 1,000 bins, 18 of its 100 axes carried
+    no Training variance, and logistic regression then failed at its first step.
+    Returns pc (d, k), unit columns, largest variance first, and the explained fractions.
+    """
+    rows = training.select(column).rdd.map(lambda row: MllibVectors.fromML(row[0]))
+    covariance = RowMatrix(rows, numCols=dimension).computeCovariance().toArray()
+    values, vectors = np.linalg.eigh(covariance)  # ascending
+    pc = _fix_signs(vectors[:, ::-1][:, :k])
+    values = np.clip(values[::-1], 0.0, None)
+    total = values.sum()
+    return pc, values[:k] / total if total > 0 else np.zeros(k)
+
+
+def _fix_signs(pc: np.ndarray) -> np.ndarray:
+    """Each axis's sign is arbitrary: the one whose largest entry is positive, repeatably."""
+    k = pc.shape[1]
+    return pc * np.where(pc[np.abs(pc).argmax(axis=0), np.arange(k)] < 0, -1.0, 1.0)
 
 
 def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
@@ -71,9 +102,7 @@ def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
     small = previous.T @ product
     values, vectors = np.linalg.eigh((small + small.T) / 2)
     order = np.argsort(values)[::-1][:k]
-    pc = previous @ vectors[:, order]
-    # The sign of each axis is arbitrary; fix it so the largest entry is positive.
-    pc *= np.where(pc[np.abs(pc).argmax(axis=0), np.arange(k)] < 0, -1.0, 1.0)
+    pc = _fix_signs(previous @ vectors[:, order])
     explained = np.clip(values[order], 0.0, None) / total_variance if total_variance else (
         np.zeros(k))
     return pc, explained
