@@ -75,12 +75,13 @@ def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, with_colour: b
                 counts.append(image_counts.astype(np.float64))
                 end += len(bins)
             rows = np.repeat(np.arange(batch.num_rows), n_cells)
+            cell_offsets = pa.array(np.concatenate(offsets))
             vectors = pa.StructArray.from_arrays([
                 pa.array(np.zeros(len(rows), np.int8)),
                 pa.array(np.full(len(rows), k, np.int32)),
-                pa.ListArray.from_arrays(pa.array(np.concatenate(offsets)),
+                pa.ListArray.from_arrays(cell_offsets,
                                          pa.array(np.concatenate(words + [np.zeros(0, np.int32)]))),
-                pa.ListArray.from_arrays(pa.array(np.concatenate(offsets)),
+                pa.ListArray.from_arrays(cell_offsets,
                                          pa.array(np.concatenate(counts + [np.zeros(0)]))),
             ], fields=list(_SPARSE_VECTOR))
             yield pa.RecordBatch.from_arrays(
