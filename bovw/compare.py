@@ -69,15 +69,15 @@ def normalised_path(column):
 
 # ---------------------------------------------------------------- the common path
 
-def classify_features(spark: SparkSession, features: DataFrame, config: Config,
+def classify_features(spark: SparkSession, features: DataFrame, rows: int, config: Config,
                       layout: RunLayout, *, normalise: bool) -> dict[str, Any]:
     """Fit PCA and logistic regression on the Training rows of `features`, score Test.
 
-    `features` has (path, label, split, features: vector). With `normalise` the vectors are
-    L2-normalised first (as the visual-word histograms are). Writes the PCA, labels and
-    classifier models, the per-image `features` Parquet (with pca_features and
-    prediction) and metrics.json into `layout`; returns {"reduction", "metrics",
-    "timings"}.
+    `features` has (path, label, split, features: vector), `rows` rows. With `normalise`
+    the vectors are L2-normalised first (as the visual-word histograms are). Writes the
+    PCA, labels and classifier models, the per-image `features` Parquet (with
+    pca_features and prediction) and metrics.json into `layout`; returns {"reduction",
+    "metrics", "timings"}.
     """
     if normalise:
         weighted = Normalizer(inputCol="features", outputCol="weighted", p=2.0).transform(
@@ -92,7 +92,7 @@ def classify_features(spark: SparkSession, features: DataFrame, config: Config,
     variance = explained_variance(pca)
     timings["reduction"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
-    metrics = classify_and_evaluate(spark, config, pca.transform(weighted), layout,
+    metrics = classify_and_evaluate(spark, config, pca.transform(weighted), rows, layout,
                                     ("path", "label", "split"))
     timings["classifier"] = round(time.perf_counter() - started, 3)
     return {"reduction": {"input_dimension": dimension, "components": len(variance),
@@ -320,8 +320,9 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
     if not per_split.get(TRAIN) or not per_split.get(TEST):
         raise CompareError(f"the CNN features cover {per_split.get(TRAIN, 0)} Training and "
                            f"{per_split.get(TEST, 0)} Test images; both splits need some")
-    classified = classify_features(spark, matched, config, layout, normalise=config.cnn.l2)
     accepted_count = sum(per_split.values())
+    classified = classify_features(spark, matched, accepted_count, config, layout,
+                                   normalise=config.cnn.l2)
     summary = {
         "output": layout.root,
         "counts": {"images": accepted_count + missing_count, "accepted": accepted_count,

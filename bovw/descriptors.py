@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from bovw.config import ColourSettings, OrbSettings
-from bovw.features import extract_descriptors, image_rng, pack
+from bovw.features import DESCRIPTOR_BYTES, extract_descriptors, image_rng, pack
 from bovw.ingest import TRAIN
 
 DESCRIPTOR_SCHEMA = (
@@ -130,13 +130,18 @@ def rejects(descriptors: DataFrame) -> DataFrame:
 
 def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
     """Counts (images, accepted, rejected, per split, classes) and keypoint statistics over
-    accepted images (mean, min, median, max, images without keypoints, total), in one pass."""
+    accepted images (mean, min, median, max, images without keypoints, total; and over
+    Training images, `training` descriptors of which `set_aside` were set aside for the
+    vocabulary sample), in one pass."""
     ok = F.col("reject_reason").isNull()
     keypoints = F.when(ok, F.col("n_keypoints"))
+    training = ok & (F.col("split") == TRAIN)
+    set_aside = (F.length("sample") if "sample" in descriptors.columns else F.lit(0)
+                 ) / DESCRIPTOR_BYTES
     row = descriptors.agg(
         F.count(F.lit(1)).alias("images"),
         F.sum(F.when(ok, 1).otherwise(0)).alias("accepted"),
-        F.sum(F.when(ok & (F.col("split") == "Training"), 1).otherwise(0)).alias("Training"),
+        F.sum(F.when(training, 1).otherwise(0)).alias("Training"),
         F.sum(F.when(ok & (F.col("split") == "Test"), 1).otherwise(0)).alias("Test"),
         F.count_distinct(F.when(ok, F.col("label"))).alias("classes"),
         F.mean(keypoints).alias("mean"),
@@ -145,6 +150,8 @@ def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
         F.max(keypoints).alias("max"),
         F.sum(F.when(ok & (F.col("n_keypoints") == 0), 1).otherwise(0)).alias("zero"),
         F.sum(keypoints).alias("total"),
+        F.sum(F.when(training, F.col("n_keypoints"))).alias("training"),
+        F.sum(F.when(training, set_aside)).alias("set_aside"),
     ).first()
     counts = {
         "images": int(row["images"]),
@@ -160,5 +167,7 @@ def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
         "max": int(row["max"] or 0),
         "images_without_keypoints": int(row["zero"] or 0),
         "total": int(row["total"] or 0),
+        "training": int(row["training"] or 0),
+        "set_aside": int(row["set_aside"] or 0),
     }
     return counts, keypoint_stats

@@ -6,6 +6,7 @@ ingest + descriptors -> vocabulary -> histograms -> reduction (IDF, PCA) -> clas
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,7 +102,8 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
     result.counts, result.keypoints = record["counts"], record["keypoints"]
     descriptors = spark.read.parquet(record["descriptors_path"])
 
-    record = stages.run("vocabulary", lambda: _vocabulary_stage(config, descriptors, layout))
+    record = stages.run("vocabulary", lambda: _vocabulary_stage(config, descriptors,
+                                                                result.keypoints, layout))
     result.vocabulary = record["vocabulary"]
     vocabulary = centers(KMeansModel.load(layout.model("vocabulary")))
 
@@ -114,7 +116,8 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
                                                               layout))
     result.reduction = record["reduction"]
 
-    record = stages.run("classifier", lambda: _classifier_stage(spark, config, histograms, layout))
+    record = stages.run("classifier", lambda: _classifier_stage(
+        spark, config, histograms, result.counts["accepted"], layout))
     result.metrics = json.loads(storage.read_text(spark, layout.metrics))
 
     storage.write_text(spark, layout.summary, json.dumps(result.summary(config), indent=2))
@@ -136,16 +139,22 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         storage.write_parquet(spark, described, layout.descriptors)
         source = layout.descriptors
     descriptors = spark.read.parquet(source)
-    storage.write_parquet(spark, rejects(descriptors), layout.rejects)
     counts, keypoints = statistics(descriptors)
+    # Without rejects the (empty) table is written without scanning the descriptors again.
+    storage.write_parquet(spark, rejects(descriptors if counts["rejected"] else
+                                         descriptors.limit(0)), layout.rejects)
     if counts["accepted"] == 0:
         raise InputError(f"no readable image under {input_path}; see {layout.rejects}")
     return {"descriptors_path": source, "counts": counts, "keypoints": keypoints,
             "timings": timings}
 
 
-def _vocabulary_stage(config: Config, descriptors: DataFrame, layout: RunLayout) -> dict[str, Any]:
-    sample = sample_descriptors(descriptors, config.vocabulary, config.seed)
+def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: dict[str, Any],
+                      layout: RunLayout) -> dict[str, Any]:
+    # Runs finished before the descriptors record held these totals count them again.
+    totals = ((keypoints["training"], keypoints["set_aside"])
+              if "set_aside" in keypoints else None)
+    sample = sample_descriptors(descriptors, config.vocabulary, config.seed, totals)
     model, sample_size = fit_vocabulary(sample, config.vocabulary, config.seed)
     model.write().overwrite().save(layout.model("vocabulary"))
     # Only what KMeans already knows: summary.clusterSizes would cost one more Spark job.
@@ -180,26 +189,32 @@ def _reduction_stage(config: Config, histograms: DataFrame, dimension: int, layo
                           "explained_variance": variance}}
 
 
-def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame,
+def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame, rows: int,
                       layout: RunLayout) -> dict[str, Any]:
     idf = IDFModel.load(layout.model("idf")) if config.histograms.tfidf else None
     pca = PCAModel.load(layout.model("pca"))
     weighted = append_colour(weight(histograms, config.histograms, idf), config.colour)
-    classify_and_evaluate(spark, config, pca.transform(weighted), layout,
+    classify_and_evaluate(spark, config, pca.transform(weighted), rows, layout,
                           ("path", "label", "split", "n_keypoints", "histogram"))
     return {}
 
 
-def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFrame,
+def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFrame, rows: int,
                           layout: RunLayout, kept: tuple[str, ...]) -> dict[str, Any]:
-    """Fit labels and the classifier on the Training rows of `projected` (pca_features),
-    save both models, write the features Parquet (`kept` columns, pca_features, prediction,
-    probability) and metrics.json into `layout`; returns the metrics."""
+    """Fit labels and the classifier on the Training rows of `projected` (pca_features,
+    about `rows` rows in all), save both models, write the features Parquet (`kept`
+    columns, pca_features, prediction, probability) and metrics.json into `layout`;
+    returns the metrics."""
     # Materialised with its lineage cut: every LBFGS iteration is a Spark job, and each
     # job would otherwise ship the whole plan behind these rows (the PCA matrix alone is
     # 4 MB at 5,000 bins) to every task. A local checkpoint, rather than a cache, is what
     # drops the plan; executors holding its blocks are not released by dynamic allocation.
-    projected = projected.select(*kept, "pca_features").localCheckpoint()
+    # Rows are laid out by path, so the sums inside LBFGS do not depend on how the
+    # input happened to be split.
+    partitions = max(1, math.ceil(rows / config.classifier.rows_per_partition))
+    projected = (projected.select(*kept, "pca_features")
+                 .repartition(partitions, "path").sortWithinPartitions("path")
+                 .localCheckpoint())
     labels = fit_labels(projected)
     labels.write().overwrite().save(layout.model("labels"))
     classifier = fit_classifier(projected, labels, config.classifier)

@@ -109,6 +109,30 @@ def class_archive_option(archive_dir: Path, java: str, spark_version: str) -> st
     return f"-XX:ArchiveClassesAtExit={archive} {quiet}"
 
 
+# HotSpot's defaults for when a method (or loop) moves to C2, the optimising compiler.
+_C2_THRESHOLDS = {"Tier4InvocationThreshold": 5000, "Tier4MinInvocationThreshold": 600,
+                  "Tier4CompileThreshold": 15000, "Tier4BackEdgeThreshold": 40000}
+
+
+def jit_threshold_options(scale: int) -> str:
+    """JVM flags that raise the C2 compilation thresholds `scale` times ("" for 1)."""
+    if scale == 1:
+        return ""
+    return " ".join(f"-XX:{name}={value * scale}" for name, value in _C2_THRESHOLDS.items())
+
+
+def local_driver_options(settings: SparkSettings, given: str, java: str,
+                         spark_version: str) -> str:
+    """The driver JVM flags for a local-mode JVM that bovw starts: the `given` ones
+    (spark.driver.extraJavaOptions), then the JIT thresholds and the class archive that
+    `settings` ask for."""
+    options = [given.strip(), jit_threshold_options(settings.jit_threshold_scale)]
+    if settings.class_archive_dir:
+        options.append(class_archive_option(Path(settings.class_archive_dir).expanduser(),
+                                            java, spark_version))
+    return " ".join(option for option in options if option)
+
+
 def build_session(config: Config, java_home: str | None = None,
                   extra: Mapping[str, str] | None = None, submitted: bool = False):
     """Check Java, then get or create the SparkSession configured by `config`.
@@ -133,12 +157,11 @@ def build_session(config: Config, java_home: str | None = None,
             # PATH, which outside an activated virtualenv lacks OpenCV and pyarrow. In local
             # mode the workers must be this very interpreter.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-            if config.spark.class_archive_dir:
-                option = class_archive_option(
-                    Path(config.spark.class_archive_dir).expanduser(),
-                    find_java(java_home) or "java", pyspark.__version__)
-                key = "spark.driver.extraJavaOptions"
-                properties[key] = f"{properties.get(key, '')} {option}".strip()
+            key = "spark.driver.extraJavaOptions"
+            options = local_driver_options(config.spark, properties.get(key, ""),
+                                           find_java(java_home) or "java", pyspark.__version__)
+            if options:
+                properties[key] = options
     builder = SparkSession.builder
     for key, value in {**properties, **(extra or {})}.items():
         if key not in already_set:

@@ -6,12 +6,14 @@ import sys
 
 import pytest
 
-from bovw.config import SparkSettings
+from bovw.config import ConfigError, SparkSettings, load_config
 from bovw.session import (
     JavaError,
     check_java,
     class_archive_option,
     java_major_version,
+    jit_threshold_options,
+    local_driver_options,
     spark_properties,
 )
 
@@ -87,3 +89,23 @@ def test_an_empty_class_archive_is_written_again(tmp_path):
     open(archive, "wb").close()
     assert class_archive_option(tmp_path, "/usr/bin/java", "4.3.0").startswith(
         "-XX:ArchiveClassesAtExit=")
+
+
+def test_jit_thresholds_scale_hotspots_defaults():
+    assert jit_threshold_options(1) == ""
+    assert jit_threshold_options(20) == (
+        "-XX:Tier4InvocationThreshold=100000 -XX:Tier4MinInvocationThreshold=12000 "
+        "-XX:Tier4CompileThreshold=300000 -XX:Tier4BackEdgeThreshold=800000")
+
+
+def test_local_driver_options_keep_the_given_ones_first(tmp_path):
+    settings = SparkSettings(jit_threshold_scale=2, class_archive_dir=str(tmp_path))
+    options = local_driver_options(settings, " -Xss4m ", "/usr/bin/java", "4.3.0").split()
+    assert options[:2] == ["-Xss4m", "-XX:Tier4InvocationThreshold=10000"]
+    assert options[5].startswith(f"-XX:ArchiveClassesAtExit={tmp_path}/spark-")
+    assert local_driver_options(SparkSettings(), "", "/usr/bin/java", "4.3.0") == ""
+
+
+def test_jit_threshold_scale_below_one_is_refused():
+    with pytest.raises(ConfigError, match="spark.jit_threshold_scale must be >= 1"):
+        load_config(None, {"spark.jit_threshold_scale": 0})

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bovw.config import VocabularySettings
-from bovw.descriptors import DESCRIPTOR_SCHEMA, sample_rows
+from bovw.descriptors import DESCRIPTOR_SCHEMA, sample_rows, statistics
+from bovw.errors import VocabularyError
 from bovw.features import pack
 from bovw.vocabulary import sample_descriptors
 
@@ -37,10 +39,10 @@ def _distinct(values):
     return np.repeat(np.asarray(values, np.uint8)[:, None], 32, axis=1)
 
 
-def _sampled_values(spark, rows, sample_size):
+def _sampled_values(spark, rows, sample_size, totals=None):
     frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
     settings = VocabularySettings(k=2, sample_size=sample_size, partitions=2)
-    sample = sample_descriptors(frame, settings, seed=3)
+    sample = sample_descriptors(frame, settings, seed=3, totals=totals)
     return sorted(int(row["features"][0]) for row in sample.collect())
 
 
@@ -54,3 +56,19 @@ def test_the_set_aside_sample_is_used_when_it_is_large_enough(spark):
     assert _sampled_values(spark, rows, 6) == [1, 2, 3, 11, 12, 13]
     # 6 < 20: drawn from all Training descriptors instead (all of them: 20 <= 20).
     assert _sampled_values(spark, rows, 20) == list(range(20))
+
+
+def test_statistics_count_what_the_sample_is_drawn_from(spark):
+    rows = [
+        _row("a.jpg", "Training", _distinct(range(0, 10)), _distinct([1, 2, 3])),
+        _row("b.jpg", "Training", _distinct(range(10, 14)), _distinct([11])),
+        _row("c.jpg", "Test", _distinct(range(20, 30)), _distinct([])),
+    ]
+    _counts, keypoints = statistics(spark.createDataFrame(rows, DESCRIPTOR_SCHEMA))
+    assert (keypoints["training"], keypoints["set_aside"]) == (14, 4)
+    # Given those totals, the sample needs no count of its own and is the same.
+    assert _sampled_values(spark, rows, 4, totals=(14, 4)) == [1, 2, 3, 11]
+    assert _sampled_values(spark, rows, 4) == [1, 2, 3, 11]
+    # Totals too small for k are refused, as counted ones are.
+    with pytest.raises(VocabularyError, match="only 1 Training descriptors"):
+        _sampled_values(spark, rows, 4, totals=(1, 0))
