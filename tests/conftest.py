@@ -13,6 +13,8 @@ TEST_SPARK = {
     "spark.master": "local[2]",
     "spark.shuffle_partitions": 4,
     "spark.driver_memory": "2g",
+    # Short jobs on tiny data: most of the optimising JIT's work would never pay back.
+    "spark.jit_threshold_scale": 20,
     "spark.conf.spark.ui.enabled": "false",
     "spark.conf.spark.driver.host": "127.0.0.1",
     "spark.conf.spark.driver.bindAddress": "127.0.0.1",
