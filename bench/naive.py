@@ -26,7 +26,6 @@ cancelled when time is up and the timings of the finished stages are still print
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import random
 import resource
@@ -84,7 +83,6 @@ class Deadline:
             self._thread.join(timeout=5)
 
 
-@functools.lru_cache(maxsize=4)
 def describe_row(content: bytes, orb: OrbSettings) -> list[list[float]] | None:
     """One image's ORB descriptors as lists of 34 floats (32 values, relative x, y), or None
     for bytes OpenCV cannot decode."""

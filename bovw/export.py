@@ -56,10 +56,6 @@ def build_model(spark: SparkSession, run_dir: str,
             "same --input and --output to finish it, then export")
     spec = json.loads(storage.read_text(spark, layout.run_spec))
     config = config_from_dict(spec["config"])
-    if config.colour.enabled:
-        # The model file has no colour block yet: exporting would silently drop it.
-        raise ExportError(f"run {run_dir} uses the colour block ([colour] enabled), which "
-                          "exported models do not support yet; predict with Spark instead")
     descriptors_record = json.loads(storage.read_text(spark, layout.marker("descriptors")))
     metrics = json.loads(storage.read_text(spark, layout.metrics))
 
@@ -80,6 +76,8 @@ def build_model(spark: SparkSession, run_dir: str,
         orb=config.orb,
         histograms=config.histograms,
         training_size=_training_size(spark, descriptors_record["descriptors_path"]),
+        feature_blocks=("words", "colour") if config.colour.enabled else ("words",),
+        colour=config.colour if config.colour.enabled else None,
         fruits={name: fruits[name] for name in classes if name in (fruits or {})},
         source={
             "run": layout.root,

@@ -20,6 +20,7 @@ This module must not import pyspark: `import bovw.predictor` stays light.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import zipfile
@@ -32,8 +33,10 @@ import cv2
 import numpy as np
 
 from bovw import __version__
+from bovw.colour import colour_histogram, to_rgb
 from bovw.config import (
     FIT_POLICIES,
+    ColourSettings,
     ConfigError,
     HistogramSettings,
     OrbSettings,
@@ -50,13 +53,13 @@ from bovw.features import (
     to_grey,
 )
 from bovw.fruits import FruitInfo
-from bovw.words import histogram_length, nearest_words, pyramid_bins
+from bovw.words import histogram_length, nearest_words, pyramid_bins, scoring_matrix
 
 MODEL_FORMAT = "bovw-model"
 MODEL_FORMAT_VERSION = 1
-# The blocks of the vector PCA sees, in order. A colour block would be appended here,
-# with its settings in the metadata and its length added to pc's rows.
-KNOWN_FEATURE_BLOCKS = ("words",)
+# The blocks of the vector PCA sees, in order. The colour block's settings are in the
+# metadata, and its length is part of pc's rows.
+KNOWN_FEATURE_BLOCKS = ("words", "colour")
 # Fixed member timestamps: the same model always gives byte-identical files.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -73,7 +76,8 @@ class ExportedModel:
     histogram length (k times the pyramid cells); pc (d, p) principal axes; coefficients
     (C, p) and intercepts (C,) of the logistic regression; classes in the classifier's
     index order; the ORB and histogram settings of the run; training_size (width, height)
-    of its Training images.
+    of its Training images; `colour` the colour block's settings when the run had one
+    (feature_blocks then ends with "colour").
     """
 
     classes: tuple[str, ...]
@@ -88,19 +92,27 @@ class ExportedModel:
     feature_blocks: tuple[str, ...] = ("words",)
     fruits: Mapping[str, FruitInfo] = field(default_factory=dict)
     source: Mapping[str, Any] = field(default_factory=dict)
+    colour: ColourSettings | None = None
+
+    @functools.cached_property
+    def scoring(self) -> np.ndarray:
+        """scoring_matrix(centers), made once per model rather than once per photo."""
+        return scoring_matrix(self.centers)
 
     def validate(self, source: str = "model") -> ExportedModel:
         """Check that the arrays fit together; returns self. Raises ModelFileError."""
         k = self.centers.shape[0] if self.centers.ndim == 2 else -1
-        length = histogram_length(max(k, 0), self.histograms.pyramid_levels)
+        length = histogram_length(max(k, 0), self.histograms.pyramid_levels) + (
+            self.colour.dimension if self.colour is not None else 0)
         classes = len(self.classes)
         problems = []
         if self.centers.ndim != 2 or self.centers.shape[1] != DESCRIPTOR_BYTES or k < 1:
             problems.append(f"centers has shape {self.centers.shape}, expected (k, 32)")
         if self.histograms.tfidf != (self.idf is not None):
             problems.append("idf must be present exactly when histograms.tfidf is true")
-        if self.idf is not None and self.idf.shape != (length,):
-            problems.append(f"idf has shape {self.idf.shape}, expected ({length},)")
+        words = histogram_length(max(k, 0), self.histograms.pyramid_levels)
+        if self.idf is not None and self.idf.shape != (words,):
+            problems.append(f"idf has shape {self.idf.shape}, expected ({words},)")
         if self.pc.ndim != 2 or self.pc.shape[0] != length:
             problems.append(f"pc has shape {self.pc.shape}, expected ({length}, components)")
         components = self.pc.shape[1] if self.pc.ndim == 2 else -1
@@ -116,6 +128,9 @@ class ExportedModel:
         if unknown:
             problems.append(f"feature block {unknown[0]!r} is unknown to bovw {__version__}; "
                             "upgrade bovw")
+        if ("colour" in self.feature_blocks) != (self.colour is not None):
+            problems.append("colour settings must be present exactly when feature_blocks "
+                            "holds 'colour'")
         if min(self.training_size) < 1:
             problems.append(f"training_size {self.training_size} must be positive")
         if problems:
@@ -126,12 +141,13 @@ class ExportedModel:
 # ---------------------------------------------------------------------------- the arithmetic
 
 def word_histogram(descriptors: np.ndarray, positions: np.ndarray, centers: np.ndarray,
-                   pyramid_levels: int = 1) -> np.ndarray:
+                   pyramid_levels: int = 1, scoring: np.ndarray | None = None) -> np.ndarray:
     """Raw counts of each visual word among an image's descriptors, per spatial-pyramid
     cell when pyramid_levels > 1 (positions as stored by bovw.features): a float64 array of
-    histogram_length(k, pyramid_levels) bins."""
+    histogram_length(k, pyramid_levels) bins. `scoring` is scoring_matrix(centers) when
+    the caller keeps it."""
     k = len(centers)
-    bins = nearest_words(descriptors, centers)
+    bins = nearest_words(descriptors, centers, scoring)
     if pyramid_levels > 1:
         bins = pyramid_bins(bins, positions, k, pyramid_levels)
     return np.bincount(bins, minlength=histogram_length(k, pyramid_levels)).astype(np.float64)
@@ -151,16 +167,20 @@ def weighted_histogram(histogram: np.ndarray, idf: np.ndarray | None, l2: bool,
     return weighted
 
 
-def feature_vector(descriptors: np.ndarray, positions: np.ndarray, model: ExportedModel
-                   ) -> np.ndarray:
-    """The vector the PCA sees for one image: its weighted word histogram.
-
-    Further per-image blocks (e.g. a colour histogram) are concatenated here, in the
-    order of `model.feature_blocks`, when the pipeline gains them.
-    """
+def feature_vector(descriptors: np.ndarray, positions: np.ndarray, model: ExportedModel,
+                   colour: np.ndarray | None = None) -> np.ndarray:
+    """The vector the PCA sees for one image: its weighted word histogram, then, when the
+    model has a colour block, weight * sqrt(`colour`) as bovw.colour.append_colour makes
+    it (zeros when `colour` is missing or of another length, as in the pipeline)."""
     settings = model.histograms
-    counts = word_histogram(descriptors, positions, model.centers, settings.pyramid_levels)
+    counts = word_histogram(descriptors, positions, model.centers, settings.pyramid_levels,
+                            model.scoring)
     blocks = [weighted_histogram(counts, model.idf, settings.l2, settings.power)]
+    if model.colour is not None:
+        dimension = model.colour.dimension
+        values = (np.asarray(colour, dtype=np.float32).astype(np.float64)
+                  if colour is not None and len(colour) == dimension else np.zeros(dimension))
+        blocks.append(np.sqrt(values) * model.colour.weight)
     return np.concatenate(blocks)
 
 
@@ -333,6 +353,7 @@ class _Described:
     height: int = 0
     fitted: str | None = None
     reject_reason: str | None = None
+    colour: np.ndarray | None = None
 
 
 class Predictor:
@@ -394,7 +415,20 @@ class Predictor:
         except cv2.error as error:
             return _Described(EMPTY_DESCRIPTORS, EMPTY_POSITIONS, width, height, fitted,
                               f"OpenCV failed: {_line(error)}")
-        return _Described(descriptors, positions, width, height, fitted)
+        return _Described(descriptors, positions, width, height, fitted,
+                          colour=self._colour(image))
+
+    def _colour(self, image) -> np.ndarray | None:
+        """The colour block of the decoded photo, made the training size like the grey
+        image; None when the model has no colour block or the block cannot be computed."""
+        if self.model.colour is None:
+            return None
+        try:
+            rgb, _steps = fit_to_training_size(to_rgb(image), self.model.training_size,
+                                               self.settings.fit)
+            return colour_histogram(rgb, self.model.colour)
+        except Exception:  # as in the pipeline, a block that cannot be made is zeros
+            return None
 
     def probabilities(self, data: bytes) -> np.ndarray | None:
         """Every class's probability, in `classes` order; None for unreadable bytes."""
@@ -424,7 +458,8 @@ class Predictor:
                           described.width, described.height)
 
     def _probabilities(self, described: _Described) -> np.ndarray:
-        features = feature_vector(described.descriptors, described.positions, self.model)
+        features = feature_vector(described.descriptors, described.positions, self.model,
+                                  described.colour)
         return class_probabilities(features, self.model)
 
     def _confidence_notes(self, n_keypoints: int, probability: float) -> tuple[str, ...]:
@@ -461,6 +496,7 @@ def model_to_bytes(model: ExportedModel) -> bytes:
         "histograms": _plain(model.histograms),
         "training_size": list(model.training_size),
         "feature_blocks": list(model.feature_blocks),
+        "colour": _plain(model.colour) if model.colour is not None else None,
         "fruits": {name: info.to_dict() for name, info in sorted(model.fruits.items())},
         "source": dict(model.source),
     }
@@ -517,8 +553,10 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
         if missing:
             raise ModelFileError(f"{source} is not a usable bovw model: no {missing[0]!r} array")
         try:
+            colour = metadata.get("colour")
             settings = config_from_dict({"orb": metadata["orb"],
-                                         "histograms": metadata["histograms"]})
+                                         "histograms": metadata["histograms"],
+                                         **({"colour": colour} if colour else {})})
             fruits = {name: FruitInfo(**info) for name, info in metadata["fruits"].items()}
             width, height = (int(v) for v in metadata["training_size"])
             model = ExportedModel(
@@ -534,6 +572,7 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
                 feature_blocks=tuple(metadata["feature_blocks"]),
                 fruits=fruits,
                 source=metadata.get("source", {}),
+                colour=settings.colour if colour else None,
             )
         except (KeyError, TypeError, ValueError, ConfigError) as error:
             raise ModelFileError(

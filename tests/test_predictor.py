@@ -3,6 +3,7 @@ with the Spark model on a generated dataset (one pipeline run for the whole modu
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -17,13 +18,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bovw.config import ConfigError, HistogramSettings, OrbSettings, PredictSettings, load_config
+from bovw.config import (
+    ColourSettings,
+    ConfigError,
+    HistogramSettings,
+    OrbSettings,
+    PredictSettings,
+    load_config,
+)
 from bovw.fruits import FruitInfo, load_catalogue
 from bovw.predictor import (
     ExportedModel,
     ModelFileError,
     Predictor,
     class_probabilities,
+    feature_vector,
     fit_to_training_size,
     model_from_bytes,
     model_to_bytes,
@@ -210,10 +219,40 @@ def test_a_newer_format_version_is_refused_with_the_fix():
 
 
 def test_an_unknown_feature_block_is_refused():
-    coloured = _rewrite_metadata(model_to_bytes(tiny_model()),
-                                 lambda m: m.update(feature_blocks=["words", "colour"]))
-    with pytest.raises(ModelFileError, match="feature block 'colour' is unknown to bovw 0.1.0"):
-        model_from_bytes(coloured, "m.npz")
+    newer = _rewrite_metadata(model_to_bytes(tiny_model()),
+                              lambda m: m.update(feature_blocks=["words", "sift"]))
+    with pytest.raises(ModelFileError, match="feature block 'sift' is unknown to bovw 0.1.0"):
+        model_from_bytes(newer, "m.npz")
+
+
+def colour_model() -> ExportedModel:
+    """tiny_model plus a 2-bin colour block (hue only, weight 2): pc is 5 x 5."""
+    return tiny_model(colour=ColourSettings(enabled=True, hue_bins=2, saturation_bins=1,
+                                            value_bins=1, weight=2.0),
+                      feature_blocks=("words", "colour"), pc=np.eye(5),
+                      coefficients=np.zeros((2, 5)))
+
+
+def test_colour_block_is_weight_times_its_square_root():
+    model = colour_model()
+    no_words = np.zeros((0, 32), np.uint8)
+    vector = feature_vector(no_words, np.zeros((0, 2), np.uint8), model,
+                            np.array([0.25, 0.75], np.float32))
+    assert vector.tolist() == [0.0, 0.0, 0.0, 1.0, 2.0 * math.sqrt(0.75)]
+    # A block that could not be computed is zeros, as in the pipeline.
+    assert feature_vector(no_words, np.zeros((0, 2), np.uint8), model).tolist() == [0.0] * 5
+
+
+def test_colour_model_round_trip_and_consistency():
+    model = colour_model()
+    loaded = model_from_bytes(model_to_bytes(model))
+    assert loaded.colour == model.colour and loaded.feature_blocks == ("words", "colour")
+    assert model_from_bytes(model_to_bytes(tiny_model())).colour is None
+    with pytest.raises(ModelFileError, match="colour settings must be present exactly when"):
+        dataclasses.replace(model, colour=None, pc=np.eye(3),
+                            coefficients=np.zeros((2, 3))).validate()
+    with pytest.raises(ModelFileError, match=r"pc has shape \(3, 3\), expected \(5, comp"):
+        dataclasses.replace(model, pc=np.eye(3), coefficients=np.zeros((2, 3))).validate()
 
 
 def test_not_a_model_file(tmp_path):
@@ -277,20 +316,14 @@ def test_low_probability_is_flagged():
 
 # ------------------------------------------------------------- agreement with the Spark model
 
-@pytest.fixture(scope="module")
-def trained(spark, test_config, tmp_path_factory):
-    """One pipeline run (k=12, 2-level pyramid, 5 PCA components) on 3 generated classes,
-    and its export."""
+def _train_and_export(spark, config, root):
+    """Run the pipeline with `config` on 3 generated classes under `root`, export it, and
+    collect Spark's Test predictions."""
     from bovw.export import export_model
     from bovw.pipeline import run_pipeline
     from bovw.synthetic import generate_dataset
 
-    root = tmp_path_factory.mktemp("predict")
     generate_dataset(root / "data", classes=3, train_per_class=10, test_per_class=4, seed=0)
-    # A 2-level spatial pyramid and square-root weighting exercise every step of the
-    # arithmetic the Predictor repeats.
-    config = test_config.replace(**{"vocabulary.k": 12, "pca.components": 5,
-                                    "histograms.pyramid_levels": 2, "histograms.power": 0.5})
     run_pipeline(spark, config, str(root / "data"), str(root / "run"), log=lambda _: None)
     model, written = export_model(spark, str(root / "run"), str(root / "model.npz"),
                                   load_catalogue(REPO / "conf" / "fruits.toml"))
@@ -301,6 +334,17 @@ def trained(spark, test_config, tmp_path_factory):
                      for row in test_rows}
     return {"root": root, "run": root / "run", "model": Path(written), "exported": model,
             "spark": spark_results}
+
+
+@pytest.fixture(scope="module")
+def trained(spark, test_config, tmp_path_factory):
+    """One pipeline run (k=12, 2-level pyramid, 5 PCA components) on 3 generated classes,
+    and its export."""
+    # A 2-level spatial pyramid and square-root weighting exercise every step of the
+    # arithmetic the Predictor repeats.
+    config = test_config.replace(**{"vocabulary.k": 12, "pca.components": 5,
+                                    "histograms.pyramid_levels": 2, "histograms.power": 0.5})
+    return _train_and_export(spark, config, tmp_path_factory.mktemp("predict"))
 
 
 def test_export_holds_the_run_settings(trained):
@@ -318,6 +362,19 @@ def test_export_holds_the_run_settings(trained):
 def test_predictor_agrees_with_spark_on_every_test_image(trained):
     predictor = Predictor.load(trained["model"])
     assert len(trained["spark"]) == 12
+    for path, (spark_label, spark_probabilities) in trained["spark"].items():
+        data = Path(path).read_bytes()
+        assert predictor.predict(data).label == spark_label, path
+        assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
+
+
+def test_predictor_with_the_colour_block_agrees_with_spark(spark, test_config, tmp_path):
+    config = test_config.replace(**{"vocabulary.k": 12, "pca.components": 5,
+                                    "colour.enabled": True})
+    trained = _train_and_export(spark, config, tmp_path)
+    predictor = Predictor.load(trained["model"])
+    assert predictor.model.colour == config.colour
+    assert predictor.model.pc.shape == (12 * 5 + config.colour.dimension, 5)  # 2-level pyramid
     for path, (spark_label, spark_probabilities) in trained["spark"].items():
         data = Path(path).read_bytes()
         assert predictor.predict(data).label == spark_label, path
