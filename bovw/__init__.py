@@ -1,6 +1,6 @@
 """bovw: bag-of-visual-words image classification on PySpark."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str):

@@ -59,7 +59,9 @@ class SparkSettings:
         _require(self.arrow_batch_size >= 1, "spark.arrow_batch_size must be >= 1")
         _require(self.open_cost_bytes >= 0, "spark.open_cost_bytes must be >= 0")
         _require(self.max_partition_bytes >= 1024, "spark.max_partition_bytes must be >= 1024")
-        _require(self.jit_threshold_scale >= 1, "spark.jit_threshold_scale must be >= 1")
+        # HotSpot refuses thresholds beyond 2^31 - 1: the backedge one is 40,000 x scale.
+        _require(1 <= self.jit_threshold_scale <= 1000,
+                 "spark.jit_threshold_scale must be between 1 and 1000")
         for key in self.conf:
             _require(key.startswith("spark."), f"spark.conf key {key!r} must start with 'spark.'")
 
@@ -380,7 +382,7 @@ class EmrSettings:
     """What `bovw emr submit` needs: the cluster to create and the step to run on it.
 
     Paths are s3:// URIs. `package` is what the bootstrap script installs on every node:
-    the s3:// URI of the bovw wheel, or a pip requirement such as "bovw==0.1.0".
+    the s3:// URI of the bovw wheel, or a pip requirement such as "bovw==0.2.0".
     """
 
     cluster_name: str = "bovw"

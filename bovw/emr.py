@@ -94,7 +94,7 @@ def cluster_request(settings: EmrSettings, step: Mapping[str, Any]) -> dict[str,
     if not settings.package:
         raise CloudError(
             "emr.package is not set; fix: set it to the s3:// URI of the bovw wheel "
-            "or a pip requirement such as 'bovw==0.1.0'"
+            "or a pip requirement such as 'bovw==0.2.0'"
         )
     instances: dict[str, Any] = {
         "InstanceGroups": [

@@ -151,9 +151,7 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
 
 def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: dict[str, Any],
                       layout: RunLayout) -> dict[str, Any]:
-    # Runs finished before the descriptors record held these totals count them again.
-    totals = ((keypoints["training"], keypoints["set_aside"])
-              if "set_aside" in keypoints else None)
+    totals = (keypoints["training"], keypoints["set_aside"])
     sample = sample_descriptors(descriptors, config.vocabulary, config.seed, totals)
     model, sample_size = fit_vocabulary(sample, config.vocabulary, config.seed)
     model.write().overwrite().save(layout.model("vocabulary"))
@@ -209,8 +207,9 @@ def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFr
     # job would otherwise ship the whole plan behind these rows (the PCA matrix alone is
     # 4 MB at 5,000 bins) to every task. A local checkpoint, rather than a cache, is what
     # drops the plan; executors holding its blocks are not released by dynamic allocation.
-    # Rows are laid out by path, so the sums inside LBFGS do not depend on how the
-    # input happened to be split.
+    # Rows are laid out by path, so every partition holds the same rows in the same order
+    # whatever the input's split (with 2+ partitions, the order in which their sums are
+    # merged can still move the last bits).
     partitions = max(1, math.ceil(rows / config.classifier.rows_per_partition))
     projected = (projected.select(*kept, "pca_features")
                  .repartition(partitions, "path").sortWithinPartitions("path")

@@ -31,6 +31,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from bovw import __version__
 from bovw.colour import colour_histogram, to_rgb
@@ -73,7 +74,8 @@ class ExportedModel:
     """Everything prediction needs, as plain arrays and settings.
 
     centers (k, 32) float32 visual words; idf (d,) or None when TF-IDF is off, d being the
-    histogram length (k times the pyramid cells); pc (d, p) principal axes; coefficients
+    histogram length (k times the pyramid cells); pc (d + c, p) principal axes, c the
+    colour block's length (0 without); coefficients
     (C, p) and intercepts (C,) of the logistic regression; classes in the classifier's
     index order; the ORB and histogram settings of the run; training_size (width, height)
     of its Training images; `colour` the colour block's settings when the run had one
@@ -128,9 +130,10 @@ class ExportedModel:
         if unknown:
             problems.append(f"feature block {unknown[0]!r} is unknown to bovw {__version__}; "
                             "upgrade bovw")
-        if ("colour" in self.feature_blocks) != (self.colour is not None):
-            problems.append("colour settings must be present exactly when feature_blocks "
-                            "holds 'colour'")
+        expected = ("words", "colour") if self.colour is not None else ("words",)
+        if not unknown and self.feature_blocks != expected:
+            problems.append(f"feature_blocks {list(self.feature_blocks)} do not fit the model: "
+                            f"expected {list(expected)}")
         if min(self.training_size) < 1:
             problems.append(f"training_size {self.training_size} must be positive")
         if problems:
@@ -356,6 +359,23 @@ class _Described:
     colour: np.ndarray | None = None
 
 
+# A colour block that cannot be made is None, and zeros take its place in the vector, as
+# in the pipeline (bovw.colour.image_colour); the words are still used.
+
+def _rgb(image) -> np.ndarray | None:
+    try:
+        return to_rgb(image)
+    except Exception:
+        return None
+
+
+def _colour_block(rgb: np.ndarray, settings: ColourSettings) -> np.ndarray | None:
+    try:
+        return colour_histogram(rgb, settings)
+    except Exception:
+        return None
+
+
 class Predictor:
     """Predicts the class of photo bytes with an exported model; numpy, OpenCV and Pillow only."""
 
@@ -402,7 +422,17 @@ class Predictor:
             return _Described(EMPTY_DESCRIPTORS, reject_reason=str(rejected))
         except Exception as error:  # a decoder bug must not take the service down
             return _Described(EMPTY_DESCRIPTORS, reject_reason=f"decoder failed: {_line(error)}")
-        grey, steps = fit_to_training_size(grey, self.model.training_size, self.settings.fit)
+        rgb = _rgb(image) if self.model.colour is not None else None
+        colour = None
+        if rgb is None:
+            grey, steps = fit_to_training_size(grey, self.model.training_size, self.settings.fit)
+        else:
+            # One framing for both blocks: the colour photo is fitted, and its grey image
+            # taken from it, so words and colours describe the same pixels.
+            rgb, steps = fit_to_training_size(rgb, self.model.training_size, self.settings.fit)
+            if steps:
+                grey = to_grey(Image.fromarray(rgb))
+            colour = _colour_block(rgb, self.model.colour)
         fitted = None
         if steps:
             # The box and crop sizes in `steps` refer to the decoded image, which open_image
@@ -415,20 +445,7 @@ class Predictor:
         except cv2.error as error:
             return _Described(EMPTY_DESCRIPTORS, EMPTY_POSITIONS, width, height, fitted,
                               f"OpenCV failed: {_line(error)}")
-        return _Described(descriptors, positions, width, height, fitted,
-                          colour=self._colour(image))
-
-    def _colour(self, image) -> np.ndarray | None:
-        """The colour block of the decoded photo, made the training size like the grey
-        image; None when the model has no colour block or the block cannot be computed."""
-        if self.model.colour is None:
-            return None
-        try:
-            rgb, _steps = fit_to_training_size(to_rgb(image), self.model.training_size,
-                                               self.settings.fit)
-            return colour_histogram(rgb, self.model.colour)
-        except Exception:  # as in the pipeline, a block that cannot be made is zeros
-            return None
+        return _Described(descriptors, positions, width, height, fitted, colour=colour)
 
     def probabilities(self, data: bytes) -> np.ndarray | None:
         """Every class's probability, in `classes` order; None for unreadable bytes."""
@@ -484,7 +501,7 @@ def model_to_bytes(model: ExportedModel) -> bytes:
 
     Members: centers, [idf], pc, coefficients, intercepts, classes (unicode array) and
     metadata (a JSON string: format, format_version, bovw_version, orb and histogram
-    settings, training_size, feature_blocks, fruits, source). `np.load(...,
+    settings, training_size, feature_blocks, colour settings or null, fruits, source). `np.load(...,
     allow_pickle=False)` reads it.
     """
     model.validate()

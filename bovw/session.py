@@ -123,13 +123,15 @@ def jit_threshold_options(scale: int) -> str:
 
 def local_driver_options(settings: SparkSettings, given: str, java: str,
                          spark_version: str) -> str:
-    """The driver JVM flags for a local-mode JVM that bovw starts: the `given` ones
-    (spark.driver.extraJavaOptions), then the JIT thresholds and the class archive that
-    `settings` ask for."""
-    options = [given.strip(), jit_threshold_options(settings.jit_threshold_scale)]
+    """The driver JVM flags for a local-mode JVM that bovw starts: the JIT thresholds and
+    the class archive that `settings` ask for, then the `given` ones
+    (spark.driver.extraJavaOptions), last so that they win: HotSpot keeps a flag's last
+    value."""
+    options = [jit_threshold_options(settings.jit_threshold_scale)]
     if settings.class_archive_dir:
         options.append(class_archive_option(Path(settings.class_archive_dir).expanduser(),
                                             java, spark_version))
+    options.append(given.strip())
     return " ".join(option for option in options if option)
 
 

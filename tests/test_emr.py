@@ -29,7 +29,7 @@ SETTINGS = EmrSettings(
     subnet_id="subnet-0123456789abcdef0",
     log_uri="s3://my-bucket/bovw/emr-logs/",
     bootstrap_script="s3://my-bucket/bovw/bootstrap.sh",
-    package="s3://my-bucket/bovw/bovw-0.1.0-py3-none-any.whl",
+    package="s3://my-bucket/bovw/bovw-0.2.0-py3-none-any.whl",
     job_script="s3://my-bucket/bovw/jobs/pipeline.py",
     spark_conf={"spark.executor.memory": "8g"},
     tags={"project": "bovw"},
@@ -116,7 +116,7 @@ def test_create_cluster_with_step_as_moto_records_it(emr):
     actions = emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
     assert [(a["Name"], a["ScriptPath"], a["Args"]) for a in actions] == [
         ("install bovw", "s3://my-bucket/bovw/bootstrap.sh",
-         ["s3://my-bucket/bovw/bovw-0.1.0-py3-none-any.whl", "python3.11"]),
+         ["s3://my-bucket/bovw/bovw-0.2.0-py3-none-any.whl", "python3.11"]),
     ]
 
     groups = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
@@ -161,7 +161,7 @@ def test_cluster_needs_a_package_to_install():
 
     assert str(error.value) == (
         "emr.package is not set; fix: set it to the s3:// URI of the bovw wheel or a pip "
-        "requirement such as 'bovw==0.1.0'"
+        "requirement such as 'bovw==0.2.0'"
     )
 
 

@@ -214,14 +214,14 @@ def test_a_newer_format_version_is_refused_with_the_fix():
     with pytest.raises(ModelFileError) as error:
         model_from_bytes(newer, "m.npz")
     assert str(error.value) == (
-        "m.npz has model format version 2; bovw 0.1.0 reads version 1: export the run again "
+        "m.npz has model format version 2; bovw 0.2.0 reads version 1: export the run again "
         "with this bovw, or use the bovw that wrote it (9.9)")
 
 
 def test_an_unknown_feature_block_is_refused():
     newer = _rewrite_metadata(model_to_bytes(tiny_model()),
                               lambda m: m.update(feature_blocks=["words", "sift"]))
-    with pytest.raises(ModelFileError, match="feature block 'sift' is unknown to bovw 0.1.0"):
+    with pytest.raises(ModelFileError, match="feature block 'sift' is unknown to bovw 0.2.0"):
         model_from_bytes(newer, "m.npz")
 
 
@@ -248,9 +248,12 @@ def test_colour_model_round_trip_and_consistency():
     loaded = model_from_bytes(model_to_bytes(model))
     assert loaded.colour == model.colour and loaded.feature_blocks == ("words", "colour")
     assert model_from_bytes(model_to_bytes(tiny_model())).colour is None
-    with pytest.raises(ModelFileError, match="colour settings must be present exactly when"):
+    with pytest.raises(ModelFileError, match=r"feature_blocks \['words', 'colour'\] do not "
+                                              r"fit the model: expected \['words'\]"):
         dataclasses.replace(model, colour=None, pc=np.eye(3),
                             coefficients=np.zeros((2, 3))).validate()
+    with pytest.raises(ModelFileError, match=r"expected \['words', 'colour'\]"):
+        dataclasses.replace(model, feature_blocks=("colour", "words")).validate()
     with pytest.raises(ModelFileError, match=r"pc has shape \(3, 3\), expected \(5, comp"):
         dataclasses.replace(model, pc=np.eye(3), coefficients=np.zeros((2, 3))).validate()
 
@@ -379,6 +382,10 @@ def test_predictor_with_the_colour_block_agrees_with_spark(spark, test_config, t
         data = Path(path).read_bytes()
         assert predictor.predict(data).label == spark_label, path
         assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
+    # A phone photo is framed once, and both blocks describe the framed fruit.
+    prediction = predictor.predict(phone_photo("Banana"))
+    assert prediction.fitted.startswith("600x400 photo trimmed to the fruit")
+    assert prediction.label == "Banana"
 
 
 def test_export_refuses_an_unfinished_run(spark, tmp_path):

@@ -98,14 +98,19 @@ def test_jit_thresholds_scale_hotspots_defaults():
         "-XX:Tier4CompileThreshold=300000 -XX:Tier4BackEdgeThreshold=800000")
 
 
-def test_local_driver_options_keep_the_given_ones_first(tmp_path):
+def test_local_driver_options_put_the_given_ones_last(tmp_path):
     settings = SparkSettings(jit_threshold_scale=2, class_archive_dir=str(tmp_path))
-    options = local_driver_options(settings, " -Xss4m ", "/usr/bin/java", "4.3.0").split()
-    assert options[:2] == ["-Xss4m", "-XX:Tier4InvocationThreshold=10000"]
-    assert options[5].startswith(f"-XX:ArchiveClassesAtExit={tmp_path}/spark-")
+    options = local_driver_options(settings, " -XX:Tier4InvocationThreshold=7 ",
+                                   "/usr/bin/java", "4.3.0").split()
+    assert options[0] == "-XX:Tier4InvocationThreshold=10000"
+    assert options[4].startswith(f"-XX:ArchiveClassesAtExit={tmp_path}/spark-")
+    # The user's own flags come last, where HotSpot takes them over bovw's.
+    assert options[-1] == "-XX:Tier4InvocationThreshold=7"
     assert local_driver_options(SparkSettings(), "", "/usr/bin/java", "4.3.0") == ""
 
 
-def test_jit_threshold_scale_below_one_is_refused():
-    with pytest.raises(ConfigError, match="spark.jit_threshold_scale must be >= 1"):
-        load_config(None, {"spark.jit_threshold_scale": 0})
+def test_jit_threshold_scale_out_of_range_is_refused():
+    for scale in (0, 1001):
+        with pytest.raises(ConfigError,
+                           match="spark.jit_threshold_scale must be between 1 and 1000"):
+            load_config(None, {"spark.jit_threshold_scale": scale})

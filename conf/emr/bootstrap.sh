@@ -2,7 +2,7 @@
 # EMR bootstrap action: install bovw and its Python dependencies on every node.
 #
 #   bootstrap.sh PACKAGE [PYTHON]
-#     PACKAGE  s3:// URI of the bovw wheel, or a pip requirement such as "bovw==0.1.0"
+#     PACKAGE  s3:// URI of the bovw wheel, or a pip requirement such as "bovw==0.2.0"
 #     PYTHON   the interpreter Spark runs (default python3.11; keep it equal to emr.python)
 #
 # Spark itself comes from the EMR release, so pyspark is not installed from PyPI: bovw is
