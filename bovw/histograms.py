@@ -22,6 +22,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from bovw.arrow_vectors import sparse_vectors
 from bovw.config import HistogramSettings
 from bovw.descriptors import accepted
 from bovw.features import unpack, unpack_positions
@@ -37,9 +38,6 @@ from bovw.words import (  # noqa: F401
     word_counts,
 )
 
-# A Spark ML sparse vector as Arrow sees it (the storage type of VectorUDT).
-_SPARSE_VECTOR = pa.struct([("type", pa.int8()), ("size", pa.int32()),
-                            ("indices", pa.list_(pa.int32())), ("values", pa.list_(pa.float64()))])
 _IMAGE_COLUMNS = ("path", "label", "split", "n_keypoints")
 
 
@@ -75,15 +73,9 @@ def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, with_colour: b
                 counts.append(image_counts.astype(np.float64))
                 end += len(bins)
             rows = np.repeat(np.arange(batch.num_rows), n_cells)
-            cell_offsets = pa.array(np.concatenate(offsets))
-            vectors = pa.StructArray.from_arrays([
-                pa.array(np.zeros(len(rows), np.int8)),
-                pa.array(np.full(len(rows), k, np.int32)),
-                pa.ListArray.from_arrays(cell_offsets,
-                                         pa.array(np.concatenate(words + [np.zeros(0, np.int32)]))),
-                pa.ListArray.from_arrays(cell_offsets,
-                                         pa.array(np.concatenate(counts + [np.zeros(0)]))),
-            ], fields=list(_SPARSE_VECTOR))
+            vectors = sparse_vectors(k, np.concatenate(offsets),
+                                     np.concatenate(words + [np.zeros(0, np.int32)]),
+                                     np.concatenate(counts + [np.zeros(0)]))
             yield pa.RecordBatch.from_arrays(
                 [batch.column(name).take(pa.array(rows)) for name in kept]
                 + [pa.array(np.tile(np.arange(n_cells, dtype=np.int32), batch.num_rows)),

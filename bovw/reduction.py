@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from scipy import sparse
 
+from bovw.arrow_vectors import vectors_to_csr
 from bovw.ingest import TRAIN
 
 # Up to this many input columns Spark's exact PCA is quick; beyond it, randomized.
@@ -145,27 +146,6 @@ def covariance_times(rows: DataFrame, basis: np.ndarray, dimension: int
     mean = sums / n
     centred = (product - n * np.outer(mean, mean @ basis)) / (n - 1)
     return centred, float((squares - n * mean @ mean) / (n - 1))
-
-
-def vectors_to_csr(vectors: pa.StructArray, dimension: int) -> sparse.csr_matrix:
-    """Spark ML vectors as Arrow delivers them (struct of type, size, indices, values;
-    type 0 sparse, 1 dense) -> a CSR matrix with one row per vector."""
-    kinds = vectors.field("type").to_numpy(zero_copy_only=False)
-    values = vectors.field("values")
-    if len(kinds) and (kinds == 0).all():
-        offsets = values.offsets.to_numpy()
-        return sparse.csr_matrix(
-            (values.flatten().to_numpy(), vectors.field("indices").flatten().to_numpy(),
-             offsets - offsets[0]), shape=(len(kinds), dimension))
-    rows = []
-    for vector in vectors.to_pylist():
-        row = np.zeros(dimension)
-        if vector["type"] == 0:
-            row[vector["indices"]] = vector["values"]
-        else:
-            row[:] = vector["values"]
-        rows.append(row)
-    return sparse.csr_matrix(np.array(rows).reshape(-1, dimension))
 
 
 def pca_model(spark, pc: np.ndarray, explained: np.ndarray) -> PCAModel:

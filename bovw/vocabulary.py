@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
+from bovw.arrow_vectors import dense_vectors
 from bovw.config import VocabularySettings
 from bovw.descriptors import accepted
 from bovw.errors import VocabularyError
@@ -19,8 +20,6 @@ from bovw.features import DESCRIPTOR_BYTES, image_rng, unpack
 from bovw.ingest import TRAIN
 
 _SAMPLE_SCHEMA = "path string, index int, descriptor binary"
-_DENSE_VECTOR = pa.struct([("type", pa.int8()), ("size", pa.int32()),
-                           ("indices", pa.list_(pa.int32())), ("values", pa.list_(pa.float64()))])
 
 
 def _sample_batches(fraction: float, seed: int):
@@ -57,15 +56,8 @@ def _as_vectors(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: 32-byte descriptors -> Spark ML dense vectors (`features`)."""
     for batch in batches:
         column = batch.column("descriptor")
-        values = np.frombuffer(b"".join(column.to_pylist()), np.uint8).astype(np.float64)
-        vectors = pa.StructArray.from_arrays([
-            pa.array(np.ones(len(column), np.int8)),
-            pa.nulls(len(column), pa.int32()),
-            pa.nulls(len(column), pa.list_(pa.int32())),
-            pa.ListArray.from_arrays(
-                pa.array(np.arange(0, values.size + 1, DESCRIPTOR_BYTES, dtype=np.int32)),
-                pa.array(values)),
-        ], fields=list(_DENSE_VECTOR))
+        values = np.frombuffer(b"".join(column.to_pylist()), np.uint8)
+        vectors = dense_vectors(values.reshape(len(column), DESCRIPTOR_BYTES))
         yield pa.RecordBatch.from_arrays([vectors], names=["features"])
 
 

@@ -8,7 +8,8 @@ import pytest
 from pyspark.ml.feature import PCAModel
 from pyspark.ml.linalg import Vectors
 
-from bovw.reduction import explained_variance, fit_pca, vectors_to_csr
+from bovw.arrow_vectors import VECTOR_STRUCT, dense_vectors, sparse_vectors, vectors_to_csr
+from bovw.reduction import explained_variance, fit_pca
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +60,7 @@ def test_randomized_is_deterministic(weighted):
 
 def _vector_structs(rows) -> pa.StructArray:
     """Arrow structs shaped as Spark sends ML vectors: (type, size, indices, values)."""
-    return pa.array(rows, type=pa.struct([
-        ("type", pa.int8()), ("size", pa.int32()), ("indices", pa.list_(pa.int32())),
-        ("values", pa.list_(pa.float64()))]))
+    return pa.array(rows, type=VECTOR_STRUCT)
 
 
 def test_vectors_reach_python_as_sparse_rows():
@@ -75,3 +74,14 @@ def test_vectors_reach_python_as_sparse_rows():
     assert vectors_to_csr(sliced, 4).toarray().tolist() == [[0, 2, 0, 5], [0, 0, 0, 0]]
     mixed = _vector_structs([sparse_rows[0], dense_row])
     assert vectors_to_csr(mixed, 4).toarray().tolist() == [[0, 2, 0, 5], [1, 0, 0, 7]]
+
+
+def test_built_vectors_are_what_spark_would_send():
+    built = sparse_vectors(4, np.array([0, 2, 2]), np.array([1, 3]), np.array([2.0, 5.0]))
+    assert built.to_pylist() == [
+        {"type": 0, "size": 4, "indices": [1, 3], "values": [2.0, 5.0]},
+        {"type": 0, "size": 4, "indices": [], "values": []}]
+    dense = dense_vectors(np.array([[1, 0, 0, 7], [0, 2, 0, 5]], np.uint8))
+    assert dense.to_pylist()[0] == {"type": 1, "size": None, "indices": None,
+                                    "values": [1.0, 0.0, 0.0, 7.0]}
+    assert vectors_to_csr(dense, 4).toarray().tolist() == [[1, 0, 0, 7], [0, 2, 0, 5]]
