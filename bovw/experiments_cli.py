@@ -126,6 +126,14 @@ def _report(args: argparse.Namespace, environ: dict) -> int:
     from bovw.errors import OutputError
 
     config = _config(args)
+    from bovw.cli import _overrides
+    from bovw.config import ConfigError
+    from bovw.provenance import SESSION_KEYS, unused_setting
+
+    unused = unused_setting(_overrides(args), SESSION_KEYS)
+    if unused is not None:
+        raise ConfigError(f"{unused} has no effect here: bovw report draws the folder as it "
+                          "was made; drop it")
     folder = normalise_s3_url(args.folder).rstrip("/")
     spark = _session(config, environ, folder)
     if storage.exists(spark, storage.join(folder, "sweep.json")):
