@@ -50,6 +50,10 @@ __all__ = [
 RECORD_NAME = "_bovw_descriptors.json"
 RECORD_FORMAT = "bovw-descriptors"
 RECORD_VERSION = 1
+# The version of what the descriptors stage computes from given settings (bovw.features,
+# bovw.descriptors, bovw.colour). Bump it whenever the same settings start giving other
+# descriptors, so that older ones are not reused as if they were the same. bovw 0.2.0: 1.
+EXTRACTION_VERSION = 1
 # What a descriptors output of bovw 0.2.0 (no record) is read from: its run's folder.
 _RUN_SPEC, _MARKER = "run.json", "_stages/descriptors.json"
 # The settings that decide which images a CNN comparison variant reads from descriptors.
@@ -129,6 +133,7 @@ class DescriptorProvenance:
 
     input: str
     settings: DescriptorSettings
+    extraction: int = EXTRACTION_VERSION
     bovw_version: str = __version__
     origin: str = RECORD_NAME
 
@@ -139,8 +144,9 @@ class DescriptorProvenance:
 
     def to_json(self) -> str:
         return json.dumps({"format": RECORD_FORMAT, "format_version": RECORD_VERSION,
-                           "bovw_version": self.bovw_version, "input": self.input,
-                           "settings": self.settings.to_dict()}, indent=2, sort_keys=True)
+                           "bovw_version": self.bovw_version, "extraction": self.extraction,
+                           "input": self.input, "settings": self.settings.to_dict()},
+                          indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, source: str) -> DescriptorProvenance:
@@ -154,11 +160,14 @@ class DescriptorProvenance:
                                  f"reads {RECORD_VERSION}; upgrade bovw)")
             if not isinstance(data.get("input"), str):
                 raise ValueError("no input folder")
+            if not isinstance(data.get("extraction"), int):
+                raise ValueError("no extraction version")
             settings = DescriptorSettings.from_dict(data.get("settings"))
         except (ValueError, ConfigError) as error:
             raise ReuseError(f"{source} is not a usable descriptors record: "
                              f"{str(error).splitlines()[0]}") from None
-        return cls(data["input"], settings, str(data.get("bovw_version", "")), source)
+        return cls(data["input"], settings, data["extraction"],
+                   str(data.get("bovw_version", "")), source)
 
     @classmethod
     def from_run_spec(cls, text: str, source: str) -> DescriptorProvenance:
@@ -170,7 +179,7 @@ class DescriptorProvenance:
         except (ValueError, KeyError, TypeError, ConfigError) as error:
             raise ReuseError(f"{source} is not a readable run.json: "
                              f"{str(error).splitlines()[0]}") from None
-        return cls(absolute_location(input_path), DescriptorSettings.of(config), "", source)
+        return cls(absolute_location(input_path), DescriptorSettings.of(config), 1, "", source)
 
 
 @dataclass(frozen=True)
@@ -186,13 +195,16 @@ def first_difference(made: DescriptorProvenance, asked: DescriptorProvenance,
                      keys: Collection[str] | None = None) -> Difference | None:
     """The first way `made` cannot stand for what `asked` needs, or None when it can.
 
-    The input folders must be the same, and every setting of asked.settings.items() equal,
-    except that descriptors with a colour block serve a run without one (the column is
-    then ignored). `keys` (prefixes, e.g. IMAGE_SET_KEYS) limits the comparison.
+    The extraction versions and input folders must be the same, and every setting of
+    asked.settings.items() equal, except that descriptors with a colour block serve a run
+    without one (the column is then ignored). `keys` (prefixes, e.g. IMAGE_SET_KEYS)
+    limits the comparison of input and settings.
     """
     def wanted(key: str) -> bool:
         return keys is None or _covered(key, keys)
 
+    if made.extraction != asked.extraction:
+        return Difference("extraction", made.extraction, asked.extraction)
     if wanted("input") and made.input != asked.input:
         return Difference("input", made.input, asked.input)
     produced = dict(made.settings.items())
@@ -207,6 +219,10 @@ def first_difference(made: DescriptorProvenance, asked: DescriptorProvenance,
 def refusal(source: str, difference: Difference, asker: str = "this run",
             fix: str = "drop --descriptors-from or use the same setting") -> ReuseError:
     """The one-line error for reused descriptors `source` that differ by `difference`."""
+    if difference.key == "extraction":
+        return ReuseError(f"--descriptors-from {source} was made by another version of the "
+                          f"descriptor extraction ({difference.made}; this bovw makes "
+                          f"{difference.asked}): drop --descriptors-from to extract them again")
     if difference.key == "input":
         return ReuseError(f"--descriptors-from {source} was made from the images under "
                           f"{difference.made}, {asker} reads {difference.asked}: drop "

@@ -130,6 +130,19 @@ def test_the_input_folder_is_compared_in_one_spelling(tmp_path, monkeypatch):
         f"this run reads {tmp_path}/vegetables: drop --descriptors-from or give the same --input")
 
 
+def test_descriptors_of_another_extraction_version_are_refused():
+    import dataclasses
+
+    older = dataclasses.replace(provenance(), extraction=0)
+    difference = first_difference(older, provenance())
+    assert difference == Difference("extraction", 0, 1)
+    assert str(refusal("R", difference)) == (
+        "--descriptors-from R was made by another version of the descriptor extraction (0; "
+        "this bovw makes 1): drop --descriptors-from to extract them again")
+    read = DescriptorProvenance.from_json(older.to_json(), "R")
+    assert read.extraction == 0
+
+
 def test_extension_order_and_case_do_not_count():
     assert first_difference(provenance(), provenance(changed("ingest.extensions=PNG,jpeg,JPG"))
                             ) is None
@@ -156,7 +169,8 @@ def test_record_round_trip_and_unusable_records():
     for change, message in (
             ({"format": "other"}, "not a bovw-descriptors record"),
             ({"format_version": 2}, "format_version 2 (this bovw reads 1; upgrade bovw)"),
-            ({"settings": {"orb": {"grid": 3}}}, "unknown config key 'orb.grid'")):
+            ({"settings": {"orb": {"grid": 3}}}, "unknown config key 'orb.grid'"),
+            ({"extraction": None}, "no extraction version")):
         with pytest.raises(ReuseError) as error:
             DescriptorProvenance.from_json(json.dumps({**record, **change}), "R")
         assert str(error.value).startswith("R is not a usable descriptors record: " + message)
