@@ -287,19 +287,15 @@ def test_report_replaces_a_one_bar_keypoint_plot_by_a_sentence():
 # ---------------------------------------------------------------- end to end
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fruits")
-    generate_dataset(root, classes=3, train_per_class=6, test_per_class=3, seed=0)
-    return root
-
-
-@pytest.fixture(scope="module")
-def base_run(test_config, dataset, tmp_path_factory):
+def base_run(test_config, tmp_path_factory):
     """The folder of a finished grey-only run (colour block off), as far as a reuse reads
     it before any work: its descriptors' record, run.json and the descriptors marker.
-    (tests/test_pipeline.py checks that a real run writes that record.)"""
+    (tests/test_pipeline.py checks that a real run writes that record.) Its input holds one
+    image per folder: a local input must hold some, and no image is read."""
     config = test_config.replace(**{"vocabulary.k": 8, "pca.components": 5})
-    output = tmp_path_factory.mktemp("runs") / "grey"
+    work = tmp_path_factory.mktemp("reuse")
+    dataset, output = work / "fruits", work / "grey"
+    generate_dataset(dataset, classes=3, train_per_class=1, test_per_class=1, seed=0)
     (output / "descriptors").mkdir(parents=True)
     (output / "_stages").mkdir()
     (output / "descriptors" / RECORD_NAME).write_text(
@@ -309,7 +305,12 @@ def base_run(test_config, dataset, tmp_path_factory):
     (output / "_stages" / "descriptors.json").write_text(json.dumps(
         {"descriptors_path": str(output / "descriptors")}))
     (output / "summary.json").write_text("{}")
-    return config, output
+    return config, output, dataset
+
+
+@pytest.fixture
+def dataset(base_run):
+    return base_run[2]
 
 
 @pytest.mark.parametrize("family", [*FAMILIES, "input"])
@@ -374,7 +375,7 @@ def test_overwrite_never_deletes_the_descriptors_it_reuses(spark, dataset, base_
 
 
 def test_sweep_refuses_reused_descriptors_before_any_point(spark, dataset, base_run, tmp_path):
-    config, output = base_run
+    config, output, _dataset = base_run
     with no_spark_job(spark), pytest.raises(ReuseError, match=(
             r"made with colour.enabled=false, this sweep asks for true")):
         run_sweep(spark, config.replace(**{"colour.enabled": True}), str(dataset),
@@ -384,7 +385,7 @@ def test_sweep_refuses_reused_descriptors_before_any_point(spark, dataset, base_
 
 
 def test_compare_refuses_descriptors_a_variant_contradicts(spark, dataset, base_run, tmp_path):
-    config, output = base_run
+    config, output, _dataset = base_run
     source = str(output / "descriptors")
     with no_spark_job(spark), pytest.raises(ReuseError) as error:
         compare(spark, config, str(dataset), str(tmp_path / "cmp"), variants=("orb", "orb-colour"),
