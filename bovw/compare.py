@@ -33,6 +33,14 @@ from bovw.descriptors import accepted
 from bovw.errors import CompareError
 from bovw.ingest import TEST, TRAIN, labelled_images, list_files
 from bovw.pipeline import classify_and_evaluate, run_pipeline
+from bovw.provenance import (
+    IMAGE_SET_KEYS,
+    DescriptorProvenance,
+    check_kept,
+    first_difference,
+    read_record,
+    refusal,
+)
 from bovw.reduction import explained_variance, fit_pca
 from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_spec_folder
 from bovw.words import histogram_length
@@ -199,13 +207,10 @@ def compare(spark: SparkSession, config: Config, input_path: str, output_path: s
     root = output_path.rstrip("/")
     spec = {"input": input_path, "variants": list(variants), "cnn_features": cnn_features,
             "descriptors_from": descriptors_from, "config": config.to_dict()}
-    _prepare(spark, root, spec, overwrite)
     if descriptors_from:
-        from bovw.sweep import check_descriptors_source
-
-        for name in variants:
-            if name in ORB_VARIANTS:
-                check_descriptors_source(spark, descriptors_from, _orb_config(config, name))
+        check_shared_descriptors(spark, descriptors_from, config, input_path, variants,
+                                 root if overwrite else None)
+    _prepare(spark, root, spec, overwrite)
     if "cnn" in variants and cnn_features is None:
         from bovw.cnn import load_backbone
 
@@ -263,6 +268,27 @@ def write_outputs(spark: SparkSession, result: CompareResult, report: bool) -> N
                              html_table([c.replace("_", " ") for c in columns], rows,
                                         css="wide"),
                              result.folders)
+
+
+def check_shared_descriptors(spark: SparkSession, source: str, config: Config,
+                             input_path: str, variants: Sequence[str],
+                             overwritten: str | None = None) -> None:
+    """Refuse, before any work, descriptors every variant would read but some contradict.
+
+    The ORB variants read them whole (all descriptor settings must match, the colour
+    block for orb-colour); the cnn variant takes its image list from them (input, ingest,
+    seed and orb.max_pixels must match). `overwritten` is the output --overwrite deletes.
+    Raises ReuseError.
+    """
+    if overwritten is not None:
+        check_kept(source, overwritten)
+    made = read_record(spark, source)
+    for name in variants:
+        asked = _orb_config(config, name) if name in ORB_VARIANTS else config
+        difference = first_difference(made, DescriptorProvenance.of(asked, input_path),
+                                      None if name in ORB_VARIANTS else IMAGE_SET_KEYS)
+        if difference is not None:
+            raise refusal(source, difference, f"variant {name}")
 
 
 def _orb_config(config: Config, name: str) -> Config:

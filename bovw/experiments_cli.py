@@ -122,10 +122,16 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
 def _report(args: argparse.Namespace, environ: dict) -> int:
     from bovw import storage
     from bovw.aws import normalise_s3_url
-    from bovw.cli import _session
+    from bovw.cli import _overrides, _session
+    from bovw.config import ConfigError
     from bovw.errors import OutputError
+    from bovw.provenance import SESSION_KEYS, unused_setting
 
     config = _config(args)
+    unused = unused_setting(_overrides(args), SESSION_KEYS)
+    if unused is not None:
+        raise ConfigError(f"{unused} has no effect here: bovw report draws the folder as it "
+                          "was made; drop it")
     folder = normalise_s3_url(args.folder).rstrip("/")
     spark = _session(config, environ, folder)
     if storage.exists(spark, storage.join(folder, "sweep.json")):

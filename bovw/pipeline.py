@@ -24,6 +24,7 @@ from bovw.errors import InputError
 from bovw.histograms import fit_idf, histogram_length, weight, word_histograms
 from bovw.ingest import labelled_images
 from bovw.model import evaluate, fit_classifier, fit_labels, predict
+from bovw.provenance import DescriptorProvenance, check_reuse, write_record
 from bovw.reduction import explained_variance, fit_pca
 from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_output
 from bovw.vocabulary import centers, fit_vocabulary, sample_descriptors
@@ -87,11 +88,15 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
                  log: Callable[[str], None] = print) -> RunResult:
     """Run every stage on the images under `input_path`, writing to `output_path`.
 
-    `descriptors_from` reuses the descriptors Parquet of an earlier run (same ORB
-    settings assumed) instead of extracting them again. Returns a RunResult; raises
-    InputError, OutputError, VocabularyError on unusable input or output.
+    `descriptors_from` reuses the descriptors Parquet of an earlier run instead of
+    extracting them again; its record (bovw.provenance) must match this run's input and
+    descriptor settings, which is checked before anything is written. Returns a RunResult;
+    raises InputError, OutputError (ReuseError), VocabularyError on unusable input or output.
     """
     layout = RunLayout(output_path.rstrip("/"))
+    if descriptors_from:
+        check_reuse(spark, descriptors_from, config, input_path, output=layout.root,
+                    overwrite=overwrite)
     spec = {"input": input_path, "descriptors_from": descriptors_from, "config": config.to_dict()}
     prepare_output(spark, layout, spec, overwrite)
     result = RunResult(output=layout.root)
@@ -137,6 +142,9 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
                                     config.colour, config.vocabulary.sample_per_image,
                                     config.seed)
         storage.write_parquet(spark, described, layout.descriptors)
+        # After the Parquet files, before the stage marker: whatever reuses these
+        # descriptors compares this record with its own settings first.
+        write_record(spark, layout.descriptors, DescriptorProvenance.of(config, input_path))
         source = layout.descriptors
     descriptors = spark.read.parquet(source)
     counts, keypoints = statistics(descriptors)

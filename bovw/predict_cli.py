@@ -16,11 +16,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bovw.config import Config, load_config
+from bovw.config import Config, ConfigError, load_config
 from bovw.errors import InputError
 from bovw.fruits import FruitCatalogueError, FruitInfo, default_catalogue_path, load_catalogue
 from bovw.inputs import check_local_input, is_local_path
 from bovw.predictor import ModelFileError, Prediction, Predictor
+from bovw.provenance import PREDICT_KEYS, SESSION_KEYS, unused_setting
 
 MODEL_FILE_NAME = "model.npz"
 PREDICT_ERRORS = (ModelFileError, FruitCatalogueError)
@@ -75,6 +76,8 @@ def _export(args: argparse.Namespace, environ: dict) -> int:
     from bovw.export import export_model
 
     config = _config(args)
+    _refuse_unused(args, (*SESSION_KEYS, "predict.fruits"),
+                   "bovw export writes the model of the run as it was trained")
     catalogue = _export_catalogue(args, config)
     run_dir = normalise_s3_url(args.run_dir)
     out = normalise_s3_url(args.out) if args.out else None
@@ -146,6 +149,8 @@ def _model_bytes(model: str, spark: _Spark, config: Config) -> tuple[bytes, str]
 
 def _predict(args: argparse.Namespace, environ: dict) -> int:
     config = _config(args)
+    _refuse_unused(args, PREDICT_KEYS, "bovw predict describes photos with the model's "
+                                       "settings")
     catalogue = load_catalogue(args.fruits) if args.fruits else None
     folders = [p for p in args.inputs if not is_local_path(p) or Path(p).is_dir()]
     if folders:
@@ -156,6 +161,7 @@ def _predict(args: argparse.Namespace, environ: dict) -> int:
     spark = _Spark(config, environ, [args.model])
     model_bytes, source = _model_bytes(args.model, spark, config)
     predictor = Predictor.from_bytes(model_bytes, config.predict, catalogue, source)
+    _check_asked_settings(args, config, predictor.model, source)
     results = [(path, _predict_file(predictor, Path(path), config.ingest.max_file_bytes))
                for path in args.inputs]
     if args.json:
@@ -164,6 +170,28 @@ def _predict(args: argparse.Namespace, environ: dict) -> int:
     else:
         print("\n".join(format_prediction(path, prediction) for path, prediction in results))
     return 1 if any(prediction.reject_reason for _path, prediction in results) else 0
+
+
+def _refuse_unused(args: argparse.Namespace, used: tuple[str, ...], why: str) -> None:
+    """A setting given on the command line that the command does not use is a config
+    error, not silently dropped."""
+    from bovw.cli import _overrides
+
+    unused = unused_setting(_overrides(args), used)
+    if unused is not None:
+        raise ConfigError(f"{unused} has no effect here: {why}; drop it")
+
+
+def _check_asked_settings(args: argparse.Namespace, config: Config, model, source: str
+                          ) -> None:
+    """Refuse settings given on the command line that the model contradicts (its ORB,
+    colour, histogram settings and k are what photos are described with)."""
+    from bovw.cli import _overrides
+    from bovw.provenance import model_contradiction, model_refusal
+
+    difference = model_contradiction(model, config, _overrides(args))
+    if difference is not None:
+        raise model_refusal(source, difference)
 
 
 def _predict_file(predictor: Predictor, path: Path, max_file_bytes: int) -> Prediction:
@@ -216,7 +244,9 @@ def _predict_folder(args: argparse.Namespace, environ: dict, config: Config,
     input_path, output_path = normalise_s3_url(args.inputs[0]), normalise_s3_url(args.output)
     check_local_input(input_path, config.ingest)
     spark = _Spark(config, environ, [input_path, output_path, args.model])
-    model_bytes, _source = _model_bytes(args.model, spark, config)
+    model_bytes, source = _model_bytes(args.model, spark, config)
+    _check_asked_settings(args, config, Predictor.from_bytes(model_bytes, source=source).model,
+                          source)
     summary = predict_folder(spark(), config, input_path, output_path, model_bytes,
                              labelled=args.labelled, overwrite=args.overwrite)
     if args.json:

@@ -414,9 +414,8 @@ def run_sections(data: RunData, prefix: str = "", level: int = 2) -> list[Sectio
         sections.append(Section(prefix + "Explained variance per component", png_tag(
             plot_variance(variance), "explained variance"), level))
     if data.keypoint_counts:
-        sections.append(Section(prefix + "Keypoints per image", png_tag(
-            plot_keypoints(data.keypoint_counts, summary.get("keypoints", {}).get("mean")),
-            "keypoints per image"), level))
+        sections.append(Section(prefix + "Keypoints per image",
+                                _keypoints_body(data.keypoint_counts, summary), level))
     config = summary.get("config")
     if config:
         sections.append(Section(prefix + "Configuration",
@@ -424,6 +423,24 @@ def run_sections(data: RunData, prefix: str = "", level: int = 2) -> list[Sectio
                                 + escape(json.dumps(config, indent=2)) + "</pre></details>",
                                 level))
     return sections
+
+
+def _keypoints_body(counts: Sequence[tuple[int, int]], summary: dict[str, Any]) -> str:
+    """The histogram of keypoints per image, or one sentence when every image has the same
+    number (a dense grid on images of one size): a single bar says nothing more."""
+    if len(counts) > 1:
+        return png_tag(plot_keypoints(counts, summary.get("keypoints", {}).get("mean")),
+                       "keypoints per image")
+    (count, images), = counts
+    orb = summary.get("config", {}).get("orb", {})
+    if orb.get("sampling") == "dense":
+        scales = ", ".join(str(scale) for scale in orb.get("dense_scales", []))
+        why = (f" (orb.sampling = dense: a grid every {orb.get('dense_step')} px at scales "
+               f"{scales}, so the count depends only on the image size)")
+    else:
+        why = ""
+    return (f'<p class="note">Every one of the {images} images has {count} descriptors'
+            f"{escape(why)}.</p>")
 
 
 def sample_grid(samples: Sequence[tuple[str, str, str, bytes | None]]) -> str:

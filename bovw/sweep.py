@@ -1,12 +1,13 @@
 """Sweeps: the whole pipeline over a grid of settings, descriptors extracted once and reused.
 
 Each point of the grid is an ordinary run folder `OUTPUT/points/<key>=<value>/` made by
-`run_pipeline`. Points whose settings leave the descriptors unchanged read the descriptors
-of the first such point (or of an earlier run given with `descriptors_from`); a point that
-changes them (orb.*, colour.*, ingest.*, seed) extracts its own. A point whose summary.json
-exists is finished and skipped, so a sweep started again with the same output resumes at
-the first unfinished point (and run_pipeline resumes that point at its first unfinished
-stage). After every point the table (CSV and Markdown) is rewritten.
+`run_pipeline`. Points whose descriptor settings (bovw.provenance.DescriptorSettings: orb.*,
+colour.* but its weight, ingest.*, seed, vocabulary.sample_per_image) are the same read the
+descriptors of the first such point, or those of an earlier run given with
+`descriptors_from` when its record matches them; the others extract their own. A point
+whose summary.json exists is finished and skipped, so a sweep started again with the same
+output resumes at the first unfinished point (and run_pipeline resumes that point at its
+first unfinished stage). After every point the table (CSV and Markdown) is rewritten.
 """
 
 from __future__ import annotations
@@ -24,14 +25,17 @@ from pyspark.sql import SparkSession
 
 from bovw import storage
 from bovw.config import Config, ConfigError, parse_assignment
-from bovw.errors import ColourError, OutputError
 from bovw.pipeline import run_pipeline
+from bovw.provenance import (
+    DescriptorProvenance,
+    DescriptorSettings,
+    check_kept,
+    first_difference,
+    read_record,
+    refusal,
+)
 from bovw.runs import RunLayout, prepare_spec_folder
 
-# Settings that change what the descriptors stage writes (or which images go to Test);
-# the colour block's weight is applied later, so points differing in it share descriptors.
-DESCRIPTOR_KEYS = ("orb.", "colour.", "ingest.", "seed")
-SHAREABLE_KEYS = ("colour.weight",)
 STAGE_COLUMNS = ("ingest", "descriptors", "vocabulary", "histograms", "reduction", "classifier")
 
 
@@ -94,13 +98,46 @@ def _folder_name(overrides: tuple[tuple[str, str], ...]) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]", "_", "__".join(parts))
 
 
-def changes_descriptors(point: SweepPoint) -> bool:
-    """True when the point's settings change the descriptors (they cannot be shared)."""
-    return any(_changes_descriptors(key) for key, _value in point.overrides)
+def changes_descriptors(config: Config, point: SweepPoint) -> bool:
+    """True when the point's settings change the descriptors `config` makes."""
+    return (DescriptorSettings.of(config.replace(**point.values)).key()
+            != DescriptorSettings.of(config).key())
 
 
-def _changes_descriptors(key: str) -> bool:
-    return key.startswith(DESCRIPTOR_KEYS) and key not in SHAREABLE_KEYS
+def descriptor_sources(config: Config, points: Sequence[SweepPoint], input_path: str,
+                       root: str, descriptors_from: str | None = None,
+                       reused: DescriptorProvenance | None = None) -> list[str | None]:
+    """Which descriptors each point reads: `descriptors_from` when its record `reused`
+    matches the point's settings, else those of the first earlier point with the same
+    descriptor settings (OUTPUT/points/<name>/descriptors, or what that point read), else
+    None (the point extracts its own).
+
+    Raises ReuseError when `descriptors_from` is given but serves no point: it would be
+    silently unused.
+    """
+    sources: list[str | None] = []
+    first: dict[tuple, str] = {}
+    refusals = []
+    for point in points:
+        point_config = config.replace(**point.values)
+        group = DescriptorSettings.of(point_config).key()
+        source = first.get(group)
+        if source is None and reused is not None:
+            difference = first_difference(
+                reused, DescriptorProvenance.of(point_config, input_path))
+            if difference is None:
+                source = descriptors_from
+            else:
+                refusals.append((point, difference))
+        sources.append(source)
+        first.setdefault(group, source or storage.join(root, "points", point.name,
+                                                       "descriptors"))
+    if descriptors_from and refusals and descriptors_from not in sources:
+        point, difference = refusals[0]
+        asker = (f"sweep point {point.name}" if changes_descriptors(config, point)
+                 else "this sweep")
+        raise refusal(descriptors_from, difference, asker)
+    return sources
 
 
 def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path: str,
@@ -119,17 +156,17 @@ def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path:
     spec = {"input": input_path, "descriptors_from": descriptors_from,
             "parameters": [[key, list(values)] for key, values in parameters],
             "config": config.to_dict()}
-    _prepare_sweep_output(spark, root, spec, overwrite)
+    # Reused descriptors are checked against every point before anything is written.
+    reused = None
     if descriptors_from:
-        check_descriptors_source(spark, descriptors_from, config)
+        if overwrite:
+            check_kept(descriptors_from, root)
+        reused = read_record(spark, descriptors_from)
+    sources = descriptor_sources(config, points, input_path, root, descriptors_from, reused)
+    _prepare_sweep_output(spark, root, spec, overwrite)
     result = SweepResult(output=root, parameters=[(k, list(v)) for k, v in parameters])
-    shared: dict[tuple[tuple[str, str], ...], str] = {}
-    for number, point in enumerate(points, start=1):
+    for number, (point, source) in enumerate(zip(points, sources, strict=True), start=1):
         layout = RunLayout(storage.join(root, "points", point.name))
-        group = tuple(item for item in point.overrides if _changes_descriptors(item[0]))
-        source = shared.get(group)
-        if source is None and not group and descriptors_from:
-            source = descriptors_from
         if storage.exists(spark, layout.summary):
             log(f"[bovw] sweep point {number}/{len(points)} {point.name}: finished, skipped")
             result.skipped.append(point.name)
@@ -138,7 +175,6 @@ def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path:
             run_pipeline(spark, config.replace(**point.values), input_path, layout.root,
                          descriptors_from=source, log=log)
         summary = json.loads(storage.read_text(spark, layout.summary))
-        shared.setdefault(group, source or layout.descriptors)
         result.rows.append(table_row(point, summary, reused=source is not None))
         write_table(spark, root, result)
         if report and not storage.exists(spark, layout.path("report.html")):
@@ -179,23 +215,6 @@ def write_report(spark: SparkSession, result: SweepResult) -> str:
     titles = [c.replace("seconds_", "s ").replace("_", " ") for c in columns]
     return write_sweep_report(spark, result.output, result.parameters, result.rows,
                               html_table(titles, rows, marks, css="wide"), best)
-
-
-def check_descriptors_source(spark: SparkSession, path: str, config: Config) -> None:
-    """Refuse, before any work, descriptors that lack what the configuration needs."""
-    if not storage.exists(spark, path):
-        raise OutputError(f"--descriptors-from {path} does not exist")
-    columns = spark.read.parquet(path).columns
-    if "descriptors" not in columns or "n_keypoints" not in columns:
-        raise OutputError(
-            f"--descriptors-from {path} is not a descriptors folder of a bovw run "
-            "(expected RUN/descriptors)"
-        )
-    if config.colour.enabled and "colour" not in columns:
-        raise ColourError(
-            f"colour.enabled is true but {path} holds no colour histograms; "
-            "leave out --descriptors-from or disable colour"
-        )
 
 
 def _prepare_sweep_output(spark: SparkSession, root: str, spec: dict[str, Any],

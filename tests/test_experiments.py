@@ -76,11 +76,12 @@ def test_parameters_parse_into_a_grid(test_config):
         "vocabulary.k=8__histograms.tfidf=true", "vocabulary.k=8__histograms.tfidf=false",
         "vocabulary.k=12__histograms.tfidf=true", "vocabulary.k=12__histograms.tfidf=false"]
     assert points[1].values == {"vocabulary.k": "8", "histograms.tfidf": "false"}
-    assert not changes_descriptors(points[0])
-    orb = sweep_points(test_config, [("orb.edge_threshold", ["8", "16"])])
-    assert changes_descriptors(orb[0])
-    assert changes_descriptors(sweep_points(test_config, [("colour.hue_bins", ["4"])])[0])
-    assert not changes_descriptors(sweep_points(test_config, [("colour.weight", ["2"])])[0])
+    assert not changes_descriptors(test_config, points[0])
+    orb = sweep_points(test_config, [("orb.edge_threshold", ["4", "16"])])
+    assert changes_descriptors(test_config, orb[0])
+    colour = test_config.replace(**{"colour.enabled": True})
+    assert changes_descriptors(colour, sweep_points(colour, [("colour.hue_bins", ["4"])])[0])
+    assert not changes_descriptors(colour, sweep_points(colour, [("colour.weight", ["2"])])[0])
 
 
 def test_bad_sweep_parameters_are_one_line_errors(test_config):
@@ -141,8 +142,10 @@ def test_reports_have_every_section_and_embed_their_images(sweep):
         assert title in titles, title
     for name in CLASSES:
         assert name in point
-    # Confusion matrix, PCA, variance, keypoints: four plots, plus 12 thumbnails (all Test).
-    assert point.count("data:image/png;base64,") == 4 + 12
+    # Confusion matrix, PCA, variance: three plots, plus 12 thumbnails (all Test); every
+    # generated image has the same number of dense descriptors, said in one sentence.
+    assert point.count("data:image/png;base64,") == 3 + 12
+    assert "Every one of the 42 images has " in point
     assert not re.search(r'src="(?!data:)', point)  # self-contained: nothing fetched
     page = (output / "report.html").read_text()
     titles = section_titles(page)

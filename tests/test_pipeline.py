@@ -112,6 +112,17 @@ def test_descriptors_set_aside_a_vocabulary_sample_for_training_images(spark, fi
     assert any(row["split"] == "Training" and row["n_keypoints"] > 16 for row in rows)
 
 
+def test_descriptors_carry_the_record_of_what_made_them(spark, test_config, dataset, first_run):
+    from bovw.provenance import RECORD_NAME, DescriptorProvenance, DescriptorSettings
+
+    record = DescriptorProvenance.from_json(
+        (first_run / "descriptors" / RECORD_NAME).read_text(), RECORD_NAME)
+    config = test_config.replace(**{"ingest.max_file_bytes": MAX_FILE_BYTES})
+    assert record.input == str(dataset)
+    assert record.settings == DescriptorSettings.of(config)
+    assert spark.read.parquet(str(first_run / "descriptors")).count() == 3 * 17 + 11
+
+
 def test_models_are_saved_and_loadable(first_run):
     assert KMeansModel.load(str(first_run / "models" / "vocabulary")).getK() == 20
     assert PCAModel.load(str(first_run / "models" / "pca")).getK() == 10
