@@ -223,6 +223,7 @@ def build_session(config: Config, java_home: str | None = None,
     from py4j.protocol import Py4JJavaError
     from pyspark import SparkConf
     from pyspark.errors import PySparkRuntimeError
+    from pyspark.errors.exceptions.captured import CapturedException
     from pyspark.sql import SparkSession
 
     already_set: set[str] = set()
@@ -252,7 +253,7 @@ def build_session(config: Config, java_home: str | None = None,
             builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
-    except Py4JJavaError as error:
+    except (Py4JJavaError, CapturedException) as error:
         raise _start_error(error, wanted) from error
     except PySparkRuntimeError as error:
         if error.getCondition() != "JAVA_GATEWAY_EXITED":

@@ -37,8 +37,12 @@ def _storage_cause(causes: Sequence[JavaCause]) -> tuple[str, str] | None:
         if name == "ParentNotDirectoryException":
             return f"a part of the path is a file, not a folder ({message})", \
                 "choose a path inside a folder"
-        if name in ("AccessDeniedException", "AccessControlException"):
+        # java.io reports the OS's reason for a file it could not open in parentheses.
+        if name in ("AccessDeniedException", "AccessControlException") or (
+                name == "FileNotFoundException" and message.endswith("(Permission denied)")):
             return f"permission denied ({message})", writable
+        if name == "FileNotFoundException" and message.endswith("(Read-only file system)"):
+            return f"the filesystem is read-only ({message})", writable
         if name == "IOException" and message.startswith("Mkdirs failed to create"):
             return (f"the folder could not be created ({message}): no permission, a "
                     "read-only filesystem or a full disk"), writable
