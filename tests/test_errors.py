@@ -53,6 +53,15 @@ def test_a_master_spark_cannot_parse(images, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("master", ["local", "local[2]", "local[*]", "local[4, 3]",
+                                    "local-cluster[2, 1, 1024]", "yarn",
+                                    "k8s://https://10.0.0.1:6443"])
+def test_every_master_form_spark_accepts_passes(master):
+    from bovw.session import check_master
+
+    check_master(master)
+
+
 def test_a_standalone_master_nobody_listens_on(images, tmp_path, capsys):
     with socket.socket() as sock:  # a port that was free a moment ago
         sock.bind(("127.0.0.1", 0))
