@@ -4,18 +4,18 @@ Credentials come from boto3 (`boto3.Session(profile_name=...)`), so everything t
 understands works: static keys, assume-role profiles, SSO, environment variables, instance
 roles. They are turned into `spark.hadoop.fs.s3a.*` properties for hadoop-aws, and the
 hadoop-aws / AWS SDK / spark-hadoop-cloud jars matching the Hadoop bundled with pyspark are
-chosen at run time. Secrets never reach logs: `ResolvedCredentials.__repr__` hides them and
-`redact()` masks them in any mapping that is shown or saved.
+chosen at run time. Secrets never reach logs: `ResolvedCredentials.__repr__` hides them,
+bovw.session keeps them off the JVM's command line, and bovw.redaction masks them wherever
+a setting is shown or saved.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import boto3
 import botocore.exceptions
@@ -25,10 +25,7 @@ from bovw.errors import CloudError
 
 log = logging.getLogger(__name__)
 
-
-# Same family of names Spark's default spark.redaction.regex masks in its UI and event logs.
-_SECRET_NAME = re.compile(r"secret|password|token|access[._-]?key", re.IGNORECASE)
-REDACTED = "***"
+_HIDDEN = "***"
 
 # Credential sources whose keys rotate on their own. Hadoop's default provider chain ends
 # with the instance/container role and refreshes it, where a snapshot would expire mid-run;
@@ -83,20 +80,20 @@ class ResolvedCredentials:
 
 
 def _key_hint(access_key: str) -> str:
-    return "..." + access_key[-4:] if len(access_key) > 8 else REDACTED
+    return "..." + access_key[-4:] if len(access_key) > 8 else _HIDDEN
 
 
 def boto3_session(profile: str | None, region: str | None = None) -> boto3.Session:
     """A boto3 Session for `profile` (None: boto3's default chain). Raises CloudError."""
     try:
         return boto3.Session(profile_name=profile, region_name=region)
-    except botocore.exceptions.ProfileNotFound:
+    except botocore.exceptions.ProfileNotFound as error:
         known = ", ".join(sorted(boto3.Session().available_profiles)) or "none"
         raise CloudError(
             f"AWS profile {profile!r} not found in the AWS config/credentials files "
             f"(known profiles: {known}); fix: run `aws configure --profile {profile}` "
             "or set s3.profile to a known profile"
-        ) from None
+        ) from error
 
 
 def resolve_credentials(
@@ -126,31 +123,31 @@ def credentials_from_session(
         botocore.exceptions.UnauthorizedSSOTokenError,
         botocore.exceptions.TokenRetrievalError,
         botocore.exceptions.SSOError,
-    ):
+    ) as error:
         raise CloudError(
             f"the SSO session for {who} is missing or expired; "
             f"fix: run `aws sso login{_profile_flag(profile)}`"
-        ) from None
+        ) from error
     except botocore.exceptions.PartialCredentialsError as error:
         raise CloudError(
             f"{who} has incomplete credentials ({error.kwargs.get('cred_var', 'a key')} is "
             "missing); fix: set both aws_access_key_id and aws_secret_access_key"
-        ) from None
+        ) from error
     except botocore.exceptions.InvalidConfigError as error:
-        raise CloudError(f"{who} is misconfigured: {error}; fix: correct ~/.aws/config") from None
+        raise CloudError(f"{who} is misconfigured: {error}; fix: correct ~/.aws/config") from error
     except botocore.exceptions.ClientError as error:
         # Raised while assuming a role: the source identity may not assume it.
         raise CloudError(
             f"{who} could not assume its role: {_client_error_text(error)}; fix: check role_arn, "
             "source_profile and the role's trust policy"
-        ) from None
-    except botocore.exceptions.NoRegionError:
+        ) from error
+    except botocore.exceptions.NoRegionError as error:
         raise CloudError(
             f"{who} needs an AWS region to fetch its credentials; fix: set s3.region, "
             "or `region = ...` in the profile"
-        ) from None
+        ) from error
     except botocore.exceptions.BotoCoreError as error:
-        raise CloudError(f"{who} could not provide credentials: {error}") from None
+        raise CloudError(f"{who} could not provide credentials: {error}") from error
     if frozen is None or not frozen.access_key or not frozen.secret_key:
         raise CloudError(
             f"no AWS credentials found in {who}; fix: set s3.profile to a configured "
@@ -179,6 +176,23 @@ def _client_error_text(error: botocore.exceptions.ClientError) -> str:
     return f"{details.get('Code', 'Error')}: {details.get('Message', '')}".rstrip(": ")
 
 
+def request_error(error: botocore.exceptions.BotoCoreError, doing: str) -> CloudError:
+    """The one-line CloudError for an AWS request (`doing`: "listing s3://b/p") that failed
+    before AWS answered it: no network, no credentials, no region, a malformed request."""
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return CloudError(
+            f"no AWS credentials for {doing}; fix: set s3.profile (--profile) to a configured "
+            "profile (`aws configure --profile NAME`), or run where an IAM role provides them")
+    if isinstance(error, botocore.exceptions.NoRegionError):
+        return CloudError(f"{doing} needs an AWS region; fix: pass --region, or set "
+                          "`region = ...` in the AWS profile")
+    if isinstance(error, botocore.exceptions.ConnectionError
+                  | botocore.exceptions.HTTPClientError):
+        return CloudError(f"cannot reach AWS for {doing}: {error}; fix: check the network "
+                          "connection (and s3.endpoint, if set)")
+    return CloudError(f"{doing} failed: {error}")
+
+
 def _verify(session: boto3.Session, credentials: ResolvedCredentials, who: str) -> None:
     try:
         identity = session.client("sts").get_caller_identity()
@@ -190,49 +204,21 @@ def _verify(session: boto3.Session, credentials: ResolvedCredentials, who: str) 
                 if credentials.method == "sso"
                 else "refresh the session credentials (new session token / re-assume the role)"
             )
-            raise CloudError(f"the credentials from {who} have expired; fix: {fix}") from None
+            raise CloudError(f"the credentials from {who} have expired; fix: {fix}") from error
         if code in ("InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException"):
             raise CloudError(
                 f"AWS rejected the credentials from {who} ({code}); fix: the access key is "
                 "deleted, inactive or mistyped: create a new one and update the profile"
-            ) from None
+            ) from error
         raise CloudError(
             f"checking the credentials from {who} failed: {_client_error_text(error)}"
-        ) from None
+        ) from error
     except botocore.exceptions.EndpointConnectionError as error:
         raise CloudError(
             f"cannot reach AWS STS to check the credentials ({error}); fix: check the network "
             "or run without credential verification"
-        ) from None
+        ) from error
     log.info("AWS identity verified: %s", identity.get("Arn", "unknown"))
-
-
-def is_secret_name(name: str) -> bool:
-    """True when a setting called `name` holds a secret (key, secret, token, password)."""
-    return bool(_SECRET_NAME.search(name))
-
-
-def redact(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of `mapping` (nested mappings and lists too) with every secret value as "***"."""
-    return {key: REDACTED if is_secret_name(str(key)) else _redact_value(value)
-            for key, value in mapping.items()}
-
-
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return redact(value)
-    if isinstance(value, list | tuple):
-        return [_redact_value(item) for item in value]
-    return value
-
-
-def redact_args(args: Iterable[str]) -> list[str]:
-    """Command-line words with the value of every secret `key=value` replaced by "***"."""
-    redacted = []
-    for word in args:
-        key, sep, _value = word.partition("=")
-        redacted.append(f"{key}={REDACTED}" if sep and is_secret_name(key) else word)
-    return redacted
 
 
 def hadoop_s3a_properties(
@@ -246,7 +232,8 @@ def hadoop_s3a_properties(
     TemporaryAWSCredentialsProvider (session
     credentials) or SimpleAWSCredentialsProvider (long-term keys). Keys are full Spark
     property names (`spark.hadoop.fs.s3a.*`, `spark.sql.*`). The result holds secrets:
-    show it only through redact(), and apply the secret part with apply_hadoop_properties().
+    give it to bovw.session.build_session (which keeps them off the JVM's command line),
+    never to a log.
     """
     hadoop: dict[str, str] = {}
     if credentials is not None and credentials.method not in _INSTANCE_METHODS:
@@ -287,54 +274,18 @@ def committer_properties(committer: str) -> dict[str, str]:
     return properties
 
 
-def split_secret_properties(
-    properties: Mapping[str, str],
-) -> tuple[dict[str, str], dict[str, str]]:
-    """(public, secret) halves of a property mapping.
-
-    Builder properties of a fresh pyspark process become `--conf k=v` words on the
-    spark-submit command line, visible to every local user in the process list; the
-    secret half is therefore applied after the session starts, with apply_hadoop_properties.
-    """
-    public = {k: v for k, v in properties.items() if not is_secret_name(k)}
-    secret = {k: v for k, v in properties.items() if is_secret_name(k)}
-    return public, secret
-
-
-def apply_hadoop_properties(hadoop_conf: Any, properties: Mapping[str, str]) -> None:
-    """Set `spark.hadoop.X` properties as `X` on a live Hadoop Configuration.
-
-    `hadoop_conf` is `spark.sparkContext._jsc.hadoopConfiguration()`: the configuration Spark
-    SQL copies into every file read and write, on the driver and the executors.
-    """
-    for key, value in properties.items():
-        if not key.startswith("spark.hadoop."):
-            raise CloudError(f"{key!r} is not a spark.hadoop.* property; set it on the builder")
-        hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
-
-
 @dataclass(frozen=True)
 class SparkS3ASetup:
-    """Everything a SparkSession needs for s3a://, split by where it must be applied.
+    """Everything a SparkSession needs for s3a://.
 
-    `builder_conf`: SparkSession.builder properties (no secrets: they end up on the
-    spark-submit command line). `hadoop_secrets`: `spark.hadoop.*` keys to set with
-    apply_hadoop_properties() once the session exists. `submit_args`: the jars as
-    spark-submit options, for runs launched by spark-submit, whose JVM already started.
+    `spark_conf`: properties for bovw.session.build_session (`extra`), credentials
+    included: it sets the secret ones on the live Hadoop configuration, never on the
+    command line of the JVM it starts. `submit_args`: the jars as spark-submit options,
+    for runs launched by spark-submit, whose JVM already started.
     """
 
-    builder_conf: Mapping[str, str]
-    hadoop_secrets: Mapping[str, str] = field(repr=False)
+    spark_conf: Mapping[str, str] = field(repr=False)
     submit_args: tuple[str, ...] = ()
-
-    def shown(self) -> dict[str, Any]:
-        """The whole setup with secrets masked, for logs and the saved effective config."""
-        return redact({
-            "builder_conf": dict(self.builder_conf),
-            # Not "hadoop_secrets": that name alone would mask the whole table.
-            "hadoop_after_start": dict(self.hadoop_secrets),
-            "submit_args": list(self.submit_args),
-        })
 
 
 def spark_s3a_setup(
@@ -342,15 +293,13 @@ def spark_s3a_setup(
     credentials: ResolvedCredentials | None,
     pyspark_jars: str | Path | None = None,
 ) -> SparkS3ASetup:
-    """hadoop_s3a_properties() and s3a_jars() combined and split for a session builder.
+    """hadoop_s3a_properties() and s3a_jars() combined for a session builder.
 
     `pyspark_jars` defaults to the installed pyspark's jars folder.
     """
     jars = s3a_jars(pyspark_jars if pyspark_jars is not None else pyspark_jars_dir(), settings)
-    public, secret = split_secret_properties(hadoop_s3a_properties(credentials, settings))
     return SparkS3ASetup(
-        builder_conf={**public, **jars.spark_conf()},
-        hadoop_secrets=secret,
+        spark_conf={**hadoop_s3a_properties(credentials, settings), **jars.spark_conf()},
         submit_args=tuple(jars.spark_submit_args()),
     )
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,10 +18,10 @@ from bovw.experiments_cli import HANDLERS as EXPERIMENT_HANDLERS
 from bovw.experiments_cli import add_commands as add_experiment_commands
 from bovw.inputs import check_local_input
 from bovw.predict_cli import PREDICT_ERRORS, PREDICT_HANDLERS, add_predict_commands
-from bovw.session import JavaError, build_session
+from bovw.session import JavaError, SparkStartError, build_session
 
 USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError,
-               *PREDICT_ERRORS, *EXPERIMENT_ERRORS)
+               SparkStartError, *PREDICT_ERRORS, *EXPERIMENT_ERRORS)
 
 # Shortcut flags for the settings users change most; any other setting: --set key=value.
 SHORTCUTS = {
@@ -111,7 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_predict_commands(commands, _add_config_flags)
     add_experiment_commands(commands, _add_config_flags)
+    _add_verbose(parser)
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser, top: bool = True) -> None:
+    """--verbose on `parser` and on every sub-command below it, so that it may come before
+    or after the sub-command. Below the top, an absent flag leaves the value alone
+    (SUPPRESS): a sub-parser's default would otherwise reset a --verbose given before it."""
+    parser.add_argument("--verbose", action="store_true",
+                        default=False if top else argparse.SUPPRESS,
+                        help="on an error, show its full trace (Python, Java, AWS) too")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in {id(sub): sub for sub in action.choices.values()}.values():
+                _add_verbose(sub, top=False)
 
 
 def format_summary(result, input_path: str) -> str:
@@ -145,12 +161,7 @@ def format_summary(result, input_path: str) -> str:
 
 def _session(config: Config, environ: dict, *urls: str | None):
     """The SparkSession, with s3a credentials and jars when any of `urls` is on S3."""
-    from bovw.aws import (
-        apply_hadoop_properties,
-        resolve_credentials,
-        spark_s3a_setup,
-        uses_s3,
-    )
+    from bovw.aws import resolve_credentials, spark_s3a_setup, uses_s3
 
     # Under spark-submit the JVM already runs with the submit flags, which then win.
     submitted = "PYSPARK_GATEWAY_PORT" in environ
@@ -159,9 +170,13 @@ def _session(config: Config, environ: dict, *urls: str | None):
     credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
     setup = spark_s3a_setup(config.s3, credentials)
     spark = build_session(config, java_home=environ.get("JAVA_HOME"),
-                          extra=setup.builder_conf, submitted=submitted)
-    # Secrets go on the live Hadoop configuration, never on a command line or in a log.
-    apply_hadoop_properties(spark.sparkContext._jsc.hadoopConfiguration(), setup.hadoop_secrets)
+                          extra=setup.spark_conf, submitted=submitted)
+    from bovw import storage
+
+    for url in urls:
+        if uses_s3(url):
+            # A missing connector, bucket or permission stops here, in one line.
+            storage.exists(spark, url)
     return spark
 
 
@@ -238,13 +253,17 @@ def _emr(args: argparse.Namespace, environ: dict) -> int:
     )
 
     config = load_config(args.config, _overrides(args))
+    # --profile and --region are the submitter's (its credentials, the EMR API's region);
+    # every other override goes to the cluster, which reads the same config file.
+    forwarded = _overrides(argparse.Namespace(**{**vars(args), "profile": None, "region": None}))
     step = build_step(config.emr, config_uri=args.config_uri, input_url=args.input,
-                      output_url=args.output)
+                      output_url=args.output, overrides=forwarded, redactor=config.redactor())
     if args.dry_run:
         request = step if args.cluster_id else cluster_request(config.emr, step)
         print(json.dumps(request, indent=2))
         return 0
-    client = emr_client(config.emr, boto3_session(config.s3.profile, config.emr.region))
+    settings = dataclasses.replace(config.emr, region=args.region or config.emr.region)
+    client = emr_client(settings, boto3_session(config.s3.profile, settings.region))
     if args.cluster_id:
         print(f"step {submit_step(client, args.cluster_id, step)} added to {args.cluster_id}")
     else:
@@ -261,11 +280,17 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     try:
         return handlers[args.command](args, environ)
     except ConfigError as error:
-        print(f"bovw: config error: {error}", file=sys.stderr)
-        return 2
+        return _fail("config error", error, args.verbose, 2)
     except USER_ERRORS as error:
-        print(f"bovw: error: {error}", file=sys.stderr)
-        return 1
+        return _fail("error", error, args.verbose, 1)
+
+
+def _fail(kind: str, error: Exception, verbose: bool, code: int) -> int:
+    """Report a user error as one line (after its whole trace with --verbose)."""
+    if verbose:
+        traceback.print_exception(error, file=sys.stderr)
+    print(f"bovw: {kind}: {' '.join(str(error).splitlines())}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bovw.redaction import Redactor
+
 
 class ConfigError(ValueError):
     """A configuration problem, reported to the user as one line."""
@@ -64,6 +66,10 @@ class SparkSettings:
                  "spark.jit_threshold_scale must be between 1 and 1000")
         for key in self.conf:
             _require(key.startswith("spark."), f"spark.conf key {key!r} must start with 'spark.'")
+        _redactor(self.conf)
+
+    def __repr__(self) -> str:
+        return _repr_masking(self, "conf", self.conf)
 
 
 @dataclass(frozen=True)
@@ -440,6 +446,10 @@ class EmrSettings:
             _require(
                 key.startswith("spark."), f"emr.spark_conf key {key!r} must start with 'spark.'"
             )
+        _redactor(self.spark_conf, "emr.spark_conf")
+
+    def __repr__(self) -> str:
+        return _repr_masking(self, "spark_conf", self.spark_conf)
 
 
 def _emr_release_major(label: str) -> int | None:
@@ -474,8 +484,19 @@ class Config:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON/TOML-friendly dict of every setting (the effective config)."""
-        return _to_plain(self)
+        """A JSON/TOML-friendly dict of every setting (the effective config), secrets masked.
+
+        Everything bovw saves or shows takes the config from here (run.json, summary.json,
+        sweep.json, compare.json, the reports), so no output can forget to mask one; see
+        redacted_settings for the rules. Run specs compare these dicts when a run resumes:
+        two runs that differ only in a secret's value (a rotated key, a renewed session
+        token) are the same run.
+        """
+        return redacted_settings(_to_plain(self))
+
+    def redactor(self) -> Redactor:
+        """The secret-masking rules of this configuration (bovw.redaction)."""
+        return _redactor(self.spark.conf)
 
     def replace(self, **changes: Any) -> Config:
         """Return a copy with dotted-key changes, e.g. replace(**{"vocabulary.k": 50})."""
@@ -492,6 +513,45 @@ def _to_plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_to_plain(item) for item in value]
     return value
+
+
+def redacted_settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a plain config dict (Config.to_dict's shape, e.g. read back from an older
+    run's summary.json) with every secret masked by bovw.redaction's rules: any setting
+    named like a secret, and each Spark property of `spark.conf` and `emr.spark_conf` that
+    spark.redaction.regex matches by key or by value (the regex the table sets, else the
+    one under spark.conf, else Spark's default)."""
+    run_conf = _table(data, "spark", "conf")
+    masked = _redactor(run_conf).names(data)
+    for section, name in (("spark", "conf"), ("emr", "spark_conf")):
+        properties = _table(data, section, name)
+        if properties and isinstance(masked.get(section), dict):
+            masked[section][name] = _redactor({**run_conf, **properties}).properties(properties)
+    return masked
+
+
+def _table(data: Mapping[str, Any], section: str, name: str) -> Mapping[str, Any]:
+    table = data.get(section)
+    table = table.get(name) if isinstance(table, Mapping) else None
+    return table if isinstance(table, Mapping) else {}
+
+
+def _redactor(spark_conf: Mapping[str, str], table: str = "spark.conf") -> Redactor:
+    try:
+        return Redactor.for_spark_conf(spark_conf)
+    except ValueError as error:
+        raise ConfigError(f"{table} {error}") from None
+
+
+def _repr_masking(settings: Any, table: str, properties: Mapping[str, str]) -> str:
+    # The dataclass repr would print the secrets of the Spark property table.
+    shown = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    try:
+        redactor = Redactor.for_spark_conf(properties)
+    except ValueError:  # not validated yet: a repr must not raise
+        redactor = Redactor()
+    shown[table] = redactor.properties(properties)
+    return f"{type(settings).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
 def _sections(config: Config) -> list[str]:
@@ -613,7 +673,7 @@ def load_config(path: str | Path | None = None,
 
 def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
     """Return a validated copy of `config` with dotted-key overrides applied."""
-    data = config.to_dict()
+    data = _to_plain(config)
     for dotted, value in overrides.items():
         parts = dotted.split(".")
         if len(parts) == 1:

@@ -30,6 +30,7 @@ from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from bovw import storage  # noqa: E402
+from bovw.config import redacted_settings  # noqa: E402
 from bovw.ingest import TEST  # noqa: E402
 from bovw.runs import RunLayout  # noqa: E402
 
@@ -418,9 +419,11 @@ def run_sections(data: RunData, prefix: str = "", level: int = 2) -> list[Sectio
                                 _keypoints_body(data.keypoint_counts, summary), level))
     config = summary.get("config")
     if config:
+        # Masked again: a run written by an older bovw saved its secrets in plain text.
         sections.append(Section(prefix + "Configuration",
                                 "<details><summary>effective settings</summary><pre>"
-                                + escape(json.dumps(config, indent=2)) + "</pre></details>",
+                                + escape(json.dumps(redacted_settings(config), indent=2))
+                                + "</pre></details>",
                                 level))
     return sections
 

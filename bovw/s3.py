@@ -25,10 +25,14 @@ import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
-from bovw.aws import CloudError
+from bovw.aws import CloudError, request_error
 from bovw.config import S3Settings
 
 log = logging.getLogger(__name__)
+
+# A connection S3 has not accepted within this many seconds will not be: no network.
+CONNECT_TIMEOUT_SECONDS = 10
+RETRIES = {"mode": "standard", "max_attempts": 5}
 
 # Errors after which every further request would fail the same way.
 _FATAL_CODES = {
@@ -90,7 +94,8 @@ def s3_client(settings: S3Settings, session: boto3.Session | None = None) -> Any
     session = session or boto3.Session()
     config = botocore.config.Config(
         max_pool_connections=max(10, settings.upload_concurrency * 2),
-        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        retries=dict(RETRIES),
         s3={"addressing_style": "path"} if settings.path_style_access else None,
     )
     return session.client(
@@ -112,7 +117,9 @@ def list_objects(s3_url: str, client: Any, *, page_size: int = 1000) -> Iterator
             for item in page.get("Contents", []):
                 yield S3Object(key=item["Key"], size=int(item["Size"]))
     except botocore.exceptions.ClientError as error:
-        raise _cloud_error(error, bucket, prefix, "s3:ListBucket") from None
+        raise _cloud_error(error, bucket, prefix, "s3:ListBucket") from error
+    except botocore.exceptions.BotoCoreError as error:
+        raise request_error(error, f"listing s3://{bucket}/{prefix}") from error
 
 
 def _cloud_error(

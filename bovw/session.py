@@ -6,12 +6,15 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from bovw.config import Config, SparkSettings
+from bovw.config import Config, ConfigError, SparkSettings
+from bovw.jvm_errors import java_causes
+from bovw.redaction import Redactor
 
 SUPPORTED_JAVA = (17, 21)
 JAVA_INSTALL_HINT = (
@@ -24,6 +27,10 @@ JAVA_INSTALL_HINT = (
 
 class JavaError(RuntimeError):
     """No usable JDK: the message names the install command."""
+
+
+class SparkStartError(RuntimeError):
+    """Spark could not start: the message names the cause and the fix."""
 
 
 def java_major_version(version_output: str) -> int | None:
@@ -135,17 +142,88 @@ def local_driver_options(settings: SparkSettings, given: str, java: str,
     return " ".join(option for option in options if option)
 
 
+# The master URLs spark-submit and SparkContext accept (SparkContext.createTaskScheduler).
+_MASTERS = (r"local", r"local\[(\d+|\*)\]", r"local\[(\d+|\*)\s*,\s*\d+\]",
+            r"local-cluster\[\s*\d+\s*,\s*\d+\s*,\s*\d+\s*\]",
+            r"spark://[^:/,]+:\d+(,[^:/,]+:\d+)*", r"yarn", r"k8s://.+")
+# spark-submit gives spark.driver.memory to the JVM as -Xmx, which wants a unit.
+_JVM_SIZE = re.compile(r"\d+[kKmMgGtT]")
+
+
+def check_master(master: str, timeout: float = 5.0) -> None:
+    """Raise ConfigError for a master URL Spark cannot parse, and SparkStartError when no
+    master of a spark://HOST:PORT[,HOST:PORT] URL accepts a connection."""
+    if not any(re.fullmatch(pattern, master) for pattern in _MASTERS):
+        raise ConfigError(
+            f"spark.master {master!r} is not a Spark master URL; fix: use local[N] (N cores, "
+            "* for all), spark://HOST:PORT (a standalone cluster), yarn or k8s://HOST:PORT")
+    if not master.startswith("spark://"):
+        return
+    failures = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return
+        except OSError as error:
+            failures.append(f"{address}: {error.strerror or error}")
+    raise SparkStartError(
+        f"cannot reach the Spark master at {'; '.join(failures)}; fix: start the master "
+        "(sbin/start-master.sh) or correct --master")
+
+
+def check_driver_memory(properties: Mapping[str, str]) -> None:
+    """Raise ConfigError when spark.driver.memory is not a size the JVM reads."""
+    memory = properties.get("spark.driver.memory", "")
+    if memory and not _JVM_SIZE.fullmatch(memory):
+        raise ConfigError(
+            f"spark.driver_memory {memory!r} is not a JVM memory size; fix: a whole number "
+            "and a unit k, m, g or t, e.g. 4g")
+
+
+def _hidden_properties(properties: Mapping[str, str], redactor: Redactor) -> dict[str, str]:
+    # pyspark starts its JVM with every builder property as a `--conf key=value` word,
+    # visible to every local user in the process list. Hadoop settings can be applied to
+    # the live configuration instead (Spark SQL copies it into every read and write).
+    return {key: value for key, value in properties.items()
+            if key.startswith("spark.hadoop.") and redactor.secret_property(key, value)}
+
+
+def _start_error(error: Exception, properties: Mapping[str, str]) -> SparkStartError:
+    causes = java_causes(error)
+    if causes:
+        root = causes[-1]
+        if root.simple_name == "BindException":
+            fix = ("another program holds the port: stop it, or set a free one with "
+                   "--set spark.conf.spark.driver.port=PORT (or leave it unset), and check "
+                   "spark.driver.bindAddress")
+        else:
+            fix = "correct the Spark setting it names (--set spark.conf.KEY=VALUE or the config)"
+        return SparkStartError(f"Spark could not start: {root}; fix: {fix}")
+    hint = ("spark.jars.packages could not be downloaded (no Maven access?): set s3.jars_dir "
+            "to a folder with the jars, or " if "spark.jars.packages" in properties else "")
+    return SparkStartError(
+        "Spark's JVM exited while starting (its own message is above); fix: "
+        f"{hint}check spark.driver_memory, the spark.conf settings and JAVA_HOME")
+
+
 def build_session(config: Config, java_home: str | None = None,
                   extra: Mapping[str, str] | None = None, submitted: bool = False):
     """Check Java, then get or create the SparkSession configured by `config`.
 
     `extra` adds properties decided at run time (e.g. S3 credentials), never saved.
     `submitted` means spark-submit started the JVM: its --master, --driver-memory and
-    --conf flags (and spark-defaults.conf) then win over the config file.
-    Returns a pyspark.sql.SparkSession.
+    --conf flags (and spark-defaults.conf) then win over the config file. Secret
+    `spark.hadoop.*` properties (by the config's redaction rules) are set on the live
+    Hadoop configuration, never on the JVM's command line. Returns a
+    pyspark.sql.SparkSession; raises JavaError, ConfigError or SparkStartError, each one
+    line with its fix.
     """
     import pyspark
+    from py4j.protocol import Py4JJavaError
     from pyspark import SparkConf
+    from pyspark.errors import PySparkRuntimeError
+    from pyspark.errors.exceptions.captured import CapturedException
     from pyspark.sql import SparkSession
 
     already_set: set[str] = set()
@@ -154,6 +232,8 @@ def build_session(config: Config, java_home: str | None = None,
         already_set = {key for key, _value in SparkConf().getAll()}
     else:
         check_java(java_home)
+        check_master(properties["spark.master"])
+        check_driver_memory(properties)
         if config.spark.master.startswith("local"):
             # pyspark starts its Python workers with $PYSPARK_PYTHON, else `python3` from
             # PATH, which outside an activated virtualenv lacks OpenCV and pyarrow. In local
@@ -164,10 +244,23 @@ def build_session(config: Config, java_home: str | None = None,
                                            find_java(java_home) or "java", pyspark.__version__)
             if options:
                 properties[key] = options
+    wanted = {key: value for key, value in {**properties, **(extra or {})}.items()
+              if key not in already_set}
+    hidden = _hidden_properties(wanted, config.redactor())
     builder = SparkSession.builder
-    for key, value in {**properties, **(extra or {})}.items():
-        if key not in already_set:
+    for key, value in wanted.items():
+        if key not in hidden:
             builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except (Py4JJavaError, CapturedException) as error:
+        raise _start_error(error, wanted) from error
+    except PySparkRuntimeError as error:
+        if error.getCondition() != "JAVA_GATEWAY_EXITED":
+            raise
+        raise _start_error(error, wanted) from error
+    hadoop_conf = session.sparkContext._jsc.hadoopConfiguration()
+    for key, value in hidden.items():
+        hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
     session.sparkContext.setLogLevel(config.spark.log_level)
     return session

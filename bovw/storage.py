@@ -6,10 +6,88 @@ folder in tests and to s3a:// on EC2.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
+
+from bovw.errors import OutputError
+from bovw.jvm_errors import JavaCause, java_causes
 
 # Filesystems without an atomic rename: a single PUT is all-or-nothing instead.
 _OBJECT_STORES = ("s3a", "s3", "gs", "abfs", "abfss", "wasb")
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+class StorageError(OutputError):
+    """A file or folder could not be read or written: one line naming the path, the cause
+    and the fix."""
+
+
+def _storage_cause(causes: Sequence[JavaCause]) -> tuple[str, str] | None:
+    """(cause, fix) for the deepest Java exception of `causes` that is a known storage
+    failure, or None."""
+    writable = "choose a location you may write to (on S3: see conf/iam/ for the permissions)"
+    for cause in reversed(causes):
+        name, message = cause.simple_name, cause.message
+        if name == "ParentNotDirectoryException":
+            return f"a part of the path is a file, not a folder ({message})", \
+                "choose a path inside a folder"
+        # java.io reports the OS's reason for a file it could not open in parentheses.
+        if name in ("AccessDeniedException", "AccessControlException") or (
+                name == "FileNotFoundException" and message.endswith("(Permission denied)")):
+            return f"permission denied ({message})", writable
+        if name == "FileNotFoundException" and message.endswith("(Read-only file system)"):
+            return f"the filesystem is read-only ({message})", writable
+        if name == "IOException" and message.startswith("Mkdirs failed to create"):
+            return (f"the folder could not be created ({message}): no permission, a "
+                    "read-only filesystem or a full disk"), writable
+        if name == "UnknownStoreException":
+            return f"the bucket does not exist ({message})", "create it, or correct the URL"
+        if name == "FileNotFoundException":
+            return f"not found ({message})", "check the path"
+        if name == "UnsupportedFileSystemException":
+            return (f"Spark has no filesystem for this URL ({message})",
+                    "use a local path, hdfs:// or s3a:// (s3:// is read as s3a://)")
+        if name == "ClassNotFoundException" and "S3AFileSystem" in message:
+            return ("Spark has no s3a connector (hadoop-aws is not on its classpath)",
+                    "set s3.jars_dir to a folder holding the hadoop-aws jar of Spark's Hadoop "
+                    "version and its AWS SDK bundle, or s3.packages = true where Maven Central "
+                    "is reachable")
+        if name == "UnknownHostException":
+            return (f"unknown host {message} (no network, or a wrong endpoint)",
+                    "check the network connection and s3.endpoint")
+    return None
+
+
+def _translated(doing: str, every_failure: bool = True) -> Callable[[_Function], _Function]:
+    """Turn the Java failure of a call taking `path` into a one-line StorageError.
+
+    With `every_failure` false (calls that run a whole Spark job, whose tasks can fail for
+    reasons of their own) only known storage failures are translated.
+    """
+    def wrap(function: _Function) -> _Function:
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except Py4JJavaError as error:
+                causes = java_causes(error)
+                known = _storage_cause(causes)
+                if known is None and not every_failure:
+                    raise
+                cause, fix = known or (str(causes[-1]) if causes else str(error),
+                                       "check the path and the permissions on it")
+                path = signature.bind(*args, **kwargs).arguments["path"]
+                raise StorageError(f"cannot {doing} {path}: {cause}; fix: {fix}") from error
+        return call  # type: ignore[return-value]
+    return wrap
 
 
 def _path_and_fs(spark: SparkSession, path: str):
@@ -24,6 +102,7 @@ def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *[part.strip("/") for part in parts]])
 
 
+@_translated("check")
 def exists(spark: SparkSession, path: str) -> bool:
     """True when a file or folder exists at `path`."""
     hadoop_path, fs = _path_and_fs(spark, path)
@@ -35,6 +114,7 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
     write_bytes(spark, path, text.encode("utf-8"))
 
 
+@_translated("write")
 def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
     """Write `content` to `path`, replacing it; the file appears whole.
 
@@ -56,6 +136,7 @@ def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
         raise OSError(f"could not move {temporary.toString()} to {path}")
 
 
+@_translated("read")
 def read_bytes(spark: SparkSession, path: str) -> bytes:
     """The bytes of the file at `path` (meant for small files: read whole into memory)."""
     hadoop_path, fs = _path_and_fs(spark, path)
@@ -78,6 +159,7 @@ def _write_bytes(fs, hadoop_path, data: bytearray) -> None:
         stream.close()
 
 
+@_translated("write", every_failure=False)
 def write_parquet(spark: SparkSession, frame: DataFrame, path: str) -> None:
     """Write `frame` as a Parquet folder at `path`, replacing it; readers never see it half
     written.
@@ -112,6 +194,7 @@ def read_text(spark: SparkSession, path: str) -> str:
     return read_bytes(spark, path).decode("utf-8")
 
 
+@_translated("delete")
 def delete(spark: SparkSession, path: str) -> None:
     """Remove the file or folder at `path` (recursively); absent paths are fine."""
     hadoop_path, fs = _path_and_fs(spark, path)
@@ -119,6 +202,7 @@ def delete(spark: SparkSession, path: str) -> None:
         fs.delete(hadoop_path, True)
 
 
+@_translated("list")
 def list_names(spark: SparkSession, path: str) -> list[str]:
     """Names of the entries directly inside the folder `path` (empty if it is absent)."""
     hadoop_path, fs = _path_and_fs(spark, path)

@@ -84,6 +84,14 @@ def sweep_points(config: Config, parameters: Sequence[tuple[str, Sequence[str]]]
     keys = [key for key, _values in parameters]
     if len(set(keys)) != len(keys):
         raise ConfigError("each swept setting may be given only once")
+    redactor = config.redactor()
+    for key, values in parameters:
+        spark_property = key.removeprefix("spark.conf.")
+        if redactor.secret_name(key) or (spark_property != key and any(
+                redactor.secret_property(spark_property, value) for value in values)):
+            raise ConfigError(f"--param {key} holds a secret, and a swept value names its "
+                              "point's folder and table row; fix: set it once, in the config "
+                              "or with --set")
     points = []
     for combination in itertools.product(*[values for _key, values in parameters]):
         overrides = tuple(zip(keys, combination, strict=True))

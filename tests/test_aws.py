@@ -13,21 +13,18 @@ from bovw.aws import (
     CloudError,
     ResolvedCredentials,
     S3AJars,
-    apply_hadoop_properties,
     bundled_versions,
     credentials_from_session,
     hadoop_s3a_properties,
     normalise_s3_url,
     pyspark_jars_dir,
-    redact,
-    redact_args,
     resolve_credentials,
     s3a_jars,
     spark_s3a_setup,
-    split_secret_properties,
     uses_s3,
 )
 from bovw.config import ConfigError, S3Settings, load_config
+from bovw.redaction import Redactor
 
 TEST_ACCESS_KEY = "testing-access-key"
 TEST_SECRET_KEY = "testing-secret-key"
@@ -235,42 +232,13 @@ def test_repr_shows_no_secret():
     )
 
 
-def test_redact_masks_secret_values_at_any_depth():
-    effective = {
-        "spark.hadoop.fs.s3a.access.key": "testing-access-key",
-        "spark.hadoop.fs.s3a.secret.key": "testing-secret-key",
-        "spark.hadoop.fs.s3a.session.token": "testing-token",
-        "spark.hadoop.fs.s3a.aws.credentials.provider": "org.example.Provider",
-        "nested": {"db_password": "hunter2-test", "user": "me", "list": [{"apiToken": "t"}]},
-        "plain": 3,
-    }
-
-    assert redact(effective) == {
-        "spark.hadoop.fs.s3a.access.key": "***",
-        "spark.hadoop.fs.s3a.secret.key": "***",
-        "spark.hadoop.fs.s3a.session.token": "***",
-        "spark.hadoop.fs.s3a.aws.credentials.provider": "org.example.Provider",
-        "nested": {"db_password": "***", "user": "me", "list": [{"apiToken": "***"}]},
-        "plain": 3,
-    }
-    assert effective["spark.hadoop.fs.s3a.secret.key"] == "testing-secret-key"
-
-
-def test_redact_args_masks_secret_conf_words():
-    args = ["spark-submit", "--conf", "spark.hadoop.fs.s3a.secret.key=testing-secret",
-            "--conf", "spark.executor.cores=4", "job.py"]
-
-    assert redact_args(args) == ["spark-submit", "--conf", "spark.hadoop.fs.s3a.secret.key=***",
-                                 "--conf", "spark.executor.cores=4", "job.py"]
-
-
 def test_no_secret_reaches_the_logs(aws_files, caplog):
     aws_files.write(config=STATIC_CONFIG, credentials=STATIC_PROFILE)
     caplog.set_level(logging.DEBUG, logger="bovw")
 
     resolved = resolve_credentials("role", verify=True)
     properties = hadoop_s3a_properties(resolved, S3Settings())
-    logging.getLogger("bovw.test").info("effective: %s", redact(properties))
+    logging.getLogger("bovw.test").info("effective: %s", Redactor().properties(properties))
 
     assert "AWS credentials resolved" in caplog.text
     for secret in (resolved.secret_key, resolved.token, resolved.access_key, TEST_SECRET_KEY):
@@ -337,32 +305,6 @@ def test_no_credentials_leaves_hadoop_default_chain():
     assert hadoop_s3a_properties(None, S3Settings(committer="none")) == {
         "spark.hadoop.fs.s3a.path.style.access": "false",
     }
-
-
-def test_secret_properties_are_split_off_and_applied_to_the_hadoop_conf():
-    public, secret = split_secret_properties(hadoop_s3a_properties(TEMPORARY, S3Settings()))
-
-    assert secret == {
-        "spark.hadoop.fs.s3a.access.key": "testing-session-key",
-        "spark.hadoop.fs.s3a.secret.key": "testing-session-secret",
-        "spark.hadoop.fs.s3a.session.token": "testing-session-token",
-    }
-    assert not set(public) & set(secret)
-    assert "spark.hadoop.fs.s3a.aws.credentials.provider" in public
-
-    class FakeHadoopConf(dict):
-        def set(self, key, value):
-            self[key] = value
-
-    hadoop_conf = FakeHadoopConf()
-    apply_hadoop_properties(hadoop_conf, secret)
-    assert hadoop_conf == {
-        "fs.s3a.access.key": "testing-session-key",
-        "fs.s3a.secret.key": "testing-session-secret",
-        "fs.s3a.session.token": "testing-session-token",
-    }
-    with pytest.raises(CloudError, match="'spark.sql.x' is not a spark.hadoop"):
-        apply_hadoop_properties(hadoop_conf, {"spark.sql.x": "1"})
 
 
 # --- URLs -----------------------------------------------------------------------------------
@@ -544,31 +486,26 @@ def test_folder_that_is_not_pyspark_jars(tmp_path):
     )
 
 
-def test_spark_setup_keeps_secrets_off_the_builder(fake_pyspark_jars):
+def test_spark_setup_holds_the_secrets_for_the_session_and_shows_none(fake_pyspark_jars):
     setup = spark_s3a_setup(S3Settings(region="eu-west-1"), TEMPORARY, fake_pyspark_jars)
 
-    assert setup.hadoop_secrets == {
+    assert {key: setup.spark_conf[key] for key in (
+        "spark.hadoop.fs.s3a.access.key", "spark.hadoop.fs.s3a.secret.key",
+        "spark.hadoop.fs.s3a.session.token")} == {
         "spark.hadoop.fs.s3a.access.key": "testing-session-key",
         "spark.hadoop.fs.s3a.secret.key": "testing-session-secret",
         "spark.hadoop.fs.s3a.session.token": "testing-session-token",
     }
-    assert setup.builder_conf["spark.jars.packages"] == (
+    assert setup.spark_conf["spark.jars.packages"] == (
         "org.apache.hadoop:hadoop-aws:3.5.0,software.amazon.awssdk:bundle:2.35.4,"
         "org.apache.spark:spark-hadoop-cloud_2.13:4.3.0"
     )
-    assert setup.builder_conf["spark.hadoop.fs.s3a.aws.credentials.provider"] == (
+    assert setup.spark_conf["spark.hadoop.fs.s3a.aws.credentials.provider"] == (
         "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
     )
-    assert setup.submit_args == ("--packages", setup.builder_conf["spark.jars.packages"])
-    shown = repr(setup) + str(setup.shown())
+    assert setup.submit_args == ("--packages", setup.spark_conf["spark.jars.packages"])
     for secret in ("testing-session-key", "testing-session-secret", "testing-session-token"):
-        assert secret not in str(setup.builder_conf)
-        assert secret not in shown
-    assert setup.shown()["hadoop_after_start"] == {
-        "spark.hadoop.fs.s3a.access.key": "***",
-        "spark.hadoop.fs.s3a.secret.key": "***",
-        "spark.hadoop.fs.s3a.session.token": "***",
-    }
+        assert secret not in repr(setup)
 
 
 # --- configuration --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bovw.aws import CloudError
+from bovw.cli import main
 from bovw.config import EmrSettings
 from bovw.emr import (
     build_step,
@@ -234,3 +235,145 @@ def test_policy_for_a_bad_bucket_or_an_empty_prefix():
         render_policy(template, "s3://my-bucket", "fruits", "runs")
     with pytest.raises(CloudError, match="input_prefix is empty; fix: name a folder"):
         render_policy(template, "my-bucket", "/", "runs")
+
+
+# --- overrides reach the cluster ------------------------------------------------------------
+
+FORWARDED_ARGS = [
+    "spark-submit", "--deploy-mode", "cluster",
+    "--conf", "spark.pyspark.python=python3.11",
+    "--conf", "spark.pyspark.driver.python=python3.11",
+    "--conf", "spark.executor.memory=8g",
+    "--conf", "spark.executor.cores=2",
+    "--conf", "spark.driver.memory=6g",
+    "--files", "s3://my-bucket/bovw/conf/emr.toml",
+    "s3://my-bucket/bovw/jobs/pipeline.py",
+    "--config", "emr.toml",
+    "--input", "s3a://my-bucket/fruits/Training",
+    "--output", "s3a://my-bucket/runs/1",
+    "--set", "vocabulary.k=40",
+    "--set", "spark.conf.spark.executor.cores=2",
+    "--set", "spark.driver_memory=6g",
+    "--set", "orb.nfeatures=300",
+]
+
+
+def test_step_forwards_every_override_to_the_job():
+    step = _step(overrides={"vocabulary.k": 40, "spark.conf.spark.executor.cores": "2",
+                            "spark.driver_memory": "6g", "orb.nfeatures": "300"})
+
+    assert step["HadoopJarStep"]["Args"] == FORWARDED_ARGS
+
+
+@pytest.mark.parametrize(("key", "reason"), [
+    ("spark.master", "the step's spark-submit runs it on YARN, and spark-submit's master wins"),
+    ("s3.profile", "the cluster reaches S3 with its instance profile (emr.instance_profile), "
+                   "not an AWS CLI profile"),
+    ("s3.jars_dir", "it names a folder on this machine; EMR brings its own S3 connector"),
+    ("spark.jit_threshold_scale", "it applies only to a local-mode JVM that bovw starts itself"),
+])
+def test_step_refuses_settings_without_meaning_on_the_cluster(key, reason):
+    with pytest.raises(CloudError) as error:
+        _step(overrides={key: "x"})
+
+    assert str(error.value) == (f"{key} cannot be set for an EMR step: {reason}; fix: leave it "
+                                f"out (--set {key}=... or its shortcut flag)")
+
+
+SECRET_REFUSAL = (
+    "holds a secret, and EMR shows a step's arguments to everyone who can see the cluster "
+    "(console, DescribeStep, step logs); fix: leave it out: the cluster reaches S3 with its "
+    "instance profile (EMR_EC2_DefaultRole), and other secrets belong in a store the cluster "
+    "reads (e.g. AWS Secrets Manager)")
+
+
+@pytest.mark.parametrize(("overrides", "spark_conf", "what"), [
+    ({"spark.conf.spark.hadoop.fs.s3a.secret.key": "s3cr3t-0042"}, {},
+     "the override spark.conf.spark.hadoop.fs.s3a.secret.key"),
+    ({"spark.conf.spark.driver.extraJavaOptions": "-Dx.password=s3cr3t-0042"}, {},
+     "the override spark.conf.spark.driver.extraJavaOptions"),
+    ({}, {"spark.hadoop.fs.s3a.access.key": "s3cr3t-0042"},
+     "emr.spark_conf spark.hadoop.fs.s3a.access.key"),
+])
+def test_step_refuses_secrets_in_its_arguments(overrides, spark_conf, what):
+    settings = EmrSettings(**{**SETTINGS.__dict__, "spark_conf": spark_conf})
+
+    with pytest.raises(CloudError) as error:
+        build_step(settings, config_uri="s3://b/c.toml", input_url="s3://b/i",
+                   output_url="s3://b/o", overrides=overrides)
+
+    assert str(error.value) == f"{what} {SECRET_REFUSAL}"
+
+
+def _submit(*flags: str) -> list[str]:
+    return ["emr", "submit", "--dry-run", "--config", str(CONF / "emr" / "emr.toml"),
+            "--config-uri", "s3://my-bucket/bovw/conf/emr.toml",
+            "--input", "s3://my-bucket/fruits/", "--output", "s3://my-bucket/runs/k40/", *flags]
+
+
+def test_cli_dry_run_step_carries_every_override(capsys):
+    code = main(_submit("--cluster-id", "j-TEST", "--k", "40", "--sample-size", "20000",
+                        "--pca-components", "50", "--reg-param", "0.001", "--seed", "7",
+                        "--set", "orb.nfeatures=300", "--set", "spark.conf.spark.executor.cores=2",
+                        "--profile", "submitter", "--region", "eu-west-1"))
+
+    assert code == 0
+    args = json.loads(capsys.readouterr().out)["HadoopJarStep"]["Args"]
+    assert args == [
+        "spark-submit", "--deploy-mode", "cluster",
+        "--conf", "spark.pyspark.python=python3.11",
+        "--conf", "spark.pyspark.driver.python=python3.11",
+        "--conf", "spark.executor.memory=8g",
+        "--conf", "spark.executor.cores=2",
+        "--files", "s3://my-bucket/bovw/conf/emr.toml",
+        "s3://my-bucket/bovw/jobs/pipeline.py",
+        "--config", "emr.toml",
+        "--input", "s3a://my-bucket/fruits/", "--output", "s3a://my-bucket/runs/k40/",
+        # --profile and --region are the submitter's: not sent.
+        "--set", "vocabulary.k=40", "--set", "vocabulary.sample_size=20000",
+        "--set", "pca.components=50", "--set", "classifier.reg_param=0.001",
+        "--set", "seed=7", "--set", "orb.nfeatures=300",
+        "--set", "spark.conf.spark.executor.cores=2",
+    ]
+
+
+def test_cli_dry_run_cluster_request_carries_the_overrides_too(capsys):
+    assert main(_submit("--k", "40")) == 0
+
+    request = json.loads(capsys.readouterr().out)
+    assert request["Steps"][0]["HadoopJarStep"]["Args"][-2:] == ["--set", "vocabulary.k=40"]
+
+
+def test_the_forwarded_overrides_give_the_job_the_submitters_config(tmp_path):
+    """What the step's job parses (the same config file and the --set words) is the config
+    the submitter validated."""
+    from bovw.cli import _overrides, build_parser
+    from bovw.config import load_config
+
+    step = _step(overrides={"vocabulary.k": 40, "classifier.reg_param": 0.001,
+                            "spark.conf.spark.executor.cores": "2"})
+    args = step["HadoopJarStep"]["Args"]
+    job_args = args[args.index("s3://my-bucket/bovw/jobs/pipeline.py") + 1:]
+    parsed = build_parser().parse_args(["run", *job_args])
+    config = load_config(CONF / "emr" / "emr.toml", _overrides(parsed))
+
+    assert config.vocabulary.k == 40
+    assert config.classifier.reg_param == 0.001
+    assert config.spark.conf["spark.executor.cores"] == "2"
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--master", "local[2]"],
+     "bovw: error: spark.master cannot be set for an EMR step: the step's spark-submit runs it "
+     "on YARN, and spark-submit's master wins; fix: leave it out (--set spark.master=... or "
+     "its shortcut flag)"),
+    (["--set", "spark.conf.spark.hadoop.fs.s3a.secret.key=s3cr3t-0042"],
+     f"bovw: error: the override spark.conf.spark.hadoop.fs.s3a.secret.key {SECRET_REFUSAL}"),
+])
+def test_cli_refuses_in_one_line(flags, message, capsys):
+    assert main(_submit(*flags)) == 1
+
+    captured = capsys.readouterr()
+    assert captured.err == message + "\n"
+    assert captured.out == ""
+    assert "s3cr3t-0042" not in captured.err

@@ -1,0 +1,282 @@
+"""Common failures are one line on stderr naming the cause and the fix; --verbose adds the trace.
+
+Each case runs `bovw.cli.main` as the command does. Failures of the JVM's start need a
+fresh JVM, so that case runs main in a child process (this one holds the test session);
+its own stderr is captured there, apart from the JVM's.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bovw import s3 as s3_module
+from bovw.cli import main
+from tests.cloud_fixtures import TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY
+from tests.cluster_fixtures import REPO_ROOT, subprocess_environment
+
+WRITABLE_FIX = "fix: choose a location you may write to (on S3: see conf/iam/ for the permissions)"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("error-images")
+    (root / "Training" / "Apple").mkdir(parents=True)
+    (root / "Training" / "Apple" / "0.jpg").write_bytes(b"not read: every case fails earlier")
+    return root
+
+
+def _one_line(capsys) -> str:
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1, captured.err
+    return captured.err.rstrip("\n")
+
+
+def _run(images: Path, output: str, *flags: str) -> list[str]:
+    return ["run", "--input", str(images), "--output", output, *flags]
+
+
+# --- before Spark starts -------------------------------------------------------------------
+
+def test_a_master_spark_cannot_parse(images, tmp_path, capsys):
+    assert main(_run(images, str(tmp_path / "out"), "--master", "garbage")) == 2
+
+    assert _one_line(capsys) == (
+        "bovw: config error: spark.master 'garbage' is not a Spark master URL; fix: use "
+        "local[N] (N cores, * for all), spark://HOST:PORT (a standalone cluster), yarn or "
+        "k8s://HOST:PORT")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("master", ["local", "local[2]", "local[*]", "local[4, 3]",
+                                    "local-cluster[2, 1, 1024]", "yarn",
+                                    "k8s://https://10.0.0.1:6443"])
+def test_every_master_form_spark_accepts_passes(master):
+    from bovw.session import check_master
+
+    check_master(master)
+
+
+def test_a_standalone_master_nobody_listens_on(images, tmp_path, capsys):
+    with socket.socket() as sock:  # a port that was free a moment ago
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    assert main(_run(images, str(tmp_path / "out"), "--master", f"spark://127.0.0.1:{port}")
+                ) == 1
+
+    assert _one_line(capsys) == (
+        f"bovw: error: cannot reach the Spark master at 127.0.0.1:{port}: Connection refused; "
+        "fix: start the master (sbin/start-master.sh) or correct --master")
+
+
+def test_a_driver_memory_the_jvm_cannot_read(images, tmp_path, capsys):
+    assert main(_run(images, str(tmp_path / "out"), "--set", "spark.driver_memory=4gb")) == 2
+
+    assert _one_line(capsys) == (
+        "bovw: config error: spark.driver_memory '4gb' is not a JVM memory size; fix: a whole "
+        "number and a unit k, m, g or t, e.g. 4g")
+
+
+# --- the output ----------------------------------------------------------------------------
+
+def test_an_output_folder_that_cannot_be_created(spark, images, capsys):
+    # Nobody, root included, may create a folder in /proc.
+    output = "/proc/bovw-test-no-such-folder/run"
+
+    assert main(_run(images, output, "--master", "local[2]")) == 1
+
+    assert _one_line(capsys) == (
+        f"bovw: error: cannot write {output}/run.json: the folder could not be created (Mkdirs "
+        f"failed to create {output}): no permission, a read-only filesystem or a full disk; "
+        f"{WRITABLE_FIX}")
+
+
+def test_an_output_inside_a_file(spark, images, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    output = tmp_path / "notes.txt" / "run"
+
+    assert main(_run(images, str(output), "--master", "local[2]")) == 1
+
+    assert _one_line(capsys) == (
+        f"bovw: error: cannot write {output}/run.json: a part of the path is a file, not a "
+        f"folder (Parent path is not a directory: {tmp_path}/notes.txt); fix: choose a path "
+        "inside a folder")
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_an_output_url_spark_has_no_filesystem_for(spark, images, capsys):
+    assert main(_run(images, "nosuchfs://host/run", "--master", "local[2]")) == 1
+
+    assert _one_line(capsys) == (
+        "bovw: error: cannot check nosuchfs://host/run/summary.json: Spark has no filesystem "
+        'for this URL (No FileSystem for scheme "nosuchfs"); fix: use a local path, hdfs:// '
+        "or s3a:// (s3:// is read as s3a://)")
+
+
+def test_s3a_without_the_connector(spark, images, aws_files, capsys):
+    try:
+        spark._jvm.java.lang.Class.forName("org.apache.hadoop.fs.s3a.S3AFileSystem")
+        pytest.skip("hadoop-aws is on this Spark's classpath")
+    except Exception:  # noqa: BLE001 - py4j raises its own error for a missing class
+        pass
+    aws_files.write(credentials=f"[static]\naws_access_key_id = {TEST_ACCESS_KEY}\n"
+                                f"aws_secret_access_key = {TEST_SECRET_KEY}\n")
+
+    # As on a machine where the jars were meant to be on the classpath already.
+    code = main(_run(images, "s3://bucket/runs/1", "--master", "local[2]",
+                     "--profile", "static", "--region", TEST_REGION,
+                     "--set", "s3.packages=false", "--set", "s3.committer=none"))
+
+    assert code == 1
+    assert _one_line(capsys) == (
+        "bovw: error: cannot check s3a://bucket/runs/1: Spark has no s3a connector (hadoop-aws "
+        "is not on its classpath); fix: set s3.jars_dir to a folder holding the hadoop-aws jar "
+        "of Spark's Hadoop version and its AWS SDK bundle, or s3.packages = true where Maven "
+        "Central is reachable")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_shows_the_trace_then_the_line(spark, images, tmp_path, capsys, where):
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    args = _run(images, str(tmp_path / "file" / "run"), "--master", "local[2]")
+    args = ["--verbose", *args] if where == "before" else [*args, "--verbose"]
+
+    assert main(args) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):")
+    assert "py4j.protocol.Py4JJavaError" in err
+    assert "org.apache.hadoop.fs.ParentNotDirectoryException" in err
+    assert "bovw.storage.StorageError" in err
+    assert err.splitlines()[-1].startswith(f"bovw: error: cannot write {tmp_path}/file/run/")
+
+
+# --- the s3 commands -----------------------------------------------------------------------
+
+@pytest.fixture
+def quick_retries(monkeypatch):
+    monkeypatch.setattr(s3_module, "RETRIES", {"mode": "standard", "max_attempts": 1})
+
+
+def test_s3_ls_without_network(aws_files, monkeypatch, quick_retries, capsys):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_SECRET_KEY)
+
+    code = main(["s3", "ls", "s3://bucket/fruits", "--endpoint", "http://127.0.0.1:1",
+                 "--region", TEST_REGION])
+
+    assert code == 1
+    assert _one_line(capsys) == (
+        "bovw: error: cannot reach AWS for listing s3://bucket/fruits/: Could not connect to "
+        'the endpoint URL: "http://127.0.0.1:1/bucket?list-type=2&prefix=fruits%2F&max-keys='
+        '1000&encoding-type=url"; fix: check the network connection (and s3.endpoint, if set)')
+
+
+def test_s3_ls_without_network_verbose_shows_botocores_trace(aws_files, monkeypatch,
+                                                            quick_retries, capsys):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_SECRET_KEY)
+
+    assert main(["s3", "--verbose", "ls", "s3://bucket/fruits", "--endpoint",
+                 "http://127.0.0.1:1", "--region", TEST_REGION]) == 1
+
+    err = capsys.readouterr().err
+    assert "botocore.exceptions.EndpointConnectionError" in err
+    assert err.splitlines()[-1].startswith("bovw: error: cannot reach AWS for listing")
+
+
+def test_s3_ls_without_credentials(aws_files, capsys):
+    assert main(["s3", "ls", "s3://bucket/fruits", "--region", TEST_REGION]) == 1
+
+    assert _one_line(capsys) == (
+        "bovw: error: no AWS credentials for listing s3://bucket/fruits/; fix: set s3.profile "
+        "(--profile) to a configured profile (`aws configure --profile NAME`), or run where "
+        "an IAM role provides them")
+
+
+def test_s3_ls_of_a_missing_bucket(aws_files, monkeypatch, capsys):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_SECRET_KEY)
+
+    assert main(["s3", "ls", "s3://bovw-no-such-bucket/x", "--region", TEST_REGION]) == 1
+
+    assert _one_line(capsys) == (
+        "bovw: error: bucket 'bovw-no-such-bucket' does not exist; fix: create it (`aws s3 mb "
+        "s3://bovw-no-such-bucket`) or correct the URL")
+
+
+# --- the JVM's start -----------------------------------------------------------------------
+
+_MAIN_IN_A_CHILD = """
+import contextlib, io, json, sys
+from bovw.cli import main
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    code = main(sys.argv[1:])
+print(json.dumps({"code": code, "err": err.getvalue()}))
+"""
+
+
+def test_a_driver_port_in_use(images, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        spark = {"driver.port": port, "port.maxRetries": 0, "driver.bindAddress": "127.0.0.1",
+                 "driver.host": "127.0.0.1", "ui.enabled": "false"}
+        flags = [word for key, value in spark.items()
+                 for word in ("--set", f"spark.conf.spark.{key}={value}")]
+        child = subprocess.run(
+            [sys.executable, "-c", _MAIN_IN_A_CHILD,
+             *_run(images, str(tmp_path / "out"), "--master", "local[1]",
+                   "--set", "spark.driver_memory=1g", *flags)],
+            capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+            env=subprocess_environment())
+
+    assert child.returncode == 0, child.stderr[-3000:]
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    assert result["code"] == 1
+    assert result["err"].count("\n") == 1, result["err"]
+    assert result["err"].startswith(
+        "bovw: error: Spark could not start: BindException: ")
+    assert "sparkDriver" in result["err"]
+    assert result["err"].rstrip("\n").endswith(
+        "; fix: another program holds the port: stop it, or set a free one with --set "
+        "spark.conf.spark.driver.port=PORT (or leave it unset), and check "
+        "spark.driver.bindAddress")
+
+
+# --- how Java storage failures read -------------------------------------------------------
+
+@pytest.mark.parametrize(("chain", "expected"), [
+    ([("java.io.FileNotFoundException", "/runs/a/run.json (Permission denied)")],
+     ("permission denied (/runs/a/run.json (Permission denied))", WRITABLE_FIX[5:])),
+    ([("java.io.FileNotFoundException", "/mnt/ro/run.json (Read-only file system)")],
+     ("the filesystem is read-only (/mnt/ro/run.json (Read-only file system))",
+      WRITABLE_FIX[5:])),
+    ([("org.apache.spark.SparkException", "Job aborted"),
+      ("java.nio.file.AccessDeniedException", "s3a://b/runs/x: getFileStatus: 403 Forbidden")],
+     ("permission denied (s3a://b/runs/x: getFileStatus: 403 Forbidden)", WRITABLE_FIX[5:])),
+    ([("org.apache.hadoop.fs.s3a.UnknownStoreException", "s3a://nobucket/: Bucket does not "
+                                                          "exist")],
+     ("the bucket does not exist (s3a://nobucket/: Bucket does not exist)",
+      "create it, or correct the URL")),
+    ([("org.apache.hadoop.fs.s3a.AWSClientIOException", "getFileStatus on s3a://b/x"),
+      ("java.net.UnknownHostException", "b.s3.eu-west-1.amazonaws.com")],
+     ("unknown host b.s3.eu-west-1.amazonaws.com (no network, or a wrong endpoint)",
+      "check the network connection and s3.endpoint")),
+    # A task failing for its own reasons is not a storage failure.
+    ([("org.apache.spark.SparkException", "Job aborted"),
+      ("org.apache.spark.api.python.PythonException", "Traceback ...")], None),
+])
+def test_storage_failures_are_told_apart_by_their_java_class(chain, expected):
+    from bovw.jvm_errors import JavaCause
+    from bovw.storage import _storage_cause
+
+    assert _storage_cause([JavaCause(name, message) for name, message in chain]) == expected
