@@ -25,6 +25,7 @@ from pyspark.sql import SparkSession
 from bovw import storage
 from bovw.config import Config, ConfigError, parse_assignment
 from bovw.errors import ColourError, OutputError
+from bovw.outputs import OutputFolder
 from bovw.pipeline import run_pipeline
 from bovw.runs import RunLayout, prepare_spec_folder
 
@@ -119,7 +120,18 @@ def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path:
     spec = {"input": input_path, "descriptors_from": descriptors_from,
             "parameters": [[key, list(values)] for key, values in parameters],
             "config": config.to_dict()}
-    _prepare_sweep_output(spark, root, spec, overwrite)
+    # Written into the output, or beside it and swapped in once complete (--overwrite).
+    with _prepare_sweep_output(spark, root, spec, overwrite, log) as output:
+        result = _run_points(spark, config, input_path, output.work, parameters, points,
+                             descriptors_from, report, log)
+    result.output = root
+    return result
+
+
+def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
+                parameters: Sequence[tuple[str, Sequence[str]]], points: list[SweepPoint],
+                descriptors_from: str | None, report: bool, log: Callable[[str], None]
+                ) -> SweepResult:
     if descriptors_from:
         check_descriptors_source(spark, descriptors_from, config)
     result = SweepResult(output=root, parameters=[(k, list(v)) for k, v in parameters])
@@ -199,9 +211,9 @@ def check_descriptors_source(spark: SparkSession, path: str, config: Config) -> 
 
 
 def _prepare_sweep_output(spark: SparkSession, root: str, spec: dict[str, Any],
-                          overwrite: bool) -> None:
-    prepare_spec_folder(spark, root, "sweep.json", spec, overwrite, "sweep",
-                        "sweep of another input, grid or configuration")
+                          overwrite: bool, log: Callable[[str], None]) -> OutputFolder:
+    return prepare_spec_folder(spark, root, "sweep.json", spec, overwrite, "sweep",
+                               "sweep of another input, grid or configuration", log)
 
 
 def table_row(point: SweepPoint, summary: dict[str, Any], reused: bool) -> dict[str, Any]:
