@@ -32,7 +32,7 @@ from __future__ import annotations
 import fnmatch
 import html
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,6 +172,9 @@ class OutputFolder:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:
+            if exc_type is None and self.swap is None and not self.lease.holds():
+                self.log(f"[bovw] warning: the lock of {self.final} was taken by "
+                         f"{self.lease.lost_to} while this command ran")
             if exc_type is None and self.swap is not None:
                 if not self.lease.holds():
                     raise OutputError(
@@ -272,7 +275,7 @@ class _Swap:
 
 def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
                 resume: Callable[[str], None], matches: Callable[[str], bool],
-                start: Callable[[str], None],
+                start: Callable[[str], None], reads: Sequence[str | None] = (),
                 legacy: Callable[[str], str | None] | None = None,
                 log: Callable[[str], None] = print) -> OutputFolder:
     """Lock `root` and make it (or its staging sibling) ready for a new `kind` output.
@@ -280,7 +283,9 @@ def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
     `start(folder)` writes the spec of a new output into an empty folder;
     `resume(folder)` accepts an existing output of this kind without --overwrite (writing
     its spec if missing) or raises OutputError; `matches(folder)` says whether an existing
-    output has this command's spec (a staged one is then resumed). Returns the
+    output has this command's spec (a staged one is then resumed). `reads` are the paths
+    the command reads (input, descriptors): one inside an output that --overwrite would
+    replace is refused, as the swap would delete it. Returns the
     OutputFolder to use in a `with` block. Raises OutputError (OutputInUseError when
     another live command holds the lock).
     """
@@ -295,7 +300,7 @@ def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
     try:
         swap = _Swap(spark, root, staging, log)
         work = _prepare(spark, root, output_kind, swap, overwrite, resume, matches, start,
-                        legacy, log)
+                        reads, legacy, log)
     except BaseException:
         lease.release()
         raise
@@ -304,8 +309,8 @@ def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
 
 def _prepare(spark: SparkSession, root: str, kind: OutputKind, swap: _Swap, overwrite: bool,
              resume: Callable[[str], None], matches: Callable[[str], bool],
-             start: Callable[[str], None], legacy: Callable[[str], str | None] | None,
-             log: Callable[[str], None]) -> str:
+             start: Callable[[str], None], reads: Sequence[str | None],
+             legacy: Callable[[str], str | None] | None, log: Callable[[str], None]) -> str:
     repaired = swap.pending()
     if repaired:
         log(f"[bovw] finishing the replacement of {root} that an earlier command left "
@@ -345,6 +350,12 @@ def _prepare(spark: SparkSession, root: str, kind: OutputKind, swap: _Swap, over
             f"output {root} is a bovw {kind.noun} but also holds {_listed(foreign)}, which "
             "bovw did not write; --overwrite would delete them: move them out, or choose "
             "another --output")
+    inside = [path for path in reads if path and (path.rstrip("/") == root
+                                                  or path.startswith(root + "/"))]
+    if inside:
+        raise OutputError(f"{inside[0]} lies inside {root}, which --overwrite would replace "
+                          "(and delete once the new one is complete); copy it elsewhere first, "
+                          "or choose another --output")
     return _stage(spark, root, kind, swap.staging, matches, start, log)
 
 

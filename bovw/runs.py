@@ -94,7 +94,7 @@ def prepare_output(spark: SparkSession, layout: RunLayout, spec: dict[str, Any],
 
     return open_output(spark, layout.root, "run", overwrite=overwrite, resume=resume,
                        matches=lambda folder: same_spec(spark, folder, "run.json", spec),
-                       start=start, log=log)
+                       start=start, reads=_read_paths(spec), log=log)
 
 
 def finished_stage(spark: SparkSession, layout: RunLayout, stage: str) -> dict[str, Any] | None:
@@ -136,4 +136,8 @@ def prepare_spec_folder(spark: SparkSession, root: str, spec_name: str, spec: di
 
     return open_output(spark, root, kind, overwrite=overwrite, resume=resume,
                        matches=lambda folder: same_spec(spark, folder, spec_name, spec),
-                       start=start, log=log)
+                       start=start, reads=_read_paths(spec), log=log)
+
+
+def _read_paths(spec: dict[str, Any]) -> list[str | None]:
+    return [spec.get(key) for key in ("input", "descriptors_from", "cnn_features")]

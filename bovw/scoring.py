@@ -121,6 +121,7 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
 
     with open_output(spark, output_path, "predictions", overwrite=overwrite, resume=refuse,
                      matches=lambda _folder: False, start=lambda _folder: None,
+                     reads=[input_path],
                      legacy=lambda folder: _legacy_predictions(spark, folder),
                      log=log) as output:
         files = list_files(spark, input_path, config.ingest)

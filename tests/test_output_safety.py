@@ -212,6 +212,34 @@ def test_a_failed_overwrite_leaves_the_old_run_whole_and_the_same_command_finish
     assert main(["export", str(run), *spark_flags()]) == 0
 
 
+def test_an_overwritten_sweep_names_its_final_folder_everywhere(spark, test_config, dataset,
+                                                                tmp_path):
+    from bovw.export import build_model
+    from bovw.sweep import run_sweep
+
+    root = tmp_path / "sweep"
+    with prepare_spec_folder(spark, str(root), "sweep.json", {"grid": "old"}, False, "sweep",
+                             "x", quiet) as output:
+        make_files(output.work, {"sweep.csv": "old\n"})
+    staging = str(tmp_path / ".sweep.bovw-new")
+    log: list[str] = []
+    result = run_sweep(spark, test_config.replace(**{"vocabulary.k": 8}), str(dataset),
+                       str(root), [("pca.components", ["3", "4"])], overwrite=True,
+                       report=False, log=log.append)
+    assert f"[bovw] {root} replaced by the new output" in log
+    assert result.output == str(root) and len(result.rows) == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep"]
+    for path in root.rglob("*"):
+        if path.suffix in (".json", ".csv", ".md"):
+            assert staging not in path.read_text(), path
+    second = root / "points" / "pca.components=4"
+    # The second point read the first point's descriptors, staged then; now in place.
+    assert json.loads((second / "run.json").read_text())["descriptors_from"] == str(
+        root / "points" / "pca.components=3" / "descriptors")
+    assert json.loads((second / "summary.json").read_text())["output"] == str(second)
+    assert build_model(spark, str(second)).training_size == (100, 100)
+
+
 def make_files(root: str, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = Path(root) / name
@@ -393,10 +421,63 @@ def test_of_commands_starting_together_exactly_one_gets_the_lease(spark, tmp_pat
 def test_the_lease_is_released_when_the_run_fails(spark, test_config, dataset, tmp_path,
                                                   monkeypatch):
     def broken(*_args, **_kwargs):
-        raise RuntimeError("the histograms stage broke")
+        raise RuntimeError("the descriptors stage broke")
 
-    monkeypatch.setattr(pipeline, "_histograms_stage", broken)
-    with pytest.raises(RuntimeError, match="histograms stage broke"):
+    monkeypatch.setattr(pipeline, "_descriptors_stage", broken)
+    with pytest.raises(RuntimeError, match="descriptors stage broke"):
         pipeline.run_pipeline(spark, test_config.replace(**{"vocabulary.k": 8}), str(dataset),
                               str(tmp_path / "out"), log=quiet)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.subprocess_runs
+def test_a_killed_overwrite_keeps_the_old_run_and_no_second_command_runs_beside_it(
+        spark, dataset, finished_run, tmp_path, capsys):
+    """`bovw run --overwrite` in a child process, SIGKILLed in its vocabulary stage; while it
+    runs, the same command here is refused; after the kill the old run is intact and the
+    same command takes over the dead command's lock and finishes the replacement."""
+    import os
+    import shutil
+    import signal
+
+    from tests.cluster_fixtures import bovw_command, subprocess_environment
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = snapshot(run)
+    command = ["run", "--input", str(dataset), "--output", str(run), "--overwrite",
+               *run_flags(8)]
+    process = subprocess.Popen(bovw_command(*command), stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, env=subprocess_environment(),
+                               start_new_session=True)
+    printed, refused = [], []
+    try:
+        for raw in process.stdout:
+            printed.append(raw.decode(errors="replace").rstrip())
+            if printed[-1] == "[bovw] vocabulary: running":
+                capsys.readouterr()
+                assert main(command) == 1
+                refused = capsys.readouterr().err.splitlines()
+                os.killpg(process.pid, signal.SIGKILL)  # driver JVM and Python workers too
+                break
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        process.stdout.close()
+    host = socket.gethostname()
+    assert printed[-1] == "[bovw] vocabulary: running", printed[-20:]
+    assert len(refused) == 1, refused
+    assert refused[0].startswith(f"bovw: error: output {run} is in use by another bovw run on "
+                                 f"host {host}, pid {process.pid}, started ")
+    assert snapshot(run) == before
+    assert json.loads(lease_file(tmp_path, "run").read_text())["pid"] == process.pid
+
+    assert main(command) == 0
+    printed_again = capsys.readouterr().out
+    assert (f"[bovw] taking over the stale lock of bovw run on host {host}, pid {process.pid}"
+            in printed_again)
+    assert f"[bovw] process {process.pid}" not in printed_again
+    assert "[bovw] descriptors: already finished, reusing its outputs" in printed_again
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
+    assert json.loads((run / "summary.json").read_text())["vocabulary"]["k"] == 8
