@@ -41,7 +41,7 @@ LEASE_SUFFIX = ".bovw-lock"
 HEARTBEAT_SECONDS = 30.0
 STALE_AFTER_SECONDS = 300.0
 # Time for a rival's create to land before the lease is read back (see the module doc).
-_SETTLE_SECONDS = {True: 0.1, False: 1.0}  # keyed by "has an atomic rename" (not an object store)
+_SETTLE_SECONDS = {True: 0.2, False: 1.0}  # keyed by "has an atomic rename" (not an object store)
 _READ_ATTEMPTS = 5
 
 
@@ -146,7 +146,11 @@ class Lease:
         """True while the lease file still carries this lease's token."""
         if self.lost_to is not None:
             return False
-        current = _read(self.spark, self.path)
+        try:
+            current = _read(self.spark, self.path)
+        except ValueError:
+            self.lost_to = f"an unreadable lock file ({self.path})"
+            return False
         if current is None or current.token != self.record.token:
             self.lost_to = current.describe(time.time()) if current else "nobody"
             return False
@@ -235,7 +239,11 @@ def acquire(spark: SparkSession, output: str, command: str, *,
                          heartbeat=now, token=uuid.uuid4().hex)
     if storage.create_new(spark, path, record.to_bytes()):
         time.sleep(settle)
-    winner = _read(spark, path)
+    try:
+        winner = _read(spark, path)
+    except ValueError:  # a rival's lock is still being written
+        raise _refuse(output, path, "bovw command (starting at the same time)",
+                      stale_after) from None
     if winner is None or winner.token != record.token:
         holder = winner.describe(time.time()) if winner else "bovw command"
         raise _refuse(output, path, holder, stale_after)

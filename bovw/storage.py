@@ -6,6 +6,8 @@ folder in tests and to s3a:// on EC2.
 
 from __future__ import annotations
 
+import uuid
+
 from pyspark.sql import DataFrame, SparkSession
 
 # Filesystems without an atomic rename: a single PUT is all-or-nothing instead.
@@ -166,21 +168,33 @@ def base_name(spark: SparkSession, path: str) -> str:
 def create_new(spark: SparkSession, path: str, content: bytes) -> bool:
     """Write `content` to `path` only if nothing is there; False when a file already is.
 
-    Exclusive on HDFS; on local disks and object stores the existence check and the write
-    are two steps, so callers that need a single winner read the file back.
+    The file appears whole: where renames are atomic (local, HDFS) it is written aside,
+    then renamed to `path`, which fails if `path` exists; on object stores a single PUT
+    on close. Exclusive on HDFS only: on local disks and object stores the existence
+    check and the publication are two steps, so callers that need a single winner read
+    the file back.
     """
     hadoop_path, fs = _path_and_fs(spark, path)
     fs.setWriteChecksum(False)
-    try:
-        stream = fs.create(hadoop_path, False)
-    except Exception as error:  # py4j wraps FileAlreadyExistsException
-        if "FileAlreadyExistsException" in str(error):
-            return False
-        raise
-    try:
-        stream.write(bytearray(content))
-    finally:
-        stream.close()
+    if _scheme(fs) in _OBJECT_STORES:
+        try:
+            stream = fs.create(hadoop_path, False)
+        except Exception as error:  # py4j wraps FileAlreadyExistsException
+            if "FileAlreadyExistsException" in str(error):
+                return False
+            raise
+        try:
+            stream.write(bytearray(content))
+        finally:
+            stream.close()
+        return True
+    jvm = spark.sparkContext._jvm
+    aside = jvm.org.apache.hadoop.fs.Path(
+        hadoop_path.getParent(), f"._tmp_{hadoop_path.getName()}.{uuid.uuid4().hex}")
+    _write_bytes(fs, aside, bytearray(content))
+    if fs.exists(hadoop_path) or not fs.rename(aside, hadoop_path):
+        fs.delete(aside, False)
+        return False
     return True
 
 

@@ -432,52 +432,45 @@ def test_the_lease_is_released_when_the_run_fails(spark, test_config, dataset, t
 
 @pytest.mark.subprocess_runs
 def test_a_killed_overwrite_keeps_the_old_run_and_no_second_command_runs_beside_it(
-        spark, dataset, finished_run, tmp_path, capsys):
+        spark, dataset, finished_run, tmp_path, capsys, monkeypatch):
     """`bovw run --overwrite` in a child process, SIGKILLed in its vocabulary stage; while it
     runs, the same command here is refused; after the kill the old run is intact and the
-    same command takes over the dead command's lock and finishes the replacement."""
-    import os
+    same command takes over the dead command's lock and resumes the staged run (here made
+    to fail again at once, which again leaves the old run intact and no lock behind)."""
     import shutil
-    import signal
 
-    from tests.cluster_fixtures import bovw_command, subprocess_environment
+    from tests.cluster_fixtures import kill_bovw_at
 
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     before = snapshot(run)
     command = ["run", "--input", str(dataset), "--output", str(run), "--overwrite",
                *run_flags(8)]
-    process = subprocess.Popen(bovw_command(*command), stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, env=subprocess_environment(),
-                               start_new_session=True)
-    printed, refused = [], []
-    try:
-        for raw in process.stdout:
-            printed.append(raw.decode(errors="replace").rstrip())
-            if printed[-1] == "[bovw] vocabulary: running":
-                capsys.readouterr()
-                assert main(command) == 1
-                refused = capsys.readouterr().err.splitlines()
-                os.killpg(process.pid, signal.SIGKILL)  # driver JVM and Python workers too
-                break
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=60)
-        process.stdout.close()
+    refused: list[str] = []
+
+    def second_command_meanwhile() -> None:
+        capsys.readouterr()
+        assert main(command) == 1
+        refused.extend(capsys.readouterr().err.splitlines())
+
+    pid, printed = kill_bovw_at(command, "[bovw] vocabulary: running", second_command_meanwhile)
     host = socket.gethostname()
     assert printed[-1] == "[bovw] vocabulary: running", printed[-20:]
     assert len(refused) == 1, refused
     assert refused[0].startswith(f"bovw: error: output {run} is in use by another bovw run on "
-                                 f"host {host}, pid {process.pid}, started ")
+                                 f"host {host}, pid {pid}, started ")
     assert snapshot(run) == before
-    assert json.loads(lease_file(tmp_path, "run").read_text())["pid"] == process.pid
+    assert json.loads(lease_file(tmp_path, "run").read_text())["pid"] == pid
 
-    assert main(command) == 0
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the vocabulary stage broke")
+
+    monkeypatch.setattr(pipeline, "_vocabulary_stage", broken)
+    with pytest.raises(RuntimeError, match="the vocabulary stage broke"):
+        main(command)
     printed_again = capsys.readouterr().out
-    assert (f"[bovw] taking over the stale lock of bovw run on host {host}, pid {process.pid}"
+    assert (f"[bovw] taking over the stale lock of bovw run on host {host}, pid {pid}"
             in printed_again)
-    assert f"[bovw] process {process.pid}" not in printed_again
     assert "[bovw] descriptors: already finished, reusing its outputs" in printed_again
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
-    assert json.loads((run / "summary.json").read_text())["vocabulary"]["k"] == 8
+    assert snapshot(run) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".run.bovw-new", "run"]
