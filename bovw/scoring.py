@@ -156,8 +156,8 @@ def _summary(written: DataFrame, predictor: Predictor, labelled: bool) -> dict[s
 
 
 def _legacy_predictions(spark: SparkSession, folder: str) -> str | None:
-    """"predictions" for a predictions table written before outputs carried a marker:
-    nothing but Parquet part files, with exactly the prediction columns."""
+    """The kind "predictions" for a table written before outputs carried a marker (nothing
+    but Parquet part files, with exactly the prediction columns), else None."""
     names = storage.list_names(spark, folder)
     if "_SUCCESS" not in names or not all(map(KINDS["predictions"].made_by_bovw, names)):
         return None
