@@ -32,6 +32,7 @@ from bovw.config import Config, ConfigError
 from bovw.descriptors import accepted
 from bovw.errors import CompareError
 from bovw.ingest import TEST, TRAIN, labelled_images, list_files
+from bovw.outputs import OutputFolder
 from bovw.pipeline import classify_and_evaluate, run_pipeline
 from bovw.provenance import (
     IMAGE_SET_KEYS,
@@ -210,7 +211,20 @@ def compare(spark: SparkSession, config: Config, input_path: str, output_path: s
     if descriptors_from:
         check_shared_descriptors(spark, descriptors_from, config, input_path, variants,
                                  root if overwrite else None)
-    _prepare(spark, root, spec, overwrite)
+    # Written into the output, or beside it and swapped in once complete (--overwrite).
+    with _prepare(spark, root, spec, overwrite, log) as output:
+        result = _run_variants(spark, config, input_path, output.work, variants, cnn_features,
+                               descriptors_from, report, log)
+    result.output = root
+    result.folders = [(name, root + folder.removeprefix(output.work))
+                      for name, folder in result.folders]
+    return result
+
+
+def _run_variants(spark: SparkSession, config: Config, input_path: str, root: str,
+                  variants: Sequence[str], cnn_features: str | None,
+                  descriptors_from: str | None, report: bool, log: Callable[[str], None]
+                  ) -> CompareResult:
     if "cnn" in variants and cnn_features is None:
         from bovw.cnn import load_backbone
 
@@ -295,10 +309,11 @@ def _orb_config(config: Config, name: str) -> Config:
     return config.replace(**{"colour.enabled": ORB_VARIANTS[name]})
 
 
-def _prepare(spark: SparkSession, root: str, spec: dict[str, Any], overwrite: bool) -> None:
-    prepare_spec_folder(spark, root, "compare.json", spec, overwrite, "comparison",
-                        "comparison of another input, variant list, feature file or "
-                        "configuration")
+def _prepare(spark: SparkSession, root: str, spec: dict[str, Any], overwrite: bool,
+             log: Callable[[str], None]) -> OutputFolder:
+    return prepare_spec_folder(spark, root, "compare.json", spec, overwrite, "comparison",
+                               "comparison of another input, variant list, feature file or "
+                               "configuration", log)
 
 
 def _listed_images(spark: SparkSession, config: Config, input_path: str) -> DataFrame:

@@ -9,6 +9,10 @@ class OutputError(ValueError):
     """The output folder cannot be used for this run; the message says what to do."""
 
 
+class OutputInUseError(OutputError):
+    """Another live bovw command holds the output's lock; the message names it."""
+
+
 class VocabularyError(ValueError):
     """The Training descriptors cannot support the requested vocabulary."""
 

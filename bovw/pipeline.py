@@ -98,7 +98,16 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
         check_reuse(spark, descriptors_from, config, input_path, output=layout.root,
                     overwrite=overwrite)
     spec = {"input": input_path, "descriptors_from": descriptors_from, "config": config.to_dict()}
-    prepare_output(spark, layout, spec, overwrite)
+    # Written into the output, or beside it and swapped in once finished (--overwrite).
+    with prepare_output(spark, layout, spec, overwrite, log) as output:
+        result = _run_stages(spark, config, input_path, RunLayout(output.work),
+                             descriptors_from, log)
+    result.output = layout.root
+    return result
+
+
+def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
+                descriptors_from: str | None, log: Callable[[str], None]) -> RunResult:
     result = RunResult(output=layout.root)
     stages = _Stages(spark, layout, result, log)
 

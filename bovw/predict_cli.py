@@ -39,7 +39,8 @@ def add_predict_commands(commands, add_config_flags: Callable) -> None:
     predict.add_argument("--top", type=int, help="how many classes to show (predict.top)")
     predict.add_argument("--fruits", help="fruit catalogue TOML replacing the model's own")
     predict.add_argument("--output", help="Parquet folder for the predictions of a folder")
-    predict.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    predict.add_argument("--overwrite", action="store_true",
+                         help="replace an earlier predictions --output, once the new one is done")
     predict.add_argument("--labelled", action="store_true",
                          help="folder input: parent folders are the true classes; report accuracy")
     add_config_flags(predict)

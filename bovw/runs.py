@@ -1,12 +1,14 @@
 """The run folder: where each output lives, and which stages have finished.
 
 A stage writes its outputs, then a marker `_stages/<stage>.json`; a stage without its
-marker is redone when the run is started again with the same output folder.
+marker is redone when the run is started again with the same output folder. Opening,
+locking and replacing output folders is bovw.outputs' business.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,7 @@ from pyspark.sql import SparkSession
 
 from bovw import storage
 from bovw.errors import OutputError
+from bovw.outputs import OutputFolder, open_output, same_spec
 
 
 @dataclass(frozen=True)
@@ -61,34 +64,37 @@ class RunLayout:
 
 
 def prepare_output(spark: SparkSession, layout: RunLayout, spec: dict[str, Any],
-                   overwrite: bool) -> None:
-    """Make `layout.root` ready for the run described by `spec` (input and effective config).
+                   overwrite: bool, log: Callable[[str], None] = print) -> OutputFolder:
+    """Lock `layout.root` and make it ready for the run described by `spec` (input and
+    effective config); use the result in a `with` block and write into its `work` folder.
 
     A new folder is started; an unfinished run of the same spec is resumed; a finished
-    run, or an unfinished one of another spec, is refused unless `overwrite` (then it is
-    deleted). Raises OutputError.
+    run, or an unfinished one of another spec, is refused unless `overwrite`: the new run
+    is then built beside it and replaces it once finished (bovw.outputs). A folder or file
+    that is not a bovw run is refused either way. Raises OutputError.
     """
-    if overwrite:
-        storage.delete(spark, layout.root)
-    elif storage.exists(spark, layout.summary):
-        raise OutputError(
-            f"output {layout.root} already holds a finished run; "
-            "choose another --output or pass --overwrite to replace it"
-        )
-    elif storage.exists(spark, layout.run_spec):
-        earlier = json.loads(storage.read_text(spark, layout.run_spec))
-        if earlier != spec:
+    def resume(folder: str) -> None:
+        if storage.exists(spark, storage.join(folder, "summary.json")):
             raise OutputError(
-                f"output {layout.root} holds an unfinished run with a different input or "
-                "configuration; use the same ones to resume it, or pass --overwrite"
+                f"output {layout.root} already holds a finished run; "
+                "choose another --output or pass --overwrite to replace it"
             )
-        return
-    elif storage.list_names(spark, layout.root):
-        raise OutputError(
-            f"output {layout.root} exists and is not a bovw run folder; "
-            "choose an empty or new folder"
-        )
-    storage.write_text(spark, layout.run_spec, json.dumps(spec, indent=2, sort_keys=True))
+        if storage.exists(spark, storage.join(folder, "run.json")):
+            if not same_spec(spark, folder, "run.json", spec):
+                raise OutputError(
+                    f"output {layout.root} holds an unfinished run with a different input or "
+                    "configuration; use the same ones to resume it, or pass --overwrite"
+                )
+            return
+        start(folder)
+
+    def start(folder: str) -> None:
+        storage.write_text(spark, storage.join(folder, "run.json"),
+                           json.dumps(spec, indent=2, sort_keys=True))
+
+    return open_output(spark, layout.root, "run", overwrite=overwrite, resume=resume,
+                       matches=lambda folder: same_spec(spark, folder, "run.json", spec),
+                       start=start, reads=_read_paths(spec), log=log)
 
 
 def finished_stage(spark: SparkSession, layout: RunLayout, stage: str) -> dict[str, Any] | None:
@@ -106,22 +112,32 @@ def mark_finished(spark: SparkSession, layout: RunLayout, stage: str, record: di
 
 
 def prepare_spec_folder(spark: SparkSession, root: str, spec_name: str, spec: dict[str, Any],
-                        overwrite: bool, kind: str, differs: str) -> None:
-    """Start, resume or (with `overwrite`) replace a folder described by `spec_name`.
+                        overwrite: bool, kind: str, differs: str,
+                        log: Callable[[str], None] = print) -> OutputFolder:
+    """Lock, start, resume or (with `overwrite`) replace a folder described by `spec_name`;
+    use the result in a `with` block and write into its `work` folder.
 
-    Used by sweeps and comparisons: the same spec resumes, another spec is refused with
-    "output ROOT holds a {differs}", and a non-empty folder without the spec file is
-    refused as "not a bovw {kind} folder". Raises OutputError.
+    Used by sweeps (`kind` "sweep") and comparisons ("comparison"): the same spec resumes,
+    another spec is refused with "output ROOT holds a {differs}" unless `overwrite` (the
+    new folder is then built beside the old one and replaces it once complete), and a
+    folder or file that is not a bovw `kind` folder is refused either way. Raises
+    OutputError.
     """
-    spec_path = storage.join(root, spec_name)
-    if overwrite:
-        storage.delete(spark, root)
-    elif storage.exists(spark, spec_path):
-        if json.loads(storage.read_text(spark, spec_path)) != spec:
+    def resume(folder: str) -> None:
+        if not storage.exists(spark, storage.join(folder, spec_name)):
+            start(folder)
+        elif not same_spec(spark, folder, spec_name, spec):
             raise OutputError(f"output {root} holds a {differs}; use the same ones to resume "
                               "it, another --output, or --overwrite")
-        return
-    elif storage.list_names(spark, root):
-        raise OutputError(f"output {root} exists and is not a bovw {kind} folder; "
-                          "choose an empty or new folder")
-    storage.write_text(spark, spec_path, json.dumps(spec, indent=2, sort_keys=True))
+
+    def start(folder: str) -> None:
+        storage.write_text(spark, storage.join(folder, spec_name),
+                           json.dumps(spec, indent=2, sort_keys=True))
+
+    return open_output(spark, root, kind, overwrite=overwrite, resume=resume,
+                       matches=lambda folder: same_spec(spark, folder, spec_name, spec),
+                       start=start, reads=_read_paths(spec), log=log)
+
+
+def _read_paths(spec: dict[str, Any]) -> list[str | None]:
+    return [spec.get(key) for key in ("input", "descriptors_from", "cnn_features")]

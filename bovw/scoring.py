@@ -7,7 +7,8 @@ embedding the Predictor. The model file's bytes are broadcast once to the execut
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -17,6 +18,7 @@ from pyspark.sql import functions as F
 from bovw import storage
 from bovw.config import Config, PredictSettings
 from bovw.ingest import list_files, with_labels
+from bovw.outputs import KINDS, open_output
 from bovw.predictor import Predictor
 from bovw.runs import OutputError
 
@@ -26,6 +28,7 @@ PREDICTION_SCHEMA = (
     "n_keypoints int, low_confidence boolean, notes string, fitted string, width int, "
     "height int, reject_reason string"
 )
+PREDICTION_COLUMNS = [column.split()[0] for column in PREDICTION_SCHEMA.split(",")]
 _ARROW_SCHEMA = pa.schema([
     ("path", pa.string()), ("label", pa.string()), ("prediction", pa.string()),
     ("probability", pa.float64()), ("top_labels", pa.list_(pa.string())),
@@ -91,28 +94,49 @@ def predict_files(files: DataFrame, model_bytes: bytes, settings: PredictSetting
     return predicted.unionByName(too_large)
 
 
+def _to_stderr(line: str) -> None:
+    # stdout carries the summary (JSON with --json); progress notes go to stderr.
+    print(line, file=sys.stderr)
+
+
 def predict_folder(spark: SparkSession, config: Config, input_path: str, output_path: str,
-                   model_bytes: bytes, *, labelled: bool = False, overwrite: bool = False
-                   ) -> dict[str, Any]:
+                   model_bytes: bytes, *, labelled: bool = False, overwrite: bool = False,
+                   log: Callable[[str], None] = _to_stderr) -> dict[str, Any]:
     """Predict every image under `input_path` and write the Parquet table to `output_path`.
 
     With `labelled`, each row's `label` is its parent folder's name and the summary adds
     the accuracy on rows whose label is one of the model's classes. Returns a summary
     dict (images, rejected, low_confidence, [labelled, correct, accuracy], output).
-    Raises OutputError when the output exists and `overwrite` is false.
+    The output is locked while the job runs; an existing predictions folder is replaced
+    only with `overwrite`, and only once the new table is complete (bovw.outputs).
+    Raises OutputError when the output exists and `overwrite` is false, or when it is
+    not a bovw predictions folder.
     """
     output_path = output_path.rstrip("/")
-    if storage.exists(spark, output_path) and not overwrite:
+    predictor = Predictor.from_bytes(model_bytes, config.predict)  # fail early on a bad model
+
+    def refuse(_folder: str) -> None:
         raise OutputError(f"output {output_path} already exists; choose another --output or "
                           "pass --overwrite to replace it")
-    predictor = Predictor.from_bytes(model_bytes, config.predict)  # fail early on a bad model
-    files = list_files(spark, input_path, config.ingest)
-    files = (with_labels(files).drop("split_folder") if labelled
-             else files.withColumn("label", F.lit(None).cast("string")))
-    predictions = predict_files(files, model_bytes, config.predict, config.ingest.max_file_bytes)
-    predictions.write.mode("overwrite").parquet(output_path)
 
-    written = spark.read.parquet(output_path)
+    with open_output(spark, output_path, "predictions", overwrite=overwrite, resume=refuse,
+                     matches=lambda _folder: False, start=lambda _folder: None,
+                     reads=[input_path],
+                     legacy=lambda folder: _legacy_predictions(spark, folder),
+                     log=log) as output:
+        files = list_files(spark, input_path, config.ingest)
+        files = (with_labels(files).drop("split_folder") if labelled
+                 else files.withColumn("label", F.lit(None).cast("string")))
+        predictions = predict_files(files, model_bytes, config.predict,
+                                    config.ingest.max_file_bytes)
+        # Appended to the folder that holds only the marker written by open_output.
+        predictions.write.mode("append").parquet(output.work)
+        summary = _summary(spark.read.parquet(output.work), predictor, labelled)
+    summary["output"] = output_path
+    return summary
+
+
+def _summary(written: DataFrame, predictor: Predictor, labelled: bool) -> dict[str, Any]:
     known = F.col("label").isin(list(predictor.classes))
     row = written.agg(
         F.count(F.lit(1)).alias("images"),
@@ -128,5 +152,17 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
         summary["correct"] = int(row["correct"] or 0)
         summary["accuracy"] = (round(summary["correct"] / summary["labelled"], 6)
                                if summary["labelled"] else None)
-    summary["output"] = output_path
     return summary
+
+
+def _legacy_predictions(spark: SparkSession, folder: str) -> str | None:
+    """The kind "predictions" for a table written before outputs carried a marker (nothing
+    but Parquet part files, with exactly the prediction columns), else None."""
+    names = storage.list_names(spark, folder)
+    if "_SUCCESS" not in names or not all(map(KINDS["predictions"].made_by_bovw, names)):
+        return None
+    try:
+        columns = spark.read.parquet(folder).columns
+    except Exception:  # noqa: BLE001 - unreadable: not a table bovw wrote
+        return None
+    return "predictions" if columns == PREDICTION_COLUMNS else None

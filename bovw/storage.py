@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -209,3 +210,112 @@ def list_names(spark: SparkSession, path: str) -> list[str]:
     if not fs.exists(hadoop_path):
         return []
     return sorted(status.getPath().getName() for status in fs.listStatus(hadoop_path))
+
+
+def is_file(spark: SparkSession, path: str) -> bool:
+    """True when `path` is an existing regular file (not a folder)."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    return bool(fs.exists(hadoop_path)) and bool(fs.getFileStatus(hadoop_path).isFile())
+
+
+def list_files(spark: SparkSession, path: str) -> list[str]:
+    """Paths, relative to the folder `path`, of every file below it (sorted; [] if absent)."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    if not fs.exists(hadoop_path):
+        return []
+    base = fs.makeQualified(hadoop_path).toUri().getPath().rstrip("/") + "/"
+    files = fs.listFiles(hadoop_path, True)
+    names = []
+    while files.hasNext():
+        names.append(str(files.next().getPath().toUri().getPath()).removeprefix(base))
+    return sorted(names)
+
+
+def sibling(spark: SparkSession, path: str, name: str) -> str:
+    """The path of `name` in the folder that holds `path` (same scheme and authority).
+
+    Raises ValueError when `path` is the root of its filesystem (or of its bucket).
+    """
+    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    parent = hadoop_path.getParent()
+    if parent is None or not hadoop_path.getName():
+        raise ValueError(f"{path} is the root of its filesystem")
+    return spark.sparkContext._jvm.org.apache.hadoop.fs.Path(parent, name).toString()
+
+
+def base_name(spark: SparkSession, path: str) -> str:
+    """The last component of `path` ("" for a filesystem or bucket root)."""
+    return str(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path).getName())
+
+
+def create_new(spark: SparkSession, path: str, content: bytes) -> bool:
+    """Write `content` to `path` only if nothing is there; False when a file already is.
+
+    The file appears whole: where renames are atomic (local, HDFS) it is written aside,
+    then renamed to `path`, which fails if `path` exists; on object stores a single PUT
+    on close. Exclusive on HDFS only: on local disks and object stores the existence
+    check and the publication are two steps, so callers that need a single winner read
+    the file back.
+    """
+    hadoop_path, fs = _path_and_fs(spark, path)
+    fs.setWriteChecksum(False)
+    if _scheme(fs) in _OBJECT_STORES:
+        try:
+            stream = fs.create(hadoop_path, False)
+        except Exception as error:  # py4j wraps FileAlreadyExistsException
+            if "FileAlreadyExistsException" in str(error):
+                return False
+            raise
+        try:
+            stream.write(bytearray(content))
+        finally:
+            stream.close()
+        return True
+    jvm = spark.sparkContext._jvm
+    aside = jvm.org.apache.hadoop.fs.Path(
+        hadoop_path.getParent(), f"._tmp_{hadoop_path.getName()}.{uuid.uuid4().hex}")
+    _write_bytes(fs, aside, bytearray(content))
+    if fs.exists(hadoop_path) or not fs.rename(aside, hadoop_path):
+        fs.delete(aside, False)
+        return False
+    return True
+
+
+def replace_in_place(spark: SparkSession, path: str, content: bytes) -> None:
+    """Overwrite the file at `path` without removing it first (no moment without a file).
+
+    Unlike write_bytes, a reader may briefly see it empty on a local disk; on an object
+    store the single PUT replaces it whole.
+    """
+    hadoop_path, fs = _path_and_fs(spark, path)
+    _write_bytes(fs, hadoop_path, bytearray(content))
+
+
+def modification_seconds(spark: SparkSession, path: str) -> float | None:
+    """The modification time of `path` in seconds since the epoch, None if it is absent."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    if not fs.exists(hadoop_path):
+        return None
+    return fs.getFileStatus(hadoop_path).getModificationTime() / 1000.0
+
+
+def rename(spark: SparkSession, source: str, target: str) -> None:
+    """Move `source` to `target`, which must not exist. Atomic on local disks and HDFS;
+    on object stores (a copy, then a delete) use it for single files only. Raises OSError.
+    """
+    source_path, fs = _path_and_fs(spark, source)
+    target_path, _fs = _path_and_fs(spark, target)
+    if fs.exists(target_path):
+        raise OSError(f"cannot move {source} to {target}: the target exists")
+    parent = target_path.getParent()
+    if parent is not None and not fs.exists(parent):
+        fs.mkdirs(parent)
+    if not fs.rename(source_path, target_path):
+        raise OSError(f"could not move {source} to {target}")
+
+
+def has_atomic_rename(spark: SparkSession, path: str) -> bool:
+    """True where a folder rename is one atomic step (local disks, HDFS); False on object
+    stores, where it copies every file."""
+    _hadoop_path, fs = _path_and_fs(spark, path)
+    return _scheme(fs) not in _OBJECT_STORES

@@ -25,6 +25,7 @@ from pyspark.sql import SparkSession
 
 from bovw import storage
 from bovw.config import Config, ConfigError, parse_assignment
+from bovw.outputs import OutputFolder
 from bovw.pipeline import run_pipeline
 from bovw.provenance import (
     DescriptorProvenance,
@@ -170,8 +171,22 @@ def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path:
         if overwrite:
             check_kept(descriptors_from, root)
         reused = read_record(spark, descriptors_from)
+    descriptor_sources(config, points, input_path, root, descriptors_from, reused)
+    # Written into the output, or beside it and swapped in once complete (--overwrite).
+    with _prepare_sweep_output(spark, root, spec, overwrite, log) as output:
+        result = _run_points(spark, config, input_path, output.work, parameters, points,
+                             descriptors_from, reused, report, log)
+    result.output = root
+    return result
+
+
+def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
+                parameters: Sequence[tuple[str, Sequence[str]]], points: list[SweepPoint],
+                descriptors_from: str | None, reused: DescriptorProvenance | None,
+                report: bool, log: Callable[[str], None]) -> SweepResult:
+    # Planned again under the folder the points are written to (the staging one when
+    # overwriting), so shared descriptors are read from where they are.
     sources = descriptor_sources(config, points, input_path, root, descriptors_from, reused)
-    _prepare_sweep_output(spark, root, spec, overwrite)
     result = SweepResult(output=root, parameters=[(k, list(v)) for k, v in parameters])
     for number, (point, source) in enumerate(zip(points, sources, strict=True), start=1):
         layout = RunLayout(storage.join(root, "points", point.name))
@@ -226,9 +241,9 @@ def write_report(spark: SparkSession, result: SweepResult) -> str:
 
 
 def _prepare_sweep_output(spark: SparkSession, root: str, spec: dict[str, Any],
-                          overwrite: bool) -> None:
-    prepare_spec_folder(spark, root, "sweep.json", spec, overwrite, "sweep",
-                        "sweep of another input, grid or configuration")
+                          overwrite: bool, log: Callable[[str], None]) -> OutputFolder:
+    return prepare_spec_folder(spark, root, "sweep.json", spec, overwrite, "sweep",
+                               "sweep of another input, grid or configuration", log)
 
 
 def table_row(point: SweepPoint, summary: dict[str, Any], reused: bool) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +167,30 @@ def standalone_cluster(tmp_path_factory) -> Iterator[StandaloneCluster]:
 def bovw_command(*args: str) -> list[str]:
     """The `bovw` command line, run with this interpreter (same as the installed script)."""
     return [sys.executable, "-m", "bovw.cli", *args]
+
+
+def kill_bovw_at(args: list[str], line: str, before_kill: Callable[[], None] = lambda: None
+                 ) -> tuple[int, list[str]]:
+    """Run `bovw <args>` in a child process; once it prints `line`, call `before_kill()`,
+    then SIGKILL its process group (driver JVM and Python workers too). Returns the child's
+    pid and the lines it printed (ending with `line` unless it ended before)."""
+    process = subprocess.Popen(bovw_command(*args), stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, env=subprocess_environment(),
+                               start_new_session=True)
+    printed = []
+    try:
+        for raw in process.stdout:
+            printed.append(raw.decode(errors="replace").rstrip())
+            if printed[-1] == line:
+                before_kill()
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        process.stdout.close()
+    return process.pid, printed
 
 
 def run_bovw(args: list[str], log: Path, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -23,7 +23,12 @@ import pytest
 from pyspark.ml.clustering import KMeansModel
 
 from bovw.synthetic import generate_dataset
-from tests.cluster_fixtures import StandaloneCluster, bovw_command, subprocess_environment
+from tests.cluster_fixtures import (
+    StandaloneCluster,
+    bovw_command,
+    kill_bovw_at,
+    subprocess_environment,
+)
 
 pytestmark = pytest.mark.subprocess_runs
 
@@ -128,26 +133,15 @@ def _kill_during_histograms(images: Path, output: Path, master: str) -> str:
     """Start a run, SIGKILL its process group once the histograms stage starts; returns
     what it printed."""
     partial = output / "._tmp_histograms"
-    process = subprocess.Popen(
-        bovw_command(*run_command(images, output, master)), stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, env=subprocess_environment(), start_new_session=True)
-    printed = []
-    try:
-        for raw in process.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            printed.append(line)
-            if line == "[bovw] histograms: running":
-                # Kill while the histograms Parquet is being written, not before.
-                deadline = time.monotonic() + 120
-                while not partial.exists() and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                os.killpg(process.pid, signal.SIGKILL)  # driver JVM and Python workers too
-                break
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=60)
-        process.stdout.close()
+
+    def histograms_being_written() -> None:
+        # Kill while the histograms Parquet is being written, not before.
+        deadline = time.monotonic() + 120
+        while not partial.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    _pid, printed = kill_bovw_at(run_command(images, output, master),
+                                 "[bovw] histograms: running", histograms_being_written)
     return "\n".join(printed)
 
 

@@ -257,3 +257,14 @@ def test_paths_from_different_writers_agree(spark):
     frame = spark.createDataFrame(rows, "path string")
     keys = [row[0] for row in frame.select(normalised_path(frame["path"])).collect()]
     assert keys == ["/data/a b.jpg"] * 3 + ["s3://bucket/x.jpg"] * 2
+
+
+def test_sweep_and_comparison_folders_hold_only_what_bovw_writes(spark, sweep, comparison):
+    # --overwrite refuses a bovw folder holding anything else: bovw's own files must pass.
+    from bovw.outputs import foreign_names, inspect
+
+    for folder, kind in ((sweep[0], "sweep"), (sweep[0] / "points" / "vocabulary.k=8", "run"),
+                         (comparison[0], "comparison"),
+                         (comparison[0] / "variants" / "cnn", "run")):
+        found = inspect(spark, str(folder))
+        assert (found.state, found.kind, foreign_names(found)) == ("bovw", kind, []), folder

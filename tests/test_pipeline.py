@@ -156,11 +156,16 @@ def test_unfinished_run_resumes_only_with_the_same_spec(spark, tmp_path):
     from bovw.runs import RunLayout, prepare_output
 
     layout = RunLayout(str(tmp_path / "run"))
-    prepare_output(spark, layout, {"input": "x", "k": 1}, overwrite=False)
-    prepare_output(spark, layout, {"input": "x", "k": 1}, overwrite=False)  # resumes
+    with prepare_output(spark, layout, {"input": "x", "k": 1}, overwrite=False) as output:
+        assert output.work == layout.root
+    with prepare_output(spark, layout, {"input": "x", "k": 1}, overwrite=False):  # resumes
+        pass
     with pytest.raises(OutputError, match="holds an unfinished run with a different input"):
         prepare_output(spark, layout, {"input": "x", "k": 2}, overwrite=False)
-    prepare_output(spark, layout, {"input": "x", "k": 2}, overwrite=True)
+    with prepare_output(spark, layout, {"input": "x", "k": 2}, overwrite=True,
+                        log=lambda _line: None):
+        pass
+    assert json.loads((tmp_path / "run" / "run.json").read_text()) == {"input": "x", "k": 2}
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="exists and is not a bovw run folder"):

@@ -1,0 +1,476 @@
+"""--overwrite replaces only bovw's own outputs, and only once the new one is complete; one
+command per output at a time (a lease that a killed command cannot hold forever)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bovw import leases, pipeline, storage
+from bovw.cli import main
+from bovw.errors import OutputError, OutputInUseError
+from bovw.runs import prepare_spec_folder
+from bovw.synthetic import generate_dataset
+from tests.test_pipeline import spark_flags
+
+THESIS = b"Chapter 1\n\xe2\x80\x94 four years of work\n"
+
+
+def run_flags(k: int) -> list[str]:
+    return ["--k", str(k), "--pca-components", "5", "--set", "vocabulary.partitions=2",
+            *spark_flags()]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file below `folder` and the hash of its bytes."""
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fruits")
+    generate_dataset(root, classes=3, train_per_class=8, test_per_class=3, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def finished_run(spark, dataset, tmp_path_factory) -> Path:
+    """A finished run with its report and its exported model.npz (k=12)."""
+    output = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["run", "--input", str(dataset), "--output", str(output), *run_flags(12)]) == 0
+    assert main(["export", str(output), *spark_flags()]) == 0
+    return output
+
+
+# ------------------------------------------------------- only bovw's outputs are replaced
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_a_folder_bovw_did_not_make_is_never_replaced(dataset, tmp_path, capsys, overwrite):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.txt").write_bytes(THESIS)
+    code = main(["run", "--input", str(dataset), "--output", str(folder), *overwrite,
+                 *run_flags(12)])
+    assert code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"bovw: error: output {folder} exists and is not a bovw run folder (it holds "
+        "thesis.txt); bovw never replaces it, with or without --overwrite: choose an empty "
+        "or new folder"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mine"]
+    assert [path.name for path in folder.iterdir()] == ["thesis.txt"]
+    assert (folder / "thesis.txt").read_bytes() == THESIS
+
+
+def test_a_regular_file_is_never_replaced(dataset, tmp_path, capsys):
+    target = tmp_path / "thesis.txt"
+    target.write_bytes(THESIS)
+    code = main(["run", "--input", str(dataset), "--output", str(target), "--overwrite",
+                 *run_flags(12)])
+    assert code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"bovw: error: output {target} is a file, not a bovw run folder; bovw never replaces "
+        "it, with or without --overwrite: choose another --output"]
+    assert target.read_bytes() == THESIS
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["thesis.txt"]
+
+
+def test_a_bovw_folder_holding_someone_elses_file_is_resumed_but_never_replaced(
+        spark, tmp_path):
+    root = str(tmp_path / "sweep")
+    with prepare_spec_folder(spark, root, "sweep.json", {"grid": 1}, False, "sweep", "x",
+                             quiet):
+        pass
+    (tmp_path / "sweep" / "thesis.txt").write_bytes(THESIS)
+    with prepare_spec_folder(spark, root, "sweep.json", {"grid": 1}, False, "sweep", "x",
+                             quiet) as output:
+        assert output.work == root
+    with pytest.raises(OutputError) as refused:
+        prepare_spec_folder(spark, root, "sweep.json", {"grid": 2}, True, "sweep", "x", quiet)
+    assert str(refused.value) == (
+        f"output {root} is a bovw sweep folder but also holds thesis.txt, which bovw did not "
+        "write; --overwrite would delete them: move them out, or choose another --output")
+    assert (tmp_path / "sweep" / "thesis.txt").read_bytes() == THESIS
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text()) == {"grid": 1}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep"]
+
+
+def test_overwrite_replaces_only_the_same_kind_of_output(spark, dataset, tmp_path, capsys):
+    root = str(tmp_path / "sweep")
+    with prepare_spec_folder(spark, root, "sweep.json", {"grid": 1}, False, "sweep", "x",
+                             quiet):
+        pass
+    assert main(["run", "--input", str(dataset), "--output", root, "--overwrite",
+                 *run_flags(12)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"bovw: error: output {root} is a bovw sweep folder, not a run folder; choose another "
+        "--output")
+    assert sorted(path.name for path in (tmp_path / "sweep").iterdir()) == [
+        "_bovw.json", "sweep.json"]
+
+
+def test_a_filesystem_or_bucket_root_is_refused(spark):
+    for root in ("/", "s3a://bucket"):
+        with pytest.raises(OutputError, match=r"is the root of its filesystem or bucket"):
+            prepare_spec_folder(spark, root, "sweep.json", {}, True, "sweep", "x", quiet)
+
+
+def test_predictions_replace_only_a_predictions_folder(spark, dataset, finished_run, tmp_path,
+                                                       capsys):
+    model = str(finished_run / "model.npz")
+    photos = str(dataset / "Test")
+
+    def predict(output: Path, *flags: str) -> int:
+        return main(["predict", "--model", model, "--output", str(output), *flags, photos,
+                     *spark_flags()])
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_bytes(THESIS)
+    table = tmp_path / "table"
+    spark.range(3).write.parquet(str(table))  # someone's own Parquet table
+    before = snapshot(table)
+    for output in (mine, table, mine / "thesis.txt"):
+        assert predict(output, "--overwrite") == 1
+        error = capsys.readouterr().err.splitlines()
+        assert len(error) == 1 and "bovw never replaces it" in error[0], error
+    assert [path.name for path in mine.iterdir()] == ["thesis.txt"]
+    assert (mine / "thesis.txt").read_bytes() == THESIS
+    assert snapshot(table) == before
+
+    output = tmp_path / "predictions"
+    assert predict(output) == 0
+    assert capsys.readouterr().out.startswith("predicted 9 images (0 unreadable")
+    assert predict(output) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"bovw: error: output {output} already exists; choose another --output or pass "
+        "--overwrite to replace it")
+    # A table written before outputs carried the marker is recognised by its layout.
+    (output / "_bovw.json").unlink()
+    assert predict(output, "--overwrite") == 0
+    assert len(spark.read.parquet(str(output)).collect()) == 9
+    assert json.loads((output / "_bovw.json").read_text())["kind"] == "predictions"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "mine", "predictions", "table"]
+
+
+# ------------------------------------- the old output stays whole until the new one is done
+
+def test_a_failed_overwrite_leaves_the_old_run_whole_and_the_same_command_finishes_it(
+        spark, dataset, finished_run, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = snapshot(run)
+    assert {"metrics.json", "report.html", "model.npz", "models/classifier/metadata/_SUCCESS"
+            } <= set(before)
+    command = ["run", "--input", str(dataset), "--output", str(run), "--overwrite",
+               *run_flags(8)]
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the vocabulary stage broke")
+
+    monkeypatch.setattr(pipeline, "_vocabulary_stage", broken)
+    with pytest.raises(RuntimeError, match="the vocabulary stage broke"):
+        main(command)
+    assert snapshot(run) == before
+    staging = tmp_path / ".run.bovw-new"
+    assert sorted(path.name for path in (staging / "_stages").iterdir()) == ["descriptors.json"]
+    # The lock is released on the error; the old run is the only visible entry.
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".run.bovw-new", "run"]
+
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert f"[bovw] resuming the replacement of {run}, staged in {staging}" in printed
+    assert "[bovw] descriptors: already finished, reusing its outputs" in printed
+    assert f"[bovw] {run} replaced by the new output" in printed
+    assert f"  output           {run}" in printed
+    assert f"  report           {run}/report.html" in printed
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["vocabulary"]["k"] == 8 and summary["output"] == str(run)
+    assert summary["resumed_stages"] == ["descriptors"]
+    record = json.loads((run / "_stages" / "descriptors.json").read_text())
+    assert record["descriptors_path"] == f"{run}/descriptors"
+    assert not (run / "model.npz").exists()  # the old run's, gone with it
+    assert (run / "report.html").exists()
+    assert main(["export", str(run), *spark_flags()]) == 0
+
+
+def test_an_overwritten_sweep_names_its_final_folder_everywhere(spark, test_config, dataset,
+                                                                tmp_path):
+    from bovw.export import build_model
+    from bovw.sweep import run_sweep
+
+    root = tmp_path / "sweep"
+    with prepare_spec_folder(spark, str(root), "sweep.json", {"grid": "old"}, False, "sweep",
+                             "x", quiet) as output:
+        make_files(output.work, {"sweep.csv": "old\n"})
+    staging = str(tmp_path / ".sweep.bovw-new")
+    log: list[str] = []
+    result = run_sweep(spark, test_config.replace(**{"vocabulary.k": 8}), str(dataset),
+                       str(root), [("pca.components", ["3", "4"])], overwrite=True,
+                       report=False, log=log.append)
+    assert f"[bovw] {root} replaced by the new output" in log
+    assert result.output == str(root) and len(result.rows) == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep"]
+    for path in root.rglob("*"):
+        if path.suffix in (".json", ".csv", ".md"):
+            assert staging not in path.read_text(), path
+    second = root / "points" / "pca.components=4"
+    # The second point read the first point's descriptors, staged then; now in place.
+    assert json.loads((second / "run.json").read_text())["descriptors_from"] == str(
+        root / "points" / "pca.components=3" / "descriptors")
+    assert json.loads((second / "summary.json").read_text())["output"] == str(second)
+    assert build_model(spark, str(second)).training_size == (100, 100)
+
+
+def make_files(root: str, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = Path(root) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def tree(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): path.read_text()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("atomic_rename", [True, False], ids=["local-hdfs", "object-store"])
+def test_a_swap_cut_short_is_finished_by_the_next_command(spark, tmp_path, monkeypatch,
+                                                          atomic_rename):
+    root = str(tmp_path / "sweep")
+    staging = str(tmp_path / ".sweep.bovw-new")
+    with prepare_spec_folder(spark, root, "sweep.json", {"grid": 1}, False, "sweep", "x",
+                             quiet) as output:
+        make_files(output.work, {"sweep.csv": "old\n", "points/a/summary.json": "{}"})
+    old = tree(tmp_path / "sweep")
+
+    monkeypatch.setattr(storage, "has_atomic_rename", lambda *_args: atomic_rename)
+    real_rename = storage.rename
+    moves = []
+
+    def rename_then_fail(spark, source, target):
+        moves.append(source)
+        if source.startswith(staging) and len(moves) >= 2:
+            raise OSError("the machine went away")
+        real_rename(spark, source, target)
+
+    monkeypatch.setattr(storage, "rename", rename_then_fail)
+    log: list[str] = []
+    with pytest.raises(OSError, match="the machine went away"), prepare_spec_folder(
+            spark, root, "sweep.json", {"grid": 2}, True, "sweep", "x", log.append) as output:
+        assert output.work == staging
+        assert tree(tmp_path / "sweep") == old  # readers still see the old sweep
+        make_files(staging, {
+            "sweep.csv": "new\n", "sweep.md": "| new |\n",
+            "points/b/summary.json": json.dumps({"output": f"{staging}/points/b"}),
+            "points/b/report.html": f"<p>{staging}/points/b</p>",
+            "points/b/descriptors/part-0.parquet": staging})  # data: never rewritten
+    assert log[0] == (f"[bovw] the new sweep is built in {staging} and replaces {root} "
+                      "once complete")
+    assert (tmp_path / ".sweep.bovw-swap").exists()
+    assert not (tmp_path / ".sweep.bovw-lock").exists()
+
+    monkeypatch.setattr(storage, "rename", real_rename)
+    log.clear()
+    # Any later command on the output finishes the swap first; this one then resumes it.
+    with prepare_spec_folder(spark, root, "sweep.json", {"grid": 2}, False, "sweep", "x",
+                             log.append) as output:
+        assert output.work == root
+    assert log == [f"[bovw] finishing the replacement of {root} that an earlier command "
+                   "left half done"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep"]
+    assert tree(tmp_path / "sweep") == {
+        "_bovw.json": tree(tmp_path / "sweep")["_bovw.json"],
+        "sweep.json": json.dumps({"grid": 2}, indent=2, sort_keys=True),
+        "sweep.csv": "new\n", "sweep.md": "| new |\n",
+        "points/b/summary.json": json.dumps({"output": f"{root}/points/b"}),
+        "points/b/report.html": f"<p>{root}/points/b</p>",
+        "points/b/descriptors/part-0.parquet": staging}
+
+
+def test_a_successful_overwrite_swaps_and_leaves_nothing_beside(spark, tmp_path):
+    root = str(tmp_path / "sweep")
+    for grid in (1, 2):
+        with prepare_spec_folder(spark, root, "sweep.json", {"grid": grid}, True, "sweep",
+                                 "x", quiet) as output:
+            make_files(output.work, {"sweep.csv": f"grid {grid}\n"})
+            assert output.work == (root if grid == 1 else str(tmp_path / ".sweep.bovw-new"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep"]
+    assert (tmp_path / "sweep" / "sweep.csv").read_text() == "grid 2\n"
+
+
+# ------------------------------------------------------------- one command per output
+
+def lease_file(tmp_path: Path, name: str = "out") -> Path:
+    return tmp_path / f".{name}.bovw-lock"
+
+
+def write_lease(path: Path, **changes) -> None:
+    now = time.time()
+    record = {"format": "bovw-lock", "output": "x", "command": "bovw run", "host": "elsewhere",
+              "pid": 1, "pid_started": None, "user": "someone", "started": now - 60,
+              "heartbeat": now, "token": "theirs", **changes}
+    path.write_text(json.dumps(record))
+
+
+def test_a_second_command_is_refused_while_the_first_holds_the_output(spark, dataset,
+                                                                       tmp_path, capsys):
+    output = tmp_path / "out"
+    with leases.acquire(spark, str(output), "bovw run", log=quiet) as held:
+        code = main(["run", "--input", str(dataset), "--output", str(output), *run_flags(12)])
+        assert code == 1
+        error = capsys.readouterr().err.splitlines()
+        assert held.holds()
+    assert len(error) == 1
+    assert error[0].startswith(
+        f"bovw: error: output {output} is in use by another bovw run on host "
+        f"{socket.gethostname()}, pid {held.record.pid}, started ")
+    assert error[0].endswith(
+        "; wait for it to end, or choose another --output (a lock is stale, and taken over, "
+        "once its process is gone on the same host or its heartbeat is over 300 s old; if you "
+        f"are sure nothing uses {output}, delete {lease_file(tmp_path)})")
+    assert not output.exists()
+    assert not lease_file(tmp_path).exists()  # released on leaving the with block
+
+
+def test_a_live_lease_of_another_host_is_respected(spark, tmp_path):
+    write_lease(lease_file(tmp_path), heartbeat=time.time() - 200)
+    with pytest.raises(OutputInUseError, match=r"in use by another bovw run on host elsewhere, "
+                                               r"pid 1, started .*, last heartbeat 200 s ago"):
+        leases.acquire(spark, str(tmp_path / "out"), "bovw run", log=quiet)
+    assert json.loads(lease_file(tmp_path).read_text())["token"] == "theirs"
+
+
+def test_a_lease_whose_process_is_gone_is_taken_over(spark, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    write_lease(lease_file(tmp_path), host=host, pid=dead.pid)
+    log: list[str] = []
+    with leases.acquire(spark, str(tmp_path / "out"), "bovw run", log=log.append) as lease:
+        assert json.loads(lease_file(tmp_path).read_text())["token"] == lease.record.token
+    assert len(log) == 1
+    assert log[0].startswith(
+        f"[bovw] taking over the stale lock of bovw run on host {host}, pid {dead.pid}, ")
+    assert log[0].endswith(f": process {dead.pid} on {host} is gone")
+    assert not lease_file(tmp_path).exists()
+
+
+def test_a_lease_without_a_heartbeat_for_too_long_is_taken_over(spark, tmp_path):
+    write_lease(lease_file(tmp_path), heartbeat=time.time() - 301)
+    log: list[str] = []
+    with leases.acquire(spark, str(tmp_path / "out"), "bovw run", log=log.append):
+        pass
+    assert log[0].endswith("its last heartbeat is 301 s old")
+
+
+def test_the_heartbeat_keeps_the_lease_fresh_and_notices_a_takeover(spark, tmp_path):
+    lease = leases.acquire(spark, str(tmp_path / "out"), "bovw run", heartbeat_seconds=0.1,
+                           log=quiet)
+    try:
+        first = json.loads(lease_file(tmp_path).read_text())["heartbeat"]
+        time.sleep(0.6)
+        assert json.loads(lease_file(tmp_path).read_text())["heartbeat"] > first
+        write_lease(lease_file(tmp_path))  # someone took it over (by hand)
+        time.sleep(0.5)
+        assert not lease.holds()
+    finally:
+        lease.release()
+    assert json.loads(lease_file(tmp_path).read_text())["token"] == "theirs"  # not ours to delete
+
+
+def test_of_commands_starting_together_exactly_one_gets_the_lease(spark, tmp_path):
+    barrier = threading.Barrier(6)
+    won, refused = [], []
+
+    def contend() -> None:
+        barrier.wait()
+        try:
+            won.append(leases.acquire(spark, str(tmp_path / "out"), "bovw run", log=quiet))
+        except OutputInUseError as error:
+            refused.append(str(error))
+
+    threads = [threading.Thread(target=contend) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1 and len(refused) == 5
+    won[0].release()
+    assert not lease_file(tmp_path).exists()
+
+
+def test_the_lease_is_released_when_the_run_fails(spark, test_config, dataset, tmp_path,
+                                                  monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the descriptors stage broke")
+
+    monkeypatch.setattr(pipeline, "_descriptors_stage", broken)
+    with pytest.raises(RuntimeError, match="descriptors stage broke"):
+        pipeline.run_pipeline(spark, test_config.replace(**{"vocabulary.k": 8}), str(dataset),
+                              str(tmp_path / "out"), log=quiet)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.subprocess_runs
+def test_a_killed_overwrite_keeps_the_old_run_and_no_second_command_runs_beside_it(
+        spark, dataset, finished_run, tmp_path, capsys, monkeypatch):
+    """`bovw run --overwrite` in a child process, SIGKILLed in its vocabulary stage; while it
+    runs, the same command here is refused; after the kill the old run is intact and the
+    same command takes over the dead command's lock and resumes the staged run (here made
+    to fail again at once, which again leaves the old run intact and no lock behind)."""
+    import shutil
+
+    from tests.cluster_fixtures import kill_bovw_at
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = snapshot(run)
+    command = ["run", "--input", str(dataset), "--output", str(run), "--overwrite",
+               *run_flags(8)]
+    refused: list[str] = []
+
+    def second_command_meanwhile() -> None:
+        capsys.readouterr()
+        assert main(command) == 1
+        refused.extend(capsys.readouterr().err.splitlines())
+
+    pid, printed = kill_bovw_at(command, "[bovw] vocabulary: running", second_command_meanwhile)
+    host = socket.gethostname()
+    assert printed[-1] == "[bovw] vocabulary: running", printed[-20:]
+    assert len(refused) == 1, refused
+    assert refused[0].startswith(f"bovw: error: output {run} is in use by another bovw run on "
+                                 f"host {host}, pid {pid}, started ")
+    assert snapshot(run) == before
+    assert json.loads(lease_file(tmp_path, "run").read_text())["pid"] == pid
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the vocabulary stage broke")
+
+    monkeypatch.setattr(pipeline, "_vocabulary_stage", broken)
+    with pytest.raises(RuntimeError, match="the vocabulary stage broke"):
+        main(command)
+    printed_again = capsys.readouterr().out
+    assert (f"[bovw] taking over the stale lock of bovw run on host {host}, pid {pid}"
+            in printed_again)
+    assert "[bovw] descriptors: already finished, reusing its outputs" in printed_again
+    assert snapshot(run) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".run.bovw-new", "run"]
