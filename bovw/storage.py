@@ -35,7 +35,10 @@ def _storage_cause(causes: Sequence[JavaCause]) -> tuple[str, str] | None:
     writable = "choose a location you may write to (on S3: see conf/iam/ for the permissions)"
     for cause in reversed(causes):
         name, message = cause.simple_name, cause.message
-        if name == "ParentNotDirectoryException":
+        # Hadoop's local filesystem reports a file in the way of a folder either way.
+        if name == "ParentNotDirectoryException" or (
+                name == "FileAlreadyExistsException"
+                and message.startswith("Destination exists and is not a directory")):
             return f"a part of the path is a file, not a folder ({message})", \
                 "choose a path inside a folder"
         # java.io reports the OS's reason for a file it could not open in parentheses.
@@ -65,8 +68,10 @@ def _storage_cause(causes: Sequence[JavaCause]) -> tuple[str, str] | None:
     return None
 
 
-def _translated(doing: str, every_failure: bool = True) -> Callable[[_Function], _Function]:
-    """Turn the Java failure of a call taking `path` into a one-line StorageError.
+def _translated(doing: str, every_failure: bool = True, path_argument: str = "path"
+                ) -> Callable[[_Function], _Function]:
+    """Turn the Java failure of a call taking `path` (or `path_argument`) into a one-line
+    StorageError.
 
     With `every_failure` false (calls that run a whole Spark job, whose tasks can fail for
     reasons of their own) only known storage failures are translated.
@@ -85,7 +90,7 @@ def _translated(doing: str, every_failure: bool = True) -> Callable[[_Function],
                     raise
                 cause, fix = known or (str(causes[-1]) if causes else str(error),
                                        "check the path and the permissions on it")
-                path = signature.bind(*args, **kwargs).arguments["path"]
+                path = signature.bind(*args, **kwargs).arguments[path_argument]
                 raise StorageError(f"cannot {doing} {path}: {cause}; fix: {fix}") from error
         return call  # type: ignore[return-value]
     return wrap
@@ -212,12 +217,14 @@ def list_names(spark: SparkSession, path: str) -> list[str]:
     return sorted(status.getPath().getName() for status in fs.listStatus(hadoop_path))
 
 
+@_translated("check")
 def is_file(spark: SparkSession, path: str) -> bool:
     """True when `path` is an existing regular file (not a folder)."""
     hadoop_path, fs = _path_and_fs(spark, path)
     return bool(fs.exists(hadoop_path)) and bool(fs.getFileStatus(hadoop_path).isFile())
 
 
+@_translated("list")
 def list_files(spark: SparkSession, path: str) -> list[str]:
     """Paths, relative to the folder `path`, of every file below it (sorted; [] if absent)."""
     hadoop_path, fs = _path_and_fs(spark, path)
@@ -248,6 +255,7 @@ def base_name(spark: SparkSession, path: str) -> str:
     return str(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path).getName())
 
 
+@_translated("write")
 def create_new(spark: SparkSession, path: str, content: bytes) -> bool:
     """Write `content` to `path` only if nothing is there; False when a file already is.
 
@@ -281,6 +289,7 @@ def create_new(spark: SparkSession, path: str, content: bytes) -> bool:
     return True
 
 
+@_translated("write")
 def replace_in_place(spark: SparkSession, path: str, content: bytes) -> None:
     """Overwrite the file at `path` without removing it first (no moment without a file).
 
@@ -291,6 +300,7 @@ def replace_in_place(spark: SparkSession, path: str, content: bytes) -> None:
     _write_bytes(fs, hadoop_path, bytearray(content))
 
 
+@_translated("check")
 def modification_seconds(spark: SparkSession, path: str) -> float | None:
     """The modification time of `path` in seconds since the epoch, None if it is absent."""
     hadoop_path, fs = _path_and_fs(spark, path)
@@ -299,6 +309,7 @@ def modification_seconds(spark: SparkSession, path: str) -> float | None:
     return fs.getFileStatus(hadoop_path).getModificationTime() / 1000.0
 
 
+@_translated("move", path_argument="source")
 def rename(spark: SparkSession, source: str, target: str) -> None:
     """Move `source` to `target`, which must not exist. Atomic on local disks and HDFS;
     on object stores (a copy, then a delete) use it for single files only. Raises OSError.
@@ -314,6 +325,7 @@ def rename(spark: SparkSession, source: str, target: str) -> None:
         raise OSError(f"could not move {source} to {target}")
 
 
+@_translated("check")
 def has_atomic_rename(spark: SparkSession, path: str) -> bool:
     """True where a folder rename is one atomic step (local disks, HDFS); False on object
     stores, where it copies every file."""

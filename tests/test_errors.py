@@ -91,10 +91,12 @@ def test_an_output_folder_that_cannot_be_created(spark, images, capsys):
 
     assert main(_run(images, output, "--master", "local[2]")) == 1
 
+    # The first thing written is the output's lock, beside it.
+    parent = "/proc/bovw-test-no-such-folder"
     assert _one_line(capsys) == (
-        f"bovw: error: cannot write {output}/run.json: the folder could not be created (Mkdirs "
-        f"failed to create {output}): no permission, a read-only filesystem or a full disk; "
-        f"{WRITABLE_FIX}")
+        f"bovw: error: cannot write {parent}/.run.bovw-lock: the folder could not be created "
+        f"(Mkdirs failed to create {parent}): no permission, a read-only filesystem or a full "
+        f"disk; {WRITABLE_FIX}")
 
 
 def test_an_output_inside_a_file(spark, images, tmp_path, capsys):
@@ -103,10 +105,11 @@ def test_an_output_inside_a_file(spark, images, tmp_path, capsys):
 
     assert main(_run(images, str(output), "--master", "local[2]")) == 1
 
+    # The first thing written is the output's lock, beside it.
     assert _one_line(capsys) == (
-        f"bovw: error: cannot write {output}/run.json: a part of the path is a file, not a "
-        f"folder (Parent path is not a directory: {tmp_path}/notes.txt); fix: choose a path "
-        "inside a folder")
+        f"bovw: error: cannot write {tmp_path}/notes.txt/.run.bovw-lock: a part of the path is "
+        f"a file, not a folder (Destination exists and is not a directory: {tmp_path}/notes.txt)"
+        "; fix: choose a path inside a folder")
     assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
@@ -114,7 +117,7 @@ def test_an_output_url_spark_has_no_filesystem_for(spark, images, capsys):
     assert main(_run(images, "nosuchfs://host/run", "--master", "local[2]")) == 1
 
     assert _one_line(capsys) == (
-        "bovw: error: cannot check nosuchfs://host/run/summary.json: Spark has no filesystem "
+        "bovw: error: cannot check nosuchfs://host/.run.bovw-lock: Spark has no filesystem "
         'for this URL (No FileSystem for scheme "nosuchfs"); fix: use a local path, hdfs:// '
         "or s3a:// (s3:// is read as s3a://)")
 
@@ -152,9 +155,11 @@ def test_verbose_shows_the_trace_then_the_line(spark, images, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert err.startswith("Traceback (most recent call last):")
     assert "py4j.protocol.Py4JJavaError" in err
-    assert "org.apache.hadoop.fs.ParentNotDirectoryException" in err
+    assert "org.apache.hadoop.fs.FileAlreadyExistsException" in err
     assert "bovw.storage.StorageError" in err
-    assert err.splitlines()[-1].startswith(f"bovw: error: cannot write {tmp_path}/file/run/")
+    # The first thing written is the output's lock, beside it.
+    assert err.splitlines()[-1].startswith(
+        f"bovw: error: cannot write {tmp_path}/file/.run.bovw-lock: a part of the path is a file")
 
 
 # --- the s3 commands -----------------------------------------------------------------------

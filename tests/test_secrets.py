@@ -134,9 +134,14 @@ def test_a_run_resumes_with_a_rotated_secret(spark, images, tmp_path):
     layout = RunLayout(str(tmp_path / "run"))
     first = load_config(None, {"spark.conf.spark.hadoop.fs.s3a.secret.key": "old-value"})
     rotated = first.replace(**{"spark.conf.spark.hadoop.fs.s3a.secret.key": "new-value"})
-    prepare_output(spark, layout, {"input": "x", "config": first.to_dict()}, overwrite=False)
+    with prepare_output(spark, layout, {"input": "x", "config": first.to_dict()},
+                        overwrite=False):
+        pass
 
-    prepare_output(spark, layout, {"input": "x", "config": rotated.to_dict()}, overwrite=False)
+    # Refused as "a different configuration" if the rotated value counted.
+    with prepare_output(spark, layout, {"input": "x", "config": rotated.to_dict()},
+                        overwrite=False):
+        pass
 
     text = (tmp_path / "run" / "run.json").read_text(encoding="utf-8")
     assert "old-value" not in text and "new-value" not in text
