@@ -137,3 +137,45 @@ def test_an_image_smaller_than_a_scale_needs_gets_no_keypoints_at_that_scale():
     tiny = np.full((3, 3), 128, np.uint8)
     descriptors, positions = describe_keypoints(tiny, settings)
     assert descriptors.shape == (0, 32) and positions.shape == (0, 2)
+
+
+# ------------------------------------------------------------ the setting and sweeping it
+
+@pytest.mark.parametrize(("scales", "message"), [
+    ("[]", "orb.dense_scales must be a non-empty list of numbers >= 0.5"),
+    ("[1.0, 0.25]", "orb.dense_scales must be a non-empty list of numbers >= 0.5"),
+    ("[1.0, 2.0, 1.0]", "orb.dense_scales lists a scale twice: [1.0, 2.0, 1.0]"),
+])
+def test_bad_scales_are_one_line_errors(tmp_path, scales, message):
+    from bovw.config import ConfigError, load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text(f"[orb]\ndense_scales = {scales}\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == message
+
+
+def test_the_old_descriptor_scheme_cannot_be_asked_for():
+    from bovw.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="orb.descriptor_scheme 1 is not computed by this bovw"):
+        load_config(None, {"orb.descriptor_scheme": "1"})
+
+
+def test_a_sweep_over_scale_lists_gives_one_point_per_list():
+    from bovw.config import ConfigError, load_config
+    from bovw.sweep import parse_parameter, sweep_points
+
+    key, values = parse_parameter("orb.dense_scales=[1.0], [1.0, 2.0],[1.0,1.5,2.0]")
+    assert (key, values) == ("orb.dense_scales", ["1.0", "1.0,2.0", "1.0,1.5,2.0"])
+    config = load_config()
+    points = sweep_points(config, [(key, values)])
+    assert [config.replace(**p.values).orb.dense_scales for p in points] == [
+        (1.0,), (1.0, 2.0), (1.0, 1.5, 2.0)]
+    assert [p.name for p in points] == ["orb.dense_scales=1.0", "orb.dense_scales=1.0_2.0",
+                                        "orb.dense_scales=1.0_1.5_2.0"]
+    # Without brackets the values stay one per point, as for any setting.
+    assert parse_parameter("orb.dense_scales=1.0,2.0")[1] == ["1.0", "2.0"]
+    with pytest.raises(ConfigError, match=r"write each list in brackets.*\(got \[1.0\],2.0\)"):
+        parse_parameter("orb.dense_scales=[1.0],2.0")
