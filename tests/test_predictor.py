@@ -368,9 +368,11 @@ def trained(spark, test_config, tmp_path_factory):
     """One pipeline run (k=12, 2-level pyramid, 5 PCA components) on 3 generated classes,
     and its export."""
     # A 2-level spatial pyramid and square-root weighting exercise every step of the
-    # arithmetic the Predictor repeats.
+    # arithmetic the Predictor repeats; two dense scales, one of them non-integer, every
+    # step of the description.
     config = test_config.replace(**{"vocabulary.k": 12, "pca.components": 5,
-                                    "histograms.pyramid_levels": 2, "histograms.power": 0.5})
+                                    "histograms.pyramid_levels": 2, "histograms.power": 0.5,
+                                    "orb.dense_scales": "1.0,1.5"})
     return _train_and_export(spark, config, tmp_path_factory.mktemp("predict"))
 
 
@@ -380,7 +382,7 @@ def test_export_holds_the_run_settings(trained):
     assert model.centers.shape == (12, 32) and model.pc.shape == (12 * 5, 5)
     assert model.coefficients.shape == (3, 5) and model.idf.shape == (12 * 5,)
     assert model.training_size == (100, 100)
-    assert model.orb == OrbSettings()
+    assert model.orb == OrbSettings(dense_scales=(1.0, 1.5))
     assert model.histograms == HistogramSettings(pyramid_levels=2, power=0.5)
     assert sorted(model.fruits) == ["Apple Red 1", "Banana", "Orange"]
     assert model.source["vocabulary_k"] == 12 and model.source["test_images"] == 12
@@ -410,9 +412,8 @@ def test_predictor_describes_like_spark_at_every_scale(trained):
         described = predictor.describe(Path(row["path"].removeprefix("file:")).read_bytes())
         assert np.array_equal(described.descriptors, unpack(row["descriptors"])), row["path"]
         assert np.array_equal(described.positions, unpack_positions(row["positions"]))
-    # Each scale adds its own grid: 289 + 49 (scale 2) points on a 100 x 100 image for
-    # scales 1 and 2; more with a 1.5 grid between them.
-    assert len(described.descriptors) >= 289 + 49 * (2.0 in scales)
+    # Each scale adds its own grid: 289 + 100 (scale 1.5) points on a 100 x 100 image.
+    assert scales == (1.0, 1.5) and len(described.descriptors) == 289 + 100
 
 
 def test_export_refuses_a_run_made_with_the_old_dense_scales(spark, trained, tmp_path):
