@@ -38,7 +38,6 @@ from typing import Any
 from bench.reference import (
     add_config_arguments,
     config_from_args,
-    create_orb,
     describe_grey_image,
     task_settings,
 )
@@ -92,7 +91,7 @@ def describe_row(content: bytes, orb: OrbSettings) -> list[list[float]] | None:
     grey = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_GRAYSCALE)
     if grey is None:
         return None
-    descriptors, positions = describe_grey_image(grey, orb, create_orb(orb), positions=True)
+    descriptors, positions = describe_grey_image(grey, orb, positions=True)
     return np.hstack([descriptors, positions]).astype(float).tolist()
 
 

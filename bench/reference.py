@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing
 import os
 import resource
@@ -44,6 +43,7 @@ from bovw.config import (  # noqa: E402
     load_config,
     parse_assignment,
 )
+from bovw.features import describe_keypoints  # noqa: E402
 
 SPLITS = ("Training", "Test")
 DESCRIPTOR_BYTES = 32
@@ -72,76 +72,25 @@ def list_images(input_dir: str | Path, extensions: Sequence[str]) -> list[tuple[
     return entries
 
 
-_worker_orb: Any = None  # one detector per pool process, built once by _init_worker
-_worker_settings: OrbSettings | None = None
+_worker_settings: OrbSettings | None = None  # set once per pool process by _init_worker
 _worker_positions = False
 
 
-def create_orb(orb: OrbSettings) -> Any:
-    """An OpenCV ORB detector with the settings."""
-    return cv2.ORB_create(
-        nfeatures=orb.nfeatures,
-        scaleFactor=orb.scale_factor,
-        nlevels=orb.n_levels,
-        edgeThreshold=orb.edge_threshold,
-        patchSize=orb.patch_size,
-        fastThreshold=orb.fast_threshold,
-    )
-
-
 def _init_worker(orb: OrbSettings, positions: bool) -> None:
-    global _worker_orb, _worker_settings, _worker_positions
-    _worker_orb = create_orb(orb)
+    global _worker_settings, _worker_positions
     _worker_settings = orb
     _worker_positions = positions
 
 
-def grid_points(height: int, width: int, orb: OrbSettings) -> np.ndarray:
-    """Dense-sampling keypoints as an (n, 3) float array of (x, y, size), row by row per scale.
-
-    For each scale s in orb.dense_scales: keypoint size patch_size * s, a border of
-    ceil(size / 2) + 1 pixels left free, and a grid step of round(dense_step * s) (>= 1).
-    """
-    blocks = []
-    for scale in orb.dense_scales:
-        size = orb.patch_size * scale
-        border = math.ceil(size / 2) + 1
-        step = max(1, round(orb.dense_step * scale))
-        xs = np.arange(border, width - border, step, dtype=np.float64)
-        ys = np.arange(border, height - border, step, dtype=np.float64)
-        grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
-        blocks.append(np.column_stack([grid_x.ravel(), grid_y.ravel(),
-                                       np.full(grid_x.size, size, dtype=np.float64)]))
-    return np.concatenate(blocks) if blocks else np.empty((0, 3))
-
-
-def relative_positions(points: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(n, 2) uint8 keypoint positions quantised to 0..255 across the image width and height."""
-    # Same arithmetic as the pipeline (multiply by 256 / side, then floor): a different
-    # rounding order moves a few points that sit exactly on a cell edge.
-    scaled = np.floor(points * np.array([256.0 / width, 256.0 / height]))
-    return np.clip(scaled, 0, 255).astype(np.uint8)
-
-
-def describe_grey_image(grey: np.ndarray, orb: OrbSettings, detector: Any, positions: bool
+def describe_grey_image(grey: np.ndarray, orb: OrbSettings, positions: bool
                         ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(n, 32) uint8 ORB descriptors of a grey image and, if asked, their (n, 2) positions."""
-    if orb.upscale != 1.0:
-        grey = cv2.resize(grey, None, fx=orb.upscale, fy=orb.upscale,
-                          interpolation=cv2.INTER_LINEAR)
-    if orb.sampling == "dense":
-        height, width = grey.shape[:2]
-        grid = [cv2.KeyPoint(x, y, size) for x, y, size in grid_points(height, width, orb)]
-        keypoints, descriptors = detector.compute(grey, grid)
-    else:
-        keypoints, descriptors = detector.detectAndCompute(grey, None)
-    if descriptors is None or len(descriptors) == 0:
-        empty_positions = np.empty((0, 2), dtype=np.uint8) if positions else None
-        return np.empty((0, DESCRIPTOR_BYTES), dtype=np.uint8), empty_positions
-    if not positions:
-        return descriptors, None
-    points = np.array([keypoint.pt for keypoint in keypoints], dtype=np.float64).reshape(-1, 2)
-    return descriptors, relative_positions(points, grey.shape[1], grey.shape[0])
+    """(n, 32) uint8 ORB descriptors of a grey image and, if asked, their (n, 2) positions.
+
+    The pipeline's own per-image function (`bovw.features.describe_keypoints`: the same
+    grid, scales, resizing and ORB settings), so the two time the same OpenCV work.
+    """
+    descriptors, points = describe_keypoints(grey, orb)
+    return descriptors, (points if positions else None)
 
 
 def describe_image(path: str) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -152,7 +101,7 @@ def describe_image(path: str) -> tuple[np.ndarray, np.ndarray | None] | None:
     grey = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if encoded.size else None
     if grey is None:
         return None
-    return describe_grey_image(grey, _worker_settings, _worker_orb, _worker_positions)
+    return describe_grey_image(grey, _worker_settings, _worker_positions)
 
 
 def describe_images(paths: Sequence[str], orb: OrbSettings, processes: int,

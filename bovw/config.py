@@ -90,6 +90,9 @@ class IngestSettings:
         _require(self.max_file_bytes >= 1, "ingest.max_file_bytes must be >= 1")
 
 
+DESCRIPTOR_SCHEME = 2
+
+
 @dataclass(frozen=True)
 class OrbSettings:
     """How each image is decoded and described.
@@ -100,9 +103,20 @@ class OrbSettings:
     ~0.5 ms each, all images get some, and the classifier has enough words to work with.
     """
 
-    # "dense": a regular grid at each of dense_scales (patch sizes patch_size * scale);
-    # "detect": FAST keypoints. Measured on fruits360-dev (k=1000, 2-level pyramid, bench/
-    # reference.py): detect 78.5%; dense step 5 at scale 1: 90.1%; scales 1 and 2: 91.9%.
+    # "dense": a grid at each scale s of dense_scales: the grey image resized by 1/s
+    # (each side rounded), and on it patch_size px patches every dense_step px from a
+    # margin of ceil(patch_size / 2) + 1 px, ORB dropping those closer than
+    # edge_threshold px to its border. In the original image: patches of patch_size * s
+    # px every dense_step * s px. On a 100x100 photo with the defaults (8 px patches,
+    # step 5, edge 8): scale 1 gives 17 x 17 = 289 keypoints, 1.5 (a 67 px image)
+    # 10 x 10 = 100, 2 (50 px) 7 x 7 = 49, 3 (33 px) 3 x 3 = 9. "detect": FAST keypoints
+    # on ORB's own pyramid (scale_factor, n_levels), dense_scales unused.
+    # Measured on fruits360-dev (bovw sweep, k=1000, 2-level pyramid): with seed 42,
+    # scales [1.0] 89.2%, [1.0, 1.5] 90.2%, [1.0, 2.0] 88.9%, [1.0, 1.5, 2.0] 88.3%,
+    # [1.0, 2.0, 3.0] 89.2%; with seed 1, [1.0] 90.2% and [1.0, 1.5] 89.0%. Larger
+    # patches gain nothing beyond the seed's +-1%, so the default is the cheapest, one
+    # scale. (bovw 0.2.0's [1.0, 2.0], whose 2.0 grid was a second grid of 8 px patches,
+    # gave 91.0%.) Detected keypoints: 78.5% (bench/reference.py).
     sampling: str = "dense"
     nfeatures: int = 200
     edge_threshold: int = 8
@@ -112,9 +126,14 @@ class OrbSettings:
     fast_threshold: int = 20
     upscale: float = 1.0
     dense_step: int = 5
-    dense_scales: tuple[float, ...] = (1.0, 2.0)
+    dense_scales: tuple[float, ...] = (1.0,)
     max_side: int = 1024
     max_pixels: int = 50_000_000
+    # Which description these settings stand for, recorded in run.json and model files so
+    # that the outputs of an older bovw are recognised: there the key is missing (scheme
+    # 1: every dense scale described by patch_size patches, the scale only spacing its
+    # grid). 2: scale s describes the image resized by 1/s. Only 2 is computed.
+    descriptor_scheme: int = DESCRIPTOR_SCHEME
 
     def validate(self) -> None:
         _require(self.sampling in ("detect", "dense"), "orb.sampling must be 'detect' or 'dense'")
@@ -127,11 +146,36 @@ class OrbSettings:
         _require(0.1 <= self.upscale <= 8.0, "orb.upscale must be between 0.1 and 8")
         _require(self.dense_step >= 1, "orb.dense_step must be >= 1")
         _require(
-            len(self.dense_scales) > 0 and all(s > 0 for s in self.dense_scales),
-            "orb.dense_scales must be a non-empty list of positive numbers",
+            len(self.dense_scales) > 0 and all(s >= 0.5 for s in self.dense_scales),
+            "orb.dense_scales must be a non-empty list of numbers >= 0.5",
         )
+        _require(len(set(self.dense_scales)) == len(self.dense_scales),
+                 f"orb.dense_scales lists a scale twice: {list(self.dense_scales)}")
+        _require(self.descriptor_scheme == DESCRIPTOR_SCHEME,
+                 f"orb.descriptor_scheme {self.descriptor_scheme} is not computed by this bovw "
+                 f"(only {DESCRIPTOR_SCHEME}); leave the key out")
         _require(self.max_side >= 16, "orb.max_side must be >= 16")
         _require(self.max_pixels >= 256, "orb.max_pixels must be >= 256")
+
+
+def current_orb_table(orb: Mapping[str, Any]) -> dict[str, Any]:
+    """The [orb] table of a run or model file written by any bovw, as this bovw reads it.
+
+    A table without descriptor_scheme was written before scheme 2; its descriptors equal
+    this bovw's unless it sampled densely at a scale other than 1.0, which raises
+    ConfigError saying so. Returns the table with the current scheme.
+    """
+    table = dict(orb)
+    if "descriptor_scheme" in table:
+        return table
+    scales = [float(scale) for scale in table.get("dense_scales", OrbSettings.dense_scales)]
+    if table.get("sampling", OrbSettings.sampling) == "dense" and scales != [1.0]:
+        raise ConfigError(
+            f"its descriptors come from a bovw before descriptor scheme {DESCRIPTOR_SCHEME}, "
+            f"whose orb.dense_scales {scales} all described patches of orb.patch_size px; "
+            "this bovw describes scale s with patches of patch_size * s px")
+    table["descriptor_scheme"] = DESCRIPTOR_SCHEME
+    return table
 
 
 @dataclass(frozen=True)

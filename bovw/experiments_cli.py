@@ -34,7 +34,8 @@ def add_commands(commands, add_config_flags: Callable[[argparse.ArgumentParser],
                        help="vocabulary sizes to try: shorthand for --param vocabulary.k=...")
     sweep.add_argument("--param", action="append", default=[], metavar="SECTION.KEY=V1,V2",
                        help="a setting and its values, e.g. pca.components=20,50,100 "
-                            "(repeatable: every combination is run)")
+                            "(repeatable: every combination is run); a list setting takes "
+                            "bracketed lists: orb.dense_scales=[1.0],[1.0,2.0]")
 
     compare = commands.add_parser(
         "compare", help="visual words, visual words + colour and CNN features side by side")

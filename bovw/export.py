@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from bovw import storage
-from bovw.config import config_from_dict
+from bovw.config import ConfigError, config_from_dict, current_orb_table
 from bovw.descriptors import accepted
 from bovw.fruits import FruitInfo
 from bovw.ingest import TRAIN
@@ -55,7 +55,13 @@ def build_model(spark: SparkSession, run_dir: str,
             f"run {layout.root} has not finished (no summary.json): run bovw run again with the "
             "same --input and --output to finish it, then export")
     spec = json.loads(storage.read_text(spark, layout.run_spec))
-    config = config_from_dict(spec["config"])
+    try:
+        orb = current_orb_table(spec["config"].get("orb", {}))
+    except ConfigError as error:
+        raise ExportError(f"run {layout.root} cannot be exported for this bovw: {error}. Run "
+                          "the pipeline again with this bovw (a new --output), then export "
+                          "that run") from None
+    config = config_from_dict({**spec["config"], "orb": orb})
     descriptors_record = json.loads(storage.read_text(spark, layout.marker("descriptors")))
     metrics = json.loads(storage.read_text(spark, layout.metrics))
 

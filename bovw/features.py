@@ -121,43 +121,91 @@ def describe_grey(grey: np.ndarray, settings: OrbSettings) -> np.ndarray:
 def describe_keypoints(grey: np.ndarray, settings: OrbSettings) -> tuple[np.ndarray, np.ndarray]:
     """ORB descriptors (n, 32) uint8 and keypoint positions (n, 2) uint8 of a grey image.
 
-    Positions are relative to the image: x * 256 // width, y * 256 // height.
+    Positions are relative to the image: x * 256 // width, y * 256 // height, row i of
+    both arrays belonging to the same keypoint (OpenCV drops keypoints closer than
+    `edge_threshold` to the border; positions are taken from the keypoints it kept).
+    With dense sampling the rows come scale by scale, in the order of `dense_scales`.
     """
     if settings.upscale != 1.0:
         grey = cv2.resize(
             grey, None, fx=settings.upscale, fy=settings.upscale, interpolation=cv2.INTER_LINEAR
         )
-    orb = _orb(settings)
     if settings.sampling == "dense":
-        keypoints, descriptors = orb.compute(grey, dense_keypoints(grey.shape, settings))
-    else:
-        keypoints, descriptors = orb.detectAndCompute(grey, None)
+        return _describe_dense(grey, settings)
+    keypoints, descriptors = _orb(settings).detectAndCompute(grey, None)
     if descriptors is None or len(descriptors) == 0:
         return EMPTY_DESCRIPTORS, EMPTY_POSITIONS
     height, width = grey.shape[:2]
     points = cv2.KeyPoint_convert(keypoints).astype(np.float64).reshape(-1, 2)
+    return np.ascontiguousarray(descriptors, dtype=np.uint8), _relative(points, width, height)
+
+
+def _describe_dense(grey: np.ndarray, settings: OrbSettings) -> tuple[np.ndarray, np.ndarray]:
+    # OpenCV's ORB.compute ignores KeyPoint.size: a keypoint of octave 0 is described by
+    # the same patch_size patch whatever its size. So scale s describes the image resized
+    # by 1/s, on the same grid (dense_step, patch_size) at that size: patches and steps
+    # of patch_size * s and dense_step * s pixels of the original image. For s = 2 this is
+    # byte for byte what ORB's own pyramid gives at octave 1 with scaleFactor 2.
+    orb = _orb(settings)
+    height, width = grey.shape[:2]
+    descriptor_blocks, position_blocks = [], []
+    for scale in settings.dense_scales:
+        image = grey if scale == 1.0 else scaled_image(grey, scale)
+        grid = dense_keypoints(image.shape, settings)
+        if not grid:
+            continue
+        keypoints, descriptors = orb.compute(image, grid)
+        if descriptors is None or len(descriptors) == 0:
+            continue
+        points = cv2.KeyPoint_convert(keypoints).astype(np.float64).reshape(-1, 2)
+        if image is not grey:
+            # Pixel centres: x in the resized image covers (x + 0.5) * width / its width
+            # - 0.5 in the original, the point its patch is centred on.
+            ratio = np.array([width / image.shape[1], height / image.shape[0]])
+            points = (points + 0.5) * ratio - 0.5
+        descriptor_blocks.append(descriptors)
+        position_blocks.append(_relative(points, width, height))
+    if not descriptor_blocks:
+        return EMPTY_DESCRIPTORS, EMPTY_POSITIONS
+    return (np.ascontiguousarray(np.concatenate(descriptor_blocks), dtype=np.uint8),
+            np.concatenate(position_blocks))
+
+
+def scaled_image(grey: np.ndarray, scale: float) -> np.ndarray:
+    """`grey` resized by 1 / scale (each side rounded, at least 1 px).
+
+    Shrinking averages the pixels each new one covers (INTER_AREA), so a large scale does
+    not alias; enlarging interpolates linearly.
+    """
+    height, width = grey.shape[:2]
+    size = (max(1, round(width / scale)), max(1, round(height / scale)))
+    interpolation = cv2.INTER_AREA if scale > 1.0 else cv2.INTER_LINEAR
+    return cv2.resize(grey, size, interpolation=interpolation)
+
+
+def _relative(points: np.ndarray, width: int, height: int) -> np.ndarray:
     scale = np.array([256.0 / width, 256.0 / height])
-    positions = np.clip(np.floor(points * scale), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(descriptors, dtype=np.uint8), positions
+    return np.clip(np.floor(points * scale), 0, 255).astype(np.uint8)
+
+
+def dense_keypoints(shape: tuple[int, ...], settings: OrbSettings) -> tuple[cv2.KeyPoint, ...]:
+    """The grid of one dense scale on an image of `shape` (the image resized for that scale).
+
+    Points every `dense_step` px in x and y from a margin of ceil(patch_size / 2) + 1 px,
+    up to (excluding) that margin from the far side, row by row; each of size patch_size.
+    ORB.compute then drops those closer than `edge_threshold` to the border.
+    """
+    return _grid(shape[0], shape[1], settings.patch_size, settings.dense_step)
 
 
 @functools.lru_cache(maxsize=64)
-def dense_keypoints(shape: tuple[int, ...], settings: OrbSettings) -> tuple[cv2.KeyPoint, ...]:
-    """Keypoints on a regular grid, one grid per scale, clear of the descriptor border.
-
-    Cached per image shape: a photo collection has few distinct sizes, and building a few
-    hundred KeyPoint objects costs as much as describing them.
-    """
-    height, width = shape[:2]
-    keypoints = []
-    for scale in settings.dense_scales:
-        size = settings.patch_size * scale
-        margin = int(np.ceil(size / 2)) + 1
-        step = max(1, int(round(settings.dense_step * scale)))
-        for y in range(margin, height - margin, step):
-            for x in range(margin, width - margin, step):
-                keypoints.append(cv2.KeyPoint(float(x), float(y), float(size)))
-    return tuple(keypoints)
+def _grid(height: int, width: int, patch_size: int, step: int) -> tuple[cv2.KeyPoint, ...]:
+    # Cached per image size: a photo collection has few distinct sizes, and building a few
+    # hundred KeyPoint objects costs as much as describing them.
+    margin = -(-patch_size // 2) + 1
+    return tuple(cv2.KeyPoint(float(x), float(y), float(patch_size))
+                 for y in range(margin, height - margin, step)
+                 for x in range(margin, width - margin, step))
 
 
 def extract_descriptors(data: bytes, settings: OrbSettings) -> Extraction:

@@ -43,6 +43,7 @@ from bovw.config import (
     OrbSettings,
     PredictSettings,
     config_from_dict,
+    current_orb_table,
 )
 from bovw.features import (
     DESCRIPTOR_BYTES,
@@ -559,6 +560,14 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
                    if name not in archive.files]
         if missing:
             raise ModelFileError(f"{source} is not a usable bovw model: no {missing[0]!r} array")
+        if isinstance(metadata.get("orb"), dict):
+            try:
+                metadata["orb"] = current_orb_table(metadata["orb"])
+            except ConfigError as error:
+                raise ModelFileError(
+                    f"{source} was trained on other descriptors than bovw {__version__} "
+                    f"computes: {error}. Run the pipeline again with this bovw and export "
+                    "that run") from None
         try:
             colour = metadata.get("colour")
             settings = config_from_dict({"orb": metadata["orb"],

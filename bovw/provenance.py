@@ -32,6 +32,7 @@ from bovw.config import (
     IngestSettings,
     OrbSettings,
     config_from_dict,
+    current_orb_table,
 )
 from bovw.errors import OutputError
 
@@ -174,9 +175,20 @@ class DescriptorProvenance:
         """The record of a run's own descriptors, rebuilt from its run.json (bovw 0.2.0)."""
         try:
             spec = json.loads(text)
-            config = config_from_dict(spec["config"])
             input_path = spec["input"]
-        except (ValueError, KeyError, TypeError, ConfigError) as error:
+            tables = dict(spec["config"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ReuseError(f"{source} is not a readable run.json: "
+                             f"{str(error).splitlines()[0]}") from None
+        try:
+            # A run.json without orb.descriptor_scheme was written before scheme 2.
+            tables["orb"] = current_orb_table(tables.get("orb", {}))
+        except ConfigError as error:
+            raise ReuseError(f"{source}: {error}; extract the descriptors again with this "
+                             "bovw (leave out --descriptors-from)") from None
+        try:
+            config = config_from_dict(tables)
+        except (ValueError, TypeError, ConfigError) as error:
             raise ReuseError(f"{source} is not a readable run.json: "
                              f"{str(error).splitlines()[0]}") from None
         return cls(absolute_location(input_path), DescriptorSettings.of(config), 1, "", source)

@@ -63,14 +63,29 @@ class SweepResult:
 
 
 def parse_parameter(text: str) -> tuple[str, list[str]]:
-    """`section.key=v1,v2,...` -> (key, [values]). Raises ConfigError on a malformed value."""
+    """`section.key=v1,v2,...` -> (key, [values]). Raises ConfigError on a malformed value.
+
+    A list setting takes one value per bracketed list: `orb.dense_scales=[1.0],[1.0,2.0]`
+    -> ["1.0", "1.0,2.0"] (each value as `--set` takes a list).
+    """
     key, values = parse_assignment(text)
-    items = [value.strip() for value in values.split(",") if value.strip()]
+    items = [value.strip() for value in _split_values(key, values) if value.strip()]
     if not items:
         raise ConfigError(f"--param {key} needs at least one value, e.g. {key}=1,2")
     if len(set(items)) != len(items):
         raise ConfigError(f"--param {key} lists a value twice: {values}")
     return key, items
+
+
+def _split_values(key: str, values: str) -> list[str]:
+    if "[" not in values and "]" not in values:
+        return values.split(",")
+    lists = re.fullmatch(r"\s*\[[^\[\]]*\](\s*,\s*\[[^\[\]]*\])*\s*,?\s*", values)
+    if lists is None:
+        raise ConfigError(f"--param {key}: write each list in brackets, separated by commas, "
+                          f"e.g. {key}=[1.0],[1.0,2.0] (got {values})")
+    return [",".join(item.strip() for item in inner.split(",") if item.strip())
+            for inner in re.findall(r"\[([^\[\]]*)\]", values)]
 
 
 def sweep_points(config: Config, parameters: Sequence[tuple[str, Sequence[str]]]

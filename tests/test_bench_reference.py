@@ -1,4 +1,4 @@
-"""The single-process reference: its numeric helpers on hand-checkable inputs, its dense grid
+"""The single-process reference: its numeric helpers on hand-checkable inputs, its descriptors
 and spatial-pyramid bins against the pipeline's own (bovw.features, bovw.words), and tiny runs."""
 
 import dataclasses
@@ -9,7 +9,6 @@ import pytest
 
 from bench.reference import (
     describe_grey_image,
-    grid_points,
     histogram_bins,
     list_images,
     nearest_words,
@@ -18,7 +17,7 @@ from bench.reference import (
     word_histograms,
 )
 from bovw.config import HistogramSettings, OrbSettings, load_config
-from bovw.features import dense_keypoints, describe_keypoints
+from bovw.features import describe_keypoints
 from bovw.synthetic import render_fruit
 from bovw.words import pyramid_bins
 
@@ -101,16 +100,6 @@ def test_tiny_run_counts_splits_and_skips_unreadable_files(tmp_path):
     assert result["mean_keypoints"] > 0
 
 
-def test_dense_grid_is_the_pipelines_grid():
-    # Scale 1: size 4, border ceil(4 / 2) + 1 = 3, step 5 -> x 3, 8, 13, 18 and y 3, 8, 13.
-    # Scale 1.5: size 6, border 4, step round(7.5) = 8 -> x 4, 12 and y 4, 12.
-    settings = OrbSettings(sampling="dense", patch_size=4, dense_step=5, dense_scales=(1.0, 1.5))
-    expected = [(x, y, 4.0) for y in (3, 8, 13) for x in (3, 8, 13, 18)]
-    expected += [(x, y, 6.0) for y in (4, 12) for x in (4, 12)]
-    assert [tuple(point) for point in grid_points(20, 24, settings).tolist()] == expected
-    assert [(*kp.pt, kp.size) for kp in dense_keypoints((20, 24), settings)] == expected
-
-
 def test_pyramid_bins_are_the_pipelines_bins():
     # k = 3. Level 1 (bins 3..14): (0, 0) cell 0, (255, 0) cell 1, (128, 200) cell 3.
     # Level 2 (bins 15..62): cells 0, 3 and (x 2, y 3) -> 14.
@@ -138,11 +127,9 @@ def test_pyramid_histograms_count_each_descriptor_once_per_level():
 @pytest.mark.parametrize("upscale", [1.0, 2.0])
 def test_dense_descriptors_and_positions_match_the_pipeline(upscale):
     grey = cv2.cvtColor(render_fruit("Kiwi", np.random.default_rng(3)), cv2.COLOR_RGB2GRAY)
-    settings = OrbSettings(sampling="dense", dense_step=5, dense_scales=(1.0, 2.0),
+    settings = OrbSettings(sampling="dense", dense_step=5, dense_scales=(1.0, 1.5, 2.0),
                            upscale=upscale)
-    detector = cv2.ORB_create(edgeThreshold=settings.edge_threshold,
-                              patchSize=settings.patch_size)
-    descriptors, positions = describe_grey_image(grey, settings, detector, positions=True)
+    descriptors, positions = describe_grey_image(grey, settings, positions=True)
     expected_descriptors, expected_positions = describe_keypoints(grey, settings)
     assert len(descriptors) > 100
     assert np.array_equal(descriptors, expected_descriptors)

@@ -16,7 +16,7 @@ def test_defaults_are_valid_and_frozen():
     config = load_config()
     assert config.vocabulary.k == 1000
     assert (config.orb.sampling, config.orb.dense_step, config.orb.dense_scales) == (
-        "dense", 5, (1.0, 2.0))
+        "dense", 5, (1.0,))
     assert (config.histograms.pyramid_levels, config.classifier.standardize) == (2, False)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.vocabulary.k = 3  # type: ignore[misc]

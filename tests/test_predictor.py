@@ -225,6 +225,30 @@ def test_an_unknown_feature_block_is_refused():
         model_from_bytes(newer, "m.npz")
 
 
+def test_a_model_of_the_old_dense_scales_is_refused_with_the_fix():
+    # Written before orb.descriptor_scheme: its 2.0 grid was described by 8 px patches.
+    def old(metadata):
+        del metadata["orb"]["descriptor_scheme"]
+    data = model_to_bytes(tiny_model(orb=OrbSettings(sampling="dense", dense_scales=(1.0, 2.0))))
+    with pytest.raises(ModelFileError) as error:
+        model_from_bytes(_rewrite_metadata(data, old), "m.npz")
+    assert str(error.value) == (
+        "m.npz was trained on other descriptors than bovw 0.2.0 computes: its descriptors come "
+        "from a bovw before descriptor scheme 2, whose orb.dense_scales [1.0, 2.0] all "
+        "described patches of orb.patch_size px; this bovw describes scale s with patches of "
+        "patch_size * s px. Run the pipeline again with this bovw and export that run")
+    assert model_from_bytes(data).orb.descriptor_scheme == 2
+
+
+@pytest.mark.parametrize("orb", [OrbSettings(sampling="dense", dense_scales=(1.0,)),
+                                 OrbSettings(sampling="detect", dense_scales=(1.0, 2.0))])
+def test_an_old_model_whose_descriptors_are_unchanged_still_loads(orb):
+    def old(metadata):
+        del metadata["orb"]["descriptor_scheme"]
+    loaded = model_from_bytes(_rewrite_metadata(model_to_bytes(tiny_model(orb=orb)), old))
+    assert loaded.orb == orb
+
+
 def colour_model() -> ExportedModel:
     """tiny_model plus a 2-bin colour block (hue only, weight 2): pc is 5 x 5."""
     return tiny_model(colour=ColourSettings(enabled=True, hue_bins=2, saturation_bins=1,
@@ -336,7 +360,7 @@ def _train_and_export(spark, config, root):
                                                          row["probability"].toArray())
                      for row in test_rows}
     return {"root": root, "run": root / "run", "model": Path(written), "exported": model,
-            "spark": spark_results}
+            "spark": spark_results, "spark_session": spark}
 
 
 @pytest.fixture(scope="module")
@@ -344,9 +368,11 @@ def trained(spark, test_config, tmp_path_factory):
     """One pipeline run (k=12, 2-level pyramid, 5 PCA components) on 3 generated classes,
     and its export."""
     # A 2-level spatial pyramid and square-root weighting exercise every step of the
-    # arithmetic the Predictor repeats.
+    # arithmetic the Predictor repeats; two dense scales, one of them non-integer, every
+    # step of the description.
     config = test_config.replace(**{"vocabulary.k": 12, "pca.components": 5,
-                                    "histograms.pyramid_levels": 2, "histograms.power": 0.5})
+                                    "histograms.pyramid_levels": 2, "histograms.power": 0.5,
+                                    "orb.dense_scales": "1.0,1.5"})
     return _train_and_export(spark, config, tmp_path_factory.mktemp("predict"))
 
 
@@ -356,7 +382,7 @@ def test_export_holds_the_run_settings(trained):
     assert model.centers.shape == (12, 32) and model.pc.shape == (12 * 5, 5)
     assert model.coefficients.shape == (3, 5) and model.idf.shape == (12 * 5,)
     assert model.training_size == (100, 100)
-    assert model.orb == OrbSettings()
+    assert model.orb == OrbSettings(dense_scales=(1.0, 1.5))
     assert model.histograms == HistogramSettings(pyramid_levels=2, power=0.5)
     assert sorted(model.fruits) == ["Apple Red 1", "Banana", "Orange"]
     assert model.source["vocabulary_k"] == 12 and model.source["test_images"] == 12
@@ -369,6 +395,45 @@ def test_predictor_agrees_with_spark_on_every_test_image(trained):
         data = Path(path).read_bytes()
         assert predictor.predict(data).label == spark_label, path
         assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
+
+
+def test_predictor_describes_like_spark_at_every_scale(trained):
+    # The run's own descriptors and positions (written by the Spark UDF) are exactly the
+    # Predictor's for each Test image, at every configured scale.
+    from bovw.features import unpack, unpack_positions
+
+    predictor = Predictor.load(trained["model"])
+    scales = predictor.model.orb.dense_scales
+    assert predictor.model.orb.sampling == "dense" and len(scales) > 1
+    rows = (trained["spark_session"].read.parquet(str(trained["run"] / "descriptors"))
+            .filter("split = 'Test'").select("path", "descriptors", "positions").collect())
+    assert len(rows) == 12
+    for row in rows:
+        described = predictor.describe(Path(row["path"].removeprefix("file:")).read_bytes())
+        assert np.array_equal(described.descriptors, unpack(row["descriptors"])), row["path"]
+        assert np.array_equal(described.positions, unpack_positions(row["positions"]))
+    # Each scale adds its own grid: 289 + 100 (scale 1.5) points on a 100 x 100 image.
+    assert scales == (1.0, 1.5) and len(described.descriptors) == 289 + 100
+
+
+def test_export_refuses_a_run_made_with_the_old_dense_scales(spark, trained, tmp_path):
+    import shutil
+
+    from bovw.export import ExportError, build_model
+
+    run = tmp_path / "run"
+    shutil.copytree(trained["run"], run)
+    spec = json.loads((run / "run.json").read_text())
+    del spec["config"]["orb"]["descriptor_scheme"]
+    (run / "run.json").write_text(json.dumps(spec))
+    with pytest.raises(ExportError) as error:
+        build_model(spark, str(run))
+    scales = list(spec["config"]["orb"]["dense_scales"])
+    assert str(error.value) == (
+        f"run {run} cannot be exported for this bovw: its descriptors come from a bovw before "
+        f"descriptor scheme 2, whose orb.dense_scales {scales} all described patches of "
+        "orb.patch_size px; this bovw describes scale s with patches of patch_size * s px. "
+        "Run the pipeline again with this bovw (a new --output), then export that run")
 
 
 def test_predictor_with_the_colour_block_agrees_with_spark(spark, test_config, tmp_path):

@@ -88,7 +88,7 @@ def test_each_setting_family_is_compared(family):
 
 
 @pytest.mark.parametrize("assignment", [
-    "orb.sampling=detect", "orb.dense_scales=1.0", "orb.max_side=512", "orb.patch_size=16",
+    "orb.sampling=detect", "orb.dense_scales=1.0,1.5", "orb.max_side=512", "orb.patch_size=16",
     "ingest.extensions=jpg", "ingest.test_fraction=0.3",
 ])
 def test_every_orb_and_ingest_setting_counts(assignment):
@@ -154,7 +154,7 @@ def test_refusal_names_the_setting_both_values_and_the_fix():
         "--descriptors-from RUN/descriptors was made with orb.dense_step=5, this run asks for "
         "4: drop --descriptors-from or use the same setting")
     difference = first_difference(provenance(), provenance(changed("orb.dense_scales=1,3")))
-    assert "orb.dense_scales=1.0,2.0, this run asks for 1.0,3.0" in str(
+    assert "orb.dense_scales=1.0, this run asks for 1.0,3.0" in str(
         refusal("R", difference))
 
 
@@ -183,6 +183,25 @@ def test_a_run_spec_of_bovw_0_2_0_gives_the_record():
                        "config": config.to_dict()})
     read = DescriptorProvenance.from_run_spec(spec, "RUN/run.json")
     assert read.settings == DescriptorSettings.of(config) and read.input == "/data/fruits"
+
+
+def test_a_run_spec_of_bovw_0_2_0_with_two_dense_scales_is_refused():
+    # bovw 0.2.0 described its 2.0 grid with 8 px patches: those descriptors are not this
+    # bovw's, whatever the settings say.
+    tables = BASE.replace(**{"orb.dense_scales": "1.0,2.0"}).to_dict()
+    del tables["orb"]["descriptor_scheme"]
+    spec = json.dumps({"input": "/data/fruits", "descriptors_from": None, "config": tables})
+    with pytest.raises(ReuseError) as error:
+        DescriptorProvenance.from_run_spec(spec, "RUN/run.json")
+    assert str(error.value).startswith("RUN/run.json: its descriptors come from a bovw before "
+                                       "descriptor scheme 2")
+    assert str(error.value).endswith("extract the descriptors again with this bovw (leave out "
+                                     "--descriptors-from)")
+    # Old runs on one scale made the same descriptors as today: still reusable.
+    del tables["orb"]["dense_scales"]
+    tables["orb"]["dense_scales"] = [1.0]
+    spec = json.dumps({"input": "/data/fruits", "descriptors_from": None, "config": tables})
+    assert DescriptorProvenance.from_run_spec(spec, "R").settings.orb.dense_scales == (1.0,)
 
 
 # ---------------------------------------------------------------- pure: sweep sharing
