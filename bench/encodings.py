@@ -287,7 +287,7 @@ def pca_axes(train_x: np.ndarray, components: int, seed: int) -> np.ndarray:
     return previous @ vectors[:, np.argsort(values)[::-1][:c]]
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> list[dict]:
     grid = Grid(args.scale_mode, tuple(args.scales), args.step)
     # CPU seconds (this process; BLAS runs on --threads threads of it) say what a stage
     # costs on a shared machine much better than wall time; both are reported.
@@ -319,38 +319,65 @@ def run(args: argparse.Namespace) -> dict:
         if args.colour > 0:
             features = np.hstack([features, args.colour * np.sqrt(store["colour"])])
         lap("encoding")
-        dimension = features.shape[1]
-        if args.pca > 0:
-            axes = pca_axes(features[train], args.pca, args.seed).astype(np.float32)
-            shift = features[train].mean(axis=0) if args.centre else 0.0
-            reduced = (features - shift) @ axes
-        else:
-            reduced = features
-        lap("pca")
+        base_times, base_cpu = dict(times), dict(cpu)
         labels = store["labels"]
-        reg = args.reg * int(train.sum())
-        model = LogisticRegression(C=1.0 / reg if reg > 0 else 1e12, solver="lbfgs",
-                                   max_iter=args.max_iter, tol=1e-4)
-        model.fit(reduced[train], labels[train])
-        predicted = model.predict(reduced[~train])
-        lap("classifier")
-    n_images = len(labels)
+        n_images = len(labels)
+        common = {
+            "dimension": int(features.shape[1]),
+            "k": vocabulary.k,
+            "distinct_sample": len(sample),
+            "descriptors_per_image": round(len(store["descriptors"]) / n_images, 1),
+            "descriptor_seconds": round(float(store["seconds"]), 2),
+            "descriptor_processes": int(store["processes"]),
+            "orb_ms_per_image": round(1000 * float(store["orb_seconds"]) / n_images, 3),
+            "encoding_ms_per_image": round(1000 * cpu["encoding"] / n_images, 3),
+        }
+        results = []
+        for components in args.pca:
+            axes = (pca_axes(features[train], components, args.seed).astype(np.float32)
+                    if components > 0 else None)
+            lap("pca")
+            pca_times = (times["pca"], cpu["pca"])
+            for projection in args.projection:
+                if axes is None:
+                    reduced = features
+                elif projection == "centred":
+                    reduced = (features - features[train].mean(axis=0)) @ axes
+                else:  # Spark's PCAModel: x @ pc, no centring
+                    reduced = features @ axes
+                for reg_param in args.reg:
+                    lap("projection")
+                    results.append(_classify(reduced, labels, train, reg_param, args) | common | {
+                        "pca": components, "projection": projection, "reg": reg_param,
+                        "times": base_times | {"pca": pca_times[0]},
+                        "cpu": base_cpu | {"pca": pca_times[1]}})
+                    lap("classifier")
+                    results[-1]["times"]["classifier"] = times["classifier"]
+                    results[-1]["cpu"]["classifier"] = cpu["classifier"]
+                if axes is None:
+                    break
+    return results
+
+
+def _classify(features: np.ndarray, labels: np.ndarray, train: np.ndarray, reg_param: float,
+              args: argparse.Namespace) -> dict:
+    """Spark's multinomial LogisticRegression (unstandardised, elastic net 0, regParam r:
+    mean loss + r / 2 ||w||^2) as scikit-learn's lbfgs one with C = 1 / (r n)."""
+    reg = reg_param * int(train.sum())
+    model = LogisticRegression(C=1.0 / reg if reg > 0 else 1e12, solver="lbfgs",
+                               max_iter=args.max_iter, tol=1e-4)
+    model.fit(features[train], labels[train])
+    predicted = model.predict(features[~train])
     return {
         "accuracy": round(float(accuracy_score(labels[~train], predicted)), 4),
         "macro_f1": round(float(f1_score(labels[~train], predicted, average="macro")), 4),
-        "train_accuracy": round(float(model.score(reduced[train], labels[train])), 4),
+        "train_accuracy": round(float(model.score(features[train], labels[train])), 4),
         "iterations": int(np.max(model.n_iter_)),
-        "dimension": int(dimension),
-        "k": vocabulary.k,
-        "distinct_sample": len(sample),
-        "descriptors_per_image": round(len(store["descriptors"]) / n_images, 1),
-        "descriptor_seconds": round(float(store["seconds"]), 2),
-        "descriptor_processes": int(store["processes"]),
-        "orb_ms_per_image": round(1000 * float(store["orb_seconds"]) / n_images, 3),
-        "times": times,
-        "cpu": cpu,
-        "encoding_ms_per_image": round(1000 * cpu["encoding"] / n_images, 3),
     }
+
+
+def _values(kind):
+    return lambda text: [kind(value) for value in text.split(",")]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -379,10 +406,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="L2 per block before the final L2")
     parser.add_argument("--colour", type=float, default=0.0,
                         help="append weight * sqrt(HSV colour block) (0: grey only)")
-    parser.add_argument("--pca", type=int, default=100, help="components (0: no PCA)")
-    parser.add_argument("--centre", action="store_true",
-                        help="centre before projecting (Spark's PCAModel does not)")
-    parser.add_argument("--reg", type=float, default=1e-6, help="Spark regParam")
+    # PCA, projection and classifier settings take lists: every combination is measured
+    # on the same encoding, one result (and log line) each.
+    parser.add_argument("--pca", type=_values(int), default=[100],
+                        help="components, e.g. 100,200 (0: no PCA)")
+    parser.add_argument("--projection", type=_values(str), default=["uncentred"],
+                        help="uncentred (Spark's PCAModel: x @ pc) and/or centred")
+    parser.add_argument("--reg", type=_values(float), default=[1e-6],
+                        help="Spark regParam(s), e.g. 1e-6,1e-5")
     parser.add_argument("--max-iter", type=int, default=200)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--processes", type=int, default=2, help="descriptor pool")
@@ -396,28 +427,49 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.nearest = int(args.assign[5:])
     else:
         parser.error(f"--assign must be hard or soft:N, got {args.assign!r}")
+    if set(args.projection) - {"uncentred", "centred"}:
+        parser.error("--projection takes uncentred and/or centred")
     return args
+
+
+def _single_command(argv: list[str], result: dict) -> str:
+    """The command that measures this one result: list options narrowed to its values."""
+    narrowed, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        if word in ("--pca", "--projection", "--reg"):
+            skip = True
+            continue
+        narrowed.append(word)
+    narrowed += ["--pca", str(result["pca"])]
+    if result["pca"] and result["projection"] != "uncentred":
+        narrowed += ["--projection", result["projection"]]
+    if result["reg"] != 1e-6:
+        narrowed += ["--reg", f"{result['reg']:g}"]
+    return "python -m bench.encodings " + shlex.join(narrowed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    result = run(args)
-    command = "python -m bench.encodings " + shlex.join(
-        sys.argv[1:] if argv is None else list(argv))
-    result["command"] = command
-    t = result["cpu"]
-    print(f"accuracy {result['accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}  "
-          f"(train {result['train_accuracy']:.4f}, {result['iterations']} LR iterations)  "
-          f"dimension {result['dimension']}")
-    print(f"descriptors {result['descriptor_seconds']} s on {result['descriptor_processes']} "
-          f"processes ({result['descriptors_per_image']}/image, ORB "
-          f"{result['orb_ms_per_image']} ms/image CPU)")
-    print(f"CPU s: vocabulary {t['vocabulary']}  encoding {t['encoding']} "
-          f"({result['encoding_ms_per_image']} ms/image)  pca {t['pca']}  "
-          f"classifier {t['classifier']}  (wall: {result['times']})")
-    if args.log:
-        with open(args.log, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(result) + "\n")
+    words = sys.argv[1:] if argv is None else list(argv)
+    for result in run(args):
+        result["command"] = _single_command(words, result)
+        t = result["cpu"]
+        print(f"accuracy {result['accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}  "
+              f"(train {result['train_accuracy']:.4f}, {result['iterations']} LR iterations)  "
+              f"dimension {result['dimension']}  pca {result['pca']} {result['projection']}  "
+              f"reg {result['reg']:g}")
+        print(f"  descriptors {result['descriptor_seconds']} s on "
+              f"{result['descriptor_processes']} processes ({result['descriptors_per_image']}"
+              f"/image, ORB {result['orb_ms_per_image']} ms/image CPU)")
+        print(f"  CPU s: vocabulary {t['vocabulary']}  encoding {t['encoding']} "
+              f"({result['encoding_ms_per_image']} ms/image)  pca {t['pca']}  "
+              f"classifier {t['classifier']}  (wall: {result['times']})")
+        if args.log:
+            with open(args.log, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(result) + "\n")
     return 0
 
 
