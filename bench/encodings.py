@@ -209,6 +209,46 @@ def load_descriptors(data_dir: str, grid: Grid, cache: Path, processes: int) -> 
     return out
 
 
+GREY_BACKGROUND = 0.9 * 255  # as bovw.colour's value threshold; grey cannot see saturation
+
+
+def grey_histogram(grey: np.ndarray, bins: int) -> np.ndarray:
+    """(bins,) float32: the normalised histogram of the grey levels of the pixels darker
+    than GREY_BACKGROUND (the fruit, on Fruits-360's white background); zeros if none.
+    ORB's binary tests compare pixels with each other, so they never see how bright or
+    dark a fruit is: this block gives that back, from the grey image alone."""
+    values = grey[grey <= GREY_BACKGROUND].astype(np.int64)
+    counts = np.bincount(values * bins // 256, minlength=bins).astype(np.float64)
+    total = counts.sum()
+    return (counts / total if total else counts).astype(np.float32)
+
+
+def _grey_file(path: str, bins: int) -> np.ndarray | None:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        image, _ = open_image(data, _ORB_SETTINGS)
+    except ImageRejected:
+        return None
+    return grey_histogram(to_grey(image), bins)
+
+
+def load_grey_blocks(data_dir: str, cache: Path, bins: int) -> np.ndarray:
+    """(n, bins) grey_histogram of every readable image, in load_descriptors' order,
+    cached like the descriptors."""
+    entries = list_images(data_dir, ("jpg", "jpeg", "png"))
+    digest = hashlib.sha1("\n".join([str(Path(data_dir).resolve()), str(len(entries)),
+                                     str(bins)]).encode()).hexdigest()[:12]
+    path = cache / f"grey-{bins}-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    blocks = [_grey_file(p, bins) for p, _, _ in entries]
+    out = np.stack([b for b in blocks if b is not None])
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
+
+
 def vocabulary_sample(store: dict, size: int, seed: int) -> np.ndarray:
     """About `size` Training descriptors drawn with `seed`, duplicates removed (as the
     pipeline's sample: dense grids repeat the plain-background code many times)."""
@@ -316,6 +356,9 @@ def run(args: argparse.Namespace) -> list[dict]:
         features = encode_all(store, vocabulary, args)
         if args.encoding == "bow":
             features = weight_bow(features, train, args, vocabulary.k)
+        if args.grey > 0:
+            grey = load_grey_blocks(args.data, Path(args.cache), args.grey_bins)
+            features = np.hstack([features, args.grey * np.sqrt(grey)])
         if args.colour > 0:
             features = np.hstack([features, args.colour * np.sqrt(store["colour"])])
         lap("encoding")
@@ -404,6 +447,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--intra", action="store_true", help="L2 of each word's block first")
     parser.add_argument("--norm", choices=("global", "level", "cell", "none"), default="global",
                         help="L2 per block before the final L2")
+    parser.add_argument("--grey", type=float, default=0.0,
+                        help="append weight * sqrt(grey-level histogram of the fruit "
+                        "pixels) (0: none); not ORB, but grey only")
+    parser.add_argument("--grey-bins", type=int, default=32)
     parser.add_argument("--colour", type=float, default=0.0,
                         help="append weight * sqrt(HSV colour block) (0: grey only)")
     # PCA, projection and classifier settings take lists: every combination is measured

@@ -17,7 +17,7 @@ from bench.binary_codes import (
     squared_distances,
     to_bits,
 )
-from bench.encodings import Grid, _orb, describe, parse_args, pca_axes
+from bench.encodings import Grid, _orb, describe, grey_histogram, parse_args, pca_axes
 from bovw.words import pyramid_bins
 
 
@@ -185,3 +185,11 @@ def test_command_line_options():
     assert args.nearest == 4 and args.scales == [1.0, 1.5, 2.0]
     with pytest.raises(SystemExit):
         parse_args(["data", "--assign", "soft"])
+
+
+def test_grey_histogram_counts_the_fruit_pixels_only():
+    grey = np.array([[0, 255, 128, 240], [229, 230, 8, 64]], np.uint8)
+    # 230, 240 and 255 are background (> 0.9 * 255); 0, 8 -> bin 0, 64 -> 1, 128 -> 2,
+    # 229 -> 3 of 4.
+    np.testing.assert_allclose(grey_histogram(grey, 4), [0.4, 0.2, 0.2, 0.2])
+    assert not grey_histogram(np.full((3, 3), 250, np.uint8), 4).any()
