@@ -411,7 +411,13 @@ def _classify(features: np.ndarray, labels: np.ndarray, train: np.ndarray, reg_p
                                max_iter=args.max_iter, tol=1e-4)
     model.fit(features[train], labels[train])
     predicted = model.predict(features[~train])
+    truth = labels[~train]
+    pairs, counts = np.unique(np.stack([truth, predicted], axis=1)[truth != predicted], axis=0,
+                              return_counts=True)
+    confusions = [f"{a} -> {b}: {n}" for (a, b), n in sorted(
+        zip(pairs.tolist(), counts.tolist(), strict=True), key=lambda item: -item[1])[:6]]
     return {
+        "top_confusions": confusions,
         "accuracy": round(float(accuracy_score(labels[~train], predicted)), 4),
         "macro_f1": round(float(f1_score(labels[~train], predicted, average="macro")), 4),
         "train_accuracy": round(float(model.score(features[train], labels[train])), 4),
