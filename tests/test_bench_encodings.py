@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -17,7 +19,15 @@ from bench.binary_codes import (
     squared_distances,
     to_bits,
 )
-from bench.encodings import Grid, _orb, describe, grey_histogram, parse_args, pca_axes
+from bench.encodings import (
+    Grid,
+    _orb,
+    describe,
+    grey_histogram,
+    main,
+    parse_args,
+    pca_axes,
+)
 from bovw.words import pyramid_bins
 
 
@@ -193,3 +203,28 @@ def test_grey_histogram_counts_the_fruit_pixels_only():
     # 229 -> 3 of 4.
     np.testing.assert_allclose(grey_histogram(grey, 4), [0.4, 0.2, 0.2, 0.2])
     assert not grey_histogram(np.full((3, 3), 250, np.uint8), 4).any()
+
+
+@pytest.mark.parametrize(("options", "dimension"), [
+    (["--encoding", "bow", "--k", "4", "--pyramid", "2"], 20),
+    (["--encoding", "vlad", "--vocabulary", "bits", "--k", "4", "--pyramid", "1",
+      "--power", "0.5", "--intra"], 4 * 256),
+    (["--encoding", "fisher", "--k", "3", "--pyramid", "2", "--scale-mode", "resize",
+      "--colour", "1"], 5 * 3 * 257 + 128),
+])
+def test_tiny_runs_log_one_result_per_setting_and_cache_descriptors(tmp_path, options,
+                                                                    dimension):
+    from tests.test_bench_reference import _write_dataset
+
+    data, cache, log = tmp_path / "data", tmp_path / "cache", tmp_path / "log.jsonl"
+    _write_dataset(data, seed=0, train_per_class=6, test_per_class=3)
+    argv = [str(data), *options, "--sample-size", "500", "--processes", "1",
+            "--cache", str(cache), "--log", str(log), "--pca", "3,0", "--reg", "1e-6,1e-3"]
+    assert main(argv) == 0
+    results = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["pca"], r["reg"]) for r in results] == [(3, 1e-6), (3, 1e-3), (0, 1e-6),
+                                                       (0, 1e-3)]
+    assert {r["dimension"] for r in results} == {dimension}
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in results)
+    assert results[1]["command"].endswith("--pca 3 --reg 0.001")
+    assert len(list(cache.glob("descriptors-*.npz"))) == 1
