@@ -212,37 +212,45 @@ def load_descriptors(data_dir: str, grid: Grid, cache: Path, processes: int) -> 
 GREY_BACKGROUND = 0.9 * 255  # as bovw.colour's value threshold; grey cannot see saturation
 
 
-def grey_histogram(grey: np.ndarray, bins: int) -> np.ndarray:
-    """(bins,) float32: the normalised histogram of the grey levels of the pixels darker
-    than GREY_BACKGROUND (the fruit, on Fruits-360's white background); zeros if none.
+def grey_histogram(grey: np.ndarray, bins: int, levels: int = 1) -> np.ndarray:
+    """(bins * cells,) float32: histograms of the grey levels of the pixels darker than
+    GREY_BACKGROUND (the fruit, on Fruits-360's white background), one per spatial-pyramid
+    cell of `levels` levels (cells as in binary_codes.cell_groups, from pixel centres),
+    each level's cells divided by the image's fruit-pixel count (each level sums to 1);
+    zeros if no pixel is fruit.
     ORB's binary tests compare pixels with each other, so they never see how bright or
     dark a fruit is: this block gives that back, from the grey image alone."""
-    values = grey[grey <= GREY_BACKGROUND].astype(np.int64)
-    counts = np.bincount(values * bins // 256, minlength=bins).astype(np.float64)
-    total = counts.sum()
+    height, width = grey.shape
+    rows, columns = np.nonzero(grey <= GREY_BACKGROUND)
+    values = grey[rows, columns].astype(np.int64) * bins // 256
+    positions = np.column_stack([(columns * 256) // width, (rows * 256) // height])
+    cells = cell_groups(positions.astype(np.uint8), levels)
+    flat = (cells * bins + values[:, None]).ravel()
+    counts = np.bincount(flat, minlength=pyramid_cells(levels) * bins).astype(np.float64)
+    total = len(values)
     return (counts / total if total else counts).astype(np.float32)
 
 
-def _grey_file(path: str, bins: int) -> np.ndarray | None:
+def _grey_file(path: str, bins: int, levels: int) -> np.ndarray | None:
     with open(path, "rb") as handle:
         data = handle.read()
     try:
         image, _ = open_image(data, _ORB_SETTINGS)
     except ImageRejected:
         return None
-    return grey_histogram(to_grey(image), bins)
+    return grey_histogram(to_grey(image), bins, levels)
 
 
-def load_grey_blocks(data_dir: str, cache: Path, bins: int) -> np.ndarray:
+def load_grey_blocks(data_dir: str, cache: Path, bins: int, levels: int) -> np.ndarray:
     """(n, bins) grey_histogram of every readable image, in load_descriptors' order,
     cached like the descriptors."""
     entries = list_images(data_dir, ("jpg", "jpeg", "png"))
     digest = hashlib.sha1("\n".join([str(Path(data_dir).resolve()), str(len(entries)),
-                                     str(bins)]).encode()).hexdigest()[:12]
-    path = cache / f"grey-{bins}-{digest}.npy"
+                                     str(bins), str(levels)]).encode()).hexdigest()[:12]
+    path = cache / f"grey-{bins}-{levels}-{digest}.npy"
     if path.exists():
         return np.load(path)
-    blocks = [_grey_file(p, bins) for p, _, _ in entries]
+    blocks = [_grey_file(p, bins, levels) for p, _, _ in entries]
     out = np.stack([b for b in blocks if b is not None])
     cache.mkdir(parents=True, exist_ok=True)
     np.save(path, out)
@@ -357,7 +365,8 @@ def run(args: argparse.Namespace) -> list[dict]:
         if args.encoding == "bow":
             features = weight_bow(features, train, args, vocabulary.k)
         if args.grey > 0:
-            grey = load_grey_blocks(args.data, Path(args.cache), args.grey_bins)
+            grey = load_grey_blocks(args.data, Path(args.cache), args.grey_bins,
+                                    args.grey_pyramid)
             features = np.hstack([features, args.grey * np.sqrt(grey)])
         if args.colour > 0:
             features = np.hstack([features, args.colour * np.sqrt(store["colour"])])
@@ -457,6 +466,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="append weight * sqrt(grey-level histogram of the fruit "
                         "pixels) (0: none); not ORB, but grey only")
     parser.add_argument("--grey-bins", type=int, default=32)
+    parser.add_argument("--grey-pyramid", type=int, default=1, choices=(1, 2, 3),
+                        help="grey histograms per pyramid cell of this many levels")
     parser.add_argument("--colour", type=float, default=0.0,
                         help="append weight * sqrt(HSV colour block) (0: grey only)")
     # PCA, projection and classifier settings take lists: every combination is measured

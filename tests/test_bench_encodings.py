@@ -203,6 +203,10 @@ def test_grey_histogram_counts_the_fruit_pixels_only():
     # 229 -> 3 of 4.
     np.testing.assert_allclose(grey_histogram(grey, 4), [0.4, 0.2, 0.2, 0.2])
     assert not grey_histogram(np.full((3, 3), 250, np.uint8), 4).any()
+    # Two levels, 2 bins: whole image, then the 2 x 2 cells (row-major) of a 2 x 2 image.
+    quad = np.array([[10, 200], [255, 130]], np.uint8)  # 3 fruit pixels: bins 0, 1, 1
+    expected = np.array([1, 2, 1, 0, 0, 1, 0, 0, 0, 1]) / 3
+    np.testing.assert_allclose(grey_histogram(quad, 2, levels=2), expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize(("options", "dimension"), [
