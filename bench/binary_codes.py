@@ -184,11 +184,15 @@ def assign(points: np.ndarray, vocabulary: Vocabulary, nearest: int = 1, sigma: 
         return (np.arange(n, dtype=np.int64), distances.argmin(axis=1).astype(np.int64),
                 np.ones(n, np.float32))
     nearest = min(nearest, vocabulary.k)
-    part = np.argpartition(distances, nearest - 1, axis=1)[:, :nearest]
-    part_d = np.take_along_axis(distances, part, axis=1)
-    order = np.argsort(part_d, axis=1, kind="stable")
-    words = np.take_along_axis(part, order, axis=1)
-    d2 = np.take_along_axis(part_d, order, axis=1)
+    # n rounds of argmin (each word found is masked out): nearest first, ties to the lowest
+    # index, and for a few words much cheaper than a partition of every row.
+    words = np.empty((n, nearest), np.int64)
+    d2 = np.empty((n, nearest), np.float32)
+    every = np.arange(n)
+    for rank in range(nearest):
+        words[:, rank] = distances.argmin(axis=1)
+        d2[:, rank] = distances[every, words[:, rank]]
+        distances[every, words[:, rank]] = np.inf
     if weighting == "gauss":
         variance = sigma * sigma if sigma > 0 else max(float(d2[:, 0].mean()), 1e-6)
         weights = np.exp(-(d2 - d2[:, :1]) / (2.0 * variance))
