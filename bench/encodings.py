@@ -417,7 +417,7 @@ def _classify(features: np.ndarray, labels: np.ndarray, train: np.ndarray, reg_p
     mean loss + r / 2 ||w||^2) as scikit-learn's lbfgs one with C = 1 / (r n)."""
     reg = reg_param * int(train.sum())
     model = LogisticRegression(C=1.0 / reg if reg > 0 else 1e12, solver="lbfgs",
-                               max_iter=args.max_iter, tol=1e-4)
+                               max_iter=args.max_iter, tol=args.tol)
     model.fit(features[train], labels[train])
     predicted = model.predict(features[~train])
     truth = labels[~train]
@@ -479,6 +479,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reg", type=_values(float), default=[1e-6],
                         help="Spark regParam(s), e.g. 1e-6,1e-5")
     parser.add_argument("--max-iter", type=int, default=200)
+    parser.add_argument("--tol", type=float, default=1e-4, help="classifier tolerance")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--processes", type=int, default=2, help="descriptor pool")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads")
