@@ -10,8 +10,8 @@ from dataclasses import dataclass
 __all__ = ["CHANCE_MARGIN", "MIN_LOSS_REDUCTION", "FitCheck", "classification_metrics"]
 
 # The optimiser starts from the class priors (zero coefficients), whose loss is the
-# entropy of the Training labels; any feature that tells classes apart cuts it by far
-# more than this (by 90-99% on fruits360-dev). Less means the model learned nothing.
+# entropy of the Training labels; features that tell classes apart cut it by far more
+# than this (fruits360-dev: by 64% at k=5, 96-98% from k=20 up). Less: nothing learned.
 MIN_LOSS_REDUCTION = 0.01
 # Standard errors above the majority share within which a Training accuracy counts as
 # chance: a model that ignores its features scores at most the majority share, and luck

@@ -73,9 +73,10 @@ def varying_axes(values: np.ndarray, dimension: int) -> int:
 
     An eigenvalue at or below largest * dimension * eps is rounding noise (the tolerance of
     numpy.linalg.matrix_rank for a d x d symmetric matrix): the covariance's numerical
-    rank. On fruits360-dev histograms the last real eigenvalue is above 1e-7 of the
-    largest and the first noise one below 2e-16, so the cut does not depend on the
-    tolerance's exact value.
+    rank. Measured on fruits360-dev word histograms (k = 5 to 100, exact path): the
+    smallest eigenvalue kept is above 1e-5 of the largest, the dropped ones below 2e-15;
+    randomized path (6 of its classes, 360 Training images, k = 200, 400 components
+    asked): 1.3e-3 against 5e-16, 359 kept. The cut does not hinge on the tolerance.
     """
     if len(values) == 0 or values[0] <= 0:
         return 0
