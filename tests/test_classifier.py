@@ -3,8 +3,6 @@ metrics.json (issue 12)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from pyspark.ml.linalg import Vectors
@@ -43,15 +41,3 @@ def test_a_classifier_that_did_not_train_fails_the_stage(spark, test_config, tmp
     assert "Training accuracy 33.3% (chance 33.3%)" in message and "\n" not in message
     assert not (tmp_path / "run" / "metrics.json").exists()
     assert not (tmp_path / "run" / "features").exists()
-
-
-def test_a_classifier_that_trained_records_its_check(spark, test_config, tmp_path):
-    layout = RunLayout(str(tmp_path / "run"))
-    metrics = classify_and_evaluate(spark, test_config, _projected(spark, noise_axes=0), 45,
-                                    layout, ("path", "label", "split"))
-    assert metrics["accuracy"] >= 0.8
-    check = metrics["classifier"]
-    assert check["training_accuracy"] >= 0.9 and check["classes_predicted"] == 3
-    assert check["loss_end"] < 0.5 * check["loss_start"]
-    assert check["iterations"] == metrics["classifier_iterations"] > 2
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
