@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bovw.config import Config, ConfigError, load_config, parse_assignment
-from bovw.errors import CloudError, InputError, OutputError, VocabularyError
+from bovw.errors import CloudError, InputError, OutputError, TrainingError, VocabularyError
 from bovw.experiments_cli import EXPERIMENT_ERRORS
 from bovw.experiments_cli import HANDLERS as EXPERIMENT_HANDLERS
 from bovw.experiments_cli import add_commands as add_experiment_commands
@@ -21,7 +21,7 @@ from bovw.predict_cli import PREDICT_ERRORS, PREDICT_HANDLERS, add_predict_comma
 from bovw.session import JavaError, SparkStartError, build_session
 
 USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError,
-               SparkStartError, *PREDICT_ERRORS, *EXPERIMENT_ERRORS)
+               SparkStartError, TrainingError, *PREDICT_ERRORS, *EXPERIMENT_ERRORS)
 
 # Shortcut flags for the settings users change most; any other setting: --set key=value.
 SHORTCUTS = {
@@ -130,6 +130,13 @@ def _add_verbose(parser: argparse.ArgumentParser, top: bool = True) -> None:
                 _add_verbose(sub, top=False)
 
 
+def _components(reduction: dict) -> str:
+    kept, asked = reduction.get("components"), reduction.get("components_requested")
+    capped = f" (pca.components={asked} capped: the Training features span only {kept} " \
+        "dimensions)" if asked and kept and kept < asked else ""
+    return f"{kept} components{capped}"
+
+
 def format_summary(result, input_path: str) -> str:
     """The human-readable end-of-run summary."""
     counts, keypoints, metrics = result.counts, result.keypoints, result.metrics
@@ -147,7 +154,7 @@ def format_summary(result, input_path: str) -> str:
         f"  vocabulary       k={result.vocabulary['k']} from "
         f"{result.vocabulary['sample_descriptors']} sampled descriptors "
         f"({result.vocabulary['iterations']} iterations)",
-        f"  PCA              {result.reduction.get('components')} components, "
+        f"  PCA              {_components(result.reduction)}, "
         f"{100 * variance:.1f}% of variance",
         f"  accuracy         {100 * metrics['accuracy']:.2f}% on {metrics['test_images']} Test "
         f"images   macro F1 {metrics['macro_f1']:.4f}",

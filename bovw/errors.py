@@ -31,3 +31,8 @@ class CompareError(ValueError):
 
 class CnnError(RuntimeError):
     """The CNN backbone cannot be loaded; the message says what to install or set."""
+
+
+class TrainingError(RuntimeError):
+    """A model fitted on the Training rows learned nothing usable (Training features that do
+    not vary, a classifier that did not train); the message names the cause and the fix."""

@@ -8,6 +8,7 @@ CLI itself this module imports no Spark at load time: the handlers import what t
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 
 from bovw.errors import CnnError, ColourError, CompareError
@@ -92,6 +93,13 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     print(table_markdown(result))
     print(f"sweep table: {result.output}/sweep.csv"
           + ("" if args.no_report else f"; report: {result.output}/report.html"))
+    if result.failed:
+        # Every other point ran; the command still fails so that no script takes the
+        # sweep for complete.
+        failures = "; ".join(f"{name}: {reason}" for name, reason in result.failed)
+        print(f"bovw: error: {len(result.failed)} of {len(result.rows)} sweep points failed "
+              f"(see {result.output}/sweep.md): {failures}", file=sys.stderr)
+        return 1
     return 0
 
 

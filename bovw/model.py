@@ -8,8 +8,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from bovw.config import ClassifierSettings
+from bovw.errors import TrainingError
 from bovw.ingest import TEST, TRAIN
-from bovw.metrics import classification_metrics
+from bovw.metrics import FitCheck, classification_metrics
 
 
 def fit_labels(features: DataFrame) -> StringIndexerModel:
@@ -33,6 +34,28 @@ def fit_classifier(features: DataFrame, labels: StringIndexerModel,
         maxIter=settings.max_iter, tol=settings.tol, standardization=settings.standardize,
     )
     return classifier.fit(labels.transform(features.filter(F.col("split") == TRAIN)))
+
+
+def check_fit(features: DataFrame, labels: StringIndexerModel,
+              classifier: LogisticRegressionModel, settings: ClassifierSettings) -> FitCheck:
+    """The classifier's check of its own fit: the optimiser's loss history and how it
+    classifies the Training rows of `features` (one Spark job, classes^2 rows collected).
+
+    Raises TrainingError, naming the cause and the fix, for a model that did not train;
+    returns the FitCheck (its numbers go to metrics.json) otherwise.
+    """
+    outcomes = (
+        predict(features.filter(F.col("split") == TRAIN), labels, classifier)
+        .groupBy("label", "prediction").count().collect()
+    )
+    summary = classifier.summary
+    check = FitCheck.from_outcomes(
+        summary.objectiveHistory, summary.totalIterations, settings.max_iter,
+        ((row["label"], row["prediction"], row["count"]) for row in outcomes))
+    problem = check.problem()
+    if problem:
+        raise TrainingError(problem)
+    return check
 
 
 def predict(features: DataFrame, labels: StringIndexerModel,

@@ -23,7 +23,7 @@ from bovw.descriptors import describe_images, rejects, statistics
 from bovw.errors import InputError
 from bovw.histograms import fit_idf, histogram_length, weight, word_histograms
 from bovw.ingest import labelled_images
-from bovw.model import evaluate, fit_classifier, fit_labels, predict
+from bovw.model import check_fit, evaluate, fit_classifier, fit_labels, predict
 from bovw.provenance import DescriptorProvenance, check_reuse, write_record
 from bovw.reduction import explained_variance, fit_pca
 from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_output
@@ -54,7 +54,8 @@ class RunResult:
             "reduction": self.reduction,
             "metrics": {key: self.metrics[key] for key in
                         ("test_images", "accuracy", "macro_f1", "weighted_precision",
-                         "weighted_recall", "weighted_f1") if key in self.metrics},
+                         "weighted_recall", "weighted_f1", "classifier_iterations")
+                        if key in self.metrics},
             "timings_seconds": self.timings,
             "resumed_stages": self.resumed_stages,
             "config": config.to_dict(),
@@ -199,7 +200,9 @@ def _reduction_stage(config: Config, histograms: DataFrame, dimension: int, layo
                   config.seed)
     pca.write().overwrite().save(layout.model("pca"))
     variance = explained_variance(pca)
+    # Fewer than asked when the Training features vary in fewer directions (reduction.py).
     return {"reduction": {"components": len(variance),
+                          "components_requested": config.pca.components,
                           "explained_variance_total": round(sum(variance), 6),
                           "explained_variance": variance}}
 
@@ -234,11 +237,14 @@ def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFr
     labels = fit_labels(projected)
     labels.write().overwrite().save(layout.model("labels"))
     classifier = fit_classifier(projected, labels, config.classifier)
+    # Before anything is written as a result: a model that did not train is an error.
+    fit = check_fit(projected, labels, classifier, config.classifier)
     classifier.write().overwrite().save(layout.model("classifier"))
     predictions = predict(projected, labels, classifier).select(
         *kept, "pca_features", "prediction", "probability")
     storage.write_parquet(spark, predictions, layout.features)
     metrics = evaluate(spark.read.parquet(layout.features), list(labels.labels))
-    metrics["classifier_iterations"] = int(classifier.summary.totalIterations)
+    metrics["classifier_iterations"] = fit.iterations
+    metrics["classifier"] = fit.to_dict()
     storage.write_text(spark, layout.metrics, json.dumps(metrics, indent=2))
     return metrics

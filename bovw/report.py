@@ -480,10 +480,14 @@ def sweep_plots(parameters: Sequence[tuple[str, Sequence[str]]],
                 rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
     """`quality` and `time` PNGs: metrics and seconds per stage against the first parameter.
 
-    With several parameters, one line per combination of the others.
+    With several parameters, one line per combination of the others. Failed points have
+    no numbers and are left out (a gap in the curves); none left: no plots.
     """
     from bovw.sweep import STAGE_COLUMNS
 
+    rows = [row for row in rows if row.get("status") != "failed"]
+    if not rows:
+        return {}
     first, *others = [key for key, _values in parameters]
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:

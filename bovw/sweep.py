@@ -8,6 +8,12 @@ descriptors of the first such point, or those of an earlier run given with
 whose summary.json exists is finished and skipped, so a sweep started again with the same
 output resumes at the first unfinished point (and run_pipeline resumes that point at its
 first unfinished stage). After every point the table (CSV and Markdown) is rewritten.
+
+A point whose settings cannot give a result (a classifier that did not train, a vocabulary
+larger than the descriptors: POINT_ERRORS) is failed, not fatal: its reason goes to
+`points/<name>/failed.json` and to the table, without numbers, the plots and the choice of
+the best point leave it out, and the other points still run. It has no summary.json, so a
+resumed sweep runs it again.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pyspark.sql import SparkSession
 
 from bovw import storage
 from bovw.config import Config, ConfigError, parse_assignment
+from bovw.errors import TrainingError, VocabularyError
 from bovw.outputs import OutputFolder
 from bovw.pipeline import run_pipeline
 from bovw.provenance import (
@@ -38,6 +45,9 @@ from bovw.provenance import (
 from bovw.runs import RunLayout, prepare_spec_folder
 
 STAGE_COLUMNS = ("ingest", "descriptors", "vocabulary", "histograms", "reduction", "classifier")
+# Errors that belong to one point's settings: that point fails, the sweep goes on.
+POINT_ERRORS = (TrainingError, VocabularyError)
+FAILURE_RECORD = "failed.json"
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,20 @@ class SweepResult:
     parameters: list[tuple[str, list[str]]]
     rows: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[tuple[str, str]]:
+        """(point, reason) of every failed point, in grid order."""
+        return [(row["point"], row["failure"]) for row in self.rows if _failed(row)]
+
+    @property
+    def succeeded(self) -> list[dict[str, Any]]:
+        """The rows of the points that gave results."""
+        return [row for row in self.rows if not _failed(row)]
+
+
+def _failed(row: dict[str, Any]) -> bool:
+    return row.get("status") == "failed"
 
 
 def parse_parameter(text: str) -> tuple[str, list[str]]:
@@ -172,8 +196,9 @@ def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path:
 
     Returns a SweepResult whose rows also went to `sweep.csv` and `sweep.md` under
     `output_path`; with `report`, every point gets its report.html and the sweep one
-    (table, curves, the best point's details). Raises ConfigError, OutputError (and the
-    pipeline's own errors).
+    (table, curves, the best point's details). A point raising one of POINT_ERRORS is
+    recorded as failed (`result.failed`) and the sweep goes on. Raises ConfigError,
+    OutputError (and the pipeline's other errors).
     """
     root = output_path.rstrip("/")
     points = sweep_points(config, parameters)
@@ -205,13 +230,26 @@ def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
     result = SweepResult(output=root, parameters=[(k, list(v)) for k, v in parameters])
     for number, (point, source) in enumerate(zip(points, sources, strict=True), start=1):
         layout = RunLayout(storage.join(root, "points", point.name))
+        failure_path = layout.path(FAILURE_RECORD)
         if storage.exists(spark, layout.summary):
             log(f"[bovw] sweep point {number}/{len(points)} {point.name}: finished, skipped")
             result.skipped.append(point.name)
         else:
-            log(f"[bovw] sweep point {number}/{len(points)} {point.name}: running")
-            run_pipeline(spark, config.replace(**point.values), input_path, layout.root,
-                         descriptors_from=source, log=log)
+            again = " (it failed before)" if storage.exists(spark, failure_path) else ""
+            log(f"[bovw] sweep point {number}/{len(points)} {point.name}: running{again}")
+            try:
+                run_pipeline(spark, config.replace(**point.values), input_path, layout.root,
+                             descriptors_from=source, log=log)
+            except POINT_ERRORS as error:
+                log(f"[bovw] sweep point {number}/{len(points)} {point.name}: failed: {error}")
+                # Both point errors come after the descriptors stage: the points planned
+                # to share this point's descriptors still find them.
+                storage.write_text(spark, failure_path, json.dumps(
+                    {"error": type(error).__name__, "reason": str(error)}, indent=2))
+                result.rows.append(failed_row(point, str(error)))
+                write_table(spark, root, result)
+                continue
+            storage.delete(spark, failure_path)  # an earlier failure, now superseded
         summary = json.loads(storage.read_text(spark, layout.summary))
         result.rows.append(table_row(point, summary, reused=source is not None))
         write_table(spark, root, result)
@@ -233,10 +271,14 @@ def collect_result(spark: SparkSession, root: str) -> SweepResult:
     result = SweepResult(root, [(key, list(values)) for key, values in spec["parameters"]])
     for point in sweep_points(config_from_dict(spec["config"]), result.parameters):
         summary_path = storage.join(root, "points", point.name, "summary.json")
+        failure_path = storage.join(root, "points", point.name, FAILURE_RECORD)
         if storage.exists(spark, summary_path):
             summary = json.loads(storage.read_text(spark, summary_path))
             extracted = "ingest" in summary.get("timings_seconds", {})
             result.rows.append(table_row(point, summary, reused=not extracted))
+        elif storage.exists(spark, failure_path):
+            failure = json.loads(storage.read_text(spark, failure_path))
+            result.rows.append(failed_row(point, failure["reason"]))
     return result
 
 
@@ -245,8 +287,9 @@ def write_report(spark: SparkSession, result: SweepResult) -> str:
     from bovw.report import html_table, write_sweep_report
 
     columns = [c for c in table_columns(result) if c != "point"]
-    best = max(result.rows, key=lambda row: row.get("accuracy") or 0.0)["point"] \
-        if result.rows else None
+    succeeded = result.succeeded
+    best = max(succeeded, key=lambda row: row.get("accuracy") or 0.0)["point"] \
+        if succeeded else None
     rows = [[_cell(c, row.get(c)) for c in columns] for row in result.rows]
     marks = [["best" if row["point"] == best and c in ("accuracy", "macro_f1") else ""
               for c in columns] for row in result.rows]
@@ -271,12 +314,15 @@ def table_row(point: SweepPoint, summary: dict[str, Any], reused: bool) -> dict[
         "accuracy": metrics.get("accuracy"),
         "macro_f1": metrics.get("macro_f1"),
         "test_images": metrics.get("test_images"),
+        "classifier_iterations": metrics.get("classifier_iterations"),
         "keypoints_mean": keypoints.get("mean"),
         "keypoints_total": keypoints.get("total"),
         "vocabulary_iterations": vocabulary.get("iterations"),
         "pca_components": reduction.get("components"),
         "explained_variance": reduction.get("explained_variance_total"),
         "descriptors": "reused" if reused else "extracted",
+        "status": "ok",
+        "failure": "",
     })
     for stage in STAGE_COLUMNS:
         row[f"seconds_{stage}"] = timings.get(stage, 0.0)
@@ -284,12 +330,18 @@ def table_row(point: SweepPoint, summary: dict[str, Any], reused: bool) -> dict[
     return row
 
 
+def failed_row(point: SweepPoint, reason: str) -> dict[str, Any]:
+    """The table line of a failed point: its settings and its reason, no numbers."""
+    return {"point": point.name, **point.values, "status": "failed", "failure": reason}
+
+
 def table_columns(result: SweepResult) -> list[str]:
     keys = [key for key, _values in result.parameters]
     return ["point", *keys, "accuracy", "macro_f1", "test_images",
             *[f"seconds_{stage}" for stage in STAGE_COLUMNS], "seconds_total",
-            "keypoints_mean", "keypoints_total", "vocabulary_iterations", "pca_components",
-            "explained_variance", "descriptors"]
+            "keypoints_mean", "keypoints_total", "vocabulary_iterations",
+            "classifier_iterations", "pca_components", "explained_variance", "descriptors",
+            "status", "failure"]
 
 
 def table_csv(result: SweepResult) -> str:

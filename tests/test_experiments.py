@@ -1,8 +1,8 @@
 """Sweeps, the CNN-features comparison and the HTML reports, end to end on generated images.
 
-One sweep (k = 8 and 12, colour block on) is interrupted inside its second point and
-started again; the comparison then reuses its descriptors, so the module costs one full
-pipeline run and two without the descriptors stage.
+One sweep (k = 8 and 12, colour block on, and k = 100000, which fails) is interrupted inside
+its second point and started again; the comparison then reuses its descriptors, so the
+module costs one full pipeline run and two without the descriptors stage.
 """
 
 from __future__ import annotations
@@ -10,19 +10,28 @@ from __future__ import annotations
 import csv
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import bovw.sweep
+from bovw.cli import main
 from bovw.compare import CompareError, compare, normalised_path
 from bovw.config import ConfigError
+from bovw.errors import TrainingError
+from bovw.report import sweep_plots
 from bovw.runs import OutputError
 from bovw.sweep import changes_descriptors, parse_parameter, run_sweep, sweep_points
 from bovw.synthetic import generate_dataset
+from tests.conftest import TEST_SPARK
 
 RUN_SECTIONS = ("Metrics", "Per class (Test)", "Confusion matrix", "Sample Test images",
                 "PCA projection", "Explained variance per component", "Keypoints per image")
 CLASSES = ["Apple Red 1", "Banana", "Orange"]
+# 30 Training images of 370 descriptors: no vocabulary of 100000 words.
+TOO_MANY_WORDS = ("vocabulary.k=100000", "only 8670 Training descriptors for "
+                  "vocabulary.k=100000; lower k or add Training images")
 
 
 class Interrupted(Exception):
@@ -47,7 +56,13 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sweep(spark, config, dataset, tmp_path_factory):
-    """A sweep over k = 8, 12 stopped inside the second point, then run again."""
+    """A sweep over k = 8, 12, 100000 stopped inside the second point, then run again.
+
+    200 PCA components are asked for: more than the histograms' length (k x 5 pyramid
+    cells + 128 colour bins) and than the 30 Training images' rank, the chance-level
+    points of issue 12.
+    """
+    config = config.replace(**{"pca.components": 200})
     output = tmp_path_factory.mktemp("sweeps") / "k"
     first_log: list[str] = []
 
@@ -56,7 +71,7 @@ def sweep(spark, config, dataset, tmp_path_factory):
         if "vocabulary.k=12: running" in "".join(first_log) and "vocabulary: running" in line:
             raise Interrupted
 
-    parameters = [("vocabulary.k", ["8", "12"])]
+    parameters = [("vocabulary.k", ["8", "12", "100000"])]
     with pytest.raises(Interrupted):
         run_sweep(spark, config, str(dataset), str(output), parameters,
                   log=crash_in_second_point)
@@ -100,23 +115,106 @@ def test_bad_sweep_parameters_are_one_line_errors(test_config):
 def test_sweep_table_has_one_row_per_k(sweep):
     output, result, _first, _second = sweep
     rows = list(csv.DictReader((output / "sweep.csv").open()))
-    assert [row["vocabulary.k"] for row in rows] == ["8", "12"]
-    assert [row["descriptors"] for row in rows] == ["extracted", "reused"]
-    for row in rows:
+    assert [row["vocabulary.k"] for row in rows] == ["8", "12", "100000"]
+    assert [row["descriptors"] for row in rows[:2]] == ["extracted", "reused"]
+    for row in rows[:2]:
         assert 0.8 <= float(row["accuracy"]) <= 1.0  # chance is 1/3
         assert float(row["macro_f1"]) > 0 and int(row["test_images"]) == 12
         assert float(row["seconds_vocabulary"]) > 0 and int(row["vocabulary_iterations"]) >= 1
-        assert float(row["keypoints_mean"]) > 0
+        assert float(row["keypoints_mean"]) > 0 and int(row["classifier_iterations"]) > 2
+        # PCA capped at the rank of the 30 Training images (at most 29), not 200.
+        assert 3 <= int(row["pca_components"]) <= 29
+        assert (row["status"], row["failure"]) == ("ok", "")
     assert float(rows[1]["seconds_ingest"]) == 0.0  # the second point extracted nothing
     markdown = (output / "sweep.md").read_text().splitlines()
-    assert markdown[0].startswith("| vocabulary.k | accuracy | macro f1 |") and len(markdown) == 4
-    assert [row["point"] for row in result.rows] == ["vocabulary.k=8", "vocabulary.k=12"]
+    assert markdown[0].startswith("| vocabulary.k | accuracy | macro f1 |") and len(markdown) == 5
+    assert [row["point"] for row in result.rows] == [
+        "vocabulary.k=8", "vocabulary.k=12", "vocabulary.k=100000"]
+
+
+def test_the_predictor_agrees_with_spark_on_a_capped_pca(spark, sweep, tmp_path):
+    # The k=8 point kept fewer PCA axes than the 200 asked: the exported model holds
+    # exactly those, and predicts like Spark.
+    from bovw.export import export_model
+    from bovw.predictor import Predictor
+
+    run = sweep[0] / "points" / "vocabulary.k=8"
+    kept = json.loads((run / "summary.json").read_text())["reduction"]["components"]
+    _model, written = export_model(spark, str(run), str(tmp_path / "model.npz"))
+    predictor = Predictor.load(written)
+    assert predictor.model.pc.shape == (8 * 5 + 128, kept) and kept < 200
+    rows = spark.read.parquet(str(run / "features")).filter("split = 'Test'").collect()
+    assert len(rows) == 12
+    for row in rows:
+        data = Path(row["path"].removeprefix("file:")).read_bytes()
+        assert predictor.predict(data).label == row["prediction"]
+        assert np.abs(predictor.probabilities(data) - row["probability"].toArray()).max() < 1e-9
+
+
+def test_a_failed_point_has_its_reason_and_no_numbers(sweep):
+    output, result, _first, second_log = sweep
+    row = list(csv.DictReader((output / "sweep.csv").open()))[2]
+    assert (row["status"], row["failure"]) == ("failed", TOO_MANY_WORDS[1])
+    assert {row[c] for c in ("accuracy", "macro_f1", "test_images", "seconds_total",
+                             "classifier_iterations", "pca_components")} == {""}
+    assert (output / "sweep.md").read_text().splitlines()[-1].endswith(
+        f"| failed | {TOO_MANY_WORDS[1]} |")
+    assert result.failed == [TOO_MANY_WORDS]
+    assert f"[bovw] sweep point 3/3 vocabulary.k=100000: failed: {TOO_MANY_WORDS[1]}" \
+        in second_log
+    point = output / "points" / "vocabulary.k=100000"
+    assert json.loads((point / "failed.json").read_text()) == {
+        "error": "VocabularyError", "reason": TOO_MANY_WORDS[1]}
+    assert not (point / "summary.json").exists() and not (point / "report.html").exists()
+
+
+def test_a_resumed_sweep_runs_a_failed_point_again(spark, config, dataset, sweep):
+    output = sweep[0]
+    log: list[str] = []
+    result = run_sweep(spark, config.replace(**{"pca.components": 200}), str(dataset),
+                       str(output), [("vocabulary.k", ["8", "12", "100000"])], report=False,
+                       log=log.append)
+    assert result.skipped == ["vocabulary.k=8", "vocabulary.k=12"]
+    assert "[bovw] sweep point 3/3 vocabulary.k=100000: running (it failed before)" in log
+    assert result.failed == [TOO_MANY_WORDS]
+
+
+def test_failed_points_are_left_out_of_the_curves():
+    parameters = [("vocabulary.k", ["8", "12"])]
+    failed = {"point": "vocabulary.k=8", "vocabulary.k": "8", "status": "failed",
+              "failure": "the classifier did not train: ..."}
+    assert sweep_plots(parameters, [failed]) == {}
+
+
+def test_sweep_command_fails_at_the_end_naming_the_failed_points(dataset, tmp_path, monkeypatch,
+                                                                 capsys):
+    reason = "the classifier did not train: LBFGS stopped after 2 of 200 iterations"
+    attempts: list[str] = []
+
+    def did_not_train(spark, config, input_path, output, **kwargs):
+        attempts.append(output.rsplit("/", 1)[1])
+        raise TrainingError(reason)
+
+    monkeypatch.setattr(bovw.sweep, "run_pipeline", did_not_train)
+    flags = [flag for key, value in TEST_SPARK.items() for flag in ("--set", f"{key}={value}")]
+    command = ["sweep", "--input", str(dataset), "--output", str(tmp_path / "s"),
+               "--k", "8,12", "--no-report", *flags]
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"bovw: error: 2 of 2 sweep points failed (see {tmp_path / 's'}/sweep.md): "
+                   f"vocabulary.k=8: {reason}; vocabulary.k=12: {reason}")
+    rows = list(csv.DictReader((tmp_path / "s" / "sweep.csv").open()))
+    assert [(row["status"], row["failure"], row["accuracy"]) for row in rows] == [
+        ("failed", reason, "")] * 2
+    # Started again, the failed points are run again, never taken as finished.
+    assert main(command) == 1
+    assert attempts == ["vocabulary.k=8", "vocabulary.k=12"] * 2
 
 
 def test_interrupted_sweep_resumes_at_the_first_unfinished_point(sweep):
     output, result, first_log, second_log = sweep
-    assert "[bovw] sweep point 2/2 vocabulary.k=12: running" in first_log
-    assert "[bovw] sweep point 1/2 vocabulary.k=8: finished, skipped" in second_log
+    assert "[bovw] sweep point 2/3 vocabulary.k=12: running" in first_log
+    assert "[bovw] sweep point 1/3 vocabulary.k=8: finished, skipped" in second_log
     assert result.skipped == ["vocabulary.k=8"]
     # Inside the point, the finished descriptors stage is reused, the rest runs.
     assert "[bovw] descriptors: already finished, reusing its outputs" in second_log
@@ -150,6 +248,7 @@ def test_reports_have_every_section_and_embed_their_images(sweep):
     page = (output / "report.html").read_text()
     titles = section_titles(page)
     assert titles[:3] == ["Sweep table", "Curves", "Best point: vocabulary.k=8"]
+    assert TOO_MANY_WORDS[1] in page  # the failed point's reason, in the table
     for title in RUN_SECTIONS:
         assert title in titles, title
     assert (output / "sweep_quality.png").read_bytes()[:4] == b"\x89PNG"

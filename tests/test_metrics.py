@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bovw.metrics import classification_metrics
+from bovw.metrics import FitCheck, classification_metrics
 
 
 def test_hand_checked_metrics():
@@ -33,3 +33,56 @@ def test_labels_outside_the_class_list_are_appended():
 def test_empty_test_split():
     metrics = classification_metrics(["a", "b"], [])
     assert metrics["accuracy"] == 0.0 and metrics["test_images"] == 0
+
+
+# ---------------------------------------------------------------- the classifier's fit check
+
+def _balanced(classes: str, per_class: int, predicted_as=None):
+    """(true, predicted, count) for `per_class` Training rows of each class, each predicted
+    as `predicted_as(true)` (its own class by default)."""
+    return [(c, (predicted_as or (lambda t: t))(c), per_class) for c in classes]
+
+
+def test_a_fit_that_never_left_its_start_is_refused_with_the_cause():
+    # The chance-level k=10 point of issue 12: LBFGS gave up after 2 iterations at log(6),
+    # every one of 360 Training images called the first class.
+    check = FitCheck.from_outcomes([1.791759, 1.791759, 1.791759], 2, 200,
+                                   _balanced("ABCDEF", 60, lambda _t: "A"))
+    assert (check.training_rows, check.training_correct) == (360, 60)
+    assert check.chance == 1 / 6 and check.predicted == (("A", 360),)
+    assert check.problem() == (
+        "the classifier did not train: LBFGS stopped after 2 of 200 iterations with the loss "
+        "at 1.792 (start 1.792); it predicts A for all 360 Training images; Training "
+        "accuracy 16.7% (chance 16.7%); fix: the optimiser made no progress on these "
+        "features: lower classifier.reg_param, or check that the Training images of "
+        "different classes differ")
+
+
+def test_a_fit_that_trained_passes_and_reports_its_numbers():
+    check = FitCheck.from_outcomes([1.0986, 0.5, 0.01], 41, 200, _balanced("abc", 10))
+    assert check.problem() is None
+    assert check.to_dict() == {"iterations": 41, "max_iter": 200, "loss_start": 1.0986,
+                               "loss_end": 0.01, "training_images": 30,
+                               "training_accuracy": 1.0, "training_chance": 0.333333,
+                               "classes_predicted": 3}
+
+
+def test_a_fit_stopped_by_max_iter_says_to_raise_it():
+    # The loss fell by 0.3%, not the 1% a model that uses its features achieves.
+    check = FitCheck.from_outcomes([1.0, 0.997], 1, 1, _balanced("abc", 10))
+    assert check.problem().endswith("fix: raise classifier.max_iter (now 1)")
+
+
+def test_training_accuracy_near_chance_is_refused():
+    # 3 classes of 30: chance 1/3, limit 1/3 + 3 * sqrt((1/3)(2/3)/90) = 0.4824.
+    guesses = [("a", "a", 30), ("b", "a", 30), ("c", "c", 13), ("c", "b", 17)]  # 43/90
+    check = FitCheck.from_outcomes([1.0986, 0.9], 12, 200, guesses)
+    assert round(check.chance_limit, 4) == 0.4824
+    assert "Training accuracy 47.8% (chance 33.3%); fix: the features do not tell the " \
+           "Training classes apart" in check.problem()
+    better = [("a", "a", 30), ("b", "a", 30), ("c", "c", 14), ("c", "b", 16)]  # 44/90
+    assert FitCheck.from_outcomes([1.0986, 0.9], 12, 200, better).problem() is None
+
+
+def test_a_single_training_class_is_not_a_failed_fit():
+    assert FitCheck.from_outcomes([0.0], 0, 200, [("a", "a", 5)]).problem() is None

@@ -79,6 +79,14 @@ def test_summary_and_metrics(first_run):
     assert metrics["accuracy"] >= 0.8  # chance is 1/3
     assert metrics["classes"] == ["Apple Red 1", "Banana", "Orange"]
     assert sum(map(sum, metrics["confusion_matrix"])) == 15
+    # The classifier's check of its own fit, on the 42 accepted Training images.
+    check = metrics["classifier"]
+    assert check["training_images"] == 36 + len(ODD_BUT_READABLE)
+    assert check["training_accuracy"] >= 0.9 and check["classes_predicted"] == 3
+    assert check["loss_end"] < 0.5 * check["loss_start"]
+    assert check["iterations"] == metrics["classifier_iterations"] > 2
+    assert summary["metrics"]["classifier_iterations"] == check["iterations"]
+    assert summary["reduction"]["components_requested"] == 10
 
 
 def test_rejects_table_names_each_bad_file(spark, first_run):

@@ -9,6 +9,7 @@ from pyspark.ml.feature import PCAModel
 from pyspark.ml.linalg import Vectors
 
 from bovw.arrow_vectors import VECTOR_STRUCT, dense_vectors, sparse_vectors, vectors_to_csr
+from bovw.errors import TrainingError
 from bovw.reduction import explained_variance, fit_pca
 
 
@@ -56,6 +57,43 @@ def test_randomized_is_deterministic(weighted):
     first = fit_pca(weighted, 3, 12, seed=5, exact_max_dimension=4)
     again = fit_pca(weighted.repartition(3), 3, 12, seed=5, exact_max_dimension=4)
     np.testing.assert_allclose(first.pc.toArray(), again.pc.toArray(), rtol=0, atol=1e-12)
+
+
+def _frame(spark, points: np.ndarray):
+    rows = [(f"t{i:02d}.jpg", "Training", Vectors.dense(p.tolist())) for i, p in enumerate(points)]
+    return spark.createDataFrame(rows, ["path", "split", "weighted"])
+
+
+@pytest.mark.parametrize("exact_max_dimension", [512, 4], ids=["exact", "randomized"])
+def test_pca_keeps_only_the_axes_along_which_training_rows_vary(spark, exact_max_dimension):
+    # 40 rows spanning 3 directions of 12 dimensions (plus an offset), like word histograms
+    # whose pyramid cells add up and whose common words weigh 0: 12 components asked, 3
+    # carry variance. The other 9 would have had rounding-noise variance, on which Spark's
+    # unstandardised LogisticRegression failed at its first step (issue 12).
+    rng = np.random.default_rng(11)
+    axes = np.linalg.qr(rng.standard_normal((12, 3)))[0].T
+    points = (rng.standard_normal((40, 3)) * [5.0, 2.0, 0.5]) @ axes + 0.7
+    model = fit_pca(_frame(spark, points), 12, 12, seed=2,
+                    exact_max_dimension=exact_max_dimension)
+    assert model.getK() == 3 and model.pc.toArray().shape == (12, 3)
+    assert sum(explained_variance(model)) == pytest.approx(1.0, abs=1e-6)
+    projected = points @ model.pc.toArray()
+    assert projected.std(axis=0).min() > 0.1
+
+
+@pytest.mark.parametrize("exact_max_dimension", [512, 4], ids=["exact", "randomized"])
+def test_pca_is_capped_by_the_number_of_training_rows(spark, exact_max_dimension):
+    # 6 rows in general position in 12 dimensions: their centred rank is 5.
+    points = np.random.default_rng(3).random((6, 12))
+    model = fit_pca(_frame(spark, points), 10, 12, seed=2,
+                    exact_max_dimension=exact_max_dimension)
+    assert model.getK() == 5
+
+
+def test_training_rows_that_do_not_vary_are_a_one_line_error(spark):
+    with pytest.raises(TrainingError, match=r"^the Training features do not vary: every "
+                                            r"Training image has the same"):
+        fit_pca(_frame(spark, np.zeros((5, 12))), 4, 12)
 
 
 def _vector_structs(rows) -> pa.StructArray:
