@@ -125,6 +125,9 @@ class Lease:
                  heartbeat_seconds: float):
         self.spark, self.path, self.record = spark, path, record
         self.lost_to: str | None = None
+        # The heartbeat rewrites the file in place (a local reader may catch it empty):
+        # this process's own checks wait for a rewrite to end.
+        self._writing = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, args=(heartbeat_seconds,),
                                         name=f"bovw-lease {path}", daemon=True)
@@ -138,7 +141,8 @@ class Lease:
                     self.lost_to = current.describe(time.time()) if current else "nobody"
                     return
                 self.record = LeaseRecord(**{**asdict(self.record), "heartbeat": time.time()})
-                storage.replace_in_place(self.spark, self.path, self.record.to_bytes())
+                with self._writing:
+                    storage.replace_in_place(self.spark, self.path, self.record.to_bytes())
             except Exception:  # noqa: BLE001 - a missed beat is retried; the run goes on
                 continue
 
@@ -147,7 +151,8 @@ class Lease:
         if self.lost_to is not None:
             return False
         try:
-            current = _read(self.spark, self.path)
+            with self._writing:
+                current = _read(self.spark, self.path)
         except ValueError:
             self.lost_to = f"an unreadable lock file ({self.path})"
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -379,7 +380,16 @@ def test_a_lease_without_a_heartbeat_for_too_long_is_taken_over(spark, tmp_path)
     log: list[str] = []
     with leases.acquire(spark, str(tmp_path / "out"), "bovw run", log=log.append):
         pass
-    assert log[0].endswith("its last heartbeat is 301 s old")
+    # 301 s when written; a second or two more by the time it is judged.
+    assert re.search(r": its last heartbeat is 30[1-5] s old$", log[0])
+
+
+def heartbeat(tmp_path) -> float:
+    """The lease file's heartbeat; 0 when caught while the heartbeat rewrites it."""
+    try:
+        return json.loads(lease_file(tmp_path).read_text())["heartbeat"]
+    except ValueError:
+        return 0.0
 
 
 def eventually(condition, seconds: float = 20.0) -> bool:
@@ -396,10 +406,9 @@ def test_the_heartbeat_keeps_the_lease_fresh_and_notices_a_takeover(spark, tmp_p
     lease = leases.acquire(spark, str(tmp_path / "out"), "bovw run", heartbeat_seconds=0.1,
                            log=quiet)
     try:
-        first = json.loads(lease_file(tmp_path).read_text())["heartbeat"]
+        first = heartbeat(tmp_path)
         # Polled, not slept for a fixed time: a loaded machine may delay the thread.
-        assert eventually(lambda: json.loads(lease_file(tmp_path).read_text())["heartbeat"]
-                          > first)
+        assert eventually(lambda: heartbeat(tmp_path) > first)
         write_lease(lease_file(tmp_path))  # someone took it over (by hand)
         assert eventually(lambda: not lease.holds())
     finally:
