@@ -15,8 +15,8 @@
    torch-compile (with --compile: inductor, needs gcc), onnxruntime, openvino (if
    installed; f32 precision).
 3. Single (`--single`, implied by --spark): the best swept setting (or the --runtime,
-   --threads, --batch-size, --streams given) over every image, end to end: read each
-   file, decode, resize, embed.
+   --threads, --batch-size, --streams given) over every image (or an even stride of
+   --single-limit of them), end to end: read each file, decode, resize, embed.
 4. Spark (`--spark`): bovw's features stage as `bovw compare` runs it (listing,
    extract_cnn_features in mapInArrow, Parquet written) with the config's cnn settings,
    on the same images (with --limit, a hard-linked subset folder under --work); then the
@@ -274,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--streams", type=int)
+    parser.add_argument("--single-limit", type=int,
+                        help="images of each single-process pass (even stride; default: all)")
     parser.add_argument("--spark", action="store_true", help="time bovw's Spark features stage")
     parser.add_argument("--work", default="/tmp/bovw-bench-cnn", help="scratch folder")
     args = parser.parse_args(argv)
@@ -320,8 +322,9 @@ def main(argv: list[str] | None = None) -> int:
                      batch_size=args.batch_size or (best or {}).get("batch_size", 32))
     runtime = args.runtime or (best or {}).get("runtime", "onnxruntime")
     streams = args.streams or (best or {}).get("streams", 1)
+    single_paths = image_files(args.input, args.single_limit or args.limit)
     if args.single or args.spark:
-        result["single"] = [throughput(paths, single, runtime, streams, from_disk=True)]
+        result["single"] = [throughput(single_paths, single, runtime, streams, from_disk=True)]
         print(f"single {result['single'][-1]}", flush=True)
     if args.spark:
         output = os.path.join(args.work, "spark-features")
@@ -330,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             source = subset_folder(source, paths, os.path.join(args.work, "subset"))
         result["spark"] = spark_features(source, output, config)
         print(f"spark {result['spark']}", flush=True)
-        result["single"].append(throughput(paths, single, runtime, streams, from_disk=True))
+        result["single"].append(throughput(single_paths, single, runtime, streams,
+                                           from_disk=True))
         print(f"single {result['single'][-1]}", flush=True)
         fastest = max(row["images_per_second"] for row in result["single"])
         result["spark_over_single"] = round(result["spark"]["images_per_second"] / fastest, 3)
