@@ -317,7 +317,7 @@ class CnnSettings:
     allow_download: bool = False
     image_size: int = 224
     runtime: str = "onnxruntime"
-    batch_size: int = 32
+    batch_size: int = 16  # smaller batches keep activations in cache (bench/cnn_throughput.py)
     threads: int = 1
     l2: bool = True
     path_column: str = "path"
