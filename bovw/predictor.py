@@ -112,14 +112,10 @@ class ExportedModel:
         Raises ModelFileError naming `source`, the first problem and, when given, `fix`.
         """
         problems = self._value_problems()
-        if problems:
-            raise ModelFileError(f"{source} is not a usable bovw model: {problems[0]}"
-                                 + (f"; {fix}" if fix else ""))
         k = self.centers.shape[0] if self.centers.ndim == 2 else -1
         words = histogram_length(max(k, 0), self.histograms.pyramid_levels)
         length = words + (self.colour.dimension if self.colour is not None else 0)
         classes = len(self.classes)
-        problems = []
         if self.centers.ndim != 2 or self.centers.shape[1] != DESCRIPTOR_BYTES or k < 1:
             problems.append(f"centers has shape {self.centers.shape}, expected (k, 32)")
         if self.histograms.tfidf != (self.idf is not None):
@@ -611,8 +607,8 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
             raise ModelFileError(f"{source} is not a bovw model file (format is not "
                                  f"{MODEL_FORMAT!r})")
         version = metadata.get("format_version")
-        if version is None or not json_types.matches(version, int):
-            found = ("has no format_version" if version is None else
+        if not json_types.matches(version, int):
+            found = ("has no format_version" if "format_version" not in metadata else
                      json_types.problem(version, int, "format_version"))
             raise ModelFileError(f"{source} is not a usable bovw model: its metadata {found}; "
                                  f"{REEXPORT}")
