@@ -75,7 +75,7 @@ def _config(args: argparse.Namespace, extra: dict | None = None):
 def _sweep(args: argparse.Namespace, environ: dict) -> int:
     from bovw.aws import normalise_s3_url
     from bovw.cli import _session
-    from bovw.inputs import check_local_input
+    from bovw.inputs import check_local_dataset
     from bovw.sweep import parse_parameter, run_sweep, sweep_points, table_markdown
 
     parameters = [parse_parameter(text) for text in args.param]
@@ -85,7 +85,7 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     config = _config(args)
     sweep_points(config, parameters)  # bad keys or values stop here, before Spark starts
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
-    check_local_input(input_path, config.ingest)
+    check_local_dataset(input_path, config.ingest)
     spark = _session(config, environ, input_path, output_path)
     result = run_sweep(spark, config, input_path, output_path, parameters,
                        descriptors_from=args.descriptors_from, overwrite=args.overwrite,
@@ -108,7 +108,7 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
     from bovw.aws import normalise_s3_url
     from bovw.cli import _session
     from bovw.compare import compare, parse_variants
-    from bovw.inputs import check_local_input
+    from bovw.inputs import check_local_dataset
 
     overrides = {key: value for key, value in (
         ("cnn.path_column", args.path_col), ("cnn.label_column", args.label_col),
@@ -117,7 +117,7 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
     config = _config(args, overrides)
     variants = parse_variants(args.variants)
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
-    check_local_input(input_path, config.ingest)
+    check_local_dataset(input_path, config.ingest)
     spark = _session(config, environ, input_path, output_path, args.cnn_features)
     result = compare(spark, config, input_path, output_path, variants=variants,
                      cnn_features=args.cnn_features, descriptors_from=args.descriptors_from,

@@ -318,7 +318,11 @@ def gather_run(spark: SparkSession, root: str, pca_points: int = PCA_POINTS,
         data.keypoint_counts = sorted(
             (int(r["n_keypoints"]), int(r["count"]))
             for r in features.groupBy("n_keypoints").count().collect())
+    # Sample images of the scored classes only: those of a class without Training images
+    # are reported apart (metrics.json: test_only_classes).
     test = features.filter(F.col("split") == TEST)
+    if metrics.get("test_only_classes"):
+        test = test.filter(~F.col("label").isin(metrics["test_only_classes"]))
     wrong = (test.filter(F.col("label") != F.col("prediction")).orderBy("_order")
              .limit(sample_images // 2).select("path", "label", "prediction").collect())
     right = (test.filter(F.col("label") == F.col("prediction")).orderBy("_order")
@@ -358,6 +362,10 @@ def metrics_rows(summary: dict[str, Any], metrics: dict[str, Any]) -> list[tuple
                     ("weighted_precision", "weighted_recall", "weighted_f1"))),
         ("Test images", _fmt(metrics.get("test_images"))),
     ]
+    if metrics.get("test_only_classes"):
+        rows.append(("not scored: Test images of classes without Training images",
+                     f"{metrics.get('test_only_images')} "
+                     f"({', '.join(metrics['test_only_classes'])})"))
     if counts:
         per_split = ", ".join(f"{k} {v}" for k, v in sorted(counts.get("per_split", {}).items()))
         rows.append(("images read", f"{counts.get('images')} ({counts.get('rejected', 0)} "
@@ -401,6 +409,16 @@ def run_sections(data: RunData, prefix: str = "", level: int = 2) -> list[Sectio
             marks.append(["", "", "", "low" if m.get("f1", 1.0) < 0.5 else "", ""])
         sections.append(Section(prefix + "Per class (Test)", html_table(
             ["class", "precision", "recall", "F1", "support"], rows, marks), level))
+    test_only = metrics.get("test_only_predictions", {})
+    if test_only:
+        rows = [[label, sum(guesses.values()), ", ".join(
+            f"{guess} {count}" for guess, count in guesses.items())]
+            for label, guesses in test_only.items()]
+        sections.append(Section(prefix + "Classes only in Test (not scored)", (
+            '<p class="note">These classes have Test images but no Training images: the '
+            "model cannot predict them, so their images are left out of the accuracy, the "
+            "F1 scores, the per-class table and the confusion matrix.</p>"
+            + html_table(["class", "Test images", "predicted as"], rows)), level))
     if metrics.get("confusion_matrix"):
         sections.append(Section(prefix + "Confusion matrix", png_tag(
             plot_confusion(classes, metrics["confusion_matrix"]), "confusion matrix"), level))

@@ -23,11 +23,35 @@ def test_hand_checked_metrics():
     assert metrics["weighted_precision"] == round((0.5 * 3 + 0.5 * 1) / 6, 6)
 
 
-def test_labels_outside_the_class_list_are_appended():
-    metrics = classification_metrics(["a"], [("a", "a", 1), ("z", "a", 1)])
+def test_predicted_labels_outside_the_class_list_are_appended():
+    metrics = classification_metrics(["a"], [("a", "a", 1), ("a", "z", 1)])
     assert metrics["classes"] == ["a", "z"]
-    assert metrics["confusion_matrix"] == [[1, 0], [1, 0]]
+    assert metrics["confusion_matrix"] == [[1, 1], [0, 0]]
     assert metrics["accuracy"] == 0.5
+
+
+def test_a_class_only_in_test_is_reported_apart_not_scored():
+    # Issue 16.7: one Kiwi Test image (no Kiwi in Training) took macro F1 from 1 to 0.5
+    # and accuracy from 1 to 0.75, though no model trained on a and b can name a Kiwi.
+    outcomes = [("a", "a", 2), ("b", "b", 1), ("Kiwi", "a", 1)]
+    metrics = classification_metrics(["a", "b"], outcomes)
+    assert metrics["test_only_classes"] == ["Kiwi"]
+    assert metrics["test_only_images"] == 1
+    assert metrics["test_only_predictions"] == {"Kiwi": {"a": 1}}
+    assert metrics["classes"] == ["a", "b"]
+    assert metrics["confusion_matrix"] == [[2, 0], [0, 1]]
+    assert "Kiwi" not in metrics["per_class"]
+    assert (metrics["test_images"], metrics["accuracy"], metrics["macro_f1"]) == (3, 1.0, 1.0)
+    assert metrics["weighted_f1"] == 1.0
+    assert metrics == {**classification_metrics(["a", "b"], outcomes[:2]),
+                       "test_only_classes": ["Kiwi"], "test_only_images": 1,
+                       "test_only_predictions": {"Kiwi": {"a": 1}}}
+
+
+def test_without_test_only_classes_the_lists_are_empty():
+    metrics = classification_metrics(["a"], [("a", "a", 3)])
+    assert (metrics["test_only_classes"], metrics["test_only_images"],
+            metrics["test_only_predictions"]) == ([], 0, {})
 
 
 def test_empty_test_split():
