@@ -149,7 +149,10 @@ class FitCheck:
             return None  # one class: nothing to learn, Spark returns a constant model
         stalled = not self.loss_end <= (1 - MIN_LOSS_REDUCTION) * self.loss_start
         one_class = len(self.predicted) == 1
-        near_chance = self.training_accuracy <= self.chance_limit
+        # On a handful of images the limit passes 100%; a model that gets every Training
+        # image right has used its features, however few there are.
+        near_chance = (self.training_accuracy <= self.chance_limit
+                       and self.training_correct < self.training_rows)
         if not (stalled or one_class or near_chance):
             return None
         facts = [f"LBFGS stopped after {self.iterations} of {self.max_iter} iterations with "

@@ -108,5 +108,15 @@ def test_training_accuracy_near_chance_is_refused():
     assert FitCheck.from_outcomes([1.0986, 0.9], 12, 200, better).problem() is None
 
 
+def test_a_perfect_fit_on_a_few_training_images_is_not_near_chance():
+    # 3 + 2 images: chance 0.6, limit 0.6 + 3 * sqrt(0.24 / 5) = 1.257, above any accuracy.
+    check = FitCheck.from_outcomes([0.673, 0.05], 9, 200, [("a", "a", 3), ("b", "b", 2)])
+    assert round(check.chance_limit, 3) == 1.257
+    assert check.problem() is None
+    one_wrong = [("a", "a", 3), ("b", "b", 1), ("b", "a", 1)]
+    assert "Training accuracy 80.0% (chance 60.0%)" in FitCheck.from_outcomes(
+        [0.673, 0.05], 9, 200, one_wrong).problem()
+
+
 def test_a_single_training_class_is_not_a_failed_fit():
     assert FitCheck.from_outcomes([0.0], 0, 200, [("a", "a", 5)]).problem() is None
