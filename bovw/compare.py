@@ -42,7 +42,7 @@ from bovw.provenance import (
     read_record,
     refusal,
 )
-from bovw.reduction import explained_variance, fit_pca
+from bovw.reduction import explained_variance, explained_variance_total, fit_pca
 from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_spec_folder
 from bovw.words import histogram_length
 
@@ -105,7 +105,7 @@ def classify_features(spark: SparkSession, features: DataFrame, rows: int, confi
                                     ("path", "label", "split"))
     timings["classifier"] = round(time.perf_counter() - started, 3)
     return {"reduction": {"input_dimension": dimension, "components": len(variance),
-                          "explained_variance_total": round(sum(variance), 6),
+                          "explained_variance_total": explained_variance_total(pca),
                           "explained_variance": variance},
             "metrics": metrics, "timings": timings}
 

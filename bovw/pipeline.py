@@ -27,7 +27,7 @@ from bovw.ingest import TEST, TRAIN, labelled_images, split_folder
 from bovw.inputs import split_problem
 from bovw.model import check_fit, evaluate, fit_classifier, fit_labels, predict
 from bovw.provenance import DescriptorProvenance, check_reuse, write_record
-from bovw.reduction import explained_variance, fit_pca
+from bovw.reduction import explained_variance, explained_variance_total, fit_pca
 from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_output
 from bovw.vocabulary import centers, fit_vocabulary, sample_descriptors
 
@@ -221,7 +221,7 @@ def _reduction_stage(config: Config, histograms: DataFrame, dimension: int, layo
     # Fewer than asked when the Training features vary in fewer directions (reduction.py).
     return {"reduction": {"components": len(variance),
                           "components_requested": config.pca.components,
-                          "explained_variance_total": round(sum(variance), 6),
+                          "explained_variance_total": explained_variance_total(pca),
                           "explained_variance": variance}}
 
 
