@@ -19,6 +19,7 @@ from bovw.inputs import (  # noqa: F401 (check_local_input: part of this stage's
     TRAIN,
     check_local_input,
     is_local_path,
+    split_of,
 )
 
 
@@ -165,16 +166,20 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
         .option("pathGlobFilter", extension_glob(settings.extensions))
         .load(sources)
     )
-    # Spark's own driver-side listing: only its length crosses to Python, unless some
-    # listed files were skipped by the scan. One job counts the scanned files and looks
-    # for split folders.
+    # Spark's own driver-side listing. Local files: their names cross to Python in one
+    # string, which tells whether any sits in a split folder, and Python finds the
+    # zero-byte ones, which the scan skips. Elsewhere one job counts the scanned files and
+    # looks for split folders.
     listed = files._jdf.inputFiles()
-    survey = files.select(
-        F.count(F.lit(1)).alias("scanned"),
-        F.max(split_folder(F.col("path")).isNotNull()).alias("split_folders"),
-    ).first()
+    if is_local_path(path):
+        survey = _survey_local(spark, listed)
+    else:
+        survey = files.select(
+            (F.count(F.lit(1)) < F.lit(len(listed))).alias("skipped"),
+            F.max(split_folder(F.col("path")).isNotNull()).alias("split_folders"),
+        ).first()
     has_split_folders = bool(survey["split_folders"])
-    if len(listed) == survey["scanned"]:
+    if not survey["skipped"]:
         return files, has_split_folders
     listed = list(listed)
     # The listing holds URIs (file:///a%20b); the path column holds Hadoop paths (file:/a b).
@@ -191,6 +196,26 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
         has_split_folders = everything.filter(
             split_folder(F.col("path")).isNotNull()).limit(1).count() > 0
     return everything, has_split_folders
+
+
+def _survey_local(spark: SparkSession, listed) -> dict[str, bool]:
+    """Whether any of the `listed` local file URIs (a py4j array) is empty, so that the
+    scan skips it, and whether any sits in a split folder; without a Spark job."""
+    if not len(listed):
+        return {"skipped": False, "split_folders": False}
+    # URIs quote every character that is not allowed in them, line breaks included.
+    joined = spark.sparkContext._jvm.scala.collection.immutable.ArraySeq.unsafeWrapArray(
+        listed).mkString("\n")
+    paths = [unquote(uri.removeprefix("file:").removeprefix("//")) for uri in joined.split("\n")]
+    skipped = False
+    for local in paths:
+        try:
+            skipped = os.stat(local).st_size == 0
+        except OSError:  # gone since the listing: the scan will miss it too
+            skipped = True
+        if skipped:
+            break
+    return {"skipped": skipped, "split_folders": any(split_of(local) for local in paths)}
 
 
 def with_labels(files: DataFrame) -> DataFrame:
