@@ -12,6 +12,7 @@ from bovw.ingest import (
     assign_splits,
     check_local_input,
     extension_glob,
+    labelled_images,
     list_files,
     with_labels,
 )
@@ -43,6 +44,28 @@ def test_labels_and_splits_from_folders_with_spaces(spark, tmp_path):
         ("UPPER.JPEG", "Apple Red 1", "Training"),
         ("r_0_100.jpg", "Apple Red 1", "Training"),
     ]
+
+
+def _jobs_run_by(spark, call):
+    context = spark.sparkContext
+    context.setJobGroup("counted", "jobs of one call")
+    try:
+        result = call()
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    return result, len(context.statusTracker().getJobIdsForGroup("counted"))
+
+
+def test_a_local_folder_is_listed_without_a_spark_job(spark, tmp_path):
+    # Split folders and empty files (which Spark's scan skips) are found from the listing.
+    write(tmp_path / "Training" / "Kiwi 1" / "a b.jpg", imagefiles.jpeg())
+    write(tmp_path / "Test" / "Kiwi 1" / "c%20d.jpg", imagefiles.jpeg())
+    write(tmp_path / "Test" / "Kiwi 1" / "empty.jpg", b"")
+    images, jobs = _jobs_run_by(spark, lambda: labelled_images(spark, str(tmp_path), SETTINGS, 1))
+    assert jobs == 0
+    rows = sorted((r["path"].rsplit("/", 1)[1], r["split"], r["length"]) for r in images.collect())
+    assert rows == [("a b.jpg", "Training", len(imagefiles.jpeg())),
+                    ("c%20d.jpg", "Test", len(imagefiles.jpeg())), ("empty.jpg", "Test", 0)]
 
 
 def test_stratified_split_without_split_folders(spark, tmp_path):
