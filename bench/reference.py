@@ -43,7 +43,7 @@ from bovw.config import (  # noqa: E402
     load_config,
     parse_assignment,
 )
-from bovw.features import describe_keypoints  # noqa: E402
+from bovw.image.orb import describe_keypoints  # noqa: E402
 
 SPLITS = ("Training", "Test")
 DESCRIPTOR_BYTES = 32

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from bovw.config import load_config
-from bovw.pipeline import run_pipeline
-from bovw.session import build_session
-from bovw.synthetic import CLASS_NAMES, generate_dataset
+from bovw.image.synthetic import CLASS_NAMES, generate_dataset
+from bovw.pipeline.run import run_pipeline
+from bovw.spark.session import build_session
 
 
 def build_dataset(workdir: Path, images: int, classes: int, pool_per_class: int) -> Path:

@@ -38,8 +38,8 @@ def run_spark(input_path: str, output_path: str, config: Config) -> dict:
     """Build a session, run the pipeline once; returns timings, metrics, counts and memory."""
     # Imported here so the reference and the table tests do not need the pipeline to exist.
     try:
-        from bovw.pipeline import run_pipeline
-        from bovw.session import build_session
+        from bovw.pipeline.run import run_pipeline
+        from bovw.spark.session import build_session
     except ModuleNotFoundError as error:
         raise RuntimeError(
             f"the Spark pipeline is not in this checkout ({error}); "

@@ -20,7 +20,7 @@ from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix
 
-from bovw.synthetic import generate_dataset
+from bovw.image.synthetic import generate_dataset
 
 
 def describe(path: Path, orb: cv2.ORB) -> np.ndarray:

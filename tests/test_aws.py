@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from bovw.aws import (
+from bovw.cloud.s3a import (
     CloudError,
     ResolvedCredentials,
     S3AJars,
@@ -24,7 +24,7 @@ from bovw.aws import (
     uses_s3,
 )
 from bovw.config import ConfigError, S3Settings, load_config
-from bovw.redaction import Redactor
+from bovw.config.redaction import Redactor
 
 TEST_ACCESS_KEY = "testing-access-key"
 TEST_SECRET_KEY = "testing-secret-key"

@@ -17,9 +17,9 @@ from bench.reference import (
     word_histograms,
 )
 from bovw.config import HistogramSettings, OrbSettings, load_config
-from bovw.features import describe_keypoints
-from bovw.synthetic import render_fruit
-from bovw.words import pyramid_bins
+from bovw.image.orb import describe_keypoints
+from bovw.image.synthetic import render_fruit
+from bovw.image.words import pyramid_bins
 
 
 def test_nearest_words_picks_the_closest_center_across_chunks():

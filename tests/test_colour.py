@@ -10,14 +10,14 @@ from PIL import Image
 from pyspark.ml.linalg import Vectors, VectorUDT
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
-from bovw.colour import (
+from bovw.config import ColourSettings, OrbSettings
+from bovw.image.colour import (
     ColourError,
     append_colour,
     colour_histogram,
     image_colour,
     to_rgb,
 )
-from bovw.config import ColourSettings, OrbSettings
 
 SETTINGS = ColourSettings(enabled=True)  # 8 hue x 4 saturation x 4 value bins
 

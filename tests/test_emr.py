@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from bovw.aws import CloudError
 from bovw.cli import main
-from bovw.config import EmrSettings
-from bovw.emr import (
+from bovw.cloud.emr import (
     build_step,
     cluster_request,
     create_cluster_with_step,
     render_policy,
     submit_step,
 )
+from bovw.cloud.s3a import CloudError
+from bovw.config import EmrSettings
 
 CONF = Path(__file__).parent.parent / "conf"
 
@@ -347,7 +347,7 @@ def test_cli_dry_run_cluster_request_carries_the_overrides_too(capsys):
 def test_the_forwarded_overrides_give_the_job_the_submitters_config(tmp_path):
     """What the step's job parses (the same config file and the --set words) is the config
     the submitter validated."""
-    from bovw.cli import _overrides, build_parser
+    from bovw.cli.main import _overrides, build_parser
     from bovw.config import load_config
 
     step = _step(overrides={"vocabulary.k": 40, "classifier.reg_param": 0.001,

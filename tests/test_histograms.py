@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bovw.config import HistogramSettings
-from bovw.descriptors import DESCRIPTOR_SCHEMA
-from bovw.features import pack
-from bovw.histograms import (
+from bovw.image.orb import pack
+from bovw.pipeline.descriptors import DESCRIPTOR_SCHEMA
+from bovw.pipeline.histograms import (
     fit_idf,
     histogram_length,
     nearest_words,

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from bovw import features
 from bovw.config import IngestSettings, OrbSettings
-from bovw.descriptors import describe_images
-from bovw.features import extract_descriptors
-from bovw.ingest import LocalTree, assign_splits, list_files, walk_local_tree, with_labels
+from bovw.image import orb as features
+from bovw.image.orb import extract_descriptors
+from bovw.pipeline.descriptors import describe_images
+from bovw.pipeline.ingest import LocalTree, assign_splits, list_files, walk_local_tree, with_labels
 from tests import imagefiles
 
 SETTINGS = OrbSettings(sampling="detect")

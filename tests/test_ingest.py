@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from bovw.config import IngestSettings
-from bovw.ingest import (
+from bovw.pipeline.ingest import (
     InputError,
     assign_splits,
     check_local_input,

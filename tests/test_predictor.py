@@ -26,8 +26,9 @@ from bovw.config import (
     PredictSettings,
     load_config,
 )
-from bovw.fruits import FruitInfo, load_catalogue
-from bovw.predictor import (
+from bovw.image.synthetic import encode_jpeg, render_fruit
+from bovw.predict.fruits import FruitInfo, load_catalogue
+from bovw.predict.predictor import (
     ExportedModel,
     ModelFileError,
     Predictor,
@@ -40,7 +41,6 @@ from bovw.predictor import (
     weighted_histogram,
     word_histogram,
 )
-from bovw.synthetic import encode_jpeg, render_fruit
 from tests import imagefiles
 from tests.conftest import TEST_SPARK
 
@@ -346,9 +346,9 @@ def test_low_probability_is_flagged():
 def _train_and_export(spark, config, root):
     """Run the pipeline with `config` on 3 generated classes under `root`, export it, and
     collect Spark's Test predictions."""
-    from bovw.export import export_model
-    from bovw.pipeline import run_pipeline
-    from bovw.synthetic import generate_dataset
+    from bovw.image.synthetic import generate_dataset
+    from bovw.pipeline.run import run_pipeline
+    from bovw.predict.export import export_model
 
     generate_dataset(root / "data", classes=3, train_per_class=10, test_per_class=4, seed=0)
     run_pipeline(spark, config, str(root / "data"), str(root / "run"), log=lambda _: None)
@@ -400,7 +400,7 @@ def test_predictor_agrees_with_spark_on_every_test_image(trained):
 def test_predictor_describes_like_spark_at_every_scale(trained):
     # The run's own descriptors and positions (written by the Spark UDF) are exactly the
     # Predictor's for each Test image, at every configured scale.
-    from bovw.features import unpack, unpack_positions
+    from bovw.image.orb import unpack, unpack_positions
 
     predictor = Predictor.load(trained["model"])
     scales = predictor.model.orb.dense_scales
@@ -419,7 +419,7 @@ def test_predictor_describes_like_spark_at_every_scale(trained):
 def test_export_refuses_a_run_made_with_the_old_dense_scales(spark, trained, tmp_path):
     import shutil
 
-    from bovw.export import ExportError, build_model
+    from bovw.predict.export import ExportError, build_model
 
     run = tmp_path / "run"
     shutil.copytree(trained["run"], run)
@@ -454,7 +454,7 @@ def test_predictor_with_the_colour_block_agrees_with_spark(spark, test_config, t
 
 
 def test_export_refuses_an_unfinished_run(spark, tmp_path):
-    from bovw.export import ExportError, export_model
+    from bovw.predict.export import ExportError, export_model
 
     (tmp_path / "run.json").write_text("{}")
     with pytest.raises(ExportError) as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bovw.config import ConfigError, load_config, redacted_settings
-from bovw.redaction import REDACTED, SPARK_DEFAULT_REDACTION_REGEX, Redactor
+from bovw.config.redaction import REDACTED, SPARK_DEFAULT_REDACTION_REGEX, Redactor
 
 PROPERTIES = {
     "spark.hadoop.fs.s3a.access.key": "AKIATESTVALUE",

@@ -8,9 +8,9 @@ import pytest
 from pyspark.ml.feature import PCAModel
 from pyspark.ml.linalg import Vectors
 
-from bovw.arrow_vectors import VECTOR_STRUCT, dense_vectors, sparse_vectors, vectors_to_csr
 from bovw.errors import TrainingError
-from bovw.reduction import explained_variance, fit_pca
+from bovw.pipeline.reduction import explained_variance, fit_pca
+from bovw.spark.arrow_vectors import VECTOR_STRUCT, dense_vectors, sparse_vectors, vectors_to_csr
 
 
 @pytest.fixture(scope="module")

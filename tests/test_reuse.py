@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from bovw.cli import main
-from bovw.compare import compare
 from bovw.config import HistogramSettings, OrbSettings, load_config
-from bovw.pipeline import run_pipeline
-from bovw.predictor import ExportedModel, model_to_bytes
-from bovw.provenance import (
+from bovw.experiments.compare import compare
+from bovw.experiments.sweep import changes_descriptors, descriptor_sources, run_sweep, sweep_points
+from bovw.image.synthetic import generate_dataset
+from bovw.pipeline.provenance import (
     RECORD_NAME,
     DescriptorProvenance,
     DescriptorSettings,
@@ -32,9 +32,9 @@ from bovw.provenance import (
     model_contradiction,
     refusal,
 )
-from bovw.report import RunData, run_sections
-from bovw.sweep import changes_descriptors, descriptor_sources, run_sweep, sweep_points
-from bovw.synthetic import generate_dataset
+from bovw.pipeline.run import run_pipeline
+from bovw.predict.predictor import ExportedModel, model_to_bytes
+from bovw.report.pages import RunData, run_sections
 from tests.conftest import TEST_SPARK
 
 BASE = load_config(None, {})

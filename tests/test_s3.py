@@ -11,8 +11,8 @@ import botocore.exceptions
 import pytest
 from botocore.stub import Stubber
 
-from bovw.aws import CloudError
-from bovw.s3 import S3Object, UploadReport, list_objects, parse_s3_url, upload
+from bovw.cloud.s3 import S3Object, UploadReport, list_objects, parse_s3_url, upload
+from bovw.cloud.s3a import CloudError
 
 
 def _dataset(root: Path) -> dict[str, bytes]:

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from bovw.config import ConfigError, SparkSettings, load_config
-from bovw.session import (
+from bovw.spark.session import (
     JavaError,
     check_java,
     class_archive_option,
