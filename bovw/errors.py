@@ -36,3 +36,7 @@ class CnnError(RuntimeError):
 class TrainingError(RuntimeError):
     """A model fitted on the Training rows learned nothing usable (Training features that do
     not vary, a classifier that did not train); the message names the cause and the fix."""
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported to the user as one line."""

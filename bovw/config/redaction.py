@@ -15,12 +15,16 @@ Kept free of Spark and boto3: the configuration, the CLI and the cloud modules a
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["REDACTED", "REDACTION_REGEX_KEY", "SPARK_DEFAULT_REDACTION_REGEX", "Redactor"]
+from bovw.errors import ConfigError
+
+__all__ = ["REDACTED", "REDACTION_REGEX_KEY", "SPARK_DEFAULT_REDACTION_REGEX", "Redactor",
+           "masked_repr", "redacted_settings", "redactor_for"]
 
 REDACTION_REGEX_KEY = "spark.redaction.regex"
 # The default of spark.redaction.regex in the Spark bovw pins (pyspark 4.3.0: the
@@ -89,3 +93,46 @@ class Redactor:
             masked.append(f"{key}={REDACTED}" if sep and self.secret_property(key, value)
                           else word)
         return masked
+
+
+def redacted_settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a plain config dict (Config.to_dict's shape, e.g. read back from an older
+    run's summary.json) with every secret masked by this module's rules: any setting
+    named like a secret, and each Spark property of `spark.conf` and `emr.spark_conf` that
+    spark.redaction.regex matches by key or by value (the regex the table sets, else the
+    one under spark.conf, else Spark's default)."""
+    run_conf = _table(data, "spark", "conf")
+    masked = redactor_for(run_conf).names(data)
+    for section, name in (("spark", "conf"), ("emr", "spark_conf")):
+        properties = _table(data, section, name)
+        if properties and isinstance(masked.get(section), dict):
+            masked[section][name] = redactor_for({**run_conf, **properties}).properties(properties)
+    return masked
+
+
+def _table(data: Mapping[str, Any], section: str, name: str) -> Mapping[str, Any]:
+    table = data.get(section)
+    table = table.get(name) if isinstance(table, Mapping) else None
+    return table if isinstance(table, Mapping) else {}
+
+
+def redactor_for(spark_conf: Mapping[str, str], table: str = "spark.conf") -> Redactor:
+    """The rules for the Spark property table `spark_conf` (named `table` in errors).
+    Raises ConfigError when its spark.redaction.regex does not compile."""
+    try:
+        return Redactor.for_spark_conf(spark_conf)
+    except ValueError as error:
+        raise ConfigError(f"{table} {error}") from None
+
+
+def masked_repr(settings: Any, table: str, properties: Mapping[str, str]) -> str:
+    """The repr of a settings dataclass whose field `table` holds the Spark property table
+    `properties`, with its secret values masked; never raises."""
+    # The dataclass repr would print the secrets of the Spark property table.
+    shown = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    try:
+        redactor = Redactor.for_spark_conf(properties)
+    except ValueError:  # not validated yet: a repr must not raise
+        redactor = Redactor()
+    shown[table] = redactor.properties(properties)
+    return f"{type(settings).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"

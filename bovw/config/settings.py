@@ -1,32 +1,26 @@
-"""Typed, frozen run configuration: a TOML file overridden by command-line values.
+"""The settings of each stage of a run, and of prediction and the CNN comparison: frozen
+dataclasses, one per TOML section, each checking its own values (`validate`).
 
-The configuration is parsed and validated once, before any Spark work starts, and the
-resulting :class:`Config` is passed down to every stage. No stage reads files,
-environment variables or globals to configure itself.
+bovw.config assembles them into the whole Config; bovw.config.cloud holds the [s3] and
+[emr] sections.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
-import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from bovw.config.redaction import Redactor
+from bovw.config.parsing import require
+from bovw.config.redaction import masked_repr, redactor_for
+from bovw.errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A configuration problem, reported to the user as one line."""
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
+__all__ = [
+    "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "FIT_POLICIES", "ClassifierSettings",
+    "CnnSettings", "ColourSettings", "HistogramSettings", "IngestSettings", "OrbSettings",
+    "PcaSettings", "PredictSettings", "SparkSettings", "VocabularySettings",
+    "current_orb_table",
+]
 
 
 @dataclass(frozen=True)
@@ -56,20 +50,20 @@ class SparkSettings:
     conf: Mapping[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
-        _require(bool(self.master), "spark.master must not be empty")
-        _require(self.shuffle_partitions >= 1, "spark.shuffle_partitions must be >= 1")
-        _require(self.arrow_batch_size >= 1, "spark.arrow_batch_size must be >= 1")
-        _require(self.open_cost_bytes >= 0, "spark.open_cost_bytes must be >= 0")
-        _require(self.max_partition_bytes >= 1024, "spark.max_partition_bytes must be >= 1024")
+        require(bool(self.master), "spark.master must not be empty")
+        require(self.shuffle_partitions >= 1, "spark.shuffle_partitions must be >= 1")
+        require(self.arrow_batch_size >= 1, "spark.arrow_batch_size must be >= 1")
+        require(self.open_cost_bytes >= 0, "spark.open_cost_bytes must be >= 0")
+        require(self.max_partition_bytes >= 1024, "spark.max_partition_bytes must be >= 1024")
         # HotSpot refuses thresholds beyond 2^31 - 1: the backedge one is 40,000 x scale.
-        _require(1 <= self.jit_threshold_scale <= 1000,
+        require(1 <= self.jit_threshold_scale <= 1000,
                  "spark.jit_threshold_scale must be between 1 and 1000")
         for key in self.conf:
-            _require(key.startswith("spark."), f"spark.conf key {key!r} must start with 'spark.'")
-        _redactor(self.conf)
+            require(key.startswith("spark."), f"spark.conf key {key!r} must start with 'spark.'")
+        redactor_for(self.conf)
 
     def __repr__(self) -> str:
-        return _repr_masking(self, "conf", self.conf)
+        return masked_repr(self, "conf", self.conf)
 
 
 @dataclass(frozen=True)
@@ -82,12 +76,12 @@ class IngestSettings:
     max_file_bytes: int = 64 * 1024 * 1024
 
     def validate(self) -> None:
-        _require(len(self.extensions) > 0, "ingest.extensions must list at least one extension")
-        _require(
+        require(len(self.extensions) > 0, "ingest.extensions must list at least one extension")
+        require(
             0.0 < self.test_fraction < 1.0,
             "ingest.test_fraction must be between 0 and 1 (exclusive)",
         )
-        _require(self.max_file_bytes >= 1, "ingest.max_file_bytes must be >= 1")
+        require(self.max_file_bytes >= 1, "ingest.max_file_bytes must be >= 1")
 
 
 DESCRIPTOR_SCHEME = 2
@@ -136,26 +130,26 @@ class OrbSettings:
     descriptor_scheme: int = DESCRIPTOR_SCHEME
 
     def validate(self) -> None:
-        _require(self.sampling in ("detect", "dense"), "orb.sampling must be 'detect' or 'dense'")
-        _require(self.nfeatures >= 1, "orb.nfeatures must be >= 1")
-        _require(self.edge_threshold >= 0, "orb.edge_threshold must be >= 0")
-        _require(self.patch_size >= 2, "orb.patch_size must be >= 2")
-        _require(self.scale_factor > 1.0, "orb.scale_factor must be > 1.0")
-        _require(self.n_levels >= 1, "orb.n_levels must be >= 1")
-        _require(0 <= self.fast_threshold <= 255, "orb.fast_threshold must be in 0..255")
-        _require(0.1 <= self.upscale <= 8.0, "orb.upscale must be between 0.1 and 8")
-        _require(self.dense_step >= 1, "orb.dense_step must be >= 1")
-        _require(
+        require(self.sampling in ("detect", "dense"), "orb.sampling must be 'detect' or 'dense'")
+        require(self.nfeatures >= 1, "orb.nfeatures must be >= 1")
+        require(self.edge_threshold >= 0, "orb.edge_threshold must be >= 0")
+        require(self.patch_size >= 2, "orb.patch_size must be >= 2")
+        require(self.scale_factor > 1.0, "orb.scale_factor must be > 1.0")
+        require(self.n_levels >= 1, "orb.n_levels must be >= 1")
+        require(0 <= self.fast_threshold <= 255, "orb.fast_threshold must be in 0..255")
+        require(0.1 <= self.upscale <= 8.0, "orb.upscale must be between 0.1 and 8")
+        require(self.dense_step >= 1, "orb.dense_step must be >= 1")
+        require(
             len(self.dense_scales) > 0 and all(s >= 0.5 for s in self.dense_scales),
             "orb.dense_scales must be a non-empty list of numbers >= 0.5",
         )
-        _require(len(set(self.dense_scales)) == len(self.dense_scales),
+        require(len(set(self.dense_scales)) == len(self.dense_scales),
                  f"orb.dense_scales lists a scale twice: {list(self.dense_scales)}")
-        _require(self.descriptor_scheme == DESCRIPTOR_SCHEME,
+        require(self.descriptor_scheme == DESCRIPTOR_SCHEME,
                  f"orb.descriptor_scheme {self.descriptor_scheme} is not computed by this bovw "
                  f"(only {DESCRIPTOR_SCHEME}); leave the key out")
-        _require(self.max_side >= 16, "orb.max_side must be >= 16")
-        _require(self.max_pixels >= 256, "orb.max_pixels must be >= 256")
+        require(self.max_side >= 16, "orb.max_side must be >= 16")
+        require(self.max_pixels >= 256, "orb.max_pixels must be >= 256")
 
 
 def current_orb_table(orb: Mapping[str, Any]) -> dict[str, Any]:
@@ -207,21 +201,21 @@ class VocabularySettings:
     partitions: int = 4
 
     def validate(self) -> None:
-        _require(self.k >= 2, f"vocabulary.k must be >= 2 (got {self.k})")
-        _require(self.sample_size >= 1,
+        require(self.k >= 2, f"vocabulary.k must be >= 2 (got {self.k})")
+        require(self.sample_size >= 1,
                  f"vocabulary.sample_size must be >= 1 (got {self.sample_size})")
-        _require(self.sample_per_image >= 0,
+        require(self.sample_per_image >= 0,
                  f"vocabulary.sample_per_image must be >= 0 (got {self.sample_per_image})")
-        _require(self.max_iter >= 1, "vocabulary.max_iter must be >= 1")
-        _require(
+        require(self.max_iter >= 1, "vocabulary.max_iter must be >= 1")
+        require(
             self.init_mode in ("k-means||", "random"),
             "vocabulary.init_mode must be 'k-means||' or 'random'",
         )
-        _require(self.init_steps >= 1, "vocabulary.init_steps must be >= 1")
-        _require(self.tol >= 0, "vocabulary.tol must be >= 0")
-        _require(self.solver in ("auto", "row", "block"),
+        require(self.init_steps >= 1, "vocabulary.init_steps must be >= 1")
+        require(self.tol >= 0, "vocabulary.tol must be >= 0")
+        require(self.solver in ("auto", "row", "block"),
                  "vocabulary.solver must be 'auto', 'row' or 'block'")
-        _require(self.partitions >= 1, "vocabulary.partitions must be >= 1")
+        require(self.partitions >= 1, "vocabulary.partitions must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -236,8 +230,8 @@ class HistogramSettings:
     power: float = 1.0
 
     def validate(self) -> None:
-        _require(1 <= self.pyramid_levels <= 4, "histograms.pyramid_levels must be in 1..4")
-        _require(0.0 < self.power <= 1.0, "histograms.power must be in (0, 1]")
+        require(1 <= self.pyramid_levels <= 4, "histograms.pyramid_levels must be in 1..4")
+        require(0.0 < self.power <= 1.0, "histograms.power must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -247,7 +241,7 @@ class PcaSettings:
     components: int = 100
 
     def validate(self) -> None:
-        _require(self.components >= 1, "pca.components must be >= 1")
+        require(self.components >= 1, "pca.components must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -271,11 +265,11 @@ class ClassifierSettings:
     rows_per_partition: int = 20000
 
     def validate(self) -> None:
-        _require(self.reg_param >= 0, "classifier.reg_param must be >= 0")
-        _require(self.rows_per_partition >= 1, "classifier.rows_per_partition must be >= 1")
-        _require(0.0 <= self.elastic_net <= 1.0, "classifier.elastic_net must be in [0, 1]")
-        _require(self.max_iter >= 1, "classifier.max_iter must be >= 1")
-        _require(self.tol >= 0, "classifier.tol must be >= 0")
+        require(self.reg_param >= 0, "classifier.reg_param must be >= 0")
+        require(self.rows_per_partition >= 1, "classifier.rows_per_partition must be >= 1")
+        require(0.0 <= self.elastic_net <= 1.0, "classifier.elastic_net must be in [0, 1]")
+        require(self.max_iter >= 1, "classifier.max_iter must be >= 1")
+        require(self.tol >= 0, "classifier.tol must be >= 0")
 
 
 FIT_POLICIES = ("trim", "crop", "pad", "none")
@@ -303,10 +297,10 @@ class PredictSettings:
     fruits: str | None = None
 
     def validate(self) -> None:
-        _require(self.top >= 1, "predict.top must be >= 1")
-        _require(self.min_keypoints >= 0, "predict.min_keypoints must be >= 0")
-        _require(0.0 <= self.min_probability <= 1.0, "predict.min_probability must be in [0, 1]")
-        _require(self.fit in FIT_POLICIES,
+        require(self.top >= 1, "predict.top must be >= 1")
+        require(self.min_keypoints >= 0, "predict.min_keypoints must be >= 0")
+        require(0.0 <= self.min_probability <= 1.0, "predict.min_probability must be in [0, 1]")
+        require(self.fit in FIT_POLICIES,
                  f"predict.fit must be one of {', '.join(FIT_POLICIES)} (got {self.fit!r})")
 
 
@@ -336,11 +330,11 @@ class ColourSettings:
     def validate(self) -> None:
         for name in ("hue_bins", "saturation_bins", "value_bins"):
             value = getattr(self, name)
-            _require(1 <= value <= 64, f"colour.{name} must be in 1..64 (got {value})")
+            require(1 <= value <= 64, f"colour.{name} must be in 1..64 (got {value})")
         for name in ("background_saturation", "background_value"):
             value = getattr(self, name)
-            _require(0.0 <= value <= 1.0, f"colour.{name} must be in [0, 1] (got {value})")
-        _require(self.weight > 0, f"colour.weight must be > 0 (got {self.weight})")
+            require(0.0 <= value <= 1.0, f"colour.{name} must be in [0, 1] (got {value})")
+        require(self.weight > 0, f"colour.weight must be > 0 (got {self.weight})")
 
 
 CNN_BACKBONES = ("efficientnet-lite0", "mobilenet_v2", "resnet50")
@@ -376,382 +370,16 @@ class CnnSettings:
     unmatched_tolerance: float = 0.01
 
     def validate(self) -> None:
-        _require(
+        require(
             self.backbone in CNN_BACKBONES,
             f"cnn.backbone must be one of {', '.join(CNN_BACKBONES)} (got {self.backbone!r})",
         )
-        _require(32 <= self.image_size <= 1024, "cnn.image_size must be in 32..1024")
-        _require(self.batch_size >= 1, "cnn.batch_size must be >= 1")
-        _require(self.runtime in CNN_RUNTIMES,
+        require(32 <= self.image_size <= 1024, "cnn.image_size must be in 32..1024")
+        require(self.batch_size >= 1, "cnn.batch_size must be >= 1")
+        require(self.runtime in CNN_RUNTIMES,
                  f"cnn.runtime must be one of {', '.join(CNN_RUNTIMES)} (got {self.runtime!r})")
-        _require(self.threads >= 1, "cnn.threads must be >= 1")
+        require(self.threads >= 1, "cnn.threads must be >= 1")
         for name in ("path_column", "label_column", "features_column"):
-            _require(bool(getattr(self, name).strip()), f"cnn.{name} must not be empty")
-        _require(0.0 <= self.unmatched_tolerance < 1.0,
+            require(bool(getattr(self, name).strip()), f"cnn.{name} must not be empty")
+        require(0.0 <= self.unmatched_tolerance < 1.0,
                  "cnn.unmatched_tolerance must be in [0, 1)")
-
-
-S3_COMMITTERS = ("magic", "directory", "partitioned", "none")
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    """How Spark (hadoop-aws S3A) and the `bovw s3` commands reach S3.
-
-    `profile` names an AWS CLI profile (static keys, assume-role and SSO all work);
-    None means boto3's default chain (environment, instance role, ...). `jars_dir` is a
-    local folder with hadoop-aws and the AWS SDK v2 bundle for machines without Maven;
-    otherwise `packages` lets Spark fetch them. `committer` picks the S3A committer
-    ("none" leaves the platform's default, e.g. on EMR).
-    """
-
-    profile: str | None = None
-    region: str | None = None
-    endpoint: str | None = None
-    path_style_access: bool = False
-    jars_dir: str | None = None
-    packages: bool = True
-    committer: str = "magic"
-    upload_concurrency: int = 16
-    multipart_threshold_bytes: int = 64 * 1024 * 1024
-
-    def validate(self) -> None:
-        _require(
-            self.committer in S3_COMMITTERS,
-            f"s3.committer must be one of {', '.join(S3_COMMITTERS)} (got {self.committer!r})",
-        )
-        _require(self.profile is None or bool(self.profile.strip()), "s3.profile must not be blank")
-        _require(
-            self.endpoint is None or self.endpoint.startswith(("http://", "https://")),
-            f"s3.endpoint must start with http:// or https:// (got {self.endpoint!r})",
-        )
-        _require(1 <= self.upload_concurrency <= 256, "s3.upload_concurrency must be in 1..256")
-        _require(
-            self.multipart_threshold_bytes >= 5 * 1024 * 1024,
-            "s3.multipart_threshold_bytes must be >= 5 MiB (the S3 minimum part size)",
-        )
-
-
-EMR_FAILURE_ACTIONS = ("TERMINATE_CLUSTER", "CANCEL_AND_WAIT", "CONTINUE")
-
-
-@dataclass(frozen=True)
-class EmrSettings:
-    """What `bovw emr submit` needs: the cluster to create and the step to run on it.
-
-    Paths are s3:// URIs. `package` is what the bootstrap script installs on every node:
-    the s3:// URI of the bovw wheel, or a pip requirement such as "bovw==0.2.0".
-    """
-
-    cluster_name: str = "bovw"
-    # The first Amazon EMR release line with Spark 4 (Spark 4.0.x, Python 3.11-3.13).
-    release_label: str = "emr-spark-8.0.0"
-    region: str | None = None
-    applications: tuple[str, ...] = ("Spark",)
-    master_instance_type: str = "m5.xlarge"
-    core_instance_type: str = "m5.xlarge"
-    core_instance_count: int = 2
-    subnet_id: str | None = None
-    ec2_key_name: str | None = None
-    service_role: str = "EMR_DefaultRole"
-    instance_profile: str = "EMR_EC2_DefaultRole"
-    log_uri: str | None = None
-    bootstrap_script: str | None = None
-    package: str | None = None
-    job_script: str | None = None
-    python: str = "python3.11"
-    deploy_mode: str = "cluster"
-    action_on_failure: str = "TERMINATE_CLUSTER"
-    spark_conf: Mapping[str, str] = field(default_factory=dict)
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        _require(bool(self.cluster_name.strip()), "emr.cluster_name must not be empty")
-        major = _emr_release_major(self.release_label)
-        _require(
-            major is not None,
-            f"emr.release_label must look like 'emr-spark-8.0.0' or 'emr-7.9.0' "
-            f"(got {self.release_label!r})",
-        )
-        _require(
-            major is None or major >= 8,
-            f"emr.release_label {self.release_label!r} ships Spark 3; bovw needs Spark 4: "
-            "use emr-spark-8.0.0 or later",
-        )
-        _require(len(self.applications) > 0, "emr.applications must list at least Spark")
-        _require(self.core_instance_count >= 0, "emr.core_instance_count must be >= 0")
-        for name in ("log_uri", "bootstrap_script", "job_script"):
-            value = getattr(self, name)
-            _require(
-                value is None or value.startswith("s3://"),
-                f"emr.{name} must be an s3:// URI (got {value!r})",
-            )
-        _require(
-            self.deploy_mode in ("cluster", "client"),
-            "emr.deploy_mode must be 'cluster' or 'client'",
-        )
-        _require(
-            self.action_on_failure in EMR_FAILURE_ACTIONS,
-            "emr.action_on_failure must be one of " + ", ".join(EMR_FAILURE_ACTIONS),
-        )
-        for key in self.spark_conf:
-            _require(
-                key.startswith("spark."), f"emr.spark_conf key {key!r} must start with 'spark.'"
-            )
-        _redactor(self.spark_conf, "emr.spark_conf")
-
-    def __repr__(self) -> str:
-        return _repr_masking(self, "spark_conf", self.spark_conf)
-
-
-def _emr_release_major(label: str) -> int | None:
-    match = re.fullmatch(r"emr-(?:spark-)?(\d+)\.\d+\.\d+", label)
-    return int(match.group(1)) if match else None
-
-
-@dataclass(frozen=True)
-class Config:
-    """The whole run configuration. `seed` drives every random choice of a run."""
-
-    seed: int = 42
-    spark: SparkSettings = field(default_factory=SparkSettings)
-    ingest: IngestSettings = field(default_factory=IngestSettings)
-    orb: OrbSettings = field(default_factory=OrbSettings)
-    vocabulary: VocabularySettings = field(default_factory=VocabularySettings)
-    histograms: HistogramSettings = field(default_factory=HistogramSettings)
-    pca: PcaSettings = field(default_factory=PcaSettings)
-    classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
-    predict: PredictSettings = field(default_factory=PredictSettings)
-
-
-    colour: ColourSettings = field(default_factory=ColourSettings)
-    cnn: CnnSettings = field(default_factory=CnnSettings)
-    s3: S3Settings = field(default_factory=S3Settings)
-    emr: EmrSettings = field(default_factory=EmrSettings)
-
-    def validate(self) -> Config:
-        """Check every section; returns self so calls chain. Raises ConfigError."""
-        for section in _sections(self):
-            getattr(self, section).validate()
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON/TOML-friendly dict of every setting (the effective config), secrets masked.
-
-        Everything bovw saves or shows takes the config from here (run.json, summary.json,
-        sweep.json, compare.json, the reports), so no output can forget to mask one; see
-        redacted_settings for the rules. Run specs compare these dicts when a run resumes:
-        two runs that differ only in a secret's value (a rotated key, a renewed session
-        token) are the same run.
-        """
-        return redacted_settings(_to_plain(self))
-
-    def redactor(self) -> Redactor:
-        """The secret-masking rules of this configuration (bovw.redaction)."""
-        return _redactor(self.spark.conf)
-
-    def replace(self, **changes: Any) -> Config:
-        """Return a copy with dotted-key changes, e.g. replace(**{"vocabulary.k": 50})."""
-        return apply_overrides(self, changes)
-
-
-def _to_plain(value: Any) -> Any:
-    # Not dataclasses.asdict: it deep-copies values and cannot copy the read-only
-    # MappingProxyType tables (spark.conf, emr.tags) that parsing produces.
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {key: _to_plain(item) for key, item in value.items()}
-    if isinstance(value, tuple | list):
-        return [_to_plain(item) for item in value]
-    return value
-
-
-def redacted_settings(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a plain config dict (Config.to_dict's shape, e.g. read back from an older
-    run's summary.json) with every secret masked by bovw.redaction's rules: any setting
-    named like a secret, and each Spark property of `spark.conf` and `emr.spark_conf` that
-    spark.redaction.regex matches by key or by value (the regex the table sets, else the
-    one under spark.conf, else Spark's default)."""
-    run_conf = _table(data, "spark", "conf")
-    masked = _redactor(run_conf).names(data)
-    for section, name in (("spark", "conf"), ("emr", "spark_conf")):
-        properties = _table(data, section, name)
-        if properties and isinstance(masked.get(section), dict):
-            masked[section][name] = _redactor({**run_conf, **properties}).properties(properties)
-    return masked
-
-
-def _table(data: Mapping[str, Any], section: str, name: str) -> Mapping[str, Any]:
-    table = data.get(section)
-    table = table.get(name) if isinstance(table, Mapping) else None
-    return table if isinstance(table, Mapping) else {}
-
-
-def _redactor(spark_conf: Mapping[str, str], table: str = "spark.conf") -> Redactor:
-    try:
-        return Redactor.for_spark_conf(spark_conf)
-    except ValueError as error:
-        raise ConfigError(f"{table} {error}") from None
-
-
-def _repr_masking(settings: Any, table: str, properties: Mapping[str, str]) -> str:
-    # The dataclass repr would print the secrets of the Spark property table.
-    shown = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
-    try:
-        redactor = Redactor.for_spark_conf(properties)
-    except ValueError:  # not validated yet: a repr must not raise
-        redactor = Redactor()
-    shown[table] = redactor.properties(properties)
-    return f"{type(settings).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
-
-
-def _sections(config: Config) -> list[str]:
-    return [f.name for f in dataclasses.fields(config)
-            if dataclasses.is_dataclass(getattr(config, f.name))]
-
-
-def _resolved_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Convert a TOML or command-line value to the field's declared type."""
-    origin = typing.get_origin(hint)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{key} must be true or false (got {value!r})")
-    if hint is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key} must be an integer (got {value!r})")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value.replace("_", ""))
-            except ValueError:
-                pass
-        raise ConfigError(f"{key} must be an integer (got {value!r})")
-    if hint is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key} must be a number (got {value!r})")
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key} must be a number (got {value!r})")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key} must be a string (got {value!r})")
-    if origin is tuple:
-        (item_hint, *_rest) = typing.get_args(hint)
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
-            raise ConfigError(f"{key} must be a list (got {value!r})")
-        return tuple(_coerce(item.strip() if isinstance(item, str) else item, item_hint, key)
-                     for item in items if not (isinstance(item, str) and not item.strip()))
-    if origin in (Mapping, dict) or hint is Mapping:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key} must be a table of key = value (got {value!r})")
-        return {str(k): str(v) for k, v in value.items()}
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
-            return None
-        return _coerce(value, args[0], key)
-    raise ConfigError(f"{key}: unsupported setting type {hint!r}")
-
-
-def _section_from_table(cls: type, table: Mapping[str, Any], prefix: str) -> Any:
-    hints = _resolved_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown config key '{prefix}{unknown[0]}'; known keys in [{prefix.rstrip('.')}]: "
-            + ", ".join(sorted(known))
-        )
-    values = {name: _coerce(raw, hints[name], f"{prefix}{name}") for name, raw in table.items()}
-    return cls(**values)
-
-
-def config_from_dict(data: Mapping[str, Any]) -> Config:
-    """Build a validated Config from a nested dict (a parsed TOML document)."""
-    hints = _resolved_hints(Config)
-    known = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown config key {unknown[0]!r}; known top-level keys: " + ", ".join(sorted(known))
-        )
-    values: dict[str, Any] = {}
-    for name, raw in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            if not isinstance(raw, Mapping):
-                raise ConfigError(f"[{name}] must be a table")
-            values[name] = _section_from_table(hint, raw, f"{name}.")
-        else:
-            values[name] = _coerce(raw, hint, name)
-    return Config(**values).validate()
-
-
-def load_config(path: str | Path | None = None,
-                overrides: Mapping[str, Any] | None = None) -> Config:
-    """Read a TOML file (or the built-in defaults when path is None) and apply overrides.
-
-    `overrides` maps dotted keys ("vocabulary.k", "seed") to values, typically strings
-    from the command line. Returns a validated Config; raises ConfigError.
-    """
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
-    config = config_from_dict(data)
-    return apply_overrides(config, overrides or {})
-
-
-def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
-    """Return a validated copy of `config` with dotted-key overrides applied."""
-    data = _to_plain(config)
-    for dotted, value in overrides.items():
-        parts = dotted.split(".")
-        if len(parts) == 1:
-            if parts[0] not in data or isinstance(data[parts[0]], dict):
-                raise ConfigError(f"unknown config key {dotted!r}")
-            data[parts[0]] = value
-            continue
-        section, *rest = parts
-        if section not in data or not isinstance(data[section], dict):
-            raise ConfigError(f"unknown config section in {dotted!r}")
-        target = data[section]
-        if rest[0] == "conf" and section == "spark" and len(rest) > 1:
-            target["conf"] = {**target["conf"], ".".join(rest[1:]): value}
-            continue
-        if len(rest) != 1 or rest[0] not in target:
-            raise ConfigError(
-                f"unknown config key {dotted!r}; known keys in [{section}]: "
-                + ", ".join(sorted(target))
-            )
-        target[rest[0]] = value
-    return config_from_dict(data)
-
-
-def parse_assignment(text: str) -> tuple[str, str]:
-    """Split a command-line `section.key=value` into its key and raw value."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set expects section.key=value (got {text!r})")
-    return key.strip(), value.strip()
