@@ -40,3 +40,14 @@ class TrainingError(RuntimeError):
 
 class ConfigError(ValueError):
     """A configuration problem, reported to the user as one line."""
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used; the message says what to do."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its class name when it has none), at most
+    200 characters: how a failure is reported in one line."""
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:200]

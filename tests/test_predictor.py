@@ -26,18 +26,15 @@ from bovw.config import (
     PredictSettings,
     load_config,
 )
+from bovw.errors import ModelFileError
+from bovw.image.framing import fit_to_training_size, object_box
 from bovw.image.synthetic import encode_jpeg, render_fruit
 from bovw.predict.fruits import FruitInfo, load_catalogue
+from bovw.predict.model_file import ExportedModel, model_from_bytes, model_to_bytes
 from bovw.predict.predictor import (
-    ExportedModel,
-    ModelFileError,
     Predictor,
     class_probabilities,
     feature_vector,
-    fit_to_training_size,
-    model_from_bytes,
-    model_to_bytes,
-    object_box,
     weighted_histogram,
     word_histogram,
 )
@@ -298,7 +295,7 @@ def test_inconsistent_arrays_are_refused():
 
 
 def test_predictor_module_does_not_import_pyspark():
-    code = ("import sys, bovw, bovw.predictor; bovw.Predictor; "
+    code = ("import sys, bovw, bovw.predict.predictor; bovw.Predictor; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j')))")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                cwd=REPO, check=True)

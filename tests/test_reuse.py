@@ -33,7 +33,7 @@ from bovw.pipeline.provenance import (
     refusal,
 )
 from bovw.pipeline.run import run_pipeline
-from bovw.predict.predictor import ExportedModel, model_to_bytes
+from bovw.predict.model_file import ExportedModel, model_to_bytes
 from bovw.report.pages import RunData, run_sections
 from tests.conftest import TEST_SPARK
 

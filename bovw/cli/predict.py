@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bovw.config import Config, ConfigError, load_config
-from bovw.errors import InputError
+from bovw.errors import InputError, ModelFileError
 from bovw.pipeline.inputs import check_local_input, is_local_path
 from bovw.pipeline.provenance import PREDICT_KEYS, SESSION_KEYS, unused_setting
 from bovw.predict.fruits import (
@@ -26,7 +26,8 @@ from bovw.predict.fruits import (
     default_catalogue_path,
     load_catalogue,
 )
-from bovw.predict.predictor import ModelFileError, Prediction, Predictor
+from bovw.predict.predictor import Predictor
+from bovw.predict.results import Prediction
 
 MODEL_FILE_NAME = "model.npz"
 PREDICT_ERRORS = (ModelFileError, FruitCatalogueError)

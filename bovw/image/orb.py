@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from bovw.config import OrbSettings
+from bovw.errors import first_line
 
 DESCRIPTOR_BYTES = 32
 EMPTY_DESCRIPTORS = np.zeros((0, DESCRIPTOR_BYTES), dtype=np.uint8)
@@ -78,7 +79,7 @@ def open_image(data: bytes, settings: OrbSettings) -> tuple[Image.Image, tuple[i
             image.load()
         image = ImageOps.exif_transpose(image)
     except Exception as error:
-        raise ImageRejected(f"corrupt or truncated image: {_first_line(error)}") from None
+        raise ImageRejected(f"corrupt or truncated image: {first_line(error)}") from None
     if max(image.size) > settings.max_side:
         image.thumbnail((settings.max_side, settings.max_side), Image.Resampling.BILINEAR)
     return image, (width, height)
@@ -221,13 +222,13 @@ def extract_descriptors(data: bytes, settings: OrbSettings) -> Extraction:
     except ImageRejected as rejected:
         return Extraction(EMPTY_DESCRIPTORS, str(rejected))
     except Exception as error:  # a decoder bug must not end a 90,000-image run
-        return Extraction(EMPTY_DESCRIPTORS, f"decoder failed: {_first_line(error)}")
+        return Extraction(EMPTY_DESCRIPTORS, f"decoder failed: {first_line(error)}")
     try:
         descriptors, positions = describe_keypoints(grey, settings)
     except cv2.error as error:
-        return Extraction(EMPTY_DESCRIPTORS, f"OpenCV failed: {_first_line(error)}", width, height)
+        return Extraction(EMPTY_DESCRIPTORS, f"OpenCV failed: {first_line(error)}", width, height)
     except Exception as error:  # e.g. MemoryError: one image must not fail a whole task
-        detail = _first_line(error)
+        detail = first_line(error)
         if detail != type(error).__name__:
             detail = f"{type(error).__name__}: {detail}"
         return Extraction(EMPTY_DESCRIPTORS, f"description failed: {detail}", width, height)
@@ -257,8 +258,3 @@ def unpack(blob: bytes | None, width: int = DESCRIPTOR_BYTES) -> np.ndarray:
 def unpack_positions(blob: bytes | None) -> np.ndarray:
     """Keypoint positions packed by `pack`: an (n, 2) uint8 array."""
     return unpack(blob, 2)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:200]

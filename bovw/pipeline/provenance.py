@@ -39,7 +39,7 @@ from bovw.errors import OutputError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from bovw.predict.predictor import ExportedModel
+    from bovw.predict.model_file import ExportedModel
 
 __all__ = [
     "IMAGE_SET_KEYS", "PREDICT_KEYS", "RECORD_NAME", "SESSION_KEYS", "DescriptorProvenance",

@@ -23,7 +23,7 @@ from bovw.pipeline.ingest import TRAIN
 from bovw.pipeline.layout import OutputError, RunLayout
 from bovw.pipeline.vocabulary import centers
 from bovw.predict.fruits import FruitInfo
-from bovw.predict.predictor import ExportedModel, model_to_bytes
+from bovw.predict.model_file import ExportedModel, model_to_bytes
 from bovw.spark import storage
 
 MODEL_FILE_NAME = "model.npz"

@@ -1,0 +1,230 @@
+"""The model file: an exported run as one versioned NumPy .npz archive (no Spark to use it).
+
+`ExportedModel` holds everything prediction needs as plain arrays and settings;
+`model_to_bytes` writes it with deterministic bytes, `model_from_bytes` reads it back and
+checks that its arrays fit together. Free of Spark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import json
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bovw import __version__
+from bovw.config import (
+    ColourSettings,
+    ConfigError,
+    HistogramSettings,
+    OrbSettings,
+    config_from_dict,
+    current_orb_table,
+)
+from bovw.errors import ModelFileError, first_line
+from bovw.image.orb import DESCRIPTOR_BYTES
+from bovw.image.words import histogram_length, scoring_matrix
+from bovw.predict.fruits import FruitInfo
+
+__all__ = ["KNOWN_FEATURE_BLOCKS", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ExportedModel",
+           "model_from_bytes", "model_to_bytes"]
+
+MODEL_FORMAT = "bovw-model"
+MODEL_FORMAT_VERSION = 1
+# The blocks of the vector PCA sees, in order. The colour block's settings are in the
+# metadata, and its length is part of pc's rows.
+KNOWN_FEATURE_BLOCKS = ("words", "colour")
+# Fixed member timestamps: the same model always gives byte-identical files.
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """Everything prediction needs, as plain arrays and settings.
+
+    centers (k, 32) float32 visual words; idf (d,) or None when TF-IDF is off, d being the
+    histogram length (k times the pyramid cells); pc (d + c, p) principal axes, c the
+    colour block's length (0 without); coefficients (C, p) and intercepts (C,) of the
+    logistic regression; classes in the classifier's index order; the ORB and histogram
+    settings of the run; training_size (width, height) of its Training images; `colour`
+    the colour block's settings when the run had one (feature_blocks then ends with
+    "colour").
+    """
+
+    classes: tuple[str, ...]
+    centers: np.ndarray
+    idf: np.ndarray | None
+    pc: np.ndarray
+    coefficients: np.ndarray
+    intercepts: np.ndarray
+    orb: OrbSettings
+    histograms: HistogramSettings
+    training_size: tuple[int, int]
+    feature_blocks: tuple[str, ...] = ("words",)
+    fruits: Mapping[str, FruitInfo] = field(default_factory=dict)
+    source: Mapping[str, Any] = field(default_factory=dict)
+    colour: ColourSettings | None = None
+
+    @functools.cached_property
+    def scoring(self) -> np.ndarray:
+        """scoring_matrix(centers), made once per model rather than once per photo."""
+        return scoring_matrix(self.centers)
+
+    def validate(self, source: str = "model") -> ExportedModel:
+        """Check that the arrays fit together; returns self. Raises ModelFileError."""
+        k = self.centers.shape[0] if self.centers.ndim == 2 else -1
+        words = histogram_length(max(k, 0), self.histograms.pyramid_levels)
+        length = words + (self.colour.dimension if self.colour is not None else 0)
+        classes = len(self.classes)
+        problems = []
+        if self.centers.ndim != 2 or self.centers.shape[1] != DESCRIPTOR_BYTES or k < 1:
+            problems.append(f"centers has shape {self.centers.shape}, expected (k, 32)")
+        if self.histograms.tfidf != (self.idf is not None):
+            problems.append("idf must be present exactly when histograms.tfidf is true")
+        if self.idf is not None and self.idf.shape != (words,):
+            problems.append(f"idf has shape {self.idf.shape}, expected ({words},)")
+        if self.pc.ndim != 2 or self.pc.shape[0] != length:
+            problems.append(f"pc has shape {self.pc.shape}, expected ({length}, components)")
+        components = self.pc.shape[1] if self.pc.ndim == 2 else -1
+        if self.coefficients.shape != (classes, components):
+            problems.append(f"coefficients have shape {self.coefficients.shape}, "
+                            f"expected ({classes}, {components})")
+        if self.intercepts.shape != (classes,):
+            problems.append(f"intercepts have shape {self.intercepts.shape}, "
+                            f"expected ({classes},)")
+        if classes < 2:
+            problems.append("a model needs at least 2 classes")
+        unknown = [block for block in self.feature_blocks if block not in KNOWN_FEATURE_BLOCKS]
+        if unknown:
+            problems.append(f"feature block {unknown[0]!r} is unknown to bovw {__version__}; "
+                            "upgrade bovw")
+        expected = ("words", "colour") if self.colour is not None else ("words",)
+        if not unknown and self.feature_blocks != expected:
+            problems.append(f"feature_blocks {list(self.feature_blocks)} do not fit the model: "
+                            f"expected {list(expected)}")
+        if min(self.training_size) < 1:
+            problems.append(f"training_size {self.training_size} must be positive")
+        if problems:
+            raise ModelFileError(f"{source} is not a usable bovw model: {problems[0]}")
+        return self
+
+
+def model_to_bytes(model: ExportedModel) -> bytes:
+    """The model as a NumPy .npz archive (deterministic bytes).
+
+    Members: centers, [idf], pc, coefficients, intercepts, classes (unicode array) and
+    metadata (a JSON string: format, format_version, bovw_version, orb and histogram
+    settings, training_size, feature_blocks, colour settings or null, fruits, source).
+    `np.load(..., allow_pickle=False)` reads it.
+    """
+    model.validate()
+    metadata = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "bovw_version": __version__,
+        "orb": _plain(model.orb),
+        "histograms": _plain(model.histograms),
+        "training_size": list(model.training_size),
+        "feature_blocks": list(model.feature_blocks),
+        "colour": _plain(model.colour) if model.colour is not None else None,
+        "fruits": {name: info.to_dict() for name, info in sorted(model.fruits.items())},
+        "source": dict(model.source),
+    }
+    arrays = {
+        "metadata": np.array(json.dumps(metadata, sort_keys=True)),
+        "classes": np.array(model.classes, dtype=str),
+        "centers": np.asarray(model.centers, dtype=np.float32),
+        "pc": np.asarray(model.pc, dtype=np.float64),
+        "coefficients": np.asarray(model.coefficients, dtype=np.float64),
+        "intercepts": np.asarray(model.intercepts, dtype=np.float64),
+    }
+    if model.idf is not None:
+        arrays["idf"] = np.asarray(model.idf, dtype=np.float64)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asarray(array, order="C"), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, member.getvalue())
+    return buffer.getvalue()
+
+
+def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
+    """Read a model written by `model_to_bytes`; `source` names it in errors.
+
+    Raises ModelFileError for anything that is not a bovw model of a format version this
+    bovw reads, or whose arrays do not fit together.
+    """
+    try:
+        archive = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        archive = None
+    if not isinstance(archive, np.lib.npyio.NpzFile) or "metadata" not in archive.files:
+        raise ModelFileError(
+            f"{source} is not a bovw model file (.npz); create one with bovw export RUN_DIR")
+    with archive:
+        try:
+            metadata = json.loads(str(archive["metadata"].reshape(-1)[0]))
+        except (ValueError, IndexError):
+            raise ModelFileError(f"{source}: the model's metadata is not valid JSON") from None
+        if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
+            raise ModelFileError(f"{source} is not a bovw model file (format is not "
+                                 f"{MODEL_FORMAT!r})")
+        version = metadata.get("format_version")
+        if version != MODEL_FORMAT_VERSION:
+            raise ModelFileError(
+                f"{source} has model format version {version}; bovw {__version__} reads "
+                f"version {MODEL_FORMAT_VERSION}: export the run again with this bovw, or use "
+                f"the bovw that wrote it ({metadata.get('bovw_version')})")
+        missing = [name for name in ("classes", "centers", "pc", "coefficients", "intercepts")
+                   if name not in archive.files]
+        if missing:
+            raise ModelFileError(f"{source} is not a usable bovw model: no {missing[0]!r} array")
+        if isinstance(metadata.get("orb"), dict):
+            try:
+                metadata["orb"] = current_orb_table(metadata["orb"])
+            except ConfigError as error:
+                raise ModelFileError(
+                    f"{source} was trained on other descriptors than bovw {__version__} "
+                    f"computes: {error}. Run the pipeline again with this bovw and export "
+                    "that run") from None
+        try:
+            colour = metadata.get("colour")
+            settings = config_from_dict({"orb": metadata["orb"],
+                                         "histograms": metadata["histograms"],
+                                         **({"colour": colour} if colour else {})})
+            fruits = {name: FruitInfo(**info) for name, info in metadata["fruits"].items()}
+            width, height = (int(v) for v in metadata["training_size"])
+            model = ExportedModel(
+                classes=tuple(str(name) for name in archive["classes"]),
+                centers=archive["centers"],
+                idf=archive["idf"] if "idf" in archive.files else None,
+                pc=archive["pc"],
+                coefficients=archive["coefficients"],
+                intercepts=archive["intercepts"],
+                orb=settings.orb,
+                histograms=settings.histograms,
+                training_size=(width, height),
+                feature_blocks=tuple(metadata["feature_blocks"]),
+                fruits=fruits,
+                source=metadata.get("source", {}),
+                colour=settings.colour if colour else None,
+            )
+        except (KeyError, TypeError, ValueError, ConfigError) as error:
+            raise ModelFileError(
+                f"{source} is not a usable bovw model: bad metadata ({first_line(error)})"
+            ) from None
+    return model.validate(source)
+
+
+def _plain(settings: Any) -> dict[str, Any]:
+    return {f.name: (list(value) if isinstance(value := getattr(settings, f.name), tuple)
+                     else value) for f in dataclasses.fields(settings)}

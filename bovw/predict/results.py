@@ -1,0 +1,67 @@
+"""What the Predictor answers for one photo: the top classes and why an answer is unsure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bovw.predict.fruits import FruitInfo
+
+__all__ = ["ClassScore", "Prediction"]
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """One candidate class, its probability and what the catalogue says about it."""
+
+    label: str
+    probability: float
+    info: FruitInfo | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        info = self.info.to_dict() if self.info else {}
+        return {"label": self.label, "probability": self.probability, **info}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The answer for one photo.
+
+    `top` holds the best classes, most probable first (empty when the bytes were
+    rejected, with `reject_reason` saying why). `low_confidence` is set, and `notes` say
+    why, when the photo gave few keypoints or no class is probable enough. `fitted` says
+    how a photo of another size was made the training size. width and height are the
+    photo's own.
+    """
+
+    top: tuple[ClassScore, ...]
+    n_keypoints: int
+    low_confidence: bool
+    notes: tuple[str, ...] = ()
+    fitted: str | None = None
+    width: int = 0
+    height: int = 0
+    reject_reason: str | None = None
+
+    @property
+    def label(self) -> str | None:
+        return self.top[0].label if self.top else None
+
+    @property
+    def probability(self) -> float | None:
+        return self.top[0].probability if self.top else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict of the prediction."""
+        return {
+            "label": self.label,
+            "probability": self.probability,
+            "top": [score.to_dict() for score in self.top],
+            "n_keypoints": self.n_keypoints,
+            "low_confidence": self.low_confidence,
+            "notes": list(self.notes),
+            "fitted": self.fitted,
+            "width": self.width,
+            "height": self.height,
+            "reject_reason": self.reject_reason,
+        }
