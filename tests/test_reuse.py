@@ -34,7 +34,8 @@ from bovw.pipeline.provenance import (
 )
 from bovw.pipeline.run import run_pipeline
 from bovw.predict.model_file import ExportedModel, model_to_bytes
-from bovw.report.pages import RunData, run_sections
+from bovw.report.gather import RunData
+from bovw.report.pages import run_sections
 from tests.conftest import TEST_SPARK
 
 BASE = load_config(None, {})

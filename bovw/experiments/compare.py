@@ -274,7 +274,8 @@ def write_outputs(spark: SparkSession, result: CompareResult, report: bool) -> N
     """The tables, and with `report` the comparison's report.html."""
     write_tables(spark, result)
     if report:
-        from bovw.report.pages import html_table, write_compare_report
+        from bovw.report.html import html_table
+        from bovw.report.pages import write_compare_report
 
         columns = table_columns()
         rows = [[_cell(c, row.get(c)) for c in columns] for row in result.rows]

@@ -284,7 +284,8 @@ def collect_result(spark: SparkSession, root: str) -> SweepResult:
 
 def write_report(spark: SparkSession, result: SweepResult) -> str:
     """The sweep's report.html: its table, the curves, and the best point's details."""
-    from bovw.report.pages import html_table, write_sweep_report
+    from bovw.report.html import html_table
+    from bovw.report.pages import write_sweep_report
 
     columns = [c for c in table_columns(result) if c != "point"]
     succeeded = result.succeeded

@@ -1,349 +1,37 @@
 """report.html for a run, a sweep or a comparison: one self-contained page, plots embedded.
 
-Only small aggregates reach the driver: the confusion matrix (classes^2 numbers), a capped
-sample of PCA points, the keypoint counts grouped by Spark, and at most SAMPLE_IMAGES test
-images read one by one for the thumbnail grid.
+The sections are built from the small data of bovw.report.gather and drawn by
+bovw.report.plots into bovw.report.html pages.
 """
 
 from __future__ import annotations
 
 import base64
-import html
-import io
 import json
 import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import matplotlib
+from pyspark.sql import SparkSession
 
-matplotlib.use("Agg")  # no display: render to PNG bytes only
+from bovw.config import redacted_settings
+from bovw.report.gather import RunData, gather_run
+from bovw.report.html import Section, escape, fmt, html_table, page, pct, png_tag
+from bovw.report.plots import (
+    plot_against,
+    plot_bars,
+    plot_confusion,
+    plot_keypoints,
+    plot_pca,
+    plot_variance,
+)
+from bovw.spark import storage
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from PIL import Image  # noqa: E402
-from pyspark.ml.functions import vector_to_array  # noqa: E402
-from pyspark.sql import SparkSession  # noqa: E402
-from pyspark.sql import functions as F  # noqa: E402
+__all__ = ["REPORT_NAME", "metrics_rows", "per_class_table", "run_sections", "sample_grid",
+           "sweep_plots", "write_compare_report", "write_run_report", "write_sweep_report"]
 
-from bovw.config import redacted_settings  # noqa: E402
-from bovw.pipeline.ingest import TEST  # noqa: E402
-from bovw.pipeline.layout import RunLayout  # noqa: E402
-from bovw.spark import storage  # noqa: E402
-
-_NUMBER = re.compile(r"-?[0-9.,]+%?|")
-PCA_POINTS = 2000
-SAMPLE_IMAGES = 24
-THUMBNAIL_SIDE = 120
 REPORT_NAME = "report.html"
 
-_CSS = """
-body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0;color:#222;
-background:#f6f7f9}
-main{max-width:1240px;margin:0 auto;padding:24px 32px;background:#fff}
-.scroll{overflow-x:auto;max-width:100%}
-h1{font-size:26px;margin:0 0 4px} h2{font-size:20px;margin:32px 0 8px;
-border-bottom:2px solid #e3e6ea;padding-bottom:4px} h3{font-size:16px;margin:20px 0 6px}
-.sub{color:#666;margin:0 0 16px;font-size:14px;word-break:break-all}
-table{border-collapse:collapse;font-size:13px;margin:6px 0 12px}
-th,td{border:1px solid #dde1e6;padding:4px 8px;text-align:right}
-th{background:#eef1f4} td:first-child,th:first-child{text-align:left}
-tr:nth-child(even) td{background:#fafbfc} td.best{font-weight:bold;background:#e3f4e5}
-td.low{background:#fde8e8} td.text{text-align:left}
-.kv td:first-child{font-weight:600} .kv td{text-align:left}
-table.wide{font-size:12px} table.wide th,table.wide td{padding:3px 6px}
-img.plot{max-width:100%;border:1px solid #eee;margin:4px 0}
-.row{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
-.row>div{flex:1 1 420px}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(138px,1fr));gap:10px}
-figure{margin:0;padding:6px;border:2px solid #c9e7cd;border-radius:6px;background:#fbfefb;
-font-size:11px;text-align:center}
-figure.wrong{border-color:#e05656;background:#fff5f5}
-figure img{width:120px;height:120px;object-fit:contain;display:block;margin:0 auto 4px}
-figure .mark{font-weight:bold;color:#c62828}
-.note{color:#555;font-size:13px}
-details{margin:8px 0} summary{cursor:pointer;color:#345}
-pre{background:#f3f4f6;padding:8px;font-size:12px;overflow:auto;max-height:400px}
-"""
-
-
-@dataclass
-class Section:
-    """A titled block of HTML."""
-
-    title: str
-    body: str
-    level: int = 2
-
-
-@dataclass
-class RunData:
-    """What a run report shows, all of it small."""
-
-    root: str
-    summary: dict[str, Any]
-    metrics: dict[str, Any]
-    pca_points: list[tuple[str, str, float, float]] = field(default_factory=list)
-    keypoint_counts: list[tuple[int, int]] = field(default_factory=list)
-    samples: list[tuple[str, str, str, bytes | None]] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------- HTML pieces
-
-def escape(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def png_tag(png: bytes, alt: str) -> str:
-    """An <img> with the PNG embedded as a data URI."""
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img class="plot" alt="{escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
-               classes: Sequence[Sequence[str]] | None = None, css: str = "") -> str:
-    """A table; `classes` optionally gives each cell a CSS class (e.g. "best")."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = []
-    for i, row in enumerate(rows):
-        cells = []
-        for j, value in enumerate(row):
-            cls = classes[i][j] if classes and classes[i][j] else ""
-            if j and not _NUMBER.fullmatch(str(value)):
-                cls = (cls + " text").strip()
-            attr = f' class="{cls}"' if cls else ""
-            cells.append(f"<td{attr}>{escape(value)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    attr = f' class="{css}"' if css else ""
-    thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
-    table = f"<table{attr}>{thead}<tbody>{''.join(body)}</tbody></table>"
-    return f'<div class="scroll">{table}</div>' if css == "wide" else table
-
-
-def page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
-    """The whole self-contained HTML document."""
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-             f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
-             f"<h1>{escape(title)}</h1><p class=\"sub\">{escape(subtitle)}</p>"]
-    for section in sections:
-        parts.append(f"<h{section.level}>{escape(section.title)}</h{section.level}>{section.body}")
-    parts.append("</main></body></html>")
-    return "\n".join(parts)
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _pct(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.2f}%"
-
-
-# ---------------------------------------------------------------- plots
-
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return buffer.getvalue()
-
-
-def _class_colours(count: int) -> list:
-    if count <= 10:
-        return list(plt.get_cmap("tab10").colors)[:count]
-    # Dark shades first, then light ones: neighbouring classes never share a hue.
-    tab20 = list(plt.get_cmap("tab20").colors)
-    palette = tab20[0::2] + tab20[1::2] + list(plt.get_cmap("tab20b").colors)
-    return [palette[i % len(palette)] for i in range(count)]
-
-
-def plot_confusion(classes: Sequence[str], matrix: Sequence[Sequence[int]],
-                   title: str = "Confusion matrix (Test)") -> bytes:
-    """Heat map coloured by the share of each true class; counts written in the cells."""
-    counts = np.asarray(matrix, dtype=float)
-    n = len(classes)
-    totals = counts.sum(axis=1, keepdims=True)
-    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-    side = max(4.5, 0.42 * n + 2.5)
-    figure, axes = plt.subplots(figsize=(side + 1.2, side))
-    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    axes.set_xticks(range(n), labels=classes, rotation=90, fontsize=8 if n > 12 else 9)
-    axes.set_yticks(range(n), labels=classes, fontsize=8 if n > 12 else 9)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    axes.set_title(title)
-    if n <= 40:
-        for i in range(n):
-            for j in range(n):
-                if counts[i, j]:
-                    axes.text(j, i, int(counts[i, j]), ha="center", va="center",
-                              fontsize=7 if n > 12 else 9,
-                              color="white" if shares[i, j] > 0.6 else
-                              ("#b71c1c" if i != j else "black"))
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of true class")
-    return _png(figure)
-
-
-def plot_pca(points: Sequence[tuple[str, str, float, float]], classes: Sequence[str],
-             title: str = "PCA projection (first two components)") -> bytes:
-    """Scatter of the first two PCA components, one colour per class; Test rows as x."""
-    figure, axes = plt.subplots(figsize=(9, 6.5))
-    colours = dict(zip(classes, _class_colours(len(classes)), strict=True))
-    for label in classes:
-        labelled = False
-        for split, marker in (("Training", "o"), (TEST, "x")):
-            xs = [p[2] for p in points if p[0] == label and p[1] == split]
-            ys = [p[3] for p in points if p[0] == label and p[1] == split]
-            if xs:
-                axes.scatter(xs, ys, s=12, alpha=0.65, marker=marker, color=colours[label],
-                             label=None if labelled else label)
-                labelled = True
-    axes.set_xlabel("component 1")
-    axes.set_ylabel("component 2")
-    axes.set_title(f"{title}: {len(points)} images (o Training, x Test)")
-    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False,
-                ncol=1 if len(classes) <= 26 else 2, markerscale=1.5)
-    return _png(figure)
-
-
-def plot_variance(variance: Sequence[float]) -> bytes:
-    """Explained variance per component (bars) and its running total (line)."""
-    figure, axes = plt.subplots(figsize=(9, 3.6))
-    positions = np.arange(1, len(variance) + 1)
-    axes.bar(positions, variance, color="#4c78a8", width=0.85)
-    axes.set_xlabel("component")
-    axes.set_ylabel("explained variance (share)")
-    other = axes.twinx()
-    other.plot(positions, np.cumsum(variance), color="#e45756", linewidth=2)
-    other.set_ylim(0, 1.02)
-    other.set_ylabel("cumulative", color="#e45756")
-    axes.set_title(f"Explained variance: {len(variance)} components, "
-                   f"{100 * float(np.sum(variance)):.1f}% in total")
-    return _png(figure)
-
-
-def plot_keypoints(counts: Sequence[tuple[int, int]], mean: float | None) -> bytes:
-    """Histogram of keypoints per image (from Spark's groupBy counts)."""
-    figure, axes = plt.subplots(figsize=(9, 3.4))
-    values = np.array([c[0] for c in counts], dtype=float)
-    weights = np.array([c[1] for c in counts], dtype=float)
-    top = values.max() if len(values) else 1.0
-    bins = int(min(60, max(10, top + 1)))
-    axes.hist(values, bins=bins, weights=weights, color="#72b7b2", edgecolor="white")
-    if mean is not None:
-        axes.axvline(mean, color="#e45756", linestyle="--", label=f"mean {mean:.1f}")
-        axes.legend()
-    axes.set_xlabel("keypoints per image")
-    axes.set_ylabel("images")
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_title(f"Keypoints per image ({int(weights.sum())} images)")
-    return _png(figure)
-
-
-def _numeric(values: Sequence[str]) -> list[float] | None:
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        return None
-
-
-def plot_against(parameter: str, xs: Sequence[str], series: dict[str, Sequence[float]],
-                 ylabel: str, title: str, percent: bool = False) -> bytes:
-    """Lines of each series against the parameter's values (log axis for wide ranges)."""
-    figure, axes = plt.subplots(figsize=(8, 4))
-    numbers = _numeric(xs)
-    positions = numbers if numbers is not None else list(range(len(xs)))
-    for name, ys in series.items():
-        shown = [100 * y if percent and y is not None else y for y in ys]
-        axes.plot(positions, shown, marker="o", label=name)
-    if numbers is not None and min(numbers) > 0 and max(numbers) / min(numbers) >= 10:
-        axes.set_xscale("log")
-    axes.set_xticks(positions, labels=list(xs))
-    axes.minorticks_off()
-    axes.set_xlabel(parameter)
-    axes.set_ylabel(ylabel)
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    return _png(figure)
-
-
-def plot_bars(names: Sequence[str], series: dict[str, Sequence[float]], ylabel: str,
-              title: str) -> bytes:
-    """Grouped bars: one group per name, one bar per series."""
-    figure, axes = plt.subplots(figsize=(8, 3.8))
-    width = 0.8 / max(1, len(series))
-    positions = np.arange(len(names))
-    for i, (label, values) in enumerate(series.items()):
-        bars = axes.bar(positions + i * width - 0.4 + width / 2, values, width, label=label)
-        axes.bar_label(bars, fmt="%.1f", fontsize=8)
-    axes.set_xticks(positions, labels=list(names))
-    axes.set_ylabel(ylabel)
-    axes.set_title(title)
-    axes.set_ylim(0, max([v for values in series.values() for v in values] + [1]) * 1.12)
-    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    axes.grid(alpha=0.3, axis="y")
-    return _png(figure)
-
-
-# ---------------------------------------------------------------- run data
-
-def gather_run(spark: SparkSession, root: str, pca_points: int = PCA_POINTS,
-               sample_images: int = SAMPLE_IMAGES) -> RunData:
-    """Read a finished run folder's small outputs, and aggregate its features with Spark."""
-    layout = RunLayout(root.rstrip("/"))
-    summary = json.loads(storage.read_text(spark, layout.summary))
-    metrics = json.loads(storage.read_text(spark, layout.metrics))
-    data = RunData(layout.root, summary, metrics)
-    if not storage.exists(spark, layout.features):
-        return data
-    features = spark.read.parquet(layout.features).withColumn(
-        "_order", F.xxhash64(F.col("path")))
-    if "pca_features" in features.columns:
-        coordinates = vector_to_array("pca_features")
-        rows = (features.orderBy("_order").limit(pca_points)
-                .select("label", "split", coordinates[0].alias("x"),
-                        F.when(F.size(coordinates) > 1, coordinates[1]).otherwise(0.0)
-                        .alias("y"))
-                .collect())
-        data.pca_points = [(r["label"], r["split"], float(r["x"]), float(r["y"])) for r in rows]
-    if "n_keypoints" in features.columns:
-        data.keypoint_counts = sorted(
-            (int(r["n_keypoints"]), int(r["count"]))
-            for r in features.groupBy("n_keypoints").count().collect())
-    test = features.filter(F.col("split") == TEST)
-    wrong = (test.filter(F.col("label") != F.col("prediction")).orderBy("_order")
-             .limit(sample_images // 2).select("path", "label", "prediction").collect())
-    right = (test.filter(F.col("label") == F.col("prediction")).orderBy("_order")
-             .limit(sample_images - len(wrong)).select("path", "label", "prediction").collect())
-    chosen = sorted(wrong + right, key=lambda r: (r["label"], r["path"]))
-    data.samples = [(r["path"], r["label"], r["prediction"], _thumbnail(spark, r["path"]))
-                    for r in chosen]
-    return data
-
-
-def _thumbnail(spark: SparkSession, path: str) -> bytes | None:
-    """A small PNG of the image at `path`, or None when it cannot be read any more."""
-    try:
-        image = Image.open(io.BytesIO(storage.read_bytes(spark, path)))
-        image.draft("RGB", (THUMBNAIL_SIDE * 2, THUMBNAIL_SIDE * 2))
-        image = image.convert("RGB")
-        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        return buffer.getvalue()
-    except Exception:  # a moved or unreadable file must not stop the report
-        return None
-
-
-# ---------------------------------------------------------------- run sections
 
 def metrics_rows(summary: dict[str, Any], metrics: dict[str, Any]) -> list[tuple[str, str]]:
     """(name, value) pairs of the run's headline numbers."""
@@ -351,12 +39,12 @@ def metrics_rows(summary: dict[str, Any], metrics: dict[str, Any]) -> list[tuple
     vocabulary, reduction = summary.get("vocabulary", {}), summary.get("reduction", {})
     timings = summary.get("timings_seconds", {})
     rows = [
-        ("accuracy", _pct(metrics.get("accuracy"))),
-        ("macro F1", _fmt(metrics.get("macro_f1"))),
+        ("accuracy", pct(metrics.get("accuracy"))),
+        ("macro F1", fmt(metrics.get("macro_f1"))),
         ("weighted precision / recall / F1",
-         " / ".join(_fmt(metrics.get(k)) for k in
+         " / ".join(fmt(metrics.get(k)) for k in
                     ("weighted_precision", "weighted_recall", "weighted_f1"))),
-        ("Test images", _fmt(metrics.get("test_images"))),
+        ("Test images", fmt(metrics.get("test_images"))),
     ]
     if counts:
         per_split = ", ".join(f"{k} {v}" for k, v in sorted(counts.get("per_split", {}).items()))
@@ -377,7 +65,7 @@ def metrics_rows(summary: dict[str, Any], metrics: dict[str, Any]) -> list[tuple
         rows.append(("features", str(summary["features"])))
     if reduction:
         rows.append(("PCA", f"{reduction.get('components')} components, "
-                            f"{_pct(reduction.get('explained_variance_total'))} of variance"))
+                            f"{pct(reduction.get('explained_variance_total'))} of variance"))
     if timings:
         rows.append(("seconds per stage",
                      ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in timings.items())))
@@ -396,8 +84,8 @@ def run_sections(data: RunData, prefix: str = "", level: int = 2) -> list[Sectio
         rows, marks = [], []
         for label in classes:
             m = per_class.get(label, {})
-            rows.append([label, _fmt(m.get("precision")), _fmt(m.get("recall")),
-                         _fmt(m.get("f1")), m.get("support", 0)])
+            rows.append([label, fmt(m.get("precision")), fmt(m.get("recall")),
+                         fmt(m.get("f1")), m.get("support", 0)])
             marks.append(["", "", "", "low" if m.get("f1", 1.0) < 0.5 else "", ""])
         sections.append(Section(prefix + "Per class (Test)", html_table(
             ["class", "precision", "recall", "F1", "support"], rows, marks), level))
@@ -468,13 +156,11 @@ def write_run_report(spark: SparkSession, root: str, title: str | None = None) -
     """Write `root/report.html` for a finished run; returns its path."""
     data = gather_run(spark, root)
     accuracy = data.metrics.get("accuracy")
-    heading = title or f"bovw run: {_pct(accuracy)} accuracy"
+    heading = title or f"bovw run: {pct(accuracy)} accuracy"
     path = storage.join(root, REPORT_NAME)
     storage.write_text(spark, path, page(heading, data.root, run_sections(data)))
     return path
 
-
-# ---------------------------------------------------------------- sweep
 
 def sweep_plots(parameters: Sequence[tuple[str, Sequence[str]]],
                 rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
@@ -538,8 +224,6 @@ def write_sweep_report(spark: SparkSession, root: str, parameters, rows: Sequenc
     return path
 
 
-# ---------------------------------------------------------------- comparison
-
 def write_compare_report(spark: SparkSession, root: str, table_html: str,
                          variants: Sequence[tuple[str, str]]) -> str:
     """Write `root/report.html` for a comparison.
@@ -588,7 +272,7 @@ def per_class_table(gathered: Sequence[tuple[str, RunData]]) -> str:
         values = [data.metrics.get("per_class", {}).get(label, {}).get("f1")
                   for _name, data in gathered]
         best = max((v for v in values if v is not None), default=None)
-        rows.append([label, *[_fmt(v, 3) for v in values]])
+        rows.append([label, *[fmt(v, 3) for v in values]])
         marks.append(["", *["best" if v is not None and best is not None and
                             math.isclose(v, best) and len(values) > 1 else "" for v in values]])
     return html_table(["class", *[name for name, _data in gathered]], rows, marks)

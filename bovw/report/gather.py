@@ -1,0 +1,88 @@
+"""The small data a run report shows, read from a finished run folder.
+
+Only small aggregates reach the driver: the confusion matrix (classes^2 numbers), a capped
+sample of PCA points, the keypoint counts grouped by Spark, and at most SAMPLE_IMAGES test
+images read one by one for the thumbnail grid.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from bovw.pipeline.ingest import TEST
+from bovw.pipeline.layout import RunLayout
+from bovw.spark import storage
+
+__all__ = ["PCA_POINTS", "SAMPLE_IMAGES", "THUMBNAIL_SIDE", "RunData", "gather_run"]
+
+PCA_POINTS = 2000
+SAMPLE_IMAGES = 24
+THUMBNAIL_SIDE = 120
+
+
+@dataclass
+class RunData:
+    """What a run report shows, all of it small."""
+
+    root: str
+    summary: dict[str, Any]
+    metrics: dict[str, Any]
+    pca_points: list[tuple[str, str, float, float]] = field(default_factory=list)
+    keypoint_counts: list[tuple[int, int]] = field(default_factory=list)
+    samples: list[tuple[str, str, str, bytes | None]] = field(default_factory=list)
+
+
+def gather_run(spark: SparkSession, root: str, pca_points: int = PCA_POINTS,
+               sample_images: int = SAMPLE_IMAGES) -> RunData:
+    """Read a finished run folder's small outputs, and aggregate its features with Spark."""
+    layout = RunLayout(root.rstrip("/"))
+    summary = json.loads(storage.read_text(spark, layout.summary))
+    metrics = json.loads(storage.read_text(spark, layout.metrics))
+    data = RunData(layout.root, summary, metrics)
+    if not storage.exists(spark, layout.features):
+        return data
+    features = spark.read.parquet(layout.features).withColumn(
+        "_order", F.xxhash64(F.col("path")))
+    if "pca_features" in features.columns:
+        coordinates = vector_to_array("pca_features")
+        rows = (features.orderBy("_order").limit(pca_points)
+                .select("label", "split", coordinates[0].alias("x"),
+                        F.when(F.size(coordinates) > 1, coordinates[1]).otherwise(0.0)
+                        .alias("y"))
+                .collect())
+        data.pca_points = [(r["label"], r["split"], float(r["x"]), float(r["y"])) for r in rows]
+    if "n_keypoints" in features.columns:
+        data.keypoint_counts = sorted(
+            (int(r["n_keypoints"]), int(r["count"]))
+            for r in features.groupBy("n_keypoints").count().collect())
+    test = features.filter(F.col("split") == TEST)
+    wrong = (test.filter(F.col("label") != F.col("prediction")).orderBy("_order")
+             .limit(sample_images // 2).select("path", "label", "prediction").collect())
+    right = (test.filter(F.col("label") == F.col("prediction")).orderBy("_order")
+             .limit(sample_images - len(wrong)).select("path", "label", "prediction").collect())
+    chosen = sorted(wrong + right, key=lambda r: (r["label"], r["path"]))
+    data.samples = [(r["path"], r["label"], r["prediction"], _thumbnail(spark, r["path"]))
+                    for r in chosen]
+    return data
+
+
+def _thumbnail(spark: SparkSession, path: str) -> bytes | None:
+    """A small PNG of the image at `path`, or None when it cannot be read any more."""
+    try:
+        image = Image.open(io.BytesIO(storage.read_bytes(spark, path)))
+        image.draft("RGB", (THUMBNAIL_SIDE * 2, THUMBNAIL_SIDE * 2))
+        image = image.convert("RGB")
+        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+    except Exception:  # a moved or unreadable file must not stop the report
+        return None
