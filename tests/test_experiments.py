@@ -23,7 +23,7 @@ from bovw.experiments.compare import CompareError, compare, normalised_path
 from bovw.experiments.sweep import changes_descriptors, parse_parameter, run_sweep, sweep_points
 from bovw.image.synthetic import generate_dataset
 from bovw.pipeline.layout import OutputError
-from bovw.report.pages import sweep_plots
+from bovw.report.pages import SweepPointResult, sweep_plots
 from tests.conftest import TEST_SPARK
 
 RUN_SECTIONS = ("Metrics", "Per class (Test)", "Confusion matrix", "Sample Test images",
@@ -181,8 +181,7 @@ def test_a_resumed_sweep_runs_a_failed_point_again(spark, config, dataset, sweep
 
 def test_failed_points_are_left_out_of_the_curves():
     parameters = [("vocabulary.k", ["8", "12"])]
-    failed = {"point": "vocabulary.k=8", "vocabulary.k": "8", "status": "failed",
-              "failure": "the classifier did not train: ..."}
+    failed = SweepPointResult({"vocabulary.k": "8"}, failed=True)
     assert sweep_plots(parameters, [failed]) == {}
 
 

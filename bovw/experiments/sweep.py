@@ -285,7 +285,7 @@ def collect_result(spark: SparkSession, root: str) -> SweepResult:
 def write_report(spark: SparkSession, result: SweepResult) -> str:
     """The sweep's report.html: its table, the curves, and the best point's details."""
     from bovw.report.html import html_table
-    from bovw.report.pages import write_sweep_report
+    from bovw.report.pages import SweepPointResult, write_sweep_report
 
     columns = [c for c in table_columns(result) if c != "point"]
     succeeded = result.succeeded
@@ -295,7 +295,14 @@ def write_report(spark: SparkSession, result: SweepResult) -> str:
     marks = [["best" if row["point"] == best and c in ("accuracy", "macro_f1") else ""
               for c in columns] for row in result.rows]
     titles = [c.replace("seconds_", "s ").replace("_", " ") for c in columns]
-    return write_sweep_report(spark, result.output, result.parameters, result.rows,
+    keys = [key for key, _values in result.parameters]
+    points = [SweepPointResult(
+        values={key: row[key] for key in keys}, accuracy=row.get("accuracy"),
+        macro_f1=row.get("macro_f1"),
+        seconds={stage: row[f"seconds_{stage}"] for stage in (*STAGE_COLUMNS, "total")
+                 if f"seconds_{stage}" in row},
+        failed=_failed(row)) for row in result.rows]
+    return write_sweep_report(spark, result.output, result.parameters, points,
                               html_table(titles, rows, marks, css="wide"), best)
 
 

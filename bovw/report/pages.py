@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -27,8 +28,9 @@ from bovw.report.plots import (
 )
 from bovw.spark import storage
 
-__all__ = ["REPORT_NAME", "metrics_rows", "per_class_table", "run_sections", "sample_grid",
-           "sweep_plots", "write_compare_report", "write_run_report", "write_sweep_report"]
+__all__ = ["REPORT_NAME", "SweepPointResult", "metrics_rows", "per_class_table", "run_sections",
+           "sample_grid", "sweep_plots", "write_compare_report", "write_run_report",
+           "write_sweep_report"]
 
 REPORT_NAME = "report.html"
 
@@ -162,35 +164,50 @@ def write_run_report(spark: SparkSession, root: str, title: str | None = None) -
     return path
 
 
+@dataclass(frozen=True)
+class SweepPointResult:
+    """One sweep point as the sweep report draws it.
+
+    `values` maps each swept setting to its value at this point (as given on the command
+    line); `seconds` maps each timed stage, and "total", to its seconds, in the order the
+    curves list them. A failed point has no numbers.
+    """
+
+    values: Mapping[str, str]
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    seconds: Mapping[str, float] = field(default_factory=dict)
+    failed: bool = False
+
+
 def sweep_plots(parameters: Sequence[tuple[str, Sequence[str]]],
-                rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
+                points: Sequence[SweepPointResult]) -> dict[str, bytes]:
     """`quality` and `time` PNGs: metrics and seconds per stage against the first parameter.
 
-    With several parameters, one line per combination of the others. Failed points have
-    no numbers and are left out (a gap in the curves); none left: no plots.
+    `parameters` are (setting, values) in grid order. With several parameters, one line
+    per combination of the others. Failed points have no numbers and are left out (a gap
+    in the curves); none left: no plots.
     """
-    from bovw.experiments.sweep import STAGE_COLUMNS
-
-    rows = [row for row in rows if row.get("status") != "failed"]
-    if not rows:
+    points = [point for point in points if not point.failed]
+    if not points:
         return {}
     first, *others = [key for key, _values in parameters]
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        name = ", ".join(f"{k}={row[k]}" for k in others)
-        groups.setdefault(name, []).append(row)
+    groups: dict[str, list[SweepPointResult]] = {}
+    for point in points:
+        name = ", ".join(f"{k}={point.values[k]}" for k in others)
+        groups.setdefault(name, []).append(point)
     xs = [str(v) for v in dict(parameters)[first]]
     quality: dict[str, list] = {}
     for name, members in groups.items():
-        by_x = {str(r[first]): r for r in members}
+        by_x = {str(p.values[first]): p for p in members}
         suffix = f" ({name})" if name else ""
-        quality["accuracy" + suffix] = [by_x[x]["accuracy"] if x in by_x else None for x in xs]
-        quality["macro F1" + suffix] = [by_x[x]["macro_f1"] if x in by_x else None for x in xs]
+        quality["accuracy" + suffix] = [by_x[x].accuracy if x in by_x else None for x in xs]
+        quality["macro F1" + suffix] = [by_x[x].macro_f1 if x in by_x else None for x in xs]
     timing: dict[str, list] = {}
     members = next(iter(groups.values()))
-    by_x = {str(r[first]): r for r in members}
-    for stage in (*STAGE_COLUMNS, "total"):
-        values = [by_x[x][f"seconds_{stage}"] if x in by_x else None for x in xs]
+    by_x = {str(p.values[first]): p for p in members}
+    for stage in dict.fromkeys(stage for point in members for stage in point.seconds):
+        values = [by_x[x].seconds.get(stage) if x in by_x else None for x in xs]
         if any(values):
             timing[stage] = values
     return {
@@ -201,10 +218,14 @@ def sweep_plots(parameters: Sequence[tuple[str, Sequence[str]]],
     }
 
 
-def write_sweep_report(spark: SparkSession, root: str, parameters, rows: Sequence[dict],
-                       table_html: str, best_point: str | None) -> str:
-    """Write `root/report.html` (and the curves as PNG files); returns the report's path."""
-    plots = sweep_plots(parameters, rows) if rows else {}
+def write_sweep_report(spark: SparkSession, root: str,
+                       parameters: Sequence[tuple[str, Sequence[str]]],
+                       points: Sequence[SweepPointResult], table_html: str,
+                       best_point: str | None) -> str:
+    """Write `root/report.html` (and the curves as PNG files) for the sweep at `root`:
+    its table (`table_html`), the curves of `points`, and the sections of `best_point`'s
+    run folder (points/<best_point>). Returns the report's path."""
+    plots = sweep_plots(parameters, points) if points else {}
     for name, png in plots.items():
         storage.write_bytes(spark, storage.join(root, f"sweep_{name}.png"), png)
     sections = [Section("Sweep table", table_html)]
