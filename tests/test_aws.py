@@ -9,22 +9,24 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from bovw.cloud.s3a import (
-    CloudError,
+from bovw.cloud.credentials import (
     ResolvedCredentials,
+    credentials_from_session,
+    resolve_credentials,
+)
+from bovw.cloud.s3a import (
     S3AJars,
     bundled_versions,
-    credentials_from_session,
     hadoop_s3a_properties,
     normalise_s3_url,
     pyspark_jars_dir,
-    resolve_credentials,
     s3a_jars,
     spark_s3a_setup,
     uses_s3,
 )
 from bovw.config import ConfigError, S3Settings, load_config
 from bovw.config.redaction import Redactor
+from bovw.errors import CloudError
 
 TEST_ACCESS_KEY = "testing-access-key"
 TEST_SECRET_KEY = "testing-secret-key"

@@ -16,8 +16,8 @@ from bovw.cloud.emr import (
     render_policy,
     submit_step,
 )
-from bovw.cloud.s3a import CloudError
 from bovw.config import EmrSettings
+from bovw.errors import CloudError
 
 CONF = Path(__file__).parent.parent / "conf"
 

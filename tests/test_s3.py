@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from bovw.cloud.s3 import S3Object, UploadReport, list_objects, parse_s3_url, upload
-from bovw.cloud.s3a import CloudError
+from bovw.errors import CloudError
 
 
 def _dataset(root: Path) -> dict[str, bytes]:

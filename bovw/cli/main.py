@@ -168,7 +168,8 @@ def format_summary(result, input_path: str) -> str:
 
 def _session(config: Config, environ: dict, *urls: str | None):
     """The SparkSession, with s3a credentials and jars when any of `urls` is on S3."""
-    from bovw.cloud.s3a import resolve_credentials, spark_s3a_setup, uses_s3
+    from bovw.cloud.credentials import resolve_credentials
+    from bovw.cloud.s3a import spark_s3a_setup, uses_s3
 
     # Under spark-submit the JVM already runs with the submit flags, which then win.
     submitted = "PYSPARK_GATEWAY_PORT" in environ
@@ -225,8 +226,8 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
 
 
 def _s3(args: argparse.Namespace, environ: dict) -> int:
+    from bovw.cloud.credentials import boto3_session
     from bovw.cloud.s3 import list_objects, s3_client, upload
-    from bovw.cloud.s3a import boto3_session
 
     overrides = _overrides(args)
     if args.endpoint:
@@ -250,6 +251,7 @@ def _s3(args: argparse.Namespace, environ: dict) -> int:
 def _emr(args: argparse.Namespace, environ: dict) -> int:
     import json
 
+    from bovw.cloud.credentials import boto3_session
     from bovw.cloud.emr import (
         build_step,
         cluster_request,
@@ -257,7 +259,6 @@ def _emr(args: argparse.Namespace, environ: dict) -> int:
         emr_client,
         submit_step,
     )
-    from bovw.cloud.s3a import boto3_session
 
     config = load_config(args.config, _overrides(args))
     # --profile and --region are the submitter's (its credentials, the EMR API's region);

@@ -19,9 +19,11 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
-from bovw.cloud.s3a import CloudError, normalise_s3_url, request_error
+from bovw.cloud.credentials import request_error
+from bovw.cloud.s3a import normalise_s3_url
 from bovw.config import EmrSettings
 from bovw.config.redaction import Redactor
+from bovw.errors import CloudError
 
 log = logging.getLogger(__name__)
 

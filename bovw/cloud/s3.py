@@ -25,8 +25,9 @@ import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
-from bovw.cloud.s3a import CloudError, request_error
+from bovw.cloud.credentials import request_error
 from bovw.config import S3Settings
+from bovw.errors import CloudError
 
 log = logging.getLogger(__name__)
 
