@@ -75,7 +75,8 @@ def _config(args: argparse.Namespace, extra: dict | None = None):
 def _sweep(args: argparse.Namespace, environ: dict) -> int:
     from bovw.cli.main import _session
     from bovw.cloud.s3a import normalise_s3_url
-    from bovw.experiments.sweep import parse_parameter, run_sweep, sweep_points, table_markdown
+    from bovw.experiments.sweep import parse_parameter, run_sweep, sweep_points
+    from bovw.experiments.tables import sweep_markdown
     from bovw.pipeline.inputs import check_local_input
 
     parameters = [parse_parameter(text) for text in args.param]
@@ -90,7 +91,7 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     result = run_sweep(spark, config, input_path, output_path, parameters,
                        descriptors_from=args.descriptors_from, overwrite=args.overwrite,
                        report=not args.no_report)
-    print(table_markdown(result))
+    print(sweep_markdown(result.keys, result.rows))
     print(f"sweep table: {result.output}/sweep.csv"
           + ("" if args.no_report else f"; report: {result.output}/report.html"))
     if result.failed:

@@ -21,15 +21,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.ml.feature import Normalizer
-from pyspark.ml.functions import array_to_vector, vector_to_array
-from pyspark.ml.linalg import VectorUDT
+from pyspark.ml.functions import array_to_vector
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, NumericType
 
 from bovw.config import Config, ConfigError
 from bovw.errors import CompareError
-from bovw.image.words import histogram_length
+from bovw.experiments.external import load_external_features, match_features
+from bovw.experiments.tables import (
+    comparison_cell,
+    comparison_columns,
+    comparison_row,
+    csv_table,
+    markdown_lines,
+)
 from bovw.pipeline.descriptors import accepted
 from bovw.pipeline.ingest import TEST, TRAIN, labelled_images, list_files
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_spec_folder
@@ -69,13 +74,6 @@ def parse_variants(text: str) -> tuple[str, ...]:
     return names
 
 
-def normalised_path(column):
-    """A path column made comparable across writers: file:/x, file:///x and /x agree,
-    and s3a:// / s3n:// read as s3://."""
-    without_file = F.regexp_replace(column, r"^file:(//)?(?=/)", "")
-    return F.regexp_replace(without_file, r"^s3[an]://", "s3://")
-
-
 # ---------------------------------------------------------------- the common path
 
 def classify_features(spark: SparkSession, features: DataFrame, rows: int, config: Config,
@@ -108,88 +106,6 @@ def classify_features(spark: SparkSession, features: DataFrame, rows: int, confi
                           "explained_variance_total": round(sum(variance), 6),
                           "explained_variance": variance},
             "metrics": metrics, "timings": timings}
-
-
-# ---------------------------------------------------------------- external features
-
-def load_external_features(spark: SparkSession, path: str, config: Config) -> DataFrame:
-    """Read a Parquet of CNN features made elsewhere: (key, external_label, features).
-
-    `key` is the normalised path; `features` a vector (array<float|double> or ML vector
-    columns are accepted); rows with null features are dropped. Raises CompareError on a
-    missing file or column, a features column of another type, vectors of different
-    lengths, or a path listed twice.
-    """
-    settings = config.cnn
-    if not storage.exists(spark, path):
-        raise CompareError(f"CNN features file {path} does not exist")
-    frame = spark.read.parquet(path)
-    for option, column in (("--path-col", settings.path_column),
-                           ("--features-col", settings.features_column)):
-        if column not in frame.columns:
-            raise CompareError(f"{path} has no column {column!r} (its columns: "
-                               f"{', '.join(frame.columns)}); name the right one with {option}")
-    kind = frame.schema[settings.features_column].dataType
-    if isinstance(kind, VectorUDT):
-        vectors = F.col(settings.features_column)
-        sizes = F.size(vector_to_array(F.col(settings.features_column)))
-    elif isinstance(kind, ArrayType) and isinstance(kind.elementType, NumericType):
-        vectors = array_to_vector(F.col(settings.features_column).cast("array<double>"))
-        sizes = F.size(settings.features_column)
-    else:
-        raise CompareError(f"column {settings.features_column!r} of {path} is "
-                           f"{kind.simpleString()}; expected array<float>, array<double> or "
-                           "an ML vector")
-    label = (F.col(settings.label_column) if settings.label_column in frame.columns
-             else F.lit(None)).cast("string")
-    rows = frame.filter(F.col(settings.features_column).isNotNull()).select(
-        normalised_path(F.col(settings.path_column)).alias("key"),
-        label.alias("external_label"), vectors.alias("features"), sizes.alias("_size"))
-    stats = rows.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("key").alias("keys"),
-                     F.min("_size").alias("shortest"), F.max("_size").alias("longest")).first()
-    if not stats["rows"]:
-        raise CompareError(f"{path} holds no row with features")
-    if stats["shortest"] != stats["longest"]:
-        raise CompareError(f"the feature vectors in {path} differ in length "
-                           f"({stats['shortest']} to {stats['longest']} values); "
-                           "every image needs the same number of features")
-    if stats["keys"] != stats["rows"]:
-        duplicated = (rows.groupBy("key").count().filter(F.col("count") > 1)
-                      .orderBy("key").first()["key"])
-        raise CompareError(f"{path} lists {stats['rows'] - stats['keys']} paths more than once "
-                           f"(e.g. {duplicated}); keep one row per image")
-    return rows.drop("_size")
-
-
-def match_features(images: DataFrame, features: DataFrame, source: str, input_path: str,
-                   tolerance: float) -> tuple[DataFrame, DataFrame, dict[str, int]]:
-    """Join feature rows (key, external_label, features) to images (path, label, split).
-
-    Returns (matched rows (path, label, split, features), images without features as
-    (path, label, split, reason), counts). Folder labels win over the file's labels;
-    disagreements are counted. Raises CompareError when more than `tolerance` of the
-    feature rows match no image.
-    """
-    keyed = images.withColumn("key", normalised_path(F.col("path")))
-    total = features.count()
-    unmatched = features.join(keyed.select("key"), "key", "left_anti")
-    unmatched_count = unmatched.count()
-    if unmatched_count == total or unmatched_count > tolerance * total:
-        examples = [row["key"] for row in unmatched.orderBy("key").limit(3).collect()]
-        raise CompareError(
-            f"{unmatched_count} of {total} rows of {source} match no image under "
-            f"{input_path} (e.g. {', '.join(examples)}); the features must come from these "
-            "images: check the path column (--path-col) and the input folder"
-        )
-    joined = keyed.join(features, "key", "left")
-    matched = joined.filter(F.col("features").isNotNull())
-    missing = joined.filter(F.col("features").isNull()).select(
-        "path", "label", "split", F.lit(f"no CNN features in {source}").alias("reason"))
-    mismatched = matched.filter(F.col("external_label").isNotNull()
-                                & (F.col("external_label") != F.col("label"))).count()
-    counts = {"feature_rows": total, "unmatched_feature_rows": unmatched_count,
-              "label_mismatches": mismatched}
-    return matched.select("path", "label", "split", "features"), missing, counts
 
 
 # ---------------------------------------------------------------- the comparison
@@ -246,7 +162,7 @@ def _run_variants(spark: SparkSession, config: Config, input_path: str, root: st
         if name in ORB_VARIANTS and images_source is None:
             images_source = (finished_stage(spark, layout, "descriptors") or {}).get(
                 "descriptors_path")
-        result.rows.append(table_row(name, summary))
+        result.rows.append(comparison_row(name, summary, ORB_VARIANTS.get(name)))
         result.folders.append((name, layout.root))
         if report and not storage.exists(spark, layout.path("report.html")):
             from bovw.report.pages import write_run_report
@@ -264,8 +180,8 @@ def collect_result(spark: SparkSession, root: str) -> CompareResult:
     for name in spec["variants"]:
         layout = RunLayout(storage.join(root, "variants", name))
         if storage.exists(spark, layout.summary):
-            result.rows.append(table_row(name, json.loads(storage.read_text(spark,
-                                                                            layout.summary))))
+            summary = json.loads(storage.read_text(spark, layout.summary))
+            result.rows.append(comparison_row(name, summary, ORB_VARIANTS.get(name)))
             result.folders.append((name, layout.root))
     return result
 
@@ -277,8 +193,8 @@ def write_outputs(spark: SparkSession, result: CompareResult, report: bool) -> N
         from bovw.report.html import html_table
         from bovw.report.pages import write_compare_report
 
-        columns = table_columns()
-        rows = [[_cell(c, row.get(c)) for c in columns] for row in result.rows]
+        columns = comparison_columns()
+        rows = [[comparison_cell(c, row.get(c)) for c in columns] for row in result.rows]
         write_compare_report(spark, result.output,
                              html_table([c.replace("_", " ") for c in columns], rows,
                                         css="wide"),
@@ -405,64 +321,6 @@ def _extract(spark: SparkSession, config: Config, input_path: str, images: DataF
 
 # ---------------------------------------------------------------- tables
 
-def table_row(name: str, summary: dict[str, Any]) -> dict[str, Any]:
-    """One side-by-side line from a variant's summary.json."""
-    timings = summary.get("timings_seconds", {})
-    metrics, counts = summary.get("metrics", {}), summary.get("counts", {})
-    reduction = summary.get("reduction", {})
-    feature_seconds = (timings.get("ingest", 0.0) + timings.get("descriptors", 0.0)
-                       + timings.get("cnn_features", 0.0))
-    total = sum(timings.values())
-    images = counts.get("accepted", 0)
-    if name in ORB_VARIANTS:
-        k = summary.get("vocabulary", {}).get("k")
-        settings = summary.get("config", {})
-        colour = settings.get("colour", {})
-        colour_bins = (colour.get("hue_bins", 0) * colour.get("saturation_bins", 0)
-                       * colour.get("value_bins", 0)) if ORB_VARIANTS[name] else 0
-        levels = settings.get("histograms", {}).get("pyramid_levels", 1)
-        dimension = histogram_length(k or 0, levels) + colour_bins
-        features = (f"ORB visual words, k={k}" + (f", {levels} pyramid levels" if levels > 1
-                                                   else "")
-                    + (f" + HSV colour ({colour_bins} bins)" if colour_bins else ""))
-    else:
-        dimension = reduction.get("input_dimension")
-        features = summary.get("features", "CNN features")
-    external = name == "cnn" and "external" in str(summary.get("features", ""))
-    return {
-        "variant": name, "features": features, "dimension": dimension,
-        "pca_components": reduction.get("components"),
-        "accuracy": metrics.get("accuracy"), "macro_f1": metrics.get("macro_f1"),
-        "test_images": metrics.get("test_images"), "images": images,
-        "missing_images": counts.get("missing_features", counts.get("rejected", 0)),
-        "seconds_features": round(feature_seconds, 1),
-        "seconds_vocabulary": timings.get("vocabulary", 0.0),
-        "seconds_histograms": timings.get("histograms", 0.0),
-        "seconds_reduction": timings.get("reduction", 0.0),
-        "seconds_classifier": timings.get("classifier", 0.0),
-        "seconds_total": round(total, 1),
-        "images_per_second_features": (None if external or not feature_seconds
-                                       else round(images / feature_seconds, 1)),
-        "images_per_second_total": None if external or not total else round(images / total, 1),
-    }
-
-
-def table_columns() -> list[str]:
-    return ["variant", "features", "dimension", "pca_components", "accuracy", "macro_f1",
-            "test_images", "images", "missing_images", "seconds_features",
-            "seconds_vocabulary", "seconds_histograms", "seconds_reduction",
-            "seconds_classifier", "seconds_total", "images_per_second_features",
-            "images_per_second_total"]
-
-
-def _cell(column: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}" if column in ("accuracy", "macro_f1") else f"{value:.1f}"
-    return str(value)
-
-
 def per_class_f1(spark: SparkSession, result: CompareResult) -> tuple[list[str], list[list]]:
     """(header, rows) of F1 per class, one column per variant."""
     per_variant = [(name, json.loads(storage.read_text(spark, RunLayout(folder).metrics)))
@@ -477,25 +335,19 @@ def per_class_f1(spark: SparkSession, result: CompareResult) -> tuple[list[str],
 
 def write_tables(spark: SparkSession, result: CompareResult) -> None:
     """comparison.csv, comparison_per_class.csv and comparison.md (both tables)."""
-    columns = table_columns()
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(result.rows)
-    storage.write_text(spark, storage.join(result.output, "comparison.csv"), buffer.getvalue())
+    columns = comparison_columns()
+    storage.write_text(spark, storage.join(result.output, "comparison.csv"),
+                       csv_table(columns, result.rows))
     header, rows = per_class_f1(spark, result)
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
     storage.write_text(spark, storage.join(result.output, "comparison_per_class.csv"),
                        buffer.getvalue())
-    lines = ["| " + " | ".join(c.replace("_", " ") for c in columns) + " |",
-             "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(c, row.get(c)) for c in columns) + " |"
-              for row in result.rows]
-    lines += ["", "F1 per class (Test):", "", "| " + " | ".join(header) + " |",
-              "|" + "---|" * len(header)]
-    for row in rows:
-        values = ["" if value is None else f"{value:.3f}" for value in row[1:]]
-        lines.append("| " + " | ".join([row[0], *values]) + " |")
+    lines = markdown_lines([c.replace("_", " ") for c in columns],
+                           [[comparison_cell(c, row.get(c)) for c in columns]
+                            for row in result.rows])
+    lines += ["", "F1 per class (Test):", ""]
+    lines += markdown_lines(header, [[row[0], *["" if value is None else f"{value:.3f}"
+                                                for value in row[1:]]] for row in rows])
     storage.write_text(spark, storage.join(result.output, "comparison.md"),
                        "\n".join(lines) + "\n")

@@ -18,8 +18,6 @@ resumed sweep runs it again.
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 import re
@@ -31,6 +29,15 @@ from pyspark.sql import SparkSession
 
 from bovw.config import Config, ConfigError, parse_assignment
 from bovw.errors import TrainingError, VocabularyError
+from bovw.experiments.tables import (
+    STAGE_COLUMNS,
+    csv_table,
+    failed_sweep_row,
+    sweep_cell,
+    sweep_columns,
+    sweep_markdown,
+    sweep_row,
+)
 from bovw.pipeline.layout import RunLayout, prepare_spec_folder
 from bovw.pipeline.provenance import (
     DescriptorProvenance,
@@ -44,7 +51,6 @@ from bovw.pipeline.run import run_pipeline
 from bovw.spark import storage
 from bovw.spark.outputs import OutputFolder
 
-STAGE_COLUMNS = ("ingest", "descriptors", "vocabulary", "histograms", "reduction", "classifier")
 # Errors that belong to one point's settings: that point fails, the sweep goes on.
 POINT_ERRORS = (TrainingError, VocabularyError)
 FAILURE_RECORD = "failed.json"
@@ -70,6 +76,11 @@ class SweepResult:
     parameters: list[tuple[str, list[str]]]
     rows: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[str]:
+        """The swept settings, in grid order."""
+        return [key for key, _values in self.parameters]
 
     @property
     def failed(self) -> list[tuple[str, str]]:
@@ -246,12 +257,13 @@ def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
                 # to share this point's descriptors still find them.
                 storage.write_text(spark, failure_path, json.dumps(
                     {"error": type(error).__name__, "reason": str(error)}, indent=2))
-                result.rows.append(failed_row(point, str(error)))
+                result.rows.append(failed_sweep_row(point.name, point.values, str(error)))
                 write_table(spark, root, result)
                 continue
             storage.delete(spark, failure_path)  # an earlier failure, now superseded
         summary = json.loads(storage.read_text(spark, layout.summary))
-        result.rows.append(table_row(point, summary, reused=source is not None))
+        result.rows.append(sweep_row(point.name, point.values, summary,
+                                     reused=source is not None))
         write_table(spark, root, result)
         if report and not storage.exists(spark, layout.path("report.html")):
             from bovw.report.pages import write_run_report
@@ -275,10 +287,10 @@ def collect_result(spark: SparkSession, root: str) -> SweepResult:
         if storage.exists(spark, summary_path):
             summary = json.loads(storage.read_text(spark, summary_path))
             extracted = "ingest" in summary.get("timings_seconds", {})
-            result.rows.append(table_row(point, summary, reused=not extracted))
+            result.rows.append(sweep_row(point.name, point.values, summary, reused=not extracted))
         elif storage.exists(spark, failure_path):
             failure = json.loads(storage.read_text(spark, failure_path))
-            result.rows.append(failed_row(point, failure["reason"]))
+            result.rows.append(failed_sweep_row(point.name, point.values, failure["reason"]))
     return result
 
 
@@ -287,15 +299,15 @@ def write_report(spark: SparkSession, result: SweepResult) -> str:
     from bovw.report.html import html_table
     from bovw.report.pages import SweepPointResult, write_sweep_report
 
-    columns = [c for c in table_columns(result) if c != "point"]
+    columns = [c for c in sweep_columns(result.keys) if c != "point"]
     succeeded = result.succeeded
     best = max(succeeded, key=lambda row: row.get("accuracy") or 0.0)["point"] \
         if succeeded else None
-    rows = [[_cell(c, row.get(c)) for c in columns] for row in result.rows]
+    rows = [[sweep_cell(c, row.get(c)) for c in columns] for row in result.rows]
     marks = [["best" if row["point"] == best and c in ("accuracy", "macro_f1") else ""
               for c in columns] for row in result.rows]
     titles = [c.replace("seconds_", "s ").replace("_", " ") for c in columns]
-    keys = [key for key, _values in result.parameters]
+    keys = result.keys
     points = [SweepPointResult(
         values={key: row[key] for key in keys}, accuracy=row.get("accuracy"),
         macro_f1=row.get("macro_f1"),
@@ -312,72 +324,9 @@ def _prepare_sweep_output(spark: SparkSession, root: str, spec: dict[str, Any],
                                "sweep of another input, grid or configuration", log)
 
 
-def table_row(point: SweepPoint, summary: dict[str, Any], reused: bool) -> dict[str, Any]:
-    """One line of the sweep table from a point's summary.json."""
-    timings = summary.get("timings_seconds", {})
-    metrics, vocabulary = summary.get("metrics", {}), summary.get("vocabulary", {})
-    keypoints, reduction = summary.get("keypoints", {}), summary.get("reduction", {})
-    row: dict[str, Any] = {"point": point.name, **point.values}
-    row.update({
-        "accuracy": metrics.get("accuracy"),
-        "macro_f1": metrics.get("macro_f1"),
-        "test_images": metrics.get("test_images"),
-        "classifier_iterations": metrics.get("classifier_iterations"),
-        "keypoints_mean": keypoints.get("mean"),
-        "keypoints_total": keypoints.get("total"),
-        "vocabulary_iterations": vocabulary.get("iterations"),
-        "pca_components": reduction.get("components"),
-        "explained_variance": reduction.get("explained_variance_total"),
-        "descriptors": "reused" if reused else "extracted",
-        "status": "ok",
-        "failure": "",
-    })
-    for stage in STAGE_COLUMNS:
-        row[f"seconds_{stage}"] = timings.get(stage, 0.0)
-    row["seconds_total"] = round(sum(timings.values()), 3)
-    return row
-
-
-def failed_row(point: SweepPoint, reason: str) -> dict[str, Any]:
-    """The table line of a failed point: its settings and its reason, no numbers."""
-    return {"point": point.name, **point.values, "status": "failed", "failure": reason}
-
-
-def table_columns(result: SweepResult) -> list[str]:
-    keys = [key for key, _values in result.parameters]
-    return ["point", *keys, "accuracy", "macro_f1", "test_images",
-            *[f"seconds_{stage}" for stage in STAGE_COLUMNS], "seconds_total",
-            "keypoints_mean", "keypoints_total", "vocabulary_iterations",
-            "classifier_iterations", "pca_components", "explained_variance", "descriptors",
-            "status", "failure"]
-
-
-def table_csv(result: SweepResult) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=table_columns(result), lineterminator="\n")
-    writer.writeheader()
-    for row in result.rows:
-        writer.writerow(row)
-    return buffer.getvalue()
-
-
-def _cell(column: str, value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.1f}" if column.startswith(("seconds_", "keypoints_")) else f"{value:.4f}"
-    return "" if value is None else str(value)
-
-
-def table_markdown(result: SweepResult) -> str:
-    """The table for a README or a note: parameters, quality, seconds per stage, counts."""
-    columns = [c for c in table_columns(result) if c != "point"]
-    titles = [c.replace("seconds_", "s ").replace("_", " ") for c in columns]
-    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(columns)]
-    for row in result.rows:
-        lines.append("| " + " | ".join(_cell(c, row.get(c)) for c in columns) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def write_table(spark: SparkSession, root: str, result: SweepResult) -> None:
     """Write sweep.csv and sweep.md (called after every point, so they show progress)."""
-    storage.write_text(spark, storage.join(root, "sweep.csv"), table_csv(result))
-    storage.write_text(spark, storage.join(root, "sweep.md"), table_markdown(result))
+    storage.write_text(spark, storage.join(root, "sweep.csv"),
+                       csv_table(sweep_columns(result.keys), result.rows))
+    storage.write_text(spark, storage.join(root, "sweep.md"),
+                       sweep_markdown(result.keys, result.rows))
