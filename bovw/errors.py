@@ -17,6 +17,10 @@ class VocabularyError(ValueError):
     """The Training descriptors cannot support the requested vocabulary."""
 
 
+class ReuseError(OutputError):
+    """Reused outputs contradict what the configuration asks for; the message says the fix."""
+
+
 class CloudError(RuntimeError):
     """A cloud setup or access problem, reported to the user as one line naming cause and fix."""
 

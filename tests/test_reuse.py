@@ -19,6 +19,8 @@ import pytest
 
 from bovw.cli import main
 from bovw.config import HistogramSettings, OrbSettings, load_config
+from bovw.config.differences import Difference
+from bovw.errors import ReuseError
 from bovw.experiments.compare import compare
 from bovw.experiments.sweep import changes_descriptors, descriptor_sources, run_sweep, sweep_points
 from bovw.image.synthetic import generate_dataset
@@ -26,14 +28,11 @@ from bovw.pipeline.provenance import (
     RECORD_NAME,
     DescriptorProvenance,
     DescriptorSettings,
-    Difference,
-    ReuseError,
     first_difference,
-    model_contradiction,
     refusal,
 )
 from bovw.pipeline.run import run_pipeline
-from bovw.predict.model_file import ExportedModel, model_to_bytes
+from bovw.predict.model_file import ExportedModel, model_contradiction, model_to_bytes
 from bovw.report.gather import RunData
 from bovw.report.pages import run_sections
 from tests.conftest import TEST_SPARK

@@ -130,11 +130,12 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
 
 
 def _report(args: argparse.Namespace, environ: dict) -> int:
+    from bovw.cli.common import SESSION_KEYS
     from bovw.cli.main import _overrides, _session
     from bovw.cloud.s3a import normalise_s3_url
     from bovw.config import ConfigError
+    from bovw.config.differences import unused_setting
     from bovw.errors import OutputError
-    from bovw.pipeline.provenance import SESSION_KEYS, unused_setting
     from bovw.spark import storage
 
     config = _config(args)

@@ -16,10 +16,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bovw.cli.common import PREDICT_KEYS, SESSION_KEYS
 from bovw.config import Config, ConfigError, load_config
+from bovw.config.differences import unused_setting
 from bovw.errors import InputError, ModelFileError
 from bovw.pipeline.inputs import check_local_input, is_local_path
-from bovw.pipeline.provenance import PREDICT_KEYS, SESSION_KEYS, unused_setting
 from bovw.predict.fruits import (
     FruitCatalogueError,
     FruitInfo,
@@ -194,7 +195,7 @@ def _check_asked_settings(args: argparse.Namespace, config: Config, model, sourc
     """Refuse settings given on the command line that the model contradicts (its ORB,
     colour, histogram settings and k are what photos are described with)."""
     from bovw.cli.main import _overrides
-    from bovw.pipeline.provenance import model_contradiction, model_refusal
+    from bovw.predict.model_file import model_contradiction, model_refusal
 
     difference = model_contradiction(model, config, _overrides(args))
     if difference is not None:

@@ -34,18 +34,16 @@ from bovw.config import (
     config_from_dict,
     current_orb_table,
 )
-from bovw.errors import OutputError
+from bovw.config.differences import Difference, covered, show
+from bovw.errors import ReuseError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from bovw.predict.model_file import ExportedModel
-
 __all__ = [
-    "IMAGE_SET_KEYS", "PREDICT_KEYS", "RECORD_NAME", "SESSION_KEYS", "DescriptorProvenance",
-    "DescriptorSettings", "Difference", "ReuseError", "absolute_location", "check_kept",
-    "check_reuse", "first_difference", "model_contradiction", "model_refusal", "read_record",
-    "refusal", "show", "unused_setting", "write_record",
+    "IMAGE_SET_KEYS", "RECORD_NAME", "DescriptorProvenance", "DescriptorSettings",
+    "absolute_location", "check_kept", "check_reuse", "first_difference", "read_record",
+    "refusal", "write_record",
 ]
 
 RECORD_NAME = "_bovw_descriptors.json"
@@ -59,10 +57,6 @@ EXTRACTION_VERSION = 1
 _RUN_SPEC, _MARKER = "run.json", "_stages/descriptors.json"
 # The settings that decide which images a CNN comparison variant reads from descriptors.
 IMAGE_SET_KEYS = ("input", "ingest.", "seed", "orb.max_pixels")
-
-
-class ReuseError(OutputError):
-    """Reused outputs contradict what the configuration asks for; the message says the fix."""
 
 
 @dataclass(frozen=True)
@@ -194,15 +188,6 @@ class DescriptorProvenance:
         return cls(absolute_location(input_path), DescriptorSettings.of(config), 1, "", source)
 
 
-@dataclass(frozen=True)
-class Difference:
-    """The first setting in which reused outputs (`made`) and the config (`asked`) differ."""
-
-    key: str
-    made: Any
-    asked: Any
-
-
 def first_difference(made: DescriptorProvenance, asked: DescriptorProvenance,
                      keys: Collection[str] | None = None) -> Difference | None:
     """The first way `made` cannot stand for what `asked` needs, or None when it can.
@@ -213,7 +198,7 @@ def first_difference(made: DescriptorProvenance, asked: DescriptorProvenance,
     limits the comparison of input and settings.
     """
     def wanted(key: str) -> bool:
-        return keys is None or _covered(key, keys)
+        return keys is None or covered(key, keys)
 
     if made.extraction != asked.extraction:
         return Difference("extraction", made.extraction, asked.extraction)
@@ -247,15 +232,6 @@ def refusal(source: str, difference: Difference, asker: str = "this run",
                       f"{asker} asks for {show(difference.asked)}: {fix}")
 
 
-def show(value: Any) -> str:
-    """A setting's value as it is written after --set: true, 1.0,2.0, dense."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple | list):
-        return ",".join(show(item) for item in value)
-    return str(value)
-
-
 def absolute_location(path: str) -> str:
     """A folder's location in one spelling: a local folder as an absolute path without
     file: or a trailing slash; s3a:// and s3n:// as s3://."""
@@ -266,66 +242,6 @@ def absolute_location(path: str) -> str:
         if path.startswith(scheme):
             path = "s3://" + path[len(scheme):]
     return path.rstrip("/")
-
-
-# What `bovw predict` uses of the configuration besides the model: the session, its own
-# settings, the listing of a folder; and what it compares with the model (the rest of the
-# model's settings cannot be changed at prediction time).
-PREDICT_KEYS = ("spark.", "s3.", "predict.", "ingest.extensions", "ingest.max_file_bytes",
-                "orb.", "colour.", "histograms.", "vocabulary.k", "pca.components", "seed")
-SESSION_KEYS = ("spark.", "s3.")
-
-
-def unused_setting(asked: Collection[str], used: Collection[str]) -> str | None:
-    """The first explicitly given key (`asked`) that a command does not use (`used`: keys,
-    or prefixes ending with "."), or None."""
-    return next((key for key in sorted(asked) if not _covered(key, used)), None)
-
-
-def _covered(key: str, keys: Collection[str]) -> bool:
-    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in keys)
-
-
-def model_contradiction(model: ExportedModel, config: Config, asked: Collection[str]
-                        ) -> Difference | None:
-    """The first setting given explicitly (`asked`: dotted keys) that the model contradicts.
-
-    A model describes photos with its own ORB, colour and histogram settings, vocabulary
-    and PCA: orb.*, colour.*, histograms.*, vocabulary.k, pca.components and seed asked
-    with another value cannot be honoured. Settings of a colour block the model lacks are
-    not compared unless the block is asked for (they would not be used); other keys are
-    not compared.
-    """
-    for key in sorted(asked):
-        section, _dot, name = key.partition(".")
-        if key == "vocabulary.k":
-            made, wanted = int(model.centers.shape[0]), config.vocabulary.k
-        elif key == "pca.components":
-            made, wanted = int(model.pc.shape[1]), config.pca.components
-        elif key == "seed" and "seed" in model.source:
-            made, wanted = model.source["seed"], config.seed
-        elif section in ("orb", "histograms") and hasattr(getattr(model, section), name):
-            made, wanted = getattr(getattr(model, section), name), getattr(
-                getattr(config, section), name)
-        elif section == "colour" and hasattr(config.colour, name):
-            if name == "enabled" or model.colour is None:
-                key, made, wanted = "colour.enabled", model.colour is not None, (
-                    config.colour.enabled)
-            else:
-                made, wanted = getattr(model.colour, name), getattr(config.colour, name)
-        else:
-            continue
-        if made != wanted:
-            return Difference(key, made, wanted)
-    return None
-
-
-def model_refusal(source: str, difference: Difference) -> ReuseError:
-    """The one-line error for a setting asked of `bovw predict` that the model contradicts."""
-    return ReuseError(f"the model {source} was trained with {difference.key}="
-                      f"{show(difference.made)}, this prediction asks for "
-                      f"{show(difference.asked)}: a model describes photos with its own "
-                      f"settings; drop the {difference.key} setting or train a model with it")
 
 
 def _fields(settings: Any) -> Iterator[tuple[str, Any]]:

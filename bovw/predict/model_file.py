@@ -12,7 +12,7 @@ import functools
 import io
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,19 +21,21 @@ import numpy as np
 from bovw import __version__
 from bovw.config import (
     ColourSettings,
+    Config,
     ConfigError,
     HistogramSettings,
     OrbSettings,
     config_from_dict,
     current_orb_table,
 )
-from bovw.errors import ModelFileError, first_line
+from bovw.config.differences import Difference, show
+from bovw.errors import ModelFileError, ReuseError, first_line
 from bovw.image.orb import DESCRIPTOR_BYTES
 from bovw.image.words import histogram_length, scoring_matrix
 from bovw.predict.fruits import FruitInfo
 
 __all__ = ["KNOWN_FEATURE_BLOCKS", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ExportedModel",
-           "model_from_bytes", "model_to_bytes"]
+           "model_contradiction", "model_from_bytes", "model_refusal", "model_to_bytes"]
 
 MODEL_FORMAT = "bovw-model"
 MODEL_FORMAT_VERSION = 1
@@ -228,3 +230,47 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
 def _plain(settings: Any) -> dict[str, Any]:
     return {f.name: (list(value) if isinstance(value := getattr(settings, f.name), tuple)
                      else value) for f in dataclasses.fields(settings)}
+
+
+# ---------------------------------------------------------------- settings asked of a model
+
+def model_contradiction(model: ExportedModel, config: Config, asked: Collection[str]
+                        ) -> Difference | None:
+    """The first setting given explicitly (`asked`: dotted keys) that the model contradicts.
+
+    A model describes photos with its own ORB, colour and histogram settings, vocabulary
+    and PCA: orb.*, colour.*, histograms.*, vocabulary.k, pca.components and seed asked
+    with another value cannot be honoured. Settings of a colour block the model lacks are
+    not compared unless the block is asked for (they would not be used); other keys are
+    not compared.
+    """
+    for key in sorted(asked):
+        section, _dot, name = key.partition(".")
+        if key == "vocabulary.k":
+            made, wanted = int(model.centers.shape[0]), config.vocabulary.k
+        elif key == "pca.components":
+            made, wanted = int(model.pc.shape[1]), config.pca.components
+        elif key == "seed" and "seed" in model.source:
+            made, wanted = model.source["seed"], config.seed
+        elif section in ("orb", "histograms") and hasattr(getattr(model, section), name):
+            made, wanted = getattr(getattr(model, section), name), getattr(
+                getattr(config, section), name)
+        elif section == "colour" and hasattr(config.colour, name):
+            if name == "enabled" or model.colour is None:
+                key, made, wanted = "colour.enabled", model.colour is not None, (
+                    config.colour.enabled)
+            else:
+                made, wanted = getattr(model.colour, name), getattr(config.colour, name)
+        else:
+            continue
+        if made != wanted:
+            return Difference(key, made, wanted)
+    return None
+
+
+def model_refusal(source: str, difference: Difference) -> ReuseError:
+    """The one-line error for a setting asked of `bovw predict` that the model contradicts."""
+    return ReuseError(f"the model {source} was trained with {difference.key}="
+                      f"{show(difference.made)}, this prediction asks for "
+                      f"{show(difference.asked)}: a model describes photos with its own "
+                      f"settings; drop the {difference.key} setting or train a model with it")
