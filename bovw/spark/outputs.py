@@ -11,26 +11,12 @@ with or without --overwrite. A bovw folder that also holds files bovw does not w
 delete them.
 
 `--overwrite` of an existing bovw output never deletes it up front: the new output is built
-in the hidden sibling `DIR/.NAME.bovw-new` and swapped in once complete. Until then the old
-output stays whole and readable; a failed or killed new one leaves it untouched, and the
-same command again resumes the staged one (same spec) or starts it afresh (another spec).
-The swap first writes its journal `DIR/.NAME.bovw-swap`, then:
-- rewrites the staged files' own paths (summary, stage markers, reports) to the final
-  name, so the swapped output names itself;
-- local disks, HDFS: renames NAME to `.NAME.bovw-old`, `.NAME.bovw-new` to NAME (both
-  atomic), deletes `.NAME.bovw-old`;
-- object stores (S3A, where a folder rename is a copy of every file, then deletes): deletes
-  the old output, then moves the new one file by file (one server-side copy and delete
-  each), the marker and summary.json last, then removes the staging folder.
-A command killed in the middle leaves the journal; the next bovw command on that output
-finishes the swap before anything else. At every step the complete new output exists in
-full in one place or the other, so the two are never both lost.
+in the hidden sibling `DIR/.NAME.bovw-new` and swapped in once complete (bovw.spark.swap).
 """
 
 from __future__ import annotations
 
 import fnmatch
-import html
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,22 +27,19 @@ from pyspark.sql import SparkSession
 from bovw import __version__
 from bovw.errors import OutputError
 from bovw.spark import leases, storage
+from bovw.spark.swap import Swap
 
-__all__ = ["KINDS", "MARKER", "OLD_SUFFIX", "STAGING_SUFFIX", "SWAP_SUFFIX", "Found",
-           "OutputFolder", "OutputKind", "foreign_names", "inspect", "open_output", "same_spec"]
+__all__ = ["KINDS", "MARKER", "STAGING_SUFFIX", "TEMPORARY", "Found", "OutputFolder",
+           "OutputKind", "foreign_names", "inspect", "open_output", "same_spec"]
 
 MARKER = "_bovw.json"
 MARKER_FORMAT = "bovw-output"
 MARKER_VERSION = 1
 STAGING_SUFFIX = ".bovw-new"
-OLD_SUFFIX = ".bovw-old"
-SWAP_SUFFIX = ".bovw-swap"
 # Files whose presence says "finished": removed first and published last by a file-by-file swap.
 _LAST = (MARKER, "summary.json")
-# Text files that may name their own folder (summaries, stage records, specs, reports, tables).
-_TEXT_SUFFIXES = (".json", ".html", ".md", ".csv")
 # Temporary names of bovw's own writes (bovw.storage) and the local filesystem's checksums.
-_TEMPORARY = ("._tmp_*",)
+TEMPORARY = ("._tmp_*",)
 
 
 @dataclass(frozen=True)
@@ -73,7 +56,7 @@ class OutputKind:
         if name.startswith(".") and name.endswith(".crc"):
             name = name[1:-4]
         return any(fnmatch.fnmatchcase(name, pattern)
-                   for pattern in (MARKER, *_TEMPORARY, *self.patterns))
+                   for pattern in (MARKER, *TEMPORARY, *self.patterns))
 
 
 KINDS = {kind.name: kind for kind in (
@@ -126,7 +109,7 @@ def inspect(spark: SparkSession, path: str,
         return Found("file")
     names = tuple(storage.list_names(spark, path))
     if not [name for name in names
-            if not any(fnmatch.fnmatchcase(name, pattern) for pattern in _TEMPORARY)]:
+            if not any(fnmatch.fnmatchcase(name, pattern) for pattern in TEMPORARY)]:
         return Found("empty", names=names)
     kind = _read_marker(spark, path) if MARKER in names else None
     if kind is None:
@@ -160,7 +143,7 @@ class OutputFolder:
     lock is released either way."""
 
     def __init__(self, spark: SparkSession, final: str, work: str, lease: leases.Lease,
-                 swap: _Swap | None, log: Callable[[str], None]):
+                 swap: Swap | None, log: Callable[[str], None]):
         self.spark, self.final, self.work, self.lease = spark, final, work, lease
         self.swap, self.log = swap, log
 
@@ -188,92 +171,6 @@ class OutputFolder:
             self.lease.release()
 
 
-class _Swap:
-    """Puts the complete staged output in place of the final one (see the module doc)."""
-
-    def __init__(self, spark: SparkSession, final: str, staging: str,
-                 log: Callable[[str], None]):
-        self.spark, self.final, self.staging, self.log = spark, final, staging, log
-        name = storage.base_name(spark, final)
-        self.old = storage.sibling(spark, final, f".{name}{OLD_SUFFIX}")
-        self.journal = storage.sibling(spark, final, f".{name}{SWAP_SUFFIX}")
-
-    def _record(self, phase: str) -> None:
-        storage.write_text(self.spark, self.journal, json.dumps(
-            {"format": "bovw-swap", "output": self.final, "staging": self.staging,
-             "old": self.old, "phase": phase}, indent=2))
-
-    def publish(self) -> None:
-        self._record("relocate")
-        self.finish()
-
-    def pending(self) -> bool:
-        return storage.exists(self.spark, self.journal)
-
-    def finish(self) -> None:
-        """Carry the swap recorded in the journal to its end (idempotent)."""
-        phase = json.loads(storage.read_text(self.spark, self.journal))["phase"]
-        if phase == "relocate":
-            self._relocate()
-            phase = "swap"
-            self._record(phase)
-        if storage.has_atomic_rename(self.spark, self.final):
-            self._rename_folders()
-        else:
-            if phase == "swap":
-                self._clear_final()
-                self._record("move")
-            self._move_files()
-        storage.delete(self.spark, self.journal)
-
-    def _relocate(self) -> None:
-        forms = [(self.staging, self.final),
-                 (json.dumps(self.staging)[1:-1], json.dumps(self.final)[1:-1]),
-                 (html.escape(self.staging), html.escape(self.final))]
-        for relative in storage.list_files(self.spark, self.staging):
-            if not relative.endswith(_TEXT_SUFFIXES):
-                continue
-            path = storage.join(self.staging, relative)
-            text = original = storage.read_text(self.spark, path)
-            for staged, final in forms:
-                text = text.replace(staged, final)
-            if text != original:
-                storage.write_text(self.spark, path, text)
-
-    def _rename_folders(self) -> None:
-        spark, final, staging, old = self.spark, self.final, self.staging, self.old
-        if storage.exists(spark, staging):
-            if storage.exists(spark, final):
-                if storage.exists(spark, old):
-                    raise OutputError(
-                        f"cannot finish replacing {final}: {old} (the previous output) and "
-                        f"{staging} (the new one) both exist as well; keep the one you want "
-                        f"as {final} and delete the others and {self.journal}")
-                storage.rename(spark, final, old)
-            storage.rename(spark, staging, final)
-        elif not storage.exists(spark, final):
-            raise OutputError(
-                f"cannot finish replacing {final}: neither it nor the new output "
-                f"{staging} exists" + (f"; the previous output is in {old}"
-                                       if storage.exists(spark, old) else ""))
-        storage.delete(spark, old)
-
-    def _clear_final(self) -> None:
-        for name in _LAST:
-            storage.delete(self.spark, storage.join(self.final, name))
-        storage.delete(self.spark, self.final)
-
-    def _move_files(self) -> None:
-        files = storage.list_files(self.spark, self.staging)
-        files.sort(key=lambda relative: relative in _LAST)
-        for relative in files:
-            target = storage.join(self.final, relative)
-            # Only a copy of this very file, from a move cut short, can be there.
-            storage.delete(self.spark, target)
-            storage.rename(self.spark, storage.join(self.staging, relative), target)
-        storage.delete(self.spark, self.staging)
-
-
 def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
                 resume: Callable[[str], None], matches: Callable[[str], bool],
                 start: Callable[[str], None], reads: Sequence[str | None] = (),
@@ -299,7 +196,7 @@ def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
                           "choose a folder below it") from None
     lease = leases.acquire(spark, root, output_kind.command, log=log)
     try:
-        swap = _Swap(spark, root, staging, log)
+        swap = Swap(spark, root, staging, log, _LAST)
         work = _prepare(spark, root, output_kind, swap, overwrite, resume, matches, start,
                         reads, legacy, log)
     except BaseException:
@@ -308,7 +205,7 @@ def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
     return OutputFolder(spark, root, work, lease, swap if work == staging else None, log)
 
 
-def _prepare(spark: SparkSession, root: str, kind: OutputKind, swap: _Swap, overwrite: bool,
+def _prepare(spark: SparkSession, root: str, kind: OutputKind, swap: Swap, overwrite: bool,
              resume: Callable[[str], None], matches: Callable[[str], bool],
              start: Callable[[str], None], reads: Sequence[str | None],
              legacy: Callable[[str], str | None] | None, log: Callable[[str], None]) -> str:
