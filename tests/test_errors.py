@@ -26,8 +26,9 @@ WRITABLE_FIX = "fix: choose a location you may write to (on S3: see conf/iam/ fo
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("error-images")
-    (root / "Training" / "Apple").mkdir(parents=True)
-    (root / "Training" / "Apple" / "0.jpg").write_bytes(b"not read: every case fails earlier")
+    for split in ("Training", "Test"):  # both: a dataset without Test images is refused
+        (root / split / "Apple").mkdir(parents=True)
+        (root / split / "Apple" / "0.jpg").write_bytes(b"not read: every case fails earlier")
     return root
 
 

@@ -15,6 +15,7 @@ from bovw.pipeline.ingest import (
     list_files,
     with_labels,
 )
+from bovw.pipeline.inputs import check_local_dataset
 from tests import imagefiles
 
 SETTINGS = IngestSettings()
@@ -70,3 +71,49 @@ def test_input_folder_without_images(tmp_path):
     write(tmp_path / "Training" / "Kiwi" / "readme.txt")
     with pytest.raises(InputError, match="holds no image files"):
         check_local_input(str(tmp_path), SETTINGS)
+
+
+# Issue 16.6: a dataset with Training/Test folders and no Test image finished with
+# "accuracy 0.00% on 0 Test images"; it is refused before Spark starts.
+
+def test_a_dataset_with_an_empty_test_folder_is_refused(tmp_path):
+    write(tmp_path / "Training" / "Kiwi" / "k.jpg")
+    (tmp_path / "Test" / "Kiwi").mkdir(parents=True)
+    (tmp_path / "Test" / "Kiwi" / "notes.txt").write_text("not an image")
+    check_local_input(str(tmp_path), SETTINGS)  # a folder to predict needs no split
+    with pytest.raises(InputError) as error:
+        check_local_dataset(str(tmp_path), IngestSettings(test_fraction=0.2))
+    assert str(error.value) == (
+        f"input {tmp_path} has no Test images: put the Test images in Test/<Class>/ beside "
+        "Training/, or move the class folders out of Training/ so that bovw splits them "
+        "itself (ingest.test_fraction=0.2)")
+
+
+def test_a_dataset_without_training_images_is_refused(tmp_path):
+    write(tmp_path / "test" / "Kiwi" / "k.JPG")
+    with pytest.raises(InputError) as error:
+        check_local_dataset(f"file:{tmp_path}", SETTINGS)
+    assert str(error.value) == (
+        f"input file:{tmp_path} has no Training images: put the Training images in "
+        "Training/<Class>/ beside Test/")
+
+
+def test_datasets_bovw_can_split_pass(tmp_path):
+    write(tmp_path / "split" / "Train" / "Kiwi" / "k.jpg")
+    write(tmp_path / "split" / "Test" / "Kiwi" / "k.png")
+    check_local_dataset(str(tmp_path / "split"), SETTINGS)
+    write(tmp_path / "flat" / "Kiwi" / "k.jpg")  # no split folders: bovw splits it
+    check_local_dataset(str(tmp_path / "flat"), SETTINGS)
+    check_local_dataset("s3a://bucket/data", SETTINGS)  # checked by Spark, after listing
+
+
+def test_test_images_behind_a_symbolic_link_count(tmp_path):
+    # Spark follows the link, so the check does too (but not a link to its own ancestor).
+    write(tmp_path / "elsewhere" / "Kiwi" / "k.jpg")
+    write(tmp_path / "data" / "Training" / "Kiwi" / "k.jpg")
+    (tmp_path / "data" / "Test").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "data" / "Training" / "loop").symlink_to(tmp_path / "data")
+    check_local_dataset(str(tmp_path / "data"), SETTINGS)
+    (tmp_path / "data" / "Test").unlink()
+    with pytest.raises(InputError, match="has no Test images"):
+        check_local_dataset(str(tmp_path / "data"), SETTINGS)

@@ -23,11 +23,35 @@ def test_hand_checked_metrics():
     assert metrics["weighted_precision"] == round((0.5 * 3 + 0.5 * 1) / 6, 6)
 
 
-def test_labels_outside_the_class_list_are_appended():
-    metrics = classification_metrics(["a"], [("a", "a", 1), ("z", "a", 1)])
+def test_predicted_labels_outside_the_class_list_are_appended():
+    metrics = classification_metrics(["a"], [("a", "a", 1), ("a", "z", 1)])
     assert metrics["classes"] == ["a", "z"]
-    assert metrics["confusion_matrix"] == [[1, 0], [1, 0]]
+    assert metrics["confusion_matrix"] == [[1, 1], [0, 0]]
     assert metrics["accuracy"] == 0.5
+
+
+def test_a_class_only_in_test_is_reported_apart_not_scored():
+    # Issue 16.7: one Kiwi Test image (no Kiwi in Training) took macro F1 from 1 to 0.5
+    # and accuracy from 1 to 0.75, though no model trained on a and b can name a Kiwi.
+    outcomes = [("a", "a", 2), ("b", "b", 1), ("Kiwi", "a", 1)]
+    metrics = classification_metrics(["a", "b"], outcomes)
+    assert metrics["test_only_classes"] == ["Kiwi"]
+    assert metrics["test_only_images"] == 1
+    assert metrics["test_only_predictions"] == {"Kiwi": {"a": 1}}
+    assert metrics["classes"] == ["a", "b"]
+    assert metrics["confusion_matrix"] == [[2, 0], [0, 1]]
+    assert "Kiwi" not in metrics["per_class"]
+    assert (metrics["test_images"], metrics["accuracy"], metrics["macro_f1"]) == (3, 1.0, 1.0)
+    assert metrics["weighted_f1"] == 1.0
+    assert metrics == {**classification_metrics(["a", "b"], outcomes[:2]),
+                       "test_only_classes": ["Kiwi"], "test_only_images": 1,
+                       "test_only_predictions": {"Kiwi": {"a": 1}}}
+
+
+def test_without_test_only_classes_the_lists_are_empty():
+    metrics = classification_metrics(["a"], [("a", "a", 3)])
+    assert (metrics["test_only_classes"], metrics["test_only_images"],
+            metrics["test_only_predictions"]) == ([], 0, {})
 
 
 def test_empty_test_split():
@@ -82,6 +106,16 @@ def test_training_accuracy_near_chance_is_refused():
            "Training classes apart" in check.problem()
     better = [("a", "a", 30), ("b", "a", 30), ("c", "c", 14), ("c", "b", 16)]  # 44/90
     assert FitCheck.from_outcomes([1.0986, 0.9], 12, 200, better).problem() is None
+
+
+def test_a_perfect_fit_on_a_few_training_images_is_not_near_chance():
+    # 3 + 2 images: chance 0.6, limit 0.6 + 3 * sqrt(0.24 / 5) = 1.257, above any accuracy.
+    check = FitCheck.from_outcomes([0.673, 0.05], 9, 200, [("a", "a", 3), ("b", "b", 2)])
+    assert round(check.chance_limit, 3) == 1.257
+    assert check.problem() is None
+    one_wrong = [("a", "a", 3), ("b", "b", 1), ("b", "a", 1)]
+    assert "Training accuracy 80.0% (chance 60.0%)" in FitCheck.from_outcomes(
+        [0.673, 0.05], 9, 200, one_wrong).problem()
 
 
 def test_a_single_training_class_is_not_a_failed_fit():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -11,7 +13,8 @@ from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.feature import PCAModel
 
 from bovw.cli import main
-from bovw.image.synthetic import generate_dataset
+from bovw.errors import InputError
+from bovw.image.synthetic import encode_jpeg, generate_dataset, render_fruit
 from bovw.pipeline.layout import OutputError
 from bovw.pipeline.run import run_pipeline
 from tests import imagefiles
@@ -44,8 +47,13 @@ def spark_flags():
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
+    """3 generated classes, bad and odd files in Training/Banana, and one Test image of a
+    class without Training images (Test/Kiwi)."""
     root = tmp_path_factory.mktemp("fruits")
     generate_dataset(root, classes=3, train_per_class=12, test_per_class=5, seed=0)
+    (root / "Test" / "Kiwi").mkdir()
+    (root / "Test" / "Kiwi" / "kiwi_0.jpg").write_bytes(
+        encode_jpeg(render_fruit("Kiwi", np.random.default_rng(0))))
     odd_folder = root / "Training" / "Banana"
     for name, (data, _reason) in BAD_FILES.items():
         (odd_folder / name).write_bytes(data)
@@ -56,20 +64,25 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_run(spark, dataset, tmp_path_factory):
+    """The run folder of `bovw run` on `dataset`; what it printed is in console.txt beside."""
     output = tmp_path_factory.mktemp("runs") / "first"
-    code = main(["run", "--input", str(dataset), "--output", str(output),
-                 *RUN_FLAGS, *spark_flags()])
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console):
+        code = main(["run", "--input", str(dataset), "--output", str(output),
+                     *RUN_FLAGS, *spark_flags()])
     assert code == 0
+    (output.parent / "console.txt").write_text(console.getvalue())
     return output
 
 
 def test_summary_and_metrics(first_run):
     summary = json.loads((first_run / "summary.json").read_text())
-    total = 3 * (12 + 5) + len(BAD_FILES) + len(ODD_BUT_READABLE)
+    total = 3 * (12 + 5) + 1 + len(BAD_FILES) + len(ODD_BUT_READABLE)
     assert summary["counts"]["images"] == total
     assert summary["counts"]["rejected"] == len(BAD_FILES)
-    assert summary["counts"]["per_split"] == {"Training": 36 + len(ODD_BUT_READABLE), "Test": 15}
-    assert summary["counts"]["classes"] == 3
+    assert summary["counts"]["per_split"] == {"Training": 36 + len(ODD_BUT_READABLE), "Test": 16}
+    assert summary["counts"]["classes"] == 4
+    assert summary["counts"]["test_only_classes"] == ["Kiwi"]
     assert summary["keypoints"]["images_without_keypoints"] >= 1  # tiny.jpg
     assert summary["vocabulary"]["k"] == 20
     assert set(summary["timings_seconds"]) >= {
@@ -89,6 +102,27 @@ def test_summary_and_metrics(first_run):
     assert summary["reduction"]["components_requested"] == 10
 
 
+def test_a_class_only_in_test_is_warned_about_and_reported_apart(first_run):
+    # Issue 16.7: it was scored silently (support 1, F1 0), pulling macro F1 down.
+    metrics = json.loads((first_run / "metrics.json").read_text())
+    assert metrics["test_only_classes"] == ["Kiwi"] and metrics["test_only_images"] == 1
+    assert sum(metrics["test_only_predictions"]["Kiwi"].values()) == 1
+    assert set(metrics["test_only_predictions"]["Kiwi"]) <= set(metrics["classes"])
+    assert "Kiwi" not in metrics["per_class"] and metrics["test_images"] == 15
+    summary = json.loads((first_run / "summary.json").read_text())
+    assert summary["metrics"]["test_only_classes"] == ["Kiwi"]
+    console = (first_run.parent / "console.txt").read_text().splitlines()
+    warnings = [line for line in console if "Kiwi" in line]
+    assert warnings[0] == (
+        "[bovw] warning: Test images of classes without Training images: Kiwi; the model "
+        "cannot predict these classes, so their images are left out of accuracy and F1 and "
+        "reported apart (metrics.json: test_only_classes)")
+    assert warnings[1:] == ["  not scored       1 Test images of classes not in Training: Kiwi"]
+    report = (first_run / "report.html").read_text()
+    assert "Classes only in Test (not scored)" in report
+    assert "<td>Kiwi</td>" in report and "kiwi_0.jpg" not in report
+
+
 def test_rejects_table_names_each_bad_file(spark, first_run):
     rejects = {row["path"].rsplit("/", 1)[1]: row["reason"]
                for row in spark.read.parquet(str(first_run / "rejects")).collect()}
@@ -102,7 +136,7 @@ def test_features_parquet_has_one_row_per_accepted_image(spark, first_run):
     assert features.columns == ["path", "label", "split", "n_keypoints", "histogram",
                                 "pca_features", "prediction", "probability"]
     rows = features.collect()
-    assert len(rows) == 3 * 17 + len(ODD_BUT_READABLE)
+    assert len(rows) == 3 * 17 + 1 + len(ODD_BUT_READABLE)
     assert len({row["path"] for row in rows}) == len(rows)
     tiny = next(row for row in rows if row["path"].endswith("tiny.jpg"))
     assert tiny["n_keypoints"] == 0 and tiny["histogram"].toArray().sum() == 0
@@ -128,7 +162,7 @@ def test_descriptors_carry_the_record_of_what_made_them(spark, test_config, data
     config = test_config.replace(**{"ingest.max_file_bytes": MAX_FILE_BYTES})
     assert record.input == str(dataset)
     assert record.settings == DescriptorSettings.of(config)
-    assert spark.read.parquet(str(first_run / "descriptors")).count() == 3 * 17 + 11
+    assert spark.read.parquet(str(first_run / "descriptors")).count() == 3 * 17 + 1 + 11
 
 
 def test_models_are_saved_and_loadable(first_run):
@@ -184,6 +218,40 @@ def test_config_errors_stop_before_spark(dataset, capsys):
     assert main(["run", "--input", str(dataset), "--output", "/tmp/never", "--k", "1"]) == 2
     error = capsys.readouterr().err.strip()
     assert error == "bovw: config error: vocabulary.k must be >= 2 (got 1)"
+
+
+@pytest.mark.parametrize("layout", ["empty Test folder", "no Test folder"])
+def test_an_input_without_test_images_is_refused_before_spark(tmp_path, capsys, layout):
+    # Issue 16.6: it finished with exit 0 and "accuracy 0.00% on 0 Test images".
+    (tmp_path / "data" / "Training" / "Kiwi").mkdir(parents=True)
+    (tmp_path / "data" / "Training" / "Kiwi" / "k.jpg").write_bytes(imagefiles.jpeg())
+    if layout == "empty Test folder":
+        (tmp_path / "data" / "Test" / "Kiwi").mkdir(parents=True)
+    code = main(["run", "--input", str(tmp_path / "data"), "--output", str(tmp_path / "o")])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"bovw: error: input {tmp_path}/data has no Test images: put the Test images in "
+        "Test/<Class>/ beside Training/, or move the class folders out of Training/ so that "
+        "bovw splits them itself (ingest.test_fraction=0.25)\n")
+    assert not (tmp_path / "o").exists()
+
+
+def test_test_images_that_are_all_unreadable_stop_the_run_after_the_descriptors(
+        spark, test_config, tmp_path):
+    generate_dataset(tmp_path / "data", classes=2, train_per_class=3, test_per_class=1, seed=0)
+    for image in (tmp_path / "data" / "Test").glob("*/*.jpg"):
+        image.write_bytes(b"not a jpeg")
+    output = tmp_path / "run"
+    with pytest.raises(InputError) as error:
+        run_pipeline(spark, test_config, str(tmp_path / "data"), str(output),
+                     log=lambda _: None)
+    assert str(error.value) == (
+        f"input {tmp_path}/data has no Test images (or none of them could be read: see "
+        f"{output}/rejects): put the Test images in Test/<Class>/ beside Training/, or move "
+        "the class folders out of Training/ so that bovw splits them itself "
+        "(ingest.test_fraction=0.25)")
+    assert not (output / "_stages" / "descriptors.json").exists()  # described again once fixed
+    assert (output / "rejects").is_dir()
 
 
 def test_missing_input_is_a_one_line_error(tmp_path, capsys):

@@ -215,6 +215,96 @@ def test_a_newer_format_version_is_refused_with_the_fix():
         "with this bovw, or use the bovw that wrote it (9.9)")
 
 
+REEXPORT = ("it was changed after bovw export wrote it, or not written by bovw: export the "
+            "run again (bovw export RUN_DIR --out FILE)")
+
+
+@pytest.mark.parametrize(("change", "found"), [
+    (lambda m: m.update(format_version="1"),
+     'format_version is the string "1" where an integer is expected'),
+    (lambda m: m.update(format_version=True),
+     "format_version is the boolean true where an integer is expected"),
+    (lambda m: m.update(format_version=1.0),
+     "format_version is the number 1.0 where an integer is expected"),
+    (lambda m: m.pop("format_version"), "has no format_version"),
+    (lambda m: m.update(training_size=["100", 100]),
+     'training_size[0] is the string "100" where an integer is expected'),
+    (lambda m: m.update(training_size=[100]), "training_size has 1 values, expected 2"),
+    (lambda m: m.update(feature_blocks="words"),
+     'feature_blocks is the string "words" where a list of strings is expected'),
+    (lambda m: m["orb"].update(patch_size="8"),
+     'orb.patch_size is the string "8" where an integer is expected'),
+    (lambda m: m["orb"].update(dense_scales=[1, "2"]),
+     'orb.dense_scales[1] is the string "2" where a number is expected'),
+    (lambda m: m["histograms"].update(tfidf=1),
+     "histograms.tfidf is the integer 1 where true or false is expected"),
+    (lambda m: m.update(histograms=None), "histograms is null where an object is expected"),
+    (lambda m: m["fruits"]["Banana"].update(name=["Banana"]),
+     "fruits['Banana'].name is a list where a string is expected"),
+    (lambda m: m.update(source="run"),
+     'source is the string "run" where an object is expected'),
+    (lambda m: m.update(bovw_version=0.2),
+     "bovw_version is the number 0.2 where a string is expected"),
+])
+def test_a_header_field_of_the_wrong_type_is_named_as_such(change, found):
+    # Issue 16.10: the string "1" was reported as "format version 1; bovw reads version 1".
+    data = _rewrite_metadata(model_to_bytes(tiny_model()), change)
+    with pytest.raises(ModelFileError) as error:
+        model_from_bytes(data, "m.npz")
+    assert str(error.value) == f"m.npz is not a usable bovw model: its metadata {found}; " \
+                               + REEXPORT
+
+
+def _rewrite_array(data: bytes, name: str, array) -> bytes:
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        arrays = {member: archive[member] for member in archive.files}
+    arrays[name] = array
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("name", "array", "found"), [
+    ("coefficients", np.array([[np.nan, 0.0, 0.0], [0.0, 0.0, 1.0]]),
+     "coefficients holds NaN or infinite values (1 of 6)"),
+    ("intercepts", np.array([np.inf, -np.inf]), "intercepts holds NaN or infinite values (2 of 2)"),
+    ("pc", np.full((3, 3), np.nan), "pc holds NaN or infinite values (9 of 9)"),
+    ("centers", np.full((3, 32), np.inf, np.float32),
+     "centers holds NaN or infinite values (96 of 96)"),
+    ("idf", np.array([1.0, np.nan, 1.0]), "idf holds NaN or infinite values (1 of 3)"),
+    ("idf", np.array([1.0, -2.0, 1.0]),
+     "idf holds negative weights (IDF is log((n + 1) / (df + 1)) >= 0)"),
+    ("coefficients", np.array([["a", "b", "c"], ["d", "e", "f"]]),
+     "coefficients holds <U1 values, expected numbers"),
+    ("intercepts", np.zeros(3), "intercepts have shape (3,), expected (2,)"),
+    ("classes", np.array(["Banana", "Banana"]), "class 'Banana' is listed twice"),
+    ("classes", np.array([1, 2]),
+     "classes is a 1-D array of int64, expected a list of names"),
+])
+def test_a_model_with_unusable_values_is_refused_naming_the_file_and_the_fix(name, array,
+                                                                             found):
+    # Issue 16.8: NaN coefficients predicted "Apricot (nan%)" with exit 0.
+    data = _rewrite_array(model_to_bytes(tiny_model()), name, array)
+    with pytest.raises(ModelFileError) as error:
+        model_from_bytes(data, "m.npz")
+    assert str(error.value) == f"m.npz is not a usable bovw model: {found}; {REEXPORT}"
+
+
+def test_cli_refuses_a_nan_model_in_one_line(tmp_path, capsys):
+    from bovw.cli import main
+
+    model = tmp_path / "nan.npz"
+    model.write_bytes(_rewrite_array(model_to_bytes(tiny_model()), "coefficients",
+                                     np.full((2, 3), np.nan)))
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(white_png(100, 100))
+    assert main(["predict", "--model", str(model), str(photo)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"bovw: error: {model} is not a usable bovw model: coefficients holds NaN "
+                   f"or infinite values (6 of 6); {REEXPORT}\n")
+
+
 def test_an_unknown_feature_block_is_refused():
     newer = _rewrite_metadata(model_to_bytes(tiny_model()),
                               lambda m: m.update(feature_blocks=["words", "sift"]))
@@ -317,7 +407,9 @@ def test_unreadable_bytes_are_a_reject_not_an_exception():
 
 
 def test_a_blank_phone_photo_is_fitted_and_flagged():
-    predictor = Predictor(tiny_model(), PredictSettings(min_probability=0.0))
+    # Without the detail check (below), to reach the answer a blank photo would get.
+    predictor = Predictor(tiny_model(), PredictSettings(min_probability=0.0,
+                                                        min_textured_patches=0))
     prediction = predictor.predict(white_png(300, 200))
     assert prediction.n_keypoints == 0 and prediction.low_confidence
     assert prediction.fitted == "300x200 photo centre-cropped to 200x200, resized to 100x100"
@@ -331,11 +423,99 @@ def test_a_blank_phone_photo_is_fitted_and_flagged():
 
 
 def test_low_probability_is_flagged():
-    predictor = Predictor(tiny_model(), PredictSettings(min_probability=0.6))
+    predictor = Predictor(tiny_model(), PredictSettings(min_probability=0.6,
+                                                        min_textured_patches=0))
     prediction = predictor.predict(white_png(100, 100))
     assert prediction.fitted is None
     assert prediction.notes[1] == "top probability 0.50 is below predict.min_probability=0.6"
-    assert Predictor(tiny_model()).predict(white_png(100, 100)).notes[1:] == ()
+    answered = Predictor(tiny_model(), PredictSettings(min_textured_patches=0))
+    assert answered.predict(white_png(100, 100)).notes[1:] == ()
+
+
+# Issue 16.9: with dense sampling every 100x100 photo has 289 descriptors, so
+# predict.min_keypoints never fired and a 5x5 photo, enlarged, was answered "Mango (94.1%)".
+
+def tiny_photo(side: int = 5, enlarged_to: int | None = None, seed: int = 3) -> bytes:
+    """A generated Orange shrunk to side x side px, enlarged back (Pillow's default bicubic)
+    when `enlarged_to` is given."""
+    fruit = Image.fromarray(render_fruit("Orange", np.random.default_rng(seed)))
+    small = fruit.resize((side, side), Image.Resampling.BOX)
+    if enlarged_to:
+        small = small.resize((enlarged_to, enlarged_to))
+    buffer = io.BytesIO()
+    small.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def dense_model() -> ExportedModel:
+    return tiny_model(orb=OrbSettings())
+
+
+def test_textured_patches_counts_the_patches_of_the_grid_that_show_detail():
+    from bovw.image.orb import textured_patches
+
+    orb = OrbSettings()
+    # 17 x 17 patches on a 100x100 image: grid points 10, 15, ..., 90 on each axis.
+    assert textured_patches(np.full((100, 100), 200, np.uint8), orb) == (0, 289)
+    checkers = (np.indices((100, 100)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    assert textured_patches(checkers, orb) == (289, 289)
+    # Detail in columns 0-49 only: the 8 px patch at x covers columns x-4 to x+3, so the
+    # grid columns x = 10, 15, ..., 50 (9 of 17) see checkers, x = 55 only flat grey.
+    half = checkers.copy()
+    half[:, 50:] = 128
+    assert textured_patches(half, orb) == (9 * 17, 289)
+    smooth = np.tile(np.linspace(0, 255, 100).astype(np.uint8), (100, 1))  # a ramp
+    assert textured_patches(smooth, orb) == (0, 289)
+    assert textured_patches(np.zeros((12, 12), np.uint8), orb) == (0, 0)
+
+
+def test_a_tiny_photo_is_not_answered():
+    prediction = Predictor(dense_model()).predict(tiny_photo(5))
+    reason = "the photo is 5x5 px, below predict.min_side=32 px: too small to describe"
+    assert prediction.flagged == reason
+    assert prediction.top == () and prediction.label is None and prediction.low_confidence
+    assert prediction.notes == (f"not answered: {reason}",)
+    assert prediction.to_dict()["flagged"] == reason
+    assert (prediction.width, prediction.height) == (5, 5)
+    assert prediction.fitted == "5x5 photo trimmed to the fruit (5x4 at 0,1), resized to 100x100"
+
+
+def test_a_tiny_photo_enlarged_is_not_answered():
+    prediction = Predictor(dense_model()).predict(tiny_photo(5, enlarged_to=100))
+    assert (prediction.width, prediction.height) == (100, 100)
+    assert prediction.flagged == (
+        "only 0 of its 289 patches show any detail (fewer than "
+        "predict.min_textured_patches=20): the photo is too small, flat or blurred to describe")
+    assert prediction.top == ()
+
+
+def test_a_flat_photo_is_not_answered():
+    prediction = Predictor(dense_model()).predict(imagefiles.encode(
+        np.full((100, 100, 3), (240, 160, 40), np.uint8)))
+    assert prediction.flagged.startswith("only 0 of its 289 patches show any detail")
+
+
+def test_generated_fruits_are_answered():
+    predictor = Predictor(dense_model())
+    for name in ("Apple Red 1", "Banana", "Orange", "Kiwi", "Lemon"):
+        for seed in range(5):
+            prediction = predictor.predict(encode_jpeg(render_fruit(name,
+                                                                    np.random.default_rng(seed))))
+            assert prediction.flagged is None, (name, seed)
+            assert prediction.label in ("Banana", "Orange")
+
+
+def test_the_thresholds_are_settings():
+    photo = tiny_photo(5)
+    lenient = Predictor(dense_model(), PredictSettings(min_side=5, min_textured_patches=0))
+    assert lenient.predict(photo).flagged is None and lenient.predict(photo).label is not None
+    strict = Predictor(dense_model(), PredictSettings(min_side=5))
+    assert strict.predict(photo).flagged.startswith("only 0 of its 289 patches")
+    for key in ("min_side", "min_textured_patches"):
+        with pytest.raises(ConfigError, match=f"predict.{key} must be >= 0"):
+            load_config(None, {f"predict.{key}": -1})
+        assert getattr(load_config(REPO / "conf" / "local.toml").predict, key) == \
+            getattr(PredictSettings(), key)
 
 
 # ------------------------------------------------------------- agreement with the Spark model
@@ -489,14 +669,14 @@ def test_cli_predict_prints_top_classes_with_fruit_information(trained, tmp_path
     code = main(["predict", "--model", str(trained["model"]), "--top", "2",
                  str(photo), str(blank), str(broken)])
     out = capsys.readouterr().out.splitlines()
-    assert code == 1  # one photo could not be read
+    assert code == 1  # one photo could not be read, one not answered
     assert out[0].startswith(f"{photo}: Orange (") and out[0].endswith("%)")
     assert out[1] == ("    Orange (Rutaceae; orange): The sweet orange (Citrus sinensis), a "
                       "citrus fruit with a dimpled peel.")
     assert out[2].startswith("    next: ") and out[2].count("%") == 1
-    blank_at = out.index(next(line for line in out if line.startswith(f"{blank}: ")))
-    assert out[blank_at].endswith("[low confidence]")
-    assert out[blank_at + 3].startswith("    note: no keypoints found")
+    assert out[-3] == (f"{blank}: not answered: only 0 of its 289 patches show any detail "
+                       "(fewer than predict.min_textured_patches=20): the photo is too small, "
+                       "flat or blurred to describe")
     assert out[-2] == "    photo: 300x200 photo centre-cropped to 200x200, resized to 100x100"
     assert out[-1] == f"{broken}: cannot read the photo: not an image (unrecognised format)"
 
@@ -568,15 +748,22 @@ def test_cli_predict_folder_runs_a_spark_job(spark, trained, tmp_path, capsys):
     (photos / "Banana" / "phone.jpg").write_bytes(phone_photo("Banana"))
     (photos / "Unknown").mkdir()
     (photos / "Unknown" / "broken.jpg").write_bytes(b"broken")
+    (photos / "Unknown" / "tiny.png").write_bytes(tiny_photo(5))
     output = tmp_path / "predictions"
     code = main(["predict", "--model", str(trained["model"]), "--output", str(output),
                  "--labelled", str(photos), *spark_flags()])
     assert code == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"predicted 14 images (1 unreadable, 0 low confidence) -> {output}"
+    assert lines[0] == (f"predicted 15 images (1 unreadable, 1 too small or flat to answer, "
+                        f"0 low confidence) -> {output}")
     rows = {Path(row["path"].removeprefix("file:")).name + row["label"]: row
             for row in spark.read.parquet(str(output)).collect()}
-    assert len(rows) == 14
+    assert len(rows) == 15
+    tiny = rows["tiny.pngUnknown"]
+    assert (tiny["prediction"], tiny["low_confidence"], tiny["reject_reason"]) == (None, True,
+                                                                                   None)
+    assert tiny["notes"] == ("not answered: the photo is 5x5 px, below predict.min_side=32 px: "
+                             "too small to describe")
     predictor = Predictor.load(trained["model"])
     for path, (spark_label, _probabilities) in trained["spark"].items():
         row = rows[Path(path).name + Path(path).parent.name]

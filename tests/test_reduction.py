@@ -9,7 +9,12 @@ from pyspark.ml.feature import PCAModel
 from pyspark.ml.linalg import Vectors
 
 from bovw.errors import TrainingError
-from bovw.pipeline.reduction import explained_variance, fit_pca
+from bovw.pipeline.reduction import (
+    explained_variance,
+    explained_variance_total,
+    fit_pca,
+    pca_model,
+)
 from bovw.spark.arrow_vectors import VECTOR_STRUCT, dense_vectors, sparse_vectors, vectors_to_csr
 
 
@@ -79,6 +84,15 @@ def test_pca_keeps_only_the_axes_along_which_training_rows_vary(spark, exact_max
     assert sum(explained_variance(model)) == pytest.approx(1.0, abs=1e-6)
     projected = points @ model.pc.toArray()
     assert projected.std(axis=0).min() > 0.1
+
+
+def test_the_total_explained_variance_is_summed_before_rounding(spark):
+    # 17 axes of 1/17 each: rounded one by one to 0.058824 they add up to 1.000008, which
+    # the k = 20 sweep point printed; a total above 1 (eigenvalue rounding) is clipped.
+    model = pca_model(spark, np.eye(17), np.full(17, 1 / 17))
+    assert round(sum(explained_variance(model)), 6) == 1.000008
+    assert explained_variance_total(model) == 1.0
+    assert explained_variance_total(pca_model(spark, np.eye(2), np.array([0.6, 0.4000004]))) == 1.0
 
 
 @pytest.mark.parametrize("exact_max_dimension", [512, 4], ids=["exact", "randomized"])

@@ -77,7 +77,7 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     from bovw.cloud.s3a import normalise_s3_url
     from bovw.experiments.sweep import parse_parameter, run_sweep, sweep_points
     from bovw.experiments.tables import sweep_markdown
-    from bovw.pipeline.inputs import check_local_input
+    from bovw.pipeline.inputs import check_local_dataset
 
     parameters = [parse_parameter(text) for text in args.param]
     if args.k:
@@ -86,7 +86,7 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     config = _config(args)
     sweep_points(config, parameters)  # bad keys or values stop here, before Spark starts
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
-    check_local_input(input_path, config.ingest)
+    check_local_dataset(input_path, config.ingest)
     spark = _session(config, environ, input_path, output_path)
     result = run_sweep(spark, config, input_path, output_path, parameters,
                        descriptors_from=args.descriptors_from, overwrite=args.overwrite,
@@ -108,7 +108,7 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
     from bovw.cli.main import _session
     from bovw.cloud.s3a import normalise_s3_url
     from bovw.experiments.compare import compare, parse_variants
-    from bovw.pipeline.inputs import check_local_input
+    from bovw.pipeline.inputs import check_local_dataset
     from bovw.spark import storage
 
     overrides = {key: value for key, value in (
@@ -118,7 +118,7 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
     config = _config(args, overrides)
     variants = parse_variants(args.variants)
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
-    check_local_input(input_path, config.ingest)
+    check_local_dataset(input_path, config.ingest)
     spark = _session(config, environ, input_path, output_path, args.cnn_features)
     result = compare(spark, config, input_path, output_path, variants=variants,
                      cnn_features=args.cnn_features, descriptors_from=args.descriptors_from,

@@ -17,7 +17,7 @@ from bovw.cli.experiments import add_commands as add_experiment_commands
 from bovw.cli.predict import PREDICT_ERRORS, PREDICT_HANDLERS, add_predict_commands
 from bovw.config import Config, ConfigError, load_config, parse_assignment
 from bovw.errors import CloudError, InputError, OutputError, TrainingError, VocabularyError
-from bovw.pipeline.inputs import check_local_input
+from bovw.pipeline.inputs import check_local_dataset
 from bovw.spark.session import JavaError, SparkStartError, build_session
 
 USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError,
@@ -160,6 +160,9 @@ def format_summary(result, input_path: str) -> str:
         f"images   macro F1 {metrics['macro_f1']:.4f}",
         f"  time per stage   {timings}; total {sum(result.timings.values()):.1f}s",
     ]
+    if metrics.get("test_only_classes"):
+        lines.insert(-1, f"  not scored       {metrics['test_only_images']} Test images of "
+                         f"classes not in Training: {', '.join(metrics['test_only_classes'])}")
     if result.resumed_stages:
         lines.append(f"  resumed          {', '.join(result.resumed_stages)} reused from disk")
     lines.append(f"  output           {result.output}")
@@ -194,7 +197,7 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
 
     config = load_config(args.config, _overrides(args))
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
-    check_local_input(input_path, config.ingest)
+    check_local_dataset(input_path, config.ingest)
     spark = _session(config, environ, input_path, output_path)
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
                           descriptors_from=args.descriptors_from)

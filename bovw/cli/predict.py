@@ -177,7 +177,8 @@ def _predict(args: argparse.Namespace, environ: dict) -> int:
             {"path": path, **prediction.to_dict()} for path, prediction in results]}, indent=2))
     else:
         print("\n".join(format_prediction(path, prediction) for path, prediction in results))
-    return 1 if any(prediction.reject_reason for _path, prediction in results) else 0
+    # A photo that got no answer (unreadable, too small or flat) fails the command.
+    return 1 if any(prediction.label is None for _path, prediction in results) else 0
 
 
 def _refuse_unused(args: argparse.Namespace, used: tuple[str, ...], why: str) -> None:
@@ -220,6 +221,9 @@ def format_prediction(path: str, prediction: Prediction) -> str:
     """The text `bovw predict` prints for one photo."""
     if prediction.reject_reason:
         return f"{path}: cannot read the photo: {prediction.reject_reason}"
+    if prediction.flagged:
+        return f"{path}: not answered: {prediction.flagged}" + (
+            f"\n    photo: {prediction.fitted}" if prediction.fitted else "")
     best, *others = prediction.top
     lines = [f"{path}: {best.label} ({100 * best.probability:.1f}%)"
              + ("  [low confidence]" if prediction.low_confidence else "")]
@@ -261,6 +265,7 @@ def _predict_folder(args: argparse.Namespace, environ: dict, config: Config,
         print(json.dumps(summary, indent=2))
         return 0
     print(f"predicted {summary['images']} images ({summary['rejected']} unreadable, "
+          f"{summary['not_answered']} too small or flat to answer, "
           f"{summary['low_confidence']} low confidence) -> {summary['output']}")
     if args.labelled:
         accuracy = summary["accuracy"]

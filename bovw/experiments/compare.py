@@ -46,7 +46,7 @@ from bovw.pipeline.provenance import (
     read_record,
     refusal,
 )
-from bovw.pipeline.reduction import explained_variance, fit_pca
+from bovw.pipeline.reduction import explained_variance, explained_variance_total, fit_pca
 from bovw.pipeline.run import classify_and_evaluate, run_pipeline
 from bovw.spark import storage
 from bovw.spark.outputs import OutputFolder
@@ -103,7 +103,7 @@ def classify_features(spark: SparkSession, features: DataFrame, rows: int, confi
                                     ("path", "label", "split"))
     timings["classifier"] = round(time.perf_counter() - started, 3)
     return {"reduction": {"input_dimension": dimension, "components": len(variance),
-                          "explained_variance_total": round(sum(variance), 6),
+                          "explained_variance_total": explained_variance_total(pca),
                           "explained_variance": variance},
             "metrics": metrics, "timings": timings}
 

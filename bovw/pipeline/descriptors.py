@@ -129,7 +129,8 @@ def rejects(descriptors: DataFrame) -> DataFrame:
 
 
 def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
-    """Counts (images, accepted, rejected, per split, classes) and keypoint statistics over
+    """Counts (images, accepted, rejected, per split, classes, the classes found only in
+    Test: a few names, not per image) and keypoint statistics over
     accepted images (mean, min, median, max, images without keypoints, total; and over
     Training images, `training` descriptors of which `set_aside` were set aside for the
     vocabulary sample), in one pass."""
@@ -152,6 +153,9 @@ def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
         F.sum(keypoints).alias("total"),
         F.sum(F.when(training, F.col("n_keypoints"))).alias("training"),
         F.sum(F.when(training, set_aside)).alias("set_aside"),
+        F.collect_set(F.when(training, F.col("label"))).alias("training_classes"),
+        F.collect_set(F.when(ok & (F.col("split") == "Test"), F.col("label"))
+                      ).alias("test_classes"),
     ).first()
     counts = {
         "images": int(row["images"]),
@@ -159,6 +163,8 @@ def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
         "rejected": int(row["images"]) - int(row["accepted"] or 0),
         "per_split": {"Training": int(row["Training"] or 0), "Test": int(row["Test"] or 0)},
         "classes": int(row["classes"] or 0),
+        # Classes with Test images and none in Training: no model trained here names them.
+        "test_only_classes": sorted(set(row["test_classes"]) - set(row["training_classes"])),
     }
     keypoint_stats = {
         "mean": round(float(row["mean"] or 0.0), 2),

@@ -13,10 +13,13 @@ from pyspark.sql import functions as F
 
 from bovw.config import IngestSettings
 from bovw.errors import InputError
-from bovw.pipeline.inputs import check_local_input, is_local_path  # noqa: F401 (part of this stage's API)
-
-TRAIN, TEST = "Training", "Test"
-_SPLIT_NAMES = {"training": TRAIN, "train": TRAIN, "test": TEST}
+from bovw.pipeline.inputs import (  # noqa: F401 (check_local_input: part of this stage's API)
+    SPLIT_NAMES,
+    TEST,
+    TRAIN,
+    check_local_input,
+    is_local_path,
+)
 
 
 def extension_glob(extensions: tuple[str, ...]) -> str:
@@ -168,7 +171,7 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     listed = files._jdf.inputFiles()
     survey = files.select(
         F.count(F.lit(1)).alias("scanned"),
-        F.max(_split_folder(F.col("path")).isNotNull()).alias("split_folders"),
+        F.max(split_folder(F.col("path")).isNotNull()).alias("split_folders"),
     ).first()
     has_split_folders = bool(survey["split_folders"])
     if len(listed) == survey["scanned"]:
@@ -186,7 +189,7 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     everything = files.unionByName(empty)
     if not has_split_folders:  # unless only zero-byte files sit in split folders
         has_split_folders = everything.filter(
-            _split_folder(F.col("path")).isNotNull()).limit(1).count() > 0
+            split_folder(F.col("path")).isNotNull()).limit(1).count() > 0
     return everything, has_split_folders
 
 
@@ -197,15 +200,15 @@ def with_labels(files: DataFrame) -> DataFrame:
     label "Apple Red 1", split "Training".
     """
     return files.withColumn("label", F.element_at(F.split(F.col("path"), "/"), -2)).withColumn(
-        "split_folder", _split_folder(F.col("path"))
+        "split_folder", split_folder(F.col("path"))
     )
 
 
-def _split_folder(path: Column) -> Column:
+def split_folder(path: Column) -> Column:
     """Training, Test or null: the split named by the grandparent folder of `path`."""
     grandparent = F.lower(F.element_at(F.split(path, "/"), -3))
     split = F.lit(None).cast("string")
-    for folder, name in _SPLIT_NAMES.items():
+    for folder, name in SPLIT_NAMES.items():
         split = F.when(grandparent == folder, F.lit(name)).otherwise(split)
     return split
 

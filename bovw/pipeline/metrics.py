@@ -28,16 +28,28 @@ def classification_metrics(
 ) -> dict:
     """Metrics from (true label, predicted label, count) triples.
 
-    `classes` fixes the order of the per-class table and the confusion matrix (rows are
-    true labels, columns predictions); labels seen in `outcomes` but not in `classes`
-    are appended in sorted order. Macro averages weigh every class with Test images
-    equally; weighted averages weigh classes by their number of Test images.
+    `classes` are the classes the classifier was trained on; they fix the order of the
+    per-class table and the confusion matrix (rows are true labels, columns predictions).
+    Test images of a class not among them (a class found only in Test) cannot be
+    classified right by any model trained on these classes: they are left out of every
+    headline number (test_images, accuracy, macro and weighted averages, per-class table,
+    confusion matrix) and reported apart: `test_only_classes` (sorted),
+    `test_only_images`, and `test_only_predictions` (class -> {predicted class: count}).
+    Predicted labels outside `classes` are appended in sorted order. Macro averages weigh
+    every class with Test images equally; weighted averages weigh classes by their number
+    of Test images.
     """
+    known = set(classes)
     counts: dict[tuple[str, str], int] = {}
+    test_only: dict[str, dict[str, int]] = {}
     for true, predicted, count in outcomes:
-        counts[(true, predicted)] = counts.get((true, predicted), 0) + int(count)
-    seen = {label for pair in counts for label in pair}
-    order = list(classes) + sorted(seen - set(classes))
+        if true in known:
+            counts[(true, predicted)] = counts.get((true, predicted), 0) + int(count)
+        else:
+            guesses = test_only.setdefault(true, {})
+            guesses[predicted] = guesses.get(predicted, 0) + int(count)
+    seen = {predicted for _true, predicted in counts}
+    order = list(classes) + sorted(seen - known)
     index = {label: i for i, label in enumerate(order)}
     matrix = [[0] * len(order) for _ in order]
     for (true, predicted), count in counts.items():
@@ -76,6 +88,10 @@ def classification_metrics(
         "classes": order,
         "per_class": rounded,
         "confusion_matrix": matrix,
+        "test_only_classes": sorted(test_only),
+        "test_only_images": sum(sum(guesses.values()) for guesses in test_only.values()),
+        "test_only_predictions": {label: dict(sorted(test_only[label].items()))
+                                  for label in sorted(test_only)},
     }
 
 
@@ -133,7 +149,10 @@ class FitCheck:
             return None  # one class: nothing to learn, Spark returns a constant model
         stalled = not self.loss_end <= (1 - MIN_LOSS_REDUCTION) * self.loss_start
         one_class = len(self.predicted) == 1
-        near_chance = self.training_accuracy <= self.chance_limit
+        # On a handful of images the limit passes 100%; a model that gets every Training
+        # image right has used its features, however few there are.
+        near_chance = (self.training_accuracy <= self.chance_limit
+                       and self.training_correct < self.training_rows)
         if not (stalled or one_class or near_chance):
             return None
         facts = [f"LBFGS stopped after {self.iterations} of {self.max_iter} iterations with "

@@ -203,3 +203,12 @@ def pca_model(spark, pc: np.ndarray, explained: np.ndarray) -> PCAModel:
 def explained_variance(model: PCAModel) -> list[float]:
     """Fraction of the Training variance each principal component explains."""
     return [round(float(value), 6) for value in model.explainedVariance.toArray()]
+
+
+def explained_variance_total(model: PCAModel) -> float:
+    """Fraction of the Training variance all kept components explain together, in [0, 1].
+
+    Summed before rounding: a sum of rounded fractions drifts by up to half a unit of the
+    last digit per component, and printed 1.000002 for 77 axes that explain it all.
+    """
+    return round(min(float(model.explainedVariance.toArray().sum()), 1.0), 6)

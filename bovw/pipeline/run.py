@@ -15,6 +15,7 @@ from typing import Any
 from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.feature import IDFModel, PCAModel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from bovw.config import Config
 from bovw.errors import InputError
@@ -22,10 +23,11 @@ from bovw.image.colour import append_colour, colour_dimension
 from bovw.pipeline.classifier import check_fit, evaluate, fit_classifier, fit_labels, predict
 from bovw.pipeline.descriptors import describe_images, rejects, statistics
 from bovw.pipeline.histograms import fit_idf, histogram_length, weight, word_histograms
-from bovw.pipeline.ingest import labelled_images
+from bovw.pipeline.ingest import TEST, TRAIN, labelled_images, split_folder
+from bovw.pipeline.inputs import split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
 from bovw.pipeline.provenance import DescriptorProvenance, check_reuse, write_record
-from bovw.pipeline.reduction import explained_variance, fit_pca
+from bovw.pipeline.reduction import explained_variance, explained_variance_total, fit_pca
 from bovw.pipeline.vocabulary import centers, fit_vocabulary, sample_descriptors
 from bovw.spark import storage
 
@@ -54,7 +56,8 @@ class RunResult:
             "reduction": self.reduction,
             "metrics": {key: self.metrics[key] for key in
                         ("test_images", "accuracy", "macro_f1", "weighted_precision",
-                         "weighted_recall", "weighted_f1", "classifier_iterations")
+                         "weighted_recall", "weighted_f1", "classifier_iterations",
+                         "test_only_classes", "test_only_images")
                         if key in self.metrics},
             "timings_seconds": self.timings,
             "resumed_stages": self.resumed_stages,
@@ -115,6 +118,12 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
     record = stages.run("descriptors", lambda: _descriptors_stage(
         spark, config, input_path, layout, descriptors_from))
     result.counts, result.keypoints = record["counts"], record["keypoints"]
+    test_only = result.counts.get("test_only_classes")
+    if test_only:
+        log("[bovw] warning: Test images of classes without Training images: "
+            f"{', '.join(test_only)}; the model cannot predict these classes, so their "
+            "images are left out of accuracy and F1 and reported apart "
+            "(metrics.json: test_only_classes)")
     descriptors = spark.read.parquet(record["descriptors_path"])
 
     record = stages.run("vocabulary", lambda: _vocabulary_stage(config, descriptors,
@@ -163,6 +172,15 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
                                          descriptors.limit(0)), layout.rejects)
     if counts["accepted"] == 0:
         raise InputError(f"no readable image under {input_path}; see {layout.rejects}")
+    training, test = counts["per_split"][TRAIN], counts["per_split"][TEST]
+    if not (training and test):
+        # Before the stage is marked finished: the same command, once the input is fixed,
+        # describes the images again instead of reusing these.
+        in_split_folders = descriptors.filter(
+            split_folder(F.col("path")).isNotNull()).limit(1).count() > 0
+        raise InputError(split_problem(input_path, training, test, config.ingest,
+                                       in_split_folders,
+                                       layout.rejects if counts["rejected"] else None))
     return {"descriptors_path": source, "counts": counts, "keypoints": keypoints,
             "timings": timings}
 
@@ -203,7 +221,7 @@ def _reduction_stage(config: Config, histograms: DataFrame, dimension: int, layo
     # Fewer than asked when the Training features vary in fewer directions (reduction.py).
     return {"reduction": {"components": len(variance),
                           "components_requested": config.pca.components,
-                          "explained_variance_total": round(sum(variance), 6),
+                          "explained_variance_total": explained_variance_total(pca),
                           "explained_variance": variance}}
 
 

@@ -106,7 +106,8 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
 
     With `labelled`, each row's `label` is its parent folder's name and the summary adds
     the accuracy on rows whose label is one of the model's classes. Returns a summary
-    dict (images, rejected, low_confidence, [labelled, correct, accuracy], output).
+    dict (images, rejected, not_answered: too small or flat to describe, low_confidence:
+    answered with a low confidence, [labelled, correct, accuracy], output).
     The output is locked while the job runs; an existing predictions folder is replaced
     only with `overwrite`, and only once the new table is complete (bovw.outputs).
     Raises OutputError when the output exists and `overwrite` is false, or when it is
@@ -141,12 +142,16 @@ def _summary(written: DataFrame, predictor: Predictor, labelled: bool) -> dict[s
     row = written.agg(
         F.count(F.lit(1)).alias("images"),
         F.sum(F.col("reject_reason").isNotNull().cast("int")).alias("rejected"),
-        F.sum((F.col("low_confidence") & F.col("reject_reason").isNull()).cast("int")
+        F.sum((F.col("low_confidence") & F.col("prediction").isNotNull()).cast("int")
               ).alias("low_confidence"),
+        # Read, but too small or flat to describe: no prediction (bovw.predictor).
+        F.sum((F.col("prediction").isNull() & F.col("reject_reason").isNull()).cast("int")
+              ).alias("not_answered"),
         F.sum(known.cast("int")).alias("labelled"),
         F.sum((known & (F.col("label") == F.col("prediction"))).cast("int")).alias("correct"),
     ).first()
-    summary = {key: int(row[key] or 0) for key in ("images", "rejected", "low_confidence")}
+    summary = {key: int(row[key] or 0)
+               for key in ("images", "rejected", "not_answered", "low_confidence")}
     if labelled:
         summary["labelled"] = int(row["labelled"] or 0)
         summary["correct"] = int(row["correct"] or 0)

@@ -27,6 +27,7 @@ from bovw.config import (
     OrbSettings,
     config_from_dict,
     current_orb_table,
+    json_types,
 )
 from bovw.config.differences import Difference, show
 from bovw.errors import ModelFileError, ReuseError, first_line
@@ -42,6 +43,9 @@ MODEL_FORMAT_VERSION = 1
 # The blocks of the vector PCA sees, in order. The colour block's settings are in the
 # metadata, and its length is part of pc's rows.
 KNOWN_FEATURE_BLOCKS = ("words", "colour")
+# What to do about a model file that is damaged or was not written by bovw export.
+REEXPORT = ("it was changed after bovw export wrote it, or not written by bovw: export the "
+            "run again (bovw export RUN_DIR --out FILE)")
 # Fixed member timestamps: the same model always gives byte-identical files.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -78,13 +82,16 @@ class ExportedModel:
         """scoring_matrix(centers), made once per model rather than once per photo."""
         return scoring_matrix(self.centers)
 
-    def validate(self, source: str = "model") -> ExportedModel:
-        """Check that the arrays fit together; returns self. Raises ModelFileError."""
+    def validate(self, source: str = "model", fix: str | None = None) -> ExportedModel:
+        """Check that the arrays hold finite numbers and fit together; returns self.
+
+        Raises ModelFileError naming `source`, the first problem and, when given, `fix`.
+        """
+        problems = self._value_problems()
         k = self.centers.shape[0] if self.centers.ndim == 2 else -1
         words = histogram_length(max(k, 0), self.histograms.pyramid_levels)
         length = words + (self.colour.dimension if self.colour is not None else 0)
         classes = len(self.classes)
-        problems = []
         if self.centers.ndim != 2 or self.centers.shape[1] != DESCRIPTOR_BYTES or k < 1:
             problems.append(f"centers has shape {self.centers.shape}, expected (k, 32)")
         if self.histograms.tfidf != (self.idf is not None):
@@ -113,8 +120,32 @@ class ExportedModel:
         if min(self.training_size) < 1:
             problems.append(f"training_size {self.training_size} must be positive")
         if problems:
-            raise ModelFileError(f"{source} is not a usable bovw model: {problems[0]}")
+            raise ModelFileError(f"{source} is not a usable bovw model: {problems[0]}"
+                                 + (f"; {fix}" if fix else ""))
         return self
+
+    def _value_problems(self) -> list[str]:
+        """Arrays that are not real numbers, hold NaN or infinities (a prediction from them
+        would be 'nan%'), or negative IDF weights; class names that are not unique."""
+        problems = []
+        arrays = {"centers": self.centers, "idf": self.idf, "pc": self.pc,
+                  "coefficients": self.coefficients, "intercepts": self.intercepts}
+        for name, array in arrays.items():
+            if array is None:
+                continue
+            if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
+                kind = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
+                problems.append(f"{name} holds {kind} values, expected numbers")
+                continue
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            if bad:
+                problems.append(f"{name} holds NaN or infinite values ({bad} of {array.size})")
+        if self.idf is not None and not problems and (self.idf < 0).any():
+            problems.append("idf holds negative weights (IDF is log((n + 1) / (df + 1)) >= 0)")
+        repeated = sorted({name for name in self.classes if self.classes.count(name) > 1})
+        if repeated:
+            problems.append(f"class {repeated[0]!r} is listed twice")
+        return problems
 
 
 def model_to_bytes(model: ExportedModel) -> bytes:
@@ -181,15 +212,29 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
             raise ModelFileError(f"{source} is not a bovw model file (format is not "
                                  f"{MODEL_FORMAT!r})")
         version = metadata.get("format_version")
+        if not json_types.matches(version, int):
+            found = ("has no format_version" if "format_version" not in metadata else
+                     json_types.problem(version, int, "format_version"))
+            raise ModelFileError(f"{source} is not a usable bovw model: its metadata {found}; "
+                                 f"{REEXPORT}")
         if version != MODEL_FORMAT_VERSION:
             raise ModelFileError(
                 f"{source} has model format version {version}; bovw {__version__} reads "
                 f"version {MODEL_FORMAT_VERSION}: export the run again with this bovw, or use "
                 f"the bovw that wrote it ({metadata.get('bovw_version')})")
+        header = _header_problem(metadata)
+        if header:
+            raise ModelFileError(f"{source} is not a usable bovw model: its metadata {header}; "
+                                 f"{REEXPORT}")
         missing = [name for name in ("classes", "centers", "pc", "coefficients", "intercepts")
                    if name not in archive.files]
         if missing:
             raise ModelFileError(f"{source} is not a usable bovw model: no {missing[0]!r} array")
+        names = archive["classes"]
+        if names.ndim != 1 or names.dtype.kind != "U":
+            raise ModelFileError(f"{source} is not a usable bovw model: classes is a "
+                                 f"{names.ndim}-D array of {names.dtype}, expected a list of "
+                                 f"names; {REEXPORT}")
         if isinstance(metadata.get("orb"), dict):
             try:
                 metadata["orb"] = current_orb_table(metadata["orb"])
@@ -206,7 +251,7 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
             fruits = {name: FruitInfo(**info) for name, info in metadata["fruits"].items()}
             width, height = (int(v) for v in metadata["training_size"])
             model = ExportedModel(
-                classes=tuple(str(name) for name in archive["classes"]),
+                classes=tuple(str(name) for name in names),
                 centers=archive["centers"],
                 idf=archive["idf"] if "idf" in archive.files else None,
                 pc=archive["pc"],
@@ -224,7 +269,42 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
             raise ModelFileError(
                 f"{source} is not a usable bovw model: bad metadata ({first_line(error)})"
             ) from None
-    return model.validate(source)
+    return model.validate(source, REEXPORT)
+
+
+# Every header field the loader reads, with the JSON type bovw export writes it as; the
+# settings tables (orb, histograms, colour) are checked key by key against their fields.
+_HEADER_TYPES: dict[str, Any] = {
+    "bovw_version": str,
+    "training_size": tuple[int, ...],
+    "feature_blocks": tuple[str, ...],
+    "fruits": Mapping[str, Any],
+    "source": Mapping[str, Any],
+}
+_REQUIRED_HEADER = ("orb", "histograms", "training_size", "feature_blocks", "fruits")
+
+
+def _header_problem(metadata: dict[str, Any]) -> str | None:
+    """The first header field of a model's metadata that is missing or of the wrong JSON
+    type (format and format_version are checked before), as a phrase; None when all fit."""
+    for name in _REQUIRED_HEADER:
+        if name not in metadata:
+            return f"has no {name}"
+    for name, hint in _HEADER_TYPES.items():
+        if name in metadata and (found := json_types.problem(metadata[name], hint, name)):
+            return found
+    if len(metadata["training_size"]) != 2:
+        return f"training_size has {len(metadata['training_size'])} values, expected 2"
+    for name, settings in (("orb", OrbSettings), ("histograms", HistogramSettings)):
+        if found := json_types.settings_problem(metadata[name], settings, name):
+            return found
+    if metadata.get("colour") is not None and (
+            found := json_types.settings_problem(metadata["colour"], ColourSettings, "colour")):
+        return found
+    for name, info in metadata["fruits"].items():
+        if found := json_types.settings_problem(info, FruitInfo, f"fruits[{name!r}]"):
+            return found
+    return None
 
 
 def _plain(settings: Any) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from bovw.image.orb import (
     ImageRejected,
     describe_keypoints,
     open_image,
+    textured_patches,
     to_grey,
 )
 from bovw.image.words import histogram_length, word_counts
@@ -108,6 +109,7 @@ class _Described:
     fitted: str | None = None
     reject_reason: str | None = None
     colour: np.ndarray | None = None
+    detail: tuple[int, int] = (0, 0)  # textured_patches of the grey image described
 
 
 def _rgb(image) -> np.ndarray | None:
@@ -189,7 +191,8 @@ class Predictor:
         except cv2.error as error:
             return _Described(EMPTY_DESCRIPTORS, EMPTY_POSITIONS, width, height, fitted,
                               f"OpenCV failed: {first_line(error)}")
-        return _Described(descriptors, positions, width, height, fitted, colour=colour)
+        return _Described(descriptors, positions, width, height, fitted, colour=colour,
+                          detail=textured_patches(grey, orb))
 
     def probabilities(self, data: bytes) -> np.ndarray | None:
         """Every class's probability, in `classes` order; None for unreadable bytes."""
@@ -205,6 +208,11 @@ class Predictor:
         if described.reject_reason is not None:
             return Prediction((), 0, True, (f"cannot read the photo: {described.reject_reason}",),
                               None, described.width, described.height, described.reject_reason)
+        flagged = self._flag(described)
+        if flagged is not None:
+            return Prediction((), n_keypoints, True, (f"not answered: {flagged}",),
+                              described.fitted, described.width, described.height,
+                              flagged=flagged)
         probabilities = self._probabilities(described)
         count = min(top or self.settings.top, len(self.classes))
         # Stable sort: equal probabilities keep class order, like argmax in Spark.
@@ -222,6 +230,21 @@ class Predictor:
         features = feature_vector(described.descriptors, described.positions, self.model,
                                   described.colour)
         return class_probabilities(features, self.model)
+
+    def _flag(self, described: _Described) -> str | None:
+        """Why the photo is too small or too flat to describe, or None: a class named for
+        it would only reflect how common each class was in training."""
+        settings = self.settings
+        width, height = described.width, described.height
+        if min(width, height) < settings.min_side:
+            return (f"the photo is {width}x{height} px, below predict.min_side="
+                    f"{settings.min_side} px: too small to describe")
+        textured, patches = described.detail
+        if textured < settings.min_textured_patches:
+            return (f"only {textured} of its {patches} patches show any detail (fewer than "
+                    f"predict.min_textured_patches={settings.min_textured_patches}): the "
+                    "photo is too small, flat or blurred to describe")
+        return None
 
     def _confidence_notes(self, n_keypoints: int, probability: float) -> tuple[str, ...]:
         """Why an answer is low-confidence; `n_keypoints` counts textured descriptors."""

@@ -27,11 +27,12 @@ class ClassScore:
 class Prediction:
     """The answer for one photo.
 
-    `top` holds the best classes, most probable first (empty when the bytes were
-    rejected, with `reject_reason` saying why). `low_confidence` is set, and `notes` say
-    why, when the photo gave few keypoints or no class is probable enough. `fitted` says
-    how a photo of another size was made the training size. width and height are the
-    photo's own.
+    `top` holds the best classes, most probable first. It is empty when the bytes were
+    rejected (`reject_reason` says why) or when the photo is too small or too flat to
+    describe (`flagged` says why: see PredictSettings.min_side and min_textured_patches).
+    `low_confidence` is set, and `notes` say why, when the photo gave few keypoints, no
+    class is probable enough, or it got no answer. `fitted` says how a photo of another
+    size was made the training size. width and height are the photo's own.
     """
 
     top: tuple[ClassScore, ...]
@@ -42,6 +43,7 @@ class Prediction:
     width: int = 0
     height: int = 0
     reject_reason: str | None = None
+    flagged: str | None = None
 
     @property
     def label(self) -> str | None:
@@ -64,4 +66,5 @@ class Prediction:
             "width": self.width,
             "height": self.height,
             "reject_reason": self.reject_reason,
+            "flagged": self.flagged,
         }

@@ -63,7 +63,11 @@ def gather_run(spark: SparkSession, root: str, pca_points: int = PCA_POINTS,
         data.keypoint_counts = sorted(
             (int(r["n_keypoints"]), int(r["count"]))
             for r in features.groupBy("n_keypoints").count().collect())
+    # Sample images of the scored classes only: those of a class without Training images
+    # are reported apart (metrics.json: test_only_classes).
     test = features.filter(F.col("split") == TEST)
+    if metrics.get("test_only_classes"):
+        test = test.filter(~F.col("label").isin(metrics["test_only_classes"]))
     wrong = (test.filter(F.col("label") != F.col("prediction")).orderBy("_order")
              .limit(sample_images // 2).select("path", "label", "prediction").collect())
     right = (test.filter(F.col("label") == F.col("prediction")).orderBy("_order")

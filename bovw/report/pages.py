@@ -48,6 +48,10 @@ def metrics_rows(summary: dict[str, Any], metrics: dict[str, Any]) -> list[tuple
                     ("weighted_precision", "weighted_recall", "weighted_f1"))),
         ("Test images", fmt(metrics.get("test_images"))),
     ]
+    if metrics.get("test_only_classes"):
+        rows.append(("not scored: Test images of classes without Training images",
+                     f"{metrics.get('test_only_images')} "
+                     f"({', '.join(metrics['test_only_classes'])})"))
     if counts:
         per_split = ", ".join(f"{k} {v}" for k, v in sorted(counts.get("per_split", {}).items()))
         rows.append(("images read", f"{counts.get('images')} ({counts.get('rejected', 0)} "
@@ -91,6 +95,16 @@ def run_sections(data: RunData, prefix: str = "", level: int = 2) -> list[Sectio
             marks.append(["", "", "", "low" if m.get("f1", 1.0) < 0.5 else "", ""])
         sections.append(Section(prefix + "Per class (Test)", html_table(
             ["class", "precision", "recall", "F1", "support"], rows, marks), level))
+    test_only = metrics.get("test_only_predictions", {})
+    if test_only:
+        rows = [[label, sum(guesses.values()), ", ".join(
+            f"{guess} {count}" for guess, count in guesses.items())]
+            for label, guesses in test_only.items()]
+        sections.append(Section(prefix + "Classes only in Test (not scored)", (
+            '<p class="note">These classes have Test images but no Training images: the '
+            "model cannot predict them, so their images are left out of the accuracy, the "
+            "F1 scores, the per-class table and the confusion matrix.</p>"
+            + html_table(["class", "Test images", "predicted as"], rows)), level))
     if metrics.get("confusion_matrix"):
         sections.append(Section(prefix + "Confusion matrix", png_tag(
             plot_confusion(classes, metrics["confusion_matrix"]), "confusion matrix"), level))
