@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
+from bovw.cli.common import SESSION_KEYS, add_config_flags, config_of, refuse_unused, session
 from bovw.errors import CnnError, ColourError, CompareError
 
 EXPERIMENT_ERRORS = (ColourError, CompareError, CnnError)
@@ -18,7 +18,7 @@ EXPERIMENT_ERRORS = (ColourError, CompareError, CnnError)
 VARIANTS = ("orb", "orb-colour", "cnn")
 
 
-def add_commands(commands, add_config_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(commands) -> None:
     """Add the sweep, compare and report sub-commands to the `bovw` parser."""
     # "resolve" lets --k be declared again, as a list, after the shared config flags.
     sweep = commands.add_parser(
@@ -65,15 +65,7 @@ def add_commands(commands, add_config_flags: Callable[[argparse.ArgumentParser],
     add_config_flags(report)
 
 
-def _config(args: argparse.Namespace, extra: dict | None = None):
-    from bovw.cli.main import _overrides
-    from bovw.config import load_config
-
-    return load_config(args.config, {**_overrides(args), **(extra or {})})
-
-
 def _sweep(args: argparse.Namespace, environ: dict) -> int:
-    from bovw.cli.main import _session
     from bovw.cloud.s3a import normalise_s3_url
     from bovw.experiments.sweep import parse_parameter, run_sweep, sweep_points
     from bovw.experiments.tables import sweep_markdown
@@ -83,11 +75,11 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     if args.k:
         parameters.insert(0, parse_parameter(f"vocabulary.k={args.k}"))
     args.k = None  # a list here, not the single value of the shared --k flag
-    config = _config(args)
+    config = config_of(args)
     sweep_points(config, parameters)  # bad keys or values stop here, before Spark starts
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     check_local_dataset(input_path, config.ingest)
-    spark = _session(config, environ, input_path, output_path)
+    spark = session(config, environ, input_path, output_path)
     result = run_sweep(spark, config, input_path, output_path, parameters,
                        descriptors_from=args.descriptors_from, overwrite=args.overwrite,
                        report=not args.no_report)
@@ -105,7 +97,6 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
 
 
 def _compare(args: argparse.Namespace, environ: dict) -> int:
-    from bovw.cli.main import _session
     from bovw.cloud.s3a import normalise_s3_url
     from bovw.experiments.compare import compare, parse_variants
     from bovw.pipeline.inputs import check_local_dataset
@@ -115,11 +106,11 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
         ("cnn.path_column", args.path_col), ("cnn.label_column", args.label_col),
         ("cnn.features_column", args.features_col), ("cnn.backbone", args.backbone))
         if value is not None}
-    config = _config(args, overrides)
+    config = config_of(args, overrides)
     variants = parse_variants(args.variants)
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     check_local_dataset(input_path, config.ingest)
-    spark = _session(config, environ, input_path, output_path, args.cnn_features)
+    spark = session(config, environ, input_path, output_path, args.cnn_features)
     result = compare(spark, config, input_path, output_path, variants=variants,
                      cnn_features=args.cnn_features, descriptors_from=args.descriptors_from,
                      overwrite=args.overwrite, report=not args.no_report)
@@ -130,21 +121,14 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
 
 
 def _report(args: argparse.Namespace, environ: dict) -> int:
-    from bovw.cli.common import SESSION_KEYS
-    from bovw.cli.main import _overrides, _session
     from bovw.cloud.s3a import normalise_s3_url
-    from bovw.config import ConfigError
-    from bovw.config.differences import unused_setting
     from bovw.errors import OutputError
     from bovw.spark import storage
 
-    config = _config(args)
-    unused = unused_setting(_overrides(args), SESSION_KEYS)
-    if unused is not None:
-        raise ConfigError(f"{unused} has no effect here: bovw report draws the folder as it "
-                          "was made; drop it")
+    config = config_of(args)
+    refuse_unused(args, SESSION_KEYS, "bovw report draws the folder as it was made")
     folder = normalise_s3_url(args.folder).rstrip("/")
-    spark = _session(config, environ, folder)
+    spark = session(config, environ, folder)
     if storage.exists(spark, storage.join(folder, "sweep.json")):
         from bovw.experiments.sweep import collect_result, write_report
 

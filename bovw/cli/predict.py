@@ -13,12 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from bovw.cli.common import PREDICT_KEYS, SESSION_KEYS
-from bovw.config import Config, ConfigError, load_config
-from bovw.config.differences import unused_setting
+from bovw.cli.common import (
+    PREDICT_KEYS,
+    SESSION_KEYS,
+    add_config_flags,
+    config_of,
+    overrides,
+    refuse_unused,
+    session,
+)
+from bovw.config import Config
 from bovw.errors import InputError, ModelFileError
 from bovw.pipeline.inputs import check_local_input, is_local_path
 from bovw.predict.fruits import (
@@ -34,8 +40,8 @@ MODEL_FILE_NAME = "model.npz"
 PREDICT_ERRORS = (ModelFileError, FruitCatalogueError)
 
 
-def add_predict_commands(commands, add_config_flags: Callable) -> None:
-    """Add the `predict` and `export` subparsers to the `bovw` command's subparsers."""
+def add_commands(commands) -> None:
+    """Add the `predict` and `export` sub-commands to the `bovw` parser's sub-parsers."""
     predict = commands.add_parser(
         "predict", help="say which fruit a photo shows (files: no Spark; a folder: Spark job)")
     predict.add_argument("inputs", nargs="+", metavar="PHOTO",
@@ -63,12 +69,8 @@ def add_predict_commands(commands, add_config_flags: Callable) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    from bovw.cli.main import _overrides
-
-    overrides = _overrides(args)
-    if getattr(args, "top", None) is not None:
-        overrides["predict.top"] = args.top
-    return load_config(args.config, overrides)
+    top = getattr(args, "top", None)
+    return config_of(args, {"predict.top": top} if top is not None else {})
 
 
 def _export_catalogue(args: argparse.Namespace, config: Config) -> dict[str, FruitInfo]:
@@ -79,17 +81,16 @@ def _export_catalogue(args: argparse.Namespace, config: Config) -> dict[str, Fru
 
 
 def _export(args: argparse.Namespace, environ: dict) -> int:
-    from bovw.cli.main import _session
     from bovw.cloud.s3a import normalise_s3_url
     from bovw.predict.export import export_model
 
     config = _config(args)
-    _refuse_unused(args, (*SESSION_KEYS, "predict.fruits"),
-                   "bovw export writes the model of the run as it was trained")
+    refuse_unused(args, (*SESSION_KEYS, "predict.fruits"),
+                  "bovw export writes the model of the run as it was trained")
     catalogue = _export_catalogue(args, config)
     run_dir = normalise_s3_url(args.run_dir)
     out = normalise_s3_url(args.out) if args.out else None
-    spark = _session(config, environ, run_dir, out)
+    spark = session(config, environ, run_dir, out)
     model, written = export_model(spark, run_dir, out, catalogue)
     print(_export_summary(model, written))
     return 0
@@ -116,9 +117,7 @@ class _Spark:
 
     def __call__(self):
         if self.session is None:
-            from bovw.cli.main import _session
-
-            self.session = _session(self.config, self.environ, *self.urls)
+            self.session = session(self.config, self.environ, *self.urls)
         return self.session
 
 
@@ -157,8 +156,8 @@ def _model_bytes(model: str, spark: _Spark, config: Config) -> tuple[bytes, str]
 
 def _predict(args: argparse.Namespace, environ: dict) -> int:
     config = _config(args)
-    _refuse_unused(args, PREDICT_KEYS, "bovw predict describes photos with the model's "
-                                       "settings")
+    refuse_unused(args, PREDICT_KEYS, "bovw predict describes photos with the model's "
+                                      "settings")
     catalogue = load_catalogue(args.fruits) if args.fruits else None
     folders = [p for p in args.inputs if not is_local_path(p) or Path(p).is_dir()]
     if folders:
@@ -181,24 +180,13 @@ def _predict(args: argparse.Namespace, environ: dict) -> int:
     return 1 if any(prediction.label is None for _path, prediction in results) else 0
 
 
-def _refuse_unused(args: argparse.Namespace, used: tuple[str, ...], why: str) -> None:
-    """A setting given on the command line that the command does not use is a config
-    error, not silently dropped."""
-    from bovw.cli.main import _overrides
-
-    unused = unused_setting(_overrides(args), used)
-    if unused is not None:
-        raise ConfigError(f"{unused} has no effect here: {why}; drop it")
-
-
 def _check_asked_settings(args: argparse.Namespace, config: Config, model, source: str
                           ) -> None:
     """Refuse settings given on the command line that the model contradicts (its ORB,
     colour, histogram settings and k are what photos are described with)."""
-    from bovw.cli.main import _overrides
     from bovw.predict.model_file import model_contradiction, model_refusal
 
-    difference = model_contradiction(model, config, _overrides(args))
+    difference = model_contradiction(model, config, overrides(args))
     if difference is not None:
         raise model_refusal(source, difference)
 
@@ -274,4 +262,4 @@ def _predict_folder(args: argparse.Namespace, environ: dict, config: Config,
     return 0
 
 
-PREDICT_HANDLERS = {"predict": _predict, "export": _export}
+HANDLERS = {"predict": _predict, "export": _export}
