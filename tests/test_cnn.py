@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from bovw.config import CnnSettings, ConfigError, OrbSettings
-from bovw.experiments.cnn import CnnError, decode, load_backbone, preprocess
+from bovw.errors import CnnError
+from bovw.experiments.cnn import decode, load_backbone, preprocess
 from tests import imagefiles
 
 HAVE_CNN = all(importlib.util.find_spec(name) for name in

@@ -157,7 +157,7 @@ def test_verbose_shows_the_trace_then_the_line(spark, images, tmp_path, capsys, 
     assert err.startswith("Traceback (most recent call last):")
     assert "py4j.protocol.Py4JJavaError" in err
     assert "org.apache.hadoop.fs.FileAlreadyExistsException" in err
-    assert "bovw.spark.storage.StorageError" in err
+    assert "bovw.errors.StorageError" in err
     # The first thing written is the output's lock, beside it.
     assert err.splitlines()[-1].startswith(
         f"bovw: error: cannot write {tmp_path}/file/.run.bovw-lock: a part of the path is a file")

@@ -18,12 +18,11 @@ import pytest
 import bovw.experiments.sweep
 from bovw.cli import main
 from bovw.config import ConfigError
-from bovw.errors import CompareError, TrainingError
+from bovw.errors import CompareError, OutputError, TrainingError
 from bovw.experiments.compare import compare
 from bovw.experiments.external import normalised_path
 from bovw.experiments.sweep import changes_descriptors, parse_parameter, run_sweep, sweep_points
 from bovw.image.synthetic import generate_dataset
-from bovw.pipeline.layout import OutputError
 from bovw.report.pages import SweepPointResult, sweep_plots
 from tests.conftest import TEST_SPARK
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bovw.errors import FruitCatalogueError
 from bovw.image.synthetic import CLASS_NAMES
 from bovw.predict.fruits import (
-    FruitCatalogueError,
     FruitInfo,
     default_catalogue_path,
     load_catalogue,

@@ -13,9 +13,8 @@ from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.feature import PCAModel
 
 from bovw.cli import main
-from bovw.errors import InputError
+from bovw.errors import InputError, OutputError
 from bovw.image.synthetic import encode_jpeg, generate_dataset, render_fruit
-from bovw.pipeline.layout import OutputError
 from bovw.pipeline.run import run_pipeline
 from tests import imagefiles
 from tests.conftest import TEST_SPARK

@@ -596,7 +596,8 @@ def test_predictor_describes_like_spark_at_every_scale(trained):
 def test_export_refuses_a_run_made_with_the_old_dense_scales(spark, trained, tmp_path):
     import shutil
 
-    from bovw.predict.export import ExportError, build_model
+    from bovw.errors import ExportError
+    from bovw.predict.export import build_model
 
     run = tmp_path / "run"
     shutil.copytree(trained["run"], run)
@@ -631,7 +632,8 @@ def test_predictor_with_the_colour_block_agrees_with_spark(spark, test_config, t
 
 
 def test_export_refuses_an_unfinished_run(spark, tmp_path):
-    from bovw.predict.export import ExportError, export_model
+    from bovw.errors import ExportError
+    from bovw.predict.export import export_model
 
     (tmp_path / "run.json").write_text("{}")
     with pytest.raises(ExportError) as error:

@@ -1,8 +1,7 @@
-"""The `bovw sweep`, `bovw compare` and `bovw report` commands (wired in by bovw.cli).
+"""The `bovw sweep`, `bovw compare` and `bovw report` commands (wired in by bovw.cli.main).
 
-Kept apart from bovw/cli.py so that file only needs: `add_commands(...)` in
-build_parser, `HANDLERS` in main's table, and `EXPERIMENT_ERRORS` in USER_ERRORS. Like the
-CLI itself this module imports no Spark at load time: the handlers import what they run.
+Like the CLI itself this module imports no Spark at load time: the handlers import what
+they run.
 """
 
 from __future__ import annotations
@@ -11,9 +10,7 @@ import argparse
 import sys
 
 from bovw.cli.common import SESSION_KEYS, add_config_flags, config_of, refuse_unused, session
-from bovw.errors import CnnError, ColourError, CompareError
 
-EXPERIMENT_ERRORS = (ColourError, CompareError, CnnError)
 # bovw.compare.VARIANTS; repeated here so that the CLI starts without importing Spark.
 VARIANTS = ("orb", "orb-colour", "cnn")
 

@@ -14,15 +14,10 @@ import traceback
 from collections.abc import Sequence
 
 from bovw.cli import cloud, experiments, predict, run
-from bovw.config import ConfigError
-from bovw.errors import CloudError, InputError, OutputError, TrainingError, VocabularyError
-from bovw.spark.session import JavaError, SparkStartError
+from bovw.errors import BovwError, ConfigError
 
 __all__ = ["build_parser", "main"]
 
-USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError,
-               SparkStartError, TrainingError, *predict.PREDICT_ERRORS,
-               *experiments.EXPERIMENT_ERRORS)
 COMMAND_GROUPS = (run, cloud, predict, experiments)
 
 
@@ -61,7 +56,7 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         return handlers[args.command](args, environ)
     except ConfigError as error:
         return _fail("config error", error, args.verbose, 2)
-    except USER_ERRORS as error:
+    except BovwError as error:
         return _fail("error", error, args.verbose, 1)
 
 

@@ -28,7 +28,6 @@ from bovw.config import Config
 from bovw.errors import InputError, ModelFileError
 from bovw.pipeline.inputs import check_local_input, is_local_path
 from bovw.predict.fruits import (
-    FruitCatalogueError,
     FruitInfo,
     default_catalogue_path,
     load_catalogue,
@@ -37,7 +36,6 @@ from bovw.predict.predictor import Predictor
 from bovw.predict.results import Prediction
 
 MODEL_FILE_NAME = "model.npz"
-PREDICT_ERRORS = (ModelFileError, FruitCatalogueError)
 
 
 def add_commands(commands) -> None:

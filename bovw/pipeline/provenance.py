@@ -24,7 +24,6 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bovw import __version__
 from bovw.config import (
     ColourSettings,
     Config,
@@ -36,6 +35,7 @@ from bovw.config import (
 )
 from bovw.config.differences import Difference, covered, show
 from bovw.errors import ReuseError
+from bovw.version import __version__
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -16,8 +16,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from bovw.config import Config, PredictSettings
+from bovw.errors import OutputError
 from bovw.pipeline.ingest import list_files, with_labels
-from bovw.pipeline.layout import OutputError
 from bovw.predict.predictor import Predictor
 from bovw.spark import storage
 from bovw.spark.outputs import KINDS, open_output

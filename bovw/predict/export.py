@@ -18,9 +18,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from bovw.config import ConfigError, config_from_dict, current_orb_table
+from bovw.errors import ExportError
 from bovw.pipeline.descriptors import accepted
 from bovw.pipeline.ingest import TRAIN
-from bovw.pipeline.layout import OutputError, RunLayout
+from bovw.pipeline.layout import RunLayout
 from bovw.pipeline.vocabulary import centers
 from bovw.predict.fruits import FruitInfo
 from bovw.predict.model_file import ExportedModel, model_to_bytes
@@ -28,9 +29,6 @@ from bovw.spark import storage
 
 MODEL_FILE_NAME = "model.npz"
 
-
-class ExportError(OutputError):
-    """The run folder cannot be exported; the message says what to do."""
 
 
 def default_model_path(run_dir: str) -> str:

@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bovw.errors import FruitCatalogueError
+
 REQUIRED_KEYS = ("name", "description")
 OPTIONAL_KEYS = ("family", "colour")
 MAX_TEXT = 300
 
-
-class FruitCatalogueError(ValueError):
-    """The catalogue file cannot be used; the message names the entry and the fix."""
 
 
 @dataclass(frozen=True)

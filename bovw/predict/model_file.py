@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from bovw import __version__
 from bovw.config import (
     ColourSettings,
     Config,
@@ -34,6 +33,7 @@ from bovw.errors import ModelFileError, ReuseError, first_line
 from bovw.image.orb import DESCRIPTOR_BYTES
 from bovw.image.words import histogram_length, scoring_matrix
 from bovw.predict.fruits import FruitInfo
+from bovw.version import __version__
 
 __all__ = ["KNOWN_FEATURE_BLOCKS", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ExportedModel",
            "model_contradiction", "model_from_bytes", "model_refusal", "model_to_bytes"]

@@ -24,10 +24,10 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from bovw import __version__
 from bovw.errors import OutputError
 from bovw.spark import leases, storage
 from bovw.spark.swap import Swap
+from bovw.version import __version__
 
 __all__ = ["KINDS", "MARKER", "STAGING_SUFFIX", "TEMPORARY", "Found", "OutputFolder",
            "OutputKind", "foreign_names", "inspect", "open_output", "same_spec"]

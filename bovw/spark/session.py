@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bovw.config import Config, ConfigError, SparkSettings
 from bovw.config.redaction import Redactor
+from bovw.errors import JavaError, SparkStartError
 from bovw.spark.jvm import java_causes
 
 SUPPORTED_JAVA = (17, 21)
@@ -25,12 +26,6 @@ JAVA_INSTALL_HINT = (
 )
 
 
-class JavaError(RuntimeError):
-    """No usable JDK: the message names the install command."""
-
-
-class SparkStartError(RuntimeError):
-    """Spark could not start: the message names the cause and the fix."""
 
 
 def java_major_version(version_output: str) -> int | None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 
-from bovw.errors import OutputError
+from bovw.errors import StorageError
 from bovw.spark.jvm import JavaCause, java_causes
 
 # Filesystems without an atomic rename: a single PUT is all-or-nothing instead.
@@ -23,10 +23,6 @@ _OBJECT_STORES = ("s3a", "s3", "gs", "abfs", "abfss", "wasb")
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 
-
-class StorageError(OutputError):
-    """A file or folder could not be read or written: one line naming the path, the cause
-    and the fix."""
 
 
 def _storage_cause(causes: Sequence[JavaCause]) -> tuple[str, str] | None:
