@@ -57,8 +57,8 @@ from bench.binary_codes import (  # noqa: E402
 )
 from bench.reference import list_images  # noqa: E402
 from bovw.config import ColourSettings, OrbSettings  # noqa: E402
-from bovw.image.colour import colour_histogram, to_rgb  # noqa: E402
-from bovw.image.orb import ImageRejected, open_image, to_grey  # noqa: E402
+from bovw.image.colour import colour_histogram  # noqa: E402
+from bovw.image.decode import ImageRejected, open_image, to_grey, to_rgb  # noqa: E402
 
 SCALE_MODES = ("resize", "octave-ignored", "octave")
 DEFAULT_CACHE = Path("/tmp/accuracy-research-cache")

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 from bovw.config import OrbSettings, PredictSettings
-from bovw.image.orb import open_image, textured_patches, to_grey
+from bovw.image.decode import open_image, to_grey
+from bovw.image.orb import textured_patches
 
 
 def _textured(grey: np.ndarray, orb: OrbSettings) -> int:

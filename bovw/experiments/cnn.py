@@ -33,8 +33,7 @@ from pyspark.sql import DataFrame
 
 from bovw.config import CnnSettings, OrbSettings
 from bovw.errors import CnnError
-from bovw.image.colour import to_rgb
-from bovw.image.orb import ImageRejected, open_image
+from bovw.image.decode import ImageRejected, open_image, to_rgb
 
 __all__ = ["CNN_SCHEMA", "DESCRIPTIONS", "DIMENSIONS", "Backbone", "cached_backbone",
            "decode", "embed_images", "extract_cnn_features", "feature_network",

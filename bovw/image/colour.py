@@ -3,23 +3,19 @@
 ORB describes grey levels only; on Fruits-360 colour is what separates most varieties
 (Apple Red 1 from Apple Golden 1, Lemon from Orange). `colour_histogram` is pure (an RGB
 array in, a float32 vector out) so that the descriptors stage and the Predictor compute
-exactly the same block; `append_colour` joins it to the weighted word histogram in Spark.
+exactly the same block; bovw.pipeline.histograms.append_colour joins it to the weighted
+word histogram in Spark.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import cv2
 import numpy as np
-from PIL import Image
 
 from bovw.config import ColourSettings, OrbSettings
-from bovw.errors import ColourError
-from bovw.image.orb import ImageRejected, open_image, to_grey
+from bovw.image.decode import ImageRejected, open_image, to_rgb
 
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+__all__ = ["EMPTY_COLOUR", "colour_histogram", "image_colour", "to_rgb"]
 
 EMPTY_COLOUR = np.zeros(0, dtype=np.float32)
 
@@ -52,18 +48,6 @@ def colour_histogram(image_rgb: np.ndarray, settings: ColourSettings) -> np.ndar
     return (counts / total).astype(np.float32)
 
 
-def to_rgb(image: Image.Image) -> np.ndarray:
-    """An (H, W, 3) uint8 RGB array for any Pillow mode; transparency becomes white."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        grey = to_grey(image)
-        return np.repeat(grey[:, :, None], 3, axis=2)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
 def image_colour(data: bytes, orb: OrbSettings, settings: ColourSettings) -> np.ndarray:
     """The colour block of encoded image bytes, decoded as the descriptors stage decodes them.
 
@@ -77,47 +61,3 @@ def image_colour(data: bytes, orb: OrbSettings, settings: ColourSettings) -> np.
         return EMPTY_COLOUR
     except Exception:  # a decoder bug must not end a long run; ORB's reject says why
         return EMPTY_COLOUR
-
-
-def append_colour(weighted: DataFrame, settings: ColourSettings,
-                  column: str = "weighted") -> DataFrame:
-    """`column` (a vector) followed by weight * sqrt(`colour`), when colour is enabled.
-
-    Without `colour.enabled` the frame is returned unchanged. Raises ColourError when
-    enabled but the rows carry no colour column (descriptors made without the block).
-    An image whose colour could not be computed gets zeros, keeping every vector the
-    same length.
-    """
-    # Spark is imported here, not at the top: the pure functions above are shared with the
-    # Predictor, which should not have to load Spark to use them.
-    from pyspark.ml.functions import array_to_vector, vector_to_array
-    from pyspark.sql import functions as F
-
-    if not settings.enabled:
-        return weighted
-    if "colour" not in weighted.columns:
-        raise ColourError(
-            "colour.enabled is true but these descriptors carry no colour histograms; "
-            "extract descriptors again with colour enabled (do not reuse --descriptors-from)"
-        )
-    dimension = settings.dimension
-    sizes = weighted.agg(F.max(F.size("colour")).alias("longest")).first()["longest"]
-    if sizes not in (None, -1, 0, dimension):
-        raise ColourError(
-            f"the descriptors carry colour histograms of {sizes} bins but the colour settings "
-            f"make {dimension}; extract descriptors again with these colour settings"
-        )
-    colour = F.when(F.size("colour") == dimension, F.col("colour")).otherwise(
-        F.array_repeat(F.lit(0.0).cast("float"), dimension))
-    # The square root of a histogram summing to 1 has unit L2 norm, like the weighted word
-    # histogram it joins: neither block drowns the other in the PCA (fruits360-dev, dense
-    # ORB k=1000: 98.2% with the raw block, 99.97% with its square root, same weight).
-    scaled = F.transform(colour,
-                         lambda value: F.sqrt(value.cast("double")) * F.lit(settings.weight))
-    combined = F.concat(vector_to_array(F.col(column)), scaled)
-    return weighted.withColumn(column, array_to_vector(combined))
-
-
-def colour_dimension(settings: ColourSettings) -> int:
-    """How many values the colour block adds to each feature vector (0 when disabled)."""
-    return settings.dimension if settings.enabled else 0

@@ -15,18 +15,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StructField, StructType
 
-from bovw.config import HistogramSettings
+from bovw.config import ColourSettings, HistogramSettings
+from bovw.errors import ColourError
 from bovw.image.orb import unpack, unpack_positions
-
-# Pure per-image functions, re-exported: they live in bovw.words so that bovw.predictor
-# can use them without importing Spark.
-from bovw.image.words import (  # noqa: F401
-    histogram_length,
-    nearest_words,
-    pyramid_bins,
-    scoring_matrix,
-    word_counts,
-)
+from bovw.image.words import histogram_length, scoring_matrix, word_counts
 from bovw.pipeline.descriptors import accepted
 from bovw.pipeline.ingest import TRAIN
 from bovw.spark.arrow_vectors import sparse_vectors
@@ -125,3 +117,42 @@ def weight(histograms: DataFrame, settings: HistogramSettings, idf: IDFModel | N
         weighted = Normalizer(inputCol="weighted", outputCol="_l2", p=2.0).transform(weighted)
         weighted = weighted.drop("weighted").withColumnRenamed("_l2", "weighted")
     return weighted
+
+
+def append_colour(weighted: DataFrame, settings: ColourSettings,
+                  column: str = "weighted") -> DataFrame:
+    """`column` (a vector) followed by weight * sqrt(`colour`), when colour is enabled.
+
+    Without `colour.enabled` the frame is returned unchanged. Raises ColourError when
+    enabled but the rows carry no colour column (descriptors made without the block).
+    An image whose colour could not be computed gets zeros, keeping every vector the
+    same length.
+    """
+    if not settings.enabled:
+        return weighted
+    if "colour" not in weighted.columns:
+        raise ColourError(
+            "colour.enabled is true but these descriptors carry no colour histograms; "
+            "extract descriptors again with colour enabled (do not reuse --descriptors-from)"
+        )
+    dimension = settings.dimension
+    sizes = weighted.agg(F.max(F.size("colour")).alias("longest")).first()["longest"]
+    if sizes not in (None, -1, 0, dimension):
+        raise ColourError(
+            f"the descriptors carry colour histograms of {sizes} bins but the colour settings "
+            f"make {dimension}; extract descriptors again with these colour settings"
+        )
+    colour = F.when(F.size("colour") == dimension, F.col("colour")).otherwise(
+        F.array_repeat(F.lit(0.0).cast("float"), dimension))
+    # The square root of a histogram summing to 1 has unit L2 norm, like the weighted word
+    # histogram it joins: neither block drowns the other in the PCA (fruits360-dev, dense
+    # ORB k=1000: 98.2% with the raw block, 99.97% with its square root, same weight).
+    scaled = F.transform(colour,
+                         lambda value: F.sqrt(value.cast("double")) * F.lit(settings.weight))
+    combined = F.concat(vector_to_array(F.col(column)), scaled)
+    return weighted.withColumn(column, array_to_vector(combined))
+
+
+def colour_dimension(settings: ColourSettings) -> int:
+    """How many values the colour block adds to each feature vector (0 when disabled)."""
+    return settings.dimension if settings.enabled else 0

@@ -19,10 +19,16 @@ from pyspark.sql import functions as F
 
 from bovw.config import Config
 from bovw.errors import InputError
-from bovw.image.colour import append_colour, colour_dimension
+from bovw.image.words import histogram_length
 from bovw.pipeline.classifier import check_fit, evaluate, fit_classifier, fit_labels, predict
 from bovw.pipeline.descriptors import describe_images, rejects, statistics
-from bovw.pipeline.histograms import fit_idf, histogram_length, weight, word_histograms
+from bovw.pipeline.histograms import (
+    append_colour,
+    colour_dimension,
+    fit_idf,
+    weight,
+    word_histograms,
+)
 from bovw.pipeline.ingest import TEST, TRAIN, labelled_images, split_folder
 from bovw.pipeline.inputs import split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output

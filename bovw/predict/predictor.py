@@ -29,16 +29,14 @@ from PIL import Image
 
 from bovw.config import PredictSettings
 from bovw.errors import ModelFileError, first_line
-from bovw.image.colour import colour_histogram, to_rgb
+from bovw.image.colour import colour_histogram
+from bovw.image.decode import ImageRejected, open_image, to_grey, to_rgb
 from bovw.image.framing import fit_to_training_size
 from bovw.image.orb import (
     EMPTY_DESCRIPTORS,
     EMPTY_POSITIONS,
-    ImageRejected,
     describe_keypoints,
-    open_image,
     textured_patches,
-    to_grey,
 )
 from bovw.image.words import histogram_length, word_counts
 from bovw.predict.fruits import FruitInfo
