@@ -20,6 +20,7 @@ from bovw.pipeline.inputs import (  # noqa: F401 (check_local_input: part of thi
     check_local_input,
     is_local_path,
 )
+from bovw.spark.jvm import input_files
 
 
 def extension_glob(extensions: tuple[str, ...]) -> str:
@@ -168,7 +169,7 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     # Spark's own driver-side listing: only its length crosses to Python, unless some
     # listed files were skipped by the scan. One job counts the scanned files and looks
     # for split folders.
-    listed = files._jdf.inputFiles()
+    listed = input_files(files)
     survey = files.select(
         F.count(F.lit(1)).alias("scanned"),
         F.max(split_folder(F.col("path")).isNotNull()).alias("split_folders"),

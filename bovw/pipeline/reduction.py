@@ -25,9 +25,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
-from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel
-from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.mllib.linalg import Vectors as MllibVectors
 from pyspark.mllib.linalg.distributed import RowMatrix
 from pyspark.sql import DataFrame
@@ -37,6 +35,7 @@ from scipy import sparse
 from bovw.errors import TrainingError
 from bovw.pipeline.ingest import TRAIN
 from bovw.spark.arrow_vectors import vectors_to_csr
+from bovw.spark.jvm import java_pca_model
 
 # Up to this many input columns Spark's exact PCA is quick; beyond it, randomized.
 EXACT_MAX_DIMENSION = 512
@@ -187,17 +186,9 @@ def covariance_times(rows: DataFrame, basis: np.ndarray, dimension: int
 
 
 def pca_model(spark, pc: np.ndarray, explained: np.ndarray) -> PCAModel:
-    """A Spark ML PCAModel (weighted -> pca_features) holding the given axes."""
-    context = spark.sparkContext
-    dimension, k = pc.shape
-    java_pc = _py2java(context, DenseMatrix(dimension, k, pc.ravel(order="F").tolist()))
-    java_variance = _py2java(context, DenseVector(explained.tolist()))
-    uid = context._jvm.org.apache.spark.ml.util.Identifiable.randomUID("pca")
-    java_model = context._jvm.org.apache.spark.ml.feature.PCAModel(uid, java_pc, java_variance)
-    model = PCAModel(java_model)
-    model._set(k=k, inputCol="weighted", outputCol="pca_features")
-    model._transfer_params_to_java()
-    return model
+    """A Spark ML PCAModel (weighted -> pca_features) holding the (d, k) axes `pc` and the
+    (k,) explained variance of each."""
+    return java_pca_model(spark, pc, explained, "weighted", "pca_features")
 
 
 def explained_variance(model: PCAModel) -> list[float]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from bovw.config import Config, ConfigError, SparkSettings
 from bovw.config.redaction import Redactor
 from bovw.errors import JavaError, SparkStartError
-from bovw.spark.jvm import java_causes
+from bovw.spark.jvm import hadoop_configuration, java_causes
 
 SUPPORTED_JAVA = (17, 21)
 JAVA_INSTALL_HINT = (
@@ -254,7 +254,7 @@ def build_session(config: Config, java_home: str | None = None,
         if error.getCondition() != "JAVA_GATEWAY_EXITED":
             raise
         raise _start_error(error, wanted) from error
-    hadoop_conf = session.sparkContext._jsc.hadoopConfiguration()
+    hadoop_conf = hadoop_configuration(session)
     for key, value in hidden.items():
         hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
     session.sparkContext.setLogLevel(config.spark.log_level)

@@ -16,7 +16,7 @@ from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 
 from bovw.errors import StorageError
-from bovw.spark.jvm import JavaCause, java_causes
+from bovw.spark.jvm import JavaCause, driver_jvm, hadoop_configuration, java_causes
 
 # Filesystems without an atomic rename: a single PUT is all-or-nothing instead.
 _OBJECT_STORES = ("s3a", "s3", "gs", "abfs", "abfss", "wasb")
@@ -93,9 +93,9 @@ def _translated(doing: str, every_failure: bool = True, path_argument: str = "pa
 
 
 def _path_and_fs(spark: SparkSession, path: str):
-    jvm = spark.sparkContext._jvm
+    jvm = driver_jvm(spark)
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs = hadoop_path.getFileSystem(hadoop_configuration(spark))
     return hadoop_path, fs
 
 
@@ -124,7 +124,7 @@ def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
     object stores a single PUT on close is already all-or-nothing.
     """
     hadoop_path, fs = _path_and_fs(spark, path)
-    jvm = spark.sparkContext._jvm
+    jvm = driver_jvm(spark)
     data = bytearray(content)
     if _scheme(fs) in _OBJECT_STORES:
         _write_bytes(fs, hadoop_path, data)
@@ -142,7 +142,7 @@ def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
 def read_bytes(spark: SparkSession, path: str) -> bytes:
     """The bytes of the file at `path` (meant for small files: read whole into memory)."""
     hadoop_path, fs = _path_and_fs(spark, path)
-    jvm = spark.sparkContext._jvm
+    jvm = driver_jvm(spark)
     stream = fs.open(hadoop_path)
     try:
         buffer = jvm.java.io.ByteArrayOutputStream()
@@ -177,7 +177,7 @@ def write_parquet(spark: SparkSession, frame: DataFrame, path: str) -> None:
     if _scheme(fs) in _OBJECT_STORES:
         frame.write.mode("overwrite").parquet(path)
         return
-    jvm = spark.sparkContext._jvm
+    jvm = driver_jvm(spark)
     temporary = jvm.org.apache.hadoop.fs.Path(hadoop_path.getParent(),
                                               "._tmp_" + hadoop_path.getName())
     frame.write.mode("overwrite").parquet(temporary.toString())
@@ -239,16 +239,16 @@ def sibling(spark: SparkSession, path: str, name: str) -> str:
 
     Raises ValueError when `path` is the root of its filesystem (or of its bucket).
     """
-    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    hadoop_path = driver_jvm(spark).org.apache.hadoop.fs.Path(path)
     parent = hadoop_path.getParent()
     if parent is None or not hadoop_path.getName():
         raise ValueError(f"{path} is the root of its filesystem")
-    return spark.sparkContext._jvm.org.apache.hadoop.fs.Path(parent, name).toString()
+    return driver_jvm(spark).org.apache.hadoop.fs.Path(parent, name).toString()
 
 
 def base_name(spark: SparkSession, path: str) -> str:
     """The last component of `path` ("" for a filesystem or bucket root)."""
-    return str(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path).getName())
+    return str(driver_jvm(spark).org.apache.hadoop.fs.Path(path).getName())
 
 
 @_translated("write")
@@ -275,7 +275,7 @@ def create_new(spark: SparkSession, path: str, content: bytes) -> bool:
         finally:
             stream.close()
         return True
-    jvm = spark.sparkContext._jvm
+    jvm = driver_jvm(spark)
     aside = jvm.org.apache.hadoop.fs.Path(
         hadoop_path.getParent(), f"._tmp_{hadoop_path.getName()}.{uuid.uuid4().hex}")
     _write_bytes(fs, aside, bytearray(content))
