@@ -372,7 +372,6 @@ def test_packages_match_the_bundled_hadoop(fake_pyspark_jars):
         "org.apache.spark:spark-hadoop-cloud_2.13:4.3.0",
     ))
     assert jars.spark_conf() == {"spark.jars.packages": ",".join(jars.packages)}
-    assert jars.spark_submit_args() == ["--packages", ",".join(jars.packages)]
 
 
 def test_no_committer_needs_no_spark_hadoop_cloud(fake_pyspark_jars):
@@ -395,7 +394,7 @@ def test_platform_provided_jars(fake_pyspark_jars):
     jars = s3a_jars(fake_pyspark_jars, S3Settings(packages=False))
 
     assert jars == S3AJars(hadoop_version="3.5.0")
-    assert jars.spark_conf() == {} and jars.spark_submit_args() == []
+    assert jars.spark_conf() == {}
 
 
 def test_jars_dir_with_matching_jars(fake_pyspark_jars, tmp_path):
@@ -407,7 +406,6 @@ def test_jars_dir_with_matching_jars(fake_pyspark_jars, tmp_path):
     assert jars.jars == (str(folder / "hadoop-aws-3.5.0.jar"), str(folder / "bundle-2.35.4.jar"),
                          str(folder / "spark-hadoop-cloud_2.13-4.3.0.jar"))
     assert jars.packages == ()
-    assert jars.spark_submit_args() == ["--jars", ",".join(jars.jars)]
 
 
 def test_jars_dir_without_hadoop_aws(fake_pyspark_jars, tmp_path):
@@ -505,7 +503,6 @@ def test_spark_setup_holds_the_secrets_for_the_session_and_shows_none(fake_pyspa
     assert setup.spark_conf["spark.hadoop.fs.s3a.aws.credentials.provider"] == (
         "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
     )
-    assert setup.submit_args == ("--packages", setup.spark_conf["spark.jars.packages"])
     for secret in ("testing-session-key", "testing-session-secret", "testing-session-token"):
         assert secret not in repr(setup)
 

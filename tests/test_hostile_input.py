@@ -73,7 +73,7 @@ def test_declared_size_alone_decides_the_refusal():
 def test_an_image_that_makes_opencv_raise_is_a_reject():
     grey = np.full((1, 1), 128, np.uint8)
     with pytest.raises(cv2.error):
-        features.describe_grey(grey, SETTINGS)
+        features.describe_keypoints(grey, SETTINGS)
     extraction = extract_descriptors(one_pixel_png(), SETTINGS)
     assert extraction.reject_reason.startswith("OpenCV failed: OpenCV(")
     assert (extraction.width, extraction.height) == (1, 1)

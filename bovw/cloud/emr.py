@@ -8,12 +8,8 @@ The bovw package itself is installed on every node by conf/emr/bootstrap.sh.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import string
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -241,43 +237,3 @@ def _emr_error(error: botocore.exceptions.ClientError, doing: str) -> CloudError
             "conf/iam/emr-submitter-policy.json"
         )
     return CloudError(f"{doing} failed: {code}: {message}")
-
-
-_PLACEHOLDER = re.compile(r"\$\{([A-Z_]+)\}")
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-
-
-def render_policy(
-    template_path: str | Path,
-    bucket: str,
-    input_prefix: str,
-    output_prefix: str,
-    **values: str,
-) -> dict[str, Any]:
-    """Fill a conf/iam policy template's ${BUCKET}, ${INPUT_PREFIX}, ${OUTPUT_PREFIX}
-    (and any other ${NAME} given in `values` as name=..., e.g. code_prefix="bovw",
-    account_id="123456789012") and parse it.
-
-    Prefixes are given without leading or trailing slashes ("fruits/Training" style
-    slashes inside are kept). Raises CloudError for a bad bucket name or a missing value.
-    """
-    if not _BUCKET_NAME.fullmatch(bucket):
-        raise CloudError(f"{bucket!r} is not a valid S3 bucket name; fix: pass the bare name")
-    filled = {
-        "BUCKET": bucket,
-        "INPUT_PREFIX": input_prefix.strip("/"),
-        "OUTPUT_PREFIX": output_prefix.strip("/"),
-        **{key.upper(): value.strip("/") if key.upper().endswith("PREFIX") else value
-           for key, value in values.items()},
-    }
-    for key in ("INPUT_PREFIX", "OUTPUT_PREFIX"):
-        if not filled[key]:
-            raise CloudError(f"{key.lower()} is empty; fix: name a folder, not the whole bucket")
-    text = Path(template_path).read_text(encoding="utf-8")
-    missing = sorted(set(_PLACEHOLDER.findall(text)) - set(filled))
-    if missing:
-        raise CloudError(
-            f"policy template {template_path} needs a value for {', '.join(missing)}; "
-            f"fix: pass {', '.join(m.lower() + '=...' for m in missing)}"
-        )
-    return json.loads(string.Template(text).substitute(filled))

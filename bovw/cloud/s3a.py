@@ -107,14 +107,13 @@ def committer_properties(committer: str) -> dict[str, str]:
 class SparkS3ASetup:
     """Everything a SparkSession needs for s3a://.
 
-    `spark_conf`: properties for bovw.session.build_session (`extra`), credentials
+    `spark_conf`: properties for bovw.spark.session.build_session (`extra`), credentials
     included: it sets the secret ones on the live Hadoop configuration, never on the
-    command line of the JVM it starts. `submit_args`: the jars as spark-submit options,
-    for runs launched by spark-submit, whose JVM already started.
+    command line of the JVM it starts. (Under spark-submit the JVM has started already:
+    the jars go on its command line, see the README's EC2 runbook.)
     """
 
     spark_conf: Mapping[str, str] = field(repr=False)
-    submit_args: tuple[str, ...] = ()
 
 
 def spark_s3a_setup(
@@ -129,7 +128,6 @@ def spark_s3a_setup(
     jars = s3a_jars(pyspark_jars if pyspark_jars is not None else pyspark_jars_dir(), settings)
     return SparkS3ASetup(
         spark_conf={**hadoop_s3a_properties(credentials, settings), **jars.spark_conf()},
-        submit_args=tuple(jars.spark_submit_args()),
     )
 
 
@@ -168,14 +166,6 @@ class S3AJars:
             conf["spark.jars.packages"] = ",".join(self.packages)
         return conf
 
-    def spark_submit_args(self) -> list[str]:
-        """The same as spark-submit options (a running JVM cannot add them any more)."""
-        args = []
-        if self.jars:
-            args += ["--jars", ",".join(self.jars)]
-        if self.packages:
-            args += ["--packages", ",".join(self.packages)]
-        return args
 
 
 @dataclass(frozen=True)

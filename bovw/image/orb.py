@@ -52,11 +52,6 @@ def _orb(settings: OrbSettings) -> cv2.ORB:
     )
 
 
-def describe_grey(grey: np.ndarray, settings: OrbSettings) -> np.ndarray:
-    """ORB descriptors of a grey image as an (n, 32) uint8 array; n may be 0."""
-    return describe_keypoints(grey, settings)[0]
-
-
 def describe_keypoints(grey: np.ndarray, settings: OrbSettings) -> tuple[np.ndarray, np.ndarray]:
     """ORB descriptors (n, 32) uint8 and keypoint positions (n, 2) uint8 of a grey image.
 

@@ -37,8 +37,6 @@ from bovw.pipeline.reduction import explained_variance, explained_variance_total
 from bovw.pipeline.vocabulary import centers, fit_vocabulary, sample_descriptors
 from bovw.spark import storage
 
-STAGES = ("descriptors", "vocabulary", "histograms", "reduction", "classifier")
-
 
 @dataclass
 class RunResult:
