@@ -57,10 +57,10 @@ def run_spark(input_path: str, output_path: str, config: Config) -> dict:
         spark.stop()
     python_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "timings": {"session_start": round(session_seconds, 3), **dict(result.timings)},
+        "timings": {"session_start": round(session_seconds, 3), **dict(result.summary.timings)},
         "total_seconds": round(total, 3),
         "metrics": dict(result.metrics),
-        "counts": dict(result.counts),
+        "counts": result.summary.to_dict()["counts"],
         "output": str(result.output),
         "peak_memory_mb": {
             "python": round(python_mb, 1),

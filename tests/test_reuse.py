@@ -35,6 +35,7 @@ from bovw.pipeline.run import run_pipeline
 from bovw.predict.model_file import ExportedModel, model_contradiction, model_to_bytes
 from bovw.report.gather import RunData
 from bovw.report.pages import run_sections
+from bovw.summary import HeadlineMetrics, ImageCounts, KeypointStats, Reduction, RunSummary
 from tests.conftest import TEST_SPARK
 
 BASE = load_config(None, {})
@@ -285,9 +286,10 @@ def test_predict_settings_that_contradict_the_model_are_found():
 # ---------------------------------------------------------------- pure: the report
 
 def report_body(counts, sampling="dense") -> str:
-    summary = {"config": {"orb": {"sampling": sampling, "dense_step": 5,
-                                  "dense_scales": [1.0, 2.0]}},
-               "keypoints": {"mean": 370.0}}
+    summary = RunSummary("/run", ImageCounts(), Reduction(), HeadlineMetrics(),
+                         config={"orb": {"sampling": sampling, "dense_step": 5,
+                                         "dense_scales": [1.0, 2.0]}},
+                         keypoints=KeypointStats(mean=370.0))
     sections = run_sections(RunData("/run", summary, {}, keypoint_counts=counts))
     (section,) = [s for s in sections if s.title == "Keypoints per image"]
     return section.body

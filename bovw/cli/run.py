@@ -9,6 +9,7 @@ from pathlib import Path
 from bovw.cli.common import add_config_flags, overrides, session
 from bovw.config import load_config
 from bovw.pipeline.inputs import check_local_dataset
+from bovw.summary import Reduction, RunSummary
 
 __all__ = ["DEMO_OVERRIDES", "HANDLERS", "add_commands", "format_summary"]
 
@@ -34,42 +35,41 @@ def add_commands(commands) -> None:
     add_config_flags(demo)
 
 
-def _components(reduction: dict) -> str:
-    kept, asked = reduction.get("components"), reduction.get("components_requested")
+def _components(reduction: Reduction) -> str:
+    kept, asked = reduction.components, reduction.components_requested
     capped = f" (pca.components={asked} capped: the Training features span only {kept} " \
         "dimensions)" if asked and kept and kept < asked else ""
     return f"{kept} components{capped}"
 
 
-def format_summary(result, input_path: str) -> str:
-    """The human-readable end-of-run summary."""
-    counts, keypoints, metrics = result.counts, result.keypoints, result.metrics
-    per_split = ", ".join(f"{split} {n}" for split, n in sorted(counts["per_split"].items()))
-    timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.timings.items())
-    variance = result.reduction.get("explained_variance_total", 0.0)
+def format_summary(summary: RunSummary, input_path: str) -> str:
+    """The human-readable end-of-run summary of a run (`summary`) of `input_path`."""
+    counts, keypoints, metrics = summary.counts, summary.keypoints, summary.metrics
+    vocabulary = summary.vocabulary
+    per_split = ", ".join(f"{split} {n}" for split, n in sorted(counts.per_split.items()))
+    timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in summary.timings.items())
     lines = [
         "bovw run finished",
         f"  input            {input_path}",
-        f"  images read      {counts['images']} (rejected {counts['rejected']}; {per_split}; "
-        f"{counts['classes']} classes)",
-        f"  keypoints/image  mean {keypoints['mean']}, median {keypoints['median']}, "
-        f"min {keypoints['min']}, max {keypoints['max']}; "
-        f"{keypoints['images_without_keypoints']} images without keypoints",
-        f"  vocabulary       k={result.vocabulary['k']} from "
-        f"{result.vocabulary['sample_descriptors']} sampled descriptors "
-        f"({result.vocabulary['iterations']} iterations)",
-        f"  PCA              {_components(result.reduction)}, "
-        f"{100 * variance:.1f}% of variance",
-        f"  accuracy         {100 * metrics['accuracy']:.2f}% on {metrics['test_images']} Test "
-        f"images   macro F1 {metrics['macro_f1']:.4f}",
-        f"  time per stage   {timings}; total {sum(result.timings.values()):.1f}s",
+        f"  images read      {counts.images} (rejected {counts.rejected}; {per_split}; "
+        f"{counts.classes} classes)",
+        f"  keypoints/image  mean {keypoints.mean}, median {keypoints.median}, "
+        f"min {keypoints.min}, max {keypoints.max}; "
+        f"{keypoints.images_without_keypoints} images without keypoints",
+        f"  vocabulary       k={vocabulary.k} from {vocabulary.sample_descriptors} sampled "
+        f"descriptors ({vocabulary.iterations} iterations)",
+        f"  PCA              {_components(summary.reduction)}, "
+        f"{100 * summary.reduction.explained_variance_total:.1f}% of variance",
+        f"  accuracy         {100 * metrics.accuracy:.2f}% on {metrics.test_images} Test "
+        f"images   macro F1 {metrics.macro_f1:.4f}",
+        f"  time per stage   {timings}; total {summary.total_seconds:.1f}s",
     ]
-    if metrics.get("test_only_classes"):
-        lines.insert(-1, f"  not scored       {metrics['test_only_images']} Test images of "
-                         f"classes not in Training: {', '.join(metrics['test_only_classes'])}")
-    if result.resumed_stages:
-        lines.append(f"  resumed          {', '.join(result.resumed_stages)} reused from disk")
-    lines.append(f"  output           {result.output}")
+    if metrics.test_only_classes:
+        lines.insert(-1, f"  not scored       {metrics.test_only_images} Test images of "
+                         f"classes not in Training: {', '.join(metrics.test_only_classes)}")
+    if summary.resumed_stages:
+        lines.append(f"  resumed          {', '.join(summary.resumed_stages)} reused from disk")
+    lines.append(f"  output           {summary.output}")
     return "\n".join(lines)
 
 
@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
     spark = session(config, environ, input_path, output_path)
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
                           descriptors_from=args.descriptors_from)
-    print(format_summary(result, input_path))
+    print(format_summary(result.summary, input_path))
     from bovw.report.pages import write_run_report
 
     print(f"  report           {write_run_report(spark, result.output)}")
@@ -103,7 +103,7 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
     output = workdir / time.strftime("demo-%Y%m%d-%H%M%S")
     spark = session(config, environ)
     result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()))
-    print(format_summary(result, str(data)))
+    print(format_summary(result.summary, str(data)))
     from bovw.report.pages import write_run_report
 
     print(f"  report           {write_run_report(spark, result.output)}")

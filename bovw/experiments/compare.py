@@ -50,6 +50,14 @@ from bovw.pipeline.reduction import explained_variance, explained_variance_total
 from bovw.pipeline.run import classify_and_evaluate, run_pipeline
 from bovw.spark import storage
 from bovw.spark.outputs import OutputFolder
+from bovw.summary import (
+    SCORE_KEYS,
+    HeadlineMetrics,
+    ImageCounts,
+    Reduction,
+    RunSummary,
+    from_record,
+)
 
 VARIANTS = ("orb", "orb-colour", "cnn")
 ORB_VARIANTS = {"orb": False, "orb-colour": True}  # name -> colour block on
@@ -158,7 +166,7 @@ def _run_variants(spark: SparkSession, config: Config, input_path: str, root: st
         else:
             log(f"[bovw] compare {name}: running")
             _cnn_variant(spark, config, input_path, layout, images_source, cnn_features, log)
-        summary = json.loads(storage.read_text(spark, layout.summary))
+        summary = RunSummary.from_json(storage.read_text(spark, layout.summary))
         if name in ORB_VARIANTS and images_source is None:
             images_source = (finished_stage(spark, layout, "descriptors") or {}).get(
                 "descriptors_path")
@@ -180,7 +188,7 @@ def collect_result(spark: SparkSession, root: str) -> CompareResult:
     for name in spec["variants"]:
         layout = RunLayout(storage.join(root, "variants", name))
         if storage.exists(spark, layout.summary):
-            summary = json.loads(storage.read_text(spark, layout.summary))
+            summary = RunSummary.from_json(storage.read_text(spark, layout.summary))
             result.rows.append(comparison_row(name, summary, ORB_VARIANTS.get(name)))
             result.folders.append((name, layout.root))
     return result
@@ -281,23 +289,16 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
     accepted_count = sum(per_split.values())
     classified = classify_features(spark, matched, accepted_count, config, layout,
                                    normalise=config.cnn.l2)
-    summary = {
-        "output": layout.root,
-        "counts": {"images": accepted_count + missing_count, "accepted": accepted_count,
-                   "rejected": missing_count, "missing_features": missing_count,
-                   "per_split": per_split,
-                   "classes": matched.select("label").distinct().count(),
-                   **record["counts"]},
-        "keypoints": {}, "vocabulary": {},
-        "features": record["features"],
-        "reduction": classified["reduction"],
-        "metrics": {key: classified["metrics"][key] for key in
-                    ("test_images", "accuracy", "macro_f1", "weighted_precision",
-                     "weighted_recall", "weighted_f1")},
-        "timings_seconds": {**record["timings"], **classified["timings"]},
-        "config": config.to_dict(),
-    }
-    storage.write_text(spark, layout.summary, json.dumps(summary, indent=2))
+    counts = ImageCounts(
+        images=accepted_count + missing_count, accepted=accepted_count,
+        rejected=missing_count, missing_features=missing_count, per_split=per_split,
+        classes=matched.select("label").distinct().count(), **record["counts"])
+    summary = RunSummary(
+        output=layout.root, counts=counts, features=record["features"],
+        reduction=from_record(Reduction, classified["reduction"]),
+        metrics=HeadlineMetrics.of({key: classified["metrics"][key] for key in SCORE_KEYS}),
+        timings={**record["timings"], **classified["timings"]}, config=config.to_dict())
+    storage.write_text(spark, layout.summary, summary.to_json())
 
 
 def _extract(spark: SparkSession, config: Config, input_path: str, images: DataFrame,

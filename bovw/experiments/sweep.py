@@ -50,6 +50,7 @@ from bovw.pipeline.provenance import (
 from bovw.pipeline.run import run_pipeline
 from bovw.spark import storage
 from bovw.spark.outputs import OutputFolder
+from bovw.summary import RunSummary
 
 # Errors that belong to one point's settings: that point fails, the sweep goes on.
 POINT_ERRORS = (TrainingError, VocabularyError)
@@ -261,9 +262,8 @@ def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
                 write_table(spark, root, result)
                 continue
             storage.delete(spark, failure_path)  # an earlier failure, now superseded
-        summary = json.loads(storage.read_text(spark, layout.summary))
-        result.rows.append(sweep_row(point.name, point.values, summary,
-                                     reused=source is not None))
+        summary = RunSummary.from_json(storage.read_text(spark, layout.summary))
+        result.rows.append(sweep_row(point.name, point.values, summary))
         write_table(spark, root, result)
         if report and not storage.exists(spark, layout.path("report.html")):
             from bovw.report.pages import write_run_report
@@ -285,9 +285,8 @@ def collect_result(spark: SparkSession, root: str) -> SweepResult:
         summary_path = storage.join(root, "points", point.name, "summary.json")
         failure_path = storage.join(root, "points", point.name, FAILURE_RECORD)
         if storage.exists(spark, summary_path):
-            summary = json.loads(storage.read_text(spark, summary_path))
-            extracted = "ingest" in summary.get("timings_seconds", {})
-            result.rows.append(sweep_row(point.name, point.values, summary, reused=not extracted))
+            summary = RunSummary.from_json(storage.read_text(spark, summary_path))
+            result.rows.append(sweep_row(point.name, point.values, summary))
         elif storage.exists(spark, failure_path):
             failure = json.loads(storage.read_text(spark, failure_path))
             result.rows.append(failed_sweep_row(point.name, point.values, failure["reason"]))

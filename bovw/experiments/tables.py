@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bovw.image.words import histogram_length
+from bovw.summary import RunSummary
 
 __all__ = ["STAGE_COLUMNS", "comparison_cell", "comparison_columns", "comparison_row",
            "csv_table", "failed_sweep_row", "markdown_lines", "sweep_cell", "sweep_columns",
@@ -36,30 +37,27 @@ def csv_table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
 
 # ---------------------------------------------------------------- sweep
 
-def sweep_row(name: str, values: Mapping[str, str], summary: dict[str, Any], reused: bool
-              ) -> dict[str, Any]:
-    """One line of the sweep table from a point's summary.json."""
-    timings = summary.get("timings_seconds", {})
-    metrics, vocabulary = summary.get("metrics", {}), summary.get("vocabulary", {})
-    keypoints, reduction = summary.get("keypoints", {}), summary.get("reduction", {})
+def sweep_row(name: str, values: Mapping[str, str], summary: RunSummary) -> dict[str, Any]:
+    """One line of the sweep table: the point `name`, its swept `values` and its summary."""
+    metrics, keypoints = summary.metrics, summary.keypoints
     row: dict[str, Any] = {"point": name, **values}
     row.update({
-        "accuracy": metrics.get("accuracy"),
-        "macro_f1": metrics.get("macro_f1"),
-        "test_images": metrics.get("test_images"),
-        "classifier_iterations": metrics.get("classifier_iterations"),
-        "keypoints_mean": keypoints.get("mean"),
-        "keypoints_total": keypoints.get("total"),
-        "vocabulary_iterations": vocabulary.get("iterations"),
-        "pca_components": reduction.get("components"),
-        "explained_variance": reduction.get("explained_variance_total"),
-        "descriptors": "reused" if reused else "extracted",
+        "accuracy": metrics.accuracy,
+        "macro_f1": metrics.macro_f1,
+        "test_images": metrics.test_images,
+        "classifier_iterations": metrics.classifier_iterations,
+        "keypoints_mean": keypoints.mean if keypoints else None,
+        "keypoints_total": keypoints.total if keypoints else None,
+        "vocabulary_iterations": summary.vocabulary.iterations if summary.vocabulary else None,
+        "pca_components": summary.reduction.components,
+        "explained_variance": summary.reduction.explained_variance_total,
+        "descriptors": "reused" if summary.reused_descriptors else "extracted",
         "status": "ok",
         "failure": "",
     })
     for stage in STAGE_COLUMNS:
-        row[f"seconds_{stage}"] = timings.get(stage, 0.0)
-    row["seconds_total"] = round(sum(timings.values()), 3)
+        row[f"seconds_{stage}"] = summary.timings.get(stage, 0.0)
+    row["seconds_total"] = round(summary.total_seconds, 3)
     return row
 
 
@@ -94,20 +92,18 @@ def sweep_markdown(keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> st
 
 # ---------------------------------------------------------------- comparison
 
-def comparison_row(name: str, summary: dict[str, Any], orb_colour: bool | None
-                   ) -> dict[str, Any]:
-    """One side-by-side line from a variant's summary.json; `orb_colour` says whether an
-    ORB variant has the colour block (None: not an ORB variant)."""
-    timings = summary.get("timings_seconds", {})
-    metrics, counts = summary.get("metrics", {}), summary.get("counts", {})
-    reduction = summary.get("reduction", {})
+def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> dict[str, Any]:
+    """One side-by-side line from a variant's summary; `orb_colour` says whether an ORB
+    variant has the colour block (None: not an ORB variant)."""
+    timings, metrics, counts = summary.timings, summary.metrics, summary.counts
+    reduction = summary.reduction
     feature_seconds = (timings.get("ingest", 0.0) + timings.get("descriptors", 0.0)
                        + timings.get("cnn_features", 0.0))
-    total = sum(timings.values())
-    images = counts.get("accepted", 0)
+    total = summary.total_seconds
+    images = counts.accepted
     if orb_colour is not None:
-        k = summary.get("vocabulary", {}).get("k")
-        settings = summary.get("config", {})
+        k = summary.vocabulary.k if summary.vocabulary else None
+        settings = summary.config
         colour = settings.get("colour", {})
         colour_bins = (colour.get("hue_bins", 0) * colour.get("saturation_bins", 0)
                        * colour.get("value_bins", 0)) if orb_colour else 0
@@ -117,15 +113,16 @@ def comparison_row(name: str, summary: dict[str, Any], orb_colour: bool | None
                                                    else "")
                     + (f" + HSV colour ({colour_bins} bins)" if colour_bins else ""))
     else:
-        dimension = reduction.get("input_dimension")
-        features = summary.get("features", "CNN features")
-    external = name == "cnn" and "external" in str(summary.get("features", ""))
+        dimension = reduction.input_dimension
+        features = summary.features if summary.features is not None else "CNN features"
+    external = name == "cnn" and "external" in str(summary.features or "")
     return {
         "variant": name, "features": features, "dimension": dimension,
-        "pca_components": reduction.get("components"),
-        "accuracy": metrics.get("accuracy"), "macro_f1": metrics.get("macro_f1"),
-        "test_images": metrics.get("test_images"), "images": images,
-        "missing_images": counts.get("missing_features", counts.get("rejected", 0)),
+        "pca_components": reduction.components,
+        "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1,
+        "test_images": metrics.test_images, "images": images,
+        "missing_images": (counts.missing_features if counts.missing_features is not None
+                           else counts.rejected),
         "seconds_features": round(feature_seconds, 1),
         "seconds_vocabulary": timings.get("vocabulary", 0.0),
         "seconds_histograms": timings.get("histograms", 0.0),

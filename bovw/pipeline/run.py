@@ -5,11 +5,12 @@ ingest + descriptors -> vocabulary -> histograms -> reduction (IDF, PCA) -> clas
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark.ml.clustering import KMeansModel
@@ -36,50 +37,44 @@ from bovw.pipeline.provenance import DescriptorProvenance, check_reuse, write_re
 from bovw.pipeline.reduction import explained_variance, explained_variance_total, fit_pca
 from bovw.pipeline.vocabulary import centers, fit_vocabulary, sample_descriptors
 from bovw.spark import storage
+from bovw.summary import (
+    HeadlineMetrics,
+    ImageCounts,
+    KeypointStats,
+    Reduction,
+    RunSummary,
+    VocabularyFit,
+    from_record,
+)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunResult:
-    """What a run produced: where, how long each stage took, counts and metrics."""
+    """What a run produced: its summary (summary.json: where, counts, seconds per stage,
+    headline metrics) and its metrics.json (per class, the confusion matrix too)."""
 
-    output: str
-    timings: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, Any] = field(default_factory=dict)
-    keypoints: dict[str, Any] = field(default_factory=dict)
-    vocabulary: dict[str, Any] = field(default_factory=dict)
-    reduction: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    resumed_stages: list[str] = field(default_factory=list)
+    summary: RunSummary
+    metrics: dict[str, Any]
 
-    def summary(self, config: Config) -> dict[str, Any]:
-        return {
-            "output": self.output,
-            "counts": self.counts,
-            "keypoints": self.keypoints,
-            "vocabulary": self.vocabulary,
-            "reduction": self.reduction,
-            "metrics": {key: self.metrics[key] for key in
-                        ("test_images", "accuracy", "macro_f1", "weighted_precision",
-                         "weighted_recall", "weighted_f1", "classifier_iterations",
-                         "test_only_classes", "test_only_images")
-                        if key in self.metrics},
-            "timings_seconds": self.timings,
-            "resumed_stages": self.resumed_stages,
-            "config": config.to_dict(),
-        }
+    @property
+    def output(self) -> str:
+        """The run folder."""
+        return self.summary.output
 
 
 class _Stages:
-    """Runs each stage once: skipped (and its record reused) when its marker exists."""
+    """Runs each stage once: skipped (and its record reused) when its marker exists.
+    Collects every stage's seconds and the stages an earlier attempt had finished."""
 
-    def __init__(self, spark: SparkSession, layout: RunLayout, result: RunResult,
-                 log: Callable[[str], None]):
-        self.spark, self.layout, self.result, self.log = spark, layout, result, log
+    def __init__(self, spark: SparkSession, layout: RunLayout, log: Callable[[str], None]):
+        self.spark, self.layout, self.log = spark, layout, log
+        self.timings: dict[str, float] = {}
+        self.resumed: list[str] = []
 
     def run(self, stage: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         record = finished_stage(self.spark, self.layout, stage)
         if record is not None:
-            self.result.resumed_stages.append(stage)
+            self.resumed.append(stage)
             self.log(f"[bovw] {stage}: already finished, reusing its outputs")
         else:
             self.log(f"[bovw] {stage}: running")
@@ -87,7 +82,7 @@ class _Stages:
             record = work()
             record.setdefault("timings", {})[stage] = round(time.perf_counter() - started, 3)
             mark_finished(self.spark, self.layout, stage, record)
-        self.result.timings.update(record.get("timings", {}))
+        self.timings.update(record.get("timings", {}))
         return record
 
 
@@ -110,19 +105,19 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
     with prepare_output(spark, layout, spec, overwrite, log) as output:
         result = _run_stages(spark, config, input_path, RunLayout(output.work),
                              descriptors_from, log)
-    result.output = layout.root
-    return result
+    return dataclasses.replace(
+        result, summary=dataclasses.replace(result.summary, output=layout.root))
 
 
 def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
                 descriptors_from: str | None, log: Callable[[str], None]) -> RunResult:
-    result = RunResult(output=layout.root)
-    stages = _Stages(spark, layout, result, log)
+    stages = _Stages(spark, layout, log)
 
     record = stages.run("descriptors", lambda: _descriptors_stage(
         spark, config, input_path, layout, descriptors_from))
-    result.counts, result.keypoints = record["counts"], record["keypoints"]
-    test_only = result.counts.get("test_only_classes")
+    counts = from_record(ImageCounts, record["counts"])
+    keypoints = from_record(KeypointStats, record["keypoints"])
+    test_only = counts.test_only_classes
     if test_only:
         log("[bovw] warning: Test images of classes without Training images: "
             f"{', '.join(test_only)}; the model cannot predict these classes, so their "
@@ -131,8 +126,8 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
     descriptors = spark.read.parquet(record["descriptors_path"])
 
     record = stages.run("vocabulary", lambda: _vocabulary_stage(config, descriptors,
-                                                                result.keypoints, layout))
-    result.vocabulary = record["vocabulary"]
+                                                                keypoints, layout))
+    vocabulary_fit = from_record(VocabularyFit, record["vocabulary"])
     vocabulary = centers(KMeansModel.load(layout.model("vocabulary")))
 
     stages.run("histograms", lambda: _histograms_stage(spark, config, descriptors, vocabulary,
@@ -142,14 +137,19 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
     dimension = histogram_length(len(vocabulary), config.histograms.pyramid_levels)
     record = stages.run("reduction", lambda: _reduction_stage(config, histograms, dimension,
                                                               layout))
-    result.reduction = record["reduction"]
+    reduction = from_record(Reduction, record["reduction"])
 
-    record = stages.run("classifier", lambda: _classifier_stage(
-        spark, config, histograms, result.counts["accepted"], layout))
-    result.metrics = json.loads(storage.read_text(spark, layout.metrics))
+    stages.run("classifier", lambda: _classifier_stage(
+        spark, config, histograms, counts.accepted, layout))
+    metrics = json.loads(storage.read_text(spark, layout.metrics))
 
-    storage.write_text(spark, layout.summary, json.dumps(result.summary(config), indent=2))
-    return result
+    summary = RunSummary(
+        output=layout.root, counts=counts, reduction=reduction,
+        metrics=HeadlineMetrics.of(metrics), timings=stages.timings, config=config.to_dict(),
+        keypoints=keypoints, vocabulary=vocabulary_fit, resumed_stages=tuple(stages.resumed),
+        descriptors_reused=descriptors_from is not None)
+    storage.write_text(spark, layout.summary, summary.to_json())
+    return RunResult(summary, metrics)
 
 
 def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
@@ -189,9 +189,9 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
             "timings": timings}
 
 
-def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: dict[str, Any],
+def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: KeypointStats,
                       layout: RunLayout) -> dict[str, Any]:
-    totals = (keypoints["training"], keypoints["set_aside"])
+    totals = (keypoints.training, keypoints.set_aside)
     sample = sample_descriptors(descriptors, config.vocabulary, config.seed, totals)
     model, sample_size = fit_vocabulary(sample, config.vocabulary, config.seed)
     model.write().overwrite().save(layout.model("vocabulary"))

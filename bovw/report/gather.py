@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from bovw.pipeline.ingest import TEST
 from bovw.pipeline.layout import RunLayout
 from bovw.spark import storage
+from bovw.summary import RunSummary
 
 __all__ = ["PCA_POINTS", "SAMPLE_IMAGES", "THUMBNAIL_SIDE", "RunData", "gather_run"]
 
@@ -30,10 +31,12 @@ THUMBNAIL_SIDE = 120
 
 @dataclass
 class RunData:
-    """What a run report shows, all of it small."""
+    """What a run report shows, all of it small: the run's summary and metrics.json, up to
+    PCA_POINTS (label, split, x, y) points of its first two PCA components, the (keypoints,
+    images) counts, and (path, label, prediction, PNG thumbnail or None) samples."""
 
     root: str
-    summary: dict[str, Any]
+    summary: RunSummary
     metrics: dict[str, Any]
     pca_points: list[tuple[str, str, float, float]] = field(default_factory=list)
     keypoint_counts: list[tuple[int, int]] = field(default_factory=list)
@@ -44,7 +47,7 @@ def gather_run(spark: SparkSession, root: str, pca_points: int = PCA_POINTS,
                sample_images: int = SAMPLE_IMAGES) -> RunData:
     """Read a finished run folder's small outputs, and aggregate its features with Spark."""
     layout = RunLayout(root.rstrip("/"))
-    summary = json.loads(storage.read_text(spark, layout.summary))
+    summary = RunSummary.from_json(storage.read_text(spark, layout.summary))
     metrics = json.loads(storage.read_text(spark, layout.metrics))
     data = RunData(layout.root, summary, metrics)
     if not storage.exists(spark, layout.features):

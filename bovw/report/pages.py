@@ -27,6 +27,7 @@ from bovw.report.plots import (
     plot_variance,
 )
 from bovw.spark import storage
+from bovw.summary import ImageCounts, Reduction, RunSummary
 
 __all__ = ["REPORT_NAME", "SweepPointResult", "metrics_rows", "per_class_table", "run_sections",
            "sample_grid", "sweep_plots", "write_compare_report", "write_run_report",
@@ -35,11 +36,11 @@ __all__ = ["REPORT_NAME", "SweepPointResult", "metrics_rows", "per_class_table",
 REPORT_NAME = "report.html"
 
 
-def metrics_rows(summary: dict[str, Any], metrics: dict[str, Any]) -> list[tuple[str, str]]:
-    """(name, value) pairs of the run's headline numbers."""
-    counts, keypoints = summary.get("counts", {}), summary.get("keypoints", {})
-    vocabulary, reduction = summary.get("vocabulary", {}), summary.get("reduction", {})
-    timings = summary.get("timings_seconds", {})
+def metrics_rows(summary: RunSummary, metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """(name, value) pairs of a run's headline numbers, from its summary and its
+    metrics.json (`metrics`)."""
+    counts, keypoints = summary.counts, summary.keypoints
+    vocabulary, reduction, timings = summary.vocabulary, summary.reduction, summary.timings
     rows = [
         ("accuracy", pct(metrics.get("accuracy"))),
         ("macro F1", fmt(metrics.get("macro_f1"))),
@@ -52,30 +53,30 @@ def metrics_rows(summary: dict[str, Any], metrics: dict[str, Any]) -> list[tuple
         rows.append(("not scored: Test images of classes without Training images",
                      f"{metrics.get('test_only_images')} "
                      f"({', '.join(metrics['test_only_classes'])})"))
-    if counts:
-        per_split = ", ".join(f"{k} {v}" for k, v in sorted(counts.get("per_split", {}).items()))
-        rows.append(("images read", f"{counts.get('images')} ({counts.get('rejected', 0)} "
-                                    f"rejected; {per_split}; {counts.get('classes')} classes)"))
-    if counts.get("missing_features") is not None:
-        rows.append(("images without features", str(counts["missing_features"])))
+    if counts != ImageCounts():
+        per_split = ", ".join(f"{k} {v}" for k, v in sorted(counts.per_split.items()))
+        rows.append(("images read", f"{counts.images} ({counts.rejected} rejected; "
+                                    f"{per_split}; {counts.classes} classes)"))
+    if counts.missing_features is not None:
+        rows.append(("images without features", str(counts.missing_features)))
     if keypoints:
         rows.append(("keypoints per image",
-                     f"mean {keypoints.get('mean')}, median {keypoints.get('median')}, "
-                     f"min {keypoints.get('min')}, max {keypoints.get('max')}; "
-                     f"{keypoints.get('images_without_keypoints')} images without keypoints"))
+                     f"mean {keypoints.mean}, median {keypoints.median}, min {keypoints.min}, "
+                     f"max {keypoints.max}; {keypoints.images_without_keypoints} images "
+                     "without keypoints"))
     if vocabulary:
-        rows.append(("vocabulary", f"k = {vocabulary.get('k')} from "
-                                   f"{vocabulary.get('sample_descriptors')} sampled descriptors, "
-                                   f"{vocabulary.get('iterations')} KMeans iterations"))
-    if summary.get("features"):
-        rows.append(("features", str(summary["features"])))
-    if reduction:
-        rows.append(("PCA", f"{reduction.get('components')} components, "
-                            f"{pct(reduction.get('explained_variance_total'))} of variance"))
+        rows.append(("vocabulary", f"k = {vocabulary.k} from {vocabulary.sample_descriptors} "
+                                   f"sampled descriptors, {vocabulary.iterations} KMeans "
+                                   "iterations"))
+    if summary.features:
+        rows.append(("features", summary.features))
+    if reduction != Reduction():
+        rows.append(("PCA", f"{reduction.components} components, "
+                            f"{pct(reduction.explained_variance_total)} of variance"))
     if timings:
         rows.append(("seconds per stage",
                      ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in timings.items())))
-        rows.append(("total seconds", f"{sum(timings.values()):.1f}"))
+        rows.append(("total seconds", f"{summary.total_seconds:.1f}"))
     return rows
 
 
@@ -114,14 +115,14 @@ def run_sections(data: RunData, prefix: str = "", level: int = 2) -> list[Sectio
         sections.append(Section(prefix + "PCA projection", png_tag(
             plot_pca(data.pca_points, sorted({p[0] for p in data.pca_points})),
             "PCA projection"), level))
-    variance = summary.get("reduction", {}).get("explained_variance")
+    variance = summary.reduction.explained_variance
     if variance:
         sections.append(Section(prefix + "Explained variance per component", png_tag(
             plot_variance(variance), "explained variance"), level))
     if data.keypoint_counts:
         sections.append(Section(prefix + "Keypoints per image",
                                 _keypoints_body(data.keypoint_counts, summary), level))
-    config = summary.get("config")
+    config = summary.config
     if config:
         # Masked again: a run written by an older bovw saved its secrets in plain text.
         sections.append(Section(prefix + "Configuration",
@@ -132,14 +133,14 @@ def run_sections(data: RunData, prefix: str = "", level: int = 2) -> list[Sectio
     return sections
 
 
-def _keypoints_body(counts: Sequence[tuple[int, int]], summary: dict[str, Any]) -> str:
+def _keypoints_body(counts: Sequence[tuple[int, int]], summary: RunSummary) -> str:
     """The histogram of keypoints per image, or one sentence when every image has the same
     number (a dense grid on images of one size): a single bar says nothing more."""
     if len(counts) > 1:
-        return png_tag(plot_keypoints(counts, summary.get("keypoints", {}).get("mean")),
-                       "keypoints per image")
+        mean = summary.keypoints.mean if summary.keypoints else None
+        return png_tag(plot_keypoints(counts, mean), "keypoints per image")
     (count, images), = counts
-    orb = summary.get("config", {}).get("orb", {})
+    orb = summary.config.get("orb", {})
     if orb.get("sampling") == "dense":
         scales = ", ".join(str(scale) for scale in orb.get("dense_scales", []))
         why = (f" (orb.sampling = dense: a grid every {orb.get('dense_step')} px at scales "
