@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bovw.columns import DESCRIPTOR_SCHEMA
 from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
 from bovw.image.orb import pack
-from bovw.pipeline.descriptors import DESCRIPTOR_SCHEMA, sample_rows, statistics
+from bovw.pipeline.descriptors import sample_rows, statistics
 from bovw.pipeline.vocabulary import sample_descriptors
 
 

@@ -31,6 +31,7 @@ import pyarrow as pa
 from PIL import Image
 from pyspark.sql import DataFrame
 
+from bovw.columns import CONTENT, PATH, REJECT_REASON
 from bovw.config import CnnSettings, OrbSettings
 from bovw.errors import CnnError
 from bovw.image.decode import ImageRejected, open_image, to_rgb
@@ -320,16 +321,16 @@ def features_array(features: np.ndarray, reasons: list[str | None]) -> pa.Array:
 
 
 def _feature_batches(settings: CnnSettings, orb: OrbSettings, model):
-    schema = pa.schema([("path", pa.string()), ("cnn_features", pa.list_(pa.float32())),
-                        ("reject_reason", pa.string())])
+    schema = pa.schema([(PATH, pa.string()), ("cnn_features", pa.list_(pa.float32())),
+                        (REJECT_REASON, pa.string())])
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         backbone = cached_backbone(settings, None if model is None else model.value)
         for batch in batches:
-            features, reasons = embed_images(batch.column("content").to_pylist(), backbone,
+            features, reasons = embed_images(batch.column(CONTENT).to_pylist(), backbone,
                                              settings, orb)
             yield pa.RecordBatch.from_arrays(
-                [batch.column("path").cast(pa.string()), features_array(features, reasons),
+                [batch.column(PATH).cast(pa.string()), features_array(features, reasons),
                  pa.array(reasons, pa.string())], schema=schema)
 
     return run
@@ -348,5 +349,5 @@ def extract_cnn_features(files: DataFrame, settings: CnnSettings, orb: OrbSettin
         model = files.sparkSession.sparkContext.broadcast(onnx_model(settings))
     else:
         load_backbone(settings)
-    return files.select("path", "content").mapInArrow(_feature_batches(settings, orb, model),
+    return files.select(PATH, CONTENT).mapInArrow(_feature_batches(settings, orb, model),
                                                       CNN_SCHEMA)

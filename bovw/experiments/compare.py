@@ -25,6 +25,18 @@ from pyspark.ml.functions import array_to_vector
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from bovw.columns import (
+    CONTENT,
+    FEATURES,
+    LABEL,
+    LENGTH,
+    PATH,
+    REJECT_REASON,
+    SPLIT,
+    TEST,
+    TRAIN,
+    WEIGHTED,
+)
 from bovw.config import Config, ConfigError
 from bovw.errors import CompareError
 from bovw.experiments.external import load_external_features, match_features
@@ -36,7 +48,7 @@ from bovw.experiments.tables import (
     markdown_lines,
 )
 from bovw.pipeline.descriptors import accepted
-from bovw.pipeline.ingest import TEST, TRAIN, labelled_images, list_files
+from bovw.pipeline.ingest import labelled_images, list_files
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_spec_folder
 from bovw.pipeline.provenance import (
     IMAGE_SET_KEYS,
@@ -95,11 +107,11 @@ def classify_features(spark: SparkSession, features: DataFrame, rows: int, confi
     "metrics", "timings"}.
     """
     if normalise:
-        weighted = Normalizer(inputCol="features", outputCol="weighted", p=2.0).transform(
+        weighted = Normalizer(inputCol=FEATURES, outputCol=WEIGHTED, p=2.0).transform(
             features)
     else:
-        weighted = features.withColumn("weighted", F.col("features"))
-    dimension = len(weighted.select("weighted").first()["weighted"])
+        weighted = features.withColumn(WEIGHTED, F.col(FEATURES))
+    dimension = len(weighted.select(WEIGHTED).first()[WEIGHTED])
     timings: dict[str, float] = {}
     started = time.perf_counter()
     pca = fit_pca(weighted, config.pca.components, dimension, config.seed)
@@ -108,7 +120,7 @@ def classify_features(spark: SparkSession, features: DataFrame, rows: int, confi
     timings["reduction"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
     metrics = classify_and_evaluate(spark, config, pca.transform(weighted), rows, layout,
-                                    ("path", "label", "split"))
+                                    (PATH, LABEL, SPLIT))
     timings["classifier"] = round(time.perf_counter() - started, 3)
     return {"reduction": {"input_dimension": dimension, "components": len(variance),
                           "explained_variance_total": explained_variance_total(pca),
@@ -244,9 +256,9 @@ def _prepare(spark: SparkSession, root: str, spec: dict[str, Any], overwrite: bo
 def _listed_images(spark: SparkSession, config: Config, input_path: str) -> DataFrame:
     """(path, label, split) of every image under the input, split as the pipeline splits."""
     files = labelled_images(spark, input_path, config.ingest, config.seed)
-    return files.filter(F.col("split").isNotNull() & (F.col("length") > 0)
-                        & (F.col("length") <= config.ingest.max_file_bytes)
-                        ).select("path", "label", "split")
+    return files.filter(F.col(SPLIT).isNotNull() & (F.col(LENGTH) > 0)
+                        & (F.col(LENGTH) <= config.ingest.max_file_bytes)
+                        ).select(PATH, LABEL, SPLIT)
 
 
 def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
@@ -255,7 +267,7 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
     storage.write_text(spark, layout.run_spec, json.dumps(
         {"input": input_path, "images": images_source, "cnn_features": cnn_features,
          "config": config.to_dict()}, indent=2, sort_keys=True))
-    images = (accepted(spark.read.parquet(images_source)).select("path", "label", "split")
+    images = (accepted(spark.read.parquet(images_source)).select(PATH, LABEL, SPLIT)
               if images_source else _listed_images(spark, config, input_path))
     record = finished_stage(spark, layout, "cnn_features")
     if record is None:
@@ -282,7 +294,7 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
     if missing_count:
         log(f"[bovw] compare cnn: {missing_count} images have no CNN features "
             f"(listed in {layout.rejects})")
-    per_split = {row["split"]: row["count"] for row in matched.groupBy("split").count().collect()}
+    per_split = {row[SPLIT]: row["count"] for row in matched.groupBy(SPLIT).count().collect()}
     if not per_split.get(TRAIN) or not per_split.get(TEST):
         raise CompareError(f"the CNN features cover {per_split.get(TRAIN, 0)} Training and "
                            f"{per_split.get(TEST, 0)} Test images; both splits need some")
@@ -292,7 +304,7 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
     counts = ImageCounts(
         images=accepted_count + missing_count, accepted=accepted_count,
         rejected=missing_count, missing_features=missing_count, per_split=per_split,
-        classes=matched.select("label").distinct().count(), **record["counts"])
+        classes=matched.select(LABEL).distinct().count(), **record["counts"])
     summary = RunSummary(
         output=layout.root, counts=counts, features=record["features"],
         reduction=from_record(Reduction, classified["reduction"]),
@@ -305,17 +317,17 @@ def _extract(spark: SparkSession, config: Config, input_path: str, images: DataF
              layout: RunLayout) -> tuple[DataFrame, DataFrame, dict[str, int]]:
     from bovw.experiments.cnn import extract_cnn_features
 
-    files = list_files(spark, input_path, config.ingest).select("path", "content")
-    wanted = files.join(images.select("path"), "path", "left_semi")
+    files = list_files(spark, input_path, config.ingest).select(PATH, CONTENT)
+    wanted = files.join(images.select(PATH), PATH, "left_semi")
     extracted = extract_cnn_features(wanted, config.cnn, config.orb)
     extracted.write.mode("overwrite").parquet(layout.path("cnn_raw"))
     extracted = spark.read.parquet(layout.path("cnn_raw"))
-    joined = images.join(extracted, "path", "left")
+    joined = images.join(extracted, PATH, "left")
     matched = joined.filter(F.col("cnn_features").isNotNull()).select(
-        "path", "label", "split", array_to_vector("cnn_features").alias("features"))
+        PATH, LABEL, SPLIT, array_to_vector("cnn_features").alias(FEATURES))
     missing = joined.filter(F.col("cnn_features").isNull()).select(
-        "path", "label", "split",
-        F.coalesce(F.col("reject_reason"), F.lit("not read by the CNN extractor")
+        PATH, LABEL, SPLIT,
+        F.coalesce(F.col(REJECT_REASON), F.lit("not read by the CNN extractor")
                    ).alias("reason"))
     return matched, missing, {"extracted": extracted.count()}
 

@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, NumericType
 
+from bovw.columns import FEATURES, LABEL, PATH, SPLIT
 from bovw.config import Config
 from bovw.errors import CompareError
 from bovw.spark import storage
@@ -55,7 +56,7 @@ def load_external_features(spark: SparkSession, path: str, config: Config) -> Da
              else F.lit(None)).cast("string")
     rows = frame.filter(F.col(settings.features_column).isNotNull()).select(
         normalised_path(F.col(settings.path_column)).alias("key"),
-        label.alias("external_label"), vectors.alias("features"), sizes.alias("_size"))
+        label.alias("external_label"), vectors.alias(FEATURES), sizes.alias("_size"))
     stats = rows.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("key").alias("keys"),
                      F.min("_size").alias("shortest"), F.max("_size").alias("longest")).first()
     if not stats["rows"]:
@@ -81,7 +82,7 @@ def match_features(images: DataFrame, features: DataFrame, source: str, input_pa
     disagreements are counted. Raises CompareError when more than `tolerance` of the
     feature rows match no image.
     """
-    keyed = images.withColumn("key", normalised_path(F.col("path")))
+    keyed = images.withColumn("key", normalised_path(F.col(PATH)))
     total = features.count()
     unmatched = features.join(keyed.select("key"), "key", "left_anti")
     unmatched_count = unmatched.count()
@@ -93,11 +94,11 @@ def match_features(images: DataFrame, features: DataFrame, source: str, input_pa
             "images: check the path column (--path-col) and the input folder"
         )
     joined = keyed.join(features, "key", "left")
-    matched = joined.filter(F.col("features").isNotNull())
-    missing = joined.filter(F.col("features").isNull()).select(
-        "path", "label", "split", F.lit(f"no CNN features in {source}").alias("reason"))
+    matched = joined.filter(F.col(FEATURES).isNotNull())
+    missing = joined.filter(F.col(FEATURES).isNull()).select(
+        PATH, LABEL, SPLIT, F.lit(f"no CNN features in {source}").alias("reason"))
     mismatched = matched.filter(F.col("external_label").isNotNull()
-                                & (F.col("external_label") != F.col("label"))).count()
+                                & (F.col("external_label") != F.col(LABEL))).count()
     counts = {"feature_rows": total, "unmatched_feature_rows": unmatched_count,
               "label_mismatches": mismatched}
-    return matched.select("path", "label", "split", "features"), missing, counts
+    return matched.select(PATH, LABEL, SPLIT, FEATURES), missing, counts

@@ -7,9 +7,9 @@ from pyspark.ml.feature import IndexToString, StringIndexer, StringIndexerModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from bovw.columns import LABEL, LABEL_INDEX, PCA_FEATURES, PREDICTION, SPLIT, TEST, TRAIN
 from bovw.config import ClassifierSettings
 from bovw.errors import TrainingError
-from bovw.pipeline.ingest import TEST, TRAIN
 from bovw.pipeline.metrics import FitCheck, classification_metrics
 
 
@@ -20,20 +20,20 @@ def fit_labels(features: DataFrame) -> StringIndexerModel:
     matches a prediction, so such images count as errors rather than disappearing.
     """
     indexer = StringIndexer(
-        inputCol="label", outputCol="label_index", stringOrderType="alphabetAsc",
+        inputCol=LABEL, outputCol=LABEL_INDEX, stringOrderType="alphabetAsc",
     )
-    return indexer.fit(features.filter(F.col("split") == TRAIN))
+    return indexer.fit(features.filter(F.col(SPLIT) == TRAIN))
 
 
 def fit_classifier(features: DataFrame, labels: StringIndexerModel,
                    settings: ClassifierSettings) -> LogisticRegressionModel:
     """Multinomial logistic regression on the Training rows: `pca_features` -> label index."""
     classifier = LogisticRegression(
-        featuresCol="pca_features", labelCol="label_index", family="multinomial",
+        featuresCol=PCA_FEATURES, labelCol=LABEL_INDEX, family="multinomial",
         regParam=settings.reg_param, elasticNetParam=settings.elastic_net,
         maxIter=settings.max_iter, tol=settings.tol, standardization=settings.standardize,
     )
-    return classifier.fit(labels.transform(features.filter(F.col("split") == TRAIN)))
+    return classifier.fit(labels.transform(features.filter(F.col(SPLIT) == TRAIN)))
 
 
 def check_fit(features: DataFrame, labels: StringIndexerModel,
@@ -45,13 +45,13 @@ def check_fit(features: DataFrame, labels: StringIndexerModel,
     returns the FitCheck (its numbers go to metrics.json) otherwise.
     """
     outcomes = (
-        predict(features.filter(F.col("split") == TRAIN), labels, classifier)
-        .groupBy("label", "prediction").count().collect()
+        predict(features.filter(F.col(SPLIT) == TRAIN), labels, classifier)
+        .groupBy(LABEL, PREDICTION).count().collect()
     )
     summary = classifier.summary
     check = FitCheck.from_outcomes(
         summary.objectiveHistory, summary.totalIterations, settings.max_iter,
-        ((row["label"], row["prediction"], row["count"]) for row in outcomes))
+        ((row[LABEL], row[PREDICTION], row["count"]) for row in outcomes))
     problem = check.problem()
     if problem:
         raise TrainingError(problem)
@@ -62,12 +62,12 @@ def predict(features: DataFrame, labels: StringIndexerModel,
             classifier: LogisticRegressionModel) -> DataFrame:
     """Add `prediction` (the predicted class name) and `probability` to every row."""
     scored = classifier.transform(features)
-    to_name = IndexToString(inputCol="prediction", outputCol="predicted_label",
+    to_name = IndexToString(inputCol=PREDICTION, outputCol="predicted_label",
                             labels=labels.labels)
     return (
         to_name.transform(scored)
-        .drop("prediction", "rawPrediction")
-        .withColumnRenamed("predicted_label", "prediction")
+        .drop(PREDICTION, "rawPrediction")
+        .withColumnRenamed("predicted_label", PREDICTION)
     )
 
 
@@ -77,9 +77,9 @@ def evaluate(predictions: DataFrame, classes: list[str]) -> dict:
     The table has at most classes^2 rows, the only thing brought to the driver.
     """
     outcomes = (
-        predictions.filter(F.col("split") == TEST)
-        .groupBy("label", "prediction").count().collect()
+        predictions.filter(F.col(SPLIT) == TEST)
+        .groupBy(LABEL, PREDICTION).count().collect()
     )
     return classification_metrics(
-        classes, ((row["label"], row["prediction"], row["count"]) for row in outcomes)
+        classes, ((row[LABEL], row[PREDICTION], row["count"]) for row in outcomes)
     )

@@ -13,21 +13,33 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from bovw.columns import (
+    COLOUR,
+    CONTENT,
+    DESCRIPTOR_SCHEMA,
+    DESCRIPTORS,
+    HEIGHT,
+    LABEL,
+    LENGTH,
+    N_KEYPOINTS,
+    PATH,
+    POSITIONS,
+    REJECT_REASON,
+    SAMPLE,
+    SPLIT,
+    TEST,
+    TRAIN,
+    WIDTH,
+)
 from bovw.config import ColourSettings, OrbSettings
 from bovw.image.orb import DESCRIPTOR_BYTES, extract_descriptors, image_rng, pack
-from bovw.pipeline.ingest import TRAIN
 
-DESCRIPTOR_SCHEMA = (
-    "path string, label string, split string, n_keypoints int, descriptors binary, "
-    "reject_reason string, width int, height int, positions binary, colour array<float>, "
-    "sample binary"
-)
 _OUTPUT_SCHEMA = pa.schema([
-    ("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
-    ("n_keypoints", pa.int32()), ("descriptors", pa.binary()), ("reject_reason", pa.string()),
-    ("width", pa.int32()), ("height", pa.int32()), ("positions", pa.binary()),
-    ("colour", pa.list_(pa.float32())),
-    ("sample", pa.binary()),
+    (PATH, pa.string()), (LABEL, pa.string()), (SPLIT, pa.string()),
+    (N_KEYPOINTS, pa.int32()), (DESCRIPTORS, pa.binary()), (REJECT_REASON, pa.string()),
+    (WIDTH, pa.int32()), (HEIGHT, pa.int32()), (POSITIONS, pa.binary()),
+    (COLOUR, pa.list_(pa.float32())),
+    (SAMPLE, pa.binary()),
 ])
 
 
@@ -48,19 +60,19 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
         for batch in batches:
             columns = batch.to_pydict()
             results = [extract_descriptors(content or b"", settings)
-                       for content in columns["content"]]
+                       for content in columns[CONTENT]]
             colours = [image_colour(content, settings, colour).tolist()
                        if colour is not None and colour.enabled and r.reject_reason is None
-                       else [] for content, r in zip(columns["content"], results, strict=True)]
+                       else [] for content, r in zip(columns[CONTENT], results, strict=True)]
             samples = [pack(sample_rows(r.descriptors, sample_per_image, seed, path))
                        if split == TRAIN and sample_per_image > 0 else b""
-                       for path, split, r in zip(columns["path"], columns["split"], results,
+                       for path, split, r in zip(columns[PATH], columns[SPLIT], results,
                                                  strict=True)]
             yield pa.RecordBatch.from_arrays(
                 [
-                    pa.array(columns["path"], pa.string()),
-                    pa.array(columns["label"], pa.string()),
-                    pa.array(columns["split"], pa.string()),
+                    pa.array(columns[PATH], pa.string()),
+                    pa.array(columns[LABEL], pa.string()),
+                    pa.array(columns[SPLIT], pa.string()),
                     pa.array([r.n_keypoints for r in results], pa.int32()),
                     pa.array([pack(r.descriptors) for r in results], pa.binary()),
                     pa.array([r.reject_reason for r in results], pa.string()),
@@ -89,42 +101,42 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
     `descriptors`: the vocabulary stage samples from these small blobs instead of reading
     every descriptor again.
     """
-    readable = files.filter((F.col("length") <= max_file_bytes) & F.col("split").isNotNull())
-    described = readable.select("path", "label", "split", "content").mapInArrow(
+    readable = files.filter((F.col(LENGTH) <= max_file_bytes) & F.col(SPLIT).isNotNull())
+    described = readable.select(PATH, LABEL, SPLIT, CONTENT).mapInArrow(
         _describe_batches(settings, colour, sample_per_image, seed), DESCRIPTOR_SCHEMA
     )
-    too_large = F.col("length") > max_file_bytes
+    too_large = F.col(LENGTH) > max_file_bytes
     # Both kinds of unread rejects come from one scan of the listing, not one each.
-    unread = files.filter(too_large | F.col("split").isNull()).select(
-        "path", "label", "split",
+    unread = files.filter(too_large | F.col(SPLIT).isNull()).select(
+        PATH, LABEL, SPLIT,
         F.when(too_large, F.concat(
-            F.lit("file too large: "), F.col("length").cast("string"),
+            F.lit("file too large: "), F.col(LENGTH).cast("string"),
             F.lit(f" bytes exceeds ingest.max_file_bytes={max_file_bytes}"),
-        )).otherwise(F.lit("not inside a Training or Test folder")).alias("reject_reason"),
+        )).otherwise(F.lit("not inside a Training or Test folder")).alias(REJECT_REASON),
     )
     rejected_unread = unread.select(
-        "path", "label", "split",
-        F.lit(0).cast("int").alias("n_keypoints"),
-        F.lit(b"").cast("binary").alias("descriptors"),
-        "reject_reason",
-        F.lit(0).cast("int").alias("width"),
-        F.lit(0).cast("int").alias("height"),
-        F.lit(b"").cast("binary").alias("positions"),
-        F.array().cast("array<float>").alias("colour"),
-        F.lit(b"").cast("binary").alias("sample"),
+        PATH, LABEL, SPLIT,
+        F.lit(0).cast("int").alias(N_KEYPOINTS),
+        F.lit(b"").cast("binary").alias(DESCRIPTORS),
+        REJECT_REASON,
+        F.lit(0).cast("int").alias(WIDTH),
+        F.lit(0).cast("int").alias(HEIGHT),
+        F.lit(b"").cast("binary").alias(POSITIONS),
+        F.array().cast("array<float>").alias(COLOUR),
+        F.lit(b"").cast("binary").alias(SAMPLE),
     )
     return described.unionByName(rejected_unread)
 
 
 def accepted(descriptors: DataFrame) -> DataFrame:
     """The rows of images that were read (rejects removed); zero-keypoint images stay."""
-    return descriptors.filter(F.col("reject_reason").isNull())
+    return descriptors.filter(F.col(REJECT_REASON).isNull())
 
 
 def rejects(descriptors: DataFrame) -> DataFrame:
     """The (path, label, split, reason) rows of rejected images."""
-    return descriptors.filter(F.col("reject_reason").isNotNull()).select(
-        "path", "label", "split", F.col("reject_reason").alias("reason")
+    return descriptors.filter(F.col(REJECT_REASON).isNotNull()).select(
+        PATH, LABEL, SPLIT, F.col(REJECT_REASON).alias("reason")
     )
 
 
@@ -134,34 +146,34 @@ def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
     accepted images (mean, min, median, max, images without keypoints, total; and over
     Training images, `training` descriptors of which `set_aside` were set aside for the
     vocabulary sample), in one pass."""
-    ok = F.col("reject_reason").isNull()
-    keypoints = F.when(ok, F.col("n_keypoints"))
-    training = ok & (F.col("split") == TRAIN)
-    set_aside = (F.length("sample") if "sample" in descriptors.columns else F.lit(0)
+    ok = F.col(REJECT_REASON).isNull()
+    keypoints = F.when(ok, F.col(N_KEYPOINTS))
+    training = ok & (F.col(SPLIT) == TRAIN)
+    set_aside = (F.length(SAMPLE) if SAMPLE in descriptors.columns else F.lit(0)
                  ) / DESCRIPTOR_BYTES
     row = descriptors.agg(
         F.count(F.lit(1)).alias("images"),
         F.sum(F.when(ok, 1).otherwise(0)).alias("accepted"),
-        F.sum(F.when(training, 1).otherwise(0)).alias("Training"),
-        F.sum(F.when(ok & (F.col("split") == "Test"), 1).otherwise(0)).alias("Test"),
-        F.count_distinct(F.when(ok, F.col("label"))).alias("classes"),
+        F.sum(F.when(training, 1).otherwise(0)).alias(TRAIN),
+        F.sum(F.when(ok & (F.col(SPLIT) == TEST), 1).otherwise(0)).alias(TEST),
+        F.count_distinct(F.when(ok, F.col(LABEL))).alias("classes"),
         F.mean(keypoints).alias("mean"),
         F.min(keypoints).alias("min"),
         F.percentile_approx(keypoints, 0.5).alias("median"),
         F.max(keypoints).alias("max"),
-        F.sum(F.when(ok & (F.col("n_keypoints") == 0), 1).otherwise(0)).alias("zero"),
+        F.sum(F.when(ok & (F.col(N_KEYPOINTS) == 0), 1).otherwise(0)).alias("zero"),
         F.sum(keypoints).alias("total"),
-        F.sum(F.when(training, F.col("n_keypoints"))).alias("training"),
+        F.sum(F.when(training, F.col(N_KEYPOINTS))).alias("training"),
         F.sum(F.when(training, set_aside)).alias("set_aside"),
-        F.collect_set(F.when(training, F.col("label"))).alias("training_classes"),
-        F.collect_set(F.when(ok & (F.col("split") == "Test"), F.col("label"))
+        F.collect_set(F.when(training, F.col(LABEL))).alias("training_classes"),
+        F.collect_set(F.when(ok & (F.col(SPLIT) == TEST), F.col(LABEL))
                       ).alias("test_classes"),
     ).first()
     counts = {
         "images": int(row["images"]),
         "accepted": int(row["accepted"] or 0),
         "rejected": int(row["images"]) - int(row["accepted"] or 0),
-        "per_split": {"Training": int(row["Training"] or 0), "Test": int(row["Test"] or 0)},
+        "per_split": {TRAIN: int(row[TRAIN] or 0), TEST: int(row[TEST] or 0)},
         "classes": int(row["classes"] or 0),
         # Classes with Test images and none in Training: no model trained here names them.
         "test_only_classes": sorted(set(row["test_classes"]) - set(row["training_classes"])),

@@ -15,15 +15,26 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StructField, StructType
 
+from bovw.columns import (
+    COLOUR,
+    DESCRIPTORS,
+    HISTOGRAM,
+    LABEL,
+    N_KEYPOINTS,
+    PATH,
+    POSITIONS,
+    SPLIT,
+    TRAIN,
+    WEIGHTED,
+)
 from bovw.config import ColourSettings, HistogramSettings
 from bovw.errors import ColourError
 from bovw.image.orb import unpack, unpack_positions
 from bovw.image.words import histogram_length, scoring_matrix, word_counts
 from bovw.pipeline.descriptors import accepted
-from bovw.pipeline.ingest import TRAIN
 from bovw.spark.arrow_vectors import sparse_vectors
 
-_IMAGE_COLUMNS = ("path", "label", "split", "n_keypoints")
+_IMAGE_COLUMNS = (PATH, LABEL, SPLIT, N_KEYPOINTS)
 
 
 def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str]):
@@ -39,8 +50,8 @@ def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str
         for batch in batches:
             words, counts, offsets = [], [], [np.zeros(1, np.int32)]
             end = 0
-            for blob, position_blob in zip(batch.column("descriptors").to_pylist(),
-                                           batch.column("positions").to_pylist(), strict=True):
+            for blob, position_blob in zip(batch.column(DESCRIPTORS).to_pylist(),
+                                           batch.column(POSITIONS).to_pylist(), strict=True):
                 bins, image_counts = word_counts(
                     unpack(blob), centers, unpack_positions(position_blob), pyramid_levels, scoring)
                 # Bins come sorted, cell by cell: each cell's words are one slice of them.
@@ -82,10 +93,10 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     k = len(centers)
     n_cells = histogram_length(k, pyramid_levels) // k
     images = accepted(descriptors)
-    keys = [*_IMAGE_COLUMNS, *(["colour"] if "colour" in images.columns else [])]
+    keys = [*_IMAGE_COLUMNS, *([COLOUR] if COLOUR in images.columns else [])]
     schema = StructType([images.schema[name] for name in keys]
                         + [StructField("cell", IntegerType()), StructField("words", VectorUDT())])
-    per_cell = images.select(*keys, "descriptors", "positions").mapInArrow(
+    per_cell = images.select(*keys, DESCRIPTORS, POSITIONS).mapInArrow(
         _cell_count_batches(centers, pyramid_levels, keys), schema)
     lined_up = per_cell.groupBy(*keys).pivot("cell", list(range(n_cells))).agg(F.first("words"))
     # The size metadata spares VectorAssembler a Spark job (a first() over this whole
@@ -93,14 +104,14 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     cells = [F.col(f"`{cell}`").alias(f"cell_{cell}", metadata={"ml_attr": {"num_attrs": k}})
              for cell in range(n_cells)]
     assembler = VectorAssembler(inputCols=[f"cell_{cell}" for cell in range(n_cells)],
-                                outputCol="histogram")
-    return assembler.transform(lined_up.select(*keys, *cells)).select(*keys, "histogram")
+                                outputCol=HISTOGRAM)
+    return assembler.transform(lined_up.select(*keys, *cells)).select(*keys, HISTOGRAM)
 
 
 def fit_idf(histograms: DataFrame) -> IDFModel:
     """Spark ML IDF fitted on the Training histograms only."""
-    idf = IDF(inputCol="histogram", outputCol="weighted")
-    return idf.fit(histograms.filter(F.col("split") == TRAIN))
+    idf = IDF(inputCol=HISTOGRAM, outputCol=WEIGHTED)
+    return idf.fit(histograms.filter(F.col(SPLIT) == TRAIN))
 
 
 def weight(histograms: DataFrame, settings: HistogramSettings, idf: IDFModel | None
@@ -109,18 +120,18 @@ def weight(histograms: DataFrame, settings: HistogramSettings, idf: IDFModel | N
     if settings.tfidf and idf is None:
         raise ValueError("TF-IDF is enabled but no IDF model was given")
     weighted = (idf.transform(histograms) if settings.tfidf
-                else histograms.withColumn("weighted", F.col("histogram")))
+                else histograms.withColumn(WEIGHTED, F.col(HISTOGRAM)))
     if settings.power != 1.0:
-        powered = F.transform(vector_to_array("weighted"), lambda x: F.pow(x, settings.power))
-        weighted = weighted.withColumn("weighted", array_to_vector(powered))
+        powered = F.transform(vector_to_array(WEIGHTED), lambda x: F.pow(x, settings.power))
+        weighted = weighted.withColumn(WEIGHTED, array_to_vector(powered))
     if settings.l2:
-        weighted = Normalizer(inputCol="weighted", outputCol="_l2", p=2.0).transform(weighted)
-        weighted = weighted.drop("weighted").withColumnRenamed("_l2", "weighted")
+        weighted = Normalizer(inputCol=WEIGHTED, outputCol="_l2", p=2.0).transform(weighted)
+        weighted = weighted.drop(WEIGHTED).withColumnRenamed("_l2", WEIGHTED)
     return weighted
 
 
 def append_colour(weighted: DataFrame, settings: ColourSettings,
-                  column: str = "weighted") -> DataFrame:
+                  column: str = WEIGHTED) -> DataFrame:
     """`column` (a vector) followed by weight * sqrt(`colour`), when colour is enabled.
 
     Without `colour.enabled` the frame is returned unchanged. Raises ColourError when
@@ -130,19 +141,19 @@ def append_colour(weighted: DataFrame, settings: ColourSettings,
     """
     if not settings.enabled:
         return weighted
-    if "colour" not in weighted.columns:
+    if COLOUR not in weighted.columns:
         raise ColourError(
             "colour.enabled is true but these descriptors carry no colour histograms; "
             "extract descriptors again with colour enabled (do not reuse --descriptors-from)"
         )
     dimension = settings.dimension
-    sizes = weighted.agg(F.max(F.size("colour")).alias("longest")).first()["longest"]
+    sizes = weighted.agg(F.max(F.size(COLOUR)).alias("longest")).first()["longest"]
     if sizes not in (None, -1, 0, dimension):
         raise ColourError(
             f"the descriptors carry colour histograms of {sizes} bins but the colour settings "
             f"make {dimension}; extract descriptors again with these colour settings"
         )
-    colour = F.when(F.size("colour") == dimension, F.col("colour")).otherwise(
+    colour = F.when(F.size(COLOUR) == dimension, F.col(COLOUR)).otherwise(
         F.array_repeat(F.lit(0.0).cast("float"), dimension))
     # The square root of a histogram summing to 1 has unit L2 norm, like the weighted word
     # histogram it joins: neither block drowns the other in the PCA (fruits360-dev, dense

@@ -11,15 +11,20 @@ from urllib.parse import unquote
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from bovw.config import IngestSettings
-from bovw.errors import InputError
-from bovw.pipeline.inputs import (  # noqa: F401 (check_local_input: part of this stage's API)
+from bovw.columns import (
+    CONTENT,
+    LABEL,
+    LENGTH,
+    PATH,
+    SPLIT,
+    SPLIT_FOLDER,
     SPLIT_NAMES,
     TEST,
     TRAIN,
-    check_local_input,
-    is_local_path,
 )
+from bovw.config import IngestSettings
+from bovw.errors import InputError
+from bovw.pipeline.inputs import is_local_path
 from bovw.spark.jvm import input_files
 
 
@@ -172,7 +177,7 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     listed = input_files(files)
     survey = files.select(
         F.count(F.lit(1)).alias("scanned"),
-        F.max(split_folder(F.col("path")).isNotNull()).alias("split_folders"),
+        F.max(split_folder(F.col(PATH)).isNotNull()).alias("split_folders"),
     ).first()
     has_split_folders = bool(survey["split_folders"])
     if len(listed) == survey["scanned"]:
@@ -181,16 +186,16 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     # The listing holds URIs (file:///a%20b); the path column holds Hadoop paths (file:/a b).
     every = spark.createDataFrame(
         [(re.sub("^file:///", "file:/", unquote(uri)),) for uri in listed], "path string")
-    empty = every.join(files.select("path"), "path", "left_anti").select(
-        "path",
+    empty = every.join(files.select(PATH), PATH, "left_anti").select(
+        PATH,
         F.lit(None).cast("timestamp").alias("modificationTime"),
-        F.lit(0).cast("long").alias("length"),
-        F.lit(b"").cast("binary").alias("content"),
+        F.lit(0).cast("long").alias(LENGTH),
+        F.lit(b"").cast("binary").alias(CONTENT),
     )
     everything = files.unionByName(empty)
     if not has_split_folders:  # unless only zero-byte files sit in split folders
         has_split_folders = everything.filter(
-            split_folder(F.col("path")).isNotNull()).limit(1).count() > 0
+            split_folder(F.col(PATH)).isNotNull()).limit(1).count() > 0
     return everything, has_split_folders
 
 
@@ -200,8 +205,8 @@ def with_labels(files: DataFrame) -> DataFrame:
     The split comes from the grandparent folder, so `Training/Apple Red 1/x.jpg` gives
     label "Apple Red 1", split "Training".
     """
-    return files.withColumn("label", F.element_at(F.split(F.col("path"), "/"), -2)).withColumn(
-        "split_folder", split_folder(F.col("path"))
+    return files.withColumn(LABEL, F.element_at(F.split(F.col(PATH), "/"), -2)).withColumn(
+        SPLIT_FOLDER, split_folder(F.col(PATH))
     )
 
 
@@ -224,12 +229,12 @@ def assign_splits(images: DataFrame, test_fraction: float, seed: int, has_split_
     Test. Hash-ranking makes the split independent of partitioning and master URL.
     """
     if has_split_folders:
-        return images.withColumn("split", F.col("split_folder"))
-    by_label = Window.partitionBy("label")
-    ranked = images.withColumn("_h", F.xxhash64(F.lit(seed), F.col("path"))).withColumn(
-        "_rank", F.row_number().over(by_label.orderBy("_h", "path"))
+        return images.withColumn(SPLIT, F.col(SPLIT_FOLDER))
+    by_label = Window.partitionBy(LABEL)
+    ranked = images.withColumn("_h", F.xxhash64(F.lit(seed), F.col(PATH))).withColumn(
+        "_rank", F.row_number().over(by_label.orderBy("_h", PATH))
     ).withColumn("_n", F.count(F.lit(1)).over(by_label))
     is_test = F.col("_rank") <= F.round(F.col("_n") * F.lit(test_fraction))
     return ranked.withColumn(
-        "split", F.when(is_test, F.lit(TEST)).otherwise(F.lit(TRAIN))
+        SPLIT, F.when(is_test, F.lit(TEST)).otherwise(F.lit(TRAIN))
     ).drop("_h", "_rank", "_n")

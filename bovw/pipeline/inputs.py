@@ -6,12 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bovw.columns import SPLIT_NAMES, TEST, TRAIN
 from bovw.config import IngestSettings
 from bovw.errors import InputError
-
-TRAIN, TEST = "Training", "Test"
-# Folder names (any letter case) that put the images of their class folders in a split.
-SPLIT_NAMES = {"training": TRAIN, "train": TRAIN, "test": TEST}
 
 
 def is_local_path(path: str) -> bool:

@@ -32,8 +32,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from scipy import sparse
 
+from bovw.columns import PATH, PCA_FEATURES, SPLIT, TRAIN, WEIGHTED
 from bovw.errors import TrainingError
-from bovw.pipeline.ingest import TRAIN
 from bovw.spark.arrow_vectors import vectors_to_csr
 from bovw.spark.jvm import java_pca_model
 
@@ -55,9 +55,9 @@ def fit_pca(weighted: DataFrame, components: int, input_dimension: int, seed: in
     TrainingError when the Training rows do not vary at all.
     """
     k = min(components, input_dimension)
-    training = weighted.filter(F.col("split") == TRAIN)
+    training = weighted.filter(F.col(SPLIT) == TRAIN)
     if input_dimension <= exact_max_dimension:
-        pc, variance = exact_components(training, "weighted", k, input_dimension)
+        pc, variance = exact_components(training, WEIGHTED, k, input_dimension)
     else:
         pc, variance = randomized_components(training, k, input_dimension, seed)
     if pc.shape[1] == 0:
@@ -125,7 +125,7 @@ def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
     """
     # Cached as they are (sparse word histograms are small); every pass reads them again,
     # and they reach Python as Arrow structs, still sparse.
-    rows = training.select(F.col("weighted").alias("x"), "path").persist()
+    rows = training.select(F.col(WEIGHTED).alias("x"), PATH).persist()
     width = min(dimension, k + OVERSAMPLING)
     basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((dimension, width)))
     try:
@@ -159,7 +159,7 @@ def covariance_times(rows: DataFrame, basis: np.ndarray, dimension: int
         blocks, paths = [], []
         for batch in batches:
             blocks.append(vectors_to_csr(batch.column("x"), dimension))
-            paths.extend(batch.column("path").to_pylist())
+            paths.extend(batch.column(PATH).to_pylist())
         if not paths:
             return
         # Sorted by path: the same sum whatever order the rows arrived in.
@@ -188,7 +188,7 @@ def covariance_times(rows: DataFrame, basis: np.ndarray, dimension: int
 def pca_model(spark, pc: np.ndarray, explained: np.ndarray) -> PCAModel:
     """A Spark ML PCAModel (weighted -> pca_features) holding the (d, k) axes `pc` and the
     (k,) explained variance of each."""
-    return java_pca_model(spark, pc, explained, "weighted", "pca_features")
+    return java_pca_model(spark, pc, explained, WEIGHTED, PCA_FEATURES)
 
 
 def explained_variance(model: PCAModel) -> list[float]:

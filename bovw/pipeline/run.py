@@ -18,6 +18,18 @@ from pyspark.ml.feature import IDFModel, PCAModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from bovw.columns import (
+    HISTOGRAM,
+    LABEL,
+    N_KEYPOINTS,
+    PATH,
+    PCA_FEATURES,
+    PREDICTION,
+    PROBABILITY,
+    SPLIT,
+    TEST,
+    TRAIN,
+)
 from bovw.config import Config
 from bovw.errors import InputError
 from bovw.image.words import histogram_length
@@ -30,7 +42,7 @@ from bovw.pipeline.histograms import (
     weight,
     word_histograms,
 )
-from bovw.pipeline.ingest import TEST, TRAIN, labelled_images, split_folder
+from bovw.pipeline.ingest import labelled_images, split_folder
 from bovw.pipeline.inputs import split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
 from bovw.pipeline.provenance import DescriptorProvenance, check_reuse, write_record
@@ -181,7 +193,7 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         # Before the stage is marked finished: the same command, once the input is fixed,
         # describes the images again instead of reusing these.
         in_split_folders = descriptors.filter(
-            split_folder(F.col("path")).isNotNull()).limit(1).count() > 0
+            split_folder(F.col(PATH)).isNotNull()).limit(1).count() > 0
         raise InputError(split_problem(input_path, training, test, config.ingest,
                                        in_split_folders,
                                        layout.rejects if counts["rejected"] else None))
@@ -235,7 +247,7 @@ def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame
     pca = PCAModel.load(layout.model("pca"))
     weighted = append_colour(weight(histograms, config.histograms, idf), config.colour)
     classify_and_evaluate(spark, config, pca.transform(weighted), rows, layout,
-                          ("path", "label", "split", "n_keypoints", "histogram"))
+                          (PATH, LABEL, SPLIT, N_KEYPOINTS, HISTOGRAM))
     return {}
 
 
@@ -253,8 +265,8 @@ def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFr
     # whatever the input's split (with 2+ partitions, the order in which their sums are
     # merged can still move the last bits).
     partitions = max(1, math.ceil(rows / config.classifier.rows_per_partition))
-    projected = (projected.select(*kept, "pca_features")
-                 .repartition(partitions, "path").sortWithinPartitions("path")
+    projected = (projected.select(*kept, PCA_FEATURES)
+                 .repartition(partitions, PATH).sortWithinPartitions(PATH)
                  .localCheckpoint())
     labels = fit_labels(projected)
     labels.write().overwrite().save(layout.model("labels"))
@@ -263,7 +275,7 @@ def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFr
     fit = check_fit(projected, labels, classifier, config.classifier)
     classifier.write().overwrite().save(layout.model("classifier"))
     predictions = predict(projected, labels, classifier).select(
-        *kept, "pca_features", "prediction", "probability")
+        *kept, PCA_FEATURES, PREDICTION, PROBABILITY)
     storage.write_parquet(spark, predictions, layout.features)
     metrics = evaluate(spark.read.parquet(layout.features), list(labels.labels))
     metrics["classifier_iterations"] = fit.iterations

@@ -12,25 +12,25 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
+from bovw.columns import DESCRIPTORS, FEATURES, N_KEYPOINTS, PATH, SAMPLE, SPLIT, TRAIN
 from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
 from bovw.image.orb import DESCRIPTOR_BYTES, image_rng, unpack
 from bovw.pipeline.descriptors import accepted
-from bovw.pipeline.ingest import TRAIN
 from bovw.spark.arrow_vectors import dense_vectors
 
 _SAMPLE_SCHEMA = "path string, index int, descriptor binary"
 
 
 def _sample_batches(fraction: float, seed: int):
-    schema = pa.schema([("path", pa.string()), ("index", pa.int32()),
+    schema = pa.schema([(PATH, pa.string()), ("index", pa.int32()),
                         ("descriptor", pa.binary())])
 
     def sample(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             rows, indices, kept = [], [], []
-            for row, (path, blob) in enumerate(zip(batch.column("path").to_pylist(),
-                                                   batch.column("descriptors").to_pylist(),
+            for row, (path, blob) in enumerate(zip(batch.column(PATH).to_pylist(),
+                                                   batch.column(DESCRIPTORS).to_pylist(),
                                                    strict=True)):
                 descriptors = unpack(blob)
                 keep = np.flatnonzero(image_rng(seed, path).random(len(descriptors)) < fraction)
@@ -39,7 +39,7 @@ def _sample_batches(fraction: float, seed: int):
                 kept.append(descriptors[keep])
             vectors = np.concatenate(kept) if kept else np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
             yield pa.RecordBatch.from_arrays([
-                batch.column("path").take(pa.array(np.concatenate(rows) if rows else [],
+                batch.column(PATH).take(pa.array(np.concatenate(rows) if rows else [],
                                                    type=pa.int64())),
                 pa.array(np.concatenate(indices) if indices else [], type=pa.int32()),
                 # The raw 32 bytes: the cheapest key for the duplicate removal after this.
@@ -58,7 +58,7 @@ def _as_vectors(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         column = batch.column("descriptor")
         values = np.frombuffer(b"".join(column.to_pylist()), np.uint8)
         vectors = dense_vectors(values.reshape(len(column), DESCRIPTOR_BYTES))
-        yield pa.RecordBatch.from_arrays([vectors], names=["features"])
+        yield pa.RecordBatch.from_arrays([vectors], names=[FEATURES])
 
 
 def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, seed: int,
@@ -75,7 +75,7 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
     "set_aside"). Raises VocabularyError when there are fewer Training descriptors than k.
     """
     training = accepted(descriptors).filter(
-        (F.col("split") == TRAIN) & (F.col("n_keypoints") > 0)
+        (F.col(SPLIT) == TRAIN) & (F.col(N_KEYPOINTS) > 0)
     )
     total, presampled = totals
     if total < settings.k:
@@ -86,21 +86,21 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
     # The descriptors stage set a few descriptors of each image aside (bovw.descriptors):
     # when they are enough, the sample is drawn from them, a small read instead of every
     # descriptor of every image.
-    source, available = ("sample", presampled) if presampled >= settings.sample_size else (
-        "descriptors", total)
+    source, available = (SAMPLE, presampled) if presampled >= settings.sample_size else (
+        DESCRIPTORS, total)
     fraction = min(1.0, settings.sample_size / available)
-    sampled = training.select("path", F.col(source).alias("descriptors")).mapInArrow(
+    sampled = training.select(PATH, F.col(source).alias(DESCRIPTORS)).mapInArrow(
         _sample_batches(fraction, seed), _SAMPLE_SCHEMA)
     # Dense grids put many points on the plain background, which all give the very same
     # descriptor: KMeans's random init would pick it hundreds of times and end with far
     # fewer than k distinct words. Each distinct descriptor is kept once, represented by
     # its first (path, index) so that the layout below stays deterministic.
-    distinct = sampled.groupBy("descriptor").agg(F.min(F.struct("path", "index")).alias("first"))
-    schema = StructType([StructField("features", VectorUDT())])
+    distinct = sampled.groupBy("descriptor").agg(F.min(F.struct(PATH, "index")).alias("first"))
+    schema = StructType([StructField(FEATURES, VectorUDT())])
     return (
         distinct.select("first.path", "first.index", "descriptor")
-        .repartition(settings.partitions, "path")
-        .sortWithinPartitions("path", "index")
+        .repartition(settings.partitions, PATH)
+        .sortWithinPartitions(PATH, "index")
         .select("descriptor")
         .mapInArrow(_as_vectors, schema)
     )
@@ -118,7 +118,7 @@ def fit_vocabulary(sample: DataFrame, settings: VocabularySettings, seed: int
         initSteps=settings.init_steps,
         tol=settings.tol,
         solver=settings.solver,
-        featuresCol="features",
+        featuresCol=FEATURES,
         predictionCol="word",
     )
     cached = sample.cache()

@@ -15,6 +15,20 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from bovw.columns import (
+    CONTENT,
+    HEIGHT,
+    LABEL,
+    LENGTH,
+    N_KEYPOINTS,
+    PATH,
+    PREDICTION,
+    PREDICTION_SCHEMA,
+    PROBABILITY,
+    REJECT_REASON,
+    SPLIT_FOLDER,
+    WIDTH,
+)
 from bovw.config import Config, PredictSettings
 from bovw.errors import OutputError
 from bovw.pipeline.ingest import list_files, with_labels
@@ -22,20 +36,14 @@ from bovw.predict.predictor import Predictor
 from bovw.spark import storage
 from bovw.spark.outputs import KINDS, open_output
 
-PREDICTION_SCHEMA = (
-    "path string, label string, prediction string, probability double, "
-    "top_labels array<string>, top_probabilities array<double>, display_name string, "
-    "n_keypoints int, low_confidence boolean, notes string, fitted string, width int, "
-    "height int, reject_reason string"
-)
 PREDICTION_COLUMNS = [column.split()[0] for column in PREDICTION_SCHEMA.split(",")]
 _ARROW_SCHEMA = pa.schema([
-    ("path", pa.string()), ("label", pa.string()), ("prediction", pa.string()),
-    ("probability", pa.float64()), ("top_labels", pa.list_(pa.string())),
+    (PATH, pa.string()), (LABEL, pa.string()), (PREDICTION, pa.string()),
+    (PROBABILITY, pa.float64()), ("top_labels", pa.list_(pa.string())),
     ("top_probabilities", pa.list_(pa.float64())), ("display_name", pa.string()),
-    ("n_keypoints", pa.int32()), ("low_confidence", pa.bool_()), ("notes", pa.string()),
-    ("fitted", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
-    ("reject_reason", pa.string()),
+    (N_KEYPOINTS, pa.int32()), ("low_confidence", pa.bool_()), ("notes", pa.string()),
+    ("fitted", pa.string()), (WIDTH, pa.int32()), (HEIGHT, pa.int32()),
+    (REJECT_REASON, pa.string()),
 ])
 
 
@@ -44,11 +52,11 @@ def _predict_batches(model_broadcast, settings: PredictSettings):
         predictor = Predictor.from_bytes(model_broadcast.value, settings)
         for batch in batches:
             columns = batch.to_pydict()
-            results = [predictor.predict(content or b"") for content in columns["content"]]
+            results = [predictor.predict(content or b"") for content in columns[CONTENT]]
             top_info = [r.top[0].info if r.top else None for r in results]
             yield pa.RecordBatch.from_arrays([
-                pa.array(columns["path"], pa.string()),
-                pa.array(columns["label"], pa.string()),
+                pa.array(columns[PATH], pa.string()),
+                pa.array(columns[LABEL], pa.string()),
                 pa.array([r.label for r in results], pa.string()),
                 pa.array([r.probability for r in results], pa.float64()),
                 pa.array([[s.label for s in r.top] for r in results], pa.list_(pa.string())),
@@ -75,21 +83,21 @@ def predict_files(files: DataFrame, model_bytes: bytes, settings: PredictSetting
     `max_file_bytes` are not read and get a reject reason, like in the pipeline.
     """
     broadcast = files.sparkSession.sparkContext.broadcast(model_bytes)
-    readable = files.filter(F.col("length") <= max_file_bytes)
-    predicted = readable.select("path", "label", "content").mapInArrow(
+    readable = files.filter(F.col(LENGTH) <= max_file_bytes)
+    predicted = readable.select(PATH, LABEL, CONTENT).mapInArrow(
         _predict_batches(broadcast, settings), PREDICTION_SCHEMA)
-    too_large = files.filter(F.col("length") > max_file_bytes).select(
-        "path", "label",
+    too_large = files.filter(F.col(LENGTH) > max_file_bytes).select(
+        PATH, LABEL,
         *[F.lit(None).cast(kind).alias(name) for name, kind in (
-            ("prediction", "string"), ("probability", "double"),
+            (PREDICTION, "string"), (PROBABILITY, "double"),
             ("top_labels", "array<string>"), ("top_probabilities", "array<double>"),
             ("display_name", "string"))],
-        F.lit(0).alias("n_keypoints"), F.lit(True).alias("low_confidence"),
+        F.lit(0).alias(N_KEYPOINTS), F.lit(True).alias("low_confidence"),
         F.lit(None).cast("string").alias("notes"), F.lit(None).cast("string").alias("fitted"),
-        F.lit(0).alias("width"), F.lit(0).alias("height"),
-        F.concat(F.lit("file too large: "), F.col("length").cast("string"),
+        F.lit(0).alias(WIDTH), F.lit(0).alias(HEIGHT),
+        F.concat(F.lit("file too large: "), F.col(LENGTH).cast("string"),
                  F.lit(f" bytes exceeds ingest.max_file_bytes={max_file_bytes}")
-                 ).alias("reject_reason"),
+                 ).alias(REJECT_REASON),
     )
     return predicted.unionByName(too_large)
 
@@ -126,8 +134,8 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
                      legacy=lambda folder: _legacy_predictions(spark, folder),
                      log=log) as output:
         files = list_files(spark, input_path, config.ingest)
-        files = (with_labels(files).drop("split_folder") if labelled
-                 else files.withColumn("label", F.lit(None).cast("string")))
+        files = (with_labels(files).drop(SPLIT_FOLDER) if labelled
+                 else files.withColumn(LABEL, F.lit(None).cast("string")))
         predictions = predict_files(files, model_bytes, config.predict,
                                     config.ingest.max_file_bytes)
         # Appended to the folder that holds only the marker written by open_output.
@@ -138,17 +146,17 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
 
 
 def _summary(written: DataFrame, predictor: Predictor, labelled: bool) -> dict[str, Any]:
-    known = F.col("label").isin(list(predictor.classes))
+    known = F.col(LABEL).isin(list(predictor.classes))
     row = written.agg(
         F.count(F.lit(1)).alias("images"),
-        F.sum(F.col("reject_reason").isNotNull().cast("int")).alias("rejected"),
-        F.sum((F.col("low_confidence") & F.col("prediction").isNotNull()).cast("int")
+        F.sum(F.col(REJECT_REASON).isNotNull().cast("int")).alias("rejected"),
+        F.sum((F.col("low_confidence") & F.col(PREDICTION).isNotNull()).cast("int")
               ).alias("low_confidence"),
         # Read, but too small or flat to describe: no prediction (bovw.predictor).
-        F.sum((F.col("prediction").isNull() & F.col("reject_reason").isNull()).cast("int")
+        F.sum((F.col(PREDICTION).isNull() & F.col(REJECT_REASON).isNull()).cast("int")
               ).alias("not_answered"),
         F.sum(known.cast("int")).alias("labelled"),
-        F.sum((known & (F.col("label") == F.col("prediction"))).cast("int")).alias("correct"),
+        F.sum((known & (F.col(LABEL) == F.col(PREDICTION))).cast("int")).alias("correct"),
     ).first()
     summary = {key: int(row[key] or 0)
                for key in ("images", "rejected", "not_answered", "low_confidence")}

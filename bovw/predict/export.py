@@ -17,10 +17,10 @@ from pyspark.ml.feature import IDFModel, PCAModel, StringIndexerModel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from bovw.columns import HEIGHT, SPLIT, TRAIN, WIDTH
 from bovw.config import ConfigError, config_from_dict, current_orb_table
 from bovw.errors import ExportError
 from bovw.pipeline.descriptors import accepted
-from bovw.pipeline.ingest import TRAIN
 from bovw.pipeline.layout import RunLayout
 from bovw.pipeline.vocabulary import centers
 from bovw.predict.fruits import FruitInfo
@@ -110,11 +110,11 @@ def export_model(spark: SparkSession, run_dir: str, out_path: str | None = None,
 def _training_size(spark: SparkSession, descriptors_path: str) -> tuple[int, int]:
     row = (
         accepted(spark.read.parquet(descriptors_path))
-        .filter((F.col("split") == TRAIN) & (F.col("width") > 0))
-        .agg(F.percentile_approx("width", 0.5, 100000).alias("width"),
-             F.percentile_approx("height", 0.5, 100000).alias("height"))
+        .filter((F.col(SPLIT) == TRAIN) & (F.col(WIDTH) > 0))
+        .agg(F.percentile_approx(WIDTH, 0.5, 100000).alias(WIDTH),
+             F.percentile_approx(HEIGHT, 0.5, 100000).alias(HEIGHT))
         .first()
     )
-    if row is None or row["width"] is None:
+    if row is None or row[WIDTH] is None:
         raise ExportError(f"no readable Training image in {descriptors_path}")
-    return int(row["width"]), int(row["height"])
+    return int(row[WIDTH]), int(row[HEIGHT])

@@ -17,7 +17,7 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from bovw.pipeline.ingest import TEST
+from bovw.columns import LABEL, N_KEYPOINTS, PATH, PCA_FEATURES, PREDICTION, SPLIT, TEST
 from bovw.pipeline.layout import RunLayout
 from bovw.spark import storage
 from bovw.summary import RunSummary
@@ -53,30 +53,30 @@ def gather_run(spark: SparkSession, root: str, pca_points: int = PCA_POINTS,
     if not storage.exists(spark, layout.features):
         return data
     features = spark.read.parquet(layout.features).withColumn(
-        "_order", F.xxhash64(F.col("path")))
-    if "pca_features" in features.columns:
-        coordinates = vector_to_array("pca_features")
+        "_order", F.xxhash64(F.col(PATH)))
+    if PCA_FEATURES in features.columns:
+        coordinates = vector_to_array(PCA_FEATURES)
         rows = (features.orderBy("_order").limit(pca_points)
-                .select("label", "split", coordinates[0].alias("x"),
+                .select(LABEL, SPLIT, coordinates[0].alias("x"),
                         F.when(F.size(coordinates) > 1, coordinates[1]).otherwise(0.0)
                         .alias("y"))
                 .collect())
-        data.pca_points = [(r["label"], r["split"], float(r["x"]), float(r["y"])) for r in rows]
-    if "n_keypoints" in features.columns:
+        data.pca_points = [(r[LABEL], r[SPLIT], float(r["x"]), float(r["y"])) for r in rows]
+    if N_KEYPOINTS in features.columns:
         data.keypoint_counts = sorted(
-            (int(r["n_keypoints"]), int(r["count"]))
-            for r in features.groupBy("n_keypoints").count().collect())
+            (int(r[N_KEYPOINTS]), int(r["count"]))
+            for r in features.groupBy(N_KEYPOINTS).count().collect())
     # Sample images of the scored classes only: those of a class without Training images
     # are reported apart (metrics.json: test_only_classes).
-    test = features.filter(F.col("split") == TEST)
+    test = features.filter(F.col(SPLIT) == TEST)
     if metrics.get("test_only_classes"):
-        test = test.filter(~F.col("label").isin(metrics["test_only_classes"]))
-    wrong = (test.filter(F.col("label") != F.col("prediction")).orderBy("_order")
-             .limit(sample_images // 2).select("path", "label", "prediction").collect())
-    right = (test.filter(F.col("label") == F.col("prediction")).orderBy("_order")
-             .limit(sample_images - len(wrong)).select("path", "label", "prediction").collect())
-    chosen = sorted(wrong + right, key=lambda r: (r["label"], r["path"]))
-    data.samples = [(r["path"], r["label"], r["prediction"], _thumbnail(spark, r["path"]))
+        test = test.filter(~F.col(LABEL).isin(metrics["test_only_classes"]))
+    wrong = (test.filter(F.col(LABEL) != F.col(PREDICTION)).orderBy("_order")
+             .limit(sample_images // 2).select(PATH, LABEL, PREDICTION).collect())
+    right = (test.filter(F.col(LABEL) == F.col(PREDICTION)).orderBy("_order")
+             .limit(sample_images - len(wrong)).select(PATH, LABEL, PREDICTION).collect())
+    chosen = sorted(wrong + right, key=lambda r: (r[LABEL], r[PATH]))
+    data.samples = [(r[PATH], r[LABEL], r[PREDICTION], _thumbnail(spark, r[PATH]))
                     for r in chosen]
     return data
 

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from bovw.pipeline.ingest import TEST  # noqa: E402
+from bovw.columns import TEST, TRAIN  # noqa: E402
 
 __all__ = ["plot_against", "plot_bars", "plot_confusion", "plot_keypoints", "plot_pca",
            "plot_variance"]
@@ -69,7 +69,7 @@ def plot_pca(points: Sequence[tuple[str, str, float, float]], classes: Sequence[
     colours = dict(zip(classes, _class_colours(len(classes)), strict=True))
     for label in classes:
         labelled = False
-        for split, marker in (("Training", "o"), (TEST, "x")):
+        for split, marker in ((TRAIN, "o"), (TEST, "x")):
             xs = [p[2] for p in points if p[0] == label and p[1] == split]
             ys = [p[3] for p in points if p[0] == label and p[1] == split]
             if xs:
