@@ -11,7 +11,9 @@ import sys
 
 from bovw.cli.common import SESSION_KEYS, add_config_flags, config_of, refuse_unused, session
 
-# bovw.compare.VARIANTS; repeated here so that the CLI starts without importing Spark.
+__all__ = ["HANDLERS", "VARIANTS", "add_commands"]
+
+# bovw.experiments.compare.VARIANTS; repeated here so that the CLI starts without importing Spark.
 VARIANTS = ("orb", "orb-colour", "cnn")
 
 

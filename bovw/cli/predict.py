@@ -32,10 +32,11 @@ from bovw.predict.fruits import (
     default_catalogue_path,
     load_catalogue,
 )
+from bovw.predict.model_file import MODEL_FILE_NAME
 from bovw.predict.predictor import Predictor
 from bovw.predict.results import Prediction
 
-MODEL_FILE_NAME = "model.npz"
+__all__ = ["HANDLERS", "add_commands", "format_prediction"]
 
 
 def add_commands(commands) -> None:

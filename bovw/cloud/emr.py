@@ -21,6 +21,9 @@ from bovw.config import EmrSettings
 from bovw.config.redaction import Redactor
 from bovw.errors import CloudError
 
+__all__ = ["COMMAND_RUNNER", "build_step", "cluster_request", "create_cluster_with_step",
+           "emr_client", "submit_step"]
+
 log = logging.getLogger(__name__)
 
 COMMAND_RUNNER = "command-runner.jar"

@@ -29,6 +29,9 @@ from bovw.cloud.credentials import request_error
 from bovw.config import S3Settings
 from bovw.errors import CloudError
 
+__all__ = ["CONNECT_TIMEOUT_SECONDS", "RETRIES", "S3Object", "UploadReport", "list_objects",
+           "local_files", "parse_s3_url", "s3_client", "upload"]
+
 log = logging.getLogger(__name__)
 
 # A connection S3 has not accepted within this many seconds will not be: no network.

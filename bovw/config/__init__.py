@@ -1,10 +1,15 @@
 """The run configuration: a TOML file overridden by command-line values, parsed once into a
 typed, frozen Config that is passed down to every stage.
 
-    settings.py   one dataclass per section of a run (spark, ingest, orb, vocabulary, ...)
-    cloud.py      the [s3] and [emr] sections
-    parsing.py    TOML and command-line text to each field's type
-    redaction.py  which settings hold secrets, and how they are masked
+    settings.py     one dataclass per section (spark, ingest, orb, vocabulary, ..., cnn)
+    cloud.py        the [s3] and [emr] sections
+    parsing.py      TOML and command-line text to each field's type
+    redaction.py    which settings hold secrets, and how they are masked
+    differences.py  how two sets of settings differ, said as --set writes them
+    json_types.py   strict checks of values read back from JSON files bovw wrote
+
+This module holds Config (every section, and the seed), how it is loaded and overridden,
+and current_orb_table (the [orb] table of an older run or model file).
 
 The configuration is parsed and validated once, before any Spark work starts. No stage
 reads files, environment variables or globals to configure itself.
@@ -38,7 +43,6 @@ from bovw.config.settings import (
     PredictSettings,
     SparkSettings,
     VocabularySettings,
-    current_orb_table,
 )
 from bovw.errors import ConfigError
 
@@ -168,3 +172,23 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
             )
         target[rest[0]] = value
     return config_from_dict(data)
+
+
+def current_orb_table(orb: Mapping[str, Any]) -> dict[str, Any]:
+    """The [orb] table of a run or model file written by any bovw, as this bovw reads it.
+
+    A table without descriptor_scheme was written before scheme 2; its descriptors equal
+    this bovw's unless it sampled densely at a scale other than 1.0, which raises
+    ConfigError saying so. Returns the table with the current scheme.
+    """
+    table = dict(orb)
+    if "descriptor_scheme" in table:
+        return table
+    scales = [float(scale) for scale in table.get("dense_scales", OrbSettings.dense_scales)]
+    if table.get("sampling", OrbSettings.sampling) == "dense" and scales != [1.0]:
+        raise ConfigError(
+            f"its descriptors come from a bovw before descriptor scheme {DESCRIPTOR_SCHEME}, "
+            f"whose orb.dense_scales {scales} all described patches of orb.patch_size px; "
+            "this bovw describes scale s with patches of patch_size * s px")
+    table["descriptor_scheme"] = DESCRIPTOR_SCHEME
+    return table

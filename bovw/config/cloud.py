@@ -37,6 +37,7 @@ class S3Settings:
     multipart_threshold_bytes: int = 64 * 1024 * 1024
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
         require(
             self.committer in S3_COMMITTERS,
             f"s3.committer must be one of {', '.join(S3_COMMITTERS)} (got {self.committer!r})",
@@ -87,6 +88,7 @@ class EmrSettings:
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
         require(bool(self.cluster_name.strip()), "emr.cluster_name must not be empty")
         major = _emr_release_major(self.release_label)
         require(

@@ -14,6 +14,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+__all__ = ["describe", "expected", "matches", "problem", "settings_problem"]
+
 
 def describe(value: Any) -> str:
     """A JSON value as a person reads it: 'the string "1"', 'the integer 1', 'a list'."""

@@ -24,6 +24,7 @@ def require(condition: bool, message: str) -> None:
 
 
 def to_plain(value: Any) -> Any:
+    """`value` (settings dataclasses, mappings, tuples, at any depth) as plain dicts and lists."""
     # Not dataclasses.asdict: it deep-copies values and cannot copy the read-only
     # MappingProxyType tables (spark.conf, emr.tags) that parsing produces.
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -94,6 +95,8 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
 
 
 def section_from_table(cls: type, table: Mapping[str, Any], prefix: str) -> Any:
+    """The settings dataclass `cls` from its TOML table, each value of its field's type; `prefix`
+    ("orb.") names the keys in errors. Raises ConfigError on an unknown key or a bad value."""
     hints = _resolved_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - known)

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from bovw.config.parsing import require
 from bovw.config.redaction import masked_repr, redactor_for
-from bovw.errors import ConfigError
 
 __all__ = [
     "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "FIT_POLICIES", "ClassifierSettings",
     "CnnSettings", "ColourSettings", "HistogramSettings", "IngestSettings", "OrbSettings",
     "PcaSettings", "PredictSettings", "SparkSettings", "VocabularySettings",
-    "current_orb_table",
 ]
 
 
@@ -50,6 +47,7 @@ class SparkSettings:
     conf: Mapping[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
         require(bool(self.master), "spark.master must not be empty")
         require(self.shuffle_partitions >= 1, "spark.shuffle_partitions must be >= 1")
         require(self.arrow_batch_size >= 1, "spark.arrow_batch_size must be >= 1")
@@ -76,6 +74,7 @@ class IngestSettings:
     max_file_bytes: int = 64 * 1024 * 1024
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
         require(len(self.extensions) > 0, "ingest.extensions must list at least one extension")
         require(
             0.0 < self.test_fraction < 1.0,
@@ -130,6 +129,7 @@ class OrbSettings:
     descriptor_scheme: int = DESCRIPTOR_SCHEME
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
         require(self.sampling in ("detect", "dense"), "orb.sampling must be 'detect' or 'dense'")
         require(self.nfeatures >= 1, "orb.nfeatures must be >= 1")
         require(self.edge_threshold >= 0, "orb.edge_threshold must be >= 0")
@@ -150,26 +150,6 @@ class OrbSettings:
                  f"(only {DESCRIPTOR_SCHEME}); leave the key out")
         require(self.max_side >= 16, "orb.max_side must be >= 16")
         require(self.max_pixels >= 256, "orb.max_pixels must be >= 256")
-
-
-def current_orb_table(orb: Mapping[str, Any]) -> dict[str, Any]:
-    """The [orb] table of a run or model file written by any bovw, as this bovw reads it.
-
-    A table without descriptor_scheme was written before scheme 2; its descriptors equal
-    this bovw's unless it sampled densely at a scale other than 1.0, which raises
-    ConfigError saying so. Returns the table with the current scheme.
-    """
-    table = dict(orb)
-    if "descriptor_scheme" in table:
-        return table
-    scales = [float(scale) for scale in table.get("dense_scales", OrbSettings.dense_scales)]
-    if table.get("sampling", OrbSettings.sampling) == "dense" and scales != [1.0]:
-        raise ConfigError(
-            f"its descriptors come from a bovw before descriptor scheme {DESCRIPTOR_SCHEME}, "
-            f"whose orb.dense_scales {scales} all described patches of orb.patch_size px; "
-            "this bovw describes scale s with patches of patch_size * s px")
-    table["descriptor_scheme"] = DESCRIPTOR_SCHEME
-    return table
 
 
 @dataclass(frozen=True)
@@ -201,6 +181,7 @@ class VocabularySettings:
     partitions: int = 4
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
         require(self.k >= 2, f"vocabulary.k must be >= 2 (got {self.k})")
         require(self.sample_size >= 1,
                  f"vocabulary.sample_size must be >= 1 (got {self.sample_size})")
@@ -230,6 +211,7 @@ class HistogramSettings:
     power: float = 1.0
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
         require(1 <= self.pyramid_levels <= 4, "histograms.pyramid_levels must be in 1..4")
         require(0.0 < self.power <= 1.0, "histograms.power must be in (0, 1]")
 
@@ -241,6 +223,7 @@ class PcaSettings:
     components: int = 100
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
         require(self.components >= 1, "pca.components must be >= 1")
 
 
@@ -265,6 +248,7 @@ class ClassifierSettings:
     rows_per_partition: int = 20000
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
         require(self.reg_param >= 0, "classifier.reg_param must be >= 0")
         require(self.rows_per_partition >= 1, "classifier.rows_per_partition must be >= 1")
         require(0.0 <= self.elastic_net <= 1.0, "classifier.elastic_net must be in [0, 1]")
@@ -305,6 +289,7 @@ class PredictSettings:
     fruits: str | None = None
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
         require(self.top >= 1, "predict.top must be >= 1")
         require(self.min_keypoints >= 0, "predict.min_keypoints must be >= 0")
         require(self.min_side >= 0, "predict.min_side must be >= 0")
@@ -335,9 +320,11 @@ class ColourSettings:
 
     @property
     def dimension(self) -> int:
+        """The length of the colour block: hue_bins * saturation_bins * value_bins."""
         return self.hue_bins * self.saturation_bins * self.value_bins
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
         for name in ("hue_bins", "saturation_bins", "value_bins"):
             value = getattr(self, name)
             require(1 <= value <= 64, f"colour.{name} must be in 1..64 (got {value})")
@@ -380,6 +367,7 @@ class CnnSettings:
     unmatched_tolerance: float = 0.01
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
         require(
             self.backbone in CNN_BACKBONES,
             f"cnn.backbone must be one of {', '.join(CNN_BACKBONES)} (got {self.backbone!r})",

@@ -71,6 +71,10 @@ from bovw.summary import (
     from_record,
 )
 
+__all__ = ["ORB_VARIANTS", "VARIANTS", "CompareResult", "check_shared_descriptors",
+           "classify_features", "collect_result", "compare", "parse_variants", "per_class_f1",
+           "write_outputs", "write_tables"]
+
 VARIANTS = ("orb", "orb-colour", "cnn")
 ORB_VARIANTS = {"orb": False, "orb-colour": True}  # name -> colour block on
 

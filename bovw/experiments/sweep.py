@@ -52,6 +52,10 @@ from bovw.spark import storage
 from bovw.spark.outputs import OutputFolder
 from bovw.summary import RunSummary
 
+__all__ = ["FAILURE_RECORD", "POINT_ERRORS", "SweepPoint", "SweepResult", "changes_descriptors",
+           "collect_result", "descriptor_sources", "parse_parameter", "run_sweep", "sweep_points",
+           "write_report", "write_table"]
+
 # Errors that belong to one point's settings: that point fails, the sweep goes on.
 POINT_ERRORS = (TrainingError, VocabularyError)
 FAILURE_RECORD = "failed.json"
@@ -66,6 +70,7 @@ class SweepPoint:
 
     @property
     def values(self) -> dict[str, str]:
+        """The point's settings as a dict: dotted key -> value as given."""
         return dict(self.overrides)
 
 

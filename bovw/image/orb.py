@@ -17,6 +17,11 @@ from bovw.config import OrbSettings
 from bovw.errors import first_line
 from bovw.image.decode import ImageRejected, open_image, to_grey
 
+__all__ = ["DESCRIPTOR_BYTES", "DETAIL_LEVEL", "DETAIL_SIGMA", "EMPTY_DESCRIPTORS",
+           "EMPTY_POSITIONS", "Extraction", "dense_keypoints", "describe_keypoints",
+           "extract_descriptors", "image_rng", "pack", "scaled_image", "textured_patches",
+           "unpack", "unpack_positions"]
+
 DESCRIPTOR_BYTES = 32
 EMPTY_DESCRIPTORS = np.zeros((0, DESCRIPTOR_BYTES), dtype=np.uint8)
 EMPTY_POSITIONS = np.zeros((0, 2), dtype=np.uint8)
@@ -37,6 +42,7 @@ class Extraction:
 
     @property
     def n_keypoints(self) -> int:
+        """How many descriptors the image gave."""
         return int(self.descriptors.shape[0])
 
 

@@ -20,11 +20,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bovw.columns import TEST, TRAIN
+
+__all__ = ["CLASS_NAMES", "FRUITS", "JPEG_QUALITY", "SPLITS", "Drawer", "Rgb", "encode_jpeg",
+           "generate_dataset", "render_fruit"]
+
 Rgb = tuple[int, int, int]
 # A fruit drawer: (random stream, image size, base colour) -> (RGB layer, 0/255 mask).
 Drawer = Callable[[np.random.Generator, int, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-SPLITS = ("Training", "Test")
+SPLITS = (TRAIN, TEST)
 JPEG_QUALITY = 95
 _AA = cv2.LINE_AA
 

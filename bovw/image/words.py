@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["histogram_length", "nearest_words", "pyramid_bins", "scoring_matrix", "word_counts"]
+
 
 def scoring_matrix(centers: np.ndarray) -> np.ndarray:
     """The (33, k) float32 matrix M such that [x, 1] @ M = ||c||^2 - 2 x.c for every

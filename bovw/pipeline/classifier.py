@@ -12,6 +12,8 @@ from bovw.config import ClassifierSettings
 from bovw.errors import TrainingError
 from bovw.pipeline.metrics import FitCheck, classification_metrics
 
+__all__ = ["check_fit", "evaluate", "fit_classifier", "fit_labels", "predict"]
+
 
 def fit_labels(features: DataFrame) -> StringIndexerModel:
     """Class name -> index, fitted on Training labels in alphabetical order (deterministic).

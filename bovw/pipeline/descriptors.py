@@ -34,6 +34,8 @@ from bovw.columns import (
 from bovw.config import ColourSettings, OrbSettings
 from bovw.image.orb import DESCRIPTOR_BYTES, extract_descriptors, image_rng, pack
 
+__all__ = ["accepted", "describe_images", "rejects", "sample_rows", "statistics"]
+
 _OUTPUT_SCHEMA = pa.schema([
     (PATH, pa.string()), (LABEL, pa.string()), (SPLIT, pa.string()),
     (N_KEYPOINTS, pa.int32()), (DESCRIPTORS, pa.binary()), (REJECT_REASON, pa.string()),

@@ -34,6 +34,8 @@ from bovw.image.words import histogram_length, scoring_matrix, word_counts
 from bovw.pipeline.descriptors import accepted
 from bovw.spark.arrow_vectors import sparse_vectors
 
+__all__ = ["append_colour", "colour_dimension", "fit_idf", "weight", "word_histograms"]
+
 _IMAGE_COLUMNS = (PATH, LABEL, SPLIT, N_KEYPOINTS)
 
 

@@ -27,6 +27,9 @@ from bovw.errors import InputError
 from bovw.pipeline.inputs import is_local_path
 from bovw.spark.jvm import input_files
 
+__all__ = ["LocalTree", "assign_splits", "extension_glob", "labelled_images", "list_files",
+           "split_folder", "walk_local_tree", "with_labels"]
+
 
 def extension_glob(extensions: tuple[str, ...]) -> str:
     """A Hadoop glob matching every extension in any letter case: ("jpg",) -> "*.{[jJ][pP][gG]}"."""

@@ -10,6 +10,9 @@ from bovw.columns import SPLIT_NAMES, TEST, TRAIN
 from bovw.config import IngestSettings
 from bovw.errors import InputError
 
+__all__ = ["SplitSurvey", "check_local_dataset", "check_local_input", "is_local_path", "split_of",
+           "split_problem", "survey_splits"]
+
 
 def is_local_path(path: str) -> bool:
     """True for a plain path or file: URI (checked with Python before Spark starts)."""

@@ -18,6 +18,8 @@ from bovw.errors import OutputError
 from bovw.spark import storage
 from bovw.spark.outputs import OutputFolder, open_output, same_spec
 
+__all__ = ["RunLayout", "finished_stage", "mark_finished", "prepare_output", "prepare_spec_folder"]
+
 
 @dataclass(frozen=True)
 class RunLayout:
@@ -26,40 +28,50 @@ class RunLayout:
     root: str
 
     def path(self, *parts: str) -> str:
+        """`parts` joined below the run folder."""
         return storage.join(self.root, *parts)
 
     @property
     def descriptors(self) -> str:
+        """The descriptors Parquet (DESCRIPTOR_SCHEMA rows)."""
         return self.path("descriptors")
 
     @property
     def rejects(self) -> str:
+        """The Parquet of the rejected images and why."""
         return self.path("rejects")
 
     @property
     def histograms(self) -> str:
+        """The Parquet of the raw word histograms, one row per accepted image."""
         return self.path("histograms")
 
     @property
     def features(self) -> str:
+        """The Parquet of the classified images: PCA features, prediction, probability."""
         return self.path("features")
 
     def model(self, name: str) -> str:
+        """The folder of the Spark ML model `name` (vocabulary, idf, pca, labels, classifier)."""
         return self.path("models", name)
 
     @property
     def metrics(self) -> str:
+        """metrics.json: every number the evaluation on the Test images measured."""
         return self.path("metrics.json")
 
     @property
     def summary(self) -> str:
+        """summary.json (bovw.summary.RunSummary); present only once the run finished."""
         return self.path("summary.json")
 
     @property
     def run_spec(self) -> str:
+        """run.json: the run's input and effective config, compared on resume."""
         return self.path("run.json")
 
     def marker(self, stage: str) -> str:
+        """The completion marker of `stage` (its record: timings, counts)."""
         return self.path("_stages", f"{stage}.json")
 
 

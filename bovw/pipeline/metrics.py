@@ -130,6 +130,7 @@ class FitCheck:
 
     @property
     def training_accuracy(self) -> float:
+        """The share of the Training images the classifier gets right."""
         return _ratio(self.training_correct, self.training_rows)
 
     @property

@@ -78,6 +78,7 @@ class DescriptorSettings:
 
     @classmethod
     def of(cls, config: Config) -> DescriptorSettings:
+        """The descriptor settings of `config`."""
         return cls(config.orb, config.colour, config.ingest, config.seed,
                    config.vocabulary.sample_per_image)
 
@@ -138,6 +139,7 @@ class DescriptorProvenance:
         return cls(absolute_location(input_path), DescriptorSettings.of(config))
 
     def to_json(self) -> str:
+        """The record as the JSON text of RECORD_NAME."""
         return json.dumps({"format": RECORD_FORMAT, "format_version": RECORD_VERSION,
                            "bovw_version": self.bovw_version, "extraction": self.extraction,
                            "input": self.input, "settings": self.settings.to_dict()},

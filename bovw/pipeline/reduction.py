@@ -37,6 +37,10 @@ from bovw.errors import TrainingError
 from bovw.spark.arrow_vectors import vectors_to_csr
 from bovw.spark.jvm import java_pca_model
 
+__all__ = ["EXACT_MAX_DIMENSION", "OVERSAMPLING", "SUBSPACE_PASSES", "covariance_times",
+           "exact_components", "explained_variance", "explained_variance_total", "fit_pca",
+           "pca_model", "randomized_components", "varying_axes"]
+
 # Up to this many input columns Spark's exact PCA is quick; beyond it, randomized.
 EXACT_MAX_DIMENSION = 512
 OVERSAMPLING = 20

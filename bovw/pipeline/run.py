@@ -59,6 +59,8 @@ from bovw.summary import (
     from_record,
 )
 
+__all__ = ["RunResult", "classify_and_evaluate", "run_pipeline"]
+
 
 @dataclass(frozen=True)
 class RunResult:

@@ -19,6 +19,8 @@ from bovw.image.orb import DESCRIPTOR_BYTES, image_rng, unpack
 from bovw.pipeline.descriptors import accepted
 from bovw.spark.arrow_vectors import dense_vectors
 
+__all__ = ["centers", "fit_vocabulary", "sample_descriptors"]
+
 _SAMPLE_SCHEMA = "path string, index int, descriptor binary"
 
 

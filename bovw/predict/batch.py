@@ -36,6 +36,8 @@ from bovw.predict.predictor import Predictor
 from bovw.spark import storage
 from bovw.spark.outputs import KINDS, open_output
 
+__all__ = ["PREDICTION_COLUMNS", "predict_files", "predict_folder"]
+
 PREDICTION_COLUMNS = [column.split()[0] for column in PREDICTION_SCHEMA.split(",")]
 _ARROW_SCHEMA = pa.schema([
     (PATH, pa.string()), (LABEL, pa.string()), (PREDICTION, pa.string()),

@@ -24,10 +24,10 @@ from bovw.pipeline.descriptors import accepted
 from bovw.pipeline.layout import RunLayout
 from bovw.pipeline.vocabulary import centers
 from bovw.predict.fruits import FruitInfo
-from bovw.predict.model_file import ExportedModel, model_to_bytes
+from bovw.predict.model_file import MODEL_FILE_NAME, ExportedModel, model_to_bytes
 from bovw.spark import storage
 
-MODEL_FILE_NAME = "model.npz"
+__all__ = ["build_model", "default_model_path", "export_model"]
 
 
 

@@ -24,6 +24,9 @@ from typing import Any
 
 from bovw.errors import FruitCatalogueError
 
+__all__ = ["MAX_TEXT", "OPTIONAL_KEYS", "REQUIRED_KEYS", "FruitInfo", "default_catalogue_path",
+           "load_catalogue", "parse_catalogue"]
+
 REQUIRED_KEYS = ("name", "description")
 OPTIONAL_KEYS = ("family", "colour")
 MAX_TEXT = 300
@@ -40,6 +43,7 @@ class FruitInfo:
     colour: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
+        """The entry as a JSON-friendly dict (absent keys as None)."""
         return dataclasses.asdict(self)
 
 

@@ -35,9 +35,12 @@ from bovw.image.words import histogram_length, scoring_matrix
 from bovw.predict.fruits import FruitInfo
 from bovw.version import __version__
 
-__all__ = ["KNOWN_FEATURE_BLOCKS", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "ExportedModel",
-           "model_contradiction", "model_from_bytes", "model_refusal", "model_to_bytes"]
+__all__ = ["KNOWN_FEATURE_BLOCKS", "MODEL_FILE_NAME", "MODEL_FORMAT", "MODEL_FORMAT_VERSION",
+           "REEXPORT", "ExportedModel", "model_contradiction", "model_from_bytes",
+           "model_refusal", "model_to_bytes"]
 
+# What `bovw export` calls a run's model file by default (RUN_DIR/model.npz).
+MODEL_FILE_NAME = "model.npz"
 MODEL_FORMAT = "bovw-model"
 MODEL_FORMAT_VERSION = 1
 # The blocks of the vector PCA sees, in order. The colour block's settings are in the

@@ -153,6 +153,7 @@ class Predictor:
 
     @property
     def classes(self) -> tuple[str, ...]:
+        """The class names, in the order of `probabilities`."""
         return self.model.classes
 
     def describe(self, data: bytes) -> _Described:

@@ -19,6 +19,7 @@ class ClassScore:
     info: FruitInfo | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The score as a JSON-friendly dict, with the catalogue's entry when there is one."""
         info = self.info.to_dict() if self.info else {}
         return {"label": self.label, "probability": self.probability, **info}
 
@@ -47,10 +48,12 @@ class Prediction:
 
     @property
     def label(self) -> str | None:
+        """The most probable class, or None when the photo got no answer."""
         return self.top[0].label if self.top else None
 
     @property
     def probability(self) -> float | None:
+        """The most probable class's probability, or None when the photo got no answer."""
         return self.top[0].probability if self.top else None
 
     def to_dict(self) -> dict[str, Any]:

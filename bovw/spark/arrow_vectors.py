@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 from scipy import sparse
 
+__all__ = ["VECTOR_STRUCT", "dense_vectors", "sparse_vectors", "vectors_to_csr"]
+
 VECTOR_STRUCT = pa.struct([("type", pa.int8()), ("size", pa.int32()),
                            ("indices", pa.list_(pa.int32())),
                            ("values", pa.list_(pa.float64()))])

@@ -32,6 +32,7 @@ class JavaCause:
 
     @property
     def simple_name(self) -> str:
+        """The class name without its package."""
         return self.class_name.rsplit(".", 1)[-1]
 
     def __str__(self) -> str:

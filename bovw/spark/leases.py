@@ -60,6 +60,7 @@ class LeaseRecord:
     token: str
 
     def to_bytes(self) -> bytes:
+        """The record as the lease file's JSON bytes."""
         return json.dumps({"format": "bovw-lock", **asdict(self)}, indent=2).encode("utf-8")
 
     @classmethod
@@ -75,6 +76,7 @@ class LeaseRecord:
             raise ValueError(str(error)) from None
 
     def describe(self, now: float) -> str:
+        """Who holds the lease, in words for a message."""
         started = datetime.fromtimestamp(self.started, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         return (f"{self.command} on host {self.host}, pid {self.pid}, started {started}, "
                 f"last heartbeat {max(0, round(now - self.heartbeat))} s ago")

@@ -53,6 +53,7 @@ class OutputKind:
     patterns: tuple[str, ...]
 
     def made_by_bovw(self, name: str) -> bool:
+        """True when an entry called `name` is one bovw writes in this kind of output."""
         if name.startswith(".") and name.endswith(".crc"):
             name = name[1:-4]
         return any(fnmatch.fnmatchcase(name, pattern)
@@ -149,6 +150,7 @@ class OutputFolder:
 
     @property
     def staged(self) -> bool:
+        """True when the output is built beside the final one, to replace it once complete."""
         return self.swap is not None
 
     def __enter__(self) -> OutputFolder:

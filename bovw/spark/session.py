@@ -17,6 +17,10 @@ from bovw.config.redaction import Redactor
 from bovw.errors import JavaError, SparkStartError
 from bovw.spark.jvm import hadoop_configuration, java_causes
 
+__all__ = ["JAVA_INSTALL_HINT", "SUPPORTED_JAVA", "build_session", "check_driver_memory",
+           "check_java", "check_master", "class_archive_option", "find_java", "java_major_version",
+           "jit_threshold_options", "local_driver_options", "spark_properties"]
+
 SUPPORTED_JAVA = (17, 21)
 JAVA_INSTALL_HINT = (
     "install one with: sudo apt-get install -y openjdk-17-jre-headless (Debian/Ubuntu) "

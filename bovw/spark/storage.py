@@ -18,6 +18,10 @@ from pyspark.sql import DataFrame, SparkSession
 from bovw.errors import StorageError
 from bovw.spark.jvm import JavaCause, driver_jvm, hadoop_configuration, java_causes
 
+__all__ = ["base_name", "create_new", "delete", "exists", "has_atomic_rename", "is_file", "join",
+           "list_files", "list_names", "modification_seconds", "read_bytes", "read_text", "rename",
+           "replace_in_place", "sibling", "write_bytes", "write_parquet", "write_text"]
+
 # Filesystems without an atomic rename: a single PUT is all-or-nothing instead.
 _OBJECT_STORES = ("s3a", "s3", "gs", "abfs", "abfss", "wasb")
 

@@ -56,10 +56,12 @@ class Swap:
              "old": self.old, "phase": phase}, indent=2))
 
     def publish(self) -> None:
+        """Record the swap in the journal, then carry it out."""
         self._record("relocate")
         self.finish()
 
     def pending(self) -> bool:
+        """True when a journal says a swap was begun and not finished."""
         return storage.exists(self.spark, self.journal)
 
     def finish(self) -> None:
