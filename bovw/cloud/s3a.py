@@ -14,10 +14,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bovw.cloud.credentials import ResolvedCredentials
 from bovw.config import S3Settings
 from bovw.errors import CloudError
+
+if TYPE_CHECKING:
+    from bovw.cloud.credentials import ResolvedCredentials
 
 __all__ = ["AWS_SDK_BUNDLE_FOR_HADOOP", "BundledVersions", "S3AJars", "SparkS3ASetup",
            "bundled_versions", "committer_properties", "hadoop_s3a_properties",
