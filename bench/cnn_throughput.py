@@ -172,7 +172,7 @@ def _package_model():
 
 def plain_torch(contents: list[bytes], settings: CnnSettings) -> np.ndarray:
     """The reference features: the package's EfficientNet-Lite0 in eager torch on
-    bovw.cnn.preprocess's normalised input."""
+    bovw.experiments.cnn.preprocess's normalised input."""
     import torch
 
     mean, std = normalisation("efficientnet-lite0")

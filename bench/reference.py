@@ -86,7 +86,7 @@ def describe_grey_image(grey: np.ndarray, orb: OrbSettings, positions: bool
                         ) -> tuple[np.ndarray, np.ndarray | None]:
     """(n, 32) uint8 ORB descriptors of a grey image and, if asked, their (n, 2) positions.
 
-    The pipeline's own per-image function (`bovw.features.describe_keypoints`: the same
+    The pipeline's own per-image function (`bovw.image.orb.describe_keypoints`: the same
     grid, scales, resizing and ORB settings), so the two time the same OpenCV work.
     """
     descriptors, points = describe_keypoints(grey, orb)

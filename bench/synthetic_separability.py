@@ -1,6 +1,6 @@
 """How well grey-level ORB bag-of-words separates the synthetic fruit classes.
 
-Generates a dataset with bovw.synthetic, then (without Spark) runs ORB with the project's
+Generates a dataset with bovw.image.synthetic, then (without Spark) runs ORB with the project's
 default settings, a k-word scikit-learn KMeans vocabulary, L2-normalised word histograms
 and a logistic regression; prints keypoints per image and class, test accuracy and timings.
 

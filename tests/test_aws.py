@@ -1,4 +1,5 @@
-"""Credentials, S3A properties, jar selection and secret handling (bovw.aws)."""
+"""Credentials, S3A properties, jar selection and secret handling (bovw.cloud.credentials,
+bovw.cloud.s3a)."""
 
 from __future__ import annotations
 

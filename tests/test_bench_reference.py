@@ -1,5 +1,6 @@
 """The single-process reference: its numeric helpers on hand-checkable inputs, its descriptors
-and spatial-pyramid bins against the pipeline's own (bovw.features, bovw.words), and tiny runs."""
+and spatial-pyramid bins against the pipeline's own (bovw.image.orb, bovw.image.words), and
+tiny runs."""
 
 import dataclasses
 

@@ -1,4 +1,5 @@
-"""EMR step and cluster requests, checked against what a moto EMR server records (bovw.emr)."""
+"""EMR step and cluster requests, checked against what a moto EMR server records
+(bovw.cloud.emr)."""
 
 from __future__ import annotations
 

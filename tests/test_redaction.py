@@ -1,4 +1,4 @@
-"""Which settings are secrets and how they are masked (bovw.redaction, Config.to_dict)."""
+"""Which settings are secrets and how they are masked (bovw.config.redaction, Config.to_dict)."""
 
 from __future__ import annotations
 

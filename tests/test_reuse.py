@@ -1,5 +1,5 @@
 """Reused outputs never contradict the configuration: each setting family is either honoured
-or refused with one line before any Spark job (bovw.provenance and its callers).
+or refused with one line before any Spark job (bovw.pipeline.provenance and its callers).
 
 The comparisons are pure and tested without Spark. The end-to-end refusals of `bovw run
 --descriptors-from`, sweeps, comparisons and `bovw predict` on a folder then reuse the

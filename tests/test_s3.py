@@ -1,4 +1,4 @@
-"""Upload and listing against a local moto S3 server through the real boto3 code (bovw.s3)."""
+"""Upload and listing against a local moto S3 server through the real boto3 code (bovw.cloud.s3)."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ def hadoop_s3a_properties(
     TemporaryAWSCredentialsProvider (session
     credentials) or SimpleAWSCredentialsProvider (long-term keys). Keys are full Spark
     property names (`spark.hadoop.fs.s3a.*`, `spark.sql.*`). The result holds secrets:
-    give it to bovw.session.build_session (which keeps them off the JVM's command line),
+    give it to bovw.spark.session.build_session (which keeps them off the JVM's command line),
     never to a log.
     """
     hadoop: dict[str, str] = {}

@@ -264,7 +264,7 @@ class PredictSettings:
     """How `bovw predict` and `bovw.Predictor` treat one photo.
 
     A photo whose size differs from the training images' (a phone photo) is first made
-    the training shape by `fit` (see bovw.predictor.fit_to_training_size): "trim" crops to
+    the training shape by `fit` (see bovw.image.framing.fit_to_training_size): "trim" crops to
     the fruit on a light background and pads it square with white, like a Fruits-360 photo
     (without such a background it does what "crop" does); "crop" keeps the largest centred
     region of the training aspect ratio; "pad" adds white borders; "none" describes it as

@@ -2,7 +2,7 @@
 
 Variants (each a run folder under `OUTPUT/variants/<name>/`):
   orb         the bag-of-visual-words pipeline, grey-level ORB words only
-  orb-colour  the same with the HSV colour block appended (bovw.colour)
+  orb-colour  the same with the HSV colour block appended (bovw.image.colour)
   cnn         CNN features, from a Parquet file made elsewhere or the built-in extractor
 The CNN rows are joined by path to the images the ORB variants read (or, without them,
 to the ingested listing), so every variant is scored on the same Test images.

@@ -1,7 +1,7 @@
 """Visual words, free of Spark: each ORB descriptor to its nearest vocabulary center, and
 the bins of a (spatial-pyramid) word histogram.
 
-Shared by the Spark histograms stage and by `bovw.predictor`, so both compute histograms
+Shared by the Spark histograms stage and by `bovw.predict.predictor`, so both compute histograms
 with the very same arithmetic (and the same tie-breaking).
 """
 
@@ -47,7 +47,7 @@ def pyramid_bins(words: np.ndarray, positions: np.ndarray, k: int, pyramid_level
                  ) -> np.ndarray:
     """The histogram bin of every (descriptor, level) pair.
 
-    `positions` are (n, 2) uint8 relative (x, y) as stored by bovw.features. Level L
+    `positions` are (n, 2) uint8 relative (x, y) as stored by bovw.image.orb. Level L
     splits the image into 2^L x 2^L cells; its bins follow those of the levels before it,
     cell by cell (row-major), k words per cell. Returns an int64 array of n * levels bins.
     """

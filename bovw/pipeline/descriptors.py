@@ -98,7 +98,7 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
     `files` has the binaryFile columns plus label and split (null split = outside the
     Training/Test folders). Returns DESCRIPTOR_SCHEMA rows, one per file, rejects included
     with their reason and n_keypoints 0; `colour` holds the image's colour block when
-    `colour.enabled` (bovw.colour), else it is empty. `sample` holds `sample_per_image`
+    `colour.enabled` (bovw.image.colour), else it is empty. `sample` holds `sample_per_image`
     of a Training image's descriptors (sample_rows with `seed`), packed like
     `descriptors`: the vocabulary stage samples from these small blobs instead of reading
     every descriptor again.

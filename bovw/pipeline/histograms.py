@@ -82,7 +82,7 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, 32) vocabulary.
     Returns (path, label, split, n_keypoints, [colour,] histogram: vector of
     histogram_length(k, pyramid_levels) bins); colour is carried over when the descriptors
-    have it (bovw.colour). An image with no keypoints gets an all-zero histogram; it
+    have it (bovw.image.colour). An image with no keypoints gets an all-zero histogram; it
     contributes nothing to any word.
 
     Each descriptor goes to its nearest word inside an Arrow UDF, which emits one row per

@@ -2,7 +2,7 @@
 
 A stage writes its outputs, then a marker `_stages/<stage>.json`; a stage without its
 marker is redone when the run is started again with the same output folder. Opening,
-locking and replacing output folders is bovw.outputs' business.
+locking and replacing output folders is bovw.spark.outputs' business.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def prepare_output(spark: SparkSession, layout: RunLayout, spec: dict[str, Any],
 
     A new folder is started; an unfinished run of the same spec is resumed; a finished
     run, or an unfinished one of another spec, is refused unless `overwrite`: the new run
-    is then built beside it and replaces it once finished (bovw.outputs). A folder or file
+    is then built beside it and replaces it once finished (bovw.spark.outputs). A folder or file
     that is not a bovw run is refused either way. Raises OutputError.
     """
     def resume(folder: str) -> None:

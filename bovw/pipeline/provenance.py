@@ -49,9 +49,10 @@ __all__ = [
 RECORD_NAME = "_bovw_descriptors.json"
 RECORD_FORMAT = "bovw-descriptors"
 RECORD_VERSION = 1
-# The version of what the descriptors stage computes from given settings (bovw.features,
-# bovw.descriptors, bovw.colour). Bump it whenever the same settings start giving other
-# descriptors, so that older ones are not reused as if they were the same. bovw 0.2.0: 1.
+# The version of what the descriptors stage computes from given settings (bovw.image.orb,
+# bovw.pipeline.descriptors, bovw.image.colour). Bump it whenever the same settings start
+# giving other descriptors, so that older ones are not reused as if they were the same.
+# bovw 0.2.0: 1.
 EXTRACTION_VERSION = 1
 # What a descriptors output of bovw 0.2.0 (no record) is read from: its run's folder.
 _RUN_SPEC, _MARKER = "run.json", "_stages/descriptors.json"

@@ -106,7 +106,7 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
     """Run every stage on the images under `input_path`, writing to `output_path`.
 
     `descriptors_from` reuses the descriptors Parquet of an earlier run instead of
-    extracting them again; its record (bovw.provenance) must match this run's input and
+    extracting them again; its record (bovw.pipeline.provenance) must match this run's input and
     descriptor settings, which is checked before anything is written. Returns a RunResult;
     raises InputError, OutputError (ReuseError), VocabularyError on unusable input or output.
     """

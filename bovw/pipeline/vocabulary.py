@@ -73,7 +73,7 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
     generator seeded from (seed, path), so the sample does not depend on partitioning. The result
     is hash-partitioned and sorted on a fixed number of partitions, which makes KMeans's
     own seeded choices independent of the master URL. `totals` are (Training descriptors,
-    set-aside ones), as bovw.descriptors.statistics counts them (keypoints "training" and
+    set-aside ones), as bovw.pipeline.descriptors.statistics counts them (keypoints "training" and
     "set_aside"). Raises VocabularyError when there are fewer Training descriptors than k.
     """
     training = accepted(descriptors).filter(
@@ -85,7 +85,7 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
             f"only {total} Training descriptors for vocabulary.k={settings.k}; "
             "lower k or add Training images"
         )
-    # The descriptors stage set a few descriptors of each image aside (bovw.descriptors):
+    # The descriptors stage set a few descriptors of each image aside (bovw.pipeline.descriptors):
     # when they are enough, the sample is drawn from them, a small read instead of every
     # descriptor of every image.
     source, available = (SAMPLE, presampled) if presampled >= settings.sample_size else (

@@ -1,6 +1,6 @@
 """Predictions for a whole folder or s3a:// prefix, as a Spark job writing Parquet.
 
-Every image goes through `bovw.predictor.Predictor` inside an Arrow-batched mapInArrow
+Every image goes through `bovw.predict.predictor.Predictor` inside an Arrow-batched mapInArrow
 UDF, so a photo gets the same answer here as from `bovw predict photo.jpg` or a back end
 embedding the Predictor. The model file's bytes are broadcast once to the executors.
 """
@@ -119,7 +119,7 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
     dict (images, rejected, not_answered: too small or flat to describe, low_confidence:
     answered with a low confidence, [labelled, correct, accuracy], output).
     The output is locked while the job runs; an existing predictions folder is replaced
-    only with `overwrite`, and only once the new table is complete (bovw.outputs).
+    only with `overwrite`, and only once the new table is complete (bovw.spark.outputs).
     Raises OutputError when the output exists and `overwrite` is false, or when it is
     not a bovw predictions folder.
     """
@@ -154,7 +154,7 @@ def _summary(written: DataFrame, predictor: Predictor, labelled: bool) -> dict[s
         F.sum(F.col(REJECT_REASON).isNotNull().cast("int")).alias("rejected"),
         F.sum((F.col("low_confidence") & F.col(PREDICTION).isNotNull()).cast("int")
               ).alias("low_confidence"),
-        # Read, but too small or flat to describe: no prediction (bovw.predictor).
+        # Read, but too small or flat to describe: no prediction (bovw.predict.predictor).
         F.sum((F.col(PREDICTION).isNull() & F.col(REJECT_REASON).isNull()).cast("int")
               ).alias("not_answered"),
         F.sum(known.cast("int")).alias("labelled"),

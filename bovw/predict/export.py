@@ -1,7 +1,7 @@
 """Export a finished run's Spark ML models to one small, Spark-free model file.
 
 The run folder holds models/{vocabulary,idf,pca,labels,classifier} and run.json (its input
-and effective config); `export_model` turns them into a `bovw.predictor.ExportedModel`
+and effective config); `export_model` turns them into a `bovw.predict.model_file.ExportedModel`
 and writes it as a .npz file (local path or any Hadoop URL, e.g. s3a://).
 """
 

@@ -10,7 +10,7 @@ and the colour:
     colour = "red streaks over yellow-green"
     description = "A crisp, sweet-tart apple from New Zealand."
 
-Free of Spark; `bovw.predictor` embeds the entries of a model's classes in the model file.
+Free of Spark; `bovw.predict.predictor` embeds the entries of a model's classes in the model file.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the bytes of a photo. This is the piece a mobile back end embeds.
     prediction.label, prediction.probability, prediction.to_dict()
 
 The arithmetic is the Spark pipeline's, step for step:
-ORB (bovw.features) -> nearest visual word (bovw.words) -> (spatial-pyramid) word counts
+ORB (bovw.image.orb) -> nearest visual word (bovw.image.words) -> (spatial-pyramid) word counts
 -> times IDF (when histograms.tfidf) -> to the power histograms.power -> L2-normalised (when
 histograms.l2; a zero vector stays zero, as with Spark's Normalizer) -> x @ pc (Spark's
 PCAModel does not center) -> softmax(W x + b) (Spark's LogisticRegressionModel keeps its
@@ -14,7 +14,7 @@ coefficients on the original feature scale).
 
 Photos that are not the training size (a phone photo) are first made the training shape,
 see bovw.image.framing. The model file is a versioned NumPy .npz, see bovw.predict.model_file.
-This module must not import pyspark: `import bovw.predictor` stays light.
+This module must not import pyspark: `import bovw.predict.predictor` stays light.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ __all__ = ["Predictor", "class_probabilities", "feature_vector", "weighted_histo
 def word_histogram(descriptors: np.ndarray, positions: np.ndarray, centers: np.ndarray,
                    pyramid_levels: int = 1, scoring: np.ndarray | None = None) -> np.ndarray:
     """Raw counts of each visual word among an image's descriptors, per spatial-pyramid
-    cell when pyramid_levels > 1 (positions as stored by bovw.features): a float64 array of
+    cell when pyramid_levels > 1 (positions as stored by bovw.image.orb): a float64 array of
     histogram_length(k, pyramid_levels) bins. `scoring` is scoring_matrix(centers) when
     the caller keeps it."""
     histogram = np.zeros(histogram_length(len(centers), pyramid_levels))
@@ -76,8 +76,9 @@ def weighted_histogram(histogram: np.ndarray, idf: np.ndarray | None, l2: bool,
 def feature_vector(descriptors: np.ndarray, positions: np.ndarray, model: ExportedModel,
                    colour: np.ndarray | None = None) -> np.ndarray:
     """The vector the PCA sees for one image: its weighted word histogram, then, when the
-    model has a colour block, weight * sqrt(`colour`) as bovw.colour.append_colour makes
-    it (zeros when `colour` is missing or of another length, as in the pipeline)."""
+    model has a colour block, weight * sqrt(`colour`) as
+    bovw.pipeline.histograms.append_colour makes it (zeros when `colour` is missing or of
+    another length, as in the pipeline)."""
     settings = model.histograms
     counts = word_histogram(descriptors, positions, model.centers, settings.pyramid_levels,
                             model.scoring)
@@ -112,7 +113,7 @@ class _Described:
 
 def _rgb(image) -> np.ndarray | None:
     """The photo as RGB, or None when it cannot be had: the colour block is then zeros, as
-    in the pipeline (bovw.colour.image_colour), and the words are still used."""
+    in the pipeline (bovw.image.colour.image_colour), and the words are still used."""
     try:
         return to_rgb(image)
     except Exception:

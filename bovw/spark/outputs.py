@@ -2,7 +2,7 @@
 
 Every output a bovw command writes (a run, sweep, comparison or predictions folder) gets
 the marker `_bovw.json` ({"format": "bovw-output", "format_version": 1, "kind": ...})
-before anything else, under the output's lock (bovw.leases). A folder is bovw's when it
+before anything else, under the output's lock (bovw.spark.leases). A folder is bovw's when it
 holds that marker, or, for folders made before the marker existed, its spec file
 (run.json, sweep.json, compare.json) or the layout of a predictions table. Anything else,
 a regular file, or a non-empty folder of other files, is never written into or deleted,
@@ -38,7 +38,7 @@ MARKER_VERSION = 1
 STAGING_SUFFIX = ".bovw-new"
 # Files whose presence says "finished": removed first and published last by a file-by-file swap.
 _LAST = (MARKER, "summary.json")
-# Temporary names of bovw's own writes (bovw.storage) and the local filesystem's checksums.
+# Temporary names of bovw's own writes (bovw.spark.storage) and the local filesystem's checksums.
 TEMPORARY = ("._tmp_*",)
 
 

@@ -175,7 +175,7 @@ def write_parquet(spark: SparkSession, frame: DataFrame, path: str) -> None:
     to `path` once the job has committed: a run killed mid-write leaves no `path`. On
     object stores (s3a) a rename is a copy, so the job writes in place; the S3A committer
     publishes the files at job commit and `_SUCCESS` last. Either way the pipeline trusts
-    an output only once its stage marker exists (bovw.runs).
+    an output only once its stage marker exists (bovw.pipeline.layout).
     """
     hadoop_path, fs = _path_and_fs(spark, path)
     if _scheme(fs) in _OBJECT_STORES:
