@@ -14,12 +14,9 @@ __all__ = ["compare", "run_sweep"]
 
 
 def __getattr__(name: str):
-    if name == "run_sweep":
-        from bovw.experiments.sweep import run_sweep
+    # Imported on first use: both start Spark work.
+    if name not in __all__:
+        raise AttributeError(f"module 'bovw.experiments' has no attribute {name!r}")
+    from bovw.experiments import compare, sweep
 
-        return run_sweep
-    if name == "compare":
-        from bovw.experiments.compare import compare
-
-        return compare
-    raise AttributeError(f"module 'bovw.experiments' has no attribute {name!r}")
+    return {"compare": compare.compare, "run_sweep": sweep.run_sweep}[name]
