@@ -38,8 +38,8 @@ def run_spark(input_path: str, output_path: str, config: Config) -> dict:
     """Build a session, run the pipeline once; returns timings, metrics, counts and memory."""
     # Imported here so the reference and the table tests do not need the pipeline to exist.
     try:
-        from bovw.pipeline import run_pipeline
-        from bovw.session import build_session
+        from bovw.pipeline.run import run_pipeline
+        from bovw.spark.session import build_session
     except ModuleNotFoundError as error:
         raise RuntimeError(
             f"the Spark pipeline is not in this checkout ({error}); "
@@ -57,10 +57,10 @@ def run_spark(input_path: str, output_path: str, config: Config) -> dict:
         spark.stop()
     python_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "timings": {"session_start": round(session_seconds, 3), **dict(result.timings)},
+        "timings": {"session_start": round(session_seconds, 3), **dict(result.summary.timings)},
         "total_seconds": round(total, 3),
         "metrics": dict(result.metrics),
-        "counts": dict(result.counts),
+        "counts": result.summary.to_dict()["counts"],
         "output": str(result.output),
         "peak_memory_mb": {
             "python": round(python_mb, 1),

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from pyspark.ml.clustering import KMeansModel
 
-from bovw.synthetic import generate_dataset
+from bovw.image.synthetic import generate_dataset
 from tests.cluster_fixtures import (
     StandaloneCluster,
     bovw_command,

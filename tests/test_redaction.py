@@ -1,11 +1,11 @@
-"""Which settings are secrets and how they are masked (bovw.redaction, Config.to_dict)."""
+"""Which settings are secrets and how they are masked (bovw.config.redaction, Config.to_dict)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bovw.config import ConfigError, load_config, redacted_settings
-from bovw.redaction import REDACTED, SPARK_DEFAULT_REDACTION_REGEX, Redactor
+from bovw.config.redaction import REDACTED, SPARK_DEFAULT_REDACTION_REGEX, Redactor
 
 PROPERTIES = {
     "spark.hadoop.fs.s3a.access.key": "AKIATESTVALUE",

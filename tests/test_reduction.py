@@ -8,9 +8,14 @@ import pytest
 from pyspark.ml.feature import PCAModel
 from pyspark.ml.linalg import Vectors
 
-from bovw.arrow_vectors import VECTOR_STRUCT, dense_vectors, sparse_vectors, vectors_to_csr
 from bovw.errors import TrainingError
-from bovw.reduction import explained_variance, explained_variance_total, fit_pca, pca_model
+from bovw.pipeline.reduction import (
+    explained_variance,
+    explained_variance_total,
+    fit_pca,
+    pca_model,
+)
+from bovw.spark.arrow_vectors import VECTOR_STRUCT, dense_vectors, sparse_vectors, vectors_to_csr
 
 
 @pytest.fixture(scope="module")
