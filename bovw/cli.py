@@ -166,18 +166,20 @@ def format_summary(result, input_path: str) -> str:
     return "\n".join(lines)
 
 
-def _session(config: Config, environ: dict, *urls: str | None):
-    """The SparkSession, with s3a credentials and jars when any of `urls` is on S3."""
+def _session(config: Config, environ: dict, *urls: str | None, verbose: bool = False):
+    """The SparkSession, with s3a credentials and jars when any of `urls` is on S3;
+    `verbose` leaves Spark's console as Spark makes it (bovw.session.build_session)."""
     from bovw.aws import resolve_credentials, spark_s3a_setup, uses_s3
 
     # Under spark-submit the JVM already runs with the submit flags, which then win.
     submitted = "PYSPARK_GATEWAY_PORT" in environ
     if not uses_s3(*urls):
-        return build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted)
+        return build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted,
+                             verbose=verbose)
     credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
     setup = spark_s3a_setup(config.s3, credentials)
     spark = build_session(config, java_home=environ.get("JAVA_HOME"),
-                          extra=setup.spark_conf, submitted=submitted)
+                          extra=setup.spark_conf, submitted=submitted, verbose=verbose)
     from bovw import storage
 
     for url in urls:
@@ -194,7 +196,7 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
     config = load_config(args.config, _overrides(args))
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     check_local_input(input_path, config.ingest)
-    spark = _session(config, environ, input_path, output_path)
+    spark = _session(config, environ, input_path, output_path, verbose=args.verbose)
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
                           descriptors_from=args.descriptors_from)
     print(format_summary(result, input_path))
@@ -215,7 +217,7 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
         print(f"[bovw] generating a demo image set in {data}")
         generate_dataset(data, classes=args.classes, seed=config.seed)
     output = workdir / time.strftime("demo-%Y%m%d-%H%M%S")
-    spark = _session(config, environ)
+    spark = _session(config, environ, verbose=args.verbose)
     result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()))
     print(format_summary(result, str(data)))
     from bovw.report import write_run_report

@@ -86,7 +86,7 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     sweep_points(config, parameters)  # bad keys or values stop here, before Spark starts
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     check_local_input(input_path, config.ingest)
-    spark = _session(config, environ, input_path, output_path)
+    spark = _session(config, environ, input_path, output_path, verbose=args.verbose)
     result = run_sweep(spark, config, input_path, output_path, parameters,
                        descriptors_from=args.descriptors_from, overwrite=args.overwrite,
                        report=not args.no_report)
@@ -118,7 +118,8 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
     variants = parse_variants(args.variants)
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     check_local_input(input_path, config.ingest)
-    spark = _session(config, environ, input_path, output_path, args.cnn_features)
+    spark = _session(config, environ, input_path, output_path, args.cnn_features,
+                     verbose=args.verbose)
     result = compare(spark, config, input_path, output_path, variants=variants,
                      cnn_features=args.cnn_features, descriptors_from=args.descriptors_from,
                      overwrite=args.overwrite, report=not args.no_report)
@@ -142,7 +143,7 @@ def _report(args: argparse.Namespace, environ: dict) -> int:
         raise ConfigError(f"{unused} has no effect here: bovw report draws the folder as it "
                           "was made; drop it")
     folder = normalise_s3_url(args.folder).rstrip("/")
-    spark = _session(config, environ, folder)
+    spark = _session(config, environ, folder, verbose=args.verbose)
     if storage.exists(spark, storage.join(folder, "sweep.json")):
         from bovw.sweep import collect_result, write_report
 
