@@ -18,6 +18,7 @@ from bovw.experiments_cli import HANDLERS as EXPERIMENT_HANDLERS
 from bovw.experiments_cli import add_commands as add_experiment_commands
 from bovw.inputs import check_local_input
 from bovw.predict_cli import PREDICT_ERRORS, PREDICT_HANDLERS, add_predict_commands
+from bovw.progress import StageProgress
 from bovw.session import JavaError, SparkStartError, build_session
 
 USER_ERRORS = (ConfigError, InputError, OutputError, JavaError, VocabularyError, CloudError,
@@ -198,7 +199,8 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
     check_local_input(input_path, config.ingest)
     spark = _session(config, environ, input_path, output_path, verbose=args.verbose)
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
-                          descriptors_from=args.descriptors_from)
+                          descriptors_from=args.descriptors_from,
+                          progress=StageProgress(spark.sparkContext))
     print(format_summary(result, input_path))
     from bovw.report import write_run_report
 
@@ -218,7 +220,8 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
         generate_dataset(data, classes=args.classes, seed=config.seed)
     output = workdir / time.strftime("demo-%Y%m%d-%H%M%S")
     spark = _session(config, environ, verbose=args.verbose)
-    result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()))
+    result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()),
+                          progress=StageProgress(spark.sparkContext))
     print(format_summary(result, str(data)))
     from bovw.report import write_run_report
 

@@ -34,6 +34,7 @@ from bovw.errors import CompareError
 from bovw.ingest import TEST, TRAIN, labelled_images, list_files
 from bovw.outputs import OutputFolder
 from bovw.pipeline import classify_and_evaluate, run_pipeline
+from bovw.progress import StageProgress
 from bovw.provenance import (
     IMAGE_SET_KEYS,
     DescriptorProvenance,
@@ -197,8 +198,10 @@ def match_features(images: DataFrame, features: DataFrame, source: str, input_pa
 def compare(spark: SparkSession, config: Config, input_path: str, output_path: str, *,
             variants: Sequence[str] = VARIANTS, cnn_features: str | None = None,
             descriptors_from: str | None = None, overwrite: bool = False, report: bool = True,
-            log: Callable[[str], None] = print) -> CompareResult:
-    """Run each variant (skipping finished ones) and write comparison.csv/.md and report.html.
+            log: Callable[[str], None] = print, progress: StageProgress | None = None
+            ) -> CompareResult:
+    """Run each variant (skipping finished ones) and write comparison.csv/.md and report.html;
+    `progress` shows the stages of the ORB variants (bovw.progress).
 
     The ORB variants extract their own descriptors (so their times are comparable) unless
     `descriptors_from` names an earlier run's descriptors, which both then read. The cnn
@@ -214,7 +217,7 @@ def compare(spark: SparkSession, config: Config, input_path: str, output_path: s
     # Written into the output, or beside it and swapped in once complete (--overwrite).
     with _prepare(spark, root, spec, overwrite, log) as output:
         result = _run_variants(spark, config, input_path, output.work, variants, cnn_features,
-                               descriptors_from, report, log)
+                               descriptors_from, report, log, progress)
     result.output = root
     result.folders = [(name, root + folder.removeprefix(output.work))
                       for name, folder in result.folders]
@@ -223,8 +226,8 @@ def compare(spark: SparkSession, config: Config, input_path: str, output_path: s
 
 def _run_variants(spark: SparkSession, config: Config, input_path: str, root: str,
                   variants: Sequence[str], cnn_features: str | None,
-                  descriptors_from: str | None, report: bool, log: Callable[[str], None]
-                  ) -> CompareResult:
+                  descriptors_from: str | None, report: bool, log: Callable[[str], None],
+                  progress: StageProgress | None) -> CompareResult:
     if "cnn" in variants and cnn_features is None:
         from bovw.cnn import load_backbone
 
@@ -238,7 +241,7 @@ def _run_variants(spark: SparkSession, config: Config, input_path: str, root: st
         elif name in ORB_VARIANTS:
             log(f"[bovw] compare {name}: running")
             run_pipeline(spark, _orb_config(config, name), input_path, layout.root,
-                         descriptors_from=descriptors_from, log=log)
+                         descriptors_from=descriptors_from, log=log, progress=progress)
         else:
             log(f"[bovw] compare {name}: running")
             _cnn_variant(spark, config, input_path, layout, images_source, cnn_features, log)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 
 from bovw.errors import CnnError, ColourError, CompareError
+from bovw.progress import StageProgress
 
 EXPERIMENT_ERRORS = (ColourError, CompareError, CnnError)
 # bovw.compare.VARIANTS; repeated here so that the CLI starts without importing Spark.
@@ -89,7 +90,7 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     spark = _session(config, environ, input_path, output_path, verbose=args.verbose)
     result = run_sweep(spark, config, input_path, output_path, parameters,
                        descriptors_from=args.descriptors_from, overwrite=args.overwrite,
-                       report=not args.no_report)
+                       report=not args.no_report, progress=StageProgress(spark.sparkContext))
     print(table_markdown(result))
     print(f"sweep table: {result.output}/sweep.csv"
           + ("" if args.no_report else f"; report: {result.output}/report.html"))
@@ -122,7 +123,8 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
                      verbose=args.verbose)
     result = compare(spark, config, input_path, output_path, variants=variants,
                      cnn_features=args.cnn_features, descriptors_from=args.descriptors_from,
-                     overwrite=args.overwrite, report=not args.no_report)
+                     overwrite=args.overwrite, report=not args.no_report,
+                     progress=StageProgress(spark.sparkContext))
     print(storage.read_text(spark, storage.join(result.output, "comparison.md")))
     print(f"comparison: {result.output}/comparison.csv"
           + ("" if args.no_report else f"; report: {result.output}/report.html"))

@@ -9,6 +9,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from bovw.errors import InputError
 from bovw.histograms import fit_idf, histogram_length, weight, word_histograms
 from bovw.ingest import labelled_images
 from bovw.model import check_fit, evaluate, fit_classifier, fit_labels, predict
+from bovw.progress import StageProgress
 from bovw.provenance import DescriptorProvenance, check_reuse, write_record
 from bovw.reduction import explained_variance, fit_pca
 from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_output
@@ -63,11 +65,13 @@ class RunResult:
 
 
 class _Stages:
-    """Runs each stage once: skipped (and its record reused) when its marker exists."""
+    """Runs each stage once: skipped (and its record reused) when its marker exists.
+    With a StageProgress, a running stage's line and progress are its to show."""
 
     def __init__(self, spark: SparkSession, layout: RunLayout, result: RunResult,
-                 log: Callable[[str], None]):
+                 log: Callable[[str], None], progress: StageProgress | None):
         self.spark, self.layout, self.result, self.log = spark, layout, result, log
+        self.progress = progress
 
     def run(self, stage: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         record = finished_stage(self.spark, self.layout, stage)
@@ -75,9 +79,11 @@ class _Stages:
             self.result.resumed_stages.append(stage)
             self.log(f"[bovw] {stage}: already finished, reusing its outputs")
         else:
-            self.log(f"[bovw] {stage}: running")
+            if self.progress is None:
+                self.log(f"[bovw] {stage}: running")
             started = time.perf_counter()
-            record = work()
+            with self.progress.stage(stage) if self.progress else nullcontext():
+                record = work()
             record.setdefault("timings", {})[stage] = round(time.perf_counter() - started, 3)
             mark_finished(self.spark, self.layout, stage, record)
         self.result.timings.update(record.get("timings", {}))
@@ -86,12 +92,14 @@ class _Stages:
 
 def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_path: str, *,
                  overwrite: bool = False, descriptors_from: str | None = None,
-                 log: Callable[[str], None] = print) -> RunResult:
+                 log: Callable[[str], None] = print, progress: StageProgress | None = None
+                 ) -> RunResult:
     """Run every stage on the images under `input_path`, writing to `output_path`.
 
     `descriptors_from` reuses the descriptors Parquet of an earlier run instead of
     extracting them again; its record (bovw.provenance) must match this run's input and
-    descriptor settings, which is checked before anything is written. Returns a RunResult;
+    descriptor settings, which is checked before anything is written. `progress` shows
+    each running stage (bovw.progress) instead of `log`'s "running" line. Returns a RunResult;
     raises InputError, OutputError (ReuseError), VocabularyError on unusable input or output.
     """
     layout = RunLayout(output_path.rstrip("/"))
@@ -102,15 +110,16 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
     # Written into the output, or beside it and swapped in once finished (--overwrite).
     with prepare_output(spark, layout, spec, overwrite, log) as output:
         result = _run_stages(spark, config, input_path, RunLayout(output.work),
-                             descriptors_from, log)
+                             descriptors_from, log, progress)
     result.output = layout.root
     return result
 
 
 def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
-                descriptors_from: str | None, log: Callable[[str], None]) -> RunResult:
+                descriptors_from: str | None, log: Callable[[str], None],
+                progress: StageProgress | None) -> RunResult:
     result = RunResult(output=layout.root)
-    stages = _Stages(spark, layout, result, log)
+    stages = _Stages(spark, layout, result, log, progress)
 
     record = stages.run("descriptors", lambda: _descriptors_stage(
         spark, config, input_path, layout, descriptors_from))

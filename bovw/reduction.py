@@ -28,8 +28,6 @@ import pyarrow as pa
 from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel
 from pyspark.ml.linalg import DenseMatrix, DenseVector
-from pyspark.mllib.linalg import Vectors as MllibVectors
-from pyspark.mllib.linalg.distributed import RowMatrix
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from scipy import sparse
@@ -87,17 +85,21 @@ def exact_components(training: DataFrame, column: str, k: int, dimension: int
                      ) -> tuple[np.ndarray, np.ndarray]:
     """The top `k` principal axes of the `column` vectors of `training`, exactly.
 
-    Like Spark ML's PCA.fit, Spark computes the d x d covariance and the driver decomposes
-    it; but the decomposition is numpy's symmetric eigensolver. Without a native LAPACK,
-    PCA.fit's SVD runs in an old Java translation of LAPACK whose dgesdd returns wrong
-    vectors for some singular matrices, and the covariance is singular whenever there are
-    fewer Training rows than columns: on 454 rows x 1,000 bins, 18 of its 100 axes carried
-    no Training variance, and logistic regression then failed at its first step.
+    Like Spark ML's PCA.fit, Spark computes the d x d covariance (covariance_times) and the
+    driver decomposes it; but the decomposition is numpy's symmetric eigensolver. Without
+    a native LAPACK, PCA.fit's SVD runs in an old Java translation of LAPACK whose dgesdd
+    returns wrong vectors for some singular matrices, and the covariance is singular
+    whenever there are fewer Training rows than columns: on 454 rows x 1,000 bins, 18 of
+    its 100 axes carried no Training variance, and logistic regression then failed at its
+    first step.
     Returns pc (d, kept), unit columns, largest variance first, and the explained
     fractions; kept <= k counts only the axes that carry variance (`varying_axes`).
     """
-    rows = training.select(column).rdd.map(lambda row: MllibVectors.fromML(row[0]))
-    covariance = RowMatrix(rows, numCols=dimension).computeCovariance().toArray()
+    # Not mllib's RowMatrix.computeCovariance: it takes the first row of its input (a
+    # Python RDD) to see whether it is dense, and the Python worker whose output it stops
+    # reading prints a BrokenPipeError traceback mid-run.
+    covariance, _trace = covariance_times(
+        training.select(F.col(column).alias("x"), "path"), None, dimension)
     values, vectors = np.linalg.eigh(covariance)  # ascending
     values, vectors = values[::-1], vectors[:, ::-1]
     kept = min(k, varying_axes(values, dimension))
@@ -147,14 +149,18 @@ def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
     return pc, explained
 
 
-def covariance_times(rows: DataFrame, basis: np.ndarray, dimension: int
+def covariance_times(rows: DataFrame, basis: np.ndarray | None, dimension: int
                      ) -> tuple[np.ndarray, float]:
-    """C @ basis and trace(C), C the sample covariance of `rows.x`, in one Spark job.
+    """C @ basis (C itself for None) and trace(C), C the sample covariance of `rows.x`
+    (rows identified by `rows.path`), in one Spark job.
 
     Each partition returns its count, column sums, sum of squares and X^T X basis; the
     driver adds them up in partition order, so the result does not depend on timing.
+    The basis reaches the Python workers as a broadcast variable, not inside the task.
     """
     schema = "n long, sums binary, squares double, product binary"
+    shared = None if basis is None else rows.sparkSession.sparkContext.broadcast(basis)
+    width = dimension if basis is None else basis.shape[1]
 
     def partials(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         blocks, paths = [], []
@@ -169,21 +175,33 @@ def covariance_times(rows: DataFrame, basis: np.ndarray, dimension: int
             "n": [matrix.shape[0]],
             "sums": [np.asarray(matrix.sum(axis=0)).ravel().tobytes()],
             "squares": [float(matrix.multiply(matrix).sum())],
-            "product": [np.asarray(matrix.T @ (matrix @ basis)).tobytes()],
+            "product": [_gram_times(matrix, None if shared is None else shared.value)
+                        .tobytes()],
         })
 
     n, sums, squares = 0, np.zeros(dimension), 0.0
-    product = np.zeros_like(basis)
-    for row in rows.mapInArrow(partials, schema).collect():
-        n += row["n"]
-        sums += np.frombuffer(row["sums"], dtype=np.float64)
-        squares += row["squares"]
-        product += np.frombuffer(row["product"], dtype=np.float64).reshape(basis.shape)
+    product = np.zeros((dimension, width))
+    try:
+        for row in rows.mapInArrow(partials, schema).collect():
+            n += row["n"]
+            sums += np.frombuffer(row["sums"], dtype=np.float64)
+            squares += row["squares"]
+            product += np.frombuffer(row["product"], dtype=np.float64).reshape(product.shape)
+    finally:
+        if shared is not None:
+            shared.unpersist()
     if n < 2:
         raise ValueError(f"PCA needs at least 2 Training rows, got {n}")
     mean = sums / n
-    centred = (product - n * np.outer(mean, mean @ basis)) / (n - 1)
+    centred = (product - n * np.outer(mean, mean if basis is None else mean @ basis)) / (n - 1)
     return centred, float((squares - n * mean @ mean) / (n - 1))
+
+
+def _gram_times(matrix: sparse.csr_matrix, basis: np.ndarray | None) -> np.ndarray:
+    """X^T X basis as a dense float64 array (X^T X for None)."""
+    if basis is None:
+        return np.asarray((matrix.T @ matrix).toarray(), dtype=np.float64)
+    return np.asarray(matrix.T @ (matrix @ basis), dtype=np.float64)
 
 
 def pca_model(spark, pc: np.ndarray, explained: np.ndarray) -> PCAModel:
