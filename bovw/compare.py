@@ -33,7 +33,7 @@ from bovw.descriptors import accepted
 from bovw.errors import CompareError
 from bovw.ingest import TEST, TRAIN, labelled_images, list_files
 from bovw.outputs import OutputFolder
-from bovw.pipeline import classify_and_evaluate, run_pipeline
+from bovw.pipeline import project_and_classify, run_pipeline
 from bovw.progress import StageProgress
 from bovw.provenance import (
     IMAGE_SET_KEYS,
@@ -102,8 +102,8 @@ def classify_features(spark: SparkSession, features: DataFrame, rows: int, confi
     variance = explained_variance(pca)
     timings["reduction"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
-    metrics = classify_and_evaluate(spark, config, pca.transform(weighted), rows, layout,
-                                    ("path", "label", "split"))
+    metrics = project_and_classify(spark, config, weighted, pca, rows, layout,
+                                   ("path", "label", "split"))
     timings["classifier"] = round(time.perf_counter() - started, 3)
     return {"reduction": {"input_dimension": dimension, "components": len(variance),
                           "explained_variance_total": round(sum(variance), 6),

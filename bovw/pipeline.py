@@ -27,7 +27,7 @@ from bovw.ingest import labelled_images
 from bovw.model import check_fit, evaluate, fit_classifier, fit_labels, predict
 from bovw.progress import StageProgress
 from bovw.provenance import DescriptorProvenance, check_reuse, write_record
-from bovw.reduction import explained_variance, fit_pca
+from bovw.reduction import explained_variance, fit_pca, projection
 from bovw.runs import RunLayout, finished_stage, mark_finished, prepare_output
 from bovw.vocabulary import centers, fit_vocabulary, sample_descriptors
 
@@ -221,9 +221,17 @@ def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame
     idf = IDFModel.load(layout.model("idf")) if config.histograms.tfidf else None
     pca = PCAModel.load(layout.model("pca"))
     weighted = append_colour(weight(histograms, config.histograms, idf), config.colour)
-    classify_and_evaluate(spark, config, pca.transform(weighted), rows, layout,
-                          ("path", "label", "split", "n_keypoints", "histogram"))
+    project_and_classify(spark, config, weighted, pca, rows, layout,
+                         ("path", "label", "split", "n_keypoints", "histogram"))
     return {}
+
+
+def project_and_classify(spark: SparkSession, config: Config, weighted: DataFrame,
+                         pca: PCAModel, rows: int, layout: RunLayout, kept: tuple[str, ...]
+                         ) -> dict[str, Any]:
+    """classify_and_evaluate on `weighted` projected by `pca` (bovw.reduction.projection)."""
+    with projection(weighted.select(*kept, pca.getInputCol()), pca) as projected:
+        return classify_and_evaluate(spark, config, projected, rows, layout, kept)
 
 
 def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFrame, rows: int,
@@ -233,8 +241,8 @@ def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFr
     columns, pca_features, prediction, probability) and metrics.json into `layout`;
     returns the metrics."""
     # Materialised with its lineage cut: every LBFGS iteration is a Spark job, and each
-    # job would otherwise ship the whole plan behind these rows (the PCA matrix alone is
-    # 4 MB at 5,000 bins) to every task. A local checkpoint, rather than a cache, is what
+    # job would otherwise ship the whole plan behind these rows (the projection among
+    # them) to every task. A local checkpoint, rather than a cache, is what
     # drops the plan; executors holding its blocks are not released by dynamic allocation.
     # Rows are laid out by path, so every partition holds the same rows in the same order
     # whatever the input's split (with 2+ partitions, the order in which their sums are

@@ -22,17 +22,19 @@ step and the model keeps its starting point (one class for every image).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pyarrow as pa
 from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel
-from pyspark.ml.linalg import DenseMatrix, DenseVector
+from pyspark.ml.linalg import DenseMatrix, DenseVector, VectorUDT
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructField, StructType
 from scipy import sparse
 
-from bovw.arrow_vectors import vectors_to_csr
+from bovw.arrow_vectors import dense_vectors, vectors_to_csr
 from bovw.errors import TrainingError
 from bovw.ingest import TRAIN
 
@@ -216,6 +218,37 @@ def pca_model(spark, pc: np.ndarray, explained: np.ndarray) -> PCAModel:
     model._set(k=k, inputCol="weighted", outputCol="pca_features")
     model._transfer_params_to_java()
     return model
+
+
+@contextmanager
+def projection(frame: DataFrame, pca: PCAModel) -> Iterator[DataFrame]:
+    """`frame` with its `pca.getInputCol()` vectors replaced by their projections
+    (`pca.getOutputCol()`: pc^T x, dense), as PCAModel.transform computes them.
+
+    The matrix reaches the Python workers once, as a broadcast variable, released when the
+    block ends: PCAModel.transform would carry it inside every task of every job that reads
+    the result (4 MB at 5,000 bins and 100 components). Use the frame inside the block.
+    """
+    pc = pca.pc.toArray()
+    source, target = pca.getInputCol(), pca.getOutputCol()
+    kept = [name for name in frame.columns if name != source]
+    schema = StructType([frame.schema[name] for name in kept]
+                        + [StructField(target, VectorUDT())])
+    shared = frame.sparkSession.sparkContext.broadcast(pc)
+
+    def project(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        matrix = shared.value
+        for batch in batches:
+            rows = vectors_to_csr(batch.column(source), matrix.shape[0])
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(name) for name in kept]
+                + [dense_vectors(np.asarray(rows @ matrix).reshape(-1, matrix.shape[1]))],
+                names=[*kept, target])
+
+    try:
+        yield frame.mapInArrow(project, schema)
+    finally:
+        shared.unpersist()
 
 
 def explained_variance(model: PCAModel) -> list[float]:
