@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import threading
 from pathlib import Path
 from typing import BinaryIO
@@ -64,7 +63,8 @@ class _Forwarder(threading.Thread):
 
 def launch_quiet_driver(conf, target: BinaryIO | None = None) -> None:
     """Start pyspark's driver JVM (its py4j gateway) for the SparkConf `conf`, with its
-    stderr filtered into `target` (default: this process's stderr); the next SparkContext
+    stderr filtered into `target` (default: this process's file descriptor 2, where the
+    JVM's stderr would have gone, whatever sys.stderr is now); the next SparkContext
     uses it. Does nothing when a gateway already runs. Raises what pyspark's
     launch_gateway raises when the JVM exits while starting, once the JVM's own last
     words have been passed on."""
@@ -75,7 +75,8 @@ def launch_quiet_driver(conf, target: BinaryIO | None = None) -> None:
         return
     read_end, write_end = os.pipe()
     # Reading starts before the JVM does: a full pipe would otherwise stall its start.
-    forwarder = _Forwarder(os.fdopen(read_end, "rb"), target or sys.stderr.buffer)
+    forwarder = _Forwarder(os.fdopen(read_end, "rb"),
+                           target or os.fdopen(os.dup(2), "wb", buffering=0))
     forwarder.start()
     try:
         gateway = launch_gateway(conf, popen_kwargs={"stderr": write_end})

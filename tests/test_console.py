@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
 
 import pytest
 
@@ -68,6 +69,27 @@ def test_the_test_session_logs_at_error(spark):
     root = jvm.org.apache.logging.log4j.LogManager.getRootLogger()
     assert root.getLevel().toString() == "ERROR"
     assert jvm.java.lang.System.getProperty("log4j2.configurationFile") == LOG_CONFIG.as_uri()
+
+
+def test_the_words_of_a_jvm_that_cannot_start_come_before_bovw_s_line(tmp_path):
+    """The driver's stderr goes through bovw's filter: what the JVM says when it cannot
+    start still reaches the console, and before bovw's one-line error that points at it."""
+    from tests.cluster_fixtures import bovw_command, subprocess_environment
+
+    child = subprocess.run(
+        bovw_command("report", str(tmp_path / "nothing"), "--master", "local[1]",
+                     "--set", "spark.conf.spark.driver.extraJavaOptions=-Xss1k"),
+        capture_output=True, text=True, timeout=300, env=subprocess_environment())
+
+    assert child.returncode == 1
+    lines = child.stderr.splitlines()
+    # (The JVM writes the cause itself, "The Java thread stack size specified is too
+    # small", on its stdout, which bovw leaves alone.)
+    assert lines[-3:-1] == ["Error: Could not create the Java Virtual Machine.",
+                            "Error: A fatal exception has occurred. Program will exit."]
+    assert lines[-1] == (
+        "bovw: error: Spark's JVM exited while starting (its own message is above); fix: "
+        "check spark.driver_memory, the spark.conf settings and JAVA_HOME")
 
 
 # --- progress --------------------------------------------------------------------------------
