@@ -17,6 +17,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,7 +245,8 @@ def _run_variants(spark: SparkSession, config: Config, input_path: str, root: st
                          descriptors_from=descriptors_from, log=log, progress=progress)
         else:
             log(f"[bovw] compare {name}: running")
-            _cnn_variant(spark, config, input_path, layout, images_source, cnn_features, log)
+            _cnn_variant(spark, config, input_path, layout, images_source, cnn_features, log,
+                         progress)
         summary = json.loads(storage.read_text(spark, layout.summary))
         if name in ORB_VARIANTS and images_source is None:
             images_source = (finished_stage(spark, layout, "descriptors") or {}).get(
@@ -329,7 +331,7 @@ def _listed_images(spark: SparkSession, config: Config, input_path: str) -> Data
 
 def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
                  images_source: str | None, cnn_features: str | None,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], progress: StageProgress | None) -> None:
     storage.write_text(spark, layout.run_spec, json.dumps(
         {"input": input_path, "images": images_source, "cnn_features": cnn_features,
          "config": config.to_dict()}, indent=2, sort_keys=True))
@@ -338,18 +340,19 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
     record = finished_stage(spark, layout, "cnn_features")
     if record is None:
         started = time.perf_counter()
-        if cnn_features:
-            features = load_external_features(spark, cnn_features, config)
-            matched, missing, counts = match_features(
-                images, features, cnn_features, input_path, config.cnn.unmatched_tolerance)
-            description = f"external CNN features ({cnn_features})"
-        else:
-            matched, missing, counts = _extract(spark, config, input_path, images, layout)
-            from bovw.cnn import DESCRIPTIONS
+        with progress.stage("cnn_features") if progress else nullcontext():
+            if cnn_features:
+                features = load_external_features(spark, cnn_features, config)
+                matched, missing, counts = match_features(
+                    images, features, cnn_features, input_path, config.cnn.unmatched_tolerance)
+                description = f"external CNN features ({cnn_features})"
+            else:
+                matched, missing, counts = _extract(spark, config, input_path, images, layout)
+                from bovw.cnn import DESCRIPTIONS
 
-            description = DESCRIPTIONS[config.cnn.backbone]
-        matched.write.mode("overwrite").parquet(layout.path("cnn_features"))
-        missing.write.mode("overwrite").parquet(layout.rejects)
+                description = DESCRIPTIONS[config.cnn.backbone]
+            matched.write.mode("overwrite").parquet(layout.path("cnn_features"))
+            missing.write.mode("overwrite").parquet(layout.rejects)
         record = {"counts": counts, "features": description,
                   "timings": {"cnn_features": round(time.perf_counter() - started, 3)}}
         mark_finished(spark, layout, "cnn_features", record)
