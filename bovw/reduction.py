@@ -100,8 +100,9 @@ def exact_components(training: DataFrame, column: str, k: int, dimension: int
     # Not mllib's RowMatrix.computeCovariance: it takes the first row of its input (a
     # Python RDD) to see whether it is dense, and the Python worker whose output it stops
     # reading prints a BrokenPipeError traceback mid-run.
+    identified = ["path"] if "path" in training.columns else []
     covariance, _trace = covariance_times(
-        training.select(F.col(column).alias("x"), "path"), None, dimension)
+        training.select(F.col(column).alias("x"), *identified), None, dimension)
     values, vectors = np.linalg.eigh(covariance)  # ascending
     values, vectors = values[::-1], vectors[:, ::-1]
     kept = min(k, varying_axes(values, dimension))
@@ -153,8 +154,9 @@ def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
 
 def covariance_times(rows: DataFrame, basis: np.ndarray | None, dimension: int
                      ) -> tuple[np.ndarray, float]:
-    """C @ basis (C itself for None) and trace(C), C the sample covariance of `rows.x`
-    (rows identified by `rows.path`), in one Spark job.
+    """C @ basis (C itself for None) and trace(C), C the sample covariance of `rows.x`, in
+    one Spark job. Rows are summed in `rows.path` order when there is that column, else
+    in the order each partition holds them.
 
     Each partition returns its count, column sums, sum of squares and X^T X basis; the
     driver adds them up in partition order, so the result does not depend on timing.
@@ -168,11 +170,14 @@ def covariance_times(rows: DataFrame, basis: np.ndarray | None, dimension: int
         blocks, paths = [], []
         for batch in batches:
             blocks.append(vectors_to_csr(batch.column("x"), dimension))
-            paths.extend(batch.column("path").to_pylist())
-        if not paths:
+            if "path" in batch.schema.names:
+                paths.extend(batch.column("path").to_pylist())
+        if not sum(block.shape[0] for block in blocks):
             return
-        # Sorted by path: the same sum whatever order the rows arrived in.
-        matrix = sparse.vstack(blocks, format="csr")[np.argsort(paths, kind="stable")]
+        matrix = sparse.vstack(blocks, format="csr")
+        if paths:
+            # Sorted by path: the same sum whatever order the rows arrived in.
+            matrix = matrix[np.argsort(paths, kind="stable")]
         yield pa.RecordBatch.from_pydict({
             "n": [matrix.shape[0]],
             "sums": [np.asarray(matrix.sum(axis=0)).ravel().tobytes()],
