@@ -16,6 +16,7 @@ from bovw.cloud.credentials import (
     resolve_credentials,
 )
 from bovw.cloud.s3a import (
+    AWS_SDK_BUNDLE_FOR_HADOOP,
     S3AJars,
     bundled_versions,
     hadoop_s3a_properties,
@@ -358,10 +359,35 @@ def fake_pyspark_jars(tmp_path: Path) -> Path:
                  "parquet-hadoop-1.17.0.jar")
 
 
-def test_installed_pyspark_bundles_hadoop_3_5_0():
-    versions = bundled_versions(pyspark_jars_dir())
+def test_versions_read_from_the_jar_names_are_those_the_jvm_runs(spark):
+    """bovw reads the bundled Hadoop, Spark and Scala versions from pyspark's jar names,
+    whatever pyspark is installed; they must be what the driver JVM actually runs."""
+    import pyspark
 
-    assert (versions.hadoop, versions.scala) == ("3.5.0", "2.13")
+    versions = bundled_versions(pyspark_jars_dir())
+    jvm = spark.sparkContext._jvm
+
+    assert versions.hadoop == jvm.org.apache.hadoop.util.VersionInfo.getVersion()
+    assert versions.spark == spark.version == pyspark.__version__
+    scala = jvm.scala.util.Properties.versionNumberString()
+    assert versions.scala == ".".join(scala.split(".")[:2])
+
+
+def test_s3a_packages_for_the_installed_pyspark(spark):
+    """hadoop-aws must be the very version of the Hadoop the JVM runs, with the AWS SDK
+    bundle that hadoop-aws release was tested with (known for every supported pyspark)."""
+    hadoop = spark.sparkContext._jvm.org.apache.hadoop.util.VersionInfo.getVersion()
+    assert hadoop in AWS_SDK_BUNDLE_FOR_HADOOP, (
+        f"pyspark {spark.version} bundles Hadoop {hadoop}: add the AWS SDK bundle its "
+        "hadoop-project POM names (aws-java-sdk-v2.version) to AWS_SDK_BUNDLE_FOR_HADOOP")
+
+    jars = s3a_jars(pyspark_jars_dir(), S3Settings())
+
+    assert jars == S3AJars(hadoop_version=hadoop, packages=(
+        f"org.apache.hadoop:hadoop-aws:{hadoop}",
+        f"software.amazon.awssdk:bundle:{AWS_SDK_BUNDLE_FOR_HADOOP[hadoop]}",
+        f"org.apache.spark:spark-hadoop-cloud_2.13:{spark.version}",
+    ))
 
 
 def test_packages_match_the_bundled_hadoop(fake_pyspark_jars):

@@ -77,20 +77,22 @@ def refuse_unused(args: argparse.Namespace, used: Collection[str], why: str) -> 
         raise ConfigError(f"{unused} has no effect here: {why}; drop it")
 
 
-def session(config: Config, environ: dict, *urls: str | None):
+def session(config: Config, environ: dict, *urls: str | None, verbose: bool = False):
     """The SparkSession for `config` (environ: the process environment), with s3a
-    credentials and jars when any of `urls` is on S3."""
+    credentials and jars when any of `urls` is on S3; `verbose` leaves Spark's console as
+    Spark makes it (bovw.spark.session.build_session)."""
     from bovw.cloud.credentials import resolve_credentials
     from bovw.cloud.s3a import spark_s3a_setup, uses_s3
 
     # Under spark-submit the JVM already runs with the submit flags, which then win.
     submitted = "PYSPARK_GATEWAY_PORT" in environ
     if not uses_s3(*urls):
-        return build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted)
+        return build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted,
+                             verbose=verbose)
     credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
     setup = spark_s3a_setup(config.s3, credentials)
     spark = build_session(config, java_home=environ.get("JAVA_HOME"),
-                          extra=setup.spark_conf, submitted=submitted)
+                          extra=setup.spark_conf, submitted=submitted, verbose=verbose)
     from bovw.spark import storage
 
     for url in urls:

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from bovw.cli.common import SESSION_KEYS, add_config_flags, config_of, refuse_unused, session
+from bovw.spark.progress import StageProgress
 
 __all__ = ["HANDLERS", "VARIANTS", "add_commands"]
 
@@ -78,10 +79,10 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     sweep_points(config, parameters)  # bad keys or values stop here, before Spark starts
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     check_local_dataset(input_path, config.ingest)
-    spark = session(config, environ, input_path, output_path)
+    spark = session(config, environ, input_path, output_path, verbose=args.verbose)
     result = run_sweep(spark, config, input_path, output_path, parameters,
                        descriptors_from=args.descriptors_from, overwrite=args.overwrite,
-                       report=not args.no_report)
+                       report=not args.no_report, progress=StageProgress(spark.sparkContext))
     print(sweep_markdown(result.keys, result.rows))
     print(f"sweep table: {result.output}/sweep.csv"
           + ("" if args.no_report else f"; report: {result.output}/report.html"))
@@ -109,10 +110,12 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
     variants = parse_variants(args.variants)
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     check_local_dataset(input_path, config.ingest)
-    spark = session(config, environ, input_path, output_path, args.cnn_features)
+    spark = session(config, environ, input_path, output_path, args.cnn_features,
+                    verbose=args.verbose)
     result = compare(spark, config, input_path, output_path, variants=variants,
                      cnn_features=args.cnn_features, descriptors_from=args.descriptors_from,
-                     overwrite=args.overwrite, report=not args.no_report)
+                     overwrite=args.overwrite, report=not args.no_report,
+                     progress=StageProgress(spark.sparkContext))
     print(storage.read_text(spark, storage.join(result.output, "comparison.md")))
     print(f"comparison: {result.output}/comparison.csv"
           + ("" if args.no_report else f"; report: {result.output}/report.html"))
@@ -127,7 +130,7 @@ def _report(args: argparse.Namespace, environ: dict) -> int:
     config = config_of(args)
     refuse_unused(args, SESSION_KEYS, "bovw report draws the folder as it was made")
     folder = normalise_s3_url(args.folder).rstrip("/")
-    spark = session(config, environ, folder)
+    spark = session(config, environ, folder, verbose=args.verbose)
     if storage.exists(spark, storage.join(folder, "sweep.json")):
         from bovw.experiments.sweep import collect_result, write_report
 

@@ -89,7 +89,7 @@ def _export(args: argparse.Namespace, environ: dict) -> int:
     catalogue = _export_catalogue(args, config)
     run_dir = normalise_s3_url(args.run_dir)
     out = normalise_s3_url(args.out) if args.out else None
-    spark = session(config, environ, run_dir, out)
+    spark = session(config, environ, run_dir, out, verbose=args.verbose)
     model, written = export_model(spark, run_dir, out, catalogue)
     print(_export_summary(model, written))
     return 0
@@ -111,12 +111,14 @@ def _export_summary(model, written: str) -> str:
 class _Spark:
     """One SparkSession, started only when something needs it."""
 
-    def __init__(self, config: Config, environ: dict, urls: list[str]):
+    def __init__(self, config: Config, environ: dict, urls: list[str], verbose: bool):
         self.config, self.environ, self.urls, self.session = config, environ, urls, None
+        self.verbose = verbose
 
     def __call__(self):
         if self.session is None:
-            self.session = session(self.config, self.environ, *self.urls)
+            self.session = session(self.config, self.environ, *self.urls,
+                                   verbose=self.verbose)
         return self.session
 
 
@@ -164,7 +166,7 @@ def _predict(args: argparse.Namespace, environ: dict) -> int:
     if args.output or args.labelled:
         raise InputError("--output and --labelled are for a folder or s3a:// prefix input; "
                          "for photo files the predictions are printed")
-    spark = _Spark(config, environ, [args.model])
+    spark = _Spark(config, environ, [args.model], args.verbose)
     model_bytes, source = _model_bytes(args.model, spark, config)
     predictor = Predictor.from_bytes(model_bytes, config.predict, catalogue, source)
     _check_asked_settings(args, config, predictor.model, source)
@@ -242,7 +244,7 @@ def _predict_folder(args: argparse.Namespace, environ: dict, config: Config,
                          "with bovw export --fruits")
     input_path, output_path = normalise_s3_url(args.inputs[0]), normalise_s3_url(args.output)
     check_local_input(input_path, config.ingest)
-    spark = _Spark(config, environ, [input_path, output_path, args.model])
+    spark = _Spark(config, environ, [input_path, output_path, args.model], args.verbose)
     model_bytes, source = _model_bytes(args.model, spark, config)
     _check_asked_settings(args, config, Predictor.from_bytes(model_bytes, source=source).model,
                           source)

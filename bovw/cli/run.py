@@ -9,6 +9,7 @@ from pathlib import Path
 from bovw.cli.common import add_config_flags, overrides, session
 from bovw.config import load_config
 from bovw.pipeline.inputs import check_local_dataset
+from bovw.spark.progress import StageProgress
 from bovw.summary import Reduction, RunSummary
 
 __all__ = ["DEMO_OVERRIDES", "HANDLERS", "add_commands", "format_summary"]
@@ -80,9 +81,10 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
     config = load_config(args.config, overrides(args))
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     check_local_dataset(input_path, config.ingest)
-    spark = session(config, environ, input_path, output_path)
+    spark = session(config, environ, input_path, output_path, verbose=args.verbose)
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
-                          descriptors_from=args.descriptors_from)
+                          descriptors_from=args.descriptors_from,
+                          progress=StageProgress(spark.sparkContext))
     print(format_summary(result.summary, input_path))
     from bovw.report.pages import write_run_report
 
@@ -101,8 +103,9 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
         print(f"[bovw] generating a demo image set in {data}")
         generate_dataset(data, classes=args.classes, seed=config.seed)
     output = workdir / time.strftime("demo-%Y%m%d-%H%M%S")
-    spark = session(config, environ)
-    result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()))
+    spark = session(config, environ, verbose=args.verbose)
+    result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()),
+                          progress=StageProgress(spark.sparkContext))
     print(format_summary(result.summary, str(data)))
     from bovw.report.pages import write_run_report
 

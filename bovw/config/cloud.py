@@ -66,7 +66,8 @@ class EmrSettings:
     """
 
     cluster_name: str = "bovw"
-    # The first Amazon EMR release line with Spark 4 (Spark 4.0.x, Python 3.11-3.13).
+    # The first Amazon EMR release with Spark 4: Spark 4.0.2, Python 3.11-3.13, inside
+    # the pyspark range bovw declares (pyproject.toml).
     release_label: str = "emr-spark-8.0.0"
     region: str | None = None
     applications: tuple[str, ...] = ("Spark",)

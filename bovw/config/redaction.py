@@ -27,9 +27,10 @@ __all__ = ["REDACTED", "REDACTION_REGEX_KEY", "SPARK_DEFAULT_REDACTION_REGEX", "
            "masked_repr", "redacted_settings", "redactor_for"]
 
 REDACTION_REGEX_KEY = "spark.redaction.regex"
-# The default of spark.redaction.regex in the Spark bovw pins (pyspark 4.3.0: the
-# SECRET_REDACTION_PATTERN entry of org.apache.spark.internal.config); tests/test_redaction.py
-# reads it from the running JVM, so a Spark upgrade that changes it fails there.
+# The default of spark.redaction.regex in the newest Spark bovw supports (pyspark 4.3.0: the
+# SECRET_REDACTION_PATTERN entry of org.apache.spark.internal.config). Older ones mask a
+# subset (4.0.0: no "credential"), so bovw masks at least what Spark masks;
+# tests/test_redaction.py checks that against the running JVM, on the oldest and newest.
 SPARK_DEFAULT_REDACTION_REGEX = r"(?i)secret|password|token|access[.]?key|credential"
 # Spark's own replacement text, so a masked value reads the same in bovw's files and in
 # Spark's UI.

@@ -14,10 +14,14 @@ from bovw.config.parsing import require
 from bovw.config.redaction import masked_repr, redactor_for
 
 __all__ = [
-    "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "FIT_POLICIES", "ClassifierSettings",
+    "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "FIT_POLICIES", "LOG_LEVELS",
+    "ClassifierSettings",
     "CnnSettings", "ColourSettings", "HistogramSettings", "IngestSettings", "OrbSettings",
     "PcaSettings", "PredictSettings", "SparkSettings", "VocabularySettings",
 ]
+
+# log4j's levels, quietest last: spark.log_level takes one of them.
+LOG_LEVELS = ("ALL", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF")
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,9 @@ class SparkSettings:
     # dataset over hundreds of tiny partitions, so files are packed by real size.
     open_cost_bytes: int = 8192
     max_partition_bytes: int = 8 * 1024 * 1024
-    log_level: str = "WARN"
+    # What Spark logs on the console (log4j level): ERROR keeps a run's console to bovw's
+    # own lines; WARN is Spark's own default; `--verbose` shows at least WARN.
+    log_level: str = "ERROR"
     # A folder for a JVM class-data archive (AppCDS) of Spark's classes, used when bovw
     # starts a local-mode JVM itself: the first run writes it as the JVM exits, later runs
     # start their session in ~3 s instead of ~5. Empty: off.
@@ -51,6 +57,9 @@ class SparkSettings:
         require(bool(self.master), "spark.master must not be empty")
         require(self.shuffle_partitions >= 1, "spark.shuffle_partitions must be >= 1")
         require(self.arrow_batch_size >= 1, "spark.arrow_batch_size must be >= 1")
+        require(self.log_level in LOG_LEVELS,
+                f"spark.log_level must be one of {', '.join(LOG_LEVELS)} "
+                f"(got {self.log_level!r})")
         require(self.open_cost_bytes >= 0, "spark.open_cost_bytes must be >= 0")
         require(self.max_partition_bytes >= 1024, "spark.max_partition_bytes must be >= 1024")
         # HotSpot refuses thresholds beyond 2^31 - 1: the backedge one is 40,000 x scale.

@@ -17,6 +17,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,9 +60,10 @@ from bovw.pipeline.provenance import (
     refusal,
 )
 from bovw.pipeline.reduction import explained_variance, explained_variance_total, fit_pca
-from bovw.pipeline.run import classify_and_evaluate, run_pipeline
+from bovw.pipeline.run import project_and_classify, run_pipeline
 from bovw.spark import storage
 from bovw.spark.outputs import OutputFolder
+from bovw.spark.progress import StageProgress
 from bovw.summary import (
     SCORE_KEYS,
     HeadlineMetrics,
@@ -123,8 +125,8 @@ def classify_features(spark: SparkSession, features: DataFrame, rows: int, confi
     variance = explained_variance(pca)
     timings["reduction"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
-    metrics = classify_and_evaluate(spark, config, pca.transform(weighted), rows, layout,
-                                    (PATH, LABEL, SPLIT))
+    metrics = project_and_classify(spark, config, weighted, pca, rows, layout,
+                                   (PATH, LABEL, SPLIT))
     timings["classifier"] = round(time.perf_counter() - started, 3)
     return {"reduction": {"input_dimension": dimension, "components": len(variance),
                           "explained_variance_total": explained_variance_total(pca),
@@ -137,8 +139,10 @@ def classify_features(spark: SparkSession, features: DataFrame, rows: int, confi
 def compare(spark: SparkSession, config: Config, input_path: str, output_path: str, *,
             variants: Sequence[str] = VARIANTS, cnn_features: str | None = None,
             descriptors_from: str | None = None, overwrite: bool = False, report: bool = True,
-            log: Callable[[str], None] = print) -> CompareResult:
-    """Run each variant (skipping finished ones) and write comparison.csv/.md and report.html.
+            log: Callable[[str], None] = print, progress: StageProgress | None = None
+            ) -> CompareResult:
+    """Run each variant (skipping finished ones) and write comparison.csv/.md and report.html;
+    `progress` shows the stages of the ORB variants (bovw.spark.progress).
 
     The ORB variants extract their own descriptors (so their times are comparable) unless
     `descriptors_from` names an earlier run's descriptors, which both then read. The cnn
@@ -154,7 +158,7 @@ def compare(spark: SparkSession, config: Config, input_path: str, output_path: s
     # Written into the output, or beside it and swapped in once complete (--overwrite).
     with _prepare(spark, root, spec, overwrite, log) as output:
         result = _run_variants(spark, config, input_path, output.work, variants, cnn_features,
-                               descriptors_from, report, log)
+                               descriptors_from, report, log, progress)
     result.output = root
     result.folders = [(name, root + folder.removeprefix(output.work))
                       for name, folder in result.folders]
@@ -163,8 +167,8 @@ def compare(spark: SparkSession, config: Config, input_path: str, output_path: s
 
 def _run_variants(spark: SparkSession, config: Config, input_path: str, root: str,
                   variants: Sequence[str], cnn_features: str | None,
-                  descriptors_from: str | None, report: bool, log: Callable[[str], None]
-                  ) -> CompareResult:
+                  descriptors_from: str | None, report: bool, log: Callable[[str], None],
+                  progress: StageProgress | None) -> CompareResult:
     if "cnn" in variants and cnn_features is None:
         from bovw.experiments.cnn import load_backbone
 
@@ -178,10 +182,11 @@ def _run_variants(spark: SparkSession, config: Config, input_path: str, root: st
         elif name in ORB_VARIANTS:
             log(f"[bovw] compare {name}: running")
             run_pipeline(spark, _orb_config(config, name), input_path, layout.root,
-                         descriptors_from=descriptors_from, log=log)
+                         descriptors_from=descriptors_from, log=log, progress=progress)
         else:
             log(f"[bovw] compare {name}: running")
-            _cnn_variant(spark, config, input_path, layout, images_source, cnn_features, log)
+            _cnn_variant(spark, config, input_path, layout, images_source, cnn_features, log,
+                         progress)
         summary = RunSummary.from_json(storage.read_text(spark, layout.summary))
         if name in ORB_VARIANTS and images_source is None:
             images_source = (finished_stage(spark, layout, "descriptors") or {}).get(
@@ -267,7 +272,7 @@ def _listed_images(spark: SparkSession, config: Config, input_path: str) -> Data
 
 def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
                  images_source: str | None, cnn_features: str | None,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], progress: StageProgress | None) -> None:
     storage.write_text(spark, layout.run_spec, json.dumps(
         {"input": input_path, "images": images_source, "cnn_features": cnn_features,
          "config": config.to_dict()}, indent=2, sort_keys=True))
@@ -276,18 +281,19 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
     record = finished_stage(spark, layout, "cnn_features")
     if record is None:
         started = time.perf_counter()
-        if cnn_features:
-            features = load_external_features(spark, cnn_features, config)
-            matched, missing, counts = match_features(
-                images, features, cnn_features, input_path, config.cnn.unmatched_tolerance)
-            description = f"external CNN features ({cnn_features})"
-        else:
-            matched, missing, counts = _extract(spark, config, input_path, images, layout)
-            from bovw.experiments.cnn import DESCRIPTIONS
+        with progress.stage("cnn_features") if progress else nullcontext():
+            if cnn_features:
+                features = load_external_features(spark, cnn_features, config)
+                matched, missing, counts = match_features(
+                    images, features, cnn_features, input_path, config.cnn.unmatched_tolerance)
+                description = f"external CNN features ({cnn_features})"
+            else:
+                matched, missing, counts = _extract(spark, config, input_path, images, layout)
+                from bovw.experiments.cnn import DESCRIPTIONS
 
-            description = DESCRIPTIONS[config.cnn.backbone]
-        matched.write.mode("overwrite").parquet(layout.path("cnn_features"))
-        missing.write.mode("overwrite").parquet(layout.rejects)
+                description = DESCRIPTIONS[config.cnn.backbone]
+            matched.write.mode("overwrite").parquet(layout.path("cnn_features"))
+            missing.write.mode("overwrite").parquet(layout.rejects)
         record = {"counts": counts, "features": description,
                   "timings": {"cnn_features": round(time.perf_counter() - started, 3)}}
         mark_finished(spark, layout, "cnn_features", record)

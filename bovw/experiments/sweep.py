@@ -50,6 +50,7 @@ from bovw.pipeline.provenance import (
 from bovw.pipeline.run import run_pipeline
 from bovw.spark import storage
 from bovw.spark.outputs import OutputFolder
+from bovw.spark.progress import StageProgress
 from bovw.summary import RunSummary
 
 __all__ = ["FAILURE_RECORD", "POINT_ERRORS", "SweepPoint", "SweepResult", "changes_descriptors",
@@ -208,8 +209,10 @@ def descriptor_sources(config: Config, points: Sequence[SweepPoint], input_path:
 def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path: str,
               parameters: Sequence[tuple[str, Sequence[str]]], *,
               descriptors_from: str | None = None, overwrite: bool = False,
-              report: bool = True, log: Callable[[str], None] = print) -> SweepResult:
-    """Run the pipeline at every point of the grid, skipping finished points.
+              report: bool = True, log: Callable[[str], None] = print,
+              progress: StageProgress | None = None) -> SweepResult:
+    """Run the pipeline at every point of the grid, skipping finished points; `progress`
+    shows the stages of each point (bovw.spark.progress).
 
     Returns a SweepResult whose rows also went to `sweep.csv` and `sweep.md` under
     `output_path`; with `report`, every point gets its report.html and the sweep one
@@ -232,7 +235,7 @@ def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path:
     # Written into the output, or beside it and swapped in once complete (--overwrite).
     with _prepare_sweep_output(spark, root, spec, overwrite, log) as output:
         result = _run_points(spark, config, input_path, output.work, parameters, points,
-                             descriptors_from, reused, report, log)
+                             descriptors_from, reused, report, log, progress)
     result.output = root
     return result
 
@@ -240,7 +243,8 @@ def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path:
 def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
                 parameters: Sequence[tuple[str, Sequence[str]]], points: list[SweepPoint],
                 descriptors_from: str | None, reused: DescriptorProvenance | None,
-                report: bool, log: Callable[[str], None]) -> SweepResult:
+                report: bool, log: Callable[[str], None], progress: StageProgress | None
+                ) -> SweepResult:
     # Planned again under the folder the points are written to (the staging one when
     # overwriting), so shared descriptors are read from where they are.
     sources = descriptor_sources(config, points, input_path, root, descriptors_from, reused)
@@ -256,7 +260,7 @@ def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
             log(f"[bovw] sweep point {number}/{len(points)} {point.name}: running{again}")
             try:
                 run_pipeline(spark, config.replace(**point.values), input_path, layout.root,
-                             descriptors_from=source, log=log)
+                             descriptors_from=source, log=log, progress=progress)
             except POINT_ERRORS as error:
                 log(f"[bovw] sweep point {number}/{len(points)} {point.name}: failed: {error}")
                 # Both point errors come after the descriptors stage: the points planned

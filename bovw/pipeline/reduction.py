@@ -22,19 +22,20 @@ step and the model keeps its starting point (one class for every image).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pyarrow as pa
 from pyspark.ml.feature import PCAModel
-from pyspark.mllib.linalg import Vectors as MllibVectors
-from pyspark.mllib.linalg.distributed import RowMatrix
+from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructField, StructType
 from scipy import sparse
 
 from bovw.columns import PATH, PCA_FEATURES, SPLIT, TRAIN, WEIGHTED
 from bovw.errors import TrainingError
-from bovw.spark.arrow_vectors import vectors_to_csr
+from bovw.spark.arrow_vectors import dense_vectors, vectors_to_csr
 from bovw.spark.jvm import java_pca_model
 
 __all__ = ["EXACT_MAX_DIMENSION", "OVERSAMPLING", "SUBSPACE_PASSES", "covariance_times",
@@ -90,17 +91,22 @@ def exact_components(training: DataFrame, column: str, k: int, dimension: int
                      ) -> tuple[np.ndarray, np.ndarray]:
     """The top `k` principal axes of the `column` vectors of `training`, exactly.
 
-    Like Spark ML's PCA.fit, Spark computes the d x d covariance and the driver decomposes
-    it; but the decomposition is numpy's symmetric eigensolver. Without a native LAPACK,
-    PCA.fit's SVD runs in an old Java translation of LAPACK whose dgesdd returns wrong
-    vectors for some singular matrices, and the covariance is singular whenever there are
-    fewer Training rows than columns: on 454 rows x 1,000 bins, 18 of its 100 axes carried
-    no Training variance, and logistic regression then failed at its first step.
+    Like Spark ML's PCA.fit, Spark computes the d x d covariance (covariance_times) and the
+    driver decomposes it; but the decomposition is numpy's symmetric eigensolver. Without
+    a native LAPACK, PCA.fit's SVD runs in an old Java translation of LAPACK whose dgesdd
+    returns wrong vectors for some singular matrices, and the covariance is singular
+    whenever there are fewer Training rows than columns: on 454 rows x 1,000 bins, 18 of
+    its 100 axes carried no Training variance, and logistic regression then failed at its
+    first step.
     Returns pc (d, kept), unit columns, largest variance first, and the explained
     fractions; kept <= k counts only the axes that carry variance (`varying_axes`).
     """
-    rows = training.select(column).rdd.map(lambda row: MllibVectors.fromML(row[0]))
-    covariance = RowMatrix(rows, numCols=dimension).computeCovariance().toArray()
+    # Not mllib's RowMatrix.computeCovariance: it takes the first row of its input (a
+    # Python RDD) to see whether it is dense, and the Python worker whose output it stops
+    # reading prints a BrokenPipeError traceback mid-run.
+    identified = [PATH] if PATH in training.columns else []
+    covariance, _trace = covariance_times(
+        training.select(F.col(column).alias("x"), *identified), None, dimension)
     values, vectors = np.linalg.eigh(covariance)  # ascending
     values, vectors = values[::-1], vectors[:, ::-1]
     kept = min(k, varying_axes(values, dimension))
@@ -150,49 +156,100 @@ def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
     return pc, explained
 
 
-def covariance_times(rows: DataFrame, basis: np.ndarray, dimension: int
+def covariance_times(rows: DataFrame, basis: np.ndarray | None, dimension: int
                      ) -> tuple[np.ndarray, float]:
-    """C @ basis and trace(C), C the sample covariance of `rows.x`, in one Spark job.
+    """C @ basis (C itself for None) and trace(C), C the sample covariance of `rows.x`, in
+    one Spark job. Rows are summed in `rows.path` order when there is that column, else
+    in the order each partition holds them.
 
     Each partition returns its count, column sums, sum of squares and X^T X basis; the
     driver adds them up in partition order, so the result does not depend on timing.
+    The basis reaches the Python workers as a broadcast variable, not inside the task.
     """
     schema = "n long, sums binary, squares double, product binary"
+    shared = None if basis is None else rows.sparkSession.sparkContext.broadcast(basis)
+    width = dimension if basis is None else basis.shape[1]
 
     def partials(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         blocks, paths = [], []
         for batch in batches:
             blocks.append(vectors_to_csr(batch.column("x"), dimension))
-            paths.extend(batch.column(PATH).to_pylist())
-        if not paths:
+            if PATH in batch.schema.names:
+                paths.extend(batch.column(PATH).to_pylist())
+        if not sum(block.shape[0] for block in blocks):
             return
-        # Sorted by path: the same sum whatever order the rows arrived in.
-        matrix = sparse.vstack(blocks, format="csr")[np.argsort(paths, kind="stable")]
+        matrix = sparse.vstack(blocks, format="csr")
+        if paths:
+            # Sorted by path: the same sum whatever order the rows arrived in.
+            matrix = matrix[np.argsort(paths, kind="stable")]
         yield pa.RecordBatch.from_pydict({
             "n": [matrix.shape[0]],
             "sums": [np.asarray(matrix.sum(axis=0)).ravel().tobytes()],
             "squares": [float(matrix.multiply(matrix).sum())],
-            "product": [np.asarray(matrix.T @ (matrix @ basis)).tobytes()],
+            "product": [_gram_times(matrix, None if shared is None else shared.value)
+                        .tobytes()],
         })
 
     n, sums, squares = 0, np.zeros(dimension), 0.0
-    product = np.zeros_like(basis)
-    for row in rows.mapInArrow(partials, schema).collect():
-        n += row["n"]
-        sums += np.frombuffer(row["sums"], dtype=np.float64)
-        squares += row["squares"]
-        product += np.frombuffer(row["product"], dtype=np.float64).reshape(basis.shape)
+    product = np.zeros((dimension, width))
+    try:
+        for row in rows.mapInArrow(partials, schema).collect():
+            n += row["n"]
+            sums += np.frombuffer(row["sums"], dtype=np.float64)
+            squares += row["squares"]
+            product += np.frombuffer(row["product"], dtype=np.float64).reshape(product.shape)
+    finally:
+        if shared is not None:
+            shared.unpersist()
     if n < 2:
         raise ValueError(f"PCA needs at least 2 Training rows, got {n}")
     mean = sums / n
-    centred = (product - n * np.outer(mean, mean @ basis)) / (n - 1)
+    centred = (product - n * np.outer(mean, mean if basis is None else mean @ basis)) / (n - 1)
     return centred, float((squares - n * mean @ mean) / (n - 1))
+
+
+def _gram_times(matrix: sparse.csr_matrix, basis: np.ndarray | None) -> np.ndarray:
+    """X^T X basis as a dense float64 array (X^T X for None)."""
+    if basis is None:
+        return np.asarray((matrix.T @ matrix).toarray(), dtype=np.float64)
+    return np.asarray(matrix.T @ (matrix @ basis), dtype=np.float64)
 
 
 def pca_model(spark, pc: np.ndarray, explained: np.ndarray) -> PCAModel:
     """A Spark ML PCAModel (weighted -> pca_features) holding the (d, k) axes `pc` and the
     (k,) explained variance of each."""
     return java_pca_model(spark, pc, explained, WEIGHTED, PCA_FEATURES)
+
+
+@contextmanager
+def projection(frame: DataFrame, pca: PCAModel) -> Iterator[DataFrame]:
+    """`frame` with its `pca.getInputCol()` vectors replaced by their projections
+    (`pca.getOutputCol()`: pc^T x, dense), as PCAModel.transform computes them.
+
+    The matrix reaches the Python workers once, as a broadcast variable, released when the
+    block ends: PCAModel.transform would carry it inside every task of every job that reads
+    the result (4 MB at 5,000 bins and 100 components). Use the frame inside the block.
+    """
+    pc = pca.pc.toArray()
+    source, target = pca.getInputCol(), pca.getOutputCol()
+    kept = [name for name in frame.columns if name != source]
+    schema = StructType([frame.schema[name] for name in kept]
+                        + [StructField(target, VectorUDT())])
+    shared = frame.sparkSession.sparkContext.broadcast(pc)
+
+    def project(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        matrix = shared.value
+        for batch in batches:
+            rows = vectors_to_csr(batch.column(source), matrix.shape[0])
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(name) for name in kept]
+                + [dense_vectors(np.asarray(rows @ matrix).reshape(-1, matrix.shape[1]))],
+                names=[*kept, target])
+
+    try:
+        yield frame.mapInArrow(project, schema)
+    finally:
+        shared.unpersist()
 
 
 def explained_variance(model: PCAModel) -> list[float]:

@@ -10,6 +10,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,9 +47,15 @@ from bovw.pipeline.ingest import labelled_images, split_folder
 from bovw.pipeline.inputs import split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
 from bovw.pipeline.provenance import DescriptorProvenance, check_reuse, write_record
-from bovw.pipeline.reduction import explained_variance, explained_variance_total, fit_pca
+from bovw.pipeline.reduction import (
+    explained_variance,
+    explained_variance_total,
+    fit_pca,
+    projection,
+)
 from bovw.pipeline.vocabulary import centers, fit_vocabulary, sample_descriptors
 from bovw.spark import storage
+from bovw.spark.progress import StageProgress
 from bovw.summary import (
     HeadlineMetrics,
     ImageCounts,
@@ -78,10 +85,13 @@ class RunResult:
 
 class _Stages:
     """Runs each stage once: skipped (and its record reused) when its marker exists.
-    Collects every stage's seconds and the stages an earlier attempt had finished."""
+    Collects every stage's seconds and the stages an earlier attempt had finished. With a
+    StageProgress, a running stage's line and progress are its to show."""
 
-    def __init__(self, spark: SparkSession, layout: RunLayout, log: Callable[[str], None]):
+    def __init__(self, spark: SparkSession, layout: RunLayout, log: Callable[[str], None],
+                 progress: StageProgress | None):
         self.spark, self.layout, self.log = spark, layout, log
+        self.progress = progress
         self.timings: dict[str, float] = {}
         self.resumed: list[str] = []
 
@@ -91,9 +101,11 @@ class _Stages:
             self.resumed.append(stage)
             self.log(f"[bovw] {stage}: already finished, reusing its outputs")
         else:
-            self.log(f"[bovw] {stage}: running")
+            if self.progress is None:
+                self.log(f"[bovw] {stage}: running")
             started = time.perf_counter()
-            record = work()
+            with self.progress.stage(stage) if self.progress else nullcontext():
+                record = work()
             record.setdefault("timings", {})[stage] = round(time.perf_counter() - started, 3)
             mark_finished(self.spark, self.layout, stage, record)
         self.timings.update(record.get("timings", {}))
@@ -102,12 +114,15 @@ class _Stages:
 
 def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_path: str, *,
                  overwrite: bool = False, descriptors_from: str | None = None,
-                 log: Callable[[str], None] = print) -> RunResult:
+                 log: Callable[[str], None] = print, progress: StageProgress | None = None
+                 ) -> RunResult:
     """Run every stage on the images under `input_path`, writing to `output_path`.
 
     `descriptors_from` reuses the descriptors Parquet of an earlier run instead of
     extracting them again; its record (bovw.pipeline.provenance) must match this run's input and
-    descriptor settings, which is checked before anything is written. Returns a RunResult;
+    descriptor settings, which is checked before anything is written. `progress` shows
+    each running stage (bovw.spark.progress) instead of `log`'s "running" line. Returns a
+    RunResult;
     raises InputError, OutputError (ReuseError), VocabularyError on unusable input or output.
     """
     layout = RunLayout(output_path.rstrip("/"))
@@ -118,14 +133,15 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
     # Written into the output, or beside it and swapped in once finished (--overwrite).
     with prepare_output(spark, layout, spec, overwrite, log) as output:
         result = _run_stages(spark, config, input_path, RunLayout(output.work),
-                             descriptors_from, log)
+                             descriptors_from, log, progress)
     return dataclasses.replace(
         result, summary=dataclasses.replace(result.summary, output=layout.root))
 
 
 def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
-                descriptors_from: str | None, log: Callable[[str], None]) -> RunResult:
-    stages = _Stages(spark, layout, log)
+                descriptors_from: str | None, log: Callable[[str], None],
+                progress: StageProgress | None) -> RunResult:
+    stages = _Stages(spark, layout, log, progress)
 
     record = stages.run("descriptors", lambda: _descriptors_stage(
         spark, config, input_path, layout, descriptors_from))
@@ -248,9 +264,17 @@ def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame
     idf = IDFModel.load(layout.model("idf")) if config.histograms.tfidf else None
     pca = PCAModel.load(layout.model("pca"))
     weighted = append_colour(weight(histograms, config.histograms, idf), config.colour)
-    classify_and_evaluate(spark, config, pca.transform(weighted), rows, layout,
-                          (PATH, LABEL, SPLIT, N_KEYPOINTS, HISTOGRAM))
+    project_and_classify(spark, config, weighted, pca, rows, layout,
+                         (PATH, LABEL, SPLIT, N_KEYPOINTS, HISTOGRAM))
     return {}
+
+
+def project_and_classify(spark: SparkSession, config: Config, weighted: DataFrame,
+                         pca: PCAModel, rows: int, layout: RunLayout, kept: tuple[str, ...]
+                         ) -> dict[str, Any]:
+    """classify_and_evaluate on `weighted` projected by `pca` (bovw.reduction.projection)."""
+    with projection(weighted.select(*kept, pca.getInputCol()), pca) as projected:
+        return classify_and_evaluate(spark, config, projected, rows, layout, kept)
 
 
 def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFrame, rows: int,
@@ -260,8 +284,8 @@ def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFr
     columns, pca_features, prediction, probability) and metrics.json into `layout`;
     returns the metrics."""
     # Materialised with its lineage cut: every LBFGS iteration is a Spark job, and each
-    # job would otherwise ship the whole plan behind these rows (the PCA matrix alone is
-    # 4 MB at 5,000 bins) to every task. A local checkpoint, rather than a cache, is what
+    # job would otherwise ship the whole plan behind these rows (the projection among
+    # them) to every task. A local checkpoint, rather than a cache, is what
     # drops the plan; executors holding its blocks are not released by dynamic allocation.
     # Rows are laid out by path, so every partition holds the same rows in the same order
     # whatever the input's split (with 2+ partitions, the order in which their sums are

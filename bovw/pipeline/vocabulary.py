@@ -123,17 +123,17 @@ def fit_vocabulary(sample: DataFrame, settings: VocabularySettings, seed: int
         featuresCol=FEATURES,
         predictionCol="word",
     )
-    cached = sample.cache()
-    try:
-        count = cached.count()
-        if count < settings.k:
-            raise VocabularyError(
-                f"the descriptor sample holds {count} distinct descriptors, fewer than "
-                f"vocabulary.k={settings.k}; raise vocabulary.sample_size or lower k"
-            )
-        return kmeans.fit(cached), count
-    finally:
-        cached.unpersist()
+    # Computed once, for the count and for every KMeans pass. A local checkpoint rather
+    # than a cache: KMeans's block solver keeps its own blockified copy, and warns of
+    # "double caching" when its input is cached (the sample is a few MB either way).
+    materialised = sample.localCheckpoint()
+    count = materialised.count()
+    if count < settings.k:
+        raise VocabularyError(
+            f"the descriptor sample holds {count} distinct descriptors, fewer than "
+            f"vocabulary.k={settings.k}; raise vocabulary.sample_size or lower k"
+        )
+    return kmeans.fit(materialised), count
 
 
 def centers(model: KMeansModel) -> np.ndarray:

@@ -7,6 +7,8 @@
     leases.py         the lock of an output, held by a heartbeat
     arrow_vectors.py  Spark ML vectors as Arrow carries them through mapInArrow
     jvm.py            the one adapter for private py4j/pyspark internals
+    console.py        what the driver bovw starts prints: log level, JVM start-up noise
+    progress.py       a live line per stage from Spark's status tracker
 
 Importing bovw.spark (or its session module) does not import pyspark: the CLI builds its
 parser without Spark.

@@ -15,6 +15,7 @@ from pathlib import Path
 from bovw.config import Config, ConfigError, SparkSettings
 from bovw.config.redaction import Redactor
 from bovw.errors import JavaError, SparkStartError
+from bovw.spark.console import console_level, launch_quiet_driver, log_options
 from bovw.spark.jvm import hadoop_configuration, java_causes
 
 __all__ = ["JAVA_INSTALL_HINT", "SUPPORTED_JAVA", "build_session", "check_driver_memory",
@@ -207,14 +208,17 @@ def _start_error(error: Exception, properties: Mapping[str, str]) -> SparkStartE
 
 
 def build_session(config: Config, java_home: str | None = None,
-                  extra: Mapping[str, str] | None = None, submitted: bool = False):
+                  extra: Mapping[str, str] | None = None, submitted: bool = False,
+                  verbose: bool = False):
     """Check Java, then get or create the SparkSession configured by `config`.
 
     `extra` adds properties decided at run time (e.g. S3 credentials), never saved.
     `submitted` means spark-submit started the JVM: its --master, --driver-memory and
     --conf flags (and spark-defaults.conf) then win over the config file. Secret
     `spark.hadoop.*` properties (by the config's redaction rules) are set on the live
-    Hadoop configuration, never on the JVM's command line. Returns a
+    Hadoop configuration, never on the JVM's command line. A driver JVM started here logs
+    at spark.log_level and keeps its start-up noise off the console (bovw.spark.console);
+    `verbose` starts it as Spark does, logging at WARN or more. Returns a
     pyspark.sql.SparkSession; raises JavaError, ConfigError or SparkStartError, each one
     line with its fix.
     """
@@ -233,24 +237,30 @@ def build_session(config: Config, java_home: str | None = None,
         check_java(java_home)
         check_master(properties["spark.master"])
         check_driver_memory(properties)
+        key = "spark.driver.extraJavaOptions"
+        options = properties.get(key, "")
         if config.spark.master.startswith("local"):
             # pyspark starts its Python workers with $PYSPARK_PYTHON, else `python3` from
             # PATH, which outside an activated virtualenv lacks OpenCV and pyarrow. In local
             # mode the workers must be this very interpreter.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-            key = "spark.driver.extraJavaOptions"
-            options = local_driver_options(config.spark, properties.get(key, ""),
+            options = local_driver_options(config.spark, options,
                                            find_java(java_home) or "java", pyspark.__version__)
-            if options:
-                properties[key] = options
+        if not verbose:
+            # First, so that a log4j2 configuration of the user's own wins.
+            options = f"{log_options(config.spark.log_level)} {options}".strip()
+        if options:
+            properties[key] = options
     wanted = {key: value for key, value in {**properties, **(extra or {})}.items()
               if key not in already_set}
     hidden = _hidden_properties(wanted, config.redactor())
+    shown = {key: value for key, value in wanted.items() if key not in hidden}
     builder = SparkSession.builder
-    for key, value in wanted.items():
-        if key not in hidden:
-            builder = builder.config(key, value)
+    for key, value in shown.items():
+        builder = builder.config(key, value)
     try:
+        if not submitted and not verbose:
+            launch_quiet_driver(SparkConf(loadDefaults=False).setAll(list(shown.items())))
         session = builder.getOrCreate()
     except (Py4JJavaError, CapturedException) as error:
         raise _start_error(error, wanted) from error
@@ -261,5 +271,5 @@ def build_session(config: Config, java_home: str | None = None,
     hadoop_conf = hadoop_configuration(session)
     for key, value in hidden.items():
         hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
-    session.sparkContext.setLogLevel(config.spark.log_level)
+    session.sparkContext.setLogLevel(console_level(config.spark.log_level, verbose))
     return session
