@@ -215,9 +215,9 @@ def pyramid_cells(levels: int) -> int:
 def cell_groups(positions: np.ndarray, levels: int) -> np.ndarray:
     """(n, levels) int64: the pyramid cell of each descriptor at each level.
 
-    `positions` are (n, 2) uint8 relative (x, y) in 0..255 (bovw.features). Level L cuts
+    `positions` are (n, 2) uint8 relative (x, y) in 0..255 (bovw.image.orb). Level L cuts
     the image into 2^L x 2^L cells, row-major, numbered after the 1 + ... + 4^(L-1) cells
-    of the coarser levels: the same bins as bovw.words.pyramid_bins.
+    of the coarser levels: the same bins as bovw.image.words.pyramid_bins.
     """
     columns = [np.zeros(len(positions), np.int64)]
     offset = 1

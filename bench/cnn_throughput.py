@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.reference import add_config_arguments, config_from_args
-from bovw.cnn import (
+from bovw.config import CnnSettings, OrbSettings
+from bovw.experiments.cnn import (
     DIMENSIONS,
     Backbone,
     embed_images,
@@ -49,7 +50,6 @@ from bovw.cnn import (
     onnx_model,
     preprocess,
 )
-from bovw.config import CnnSettings, OrbSettings
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 TOLERANCE = 1e-4
@@ -172,7 +172,7 @@ def _package_model():
 
 def plain_torch(contents: list[bytes], settings: CnnSettings) -> np.ndarray:
     """The reference features: the package's EfficientNet-Lite0 in eager torch on
-    bovw.cnn.preprocess's normalised input."""
+    bovw.experiments.cnn.preprocess's normalised input."""
     import torch
 
     mean, std = normalisation("efficientnet-lite0")
@@ -228,9 +228,9 @@ def check(contents: list[bytes], settings: CnnSettings, runtimes: list[str]) -> 
 
 def spark_features(input_path: str, output: str, config) -> dict:
     """bovw's features stage, timed like `bovw compare` times it (session start excluded)."""
-    from bovw.cnn import extract_cnn_features
-    from bovw.ingest import list_files
-    from bovw.session import build_session
+    from bovw.experiments.cnn import extract_cnn_features
+    from bovw.pipeline.ingest import list_files
+    from bovw.spark.session import build_session
 
     spark = build_session(config)
     try:

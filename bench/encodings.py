@@ -56,16 +56,16 @@ from bench.binary_codes import (  # noqa: E402
     to_space,
 )
 from bench.reference import list_images  # noqa: E402
-from bovw.colour import colour_histogram, to_rgb  # noqa: E402
 from bovw.config import ColourSettings, OrbSettings  # noqa: E402
-from bovw.features import ImageRejected, open_image, to_grey  # noqa: E402
+from bovw.image.colour import colour_histogram  # noqa: E402
+from bovw.image.decode import ImageRejected, open_image, to_grey, to_rgb  # noqa: E402
 
 SCALE_MODES = ("resize", "octave-ignored", "octave")
 DEFAULT_CACHE = Path("/tmp/accuracy-research-cache")
 CACHE_VERSION = 2
 # Floats in the largest temporary of one encoding chunk (distances, bits or encodings).
 CHUNK_FLOATS = 24_000_000
-OVERSAMPLING, SUBSPACE_PASSES, EXACT_PCA_MAX = 20, 5, 512  # as bovw/reduction.py
+OVERSAMPLING, SUBSPACE_PASSES, EXACT_PCA_MAX = 20, 5, 512  # as bovw/pipeline/reduction.py
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def load_descriptors(data_dir: str, grid: Grid, cache: Path, processes: int) -> 
     return out
 
 
-GREY_BACKGROUND = 0.9 * 255  # as bovw.colour's value threshold; grey cannot see saturation
+GREY_BACKGROUND = 0.9 * 255  # as bovw.image.colour's value threshold; grey cannot see saturation
 
 
 def grey_histogram(grey: np.ndarray, bins: int, levels: int = 1) -> np.ndarray:
@@ -312,7 +312,7 @@ def weight_bow(features: np.ndarray, train: np.ndarray, args: argparse.Namespace
 
 
 def pca_axes(train_x: np.ndarray, components: int, seed: int) -> np.ndarray:
-    """(D, c) principal axes of the Training rows, as bovw/reduction.py finds them: the
+    """(D, c) principal axes of the Training rows, as bovw/pipeline/reduction.py finds them: the
     centred covariance decomposed exactly up to 512 columns, else 5 passes of subspace
     iteration (oversampling 20) from a seeded Gaussian basis, then Rayleigh-Ritz."""
     n, dimension = train_x.shape

@@ -121,7 +121,7 @@ def fit_pca(train, column: str, components: int, dimension: int):
     """
     from threadpoolctl import threadpool_limits
 
-    from bovw.reduction import exact_components, pca_model
+    from bovw.pipeline.reduction import exact_components, pca_model
 
     # One thread, like Spark's own decomposition: beside Spark on 2 cores OpenBLAS's threads
     # only wait for each other (1000 columns: 5-6 s with two threads, 0.1-1 s with one).
@@ -301,7 +301,7 @@ def run_naive(spark, config: Config, input_path: str, *, max_images: int | None 
 def run(input_path: str, config: Config, max_images: int | None, sample_classes: int | None,
         timeout: float | None) -> dict[str, Any]:
     """Build a session, run the naive pipeline; returns its result with total time and memory."""
-    from bovw.session import build_session
+    from bovw.spark.session import build_session
 
     start = time.perf_counter()
     spark = build_session(config)

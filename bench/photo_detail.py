@@ -1,4 +1,4 @@
-"""How many patches of each photo show detail (bovw.features.textured_patches), on a real
+"""How many patches of each photo show detail (bovw.image.orb.textured_patches), on a real
 image set, as the Predictor measures them; and the same photos shrunk to a few pixels and
 enlarged back, which must not be answered. Backs the defaults of predict.min_side and
 predict.min_textured_patches.
@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 from bovw.config import OrbSettings, PredictSettings
-from bovw.features import open_image, textured_patches, to_grey
+from bovw.image.decode import open_image, to_grey
+from bovw.image.orb import textured_patches
 
 
 def _textured(grey: np.ndarray, orb: OrbSettings) -> int:

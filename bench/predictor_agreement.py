@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from bovw.predictor import Predictor
+from bovw.predict.predictor import Predictor
 
 
 def spark_rows(run_dir: Path, split: str) -> list[tuple[str, str, np.ndarray]]:

@@ -43,7 +43,7 @@ from bovw.config import (  # noqa: E402
     load_config,
     parse_assignment,
 )
-from bovw.features import describe_keypoints  # noqa: E402
+from bovw.image.orb import describe_keypoints  # noqa: E402
 
 SPLITS = ("Training", "Test")
 DESCRIPTOR_BYTES = 32
@@ -86,7 +86,7 @@ def describe_grey_image(grey: np.ndarray, orb: OrbSettings, positions: bool
                         ) -> tuple[np.ndarray, np.ndarray | None]:
     """(n, 32) uint8 ORB descriptors of a grey image and, if asked, their (n, 2) positions.
 
-    The pipeline's own per-image function (`bovw.features.describe_keypoints`: the same
+    The pipeline's own per-image function (`bovw.image.orb.describe_keypoints`: the same
     grid, scales, resizing and ORB settings), so the two time the same OpenCV work.
     """
     descriptors, points = describe_keypoints(grey, orb)

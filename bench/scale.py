@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from bovw.config import load_config
-from bovw.pipeline import run_pipeline
-from bovw.session import build_session
-from bovw.synthetic import CLASS_NAMES, generate_dataset
+from bovw.image.synthetic import CLASS_NAMES, generate_dataset
+from bovw.pipeline.run import run_pipeline
+from bovw.spark.session import build_session
 
 
 def build_dataset(workdir: Path, images: int, classes: int, pool_per_class: int) -> Path:
@@ -125,13 +125,13 @@ def main() -> None:
         "master": args.master,
         "driver_memory": args.driver_memory,
         "k": args.k,
-        "accepted": result.counts["accepted"],
+        "accepted": result.summary.counts.accepted,
         "wall_seconds": round(wall, 1),
         "seconds_per_1000_images": round(1000 * wall / args.images, 2),
         "cpu_seconds": round(cpu, 1),
         "cpu_seconds_per_1000_images": round(1000 * cpu / args.images, 2),
         "load_average_1min_at_end": os.getloadavg()[0],
-        "stage_seconds": result.timings,
+        "stage_seconds": dict(result.summary.timings),
         "driver_jvm_peak_rss_mib": round(peak_rss_kib(jvm_pid) / 1024, 1),
         "driver_python_peak_rss_mib": round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

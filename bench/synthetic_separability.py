@@ -1,6 +1,6 @@
 """How well grey-level ORB bag-of-words separates the synthetic fruit classes.
 
-Generates a dataset with bovw.synthetic, then (without Spark) runs ORB with the project's
+Generates a dataset with bovw.image.synthetic, then (without Spark) runs ORB with the project's
 default settings, a k-word scikit-learn KMeans vocabulary, L2-normalised word histograms
 and a logistic regression; prints keypoints per image and class, test accuracy and timings.
 
@@ -20,7 +20,7 @@ from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix
 
-from bovw.synthetic import generate_dataset
+from bovw.image.synthetic import generate_dataset
 
 
 def describe(path: Path, orb: cv2.ORB) -> np.ndarray:

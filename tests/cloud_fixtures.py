@@ -15,8 +15,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from bovw.cloud.s3 import s3_client
 from bovw.config import S3Settings
-from bovw.s3 import s3_client
 
 TEST_REGION = "us-east-1"
 TEST_ACCESS_KEY = "testing-access-key"

@@ -33,7 +33,7 @@ def test_config():
 
 @pytest.fixture(scope="session")
 def spark(test_config):
-    from bovw.session import build_session
+    from bovw.spark.session import build_session
 
     session = build_session(test_config, java_home=os.environ.get("JAVA_HOME"))
     yield session

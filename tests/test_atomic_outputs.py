@@ -6,8 +6,8 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType
 
-from bovw import storage
-from bovw.runs import RunLayout, finished_stage, mark_finished
+from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished
+from bovw.spark import storage
 
 
 def test_write_parquet_publishes_the_whole_output(spark, tmp_path):

@@ -1,4 +1,5 @@
-"""Credentials, S3A properties, jar selection and secret handling (bovw.aws)."""
+"""Credentials, S3A properties, jar selection and secret handling (bovw.cloud.credentials,
+bovw.cloud.s3a)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,25 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from bovw.aws import (
-    CloudError,
+from bovw.cloud.credentials import (
     ResolvedCredentials,
+    credentials_from_session,
+    resolve_credentials,
+)
+from bovw.cloud.s3a import (
+    AWS_SDK_BUNDLE_FOR_HADOOP,
     S3AJars,
     bundled_versions,
-    credentials_from_session,
     hadoop_s3a_properties,
     normalise_s3_url,
     pyspark_jars_dir,
-    resolve_credentials,
     s3a_jars,
     spark_s3a_setup,
     uses_s3,
 )
 from bovw.config import ConfigError, S3Settings, load_config
-from bovw.redaction import Redactor
+from bovw.config.redaction import Redactor
+from bovw.errors import CloudError
 
 TEST_ACCESS_KEY = "testing-access-key"
 TEST_SECRET_KEY = "testing-secret-key"
@@ -355,10 +359,35 @@ def fake_pyspark_jars(tmp_path: Path) -> Path:
                  "parquet-hadoop-1.17.0.jar")
 
 
-def test_installed_pyspark_bundles_hadoop_3_5_0():
-    versions = bundled_versions(pyspark_jars_dir())
+def test_versions_read_from_the_jar_names_are_those_the_jvm_runs(spark):
+    """bovw reads the bundled Hadoop, Spark and Scala versions from pyspark's jar names,
+    whatever pyspark is installed; they must be what the driver JVM actually runs."""
+    import pyspark
 
-    assert (versions.hadoop, versions.scala) == ("3.5.0", "2.13")
+    versions = bundled_versions(pyspark_jars_dir())
+    jvm = spark.sparkContext._jvm
+
+    assert versions.hadoop == jvm.org.apache.hadoop.util.VersionInfo.getVersion()
+    assert versions.spark == spark.version == pyspark.__version__
+    scala = jvm.scala.util.Properties.versionNumberString()
+    assert versions.scala == ".".join(scala.split(".")[:2])
+
+
+def test_s3a_packages_for_the_installed_pyspark(spark):
+    """hadoop-aws must be the very version of the Hadoop the JVM runs, with the AWS SDK
+    bundle that hadoop-aws release was tested with (known for every supported pyspark)."""
+    hadoop = spark.sparkContext._jvm.org.apache.hadoop.util.VersionInfo.getVersion()
+    assert hadoop in AWS_SDK_BUNDLE_FOR_HADOOP, (
+        f"pyspark {spark.version} bundles Hadoop {hadoop}: add the AWS SDK bundle its "
+        "hadoop-project POM names (aws-java-sdk-v2.version) to AWS_SDK_BUNDLE_FOR_HADOOP")
+
+    jars = s3a_jars(pyspark_jars_dir(), S3Settings())
+
+    assert jars == S3AJars(hadoop_version=hadoop, packages=(
+        f"org.apache.hadoop:hadoop-aws:{hadoop}",
+        f"software.amazon.awssdk:bundle:{AWS_SDK_BUNDLE_FOR_HADOOP[hadoop]}",
+        f"org.apache.spark:spark-hadoop-cloud_2.13:{spark.version}",
+    ))
 
 
 def test_packages_match_the_bundled_hadoop(fake_pyspark_jars):
@@ -370,7 +399,6 @@ def test_packages_match_the_bundled_hadoop(fake_pyspark_jars):
         "org.apache.spark:spark-hadoop-cloud_2.13:4.3.0",
     ))
     assert jars.spark_conf() == {"spark.jars.packages": ",".join(jars.packages)}
-    assert jars.spark_submit_args() == ["--packages", ",".join(jars.packages)]
 
 
 def test_no_committer_needs_no_spark_hadoop_cloud(fake_pyspark_jars):
@@ -393,7 +421,7 @@ def test_platform_provided_jars(fake_pyspark_jars):
     jars = s3a_jars(fake_pyspark_jars, S3Settings(packages=False))
 
     assert jars == S3AJars(hadoop_version="3.5.0")
-    assert jars.spark_conf() == {} and jars.spark_submit_args() == []
+    assert jars.spark_conf() == {}
 
 
 def test_jars_dir_with_matching_jars(fake_pyspark_jars, tmp_path):
@@ -405,7 +433,6 @@ def test_jars_dir_with_matching_jars(fake_pyspark_jars, tmp_path):
     assert jars.jars == (str(folder / "hadoop-aws-3.5.0.jar"), str(folder / "bundle-2.35.4.jar"),
                          str(folder / "spark-hadoop-cloud_2.13-4.3.0.jar"))
     assert jars.packages == ()
-    assert jars.spark_submit_args() == ["--jars", ",".join(jars.jars)]
 
 
 def test_jars_dir_without_hadoop_aws(fake_pyspark_jars, tmp_path):
@@ -503,7 +530,6 @@ def test_spark_setup_holds_the_secrets_for_the_session_and_shows_none(fake_pyspa
     assert setup.spark_conf["spark.hadoop.fs.s3a.aws.credentials.provider"] == (
         "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
     )
-    assert setup.submit_args == ("--packages", setup.spark_conf["spark.jars.packages"])
     for secret in ("testing-session-key", "testing-session-secret", "testing-session-token"):
         assert secret not in repr(setup)
 

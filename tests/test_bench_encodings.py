@@ -28,7 +28,7 @@ from bench.encodings import (
     parse_args,
     pca_axes,
 )
-from bovw.words import pyramid_bins
+from bovw.image.words import pyramid_bins
 
 
 def codes(*rows: list[int]) -> np.ndarray:

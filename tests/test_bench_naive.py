@@ -5,9 +5,9 @@ import numpy as np
 
 from bench.naive import describe_row, fit_pca, pyramid_bins
 from bovw.config import OrbSettings
-from bovw.features import describe_keypoints
-from bovw.synthetic import encode_jpeg, render_fruit
-from bovw.words import pyramid_bins as pipeline_pyramid_bins
+from bovw.image.orb import describe_keypoints
+from bovw.image.synthetic import encode_jpeg, render_fruit
+from bovw.image.words import pyramid_bins as pipeline_pyramid_bins
 
 
 def test_row_udf_gives_the_pipelines_descriptors_and_positions_as_floats():

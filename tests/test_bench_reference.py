@@ -1,5 +1,6 @@
 """The single-process reference: its numeric helpers on hand-checkable inputs, its descriptors
-and spatial-pyramid bins against the pipeline's own (bovw.features, bovw.words), and tiny runs."""
+and spatial-pyramid bins against the pipeline's own (bovw.image.orb, bovw.image.words), and
+tiny runs."""
 
 import dataclasses
 
@@ -17,9 +18,9 @@ from bench.reference import (
     word_histograms,
 )
 from bovw.config import HistogramSettings, OrbSettings, load_config
-from bovw.features import describe_keypoints
-from bovw.synthetic import render_fruit
-from bovw.words import pyramid_bins
+from bovw.image.orb import describe_keypoints
+from bovw.image.synthetic import render_fruit
+from bovw.image.words import pyramid_bins
 
 
 def test_nearest_words_picks_the_closest_center_across_chunks():

@@ -6,12 +6,16 @@ and the same metrics. To keep the suite short, the local[1] run is also the faul
 run: it is killed (SIGKILL, JVM and Python workers included) while its histograms stage
 runs, then started again with the same output; it must reuse the finished stages, redo the
 rest, and end exactly like the uninterrupted local[2] and cluster runs.
+
+The local[2] run is also the check of a run's console: only bovw's own lines, no Spark
+WARN line and no traceback; the cluster run, with --verbose, shows Spark's lines.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -22,7 +26,7 @@ import numpy as np
 import pytest
 from pyspark.ml.clustering import KMeansModel
 
-from bovw.synthetic import generate_dataset
+from bovw.image.synthetic import generate_dataset
 from tests.cluster_fixtures import (
     StandaloneCluster,
     bovw_command,
@@ -49,17 +53,19 @@ def images(tmp_path_factory) -> Path:
     return root
 
 
-def run_command(images: Path, output: Path, master: str) -> list[str]:
+def run_command(images: Path, output: Path, master: str, *extra: str) -> list[str]:
     return ["run", "--input", str(images), "--output", str(output), "--master", master,
-            *RUN_FLAGS]
+            *RUN_FLAGS, *extra]
 
 
-def start_run(images: Path, output: Path, master: str) -> tuple[subprocess.Popen, Path]:
-    """Start the pipeline in a child process; returns it and its log file."""
+def start_run(images: Path, output: Path, master: str, *extra: str
+              ) -> tuple[subprocess.Popen, Path]:
+    """Start the pipeline in a child process; returns it and its log file (stdout and
+    stderr)."""
     log = output.parent / f"{output.name}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            bovw_command(*run_command(images, output, master)), stdout=out,
+            bovw_command(*run_command(images, output, master, *extra)), stdout=out,
             stderr=subprocess.STDOUT, env=subprocess_environment(), start_new_session=True)
     return process, log
 
@@ -159,16 +165,20 @@ class Runs:
     local1: KilledRun
     local2: Path
     cluster: Path
+    local2_printed: str
+    cluster_printed: str
 
 
 @pytest.fixture(scope="module")
 def runs(images, runs_root, standalone_cluster: StandaloneCluster) -> Runs:
     """The three runs, side by side to save time (each is mostly latency, not CPU).
 
-    local[1] is killed during its histograms stage, then run again to the end.
+    local[1] is killed during its histograms stage, then run again to the end. The cluster
+    run is the one with --verbose.
     """
     local2 = start_run(images, runs_root / "local2", "local[2]")
-    cluster = start_run(images, runs_root / "cluster", standalone_cluster.master_url)
+    cluster = start_run(images, runs_root / "cluster", standalone_cluster.master_url,
+                        "--verbose")
     try:
         output = runs_root / "local1"
         printed = _kill_during_histograms(images, output, "local[1]")
@@ -181,7 +191,7 @@ def runs(images, runs_root, standalone_cluster: StandaloneCluster) -> Runs:
     assert "[bovw] classifier: running" in local2_printed
     assert "[bovw] classifier: running" in cluster_printed
     return Runs(KilledRun(output, printed, stages, histograms, resumed),
-                runs_root / "local2", runs_root / "cluster")
+                runs_root / "local2", runs_root / "cluster", local2_printed, cluster_printed)
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +240,23 @@ def test_the_resumed_run_ends_like_an_uninterrupted_one(spark, local1_run, local
         for run in (local1_run, local2_run)
     }
     assert histograms[local1_run] == histograms[local2_run]
+
+
+def test_a_run_prints_only_bovw_s_own_lines(runs):
+    printed = runs.local2_printed.splitlines()
+    noise = [line for line in printed
+             if re.search(r"WARN|Traceback|Exception|ERROR", line)]
+    assert not noise, "\n".join(noise)
+    assert printed[0] == "[bovw] descriptors: running"
+    # Every line is bovw's: its stage lines, then the summary.
+    summary = printed.index("bovw run finished")
+    assert all(line.startswith("[bovw] ") for line in printed[:summary]), printed[:summary]
+    assert all(line.startswith("  ") for line in printed[summary + 1:]), printed[summary + 1:]
+
+
+def test_verbose_shows_spark_s_own_console(runs):
+    printed = runs.cluster_printed
+    assert ("Using Spark's default log4j profile: org/apache/spark/log4j2-defaults.properties"
+            in printed)
+    assert re.search(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d WARN ", printed, re.MULTILINE), printed
+

@@ -13,8 +13,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from bovw.cnn import CnnError, decode, load_backbone, preprocess
 from bovw.config import CnnSettings, ConfigError, OrbSettings
+from bovw.errors import CnnError
+from bovw.experiments.cnn import decode, load_backbone, preprocess
 from tests import imagefiles
 
 HAVE_CNN = all(importlib.util.find_spec(name) for name in
@@ -85,7 +86,7 @@ def reference():
 @needs_cnn
 @pytest.mark.parametrize("settings", [ORT, TORCH], ids=["onnxruntime", "torch"])
 def test_features_are_the_plain_torch_networks(settings, reference):
-    from bovw.cnn import embed_images
+    from bovw.experiments.cnn import embed_images
 
     features, reasons = embed_images(images(), load_backbone(settings), settings, OrbSettings())
     assert reasons == [None] * 5 and features.shape == (5, 1280)
@@ -95,7 +96,7 @@ def test_features_are_the_plain_torch_networks(settings, reference):
 
 @needs_cnn
 def test_bad_images_are_rejected_in_place_and_batches_do_not_matter(reference):
-    from bovw.cnn import cached_backbone, embed_images
+    from bovw.experiments.cnn import cached_backbone, embed_images
 
     backbone = cached_backbone(ORT)
     assert cached_backbone(ORT) is backbone  # loaded once per process
@@ -134,7 +135,7 @@ def test_torchvision_backbone_without_local_weights_says_what_to_do(tmp_path, mo
 
 @needs_cnn
 def test_spark_extraction_gives_the_same_features_one_row_per_image(spark, reference):
-    from bovw.cnn import extract_cnn_features
+    from bovw.experiments.cnn import extract_cnn_features
 
     good = images()
     rows = [(f"{i}.img", data) for i, data in enumerate(good)] + [("empty.jpg", b"")]

@@ -10,14 +10,11 @@ from PIL import Image
 from pyspark.ml.linalg import Vectors, VectorUDT
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
-from bovw.colour import (
-    ColourError,
-    append_colour,
-    colour_histogram,
-    image_colour,
-    to_rgb,
-)
 from bovw.config import ColourSettings, OrbSettings
+from bovw.errors import ColourError
+from bovw.image.colour import colour_histogram, image_colour
+from bovw.image.decode import to_rgb
+from bovw.pipeline.histograms import append_colour
 
 SETTINGS = ColourSettings(enabled=True)  # 8 hue x 4 saturation x 4 value bins
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bovw import s3 as s3_module
 from bovw.cli import main
+from bovw.cloud import s3 as s3_module
 from tests.cloud_fixtures import TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY
 from tests.cluster_fixtures import REPO_ROOT, subprocess_environment
 
@@ -58,7 +58,7 @@ def test_a_master_spark_cannot_parse(images, tmp_path, capsys):
                                     "local-cluster[2, 1, 1024]", "yarn",
                                     "k8s://https://10.0.0.1:6443"])
 def test_every_master_form_spark_accepts_passes(master):
-    from bovw.session import check_master
+    from bovw.spark.session import check_master
 
     check_master(master)
 
@@ -157,7 +157,7 @@ def test_verbose_shows_the_trace_then_the_line(spark, images, tmp_path, capsys, 
     assert err.startswith("Traceback (most recent call last):")
     assert "py4j.protocol.Py4JJavaError" in err
     assert "org.apache.hadoop.fs.FileAlreadyExistsException" in err
-    assert "bovw.storage.StorageError" in err
+    assert "bovw.errors.StorageError" in err
     # The first thing written is the output's lock, beside it.
     assert err.splitlines()[-1].startswith(
         f"bovw: error: cannot write {tmp_path}/file/.run.bovw-lock: a part of the path is a file")
@@ -282,7 +282,7 @@ def test_a_driver_port_in_use(images, tmp_path):
       ("org.apache.spark.api.python.PythonException", "Traceback ...")], None),
 ])
 def test_storage_failures_are_told_apart_by_their_java_class(chain, expected):
-    from bovw.jvm_errors import JavaCause
-    from bovw.storage import _storage_cause
+    from bovw.spark.jvm import JavaCause
+    from bovw.spark.storage import _storage_cause
 
     assert _storage_cause([JavaCause(name, message) for name, message in chain]) == expected

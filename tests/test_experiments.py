@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bovw.sweep
+import bovw.experiments.sweep
 from bovw.cli import main
-from bovw.compare import CompareError, compare, normalised_path
 from bovw.config import ConfigError
-from bovw.errors import TrainingError
-from bovw.report import sweep_plots
-from bovw.runs import OutputError
-from bovw.sweep import changes_descriptors, parse_parameter, run_sweep, sweep_points
-from bovw.synthetic import generate_dataset
+from bovw.errors import CompareError, OutputError, TrainingError
+from bovw.experiments.compare import compare
+from bovw.experiments.external import normalised_path
+from bovw.experiments.sweep import changes_descriptors, parse_parameter, run_sweep, sweep_points
+from bovw.image.synthetic import generate_dataset
+from bovw.report.pages import SweepPointResult, sweep_plots
 from tests.conftest import TEST_SPARK
 
 RUN_SECTIONS = ("Metrics", "Per class (Test)", "Confusion matrix", "Sample Test images",
@@ -135,8 +135,8 @@ def test_sweep_table_has_one_row_per_k(sweep):
 def test_the_predictor_agrees_with_spark_on_a_capped_pca(spark, sweep, tmp_path):
     # The k=8 point kept fewer PCA axes than the 200 asked: the exported model holds
     # exactly those, and predicts like Spark.
-    from bovw.export import export_model
-    from bovw.predictor import Predictor
+    from bovw.predict.export import export_model
+    from bovw.predict.predictor import Predictor
 
     run = sweep[0] / "points" / "vocabulary.k=8"
     kept = json.loads((run / "summary.json").read_text())["reduction"]["components"]
@@ -181,8 +181,7 @@ def test_a_resumed_sweep_runs_a_failed_point_again(spark, config, dataset, sweep
 
 def test_failed_points_are_left_out_of_the_curves():
     parameters = [("vocabulary.k", ["8", "12"])]
-    failed = {"point": "vocabulary.k=8", "vocabulary.k": "8", "status": "failed",
-              "failure": "the classifier did not train: ..."}
+    failed = SweepPointResult({"vocabulary.k": "8"}, failed=True)
     assert sweep_plots(parameters, [failed]) == {}
 
 
@@ -195,7 +194,7 @@ def test_sweep_command_fails_at_the_end_naming_the_failed_points(dataset, tmp_pa
         attempts.append(output.rsplit("/", 1)[1])
         raise TrainingError(reason)
 
-    monkeypatch.setattr(bovw.sweep, "run_pipeline", did_not_train)
+    monkeypatch.setattr(bovw.experiments.sweep, "run_pipeline", did_not_train)
     flags = [flag for key, value in TEST_SPARK.items() for flag in ("--set", f"{key}={value}")]
     command = ["sweep", "--input", str(dataset), "--output", str(tmp_path / "s"),
                "--k", "8,12", "--no-report", *flags]
@@ -360,7 +359,7 @@ def test_paths_from_different_writers_agree(spark):
 
 def test_sweep_and_comparison_folders_hold_only_what_bovw_writes(spark, sweep, comparison):
     # --overwrite refuses a bovw folder holding anything else: bovw's own files must pass.
-    from bovw.outputs import foreign_names, inspect
+    from bovw.spark.outputs import foreign_names, inspect
 
     for folder, kind in ((sweep[0], "sweep"), (sweep[0] / "points" / "vocabulary.k=8", "run"),
                          (comparison[0], "comparison"),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bovw.config import OrbSettings
-from bovw.features import (
+from bovw.image.orb import (
     EMPTY_DESCRIPTORS,
     dense_keypoints,
     extract_descriptors,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bovw.config import OrbSettings
-from bovw.features import extract_descriptors
+from bovw.image.orb import extract_descriptors
 from tests import imagefiles
 
 SETTINGS = OrbSettings()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bovw.config import OrbSettings
-from bovw.features import dense_keypoints, describe_keypoints, scaled_image
-from bovw.synthetic import render_fruit
+from bovw.image.orb import dense_keypoints, describe_keypoints, scaled_image
+from bovw.image.synthetic import render_fruit
 
 # Defaults that matter here: patch_size 8, dense_step 5, edge_threshold 8.
 SETTINGS = OrbSettings(sampling="dense", dense_scales=(1.0, 2.0))
@@ -165,7 +165,7 @@ def test_the_old_descriptor_scheme_cannot_be_asked_for():
 
 def test_a_sweep_over_scale_lists_gives_one_point_per_list():
     from bovw.config import ConfigError, load_config
-    from bovw.sweep import parse_parameter, sweep_points
+    from bovw.experiments.sweep import parse_parameter, sweep_points
 
     key, values = parse_parameter("orb.dense_scales=[1.0], [1.0, 2.0],[1.0,1.5,2.0]")
     assert (key, values) == ("orb.dense_scales", ["1.0", "1.0,2.0", "1.0,1.5,2.0"])

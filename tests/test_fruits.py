@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bovw.fruits import (
-    FruitCatalogueError,
+from bovw.errors import FruitCatalogueError
+from bovw.image.synthetic import CLASS_NAMES
+from bovw.predict.fruits import (
     FruitInfo,
     default_catalogue_path,
     load_catalogue,
     parse_catalogue,
 )
-from bovw.synthetic import CLASS_NAMES
 
 SHIPPED = Path(__file__).resolve().parent.parent / "conf" / "fruits.toml"
 FRUITS360_DEV = (

@@ -7,17 +7,11 @@ import math
 import numpy as np
 import pytest
 
+from bovw.columns import DESCRIPTOR_SCHEMA
 from bovw.config import HistogramSettings
-from bovw.descriptors import DESCRIPTOR_SCHEMA
-from bovw.features import pack
-from bovw.histograms import (
-    fit_idf,
-    histogram_length,
-    nearest_words,
-    pyramid_bins,
-    weight,
-    word_histograms,
-)
+from bovw.image.orb import pack
+from bovw.image.words import histogram_length, nearest_words, pyramid_bins
+from bovw.pipeline.histograms import fit_idf, weight, word_histograms
 
 CENTERS = np.array([[0] * 32, [100] * 32, [200] * 32], dtype=np.float32)
 

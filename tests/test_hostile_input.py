@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from bovw import features
 from bovw.config import IngestSettings, OrbSettings
-from bovw.descriptors import describe_images
-from bovw.features import extract_descriptors
-from bovw.ingest import LocalTree, assign_splits, list_files, walk_local_tree, with_labels
+from bovw.image import orb as features
+from bovw.image.orb import extract_descriptors
+from bovw.pipeline.descriptors import describe_images
+from bovw.pipeline.ingest import LocalTree, assign_splits, list_files, walk_local_tree, with_labels
 from tests import imagefiles
 
 SETTINGS = OrbSettings(sampling="detect")
@@ -73,7 +73,7 @@ def test_declared_size_alone_decides_the_refusal():
 def test_an_image_that_makes_opencv_raise_is_a_reject():
     grey = np.full((1, 1), 128, np.uint8)
     with pytest.raises(cv2.error):
-        features.describe_grey(grey, SETTINGS)
+        features.describe_keypoints(grey, SETTINGS)
     extraction = extract_descriptors(one_pixel_png(), SETTINGS)
     assert extraction.reject_reason.startswith("OpenCV failed: OpenCV(")
     assert (extraction.width, extraction.height) == (1, 1)

@@ -7,16 +7,15 @@ from collections import Counter
 import pytest
 
 from bovw.config import IngestSettings
-from bovw.ingest import (
-    InputError,
+from bovw.errors import InputError
+from bovw.pipeline.ingest import (
     assign_splits,
-    check_local_input,
     extension_glob,
     labelled_images,
     list_files,
     with_labels,
 )
-from bovw.inputs import check_local_dataset
+from bovw.pipeline.inputs import check_local_dataset, check_local_input
 from tests import imagefiles
 
 SETTINGS = IngestSettings()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bovw.metrics import FitCheck, classification_metrics
+from bovw.pipeline.metrics import FitCheck, classification_metrics
 
 
 def test_hand_checked_metrics():

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bovw import leases, pipeline, storage
 from bovw.cli import main
 from bovw.errors import OutputError, OutputInUseError
-from bovw.runs import prepare_spec_folder
-from bovw.synthetic import generate_dataset
+from bovw.image.synthetic import generate_dataset
+from bovw.pipeline import run as pipeline
+from bovw.pipeline.layout import prepare_spec_folder
+from bovw.spark import leases, storage
 from tests.test_pipeline import spark_flags
 
 THESIS = b"Chapter 1\n\xe2\x80\x94 four years of work\n"
@@ -215,8 +216,8 @@ def test_a_failed_overwrite_leaves_the_old_run_whole_and_the_same_command_finish
 
 def test_an_overwritten_sweep_names_its_final_folder_everywhere(spark, test_config, dataset,
                                                                 tmp_path):
-    from bovw.export import build_model
-    from bovw.sweep import run_sweep
+    from bovw.experiments.sweep import run_sweep
+    from bovw.predict.export import build_model
 
     root = tmp_path / "sweep"
     with prepare_spec_folder(spark, str(root), "sweep.json", {"grid": "old"}, False, "sweep",

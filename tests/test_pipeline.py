@@ -13,10 +13,9 @@ from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.feature import PCAModel
 
 from bovw.cli import main
-from bovw.errors import InputError
-from bovw.pipeline import run_pipeline
-from bovw.runs import OutputError
-from bovw.synthetic import encode_jpeg, generate_dataset, render_fruit
+from bovw.errors import InputError, OutputError
+from bovw.image.synthetic import encode_jpeg, generate_dataset, render_fruit
+from bovw.pipeline.run import run_pipeline
 from tests import imagefiles
 from tests.conftest import TEST_SPARK
 
@@ -155,7 +154,7 @@ def test_descriptors_set_aside_a_vocabulary_sample_for_training_images(spark, fi
 
 
 def test_descriptors_carry_the_record_of_what_made_them(spark, test_config, dataset, first_run):
-    from bovw.provenance import RECORD_NAME, DescriptorProvenance, DescriptorSettings
+    from bovw.pipeline.provenance import RECORD_NAME, DescriptorProvenance, DescriptorSettings
 
     record = DescriptorProvenance.from_json(
         (first_run / "descriptors" / RECORD_NAME).read_text(), RECORD_NAME)
@@ -195,7 +194,7 @@ def test_a_finished_run_is_never_overwritten_silently(dataset, first_run, capsys
 
 
 def test_unfinished_run_resumes_only_with_the_same_spec(spark, tmp_path):
-    from bovw.runs import RunLayout, prepare_output
+    from bovw.pipeline.layout import RunLayout, prepare_output
 
     layout = RunLayout(str(tmp_path / "run"))
     with prepare_output(spark, layout, {"input": "x", "k": 1}, overwrite=False) as output:

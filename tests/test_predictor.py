@@ -26,21 +26,18 @@ from bovw.config import (
     PredictSettings,
     load_config,
 )
-from bovw.fruits import FruitInfo, load_catalogue
-from bovw.predictor import (
-    ExportedModel,
-    ModelFileError,
+from bovw.errors import ModelFileError
+from bovw.image.framing import fit_to_training_size, object_box
+from bovw.image.synthetic import encode_jpeg, render_fruit
+from bovw.predict.fruits import FruitInfo, load_catalogue
+from bovw.predict.model_file import ExportedModel, model_from_bytes, model_to_bytes
+from bovw.predict.predictor import (
     Predictor,
     class_probabilities,
     feature_vector,
-    fit_to_training_size,
-    model_from_bytes,
-    model_to_bytes,
-    object_box,
     weighted_histogram,
     word_histogram,
 )
-from bovw.synthetic import encode_jpeg, render_fruit
 from tests import imagefiles
 from tests.conftest import TEST_SPARK
 
@@ -388,7 +385,7 @@ def test_inconsistent_arrays_are_refused():
 
 
 def test_predictor_module_does_not_import_pyspark():
-    code = ("import sys, bovw, bovw.predictor; bovw.Predictor; "
+    code = ("import sys, bovw, bovw.predict.predictor; bovw.Predictor; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j')))")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                cwd=REPO, check=True)
@@ -455,7 +452,7 @@ def dense_model() -> ExportedModel:
 
 
 def test_textured_patches_counts_the_patches_of_the_grid_that_show_detail():
-    from bovw.features import textured_patches
+    from bovw.image.orb import textured_patches
 
     orb = OrbSettings()
     # 17 x 17 patches on a 100x100 image: grid points 10, 15, ..., 90 on each axis.
@@ -526,9 +523,9 @@ def test_the_thresholds_are_settings():
 def _train_and_export(spark, config, root):
     """Run the pipeline with `config` on 3 generated classes under `root`, export it, and
     collect Spark's Test predictions."""
-    from bovw.export import export_model
-    from bovw.pipeline import run_pipeline
-    from bovw.synthetic import generate_dataset
+    from bovw.image.synthetic import generate_dataset
+    from bovw.pipeline.run import run_pipeline
+    from bovw.predict.export import export_model
 
     generate_dataset(root / "data", classes=3, train_per_class=10, test_per_class=4, seed=0)
     run_pipeline(spark, config, str(root / "data"), str(root / "run"), log=lambda _: None)
@@ -580,7 +577,7 @@ def test_predictor_agrees_with_spark_on_every_test_image(trained):
 def test_predictor_describes_like_spark_at_every_scale(trained):
     # The run's own descriptors and positions (written by the Spark UDF) are exactly the
     # Predictor's for each Test image, at every configured scale.
-    from bovw.features import unpack, unpack_positions
+    from bovw.image.orb import unpack, unpack_positions
 
     predictor = Predictor.load(trained["model"])
     scales = predictor.model.orb.dense_scales
@@ -599,7 +596,8 @@ def test_predictor_describes_like_spark_at_every_scale(trained):
 def test_export_refuses_a_run_made_with_the_old_dense_scales(spark, trained, tmp_path):
     import shutil
 
-    from bovw.export import ExportError, build_model
+    from bovw.errors import ExportError
+    from bovw.predict.export import build_model
 
     run = tmp_path / "run"
     shutil.copytree(trained["run"], run)
@@ -634,7 +632,8 @@ def test_predictor_with_the_colour_block_agrees_with_spark(spark, test_config, t
 
 
 def test_export_refuses_an_unfinished_run(spark, tmp_path):
-    from bovw.export import ExportError, export_model
+    from bovw.errors import ExportError
+    from bovw.predict.export import export_model
 
     (tmp_path / "run.json").write_text("{}")
     with pytest.raises(ExportError) as error:

@@ -8,9 +8,15 @@ import pytest
 from pyspark.ml.feature import PCAModel
 from pyspark.ml.linalg import Vectors
 
-from bovw.arrow_vectors import VECTOR_STRUCT, dense_vectors, sparse_vectors, vectors_to_csr
 from bovw.errors import TrainingError
-from bovw.reduction import explained_variance, explained_variance_total, fit_pca, pca_model
+from bovw.pipeline.reduction import (
+    explained_variance,
+    explained_variance_total,
+    fit_pca,
+    pca_model,
+    projection,
+)
+from bovw.spark.arrow_vectors import VECTOR_STRUCT, dense_vectors, sparse_vectors, vectors_to_csr
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +138,27 @@ def test_built_vectors_are_what_spark_would_send():
     assert dense.to_pylist()[0] == {"type": 1, "size": None, "indices": None,
                                     "values": [1.0, 0.0, 0.0, 7.0]}
     assert vectors_to_csr(dense, 4).toarray().tolist() == [[1, 0, 0, 7], [0, 2, 0, 5]]
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_projection_gives_what_pca_model_transform_gives(spark, weighted, kind):
+    model = fit_pca(weighted, 3, 12)
+    frame = weighted
+    if kind == "sparse":
+        to_sparse = {row["path"]: Vectors.sparse(12, {i: v for i, v in
+                                                      enumerate(row["weighted"]) if i % 3})
+                     for row in weighted.collect()}
+        frame = spark.createDataFrame([(path, vector) for path, vector in to_sparse.items()],
+                                      ["path", "weighted"])
+    expected = {row["path"]: row["pca_features"].toArray()
+                for row in model.transform(frame).collect()}
+
+    with projection(frame, model) as projected:
+        rows = projected.collect()
+        assert projected.columns == [name for name in frame.columns if name != "weighted"] + [
+            "pca_features"]
+
+    assert sorted(row["path"] for row in rows) == sorted(expected)
+    for row in rows:
+        np.testing.assert_allclose(row["pca_features"].toArray(), expected[row["path"]],
+                                   rtol=1e-12, atol=1e-12)

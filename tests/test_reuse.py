@@ -1,5 +1,5 @@
 """Reused outputs never contradict the configuration: each setting family is either honoured
-or refused with one line before any Spark job (bovw.provenance and its callers).
+or refused with one line before any Spark job (bovw.pipeline.provenance and its callers).
 
 The comparisons are pure and tested without Spark. The end-to-end refusals of `bovw run
 --descriptors-from`, sweeps, comparisons and `bovw predict` on a folder then reuse the
@@ -18,23 +18,24 @@ import numpy as np
 import pytest
 
 from bovw.cli import main
-from bovw.compare import compare
 from bovw.config import HistogramSettings, OrbSettings, load_config
-from bovw.pipeline import run_pipeline
-from bovw.predictor import ExportedModel, model_to_bytes
-from bovw.provenance import (
+from bovw.config.differences import Difference
+from bovw.errors import ReuseError
+from bovw.experiments.compare import compare
+from bovw.experiments.sweep import changes_descriptors, descriptor_sources, run_sweep, sweep_points
+from bovw.image.synthetic import generate_dataset
+from bovw.pipeline.provenance import (
     RECORD_NAME,
     DescriptorProvenance,
     DescriptorSettings,
-    Difference,
-    ReuseError,
     first_difference,
-    model_contradiction,
     refusal,
 )
-from bovw.report import RunData, run_sections
-from bovw.sweep import changes_descriptors, descriptor_sources, run_sweep, sweep_points
-from bovw.synthetic import generate_dataset
+from bovw.pipeline.run import run_pipeline
+from bovw.predict.model_file import ExportedModel, model_contradiction, model_to_bytes
+from bovw.report.gather import RunData
+from bovw.report.pages import run_sections
+from bovw.summary import HeadlineMetrics, ImageCounts, KeypointStats, Reduction, RunSummary
 from tests.conftest import TEST_SPARK
 
 BASE = load_config(None, {})
@@ -285,9 +286,10 @@ def test_predict_settings_that_contradict_the_model_are_found():
 # ---------------------------------------------------------------- pure: the report
 
 def report_body(counts, sampling="dense") -> str:
-    summary = {"config": {"orb": {"sampling": sampling, "dense_step": 5,
-                                  "dense_scales": [1.0, 2.0]}},
-               "keypoints": {"mean": 370.0}}
+    summary = RunSummary("/run", ImageCounts(), Reduction(), HeadlineMetrics(),
+                         config={"orb": {"sampling": sampling, "dense_step": 5,
+                                         "dense_scales": [1.0, 2.0]}},
+                         keypoints=KeypointStats(mean=370.0))
     sections = run_sections(RunData("/run", summary, {}, keypoint_counts=counts))
     (section,) = [s for s in sections if s.title == "Keypoints per image"]
     return section.body

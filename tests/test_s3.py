@@ -1,4 +1,4 @@
-"""Upload and listing against a local moto S3 server through the real boto3 code (bovw.s3)."""
+"""Upload and listing against a local moto S3 server through the real boto3 code (bovw.cloud.s3)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import botocore.exceptions
 import pytest
 from botocore.stub import Stubber
 
-from bovw.aws import CloudError
-from bovw.s3 import S3Object, UploadReport, list_objects, parse_s3_url, upload
+from bovw.cloud.s3 import S3Object, UploadReport, list_objects, parse_s3_url, upload
+from bovw.errors import CloudError
 
 
 def _dataset(root: Path) -> dict[str, bytes]:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bovw.s3 import upload
-from bovw.synthetic import generate_dataset
+from bovw.cloud.s3 import upload
+from bovw.image.synthetic import generate_dataset
 from tests.cloud_fixtures import TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY
 from tests.cluster_fixtures import run_bovw
 

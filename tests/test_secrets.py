@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from bovw.cli import main
-from bovw.redaction import REDACTED
-from bovw.synthetic import generate_dataset
+from bovw.config.redaction import REDACTED
+from bovw.image.synthetic import generate_dataset
 from tests.conftest import TEST_SPARK
 
 ACCESS_KEY = "AKIATESTACCESS0042"
@@ -129,7 +129,7 @@ def test_a_secret_cannot_be_swept(images, tmp_path, capsys):
 def test_a_run_resumes_with_a_rotated_secret(spark, images, tmp_path):
     """run.json holds the masked config, so a changed secret value is the same run."""
     from bovw.config import load_config
-    from bovw.runs import RunLayout, prepare_output
+    from bovw.pipeline.layout import RunLayout, prepare_output
 
     layout = RunLayout(str(tmp_path / "run"))
     first = load_config(None, {"spark.conf.spark.hadoop.fs.s3a.secret.key": "old-value"})
@@ -150,7 +150,7 @@ def test_a_run_resumes_with_a_rotated_secret(spark, images, tmp_path):
 _SESSION_IN_A_CHILD = """
 import json, sys
 from bovw.config import load_config
-from bovw.session import build_session
+from bovw.spark.session import build_session
 config = load_config(None, {
     "spark.master": "local[1]", "spark.driver_memory": "1g",
     "spark.conf.spark.ui.enabled": "false", "spark.conf.spark.driver.host": "127.0.0.1",

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from bovw.config import ConfigError, SparkSettings, load_config
-from bovw.session import (
-    JavaError,
+from bovw.errors import JavaError
+from bovw.spark.session import (
     check_java,
     class_archive_option,
     java_major_version,

@@ -11,7 +11,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 
-from bovw.synthetic import CLASS_NAMES, encode_jpeg, generate_dataset, render_fruit
+from bovw.image.synthetic import CLASS_NAMES, encode_jpeg, generate_dataset, render_fruit
 
 
 def orb():

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bovw.columns import DESCRIPTOR_SCHEMA
 from bovw.config import VocabularySettings
-from bovw.descriptors import DESCRIPTOR_SCHEMA, sample_rows, statistics
 from bovw.errors import VocabularyError
-from bovw.features import pack
-from bovw.vocabulary import sample_descriptors
+from bovw.image.orb import pack
+from bovw.pipeline.descriptors import sample_rows, statistics
+from bovw.pipeline.vocabulary import sample_descriptors
 
 
 def test_sample_rows_keeps_everything_when_there_are_few():

@@ -5,8 +5,9 @@
 #     PACKAGE  s3:// URI of the bovw wheel, or a pip requirement such as "bovw==0.2.0"
 #     PYTHON   the interpreter Spark runs (default python3.11; keep it equal to emr.python)
 #
-# Spark itself comes from the EMR release, so pyspark is not installed from PyPI: bovw is
-# installed without dependencies, then every dependency it declares except pyspark.
+# Spark itself comes from the EMR release (emr-spark-8.0.0: Spark 4.0.2, inside the pyspark
+# range bovw declares), so pyspark is not installed from PyPI: bovw is installed without
+# dependencies, then every dependency it declares except pyspark.
 set -euo pipefail
 
 package="${1:?usage: bootstrap.sh <s3://.../bovw-VERSION-py3-none-any.whl | pip requirement> [python]}"

@@ -1,0 +1,7 @@
+"""`python -m bovw.cli`: the `bovw` command."""
+
+import sys
+
+from bovw.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,102 @@
+"""What the command modules share: the configuration flags, the overrides they give, the
+SparkSession, and which settings each command uses.
+
+Like bovw.cli.main, this module imports no Spark at load time.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Collection
+
+from bovw.config import Config, ConfigError, load_config, parse_assignment
+from bovw.config.differences import unused_setting
+from bovw.spark.session import build_session
+
+__all__ = ["PREDICT_KEYS", "SESSION_KEYS", "SHORTCUTS", "add_config_flags", "config_of",
+           "overrides", "refuse_unused", "session"]
+
+# Shortcut flags for the settings users change most; any other setting: --set key=value.
+SHORTCUTS = {
+    "k": ("vocabulary.k", int),
+    "sample_size": ("vocabulary.sample_size", int),
+    "pca_components": ("pca.components", int),
+    "reg_param": ("classifier.reg_param", float),
+    "master": ("spark.master", str),
+    "seed": ("seed", int),
+    "profile": ("s3.profile", str),
+    "region": ("s3.region", str),
+}
+
+# What `bovw predict` uses of the configuration besides the model: the session, its own
+# settings, the listing of a folder; and what it compares with the model (the rest of the
+# model's settings cannot be changed at prediction time).
+PREDICT_KEYS = ("spark.", "s3.", "predict.", "ingest.extensions", "ingest.max_file_bytes",
+                "orb.", "colour.", "histograms.", "vocabulary.k", "pca.components", "seed")
+SESSION_KEYS = ("spark.", "s3.")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags every command takes: --config, the shortcuts and --set."""
+    parser.add_argument("--config", help="TOML file with the settings (default: built-in defaults)")
+    parser.add_argument("--k", type=int, help="vocabulary size (vocabulary.k)")
+    parser.add_argument("--sample-size", type=int, help="descriptors sampled for KMeans")
+    parser.add_argument("--pca-components", type=int, help="PCA components (pca.components)")
+    parser.add_argument("--reg-param", type=float, help="logistic regression regularisation")
+    parser.add_argument("--master", help="Spark master URL, e.g. local[2] or spark://host:7077")
+    parser.add_argument("--seed", type=int, help="seed for every random choice")
+    parser.add_argument("--profile", help="AWS profile for s3a:// input/output (s3.profile)")
+    parser.add_argument("--region", help="AWS region of the bucket (s3.region)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="any other setting, e.g. --set orb.nfeatures=300 (repeatable)")
+
+
+def overrides(args: argparse.Namespace, base: dict | None = None) -> dict:
+    """The dotted-key overrides the flags in `args` give, after those of `base`."""
+    overrides = dict(base or {})
+    for flag, (key, _type) in SHORTCUTS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    for assignment in args.set:
+        key, value = parse_assignment(assignment)
+        overrides[key] = value
+    return overrides
+
+
+def config_of(args: argparse.Namespace, extra: dict | None = None) -> Config:
+    """The Config a command runs with: --config, then the flags' overrides, then `extra`."""
+    return load_config(args.config, {**overrides(args), **(extra or {})})
+
+
+def refuse_unused(args: argparse.Namespace, used: Collection[str], why: str) -> None:
+    """A setting given on the command line that the command does not use (`used`: keys, or
+    prefixes ending with ".") is a config error, not silently dropped; `why` says why."""
+    unused = unused_setting(overrides(args), used)
+    if unused is not None:
+        raise ConfigError(f"{unused} has no effect here: {why}; drop it")
+
+
+def session(config: Config, environ: dict, *urls: str | None, verbose: bool = False):
+    """The SparkSession for `config` (environ: the process environment), with s3a
+    credentials and jars when any of `urls` is on S3; `verbose` leaves Spark's console as
+    Spark makes it (bovw.spark.session.build_session)."""
+    from bovw.cloud.credentials import resolve_credentials
+    from bovw.cloud.s3a import spark_s3a_setup, uses_s3
+
+    # Under spark-submit the JVM already runs with the submit flags, which then win.
+    submitted = "PYSPARK_GATEWAY_PORT" in environ
+    if not uses_s3(*urls):
+        return build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted,
+                             verbose=verbose)
+    credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
+    setup = spark_s3a_setup(config.s3, credentials)
+    spark = build_session(config, java_home=environ.get("JAVA_HOME"),
+                          extra=setup.spark_conf, submitted=submitted, verbose=verbose)
+    from bovw.spark import storage
+
+    for url in urls:
+        if uses_s3(url):
+            # A missing connector, bucket or permission stops here, in one line.
+            storage.exists(spark, url)
+    return spark

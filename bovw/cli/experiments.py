@@ -1,0 +1,154 @@
+"""The `bovw sweep`, `bovw compare` and `bovw report` commands (wired in by bovw.cli.main).
+
+Like the CLI itself this module imports no Spark at load time: the handlers import what
+they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bovw.cli.common import SESSION_KEYS, add_config_flags, config_of, refuse_unused, session
+from bovw.spark.progress import StageProgress
+
+__all__ = ["HANDLERS", "VARIANTS", "add_commands"]
+
+# bovw.experiments.compare.VARIANTS; repeated here so that the CLI starts without importing Spark.
+VARIANTS = ("orb", "orb-colour", "cnn")
+
+
+def add_commands(commands) -> None:
+    """Add the sweep, compare and report sub-commands to the `bovw` parser."""
+    # "resolve" lets --k be declared again, as a list, after the shared config flags.
+    sweep = commands.add_parser(
+        "sweep", conflict_handler="resolve",
+        help="run the pipeline over several values of settings, descriptors extracted once")
+    sweep.add_argument("--input", required=True, help="dataset folder")
+    sweep.add_argument("--output", required=True, help="sweep folder to create (or resume)")
+    sweep.add_argument("--overwrite", action="store_true", help="replace an existing sweep")
+    sweep.add_argument("--descriptors-from",
+                       help="reuse the descriptors Parquet of an earlier run (RUN/descriptors)")
+    sweep.add_argument("--no-report", action="store_true", help="skip the report.html pages")
+    add_config_flags(sweep)
+    sweep.add_argument("--k", metavar="K1,K2,...",
+                       help="vocabulary sizes to try: shorthand for --param vocabulary.k=...")
+    sweep.add_argument("--param", action="append", default=[], metavar="SECTION.KEY=V1,V2",
+                       help="a setting and its values, e.g. pca.components=20,50,100 "
+                            "(repeatable: every combination is run); a list setting takes "
+                            "bracketed lists: orb.dense_scales=[1.0],[1.0,2.0]")
+
+    compare = commands.add_parser(
+        "compare", help="visual words, visual words + colour and CNN features side by side")
+    compare.add_argument("--input", required=True, help="dataset folder")
+    compare.add_argument("--output", required=True, help="comparison folder (or resume)")
+    compare.add_argument("--overwrite", action="store_true", help="replace an existing one")
+    compare.add_argument("--variants", default=",".join(VARIANTS),
+                         help=f"which to run, in order (default {','.join(VARIANTS)})")
+    compare.add_argument("--cnn-features",
+                         help="Parquet of CNN features made elsewhere (else: the built-in "
+                              "extractor, which needs the [cnn] extra)")
+    compare.add_argument("--path-col", help="path column of --cnn-features (cnn.path_column)")
+    compare.add_argument("--label-col", help="label column (cnn.label_column)")
+    compare.add_argument("--features-col", help="features column (cnn.features_column)")
+    compare.add_argument("--backbone", help="built-in backbone (cnn.backbone): "
+                                            "efficientnet-lite0, mobilenet_v2, resnet50")
+    compare.add_argument("--descriptors-from",
+                         help="descriptors of an earlier run for both ORB variants "
+                              "(made with colour.enabled=true for orb-colour)")
+    compare.add_argument("--no-report", action="store_true", help="skip the report.html pages")
+    add_config_flags(compare)
+
+    report = commands.add_parser(
+        "report", help="(re)write report.html of a finished run, sweep or comparison folder")
+    report.add_argument("folder", help="the run, sweep or comparison folder")
+    add_config_flags(report)
+
+
+def _sweep(args: argparse.Namespace, environ: dict) -> int:
+    from bovw.cloud.s3a import normalise_s3_url
+    from bovw.experiments.sweep import parse_parameter, run_sweep, sweep_points
+    from bovw.experiments.tables import sweep_markdown
+    from bovw.pipeline.inputs import check_local_dataset
+
+    parameters = [parse_parameter(text) for text in args.param]
+    if args.k:
+        parameters.insert(0, parse_parameter(f"vocabulary.k={args.k}"))
+    args.k = None  # a list here, not the single value of the shared --k flag
+    config = config_of(args)
+    sweep_points(config, parameters)  # bad keys or values stop here, before Spark starts
+    input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
+    check_local_dataset(input_path, config.ingest)
+    spark = session(config, environ, input_path, output_path, verbose=args.verbose)
+    result = run_sweep(spark, config, input_path, output_path, parameters,
+                       descriptors_from=args.descriptors_from, overwrite=args.overwrite,
+                       report=not args.no_report, progress=StageProgress(spark.sparkContext))
+    print(sweep_markdown(result.keys, result.rows))
+    print(f"sweep table: {result.output}/sweep.csv"
+          + ("" if args.no_report else f"; report: {result.output}/report.html"))
+    if result.failed:
+        # Every other point ran; the command still fails so that no script takes the
+        # sweep for complete.
+        failures = "; ".join(f"{name}: {reason}" for name, reason in result.failed)
+        print(f"bovw: error: {len(result.failed)} of {len(result.rows)} sweep points failed "
+              f"(see {result.output}/sweep.md): {failures}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _compare(args: argparse.Namespace, environ: dict) -> int:
+    from bovw.cloud.s3a import normalise_s3_url
+    from bovw.experiments.compare import compare, parse_variants
+    from bovw.pipeline.inputs import check_local_dataset
+    from bovw.spark import storage
+
+    overrides = {key: value for key, value in (
+        ("cnn.path_column", args.path_col), ("cnn.label_column", args.label_col),
+        ("cnn.features_column", args.features_col), ("cnn.backbone", args.backbone))
+        if value is not None}
+    config = config_of(args, overrides)
+    variants = parse_variants(args.variants)
+    input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
+    check_local_dataset(input_path, config.ingest)
+    spark = session(config, environ, input_path, output_path, args.cnn_features,
+                    verbose=args.verbose)
+    result = compare(spark, config, input_path, output_path, variants=variants,
+                     cnn_features=args.cnn_features, descriptors_from=args.descriptors_from,
+                     overwrite=args.overwrite, report=not args.no_report,
+                     progress=StageProgress(spark.sparkContext))
+    print(storage.read_text(spark, storage.join(result.output, "comparison.md")))
+    print(f"comparison: {result.output}/comparison.csv"
+          + ("" if args.no_report else f"; report: {result.output}/report.html"))
+    return 0
+
+
+def _report(args: argparse.Namespace, environ: dict) -> int:
+    from bovw.cloud.s3a import normalise_s3_url
+    from bovw.errors import OutputError
+    from bovw.spark import storage
+
+    config = config_of(args)
+    refuse_unused(args, SESSION_KEYS, "bovw report draws the folder as it was made")
+    folder = normalise_s3_url(args.folder).rstrip("/")
+    spark = session(config, environ, folder, verbose=args.verbose)
+    if storage.exists(spark, storage.join(folder, "sweep.json")):
+        from bovw.experiments.sweep import collect_result, write_report
+
+        path = write_report(spark, collect_result(spark, folder))
+    elif storage.exists(spark, storage.join(folder, "compare.json")):
+        from bovw.experiments.compare import collect_result as collect_comparison
+        from bovw.experiments.compare import write_outputs
+
+        write_outputs(spark, collect_comparison(spark, folder), report=True)
+        path = storage.join(folder, "report.html")
+    elif storage.exists(spark, storage.join(folder, "summary.json")):
+        from bovw.report.pages import write_run_report
+
+        path = write_run_report(spark, folder)
+    else:
+        raise OutputError(f"{folder} is not a finished bovw run, sweep or comparison folder")
+    print(f"report: {path}")
+    return 0
+
+
+HANDLERS = {"sweep": _sweep, "compare": _compare, "report": _report}

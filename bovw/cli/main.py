@@ -1,0 +1,72 @@
+"""The `bovw` command: parse arguments, build the session, call one library function.
+
+Each command group has its module (bovw.cli.run, cloud, predict, experiments) giving its
+sub-parsers (`add_commands`) and handlers (`HANDLERS`); bovw.cli.common holds what they
+share. No Spark is imported until a handler runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from bovw.cli import cloud, experiments, predict, run
+from bovw.errors import BovwError, ConfigError
+
+__all__ = ["build_parser", "main"]
+
+COMMAND_GROUPS = (run, cloud, predict, experiments)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `bovw` argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="bovw", description="Bag-of-visual-words image classification on Spark."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for group in COMMAND_GROUPS:
+        group.add_commands(commands)
+    _add_verbose(parser)
+    return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser, top: bool = True) -> None:
+    """--verbose on `parser` and on every sub-command below it, so that it may come before
+    or after the sub-command. Below the top, an absent flag leaves the value alone
+    (SUPPRESS): a sub-parser's default would otherwise reset a --verbose given before it."""
+    parser.add_argument("--verbose", action="store_true",
+                        default=False if top else argparse.SUPPRESS,
+                        help="on an error, show its full trace (Python, Java, AWS) too")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in {id(sub): sub for sub in action.choices.values()}.values():
+                _add_verbose(sub, top=False)
+
+
+def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
+    """Entry point of `bovw` and of the jobs/ scripts. Returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    environ = dict(os.environ if environ is None else environ)
+    handlers = {name: handler for group in COMMAND_GROUPS
+                for name, handler in group.HANDLERS.items()}
+    try:
+        return handlers[args.command](args, environ)
+    except ConfigError as error:
+        return _fail("config error", error, args.verbose, 2)
+    except BovwError as error:
+        return _fail("error", error, args.verbose, 1)
+
+
+def _fail(kind: str, error: Exception, verbose: bool, code: int) -> int:
+    """Report a user error as one line (after its whole trace with --verbose)."""
+    if verbose:
+        traceback.print_exception(error, file=sys.stderr)
+    print(f"bovw: {kind}: {' '.join(str(error).splitlines())}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

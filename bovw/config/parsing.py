@@ -1,0 +1,117 @@
+"""Reading setting values: TOML and command-line text to each field's declared type.
+
+Generic over the settings dataclasses (bovw.config.settings): nothing here knows a
+particular section. Every problem is a ConfigError of one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from bovw.errors import ConfigError
+
+__all__ = ["coerce", "parse_assignment", "require", "section_from_table", "to_plain"]
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise ConfigError(message) unless `condition`."""
+    if not condition:
+        raise ConfigError(message)
+
+
+def to_plain(value: Any) -> Any:
+    """`value` (settings dataclasses, mappings, tuples, at any depth) as plain dicts and lists."""
+    # Not dataclasses.asdict: it deep-copies values and cannot copy the read-only
+    # MappingProxyType tables (spark.conf, emr.tags) that parsing produces.
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {key: to_plain(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [to_plain(item) for item in value]
+    return value
+
+
+def _resolved_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def coerce(value: Any, hint: Any, key: str) -> Any:
+    """Convert a TOML or command-line value to the field's declared type."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{key} must be true or false (got {value!r})")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be an integer (got {value!r})")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                pass
+        raise ConfigError(f"{key} must be an integer (got {value!r})")
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be a number (got {value!r})")
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key} must be a number (got {value!r})")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key} must be a string (got {value!r})")
+    if origin is tuple:
+        (item_hint, *_rest) = typing.get_args(hint)
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"{key} must be a list (got {value!r})")
+        return tuple(coerce(item.strip() if isinstance(item, str) else item, item_hint, key)
+                     for item in items if not (isinstance(item, str) and not item.strip()))
+    if origin in (Mapping, dict) or hint is Mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} must be a table of key = value (got {value!r})")
+        return {str(k): str(v) for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+            return None
+        return coerce(value, args[0], key)
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")
+
+
+def section_from_table(cls: type, table: Mapping[str, Any], prefix: str) -> Any:
+    """The settings dataclass `cls` from its TOML table, each value of its field's type; `prefix`
+    ("orb.") names the keys in errors. Raises ConfigError on an unknown key or a bad value."""
+    hints = _resolved_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{prefix}{unknown[0]}'; known keys in [{prefix.rstrip('.')}]: "
+            + ", ".join(sorted(known))
+        )
+    values = {name: coerce(raw, hints[name], f"{prefix}{name}") for name, raw in table.items()}
+    return cls(**values)
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """Split a command-line `section.key=value` into its key and raw value."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects section.key=value (got {text!r})")
+    return key.strip(), value.strip()

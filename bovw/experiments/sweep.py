@@ -1,0 +1,340 @@
+"""Sweeps: the whole pipeline over a grid of settings, descriptors extracted once and reused.
+
+Each point of the grid is an ordinary run folder `OUTPUT/points/<key>=<value>/` made by
+`run_pipeline`. Points whose descriptor settings (bovw.pipeline.provenance.DescriptorSettings:
+orb.*, colour.* but its weight, ingest.*, seed, vocabulary.sample_per_image) are the same read the
+descriptors of the first such point, or those of an earlier run given with
+`descriptors_from` when its record matches them; the others extract their own. A point
+whose summary.json exists is finished and skipped, so a sweep started again with the same
+output resumes at the first unfinished point (and run_pipeline resumes that point at its
+first unfinished stage). After every point the table (CSV and Markdown) is rewritten.
+
+A point whose settings cannot give a result (a classifier that did not train, a vocabulary
+larger than the descriptors: POINT_ERRORS) is failed, not fatal: its reason goes to
+`points/<name>/failed.json` and to the table, without numbers, the plots and the choice of
+the best point leave it out, and the other points still run. It has no summary.json, so a
+resumed sweep runs it again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from bovw.config import Config, ConfigError, parse_assignment
+from bovw.errors import TrainingError, VocabularyError
+from bovw.experiments.tables import (
+    STAGE_COLUMNS,
+    csv_table,
+    failed_sweep_row,
+    sweep_cell,
+    sweep_columns,
+    sweep_markdown,
+    sweep_row,
+)
+from bovw.pipeline.layout import RunLayout, prepare_spec_folder
+from bovw.pipeline.provenance import (
+    DescriptorProvenance,
+    DescriptorSettings,
+    check_kept,
+    first_difference,
+    read_record,
+    refusal,
+)
+from bovw.pipeline.run import run_pipeline
+from bovw.spark import storage
+from bovw.spark.outputs import OutputFolder
+from bovw.spark.progress import StageProgress
+from bovw.summary import RunSummary
+
+__all__ = ["FAILURE_RECORD", "POINT_ERRORS", "SweepPoint", "SweepResult", "changes_descriptors",
+           "collect_result", "descriptor_sources", "parse_parameter", "run_sweep", "sweep_points",
+           "write_report", "write_table"]
+
+# Errors that belong to one point's settings: that point fails, the sweep goes on.
+POINT_ERRORS = (TrainingError, VocabularyError)
+FAILURE_RECORD = "failed.json"
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One setting of the swept parameters: its folder name and config overrides."""
+
+    name: str
+    overrides: tuple[tuple[str, str], ...]
+
+    @property
+    def values(self) -> dict[str, str]:
+        """The point's settings as a dict: dotted key -> value as given."""
+        return dict(self.overrides)
+
+
+@dataclass
+class SweepResult:
+    """The table rows (one per point, in grid order) and where the outputs went."""
+
+    output: str
+    parameters: list[tuple[str, list[str]]]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[str]:
+        """The swept settings, in grid order."""
+        return [key for key, _values in self.parameters]
+
+    @property
+    def failed(self) -> list[tuple[str, str]]:
+        """(point, reason) of every failed point, in grid order."""
+        return [(row["point"], row["failure"]) for row in self.rows if _failed(row)]
+
+    @property
+    def succeeded(self) -> list[dict[str, Any]]:
+        """The rows of the points that gave results."""
+        return [row for row in self.rows if not _failed(row)]
+
+
+def _failed(row: dict[str, Any]) -> bool:
+    return row.get("status") == "failed"
+
+
+def parse_parameter(text: str) -> tuple[str, list[str]]:
+    """`section.key=v1,v2,...` -> (key, [values]). Raises ConfigError on a malformed value.
+
+    A list setting takes one value per bracketed list: `orb.dense_scales=[1.0],[1.0,2.0]`
+    -> ["1.0", "1.0,2.0"] (each value as `--set` takes a list).
+    """
+    key, values = parse_assignment(text)
+    items = [value.strip() for value in _split_values(key, values) if value.strip()]
+    if not items:
+        raise ConfigError(f"--param {key} needs at least one value, e.g. {key}=1,2")
+    if len(set(items)) != len(items):
+        raise ConfigError(f"--param {key} lists a value twice: {values}")
+    return key, items
+
+
+def _split_values(key: str, values: str) -> list[str]:
+    if "[" not in values and "]" not in values:
+        return values.split(",")
+    lists = re.fullmatch(r"\s*\[[^\[\]]*\](\s*,\s*\[[^\[\]]*\])*\s*,?\s*", values)
+    if lists is None:
+        raise ConfigError(f"--param {key}: write each list in brackets, separated by commas, "
+                          f"e.g. {key}=[1.0],[1.0,2.0] (got {values})")
+    return [",".join(item.strip() for item in inner.split(",") if item.strip())
+            for inner in re.findall(r"\[([^\[\]]*)\]", values)]
+
+
+def sweep_points(config: Config, parameters: Sequence[tuple[str, Sequence[str]]]
+                 ) -> list[SweepPoint]:
+    """Every combination of the parameters' values (the first parameter varies slowest).
+
+    Each combination is checked against `config` so a bad key or value stops the sweep
+    before any work. Raises ConfigError.
+    """
+    if not parameters:
+        raise ConfigError("a sweep needs at least one --param section.key=v1,v2 (or --k)")
+    keys = [key for key, _values in parameters]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("each swept setting may be given only once")
+    redactor = config.redactor()
+    for key, values in parameters:
+        spark_property = key.removeprefix("spark.conf.")
+        if redactor.secret_name(key) or (spark_property != key and any(
+                redactor.secret_property(spark_property, value) for value in values)):
+            raise ConfigError(f"--param {key} holds a secret, and a swept value names its "
+                              "point's folder and table row; fix: set it once, in the config "
+                              "or with --set")
+    points = []
+    for combination in itertools.product(*[values for _key, values in parameters]):
+        overrides = tuple(zip(keys, combination, strict=True))
+        config.replace(**dict(overrides))  # validates the key and the value
+        points.append(SweepPoint(_folder_name(overrides), overrides))
+    return points
+
+
+def _folder_name(overrides: tuple[tuple[str, str], ...]) -> str:
+    # Hadoop globbing treats {}[]*?, and commas as syntax: keep names to safe characters.
+    parts = [f"{key}={value}" for key, value in overrides]
+    return re.sub(r"[^A-Za-z0-9._=+-]", "_", "__".join(parts))
+
+
+def changes_descriptors(config: Config, point: SweepPoint) -> bool:
+    """True when the point's settings change the descriptors `config` makes."""
+    return (DescriptorSettings.of(config.replace(**point.values)).key()
+            != DescriptorSettings.of(config).key())
+
+
+def descriptor_sources(config: Config, points: Sequence[SweepPoint], input_path: str,
+                       root: str, descriptors_from: str | None = None,
+                       reused: DescriptorProvenance | None = None) -> list[str | None]:
+    """Which descriptors each point reads: `descriptors_from` when its record `reused`
+    matches the point's settings, else those of the first earlier point with the same
+    descriptor settings (OUTPUT/points/<name>/descriptors, or what that point read), else
+    None (the point extracts its own).
+
+    Raises ReuseError when `descriptors_from` is given but serves no point: it would be
+    silently unused.
+    """
+    sources: list[str | None] = []
+    first: dict[tuple, str] = {}
+    refusals = []
+    for point in points:
+        point_config = config.replace(**point.values)
+        group = DescriptorSettings.of(point_config).key()
+        source = first.get(group)
+        if source is None and reused is not None:
+            difference = first_difference(
+                reused, DescriptorProvenance.of(point_config, input_path))
+            if difference is None:
+                source = descriptors_from
+            else:
+                refusals.append((point, difference))
+        sources.append(source)
+        first.setdefault(group, source or storage.join(root, "points", point.name,
+                                                       "descriptors"))
+    if descriptors_from and refusals and descriptors_from not in sources:
+        point, difference = refusals[0]
+        asker = (f"sweep point {point.name}" if changes_descriptors(config, point)
+                 else "this sweep")
+        raise refusal(descriptors_from, difference, asker)
+    return sources
+
+
+def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path: str,
+              parameters: Sequence[tuple[str, Sequence[str]]], *,
+              descriptors_from: str | None = None, overwrite: bool = False,
+              report: bool = True, log: Callable[[str], None] = print,
+              progress: StageProgress | None = None) -> SweepResult:
+    """Run the pipeline at every point of the grid, skipping finished points; `progress`
+    shows the stages of each point (bovw.spark.progress).
+
+    Returns a SweepResult whose rows also went to `sweep.csv` and `sweep.md` under
+    `output_path`; with `report`, every point gets its report.html and the sweep one
+    (table, curves, the best point's details). A point raising one of POINT_ERRORS is
+    recorded as failed (`result.failed`) and the sweep goes on. Raises ConfigError,
+    OutputError (and the pipeline's other errors).
+    """
+    root = output_path.rstrip("/")
+    points = sweep_points(config, parameters)
+    spec = {"input": input_path, "descriptors_from": descriptors_from,
+            "parameters": [[key, list(values)] for key, values in parameters],
+            "config": config.to_dict()}
+    # Reused descriptors are checked against every point before anything is written.
+    reused = None
+    if descriptors_from:
+        if overwrite:
+            check_kept(descriptors_from, root)
+        reused = read_record(spark, descriptors_from)
+    descriptor_sources(config, points, input_path, root, descriptors_from, reused)
+    # Written into the output, or beside it and swapped in once complete (--overwrite).
+    with _prepare_sweep_output(spark, root, spec, overwrite, log) as output:
+        result = _run_points(spark, config, input_path, output.work, parameters, points,
+                             descriptors_from, reused, report, log, progress)
+    result.output = root
+    return result
+
+
+def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
+                parameters: Sequence[tuple[str, Sequence[str]]], points: list[SweepPoint],
+                descriptors_from: str | None, reused: DescriptorProvenance | None,
+                report: bool, log: Callable[[str], None], progress: StageProgress | None
+                ) -> SweepResult:
+    # Planned again under the folder the points are written to (the staging one when
+    # overwriting), so shared descriptors are read from where they are.
+    sources = descriptor_sources(config, points, input_path, root, descriptors_from, reused)
+    result = SweepResult(output=root, parameters=[(k, list(v)) for k, v in parameters])
+    for number, (point, source) in enumerate(zip(points, sources, strict=True), start=1):
+        layout = RunLayout(storage.join(root, "points", point.name))
+        failure_path = layout.path(FAILURE_RECORD)
+        if storage.exists(spark, layout.summary):
+            log(f"[bovw] sweep point {number}/{len(points)} {point.name}: finished, skipped")
+            result.skipped.append(point.name)
+        else:
+            again = " (it failed before)" if storage.exists(spark, failure_path) else ""
+            log(f"[bovw] sweep point {number}/{len(points)} {point.name}: running{again}")
+            try:
+                run_pipeline(spark, config.replace(**point.values), input_path, layout.root,
+                             descriptors_from=source, log=log, progress=progress)
+            except POINT_ERRORS as error:
+                log(f"[bovw] sweep point {number}/{len(points)} {point.name}: failed: {error}")
+                # Both point errors come after the descriptors stage: the points planned
+                # to share this point's descriptors still find them.
+                storage.write_text(spark, failure_path, json.dumps(
+                    {"error": type(error).__name__, "reason": str(error)}, indent=2))
+                result.rows.append(failed_sweep_row(point.name, point.values, str(error)))
+                write_table(spark, root, result)
+                continue
+            storage.delete(spark, failure_path)  # an earlier failure, now superseded
+        summary = RunSummary.from_json(storage.read_text(spark, layout.summary))
+        result.rows.append(sweep_row(point.name, point.values, summary))
+        write_table(spark, root, result)
+        if report and not storage.exists(spark, layout.path("report.html")):
+            from bovw.report.pages import write_run_report
+
+            write_run_report(spark, layout.root, title=f"bovw sweep point {point.name}")
+    if report:
+        write_report(spark, result)
+    return result
+
+
+def collect_result(spark: SparkSession, root: str) -> SweepResult:
+    """The SweepResult of a sweep folder, from its sweep.json and finished points."""
+    from bovw.config import config_from_dict
+
+    root = root.rstrip("/")
+    spec = json.loads(storage.read_text(spark, storage.join(root, "sweep.json")))
+    result = SweepResult(root, [(key, list(values)) for key, values in spec["parameters"]])
+    for point in sweep_points(config_from_dict(spec["config"]), result.parameters):
+        summary_path = storage.join(root, "points", point.name, "summary.json")
+        failure_path = storage.join(root, "points", point.name, FAILURE_RECORD)
+        if storage.exists(spark, summary_path):
+            summary = RunSummary.from_json(storage.read_text(spark, summary_path))
+            result.rows.append(sweep_row(point.name, point.values, summary))
+        elif storage.exists(spark, failure_path):
+            failure = json.loads(storage.read_text(spark, failure_path))
+            result.rows.append(failed_sweep_row(point.name, point.values, failure["reason"]))
+    return result
+
+
+def write_report(spark: SparkSession, result: SweepResult) -> str:
+    """The sweep's report.html: its table, the curves, and the best point's details."""
+    from bovw.report.html import html_table
+    from bovw.report.pages import SweepPointResult, write_sweep_report
+
+    columns = [c for c in sweep_columns(result.keys) if c != "point"]
+    succeeded = result.succeeded
+    best = max(succeeded, key=lambda row: row.get("accuracy") or 0.0)["point"] \
+        if succeeded else None
+    rows = [[sweep_cell(c, row.get(c)) for c in columns] for row in result.rows]
+    marks = [["best" if row["point"] == best and c in ("accuracy", "macro_f1") else ""
+              for c in columns] for row in result.rows]
+    titles = [c.replace("seconds_", "s ").replace("_", " ") for c in columns]
+    keys = result.keys
+    points = [SweepPointResult(
+        values={key: row[key] for key in keys}, accuracy=row.get("accuracy"),
+        macro_f1=row.get("macro_f1"),
+        seconds={stage: row[f"seconds_{stage}"] for stage in (*STAGE_COLUMNS, "total")
+                 if f"seconds_{stage}" in row},
+        failed=_failed(row)) for row in result.rows]
+    return write_sweep_report(spark, result.output, result.parameters, points,
+                              html_table(titles, rows, marks, css="wide"), best)
+
+
+def _prepare_sweep_output(spark: SparkSession, root: str, spec: dict[str, Any],
+                          overwrite: bool, log: Callable[[str], None]) -> OutputFolder:
+    return prepare_spec_folder(spark, root, "sweep.json", spec, overwrite, "sweep",
+                               "sweep of another input, grid or configuration", log)
+
+
+def write_table(spark: SparkSession, root: str, result: SweepResult) -> None:
+    """Write sweep.csv and sweep.md (called after every point, so they show progress)."""
+    storage.write_text(spark, storage.join(root, "sweep.csv"),
+                       csv_table(sweep_columns(result.keys), result.rows))
+    storage.write_text(spark, storage.join(root, "sweep.md"),
+                       sweep_markdown(result.keys, result.rows))

@@ -1,0 +1,153 @@
+"""The sweep and comparison tables: one row per sweep point or comparison variant, read from
+its summary.json, and the same rows as CSV and Markdown. Pure: no Spark, no files."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bovw.image.words import histogram_length
+from bovw.summary import RunSummary
+
+__all__ = ["STAGE_COLUMNS", "comparison_cell", "comparison_columns", "comparison_row",
+           "csv_table", "failed_sweep_row", "markdown_lines", "sweep_cell", "sweep_columns",
+           "sweep_markdown", "sweep_row"]
+
+# The timed stages of a run, in the order the sweep table lists their seconds.
+STAGE_COLUMNS = ("ingest", "descriptors", "vocabulary", "histograms", "reduction", "classifier")
+
+
+def markdown_lines(titles: Sequence[str], cells: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table: its header, separator and one line per row of `cells`."""
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return lines
+
+
+def csv_table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    """`rows` (dicts keyed by column) as CSV text with a header line."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- sweep
+
+def sweep_row(name: str, values: Mapping[str, str], summary: RunSummary) -> dict[str, Any]:
+    """One line of the sweep table: the point `name`, its swept `values` and its summary."""
+    metrics, keypoints = summary.metrics, summary.keypoints
+    row: dict[str, Any] = {"point": name, **values}
+    row.update({
+        "accuracy": metrics.accuracy,
+        "macro_f1": metrics.macro_f1,
+        "test_images": metrics.test_images,
+        "classifier_iterations": metrics.classifier_iterations,
+        "keypoints_mean": keypoints.mean if keypoints else None,
+        "keypoints_total": keypoints.total if keypoints else None,
+        "vocabulary_iterations": summary.vocabulary.iterations if summary.vocabulary else None,
+        "pca_components": summary.reduction.components,
+        "explained_variance": summary.reduction.explained_variance_total,
+        "descriptors": "reused" if summary.reused_descriptors else "extracted",
+        "status": "ok",
+        "failure": "",
+    })
+    for stage in STAGE_COLUMNS:
+        row[f"seconds_{stage}"] = summary.timings.get(stage, 0.0)
+    row["seconds_total"] = round(summary.total_seconds, 3)
+    return row
+
+
+def failed_sweep_row(name: str, values: Mapping[str, str], reason: str) -> dict[str, Any]:
+    """The table line of a failed point: its settings and its reason, no numbers."""
+    return {"point": name, **values, "status": "failed", "failure": reason}
+
+
+def sweep_columns(keys: Sequence[str]) -> list[str]:
+    """The sweep table's columns: the point, the swept `keys`, then the numbers."""
+    return ["point", *keys, "accuracy", "macro_f1", "test_images",
+            *[f"seconds_{stage}" for stage in STAGE_COLUMNS], "seconds_total",
+            "keypoints_mean", "keypoints_total", "vocabulary_iterations",
+            "classifier_iterations", "pca_components", "explained_variance", "descriptors",
+            "status", "failure"]
+
+
+def sweep_cell(column: str, value: Any) -> str:
+    """A sweep table cell: seconds and keypoints with 1 decimal, other numbers with 4."""
+    if isinstance(value, float):
+        return f"{value:.1f}" if column.startswith(("seconds_", "keypoints_")) else f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+def sweep_markdown(keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    """The table for a README or a note: parameters, quality, seconds per stage, counts."""
+    columns = [c for c in sweep_columns(keys) if c != "point"]
+    titles = [c.replace("seconds_", "s ").replace("_", " ") for c in columns]
+    cells = [[sweep_cell(c, row.get(c)) for c in columns] for row in rows]
+    return "\n".join(markdown_lines(titles, cells)) + "\n"
+
+
+# ---------------------------------------------------------------- comparison
+
+def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> dict[str, Any]:
+    """One side-by-side line from a variant's summary; `orb_colour` says whether an ORB
+    variant has the colour block (None: not an ORB variant)."""
+    timings, metrics, counts = summary.timings, summary.metrics, summary.counts
+    reduction = summary.reduction
+    feature_seconds = (timings.get("ingest", 0.0) + timings.get("descriptors", 0.0)
+                       + timings.get("cnn_features", 0.0))
+    total = summary.total_seconds
+    images = counts.accepted
+    if orb_colour is not None:
+        k = summary.vocabulary.k if summary.vocabulary else None
+        settings = summary.config
+        colour = settings.get("colour", {})
+        colour_bins = (colour.get("hue_bins", 0) * colour.get("saturation_bins", 0)
+                       * colour.get("value_bins", 0)) if orb_colour else 0
+        levels = settings.get("histograms", {}).get("pyramid_levels", 1)
+        dimension = histogram_length(k or 0, levels) + colour_bins
+        features = (f"ORB visual words, k={k}" + (f", {levels} pyramid levels" if levels > 1
+                                                   else "")
+                    + (f" + HSV colour ({colour_bins} bins)" if colour_bins else ""))
+    else:
+        dimension = reduction.input_dimension
+        features = summary.features if summary.features is not None else "CNN features"
+    external = name == "cnn" and "external" in str(summary.features or "")
+    return {
+        "variant": name, "features": features, "dimension": dimension,
+        "pca_components": reduction.components,
+        "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1,
+        "test_images": metrics.test_images, "images": images,
+        "missing_images": (counts.missing_features if counts.missing_features is not None
+                           else counts.rejected),
+        "seconds_features": round(feature_seconds, 1),
+        "seconds_vocabulary": timings.get("vocabulary", 0.0),
+        "seconds_histograms": timings.get("histograms", 0.0),
+        "seconds_reduction": timings.get("reduction", 0.0),
+        "seconds_classifier": timings.get("classifier", 0.0),
+        "seconds_total": round(total, 1),
+        "images_per_second_features": (None if external or not feature_seconds
+                                       else round(images / feature_seconds, 1)),
+        "images_per_second_total": None if external or not total else round(images / total, 1),
+    }
+
+
+def comparison_columns() -> list[str]:
+    """The comparison table's columns, in order."""
+    return ["variant", "features", "dimension", "pca_components", "accuracy", "macro_f1",
+            "test_images", "images", "missing_images", "seconds_features",
+            "seconds_vocabulary", "seconds_histograms", "seconds_reduction",
+            "seconds_classifier", "seconds_total", "images_per_second_features",
+            "images_per_second_total"]
+
+
+def comparison_cell(column: str, value: Any) -> str:
+    """A comparison table cell: accuracy and macro F1 with 4 decimals, other numbers 1."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if column in ("accuracy", "macro_f1") else f"{value:.1f}"
+    return str(value)

@@ -1,0 +1,106 @@
+"""A photo made the training images' shape before it is described (Predictor only).
+
+Fruits-360 photos show one fruit on white, touching the frame on its longer side; a phone
+photo is trimmed to its fruit, centre-cropped or padded to the training aspect ratio, then
+resized (`fit_to_training_size`). Free of Spark.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from bovw.config import FIT_POLICIES
+
+__all__ = ["BACKGROUND_LEVEL", "fit_to_training_size", "object_box"]
+
+# A pixel whose every channel is at least this bright counts as background: Fruits-360
+# photos show the fruit on white, touching the frame on its longer side.
+BACKGROUND_LEVEL = 230
+
+
+def object_box(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of the non-background pixels of a grey or colour array, or
+    None when there are none or they reach every edge (no light background to trim).
+
+    A row or column counts only when at least 1% of its pixels (and 2) are foreground, so
+    JPEG noise on the background does not widen the box.
+    """
+    darkest = pixels if pixels.ndim == 2 else pixels.min(axis=2)
+    foreground = darkest < BACKGROUND_LEVEL
+    height, width = foreground.shape
+    columns = np.flatnonzero(foreground.sum(axis=0) >= max(2, height // 100))
+    rows = np.flatnonzero(foreground.sum(axis=1) >= max(2, width // 100))
+    if len(columns) == 0 or len(rows) == 0:
+        return None
+    box = (int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1)
+    return None if box == (0, 0, width, height) else box
+
+
+def _centre_crop(pixels: np.ndarray, ratio_w: int, ratio_h: int) -> np.ndarray:
+    height, width = pixels.shape[:2]
+    if width * ratio_h > height * ratio_w:  # too wide: cut the sides
+        keep = max(1, round(height * ratio_w / ratio_h))
+        left = (width - keep) // 2
+        return pixels[:, left:left + keep]
+    if width * ratio_h < height * ratio_w:  # too tall: cut top and bottom
+        keep = max(1, round(width * ratio_h / ratio_w))
+        top = (height - keep) // 2
+        return pixels[top:top + keep]
+    return pixels
+
+
+def _pad_white(pixels: np.ndarray, ratio_w: int, ratio_h: int) -> np.ndarray:
+    height, width = pixels.shape[:2]
+    rows, columns = height, width
+    if width * ratio_h > height * ratio_w:
+        rows = round(width * ratio_h / ratio_w)
+    elif width * ratio_h < height * ratio_w:
+        columns = round(height * ratio_w / ratio_h)
+    if (rows, columns) == (height, width):
+        return pixels
+    top, left = (rows - height) // 2, (columns - width) // 2
+    white = (255,) * (pixels.shape[2] if pixels.ndim == 3 else 1)
+    return cv2.copyMakeBorder(pixels, top, rows - height - top, left, columns - width - left,
+                              cv2.BORDER_CONSTANT, value=white)
+
+
+def fit_to_training_size(pixels: np.ndarray, size: tuple[int, int], policy: str
+                         ) -> tuple[np.ndarray, str | None]:
+    """Make an image array (grey or colour) the training images' shape.
+
+    `size` is the training (width, height). An image already that size is returned
+    untouched (it is then described exactly as the Spark pipeline describes it). Otherwise:
+    "trim" crops to the fruit's box on a light background and pads it with white to the
+    training aspect ratio (framed like a Fruits-360 photo: the fruit touches the frame on
+    its longer side), or, without such a background, does what "crop" does; "crop" keeps the
+    largest centred region of the training aspect ratio; "pad" adds white borders around the
+    whole photo; "none" leaves it as it is. The result is then resized to `size` (area
+    averaging when shrinking). Returns the array and a note saying what was done, e.g.
+    "centre-cropped to 300x300, resized to 100x100" (None when nothing was).
+    """
+    if policy not in FIT_POLICIES:
+        raise ValueError(f"fit policy must be one of {', '.join(FIT_POLICIES)} (got {policy!r})")
+    height, width = pixels.shape[:2]
+    target_width, target_height = size
+    if (width, height) == (target_width, target_height) or policy == "none":
+        return pixels, None
+    steps = []
+    box = object_box(pixels) if policy == "trim" else None
+    if box is not None:
+        left, top, right, bottom = box
+        pixels = _pad_white(pixels[top:bottom, left:right], target_width, target_height)
+        steps.append(f"trimmed to the fruit ({right - left}x{bottom - top} at {left},{top})")
+    elif policy in ("crop", "trim"):
+        pixels = _centre_crop(pixels, target_width, target_height)
+        if pixels.shape[:2] != (height, width):
+            steps.append(f"centre-cropped to {pixels.shape[1]}x{pixels.shape[0]}")
+    else:
+        pixels = _pad_white(pixels, target_width, target_height)
+        if pixels.shape[:2] != (height, width):
+            steps.append(f"padded with white to {pixels.shape[1]}x{pixels.shape[0]}")
+    shrinking = pixels.shape[1] >= target_width and pixels.shape[0] >= target_height
+    pixels = cv2.resize(pixels, (target_width, target_height),
+                        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    steps.append(f"resized to {target_width}x{target_height}")
+    return pixels, ", ".join(steps)

@@ -1,0 +1,193 @@
+"""Descriptors stage: ORB on every image inside an Arrow-batched Spark UDF (mapInArrow).
+
+One output row per input image: the descriptors packed as (n * 32) bytes, or a reject
+reason. Oversized files are rejected from their listed length without being read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from bovw.columns import (
+    COLOUR,
+    CONTENT,
+    DESCRIPTOR_SCHEMA,
+    DESCRIPTORS,
+    HEIGHT,
+    LABEL,
+    LENGTH,
+    N_KEYPOINTS,
+    PATH,
+    POSITIONS,
+    REJECT_REASON,
+    SAMPLE,
+    SPLIT,
+    TEST,
+    TRAIN,
+    WIDTH,
+)
+from bovw.config import ColourSettings, OrbSettings
+from bovw.image.orb import DESCRIPTOR_BYTES, extract_descriptors, image_rng, pack
+
+__all__ = ["accepted", "describe_images", "rejects", "sample_rows", "statistics"]
+
+_OUTPUT_SCHEMA = pa.schema([
+    (PATH, pa.string()), (LABEL, pa.string()), (SPLIT, pa.string()),
+    (N_KEYPOINTS, pa.int32()), (DESCRIPTORS, pa.binary()), (REJECT_REASON, pa.string()),
+    (WIDTH, pa.int32()), (HEIGHT, pa.int32()), (POSITIONS, pa.binary()),
+    (COLOUR, pa.list_(pa.float32())),
+    (SAMPLE, pa.binary()),
+])
+
+
+def sample_rows(descriptors: np.ndarray, count: int, seed: int, path: str) -> np.ndarray:
+    """`count` of an image's descriptor rows (all of them when it has fewer), chosen by a
+    generator seeded from (seed, path), in their original order."""
+    if len(descriptors) <= count:
+        return descriptors
+    chosen = image_rng(seed, path).choice(len(descriptors), count, replace=False)
+    return descriptors[np.sort(chosen)]
+
+
+def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
+                      sample_per_image: int, seed: int):
+    from bovw.image.colour import image_colour
+
+    def describe(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            columns = batch.to_pydict()
+            results = [extract_descriptors(content or b"", settings)
+                       for content in columns[CONTENT]]
+            colours = [image_colour(content, settings, colour).tolist()
+                       if colour is not None and colour.enabled and r.reject_reason is None
+                       else [] for content, r in zip(columns[CONTENT], results, strict=True)]
+            samples = [pack(sample_rows(r.descriptors, sample_per_image, seed, path))
+                       if split == TRAIN and sample_per_image > 0 else b""
+                       for path, split, r in zip(columns[PATH], columns[SPLIT], results,
+                                                 strict=True)]
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array(columns[PATH], pa.string()),
+                    pa.array(columns[LABEL], pa.string()),
+                    pa.array(columns[SPLIT], pa.string()),
+                    pa.array([r.n_keypoints for r in results], pa.int32()),
+                    pa.array([pack(r.descriptors) for r in results], pa.binary()),
+                    pa.array([r.reject_reason for r in results], pa.string()),
+                    pa.array([r.width for r in results], pa.int32()),
+                    pa.array([r.height for r in results], pa.int32()),
+                    pa.array([pack(r.positions) for r in results], pa.binary()),
+                    pa.array(colours, pa.list_(pa.float32())),
+                    pa.array(samples, pa.binary()),
+                ],
+                schema=_OUTPUT_SCHEMA,
+            )
+
+    return describe
+
+
+def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int,
+                    colour: ColourSettings | None = None, sample_per_image: int = 0,
+                    seed: int = 0) -> DataFrame:
+    """ORB descriptors for every listed image.
+
+    `files` has the binaryFile columns plus label and split (null split = outside the
+    Training/Test folders). Returns DESCRIPTOR_SCHEMA rows, one per file, rejects included
+    with their reason and n_keypoints 0; `colour` holds the image's colour block when
+    `colour.enabled` (bovw.image.colour), else it is empty. `sample` holds `sample_per_image`
+    of a Training image's descriptors (sample_rows with `seed`), packed like
+    `descriptors`: the vocabulary stage samples from these small blobs instead of reading
+    every descriptor again.
+    """
+    readable = files.filter((F.col(LENGTH) <= max_file_bytes) & F.col(SPLIT).isNotNull())
+    described = readable.select(PATH, LABEL, SPLIT, CONTENT).mapInArrow(
+        _describe_batches(settings, colour, sample_per_image, seed), DESCRIPTOR_SCHEMA
+    )
+    too_large = F.col(LENGTH) > max_file_bytes
+    # Both kinds of unread rejects come from one scan of the listing, not one each.
+    unread = files.filter(too_large | F.col(SPLIT).isNull()).select(
+        PATH, LABEL, SPLIT,
+        F.when(too_large, F.concat(
+            F.lit("file too large: "), F.col(LENGTH).cast("string"),
+            F.lit(f" bytes exceeds ingest.max_file_bytes={max_file_bytes}"),
+        )).otherwise(F.lit("not inside a Training or Test folder")).alias(REJECT_REASON),
+    )
+    rejected_unread = unread.select(
+        PATH, LABEL, SPLIT,
+        F.lit(0).cast("int").alias(N_KEYPOINTS),
+        F.lit(b"").cast("binary").alias(DESCRIPTORS),
+        REJECT_REASON,
+        F.lit(0).cast("int").alias(WIDTH),
+        F.lit(0).cast("int").alias(HEIGHT),
+        F.lit(b"").cast("binary").alias(POSITIONS),
+        F.array().cast("array<float>").alias(COLOUR),
+        F.lit(b"").cast("binary").alias(SAMPLE),
+    )
+    return described.unionByName(rejected_unread)
+
+
+def accepted(descriptors: DataFrame) -> DataFrame:
+    """The rows of images that were read (rejects removed); zero-keypoint images stay."""
+    return descriptors.filter(F.col(REJECT_REASON).isNull())
+
+
+def rejects(descriptors: DataFrame) -> DataFrame:
+    """The (path, label, split, reason) rows of rejected images."""
+    return descriptors.filter(F.col(REJECT_REASON).isNotNull()).select(
+        PATH, LABEL, SPLIT, F.col(REJECT_REASON).alias("reason")
+    )
+
+
+def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
+    """Counts (images, accepted, rejected, per split, classes, the classes found only in
+    Test: a few names, not per image) and keypoint statistics over
+    accepted images (mean, min, median, max, images without keypoints, total; and over
+    Training images, `training` descriptors of which `set_aside` were set aside for the
+    vocabulary sample), in one pass."""
+    ok = F.col(REJECT_REASON).isNull()
+    keypoints = F.when(ok, F.col(N_KEYPOINTS))
+    training = ok & (F.col(SPLIT) == TRAIN)
+    set_aside = (F.length(SAMPLE) if SAMPLE in descriptors.columns else F.lit(0)
+                 ) / DESCRIPTOR_BYTES
+    row = descriptors.agg(
+        F.count(F.lit(1)).alias("images"),
+        F.sum(F.when(ok, 1).otherwise(0)).alias("accepted"),
+        F.sum(F.when(training, 1).otherwise(0)).alias(TRAIN),
+        F.sum(F.when(ok & (F.col(SPLIT) == TEST), 1).otherwise(0)).alias(TEST),
+        F.count_distinct(F.when(ok, F.col(LABEL))).alias("classes"),
+        F.mean(keypoints).alias("mean"),
+        F.min(keypoints).alias("min"),
+        F.percentile_approx(keypoints, 0.5).alias("median"),
+        F.max(keypoints).alias("max"),
+        F.sum(F.when(ok & (F.col(N_KEYPOINTS) == 0), 1).otherwise(0)).alias("zero"),
+        F.sum(keypoints).alias("total"),
+        F.sum(F.when(training, F.col(N_KEYPOINTS))).alias("training"),
+        F.sum(F.when(training, set_aside)).alias("set_aside"),
+        F.collect_set(F.when(training, F.col(LABEL))).alias("training_classes"),
+        F.collect_set(F.when(ok & (F.col(SPLIT) == TEST), F.col(LABEL))
+                      ).alias("test_classes"),
+    ).first()
+    counts = {
+        "images": int(row["images"]),
+        "accepted": int(row["accepted"] or 0),
+        "rejected": int(row["images"]) - int(row["accepted"] or 0),
+        "per_split": {TRAIN: int(row[TRAIN] or 0), TEST: int(row[TEST] or 0)},
+        "classes": int(row["classes"] or 0),
+        # Classes with Test images and none in Training: no model trained here names them.
+        "test_only_classes": sorted(set(row["test_classes"]) - set(row["training_classes"])),
+    }
+    keypoint_stats = {
+        "mean": round(float(row["mean"] or 0.0), 2),
+        "min": int(row["min"] or 0),
+        "median": int(row["median"] or 0),
+        "max": int(row["max"] or 0),
+        "images_without_keypoints": int(row["zero"] or 0),
+        "total": int(row["total"] or 0),
+        "training": int(row["training"] or 0),
+        "set_aside": int(row["set_aside"] or 0),
+    }
+    return counts, keypoint_stats

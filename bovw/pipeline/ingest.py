@@ -1,0 +1,262 @@
+"""Ingest: list the images of a dataset folder with their label and Training/Test split."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from bovw.columns import (
+    CONTENT,
+    LABEL,
+    LENGTH,
+    PATH,
+    SPLIT,
+    SPLIT_FOLDER,
+    SPLIT_NAMES,
+    TEST,
+    TRAIN,
+)
+from bovw.config import IngestSettings
+from bovw.errors import InputError
+from bovw.pipeline.inputs import is_local_path, split_of
+from bovw.spark.jvm import input_file_names, input_files
+
+__all__ = ["LocalTree", "assign_splits", "extension_glob", "labelled_images", "list_files",
+           "split_folder", "walk_local_tree", "with_labels"]
+
+
+def extension_glob(extensions: tuple[str, ...]) -> str:
+    """A Hadoop glob matching every extension in any letter case: ("jpg",) -> "*.{[jJ][pP][gG]}"."""
+    def any_case(ext: str) -> str:
+        return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in ext)
+
+    return "*.{" + ",".join(any_case(ext.lstrip(".")) for ext in extensions) + "}"
+
+
+@dataclass(frozen=True)
+class LocalTree:
+    """What to read from a local input tree so that symbolic link loops are not followed.
+
+    `loops` are (link, target) pairs of links to one of their own ancestor folders.
+    `sources` (only when there are loops) are what Spark reads instead of the root: the
+    image files directly inside the folders that lead to a loop, and every other folder
+    (Spark lists those recursively). Paths are absolute and named the way Spark names
+    them: symbolic links kept, not resolved. `unlisted` are sources Hadoop cannot name.
+    """
+
+    loops: tuple[tuple[str, str], ...]
+    sources: tuple[str, ...] = ()
+    unlisted: tuple[str, ...] = ()
+
+
+_GLOB_CHARACTERS = re.compile(r"([\\\[\]{}*?^])")
+
+
+def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
+    """Walk `folder`, following symbolic links except those that loop; see LocalTree.
+
+    A link loops when its target is the folder holding it or one of that folder's
+    ancestors on the way down: Hadoop's recursive listing would follow it, listing the
+    same files again under longer names up to the kernel's 40-link limit, and two such
+    links make that listing exponential. Unreadable folders and broken links are skipped.
+    """
+    suffixes = tuple("." + ext.lower().lstrip(".") for ext in extensions)
+    root = os.path.abspath(folder)
+    parents: dict[str, str] = {}
+    children: dict[str, list[str]] = {}
+    loops: list[tuple[str, str]] = []
+    pending = [(root, frozenset({os.path.realpath(root)}))]
+    while pending:
+        current, ancestors = pending.pop()
+        children[current] = []
+        for entry in _entries(current):
+            try:
+                is_folder = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                continue
+            if not is_folder:
+                continue
+            real = os.path.realpath(entry.path)
+            if real in ancestors:
+                loops.append((entry.path, real))
+                continue
+            parents[entry.path] = current
+            children[current].append(entry.path)
+            pending.append((entry.path, ancestors | {real}))
+    if not loops:
+        return LocalTree(())
+    leading_to_loops: set[str] = set()
+    for link, _target in loops:
+        holder: str | None = os.path.dirname(link)
+        while holder is not None and holder not in leading_to_loops:
+            leading_to_loops.add(holder)
+            holder = parents.get(holder)
+    sources = []
+    for current in leading_to_loops:
+        sources += [entry.path for entry in _entries(current)
+                    if entry.name.lower().endswith(suffixes) and _is_file(entry)]
+        sources += [child for child in children[current] if child not in leading_to_loops]
+    readable = [path for path in sources if ":" not in path or not _GLOB_CHARACTERS.search(path)]
+    unlisted = [path for path in sources if path not in readable]
+    return LocalTree(tuple(sorted(loops)), tuple(sorted(readable)), tuple(sorted(unlisted)))
+
+
+def _entries(folder: str) -> list[os.DirEntry]:
+    try:
+        return sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError:
+        return []
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=True)
+    except OSError:
+        return False
+
+
+def _spark_path(path: str) -> str:
+    """`path` as Spark's reader must be given it: glob characters escaped (Spark globs any
+    path holding one), so it names itself only."""
+    return _GLOB_CHARACTERS.sub(r"\\\1", path)
+
+
+def list_files(spark: SparkSession, path: str, settings: IngestSettings,
+               log: Callable[[str], None] = print) -> DataFrame:
+    """The binaryFile listing of every image under `path`; see _list_files."""
+    return _list_files(spark, path, settings, log)[0]
+
+
+def labelled_images(spark: SparkSession, path: str, settings: IngestSettings, seed: int,
+                    log: Callable[[str], None] = print) -> DataFrame:
+    """Every image under `path` with its label and split (see with_labels, assign_splits):
+    the Training/Test folders decide the split when the dataset has them, else a seeded
+    stratified split with settings.test_fraction."""
+    files, has_split_folders = _list_files(spark, path, settings, log)
+    return assign_splits(with_labels(files), settings.test_fraction, seed, has_split_folders)
+
+
+def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
+                log: Callable[[str], None]) -> tuple[DataFrame, bool]:
+    """The binaryFile listing of every image under `path` (recursive, any-case extension).
+
+    Returns the binaryFile DataFrame (path, modificationTime, length, content), and
+    whether any image sits in a Training/Test folder. The content column is only read by
+    Spark when a later stage selects it. Zero-byte files,
+    which Spark's file scan skips, are added back with empty content so that they are
+    rejected visibly instead of vanishing. In a local tree, symbolic links to an ancestor
+    folder are not followed; each one is reported through `log`.
+    """
+    sources = [path]
+    if is_local_path(path):
+        tree = walk_local_tree(path.removeprefix("file://").removeprefix("file:"),
+                               settings.extensions)
+        for link, target in tree.loops:
+            log(f"[bovw] ingest: not following {link!r}: a symbolic link to its own "
+                f"ancestor folder {target!r}")
+        for unlisted in tree.unlisted:
+            log(f"[bovw] ingest: skipping {unlisted!r}: Hadoop cannot name a path holding "
+                "both ':' and glob characters next to a symbolic link loop")
+        if tree.loops:
+            if not tree.sources:
+                raise InputError(f"input folder {path} holds nothing outside symbolic link "
+                                 "loops")
+            sources = [_spark_path(source) for source in tree.sources]
+    files = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", extension_glob(settings.extensions))
+        .load(sources)
+    )
+    # Spark's own driver-side listing. Local files: their names cross to Python in one
+    # string, which tells whether any sits in a split folder, and Python finds the
+    # zero-byte ones, which the scan skips. Elsewhere one job counts the scanned files and
+    # looks for split folders.
+    listed = input_files(files)
+    if is_local_path(path):
+        survey = _survey_local(input_file_names(spark, listed))
+    else:
+        survey = files.select(
+            (F.count(F.lit(1)) < F.lit(len(listed))).alias("skipped"),
+            F.max(split_folder(F.col(PATH)).isNotNull()).alias("split_folders"),
+        ).first()
+    has_split_folders = bool(survey["split_folders"])
+    if not survey["skipped"]:
+        return files, has_split_folders
+    listed = list(listed)
+    # The listing holds URIs (file:///a%20b); the path column holds Hadoop paths (file:/a b).
+    every = spark.createDataFrame(
+        [(re.sub("^file:///", "file:/", unquote(uri)),) for uri in listed], "path string")
+    empty = every.join(files.select(PATH), PATH, "left_anti").select(
+        PATH,
+        F.lit(None).cast("timestamp").alias("modificationTime"),
+        F.lit(0).cast("long").alias(LENGTH),
+        F.lit(b"").cast("binary").alias(CONTENT),
+    )
+    everything = files.unionByName(empty)
+    if not has_split_folders:  # unless only zero-byte files sit in split folders
+        has_split_folders = everything.filter(
+            split_folder(F.col(PATH)).isNotNull()).limit(1).count() > 0
+    return everything, has_split_folders
+
+
+def _survey_local(uris: list[str]) -> dict[str, bool]:
+    """Whether any of the listed local file `uris` is empty, so that the scan skips it,
+    and whether any sits in a split folder."""
+    paths = [unquote(uri.removeprefix("file:").removeprefix("//")) for uri in uris]
+    skipped = False
+    for local in paths:
+        try:
+            skipped = os.stat(local).st_size == 0
+        except OSError:  # gone since the listing: the scan will miss it too
+            skipped = True
+        if skipped:
+            break
+    return {"skipped": skipped, "split_folders": any(split_of(local) for local in paths)}
+
+
+def with_labels(files: DataFrame) -> DataFrame:
+    """Add `label` (the parent folder's name) and `split_folder` (Training/Test or null).
+
+    The split comes from the grandparent folder, so `Training/Apple Red 1/x.jpg` gives
+    label "Apple Red 1", split "Training".
+    """
+    return files.withColumn(LABEL, F.element_at(F.split(F.col(PATH), "/"), -2)).withColumn(
+        SPLIT_FOLDER, split_folder(F.col(PATH))
+    )
+
+
+def split_folder(path: Column) -> Column:
+    """Training, Test or null: the split named by the grandparent folder of `path`."""
+    grandparent = F.lower(F.element_at(F.split(path, "/"), -3))
+    split = F.lit(None).cast("string")
+    for folder, name in SPLIT_NAMES.items():
+        split = F.when(grandparent == folder, F.lit(name)).otherwise(split)
+    return split
+
+
+def assign_splits(images: DataFrame, test_fraction: float, seed: int, has_split_folders: bool
+                  ) -> DataFrame:
+    """Add the `split` column.
+
+    With split folders the folder decides, and images outside them get split null (the
+    caller rejects them). Without, a seeded stratified split: within each label, images
+    are ranked by a hash of (seed, path) and the first round(n * test_fraction) go to
+    Test. Hash-ranking makes the split independent of partitioning and master URL.
+    """
+    if has_split_folders:
+        return images.withColumn(SPLIT, F.col(SPLIT_FOLDER))
+    by_label = Window.partitionBy(LABEL)
+    ranked = images.withColumn("_h", F.xxhash64(F.lit(seed), F.col(PATH))).withColumn(
+        "_rank", F.row_number().over(by_label.orderBy("_h", PATH))
+    ).withColumn("_n", F.count(F.lit(1)).over(by_label))
+    is_test = F.col("_rank") <= F.round(F.col("_n") * F.lit(test_fraction))
+    return ranked.withColumn(
+        SPLIT, F.when(is_test, F.lit(TEST)).otherwise(F.lit(TRAIN))
+    ).drop("_h", "_rank", "_n")

@@ -1,0 +1,125 @@
+"""Checks on an input location that need no Spark, run before a session starts."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bovw.columns import SPLIT_NAMES, TEST, TRAIN
+from bovw.config import IngestSettings
+from bovw.errors import InputError
+
+__all__ = ["SplitSurvey", "check_local_dataset", "check_local_input", "is_local_path", "split_of",
+           "split_problem", "survey_splits"]
+
+
+def is_local_path(path: str) -> bool:
+    """True for a plain path or file: URI (checked with Python before Spark starts)."""
+    return "://" not in path or path.startswith("file:")
+
+
+def _local_folder(path: str) -> Path:
+    return Path(path.removeprefix("file://").removeprefix("file:"))
+
+
+def check_local_input(path: str, settings: IngestSettings) -> None:
+    """Fail fast, before Spark starts, when a local input folder is missing or holds no image."""
+    if not is_local_path(path):
+        return
+    folder = _local_folder(path)
+    if not folder.is_dir():
+        raise InputError(f"input folder not found: {path}")
+    suffixes = {"." + ext.lower().lstrip(".") for ext in settings.extensions}
+    for _root, _dirs, files in os.walk(folder, followlinks=False):
+        if any(Path(name).suffix.lower() in suffixes for name in files):
+            return
+    raise InputError(
+        f"input folder {path} holds no image files ({', '.join(settings.extensions)}); "
+        "expected Training/<Class>/*.jpg and Test/<Class>/*.jpg, or <Class>/*.jpg"
+    )
+
+
+def check_local_dataset(path: str, settings: IngestSettings) -> None:
+    """check_local_input, and for a dataset to train and test on: when its images sit in
+    Training/Test folders, both splits must hold some (see split_problem)."""
+    check_local_input(path, settings)
+    if not is_local_path(path):
+        return
+    survey = survey_splits(_local_folder(path), settings.extensions)
+    if survey.split_folders:
+        problem = split_problem(path, survey.training, survey.test, settings)
+        if problem:
+            raise InputError(problem)
+
+
+@dataclass(frozen=True)
+class SplitSurvey:
+    """Whether any image sits in a split folder, and whether each split holds one."""
+
+    split_folders: bool
+    training: bool
+    test: bool
+
+
+def split_of(path: str) -> str | None:
+    """Training, Test or None: the split named by the grandparent folder of an image path,
+    as the ingest stage decides it."""
+    parts = path.replace(os.sep, "/").split("/")
+    return SPLIT_NAMES.get(parts[-3].lower()) if len(parts) >= 3 else None
+
+
+def survey_splits(folder: Path, extensions: tuple[str, ...]) -> SplitSurvey:
+    """Walk `folder` the way the ingest stage lists it (symbolic links followed, except
+    those to one of their own ancestors) until both splits are seen or the tree ends."""
+    suffixes = tuple("." + ext.lower().lstrip(".") for ext in extensions)
+    root = os.path.abspath(folder)
+    seen: set[str] = set()
+    pending = [(root, frozenset({os.path.realpath(root)}))]
+    while pending and seen != {TRAIN, TEST}:
+        current, ancestors = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                is_folder = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                continue
+            if is_folder:
+                real = os.path.realpath(entry.path)
+                if real not in ancestors:
+                    pending.append((entry.path, ancestors | {real}))
+            elif entry.name.lower().endswith(suffixes) and (split := split_of(entry.path)):
+                seen.add(split)
+    return SplitSurvey(bool(seen), TRAIN in seen, TEST in seen)
+
+
+def split_problem(path: str, training: int, test: int, settings: IngestSettings,
+                  split_folders: bool = True, rejects: str | None = None) -> str | None:
+    """Why a dataset cannot be trained and tested on, as one line with the fix, or None.
+
+    A run without Test images would report "accuracy 0.00% on 0 Test images"; one without
+    Training images has nothing to learn from. `training` and `test` count its usable
+    images; `split_folders` says whether they sit in Training/Test folders (else the
+    split is bovw's own, ingest.test_fraction of each class); `rejects` names the rejects
+    table when some images could not be read.
+    """
+    unread = f" (or none of them could be read: see {rejects})" if rejects else ""
+    fraction = f"ingest.test_fraction={settings.test_fraction}"
+    if not test and split_folders:
+        return (f"input {path} has no Test images{unread}: put the Test images in "
+                "Test/<Class>/ beside Training/, or move the class folders out of "
+                f"Training/ so that bovw splits them itself ({fraction})")
+    if not test:
+        return (f"input {path} has no Test images{unread}: no class has enough images for "
+                f"{fraction} to set one aside; add images or raise ingest.test_fraction")
+    if not training and split_folders:
+        return (f"input {path} has no Training images{unread}: put the Training images in "
+                "Training/<Class>/ beside Test/")
+    if not training:
+        return (f"input {path} has no Training images{unread}: no class has enough images "
+                f"to keep one for Training with {fraction}; add images or lower "
+                "ingest.test_fraction")
+    return None

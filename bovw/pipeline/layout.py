@@ -1,0 +1,155 @@
+"""The run folder: where each output lives, and which stages have finished.
+
+A stage writes its outputs, then a marker `_stages/<stage>.json`; a stage without its
+marker is redone when the run is started again with the same output folder. Opening,
+locking and replacing output folders is bovw.spark.outputs' business.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from bovw.errors import OutputError
+from bovw.spark import storage
+from bovw.spark.outputs import OutputFolder, open_output, same_spec
+
+__all__ = ["RunLayout", "finished_stage", "mark_finished", "prepare_output", "prepare_spec_folder"]
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths inside one run folder (local path or URL)."""
+
+    root: str
+
+    def path(self, *parts: str) -> str:
+        """`parts` joined below the run folder."""
+        return storage.join(self.root, *parts)
+
+    @property
+    def descriptors(self) -> str:
+        """The descriptors Parquet (DESCRIPTOR_SCHEMA rows)."""
+        return self.path("descriptors")
+
+    @property
+    def rejects(self) -> str:
+        """The Parquet of the rejected images and why."""
+        return self.path("rejects")
+
+    @property
+    def histograms(self) -> str:
+        """The Parquet of the raw word histograms, one row per accepted image."""
+        return self.path("histograms")
+
+    @property
+    def features(self) -> str:
+        """The Parquet of the classified images: PCA features, prediction, probability."""
+        return self.path("features")
+
+    def model(self, name: str) -> str:
+        """The folder of the Spark ML model `name` (vocabulary, idf, pca, labels, classifier)."""
+        return self.path("models", name)
+
+    @property
+    def metrics(self) -> str:
+        """metrics.json: every number the evaluation on the Test images measured."""
+        return self.path("metrics.json")
+
+    @property
+    def summary(self) -> str:
+        """summary.json (bovw.summary.RunSummary); present only once the run finished."""
+        return self.path("summary.json")
+
+    @property
+    def run_spec(self) -> str:
+        """run.json: the run's input and effective config, compared on resume."""
+        return self.path("run.json")
+
+    def marker(self, stage: str) -> str:
+        """The completion marker of `stage` (its record: timings, counts)."""
+        return self.path("_stages", f"{stage}.json")
+
+
+def prepare_output(spark: SparkSession, layout: RunLayout, spec: dict[str, Any],
+                   overwrite: bool, log: Callable[[str], None] = print) -> OutputFolder:
+    """Lock `layout.root` and make it ready for the run described by `spec` (input and
+    effective config); use the result in a `with` block and write into its `work` folder.
+
+    A new folder is started; an unfinished run of the same spec is resumed; a finished
+    run, or an unfinished one of another spec, is refused unless `overwrite`: the new run
+    is then built beside it and replaces it once finished (bovw.spark.outputs). A folder or file
+    that is not a bovw run is refused either way. Raises OutputError.
+    """
+    def resume(folder: str) -> None:
+        if storage.exists(spark, storage.join(folder, "summary.json")):
+            raise OutputError(
+                f"output {layout.root} already holds a finished run; "
+                "choose another --output or pass --overwrite to replace it"
+            )
+        if storage.exists(spark, storage.join(folder, "run.json")):
+            if not same_spec(spark, folder, "run.json", spec):
+                raise OutputError(
+                    f"output {layout.root} holds an unfinished run with a different input or "
+                    "configuration; use the same ones to resume it, or pass --overwrite"
+                )
+            return
+        start(folder)
+
+    def start(folder: str) -> None:
+        storage.write_text(spark, storage.join(folder, "run.json"),
+                           json.dumps(spec, indent=2, sort_keys=True))
+
+    return open_output(spark, layout.root, "run", overwrite=overwrite, resume=resume,
+                       matches=lambda folder: same_spec(spark, folder, "run.json", spec),
+                       start=start, reads=_read_paths(spec), log=log)
+
+
+def finished_stage(spark: SparkSession, layout: RunLayout, stage: str) -> dict[str, Any] | None:
+    """The record a finished stage left, or None when the stage must (re)run."""
+    marker = layout.marker(stage)
+    if not storage.exists(spark, marker):
+        return None
+    return json.loads(storage.read_text(spark, marker))
+
+
+def mark_finished(spark: SparkSession, layout: RunLayout, stage: str, record: dict[str, Any]
+                  ) -> None:
+    """Record that `stage` finished, with its timings and counts."""
+    storage.write_text(spark, layout.marker(stage), json.dumps(record, indent=2, sort_keys=True))
+
+
+def prepare_spec_folder(spark: SparkSession, root: str, spec_name: str, spec: dict[str, Any],
+                        overwrite: bool, kind: str, differs: str,
+                        log: Callable[[str], None] = print) -> OutputFolder:
+    """Lock, start, resume or (with `overwrite`) replace a folder described by `spec_name`;
+    use the result in a `with` block and write into its `work` folder.
+
+    Used by sweeps (`kind` "sweep") and comparisons ("comparison"): the same spec resumes,
+    another spec is refused with "output ROOT holds a {differs}" unless `overwrite` (the
+    new folder is then built beside the old one and replaces it once complete), and a
+    folder or file that is not a bovw `kind` folder is refused either way. Raises
+    OutputError.
+    """
+    def resume(folder: str) -> None:
+        if not storage.exists(spark, storage.join(folder, spec_name)):
+            start(folder)
+        elif not same_spec(spark, folder, spec_name, spec):
+            raise OutputError(f"output {root} holds a {differs}; use the same ones to resume "
+                              "it, another --output, or --overwrite")
+
+    def start(folder: str) -> None:
+        storage.write_text(spark, storage.join(folder, spec_name),
+                           json.dumps(spec, indent=2, sort_keys=True))
+
+    return open_output(spark, root, kind, overwrite=overwrite, resume=resume,
+                       matches=lambda folder: same_spec(spark, folder, spec_name, spec),
+                       start=start, reads=_read_paths(spec), log=log)
+
+
+def _read_paths(spec: dict[str, Any]) -> list[str | None]:
+    return [spec.get(key) for key in ("input", "descriptors_from", "cnn_features")]

@@ -1,0 +1,310 @@
+"""The whole chain, stage by stage, each persisted with a completion marker.
+
+ingest + descriptors -> vocabulary -> histograms -> reduction (IDF, PCA) -> classifier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.ml.clustering import KMeansModel
+from pyspark.ml.feature import IDFModel, PCAModel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from bovw.columns import (
+    HISTOGRAM,
+    LABEL,
+    N_KEYPOINTS,
+    PATH,
+    PCA_FEATURES,
+    PREDICTION,
+    PROBABILITY,
+    SPLIT,
+    TEST,
+    TRAIN,
+)
+from bovw.config import Config
+from bovw.errors import InputError
+from bovw.image.words import histogram_length
+from bovw.pipeline.classifier import check_fit, evaluate, fit_classifier, fit_labels, predict
+from bovw.pipeline.descriptors import describe_images, rejects, statistics
+from bovw.pipeline.histograms import (
+    append_colour,
+    colour_dimension,
+    fit_idf,
+    weight,
+    word_histograms,
+)
+from bovw.pipeline.ingest import labelled_images, split_folder
+from bovw.pipeline.inputs import split_problem
+from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
+from bovw.pipeline.provenance import DescriptorProvenance, check_reuse, write_record
+from bovw.pipeline.reduction import (
+    explained_variance,
+    explained_variance_total,
+    fit_pca,
+    projection,
+)
+from bovw.pipeline.vocabulary import centers, fit_vocabulary, sample_descriptors
+from bovw.spark import storage
+from bovw.spark.progress import StageProgress
+from bovw.summary import (
+    HeadlineMetrics,
+    ImageCounts,
+    KeypointStats,
+    Reduction,
+    RunSummary,
+    VocabularyFit,
+    from_record,
+)
+
+__all__ = ["RunResult", "classify_and_evaluate", "run_pipeline"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced: its summary (summary.json: where, counts, seconds per stage,
+    headline metrics) and its metrics.json (per class, the confusion matrix too)."""
+
+    summary: RunSummary
+    metrics: dict[str, Any]
+
+    @property
+    def output(self) -> str:
+        """The run folder."""
+        return self.summary.output
+
+
+class _Stages:
+    """Runs each stage once: skipped (and its record reused) when its marker exists.
+    Collects every stage's seconds and the stages an earlier attempt had finished. With a
+    StageProgress, a running stage's line and progress are its to show."""
+
+    def __init__(self, spark: SparkSession, layout: RunLayout, log: Callable[[str], None],
+                 progress: StageProgress | None):
+        self.spark, self.layout, self.log = spark, layout, log
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+        self.resumed: list[str] = []
+
+    def run(self, stage: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        record = finished_stage(self.spark, self.layout, stage)
+        if record is not None:
+            self.resumed.append(stage)
+            self.log(f"[bovw] {stage}: already finished, reusing its outputs")
+        else:
+            if self.progress is None:
+                self.log(f"[bovw] {stage}: running")
+            started = time.perf_counter()
+            with self.progress.stage(stage) if self.progress else nullcontext():
+                record = work()
+            record.setdefault("timings", {})[stage] = round(time.perf_counter() - started, 3)
+            mark_finished(self.spark, self.layout, stage, record)
+        self.timings.update(record.get("timings", {}))
+        return record
+
+
+def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_path: str, *,
+                 overwrite: bool = False, descriptors_from: str | None = None,
+                 log: Callable[[str], None] = print, progress: StageProgress | None = None
+                 ) -> RunResult:
+    """Run every stage on the images under `input_path`, writing to `output_path`.
+
+    `descriptors_from` reuses the descriptors Parquet of an earlier run instead of
+    extracting them again; its record (bovw.pipeline.provenance) must match this run's input and
+    descriptor settings, which is checked before anything is written. `progress` shows
+    each running stage (bovw.spark.progress) instead of `log`'s "running" line. Returns a
+    RunResult;
+    raises InputError, OutputError (ReuseError), VocabularyError on unusable input or output.
+    """
+    layout = RunLayout(output_path.rstrip("/"))
+    if descriptors_from:
+        check_reuse(spark, descriptors_from, config, input_path, output=layout.root,
+                    overwrite=overwrite)
+    spec = {"input": input_path, "descriptors_from": descriptors_from, "config": config.to_dict()}
+    # Written into the output, or beside it and swapped in once finished (--overwrite).
+    with prepare_output(spark, layout, spec, overwrite, log) as output:
+        result = _run_stages(spark, config, input_path, RunLayout(output.work),
+                             descriptors_from, log, progress)
+    return dataclasses.replace(
+        result, summary=dataclasses.replace(result.summary, output=layout.root))
+
+
+def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
+                descriptors_from: str | None, log: Callable[[str], None],
+                progress: StageProgress | None) -> RunResult:
+    stages = _Stages(spark, layout, log, progress)
+
+    record = stages.run("descriptors", lambda: _descriptors_stage(
+        spark, config, input_path, layout, descriptors_from))
+    counts = from_record(ImageCounts, record["counts"])
+    keypoints = from_record(KeypointStats, record["keypoints"])
+    test_only = counts.test_only_classes
+    if test_only:
+        log("[bovw] warning: Test images of classes without Training images: "
+            f"{', '.join(test_only)}; the model cannot predict these classes, so their "
+            "images are left out of accuracy and F1 and reported apart "
+            "(metrics.json: test_only_classes)")
+    descriptors = spark.read.parquet(record["descriptors_path"])
+
+    record = stages.run("vocabulary", lambda: _vocabulary_stage(config, descriptors,
+                                                                keypoints, layout))
+    vocabulary_fit = from_record(VocabularyFit, record["vocabulary"])
+    vocabulary = centers(KMeansModel.load(layout.model("vocabulary")))
+
+    stages.run("histograms", lambda: _histograms_stage(spark, config, descriptors, vocabulary,
+                                                       layout))
+    histograms = spark.read.parquet(layout.histograms)
+
+    dimension = histogram_length(len(vocabulary), config.histograms.pyramid_levels)
+    record = stages.run("reduction", lambda: _reduction_stage(config, histograms, dimension,
+                                                              layout))
+    reduction = from_record(Reduction, record["reduction"])
+
+    stages.run("classifier", lambda: _classifier_stage(
+        spark, config, histograms, counts.accepted, layout))
+    metrics = json.loads(storage.read_text(spark, layout.metrics))
+
+    summary = RunSummary(
+        output=layout.root, counts=counts, reduction=reduction,
+        metrics=HeadlineMetrics.of(metrics), timings=stages.timings, config=config.to_dict(),
+        keypoints=keypoints, vocabulary=vocabulary_fit, resumed_stages=tuple(stages.resumed),
+        descriptors_reused=descriptors_from is not None)
+    storage.write_text(spark, layout.summary, summary.to_json())
+    return RunResult(summary, metrics)
+
+
+def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
+                       descriptors_from: str | None) -> dict[str, Any]:
+    timings: dict[str, float] = {}
+    if descriptors_from:
+        source = descriptors_from
+    else:
+        started = time.perf_counter()
+        files = labelled_images(spark, input_path, config.ingest, config.seed)
+        timings["ingest"] = round(time.perf_counter() - started, 3)
+        described = describe_images(files, config.orb, config.ingest.max_file_bytes,
+                                    config.colour, config.vocabulary.sample_per_image,
+                                    config.seed)
+        storage.write_parquet(spark, described, layout.descriptors)
+        # After the Parquet files, before the stage marker: whatever reuses these
+        # descriptors compares this record with its own settings first.
+        write_record(spark, layout.descriptors, DescriptorProvenance.of(config, input_path))
+        source = layout.descriptors
+    descriptors = spark.read.parquet(source)
+    counts, keypoints = statistics(descriptors)
+    # Without rejects the (empty) table is written without scanning the descriptors again.
+    storage.write_parquet(spark, rejects(descriptors if counts["rejected"] else
+                                         descriptors.limit(0)), layout.rejects)
+    if counts["accepted"] == 0:
+        raise InputError(f"no readable image under {input_path}; see {layout.rejects}")
+    training, test = counts["per_split"][TRAIN], counts["per_split"][TEST]
+    if not (training and test):
+        # Before the stage is marked finished: the same command, once the input is fixed,
+        # describes the images again instead of reusing these.
+        in_split_folders = descriptors.filter(
+            split_folder(F.col(PATH)).isNotNull()).limit(1).count() > 0
+        raise InputError(split_problem(input_path, training, test, config.ingest,
+                                       in_split_folders,
+                                       layout.rejects if counts["rejected"] else None))
+    return {"descriptors_path": source, "counts": counts, "keypoints": keypoints,
+            "timings": timings}
+
+
+def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: KeypointStats,
+                      layout: RunLayout) -> dict[str, Any]:
+    totals = (keypoints.training, keypoints.set_aside)
+    sample = sample_descriptors(descriptors, config.vocabulary, config.seed, totals)
+    model, sample_size = fit_vocabulary(sample, config.vocabulary, config.seed)
+    model.write().overwrite().save(layout.model("vocabulary"))
+    # Only what KMeans already knows: summary.clusterSizes would cost one more Spark job.
+    summary = model.summary
+    return {"vocabulary": {
+        "k": config.vocabulary.k,
+        "sample_descriptors": sample_size,
+        "iterations": int(summary.numIter),
+        "training_cost": round(float(summary.trainingCost), 3),
+    }}
+
+
+def _histograms_stage(spark: SparkSession, config: Config, descriptors: DataFrame, vocabulary,
+                      layout: RunLayout) -> dict[str, Any]:
+    histograms = word_histograms(descriptors, vocabulary, config.histograms.pyramid_levels)
+    storage.write_parquet(spark, histograms, layout.histograms)
+    return {}
+
+
+def _reduction_stage(config: Config, histograms: DataFrame, dimension: int, layout: RunLayout
+                     ) -> dict[str, Any]:
+    idf = fit_idf(histograms) if config.histograms.tfidf else None
+    if idf is not None:
+        idf.write().overwrite().save(layout.model("idf"))
+    weighted = append_colour(weight(histograms, config.histograms, idf), config.colour)
+    pca = fit_pca(weighted, config.pca.components, dimension + colour_dimension(config.colour),
+                  config.seed)
+    pca.write().overwrite().save(layout.model("pca"))
+    variance = explained_variance(pca)
+    # Fewer than asked when the Training features vary in fewer directions (reduction.py).
+    return {"reduction": {"components": len(variance),
+                          "components_requested": config.pca.components,
+                          "explained_variance_total": explained_variance_total(pca),
+                          "explained_variance": variance}}
+
+
+def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame, rows: int,
+                      layout: RunLayout) -> dict[str, Any]:
+    idf = IDFModel.load(layout.model("idf")) if config.histograms.tfidf else None
+    pca = PCAModel.load(layout.model("pca"))
+    weighted = append_colour(weight(histograms, config.histograms, idf), config.colour)
+    project_and_classify(spark, config, weighted, pca, rows, layout,
+                         (PATH, LABEL, SPLIT, N_KEYPOINTS, HISTOGRAM))
+    return {}
+
+
+def project_and_classify(spark: SparkSession, config: Config, weighted: DataFrame,
+                         pca: PCAModel, rows: int, layout: RunLayout, kept: tuple[str, ...]
+                         ) -> dict[str, Any]:
+    """classify_and_evaluate on `weighted` projected by `pca` (bovw.reduction.projection)."""
+    with projection(weighted.select(*kept, pca.getInputCol()), pca) as projected:
+        return classify_and_evaluate(spark, config, projected, rows, layout, kept)
+
+
+def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFrame, rows: int,
+                          layout: RunLayout, kept: tuple[str, ...]) -> dict[str, Any]:
+    """Fit labels and the classifier on the Training rows of `projected` (pca_features,
+    about `rows` rows in all), save both models, write the features Parquet (`kept`
+    columns, pca_features, prediction, probability) and metrics.json into `layout`;
+    returns the metrics."""
+    # Materialised with its lineage cut: every LBFGS iteration is a Spark job, and each
+    # job would otherwise ship the whole plan behind these rows (the projection among
+    # them) to every task. A local checkpoint, rather than a cache, is what
+    # drops the plan; executors holding its blocks are not released by dynamic allocation.
+    # Rows are laid out by path, so every partition holds the same rows in the same order
+    # whatever the input's split (with 2+ partitions, the order in which their sums are
+    # merged can still move the last bits).
+    partitions = max(1, math.ceil(rows / config.classifier.rows_per_partition))
+    projected = (projected.select(*kept, PCA_FEATURES)
+                 .repartition(partitions, PATH).sortWithinPartitions(PATH)
+                 .localCheckpoint())
+    labels = fit_labels(projected)
+    labels.write().overwrite().save(layout.model("labels"))
+    classifier = fit_classifier(projected, labels, config.classifier)
+    # Before anything is written as a result: a model that did not train is an error.
+    fit = check_fit(projected, labels, classifier, config.classifier)
+    classifier.write().overwrite().save(layout.model("classifier"))
+    predictions = predict(projected, labels, classifier).select(
+        *kept, PCA_FEATURES, PREDICTION, PROBABILITY)
+    storage.write_parquet(spark, predictions, layout.features)
+    metrics = evaluate(spark.read.parquet(layout.features), list(labels.labels))
+    metrics["classifier_iterations"] = fit.iterations
+    metrics["classifier"] = fit.to_dict()
+    storage.write_text(spark, layout.metrics, json.dumps(metrics, indent=2))
+    return metrics

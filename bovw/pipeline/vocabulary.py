@@ -1,0 +1,141 @@
+"""Vocabulary stage: Spark ML KMeans on a seeded sample of Training descriptors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.ml.clustering import KMeans, KMeansModel
+from pyspark.ml.linalg import VectorUDT
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructField, StructType
+
+from bovw.columns import DESCRIPTORS, FEATURES, N_KEYPOINTS, PATH, SAMPLE, SPLIT, TRAIN
+from bovw.config import VocabularySettings
+from bovw.errors import VocabularyError
+from bovw.image.orb import DESCRIPTOR_BYTES, image_rng, unpack
+from bovw.pipeline.descriptors import accepted
+from bovw.spark.arrow_vectors import dense_vectors
+
+__all__ = ["centers", "fit_vocabulary", "sample_descriptors"]
+
+_SAMPLE_SCHEMA = "path string, index int, descriptor binary"
+
+
+def _sample_batches(fraction: float, seed: int):
+    schema = pa.schema([(PATH, pa.string()), ("index", pa.int32()),
+                        ("descriptor", pa.binary())])
+
+    def sample(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            rows, indices, kept = [], [], []
+            for row, (path, blob) in enumerate(zip(batch.column(PATH).to_pylist(),
+                                                   batch.column(DESCRIPTORS).to_pylist(),
+                                                   strict=True)):
+                descriptors = unpack(blob)
+                keep = np.flatnonzero(image_rng(seed, path).random(len(descriptors)) < fraction)
+                rows.append(np.full(len(keep), row, dtype=np.int64))
+                indices.append(keep.astype(np.int32))
+                kept.append(descriptors[keep])
+            vectors = np.concatenate(kept) if kept else np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+            yield pa.RecordBatch.from_arrays([
+                batch.column(PATH).take(pa.array(np.concatenate(rows) if rows else [],
+                                                   type=pa.int64())),
+                pa.array(np.concatenate(indices) if indices else [], type=pa.int32()),
+                # The raw 32 bytes: the cheapest key for the duplicate removal after this.
+                pa.BinaryArray.from_buffers(pa.binary(), len(vectors), [
+                    None,
+                    pa.py_buffer(np.arange(0, vectors.size + 1, DESCRIPTOR_BYTES, dtype=np.int32)),
+                    pa.py_buffer(np.ascontiguousarray(vectors, np.uint8).tobytes())]),
+            ], schema=schema)
+
+    return sample
+
+
+def _as_vectors(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: 32-byte descriptors -> Spark ML dense vectors (`features`)."""
+    for batch in batches:
+        column = batch.column("descriptor")
+        values = np.frombuffer(b"".join(column.to_pylist()), np.uint8)
+        vectors = dense_vectors(values.reshape(len(column), DESCRIPTOR_BYTES))
+        yield pa.RecordBatch.from_arrays([vectors], names=[FEATURES])
+
+
+def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, seed: int,
+                       totals: tuple[int, int]) -> DataFrame:
+    """About `settings.sample_size` Training descriptors, duplicates removed, as a
+    `features` vector column.
+
+    Drawn from the `sample` column when it holds at least sample_size descriptors, else
+    from all of them. Each is kept with probability sample_size / available, decided by a
+    generator seeded from (seed, path), so the sample does not depend on partitioning. The result
+    is hash-partitioned and sorted on a fixed number of partitions, which makes KMeans's
+    own seeded choices independent of the master URL. `totals` are (Training descriptors,
+    set-aside ones), as bovw.pipeline.descriptors.statistics counts them (keypoints "training" and
+    "set_aside"). Raises VocabularyError when there are fewer Training descriptors than k.
+    """
+    training = accepted(descriptors).filter(
+        (F.col(SPLIT) == TRAIN) & (F.col(N_KEYPOINTS) > 0)
+    )
+    total, presampled = totals
+    if total < settings.k:
+        raise VocabularyError(
+            f"only {total} Training descriptors for vocabulary.k={settings.k}; "
+            "lower k or add Training images"
+        )
+    # The descriptors stage set a few descriptors of each image aside (bovw.pipeline.descriptors):
+    # when they are enough, the sample is drawn from them, a small read instead of every
+    # descriptor of every image.
+    source, available = (SAMPLE, presampled) if presampled >= settings.sample_size else (
+        DESCRIPTORS, total)
+    fraction = min(1.0, settings.sample_size / available)
+    sampled = training.select(PATH, F.col(source).alias(DESCRIPTORS)).mapInArrow(
+        _sample_batches(fraction, seed), _SAMPLE_SCHEMA)
+    # Dense grids put many points on the plain background, which all give the very same
+    # descriptor: KMeans's random init would pick it hundreds of times and end with far
+    # fewer than k distinct words. Each distinct descriptor is kept once, represented by
+    # its first (path, index) so that the layout below stays deterministic.
+    distinct = sampled.groupBy("descriptor").agg(F.min(F.struct(PATH, "index")).alias("first"))
+    schema = StructType([StructField(FEATURES, VectorUDT())])
+    return (
+        distinct.select("first.path", "first.index", "descriptor")
+        .repartition(settings.partitions, PATH)
+        .sortWithinPartitions(PATH, "index")
+        .select("descriptor")
+        .mapInArrow(_as_vectors, schema)
+    )
+
+
+def fit_vocabulary(sample: DataFrame, settings: VocabularySettings, seed: int
+                   ) -> tuple[KMeansModel, int]:
+    """Fit Spark ML KMeans with k = settings.k on the `features` column; returns the model
+    and the number of sampled descriptors it was fitted on."""
+    kmeans = KMeans(
+        k=settings.k,
+        seed=seed,
+        maxIter=settings.max_iter,
+        initMode=settings.init_mode,
+        initSteps=settings.init_steps,
+        tol=settings.tol,
+        solver=settings.solver,
+        featuresCol=FEATURES,
+        predictionCol="word",
+    )
+    # Computed once, for the count and for every KMeans pass. A local checkpoint rather
+    # than a cache: KMeans's block solver keeps its own blockified copy, and warns of
+    # "double caching" when its input is cached (the sample is a few MB either way).
+    materialised = sample.localCheckpoint()
+    count = materialised.count()
+    if count < settings.k:
+        raise VocabularyError(
+            f"the descriptor sample holds {count} distinct descriptors, fewer than "
+            f"vocabulary.k={settings.k}; raise vocabulary.sample_size or lower k"
+        )
+    return kmeans.fit(materialised), count
+
+
+def centers(model: KMeansModel) -> np.ndarray:
+    """The visual words as a (k, 32) float32 array (the vocabulary is small: k rows)."""
+    return np.asarray(model.clusterCenters(), dtype=np.float32)

@@ -1,0 +1,120 @@
+"""Export a finished run's Spark ML models to one small, Spark-free model file.
+
+The run folder holds models/{vocabulary,idf,pca,labels,classifier} and run.json (its input
+and effective config); `export_model` turns them into a `bovw.predict.model_file.ExportedModel`
+and writes it as a .npz file (local path or any Hadoop URL, e.g. s3a://).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import numpy as np
+from pyspark.ml.classification import LogisticRegressionModel
+from pyspark.ml.clustering import KMeansModel
+from pyspark.ml.feature import IDFModel, PCAModel, StringIndexerModel
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from bovw.columns import HEIGHT, SPLIT, TRAIN, WIDTH
+from bovw.config import ConfigError, config_from_dict, current_orb_table
+from bovw.errors import ExportError
+from bovw.pipeline.descriptors import accepted
+from bovw.pipeline.layout import RunLayout
+from bovw.pipeline.vocabulary import centers
+from bovw.predict.fruits import FruitInfo
+from bovw.predict.model_file import MODEL_FILE_NAME, ExportedModel, model_to_bytes
+from bovw.spark import storage
+
+__all__ = ["build_model", "default_model_path", "export_model"]
+
+
+
+def default_model_path(run_dir: str) -> str:
+    """Where `bovw export` puts the model of `run_dir` by default: RUN_DIR/model.npz."""
+    return storage.join(run_dir, MODEL_FILE_NAME)
+
+
+def build_model(spark: SparkSession, run_dir: str,
+                fruits: Mapping[str, FruitInfo] | None = None) -> ExportedModel:
+    """Read a finished run's models and config into an ExportedModel.
+
+    `fruits` is a catalogue; the entries of the model's classes are embedded. The
+    training size is the median width and height of the accepted Training images (read
+    from the run's descriptors Parquet; only a few numbers reach the driver). Raises
+    ExportError when `run_dir` is not a finished bovw run.
+    """
+    layout = RunLayout(run_dir.rstrip("/"))
+    if not storage.exists(spark, layout.run_spec):
+        raise ExportError(f"{layout.root} is not a bovw run folder (no run.json)")
+    if not storage.exists(spark, layout.summary):
+        raise ExportError(
+            f"run {layout.root} has not finished (no summary.json): run bovw run again with the "
+            "same --input and --output to finish it, then export")
+    spec = json.loads(storage.read_text(spark, layout.run_spec))
+    try:
+        orb = current_orb_table(spec["config"].get("orb", {}))
+    except ConfigError as error:
+        raise ExportError(f"run {layout.root} cannot be exported for this bovw: {error}. Run "
+                          "the pipeline again with this bovw (a new --output), then export "
+                          "that run") from None
+    config = config_from_dict({**spec["config"], "orb": orb})
+    descriptors_record = json.loads(storage.read_text(spark, layout.marker("descriptors")))
+    metrics = json.loads(storage.read_text(spark, layout.metrics))
+
+    vocabulary = centers(KMeansModel.load(layout.model("vocabulary")))
+    idf = (IDFModel.load(layout.model("idf")).idf.toArray().astype(np.float64)
+           if config.histograms.tfidf else None)
+    pc = PCAModel.load(layout.model("pca")).pc.toArray().astype(np.float64)
+    labels = StringIndexerModel.load(layout.model("labels")).labels
+    classifier = LogisticRegressionModel.load(layout.model("classifier"))
+    classes = tuple(str(label) for label in labels)
+    return ExportedModel(
+        classes=classes,
+        centers=vocabulary,
+        idf=idf,
+        pc=pc,
+        coefficients=classifier.coefficientMatrix.toArray().astype(np.float64),
+        intercepts=classifier.interceptVector.toArray().astype(np.float64),
+        orb=config.orb,
+        histograms=config.histograms,
+        training_size=_training_size(spark, descriptors_record["descriptors_path"]),
+        feature_blocks=("words", "colour") if config.colour.enabled else ("words",),
+        colour=config.colour if config.colour.enabled else None,
+        fruits={name: fruits[name] for name in classes if name in (fruits or {})},
+        source={
+            "run": layout.root,
+            "input": spec.get("input"),
+            "seed": config.seed,
+            "vocabulary_k": int(len(vocabulary)),
+            "pca_components": int(pc.shape[1]),
+            "test_accuracy": metrics.get("accuracy"),
+            "test_images": metrics.get("test_images"),
+        },
+    ).validate(layout.root)
+
+
+def export_model(spark: SparkSession, run_dir: str, out_path: str | None = None,
+                 fruits: Mapping[str, FruitInfo] | None = None) -> tuple[ExportedModel, str]:
+    """Write the model of a finished run to `out_path` (default RUN_DIR/model.npz).
+
+    Returns the model and the path written. Raises ExportError.
+    """
+    model = build_model(spark, run_dir, fruits)
+    target = out_path or default_model_path(run_dir.rstrip("/"))
+    storage.write_bytes(spark, target, model_to_bytes(model))
+    return model, target
+
+
+def _training_size(spark: SparkSession, descriptors_path: str) -> tuple[int, int]:
+    row = (
+        accepted(spark.read.parquet(descriptors_path))
+        .filter((F.col(SPLIT) == TRAIN) & (F.col(WIDTH) > 0))
+        .agg(F.percentile_approx(WIDTH, 0.5, 100000).alias(WIDTH),
+             F.percentile_approx(HEIGHT, 0.5, 100000).alias(HEIGHT))
+        .first()
+    )
+    if row is None or row[WIDTH] is None:
+        raise ExportError(f"no readable Training image in {descriptors_path}")
+    return int(row[WIDTH]), int(row[HEIGHT])

@@ -1,0 +1,359 @@
+"""The model file: an exported run as one versioned NumPy .npz archive (no Spark to use it).
+
+`ExportedModel` holds everything prediction needs as plain arrays and settings;
+`model_to_bytes` writes it with deterministic bytes, `model_from_bytes` reads it back and
+checks that its arrays fit together. Free of Spark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import json
+import zipfile
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bovw.config import (
+    ColourSettings,
+    Config,
+    ConfigError,
+    HistogramSettings,
+    OrbSettings,
+    config_from_dict,
+    current_orb_table,
+    json_types,
+)
+from bovw.config.differences import Difference, show
+from bovw.errors import ModelFileError, ReuseError, first_line
+from bovw.image.orb import DESCRIPTOR_BYTES
+from bovw.image.words import histogram_length, scoring_matrix
+from bovw.predict.fruits import FruitInfo
+from bovw.version import __version__
+
+__all__ = ["KNOWN_FEATURE_BLOCKS", "MODEL_FILE_NAME", "MODEL_FORMAT", "MODEL_FORMAT_VERSION",
+           "REEXPORT", "ExportedModel", "model_contradiction", "model_from_bytes",
+           "model_refusal", "model_to_bytes"]
+
+# What `bovw export` calls a run's model file by default (RUN_DIR/model.npz).
+MODEL_FILE_NAME = "model.npz"
+MODEL_FORMAT = "bovw-model"
+MODEL_FORMAT_VERSION = 1
+# The blocks of the vector PCA sees, in order. The colour block's settings are in the
+# metadata, and its length is part of pc's rows.
+KNOWN_FEATURE_BLOCKS = ("words", "colour")
+# What to do about a model file that is damaged or was not written by bovw export.
+REEXPORT = ("it was changed after bovw export wrote it, or not written by bovw: export the "
+            "run again (bovw export RUN_DIR --out FILE)")
+# Fixed member timestamps: the same model always gives byte-identical files.
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """Everything prediction needs, as plain arrays and settings.
+
+    centers (k, 32) float32 visual words; idf (d,) or None when TF-IDF is off, d being the
+    histogram length (k times the pyramid cells); pc (d + c, p) principal axes, c the
+    colour block's length (0 without); coefficients (C, p) and intercepts (C,) of the
+    logistic regression; classes in the classifier's index order; the ORB and histogram
+    settings of the run; training_size (width, height) of its Training images; `colour`
+    the colour block's settings when the run had one (feature_blocks then ends with
+    "colour").
+    """
+
+    classes: tuple[str, ...]
+    centers: np.ndarray
+    idf: np.ndarray | None
+    pc: np.ndarray
+    coefficients: np.ndarray
+    intercepts: np.ndarray
+    orb: OrbSettings
+    histograms: HistogramSettings
+    training_size: tuple[int, int]
+    feature_blocks: tuple[str, ...] = ("words",)
+    fruits: Mapping[str, FruitInfo] = field(default_factory=dict)
+    source: Mapping[str, Any] = field(default_factory=dict)
+    colour: ColourSettings | None = None
+
+    @functools.cached_property
+    def scoring(self) -> np.ndarray:
+        """scoring_matrix(centers), made once per model rather than once per photo."""
+        return scoring_matrix(self.centers)
+
+    def validate(self, source: str = "model", fix: str | None = None) -> ExportedModel:
+        """Check that the arrays hold finite numbers and fit together; returns self.
+
+        Raises ModelFileError naming `source`, the first problem and, when given, `fix`.
+        """
+        problems = self._value_problems()
+        k = self.centers.shape[0] if self.centers.ndim == 2 else -1
+        words = histogram_length(max(k, 0), self.histograms.pyramid_levels)
+        length = words + (self.colour.dimension if self.colour is not None else 0)
+        classes = len(self.classes)
+        if self.centers.ndim != 2 or self.centers.shape[1] != DESCRIPTOR_BYTES or k < 1:
+            problems.append(f"centers has shape {self.centers.shape}, expected (k, 32)")
+        if self.histograms.tfidf != (self.idf is not None):
+            problems.append("idf must be present exactly when histograms.tfidf is true")
+        if self.idf is not None and self.idf.shape != (words,):
+            problems.append(f"idf has shape {self.idf.shape}, expected ({words},)")
+        if self.pc.ndim != 2 or self.pc.shape[0] != length:
+            problems.append(f"pc has shape {self.pc.shape}, expected ({length}, components)")
+        components = self.pc.shape[1] if self.pc.ndim == 2 else -1
+        if self.coefficients.shape != (classes, components):
+            problems.append(f"coefficients have shape {self.coefficients.shape}, "
+                            f"expected ({classes}, {components})")
+        if self.intercepts.shape != (classes,):
+            problems.append(f"intercepts have shape {self.intercepts.shape}, "
+                            f"expected ({classes},)")
+        if classes < 2:
+            problems.append("a model needs at least 2 classes")
+        unknown = [block for block in self.feature_blocks if block not in KNOWN_FEATURE_BLOCKS]
+        if unknown:
+            problems.append(f"feature block {unknown[0]!r} is unknown to bovw {__version__}; "
+                            "upgrade bovw")
+        expected = ("words", "colour") if self.colour is not None else ("words",)
+        if not unknown and self.feature_blocks != expected:
+            problems.append(f"feature_blocks {list(self.feature_blocks)} do not fit the model: "
+                            f"expected {list(expected)}")
+        if min(self.training_size) < 1:
+            problems.append(f"training_size {self.training_size} must be positive")
+        if problems:
+            raise ModelFileError(f"{source} is not a usable bovw model: {problems[0]}"
+                                 + (f"; {fix}" if fix else ""))
+        return self
+
+    def _value_problems(self) -> list[str]:
+        """Arrays that are not real numbers, hold NaN or infinities (a prediction from them
+        would be 'nan%'), or negative IDF weights; class names that are not unique."""
+        problems = []
+        arrays = {"centers": self.centers, "idf": self.idf, "pc": self.pc,
+                  "coefficients": self.coefficients, "intercepts": self.intercepts}
+        for name, array in arrays.items():
+            if array is None:
+                continue
+            if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
+                kind = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
+                problems.append(f"{name} holds {kind} values, expected numbers")
+                continue
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            if bad:
+                problems.append(f"{name} holds NaN or infinite values ({bad} of {array.size})")
+        if self.idf is not None and not problems and (self.idf < 0).any():
+            problems.append("idf holds negative weights (IDF is log((n + 1) / (df + 1)) >= 0)")
+        repeated = sorted({name for name in self.classes if self.classes.count(name) > 1})
+        if repeated:
+            problems.append(f"class {repeated[0]!r} is listed twice")
+        return problems
+
+
+def model_to_bytes(model: ExportedModel) -> bytes:
+    """The model as a NumPy .npz archive (deterministic bytes).
+
+    Members: centers, [idf], pc, coefficients, intercepts, classes (unicode array) and
+    metadata (a JSON string: format, format_version, bovw_version, orb and histogram
+    settings, training_size, feature_blocks, colour settings or null, fruits, source).
+    `np.load(..., allow_pickle=False)` reads it.
+    """
+    model.validate()
+    metadata = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "bovw_version": __version__,
+        "orb": _plain(model.orb),
+        "histograms": _plain(model.histograms),
+        "training_size": list(model.training_size),
+        "feature_blocks": list(model.feature_blocks),
+        "colour": _plain(model.colour) if model.colour is not None else None,
+        "fruits": {name: info.to_dict() for name, info in sorted(model.fruits.items())},
+        "source": dict(model.source),
+    }
+    arrays = {
+        "metadata": np.array(json.dumps(metadata, sort_keys=True)),
+        "classes": np.array(model.classes, dtype=str),
+        "centers": np.asarray(model.centers, dtype=np.float32),
+        "pc": np.asarray(model.pc, dtype=np.float64),
+        "coefficients": np.asarray(model.coefficients, dtype=np.float64),
+        "intercepts": np.asarray(model.intercepts, dtype=np.float64),
+    }
+    if model.idf is not None:
+        arrays["idf"] = np.asarray(model.idf, dtype=np.float64)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asarray(array, order="C"), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, member.getvalue())
+    return buffer.getvalue()
+
+
+def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
+    """Read a model written by `model_to_bytes`; `source` names it in errors.
+
+    Raises ModelFileError for anything that is not a bovw model of a format version this
+    bovw reads, or whose arrays do not fit together.
+    """
+    try:
+        archive = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        archive = None
+    if not isinstance(archive, np.lib.npyio.NpzFile) or "metadata" not in archive.files:
+        raise ModelFileError(
+            f"{source} is not a bovw model file (.npz); create one with bovw export RUN_DIR")
+    with archive:
+        try:
+            metadata = json.loads(str(archive["metadata"].reshape(-1)[0]))
+        except (ValueError, IndexError):
+            raise ModelFileError(f"{source}: the model's metadata is not valid JSON") from None
+        if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
+            raise ModelFileError(f"{source} is not a bovw model file (format is not "
+                                 f"{MODEL_FORMAT!r})")
+        version = metadata.get("format_version")
+        if not json_types.matches(version, int):
+            found = ("has no format_version" if "format_version" not in metadata else
+                     json_types.problem(version, int, "format_version"))
+            raise ModelFileError(f"{source} is not a usable bovw model: its metadata {found}; "
+                                 f"{REEXPORT}")
+        if version != MODEL_FORMAT_VERSION:
+            raise ModelFileError(
+                f"{source} has model format version {version}; bovw {__version__} reads "
+                f"version {MODEL_FORMAT_VERSION}: export the run again with this bovw, or use "
+                f"the bovw that wrote it ({metadata.get('bovw_version')})")
+        header = _header_problem(metadata)
+        if header:
+            raise ModelFileError(f"{source} is not a usable bovw model: its metadata {header}; "
+                                 f"{REEXPORT}")
+        missing = [name for name in ("classes", "centers", "pc", "coefficients", "intercepts")
+                   if name not in archive.files]
+        if missing:
+            raise ModelFileError(f"{source} is not a usable bovw model: no {missing[0]!r} array")
+        names = archive["classes"]
+        if names.ndim != 1 or names.dtype.kind != "U":
+            raise ModelFileError(f"{source} is not a usable bovw model: classes is a "
+                                 f"{names.ndim}-D array of {names.dtype}, expected a list of "
+                                 f"names; {REEXPORT}")
+        if isinstance(metadata.get("orb"), dict):
+            try:
+                metadata["orb"] = current_orb_table(metadata["orb"])
+            except ConfigError as error:
+                raise ModelFileError(
+                    f"{source} was trained on other descriptors than bovw {__version__} "
+                    f"computes: {error}. Run the pipeline again with this bovw and export "
+                    "that run") from None
+        try:
+            colour = metadata.get("colour")
+            settings = config_from_dict({"orb": metadata["orb"],
+                                         "histograms": metadata["histograms"],
+                                         **({"colour": colour} if colour else {})})
+            fruits = {name: FruitInfo(**info) for name, info in metadata["fruits"].items()}
+            width, height = (int(v) for v in metadata["training_size"])
+            model = ExportedModel(
+                classes=tuple(str(name) for name in names),
+                centers=archive["centers"],
+                idf=archive["idf"] if "idf" in archive.files else None,
+                pc=archive["pc"],
+                coefficients=archive["coefficients"],
+                intercepts=archive["intercepts"],
+                orb=settings.orb,
+                histograms=settings.histograms,
+                training_size=(width, height),
+                feature_blocks=tuple(metadata["feature_blocks"]),
+                fruits=fruits,
+                source=metadata.get("source", {}),
+                colour=settings.colour if colour else None,
+            )
+        except (KeyError, TypeError, ValueError, ConfigError) as error:
+            raise ModelFileError(
+                f"{source} is not a usable bovw model: bad metadata ({first_line(error)})"
+            ) from None
+    return model.validate(source, REEXPORT)
+
+
+# Every header field the loader reads, with the JSON type bovw export writes it as; the
+# settings tables (orb, histograms, colour) are checked key by key against their fields.
+_HEADER_TYPES: dict[str, Any] = {
+    "bovw_version": str,
+    "training_size": tuple[int, ...],
+    "feature_blocks": tuple[str, ...],
+    "fruits": Mapping[str, Any],
+    "source": Mapping[str, Any],
+}
+_REQUIRED_HEADER = ("orb", "histograms", "training_size", "feature_blocks", "fruits")
+
+
+def _header_problem(metadata: dict[str, Any]) -> str | None:
+    """The first header field of a model's metadata that is missing or of the wrong JSON
+    type (format and format_version are checked before), as a phrase; None when all fit."""
+    for name in _REQUIRED_HEADER:
+        if name not in metadata:
+            return f"has no {name}"
+    for name, hint in _HEADER_TYPES.items():
+        if name in metadata and (found := json_types.problem(metadata[name], hint, name)):
+            return found
+    if len(metadata["training_size"]) != 2:
+        return f"training_size has {len(metadata['training_size'])} values, expected 2"
+    for name, settings in (("orb", OrbSettings), ("histograms", HistogramSettings)):
+        if found := json_types.settings_problem(metadata[name], settings, name):
+            return found
+    if metadata.get("colour") is not None and (
+            found := json_types.settings_problem(metadata["colour"], ColourSettings, "colour")):
+        return found
+    for name, info in metadata["fruits"].items():
+        if found := json_types.settings_problem(info, FruitInfo, f"fruits[{name!r}]"):
+            return found
+    return None
+
+
+def _plain(settings: Any) -> dict[str, Any]:
+    return {f.name: (list(value) if isinstance(value := getattr(settings, f.name), tuple)
+                     else value) for f in dataclasses.fields(settings)}
+
+
+# ---------------------------------------------------------------- settings asked of a model
+
+def model_contradiction(model: ExportedModel, config: Config, asked: Collection[str]
+                        ) -> Difference | None:
+    """The first setting given explicitly (`asked`: dotted keys) that the model contradicts.
+
+    A model describes photos with its own ORB, colour and histogram settings, vocabulary
+    and PCA: orb.*, colour.*, histograms.*, vocabulary.k, pca.components and seed asked
+    with another value cannot be honoured. Settings of a colour block the model lacks are
+    not compared unless the block is asked for (they would not be used); other keys are
+    not compared.
+    """
+    for key in sorted(asked):
+        section, _dot, name = key.partition(".")
+        if key == "vocabulary.k":
+            made, wanted = int(model.centers.shape[0]), config.vocabulary.k
+        elif key == "pca.components":
+            made, wanted = int(model.pc.shape[1]), config.pca.components
+        elif key == "seed" and "seed" in model.source:
+            made, wanted = model.source["seed"], config.seed
+        elif section in ("orb", "histograms") and hasattr(getattr(model, section), name):
+            made, wanted = getattr(getattr(model, section), name), getattr(
+                getattr(config, section), name)
+        elif section == "colour" and hasattr(config.colour, name):
+            if name == "enabled" or model.colour is None:
+                key, made, wanted = "colour.enabled", model.colour is not None, (
+                    config.colour.enabled)
+            else:
+                made, wanted = getattr(model.colour, name), getattr(config.colour, name)
+        else:
+            continue
+        if made != wanted:
+            return Difference(key, made, wanted)
+    return None
+
+
+def model_refusal(source: str, difference: Difference) -> ReuseError:
+    """The one-line error for a setting asked of `bovw predict` that the model contradicts."""
+    return ReuseError(f"the model {source} was trained with {difference.key}="
+                      f"{show(difference.made)}, this prediction asks for "
+                      f"{show(difference.asked)}: a model describes photos with its own "
+                      f"settings; drop the {difference.key} setting or train a model with it")

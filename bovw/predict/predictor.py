@@ -1,0 +1,261 @@
+"""Prediction without Spark or a JVM: a trained run, exported to one small file, applied to
+the bytes of a photo. This is the piece a mobile back end embeds.
+
+    predictor = Predictor.load("model.npz")
+    prediction = predictor.predict(photo_bytes)      # Prediction: top classes, notes
+    prediction.label, prediction.probability, prediction.to_dict()
+
+The arithmetic is the Spark pipeline's, step for step:
+ORB (bovw.image.orb) -> nearest visual word (bovw.image.words) -> (spatial-pyramid) word counts
+-> times IDF (when histograms.tfidf) -> to the power histograms.power -> L2-normalised (when
+histograms.l2; a zero vector stays zero, as with Spark's Normalizer) -> x @ pc (Spark's
+PCAModel does not center) -> softmax(W x + b) (Spark's LogisticRegressionModel keeps its
+coefficients on the original feature scale).
+
+Photos that are not the training size (a phone photo) are first made the training shape,
+see bovw.image.framing. The model file is a versioned NumPy .npz, see bovw.predict.model_file.
+This module must not import pyspark: `import bovw.predict.predictor` stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from bovw.config import PredictSettings
+from bovw.errors import ModelFileError, first_line
+from bovw.image.colour import colour_histogram
+from bovw.image.decode import ImageRejected, open_image, to_grey, to_rgb
+from bovw.image.framing import fit_to_training_size
+from bovw.image.orb import (
+    EMPTY_DESCRIPTORS,
+    EMPTY_POSITIONS,
+    describe_keypoints,
+    textured_patches,
+)
+from bovw.image.words import histogram_length, word_counts
+from bovw.predict.fruits import FruitInfo
+from bovw.predict.model_file import ExportedModel, model_from_bytes
+from bovw.predict.results import ClassScore, Prediction
+
+__all__ = ["Predictor", "class_probabilities", "feature_vector", "weighted_histogram",
+           "word_histogram"]
+
+
+def word_histogram(descriptors: np.ndarray, positions: np.ndarray, centers: np.ndarray,
+                   pyramid_levels: int = 1, scoring: np.ndarray | None = None) -> np.ndarray:
+    """Raw counts of each visual word among an image's descriptors, per spatial-pyramid
+    cell when pyramid_levels > 1 (positions as stored by bovw.image.orb): a float64 array of
+    histogram_length(k, pyramid_levels) bins. `scoring` is scoring_matrix(centers) when
+    the caller keeps it."""
+    histogram = np.zeros(histogram_length(len(centers), pyramid_levels))
+    bins, counts = word_counts(descriptors, centers, positions, pyramid_levels, scoring)
+    histogram[bins] = counts
+    return histogram
+
+
+def weighted_histogram(histogram: np.ndarray, idf: np.ndarray | None, l2: bool,
+                       power: float = 1.0) -> np.ndarray:
+    """The histogram times `idf` (when given), to the `power`, then divided by its L2 norm
+    (when `l2`). A zero vector stays zero, like with Spark's Normalizer."""
+    weighted = histogram * idf if idf is not None else histogram.copy()
+    if power != 1.0:
+        weighted = np.power(weighted, power)
+    if l2:
+        norm = float(np.sqrt(np.dot(weighted, weighted)))
+        if norm > 0.0:
+            weighted = weighted / norm
+    return weighted
+
+
+def feature_vector(descriptors: np.ndarray, positions: np.ndarray, model: ExportedModel,
+                   colour: np.ndarray | None = None) -> np.ndarray:
+    """The vector the PCA sees for one image: its weighted word histogram, then, when the
+    model has a colour block, weight * sqrt(`colour`) as
+    bovw.pipeline.histograms.append_colour makes it (zeros when `colour` is missing or of
+    another length, as in the pipeline)."""
+    settings = model.histograms
+    counts = word_histogram(descriptors, positions, model.centers, settings.pyramid_levels,
+                            model.scoring)
+    blocks = [weighted_histogram(counts, model.idf, settings.l2, settings.power)]
+    if model.colour is not None:
+        dimension = model.colour.dimension
+        values = (np.asarray(colour, dtype=np.float32).astype(np.float64)
+                  if colour is not None and len(colour) == dimension else np.zeros(dimension))
+        blocks.append(np.sqrt(values) * model.colour.weight)
+    return np.concatenate(blocks)
+
+
+def class_probabilities(features: np.ndarray, model: ExportedModel) -> np.ndarray:
+    """Softmax of the logistic regression's margins on the PCA projection: a (C,) array."""
+    projected = features @ model.pc
+    margins = model.coefficients @ projected + model.intercepts
+    exponentials = np.exp(margins - margins.max())
+    return exponentials / exponentials.sum()
+
+
+@dataclass(frozen=True)
+class _Described:
+    descriptors: np.ndarray
+    positions: np.ndarray = field(default_factory=lambda: EMPTY_POSITIONS)
+    width: int = 0
+    height: int = 0
+    fitted: str | None = None
+    reject_reason: str | None = None
+    colour: np.ndarray | None = None
+    detail: tuple[int, int] = (0, 0)  # textured_patches of the grey image described
+
+
+def _rgb(image) -> np.ndarray | None:
+    """The photo as RGB, or None when it cannot be had: the colour block is then zeros, as
+    in the pipeline (bovw.image.colour.image_colour), and the words are still used."""
+    try:
+        return to_rgb(image)
+    except Exception:
+        return None
+
+
+class Predictor:
+    """Predicts the class of photo bytes with an exported model; numpy, OpenCV and Pillow only."""
+
+    def __init__(self, model: ExportedModel, settings: PredictSettings | None = None,
+                 fruits: Mapping[str, FruitInfo] | None = None):
+        """`settings` default to PredictSettings(); `fruits` replaces the model's catalogue."""
+        self.model = model.validate()
+        self.settings = settings or PredictSettings()
+        self.settings.validate()
+        self.fruits = dict(model.fruits if fruits is None else fruits)
+
+    @classmethod
+    def load(cls, path: str | Path, settings: PredictSettings | None = None,
+             fruits: Mapping[str, FruitInfo] | None = None) -> Predictor:
+        """A Predictor from a model file written by `bovw export`. Raises ModelFileError."""
+        try:
+            data = Path(path).read_bytes()
+        except FileNotFoundError:
+            raise ModelFileError(
+                f"model file not found: {path}; create one with bovw export RUN_DIR --out {path}"
+            ) from None
+        except IsADirectoryError:
+            raise ModelFileError(f"model path {path} is a folder, not a model file") from None
+        return cls(model_from_bytes(data, str(path)), settings, fruits)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, settings: PredictSettings | None = None,
+                   fruits: Mapping[str, FruitInfo] | None = None, source: str = "model"
+                   ) -> Predictor:
+        """A Predictor from the bytes of a model file. Raises ModelFileError."""
+        return cls(model_from_bytes(data, source), settings, fruits)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names, in the order of `probabilities`."""
+        return self.model.classes
+
+    def describe(self, data: bytes) -> _Described:
+        """ORB descriptors of the photo made the training size; never raises."""
+        orb = self.model.orb
+        try:
+            image, (width, height) = open_image(data, orb)
+            grey = to_grey(image)
+        except ImageRejected as rejected:
+            return _Described(EMPTY_DESCRIPTORS, reject_reason=str(rejected))
+        except Exception as error:  # a decoder bug must not take the service down
+            return _Described(EMPTY_DESCRIPTORS,
+                              reject_reason=f"decoder failed: {first_line(error)}")
+        rgb = _rgb(image) if self.model.colour is not None else None
+        colour = None
+        if rgb is None:
+            grey, steps = fit_to_training_size(grey, self.model.training_size, self.settings.fit)
+        else:
+            # One framing for both blocks: the colour photo is fitted, and its grey image
+            # taken from it, so words and colours describe the same pixels.
+            rgb, steps = fit_to_training_size(rgb, self.model.training_size, self.settings.fit)
+            if steps:
+                grey = to_grey(Image.fromarray(rgb))
+            colour = colour_histogram(rgb, self.model.colour)
+        fitted = None
+        if steps:
+            # The box and crop sizes in `steps` refer to the decoded image, which open_image
+            # may have rotated (EXIF) or shrunk (orb.max_side).
+            decoded = "" if image.size == (width, height) else (
+                f" (decoded at {image.width}x{image.height})")
+            fitted = f"{width}x{height} photo{decoded} {steps}"
+        try:
+            descriptors, positions = describe_keypoints(grey, orb)
+        except cv2.error as error:
+            return _Described(EMPTY_DESCRIPTORS, EMPTY_POSITIONS, width, height, fitted,
+                              f"OpenCV failed: {first_line(error)}")
+        return _Described(descriptors, positions, width, height, fitted, colour=colour,
+                          detail=textured_patches(grey, orb))
+
+    def probabilities(self, data: bytes) -> np.ndarray | None:
+        """Every class's probability, in `classes` order; None for unreadable bytes."""
+        described = self.describe(data)
+        if described.reject_reason is not None:
+            return None
+        return self._probabilities(described)
+
+    def predict(self, data: bytes, top: int | None = None) -> Prediction:
+        """The `top` (default settings.top) most probable classes for the photo `data`."""
+        described = self.describe(data)
+        n_keypoints = int(described.descriptors.shape[0])
+        if described.reject_reason is not None:
+            return Prediction((), 0, True, (f"cannot read the photo: {described.reject_reason}",),
+                              None, described.width, described.height, described.reject_reason)
+        flagged = self._flag(described)
+        if flagged is not None:
+            return Prediction((), n_keypoints, True, (f"not answered: {flagged}",),
+                              described.fitted, described.width, described.height,
+                              flagged=flagged)
+        probabilities = self._probabilities(described)
+        count = min(top or self.settings.top, len(self.classes))
+        # Stable sort: equal probabilities keep class order, like argmax in Spark.
+        order = np.argsort(-probabilities, kind="stable")[:count]
+        scores = tuple(ClassScore(self.classes[i], float(probabilities[i]),
+                                  self.fruits.get(self.classes[i])) for i in order)
+        # A dense grid describes plain areas too (all-zero descriptors): only descriptors
+        # with some texture say anything about the fruit.
+        textured = int(np.count_nonzero(described.descriptors.any(axis=1)))
+        notes = self._confidence_notes(textured, scores[0].probability)
+        return Prediction(scores, n_keypoints, bool(notes), notes, described.fitted,
+                          described.width, described.height)
+
+    def _probabilities(self, described: _Described) -> np.ndarray:
+        features = feature_vector(described.descriptors, described.positions, self.model,
+                                  described.colour)
+        return class_probabilities(features, self.model)
+
+    def _flag(self, described: _Described) -> str | None:
+        """Why the photo is too small or too flat to describe, or None: a class named for
+        it would only reflect how common each class was in training."""
+        settings = self.settings
+        width, height = described.width, described.height
+        if min(width, height) < settings.min_side:
+            return (f"the photo is {width}x{height} px, below predict.min_side="
+                    f"{settings.min_side} px: too small to describe")
+        textured, patches = described.detail
+        if textured < settings.min_textured_patches:
+            return (f"only {textured} of its {patches} patches show any detail (fewer than "
+                    f"predict.min_textured_patches={settings.min_textured_patches}): the "
+                    "photo is too small, flat or blurred to describe")
+        return None
+
+    def _confidence_notes(self, n_keypoints: int, probability: float) -> tuple[str, ...]:
+        """Why an answer is low-confidence; `n_keypoints` counts textured descriptors."""
+        settings, notes = self.settings, []
+        if n_keypoints == 0:
+            notes.append("no keypoints found (a plain, blurred or tiny photo): the answer only "
+                         "reflects how common each class was in training")
+        elif n_keypoints < settings.min_keypoints:
+            notes.append(f"only {n_keypoints} keypoints (fewer than predict.min_keypoints="
+                         f"{settings.min_keypoints}): the photo may be blurred, dark or plain")
+        if probability < settings.min_probability:
+            notes.append(f"top probability {probability:.2f} is below predict.min_probability="
+                         f"{settings.min_probability}")
+        return tuple(notes)

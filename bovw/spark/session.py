@@ -1,0 +1,283 @@
+"""Building the SparkSession from the configuration, after checking for a usable JDK."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from bovw.config import Config, ConfigError, SparkSettings
+from bovw.config.redaction import Redactor
+from bovw.errors import JavaError, SparkStartError
+from bovw.spark.console import console_level, launch_quiet_driver, log_options
+from bovw.spark.jvm import hadoop_configuration, java_causes
+
+__all__ = ["JAVA_INSTALL_HINT", "SUPPORTED_JAVA", "build_session", "check_driver_memory",
+           "check_java", "check_master", "class_archive_option", "find_java", "java_major_version",
+           "jit_threshold_options", "local_driver_options", "spark_properties"]
+
+SUPPORTED_JAVA = (17, 21)
+JAVA_INSTALL_HINT = (
+    "install one with: sudo apt-get install -y openjdk-17-jre-headless (Debian/Ubuntu) "
+    "or sudo dnf install -y java-17-amazon-corretto-headless (Amazon Linux 2023) "
+    "or sudo yum install -y java-17-amazon-corretto-headless (Amazon Linux 2), "
+    "then set JAVA_HOME if several are installed"
+)
+
+
+
+
+def java_major_version(version_output: str) -> int | None:
+    """The major version in `java -version` output ("1.8.0_392" -> 8, "17.0.9" -> 17)."""
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
+    if not match:
+        return None
+    major = int(match.group(1))
+    if major == 1 and match.group(2):
+        return int(match.group(2))
+    return major
+
+
+def find_java(java_home: str | None) -> str | None:
+    """The java executable: $JAVA_HOME/bin/java when given, else the first on PATH."""
+    if java_home:
+        candidate = Path(java_home) / "bin" / "java"
+        return str(candidate) if candidate.is_file() else None
+    return shutil.which("java")
+
+
+def check_java(java_home: str | None) -> int:
+    """Return the JDK's major version, or raise JavaError with the command that fixes it."""
+    java = find_java(java_home)
+    if java is None:
+        where = f"JAVA_HOME={java_home} has no bin/java" if java_home else "no java on PATH"
+        raise JavaError(f"Spark 4 needs Java 17 or 21, but {where}; {JAVA_INSTALL_HINT}")
+    try:
+        completed = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise JavaError(f"could not run {java} -version ({error}); {JAVA_INSTALL_HINT}") from None
+    major = java_major_version(completed.stderr + completed.stdout)
+    if major is None or major < min(SUPPORTED_JAVA):
+        found = f"Java {major}" if major else "an unrecognised Java"
+        raise JavaError(
+            f"Spark 4 needs Java 17 or 21, found {found} at {java}; {JAVA_INSTALL_HINT}"
+        )
+    return major
+
+
+def spark_properties(settings: SparkSettings) -> dict[str, str]:
+    """Every Spark property the configuration sets, as strings."""
+    properties = {
+        "spark.master": settings.master,
+        "spark.app.name": settings.app_name,
+        "spark.driver.memory": settings.driver_memory,
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.arrow_batch_size),
+        "spark.sql.files.openCostInBytes": str(settings.open_cost_bytes),
+        "spark.sql.files.maxPartitionBytes": str(settings.max_partition_bytes),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        # Pivot output and histograms are wide rows; the generated code for them is
+        # larger than Java's 8 KB JIT limit, which would otherwise disable JIT.
+        "spark.sql.codegen.hugeMethodLimit": "65535",
+        # Hadoop's default local filesystem opens a ".<name>.crc" sidecar with every file,
+        # and cannot even name it for a file called "a:b.jpg": the whole job failed. The
+        # raw local filesystem reads and writes the same files without checksum sidecars.
+        "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
+    }
+    properties.update(settings.conf)
+    return properties
+
+
+def class_archive_option(archive_dir: Path, java: str, spark_version: str,
+                         spark_home: str = "") -> str:
+    """The JVM flag that reads the class-data archive in `archive_dir`, or writes it at exit
+    when it is not there yet.
+
+    The archive is named after the JVM, the Spark version and the folder of Spark's jars
+    (`spark_home`), so an upgrade of either gets a new one instead of a stale one, and so
+    does another installation: the JVM silently ignores an archive made with another
+    class path (another virtualenv's pyspark), which would then never be written again.
+    The JVM writes an archive's header after its contents, and refuses (silently) any file
+    whose header does not check, so a run that starts while another is still writing
+    simply goes without.
+    """
+    installation = f"{os.path.realpath(java)}|{spark_version}"
+    if spark_home:
+        installation += f"|{os.path.realpath(spark_home)}"
+    key = hashlib.sha256(installation.encode()).hexdigest()[:16]
+    archive = archive_dir / f"spark-{key}.jsa"
+    # CDS logs a warning for every class it cannot archive; none of them matters here.
+    quiet = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+    if archive.is_file() and archive.stat().st_size > 0:
+        return f"-XX:SharedArchiveFile={archive} {quiet}"
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    return f"-XX:ArchiveClassesAtExit={archive} {quiet}"
+
+
+# HotSpot's defaults for when a method (or loop) moves to C2, the optimising compiler.
+_C2_THRESHOLDS = {"Tier4InvocationThreshold": 5000, "Tier4MinInvocationThreshold": 600,
+                  "Tier4CompileThreshold": 15000, "Tier4BackEdgeThreshold": 40000}
+
+
+def jit_threshold_options(scale: int) -> str:
+    """JVM flags that raise the C2 compilation thresholds `scale` times ("" for 1)."""
+    if scale == 1:
+        return ""
+    return " ".join(f"-XX:{name}={value * scale}" for name, value in _C2_THRESHOLDS.items())
+
+
+def local_driver_options(settings: SparkSettings, given: str, java: str,
+                         spark_version: str, spark_home: str = "") -> str:
+    """The driver JVM flags for a local-mode JVM that bovw starts: the JIT thresholds and
+    the class archive that `settings` ask for, then the `given` ones
+    (spark.driver.extraJavaOptions), last so that they win: HotSpot keeps a flag's last
+    value."""
+    options = [jit_threshold_options(settings.jit_threshold_scale)]
+    if settings.class_archive_dir:
+        options.append(class_archive_option(Path(settings.class_archive_dir).expanduser(),
+                                            java, spark_version, spark_home))
+    options.append(given.strip())
+    return " ".join(option for option in options if option)
+
+
+# The master URLs spark-submit and SparkContext accept (SparkContext.createTaskScheduler).
+_MASTERS = (r"local", r"local\[(\d+|\*)\]", r"local\[(\d+|\*)\s*,\s*\d+\]",
+            r"local-cluster\[\s*\d+\s*,\s*\d+\s*,\s*\d+\s*\]",
+            r"spark://[^:/,]+:\d+(,[^:/,]+:\d+)*", r"yarn", r"k8s://.+")
+# spark-submit gives spark.driver.memory to the JVM as -Xmx, which wants a unit.
+_JVM_SIZE = re.compile(r"\d+[kKmMgGtT]")
+
+
+def check_master(master: str, timeout: float = 5.0) -> None:
+    """Raise ConfigError for a master URL Spark cannot parse, and SparkStartError when no
+    master of a spark://HOST:PORT[,HOST:PORT] URL accepts a connection."""
+    if not any(re.fullmatch(pattern, master) for pattern in _MASTERS):
+        raise ConfigError(
+            f"spark.master {master!r} is not a Spark master URL; fix: use local[N] (N cores, "
+            "* for all), spark://HOST:PORT (a standalone cluster), yarn or k8s://HOST:PORT")
+    if not master.startswith("spark://"):
+        return
+    failures = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return
+        except OSError as error:
+            failures.append(f"{address}: {error.strerror or error}")
+    raise SparkStartError(
+        f"cannot reach the Spark master at {'; '.join(failures)}; fix: start the master "
+        "(sbin/start-master.sh) or correct --master")
+
+
+def check_driver_memory(properties: Mapping[str, str]) -> None:
+    """Raise ConfigError when spark.driver.memory is not a size the JVM reads."""
+    memory = properties.get("spark.driver.memory", "")
+    if memory and not _JVM_SIZE.fullmatch(memory):
+        raise ConfigError(
+            f"spark.driver_memory {memory!r} is not a JVM memory size; fix: a whole number "
+            "and a unit k, m, g or t, e.g. 4g")
+
+
+def _hidden_properties(properties: Mapping[str, str], redactor: Redactor) -> dict[str, str]:
+    # pyspark starts its JVM with every builder property as a `--conf key=value` word,
+    # visible to every local user in the process list. Hadoop settings can be applied to
+    # the live configuration instead (Spark SQL copies it into every read and write).
+    return {key: value for key, value in properties.items()
+            if key.startswith("spark.hadoop.") and redactor.secret_property(key, value)}
+
+
+def _start_error(error: Exception, properties: Mapping[str, str]) -> SparkStartError:
+    causes = java_causes(error)
+    if causes:
+        root = causes[-1]
+        if root.simple_name == "BindException":
+            fix = ("another program holds the port: stop it, or set a free one with "
+                   "--set spark.conf.spark.driver.port=PORT (or leave it unset), and check "
+                   "spark.driver.bindAddress")
+        else:
+            fix = "correct the Spark setting it names (--set spark.conf.KEY=VALUE or the config)"
+        return SparkStartError(f"Spark could not start: {root}; fix: {fix}")
+    hint = ("spark.jars.packages could not be downloaded (no Maven access?): set s3.jars_dir "
+            "to a folder with the jars, or " if "spark.jars.packages" in properties else "")
+    return SparkStartError(
+        "Spark's JVM exited while starting (its own message is above); fix: "
+        f"{hint}check spark.driver_memory, the spark.conf settings and JAVA_HOME")
+
+
+def build_session(config: Config, java_home: str | None = None,
+                  extra: Mapping[str, str] | None = None, submitted: bool = False,
+                  verbose: bool = False):
+    """Check Java, then get or create the SparkSession configured by `config`.
+
+    `extra` adds properties decided at run time (e.g. S3 credentials), never saved.
+    `submitted` means spark-submit started the JVM: its --master, --driver-memory and
+    --conf flags (and spark-defaults.conf) then win over the config file. Secret
+    `spark.hadoop.*` properties (by the config's redaction rules) are set on the live
+    Hadoop configuration, never on the JVM's command line. A driver JVM started here logs
+    at spark.log_level and keeps its start-up noise off the console (bovw.spark.console);
+    `verbose` starts it as Spark does, logging at WARN or more. Returns a
+    pyspark.sql.SparkSession; raises JavaError, ConfigError or SparkStartError, each one
+    line with its fix.
+    """
+    import pyspark
+    from py4j.protocol import Py4JJavaError
+    from pyspark import SparkConf
+    from pyspark.errors import PySparkRuntimeError
+    from pyspark.errors.exceptions.captured import CapturedException
+    from pyspark.sql import SparkSession
+
+    already_set: set[str] = set()
+    properties = spark_properties(config.spark)
+    if submitted:
+        already_set = {key for key, _value in SparkConf().getAll()}
+    else:
+        check_java(java_home)
+        check_master(properties["spark.master"])
+        check_driver_memory(properties)
+        key = "spark.driver.extraJavaOptions"
+        options = properties.get(key, "")
+        if config.spark.master.startswith("local"):
+            # pyspark starts its Python workers with $PYSPARK_PYTHON, else `python3` from
+            # PATH, which outside an activated virtualenv lacks OpenCV and pyarrow. In local
+            # mode the workers must be this very interpreter.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            options = local_driver_options(config.spark, options,
+                                           find_java(java_home) or "java", pyspark.__version__,
+                                           os.path.dirname(pyspark.__file__))
+        if not verbose:
+            # First, so that a log4j2 configuration of the user's own wins.
+            options = f"{log_options(config.spark.log_level)} {options}".strip()
+        if options:
+            properties[key] = options
+    wanted = {key: value for key, value in {**properties, **(extra or {})}.items()
+              if key not in already_set}
+    hidden = _hidden_properties(wanted, config.redactor())
+    shown = {key: value for key, value in wanted.items() if key not in hidden}
+    builder = SparkSession.builder
+    for key, value in shown.items():
+        builder = builder.config(key, value)
+    try:
+        if not submitted and not verbose:
+            launch_quiet_driver(SparkConf(loadDefaults=False).setAll(list(shown.items())))
+        session = builder.getOrCreate()
+    except (Py4JJavaError, CapturedException) as error:
+        raise _start_error(error, wanted) from error
+    except PySparkRuntimeError as error:
+        if error.getCondition() != "JAVA_GATEWAY_EXITED":
+            raise
+        raise _start_error(error, wanted) from error
+    hadoop_conf = hadoop_configuration(session)
+    for key, value in hidden.items():
+        hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
+    session.sparkContext.setLogLevel(console_level(config.spark.log_level, verbose))
+    return session

@@ -1,0 +1,333 @@
+"""Small files on any Hadoop filesystem (local, HDFS, s3a) through Spark's JVM.
+
+Outputs never assume a local filesystem: the same calls write metrics.json to a local
+folder in tests and to s3a:// on EC2.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from py4j.protocol import Py4JJavaError
+from pyspark.sql import DataFrame, SparkSession
+
+from bovw.errors import StorageError
+from bovw.spark.jvm import JavaCause, driver_jvm, hadoop_configuration, java_causes
+
+__all__ = ["base_name", "create_new", "delete", "exists", "has_atomic_rename", "is_file", "join",
+           "list_files", "list_names", "modification_seconds", "read_bytes", "read_text", "rename",
+           "replace_in_place", "sibling", "write_bytes", "write_parquet", "write_text"]
+
+# Filesystems without an atomic rename: a single PUT is all-or-nothing instead.
+_OBJECT_STORES = ("s3a", "s3", "gs", "abfs", "abfss", "wasb")
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+
+def _storage_cause(causes: Sequence[JavaCause]) -> tuple[str, str] | None:
+    """(cause, fix) for the deepest Java exception of `causes` that is a known storage
+    failure, or None."""
+    writable = "choose a location you may write to (on S3: see conf/iam/ for the permissions)"
+    for cause in reversed(causes):
+        name, message = cause.simple_name, cause.message
+        # Hadoop's local filesystem reports a file in the way of a folder either way.
+        if name == "ParentNotDirectoryException" or (
+                name == "FileAlreadyExistsException"
+                and message.startswith("Destination exists and is not a directory")):
+            return f"a part of the path is a file, not a folder ({message})", \
+                "choose a path inside a folder"
+        # java.io reports the OS's reason for a file it could not open in parentheses.
+        if name in ("AccessDeniedException", "AccessControlException") or (
+                name == "FileNotFoundException" and message.endswith("(Permission denied)")):
+            return f"permission denied ({message})", writable
+        if name == "FileNotFoundException" and message.endswith("(Read-only file system)"):
+            return f"the filesystem is read-only ({message})", writable
+        if name == "IOException" and message.startswith("Mkdirs failed to create"):
+            return (f"the folder could not be created ({message}): no permission, a "
+                    "read-only filesystem or a full disk"), writable
+        if name == "UnknownStoreException":
+            return f"the bucket does not exist ({message})", "create it, or correct the URL"
+        if name == "FileNotFoundException":
+            return f"not found ({message})", "check the path"
+        if name == "UnsupportedFileSystemException":
+            return (f"Spark has no filesystem for this URL ({message})",
+                    "use a local path, hdfs:// or s3a:// (s3:// is read as s3a://)")
+        if name == "ClassNotFoundException" and "S3AFileSystem" in message:
+            return ("Spark has no s3a connector (hadoop-aws is not on its classpath)",
+                    "set s3.jars_dir to a folder holding the hadoop-aws jar of Spark's Hadoop "
+                    "version and its AWS SDK bundle, or s3.packages = true where Maven Central "
+                    "is reachable")
+        if name == "UnknownHostException":
+            return (f"unknown host {message} (no network, or a wrong endpoint)",
+                    "check the network connection and s3.endpoint")
+    return None
+
+
+def _translated(doing: str, every_failure: bool = True, path_argument: str = "path"
+                ) -> Callable[[_Function], _Function]:
+    """Turn the Java failure of a call taking `path` (or `path_argument`) into a one-line
+    StorageError.
+
+    With `every_failure` false (calls that run a whole Spark job, whose tasks can fail for
+    reasons of their own) only known storage failures are translated.
+    """
+    def wrap(function: _Function) -> _Function:
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except Py4JJavaError as error:
+                causes = java_causes(error)
+                known = _storage_cause(causes)
+                if known is None and not every_failure:
+                    raise
+                cause, fix = known or (str(causes[-1]) if causes else str(error),
+                                       "check the path and the permissions on it")
+                path = signature.bind(*args, **kwargs).arguments[path_argument]
+                raise StorageError(f"cannot {doing} {path}: {cause}; fix: {fix}") from error
+        return call  # type: ignore[return-value]
+    return wrap
+
+
+def _path_and_fs(spark: SparkSession, path: str):
+    jvm = driver_jvm(spark)
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(hadoop_configuration(spark))
+    return hadoop_path, fs
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts with '/', for local paths and URLs alike."""
+    return "/".join([base.rstrip("/"), *[part.strip("/") for part in parts]])
+
+
+@_translated("check")
+def exists(spark: SparkSession, path: str) -> bool:
+    """True when a file or folder exists at `path`."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    return bool(fs.exists(hadoop_path))
+
+
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    """Write `text` (UTF-8) to `path`, replacing it; the file appears whole."""
+    write_bytes(spark, path, text.encode("utf-8"))
+
+
+@_translated("write")
+def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
+    """Write `content` to `path`, replacing it; the file appears whole.
+
+    On filesystems with atomic rename the bytes go to a hidden temporary file first; on
+    object stores a single PUT on close is already all-or-nothing.
+    """
+    hadoop_path, fs = _path_and_fs(spark, path)
+    jvm = driver_jvm(spark)
+    data = bytearray(content)
+    if _scheme(fs) in _OBJECT_STORES:
+        _write_bytes(fs, hadoop_path, data)
+        return
+    temporary = jvm.org.apache.hadoop.fs.Path(hadoop_path.getParent(),
+                                              "._tmp_" + hadoop_path.getName())
+    _write_bytes(fs, temporary, data)
+    if fs.exists(hadoop_path):
+        fs.delete(hadoop_path, False)
+    if not fs.rename(temporary, hadoop_path):
+        raise OSError(f"could not move {temporary.toString()} to {path}")
+
+
+@_translated("read")
+def read_bytes(spark: SparkSession, path: str) -> bytes:
+    """The bytes of the file at `path` (meant for small files: read whole into memory)."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    jvm = driver_jvm(spark)
+    stream = fs.open(hadoop_path)
+    try:
+        buffer = jvm.java.io.ByteArrayOutputStream()
+        jvm.org.apache.hadoop.io.IOUtils.copyBytes(stream, buffer, 65536, False)
+        return bytes(buffer.toByteArray())
+    finally:
+        stream.close()
+
+
+def _write_bytes(fs, hadoop_path, data: bytearray) -> None:
+    fs.setWriteChecksum(False)
+    stream = fs.create(hadoop_path, True)
+    try:
+        stream.write(data)
+    finally:
+        stream.close()
+
+
+@_translated("write", every_failure=False)
+def write_parquet(spark: SparkSession, frame: DataFrame, path: str) -> None:
+    """Write `frame` as a Parquet folder at `path`, replacing it; readers never see it half
+    written.
+
+    Where a folder rename is atomic (local, HDFS) the job writes to the hidden sibling
+    `._tmp_<name>` (Spark readers skip names starting with "." or "_"), which is renamed
+    to `path` once the job has committed: a run killed mid-write leaves no `path`. On
+    object stores (s3a) a rename is a copy, so the job writes in place; the S3A committer
+    publishes the files at job commit and `_SUCCESS` last. Either way the pipeline trusts
+    an output only once its stage marker exists (bovw.pipeline.layout).
+    """
+    hadoop_path, fs = _path_and_fs(spark, path)
+    if _scheme(fs) in _OBJECT_STORES:
+        frame.write.mode("overwrite").parquet(path)
+        return
+    jvm = driver_jvm(spark)
+    temporary = jvm.org.apache.hadoop.fs.Path(hadoop_path.getParent(),
+                                              "._tmp_" + hadoop_path.getName())
+    frame.write.mode("overwrite").parquet(temporary.toString())
+    if fs.exists(hadoop_path):
+        fs.delete(hadoop_path, True)
+    if not fs.rename(temporary, hadoop_path):
+        raise OSError(f"could not move {temporary.toString()} to {path}")
+
+
+def _scheme(fs) -> str:
+    return fs.getUri().getScheme() or "file"
+
+
+def read_text(spark: SparkSession, path: str) -> str:
+    """The UTF-8 text of the file at `path`."""
+    return read_bytes(spark, path).decode("utf-8")
+
+
+@_translated("delete")
+def delete(spark: SparkSession, path: str) -> None:
+    """Remove the file or folder at `path` (recursively); absent paths are fine."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    if fs.exists(hadoop_path):
+        fs.delete(hadoop_path, True)
+
+
+@_translated("list")
+def list_names(spark: SparkSession, path: str) -> list[str]:
+    """Names of the entries directly inside the folder `path` (empty if it is absent)."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    if not fs.exists(hadoop_path):
+        return []
+    return sorted(status.getPath().getName() for status in fs.listStatus(hadoop_path))
+
+
+@_translated("check")
+def is_file(spark: SparkSession, path: str) -> bool:
+    """True when `path` is an existing regular file (not a folder)."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    return bool(fs.exists(hadoop_path)) and bool(fs.getFileStatus(hadoop_path).isFile())
+
+
+@_translated("list")
+def list_files(spark: SparkSession, path: str) -> list[str]:
+    """Paths, relative to the folder `path`, of every file below it (sorted; [] if absent)."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    if not fs.exists(hadoop_path):
+        return []
+    base = fs.makeQualified(hadoop_path).toUri().getPath().rstrip("/") + "/"
+    files = fs.listFiles(hadoop_path, True)
+    names = []
+    while files.hasNext():
+        names.append(str(files.next().getPath().toUri().getPath()).removeprefix(base))
+    return sorted(names)
+
+
+def sibling(spark: SparkSession, path: str, name: str) -> str:
+    """The path of `name` in the folder that holds `path` (same scheme and authority).
+
+    Raises ValueError when `path` is the root of its filesystem (or of its bucket).
+    """
+    hadoop_path = driver_jvm(spark).org.apache.hadoop.fs.Path(path)
+    parent = hadoop_path.getParent()
+    if parent is None or not hadoop_path.getName():
+        raise ValueError(f"{path} is the root of its filesystem")
+    return driver_jvm(spark).org.apache.hadoop.fs.Path(parent, name).toString()
+
+
+def base_name(spark: SparkSession, path: str) -> str:
+    """The last component of `path` ("" for a filesystem or bucket root)."""
+    return str(driver_jvm(spark).org.apache.hadoop.fs.Path(path).getName())
+
+
+@_translated("write")
+def create_new(spark: SparkSession, path: str, content: bytes) -> bool:
+    """Write `content` to `path` only if nothing is there; False when a file already is.
+
+    The file appears whole: where renames are atomic (local, HDFS) it is written aside,
+    then renamed to `path`, which fails if `path` exists; on object stores a single PUT
+    on close. Exclusive on HDFS only: on local disks and object stores the existence
+    check and the publication are two steps, so callers that need a single winner read
+    the file back.
+    """
+    hadoop_path, fs = _path_and_fs(spark, path)
+    fs.setWriteChecksum(False)
+    if _scheme(fs) in _OBJECT_STORES:
+        try:
+            stream = fs.create(hadoop_path, False)
+        except Exception as error:  # py4j wraps FileAlreadyExistsException
+            if "FileAlreadyExistsException" in str(error):
+                return False
+            raise
+        try:
+            stream.write(bytearray(content))
+        finally:
+            stream.close()
+        return True
+    jvm = driver_jvm(spark)
+    aside = jvm.org.apache.hadoop.fs.Path(
+        hadoop_path.getParent(), f"._tmp_{hadoop_path.getName()}.{uuid.uuid4().hex}")
+    _write_bytes(fs, aside, bytearray(content))
+    if fs.exists(hadoop_path) or not fs.rename(aside, hadoop_path):
+        fs.delete(aside, False)
+        return False
+    return True
+
+
+@_translated("write")
+def replace_in_place(spark: SparkSession, path: str, content: bytes) -> None:
+    """Overwrite the file at `path` without removing it first (no moment without a file).
+
+    Unlike write_bytes, a reader may briefly see it empty on a local disk; on an object
+    store the single PUT replaces it whole.
+    """
+    hadoop_path, fs = _path_and_fs(spark, path)
+    _write_bytes(fs, hadoop_path, bytearray(content))
+
+
+@_translated("check")
+def modification_seconds(spark: SparkSession, path: str) -> float | None:
+    """The modification time of `path` in seconds since the epoch, None if it is absent."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    if not fs.exists(hadoop_path):
+        return None
+    return fs.getFileStatus(hadoop_path).getModificationTime() / 1000.0
+
+
+@_translated("move", path_argument="source")
+def rename(spark: SparkSession, source: str, target: str) -> None:
+    """Move `source` to `target`, which must not exist. Atomic on local disks and HDFS;
+    on object stores (a copy, then a delete) use it for single files only. Raises OSError.
+    """
+    source_path, fs = _path_and_fs(spark, source)
+    target_path, _fs = _path_and_fs(spark, target)
+    if fs.exists(target_path):
+        raise OSError(f"cannot move {source} to {target}: the target exists")
+    parent = target_path.getParent()
+    if parent is not None and not fs.exists(parent):
+        fs.mkdirs(parent)
+    if not fs.rename(source_path, target_path):
+        raise OSError(f"could not move {source} to {target}")
+
+
+@_translated("check")
+def has_atomic_rename(spark: SparkSession, path: str) -> bool:
+    """True where a folder rename is one atomic step (local disks, HDFS); False on object
+    stores, where it copies every file."""
+    _hadoop_path, fs = _path_and_fs(spark, path)
+    return _scheme(fs) not in _OBJECT_STORES

@@ -1,0 +1,135 @@
+"""summary.json as typed data (bovw.summary): one writer, one reader, bovw 0.2.0's files read."""
+
+import json
+
+import pytest
+
+from bovw import summary as typed
+from bovw.experiments.tables import comparison_row, sweep_row
+
+# A run's summary.json as bovw 0.2.0 wrote it: no descriptors_reused, no test_only_*.
+SUMMARY_0_2_0 = {
+    "output": "/runs/a",
+    "counts": {"images": 12, "accepted": 11, "rejected": 1,
+               "per_split": {"Training": 8, "Test": 3}, "classes": 2},
+    "keypoints": {"mean": 88.5, "min": 0, "median": 90, "max": 120,
+                  "images_without_keypoints": 1, "total": 973},
+    "vocabulary": {"k": 20, "sample_descriptors": 900, "iterations": 3,
+                   "training_cost": 12.5},
+    "reduction": {"components": 4, "explained_variance_total": 0.75,
+                  "explained_variance": [0.5, 0.15, 0.06, 0.04]},
+    "metrics": {"test_images": 3, "accuracy": 0.666667, "macro_f1": 0.6,
+                "weighted_precision": 0.7, "weighted_recall": 0.666667, "weighted_f1": 0.65},
+    "timings_seconds": {"ingest": 0.5, "descriptors": 2.0, "vocabulary": 1.0,
+                        "histograms": 1.0, "reduction": 0.5, "classifier": 1.5},
+    "resumed_stages": [],
+    "config": {"seed": 42, "orb": {"sampling": "dense"}},
+}
+
+
+def run_summary(**changes) -> typed.RunSummary:
+    values = dict(
+        output="/runs/b",
+        counts=typed.ImageCounts(12, 11, 1, {"Training": 8, "Test": 3}, 2, test_only_classes=()),
+        reduction=typed.Reduction(4, 10, None, 0.75, (0.5, 0.15, 0.06, 0.04)),
+        metrics=typed.HeadlineMetrics(3, 0.666667, 0.6, 0.7, 0.666667, 0.65, 57, (), 0),
+        timings={"descriptors": 2.0, "vocabulary": 1.0},
+        config={"seed": 42},
+        keypoints=typed.KeypointStats(88.5, 0, 90, 120, 1, 973, 700, 128),
+        vocabulary=typed.VocabularyFit(20, 900, 3, 12.5),
+        resumed_stages=("descriptors",),
+        descriptors_reused=True,
+    )
+    values.update(changes)
+    return typed.RunSummary(**values)
+
+
+def test_a_summary_survives_its_json():
+    summary = run_summary()
+    assert typed.RunSummary.from_json(summary.to_json()) == summary
+
+
+def test_a_run_summary_keeps_the_keys_and_order_bovw_0_2_0_wrote():
+    data = json.loads(run_summary().to_json())
+    assert list(data) == ["output", "counts", "keypoints", "vocabulary", "reduction", "metrics",
+                          "timings_seconds", "resumed_stages", "descriptors_reused", "config"]
+    assert list(data["counts"]) == ["images", "accepted", "rejected", "per_split", "classes",
+                                    "test_only_classes"]
+    assert data["counts"]["test_only_classes"] == []
+    assert data["reduction"] == {"components": 4, "components_requested": 10,
+                                 "explained_variance_total": 0.75,
+                                 "explained_variance": [0.5, 0.15, 0.06, 0.04]}
+    assert data["resumed_stages"] == ["descriptors"] and data["descriptors_reused"] is True
+
+
+def test_a_cnn_variant_has_features_and_no_keypoints_or_vocabulary():
+    summary = run_summary(keypoints=None, vocabulary=None, resumed_stages=None,
+                          descriptors_reused=None, features="external CNN features (f.parquet)",
+                          counts=typed.ImageCounts(12, 10, 2, {"Training": 7, "Test": 3}, 2,
+                                             missing_features=2, feature_rows=11,
+                                             unmatched_feature_rows=0, label_mismatches=0))
+    data = json.loads(summary.to_json())
+    assert list(data) == ["output", "counts", "keypoints", "vocabulary", "features",
+                          "reduction", "metrics", "timings_seconds", "config"]
+    assert data["keypoints"] == {} and data["vocabulary"] == {}
+    assert data["counts"]["missing_features"] == 2 and "test_only_classes" not in data["counts"]
+    assert typed.RunSummary.from_json(summary.to_json()) == summary
+
+
+def test_a_summary_written_by_bovw_0_2_0_is_read():
+    summary = typed.RunSummary.from_json(json.dumps(SUMMARY_0_2_0))
+
+    assert summary.counts == typed.ImageCounts(12, 11, 1, {"Training": 8, "Test": 3}, 2)
+    assert summary.counts.test_only_classes is None
+    assert summary.keypoints.total == 973 and summary.keypoints.training is None
+    assert summary.vocabulary == typed.VocabularyFit(20, 900, 3, 12.5)
+    assert summary.reduction.explained_variance == (0.5, 0.15, 0.06, 0.04)
+    assert summary.reduction.components_requested is None
+    assert summary.metrics.accuracy == 0.666667 and summary.metrics.classifier_iterations is None
+    assert summary.total_seconds == pytest.approx(6.5)
+    assert summary.resumed_stages == () and summary.descriptors_reused is None
+
+
+def test_reuse_is_read_from_the_record_and_guessed_only_for_old_summaries():
+    old = dict(SUMMARY_0_2_0)  # it timed its ingest: it extracted its own descriptors
+    assert typed.RunSummary.from_json(json.dumps(old)).reused_descriptors is False
+    old["timings_seconds"] = {k: v for k, v in old["timings_seconds"].items() if k != "ingest"}
+    assert typed.RunSummary.from_json(json.dumps(old)).reused_descriptors is True
+    # A recorded answer wins over the timings, whichever they hold.
+    assert run_summary(timings={}, descriptors_reused=False).reused_descriptors is False
+    assert run_summary(timings={"ingest": 1.0}, descriptors_reused=True).reused_descriptors
+
+
+def test_keys_a_newer_bovw_adds_are_ignored():
+    data = json.loads(run_summary().to_json())
+    data["counts"]["future_count"] = 3
+    data["future_section"] = {"x": 1}
+    assert typed.RunSummary.from_json(json.dumps(data)) == run_summary()
+
+
+def test_a_summary_that_is_not_an_object_is_refused():
+    with pytest.raises(ValueError, match="does not hold a JSON object"):
+        typed.RunSummary.from_json("[1, 2]")
+
+
+def test_the_sweep_row_says_reused_from_the_summary():
+    reused = sweep_row("vocabulary.k=20", {"vocabulary.k": "20"}, run_summary())
+    extracted = sweep_row("vocabulary.k=20", {"vocabulary.k": "20"},
+                          run_summary(descriptors_reused=False, timings={}))
+    assert reused["descriptors"] == "reused" and extracted["descriptors"] == "extracted"
+    assert reused["accuracy"] == 0.666667 and reused["keypoints_total"] == 973
+    assert reused["seconds_descriptors"] == 2.0 and reused["seconds_ingest"] == 0.0
+    assert reused["seconds_total"] == 3.0
+
+
+def test_the_comparison_row_of_a_cnn_variant():
+    summary = run_summary(keypoints=None, vocabulary=None, features="EfficientNet-Lite0",
+                          reduction=typed.Reduction(4, None, 1280, 0.75, (0.5, 0.15, 0.06, 0.04)),
+                          counts=typed.ImageCounts(12, 10, 2, {"Training": 7, "Test": 3}, 2,
+                                             missing_features=2),
+                          timings={"cnn_features": 5.0, "reduction": 1.0, "classifier": 4.0})
+    row = comparison_row("cnn", summary, None)
+    assert (row["features"], row["dimension"], row["missing_images"]) == (
+        "EfficientNet-Lite0", 1280, 2)
+    assert (row["seconds_features"], row["seconds_total"]) == (5.0, 10.0)
+    assert row["images_per_second_features"] == 2.0
