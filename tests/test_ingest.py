@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from pyspark.sql import functions as F
 
 from bovw.config import IngestSettings
 from bovw.errors import InputError
@@ -13,9 +14,10 @@ from bovw.pipeline.ingest import (
     extension_glob,
     labelled_images,
     list_files,
+    split_folder,
     with_labels,
 )
-from bovw.pipeline.inputs import check_local_dataset, check_local_input
+from bovw.pipeline.inputs import check_local_dataset, check_local_input, split_of
 from tests import imagefiles
 
 SETTINGS = IngestSettings()
@@ -65,6 +67,18 @@ def test_a_local_folder_is_listed_without_a_spark_job(spark, tmp_path):
     rows = sorted((r["path"].rsplit("/", 1)[1], r["split"], r["length"]) for r in images.collect())
     assert rows == [("a b.jpg", "Training", len(imagefiles.jpeg())),
                     ("c%20d.jpg", "Test", len(imagefiles.jpeg())), ("empty.jpg", "Test", 0)]
+
+
+def test_split_folders_match_in_any_letter_case_and_nothing_else(spark):
+    folders = ["Training", "TRAIN", "tEsT", "test", "Test\n", "test ", "Traİning", "teſt",
+               "Kiwi", "Testing", "\u212aiwi", "TRAİN", "xtest", ""]
+    paths = [f"file:/data/{folder}/Kiwi/a.jpg" for folder in folders]
+    rows = spark.createDataFrame([(path,) for path in paths], "path string").select(
+        "path", split_folder(F.col("path")).alias("split")).collect()
+    # The same as the Python listing's split_of, which lower-cases with Unicode's rules.
+    assert {row["path"]: row["split"] for row in rows} == {path: split_of(path) for path in paths}
+    assert [split_of(path) for path in paths[:4]] == ["Training", "Training", "Test", "Test"]
+    assert {split_of(path) for path in paths[4:]} == {None}
 
 
 def test_stratified_split_without_split_folders(spark, tmp_path):
