@@ -8,6 +8,8 @@ exactly the same block; `append_colour` joins it to the weighted word histogram 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cv2
@@ -79,6 +81,25 @@ def image_colour(data: bytes, orb: OrbSettings, settings: ColourSettings) -> np.
         return EMPTY_COLOUR
 
 
+@dataclass(frozen=True)
+class AppendedBlock:
+    """A per-image histogram (an array column of the descriptors, summing to 1) that joins
+    the weighted word histogram as weight * sqrt(histogram). `error` is raised, naming
+    `setting` and `what` the block holds, when the rows cannot supply it."""
+
+    column: str
+    dimension: int
+    weight: float
+    error: type[Exception]
+    setting: str
+    what: str
+
+
+def colour_block(settings: ColourSettings) -> AppendedBlock:
+    return AppendedBlock("colour", settings.dimension, settings.weight, ColourError,
+                         "colour.enabled", "colour histograms")
+
+
 def append_colour(weighted: DataFrame, settings: ColourSettings,
                   column: str = "weighted") -> DataFrame:
     """`column` (a vector) followed by weight * sqrt(`colour`), when colour is enabled.
@@ -88,36 +109,51 @@ def append_colour(weighted: DataFrame, settings: ColourSettings,
     An image whose colour could not be computed gets zeros, keeping every vector the
     same length.
     """
+    return append_blocks(weighted, [colour_block(settings)] if settings.enabled else [], column)
+
+
+def append_blocks(weighted: DataFrame, blocks: Sequence[AppendedBlock],
+                  column: str = "weighted") -> DataFrame:
+    """`column` (a vector) followed by weight * sqrt(block) of each block in order; a row
+    whose block is empty (its image could not be read for it) gets zeros, keeping every
+    vector the same length. Without blocks the frame is returned unchanged. Raises the
+    block's error when the rows carry no such column or blocks of another length."""
     # Spark is imported here, not at the top: the pure functions above are shared with the
     # Predictor, which should not have to load Spark to use them.
     from pyspark.ml.functions import array_to_vector, vector_to_array
     from pyspark.sql import functions as F
 
-    if not settings.enabled:
+    if not blocks:
         return weighted
-    if "colour" not in weighted.columns:
-        raise ColourError(
-            "colour.enabled is true but these descriptors carry no colour histograms; "
-            "extract descriptors again with colour enabled (do not reuse --descriptors-from)"
-        )
-    dimension = settings.dimension
-    sizes = weighted.agg(F.max(F.size("colour")).alias("longest")).first()["longest"]
-    if sizes not in (None, -1, 0, dimension):
-        raise ColourError(
-            f"the descriptors carry colour histograms of {sizes} bins but the colour settings "
-            f"make {dimension}; extract descriptors again with these colour settings"
-        )
-    colour = F.when(F.size("colour") == dimension, F.col("colour")).otherwise(
-        F.array_repeat(F.lit(0.0).cast("float"), dimension))
-    # The square root of a histogram summing to 1 has unit L2 norm, like the weighted word
-    # histogram it joins: neither block drowns the other in the PCA (fruits360-dev, dense
-    # ORB k=1000: 98.2% with the raw block, 99.97% with its square root, same weight).
-    scaled = F.transform(colour,
-                         lambda value: F.sqrt(value.cast("double")) * F.lit(settings.weight))
-    combined = F.concat(vector_to_array(F.col(column)), scaled)
-    return weighted.withColumn(column, array_to_vector(combined))
+    for block in blocks:
+        if block.column not in weighted.columns:
+            raise block.error(
+                f"{block.setting} is true but these descriptors carry no {block.what}; "
+                f"extract descriptors again with {block.setting}=true (do not reuse "
+                "--descriptors-from)")
+    # One Spark job checks every block's length.
+    longest = weighted.agg(*[F.max(F.size(block.column)).alias(block.column)
+                             for block in blocks]).first()
+    parts = [vector_to_array(F.col(column))]
+    for block in blocks:
+        if longest[block.column] not in (None, -1, 0, block.dimension):
+            raise block.error(
+                f"the descriptors carry {block.what} of {longest[block.column]} bins but the "
+                f"{block.column} settings make {block.dimension}; extract descriptors again "
+                f"with these {block.column} settings")
+        values = F.when(F.size(block.column) == block.dimension, F.col(block.column)).otherwise(
+            F.array_repeat(F.lit(0.0).cast("float"), block.dimension))
+        # The square root of a histogram summing to 1 has unit L2 norm, like the weighted
+        # word histogram it joins: neither block drowns the other in the PCA (fruits360-dev,
+        # dense ORB k=1000: 98.2% with the raw colour block, 99.97% with its square root,
+        # same weight).
+        parts.append(F.transform(values, _weighted_sqrt(block.weight)))
+    return weighted.withColumn(column, array_to_vector(F.concat(*parts)))
 
 
-def colour_dimension(settings: ColourSettings) -> int:
-    """How many values the colour block adds to each feature vector (0 when disabled)."""
-    return settings.dimension if settings.enabled else 0
+def _weighted_sqrt(weight: float):
+    # A one-argument function: F.transform passes the element index too to a function
+    # that takes two (a default argument would count).
+    from pyspark.sql import functions as F
+
+    return lambda value: F.sqrt(value.cast("double")) * F.lit(weight)

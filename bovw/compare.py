@@ -419,10 +419,13 @@ def table_row(name: str, summary: dict[str, Any]) -> dict[str, Any]:
         colour = settings.get("colour", {})
         colour_bins = (colour.get("hue_bins", 0) * colour.get("saturation_bins", 0)
                        * colour.get("value_bins", 0)) if ORB_VARIANTS[name] else 0
+        tone = settings.get("tone", {})
+        tone_bins = tone.get("bins", 0) if tone.get("enabled") else 0
         levels = settings.get("histograms", {}).get("pyramid_levels", 1)
-        dimension = histogram_length(k or 0, levels) + colour_bins
+        dimension = histogram_length(k or 0, levels) + tone_bins + colour_bins
         features = (f"ORB visual words, k={k}" + (f", {levels} pyramid levels" if levels > 1
                                                    else "")
+                    + (f" + grey tone ({tone_bins} bins)" if tone_bins else "")
                     + (f" + HSV colour ({colour_bins} bins)" if colour_bins else ""))
     else:
         dimension = reduction.get("input_dimension")

@@ -224,6 +224,9 @@ class VocabularySettings:
         _require(self.partitions >= 1, "vocabulary.partitions must be >= 1")
 
 
+ASSIGNMENTS = ("hard", "soft")
+
+
 @dataclass(frozen=True)
 class HistogramSettings:
     """Weighting applied to the raw per-image word counts."""
@@ -234,10 +237,27 @@ class HistogramSettings:
     pyramid_levels: int = 2
     # Applied after TF-IDF, before L2: 0.5 is the square-root (Hellinger) normalisation.
     power: float = 1.0
+    # "hard": each descriptor counts 1 for its nearest word. "soft": it is shared among its
+    # soft_neighbours nearest words, word i getting exp(-(d_i^2 - d_1^2) / (2 sigma^2)),
+    # the shares summing to 1 (bovw.words.soft_words); sigma^2 is the mean squared
+    # distance of the vocabulary sample to its nearest word (KMeans training cost / sample
+    # size, recorded by the vocabulary stage).
+    assignment: str = "hard"
+    soft_neighbours: int = 3
 
     def validate(self) -> None:
         _require(1 <= self.pyramid_levels <= 4, "histograms.pyramid_levels must be in 1..4")
         _require(0.0 < self.power <= 1.0, "histograms.power must be in (0, 1]")
+        _require(self.assignment in ASSIGNMENTS,
+                 f"histograms.assignment must be one of {', '.join(ASSIGNMENTS)} "
+                 f"(got {self.assignment!r})")
+        _require(2 <= self.soft_neighbours <= 16,
+                 f"histograms.soft_neighbours must be in 2..16 (got {self.soft_neighbours})")
+
+    @property
+    def neighbours(self) -> int:
+        """How many words each descriptor is shared among: 1 for hard assignment."""
+        return self.soft_neighbours if self.assignment == "soft" else 1
 
 
 @dataclass(frozen=True)
@@ -341,6 +361,34 @@ class ColourSettings:
             value = getattr(self, name)
             _require(0.0 <= value <= 1.0, f"colour.{name} must be in [0, 1] (got {value})")
         _require(self.weight > 0, f"colour.weight must be > 0 (got {self.weight})")
+
+
+@dataclass(frozen=True)
+class ToneSettings:
+    """A histogram of the grey levels of each image's fruit pixels, appended to its words.
+
+    ORB's binary tests compare pixels of a patch with each other, so no descriptor says how
+    bright or dark a fruit is; this block gives that back from the same grey image ORB
+    describes (no colour). Pixels brighter than `background_value` (0..1 of 255) are the
+    white background and are left out; the others fall in `bins` equal bins of 0..255. The
+    block (summing to 1) is square-rooted (unit L2 norm) and multiplied by `weight` before
+    it joins the L2-normalised word histogram (before the colour block, when both are on).
+    """
+
+    enabled: bool = False
+    bins: int = 32
+    background_value: float = 0.9
+    weight: float = 0.5
+
+    @property
+    def dimension(self) -> int:
+        return self.bins
+
+    def validate(self) -> None:
+        _require(1 <= self.bins <= 256, f"tone.bins must be in 1..256 (got {self.bins})")
+        _require(0.0 <= self.background_value <= 1.0,
+                 f"tone.background_value must be in [0, 1] (got {self.background_value})")
+        _require(self.weight > 0, f"tone.weight must be > 0 (got {self.weight})")
 
 
 CNN_BACKBONES = ("efficientnet-lite0", "mobilenet_v2", "resnet50")
@@ -524,6 +572,7 @@ class Config:
     predict: PredictSettings = field(default_factory=PredictSettings)
 
 
+    tone: ToneSettings = field(default_factory=ToneSettings)
     colour: ColourSettings = field(default_factory=ColourSettings)
     cnn: CnnSettings = field(default_factory=CnnSettings)
     s3: S3Settings = field(default_factory=S3Settings)

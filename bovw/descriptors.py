@@ -13,20 +13,21 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from bovw.config import ColourSettings, OrbSettings
+from bovw.config import ColourSettings, OrbSettings, ToneSettings
 from bovw.features import DESCRIPTOR_BYTES, extract_descriptors, image_rng, pack
 from bovw.ingest import TRAIN
 
 DESCRIPTOR_SCHEMA = (
     "path string, label string, split string, n_keypoints int, descriptors binary, "
     "reject_reason string, width int, height int, positions binary, colour array<float>, "
-    "sample binary"
+    "tone array<float>, sample binary"
 )
 _OUTPUT_SCHEMA = pa.schema([
     ("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
     ("n_keypoints", pa.int32()), ("descriptors", pa.binary()), ("reject_reason", pa.string()),
     ("width", pa.int32()), ("height", pa.int32()), ("positions", pa.binary()),
     ("colour", pa.list_(pa.float32())),
+    ("tone", pa.list_(pa.float32())),
     ("sample", pa.binary()),
 ])
 
@@ -41,13 +42,13 @@ def sample_rows(descriptors: np.ndarray, count: int, seed: int, path: str) -> np
 
 
 def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
-                      sample_per_image: int, seed: int):
+                      tone: ToneSettings | None, sample_per_image: int, seed: int):
     from bovw.colour import image_colour
 
     def describe(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             columns = batch.to_pydict()
-            results = [extract_descriptors(content or b"", settings)
+            results = [extract_descriptors(content or b"", settings, tone)
                        for content in columns["content"]]
             colours = [image_colour(content, settings, colour).tolist()
                        if colour is not None and colour.enabled and r.reject_reason is None
@@ -68,6 +69,7 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
                     pa.array([r.height for r in results], pa.int32()),
                     pa.array([pack(r.positions) for r in results], pa.binary()),
                     pa.array(colours, pa.list_(pa.float32())),
+                    pa.array([r.tone.tolist() for r in results], pa.list_(pa.float32())),
                     pa.array(samples, pa.binary()),
                 ],
                 schema=_OUTPUT_SCHEMA,
@@ -78,20 +80,21 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
 
 def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int,
                     colour: ColourSettings | None = None, sample_per_image: int = 0,
-                    seed: int = 0) -> DataFrame:
+                    seed: int = 0, tone: ToneSettings | None = None) -> DataFrame:
     """ORB descriptors for every listed image.
 
     `files` has the binaryFile columns plus label and split (null split = outside the
     Training/Test folders). Returns DESCRIPTOR_SCHEMA rows, one per file, rejects included
     with their reason and n_keypoints 0; `colour` holds the image's colour block when
-    `colour.enabled` (bovw.colour), else it is empty. `sample` holds `sample_per_image`
+    `colour.enabled` (bovw.colour), else it is empty; `tone` likewise its tone block when
+    `tone.enabled` (bovw.tone). `sample` holds `sample_per_image`
     of a Training image's descriptors (sample_rows with `seed`), packed like
     `descriptors`: the vocabulary stage samples from these small blobs instead of reading
     every descriptor again.
     """
     readable = files.filter((F.col("length") <= max_file_bytes) & F.col("split").isNotNull())
     described = readable.select("path", "label", "split", "content").mapInArrow(
-        _describe_batches(settings, colour, sample_per_image, seed), DESCRIPTOR_SCHEMA
+        _describe_batches(settings, colour, tone, sample_per_image, seed), DESCRIPTOR_SCHEMA
     )
     too_large = F.col("length") > max_file_bytes
     # Both kinds of unread rejects come from one scan of the listing, not one each.
@@ -111,6 +114,7 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
         F.lit(0).cast("int").alias("height"),
         F.lit(b"").cast("binary").alias("positions"),
         F.array().cast("array<float>").alias("colour"),
+        F.array().cast("array<float>").alias("tone"),
         F.lit(b"").cast("binary").alias("sample"),
     )
     return described.unionByName(rejected_unread)

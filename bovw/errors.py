@@ -25,6 +25,10 @@ class ColourError(ValueError):
     """The colour block was asked for but the descriptors carry none (or another size)."""
 
 
+class ToneError(ValueError):
+    """The tone block was asked for but the descriptors carry none (or another size)."""
+
+
 class CompareError(ValueError):
     """External features that cannot be matched to the images; the message says why."""
 

@@ -22,7 +22,9 @@ from bovw.config import ConfigError, config_from_dict, current_orb_table
 from bovw.descriptors import accepted
 from bovw.fruits import FruitInfo
 from bovw.ingest import TRAIN
-from bovw.predictor import ExportedModel, model_to_bytes
+from bovw.pipeline import word_variance
+from bovw.predictor import ExportedModel, feature_blocks, model_to_bytes
+from bovw.provenance import without_new_blocks
 from bovw.runs import OutputError, RunLayout
 from bovw.vocabulary import centers
 
@@ -61,8 +63,9 @@ def build_model(spark: SparkSession, run_dir: str,
         raise ExportError(f"run {layout.root} cannot be exported for this bovw: {error}. Run "
                           "the pipeline again with this bovw (a new --output), then export "
                           "that run") from None
-    config = config_from_dict({**spec["config"], "orb": orb})
+    config = config_from_dict(without_new_blocks({**spec["config"], "orb": orb}))
     descriptors_record = json.loads(storage.read_text(spark, layout.marker("descriptors")))
+    vocabulary_record = json.loads(storage.read_text(spark, layout.marker("vocabulary")))
     metrics = json.loads(storage.read_text(spark, layout.metrics))
 
     vocabulary = centers(KMeansModel.load(layout.model("vocabulary")))
@@ -82,8 +85,10 @@ def build_model(spark: SparkSession, run_dir: str,
         orb=config.orb,
         histograms=config.histograms,
         training_size=_training_size(spark, descriptors_record["descriptors_path"]),
-        feature_blocks=("words", "colour") if config.colour.enabled else ("words",),
+        feature_blocks=feature_blocks(config.tone.enabled, config.colour.enabled),
+        tone=config.tone if config.tone.enabled else None,
         colour=config.colour if config.colour.enabled else None,
+        word_variance=word_variance(vocabulary_record.get("vocabulary", {})),
         fruits={name: fruits[name] for name in classes if name in (fruits or {})},
         source={
             "run": layout.root,

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from bovw.config import OrbSettings
+from bovw.config import OrbSettings, ToneSettings
+from bovw.tone import EMPTY_TONE, tone_histogram
 
 DESCRIPTOR_BYTES = 32
 EMPTY_DESCRIPTORS = np.zeros((0, DESCRIPTOR_BYTES), dtype=np.uint8)
@@ -36,6 +37,7 @@ class Extraction:
 
     `positions` holds each keypoint's (x, y) relative to the image, quantised to 0..255
     (x * 256 / width), which is exact enough for spatial-pyramid cells up to 256 x 256.
+    `tone` is the grey image's tone block (bovw.tone) when it was asked for, else empty.
     """
 
     descriptors: np.ndarray
@@ -43,6 +45,7 @@ class Extraction:
     width: int = 0
     height: int = 0
     positions: np.ndarray = field(default_factory=lambda: EMPTY_POSITIONS)
+    tone: np.ndarray = field(default_factory=lambda: EMPTY_TONE)
 
     @property
     def n_keypoints(self) -> int:
@@ -208,12 +211,14 @@ def _grid(height: int, width: int, patch_size: int, step: int) -> tuple[cv2.KeyP
                  for x in range(margin, width - margin, step))
 
 
-def extract_descriptors(data: bytes, settings: OrbSettings) -> Extraction:
+def extract_descriptors(data: bytes, settings: OrbSettings, tone: ToneSettings | None = None
+                        ) -> Extraction:
     """Decode `data` and describe it with ORB. Never raises.
 
     Returns an Extraction whose descriptors are (n, 32) uint8 (n = 0 when the image has
     no keypoints, which is not a reject), or whose reject_reason says why the bytes could
-    not be used.
+    not be used. With `tone` enabled, its tone block is the histogram of the grey image
+    ORB describes (before orb.upscale).
     """
     try:
         image, (width, height) = open_image(data, settings)
@@ -231,7 +236,8 @@ def extract_descriptors(data: bytes, settings: OrbSettings) -> Extraction:
         if detail != type(error).__name__:
             detail = f"{type(error).__name__}: {detail}"
         return Extraction(EMPTY_DESCRIPTORS, f"description failed: {detail}", width, height)
-    return Extraction(descriptors, None, width, height, positions)
+    block = tone_histogram(grey, tone) if tone is not None and tone.enabled else EMPTY_TONE
+    return Extraction(descriptors, None, width, height, positions, block)
 
 
 def image_rng(seed: int, path: str) -> np.random.Generator:

@@ -28,16 +28,21 @@ from bovw.words import (  # noqa: F401
     nearest_words,
     pyramid_bins,
     scoring_matrix,
+    soft_words,
     word_counts,
 )
 
 _IMAGE_COLUMNS = ("path", "label", "split", "n_keypoints")
+# Per-image blocks of the descriptors table carried over to the histograms (bovw.tone,
+# bovw.colour); descriptors of an older bovw may lack one.
+_BLOCK_COLUMNS = ("tone", "colour")
 
 
-def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str]):
+def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str],
+                        neighbours: int, variance: float):
     """mapInArrow function: each image row becomes one row per pyramid cell: its `kept`
-    columns, the cell, and that cell's word counts as a sparse vector of len(centers)
-    entries."""
+    columns, the cell, and that cell's word counts (bovw.words.word_counts with
+    `neighbours` and `variance`) as a sparse vector of len(centers) entries."""
     k = len(centers)
     n_cells = histogram_length(k, pyramid_levels) // k
     cell_starts = np.arange(n_cells + 1) * k
@@ -50,7 +55,8 @@ def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str
             for blob, position_blob in zip(batch.column("descriptors").to_pylist(),
                                            batch.column("positions").to_pylist(), strict=True):
                 bins, image_counts = word_counts(
-                    unpack(blob), centers, unpack_positions(position_blob), pyramid_levels, scoring)
+                    unpack(blob), centers, unpack_positions(position_blob), pyramid_levels, scoring,
+                    neighbours, variance)
                 # Bins come sorted, cell by cell: each cell's words are one slice of them.
                 offsets.append(end + np.searchsorted(bins, cell_starts[1:]).astype(np.int32))
                 words.append((bins % k).astype(np.int32))
@@ -70,15 +76,17 @@ def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str
     return count
 
 
-def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels: int = 1
-                    ) -> DataFrame:
+def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels: int = 1,
+                    neighbours: int = 1, variance: float = 0.0) -> DataFrame:
     """One raw-count histogram per accepted image.
 
-    `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, 32) vocabulary.
-    Returns (path, label, split, n_keypoints, [colour,] histogram: vector of
-    histogram_length(k, pyramid_levels) bins); colour is carried over when the descriptors
-    have it (bovw.colour). An image with no keypoints gets an all-zero histogram; it
-    contributes nothing to any word.
+    `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, 32) vocabulary. Each
+    descriptor counts 1 for its nearest word (neighbours = 1), or is shared among its
+    `neighbours` nearest words (soft assignment with `variance`, bovw.words.soft_words).
+    Returns (path, label, split, n_keypoints, [tone,] [colour,] histogram: vector of
+    histogram_length(k, pyramid_levels) bins); tone and colour are carried over when the
+    descriptors have them (bovw.tone, bovw.colour). An image with no keypoints gets an
+    all-zero histogram; it contributes nothing to any word.
 
     Each descriptor goes to its nearest word inside an Arrow UDF, which emits one row per
     (image, pyramid cell) with that cell's word counts as a sparse vector. groupBy(image)
@@ -90,11 +98,11 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     k = len(centers)
     n_cells = histogram_length(k, pyramid_levels) // k
     images = accepted(descriptors)
-    keys = [*_IMAGE_COLUMNS, *(["colour"] if "colour" in images.columns else [])]
+    keys = [*_IMAGE_COLUMNS, *(block for block in _BLOCK_COLUMNS if block in images.columns)]
     schema = StructType([images.schema[name] for name in keys]
                         + [StructField("cell", IntegerType()), StructField("words", VectorUDT())])
     per_cell = images.select(*keys, "descriptors", "positions").mapInArrow(
-        _cell_count_batches(centers, pyramid_levels, keys), schema)
+        _cell_count_batches(centers, pyramid_levels, keys, neighbours, variance), schema)
     lined_up = per_cell.groupBy(*keys).pivot("cell", list(range(n_cells))).agg(F.first("words"))
     # The size metadata spares VectorAssembler a Spark job (a first() over this whole
     # plan) to find out how long each cell's vector is.

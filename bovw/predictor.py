@@ -6,9 +6,11 @@ the bytes of a photo. This is the piece a mobile back end embeds.
     prediction.label, prediction.probability, prediction.to_dict()
 
 The arithmetic is the Spark pipeline's, step for step:
-ORB (bovw.features) -> nearest visual word (bovw.words) -> (spatial-pyramid) word counts
--> times IDF (when histograms.tfidf) -> to the power histograms.power -> L2-normalised (when
-histograms.l2; a zero vector stays zero, as with Spark's Normalizer) -> x @ pc (Spark's
+ORB (bovw.features) -> nearest visual word, or the soft_neighbours nearest with their
+shares (bovw.words) -> (spatial-pyramid) word counts -> times IDF (when histograms.tfidf)
+-> to the power histograms.power -> L2-normalised (when histograms.l2; a zero vector stays
+zero, as with Spark's Normalizer) -> followed by weight * sqrt(tone block) and weight *
+sqrt(colour block) when the model has them (bovw.tone, bovw.colour) -> x @ pc (Spark's
 PCAModel does not center) -> softmax(W x + b) (Spark's LogisticRegressionModel keeps its
 coefficients on the original feature scale).
 
@@ -42,6 +44,7 @@ from bovw.config import (
     HistogramSettings,
     OrbSettings,
     PredictSettings,
+    ToneSettings,
     config_from_dict,
     current_orb_table,
 )
@@ -55,13 +58,14 @@ from bovw.features import (
     to_grey,
 )
 from bovw.fruits import FruitInfo
+from bovw.tone import tone_histogram
 from bovw.words import histogram_length, scoring_matrix, word_counts
 
 MODEL_FORMAT = "bovw-model"
 MODEL_FORMAT_VERSION = 1
-# The blocks of the vector PCA sees, in order. The colour block's settings are in the
-# metadata, and its length is part of pc's rows.
-KNOWN_FEATURE_BLOCKS = ("words", "colour")
+# The blocks of the vector PCA sees, in order. The tone and colour blocks' settings are in
+# the metadata, and their lengths are part of pc's rows.
+KNOWN_FEATURE_BLOCKS = ("words", "tone", "colour")
 # Fixed member timestamps: the same model always gives byte-identical files.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -78,9 +82,11 @@ class ExportedModel:
     histogram length (k times the pyramid cells); pc (d + c, p) principal axes, c the
     colour block's length (0 without); coefficients (C, p) and intercepts (C,) of the
     logistic regression; classes in the classifier's index order; the ORB and histogram
-    settings of the run; training_size (width, height) of its Training images; `colour`
-    the colour block's settings when the run had one (feature_blocks then ends with
-    "colour").
+    settings of the run; training_size (width, height) of its Training images; `tone` and
+    `colour` the tone and colour blocks' settings when the run had them (feature_blocks then
+    lists them after "words", tone first); word_variance the sigma^2 of soft assignment
+    (the vocabulary sample's mean squared distance to its nearest word), needed when
+    histograms.assignment is "soft".
     """
 
     classes: tuple[str, ...]
@@ -96,6 +102,8 @@ class ExportedModel:
     fruits: Mapping[str, FruitInfo] = field(default_factory=dict)
     source: Mapping[str, Any] = field(default_factory=dict)
     colour: ColourSettings | None = None
+    tone: ToneSettings | None = None
+    word_variance: float | None = None
 
     @functools.cached_property
     def scoring(self) -> np.ndarray:
@@ -106,7 +114,8 @@ class ExportedModel:
         """Check that the arrays fit together; returns self. Raises ModelFileError."""
         k = self.centers.shape[0] if self.centers.ndim == 2 else -1
         words = histogram_length(max(k, 0), self.histograms.pyramid_levels)
-        length = words + (self.colour.dimension if self.colour is not None else 0)
+        length = words + sum(block.dimension for block in (self.tone, self.colour)
+                             if block is not None)
         classes = len(self.classes)
         problems = []
         if self.centers.ndim != 2 or self.centers.shape[1] != DESCRIPTOR_BYTES or k < 1:
@@ -130,10 +139,14 @@ class ExportedModel:
         if unknown:
             problems.append(f"feature block {unknown[0]!r} is unknown to bovw {__version__}; "
                             "upgrade bovw")
-        expected = ("words", "colour") if self.colour is not None else ("words",)
+        expected = feature_blocks(self.tone is not None, self.colour is not None)
         if not unknown and self.feature_blocks != expected:
             problems.append(f"feature_blocks {list(self.feature_blocks)} do not fit the model: "
                             f"expected {list(expected)}")
+        if self.histograms.neighbours > 1 and (self.word_variance is None
+                                               or not self.word_variance >= 0.0):
+            problems.append(f"soft assignment needs a word_variance >= 0 "
+                            f"(got {self.word_variance})")
         if min(self.training_size) < 1:
             problems.append(f"training_size {self.training_size} must be positive")
         if problems:
@@ -141,16 +154,24 @@ class ExportedModel:
         return self
 
 
+def feature_blocks(tone: bool, colour: bool) -> tuple[str, ...]:
+    """The blocks of a model's feature vector, in order, given which extra blocks it has."""
+    return ("words",) + (("tone",) if tone else ()) + (("colour",) if colour else ())
+
+
 # ---------------------------------------------------------------------------- the arithmetic
 
 def word_histogram(descriptors: np.ndarray, positions: np.ndarray, centers: np.ndarray,
-                   pyramid_levels: int = 1, scoring: np.ndarray | None = None) -> np.ndarray:
+                   pyramid_levels: int = 1, scoring: np.ndarray | None = None,
+                   neighbours: int = 1, variance: float = 0.0) -> np.ndarray:
     """Raw counts of each visual word among an image's descriptors, per spatial-pyramid
     cell when pyramid_levels > 1 (positions as stored by bovw.features): a float64 array of
     histogram_length(k, pyramid_levels) bins. `scoring` is scoring_matrix(centers) when
-    the caller keeps it."""
+    the caller keeps it; neighbours > 1 shares each descriptor among its nearest words
+    (bovw.words.word_counts)."""
     histogram = np.zeros(histogram_length(len(centers), pyramid_levels))
-    bins, counts = word_counts(descriptors, centers, positions, pyramid_levels, scoring)
+    bins, counts = word_counts(descriptors, centers, positions, pyramid_levels, scoring,
+                               neighbours, variance)
     histogram[bins] = counts
     return histogram
 
@@ -170,19 +191,23 @@ def weighted_histogram(histogram: np.ndarray, idf: np.ndarray | None, l2: bool,
 
 
 def feature_vector(descriptors: np.ndarray, positions: np.ndarray, model: ExportedModel,
-                   colour: np.ndarray | None = None) -> np.ndarray:
-    """The vector the PCA sees for one image: its weighted word histogram, then, when the
-    model has a colour block, weight * sqrt(`colour`) as bovw.colour.append_colour makes
-    it (zeros when `colour` is missing or of another length, as in the pipeline)."""
+                   colour: np.ndarray | None = None, tone: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """The vector the PCA sees for one image: its weighted word histogram, then, for each
+    block the model has, weight * sqrt(`tone`) and weight * sqrt(`colour`) as
+    bovw.colour.append_blocks makes them (zeros when a block is missing or of another
+    length, as in the pipeline)."""
     settings = model.histograms
     counts = word_histogram(descriptors, positions, model.centers, settings.pyramid_levels,
-                            model.scoring)
+                            model.scoring, settings.neighbours, model.word_variance or 0.0)
     blocks = [weighted_histogram(counts, model.idf, settings.l2, settings.power)]
-    if model.colour is not None:
-        dimension = model.colour.dimension
-        values = (np.asarray(colour, dtype=np.float32).astype(np.float64)
-                  if colour is not None and len(colour) == dimension else np.zeros(dimension))
-        blocks.append(np.sqrt(values) * model.colour.weight)
+    for block, values in ((model.tone, tone), (model.colour, colour)):
+        if block is not None:
+            # float32 as stored in the descriptors Parquet, then double as Spark's sqrt.
+            usable = (np.asarray(values, dtype=np.float32).astype(np.float64)
+                      if values is not None and len(values) == block.dimension
+                      else np.zeros(block.dimension))
+            blocks.append(np.sqrt(usable) * block.weight)
     return np.concatenate(blocks)
 
 
@@ -356,6 +381,7 @@ class _Described:
     fitted: str | None = None
     reject_reason: str | None = None
     colour: np.ndarray | None = None
+    tone: np.ndarray | None = None
 
 
 def _rgb(image) -> np.ndarray | None:
@@ -436,7 +462,10 @@ class Predictor:
         except cv2.error as error:
             return _Described(EMPTY_DESCRIPTORS, EMPTY_POSITIONS, width, height, fitted,
                               f"OpenCV failed: {_line(error)}")
-        return _Described(descriptors, positions, width, height, fitted, colour=colour)
+        # From the grey image ORB describes, as bovw.features.extract_descriptors does.
+        tone = tone_histogram(grey, self.model.tone) if self.model.tone is not None else None
+        return _Described(descriptors, positions, width, height, fitted, colour=colour,
+                          tone=tone)
 
     def probabilities(self, data: bytes) -> np.ndarray | None:
         """Every class's probability, in `classes` order; None for unreadable bytes."""
@@ -467,7 +496,7 @@ class Predictor:
 
     def _probabilities(self, described: _Described) -> np.ndarray:
         features = feature_vector(described.descriptors, described.positions, self.model,
-                                  described.colour)
+                                  described.colour, described.tone)
         return class_probabilities(features, self.model)
 
     def _confidence_notes(self, n_keypoints: int, probability: float) -> tuple[str, ...]:
@@ -492,7 +521,8 @@ def model_to_bytes(model: ExportedModel) -> bytes:
 
     Members: centers, [idf], pc, coefficients, intercepts, classes (unicode array) and
     metadata (a JSON string: format, format_version, bovw_version, orb and histogram
-    settings, training_size, feature_blocks, colour settings or null, fruits, source).
+    settings, training_size, feature_blocks, tone and colour settings or null,
+    word_variance or null, fruits, source).
     `np.load(..., allow_pickle=False)` reads it.
     """
     model.validate()
@@ -505,6 +535,8 @@ def model_to_bytes(model: ExportedModel) -> bytes:
         "training_size": list(model.training_size),
         "feature_blocks": list(model.feature_blocks),
         "colour": _plain(model.colour) if model.colour is not None else None,
+        "tone": _plain(model.tone) if model.tone is not None else None,
+        "word_variance": model.word_variance,
         "fruits": {name: info.to_dict() for name, info in sorted(model.fruits.items())},
         "source": dict(model.source),
     }
@@ -569,10 +601,12 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
                     f"computes: {error}. Run the pipeline again with this bovw and export "
                     "that run") from None
         try:
-            colour = metadata.get("colour")
+            colour, tone = metadata.get("colour"), metadata.get("tone")
             settings = config_from_dict({"orb": metadata["orb"],
                                          "histograms": metadata["histograms"],
-                                         **({"colour": colour} if colour else {})})
+                                         **({"colour": colour} if colour else {}),
+                                         **({"tone": tone} if tone else {})})
+            variance = metadata.get("word_variance")
             fruits = {name: FruitInfo(**info) for name, info in metadata["fruits"].items()}
             width, height = (int(v) for v in metadata["training_size"])
             model = ExportedModel(
@@ -589,6 +623,8 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
                 fruits=fruits,
                 source=metadata.get("source", {}),
                 colour=settings.colour if colour else None,
+                tone=settings.tone if tone else None,
+                word_variance=None if variance is None else float(variance),
             )
         except (KeyError, TypeError, ValueError, ConfigError) as error:
             raise ModelFileError(

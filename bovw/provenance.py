@@ -31,6 +31,7 @@ from bovw.config import (
     ConfigError,
     IngestSettings,
     OrbSettings,
+    ToneSettings,
     config_from_dict,
     current_orb_table,
 )
@@ -55,6 +56,9 @@ RECORD_VERSION = 1
 # bovw.descriptors, bovw.colour). Bump it whenever the same settings start giving other
 # descriptors, so that older ones are not reused as if they were the same. bovw 0.2.0: 1.
 EXTRACTION_VERSION = 1
+# The per-image blocks the descriptors stage computes besides ORB, in the order reported.
+BLOCK_SECTIONS = ("colour", "tone")
+_BLOCK_SWITCHES = tuple(f"{section}.enabled" for section in BLOCK_SECTIONS)
 # What a descriptors output of bovw 0.2.0 (no record) is read from: its run's folder.
 _RUN_SPEC, _MARKER = "run.json", "_stages/descriptors.json"
 # The settings that decide which images a CNN comparison variant reads from descriptors.
@@ -69,8 +73,9 @@ class ReuseError(OutputError):
 class DescriptorSettings:
     """Every setting that changes what the descriptors stage writes.
 
-    orb: how images are decoded and described; colour: the colour block (computed only
-    when enabled; its weight is applied later and plays no part here); ingest: which files
+    orb: how images are decoded and described; colour and tone: the colour and tone blocks
+    (computed only when enabled; their weights are applied later and play no part here);
+    ingest: which files
     are listed, rejected unread, and how a dataset without Training/Test folders is split;
     seed: that split and the per-image vocabulary sample; sample_per_image: the size of
     that sample (the `sample` column).
@@ -81,25 +86,28 @@ class DescriptorSettings:
     ingest: IngestSettings
     seed: int
     sample_per_image: int
+    tone: ToneSettings = ToneSettings(enabled=False)
 
     @classmethod
     def of(cls, config: Config) -> DescriptorSettings:
         return cls(config.orb, config.colour, config.ingest, config.seed,
-                   config.vocabulary.sample_per_image)
+                   config.vocabulary.sample_per_image, config.tone)
 
     def items(self) -> Iterator[tuple[str, Any]]:
         """(dotted key, comparable value) pairs, in the order differences are reported.
 
-        A disabled colour block contributes only colour.enabled; the extensions compare
-        as a set, in lower case, as the listing matches them.
+        A disabled colour or tone block contributes only its `enabled`; the extensions
+        compare as a set, in lower case, as the listing matches them.
         """
         for name, value in _fields(self.orb):
             yield f"orb.{name}", value
-        yield "colour.enabled", self.colour.enabled
-        if self.colour.enabled:
-            for name, value in _fields(self.colour):
-                if name not in ("enabled", "weight"):
-                    yield f"colour.{name}", value
+        for section in BLOCK_SECTIONS:
+            block = getattr(self, section)
+            yield f"{section}.enabled", block.enabled
+            if block.enabled:
+                for name, value in _fields(block):
+                    if name not in ("enabled", "weight"):
+                        yield f"{section}.{name}", value
         yield "ingest.extensions", tuple(sorted({ext.lower().lstrip(".")
                                                  for ext in self.ingest.extensions}))
         yield "ingest.test_fraction", self.ingest.test_fraction
@@ -113,18 +121,19 @@ class DescriptorSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a partial configuration (TOML/JSON-friendly)."""
-        plain = Config(seed=self.seed, orb=self.orb, colour=self.colour,
+        plain = Config(seed=self.seed, orb=self.orb, colour=self.colour, tone=self.tone,
                        ingest=self.ingest).to_dict()
         return {"seed": plain["seed"], "orb": plain["orb"], "colour": plain["colour"],
-                "ingest": plain["ingest"],
+                "tone": plain["tone"], "ingest": plain["ingest"],
                 "vocabulary": {"sample_per_image": self.sample_per_image}}
 
     @classmethod
     def from_dict(cls, data: Any) -> DescriptorSettings:
-        """Inverse of to_dict (missing settings take their defaults). Raises ConfigError."""
+        """Inverse of to_dict (missing settings take their defaults, except a missing tone
+        table: descriptors of a bovw before the tone block have none). Raises ConfigError."""
         if not isinstance(data, dict):
             raise ConfigError("settings must be a table")
-        return cls.of(config_from_dict(data))
+        return cls.of(config_from_dict(without_new_blocks(data)))
 
 
 @dataclass(frozen=True)
@@ -187,7 +196,7 @@ class DescriptorProvenance:
             raise ReuseError(f"{source}: {error}; extract the descriptors again with this "
                              "bovw (leave out --descriptors-from)") from None
         try:
-            config = config_from_dict(tables)
+            config = config_from_dict(without_new_blocks(tables))
         except (ValueError, TypeError, ConfigError) as error:
             raise ReuseError(f"{source} is not a readable run.json: "
                              f"{str(error).splitlines()[0]}") from None
@@ -208,8 +217,8 @@ def first_difference(made: DescriptorProvenance, asked: DescriptorProvenance,
     """The first way `made` cannot stand for what `asked` needs, or None when it can.
 
     The extraction versions and input folders must be the same, and every setting of
-    asked.settings.items() equal, except that descriptors with a colour block serve a run
-    without one (the column is then ignored). `keys` (prefixes, e.g. IMAGE_SET_KEYS)
+    asked.settings.items() equal, except that descriptors with a colour or tone block serve
+    a run without one (the column is then ignored). `keys` (prefixes, e.g. IMAGE_SET_KEYS)
     limits the comparison of input and settings.
     """
     def wanted(key: str) -> bool:
@@ -221,11 +230,20 @@ def first_difference(made: DescriptorProvenance, asked: DescriptorProvenance,
         return Difference("input", made.input, asked.input)
     produced = dict(made.settings.items())
     for key, value in asked.settings.items():
-        if key == "colour.enabled" and not value:
+        if key in _BLOCK_SWITCHES and not value:
             continue  # a block that is not asked for is never read
         if wanted(key) and produced.get(key) != value:
             return Difference(key, produced.get(key), value)
     return None
+
+
+def without_new_blocks(tables: Any) -> Any:
+    """A settings table (a record's, a run.json's config) as this bovw reads it: one written
+    before the tone block existed has no [tone] table and no tone column, so its tone
+    block is off whatever the current default."""
+    if isinstance(tables, dict) and "tone" not in tables:
+        return {**tables, "tone": {"enabled": False}}
+    return tables
 
 
 def refusal(source: str, difference: Difference, asker: str = "this run",
@@ -239,8 +257,8 @@ def refusal(source: str, difference: Difference, asker: str = "this run",
         return ReuseError(f"--descriptors-from {source} was made from the images under "
                           f"{difference.made}, {asker} reads {difference.asked}: drop "
                           "--descriptors-from or give the same --input")
-    if difference.key == "colour.enabled" and difference.asked:
-        fix = ("give descriptors made with colour.enabled=true (they serve runs with and "
+    if difference.key in _BLOCK_SWITCHES and difference.asked:
+        fix = (f"give descriptors made with {difference.key}=true (they serve runs with and "
                "without the block), or drop --descriptors-from")
     made = "(not set)" if difference.made is None else show(difference.made)
     return ReuseError(f"--descriptors-from {source} was made with {difference.key}={made}, "
@@ -272,7 +290,8 @@ def absolute_location(path: str) -> str:
 # settings, the listing of a folder; and what it compares with the model (the rest of the
 # model's settings cannot be changed at prediction time).
 PREDICT_KEYS = ("spark.", "s3.", "predict.", "ingest.extensions", "ingest.max_file_bytes",
-                "orb.", "colour.", "histograms.", "vocabulary.k", "pca.components", "seed")
+                "orb.", "colour.", "tone.", "histograms.", "vocabulary.k", "pca.components",
+                "seed")
 SESSION_KEYS = ("spark.", "s3.")
 
 
@@ -290,11 +309,11 @@ def model_contradiction(model: ExportedModel, config: Config, asked: Collection[
                         ) -> Difference | None:
     """The first setting given explicitly (`asked`: dotted keys) that the model contradicts.
 
-    A model describes photos with its own ORB, colour and histogram settings, vocabulary
-    and PCA: orb.*, colour.*, histograms.*, vocabulary.k, pca.components and seed asked
-    with another value cannot be honoured. Settings of a colour block the model lacks are
-    not compared unless the block is asked for (they would not be used); other keys are
-    not compared.
+    A model describes photos with its own ORB, tone, colour and histogram settings,
+    vocabulary and PCA: orb.*, tone.*, colour.*, histograms.*, vocabulary.k,
+    pca.components and seed asked with another value cannot be honoured. Settings of a
+    tone or colour block the model lacks are not compared unless the block is asked for
+    (they would not be used); other keys are not compared.
     """
     for key in sorted(asked):
         section, _dot, name = key.partition(".")
@@ -307,12 +326,12 @@ def model_contradiction(model: ExportedModel, config: Config, asked: Collection[
         elif section in ("orb", "histograms") and hasattr(getattr(model, section), name):
             made, wanted = getattr(getattr(model, section), name), getattr(
                 getattr(config, section), name)
-        elif section == "colour" and hasattr(config.colour, name):
-            if name == "enabled" or model.colour is None:
-                key, made, wanted = "colour.enabled", model.colour is not None, (
-                    config.colour.enabled)
+        elif section in BLOCK_SECTIONS and hasattr(getattr(config, section), name):
+            block, asked_block = getattr(model, section), getattr(config, section)
+            if name == "enabled" or block is None:
+                key, made, wanted = f"{section}.enabled", block is not None, asked_block.enabled
             else:
-                made, wanted = getattr(model.colour, name), getattr(config.colour, name)
+                made, wanted = getattr(block, name), getattr(asked_block, name)
         else:
             continue
         if made != wanted:
