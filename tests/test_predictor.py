@@ -425,7 +425,7 @@ def trained(spark, test_config, tmp_path_factory):
 def test_export_holds_the_run_settings(trained):
     model = Predictor.load(trained["model"]).model
     assert model.classes == ("Apple Red 1", "Banana", "Orange")
-    assert model.centers.shape == (12, 32) and model.pc.shape == (12 * 5, 5)
+    assert model.centers.shape == (12, 32) and model.pc.shape == (12 * 5 + 32, 5)  # + tone
     assert model.coefficients.shape == (3, 5) and model.idf.shape == (12 * 5,)
     assert model.training_size == (100, 100)
     assert model.orb == OrbSettings(dense_scales=(1.0, 1.5))
@@ -488,7 +488,7 @@ def test_predictor_with_the_colour_block_agrees_with_spark(spark, test_config, t
     trained = _train_and_export(spark, config, tmp_path)
     predictor = Predictor.load(trained["model"])
     assert predictor.model.colour == config.colour
-    assert predictor.model.pc.shape == (12 * 5 + config.colour.dimension, 5)  # 2-level pyramid
+    assert predictor.model.pc.shape == (12 * 5 + 32 + config.colour.dimension, 5)  # + tone
     for path, (spark_label, spark_probabilities) in trained["spark"].items():
         data = Path(path).read_bytes()
         assert predictor.predict(data).label == spark_label, path

@@ -303,7 +303,9 @@ def test_predict_settings_that_contradict_the_model_are_found():
     assert asked(**{"colour.enabled": True}) == Difference("colour.enabled", False, True)
     assert asked(**{"colour.hue_bins": 4}) is None  # a block neither has nor is asked for
     assert asked(**{"tone.enabled": True}) == Difference("tone.enabled", False, True)
-    assert asked(**{"tone.bins": 16}) is None
+    # The tone block is on by default: its settings ask for a block this model lacks.
+    assert asked(**{"tone.bins": 16}) == Difference("tone.enabled", False, True)
+    assert asked(**{"tone.enabled": False, "tone.bins": 16}) is None
     toned = tiny_model(tone=ToneSettings(enabled=True, bins=2), pc=np.eye(5),
                        coefficients=np.zeros((2, 5)), feature_blocks=("words", "tone"))
     toned_config = BASE.replace(**{"histograms.pyramid_levels": 1, "histograms.tfidf": False,
