@@ -53,7 +53,7 @@ RECORD_NAME = "_bovw_descriptors.json"
 RECORD_FORMAT = "bovw-descriptors"
 RECORD_VERSION = 1
 # The version of what the descriptors stage computes from given settings (bovw.features,
-# bovw.descriptors, bovw.colour). Bump it whenever the same settings start giving other
+# bovw.descriptors, bovw.colour, bovw.tone). Bump it whenever the same settings start giving other
 # descriptors, so that older ones are not reused as if they were the same. bovw 0.2.0: 1.
 EXTRACTION_VERSION = 1
 # The per-image blocks the descriptors stage computes besides ORB, in the order reported.
@@ -75,10 +75,9 @@ class DescriptorSettings:
 
     orb: how images are decoded and described; colour and tone: the colour and tone blocks
     (computed only when enabled; their weights are applied later and play no part here);
-    ingest: which files
-    are listed, rejected unread, and how a dataset without Training/Test folders is split;
-    seed: that split and the per-image vocabulary sample; sample_per_image: the size of
-    that sample (the `sample` column).
+    ingest: which files are listed, rejected unread, and how a dataset without
+    Training/Test folders is split; seed: that split and the per-image vocabulary
+    sample; sample_per_image: the size of that sample (the `sample` column).
     """
 
     orb: OrbSettings

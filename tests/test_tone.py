@@ -80,7 +80,8 @@ def test_extraction_computes_the_block_from_the_grey_image_it_describes():
     assert np.array_equal(extraction.tone, tone_histogram(two_tone(40), TONE))
     assert extraction.n_keypoints > 0
     assert extract_descriptors(png(two_tone(40)), OrbSettings()).tone.shape == (0,)
-    assert extract_descriptors(png(two_tone(40)), OrbSettings(), ToneSettings()).tone.shape == (0,)
+    off = ToneSettings(enabled=False)
+    assert extract_descriptors(png(two_tone(40)), OrbSettings(), off).tone.shape == (0,)
     rejected = extract_descriptors(b"not an image", OrbSettings(), TONE)
     assert rejected.reject_reason is not None and rejected.tone.shape == (0,)
 
@@ -116,12 +117,12 @@ def test_blocks_follow_the_words_tone_first_each_weight_times_its_square_root(sp
     assert joined["a"] == pytest.approx([0.6, 0.8, 0.3, 0.4, 1.0, math.sqrt(3)])
     assert joined["b"] == [1.0, 0.0, 0.0, 0.0, 2.0, 0.0]
     assert appended_dimension(tone, colour) == 4
-    assert appended_dimension(ToneSettings(), colour) == 2
+    assert appended_dimension(ToneSettings(enabled=False), colour) == 2
     only_tone = {row["path"]: row["weighted"].toArray().tolist()
                  for row in append_tone(frame(spark, rows), tone).collect()}
     assert only_tone["a"] == pytest.approx([0.6, 0.8, 0.3, 0.4])
-    assert append_tone(frame(spark, rows), ToneSettings()).columns == ["path", "weighted",
-                                                                       "tone", "colour"]
+    assert append_tone(frame(spark, rows), ToneSettings(enabled=False)).columns == [
+        "path", "weighted", "tone", "colour"]
 
 
 def test_blocks_the_descriptors_lack_are_refused(spark):
@@ -197,3 +198,16 @@ def test_assignment_settings_are_validated():
         load_config(None, {"histograms.assignment": "fuzzy"})
     with pytest.raises(ConfigError, match="histograms.soft_neighbours must be in 2..16"):
         load_config(None, {"histograms.soft_neighbours": "1"})
+
+
+def test_soft_assignment_without_the_vocabularys_variance_is_refused_before_spark():
+    # A vocabulary record of a bovw before soft assignment has no mean squared distance.
+    from bovw.config import load_config
+    from bovw.errors import VocabularyError
+    from bovw.pipeline import _histograms_stage, word_variance
+
+    assert word_variance({"k": 10}) is None and word_variance({"mean_squared_distance": 2}) == 2.0
+    config = load_config(None, {"histograms.assignment": "soft"})
+    with pytest.raises(VocabularyError, match="histograms.assignment = \"soft\" needs the "
+                                              "vocabulary's mean squared distance"):
+        _histograms_stage(None, config, None, None, None, None)
