@@ -186,7 +186,7 @@ def _refuse_unused(args: argparse.Namespace, used: tuple[str, ...], why: str) ->
 def _check_asked_settings(args: argparse.Namespace, config: Config, model, source: str
                           ) -> None:
     """Refuse settings given on the command line that the model contradicts (its ORB,
-    colour, histogram settings and k are what photos are described with)."""
+    tone, colour, histogram settings and k are what photos are described with)."""
     from bovw.cli import _overrides
     from bovw.provenance import model_contradiction, model_refusal
 
