@@ -28,10 +28,11 @@ from bovw.columns import (
     SAMPLE,
     SPLIT,
     TEST,
+    TONE,
     TRAIN,
     WIDTH,
 )
-from bovw.config import ColourSettings, OrbSettings
+from bovw.config import ColourSettings, OrbSettings, ToneSettings
 from bovw.image.orb import DESCRIPTOR_BYTES, extract_descriptors, image_rng, pack
 
 __all__ = ["accepted", "describe_images", "rejects", "sample_rows", "statistics"]
@@ -41,6 +42,7 @@ _OUTPUT_SCHEMA = pa.schema([
     (N_KEYPOINTS, pa.int32()), (DESCRIPTORS, pa.binary()), (REJECT_REASON, pa.string()),
     (WIDTH, pa.int32()), (HEIGHT, pa.int32()), (POSITIONS, pa.binary()),
     (COLOUR, pa.list_(pa.float32())),
+    (TONE, pa.list_(pa.float32())),
     (SAMPLE, pa.binary()),
 ])
 
@@ -55,13 +57,13 @@ def sample_rows(descriptors: np.ndarray, count: int, seed: int, path: str) -> np
 
 
 def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
-                      sample_per_image: int, seed: int):
+                      tone: ToneSettings | None, sample_per_image: int, seed: int):
     from bovw.image.colour import image_colour
 
     def describe(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             columns = batch.to_pydict()
-            results = [extract_descriptors(content or b"", settings)
+            results = [extract_descriptors(content or b"", settings, tone)
                        for content in columns[CONTENT]]
             colours = [image_colour(content, settings, colour).tolist()
                        if colour is not None and colour.enabled and r.reject_reason is None
@@ -82,6 +84,7 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
                     pa.array([r.height for r in results], pa.int32()),
                     pa.array([pack(r.positions) for r in results], pa.binary()),
                     pa.array(colours, pa.list_(pa.float32())),
+                    pa.array([r.tone.tolist() for r in results], pa.list_(pa.float32())),
                     pa.array(samples, pa.binary()),
                 ],
                 schema=_OUTPUT_SCHEMA,
@@ -92,20 +95,21 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
 
 def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int,
                     colour: ColourSettings | None = None, sample_per_image: int = 0,
-                    seed: int = 0) -> DataFrame:
+                    seed: int = 0, tone: ToneSettings | None = None) -> DataFrame:
     """ORB descriptors for every listed image.
 
     `files` has the binaryFile columns plus label and split (null split = outside the
     Training/Test folders). Returns DESCRIPTOR_SCHEMA rows, one per file, rejects included
     with their reason and n_keypoints 0; `colour` holds the image's colour block when
-    `colour.enabled` (bovw.image.colour), else it is empty. `sample` holds `sample_per_image`
+    `colour.enabled` (bovw.image.colour), else it is empty; `tone` likewise its tone block
+    when `tone.enabled` (bovw.image.tone). `sample` holds `sample_per_image`
     of a Training image's descriptors (sample_rows with `seed`), packed like
     `descriptors`: the vocabulary stage samples from these small blobs instead of reading
     every descriptor again.
     """
     readable = files.filter((F.col(LENGTH) <= max_file_bytes) & F.col(SPLIT).isNotNull())
     described = readable.select(PATH, LABEL, SPLIT, CONTENT).mapInArrow(
-        _describe_batches(settings, colour, sample_per_image, seed), DESCRIPTOR_SCHEMA
+        _describe_batches(settings, colour, tone, sample_per_image, seed), DESCRIPTOR_SCHEMA
     )
     too_large = F.col(LENGTH) > max_file_bytes
     # Both kinds of unread rejects come from one scan of the listing, not one each.
@@ -125,6 +129,7 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
         F.lit(0).cast("int").alias(HEIGHT),
         F.lit(b"").cast("binary").alias(POSITIONS),
         F.array().cast("array<float>").alias(COLOUR),
+        F.array().cast("array<float>").alias(TONE),
         F.lit(b"").cast("binary").alias(SAMPLE),
     )
     return described.unionByName(rejected_unread)
