@@ -39,11 +39,13 @@ from bovw.config import (  # noqa: E402
     ConfigError,
     HistogramSettings,
     OrbSettings,
+    ToneSettings,
     VocabularySettings,
     load_config,
     parse_assignment,
 )
 from bovw.image.orb import describe_keypoints  # noqa: E402
+from bovw.image.tone import tone_histogram  # noqa: E402
 
 SPLITS = ("Training", "Test")
 DESCRIPTOR_BYTES = 32
@@ -74,12 +76,14 @@ def list_images(input_dir: str | Path, extensions: Sequence[str]) -> list[tuple[
 
 _worker_settings: OrbSettings | None = None  # set once per pool process by _init_worker
 _worker_positions = False
+_worker_tone: ToneSettings | None = None
 
 
-def _init_worker(orb: OrbSettings, positions: bool) -> None:
-    global _worker_settings, _worker_positions
+def _init_worker(orb: OrbSettings, positions: bool, tone: ToneSettings | None = None) -> None:
+    global _worker_settings, _worker_positions, _worker_tone
     _worker_settings = orb
     _worker_positions = positions
+    _worker_tone = tone
 
 
 def describe_grey_image(grey: np.ndarray, orb: OrbSettings, positions: bool
@@ -93,27 +97,31 @@ def describe_grey_image(grey: np.ndarray, orb: OrbSettings, positions: bool
     return descriptors, (points if positions else None)
 
 
-def describe_image(path: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+def describe_image(path: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
     """ORB descriptors (and positions, if the pool was asked for them) of one image file,
-    or None if it cannot be decoded."""
+    and its tone block (bovw.image.tone) when the pool was given enabled tone settings, or None
+    if it cannot be decoded."""
     with open(path, "rb") as handle:
         encoded = np.frombuffer(handle.read(), dtype=np.uint8)
     grey = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if encoded.size else None
     if grey is None:
         return None
-    return describe_grey_image(grey, _worker_settings, _worker_positions)
+    tone = (tone_histogram(grey, _worker_tone) if _worker_tone is not None
+            and _worker_tone.enabled else None)
+    return (*describe_grey_image(grey, _worker_settings, _worker_positions), tone)
 
 
 def describe_images(paths: Sequence[str], orb: OrbSettings, processes: int,
-                    positions: bool = False) -> list:
-    """(descriptors, positions or None) for every path (None for unreadable files), in order."""
+                    positions: bool = False, tone: ToneSettings | None = None) -> list:
+    """(descriptors, positions or None, tone block or None) for every path (None for
+    unreadable files), in order."""
     chunk = max(1, min(256, len(paths) // (processes * 8) or 1))
     # The pool already uses every core; OpenCV's own threads would only compete with it.
     # Set here, before the fork: a forked child resizing a thread pool its parent had
     # running deadlocks.
     cv2.setNumThreads(1)
     with multiprocessing.Pool(processes, initializer=_init_worker,
-                              initargs=(orb, positions)) as pool:
+                              initargs=(orb, positions, tone)) as pool:
         return list(pool.imap(describe_image, paths, chunksize=chunk))
 
 
@@ -208,6 +216,14 @@ def weight_histograms(train: np.ndarray, test: np.ndarray, settings: HistogramSe
     return train, test
 
 
+def append_tone(features: np.ndarray, tones: Sequence[np.ndarray], settings: ToneSettings
+                ) -> np.ndarray:
+    """Each row of `features` followed by weight * sqrt(its image's tone block), as the
+    pipeline appends it after the L2-normalised words (bovw.image.tone)."""
+    block = np.stack(tones).astype(np.float64) if len(tones) else np.zeros((0, settings.bins))
+    return np.hstack([features, settings.weight * np.sqrt(block)])
+
+
 # Wider inputs get the randomized solver, as in the pipeline: a full SVD of a
 # 5,000-column matrix costs minutes for the 100 components that are kept.
 RANDOMIZED_PCA_ABOVE = 1000
@@ -291,15 +307,16 @@ def _run(input_dir: str | Path, config: Config, processes: int) -> dict:
         cpu_timings[stage] = round(cpu_now - cpu_clock, 3)
         clock, cpu_clock = now, cpu_now
 
-    if config.colour.enabled:
-        raise ValueError("the reference does not implement colour.enabled = true; "
-                         "set colour.enabled = false to benchmark")
+    if config.colour.enabled or config.histograms.assignment != "hard":
+        raise ValueError("the reference implements neither colour.enabled = true nor "
+                         "histograms.assignment = \"soft\"; leave them at false and "
+                         "\"hard\" to benchmark")
     entries = list_images(input_dir, config.ingest.extensions)
     lap("ingest")
 
     levels = config.histograms.pyramid_levels
     described = describe_images([path for path, _, _ in entries], config.orb, processes,
-                                positions=levels > 1)
+                                positions=levels > 1, tone=config.tone)
     kept = [(entry, d) for entry, d in zip(entries, described, strict=True) if d is not None]
     train = [(label, d) for (_, split, label), d in kept if split == "Training"]
     test = [(label, d) for (_, split, label), d in kept if split == "Test"]
@@ -307,18 +324,21 @@ def _run(input_dir: str | Path, config: Config, processes: int) -> dict:
         raise ValueError(f"{input_dir}: need readable images in both Training and Test")
     lap("descriptors")
 
-    centers = fit_vocabulary(np.concatenate([d for _, (d, _) in train]), config.vocabulary,
+    centers = fit_vocabulary(np.concatenate([d for _, (d, _, _) in train]), config.vocabulary,
                              config.seed)
     lap("vocabulary")
 
     train_hist, test_hist = (
-        word_histograms([d for _, (d, _) in side], centers,
-                        [p for _, (_, p) in side], levels)
+        word_histograms([d for _, (d, _, _) in side], centers,
+                        [p for _, (_, p, _) in side], levels)
         for side in (train, test)
     )
     lap("histograms")
 
     train_x, test_x = weight_histograms(train_hist, test_hist, config.histograms)
+    if config.tone.enabled:
+        train_x, test_x = (append_tone(x, [t for _, (_, _, t) in side], config.tone)
+                           for x, side in ((train_x, train), (test_x, test)))
     train_x, test_x = project(train_x, test_x, config.pca.components, config.seed)
     lap("reduction")
 
@@ -328,7 +348,7 @@ def _run(input_dir: str | Path, config: Config, processes: int) -> dict:
     lap("classifier")
 
     total = time.perf_counter() - start
-    keypoints = [len(d) for _, (d, _) in kept]
+    keypoints = [len(d) for _, (d, _, _) in kept]
     return {
         "timings": timings,
         "cpu_seconds": cpu_timings,
@@ -358,7 +378,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def task_settings(config: Config) -> dict[str, Any]:
     """The settings that shape the task, as plain JSON-friendly values."""
     # Not Config.to_dict(): it cannot deep-copy the read-only spark.conf of a loaded Config.
-    sections = ("ingest", "orb", "vocabulary", "histograms", "pca", "classifier")
+    sections = ("ingest", "orb", "tone", "vocabulary", "histograms", "pca", "classifier")
     return {"seed": config.seed, **{name: asdict(getattr(config, name)) for name in sections}}
 
 

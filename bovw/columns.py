@@ -8,7 +8,7 @@ __all__ = [
     "COLOUR", "CONTENT", "DESCRIPTORS", "DESCRIPTOR_SCHEMA", "FEATURES", "HEIGHT", "HISTOGRAM",
     "LABEL", "LABEL_INDEX", "LENGTH", "N_KEYPOINTS", "PATH", "PCA_FEATURES", "POSITIONS",
     "PREDICTION", "PREDICTION_SCHEMA", "PROBABILITY", "REJECT_REASON", "SAMPLE", "SPLIT",
-    "SPLIT_FOLDER", "SPLIT_NAMES", "TEST", "TRAIN", "WEIGHTED", "WIDTH",
+    "SPLIT_FOLDER", "SPLIT_NAMES", "TEST", "TONE", "TRAIN", "WEIGHTED", "WIDTH",
 ]
 
 # ---------------------------------------------------------------- the splits
@@ -32,6 +32,7 @@ POSITIONS = "positions"          # (n, 2) uint8 relative keypoint positions, pac
 REJECT_REASON = "reject_reason"  # why an image was not used; null when it was
 WIDTH, HEIGHT = "width", "height"
 COLOUR = "colour"                # the colour block (bovw.image.colour), or empty
+TONE = "tone"                    # the grey-tone block (bovw.image.tone), or empty
 SAMPLE = "sample"                # the descriptors set aside for the vocabulary sample
 
 HISTOGRAM = "histogram"          # raw word counts, a sparse vector
@@ -48,7 +49,7 @@ PROBABILITY = "probability"      # the classifier's probability vector
 DESCRIPTOR_SCHEMA = (
     "path string, label string, split string, n_keypoints int, descriptors binary, "
     "reject_reason string, width int, height int, positions binary, colour array<float>, "
-    "sample binary"
+    "tone array<float>, sample binary"
 )
 # What `bovw predict` writes for a folder: one row per image.
 PREDICTION_SCHEMA = (

@@ -10,7 +10,7 @@ __all__ = [
     "BovwError", "CloudError", "CnnError", "ColourError", "CompareError", "ConfigError",
     "ExportError", "FruitCatalogueError", "InputError", "JavaError", "ModelFileError",
     "OutputError", "OutputInUseError", "ReuseError", "SparkStartError", "StorageError",
-    "TrainingError", "VocabularyError", "first_line",
+    "ToneError", "TrainingError", "VocabularyError", "first_line",
 ]
 
 
@@ -65,6 +65,10 @@ class TrainingError(BovwError, RuntimeError):
 
 class ColourError(BovwError, ValueError):
     """The colour block was asked for but the descriptors carry none (or another size)."""
+
+
+class ToneError(BovwError, ValueError):
+    """The tone block was asked for but the descriptors carry none (or another size)."""
 
 
 class CompareError(BovwError, ValueError):

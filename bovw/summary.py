@@ -65,12 +65,15 @@ class KeypointStats:
 @dataclass(frozen=True)
 class VocabularyFit:
     """The KMeans vocabulary: `k` words fitted on `sample_descriptors` descriptors in
-    `iterations` Lloyd iterations, to `training_cost` (sum of squared distances)."""
+    `iterations` Lloyd iterations, to `training_cost` (sum of squared distances);
+    `mean_squared_distance` = training_cost / sample_descriptors, unrounded: soft
+    assignment's sigma^2 (bovw.image.words.soft_words; None before soft assignment)."""
 
     k: int = 0
     sample_descriptors: int = 0
     iterations: int = 0
     training_cost: float | None = None
+    mean_squared_distance: float | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench.reference import (
+    append_tone,
     describe_grey_image,
     histogram_bins,
     list_images,
@@ -17,7 +18,7 @@ from bench.reference import (
     weight_histograms,
     word_histograms,
 )
-from bovw.config import HistogramSettings, OrbSettings, load_config
+from bovw.config import HistogramSettings, OrbSettings, ToneSettings, load_config
 from bovw.image.orb import describe_keypoints
 from bovw.image.synthetic import render_fruit
 from bovw.image.words import pyramid_bins
@@ -157,3 +158,14 @@ def test_tiny_dense_pyramid_run_uses_every_bin(tmp_path):
     assert (result["n_train"], result["n_test"]) == (10, 4)
     # 100 x 100, size 8, border 5, step 10: a 9 x 9 grid, minus what ORB drops at its border.
     assert 0 < result["mean_keypoints"] <= 81
+
+
+def test_the_tone_block_follows_the_words_and_soft_assignment_is_refused(tmp_path):
+    tone = ToneSettings(enabled=True, bins=2, weight=0.5)
+    joined = append_tone(np.array([[0.6, 0.8]]), [np.array([0.36, 0.64], np.float32)], tone)
+    assert joined[0].tolist() == pytest.approx([0.6, 0.8, 0.3, 0.4]) and joined.shape == (1, 4)
+    _write_dataset(tmp_path, seed=2, train_per_class=5, test_per_class=2)
+    config = load_config(None, {"vocabulary.k": 6, "pca.components": 3, "tone.enabled": True})
+    assert run_reference(tmp_path, config, processes=1)["n_test"] == 4
+    with pytest.raises(ValueError, match="the reference implements neither colour.enabled"):
+        run_reference(tmp_path, config.replace(**{"histograms.assignment": "soft"}), 1)

@@ -142,7 +142,7 @@ def test_the_predictor_agrees_with_spark_on_a_capped_pca(spark, sweep, tmp_path)
     kept = json.loads((run / "summary.json").read_text())["reduction"]["components"]
     _model, written = export_model(spark, str(run), str(tmp_path / "model.npz"))
     predictor = Predictor.load(written)
-    assert predictor.model.pc.shape == (8 * 5 + 128, kept) and kept < 200
+    assert predictor.model.pc.shape == (8 * 5 + 32 + 128, kept) and kept < 200  # + tone, colour
     rows = spark.read.parquet(str(run / "features")).filter("split = 'Test'").collect()
     assert len(rows) == 12
     for row in rows:
@@ -291,7 +291,7 @@ def test_comparison_table_has_orb_colour_and_cnn_side_by_side(comparison):
     output, result = comparison
     rows = {row["variant"]: row for row in csv.DictReader((output / "comparison.csv").open())}
     assert list(rows) == ["orb-colour", "cnn"]
-    assert rows["orb-colour"]["dimension"] == str(8 * (1 + 4) + 128)  # 2-level pyramid
+    assert rows["orb-colour"]["dimension"] == str(8 * (1 + 4) + 32 + 128)  # 2-level pyramid
     assert rows["cnn"]["dimension"] == "3"
     assert rows["cnn"]["features"].startswith("external CNN features")
     # 3 classes x 2 splits: the left-out first images of every folder.
@@ -302,8 +302,8 @@ def test_comparison_table_has_orb_colour_and_cnn_side_by_side(comparison):
     assert per_class[0] == ["class", "orb-colour", "cnn"]
     assert [row[0] for row in per_class[1:]] == CLASSES
     markdown = (output / "comparison.md").read_text()
-    assert ("| orb-colour | ORB visual words, k=8, 2 pyramid levels + HSV colour (128 bins) |"
-            in markdown)
+    assert ("| orb-colour | ORB visual words, k=8, 2 pyramid levels + grey tone (32 bins) + HSV "
+            "colour (128 bins) |" in markdown)
     assert "F1 per class (Test):" in markdown
 
 

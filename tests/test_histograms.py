@@ -24,7 +24,7 @@ def descriptor_row(path, split, descriptors, reason=None, positions=None):
     if positions is None:
         positions = np.zeros((len(descriptors), 2), np.uint8)
     return (path, "fruit", split, len(descriptors), pack(descriptors), reason, 100, 100,
-            pack(np.asarray(positions, np.uint8)), [], b"")
+            pack(np.asarray(positions, np.uint8)), [], [], b"")
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,15 @@ def test_one_histogram_per_accepted_image(descriptors):
         "b.jpg": [0.0, 0.0, 1.0],
         "c.jpg": [0.0, 0.0, 0.0],
     }
+
+
+def test_soft_assignment_shares_each_descriptor_in_spark(spark):
+    # 50 is halfway between words 0 and 100, 150 between 100 and 200: each is shared
+    # equally whatever the variance, and word 1 gets a half from both.
+    frame = spark.createDataFrame([descriptor_row("e.jpg", "Training", np.vstack(
+        [rows_of(50, 1), rows_of(150, 1)]))], DESCRIPTOR_SCHEMA)
+    (row,) = word_histograms(frame, CENTERS, neighbours=2, variance=100.0).collect()
+    assert row["histogram"].toArray().tolist() == [0.5, 1.0, 0.5]
 
 
 def test_pyramid_bins_exact():

@@ -24,6 +24,7 @@ from bovw.config import (
     HistogramSettings,
     OrbSettings,
     PredictSettings,
+    ToneSettings,
     load_config,
 )
 from bovw.errors import ModelFileError
@@ -369,6 +370,51 @@ def test_colour_model_round_trip_and_consistency():
         dataclasses.replace(model, pc=np.eye(3), coefficients=np.zeros((2, 3))).validate()
 
 
+def tone_colour_model(**changes) -> ExportedModel:
+    """colour_model with a 2-bin tone block (weight 0.5) before the colour block: pc 7 x 7."""
+    values = dict(tone=ToneSettings(enabled=True, bins=2, weight=0.5),
+                  feature_blocks=("words", "tone", "colour"), pc=np.eye(7),
+                  coefficients=np.zeros((2, 7)))
+    return dataclasses.replace(colour_model(), **{**values, **changes})
+
+
+def test_tone_block_comes_before_the_colour_block():
+    vector = feature_vector(np.zeros((0, 32), np.uint8), np.zeros((0, 2), np.uint8),
+                            tone_colour_model(), np.array([0.25, 0.75], np.float32),
+                            np.array([0.36, 0.64], np.float32))
+    assert vector.tolist() == pytest.approx([0, 0, 0, 0.3, 0.4, 1.0, 2.0 * math.sqrt(0.75)])
+    assert feature_vector(np.zeros((0, 32), np.uint8), np.zeros((0, 2), np.uint8),
+                          tone_colour_model()).tolist() == [0.0] * 7
+
+
+def test_soft_assignment_shares_each_descriptor_among_its_nearest_words():
+    model = tiny_model(histograms=HistogramSettings(tfidf=False, l2=False, pyramid_levels=1,
+                                                    assignment="soft", soft_neighbours=2),
+                       idf=None, word_variance=1000.0)
+    # Halfway between words 0 and 128 (squared distance 32 * 64^2 to both).
+    descriptors = np.full((1, 32), 64, np.uint8)
+    vector = feature_vector(descriptors, np.zeros((1, 2), np.uint8), model)
+    assert vector.tolist() == [0.5, 0.5, 0.0]
+    hard = dataclasses.replace(model, histograms=HistogramSettings(tfidf=False, l2=False,
+                                                                   pyramid_levels=1))
+    assert feature_vector(descriptors, np.zeros((1, 2), np.uint8), hard).tolist() == [1, 0, 0]
+
+
+def test_tone_and_soft_model_round_trip_and_consistency():
+    model = tone_colour_model(histograms=HistogramSettings(assignment="soft", pyramid_levels=1),
+                              word_variance=1234.5)
+    loaded = model_from_bytes(model_to_bytes(model))
+    assert loaded.tone == model.tone and loaded.colour == model.colour
+    assert loaded.feature_blocks == ("words", "tone", "colour")
+    assert loaded.histograms.assignment == "soft" and loaded.word_variance == 1234.5
+    assert model_from_bytes(model_to_bytes(tiny_model())).tone is None
+    with pytest.raises(ModelFileError, match=r"expected \['words', 'tone', 'colour'\]"):
+        dataclasses.replace(model, feature_blocks=("words", "colour", "tone")).validate()
+    with pytest.raises(ModelFileError, match="soft assignment needs a word_variance >= 0 "
+                                             r"\(got None\)"):
+        dataclasses.replace(model, word_variance=None).validate()
+
+
 def test_not_a_model_file(tmp_path):
     for data in (b"", b"hello", imagefiles.jpeg(size=20)):
         with pytest.raises(ModelFileError) as error:
@@ -556,7 +602,7 @@ def trained(spark, test_config, tmp_path_factory):
 def test_export_holds_the_run_settings(trained):
     model = Predictor.load(trained["model"]).model
     assert model.classes == ("Apple Red 1", "Banana", "Orange")
-    assert model.centers.shape == (12, 32) and model.pc.shape == (12 * 5, 5)
+    assert model.centers.shape == (12, 32) and model.pc.shape == (12 * 5 + 32, 5)  # + tone
     assert model.coefficients.shape == (3, 5) and model.idf.shape == (12 * 5,)
     assert model.training_size == (100, 100)
     assert model.orb == OrbSettings(dense_scales=(1.0, 1.5))
@@ -620,7 +666,7 @@ def test_predictor_with_the_colour_block_agrees_with_spark(spark, test_config, t
     trained = _train_and_export(spark, config, tmp_path)
     predictor = Predictor.load(trained["model"])
     assert predictor.model.colour == config.colour
-    assert predictor.model.pc.shape == (12 * 5 + config.colour.dimension, 5)  # 2-level pyramid
+    assert predictor.model.pc.shape == (12 * 5 + 32 + config.colour.dimension, 5)  # + tone
     for path, (spark_label, spark_probabilities) in trained["spark"].items():
         data = Path(path).read_bytes()
         assert predictor.predict(data).label == spark_label, path
@@ -629,6 +675,35 @@ def test_predictor_with_the_colour_block_agrees_with_spark(spark, test_config, t
     prediction = predictor.predict(phone_photo("Banana"))
     assert prediction.fitted.startswith("600x400 photo trimmed to the fruit")
     assert prediction.label == "Banana"
+
+
+def test_predictor_with_tone_soft_assignment_and_colour_agrees_with_spark(spark, test_config,
+                                                                          tmp_path):
+    config = test_config.replace(**{"vocabulary.k": 12, "pca.components": 5,
+                                    "tone.enabled": True, "colour.enabled": True,
+                                    "histograms.assignment": "soft"})
+    trained = _train_and_export(spark, config, tmp_path)
+    predictor = Predictor.load(trained["model"])
+    model = predictor.model
+    assert model.tone == config.tone and model.colour == config.colour
+    assert model.feature_blocks == ("words", "tone", "colour")
+    assert model.histograms.assignment == "soft" and model.word_variance > 0
+    summary = json.loads((trained["run"] / "summary.json").read_text())
+    assert model.word_variance == summary["vocabulary"]["mean_squared_distance"]
+    assert model.pc.shape == (12 * 5 + 32 + config.colour.dimension, 5)
+    rows = (spark.read.parquet(str(trained["run"] / "descriptors"))
+            .filter("split = 'Test'").select("path", "tone").collect())
+    for row in rows:
+        described = predictor.describe(Path(row["path"].removeprefix("file:")).read_bytes())
+        assert np.array_equal(described.tone, np.array(row["tone"], np.float32)), row["path"]
+    assert len(trained["spark"]) == 12
+    for path, (spark_label, spark_probabilities) in trained["spark"].items():
+        data = Path(path).read_bytes()
+        assert predictor.predict(data).label == spark_label, path
+        assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
+    # Soft histograms: fractional counts reached Spark's histograms.
+    histograms = spark.read.parquet(str(trained["run"] / "histograms")).first()["histogram"]
+    assert any(value != int(value) for value in histograms.values)
 
 
 def test_export_refuses_an_unfinished_run(spark, tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from bovw.cli import main
-from bovw.config import HistogramSettings, OrbSettings, load_config
+from bovw.config import HistogramSettings, OrbSettings, ToneSettings, load_config
 from bovw.config.differences import Difference
 from bovw.errors import ReuseError
 from bovw.experiments.compare import compare
@@ -111,6 +111,38 @@ def test_colour_settings_count_only_when_the_block_is_asked_for():
     assert first_difference(provenance(on), provenance(on.replace(**{"colour.weight": 2}))
                             ) is None
     assert first_difference(provenance(on), provenance()) is None
+
+
+def test_tone_settings_count_only_when_the_block_is_asked_for():
+    on, off = (BASE.replace(**{"tone.enabled": enabled}) for enabled in (True, False))
+    for assignment in ("tone.bins=16", "tone.background_value=0.8"):
+        key, _sep, value = assignment.partition("=")
+        assert first_difference(provenance(on), provenance(on.replace(**{key: value}))).key == key
+        assert first_difference(provenance(off), provenance(off.replace(**{key: value}))) is None
+    assert first_difference(provenance(on), provenance(on.replace(**{"tone.weight": 2}))) is None
+    # Descriptors with the block serve a run without it, not the other way round.
+    assert first_difference(provenance(on), provenance(off)) is None
+    difference = first_difference(provenance(off), provenance(on))
+    assert difference == Difference("tone.enabled", False, True)
+    assert str(refusal("R", difference)) == (
+        "--descriptors-from R was made with tone.enabled=false, this run asks for true: give "
+        "descriptors made with tone.enabled=true (they serve runs with and without the block), "
+        "or drop --descriptors-from")
+
+
+def test_records_and_run_specs_from_before_the_tone_block_have_it_off():
+    on = BASE.replace(**{"tone.enabled": True})
+    record = json.loads(provenance(on).to_json())
+    assert record["settings"]["tone"] == {"enabled": True, "bins": 32,
+                                          "background_value": 0.9, "weight": 0.5}
+    del record["settings"]["tone"]
+    older = DescriptorProvenance.from_json(json.dumps(record), "R")
+    assert older.settings.tone.enabled is False
+    assert first_difference(older, provenance(on)) == Difference("tone.enabled", False, True)
+    tables = on.to_dict()
+    del tables["tone"]
+    spec = json.dumps({"input": "/data/fruits", "descriptors_from": None, "config": tables})
+    assert DescriptorProvenance.from_run_spec(spec, "R").settings.tone.enabled is False
 
 
 def test_the_input_folder_is_compared_in_one_spelling(tmp_path, monkeypatch):
@@ -271,6 +303,19 @@ def test_predict_settings_that_contradict_the_model_are_found():
     assert asked(**{"orb.dense_step": 5, "spark.master": "local[1]"}) is None
     assert asked(**{"colour.enabled": True}) == Difference("colour.enabled", False, True)
     assert asked(**{"colour.hue_bins": 4}) is None  # a block neither has nor is asked for
+    assert asked(**{"tone.enabled": True}) == Difference("tone.enabled", False, True)
+    # The tone block is on by default: its settings ask for a block this model lacks.
+    assert asked(**{"tone.bins": 16}) == Difference("tone.enabled", False, True)
+    assert asked(**{"tone.enabled": False, "tone.bins": 16}) is None
+    toned = tiny_model(tone=ToneSettings(enabled=True, bins=2), pc=np.eye(5),
+                       coefficients=np.zeros((2, 5)), feature_blocks=("words", "tone"))
+    toned_config = BASE.replace(**{"histograms.pyramid_levels": 1, "histograms.tfidf": False,
+                                   "tone.enabled": True, "tone.bins": 16})
+    assert model_contradiction(toned, toned_config, ["tone.bins"]) == Difference(
+        "tone.bins", 2, 16)
+    assert model_contradiction(toned, toned_config, ["tone.enabled"]) is None
+    assert asked(**{"histograms.assignment": "soft"}) == Difference(
+        "histograms.assignment", "hard", "soft")
     assert asked(**{"histograms.pyramid_levels": 2}) == Difference(
         "histograms.pyramid_levels", 1, 2)
     assert asked(**{"vocabulary.k": 500}) == Difference("vocabulary.k", 3, 500)

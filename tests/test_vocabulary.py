@@ -32,7 +32,7 @@ def test_sample_rows_is_a_seeded_ordered_subset():
 def _row(path, split, descriptors, sample):
     n = len(descriptors)
     return (path, "fruit", split, n, pack(descriptors), None, 100, 100,
-            pack(np.zeros((n, 2), np.uint8)), [], pack(sample))
+            pack(np.zeros((n, 2), np.uint8)), [], [], pack(sample))
 
 
 def _distinct(values):

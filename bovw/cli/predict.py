@@ -184,7 +184,7 @@ def _predict(args: argparse.Namespace, environ: dict) -> int:
 def _check_asked_settings(args: argparse.Namespace, config: Config, model, source: str
                           ) -> None:
     """Refuse settings given on the command line that the model contradicts (its ORB,
-    colour, histogram settings and k are what photos are described with)."""
+    tone, colour, histogram settings and k are what photos are described with)."""
     from bovw.predict.model_file import model_contradiction, model_refusal
 
     difference = model_contradiction(model, config, overrides(args))

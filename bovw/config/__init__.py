@@ -2,6 +2,7 @@
 typed, frozen Config that is passed down to every stage.
 
     settings.py     one dataclass per section (spark, ingest, orb, vocabulary, ..., cnn)
+    blocks.py       the tone and colour blocks appended to the word histograms
     cloud.py        the [s3] and [emr] sections
     parsing.py      TOML and command-line text to each field's type
     redaction.py    which settings hold secrets, and how they are masked
@@ -25,17 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bovw.config.blocks import ColourSettings, ToneSettings
 from bovw.config.cloud import EMR_FAILURE_ACTIONS, S3_COMMITTERS, EmrSettings, S3Settings
 from bovw.config.parsing import coerce, parse_assignment, section_from_table, to_plain
 from bovw.config.redaction import Redactor, redacted_settings, redactor_for
 from bovw.config.settings import (
+    ASSIGNMENTS,
     CNN_BACKBONES,
     CNN_RUNTIMES,
     DESCRIPTOR_SCHEME,
     FIT_POLICIES,
     ClassifierSettings,
     CnnSettings,
-    ColourSettings,
     HistogramSettings,
     IngestSettings,
     OrbSettings,
@@ -47,12 +49,12 @@ from bovw.config.settings import (
 from bovw.errors import ConfigError
 
 __all__ = [
-    "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "EMR_FAILURE_ACTIONS", "FIT_POLICIES",
-    "S3_COMMITTERS", "ClassifierSettings", "CnnSettings", "ColourSettings", "Config",
-    "ConfigError", "EmrSettings", "HistogramSettings", "IngestSettings", "OrbSettings",
-    "PcaSettings", "PredictSettings", "S3Settings", "SparkSettings", "VocabularySettings",
-    "apply_overrides", "config_from_dict", "current_orb_table", "load_config",
-    "parse_assignment", "redacted_settings",
+    "ASSIGNMENTS", "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "EMR_FAILURE_ACTIONS",
+    "FIT_POLICIES", "S3_COMMITTERS", "ClassifierSettings", "CnnSettings", "ColourSettings",
+    "Config", "ConfigError", "EmrSettings", "HistogramSettings", "IngestSettings",
+    "OrbSettings", "PcaSettings", "PredictSettings", "S3Settings", "SparkSettings",
+    "ToneSettings", "VocabularySettings", "apply_overrides", "config_from_dict",
+    "current_orb_table", "load_config", "parse_assignment", "redacted_settings",
 ]
 
 
@@ -69,8 +71,7 @@ class Config:
     pca: PcaSettings = field(default_factory=PcaSettings)
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
     predict: PredictSettings = field(default_factory=PredictSettings)
-
-
+    tone: ToneSettings = field(default_factory=ToneSettings)
     colour: ColourSettings = field(default_factory=ColourSettings)
     cnn: CnnSettings = field(default_factory=CnnSettings)
     s3: S3Settings = field(default_factory=S3Settings)

@@ -2,8 +2,8 @@
 
 Each point of the grid is an ordinary run folder `OUTPUT/points/<key>=<value>/` made by
 `run_pipeline`. Points whose descriptor settings (bovw.pipeline.provenance.DescriptorSettings:
-orb.*, colour.* but its weight, ingest.*, seed, vocabulary.sample_per_image) are the same read the
-descriptors of the first such point, or those of an earlier run given with
+orb.*, colour.* and tone.* but their weights, ingest.*, seed, vocabulary.sample_per_image)
+are the same read the descriptors of the first such point, or those of an earlier run given with
 `descriptors_from` when its record matches them; the others extract their own. A point
 whose summary.json exists is finished and skipped, so a sweep started again with the same
 output resumes at the first unfinished point (and run_pipeline resumes that point at its

@@ -107,10 +107,13 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
         colour = settings.get("colour", {})
         colour_bins = (colour.get("hue_bins", 0) * colour.get("saturation_bins", 0)
                        * colour.get("value_bins", 0)) if orb_colour else 0
+        tone = settings.get("tone", {})
+        tone_bins = tone.get("bins", 0) if tone.get("enabled") else 0
         levels = settings.get("histograms", {}).get("pyramid_levels", 1)
-        dimension = histogram_length(k or 0, levels) + colour_bins
+        dimension = histogram_length(k or 0, levels) + tone_bins + colour_bins
         features = (f"ORB visual words, k={k}" + (f", {levels} pyramid levels" if levels > 1
                                                    else "")
+                    + (f" + grey tone ({tone_bins} bins)" if tone_bins else "")
                     + (f" + HSV colour ({colour_bins} bins)" if colour_bins else ""))
     else:
         dimension = reduction.input_dimension

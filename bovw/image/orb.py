@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from bovw.config import OrbSettings
+from bovw.config import OrbSettings, ToneSettings
 from bovw.errors import first_line
 from bovw.image.decode import ImageRejected, open_image, to_grey
+from bovw.image.tone import EMPTY_TONE, tone_histogram
 
 __all__ = ["DESCRIPTOR_BYTES", "DETAIL_LEVEL", "DETAIL_SIGMA", "EMPTY_DESCRIPTORS",
            "EMPTY_POSITIONS", "Extraction", "dense_keypoints", "describe_keypoints",
@@ -32,6 +33,7 @@ class Extraction:
 
     `positions` holds each keypoint's (x, y) relative to the image, quantised to 0..255
     (x * 256 / width), which is exact enough for spatial-pyramid cells up to 256 x 256.
+    `tone` is the grey image's tone block (bovw.image.tone) when it was asked for, else empty.
     """
 
     descriptors: np.ndarray
@@ -39,6 +41,7 @@ class Extraction:
     width: int = 0
     height: int = 0
     positions: np.ndarray = field(default_factory=lambda: EMPTY_POSITIONS)
+    tone: np.ndarray = field(default_factory=lambda: EMPTY_TONE)
 
     @property
     def n_keypoints(self) -> int:
@@ -185,12 +188,14 @@ def textured_patches(grey: np.ndarray, settings: OrbSettings) -> tuple[int, int]
     return int(np.count_nonzero(detail >= DETAIL_LEVEL)), len(xs) * len(ys)
 
 
-def extract_descriptors(data: bytes, settings: OrbSettings) -> Extraction:
+def extract_descriptors(data: bytes, settings: OrbSettings, tone: ToneSettings | None = None
+                        ) -> Extraction:
     """Decode `data` and describe it with ORB. Never raises.
 
     Returns an Extraction whose descriptors are (n, 32) uint8 (n = 0 when the image has
     no keypoints, which is not a reject), or whose reject_reason says why the bytes could
-    not be used.
+    not be used. With `tone` enabled, its tone block is the histogram of the grey image
+    ORB describes (before orb.upscale).
     """
     try:
         image, (width, height) = open_image(data, settings)
@@ -208,7 +213,8 @@ def extract_descriptors(data: bytes, settings: OrbSettings) -> Extraction:
         if detail != type(error).__name__:
             detail = f"{type(error).__name__}: {detail}"
         return Extraction(EMPTY_DESCRIPTORS, f"description failed: {detail}", width, height)
-    return Extraction(descriptors, None, width, height, positions)
+    block = tone_histogram(grey, tone) if tone is not None and tone.enabled else EMPTY_TONE
+    return Extraction(descriptors, None, width, height, positions, block)
 
 
 def image_rng(seed: int, path: str) -> np.random.Generator:

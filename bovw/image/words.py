@@ -38,6 +38,39 @@ def nearest_words(descriptors: np.ndarray, centers: np.ndarray,
     return np.argmin(points @ scoring, axis=1)
 
 
+def soft_words(descriptors: np.ndarray, centers: np.ndarray, neighbours: int, variance: float,
+               scoring: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of an (n, 32) array shared among its `neighbours` nearest centers.
+
+    Returns (words, weights), both (n, m) with m = min(neighbours, k): words int64,
+    nearest first (ties to the lowest index, as nearest_words); weights float64,
+    w_i = exp(-(d_i^2 - d_1^2) / (2 variance)) divided by their sum, so each row sums to 1
+    and two words at the same distance get the same share. d^2 are squared Euclidean
+    distances as nearest_words computes them (in float32, less ||x||^2, which cancels in
+    the differences). A variance <= 1e-6 counts as 1e-6 (all but the nearest words then
+    get ~0). `scoring` as in nearest_words.
+    """
+    count = min(neighbours, len(centers))
+    if len(descriptors) == 0:
+        return np.zeros((0, count), dtype=np.int64), np.zeros((0, count))
+    if scoring is None:
+        scoring = scoring_matrix(centers)
+    points = np.ones((len(descriptors), scoring.shape[0]), dtype=np.float32)
+    points[:, :-1] = descriptors
+    scores = points @ scoring
+    rows = np.arange(len(descriptors))
+    words = np.empty((len(descriptors), count), dtype=np.int64)
+    nearest = np.empty((len(descriptors), count), dtype=np.float64)
+    # `count` rounds of argmin, each masking the word it found: for a few words much
+    # cheaper than sorting or partitioning every row of k scores.
+    for rank in range(count):
+        words[:, rank] = np.argmin(scores, axis=1)
+        nearest[:, rank] = scores[rows, words[:, rank]]
+        scores[rows, words[:, rank]] = np.inf
+    weights = np.exp(-(nearest - nearest[:, :1]) / (2.0 * max(variance, 1e-6)))
+    return words, weights / weights.sum(axis=1, keepdims=True)
+
+
 def histogram_length(k: int, pyramid_levels: int) -> int:
     """Bins of a spatial-pyramid histogram: k per cell, 4^level cells per level."""
     return k * sum(4**level for level in range(pyramid_levels))
@@ -64,12 +97,27 @@ def pyramid_bins(words: np.ndarray, positions: np.ndarray, k: int, pyramid_level
 
 
 def word_counts(descriptors: np.ndarray, centers: np.ndarray, positions: np.ndarray | None = None,
-                pyramid_levels: int = 1, scoring: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+                pyramid_levels: int = 1, scoring: np.ndarray | None = None,
+                neighbours: int = 1, variance: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The non-empty bins of one image's histogram (sorted) and their counts; `scoring` as
-    in nearest_words."""
-    words = nearest_words(descriptors, centers, scoring)
+    in nearest_words.
+
+    With neighbours = 1 each descriptor counts 1 for its nearest word (integer counts);
+    with more, its soft_words shares (with `variance`) go to each of its nearest words
+    (float64 sums of shares, in descriptor order).
+    """
+    if neighbours == 1:
+        words = nearest_words(descriptors, centers, scoring)
+        if pyramid_levels > 1:
+            words = pyramid_bins(words, positions, len(centers), pyramid_levels)
+        bins, counts = np.unique(words, return_counts=True)
+        return bins, counts
+    nearest, shares = soft_words(descriptors, centers, neighbours, variance, scoring)
+    words, weights = nearest.ravel(), shares.ravel()
     if pyramid_levels > 1:
-        words = pyramid_bins(words, positions, len(centers), pyramid_levels)
-    bins, counts = np.unique(words, return_counts=True)
-    return bins, counts
+        # Row by row, each descriptor's words lie next to each other: repeat its position.
+        words = pyramid_bins(words, np.repeat(positions, nearest.shape[1], axis=0),
+                             len(centers), pyramid_levels)
+        weights = np.tile(weights, pyramid_levels)
+    bins, inverse = np.unique(words, return_inverse=True)
+    return bins, np.bincount(inverse, weights=weights, minlength=len(bins))

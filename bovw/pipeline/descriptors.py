@@ -31,10 +31,11 @@ from bovw.columns import (
     SAMPLE,
     SPLIT,
     TEST,
+    TONE,
     TRAIN,
     WIDTH,
 )
-from bovw.config import ColourSettings, OrbSettings
+from bovw.config import ColourSettings, OrbSettings, ToneSettings
 from bovw.image.orb import (
     DESCRIPTOR_BYTES,
     EMPTY_DESCRIPTORS,
@@ -51,6 +52,7 @@ _OUTPUT_SCHEMA = pa.schema([
     (N_KEYPOINTS, pa.int32()), (DESCRIPTORS, pa.binary()), (REJECT_REASON, pa.string()),
     (WIDTH, pa.int32()), (HEIGHT, pa.int32()), (POSITIONS, pa.binary()),
     (COLOUR, pa.list_(pa.float32())),
+    (TONE, pa.list_(pa.float32())),
     (SAMPLE, pa.binary()),
 ])
 
@@ -75,7 +77,7 @@ def read_local_file(path: str) -> bytes | str:
 
 
 def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
-                      sample_per_image: int, seed: int):
+                      tone: ToneSettings | None, sample_per_image: int, seed: int):
     from bovw.image.colour import image_colour
 
     def describe(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -85,7 +87,7 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
                 columns[CONTENT] = [read_local_file(path) for path in columns[PATH]]
             results = [Extraction(EMPTY_DESCRIPTORS, reject_reason=content)
                        if isinstance(content, str)
-                       else extract_descriptors(content or b"", settings)
+                       else extract_descriptors(content or b"", settings, tone)
                        for content in columns[CONTENT]]
             colours = [image_colour(content, settings, colour).tolist()
                        if colour is not None and colour.enabled and r.reject_reason is None
@@ -106,6 +108,7 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
                     pa.array([r.height for r in results], pa.int32()),
                     pa.array([pack(r.positions) for r in results], pa.binary()),
                     pa.array(colours, pa.list_(pa.float32())),
+                    pa.array([r.tone.tolist() for r in results], pa.list_(pa.float32())),
                     pa.array(samples, pa.binary()),
                 ],
                 schema=_OUTPUT_SCHEMA,
@@ -116,13 +119,15 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
 
 def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int,
                     colour: ColourSettings | None = None, sample_per_image: int = 0,
-                    seed: int = 0, read_local: bool = False) -> DataFrame:
+                    seed: int = 0, tone: ToneSettings | None = None,
+                    read_local: bool = False) -> DataFrame:
     """ORB descriptors for every listed image.
 
     `files` has the binaryFile columns plus label and split (null split = outside the
     Training/Test folders). Returns DESCRIPTOR_SCHEMA rows, one per file, rejects included
     with their reason and n_keypoints 0; `colour` holds the image's colour block when
-    `colour.enabled` (bovw.image.colour), else it is empty. `sample` holds `sample_per_image`
+    `colour.enabled` (bovw.image.colour), else it is empty; `tone` likewise its tone block
+    when `tone.enabled` (bovw.image.tone). `sample` holds `sample_per_image`
     of a Training image's descriptors (sample_rows with `seed`), packed like
     `descriptors`: the vocabulary stage samples from these small blobs instead of reading
     every descriptor again. With `read_local` (the paths are local files) the Python
@@ -132,7 +137,7 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
     readable = files.filter((F.col(LENGTH) <= max_file_bytes) & F.col(SPLIT).isNotNull())
     columns = [PATH, LABEL, SPLIT] + ([] if read_local else [CONTENT])
     described = readable.select(*columns).mapInArrow(
-        _describe_batches(settings, colour, sample_per_image, seed), DESCRIPTOR_SCHEMA
+        _describe_batches(settings, colour, tone, sample_per_image, seed), DESCRIPTOR_SCHEMA
     )
     too_large = F.col(LENGTH) > max_file_bytes
     # Both kinds of unread rejects come from one scan of the listing, not one each.
@@ -152,6 +157,7 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
         F.lit(0).cast("int").alias(HEIGHT),
         F.lit(b"").cast("binary").alias(POSITIONS),
         F.array().cast("array<float>").alias(COLOUR),
+        F.array().cast("array<float>").alias(TONE),
         F.lit(b"").cast("binary").alias(SAMPLE),
     )
     return described.unionByName(rejected_unread)

@@ -4,7 +4,8 @@ weighting."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -24,25 +25,32 @@ from bovw.columns import (
     PATH,
     POSITIONS,
     SPLIT,
+    TONE,
     TRAIN,
     WEIGHTED,
 )
-from bovw.config import ColourSettings, HistogramSettings
-from bovw.errors import ColourError
+from bovw.config import ColourSettings, HistogramSettings, ToneSettings
+from bovw.errors import ColourError, ToneError
 from bovw.image.orb import unpack, unpack_positions
 from bovw.image.words import histogram_length, scoring_matrix, word_counts
 from bovw.pipeline.descriptors import accepted
 from bovw.spark.arrow_vectors import sparse_vectors
 
-__all__ = ["append_colour", "colour_dimension", "fit_idf", "weight", "word_histograms"]
+__all__ = ["AppendedBlock", "append_blocks", "append_colour", "append_tone", "appended_blocks",
+           "appended_dimension", "colour_block", "fit_idf", "tone_block", "weight",
+           "word_histograms"]
 
 _IMAGE_COLUMNS = (PATH, LABEL, SPLIT, N_KEYPOINTS)
+# Per-image blocks of the descriptors table carried over to the histograms
+# (bovw.image.tone, bovw.image.colour); descriptors of an older bovw may lack one.
+_BLOCK_COLUMNS = (TONE, COLOUR)
 
 
-def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str]):
+def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str],
+                        neighbours: int, variance: float):
     """mapInArrow function: each image row becomes one row per pyramid cell: its `kept`
-    columns, the cell, and that cell's word counts as a sparse vector of len(centers)
-    entries."""
+    columns, the cell, and that cell's word counts (bovw.image.words.word_counts with
+    `neighbours` and `variance`) as a sparse vector of len(centers) entries."""
     k = len(centers)
     n_cells = histogram_length(k, pyramid_levels) // k
     cell_starts = np.arange(n_cells + 1) * k
@@ -55,7 +63,8 @@ def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str
             for blob, position_blob in zip(batch.column(DESCRIPTORS).to_pylist(),
                                            batch.column(POSITIONS).to_pylist(), strict=True):
                 bins, image_counts = word_counts(
-                    unpack(blob), centers, unpack_positions(position_blob), pyramid_levels, scoring)
+                    unpack(blob), centers, unpack_positions(position_blob), pyramid_levels,
+                    scoring, neighbours, variance)
                 # Bins come sorted, cell by cell: each cell's words are one slice of them.
                 offsets.append(end + np.searchsorted(bins, cell_starts[1:]).astype(np.int32))
                 words.append((bins % k).astype(np.int32))
@@ -75,14 +84,17 @@ def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str
     return count
 
 
-def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels: int = 1
-                    ) -> DataFrame:
+def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels: int = 1,
+                    neighbours: int = 1, variance: float = 0.0) -> DataFrame:
     """One raw-count histogram per accepted image.
 
-    `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, 32) vocabulary.
-    Returns (path, label, split, n_keypoints, [colour,] histogram: vector of
-    histogram_length(k, pyramid_levels) bins); colour is carried over when the descriptors
-    have it (bovw.image.colour). An image with no keypoints gets an all-zero histogram; it
+    `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, 32) vocabulary. Each
+    descriptor counts 1 for its nearest word (neighbours = 1), or is shared among its
+    `neighbours` nearest words (soft assignment with `variance`,
+    bovw.image.words.soft_words). Returns (path, label, split, n_keypoints, [tone,]
+    [colour,] histogram: vector of histogram_length(k, pyramid_levels) bins); tone and
+    colour are carried over when the descriptors have them (bovw.image.tone,
+    bovw.image.colour). An image with no keypoints gets an all-zero histogram; it
     contributes nothing to any word.
 
     Each descriptor goes to its nearest word inside an Arrow UDF, which emits one row per
@@ -95,11 +107,11 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     k = len(centers)
     n_cells = histogram_length(k, pyramid_levels) // k
     images = accepted(descriptors)
-    keys = [*_IMAGE_COLUMNS, *([COLOUR] if COLOUR in images.columns else [])]
+    keys = [*_IMAGE_COLUMNS, *(block for block in _BLOCK_COLUMNS if block in images.columns)]
     schema = StructType([images.schema[name] for name in keys]
                         + [StructField("cell", IntegerType()), StructField("words", VectorUDT())])
     per_cell = images.select(*keys, DESCRIPTORS, POSITIONS).mapInArrow(
-        _cell_count_batches(centers, pyramid_levels, keys), schema)
+        _cell_count_batches(centers, pyramid_levels, keys, neighbours, variance), schema)
     lined_up = per_cell.groupBy(*keys).pivot("cell", list(range(n_cells))).agg(F.first("words"))
     # The size metadata spares VectorAssembler a Spark job (a first() over this whole
     # plan) to find out how long each cell's vector is.
@@ -132,40 +144,92 @@ def weight(histograms: DataFrame, settings: HistogramSettings, idf: IDFModel | N
     return weighted
 
 
+@dataclass(frozen=True)
+class AppendedBlock:
+    """A per-image histogram (an array column of the descriptors, summing to 1) that joins
+    the weighted word histogram as weight * sqrt(histogram). `error` is raised, naming
+    `setting` and `what` the block holds, when the rows cannot supply it."""
+
+    column: str
+    dimension: int
+    weight: float
+    error: type[Exception]
+    setting: str
+    what: str
+
+
+def tone_block(settings: ToneSettings) -> AppendedBlock:
+    """The tone block (bovw.image.tone) as append_blocks joins it."""
+    return AppendedBlock(TONE, settings.dimension, settings.weight, ToneError, "tone.enabled",
+                         "grey-level histograms")
+
+
+def colour_block(settings: ColourSettings) -> AppendedBlock:
+    """The colour block (bovw.image.colour) as append_blocks joins it."""
+    return AppendedBlock(COLOUR, settings.dimension, settings.weight, ColourError,
+                         "colour.enabled", "colour histograms")
+
+
+def appended_blocks(tone: ToneSettings, colour: ColourSettings) -> list[AppendedBlock]:
+    """The enabled blocks that follow the word histogram, in order: tone, then colour."""
+    return ([tone_block(tone)] if tone.enabled else []) + (
+        [colour_block(colour)] if colour.enabled else [])
+
+
+def appended_dimension(tone: ToneSettings, colour: ColourSettings) -> int:
+    """How many values the tone and colour blocks add to each feature vector."""
+    return sum(block.dimension for block in appended_blocks(tone, colour))
+
+
 def append_colour(weighted: DataFrame, settings: ColourSettings,
                   column: str = WEIGHTED) -> DataFrame:
-    """`column` (a vector) followed by weight * sqrt(`colour`), when colour is enabled.
+    """`column` (a vector) followed by weight * sqrt(`colour`), when colour is enabled
+    (append_blocks with the colour block alone); unchanged without `colour.enabled`."""
+    return append_blocks(weighted, [colour_block(settings)] if settings.enabled else [], column)
 
-    Without `colour.enabled` the frame is returned unchanged. Raises ColourError when
-    enabled but the rows carry no colour column (descriptors made without the block).
-    An image whose colour could not be computed gets zeros, keeping every vector the
-    same length.
-    """
-    if not settings.enabled:
+
+def append_tone(weighted: DataFrame, settings: ToneSettings, column: str = WEIGHTED
+                ) -> DataFrame:
+    """`column` (a vector) followed by weight * sqrt(`tone`), when the tone block is enabled
+    (append_blocks with the tone block alone); unchanged without `tone.enabled`."""
+    return append_blocks(weighted, [tone_block(settings)] if settings.enabled else [], column)
+
+
+def append_blocks(weighted: DataFrame, blocks: Sequence[AppendedBlock],
+                  column: str = WEIGHTED) -> DataFrame:
+    """`column` (a vector) followed by weight * sqrt(block) of each block in order; a row
+    whose block is empty (its image could not be read for it) gets zeros, keeping every
+    vector the same length. Without blocks the frame is returned unchanged. Raises the
+    block's error when the rows carry no such column or blocks of another length."""
+    if not blocks:
         return weighted
-    if COLOUR not in weighted.columns:
-        raise ColourError(
-            "colour.enabled is true but these descriptors carry no colour histograms; "
-            "extract descriptors again with colour enabled (do not reuse --descriptors-from)"
-        )
-    dimension = settings.dimension
-    sizes = weighted.agg(F.max(F.size(COLOUR)).alias("longest")).first()["longest"]
-    if sizes not in (None, -1, 0, dimension):
-        raise ColourError(
-            f"the descriptors carry colour histograms of {sizes} bins but the colour settings "
-            f"make {dimension}; extract descriptors again with these colour settings"
-        )
-    colour = F.when(F.size(COLOUR) == dimension, F.col(COLOUR)).otherwise(
-        F.array_repeat(F.lit(0.0).cast("float"), dimension))
-    # The square root of a histogram summing to 1 has unit L2 norm, like the weighted word
-    # histogram it joins: neither block drowns the other in the PCA (fruits360-dev, dense
-    # ORB k=1000: 98.2% with the raw block, 99.97% with its square root, same weight).
-    scaled = F.transform(colour,
-                         lambda value: F.sqrt(value.cast("double")) * F.lit(settings.weight))
-    combined = F.concat(vector_to_array(F.col(column)), scaled)
-    return weighted.withColumn(column, array_to_vector(combined))
+    for block in blocks:
+        if block.column not in weighted.columns:
+            raise block.error(
+                f"{block.setting} is true but these descriptors carry no {block.what}; "
+                f"extract descriptors again with {block.setting}=true (do not reuse "
+                "--descriptors-from)")
+    # One Spark job checks every block's length.
+    longest = weighted.agg(*[F.max(F.size(block.column)).alias(block.column)
+                             for block in blocks]).first()
+    parts = [vector_to_array(F.col(column))]
+    for block in blocks:
+        if longest[block.column] not in (None, -1, 0, block.dimension):
+            raise block.error(
+                f"the descriptors carry {block.what} of {longest[block.column]} bins but the "
+                f"{block.column} settings make {block.dimension}; extract descriptors again "
+                f"with these {block.column} settings")
+        values = F.when(F.size(block.column) == block.dimension, F.col(block.column)).otherwise(
+            F.array_repeat(F.lit(0.0).cast("float"), block.dimension))
+        # The square root of a histogram summing to 1 has unit L2 norm, like the weighted
+        # word histogram it joins: neither block drowns the other in the PCA (fruits360-dev,
+        # dense ORB k=1000: 98.2% with the raw colour block, 99.97% with its square root,
+        # same weight).
+        parts.append(F.transform(values, _weighted_sqrt(block.weight)))
+    return weighted.withColumn(column, array_to_vector(F.concat(*parts)))
 
 
-def colour_dimension(settings: ColourSettings) -> int:
-    """How many values the colour block adds to each feature vector (0 when disabled)."""
-    return settings.dimension if settings.enabled else 0
+def _weighted_sqrt(weight: float):
+    # A one-argument function: F.transform passes the element index too to a function
+    # that takes two (a default argument would count).
+    return lambda value: F.sqrt(value.cast("double")) * F.lit(weight)

@@ -30,9 +30,11 @@ from bovw.config import (
     ConfigError,
     IngestSettings,
     OrbSettings,
+    ToneSettings,
     config_from_dict,
     current_orb_table,
 )
+from bovw.config.blocks import BLOCK_SECTIONS, without_new_blocks
 from bovw.config.differences import Difference, covered, show
 from bovw.errors import ReuseError
 from bovw.version import __version__
@@ -50,10 +52,11 @@ RECORD_NAME = "_bovw_descriptors.json"
 RECORD_FORMAT = "bovw-descriptors"
 RECORD_VERSION = 1
 # The version of what the descriptors stage computes from given settings (bovw.image.orb,
-# bovw.pipeline.descriptors, bovw.image.colour). Bump it whenever the same settings start
-# giving other descriptors, so that older ones are not reused as if they were the same.
-# bovw 0.2.0: 1.
+# bovw.pipeline.descriptors, bovw.image.colour, bovw.image.tone). Bump it whenever the same
+# settings start giving other descriptors, so that older ones are not reused as if they
+# were the same. bovw 0.2.0: 1.
 EXTRACTION_VERSION = 1
+_BLOCK_SWITCHES = tuple(f"{section}.enabled" for section in BLOCK_SECTIONS)
 # What a descriptors output of bovw 0.2.0 (no record) is read from: its run's folder.
 _RUN_SPEC, _MARKER = "run.json", "_stages/descriptors.json"
 # The settings that decide which images a CNN comparison variant reads from descriptors.
@@ -64,11 +67,11 @@ IMAGE_SET_KEYS = ("input", "ingest.", "seed", "orb.max_pixels")
 class DescriptorSettings:
     """Every setting that changes what the descriptors stage writes.
 
-    orb: how images are decoded and described; colour: the colour block (computed only
-    when enabled; its weight is applied later and plays no part here); ingest: which files
-    are listed, rejected unread, and how a dataset without Training/Test folders is split;
-    seed: that split and the per-image vocabulary sample; sample_per_image: the size of
-    that sample (the `sample` column).
+    orb: how images are decoded and described; colour and tone: the colour and tone blocks
+    (computed only when enabled; their weights are applied later and play no part here);
+    ingest: which files are listed, rejected unread, and how a dataset without
+    Training/Test folders is split; seed: that split and the per-image vocabulary
+    sample; sample_per_image: the size of that sample (the `sample` column).
     """
 
     orb: OrbSettings
@@ -76,26 +79,29 @@ class DescriptorSettings:
     ingest: IngestSettings
     seed: int
     sample_per_image: int
+    tone: ToneSettings = ToneSettings(enabled=False)
 
     @classmethod
     def of(cls, config: Config) -> DescriptorSettings:
         """The descriptor settings of `config`."""
         return cls(config.orb, config.colour, config.ingest, config.seed,
-                   config.vocabulary.sample_per_image)
+                   config.vocabulary.sample_per_image, config.tone)
 
     def items(self) -> Iterator[tuple[str, Any]]:
         """(dotted key, comparable value) pairs, in the order differences are reported.
 
-        A disabled colour block contributes only colour.enabled; the extensions compare
-        as a set, in lower case, as the listing matches them.
+        A disabled colour or tone block contributes only its `enabled`; the extensions
+        compare as a set, in lower case, as the listing matches them.
         """
         for name, value in _fields(self.orb):
             yield f"orb.{name}", value
-        yield "colour.enabled", self.colour.enabled
-        if self.colour.enabled:
-            for name, value in _fields(self.colour):
-                if name not in ("enabled", "weight"):
-                    yield f"colour.{name}", value
+        for section in BLOCK_SECTIONS:
+            block = getattr(self, section)
+            yield f"{section}.enabled", block.enabled
+            if block.enabled:
+                for name, value in _fields(block):
+                    if name not in ("enabled", "weight"):
+                        yield f"{section}.{name}", value
         yield "ingest.extensions", tuple(sorted({ext.lower().lstrip(".")
                                                  for ext in self.ingest.extensions}))
         yield "ingest.test_fraction", self.ingest.test_fraction
@@ -109,18 +115,19 @@ class DescriptorSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a partial configuration (TOML/JSON-friendly)."""
-        plain = Config(seed=self.seed, orb=self.orb, colour=self.colour,
+        plain = Config(seed=self.seed, orb=self.orb, colour=self.colour, tone=self.tone,
                        ingest=self.ingest).to_dict()
         return {"seed": plain["seed"], "orb": plain["orb"], "colour": plain["colour"],
-                "ingest": plain["ingest"],
+                "tone": plain["tone"], "ingest": plain["ingest"],
                 "vocabulary": {"sample_per_image": self.sample_per_image}}
 
     @classmethod
     def from_dict(cls, data: Any) -> DescriptorSettings:
-        """Inverse of to_dict (missing settings take their defaults). Raises ConfigError."""
+        """Inverse of to_dict (missing settings take their defaults, except a missing tone
+        table: descriptors of a bovw before the tone block have none). Raises ConfigError."""
         if not isinstance(data, dict):
             raise ConfigError("settings must be a table")
-        return cls.of(config_from_dict(data))
+        return cls.of(config_from_dict(without_new_blocks(data)))
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,7 @@ class DescriptorProvenance:
             raise ReuseError(f"{source}: {error}; extract the descriptors again with this "
                              "bovw (leave out --descriptors-from)") from None
         try:
-            config = config_from_dict(tables)
+            config = config_from_dict(without_new_blocks(tables))
         except (ValueError, TypeError, ConfigError) as error:
             raise ReuseError(f"{source} is not a readable run.json: "
                              f"{str(error).splitlines()[0]}") from None
@@ -196,8 +203,8 @@ def first_difference(made: DescriptorProvenance, asked: DescriptorProvenance,
     """The first way `made` cannot stand for what `asked` needs, or None when it can.
 
     The extraction versions and input folders must be the same, and every setting of
-    asked.settings.items() equal, except that descriptors with a colour block serve a run
-    without one (the column is then ignored). `keys` (prefixes, e.g. IMAGE_SET_KEYS)
+    asked.settings.items() equal, except that descriptors with a colour or tone block serve
+    a run without one (the column is then ignored). `keys` (prefixes, e.g. IMAGE_SET_KEYS)
     limits the comparison of input and settings.
     """
     def wanted(key: str) -> bool:
@@ -209,7 +216,7 @@ def first_difference(made: DescriptorProvenance, asked: DescriptorProvenance,
         return Difference("input", made.input, asked.input)
     produced = dict(made.settings.items())
     for key, value in asked.settings.items():
-        if key == "colour.enabled" and not value:
+        if key in _BLOCK_SWITCHES and not value:
             continue  # a block that is not asked for is never read
         if wanted(key) and produced.get(key) != value:
             return Difference(key, produced.get(key), value)
@@ -227,8 +234,8 @@ def refusal(source: str, difference: Difference, asker: str = "this run",
         return ReuseError(f"--descriptors-from {source} was made from the images under "
                           f"{difference.made}, {asker} reads {difference.asked}: drop "
                           "--descriptors-from or give the same --input")
-    if difference.key == "colour.enabled" and difference.asked:
-        fix = ("give descriptors made with colour.enabled=true (they serve runs with and "
+    if difference.key in _BLOCK_SWITCHES and difference.asked:
+        fix = (f"give descriptors made with {difference.key}=true (they serve runs with and "
                "without the block), or drop --descriptors-from")
     made = "(not set)" if difference.made is None else show(difference.made)
     return ReuseError(f"--descriptors-from {source} was made with {difference.key}={made}, "

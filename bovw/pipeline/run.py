@@ -32,13 +32,14 @@ from bovw.columns import (
     TRAIN,
 )
 from bovw.config import Config
-from bovw.errors import InputError
+from bovw.errors import InputError, VocabularyError
 from bovw.image.words import histogram_length
 from bovw.pipeline.classifier import check_fit, evaluate, fit_classifier, fit_labels, predict
 from bovw.pipeline.descriptors import describe_images, rejects, statistics
 from bovw.pipeline.histograms import (
-    append_colour,
-    colour_dimension,
+    append_blocks,
+    appended_blocks,
+    appended_dimension,
     fit_idf,
     weight,
     word_histograms,
@@ -163,8 +164,8 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
     vocabulary = centers(fitted["vocabulary"] if "vocabulary" in fitted
                          else KMeansModel.load(layout.model("vocabulary")))
 
-    stages.run("histograms", lambda: _histograms_stage(spark, config, descriptors, vocabulary,
-                                                       layout))
+    stages.run("histograms", lambda: _histograms_stage(
+        spark, config, descriptors, vocabulary, vocabulary_fit.mean_squared_distance, layout))
     histograms = spark.read.parquet(layout.histograms)
 
     dimension = histogram_length(len(vocabulary), config.histograms.pyramid_levels)
@@ -196,7 +197,8 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         timings["ingest"] = round(time.perf_counter() - started, 3)
         described = describe_images(files, config.orb, config.ingest.max_file_bytes,
                                     config.colour, config.vocabulary.sample_per_image,
-                                    config.seed, read_local=is_local_path(input_path))
+                                    config.seed, config.tone,
+                                    read_local=is_local_path(input_path))
         storage.write_parquet(spark, described, layout.descriptors)
         # After the Parquet files, before the stage marker: whatever reuses these
         # descriptors compares this record with its own settings first.
@@ -236,12 +238,21 @@ def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: Keypoin
         "sample_descriptors": sample_size,
         "iterations": int(summary.numIter),
         "training_cost": round(float(summary.trainingCost), 3),
+        # Soft assignment's sigma^2 (bovw.image.words.soft_words), kept unrounded: the
+        # histograms stage and the exported model read this very number.
+        "mean_squared_distance": float(summary.trainingCost) / sample_size,
     }}
 
 
 def _histograms_stage(spark: SparkSession, config: Config, descriptors: DataFrame, vocabulary,
-                      layout: RunLayout) -> dict[str, Any]:
-    histograms = word_histograms(descriptors, vocabulary, config.histograms.pyramid_levels)
+                      variance: float | None, layout: RunLayout) -> dict[str, Any]:
+    settings = config.histograms
+    if settings.neighbours > 1 and variance is None:
+        raise VocabularyError("histograms.assignment = \"soft\" needs the vocabulary's mean "
+                              "squared distance, which this run's vocabulary record lacks: "
+                              "run again into a new --output")
+    histograms = word_histograms(descriptors, vocabulary, settings.pyramid_levels,
+                                 settings.neighbours, variance or 0.0)
     storage.write_parquet(spark, histograms, layout.histograms)
     return {}
 
@@ -252,9 +263,9 @@ def _reduction_stage(config: Config, histograms: DataFrame, dimension: int, layo
     if idf is not None:
         idf.write().overwrite().save(layout.model("idf"))
         fitted["idf"] = idf
-    weighted = append_colour(weight(histograms, config.histograms, idf), config.colour)
-    pca = fit_pca(weighted, config.pca.components, dimension + colour_dimension(config.colour),
-                  config.seed)
+    weighted = feature_vectors(histograms, config, idf)
+    pca = fit_pca(weighted, config.pca.components,
+                  dimension + appended_dimension(config.tone, config.colour), config.seed)
     pca.write().overwrite().save(layout.model("pca"))
     fitted["pca"] = pca
     variance = explained_variance(pca)
@@ -265,13 +276,20 @@ def _reduction_stage(config: Config, histograms: DataFrame, dimension: int, layo
                           "explained_variance": variance}}
 
 
+def feature_vectors(histograms: DataFrame, config: Config, idf: IDFModel | None) -> DataFrame:
+    """`weighted`: each image's weighted word histogram, then its tone and colour blocks
+    when enabled: the vector the PCA sees."""
+    return append_blocks(weight(histograms, config.histograms, idf),
+                         appended_blocks(config.tone, config.colour))
+
+
 def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame, rows: int,
                       layout: RunLayout, fitted: dict[str, Any]) -> dict[str, Any]:
     idf = None
     if config.histograms.tfidf:
         idf = fitted["idf"] if "idf" in fitted else IDFModel.load(layout.model("idf"))
     pca = fitted["pca"] if "pca" in fitted else PCAModel.load(layout.model("pca"))
-    weighted = append_colour(weight(histograms, config.histograms, idf), config.colour)
+    weighted = feature_vectors(histograms, config, idf)
     project_and_classify(spark, config, weighted, pca, rows, layout,
                          (PATH, LABEL, SPLIT, N_KEYPOINTS, HISTOGRAM))
     return {}

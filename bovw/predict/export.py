@@ -19,13 +19,20 @@ from pyspark.sql import functions as F
 
 from bovw.columns import HEIGHT, SPLIT, TRAIN, WIDTH
 from bovw.config import ConfigError, config_from_dict, current_orb_table
+from bovw.config.blocks import without_new_blocks
 from bovw.errors import ExportError
 from bovw.pipeline.descriptors import accepted
 from bovw.pipeline.layout import RunLayout
 from bovw.pipeline.vocabulary import centers
 from bovw.predict.fruits import FruitInfo
-from bovw.predict.model_file import MODEL_FILE_NAME, ExportedModel, model_to_bytes
+from bovw.predict.model_file import (
+    MODEL_FILE_NAME,
+    ExportedModel,
+    feature_blocks,
+    model_to_bytes,
+)
 from bovw.spark import storage
+from bovw.summary import VocabularyFit, from_record
 
 __all__ = ["build_model", "default_model_path", "export_model"]
 
@@ -59,8 +66,9 @@ def build_model(spark: SparkSession, run_dir: str,
         raise ExportError(f"run {layout.root} cannot be exported for this bovw: {error}. Run "
                           "the pipeline again with this bovw (a new --output), then export "
                           "that run") from None
-    config = config_from_dict({**spec["config"], "orb": orb})
+    config = config_from_dict(without_new_blocks({**spec["config"], "orb": orb}))
     descriptors_record = json.loads(storage.read_text(spark, layout.marker("descriptors")))
+    vocabulary_record = json.loads(storage.read_text(spark, layout.marker("vocabulary")))
     metrics = json.loads(storage.read_text(spark, layout.metrics))
 
     vocabulary = centers(KMeansModel.load(layout.model("vocabulary")))
@@ -80,8 +88,11 @@ def build_model(spark: SparkSession, run_dir: str,
         orb=config.orb,
         histograms=config.histograms,
         training_size=_training_size(spark, descriptors_record["descriptors_path"]),
-        feature_blocks=("words", "colour") if config.colour.enabled else ("words",),
+        feature_blocks=feature_blocks(config.tone.enabled, config.colour.enabled),
+        tone=config.tone if config.tone.enabled else None,
         colour=config.colour if config.colour.enabled else None,
+        word_variance=from_record(VocabularyFit,
+                                  vocabulary_record.get("vocabulary")).mean_squared_distance,
         fruits={name: fruits[name] for name in classes if name in (fruits or {})},
         source={
             "run": layout.root,

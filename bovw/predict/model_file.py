@@ -24,10 +24,12 @@ from bovw.config import (
     ConfigError,
     HistogramSettings,
     OrbSettings,
+    ToneSettings,
     config_from_dict,
     current_orb_table,
     json_types,
 )
+from bovw.config.blocks import BLOCK_SECTIONS
 from bovw.config.differences import Difference, show
 from bovw.errors import ModelFileError, ReuseError, first_line
 from bovw.image.orb import DESCRIPTOR_BYTES
@@ -36,7 +38,7 @@ from bovw.predict.fruits import FruitInfo
 from bovw.version import __version__
 
 __all__ = ["KNOWN_FEATURE_BLOCKS", "MODEL_FILE_NAME", "MODEL_FORMAT", "MODEL_FORMAT_VERSION",
-           "REEXPORT", "ExportedModel", "model_contradiction", "model_from_bytes",
+           "REEXPORT", "ExportedModel", "feature_blocks", "model_contradiction", "model_from_bytes",
            "model_refusal", "model_to_bytes"]
 
 # What `bovw export` calls a run's model file by default (RUN_DIR/model.npz).
@@ -45,7 +47,7 @@ MODEL_FORMAT = "bovw-model"
 MODEL_FORMAT_VERSION = 1
 # The blocks of the vector PCA sees, in order. The colour block's settings are in the
 # metadata, and its length is part of pc's rows.
-KNOWN_FEATURE_BLOCKS = ("words", "colour")
+KNOWN_FEATURE_BLOCKS = ("words", "tone", "colour")
 # What to do about a model file that is damaged or was not written by bovw export.
 REEXPORT = ("it was changed after bovw export wrote it, or not written by bovw: export the "
             "run again (bovw export RUN_DIR --out FILE)")
@@ -61,9 +63,11 @@ class ExportedModel:
     histogram length (k times the pyramid cells); pc (d + c, p) principal axes, c the
     colour block's length (0 without); coefficients (C, p) and intercepts (C,) of the
     logistic regression; classes in the classifier's index order; the ORB and histogram
-    settings of the run; training_size (width, height) of its Training images; `colour`
-    the colour block's settings when the run had one (feature_blocks then ends with
-    "colour").
+    settings of the run; training_size (width, height) of its Training images; `tone` and
+    `colour` the tone and colour blocks' settings when the run had them (feature_blocks then
+    lists them after "words", tone first); word_variance the sigma^2 of soft assignment
+    (the vocabulary sample's mean squared distance to its nearest word), needed when
+    histograms.assignment is "soft".
     """
 
     classes: tuple[str, ...]
@@ -79,6 +83,8 @@ class ExportedModel:
     fruits: Mapping[str, FruitInfo] = field(default_factory=dict)
     source: Mapping[str, Any] = field(default_factory=dict)
     colour: ColourSettings | None = None
+    tone: ToneSettings | None = None
+    word_variance: float | None = None
 
     @functools.cached_property
     def scoring(self) -> np.ndarray:
@@ -93,7 +99,8 @@ class ExportedModel:
         problems = self._value_problems()
         k = self.centers.shape[0] if self.centers.ndim == 2 else -1
         words = histogram_length(max(k, 0), self.histograms.pyramid_levels)
-        length = words + (self.colour.dimension if self.colour is not None else 0)
+        length = words + sum(block.dimension for block in (self.tone, self.colour)
+                             if block is not None)
         classes = len(self.classes)
         if self.centers.ndim != 2 or self.centers.shape[1] != DESCRIPTOR_BYTES or k < 1:
             problems.append(f"centers has shape {self.centers.shape}, expected (k, 32)")
@@ -116,10 +123,14 @@ class ExportedModel:
         if unknown:
             problems.append(f"feature block {unknown[0]!r} is unknown to bovw {__version__}; "
                             "upgrade bovw")
-        expected = ("words", "colour") if self.colour is not None else ("words",)
+        expected = feature_blocks(self.tone is not None, self.colour is not None)
         if not unknown and self.feature_blocks != expected:
             problems.append(f"feature_blocks {list(self.feature_blocks)} do not fit the model: "
                             f"expected {list(expected)}")
+        if self.histograms.neighbours > 1 and (self.word_variance is None
+                                               or not self.word_variance >= 0.0):
+            problems.append(f"soft assignment needs a word_variance >= 0 "
+                            f"(got {self.word_variance})")
         if min(self.training_size) < 1:
             problems.append(f"training_size {self.training_size} must be positive")
         if problems:
@@ -151,12 +162,18 @@ class ExportedModel:
         return problems
 
 
+def feature_blocks(tone: bool, colour: bool) -> tuple[str, ...]:
+    """The blocks of a model's feature vector, in order, given which extra blocks it has."""
+    return ("words",) + (("tone",) if tone else ()) + (("colour",) if colour else ())
+
+
 def model_to_bytes(model: ExportedModel) -> bytes:
     """The model as a NumPy .npz archive (deterministic bytes).
 
     Members: centers, [idf], pc, coefficients, intercepts, classes (unicode array) and
     metadata (a JSON string: format, format_version, bovw_version, orb and histogram
-    settings, training_size, feature_blocks, colour settings or null, fruits, source).
+    settings, training_size, feature_blocks, tone and colour settings or null,
+    word_variance or null, fruits, source).
     `np.load(..., allow_pickle=False)` reads it.
     """
     model.validate()
@@ -169,6 +186,8 @@ def model_to_bytes(model: ExportedModel) -> bytes:
         "training_size": list(model.training_size),
         "feature_blocks": list(model.feature_blocks),
         "colour": _plain(model.colour) if model.colour is not None else None,
+        "tone": _plain(model.tone) if model.tone is not None else None,
+        "word_variance": model.word_variance,
         "fruits": {name: info.to_dict() for name, info in sorted(model.fruits.items())},
         "source": dict(model.source),
     }
@@ -247,10 +266,12 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
                     f"computes: {error}. Run the pipeline again with this bovw and export "
                     "that run") from None
         try:
-            colour = metadata.get("colour")
+            colour, tone = metadata.get("colour"), metadata.get("tone")
             settings = config_from_dict({"orb": metadata["orb"],
                                          "histograms": metadata["histograms"],
-                                         **({"colour": colour} if colour else {})})
+                                         **({"colour": colour} if colour else {}),
+                                         **({"tone": tone} if tone else {})})
+            variance = metadata.get("word_variance")
             fruits = {name: FruitInfo(**info) for name, info in metadata["fruits"].items()}
             width, height = (int(v) for v in metadata["training_size"])
             model = ExportedModel(
@@ -267,6 +288,8 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
                 fruits=fruits,
                 source=metadata.get("source", {}),
                 colour=settings.colour if colour else None,
+                tone=settings.tone if tone else None,
+                word_variance=None if variance is None else float(variance),
             )
         except (KeyError, TypeError, ValueError, ConfigError) as error:
             raise ModelFileError(
@@ -276,13 +299,14 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
 
 
 # Every header field the loader reads, with the JSON type bovw export writes it as; the
-# settings tables (orb, histograms, colour) are checked key by key against their fields.
+# settings tables (orb, histograms, tone, colour) are checked key by key against their fields.
 _HEADER_TYPES: dict[str, Any] = {
     "bovw_version": str,
     "training_size": tuple[int, ...],
     "feature_blocks": tuple[str, ...],
     "fruits": Mapping[str, Any],
     "source": Mapping[str, Any],
+    "word_variance": float | None,
 }
 _REQUIRED_HEADER = ("orb", "histograms", "training_size", "feature_blocks", "fruits")
 
@@ -301,9 +325,10 @@ def _header_problem(metadata: dict[str, Any]) -> str | None:
     for name, settings in (("orb", OrbSettings), ("histograms", HistogramSettings)):
         if found := json_types.settings_problem(metadata[name], settings, name):
             return found
-    if metadata.get("colour") is not None and (
-            found := json_types.settings_problem(metadata["colour"], ColourSettings, "colour")):
-        return found
+    for name, settings in (("tone", ToneSettings), ("colour", ColourSettings)):
+        if metadata.get(name) is not None and (
+                found := json_types.settings_problem(metadata[name], settings, name)):
+            return found
     for name, info in metadata["fruits"].items():
         if found := json_types.settings_problem(info, FruitInfo, f"fruits[{name!r}]"):
             return found
@@ -321,11 +346,11 @@ def model_contradiction(model: ExportedModel, config: Config, asked: Collection[
                         ) -> Difference | None:
     """The first setting given explicitly (`asked`: dotted keys) that the model contradicts.
 
-    A model describes photos with its own ORB, colour and histogram settings, vocabulary
-    and PCA: orb.*, colour.*, histograms.*, vocabulary.k, pca.components and seed asked
-    with another value cannot be honoured. Settings of a colour block the model lacks are
-    not compared unless the block is asked for (they would not be used); other keys are
-    not compared.
+    A model describes photos with its own ORB, tone, colour and histogram settings,
+    vocabulary and PCA: orb.*, tone.*, colour.*, histograms.*, vocabulary.k,
+    pca.components and seed asked with another value cannot be honoured. Settings of a
+    tone or colour block the model lacks are not compared unless the block is asked for
+    (they would not be used); other keys are not compared.
     """
     for key in sorted(asked):
         section, _dot, name = key.partition(".")
@@ -338,12 +363,12 @@ def model_contradiction(model: ExportedModel, config: Config, asked: Collection[
         elif section in ("orb", "histograms") and hasattr(getattr(model, section), name):
             made, wanted = getattr(getattr(model, section), name), getattr(
                 getattr(config, section), name)
-        elif section == "colour" and hasattr(config.colour, name):
-            if name == "enabled" or model.colour is None:
-                key, made, wanted = "colour.enabled", model.colour is not None, (
-                    config.colour.enabled)
+        elif section in BLOCK_SECTIONS and hasattr(getattr(config, section), name):
+            block, asked_block = getattr(model, section), getattr(config, section)
+            if name == "enabled" or block is None:
+                key, made, wanted = f"{section}.enabled", block is not None, asked_block.enabled
             else:
-                made, wanted = getattr(model.colour, name), getattr(config.colour, name)
+                made, wanted = getattr(block, name), getattr(asked_block, name)
         else:
             continue
         if made != wanted:

@@ -6,11 +6,13 @@ the bytes of a photo. This is the piece a mobile back end embeds.
     prediction.label, prediction.probability, prediction.to_dict()
 
 The arithmetic is the Spark pipeline's, step for step:
-ORB (bovw.image.orb) -> nearest visual word (bovw.image.words) -> (spatial-pyramid) word counts
--> times IDF (when histograms.tfidf) -> to the power histograms.power -> L2-normalised (when
-histograms.l2; a zero vector stays zero, as with Spark's Normalizer) -> x @ pc (Spark's
-PCAModel does not center) -> softmax(W x + b) (Spark's LogisticRegressionModel keeps its
-coefficients on the original feature scale).
+ORB (bovw.image.orb) -> nearest visual word, or the soft_neighbours nearest with their
+shares (bovw.image.words) -> (spatial-pyramid) word counts -> times IDF (when
+histograms.tfidf) -> to the power histograms.power -> L2-normalised (when histograms.l2; a
+zero vector stays zero, as with Spark's Normalizer) -> followed by weight * sqrt(tone
+block) and weight * sqrt(colour block) when the model has them (bovw.image.tone,
+bovw.image.colour) -> x @ pc (Spark's PCAModel does not center) -> softmax(W x + b)
+(Spark's LogisticRegressionModel keeps its coefficients on the original feature scale).
 
 Photos that are not the training size (a phone photo) are first made the training shape,
 see bovw.image.framing. The model file is a versioned NumPy .npz, see bovw.predict.model_file.
@@ -38,6 +40,7 @@ from bovw.image.orb import (
     describe_keypoints,
     textured_patches,
 )
+from bovw.image.tone import tone_histogram
 from bovw.image.words import histogram_length, word_counts
 from bovw.predict.fruits import FruitInfo
 from bovw.predict.model_file import ExportedModel, model_from_bytes
@@ -48,13 +51,16 @@ __all__ = ["Predictor", "class_probabilities", "feature_vector", "weighted_histo
 
 
 def word_histogram(descriptors: np.ndarray, positions: np.ndarray, centers: np.ndarray,
-                   pyramid_levels: int = 1, scoring: np.ndarray | None = None) -> np.ndarray:
+                   pyramid_levels: int = 1, scoring: np.ndarray | None = None,
+                   neighbours: int = 1, variance: float = 0.0) -> np.ndarray:
     """Raw counts of each visual word among an image's descriptors, per spatial-pyramid
     cell when pyramid_levels > 1 (positions as stored by bovw.image.orb): a float64 array of
     histogram_length(k, pyramid_levels) bins. `scoring` is scoring_matrix(centers) when
-    the caller keeps it."""
+    the caller keeps it; neighbours > 1 shares each descriptor among its nearest words
+    (bovw.image.words.word_counts)."""
     histogram = np.zeros(histogram_length(len(centers), pyramid_levels))
-    bins, counts = word_counts(descriptors, centers, positions, pyramid_levels, scoring)
+    bins, counts = word_counts(descriptors, centers, positions, pyramid_levels, scoring,
+                               neighbours, variance)
     histogram[bins] = counts
     return histogram
 
@@ -74,20 +80,23 @@ def weighted_histogram(histogram: np.ndarray, idf: np.ndarray | None, l2: bool,
 
 
 def feature_vector(descriptors: np.ndarray, positions: np.ndarray, model: ExportedModel,
-                   colour: np.ndarray | None = None) -> np.ndarray:
-    """The vector the PCA sees for one image: its weighted word histogram, then, when the
-    model has a colour block, weight * sqrt(`colour`) as
-    bovw.pipeline.histograms.append_colour makes it (zeros when `colour` is missing or of
+                   colour: np.ndarray | None = None, tone: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """The vector the PCA sees for one image: its weighted word histogram, then, for each
+    block the model has, weight * sqrt(`tone`) and weight * sqrt(`colour`) as
+    bovw.pipeline.histograms.append_blocks makes them (zeros when a block is missing or of
     another length, as in the pipeline)."""
     settings = model.histograms
     counts = word_histogram(descriptors, positions, model.centers, settings.pyramid_levels,
-                            model.scoring)
+                            model.scoring, settings.neighbours, model.word_variance or 0.0)
     blocks = [weighted_histogram(counts, model.idf, settings.l2, settings.power)]
-    if model.colour is not None:
-        dimension = model.colour.dimension
-        values = (np.asarray(colour, dtype=np.float32).astype(np.float64)
-                  if colour is not None and len(colour) == dimension else np.zeros(dimension))
-        blocks.append(np.sqrt(values) * model.colour.weight)
+    for block, values in ((model.tone, tone), (model.colour, colour)):
+        if block is not None:
+            # float32 as stored in the descriptors Parquet, then double as Spark's sqrt.
+            usable = (np.asarray(values, dtype=np.float32).astype(np.float64)
+                      if values is not None and len(values) == block.dimension
+                      else np.zeros(block.dimension))
+            blocks.append(np.sqrt(usable) * block.weight)
     return np.concatenate(blocks)
 
 
@@ -109,6 +118,7 @@ class _Described:
     reject_reason: str | None = None
     colour: np.ndarray | None = None
     detail: tuple[int, int] = (0, 0)  # textured_patches of the grey image described
+    tone: np.ndarray | None = None
 
 
 def _rgb(image) -> np.ndarray | None:
@@ -191,8 +201,10 @@ class Predictor:
         except cv2.error as error:
             return _Described(EMPTY_DESCRIPTORS, EMPTY_POSITIONS, width, height, fitted,
                               f"OpenCV failed: {first_line(error)}")
+        # From the grey image ORB describes, as bovw.image.orb.extract_descriptors does.
+        tone = tone_histogram(grey, self.model.tone) if self.model.tone is not None else None
         return _Described(descriptors, positions, width, height, fitted, colour=colour,
-                          detail=textured_patches(grey, orb))
+                          detail=textured_patches(grey, orb), tone=tone)
 
     def probabilities(self, data: bytes) -> np.ndarray | None:
         """Every class's probability, in `classes` order; None for unreadable bytes."""
@@ -228,7 +240,7 @@ class Predictor:
 
     def _probabilities(self, described: _Described) -> np.ndarray:
         features = feature_vector(described.descriptors, described.positions, self.model,
-                                  described.colour)
+                                  described.colour, described.tone)
         return class_probabilities(features, self.model)
 
     def _flag(self, described: _Described) -> str | None:
