@@ -2,7 +2,9 @@
 
 Each measured run is a "summary" dict:
     timings          {stage: seconds}, in the order the run did them
-    total_seconds    end-to-end wall time
+    total_seconds    end-to-end wall time (of the whole process, start-up included)
+    cpu_seconds      CPU time of the run's processes (Spark: the JVM and its Python
+                     workers too), or absent
     images           images listed
     accuracy, macro_f1
     peak_python_mb   peak RSS of the run's Python process
@@ -101,6 +103,7 @@ def metrics(stages: Sequence[str]) -> list[Metric]:
         Metric("descriptor_rate", "descriptors stage (images/s)", descriptor_images_per_second,
                _rate, bound_from="stage:descriptors"),
         Metric("total_seconds", "total wall time (s)", field("total_seconds"), _seconds),
+        Metric("cpu_seconds", "CPU time, every process (s)", field("cpu_seconds"), _seconds),
         Metric("images_per_second", "images/s", images_per_second, _rate,
                bound_from="total_seconds"),
         Metric("accuracy", "accuracy", field("accuracy"), _score),

@@ -15,6 +15,8 @@ TEST_SPARK = {
     "spark.driver_memory": "2g",
     # Short jobs on tiny data: most of the optimising JIT's work would never pay back.
     "spark.jit_threshold_scale": 20,
+    # No class archive: the first session would write ~240 MB under ~/.cache as it exits.
+    "spark.class_archive_dir": "",
     "spark.conf.spark.ui.enabled": "false",
     "spark.conf.spark.driver.host": "127.0.0.1",
     "spark.conf.spark.driver.bindAddress": "127.0.0.1",

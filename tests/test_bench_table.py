@@ -16,8 +16,9 @@ from bench.table import comparison_rows, markdown, markdown_table, table_rows
 from bovw.config import ConfigError
 
 PIPELINE_RAW = {
-    "timings": {"session_start": 3.0, "descriptors": 8.0, "classifier": 2.5},
+    "timings": {"start": 3.0, "descriptors": 8.0, "classifier": 2.5},
     "total_seconds": 20.0,
+    "cpu_seconds": 30.0,
     "metrics": {"accuracy": 0.69, "macro_f1": 0.68124},
     "counts": {"images": 1000, "rejected": 2},
     "output": "/tmp/out",
@@ -30,18 +31,20 @@ REFERENCE_RAW = {
     "macro_f1": 0.6875,
     "n_images": 1000,
     "peak_memory_mb": {"self": 400.0, "children": 100.0, "total": 500.0},
+    "process": {"wall_seconds": 8.0, "cpu_seconds": 12.0},
 }
 
 EXPECTED_TABLE = """\
 | metric | pipeline | reference | pipeline/reference |
 |:---|---:|---:|---:|
 | images | 1000 | 1000 | 1.00 |
-| session_start (s) | 3.00 | - | - |
+| start (s) | 3.00 | - | - |
 | descriptors (s) | 8.00 | 4.00 | 2.00 |
 | classifier (s) | 2.50 | 1.00 | 2.50 |
 | ingest (s) | - | 0.25 | - |
 | descriptors stage (images/s) | 125 | 250 | 0.50 |
 | total wall time (s) | 20.00 | 8.00 | 2.50 |
+| CPU time, every process (s) | 30.00 | 12.00 | 2.50 |
 | images/s | 50 | 125 | 0.40 |
 | accuracy | 0.6900 | 0.7000 | 0.99 |
 | macro F1 | 0.6812 | 0.6875 | 0.99 |
@@ -59,8 +62,15 @@ def test_table_compares_both_sides_stage_by_stage():
 def test_reference_only_table_leaves_the_pipeline_column_empty():
     rows = comparison_rows(None, reference_summary(REFERENCE_RAW))
     assert rows[1] == ("ingest (s)", "-", "0.25", "-")
-    assert rows[6] == ("images/s", "-", "125", "-")
+    assert rows[7] == ("images/s", "-", "125", "-")
     assert all(row[1] == "-" and row[3] == "-" for row in rows)
+
+
+def test_reference_total_is_its_whole_process():
+    # The in-process total leaves out the interpreter, the imports and the pool's start.
+    raw = {**REFERENCE_RAW, "total_seconds": 6.5}
+    assert reference_summary(raw)["total_seconds"] == 8.0
+    assert reference_summary({**raw, "process": {}})["total_seconds"] == 6.5
 
 
 def test_zero_reference_time_has_no_ratio():

@@ -17,7 +17,7 @@ from PIL import Image, ImageFile
 from bovw.config import IngestSettings, OrbSettings
 from bovw.image import orb as features
 from bovw.image.orb import extract_descriptors
-from bovw.pipeline.descriptors import describe_images
+from bovw.pipeline.descriptors import describe_images, read_local_file
 from bovw.pipeline.ingest import LocalTree, assign_splits, list_files, walk_local_tree, with_labels
 from tests import imagefiles
 
@@ -133,6 +133,13 @@ def test_walk_reads_around_symbolic_link_loops(tmp_path):
         str(tmp_path / "Alias" / "Kiwi" / "b:[1].jpg"), str(kiwi / "b:[1].jpg"))
 
 
+def test_a_local_file_is_read_by_its_hadoop_path_or_rejected(tmp_path):
+    (tmp_path / "per%20cent #1 ü.jpg").write_bytes(b"bytes")
+    assert read_local_file(f"file:{tmp_path}/per%20cent #1 ü.jpg") == b"bytes"
+    assert read_local_file(f"file:{tmp_path}/gone.jpg") == (
+        "unreadable file: No such file or directory")
+
+
 # --- one Spark run over a hostile folder ------------------------------------------------
 
 GOOD_NAMES = [
@@ -176,6 +183,12 @@ def test_every_hostile_file_is_read_once_or_rejected_with_its_reason(spark, host
     files = assign_splits(files, 0.25, 1, has_split_folders=True)
     rows = describe_images(files, SETTINGS, IngestSettings().max_file_bytes).select(
         "path", "label", "split", "n_keypoints", "reject_reason").collect()
+    # Read by the Python workers (a local folder) or by Spark's binaryFile: the same rows.
+    described = {read_local: sorted(
+        map(tuple, describe_images(files, SETTINGS, IngestSettings().max_file_bytes,
+                                   read_local=read_local).collect()))
+        for read_local in (False, True)}
+    assert described[True] == described[False]
 
     names = [row["path"].rsplit("/", 1)[1] for row in rows]
     assert sorted(names) == sorted([*GOOD_NAMES, "plain.jpg", *REJECTS])

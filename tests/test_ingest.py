@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from pyspark.sql import functions as F
 
 from bovw.config import IngestSettings
 from bovw.errors import InputError
-from bovw.pipeline.ingest import assign_splits, extension_glob, list_files, with_labels
-from bovw.pipeline.inputs import check_local_dataset, check_local_input
+from bovw.pipeline.ingest import (
+    assign_splits,
+    extension_glob,
+    labelled_images,
+    list_files,
+    split_folder,
+    with_labels,
+)
+from bovw.pipeline.inputs import check_local_dataset, check_local_input, split_of
 from tests import imagefiles
 
 SETTINGS = IngestSettings()
@@ -37,6 +45,40 @@ def test_labels_and_splits_from_folders_with_spaces(spark, tmp_path):
         ("UPPER.JPEG", "Apple Red 1", "Training"),
         ("r_0_100.jpg", "Apple Red 1", "Training"),
     ]
+
+
+def _jobs_run_by(spark, call):
+    context = spark.sparkContext
+    context.setJobGroup("counted", "jobs of one call")
+    try:
+        result = call()
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    return result, len(context.statusTracker().getJobIdsForGroup("counted"))
+
+
+def test_a_local_folder_is_listed_without_a_spark_job(spark, tmp_path):
+    # Split folders and empty files (which Spark's scan skips) are found from the listing.
+    write(tmp_path / "Training" / "Kiwi 1" / "a b.jpg", imagefiles.jpeg())
+    write(tmp_path / "Test" / "Kiwi 1" / "c%20d.jpg", imagefiles.jpeg())
+    write(tmp_path / "Test" / "Kiwi 1" / "empty.jpg", b"")
+    images, jobs = _jobs_run_by(spark, lambda: labelled_images(spark, str(tmp_path), SETTINGS, 1))
+    assert jobs == 0
+    rows = sorted((r["path"].rsplit("/", 1)[1], r["split"], r["length"]) for r in images.collect())
+    assert rows == [("a b.jpg", "Training", len(imagefiles.jpeg())),
+                    ("c%20d.jpg", "Test", len(imagefiles.jpeg())), ("empty.jpg", "Test", 0)]
+
+
+def test_split_folders_match_in_any_letter_case_and_nothing_else(spark):
+    folders = ["Training", "TRAIN", "tEsT", "test", "Test\n", "test ", "Traİning", "teſt",
+               "Kiwi", "Testing", "\u212aiwi", "TRAİN", "xtest", ""]
+    paths = [f"file:/data/{folder}/Kiwi/a.jpg" for folder in folders]
+    rows = spark.createDataFrame([(path,) for path in paths], "path string").select(
+        "path", split_folder(F.col("path")).alias("split")).collect()
+    # The same as the Python listing's split_of, which lower-cases with Unicode's rules.
+    assert {row["path"]: row["split"] for row in rows} == {path: split_of(path) for path in paths}
+    assert [split_of(path) for path in paths[:4]] == ["Training", "Training", "Test", "Test"]
+    assert {split_of(path) for path in paths[4:]} == {None}
 
 
 def test_stratified_split_without_split_folders(spark, tmp_path):

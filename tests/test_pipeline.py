@@ -172,15 +172,25 @@ def test_models_are_saved_and_loadable(first_run):
 
 
 def test_same_seed_gives_same_vocabulary_and_metrics(spark, test_config, dataset, first_run,
-                                                     tmp_path):
+                                                     tmp_path, monkeypatch):
     config = test_config.replace(**{"ingest.max_file_bytes": MAX_FILE_BYTES})
+    # The models this run fits are used as they are, not read back from its folder.
+    from bovw.pipeline import run as pipeline_run
+
+    for model_class in ("KMeansModel", "IDFModel", "PCAModel"):
+        monkeypatch.setattr(getattr(pipeline_run, model_class), "load", _not_read_back)
     second = run_pipeline(spark, config, str(dataset), str(tmp_path / "second"), log=lambda _: None)
+    monkeypatch.undo()
     first_centers = KMeansModel.load(str(first_run / "models" / "vocabulary")).clusterCenters()
     second_centers = KMeansModel.load(str(tmp_path / "second" / "models" / "vocabulary")
                                       ).clusterCenters()
     assert np.array_equal(np.array(first_centers), np.array(second_centers))
     first_metrics = json.loads((first_run / "metrics.json").read_text())
     assert second.metrics == first_metrics
+
+
+def _not_read_back(path):
+    raise AssertionError(f"a model fitted by this run was read back from {path}")
 
 
 def test_a_finished_run_is_never_overwritten_silently(dataset, first_run, capsys):

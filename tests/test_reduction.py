@@ -59,6 +59,24 @@ def test_randomized_model_transforms_saves_and_loads(weighted, tmp_path):
     np.testing.assert_allclose(row["pca_features"].toArray(), expected)
 
 
+def test_randomized_decomposes_on_one_blas_thread(weighted, monkeypatch):
+    # More threads only spin-wait on these small matrices (seconds per QR on a busy box).
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    qr = np.linalg.qr
+
+    def counting_qr(matrix):
+        seen.append({pool["num_threads"] for pool in threadpool_info()
+                     if pool["user_api"] == "blas"})
+        return qr(matrix)
+
+    monkeypatch.setattr(np.linalg, "qr", counting_qr)
+    fit_pca(weighted, 3, 12, seed=1, exact_max_dimension=4)
+    assert len(seen) == 6  # the start and one per pass
+    assert all(threads == {1} for threads in seen)
+
+
 def test_randomized_is_deterministic(weighted):
     first = fit_pca(weighted, 3, 12, seed=5, exact_max_dimension=4)
     again = fit_pca(weighted.repartition(3), 3, 12, seed=5, exact_max_dimension=4)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
-from pyspark.ml.linalg import Vectors, VectorUDT
+from pyspark.ml.linalg import SparseVector, Vectors, VectorUDT
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from bovw.config import ColourSettings, ConfigError, HistogramSettings, OrbSettings, ToneSettings
@@ -129,6 +129,20 @@ def test_blocks_follow_the_words_tone_first_each_weight_times_its_square_root(sp
     assert only_tone["a"] == pytest.approx([0.6, 0.8, 0.3, 0.4])
     assert append_tone(frame(spark, rows), ToneSettings(enabled=False)).columns == [
         "path", "weighted", "tone", "colour"]
+
+
+def test_a_sparse_word_histogram_stays_sparse_with_its_blocks(spark):
+    # 1,000 bins of which 2 are set: through arrays it became a dense vector of 1,004.
+    tone = ToneSettings(enabled=True, bins=2, weight=0.5)
+    colour = ColourSettings(enabled=True, hue_bins=2, saturation_bins=1, value_bins=1,
+                            weight=2.0)
+    rows = [("c", Vectors.sparse(1000, [3, 999], [0.6, 0.8]), [0.36, 0.64], [0.25, 0.75])]
+    joined = append_blocks(frame(spark, rows), appended_blocks(tone, colour))
+    assert joined.columns == ["path", "weighted", "tone", "colour"]
+    vector = joined.first()["weighted"]
+    assert isinstance(vector, SparseVector) and vector.size == 1004
+    assert vector.indices.tolist() == [3, 999, 1000, 1001, 1002, 1003]
+    assert vector.values.tolist() == pytest.approx([0.6, 0.8, 0.3, 0.4, 1.0, math.sqrt(3)])
 
 
 def test_blocks_the_descriptors_lack_are_refused(spark):

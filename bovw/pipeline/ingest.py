@@ -24,8 +24,8 @@ from bovw.columns import (
 )
 from bovw.config import IngestSettings
 from bovw.errors import InputError
-from bovw.pipeline.inputs import is_local_path
-from bovw.spark.jvm import input_files
+from bovw.pipeline.inputs import is_local_path, split_of
+from bovw.spark.jvm import input_file_names, input_files
 
 __all__ = ["LocalTree", "assign_splits", "extension_glob", "labelled_images", "list_files",
            "split_folder", "walk_local_tree", "with_labels"]
@@ -174,16 +174,20 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
         .option("pathGlobFilter", extension_glob(settings.extensions))
         .load(sources)
     )
-    # Spark's own driver-side listing: only its length crosses to Python, unless some
-    # listed files were skipped by the scan. One job counts the scanned files and looks
-    # for split folders.
+    # Spark's own driver-side listing. Local files: their names cross to Python in one
+    # string, which tells whether any sits in a split folder, and Python finds the
+    # zero-byte ones, which the scan skips. Elsewhere one job counts the scanned files and
+    # looks for split folders.
     listed = input_files(files)
-    survey = files.select(
-        F.count(F.lit(1)).alias("scanned"),
-        F.max(split_folder(F.col(PATH)).isNotNull()).alias("split_folders"),
-    ).first()
+    if is_local_path(path):
+        survey = _survey_local(input_file_names(spark, listed))
+    else:
+        survey = files.select(
+            (F.count(F.lit(1)) < F.lit(len(listed))).alias("skipped"),
+            F.max(split_folder(F.col(PATH)).isNotNull()).alias("split_folders"),
+        ).first()
     has_split_folders = bool(survey["split_folders"])
-    if len(listed) == survey["scanned"]:
+    if not survey["skipped"]:
         return files, has_split_folders
     listed = list(listed)
     # The listing holds URIs (file:///a%20b); the path column holds Hadoop paths (file:/a b).
@@ -202,6 +206,21 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     return everything, has_split_folders
 
 
+def _survey_local(uris: list[str]) -> dict[str, bool]:
+    """Whether any of the listed local file `uris` is empty, so that the scan skips it,
+    and whether any sits in a split folder."""
+    paths = [unquote(uri.removeprefix("file:").removeprefix("//")) for uri in uris]
+    skipped = False
+    for local in paths:
+        try:
+            skipped = os.stat(local).st_size == 0
+        except OSError:  # gone since the listing: the scan will miss it too
+            skipped = True
+        if skipped:
+            break
+    return {"skipped": skipped, "split_folders": any(split_of(local) for local in paths)}
+
+
 def with_labels(files: DataFrame) -> DataFrame:
     """Add `label` (the parent folder's name) and `split_folder` (Training/Test or null).
 
@@ -214,11 +233,16 @@ def with_labels(files: DataFrame) -> DataFrame:
 
 
 def split_folder(path: Column) -> Column:
-    """Training, Test or null: the split named by the grandparent folder of `path`."""
-    grandparent = F.lower(F.element_at(F.split(path, "/"), -3))
+    """Training, Test or null: the split named by the grandparent folder of `path`, in any
+    letter case."""
+    grandparent = F.element_at(F.split(path, "/"), -3)
     split = F.lit(None).cast("string")
     for folder, name in SPLIT_NAMES.items():
-        split = F.when(grandparent == folder, F.lit(name)).otherwise(split)
+        # An ASCII-case-insensitive match rather than lower() == folder: the same answer for
+        # these ASCII names (no other character lower-cases to one of their letters), without
+        # Spark's ICU case mapping, whose tables take the first task half a second to build.
+        matches = grandparent.rlike(f"(?i)^{folder}\\z")
+        split = F.when(matches, F.lit(name)).otherwise(split)
     return split
 
 

@@ -45,7 +45,7 @@ from bovw.pipeline.histograms import (
     word_histograms,
 )
 from bovw.pipeline.ingest import labelled_images, split_folder
-from bovw.pipeline.inputs import split_problem
+from bovw.pipeline.inputs import is_local_path, split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
 from bovw.pipeline.provenance import DescriptorProvenance, check_reuse, write_record
 from bovw.pipeline.reduction import (
@@ -155,11 +155,14 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
             "images are left out of accuracy and F1 and reported apart "
             "(metrics.json: test_only_classes)")
     descriptors = spark.read.parquet(record["descriptors_path"])
+    # Models fitted by this attempt are used as they are; a resumed run reads them back.
+    fitted: dict[str, Any] = {}
 
     record = stages.run("vocabulary", lambda: _vocabulary_stage(config, descriptors,
-                                                                keypoints, layout))
+                                                                keypoints, layout, fitted))
     vocabulary_fit = from_record(VocabularyFit, record["vocabulary"])
-    vocabulary = centers(KMeansModel.load(layout.model("vocabulary")))
+    vocabulary = centers(fitted["vocabulary"] if "vocabulary" in fitted
+                         else KMeansModel.load(layout.model("vocabulary")))
 
     stages.run("histograms", lambda: _histograms_stage(
         spark, config, descriptors, vocabulary, vocabulary_fit.mean_squared_distance, layout))
@@ -167,11 +170,11 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
 
     dimension = histogram_length(len(vocabulary), config.histograms.pyramid_levels)
     record = stages.run("reduction", lambda: _reduction_stage(config, histograms, dimension,
-                                                              layout))
+                                                              layout, fitted))
     reduction = from_record(Reduction, record["reduction"])
 
     stages.run("classifier", lambda: _classifier_stage(
-        spark, config, histograms, counts.accepted, layout))
+        spark, config, histograms, counts.accepted, layout, fitted))
     metrics = json.loads(storage.read_text(spark, layout.metrics))
 
     summary = RunSummary(
@@ -194,7 +197,8 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         timings["ingest"] = round(time.perf_counter() - started, 3)
         described = describe_images(files, config.orb, config.ingest.max_file_bytes,
                                     config.colour, config.vocabulary.sample_per_image,
-                                    config.seed, config.tone)
+                                    config.seed, config.tone,
+                                    read_local=is_local_path(input_path))
         storage.write_parquet(spark, described, layout.descriptors)
         # After the Parquet files, before the stage marker: whatever reuses these
         # descriptors compares this record with its own settings first.
@@ -221,11 +225,12 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
 
 
 def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: KeypointStats,
-                      layout: RunLayout) -> dict[str, Any]:
+                      layout: RunLayout, fitted: dict[str, Any]) -> dict[str, Any]:
     totals = (keypoints.training, keypoints.set_aside)
     sample = sample_descriptors(descriptors, config.vocabulary, config.seed, totals)
     model, sample_size = fit_vocabulary(sample, config.vocabulary, config.seed)
     model.write().overwrite().save(layout.model("vocabulary"))
+    fitted["vocabulary"] = model
     # Only what KMeans already knows: summary.clusterSizes would cost one more Spark job.
     summary = model.summary
     return {"vocabulary": {
@@ -252,15 +257,17 @@ def _histograms_stage(spark: SparkSession, config: Config, descriptors: DataFram
     return {}
 
 
-def _reduction_stage(config: Config, histograms: DataFrame, dimension: int, layout: RunLayout
-                     ) -> dict[str, Any]:
+def _reduction_stage(config: Config, histograms: DataFrame, dimension: int, layout: RunLayout,
+                     fitted: dict[str, Any]) -> dict[str, Any]:
     idf = fit_idf(histograms) if config.histograms.tfidf else None
     if idf is not None:
         idf.write().overwrite().save(layout.model("idf"))
+        fitted["idf"] = idf
     weighted = feature_vectors(histograms, config, idf)
     pca = fit_pca(weighted, config.pca.components,
                   dimension + appended_dimension(config.tone, config.colour), config.seed)
     pca.write().overwrite().save(layout.model("pca"))
+    fitted["pca"] = pca
     variance = explained_variance(pca)
     # Fewer than asked when the Training features vary in fewer directions (reduction.py).
     return {"reduction": {"components": len(variance),
@@ -277,9 +284,11 @@ def feature_vectors(histograms: DataFrame, config: Config, idf: IDFModel | None)
 
 
 def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame, rows: int,
-                      layout: RunLayout) -> dict[str, Any]:
-    idf = IDFModel.load(layout.model("idf")) if config.histograms.tfidf else None
-    pca = PCAModel.load(layout.model("pca"))
+                      layout: RunLayout, fitted: dict[str, Any]) -> dict[str, Any]:
+    idf = None
+    if config.histograms.tfidf:
+        idf = fitted["idf"] if "idf" in fitted else IDFModel.load(layout.model("idf"))
+    pca = fitted["pca"] if "pca" in fitted else PCAModel.load(layout.model("pca"))
     weighted = feature_vectors(histograms, config, idf)
     project_and_classify(spark, config, weighted, pca, rows, layout,
                          (PATH, LABEL, SPLIT, N_KEYPOINTS, HISTOGRAM))

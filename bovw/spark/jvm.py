@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from pyspark.ml.feature import PCAModel
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["JavaCause", "driver_jvm", "hadoop_configuration", "input_files", "java_causes",
-           "java_pca_model"]
+__all__ = ["JavaCause", "driver_jvm", "hadoop_configuration", "input_file_names", "input_files",
+           "java_causes", "java_pca_model"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,16 @@ def input_files(frame: DataFrame) -> Any:
     """The files a file-based DataFrame reads, as Spark's driver lists them: a py4j array of
     URIs, of which only the length crosses to Python until it is iterated."""
     return frame._jdf.inputFiles()
+
+
+def input_file_names(spark: SparkSession, listed: Any) -> list[str]:
+    """The URIs of `input_files` as Python strings, brought over in one string (a py4j
+    call per element would cost seconds for a large listing)."""
+    if not len(listed):
+        return []
+    # URIs quote every character that is not allowed in them, line breaks included.
+    wrapped = spark.sparkContext._jvm.scala.collection.immutable.ArraySeq.unsafeWrapArray(listed)
+    return str(wrapped.mkString("\n")).split("\n")
 
 
 def java_pca_model(spark: SparkSession, pc: np.ndarray, explained: np.ndarray,

@@ -97,16 +97,23 @@ def spark_properties(settings: SparkSettings) -> dict[str, str]:
     return properties
 
 
-def class_archive_option(archive_dir: Path, java: str, spark_version: str) -> str:
+def class_archive_option(archive_dir: Path, java: str, spark_version: str,
+                         spark_home: str = "") -> str:
     """The JVM flag that reads the class-data archive in `archive_dir`, or writes it at exit
     when it is not there yet.
 
-    The archive is named after the JVM and the Spark version, so an upgrade of either
-    gets a new one instead of a stale one. The JVM writes an archive's header after its
-    contents, and refuses (silently) any file whose header does not check, so a run that
-    starts while another is still writing simply goes without.
+    The archive is named after the JVM, the Spark version and the folder of Spark's jars
+    (`spark_home`), so an upgrade of either gets a new one instead of a stale one, and so
+    does another installation: the JVM silently ignores an archive made with another
+    class path (another virtualenv's pyspark), which would then never be written again.
+    The JVM writes an archive's header after its contents, and refuses (silently) any file
+    whose header does not check, so a run that starts while another is still writing
+    simply goes without.
     """
-    key = hashlib.sha256(f"{os.path.realpath(java)}|{spark_version}".encode()).hexdigest()[:16]
+    installation = f"{os.path.realpath(java)}|{spark_version}"
+    if spark_home:
+        installation += f"|{os.path.realpath(spark_home)}"
+    key = hashlib.sha256(installation.encode()).hexdigest()[:16]
     archive = archive_dir / f"spark-{key}.jsa"
     # CDS logs a warning for every class it cannot archive; none of them matters here.
     quiet = "-Xlog:cds=off -Xlog:cds+dynamic=off"
@@ -129,7 +136,7 @@ def jit_threshold_options(scale: int) -> str:
 
 
 def local_driver_options(settings: SparkSettings, given: str, java: str,
-                         spark_version: str) -> str:
+                         spark_version: str, spark_home: str = "") -> str:
     """The driver JVM flags for a local-mode JVM that bovw starts: the JIT thresholds and
     the class archive that `settings` ask for, then the `given` ones
     (spark.driver.extraJavaOptions), last so that they win: HotSpot keeps a flag's last
@@ -137,7 +144,7 @@ def local_driver_options(settings: SparkSettings, given: str, java: str,
     options = [jit_threshold_options(settings.jit_threshold_scale)]
     if settings.class_archive_dir:
         options.append(class_archive_option(Path(settings.class_archive_dir).expanduser(),
-                                            java, spark_version))
+                                            java, spark_version, spark_home))
     options.append(given.strip())
     return " ".join(option for option in options if option)
 
@@ -245,7 +252,8 @@ def build_session(config: Config, java_home: str | None = None,
             # mode the workers must be this very interpreter.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             options = local_driver_options(config.spark, options,
-                                           find_java(java_home) or "java", pyspark.__version__)
+                                           find_java(java_home) or "java", pyspark.__version__,
+                                           os.path.dirname(pyspark.__file__))
         if not verbose:
             # First, so that a log4j2 configuration of the user's own wins.
             options = f"{log_options(config.spark.log_level)} {options}".strip()
