@@ -238,9 +238,12 @@ def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: Keypoin
         "sample_descriptors": sample_size,
         "iterations": int(summary.numIter),
         "training_cost": round(float(summary.trainingCost), 3),
-        # Soft assignment's sigma^2 (bovw.image.words.soft_words), kept unrounded: the
-        # histograms stage and the exported model read this very number.
-        "mean_squared_distance": float(summary.trainingCost) / sample_size,
+        # Soft assignment's sigma^2 (bovw.image.words.soft_words); the histograms stage and
+        # the exported model read this very number. Rounded like training_cost: KMeans sums
+        # the cost in partition order, so its last bits differ between local[1], local[2]
+        # and a cluster (21616.27378455355 against 21616.273784553552), and the same
+        # inputs, config and seed must give the same record.
+        "mean_squared_distance": round(float(summary.trainingCost) / sample_size, 6),
     }}
 
 
