@@ -152,6 +152,12 @@ class RunSummary:
         listing ("ingest"), which is not counted twice."""
         return sum(seconds for stage, seconds in self.timings.items() if stage != "ingest")
 
+    @property
+    def feature_seconds(self) -> float:
+        """The seconds spent making the features: the descriptors stage (its listing
+        included, as in total_seconds) or the CNN features stage."""
+        return self.timings.get("descriptors", 0.0) + self.timings.get("cnn_features", 0.0)
+
     def to_json(self) -> str:
         """summary.json's text: to_dict as indented JSON."""
         return json.dumps(self.to_dict(), indent=2)

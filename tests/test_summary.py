@@ -134,3 +134,10 @@ def test_the_comparison_row_of_a_cnn_variant():
         "EfficientNet-Lite0", 1280, 2)
     assert (row["seconds_features"], row["seconds_total"]) == (5.0, 10.0)
     assert row["images_per_second_features"] == 2.0
+
+
+def test_the_comparison_row_counts_the_listing_once():
+    # The descriptors stage's seconds include its listing ("ingest"), as in total_seconds.
+    summary = run_summary(timings={"ingest": 1.0, "descriptors": 4.0, "vocabulary": 2.0})
+    row = comparison_row("orb", summary, False)
+    assert (row["seconds_features"], row["seconds_total"]) == (4.0, 6.0)

@@ -97,8 +97,7 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
     variant has the colour block (None: not an ORB variant)."""
     timings, metrics, counts = summary.timings, summary.metrics, summary.counts
     reduction = summary.reduction
-    feature_seconds = (timings.get("ingest", 0.0) + timings.get("descriptors", 0.0)
-                       + timings.get("cnn_features", 0.0))
+    feature_seconds = summary.feature_seconds
     total = summary.total_seconds
     images = counts.accepted
     if orb_colour is not None:
