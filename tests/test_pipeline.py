@@ -132,17 +132,23 @@ def test_rejects_table_names_each_bad_file(spark, first_run):
 
 def test_features_parquet_has_one_row_per_accepted_image(spark, first_run):
     features = spark.read.parquet(str(first_run / "features"))
-    assert features.columns == ["path", "label", "split", "n_keypoints", "histogram",
+    assert features.columns == ["path", "label", "split", "n_keypoints",
                                 "pca_features", "prediction", "probability"]
     rows = features.collect()
     assert len(rows) == 3 * 17 + 1 + len(ODD_BUT_READABLE)
     assert len({row["path"] for row in rows}) == len(rows)
+    other = next(row for row in rows if row["n_keypoints"] > 0)
+    assert len(other["pca_features"]) == 10
+
+
+def test_histograms_parquet_has_one_raw_histogram_per_accepted_image(spark, first_run):
+    rows = spark.read.parquet(str(first_run / "histograms")).collect()
+    assert len(rows) == 3 * 17 + 1 + len(ODD_BUT_READABLE)
     tiny = next(row for row in rows if row["path"].endswith("tiny.jpg"))
     assert tiny["n_keypoints"] == 0 and tiny["histogram"].toArray().sum() == 0
     other = next(row for row in rows if row["n_keypoints"] > 0)
     # Each descriptor counts once per pyramid level (default: 2 levels).
     assert other["histogram"].toArray().sum() == 2 * other["n_keypoints"]
-    assert len(other["pca_features"]) == 10
 
 
 def test_descriptors_set_aside_a_vocabulary_sample_for_training_images(spark, first_run):

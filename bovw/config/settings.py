@@ -36,7 +36,11 @@ class SparkSettings:
     # Fruits-360 files are ~5 KB: Spark's default 4 MB open cost would scatter a
     # dataset over hundreds of tiny partitions, so files are packed by real size.
     open_cost_bytes: int = 8192
-    max_partition_bytes: int = 8 * 1024 * 1024
+    # Spark splits a scan into min(this, input bytes / cores) pieces. Every task of the
+    # descriptors stage sets up a Python UDF runner and writes its own Parquet file, and
+    # every later read pays per file: on fruits360-dev (15.5k files, 2 cores) 64 MB gives
+    # 4 tasks instead of 25 at 8 MB and a run 2 s faster, with the same metrics.
+    max_partition_bytes: int = 64 * 1024 * 1024
     # What Spark logs on the console (log4j level): ERROR keeps a run's console to bovw's
     # own lines; WARN is Spark's own default; `--verbose` shows at least WARN.
     log_level: str = "ERROR"

@@ -20,7 +20,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from bovw.columns import (
-    HISTOGRAM,
     LABEL,
     N_KEYPOINTS,
     PATH,
@@ -293,8 +292,10 @@ def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame
         idf = fitted["idf"] if "idf" in fitted else IDFModel.load(layout.model("idf"))
     pca = fitted["pca"] if "pca" in fitted else PCAModel.load(layout.model("pca"))
     weighted = feature_vectors(histograms, config, idf)
+    # The raw histogram stays in histograms/ alone: carried along, it was shuffled,
+    # checkpointed and written a second time with every image's projection.
     project_and_classify(spark, config, weighted, pca, rows, layout,
-                         (PATH, LABEL, SPLIT, N_KEYPOINTS, HISTOGRAM))
+                         (PATH, LABEL, SPLIT, N_KEYPOINTS))
     return {}
 
 
