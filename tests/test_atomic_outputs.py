@@ -43,3 +43,15 @@ def test_a_stage_output_without_its_marker_is_not_finished(spark, tmp_path):
     assert finished_stage(spark, layout, "histograms") is None
     mark_finished(spark, layout, "histograms", {"timings": {"histograms": 1.5}})
     assert finished_stage(spark, layout, "histograms") == {"timings": {"histograms": 1.5}}
+
+
+def test_read_bytes_reads_a_local_file_as_spark_names_it(spark, tmp_path):
+    # Spark's path column holds Hadoop paths: nothing escaped, "%20" is three characters.
+    image = tmp_path / "Apple Red%20 1" / "a b.jpg"
+    image.parent.mkdir()
+    image.write_bytes(b"\xff\xd8 jpeg bytes")
+    listed = spark.read.format("binaryFile").load(str(image.parent)).first()["path"]
+    assert listed == f"file:{image}"
+    assert storage.read_bytes(spark, listed) == b"\xff\xd8 jpeg bytes"
+    # Through Hadoop, as every other scheme is: the same bytes.
+    assert storage.read_bytes(spark, str(image)) == b"\xff\xd8 jpeg bytes"
