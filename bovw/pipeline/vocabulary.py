@@ -7,26 +7,24 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 from pyspark.ml.clustering import KMeans, KMeansModel
-from pyspark.ml.linalg import VectorUDT
+from pyspark.ml.functions import array_to_vector
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructField, StructType
 
 from bovw.columns import DESCRIPTORS, FEATURES, N_KEYPOINTS, PATH, SAMPLE, SPLIT, TRAIN
 from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
 from bovw.image.orb import DESCRIPTOR_BYTES, image_rng, unpack
 from bovw.pipeline.descriptors import accepted
-from bovw.spark.arrow_vectors import dense_vectors
 
 __all__ = ["centers", "fit_vocabulary", "sample_descriptors"]
 
-_SAMPLE_SCHEMA = "path string, index int, descriptor binary"
+_SAMPLE_SCHEMA = "path string, index int, descriptor binary, values array<float>"
 
 
 def _sample_batches(fraction: float, seed: int):
     schema = pa.schema([(PATH, pa.string()), ("index", pa.int32()),
-                        ("descriptor", pa.binary())])
+                        ("descriptor", pa.binary()), ("values", pa.list_(pa.float32()))])
 
     def sample(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -40,27 +38,22 @@ def _sample_batches(fraction: float, seed: int):
                 indices.append(keep.astype(np.int32))
                 kept.append(descriptors[keep])
             vectors = np.concatenate(kept) if kept else np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+            offsets = np.arange(0, vectors.size + 1, DESCRIPTOR_BYTES, dtype=np.int32)
             yield pa.RecordBatch.from_arrays([
                 batch.column(PATH).take(pa.array(np.concatenate(rows) if rows else [],
                                                    type=pa.int64())),
                 pa.array(np.concatenate(indices) if indices else [], type=pa.int32()),
                 # The raw 32 bytes: the cheapest key for the duplicate removal after this.
                 pa.BinaryArray.from_buffers(pa.binary(), len(vectors), [
-                    None,
-                    pa.py_buffer(np.arange(0, vectors.size + 1, DESCRIPTOR_BYTES, dtype=np.int32)),
+                    None, pa.py_buffer(offsets),
                     pa.py_buffer(np.ascontiguousarray(vectors, np.uint8).tobytes())]),
+                # The same bytes as numbers, which Spark turns into KMeans's vectors itself
+                # (array_to_vector): no second Python pass over the sample.
+                pa.ListArray.from_arrays(pa.array(offsets),
+                                         pa.array(vectors.ravel().astype(np.float32))),
             ], schema=schema)
 
     return sample
-
-
-def _as_vectors(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: 32-byte descriptors -> Spark ML dense vectors (`features`)."""
-    for batch in batches:
-        column = batch.column("descriptor")
-        values = np.frombuffer(b"".join(column.to_pylist()), np.uint8)
-        vectors = dense_vectors(values.reshape(len(column), DESCRIPTOR_BYTES))
-        yield pa.RecordBatch.from_arrays([vectors], names=[FEATURES])
 
 
 def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, seed: int,
@@ -97,14 +90,14 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
     # descriptor: KMeans's random init would pick it hundreds of times and end with far
     # fewer than k distinct words. Each distinct descriptor is kept once, represented by
     # its first (path, index) so that the layout below stays deterministic.
-    distinct = sampled.groupBy("descriptor").agg(F.min(F.struct(PATH, "index")).alias("first"))
-    schema = StructType([StructField(FEATURES, VectorUDT())])
+    # Every row of a group holds the same values (they are its key's bytes), so any one will do.
+    distinct = sampled.groupBy("descriptor").agg(
+        F.min(F.struct(PATH, "index")).alias("first"), F.any_value("values").alias("values"))
     return (
-        distinct.select("first.path", "first.index", "descriptor")
+        distinct.select("first.path", "first.index", "values")
         .repartition(settings.partitions, PATH)
         .sortWithinPartitions(PATH, "index")
-        .select("descriptor")
-        .mapInArrow(_as_vectors, schema)
+        .select(array_to_vector("values").alias(FEATURES))
     )
 
 
