@@ -26,6 +26,7 @@ import re
 import resource
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -133,6 +134,33 @@ def naive_summary(raw: dict) -> dict:
         "peak_memory_mb": memory["total"],
         "bounds": bounds,
     }
+
+
+def paired_walls(pairs: Sequence[tuple[dict | None, dict | None]]) -> dict | None:
+    """The whole-process wall times of N (pipeline, reference) summaries run in turn, as
+    medians, and the median, min and max of their pair-by-pair ratios; None when no pair
+    has both sides. Pairing keeps the ratio meaningful while a shared machine's speed drifts."""
+    walls = [(pipeline["total_seconds"], reference["total_seconds"])
+             for pipeline, reference in pairs if pipeline and reference]
+    if not walls:
+        return None
+    ratios = [pipeline / reference for pipeline, reference in walls]
+    return {"pairs": len(walls),
+            "pipeline_median": statistics.median(pipeline for pipeline, _ in walls),
+            "reference_median": statistics.median(reference for _, reference in walls),
+            "ratio_median": statistics.median(ratios), "ratio_min": min(ratios),
+            "ratio_max": max(ratios)}
+
+
+def paired_verdict(size: int, paired: dict | None) -> str:
+    """One line under the table for a size measured in several pairs."""
+    if paired is None:
+        return f"x{size}: no pair finished on both sides"
+    return (f"x{size}, {paired['pairs']} pairs run in turn: pipeline median "
+            f"{paired['pipeline_median']:.2f} s, reference median "
+            f"{paired['reference_median']:.2f} s; paired wall ratio median "
+            f"{paired['ratio_median']:.2f}x (min {paired['ratio_min']:.2f}x, max "
+            f"{paired['ratio_max']:.2f}x). The table's columns are the first pair.")
 
 
 def comparison_columns(sizes: Sequence[int], runs: dict, naive: dict | None) -> list[Column]:
@@ -256,6 +284,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
                         help=f"where larger sets, samples and pipeline outputs go (outside the "
                         f"repository; default {DEFAULT_WORKDIR})")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run reference and pipeline N times in turn at each size and "
+                        "add their paired wall ratio under the table (default 1)")
     parser.add_argument("--reference-only", action="store_true", help="skip the Spark pipeline")
     parser.add_argument("--naive", action="store_true",
                         help="also run bench/naive.py once (on the x1 input or a sample)")
@@ -273,6 +304,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         sys.argv[1:] if argv is None else list(argv))
     if args.master:
         args.set = [*args.set, f"spark.master={args.master}"]
+    if args.repeat < 1:
+        parser.error(f"--repeat must be >= 1 (got {args.repeat})")
     return args
 
 
@@ -307,9 +340,13 @@ def compare(args: argparse.Namespace) -> int:
             return None
 
     def pipeline_run(data: Path, name: str) -> dict | None:
+        output = outputs / f"pipeline-{name}-{stamp}"
+        # A repeat writes a new run folder beside the first (bovw refuses to overwrite).
+        while output.exists():
+            output = output.with_name(output.name + "-again")
         return attempt(f"pipeline on {data}", [
-            sys.executable, "-m", "bench.spark_run", str(data),
-            str(outputs / f"pipeline-{name}-{stamp}"), "--json", *forwarded,
+            sys.executable, "-m", "bench.spark_run", str(data), str(output), "--json",
+            *forwarded,
         ])
 
     # The machine may be shared: a busy box explains slow numbers, so the load is recorded.
@@ -321,13 +358,14 @@ def compare(args: argparse.Namespace) -> int:
         data_dirs[size] = data
         warm_page_cache(data)
         loads[f"x{size}"] = os.getloadavg()[0]
-        raw[f"x{size}"] = {
+        pairs = [{
             "reference": attempt(f"reference on {data}", [
                 sys.executable, "bench/reference.py", str(data), "--json",
                 "--processes", str(processes), *forwarded,
             ]),
             "pipeline": None if args.reference_only else pipeline_run(data, f"x{size}"),
-        }
+        } for _ in range(args.repeat)]
+        raw[f"x{size}"] = {**pairs[0], "repeats": pairs[1:]}
 
     naive_info = None
     if args.naive:
@@ -337,6 +375,10 @@ def compare(args: argparse.Namespace) -> int:
 
     runs = {size: {side: _summary(side, raw[f"x{size}"][side])
                    for side in ("pipeline", "reference")} for size in sizes}
+    paired = {size: paired_walls([
+        (_summary("pipeline", pair["pipeline"]), _summary("reference", pair["reference"]))
+        for pair in [raw[f"x{size}"], *raw[f"x{size}"]["repeats"]]]) for size in sizes
+    } if args.repeat > 1 else {}
     naive_columns = None
     if naive_info is not None:
         naive_columns = {
@@ -360,6 +402,7 @@ def compare(args: argparse.Namespace) -> int:
         "Total wall and CPU times are those of whole processes on both sides (start-up "
         "included; CPU of every process, the JVM and Python workers or the pool included).",
         *descriptor_verdicts(sizes, runs, processes),
+        *[paired_verdict(size, paired[size]) for size in sizes if size in paired],
     ]
     if naive_info is not None:
         context.append(naive_info["note"])
@@ -375,6 +418,7 @@ def compare(args: argparse.Namespace) -> int:
         "master": config.spark.master, "processes": processes, "load_average_before": loads,
         "config": task_settings(config),
         "summaries": {f"x{size}": runs[size] for size in sizes},
+        "paired": {f"x{size}": paired[size] for size in paired},
         "naive_summaries": naive_columns, "failures": failures, "raw": raw,
     }
     base.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str),

@@ -6,6 +6,9 @@ from bench.compare import (
     comparison_columns,
     descriptor_verdicts,
     naive_summary,
+    paired_verdict,
+    paired_walls,
+    parse_args,
     parse_sizes,
     pipeline_summary,
     processes_for_master,
@@ -163,3 +166,31 @@ def test_sizes_are_distinct_multiples():
     for bad in ("0,1", "1,1", "x", ""):
         with pytest.raises(ConfigError, match=r"^--sizes must"):
             parse_sizes(bad)
+
+
+def _walls(pipeline: float, reference: float) -> tuple[dict, dict]:
+    return {"total_seconds": pipeline}, {"total_seconds": reference}
+
+
+def test_paired_walls_takes_the_median_of_the_pair_by_pair_ratios():
+    # Ratios 2.0, 1.5, 3.0: a slow machine in the third pair moves both sides.
+    paired = paired_walls([_walls(40.0, 20.0), _walls(30.0, 20.0), _walls(90.0, 30.0)])
+    assert paired == {"pairs": 3, "pipeline_median": 40.0, "reference_median": 20.0,
+                      "ratio_median": 2.0, "ratio_min": 1.5, "ratio_max": 3.0}
+    assert paired_verdict(1, paired) == (
+        "x1, 3 pairs run in turn: pipeline median 40.00 s, reference median 20.00 s; "
+        "paired wall ratio median 2.00x (min 1.50x, max 3.00x). The table's columns are "
+        "the first pair.")
+
+
+def test_paired_walls_leaves_out_a_pair_with_a_failed_side():
+    assert paired_walls([_walls(40.0, 20.0), (None, {"total_seconds": 1.0})])["pairs"] == 1
+    assert paired_walls([(None, None)]) is None
+    assert paired_verdict(10, None) == "x10: no pair finished on both sides"
+
+
+def test_repeat_must_be_at_least_one(capsys):
+    assert parse_args(["data", "--repeat", "3"]).repeat == 3
+    with pytest.raises(SystemExit):
+        parse_args(["data", "--repeat", "0"])
+    assert "--repeat must be >= 1 (got 0)" in capsys.readouterr().err
