@@ -6,6 +6,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType
 
+from bovw.errors import StorageError
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished
 from bovw.spark import storage
 
@@ -55,3 +56,11 @@ def test_read_bytes_reads_a_local_file_as_spark_names_it(spark, tmp_path):
     assert storage.read_bytes(spark, listed) == b"\xff\xd8 jpeg bytes"
     # Through Hadoop, as every other scheme is: the same bytes.
     assert storage.read_bytes(spark, str(image)) == b"\xff\xd8 jpeg bytes"
+
+
+def test_read_bytes_of_a_missing_local_file_is_a_one_line_storage_error(spark, tmp_path):
+    for path in (f"file:{tmp_path}/gone.json", str(tmp_path / "gone.json")):
+        # Read in Python (file:/...) or through Hadoop: the same error.
+        expected = r"^cannot read \S*gone\.json: not found \(.*\); fix: check the path$"
+        with pytest.raises(StorageError, match=expected):
+            storage.read_bytes(spark, path)

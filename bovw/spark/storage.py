@@ -149,8 +149,16 @@ def read_bytes(spark: SparkSession, path: str) -> bytes:
         # A local file as Spark names it (the Hadoop path "file:/a/b c.jpg", nothing
         # escaped) is read here: through Hadoop each read is several py4j round trips and
         # a JVM copy, 12 ms a thumbnail for a report.
-        with open(path.removeprefix("file:"), "rb") as local:
-            return local.read()
+        try:
+            with open(path.removeprefix("file:"), "rb") as local:
+                return local.read()
+        except OSError as error:  # the same one-line StorageError as through Hadoop
+            if isinstance(error, FileNotFoundError):
+                cause, fix = f"not found ({error.strerror})", "check the path"
+            else:
+                cause = str(error.strerror or error)
+                fix = "check the path and the permissions on it"
+            raise StorageError(f"cannot read {path}: {cause}; fix: {fix}") from error
     hadoop_path, fs = _path_and_fs(spark, path)
     jvm = driver_jvm(spark)
     stream = fs.open(hadoop_path)
