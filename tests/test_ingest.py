@@ -82,20 +82,24 @@ def test_split_folders_match_in_any_letter_case_and_nothing_else(spark):
 
 
 def test_stratified_split_without_split_folders(spark, tmp_path):
-    for label, count in (("Lemon", 8), ("Grape Blue", 4)):
-        for i in range(count):
-            write(tmp_path / label / f"{i}.jpg")
-    files = with_labels(list_files(spark, str(tmp_path), SETTINGS))
-    split = assign_splits(files, test_fraction=0.25, seed=1, has_split_folders=False)
-    counts = Counter((r["label"], r["split"]) for r in split.collect())
-    assert counts == {("Lemon", "Training"): 6, ("Lemon", "Test"): 2,
-                      ("Grape Blue", "Training"): 3, ("Grape Blue", "Test"): 1}
-    again = assign_splits(files, test_fraction=0.25, seed=1, has_split_folders=False)
-    assert sorted(map(tuple, split.select("path", "split").collect())) == sorted(
-        map(tuple, again.select("path", "split").collect()))
-    other_seed = assign_splits(files, test_fraction=0.25, seed=2, has_split_folders=False)
-    assert sorted(map(tuple, split.select("path", "split").collect())) != sorted(
-        map(tuple, other_seed.select("path", "split").collect()))
+    def split_under(root, seed):
+        for label, count in (("Lemon", 8), ("Grape Blue", 4)):
+            for i in range(count):
+                write(root / label / f"{i}.jpg")
+        files = with_labels(list_files(spark, str(root), SETTINGS))
+        rows = assign_splits(files, test_fraction=0.25, seed=seed,
+                             has_split_folders=False).collect()
+        return {(r["label"], r["path"].rsplit("/", 1)[1]): r["split"] for r in rows}
+
+    split = split_under(tmp_path / "here", seed=1)
+    assert Counter((label, s) for (label, _), s in split.items()) == {
+        ("Lemon", "Training"): 6, ("Lemon", "Test"): 2,
+        ("Grape Blue", "Training"): 3, ("Grape Blue", "Test"): 1}
+    assert split_under(tmp_path / "here", seed=1) == split
+    # The same images anywhere else get the same split: the hash leaves out the folders
+    # above the label, so it cannot depend on where a machine keeps its temporary files.
+    assert split_under(tmp_path / "there" / "deeper", seed=1) == split
+    assert split_under(tmp_path / "here", seed=2) != split
 
 
 def test_missing_input_folder(tmp_path):

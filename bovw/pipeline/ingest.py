@@ -252,13 +252,16 @@ def assign_splits(images: DataFrame, test_fraction: float, seed: int, has_split_
 
     With split folders the folder decides, and images outside them get split null (the
     caller rejects them). Without, a seeded stratified split: within each label, images
-    are ranked by a hash of (seed, path) and the first round(n * test_fraction) go to
-    Test. Hash-ranking makes the split independent of partitioning and master URL.
+    are ranked by a hash of (seed, label, file name) and the first round(n * test_fraction)
+    go to Test. Hash-ranking makes the split independent of partitioning and master URL;
+    leaving the folders above the label out of the hash gives a copy of the same images
+    anywhere else (another disk, S3) the same split.
     """
     if has_split_folders:
         return images.withColumn(SPLIT, F.col(SPLIT_FOLDER))
     by_label = Window.partitionBy(LABEL)
-    ranked = images.withColumn("_h", F.xxhash64(F.lit(seed), F.col(PATH))).withColumn(
+    file_name = F.element_at(F.split(F.col(PATH), "/"), -1)
+    ranked = images.withColumn("_h", F.xxhash64(F.lit(seed), F.col(LABEL), file_name)).withColumn(
         "_rank", F.row_number().over(by_label.orderBy("_h", PATH))
     ).withColumn("_n", F.count(F.lit(1)).over(by_label))
     is_test = F.col("_rank") <= F.round(F.col("_n") * F.lit(test_fraction))
