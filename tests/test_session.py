@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import pytest
@@ -71,13 +72,13 @@ def test_python_workers_run_this_interpreter(spark):
 
 def test_class_archive_is_written_first_then_read(tmp_path):
     folder = tmp_path / "cache" / "bovw"
-    write = class_archive_option(folder, "/usr/bin/java", "4.3.0")
-    assert write.startswith(f"-XX:ArchiveClassesAtExit={folder}/spark-")
+    write = shlex.split(class_archive_option(folder, "/usr/bin/java", "4.3.0"))
+    assert write[0].startswith(f"-XX:ArchiveClassesAtExit={folder}/spark-")
     assert folder.is_dir() and not list(folder.iterdir())
-    archive = write.split()[0].split("=", 1)[1]
+    archive = write[0].split("=", 1)[1]
     with open(archive, "wb") as made_by_the_jvm:
         made_by_the_jvm.write(b"CDS")
-    assert class_archive_option(folder, "/usr/bin/java", "4.3.0").split()[0] == (
+    assert shlex.split(class_archive_option(folder, "/usr/bin/java", "4.3.0"))[0] == (
         f"-XX:SharedArchiveFile={archive}")
     # Another Spark (or JVM) gets its own archive, never a stale one.
     assert class_archive_option(folder, "/usr/bin/java", "4.4.0").startswith(
@@ -88,7 +89,7 @@ def test_each_spark_installation_has_its_own_class_archive(tmp_path):
     # The JVM refuses an archive made with another class path, silently: a second
     # virtualenv must write its own instead of never having one.
     first = class_archive_option(tmp_path, "/usr/bin/java", "4.3.0", "/venv-a/pyspark")
-    open(first.split()[0].split("=", 1)[1], "wb").write(b"CDS")
+    open(shlex.split(first)[0].split("=", 1)[1], "wb").write(b"CDS")
     assert class_archive_option(tmp_path, "/usr/bin/java", "4.3.0", "/venv-a/pyspark"
                                 ).startswith("-XX:SharedArchiveFile=")
     assert class_archive_option(tmp_path, "/usr/bin/java", "4.3.0", "/venv-b/pyspark"
@@ -96,10 +97,42 @@ def test_each_spark_installation_has_its_own_class_archive(tmp_path):
 
 
 def test_an_empty_class_archive_is_written_again(tmp_path):
-    archive = class_archive_option(tmp_path, "/usr/bin/java", "4.3.0").split()[0].split("=")[1]
+    archive = shlex.split(class_archive_option(tmp_path, "/usr/bin/java", "4.3.0")
+                          )[0].split("=", 1)[1]
     open(archive, "wb").close()
     assert class_archive_option(tmp_path, "/usr/bin/java", "4.3.0").startswith(
         "-XX:ArchiveClassesAtExit=")
+
+
+def _spark_launcher_words(spark, options: str) -> list[str]:
+    """`options` split into JVM arguments by the very parser of Spark's launcher, which
+    turns spark.driver.extraJavaOptions into the local-mode JVM's command line."""
+    jvm, gateway = spark._jvm, spark.sparkContext._gateway
+    types = gateway.new_array(jvm.java.lang.Class, 1)
+    types[0] = jvm.java.lang.Class.forName("java.lang.String")
+    parse = jvm.java.lang.Class.forName("org.apache.spark.launcher.CommandBuilderUtils"
+                                        ).getDeclaredMethod("parseOptionString", types)
+    parse.setAccessible(True)
+    arguments = gateway.new_array(jvm.java.lang.Object, 1)
+    arguments[0] = options
+    return list(parse.invoke(None, arguments))
+
+
+@pytest.mark.parametrize("folder", ["Ann Lee/.cache", "it's \\ \"odd\"\there"])
+def test_a_class_archive_folder_with_spaces_and_quotes_stays_one_jvm_argument(
+        spark, tmp_path, folder):
+    # Unquoted, the launcher split "-XX:...=/home/Ann Lee/..." in two and the JVM took the
+    # second half for its main class: no run could start for a user with such a home.
+    settings = SparkSettings(jit_threshold_scale=1, class_archive_dir=str(tmp_path / folder))
+    for existing in (False, True):
+        options = local_driver_options(settings, "-Dgiven=1", "/usr/bin/java", "4.3.0")
+        words = _spark_launcher_words(spark, options)
+        flag, archive = words[0].split("=", 1)
+        assert flag == ("-XX:SharedArchiveFile" if existing else "-XX:ArchiveClassesAtExit")
+        assert archive.startswith(f"{tmp_path / folder}/spark-") and archive.endswith(".jsa")
+        assert words[1:] == ["-Xlog:cds=off", "-Xlog:cds+dynamic=off", "-Dgiven=1"]
+        if not existing:
+            open(archive, "wb").write(b"CDS")
 
 
 def test_jit_thresholds_scale_hotspots_defaults():
@@ -111,8 +144,8 @@ def test_jit_thresholds_scale_hotspots_defaults():
 
 def test_local_driver_options_put_the_given_ones_last(tmp_path):
     settings = SparkSettings(jit_threshold_scale=2, class_archive_dir=str(tmp_path))
-    options = local_driver_options(settings, " -XX:Tier4InvocationThreshold=7 ",
-                                   "/usr/bin/java", "4.3.0").split()
+    options = shlex.split(local_driver_options(settings, " -XX:Tier4InvocationThreshold=7 ",
+                                               "/usr/bin/java", "4.3.0"))
     assert options[0] == "-XX:Tier4InvocationThreshold=10000"
     assert options[4].startswith(f"-XX:ArchiveClassesAtExit={tmp_path}/spark-")
     # The user's own flags come last, where HotSpot takes them over bovw's.
@@ -124,8 +157,8 @@ def test_local_driver_options_put_the_given_ones_last(tmp_path):
 def test_a_default_local_jvm_gets_the_raised_jit_thresholds(tmp_path):
     # `bovw run` without a config file: C2 compiling Spark's lukewarm code cost a whole
     # dev-set run 14 s of CPU (79 s -> 65 s).
-    options = local_driver_options(SparkSettings(class_archive_dir=str(tmp_path)), "",
-                                   "/usr/bin/java", "4.3.0").split()
+    options = shlex.split(local_driver_options(SparkSettings(class_archive_dir=str(tmp_path)),
+                                               "", "/usr/bin/java", "4.3.0"))
     assert options[:4] == jit_threshold_options(20).split()
     assert options[4].startswith(f"-XX:ArchiveClassesAtExit={tmp_path}/spark-")
 

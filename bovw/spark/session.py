@@ -118,9 +118,22 @@ def class_archive_option(archive_dir: Path, java: str, spark_version: str,
     # CDS logs a warning for every class it cannot archive; none of them matters here.
     quiet = "-Xlog:cds=off -Xlog:cds+dynamic=off"
     if archive.is_file() and archive.stat().st_size > 0:
-        return f"-XX:SharedArchiveFile={archive} {quiet}"
+        return f"-XX:SharedArchiveFile={_option_value(str(archive))} {quiet}"
     archive_dir.mkdir(parents=True, exist_ok=True)
-    return f"-XX:ArchiveClassesAtExit={archive} {quiet}"
+    return f"-XX:ArchiveClassesAtExit={_option_value(str(archive))} {quiet}"
+
+
+def _option_value(value: str) -> str:
+    """`value` as one word of spark.driver.extraJavaOptions.
+
+    Spark's launcher splits that string at white space, except inside double quotes, where
+    a backslash escapes the next character. Unquoted, a folder such as "/home/Ann Lee"
+    split the flag in two and the JVM took the second half for its main class: no run
+    could start.
+    """
+    if not re.search(r"[\s\"'\\]", value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # HotSpot's defaults for when a method (or loop) moves to C2, the optimising compiler.
