@@ -14,10 +14,26 @@ from bovw.spark import storage
 def test_write_parquet_publishes_the_whole_output(spark, tmp_path):
     target = tmp_path / "histograms"
     storage.write_parquet(spark, spark.range(10).repartition(3), str(target))
-    assert sorted(row["id"] for row in spark.read.parquet(str(target)).collect()) == list(
+    assert sorted(row["id"] for row in storage.read_parquet(spark, str(target)).collect()) == list(
         range(10))
     assert (target / "_SUCCESS").exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["histograms"]
+
+
+def test_outputs_under_glob_characters_are_read_as_named(spark, tmp_path):
+    # Spark reads "run [1]" as a pattern, which names the sibling "run 1" instead: a run
+    # under such a folder read another run's tables and models, or none ("not found").
+    from pyspark.ml.feature import StringIndexerModel
+
+    for folder, ids, labels in (("run [1]", range(3), ["mine"]),
+                                ("run 1", range(100, 105), ["sibling"])):
+        storage.write_parquet(spark, spark.range(ids.start, ids.stop), str(tmp_path / folder / "t"))
+        StringIndexerModel.from_labels(labels, inputCol="a").save(str(tmp_path / folder / "m"))
+    named = str(tmp_path / "run [1]")
+    assert storage.literal(named).endswith("run \\[1\\]")
+    assert sorted(r["id"] for r in storage.read_parquet(spark, f"{named}/t").collect()) == [0, 1, 2]
+    assert StringIndexerModel.load(storage.literal(f"{named}/m")).labels == ["mine"]
+    assert storage.literal("s3a://b/{a,b}*?^\\x") == "s3a://b/\\{a,b\\}\\*\\?\\^\\\\x"
 
 
 def test_a_failed_write_leaves_the_previous_output_untouched(spark, tmp_path):
@@ -34,7 +50,7 @@ def test_a_failed_write_leaves_the_previous_output_untouched(spark, tmp_path):
     failing = spark.range(0, 12, numPartitions=4).select(fail_on_seven("id").alias("id"))
     with pytest.raises(Exception, match="stop half way"):
         storage.write_parquet(spark, failing, str(target))
-    assert sorted(row["id"] for row in spark.read.parquet(str(target)).collect()) == list(
+    assert sorted(row["id"] for row in storage.read_parquet(spark, str(target)).collect()) == list(
         range(5))
 
 
@@ -51,7 +67,8 @@ def test_read_bytes_reads_a_local_file_as_spark_names_it(spark, tmp_path):
     image = tmp_path / "Apple Red%20 1" / "a b.jpg"
     image.parent.mkdir()
     image.write_bytes(b"\xff\xd8 jpeg bytes")
-    listed = spark.read.format("binaryFile").load(str(image.parent)).first()["path"]
+    listed = spark.read.format("binaryFile").load(storage.literal(str(image.parent))
+                                                  ).first()["path"]
     assert listed == f"file:{image}"
     assert storage.read_bytes(spark, listed) == b"\xff\xd8 jpeg bytes"
     # Through Hadoop, as every other scheme is: the same bytes.

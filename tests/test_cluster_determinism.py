@@ -27,6 +27,7 @@ import pytest
 from pyspark.ml.clustering import KMeansModel
 
 from bovw.image.synthetic import generate_dataset
+from bovw.spark import storage
 from tests.cluster_fixtures import (
     StandaloneCluster,
     bovw_command,
@@ -90,7 +91,8 @@ def runs_root(tmp_path_factory) -> Path:
 
 
 def vocabulary(run: Path) -> np.ndarray:
-    return np.array(KMeansModel.load(str(run / "models" / "vocabulary")).clusterCenters())
+    model = KMeansModel.load(storage.literal(str(run / "models" / "vocabulary")))
+    return np.array(model.clusterCenters())
 
 
 def metrics(run: Path) -> dict:
@@ -236,7 +238,7 @@ def test_the_resumed_run_ends_like_an_uninterrupted_one(spark, local1_run, local
     assert metrics(local1_run) == metrics(local2_run)
     histograms = {
         run: sorted((row["path"], row["histogram"].toArray().tolist())
-                    for row in spark.read.parquet(str(run / "histograms")).collect())
+                    for row in storage.read_parquet(spark, str(run / "histograms")).collect())
         for run in (local1_run, local2_run)
     }
     assert histograms[local1_run] == histograms[local2_run]

@@ -24,6 +24,7 @@ from bovw.experiments.external import normalised_path
 from bovw.experiments.sweep import changes_descriptors, parse_parameter, run_sweep, sweep_points
 from bovw.image.synthetic import generate_dataset
 from bovw.report.pages import SweepPointResult, sweep_plots
+from bovw.spark import storage
 from tests.conftest import TEST_SPARK
 
 RUN_SECTIONS = ("Metrics", "Per class (Test)", "Confusion matrix", "Sample Test images",
@@ -143,7 +144,7 @@ def test_the_predictor_agrees_with_spark_on_a_capped_pca(spark, sweep, tmp_path)
     _model, written = export_model(spark, str(run), str(tmp_path / "model.npz"))
     predictor = Predictor.load(written)
     assert predictor.model.pc.shape == (8 * 5 + 32 + 128, kept) and kept < 200  # + tone, colour
-    rows = spark.read.parquet(str(run / "features")).filter("split = 'Test'").collect()
+    rows = storage.read_parquet(spark, str(run / "features")).filter("split = 'Test'").collect()
     assert len(rows) == 12
     for row in rows:
         data = Path(row["path"].removeprefix("file:")).read_bytes()
@@ -309,7 +310,7 @@ def test_comparison_table_has_orb_colour_and_cnn_side_by_side(comparison):
 
 def test_missing_images_are_listed_with_their_reason(spark, comparison):
     output = comparison[0]
-    rejects = spark.read.parquet(str(output / "variants" / "cnn" / "rejects")).collect()
+    rejects = storage.read_parquet(spark, str(output / "variants" / "cnn" / "rejects")).collect()
     assert sorted(row["path"].rsplit("/", 1)[1] for row in rejects) == ["0_100.jpg"] * 6
     assert {row["reason"] for row in rejects} == {
         f"no CNN features in {output.parent / 'cnn.parquet'}"}

@@ -47,6 +47,17 @@ def test_labels_and_splits_from_folders_with_spaces(spark, tmp_path):
     ]
 
 
+def test_an_input_folder_named_with_glob_characters_is_listed_as_named(spark, tmp_path):
+    # Spark reads "in [1]" as a pattern: the folder itself was "not found", and a sibling
+    # "in 1" would have been read instead of it.
+    write(tmp_path / "in [1]" / "Training" / "Kiwi" / "mine.jpg", imagefiles.jpeg())
+    write(tmp_path / "in [1]" / "Test" / "Kiwi" / "empty.jpg", b"")
+    write(tmp_path / "in 1" / "Training" / "Kiwi" / "sibling.jpg", imagefiles.jpeg())
+    images = labelled_images(spark, str(tmp_path / "in [1]"), SETTINGS, 1)
+    assert sorted((r["path"].rsplit("/", 1)[1], r["split"]) for r in images.collect()) == [
+        ("empty.jpg", "Test"), ("mine.jpg", "Training")]
+
+
 def _jobs_run_by(spark, call):
     context = spark.sparkContext
     context.setJobGroup("counted", "jobs of one call")

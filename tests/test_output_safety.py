@@ -162,7 +162,7 @@ def test_predictions_replace_only_a_predictions_folder(spark, dataset, finished_
     # A table written before outputs carried the marker is recognised by its layout.
     (output / "_bovw.json").unlink()
     assert predict(output, "--overwrite") == 0
-    assert len(spark.read.parquet(str(output)).collect()) == 9
+    assert len(storage.read_parquet(spark, str(output)).collect()) == 9
     assert json.loads((output / "_bovw.json").read_text())["kind"] == "predictions"
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "mine", "predictions", "table"]

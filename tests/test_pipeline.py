@@ -16,6 +16,7 @@ from bovw.cli import main
 from bovw.errors import InputError, OutputError
 from bovw.image.synthetic import encode_jpeg, generate_dataset, render_fruit
 from bovw.pipeline.run import run_pipeline
+from bovw.spark import storage
 from tests import imagefiles
 from tests.conftest import TEST_SPARK
 
@@ -124,14 +125,14 @@ def test_a_class_only_in_test_is_warned_about_and_reported_apart(first_run):
 
 def test_rejects_table_names_each_bad_file(spark, first_run):
     rejects = {row["path"].rsplit("/", 1)[1]: row["reason"]
-               for row in spark.read.parquet(str(first_run / "rejects")).collect()}
+               for row in storage.read_parquet(spark, str(first_run / "rejects")).collect()}
     assert set(rejects) == set(BAD_FILES)
     for name, (_data, reason) in BAD_FILES.items():
         assert rejects[name].startswith(reason), (name, rejects[name])
 
 
 def test_features_parquet_has_one_row_per_accepted_image(spark, first_run):
-    features = spark.read.parquet(str(first_run / "features"))
+    features = storage.read_parquet(spark, str(first_run / "features"))
     assert features.columns == ["path", "label", "split", "n_keypoints",
                                 "pca_features", "prediction", "probability"]
     rows = features.collect()
@@ -142,7 +143,7 @@ def test_features_parquet_has_one_row_per_accepted_image(spark, first_run):
 
 
 def test_histograms_parquet_has_one_raw_histogram_per_accepted_image(spark, first_run):
-    rows = spark.read.parquet(str(first_run / "histograms")).collect()
+    rows = storage.read_parquet(spark, str(first_run / "histograms")).collect()
     assert len(rows) == 3 * 17 + 1 + len(ODD_BUT_READABLE)
     tiny = next(row for row in rows if row["path"].endswith("tiny.jpg"))
     assert tiny["n_keypoints"] == 0 and tiny["histogram"].toArray().sum() == 0
@@ -152,7 +153,7 @@ def test_histograms_parquet_has_one_raw_histogram_per_accepted_image(spark, firs
 
 
 def test_descriptors_set_aside_a_vocabulary_sample_for_training_images(spark, first_run):
-    rows = spark.read.parquet(str(first_run / "descriptors")).collect()
+    rows = storage.read_parquet(spark, str(first_run / "descriptors")).collect()
     for row in rows:
         expected = min(row["n_keypoints"], 16) if row["split"] == "Training" else 0
         assert len(row["sample"] or b"") == 32 * expected, row["path"]
@@ -167,13 +168,14 @@ def test_descriptors_carry_the_record_of_what_made_them(spark, test_config, data
     config = test_config.replace(**{"ingest.max_file_bytes": MAX_FILE_BYTES})
     assert record.input == str(dataset)
     assert record.settings == DescriptorSettings.of(config)
-    assert spark.read.parquet(str(first_run / "descriptors")).count() == 3 * 17 + 1 + 11
+    assert storage.read_parquet(spark, str(first_run / "descriptors")).count() == 3 * 17 + 1 + 11
 
 
 def test_models_are_saved_and_loadable(first_run):
-    assert KMeansModel.load(str(first_run / "models" / "vocabulary")).getK() == 20
-    assert PCAModel.load(str(first_run / "models" / "pca")).getK() == 10
-    classifier = LogisticRegressionModel.load(str(first_run / "models" / "classifier"))
+    assert KMeansModel.load(storage.literal(str(first_run / "models" / "vocabulary"))).getK() == 20
+    assert PCAModel.load(storage.literal(str(first_run / "models" / "pca"))).getK() == 10
+    classifier = LogisticRegressionModel.load(
+        storage.literal(str(first_run / "models" / "classifier")))
     assert classifier.numClasses == 3
 
 
@@ -187,9 +189,10 @@ def test_same_seed_gives_same_vocabulary_and_metrics(spark, test_config, dataset
         monkeypatch.setattr(getattr(pipeline_run, model_class), "load", _not_read_back)
     second = run_pipeline(spark, config, str(dataset), str(tmp_path / "second"), log=lambda _: None)
     monkeypatch.undo()
-    first_centers = KMeansModel.load(str(first_run / "models" / "vocabulary")).clusterCenters()
-    second_centers = KMeansModel.load(str(tmp_path / "second" / "models" / "vocabulary")
-                                      ).clusterCenters()
+    first_centers = KMeansModel.load(
+        storage.literal(str(first_run / "models" / "vocabulary"))).clusterCenters()
+    second_centers = KMeansModel.load(
+        storage.literal(str(tmp_path / "second" / "models" / "vocabulary"))).clusterCenters()
     assert np.array_equal(np.array(first_centers), np.array(second_centers))
     first_metrics = json.loads((first_run / "metrics.json").read_text())
     assert second.metrics == first_metrics

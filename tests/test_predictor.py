@@ -39,6 +39,7 @@ from bovw.predict.predictor import (
     weighted_histogram,
     word_histogram,
 )
+from bovw.spark import storage
 from tests import imagefiles
 from tests.conftest import TEST_SPARK
 
@@ -577,7 +578,7 @@ def _train_and_export(spark, config, root):
     run_pipeline(spark, config, str(root / "data"), str(root / "run"), log=lambda _: None)
     model, written = export_model(spark, str(root / "run"), str(root / "model.npz"),
                                   load_catalogue(REPO / "conf" / "fruits.toml"))
-    test_rows = (spark.read.parquet(str(root / "run" / "features"))
+    test_rows = (storage.read_parquet(spark, str(root / "run" / "features"))
                  .filter("split = 'Test'").select("path", "prediction", "probability").collect())
     spark_results = {row["path"].removeprefix("file:"): (row["prediction"],
                                                          row["probability"].toArray())
@@ -628,7 +629,7 @@ def test_predictor_describes_like_spark_at_every_scale(trained):
     predictor = Predictor.load(trained["model"])
     scales = predictor.model.orb.dense_scales
     assert predictor.model.orb.sampling == "dense" and len(scales) > 1
-    rows = (trained["spark_session"].read.parquet(str(trained["run"] / "descriptors"))
+    rows = (storage.read_parquet(trained["spark_session"], str(trained["run"] / "descriptors"))
             .filter("split = 'Test'").select("path", "descriptors", "positions").collect())
     assert len(rows) == 12
     for row in rows:
@@ -691,7 +692,7 @@ def test_predictor_with_tone_soft_assignment_and_colour_agrees_with_spark(spark,
     summary = json.loads((trained["run"] / "summary.json").read_text())
     assert model.word_variance == summary["vocabulary"]["mean_squared_distance"]
     assert model.pc.shape == (12 * 5 + 32 + config.colour.dimension, 5)
-    rows = (spark.read.parquet(str(trained["run"] / "descriptors"))
+    rows = (storage.read_parquet(spark, str(trained["run"] / "descriptors"))
             .filter("split = 'Test'").select("path", "tone").collect())
     for row in rows:
         described = predictor.describe(Path(row["path"].removeprefix("file:")).read_bytes())
@@ -702,7 +703,8 @@ def test_predictor_with_tone_soft_assignment_and_colour_agrees_with_spark(spark,
         assert predictor.predict(data).label == spark_label, path
         assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
     # Soft histograms: fractional counts reached Spark's histograms.
-    histograms = spark.read.parquet(str(trained["run"] / "histograms")).first()["histogram"]
+    histograms = storage.read_parquet(spark, str(trained["run"] / "histograms")
+                                      ).first()["histogram"]
     assert any(value != int(value) for value in histograms.values)
 
 
@@ -834,7 +836,7 @@ def test_cli_predict_folder_runs_a_spark_job(spark, trained, tmp_path, capsys):
     assert lines[0] == (f"predicted 15 images (1 unreadable, 1 too small or flat to answer, "
                         f"0 low confidence) -> {output}")
     rows = {Path(row["path"].removeprefix("file:")).name + row["label"]: row
-            for row in spark.read.parquet(str(output)).collect()}
+            for row in storage.read_parquet(spark, str(output)).collect()}
     assert len(rows) == 15
     tiny = rows["tiny.pngUnknown"]
     assert (tiny["prediction"], tiny["low_confidence"], tiny["reject_reason"]) == (None, True,

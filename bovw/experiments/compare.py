@@ -276,7 +276,7 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
     storage.write_text(spark, layout.run_spec, json.dumps(
         {"input": input_path, "images": images_source, "cnn_features": cnn_features,
          "config": config.to_dict()}, indent=2, sort_keys=True))
-    images = (accepted(spark.read.parquet(images_source)).select(PATH, LABEL, SPLIT)
+    images = (accepted(storage.read_parquet(spark, images_source)).select(PATH, LABEL, SPLIT)
               if images_source else _listed_images(spark, config, input_path))
     record = finished_stage(spark, layout, "cnn_features")
     if record is None:
@@ -299,8 +299,8 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
         mark_finished(spark, layout, "cnn_features", record)
     else:
         log("[bovw] cnn_features: already finished, reusing its outputs")
-    matched = spark.read.parquet(layout.path("cnn_features"))
-    missing_count = spark.read.parquet(layout.rejects).count()
+    matched = storage.read_parquet(spark, layout.path("cnn_features"))
+    missing_count = storage.read_parquet(spark, layout.rejects).count()
     if missing_count:
         log(f"[bovw] compare cnn: {missing_count} images have no CNN features "
             f"(listed in {layout.rejects})")
@@ -331,7 +331,7 @@ def _extract(spark: SparkSession, config: Config, input_path: str, images: DataF
     wanted = files.join(images.select(PATH), PATH, "left_semi")
     extracted = extract_cnn_features(wanted, config.cnn, config.orb)
     extracted.write.mode("overwrite").parquet(layout.path("cnn_raw"))
-    extracted = spark.read.parquet(layout.path("cnn_raw"))
+    extracted = storage.read_parquet(spark, layout.path("cnn_raw"))
     joined = images.join(extracted, PATH, "left")
     matched = joined.filter(F.col("cnn_features").isNotNull()).select(
         PATH, LABEL, SPLIT, array_to_vector("cnn_features").alias(FEATURES))

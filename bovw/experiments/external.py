@@ -35,7 +35,7 @@ def load_external_features(spark: SparkSession, path: str, config: Config) -> Da
     settings = config.cnn
     if not storage.exists(spark, path):
         raise CompareError(f"CNN features file {path} does not exist")
-    frame = spark.read.parquet(path)
+    frame = storage.read_parquet(spark, path)
     for option, column in (("--path-col", settings.path_column),
                            ("--features-col", settings.features_column)):
         if column not in frame.columns:

@@ -26,6 +26,7 @@ from bovw.config import IngestSettings
 from bovw.errors import InputError
 from bovw.pipeline.inputs import is_local_path, split_of
 from bovw.spark.jvm import input_file_names, input_files
+from bovw.spark.storage import literal
 
 __all__ = ["LocalTree", "assign_splits", "extension_glob", "labelled_images", "list_files",
            "split_folder", "walk_local_tree", "with_labels"]
@@ -53,9 +54,6 @@ class LocalTree:
     loops: tuple[tuple[str, str], ...]
     sources: tuple[str, ...] = ()
     unlisted: tuple[str, ...] = ()
-
-
-_GLOB_CHARACTERS = re.compile(r"([\\\[\]{}*?^])")
 
 
 def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
@@ -102,7 +100,7 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
         sources += [entry.path for entry in _entries(current)
                     if entry.name.lower().endswith(suffixes) and _is_file(entry)]
         sources += [child for child in children[current] if child not in leading_to_loops]
-    readable = [path for path in sources if ":" not in path or not _GLOB_CHARACTERS.search(path)]
+    readable = [path for path in sources if ":" not in path or literal(path) == path]
     unlisted = [path for path in sources if path not in readable]
     return LocalTree(tuple(sorted(loops)), tuple(sorted(readable)), tuple(sorted(unlisted)))
 
@@ -119,12 +117,6 @@ def _is_file(entry: os.DirEntry) -> bool:
         return entry.is_file(follow_symlinks=True)
     except OSError:
         return False
-
-
-def _spark_path(path: str) -> str:
-    """`path` as Spark's reader must be given it: glob characters escaped (Spark globs any
-    path holding one), so it names itself only."""
-    return _GLOB_CHARACTERS.sub(r"\\\1", path)
 
 
 def list_files(spark: SparkSession, path: str, settings: IngestSettings,
@@ -153,7 +145,7 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     rejected visibly instead of vanishing. In a local tree, symbolic links to an ancestor
     folder are not followed; each one is reported through `log`.
     """
-    sources = [path]
+    sources = [literal(path)]
     if is_local_path(path):
         tree = walk_local_tree(path.removeprefix("file://").removeprefix("file:"),
                                settings.extensions)
@@ -167,7 +159,7 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
             if not tree.sources:
                 raise InputError(f"input folder {path} holds nothing outside symbolic link "
                                  "loops")
-            sources = [_spark_path(source) for source in tree.sources]
+            sources = [literal(source) for source in tree.sources]
     files = (
         spark.read.format("binaryFile")
         .option("recursiveFileLookup", "true")

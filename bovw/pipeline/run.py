@@ -153,7 +153,7 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
             f"{', '.join(test_only)}; the model cannot predict these classes, so their "
             "images are left out of accuracy and F1 and reported apart "
             "(metrics.json: test_only_classes)")
-    descriptors = spark.read.parquet(record["descriptors_path"])
+    descriptors = storage.read_parquet(spark, record["descriptors_path"])
     # Models fitted by this attempt are used as they are; a resumed run reads them back.
     fitted: dict[str, Any] = {}
 
@@ -161,11 +161,11 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
                                                                 keypoints, layout, fitted))
     vocabulary_fit = from_record(VocabularyFit, record["vocabulary"])
     vocabulary = centers(fitted["vocabulary"] if "vocabulary" in fitted
-                         else KMeansModel.load(layout.model("vocabulary")))
+                         else KMeansModel.load(storage.literal(layout.model("vocabulary"))))
 
     stages.run("histograms", lambda: _histograms_stage(
         spark, config, descriptors, vocabulary, vocabulary_fit.mean_squared_distance, layout))
-    histograms = spark.read.parquet(layout.histograms)
+    histograms = storage.read_parquet(spark, layout.histograms)
 
     dimension = histogram_length(len(vocabulary), config.histograms.pyramid_levels)
     record = stages.run("reduction", lambda: _reduction_stage(config, histograms, dimension,
@@ -203,7 +203,7 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         # descriptors compares this record with its own settings first.
         write_record(spark, layout.descriptors, DescriptorProvenance.of(config, input_path))
         source = layout.descriptors
-    descriptors = spark.read.parquet(source)
+    descriptors = storage.read_parquet(spark, source)
     counts, keypoints = statistics(descriptors)
     # Without rejects the (empty) table is written without scanning the descriptors again.
     storage.write_parquet(spark, rejects(descriptors if counts["rejected"] else
@@ -289,8 +289,10 @@ def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame
                       layout: RunLayout, fitted: dict[str, Any]) -> dict[str, Any]:
     idf = None
     if config.histograms.tfidf:
-        idf = fitted["idf"] if "idf" in fitted else IDFModel.load(layout.model("idf"))
-    pca = fitted["pca"] if "pca" in fitted else PCAModel.load(layout.model("pca"))
+        idf = (fitted["idf"] if "idf" in fitted
+               else IDFModel.load(storage.literal(layout.model("idf"))))
+    pca = (fitted["pca"] if "pca" in fitted
+           else PCAModel.load(storage.literal(layout.model("pca"))))
     weighted = feature_vectors(histograms, config, idf)
     # The raw histogram stays in histograms/ alone: carried along, it was shuffled,
     # checkpointed and written a second time with every image's projection.
@@ -333,7 +335,7 @@ def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFr
     predictions = predict(projected, labels, classifier).select(
         *kept, PCA_FEATURES, PREDICTION, PROBABILITY)
     storage.write_parquet(spark, predictions, layout.features)
-    metrics = evaluate(spark.read.parquet(layout.features), list(labels.labels))
+    metrics = evaluate(storage.read_parquet(spark, layout.features), list(labels.labels))
     metrics["classifier_iterations"] = fit.iterations
     metrics["classifier"] = fit.to_dict()
     storage.write_text(spark, layout.metrics, json.dumps(metrics, indent=2))

@@ -142,7 +142,7 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
                                     config.ingest.max_file_bytes)
         # Appended to the folder that holds only the marker written by open_output.
         predictions.write.mode("append").parquet(output.work)
-        summary = _summary(spark.read.parquet(output.work), predictor, labelled)
+        summary = _summary(storage.read_parquet(spark, output.work), predictor, labelled)
     summary["output"] = output_path
     return summary
 
@@ -177,7 +177,7 @@ def _legacy_predictions(spark: SparkSession, folder: str) -> str | None:
     if "_SUCCESS" not in names or not all(map(KINDS["predictions"].made_by_bovw, names)):
         return None
     try:
-        columns = spark.read.parquet(folder).columns
+        columns = storage.read_parquet(spark, folder).columns
     except Exception:  # noqa: BLE001 - unreadable: not a table bovw wrote
         return None
     return "predictions" if columns == PREDICTION_COLUMNS else None

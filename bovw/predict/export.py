@@ -71,12 +71,12 @@ def build_model(spark: SparkSession, run_dir: str,
     vocabulary_record = json.loads(storage.read_text(spark, layout.marker("vocabulary")))
     metrics = json.loads(storage.read_text(spark, layout.metrics))
 
-    vocabulary = centers(KMeansModel.load(layout.model("vocabulary")))
-    idf = (IDFModel.load(layout.model("idf")).idf.toArray().astype(np.float64)
+    vocabulary = centers(KMeansModel.load(storage.literal(layout.model("vocabulary"))))
+    idf = (IDFModel.load(storage.literal(layout.model("idf"))).idf.toArray().astype(np.float64)
            if config.histograms.tfidf else None)
-    pc = PCAModel.load(layout.model("pca")).pc.toArray().astype(np.float64)
-    labels = StringIndexerModel.load(layout.model("labels")).labels
-    classifier = LogisticRegressionModel.load(layout.model("classifier"))
+    pc = PCAModel.load(storage.literal(layout.model("pca"))).pc.toArray().astype(np.float64)
+    labels = StringIndexerModel.load(storage.literal(layout.model("labels"))).labels
+    classifier = LogisticRegressionModel.load(storage.literal(layout.model("classifier")))
     classes = tuple(str(label) for label in labels)
     return ExportedModel(
         classes=classes,
@@ -120,7 +120,7 @@ def export_model(spark: SparkSession, run_dir: str, out_path: str | None = None,
 
 def _training_size(spark: SparkSession, descriptors_path: str) -> tuple[int, int]:
     row = (
-        accepted(spark.read.parquet(descriptors_path))
+        accepted(storage.read_parquet(spark, descriptors_path))
         .filter((F.col(SPLIT) == TRAIN) & (F.col(WIDTH) > 0))
         .agg(F.percentile_approx(WIDTH, 0.5, 100000).alias(WIDTH),
              F.percentile_approx(HEIGHT, 0.5, 100000).alias(HEIGHT))

@@ -52,7 +52,7 @@ def gather_run(spark: SparkSession, root: str, pca_points: int = PCA_POINTS,
     data = RunData(layout.root, summary, metrics)
     if not storage.exists(spark, layout.features):
         return data
-    features = spark.read.parquet(layout.features).withColumn(
+    features = storage.read_parquet(spark, layout.features).withColumn(
         "_order", F.xxhash64(F.col(PATH)))
     if PCA_FEATURES in features.columns:
         coordinates = vector_to_array(PCA_FEATURES)

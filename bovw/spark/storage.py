@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -19,8 +20,9 @@ from bovw.errors import StorageError
 from bovw.spark.jvm import JavaCause, driver_jvm, hadoop_configuration, java_causes
 
 __all__ = ["base_name", "create_new", "delete", "exists", "has_atomic_rename", "is_file", "join",
-           "list_files", "list_names", "modification_seconds", "read_bytes", "read_text", "rename",
-           "replace_in_place", "sibling", "write_bytes", "write_parquet", "write_text"]
+           "list_files", "list_names", "literal", "modification_seconds", "read_bytes",
+           "read_parquet", "read_text", "rename", "replace_in_place", "sibling", "write_bytes",
+           "write_parquet", "write_text"]
 
 # Filesystems without an atomic rename: a single PUT is all-or-nothing instead.
 _OBJECT_STORES = ("s3a", "s3", "gs", "abfs", "abfss", "wasb")
@@ -94,6 +96,26 @@ def _translated(doing: str, every_failure: bool = True, path_argument: str = "pa
                 raise StorageError(f"cannot {doing} {path}: {cause}; fix: {fix}") from error
         return call  # type: ignore[return-value]
     return wrap
+
+
+# The characters of a Hadoop glob pattern (org.apache.hadoop.fs.GlobPattern).
+_GLOB_CHARACTERS = re.compile(r"([\\\[\]{}*?^])")
+
+
+def literal(path: str) -> str:
+    """`path` as Spark's readers (DataFrameReader, an ML model's load) must be given it to
+    read that path and nothing else.
+
+    They expand any path holding a glob character ([ ] { } * ? ^ \\) as a pattern, so a
+    folder such as "fruits [2024]" was "not found"; each one is escaped with a backslash.
+    Writers and the FileSystem calls of this module take paths as they are.
+    """
+    return _GLOB_CHARACTERS.sub(r"\\\1", path)
+
+
+def read_parquet(spark: SparkSession, path: str) -> DataFrame:
+    """The Parquet dataset at `path` (taken literally, see `literal`)."""
+    return spark.read.parquet(literal(path))
 
 
 def _path_and_fs(spark: SparkSession, path: str):
