@@ -129,6 +129,19 @@ def test_a_filesystem_or_bucket_root_is_refused(spark):
             prepare_spec_folder(spark, root, "sweep.json", {}, True, "sweep", "x", quiet)
 
 
+def test_an_output_named_with_a_colon_is_refused_before_anything_is_written(spark, tmp_path):
+    # It ended in a URISyntaxException traceback, after the lock was taken.
+    root = tmp_path / "run:1"
+    with pytest.raises(OutputError, match=r"^output .*/run:1: Hadoop cannot name a folder "
+                                          r"whose name holds ':'; choose another --output$"):
+        prepare_spec_folder(spark, str(root), "sweep.json", {}, True, "sweep", "x", quiet)
+    assert list(tmp_path.iterdir()) == []
+    # A colon in a folder above it is fine.
+    prepare_spec_folder(spark, str(tmp_path / "a:b" / "run"), "sweep.json", {}, True, "sweep",
+                        "x", quiet)
+    assert (tmp_path / "a:b" / "run" / "sweep.json").is_file()
+
+
 def test_predictions_replace_only_a_predictions_folder(spark, dataset, finished_run, tmp_path,
                                                        capsys):
     model = str(finished_run / "model.npz")

@@ -191,6 +191,10 @@ def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
     """
     output_kind = KINDS[kind]
     name = storage.base_name(spark, root)
+    if ":" in name:
+        # Hadoop parses the staging sibling's name (".a:b.bovw-new") as a URL with a scheme.
+        raise OutputError(f"output {root}: Hadoop cannot name a folder whose name holds "
+                          "':'; choose another --output")
     try:
         staging = storage.sibling(spark, root, f".{name}{STAGING_SUFFIX}")
     except ValueError:
