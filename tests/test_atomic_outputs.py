@@ -32,7 +32,7 @@ def test_outputs_under_glob_characters_are_read_as_named(spark, tmp_path):
     named = str(tmp_path / "run [1]")
     assert storage.literal(named).endswith("run \\[1\\]")
     assert sorted(r["id"] for r in storage.read_parquet(spark, f"{named}/t").collect()) == [0, 1, 2]
-    assert StringIndexerModel.load(storage.literal(f"{named}/m")).labels == ["mine"]
+    assert storage.load_model(StringIndexerModel, f"{named}/m").labels == ["mine"]
     assert storage.literal("s3a://b/{a,b}*?^\\x") == "s3a://b/\\{a,b\\}\\*\\?\\^\\\\x"
 
 

@@ -91,7 +91,7 @@ def runs_root(tmp_path_factory) -> Path:
 
 
 def vocabulary(run: Path) -> np.ndarray:
-    model = KMeansModel.load(storage.literal(str(run / "models" / "vocabulary")))
+    model = storage.load_model(KMeansModel, str(run / "models" / "vocabulary"))
     return np.array(model.clusterCenters())
 
 

@@ -172,10 +172,10 @@ def test_descriptors_carry_the_record_of_what_made_them(spark, test_config, data
 
 
 def test_models_are_saved_and_loadable(first_run):
-    assert KMeansModel.load(storage.literal(str(first_run / "models" / "vocabulary"))).getK() == 20
-    assert PCAModel.load(storage.literal(str(first_run / "models" / "pca"))).getK() == 10
-    classifier = LogisticRegressionModel.load(
-        storage.literal(str(first_run / "models" / "classifier")))
+    assert storage.load_model(KMeansModel, str(first_run / "models" / "vocabulary")).getK() == 20
+    assert storage.load_model(PCAModel, str(first_run / "models" / "pca")).getK() == 10
+    classifier = storage.load_model(
+        LogisticRegressionModel, str(first_run / "models" / "classifier"))
     assert classifier.numClasses == 3
 
 
@@ -189,10 +189,10 @@ def test_same_seed_gives_same_vocabulary_and_metrics(spark, test_config, dataset
         monkeypatch.setattr(getattr(pipeline_run, model_class), "load", _not_read_back)
     second = run_pipeline(spark, config, str(dataset), str(tmp_path / "second"), log=lambda _: None)
     monkeypatch.undo()
-    first_centers = KMeansModel.load(
-        storage.literal(str(first_run / "models" / "vocabulary"))).clusterCenters()
-    second_centers = KMeansModel.load(
-        storage.literal(str(tmp_path / "second" / "models" / "vocabulary"))).clusterCenters()
+    first_centers = storage.load_model(
+        KMeansModel, str(first_run / "models" / "vocabulary")).clusterCenters()
+    second_centers = storage.load_model(
+        KMeansModel, str(tmp_path / "second" / "models" / "vocabulary")).clusterCenters()
     assert np.array_equal(np.array(first_centers), np.array(second_centers))
     first_metrics = json.loads((first_run / "metrics.json").read_text())
     assert second.metrics == first_metrics

@@ -53,7 +53,7 @@ def test_randomized_model_transforms_saves_and_loads(weighted, tmp_path):
     assert (model.getInputCol(), model.getOutputCol(), model.getK()) == (
         "weighted", "pca_features", 2)
     model.write().overwrite().save(str(tmp_path / "pca"))
-    loaded = PCAModel.load(storage.literal(str(tmp_path / "pca")))
+    loaded = storage.load_model(PCAModel, str(tmp_path / "pca"))
     np.testing.assert_array_equal(loaded.pc.toArray(), model.pc.toArray())
     row = loaded.transform(weighted).filter("path = 't00.jpg'").first()
     expected = np.asarray(row["weighted"]) @ model.pc.toArray()

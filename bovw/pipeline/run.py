@@ -161,7 +161,7 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
                                                                 keypoints, layout, fitted))
     vocabulary_fit = from_record(VocabularyFit, record["vocabulary"])
     vocabulary = centers(fitted["vocabulary"] if "vocabulary" in fitted
-                         else KMeansModel.load(storage.literal(layout.model("vocabulary"))))
+                         else storage.load_model(KMeansModel, layout.model("vocabulary")))
 
     stages.run("histograms", lambda: _histograms_stage(
         spark, config, descriptors, vocabulary, vocabulary_fit.mean_squared_distance, layout))
@@ -290,9 +290,9 @@ def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame
     idf = None
     if config.histograms.tfidf:
         idf = (fitted["idf"] if "idf" in fitted
-               else IDFModel.load(storage.literal(layout.model("idf"))))
+               else storage.load_model(IDFModel, layout.model("idf")))
     pca = (fitted["pca"] if "pca" in fitted
-           else PCAModel.load(storage.literal(layout.model("pca"))))
+           else storage.load_model(PCAModel, layout.model("pca")))
     weighted = feature_vectors(histograms, config, idf)
     # The raw histogram stays in histograms/ alone: carried along, it was shuffled,
     # checkpointed and written a second time with every image's projection.

@@ -71,12 +71,12 @@ def build_model(spark: SparkSession, run_dir: str,
     vocabulary_record = json.loads(storage.read_text(spark, layout.marker("vocabulary")))
     metrics = json.loads(storage.read_text(spark, layout.metrics))
 
-    vocabulary = centers(KMeansModel.load(storage.literal(layout.model("vocabulary"))))
-    idf = (IDFModel.load(storage.literal(layout.model("idf"))).idf.toArray().astype(np.float64)
+    vocabulary = centers(storage.load_model(KMeansModel, layout.model("vocabulary")))
+    idf = (storage.load_model(IDFModel, layout.model("idf")).idf.toArray().astype(np.float64)
            if config.histograms.tfidf else None)
-    pc = PCAModel.load(storage.literal(layout.model("pca"))).pc.toArray().astype(np.float64)
-    labels = StringIndexerModel.load(storage.literal(layout.model("labels"))).labels
-    classifier = LogisticRegressionModel.load(storage.literal(layout.model("classifier")))
+    pc = storage.load_model(PCAModel, layout.model("pca")).pc.toArray().astype(np.float64)
+    labels = storage.load_model(StringIndexerModel, layout.model("labels")).labels
+    classifier = storage.load_model(LogisticRegressionModel, layout.model("classifier"))
     classes = tuple(str(label) for label in labels)
     return ExportedModel(
         classes=classes,

@@ -20,14 +20,15 @@ from bovw.errors import StorageError
 from bovw.spark.jvm import JavaCause, driver_jvm, hadoop_configuration, java_causes
 
 __all__ = ["base_name", "create_new", "delete", "exists", "has_atomic_rename", "is_file", "join",
-           "list_files", "list_names", "literal", "modification_seconds", "read_bytes",
-           "read_parquet", "read_text", "rename", "replace_in_place", "sibling", "write_bytes",
-           "write_parquet", "write_text"]
+           "list_files", "list_names", "literal", "load_model", "modification_seconds",
+           "read_bytes", "read_parquet", "read_text", "rename", "replace_in_place", "sibling",
+           "write_bytes", "write_parquet", "write_text"]
 
 # Filesystems without an atomic rename: a single PUT is all-or-nothing instead.
 _OBJECT_STORES = ("s3a", "s3", "gs", "abfs", "abfss", "wasb")
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
+_Model = TypeVar("_Model")
 
 
 
@@ -116,6 +117,11 @@ def literal(path: str) -> str:
 def read_parquet(spark: SparkSession, path: str) -> DataFrame:
     """The Parquet dataset at `path` (taken literally, see `literal`)."""
     return spark.read.parquet(literal(path))
+
+
+def load_model(model_class: type[_Model], path: str) -> _Model:
+    """The Spark ML model of `model_class` saved at `path` (taken literally, see `literal`)."""
+    return model_class.load(literal(path))
 
 
 def _path_and_fs(spark: SparkSession, path: str):
