@@ -46,6 +46,28 @@ def test_file_values_and_overrides(tmp_path):
     assert config.spark.conf == {"spark.ui.enabled": "false"}
 
 
+@pytest.mark.parametrize("text, scales", [
+    ("1.0,1.5", (1.0, 1.5)), ("1.0, 1.5", (1.0, 1.5)), ("2", (2.0,)),
+    # As written in the TOML file: this was split at its commas, "[1.0" failed.
+    ("[1.0, 1.5]", (1.0, 1.5)), ("[2]", (2.0,)), ("[ 1.0,1.5, ]", (1.0, 1.5)),
+])
+def test_lists_on_the_command_line_as_plain_text_or_as_in_toml(text, scales):
+    assert load_config(None, {"orb.dense_scales": text}).orb.dense_scales == scales
+
+
+def test_a_list_of_strings_as_in_toml():
+    config = load_config(None, {"ingest.extensions": '["png", "JPG"]'})
+    assert config.ingest.extensions == ("png", "JPG")
+    # Before, the TOML form was taken as one extension '["png"' and another ' "JPG"]'.
+    assert load_config(None, {"ingest.extensions": "png,tif"}).ingest.extensions == (
+        "png", "tif")
+
+
+def test_seed_bounds_are_accepted():
+    assert load_config(None, {"seed": 0}).seed == 0
+    assert load_config(None, {"seed": str(2**63 - 1)}).seed == 2**63 - 1
+
+
 def test_round_trip_through_dict():
     config = load_config(None, {"vocabulary.k": 12})
     assert load_config(None, {}).replace(**{"vocabulary.k": 12}) == config
@@ -58,6 +80,18 @@ def test_round_trip_through_dict():
     ({"ingest.test_fraction": 1.5}, "ingest.test_fraction must be between 0 and 1 (exclusive)"),
     ({"orb.sampling": "grid"}, "orb.sampling must be 'detect' or 'dense'"),
     ({"histograms.tfidf": "maybe"}, "histograms.tfidf must be true or false (got 'maybe')"),
+    # inf and nan are numbers to float() and TOML, and settings of no meaning.
+    ({"tone.weight": "inf"}, "tone.weight must be a finite number (got 'inf')"),
+    ({"classifier.reg_param": "nan"}, "classifier.reg_param must be a finite number (got 'nan')"),
+    ({"classifier.tol": float("-inf")}, "classifier.tol must be a finite number (got -inf)"),
+    # Spark seeds are Java longs and numpy's generators take no negative seed.
+    ({"seed": -1}, "seed must be between 0 and 9223372036854775807 (got -1)"),
+    ({"seed": 2**63}, "seed must be between 0 and 9223372036854775807 (got 9223372036854775808)"),
+    ({"orb.dense_scales": "[1.0"},
+     "orb.dense_scales must be a list such as [1, 2] (got '[1.0': Unclosed array "
+     "(at end of document))"),
+    ({"orb.dense_scales": "[[1.0]]"}, "orb.dense_scales must be a number (got [1.0])"),
+    ({"ingest.extensions": "[]"}, "ingest.extensions must list at least one extension"),
 ])
 def test_invalid_values_give_one_line_errors(overrides, message):
     with pytest.raises(ConfigError) as error:

@@ -63,6 +63,17 @@ def test_every_master_form_spark_accepts_passes(master):
     check_master(master)
 
 
+@pytest.mark.parametrize("master", ["local[0]", "local[0, 3]"])
+def test_a_local_master_with_no_threads(images, tmp_path, capsys, master):
+    # Spark itself refused it only after its JVM started, with a Java stack trace.
+    assert main(_run(images, str(tmp_path / "out"), "--master", master)) == 2
+
+    assert _one_line(capsys) == (
+        f"bovw: config error: spark.master '{master}' asks for 0 threads; fix: local[N] with "
+        "N >= 1, or local[*] for every core")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_standalone_master_nobody_listens_on(images, tmp_path, capsys):
     with socket.socket() as sock:  # a port that was free a moment ago
         sock.bind(("127.0.0.1", 0))
@@ -76,12 +87,14 @@ def test_a_standalone_master_nobody_listens_on(images, tmp_path, capsys):
         "fix: start the master (sbin/start-master.sh) or correct --master")
 
 
-def test_a_driver_memory_the_jvm_cannot_read(images, tmp_path, capsys):
-    assert main(_run(images, str(tmp_path / "out"), "--set", "spark.driver_memory=4gb")) == 2
+@pytest.mark.parametrize("memory", ["4gb", "0g", "00m"])
+def test_a_driver_memory_the_jvm_cannot_read(images, tmp_path, capsys, memory):
+    assert main(_run(images, str(tmp_path / "out"), "--set", f"spark.driver_memory={memory}")
+                ) == 2
 
     assert _one_line(capsys) == (
-        "bovw: config error: spark.driver_memory '4gb' is not a JVM memory size; fix: a whole "
-        "number and a unit k, m, g or t, e.g. 4g")
+        f"bovw: config error: spark.driver_memory '{memory}' is not a JVM memory size; fix: a "
+        "whole number above 0 and a unit k, m, g or t, e.g. 4g")
 
 
 # --- the output ----------------------------------------------------------------------------

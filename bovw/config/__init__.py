@@ -28,7 +28,7 @@ from typing import Any
 
 from bovw.config.blocks import ColourSettings, ToneSettings
 from bovw.config.cloud import EMR_FAILURE_ACTIONS, S3_COMMITTERS, EmrSettings, S3Settings
-from bovw.config.parsing import coerce, parse_assignment, section_from_table, to_plain
+from bovw.config.parsing import coerce, parse_assignment, require, section_from_table, to_plain
 from bovw.config.redaction import Redactor, redacted_settings, redactor_for
 from bovw.config.settings import (
     ASSIGNMENTS,
@@ -48,10 +48,13 @@ from bovw.config.settings import (
 )
 from bovw.errors import ConfigError
 
+# The largest Java long: Spark ML takes its seeds as one.
+MAX_SEED = 2**63 - 1
+
 __all__ = [
     "ASSIGNMENTS", "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "EMR_FAILURE_ACTIONS",
-    "FIT_POLICIES", "S3_COMMITTERS", "ClassifierSettings", "CnnSettings", "ColourSettings",
-    "Config", "ConfigError", "EmrSettings", "HistogramSettings", "IngestSettings",
+    "FIT_POLICIES", "MAX_SEED", "S3_COMMITTERS", "ClassifierSettings", "CnnSettings",
+    "ColourSettings", "Config", "ConfigError", "EmrSettings", "HistogramSettings", "IngestSettings",
     "OrbSettings", "PcaSettings", "PredictSettings", "S3Settings", "SparkSettings",
     "ToneSettings", "VocabularySettings", "apply_overrides", "config_from_dict",
     "current_orb_table", "load_config", "parse_assignment", "redacted_settings",
@@ -79,6 +82,10 @@ class Config:
 
     def validate(self) -> Config:
         """Check every section; returns self so calls chain. Raises ConfigError."""
+        # Spark takes seeds as a Java long, numpy's generators only unsigned ones: a
+        # negative seed failed with a numpy traceback mid-run, a larger one with Java's.
+        require(0 <= self.seed <= MAX_SEED, f"seed must be between 0 and {MAX_SEED} "
+                f"(got {self.seed})")
         for section in _sections(self):
             getattr(self, section).validate()
         return self

@@ -7,6 +7,8 @@ particular section. Every problem is a ConfigError of one line.
 from __future__ import annotations
 
 import dataclasses
+import math
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -61,23 +63,21 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
                 pass
         raise ConfigError(f"{key} must be an integer (got {value!r})")
     if hint is float:
-        if isinstance(value, bool):
+        number = _number(value)
+        if number is None:
             raise ConfigError(f"{key} must be a number (got {value!r})")
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key} must be a number (got {value!r})")
+        # TOML and float() both read inf and nan; no setting means either, and a weight of
+        # inf turned every feature into nan, reported much later as "features do not vary".
+        if not math.isfinite(number):
+            raise ConfigError(f"{key} must be a finite number (got {value!r})")
+        return number
     if hint is str:
         if isinstance(value, str):
             return value
         raise ConfigError(f"{key} must be a string (got {value!r})")
     if origin is tuple:
         (item_hint, *_rest) = typing.get_args(hint)
-        items = value.split(",") if isinstance(value, str) else value
+        items = _list_text(value, key) if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
             raise ConfigError(f"{key} must be a list (got {value!r})")
         return tuple(coerce(item.strip() if isinstance(item, str) else item, item_hint, key)
@@ -92,6 +92,37 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
             return None
         return coerce(value, args[0], key)
     raise ConfigError(f"{key}: unsupported setting type {hint!r}")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _list_text(text: str, key: str) -> list[Any]:
+    """A list given on the command line: "1.0,1.5", or as in TOML, "[1.0, 1.5]" (and "[]").
+
+    The TOML form was split at its commas before, so `--set ingest.extensions=[]` asked
+    for files ending in ".[]" and `--set orb.dense_scales=[1.0,1.5]` failed on "[1.0".
+    """
+    if not text.strip().startswith("["):
+        return text.split(",")
+    try:
+        items = tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{key} must be a list such as [1, 2] (got {text!r}: {error})"
+                          ) from None
+    if not isinstance(items, list):
+        raise ConfigError(f"{key} must be a list (got {text!r})")
+    return items
 
 
 def section_from_table(cls: type, table: Mapping[str, Any], prefix: str) -> Any:

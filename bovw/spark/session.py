@@ -173,6 +173,10 @@ _JVM_SIZE = re.compile(r"\d+[kKmMgGtT]")
 def check_master(master: str, timeout: float = 5.0) -> None:
     """Raise ConfigError for a master URL Spark cannot parse, and SparkStartError when no
     master of a spark://HOST:PORT[,HOST:PORT] URL accepts a connection."""
+    threads = re.fullmatch(r"local\[(\d+)(\s*,\s*\d+)?\]", master)
+    if threads and int(threads.group(1)) == 0:
+        raise ConfigError(f"spark.master {master!r} asks for 0 threads; fix: local[N] with "
+                          "N >= 1, or local[*] for every core")
     if not any(re.fullmatch(pattern, master) for pattern in _MASTERS):
         raise ConfigError(
             f"spark.master {master!r} is not a Spark master URL; fix: use local[N] (N cores, "
@@ -195,10 +199,10 @@ def check_master(master: str, timeout: float = 5.0) -> None:
 def check_driver_memory(properties: Mapping[str, str]) -> None:
     """Raise ConfigError when spark.driver.memory is not a size the JVM reads."""
     memory = properties.get("spark.driver.memory", "")
-    if memory and not _JVM_SIZE.fullmatch(memory):
+    if memory and not (_JVM_SIZE.fullmatch(memory) and int(memory[:-1]) > 0):
         raise ConfigError(
             f"spark.driver_memory {memory!r} is not a JVM memory size; fix: a whole number "
-            "and a unit k, m, g or t, e.g. 4g")
+            "above 0 and a unit k, m, g or t, e.g. 4g")
 
 
 def _hidden_properties(properties: Mapping[str, str], redactor: Redactor) -> dict[str, str]:
