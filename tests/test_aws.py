@@ -568,3 +568,34 @@ def test_bad_cloud_settings(overrides, message):
         load_config(None, overrides)
 
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize("url", [
+    "/home/ann@example/fruits", "s3a://bucket/photos@2x/a.jpg", "file:///data/a@b",
+    "fruits@home"])
+def test_an_at_sign_outside_the_authority_is_a_plain_path(url):
+    assert normalise_s3_url(url) == url
+
+
+@pytest.mark.parametrize("command, flag", [("run", "--descriptors-from"),
+                                           ("sweep", "--descriptors-from"),
+                                           ("compare", "--descriptors-from"),
+                                           ("compare", "--cnn-features")])
+def test_an_s3_url_of_reused_outputs_sets_up_s3(aws_files, tmp_path, capsys, command, flag):
+    """Only --input and --output used to count: an s3:// --descriptors-from beside a local
+    input reached Spark without the s3a setup (and as s3://, which hadoop-aws does not
+    serve). It now asks for credentials like any S3 path."""
+    from bovw.cli import main
+
+    images = tmp_path / "in"
+    for split in ("Training", "Test"):
+        (images / split / "Apple").mkdir(parents=True)
+        (images / split / "Apple" / "a.jpg").write_bytes(b"not read before the session")
+
+    code = main([command, "--input", str(images), "--output", str(tmp_path / "out"),
+                 "--k", "8", flag, "s3://bucket/runs/a/descriptors"])
+
+    assert code == 1
+    assert capsys.readouterr().err.startswith(
+        "bovw: error: no AWS credentials found in the default AWS credential chain")
+    assert not (tmp_path / "out").exists()

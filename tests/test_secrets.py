@@ -189,3 +189,42 @@ def test_secret_hadoop_settings_stay_off_the_jvm_command_line():
     assert not [word for word in seen["cmdline"] if SECRET_KEY in word]
     assert seen["secret"] == SECRET_KEY
     assert seen["endpoint"] == "http://127.0.0.1:9"
+
+
+CREDENTIAL_URL_CASES = [
+    ("run", "--input", "s3a://{key}:{secret}@bucket/fruits", "s3a://***@bucket"),
+    ("run", "--output", "s3://{key}:{secret}@bucket/runs/a", "s3://***@bucket"),
+    ("run", "--descriptors-from", "s3n://{key}:{secret}@bucket/runs/a/descriptors",
+     "s3n://***@bucket"),
+    ("sweep", "--input", "hdfs://ann:{key}@namenode:8020/fruits", "hdfs://***@namenode:8020"),
+    ("compare", "--output", "s3a://{key}@bucket/c", "s3a://***@bucket"),
+    # No '@' at all: still not a bucket name, which never holds ':'.
+    ("run", "--input", "s3://{key}:{secret}", "s3://***@..."),
+]
+
+
+@pytest.mark.parametrize("command, flag, url, shown", CREDENTIAL_URL_CASES)
+def test_a_path_with_credentials_in_it_is_refused_without_repeating_them(
+        images, tmp_path, capsys, command, flag, url, shown):
+    """Old Hadoop took S3 keys in the URL; bovw writes its paths into run.json, reports and
+    logs, and Spark prints them in its errors, so such a path is refused before anything."""
+    url = url.format(key=ACCESS_KEY, secret=SECRET_KEY)
+    paths = {"--input": str(images), "--output": str(tmp_path / "out"), flag: url}
+    argv = [command, *(item for pair in paths.items() for item in pair), "--k", "8"]
+
+    assert main(argv) == 1
+
+    err = capsys.readouterr().err
+    assert err == (f"bovw: error: the path {shown}/... holds credentials before its '@'; bovw "
+                   "would save them with the path in run.json, reports and logs; fix: remove "
+                   "them and give an AWS profile (--profile, s3.profile) or run with an "
+                   "instance role\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_s3_upload_refuses_a_url_with_credentials(tmp_path, capsys):
+    assert main(["s3", "upload", str(tmp_path), f"s3://{ACCESS_KEY}:{SECRET_KEY}@bucket/x"]
+                ) == 1
+    err = capsys.readouterr().err
+    assert "the path s3://***@bucket/... holds credentials" in err
+    assert ACCESS_KEY not in err and SECRET_KEY not in err

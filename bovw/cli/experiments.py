@@ -78,10 +78,12 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     config = config_of(args)
     sweep_points(config, parameters)  # bad keys or values stop here, before Spark starts
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
+    descriptors_from = normalise_s3_url(args.descriptors_from) if args.descriptors_from else None
     check_local_dataset(input_path, config.ingest)
-    spark = session(config, environ, input_path, output_path, verbose=args.verbose)
+    spark = session(config, environ, input_path, output_path, descriptors_from,
+                    verbose=args.verbose)
     result = run_sweep(spark, config, input_path, output_path, parameters,
-                       descriptors_from=args.descriptors_from, overwrite=args.overwrite,
+                       descriptors_from=descriptors_from, overwrite=args.overwrite,
                        report=not args.no_report, progress=StageProgress(spark.sparkContext))
     print(sweep_markdown(result.keys, result.rows))
     print(f"sweep table: {result.output}/sweep.csv"
@@ -109,11 +111,13 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
     config = config_of(args, overrides)
     variants = parse_variants(args.variants)
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
+    cnn_features, descriptors_from = (normalise_s3_url(url) if url else None
+                                      for url in (args.cnn_features, args.descriptors_from))
     check_local_dataset(input_path, config.ingest)
-    spark = session(config, environ, input_path, output_path, args.cnn_features,
+    spark = session(config, environ, input_path, output_path, cnn_features, descriptors_from,
                     verbose=args.verbose)
     result = compare(spark, config, input_path, output_path, variants=variants,
-                     cnn_features=args.cnn_features, descriptors_from=args.descriptors_from,
+                     cnn_features=cnn_features, descriptors_from=descriptors_from,
                      overwrite=args.overwrite, report=not args.no_report,
                      progress=StageProgress(spark.sparkContext))
     print(storage.read_text(spark, storage.join(result.output, "comparison.md")))

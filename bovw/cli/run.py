@@ -80,10 +80,12 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
 
     config = load_config(args.config, overrides(args))
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
+    descriptors_from = normalise_s3_url(args.descriptors_from) if args.descriptors_from else None
     check_local_dataset(input_path, config.ingest)
-    spark = session(config, environ, input_path, output_path, verbose=args.verbose)
+    spark = session(config, environ, input_path, output_path, descriptors_from,
+                    verbose=args.verbose)
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
-                          descriptors_from=args.descriptors_from,
+                          descriptors_from=descriptors_from,
                           progress=StageProgress(spark.sparkContext))
     print(format_summary(result.summary, input_path))
     from bovw.report.pages import write_run_report

@@ -26,6 +26,7 @@ import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
 from bovw.cloud.credentials import request_error
+from bovw.cloud.s3a import refuse_credentials_in_url
 from bovw.config import S3Settings
 from bovw.errors import CloudError
 
@@ -78,6 +79,7 @@ class UploadReport:
 
 def parse_s3_url(url: str) -> tuple[str, str]:
     """(bucket, key prefix) of an s3://, s3a:// or s3n:// URL."""
+    refuse_credentials_in_url(url)
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in ("s3", "s3a", "s3n"):
         raise CloudError(f"not an S3 URL: {url!r}; fix: use s3://bucket/prefix")

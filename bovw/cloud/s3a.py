@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AWS_SDK_BUNDLE_FOR_HADOOP", "BundledVersions", "S3AJars", "SparkS3ASetup",
            "bundled_versions", "committer_properties", "hadoop_s3a_properties",
-           "normalise_s3_url", "pyspark_jars_dir", "s3a_jars", "spark_s3a_setup", "uses_s3"]
+           "normalise_s3_url", "pyspark_jars_dir", "refuse_credentials_in_url", "s3a_jars",
+           "spark_s3a_setup", "uses_s3"]
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,36 @@ def spark_s3a_setup(
     )
 
 
+def refuse_credentials_in_url(url: str) -> None:
+    """Raise CloudError, without repeating them, when `url` carries credentials
+    (scheme://KEY:SECRET@bucket/...).
+
+    Old Hadoop releases took S3 keys that way. bovw writes its input and output paths
+    into run.json, the report and its logs, and Spark prints paths in its errors: such a
+    URL would save the secret everywhere.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return
+    # An AWS secret key often holds '/', which ends the authority early: "KEY:SEC/RET@b/x".
+    # A bucket name never holds ':' or '@', and another host ("namenode:8020") no '@'.
+    s3 = scheme.lower() in ("s3", "s3a", "s3n")
+    user_info = re.match(r"[^/]*@([^/]*)", rest)
+    if s3:
+        user_info = re.match(r"[^/@]*:[^@]*@([^/]*)", rest) or user_info
+    if user_info or (s3 and re.search(r"[:@]", rest.partition("/")[0])):
+        host = user_info.group(1) if user_info else "..."
+        where = f"{scheme}://***@{host}"
+        raise CloudError(
+            f"the path {where}/... holds credentials before its '@'; bovw would save them "
+            "with the path in run.json, reports and logs; fix: remove them and give an AWS "
+            "profile (--profile, s3.profile) or run with an instance role")
+
+
 def normalise_s3_url(url: str) -> str:
-    """`s3://` and `s3n://` URLs as `s3a://` (the scheme hadoop-aws serves); others unchanged."""
+    """`s3://` and `s3n://` URLs as `s3a://` (the scheme hadoop-aws serves); others unchanged.
+    Raises CloudError for a URL with credentials in it (refuse_credentials_in_url)."""
+    refuse_credentials_in_url(url)
     scheme, sep, rest = url.partition("://")
     if sep and scheme.lower() in ("s3", "s3n"):
         normalised = f"s3a://{rest}"
