@@ -363,3 +363,33 @@ def test_cli_refuses_in_one_line(flags, message, capsys):
     assert captured.err == message + "\n"
     assert captured.out == ""
     assert "s3cr3t-0042" not in captured.err
+
+
+KEYS_IN_URL = "AKIAEMRTEST0042:emr/secret+0042"
+
+
+@pytest.mark.parametrize("field, url, shown", [
+    ("config_uri", f"s3://{KEYS_IN_URL}@my-bucket/c.toml", "s3://***@my-bucket"),
+    ("input_url", f"s3a://{KEYS_IN_URL}@my-bucket/fruits", "s3a://***@my-bucket"),
+    ("job_script", f"s3://{KEYS_IN_URL}@my-bucket/job.py", "s3://***@my-bucket"),
+    ("bootstrap_script", f"s3://{KEYS_IN_URL}@my-bucket/b.sh", "s3://***@my-bucket"),
+    ("log_uri", f"s3://{KEYS_IN_URL}@my-bucket/logs/", "s3://***@my-bucket"),
+    ("package", "bovw @ https://ann:token0042@pypi.example/bovw.whl",
+     "bovw @ https://***@pypi.example"),
+])
+def test_no_url_with_credentials_reaches_the_cluster_request(field, url, shown):
+    """EMR shows a step's arguments and the bootstrap action to everyone who can see the
+    cluster: keys inside a URL are refused, and the message does not repeat them."""
+    paths = {"config_uri": "s3://my-bucket/bovw/conf/emr.toml",
+             "input_url": "s3://my-bucket/fruits", "output_url": "s3://my-bucket/runs/1"}
+    settings = SETTINGS
+    if field in paths:
+        paths[field] = url
+    else:
+        settings = EmrSettings(**{**SETTINGS.__dict__, field: url})
+
+    with pytest.raises(CloudError) as error:
+        cluster_request(settings, build_step(settings, **paths))
+
+    assert str(error.value).startswith(f"the path {shown}/... holds credentials before its '@'")
+    assert "AKIAEMRTEST0042" not in str(error.value) and "0042" not in str(error.value)

@@ -16,7 +16,7 @@ import boto3
 import botocore.exceptions
 
 from bovw.cloud.credentials import request_error
-from bovw.cloud.s3a import normalise_s3_url
+from bovw.cloud.s3a import normalise_s3_url, refuse_credentials_in_url
 from bovw.config import EmrSettings
 from bovw.config.redaction import Redactor
 from bovw.errors import CloudError
@@ -52,6 +52,9 @@ def emr_client(settings: EmrSettings, session: boto3.Session | None = None) -> A
 
 
 def _require_s3(value: str | None, name: str) -> str:
+    if value:
+        # Before the URI is repeated in any message: EMR shows it to everyone, too.
+        refuse_credentials_in_url(value)
     if not value or not value.startswith("s3://"):
         raise CloudError(f"{name} must be an s3:// URI (got {value!r}); fix: set it in [emr]")
     return value
@@ -151,6 +154,9 @@ def submit_step(emr_client: Any, cluster_id: str, step: Mapping[str, Any]) -> st
 def cluster_request(settings: EmrSettings, step: Mapping[str, Any]) -> dict[str, Any]:
     """The RunJobFlow request for a cluster that runs `step` and then terminates."""
     bootstrap = _require_s3(settings.bootstrap_script, "emr.bootstrap_script")
+    for url in (settings.package, settings.log_uri):
+        if url:
+            refuse_credentials_in_url(url)  # a private index's token, say
     if not settings.package:
         raise CloudError(
             "emr.package is not set; fix: set it to the s3:// URI of the bovw wheel "
