@@ -30,6 +30,7 @@ from bovw.predict.model_file import (
     ExportedModel,
     feature_blocks,
     model_to_bytes,
+    written_by_bovw,
 )
 from bovw.spark import storage
 from bovw.summary import VocabularyFit, from_record
@@ -112,10 +113,25 @@ def export_model(spark: SparkSession, run_dir: str, out_path: str | None = None,
 
     Returns the model and the path written. Raises ExportError.
     """
-    model = build_model(spark, run_dir, fruits)
     target = out_path or default_model_path(run_dir.rstrip("/"))
+    _check_replaceable(spark, target)
+    model = build_model(spark, run_dir, fruits)
     storage.write_bytes(spark, target, model_to_bytes(model))
     return model, target
+
+
+def _check_replaceable(spark: SparkSession, target: str) -> None:
+    """Raise ExportError when `target` exists and is not a model bovw wrote: a re-export
+    replaces the model, never a file of the user's (`--out notes.txt` overwrote it)."""
+    if not storage.exists(spark, target):
+        return
+    if not storage.is_file(spark, target):
+        raise ExportError(f"--out {target} is a folder; fix: name the model file to write, "
+                          f"e.g. {storage.join(target, MODEL_FILE_NAME)}")
+    if not written_by_bovw(storage.read_bytes(spark, target)):
+        raise ExportError(f"--out {target} exists and is not a bovw model; bovw replaces "
+                          "only a model it wrote; fix: choose another --out, or move that "
+                          "file away")
 
 
 def _training_size(spark: SparkSession, descriptors_path: str) -> tuple[int, int]:

@@ -39,7 +39,7 @@ from bovw.version import __version__
 
 __all__ = ["KNOWN_FEATURE_BLOCKS", "MODEL_FILE_NAME", "MODEL_FORMAT", "MODEL_FORMAT_VERSION",
            "REEXPORT", "ExportedModel", "feature_blocks", "model_contradiction", "model_from_bytes",
-           "model_refusal", "model_to_bytes"]
+           "model_refusal", "model_to_bytes", "written_by_bovw"]
 
 # What `bovw export` calls a run's model file by default (RUN_DIR/model.npz).
 MODEL_FILE_NAME = "model.npz"
@@ -210,6 +210,18 @@ def model_to_bytes(model: ExportedModel) -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, member.getvalue())
     return buffer.getvalue()
+
+
+def written_by_bovw(data: bytes) -> bool:
+    """Whether `data` is a model file that bovw wrote, of any format version: the only
+    kind of file `bovw export` replaces."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            metadata = json.loads(str(archive["metadata"].reshape(-1)[0]))
+    except (ValueError, OSError, EOFError, KeyError, IndexError, TypeError, AttributeError,
+            zipfile.BadZipFile):
+        return False
+    return isinstance(metadata, dict) and metadata.get("format") == MODEL_FORMAT
 
 
 def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
