@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -264,9 +265,14 @@ def _add_name_skipped(spark: SparkSession, files: DataFrame, names: list[str],
                      status.st_size))
     if not rows:
         return files, survey
-    added = spark.createDataFrame(
-        rows, f"{PATH} string, modificationTime timestamp, {LENGTH} long",
-    ).withColumn(CONTENT, F.udf(_local_bytes, "binary", useArrow=False)(F.col(PATH)))
+    # From an Arrow table the rows stay in the JVM (a list of tuples would become a Python
+    # RDD, read back through Python workers), in one partition.
+    paths, times, lengths = zip(*rows, strict=True)
+    table = pa.table({PATH: pa.array(paths, pa.string()),
+                      "modificationTime": pa.array(times, pa.timestamp("us", tz="UTC")),
+                      LENGTH: pa.array(lengths, pa.int64())})
+    added = spark.createDataFrame(table).coalesce(1).withColumn(
+        CONTENT, F.udf(_local_bytes, "binary", useArrow=False)(F.col(PATH)))
     survey = {"skipped": survey["skipped"],
               "split_folders": survey["split_folders"]
               or any(split_of(path) for path, _, _ in rows)}
