@@ -236,7 +236,8 @@ def test_walk_finds_the_images_spark_leaves_out_for_their_names(tmp_path):
         folder.mkdir(parents=True)
     for path in (kiwi / "plain.jpg", kiwi / "_MG_1.JPG", kiwi / "_a=b.jpg", kiwi / "_notes.txt",
                  kiwi / "._plain.jpg", kiwi / ".thumbs" / "t.jpg", gold / "a.png",
-                 gold / ".cache" / "c.jpg"):
+                 gold / ".cache" / "c.jpg", kiwi / "b.webp", gold / "c.WEBP", kiwi / "d.tif",
+                 kiwi / ".thumbs" / "t.webp", kiwi / "e.jpg.txt"):
         path.write_bytes(b"x")
     tree = walk_local_tree(str(tmp_path), EXTENSIONS)
     assert tree == LocalTree(
@@ -244,6 +245,7 @@ def test_walk_finds_the_images_spark_leaves_out_for_their_names(tmp_path):
         name_skipped=(str(kiwi / "_MG_1.JPG"), str(gold / "a.png")),
         hidden=(str(kiwi / "._plain.jpg"), str(kiwi / ".thumbs" / "t.jpg"),
                 str(gold / ".cache" / "c.jpg")),
+        other_images=((".webp", 2), (".tif", 1)),
     )
 
 
@@ -258,7 +260,8 @@ def test_images_named_with_a_leading_underscore_are_read(spark, tmp_path):
                 kiwi / "_MG_1234.JPG": imagefiles.jpeg(seed=2),
                 gold / "a.jpg": imagefiles.jpeg(seed=3),
                 gold / "_empty.jpg": b"",
-                kiwi / "._plain.jpg": b"\x00\x05\x16\x07 AppleDouble"}
+                kiwi / "._plain.jpg": b"\x00\x05\x16\x07 AppleDouble",
+                kiwi / "photo.webp": b"RIFF"}
     for path, content in contents.items():
         path.write_bytes(content)
     logged: list[str] = []
@@ -278,7 +281,9 @@ def test_images_named_with_a_leading_underscore_are_read(spark, tmp_path):
     }
     assert logged == [
         "[bovw] ingest: leaving out 1 hidden image file(s) (a name starting with '.' on "
-        f"their path), such as {str(kiwi / '._plain.jpg')!r}"]
+        f"their path), such as {str(kiwi / '._plain.jpg')!r}",
+        "[bovw] ingest: not reading 1 image file(s) of other types (.webp 1): "
+        "ingest.extensions is jpg, jpeg, png"]
     described = {row["path"].rsplit("/", 1)[1]: row["reject_reason"] for row in describe_images(
         files, SETTINGS, IngestSettings().max_file_bytes, read_local=True).collect()}
     assert described == {"plain.jpg": None, "_MG_1234.JPG": None, "a.jpg": None,

@@ -51,7 +51,9 @@ class LocalTree:
     file or folder name on their way down starts with "_" (see spark_skips_name), such as
     a camera's `_MG_1234.JPG`: bovw reads them itself. `hidden` are the image files below a
     name starting with "." (macOS `._x.jpg` companions, `.thumbs/`): Spark leaves them
-    out too, and so does bovw, saying so.
+    out too, and so does bovw, saying so. `other_images` counts the (not hidden) files of
+    common image types outside `extensions` (".webp", ".heic", ...) by type, which are
+    not read: a photo folder often holds some, and they should not vanish without a word.
     `sources` (only when there are loops) are what Spark reads instead of the root: the
     image files directly inside the folders that lead to a loop, and every other folder
     (Spark lists those recursively). Paths are absolute and named the way Spark names
@@ -63,6 +65,7 @@ class LocalTree:
     unlisted: tuple[str, ...] = ()
     name_skipped: tuple[str, ...] = ()
     hidden: tuple[str, ...] = ()
+    other_images: tuple[tuple[str, int], ...] = ()
 
 
 def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
@@ -79,6 +82,7 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
     children: dict[str, list[str]] = {}
     loops: list[tuple[str, str]] = []
     skipped: dict[str, list[str]] = {_NAME_SKIPPED: [], _HIDDEN: []}
+    other_images: dict[str, int] = {}
     pending = [(root, frozenset({os.path.realpath(root)}), "")]
     while pending:
         current, ancestors, skip = pending.pop()
@@ -91,8 +95,11 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
             except OSError:
                 continue
             if not is_folder:
-                if (entry_skip and entry.name.lower().endswith(suffixes)
-                        and _is_file(entry)):
+                if not entry.name.lower().endswith(suffixes):
+                    file_type = os.path.splitext(entry.name)[1].lower()
+                    if file_type in _OTHER_IMAGE_TYPES and entry_skip != _HIDDEN:
+                        other_images[file_type] = other_images.get(file_type, 0) + 1
+                elif entry_skip and _is_file(entry):
                     skipped[entry_skip].append(entry.path)
                 continue
             real = os.path.realpath(entry.path)
@@ -104,8 +111,9 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
             pending.append((entry.path, ancestors | {real}, entry_skip))
     name_skipped = tuple(sorted(skipped[_NAME_SKIPPED]))
     hidden = tuple(sorted(skipped[_HIDDEN]))
+    others = tuple(sorted(other_images.items(), key=lambda item: (-item[1], item[0])))
     if not loops:
-        return LocalTree((), name_skipped=name_skipped, hidden=hidden)
+        return LocalTree((), name_skipped=name_skipped, hidden=hidden, other_images=others)
     leading_to_loops: set[str] = set()
     for link, _target in loops:
         holder: str | None = os.path.dirname(link)
@@ -120,9 +128,12 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
     readable = [path for path in sources if ":" not in path or literal(path) == path]
     unlisted = [path for path in sources if path not in readable]
     return LocalTree(tuple(sorted(loops)), tuple(sorted(readable)), tuple(sorted(unlisted)),
-                     name_skipped, hidden)
+                     name_skipped, hidden, others)
 
 
+# Photo formats a folder of pictures may hold besides the configured ones.
+_OTHER_IMAGE_TYPES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp",
+                                ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jp2"})
 _NAME_SKIPPED = "name_skipped"
 _HIDDEN = "hidden"
 
@@ -193,6 +204,11 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
         if tree.hidden:
             log(f"[bovw] ingest: leaving out {len(tree.hidden)} hidden image file(s) (a "
                 f"name starting with '.' on their path), such as {tree.hidden[0]!r}")
+        if tree.other_images:
+            counted = ", ".join(f"{kind} {count}" for kind, count in tree.other_images)
+            log(f"[bovw] ingest: not reading {sum(n for _, n in tree.other_images)} image "
+                f"file(s) of other types ({counted}): ingest.extensions is "
+                f"{', '.join(settings.extensions)}")
         for link, target in tree.loops:
             log(f"[bovw] ingest: not following {link!r}: a symbolic link to its own "
                 f"ancestor folder {target!r}")
