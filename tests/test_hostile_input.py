@@ -288,3 +288,25 @@ def test_images_named_with_a_leading_underscore_are_read(spark, tmp_path):
         files, SETTINGS, IngestSettings().max_file_bytes, read_local=True).collect()}
     assert described == {"plain.jpg": None, "_MG_1234.JPG": None, "a.jpg": None,
                          "_empty.jpg": "empty file"}
+
+
+def test_images_outside_the_class_folders_are_rejected_saying_where_they_should_be(
+        spark, tmp_path):
+    kiwi = tmp_path / "data" / "Training" / "Kiwi"
+    (kiwi / "2024").mkdir(parents=True)
+    (tmp_path / "data" / "Test" / "Kiwi").mkdir(parents=True)
+    for path in (kiwi / "a.jpg", kiwi / "2024" / "b.jpg", tmp_path / "data" / "Test" / "c.jpg",
+                 tmp_path / "data" / "Test" / "Kiwi" / "d.jpg"):
+        path.write_bytes(imagefiles.jpeg())
+    files = assign_splits(with_labels(list_files(spark, str(tmp_path / "data"),
+                                                 IngestSettings())), 0.25, 1, True)
+    reasons = {row["path"].removeprefix(f"file:{tmp_path}/data/"): row["reject_reason"]
+               for row in describe_images(files, SETTINGS, IngestSettings().max_file_bytes,
+                                          read_local=True).collect()}
+    assert reasons == {
+        "Training/Kiwi/a.jpg": None,
+        "Training/Kiwi/2024/b.jpg": "in a sub-folder of the class folder Kiwi: images must "
+                                    "sit directly in Training/<Class>/ or Test/<Class>/",
+        "Test/c.jpg": "not inside a Training or Test folder",
+        "Test/Kiwi/d.jpg": None,
+    }

@@ -335,10 +335,10 @@ def with_labels(files: DataFrame) -> DataFrame:
     )
 
 
-def split_folder(path: Column) -> Column:
-    """Training, Test or null: the split named by the grandparent folder of `path`, in any
-    letter case."""
-    grandparent = F.element_at(F.split(path, "/"), -3)
+def split_folder(path: Column, level: int = 3) -> Column:
+    """Training, Test or null: the split named by the grandparent folder of `path` (or the
+    folder `level` steps up the path), in any letter case."""
+    grandparent = F.element_at(F.split(path, "/"), -level)
     split = F.lit(None).cast("string")
     for folder, name in SPLIT_NAMES.items():
         # An ASCII-case-insensitive match rather than lower() == folder: the same answer for
