@@ -18,7 +18,14 @@ from bovw.config import IngestSettings, OrbSettings
 from bovw.image import orb as features
 from bovw.image.orb import extract_descriptors
 from bovw.pipeline.descriptors import describe_images, read_local_file
-from bovw.pipeline.ingest import LocalTree, assign_splits, list_files, walk_local_tree, with_labels
+from bovw.pipeline.ingest import (
+    LocalTree,
+    assign_splits,
+    list_files,
+    spark_skips_name,
+    walk_local_tree,
+    with_labels,
+)
 from tests import imagefiles
 
 SETTINGS = OrbSettings(sampling="detect")
@@ -209,3 +216,97 @@ def test_every_hostile_file_is_read_once_or_rejected_with_its_reason(spark, host
         f"[bovw] ingest: not following {root_loop!r}: a symbolic link to its own ancestor "
         f"folder {str(hostile_folder)!r}",
     ]
+
+
+# --- names Spark's listing leaves out -----------------------------------------------------
+
+
+def test_spark_skips_names_starting_with_underscore_or_dot():
+    assert spark_skips_name("_MG_1234.JPG") and spark_skips_name("_Gold")
+    assert spark_skips_name("._a.jpg") and spark_skips_name(".thumbs")
+    assert not spark_skips_name("a_b.jpg")
+    assert not spark_skips_name("_year=2024")          # a partition folder: listed
+    assert not spark_skips_name("_metadata.jpg")        # Parquet's summary file: listed
+
+
+def test_walk_finds_the_images_spark_leaves_out_for_their_names(tmp_path):
+    kiwi = tmp_path / "Training" / "Kiwi"
+    gold = tmp_path / "Training" / "_Gold"
+    for folder in (kiwi, gold, kiwi / ".thumbs", gold / ".cache"):
+        folder.mkdir(parents=True)
+    for path in (kiwi / "plain.jpg", kiwi / "_MG_1.JPG", kiwi / "_a=b.jpg", kiwi / "_notes.txt",
+                 kiwi / "._plain.jpg", kiwi / ".thumbs" / "t.jpg", gold / "a.png",
+                 gold / ".cache" / "c.jpg", kiwi / "b.webp", gold / "c.WEBP", kiwi / "d.tif",
+                 kiwi / ".thumbs" / "t.webp", kiwi / "e.jpg.txt"):
+        path.write_bytes(b"x")
+    tree = walk_local_tree(str(tmp_path), EXTENSIONS)
+    assert tree == LocalTree(
+        loops=(),
+        name_skipped=(str(kiwi / "_MG_1.JPG"), str(gold / "a.png")),
+        hidden=(str(kiwi / "._plain.jpg"), str(kiwi / ".thumbs" / "t.jpg"),
+                str(gold / ".cache" / "c.jpg")),
+        other_images=((".webp", 2), (".tif", 1)),
+    )
+
+
+def test_images_named_with_a_leading_underscore_are_read(spark, tmp_path):
+    # Canon cameras name Adobe RGB photos _MG_1234.JPG; Spark's listing skips such names
+    # (and whole folders such as _Gold), even when the file is named explicitly.
+    kiwi = tmp_path / "Training" / "Kiwi"
+    gold = tmp_path / "Test" / "_Gold"
+    kiwi.mkdir(parents=True)
+    gold.mkdir(parents=True)
+    contents = {kiwi / "plain.jpg": imagefiles.jpeg(seed=1),
+                kiwi / "_MG_1234.JPG": imagefiles.jpeg(seed=2),
+                gold / "a.jpg": imagefiles.jpeg(seed=3),
+                gold / "_empty.jpg": b"",
+                kiwi / "._plain.jpg": b"\x00\x05\x16\x07 AppleDouble",
+                kiwi / "photo.webp": b"RIFF"}
+    for path, content in contents.items():
+        path.write_bytes(content)
+    logged: list[str] = []
+    listed = list_files(spark, str(tmp_path), IngestSettings(), log=logged.append)
+    files = assign_splits(with_labels(listed), 0.25, 1, has_split_folders=True)
+    read = {row["path"]: (row["label"], row["split"], row["length"], row["content"])
+            for row in files.collect()}
+    assert read == {
+        f"file:{kiwi}/plain.jpg": ("Kiwi", "Training", len(contents[kiwi / "plain.jpg"]),
+                                   contents[kiwi / "plain.jpg"]),
+        f"file:{kiwi}/_MG_1234.JPG": ("Kiwi", "Training",
+                                      len(contents[kiwi / "_MG_1234.JPG"]),
+                                      contents[kiwi / "_MG_1234.JPG"]),
+        f"file:{gold}/a.jpg": ("_Gold", "Test", len(contents[gold / "a.jpg"]),
+                               contents[gold / "a.jpg"]),
+        f"file:{gold}/_empty.jpg": ("_Gold", "Test", 0, b""),
+    }
+    assert logged == [
+        "[bovw] ingest: leaving out 1 hidden image file(s) (a name starting with '.' on "
+        f"their path), such as {str(kiwi / '._plain.jpg')!r}",
+        "[bovw] ingest: not reading 1 image file(s) of other types (.webp 1): "
+        "ingest.extensions is jpg, jpeg, png"]
+    described = {row["path"].rsplit("/", 1)[1]: row["reject_reason"] for row in describe_images(
+        files, SETTINGS, IngestSettings().max_file_bytes, read_local=True).collect()}
+    assert described == {"plain.jpg": None, "_MG_1234.JPG": None, "a.jpg": None,
+                         "_empty.jpg": "empty file"}
+
+
+def test_images_outside_the_class_folders_are_rejected_saying_where_they_should_be(
+        spark, tmp_path):
+    kiwi = tmp_path / "data" / "Training" / "Kiwi"
+    (kiwi / "2024").mkdir(parents=True)
+    (tmp_path / "data" / "Test" / "Kiwi").mkdir(parents=True)
+    for path in (kiwi / "a.jpg", kiwi / "2024" / "b.jpg", tmp_path / "data" / "Test" / "c.jpg",
+                 tmp_path / "data" / "Test" / "Kiwi" / "d.jpg"):
+        path.write_bytes(imagefiles.jpeg())
+    files = assign_splits(with_labels(list_files(spark, str(tmp_path / "data"),
+                                                 IngestSettings())), 0.25, 1, True)
+    reasons = {row["path"].removeprefix(f"file:{tmp_path}/data/"): row["reject_reason"]
+               for row in describe_images(files, SETTINGS, IngestSettings().max_file_bytes,
+                                          read_local=True).collect()}
+    assert reasons == {
+        "Training/Kiwi/a.jpg": None,
+        "Training/Kiwi/2024/b.jpg": "in a sub-folder of the class folder Kiwi: images must "
+                                    "sit directly in Training/<Class>/ or Test/<Class>/",
+        "Test/c.jpg": "not inside a Training or Test folder",
+        "Test/Kiwi/d.jpg": None,
+    }

@@ -118,6 +118,12 @@ def test_missing_input_folder(tmp_path):
         check_local_input(str(tmp_path / "nowhere"), SETTINGS)
 
 
+def test_an_image_file_given_as_the_input_folder_is_named_as_a_file(tmp_path):
+    write(tmp_path / "Kiwi" / "a.jpg")
+    with pytest.raises(InputError, match=r"^input .*a\.jpg is a file: give the folder "):
+        check_local_input(str(tmp_path / "Kiwi" / "a.jpg"), SETTINGS)
+
+
 def test_input_folder_without_images(tmp_path):
     write(tmp_path / "Training" / "Kiwi" / "readme.txt")
     with pytest.raises(InputError, match="holds no image files"):

@@ -44,6 +44,7 @@ from bovw.image.orb import (
     image_rng,
     pack,
 )
+from bovw.pipeline.ingest import split_folder
 
 __all__ = ["accepted", "describe_images", "rejects", "sample_rows", "statistics"]
 
@@ -140,12 +141,19 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
         _describe_batches(settings, colour, tone, sample_per_image, seed), DESCRIPTOR_SCHEMA
     )
     too_large = F.col(LENGTH) > max_file_bytes
+    # Training/Kiwi/2024/a.jpg: the label would be "2024", so it is not read; the reason
+    # names the class folder the image should sit directly in.
+    nested = split_folder(F.col(PATH), level=4).isNotNull()
     # Both kinds of unread rejects come from one scan of the listing, not one each.
     unread = files.filter(too_large | F.col(SPLIT).isNull()).select(
         PATH, LABEL, SPLIT,
         F.when(too_large, F.concat(
             F.lit("file too large: "), F.col(LENGTH).cast("string"),
             F.lit(f" bytes exceeds ingest.max_file_bytes={max_file_bytes}"),
+        )).when(nested, F.concat(
+            F.lit("in a sub-folder of the class folder "),
+            F.element_at(F.split(F.col(PATH), "/"), -3),
+            F.lit(": images must sit directly in Training/<Class>/ or Test/<Class>/"),
         )).otherwise(F.lit("not inside a Training or Test folder")).alias(REJECT_REASON),
     )
     rejected_unread = unread.select(

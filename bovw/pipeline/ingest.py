@@ -6,8 +6,10 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -29,7 +31,7 @@ from bovw.spark.jvm import input_file_names, input_files
 from bovw.spark.storage import literal
 
 __all__ = ["LocalTree", "assign_splits", "extension_glob", "labelled_images", "list_files",
-           "split_folder", "walk_local_tree", "with_labels"]
+           "spark_skips_name", "split_folder", "walk_local_tree", "with_labels"]
 
 
 def extension_glob(extensions: tuple[str, ...]) -> str:
@@ -45,6 +47,13 @@ class LocalTree:
     """What to read from a local input tree so that symbolic link loops are not followed.
 
     `loops` are (link, target) pairs of links to one of their own ancestor folders.
+    `name_skipped` are the image files that Spark's file listing leaves out because a
+    file or folder name on their way down starts with "_" (see spark_skips_name), such as
+    a camera's `_MG_1234.JPG`: bovw reads them itself. `hidden` are the image files below a
+    name starting with "." (macOS `._x.jpg` companions, `.thumbs/`): Spark leaves them
+    out too, and so does bovw, saying so. `other_images` counts the (not hidden) files of
+    common image types outside `extensions` (".webp", ".heic", ...) by type, which are
+    not read: a photo folder often holds some, and they should not vanish without a word.
     `sources` (only when there are loops) are what Spark reads instead of the root: the
     image files directly inside the folders that lead to a loop, and every other folder
     (Spark lists those recursively). Paths are absolute and named the way Spark names
@@ -54,6 +63,9 @@ class LocalTree:
     loops: tuple[tuple[str, str], ...]
     sources: tuple[str, ...] = ()
     unlisted: tuple[str, ...] = ()
+    name_skipped: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()
+    other_images: tuple[tuple[str, int], ...] = ()
 
 
 def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
@@ -69,16 +81,26 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
     parents: dict[str, str] = {}
     children: dict[str, list[str]] = {}
     loops: list[tuple[str, str]] = []
-    pending = [(root, frozenset({os.path.realpath(root)}))]
+    skipped: dict[str, list[str]] = {_NAME_SKIPPED: [], _HIDDEN: []}
+    other_images: dict[str, int] = {}
+    pending = [(root, frozenset({os.path.realpath(root)}), "")]
     while pending:
-        current, ancestors = pending.pop()
+        current, ancestors, skip = pending.pop()
         children[current] = []
         for entry in _entries(current):
+            kind = _skip_kind(entry.name)
+            entry_skip = _HIDDEN if _HIDDEN in (skip, kind) else skip or kind
             try:
                 is_folder = entry.is_dir(follow_symlinks=True)
             except OSError:
                 continue
             if not is_folder:
+                if not entry.name.lower().endswith(suffixes):
+                    file_type = os.path.splitext(entry.name)[1].lower()
+                    if file_type in _OTHER_IMAGE_TYPES and entry_skip != _HIDDEN:
+                        other_images[file_type] = other_images.get(file_type, 0) + 1
+                elif entry_skip and _is_file(entry):
+                    skipped[entry_skip].append(entry.path)
                 continue
             real = os.path.realpath(entry.path)
             if real in ancestors:
@@ -86,9 +108,12 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
                 continue
             parents[entry.path] = current
             children[current].append(entry.path)
-            pending.append((entry.path, ancestors | {real}))
+            pending.append((entry.path, ancestors | {real}, entry_skip))
+    name_skipped = tuple(sorted(skipped[_NAME_SKIPPED]))
+    hidden = tuple(sorted(skipped[_HIDDEN]))
+    others = tuple(sorted(other_images.items(), key=lambda item: (-item[1], item[0])))
     if not loops:
-        return LocalTree(())
+        return LocalTree((), name_skipped=name_skipped, hidden=hidden, other_images=others)
     leading_to_loops: set[str] = set()
     for link, _target in loops:
         holder: str | None = os.path.dirname(link)
@@ -102,7 +127,33 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
         sources += [child for child in children[current] if child not in leading_to_loops]
     readable = [path for path in sources if ":" not in path or literal(path) == path]
     unlisted = [path for path in sources if path not in readable]
-    return LocalTree(tuple(sorted(loops)), tuple(sorted(readable)), tuple(sorted(unlisted)))
+    return LocalTree(tuple(sorted(loops)), tuple(sorted(readable)), tuple(sorted(unlisted)),
+                     name_skipped, hidden, others)
+
+
+# Photo formats a folder of pictures may hold besides the configured ones.
+_OTHER_IMAGE_TYPES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp",
+                                ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jp2"})
+_NAME_SKIPPED = "name_skipped"
+_HIDDEN = "hidden"
+
+
+def spark_skips_name(name: str) -> bool:
+    """Whether Spark's file listing leaves out a file or folder of this name below the
+    folder it reads (Spark 4's HadoopFSUtils.shouldFilterOutPathName; _list_files also
+    checks the listing itself, so a Spark that lists more reads nothing twice):
+    names starting with "_" (unless holding "=", or Parquet's "_metadata" and
+    "_common_metadata") or "." are skipped, even when the file is named explicitly."""
+    if name.startswith(("_metadata", "_common_metadata")):
+        return False
+    return name.startswith(".") or (name.startswith("_") and "=" not in name)
+
+
+def _skip_kind(name: str) -> str:
+    """Why the listing leaves out what lies below `name`: hidden, skipped by name, or ""."""
+    if name.startswith("."):
+        return _HIDDEN
+    return _NAME_SKIPPED if spark_skips_name(name) else ""
 
 
 def _entries(folder: str) -> list[os.DirEntry]:
@@ -146,9 +197,18 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     folder are not followed; each one is reported through `log`.
     """
     sources = [literal(path)]
+    tree = LocalTree(())
     if is_local_path(path):
         tree = walk_local_tree(path.removeprefix("file://").removeprefix("file:"),
                                settings.extensions)
+        if tree.hidden:
+            log(f"[bovw] ingest: leaving out {len(tree.hidden)} hidden image file(s) (a "
+                f"name starting with '.' on their path), such as {tree.hidden[0]!r}")
+        if tree.other_images:
+            counted = ", ".join(f"{kind} {count}" for kind, count in tree.other_images)
+            log(f"[bovw] ingest: not reading {sum(n for _, n in tree.other_images)} image "
+                f"file(s) of other types ({counted}): ingest.extensions is "
+                f"{', '.join(settings.extensions)}")
         for link, target in tree.loops:
             log(f"[bovw] ingest: not following {link!r}: a symbolic link to its own "
                 f"ancestor folder {target!r}")
@@ -172,7 +232,10 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     # looks for split folders.
     listed = input_files(files)
     if is_local_path(path):
-        survey = _survey_local(input_file_names(spark, listed))
+        names = input_file_names(spark, listed)
+        survey = _survey_local(names)
+        if tree.name_skipped:
+            files, survey = _add_name_skipped(spark, files, names, tree.name_skipped, survey)
     else:
         survey = files.select(
             (F.count(F.lit(1)) < F.lit(len(listed))).alias("skipped"),
@@ -198,10 +261,58 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     return everything, has_split_folders
 
 
+def _add_name_skipped(spark: SparkSession, files: DataFrame, names: list[str],
+                      name_skipped: tuple[str, ...], survey: dict[str, bool]
+                      ) -> tuple[DataFrame, dict[str, bool]]:
+    """`files` with the local images that Spark's listing left out for their names (see
+    LocalTree.name_skipped) added, their bytes read by the Python workers; and `survey`
+    updated for them (a zero-byte one keeps its empty content and becomes a reject)."""
+    listed = {_local_path(uri) for uri in names}
+    rows = []
+    for local in name_skipped:
+        if local in listed:
+            continue
+        try:
+            status = os.stat(local)
+        except OSError:  # gone since the walk
+            continue
+        rows.append((f"file:{local}",
+                     datetime.fromtimestamp(status.st_mtime, tz=UTC),
+                     status.st_size))
+    if not rows:
+        return files, survey
+    # From an Arrow table the rows stay in the JVM (a list of tuples would become a Python
+    # RDD, read back through Python workers), in one partition.
+    paths, times, lengths = zip(*rows, strict=True)
+    table = pa.table({PATH: pa.array(paths, pa.string()),
+                      "modificationTime": pa.array(times, pa.timestamp("us", tz="UTC")),
+                      LENGTH: pa.array(lengths, pa.int64())})
+    added = spark.createDataFrame(table).coalesce(1).withColumn(
+        CONTENT, F.udf(_local_bytes, "binary", useArrow=False)(F.col(PATH)))
+    survey = {"skipped": survey["skipped"],
+              "split_folders": survey["split_folders"]
+              or any(split_of(path) for path, _, _ in rows)}
+    return files.unionByName(added), survey
+
+
+def _local_path(uri: str) -> str:
+    return unquote(uri.removeprefix("file:").removeprefix("//"))
+
+
+def _local_bytes(path: str) -> bytes | None:
+    """The bytes of a local file named by its Hadoop path ("file:/a/b.jpg"), None when it
+    cannot be read (the descriptors stage reads it again and says why)."""
+    try:
+        with open(path.removeprefix("file:"), "rb") as image:
+            return image.read()
+    except OSError:
+        return None
+
+
 def _survey_local(uris: list[str]) -> dict[str, bool]:
     """Whether any of the listed local file `uris` is empty, so that the scan skips it,
     and whether any sits in a split folder."""
-    paths = [unquote(uri.removeprefix("file:").removeprefix("//")) for uri in uris]
+    paths = [_local_path(uri) for uri in uris]
     skipped = False
     for local in paths:
         try:
@@ -224,10 +335,10 @@ def with_labels(files: DataFrame) -> DataFrame:
     )
 
 
-def split_folder(path: Column) -> Column:
-    """Training, Test or null: the split named by the grandparent folder of `path`, in any
-    letter case."""
-    grandparent = F.element_at(F.split(path, "/"), -3)
+def split_folder(path: Column, level: int = 3) -> Column:
+    """Training, Test or null: the split named by the grandparent folder of `path` (or the
+    folder `level` steps up the path), in any letter case."""
+    grandparent = F.element_at(F.split(path, "/"), -level)
     split = F.lit(None).cast("string")
     for folder, name in SPLIT_NAMES.items():
         # An ASCII-case-insensitive match rather than lower() == folder: the same answer for

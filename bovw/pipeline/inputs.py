@@ -28,6 +28,9 @@ def check_local_input(path: str, settings: IngestSettings) -> None:
     if not is_local_path(path):
         return
     folder = _local_folder(path)
+    if folder.is_file():
+        raise InputError(f"input {path} is a file: give the folder holding the images "
+                         "(Training/<Class>/*.jpg and Test/<Class>/*.jpg, or <Class>/*.jpg)")
     if not folder.is_dir():
         raise InputError(f"input folder not found: {path}")
     suffixes = {"." + ext.lower().lstrip(".") for ext in settings.extensions}
