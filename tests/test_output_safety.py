@@ -19,7 +19,7 @@ from bovw.cli import main
 from bovw.errors import OutputError, OutputInUseError
 from bovw.image.synthetic import generate_dataset
 from bovw.pipeline import run as pipeline
-from bovw.pipeline.layout import prepare_spec_folder
+from bovw.pipeline.layout import RunLayout, prepare_output, prepare_spec_folder
 from bovw.spark import leases, storage
 from tests.test_pipeline import spark_flags
 
@@ -225,6 +225,34 @@ def test_a_failed_overwrite_leaves_the_old_run_whole_and_the_same_command_finish
     assert not (run / "model.npz").exists()  # the old run's, gone with it
     assert (run / "report.html").exists()
     assert main(["export", str(run), *spark_flags()]) == 0
+
+
+def test_a_relative_input_resumes_only_the_folder_it_named(spark, tmp_path, monkeypatch):
+    # `bovw run --input fruits` killed, then the same command from another folder: the same
+    # words name other images there, and resuming the first folder's descriptors reported
+    # its classes as the results of the second folder's images.
+    first, second, run = tmp_path / "first", tmp_path / "second", tmp_path / "run"
+    spec = {"input": "fruits", "descriptors_from": None, "config": {"k": 8}}
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    with prepare_output(spark, RunLayout(str(run)), spec, False, quiet):
+        (run / "_stages").mkdir()
+        (run / "_stages" / "descriptors.json").write_text("{}")
+    assert json.loads((run / "run.json").read_text())["input"] == str(first / "fruits")
+    before = snapshot(run)
+
+    monkeypatch.chdir(second)
+    with pytest.raises(OutputError, match=f"^output {run} holds an unfinished run with a "
+                                          "different input or configuration;"):
+        prepare_output(spark, RunLayout(str(run)), spec, False, quiet)
+    assert snapshot(run) == before
+
+    # The first folder, however spelled, resumes its own stages.
+    with prepare_output(spark, RunLayout(str(run)), {**spec, "input": "../first/./fruits/"},
+                        False, quiet) as output:
+        assert output.work == str(run) and not output.staged
+    assert snapshot(run) == before
 
 
 def test_an_overwritten_sweep_names_its_final_folder_everywhere(spark, test_config, dataset,
