@@ -181,6 +181,35 @@ def test_predictions_replace_only_a_predictions_folder(spark, dataset, finished_
         "mine", "predictions", "table"]
 
 
+def test_export_replaces_a_model_file_and_nothing_else(finished_run, tmp_path, capsys):
+    import numpy as np
+
+    def export(target: Path) -> int:
+        return main(["export", str(finished_run), "--out", str(target), *spark_flags()])
+
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(THESIS)
+    weights = tmp_path / "weights.npz"  # someone's own arrays, with a "metadata" member
+    np.savez(weights, metadata=np.array('{"format": "mine"}'), w=np.arange(3))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_bytes(THESIS)
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    for target in (notes, weights, mine):
+        assert export(target) == 1
+        assert capsys.readouterr().err.splitlines() == [
+            f"bovw: error: {target} exists and is not a bovw model file; bovw export never "
+            "replaces it: choose another --out"]
+    assert snapshot(tmp_path) == before
+
+    # An earlier model file is replaced, even one of a format this bovw no longer reads.
+    model = tmp_path / "model.npz"
+    np.savez(model, metadata=np.array('{"format": "bovw-model", "format_version": 0}'))
+    assert export(model) == 0
+    assert model.read_bytes() == (finished_run / "model.npz").read_bytes()
+
+
 # ------------------------------------- the old output stays whole until the new one is done
 
 def test_a_failed_overwrite_leaves_the_old_run_whole_and_the_same_command_finishes_it(

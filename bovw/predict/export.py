@@ -29,6 +29,7 @@ from bovw.predict.model_file import (
     MODEL_FILE_NAME,
     ExportedModel,
     feature_blocks,
+    is_model_file,
     model_to_bytes,
 )
 from bovw.spark import storage
@@ -108,12 +109,20 @@ def build_model(spark: SparkSession, run_dir: str,
 
 def export_model(spark: SparkSession, run_dir: str, out_path: str | None = None,
                  fruits: Mapping[str, FruitInfo] | None = None) -> tuple[ExportedModel, str]:
-    """Write the model of a finished run to `out_path` (default RUN_DIR/model.npz).
+    """Write the model of a finished run to `out_path` (default RUN_DIR/model.npz),
+    replacing a bovw model file there but nothing else.
 
     Returns the model and the path written. Raises ExportError.
     """
-    model = build_model(spark, run_dir, fruits)
     target = out_path or default_model_path(run_dir.rstrip("/"))
+    # Before any work: an earlier model file is replaced, nothing else (a --out naming
+    # someone's notes or photo was silently overwritten with the model).
+    if storage.exists(spark, target) and not (
+            storage.is_file(spark, target)
+            and is_model_file(storage.read_bytes(spark, target))):
+        raise ExportError(f"{target} exists and is not a bovw model file; bovw export never "
+                          "replaces it: choose another --out")
+    model = build_model(spark, run_dir, fruits)
     storage.write_bytes(spark, target, model_to_bytes(model))
     return model, target
 
