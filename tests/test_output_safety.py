@@ -210,6 +210,36 @@ def test_export_replaces_a_model_file_and_nothing_else(finished_run, tmp_path, c
     assert model.read_bytes() == (finished_run / "model.npz").read_bytes()
 
 
+def test_a_run_on_reused_descriptors_exports_after_their_run_is_gone(dataset, finished_run,
+                                                                     tmp_path, capsys):
+    import shutil
+
+    from bovw.predict.model_file import model_from_bytes
+
+    source, run = tmp_path / "source", tmp_path / "run"
+    shutil.copytree(finished_run, source)
+    assert main(["run", "--input", str(dataset), "--output", str(run), "--descriptors-from",
+                 str(source / "descriptors"), *run_flags(8)]) == 0
+    # Deleted (or replaced by a run of other images): the export read its descriptors.
+    shutil.rmtree(source)
+    assert main(["export", str(run), *spark_flags()]) == 0
+    size = model_from_bytes((run / "model.npz").read_bytes()).training_size
+    assert size == model_from_bytes((finished_run / "model.npz").read_bytes()).training_size
+    record = json.loads((run / "_stages" / "descriptors.json").read_text())
+    assert record["training_size"] == list(size) == [100, 100]
+
+    # A run of an earlier bovw has no such record: it is measured on the descriptors, and
+    # without them export says so in one line.
+    del record["training_size"]
+    (run / "_stages" / "descriptors.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["export", str(run), "--out", str(tmp_path / "m.npz"), *spark_flags()]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"bovw: error: run {run} was made from the descriptors in {source}/descriptors, "
+        "which are gone, and its record lacks the size of its Training images: put them "
+        "back, or run the pipeline again with this bovw (a new --output), then export"]
+
+
 # ------------------------------------- the old output stays whole until the new one is done
 
 def test_a_failed_overwrite_leaves_the_old_run_whole_and_the_same_command_finishes_it(
