@@ -181,6 +181,25 @@ def test_predictions_replace_only_a_predictions_folder(spark, dataset, finished_
         "mine", "predictions", "table"]
 
 
+def test_a_finished_run_without_its_report_points_to_bovw_report(spark, tmp_path):
+    # `bovw run` killed while it drew report.html: the run is finished, and --overwrite,
+    # the only way out the refusal named, would have redone every stage.
+    run = tmp_path / "run"
+    spec = {"input": str(tmp_path / "fruits"), "config": {"k": 8}}
+    with prepare_output(spark, RunLayout(str(run)), spec, False, quiet):
+        (run / "summary.json").write_text("{}")
+    refusal = (f"output {run} already holds a finished run{{}}; choose another --output or "
+               "pass --overwrite to replace it")
+    with pytest.raises(OutputError) as error:
+        prepare_output(spark, RunLayout(str(run)), spec, False, quiet)
+    assert str(error.value) == refusal.format(
+        f" (without its report.html: bovw report {run} draws it)")
+    (run / "report.html").write_text("<html></html>")
+    with pytest.raises(OutputError) as error:
+        prepare_output(spark, RunLayout(str(run)), spec, False, quiet)
+    assert str(error.value) == refusal.format("")
+
+
 def test_export_replaces_a_model_file_and_nothing_else(finished_run, tmp_path, capsys):
     import numpy as np
 

@@ -88,8 +88,11 @@ def prepare_output(spark: SparkSession, layout: RunLayout, spec: dict[str, Any],
     spec = _recorded(spec)
     def resume(folder: str) -> None:
         if storage.exists(spark, storage.join(folder, "summary.json")):
+            # A run stopped while it drew its report is finished: --overwrite would redo it all.
+            missing = ("" if storage.exists(spark, storage.join(folder, "report.html")) else
+                       f" (without its report.html: bovw report {layout.root} draws it)")
             raise OutputError(
-                f"output {layout.root} already holds a finished run; "
+                f"output {layout.root} already holds a finished run{missing}; "
                 "choose another --output or pass --overwrite to replace it"
             )
         if storage.exists(spark, storage.join(folder, "run.json")):
