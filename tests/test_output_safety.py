@@ -181,6 +181,22 @@ def test_predictions_replace_only_a_predictions_folder(spark, dataset, finished_
         "mine", "predictions", "table"]
 
 
+def test_ctrl_c_is_one_line_and_leaves_a_resumable_run(dataset, tmp_path, monkeypatch,
+                                                       capsys):
+    run = tmp_path / "run"
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "_vocabulary_stage", interrupted)
+    assert main(["run", "--input", str(dataset), "--output", str(run), *run_flags(8)]) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "bovw: interrupted: what was finished is kept, and the same command again goes on "
+        "from there"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]  # no lock left
+    assert sorted(path.name for path in (run / "_stages").iterdir()) == ["descriptors.json"]
+
+
 def test_a_finished_run_without_its_report_points_to_bovw_report(spark, tmp_path):
     # `bovw run` killed while it drew report.html: the run is finished, and --overwrite,
     # the only way out the refusal named, would have redone every stage.
