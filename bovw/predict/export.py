@@ -7,7 +7,9 @@ and writes it as a .npz file (local path or any Hadoop URL, e.g. s3a://).
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Mapping
 
 import numpy as np
@@ -25,9 +27,9 @@ from bovw.pipeline.vocabulary import centers
 from bovw.predict.fruits import FruitInfo
 from bovw.predict.model_file import (
     MODEL_FILE_NAME,
+    MODEL_FORMAT,
     ExportedModel,
     feature_blocks,
-    is_model_file,
     model_to_bytes,
 )
 from bovw.spark import storage
@@ -117,12 +119,23 @@ def export_model(spark: SparkSession, run_dir: str, out_path: str | None = None,
     # someone's notes or photo was silently overwritten with the model).
     if storage.exists(spark, target) and not (
             storage.is_file(spark, target)
-            and is_model_file(storage.read_bytes(spark, target))):
+            and _is_model_file(storage.read_bytes(spark, target))):
         raise ExportError(f"{target} exists and is not a bovw model file; bovw export never "
                           "replaces it: choose another --out")
     model = build_model(spark, run_dir, fruits)
     storage.write_bytes(spark, target, model_to_bytes(model))
     return model, target
+
+
+def _is_model_file(data: bytes) -> bool:
+    """True for a bovw model file of any format version: what export may replace."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            metadata = json.loads(str(archive["metadata"].reshape(-1)[0]))
+    except (ValueError, OSError, EOFError, KeyError, IndexError, TypeError,
+            zipfile.BadZipFile):
+        return False  # not an .npz (a pickle, text, a bare .npy), or no JSON metadata in it
+    return isinstance(metadata, dict) and metadata.get("format") == MODEL_FORMAT
 
 
 def _training_size(spark: SparkSession, layout: RunLayout, record: dict) -> tuple[int, int]:

@@ -38,8 +38,8 @@ from bovw.predict.fruits import FruitInfo
 from bovw.version import __version__
 
 __all__ = ["KNOWN_FEATURE_BLOCKS", "MODEL_FILE_NAME", "MODEL_FORMAT", "MODEL_FORMAT_VERSION",
-           "REEXPORT", "ExportedModel", "feature_blocks", "is_model_file", "model_contradiction",
-           "model_from_bytes", "model_refusal", "model_to_bytes"]
+           "REEXPORT", "ExportedModel", "feature_blocks", "model_contradiction", "model_from_bytes",
+           "model_refusal", "model_to_bytes"]
 
 # What `bovw export` calls a run's model file by default (RUN_DIR/model.npz).
 MODEL_FILE_NAME = "model.npz"
@@ -212,52 +212,22 @@ def model_to_bytes(model: ExportedModel) -> bytes:
     return buffer.getvalue()
 
 
-def _archive(data: bytes) -> np.lib.npyio.NpzFile | None:
-    """`data` as an .npz archive with a metadata member, or None."""
-    try:
-        archive = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
-        return None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        return None
-    if "metadata" not in archive.files:
-        archive.close()
-        return None
-    return archive
-
-
-def _metadata(archive: np.lib.npyio.NpzFile) -> Any:
-    """The JSON of the archive's metadata member; raises ValueError or IndexError."""
-    return json.loads(str(archive["metadata"].reshape(-1)[0]))
-
-
-def is_model_file(data: bytes) -> bool:
-    """True when `data` is a bovw model file, of any format version: what `bovw export`
-    may replace (anything else at its --out is someone's file)."""
-    archive = _archive(data)
-    if archive is None:
-        return False
-    with archive:
-        try:
-            metadata = _metadata(archive)
-        except (ValueError, IndexError):
-            return False
-    return isinstance(metadata, dict) and metadata.get("format") == MODEL_FORMAT
-
-
 def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
     """Read a model written by `model_to_bytes`; `source` names it in errors.
 
     Raises ModelFileError for anything that is not a bovw model of a format version this
     bovw reads, or whose arrays do not fit together.
     """
-    archive = _archive(data)
-    if archive is None:
+    try:
+        archive = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        archive = None
+    if not isinstance(archive, np.lib.npyio.NpzFile) or "metadata" not in archive.files:
         raise ModelFileError(
             f"{source} is not a bovw model file (.npz); create one with bovw export RUN_DIR")
     with archive:
         try:
-            metadata = _metadata(archive)
+            metadata = json.loads(str(archive["metadata"].reshape(-1)[0]))
         except (ValueError, IndexError):
             raise ModelFileError(f"{source}: the model's metadata is not valid JSON") from None
         if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
