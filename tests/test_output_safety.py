@@ -19,7 +19,7 @@ from bovw.cli import main
 from bovw.errors import OutputError, OutputInUseError
 from bovw.image.synthetic import generate_dataset
 from bovw.pipeline import run as pipeline
-from bovw.pipeline.layout import prepare_spec_folder
+from bovw.pipeline.layout import RunLayout, prepare_output, prepare_spec_folder
 from bovw.spark import leases, storage
 from tests.test_pipeline import spark_flags
 
@@ -181,6 +181,104 @@ def test_predictions_replace_only_a_predictions_folder(spark, dataset, finished_
         "mine", "predictions", "table"]
 
 
+def test_ctrl_c_is_one_line_and_leaves_a_resumable_run(dataset, tmp_path, monkeypatch,
+                                                       capsys):
+    run = tmp_path / "run"
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "_vocabulary_stage", interrupted)
+    assert main(["run", "--input", str(dataset), "--output", str(run), *run_flags(8)]) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "bovw: interrupted: what was finished is kept, and the same command again goes on "
+        "from there"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]  # no lock left
+    assert sorted(path.name for path in (run / "_stages").iterdir()) == ["descriptors.json"]
+
+
+def test_a_finished_run_without_its_report_points_to_bovw_report(spark, tmp_path):
+    # `bovw run` killed while it drew report.html: the run is finished, and --overwrite,
+    # the only way out the refusal named, would have redone every stage.
+    run = tmp_path / "run"
+    spec = {"input": str(tmp_path / "fruits"), "config": {"k": 8}}
+    with prepare_output(spark, RunLayout(str(run)), spec, False, quiet):
+        (run / "summary.json").write_text("{}")
+    refusal = (f"output {run} already holds a finished run{{}}; choose another --output or "
+               "pass --overwrite to replace it")
+    with pytest.raises(OutputError) as error:
+        prepare_output(spark, RunLayout(str(run)), spec, False, quiet)
+    assert str(error.value) == refusal.format(
+        f" (without its report.html: bovw report {run} draws it)")
+    (run / "report.html").write_text("<html></html>")
+    with pytest.raises(OutputError) as error:
+        prepare_output(spark, RunLayout(str(run)), spec, False, quiet)
+    assert str(error.value) == refusal.format("")
+
+
+def test_export_replaces_a_model_file_and_nothing_else(finished_run, tmp_path, capsys):
+    import numpy as np
+
+    def export(target: Path) -> int:
+        return main(["export", str(finished_run), "--out", str(target), *spark_flags()])
+
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(THESIS)
+    weights = tmp_path / "weights.npz"  # someone's own arrays, with a "metadata" member
+    np.savez(weights, metadata=np.array('{"format": "mine"}'), w=np.arange(3))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_bytes(THESIS)
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    for target in (notes, weights):
+        assert export(target) == 1
+        assert capsys.readouterr().err.splitlines() == [
+            f"bovw: error: --out {target} exists and is not a bovw model; bovw replaces only "
+            "a model it wrote; fix: choose another --out, or move that file away"]
+    assert export(mine) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"bovw: error: --out {mine} is a folder; fix: name the model file to write, e.g. "
+        f"{mine}/model.npz"]
+    assert snapshot(tmp_path) == before
+
+    # An earlier model file is replaced, even one of a format this bovw no longer reads.
+    model = tmp_path / "model.npz"
+    np.savez(model, metadata=np.array('{"format": "bovw-model", "format_version": 0}'))
+    assert export(model) == 0
+    assert model.read_bytes() == (finished_run / "model.npz").read_bytes()
+
+
+def test_a_run_on_reused_descriptors_exports_after_their_run_is_gone(dataset, finished_run,
+                                                                     tmp_path, capsys):
+    import shutil
+
+    from bovw.predict.model_file import model_from_bytes
+
+    source, run = tmp_path / "source", tmp_path / "run"
+    shutil.copytree(finished_run, source)
+    assert main(["run", "--input", str(dataset), "--output", str(run), "--descriptors-from",
+                 str(source / "descriptors"), *run_flags(8)]) == 0
+    # Deleted (or replaced by a run of other images): the export read its descriptors.
+    shutil.rmtree(source)
+    assert main(["export", str(run), *spark_flags()]) == 0
+    size = model_from_bytes((run / "model.npz").read_bytes()).training_size
+    assert size == model_from_bytes((finished_run / "model.npz").read_bytes()).training_size
+    record = json.loads((run / "_stages" / "descriptors.json").read_text())
+    assert record["training_size"] == list(size) == [100, 100]
+
+    # A run of an earlier bovw has no such record: it is measured on the descriptors, and
+    # without them export says so in one line.
+    del record["training_size"]
+    (run / "_stages" / "descriptors.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["export", str(run), "--out", str(tmp_path / "m.npz"), *spark_flags()]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"bovw: error: run {run} was made from the descriptors in {source}/descriptors, "
+        "which are gone, and its record lacks the size of its Training images: put them "
+        "back, or run the pipeline again with this bovw (a new --output), then export"]
+
+
 # ------------------------------------- the old output stays whole until the new one is done
 
 def test_a_failed_overwrite_leaves_the_old_run_whole_and_the_same_command_finishes_it(
@@ -225,6 +323,34 @@ def test_a_failed_overwrite_leaves_the_old_run_whole_and_the_same_command_finish
     assert not (run / "model.npz").exists()  # the old run's, gone with it
     assert (run / "report.html").exists()
     assert main(["export", str(run), *spark_flags()]) == 0
+
+
+def test_a_relative_input_resumes_only_the_folder_it_named(spark, tmp_path, monkeypatch):
+    # `bovw run --input fruits` killed, then the same command from another folder: the same
+    # words name other images there, and resuming the first folder's descriptors reported
+    # its classes as the results of the second folder's images.
+    first, second, run = tmp_path / "first", tmp_path / "second", tmp_path / "run"
+    spec = {"input": "fruits", "descriptors_from": None, "config": {"k": 8}}
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    with prepare_output(spark, RunLayout(str(run)), spec, False, quiet):
+        (run / "_stages").mkdir()
+        (run / "_stages" / "descriptors.json").write_text("{}")
+    assert json.loads((run / "run.json").read_text())["input"] == str(first / "fruits")
+    before = snapshot(run)
+
+    monkeypatch.chdir(second)
+    with pytest.raises(OutputError, match=f"^output {run} holds an unfinished run with a "
+                                          "different input or configuration;"):
+        prepare_output(spark, RunLayout(str(run)), spec, False, quiet)
+    assert snapshot(run) == before
+
+    # The first folder, however spelled, resumes its own stages.
+    with prepare_output(spark, RunLayout(str(run)), {**spec, "input": "../first/./fruits/"},
+                        False, quiet) as output:
+        assert output.work == str(run) and not output.staged
+    assert snapshot(run) == before
 
 
 def test_an_overwritten_sweep_names_its_final_folder_everywhere(spark, test_config, dataset,

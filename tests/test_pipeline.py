@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -225,7 +226,9 @@ def test_unfinished_run_resumes_only_with_the_same_spec(spark, tmp_path):
     with prepare_output(spark, layout, {"input": "x", "k": 2}, overwrite=True,
                         log=lambda _line: None):
         pass
-    assert json.loads((tmp_path / "run" / "run.json").read_text()) == {"input": "x", "k": 2}
+    # The input is recorded as the folder it names from here.
+    assert json.loads((tmp_path / "run" / "run.json").read_text()) == {
+        "input": os.path.abspath("x"), "k": 2}
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="exists and is not a bovw run folder"):

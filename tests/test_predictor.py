@@ -804,37 +804,6 @@ def test_cli_export_summary(trained, tmp_path, capsys):
     ]
 
 
-def test_export_replaces_only_a_model_it_wrote(trained, tmp_path, capsys):
-    """`--out` on a file of the user's overwrote it with the model; now only a model bovw
-    wrote (a re-export) is replaced."""
-    from bovw.cli import main
-
-    notes = tmp_path / "notes.txt"
-    notes.write_text("my notes")
-    other = tmp_path / "other.npz"
-    np.savez(other, metadata=np.array('{"format": "someone-else"}'))
-    before = other.read_bytes()
-    for target, message in (
-            (notes, f"--out {notes} exists and is not a bovw model; bovw replaces only a "
-                    "model it wrote; fix: choose another --out, or move that file away"),
-            (other, f"--out {other} exists and is not a bovw model; bovw replaces only a "
-                    "model it wrote; fix: choose another --out, or move that file away"),
-            (tmp_path, f"--out {tmp_path} is a folder; fix: name the model file to write, "
-                       f"e.g. {tmp_path}/model.npz")):
-        assert main(["export", str(trained["run"]), "--out", str(target), "--no-fruits",
-                     *spark_flags()]) == 1
-        assert capsys.readouterr().err == f"bovw: error: {message}\n"
-    assert notes.read_text() == "my notes"
-    assert other.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "other.npz"]
-
-    model = tmp_path / "model.npz"
-    model.write_bytes(trained["model"].read_bytes())
-    assert main(["export", str(trained["run"]), "--out", str(model), "--no-fruits",
-                 *spark_flags()]) == 0
-    assert Predictor.load(model).model.fruits == {}  # replaced: the first one had fruits
-
-
 def test_cli_predict_errors_are_one_line(trained, tmp_path, capsys):
     from bovw.cli import main
 

@@ -58,6 +58,14 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         return _fail("config error", error, args.verbose, 2)
     except BovwError as error:
         return _fail("error", error, args.verbose, 1)
+    except KeyboardInterrupt as error:
+        # Ctrl-C: by now the output's lock is released and its finished stages are kept;
+        # the trace of wherever py4j was waiting tells the user nothing.
+        if args.verbose:
+            traceback.print_exception(error, file=sys.stderr)
+        print("bovw: interrupted: what was finished is kept, and the same command again "
+              "goes on from there", file=sys.stderr)
+        return 130
 
 
 def _fail(kind: str, error: Exception, verbose: bool, code: int) -> int:

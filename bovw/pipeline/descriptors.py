@@ -46,7 +46,8 @@ from bovw.image.orb import (
 )
 from bovw.pipeline.ingest import split_folder
 
-__all__ = ["accepted", "describe_images", "rejects", "sample_rows", "statistics"]
+__all__ = ["accepted", "describe_images", "rejects", "sample_rows", "statistics",
+           "training_size"]
 
 _OUTPUT_SCHEMA = pa.schema([
     (PATH, pa.string()), (LABEL, pa.string()), (SPLIT, pa.string()),
@@ -174,6 +175,24 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
 def accepted(descriptors: DataFrame) -> DataFrame:
     """The rows of images that were read (rejects removed); zero-keypoint images stay."""
     return descriptors.filter(F.col(REJECT_REASON).isNull())
+
+
+def training_size(descriptors: DataFrame) -> tuple[int, int] | None:
+    """The median width and height of the accepted Training images, the size the
+    Predictor frames a photo to; None without any (or with descriptors that predate the
+    width and height columns)."""
+    if WIDTH not in descriptors.columns:
+        return None
+    row = (
+        accepted(descriptors)
+        .filter((F.col(SPLIT) == TRAIN) & (F.col(WIDTH) > 0))
+        .agg(F.percentile_approx(WIDTH, 0.5, 100000).alias(WIDTH),
+             F.percentile_approx(HEIGHT, 0.5, 100000).alias(HEIGHT))
+        .first()
+    )
+    if row is None or row[WIDTH] is None:
+        return None
+    return int(row[WIDTH]), int(row[HEIGHT])
 
 
 def rejects(descriptors: DataFrame) -> DataFrame:

@@ -85,10 +85,14 @@ def prepare_output(spark: SparkSession, layout: RunLayout, spec: dict[str, Any],
     is then built beside it and replaces it once finished (bovw.spark.outputs). A folder or file
     that is not a bovw run is refused either way. Raises OutputError.
     """
+    spec = _recorded(spec)
     def resume(folder: str) -> None:
         if storage.exists(spark, storage.join(folder, "summary.json")):
+            # A run stopped while it drew its report is finished: --overwrite would redo it all.
+            missing = ("" if storage.exists(spark, storage.join(folder, "report.html")) else
+                       f" (without its report.html: bovw report {layout.root} draws it)")
             raise OutputError(
-                f"output {layout.root} already holds a finished run; "
+                f"output {layout.root} already holds a finished run{missing}; "
                 "choose another --output or pass --overwrite to replace it"
             )
         if storage.exists(spark, storage.join(folder, "run.json")):
@@ -135,6 +139,7 @@ def prepare_spec_folder(spark: SparkSession, root: str, spec_name: str, spec: di
     folder or file that is not a bovw `kind` folder is refused either way. Raises
     OutputError.
     """
+    spec = _recorded(spec)
     def resume(folder: str) -> None:
         if not storage.exists(spark, storage.join(folder, spec_name)):
             start(folder)
@@ -151,5 +156,17 @@ def prepare_spec_folder(spark: SparkSession, root: str, spec_name: str, spec: di
                        start=start, reads=_read_paths(spec), log=log)
 
 
+# The paths a command reads, as its spec names them.
+_READ_KEYS = ("input", "descriptors_from", "cnn_features")
+
+
+def _recorded(spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec` with the paths it reads made absolute: a run begun with `--input data` and
+    started again from another folder with the same words reads other images, and must
+    not resume the first one's stages."""
+    return {key: storage.absolute(value) if key in _READ_KEYS and value else value
+            for key, value in spec.items()}
+
+
 def _read_paths(spec: dict[str, Any]) -> list[str | None]:
-    return [spec.get(key) for key in ("input", "descriptors_from", "cnn_features")]
+    return [spec.get(key) for key in _READ_KEYS]

@@ -34,7 +34,7 @@ from bovw.config import Config
 from bovw.errors import InputError, VocabularyError
 from bovw.image.words import histogram_length
 from bovw.pipeline.classifier import check_fit, evaluate, fit_classifier, fit_labels, predict
-from bovw.pipeline.descriptors import describe_images, rejects, statistics
+from bovw.pipeline.descriptors import describe_images, rejects, statistics, training_size
 from bovw.pipeline.histograms import (
     append_blocks,
     appended_blocks,
@@ -219,8 +219,11 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         raise InputError(split_problem(input_path, training, test, config.ingest,
                                        in_split_folders,
                                        layout.rejects if counts["rejected"] else None))
+    # Recorded here, so that `bovw export` needs no descriptors: those of
+    # --descriptors-from belong to another run, which may since be gone or replaced.
+    size = training_size(descriptors)
     return {"descriptors_path": source, "counts": counts, "keypoints": keypoints,
-            "timings": timings}
+            "training_size": list(size) if size else None, "timings": timings}
 
 
 def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: KeypointStats,

@@ -15,13 +15,11 @@ from pyspark.ml.classification import LogisticRegressionModel
 from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.feature import IDFModel, PCAModel, StringIndexerModel
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
-from bovw.columns import HEIGHT, SPLIT, TRAIN, WIDTH
 from bovw.config import ConfigError, config_from_dict, current_orb_table
 from bovw.config.blocks import without_new_blocks
 from bovw.errors import ExportError
-from bovw.pipeline.descriptors import accepted
+from bovw.pipeline.descriptors import training_size
 from bovw.pipeline.layout import RunLayout
 from bovw.pipeline.vocabulary import centers
 from bovw.predict.fruits import FruitInfo
@@ -88,7 +86,7 @@ def build_model(spark: SparkSession, run_dir: str,
         intercepts=classifier.interceptVector.toArray().astype(np.float64),
         orb=config.orb,
         histograms=config.histograms,
-        training_size=_training_size(spark, descriptors_record["descriptors_path"]),
+        training_size=_training_size(spark, layout, descriptors_record),
         feature_blocks=feature_blocks(config.tone.enabled, config.colour.enabled),
         tone=config.tone if config.tone.enabled else None,
         colour=config.colour if config.colour.enabled else None,
@@ -109,7 +107,8 @@ def build_model(spark: SparkSession, run_dir: str,
 
 def export_model(spark: SparkSession, run_dir: str, out_path: str | None = None,
                  fruits: Mapping[str, FruitInfo] | None = None) -> tuple[ExportedModel, str]:
-    """Write the model of a finished run to `out_path` (default RUN_DIR/model.npz).
+    """Write the model of a finished run to `out_path` (default RUN_DIR/model.npz),
+    replacing a bovw model file there but nothing else.
 
     Returns the model and the path written. Raises ExportError.
     """
@@ -134,14 +133,18 @@ def _check_replaceable(spark: SparkSession, target: str) -> None:
                           "file away")
 
 
-def _training_size(spark: SparkSession, descriptors_path: str) -> tuple[int, int]:
-    row = (
-        accepted(storage.read_parquet(spark, descriptors_path))
-        .filter((F.col(SPLIT) == TRAIN) & (F.col(WIDTH) > 0))
-        .agg(F.percentile_approx(WIDTH, 0.5, 100000).alias(WIDTH),
-             F.percentile_approx(HEIGHT, 0.5, 100000).alias(HEIGHT))
-        .first()
-    )
-    if row is None or row[WIDTH] is None:
+def _training_size(spark: SparkSession, layout: RunLayout, record: dict) -> tuple[int, int]:
+    if record.get("training_size"):
+        width, height = record["training_size"]
+        return int(width), int(height)
+    # A run of an earlier bovw: measured on its descriptors, which may be another run's.
+    descriptors_path = record["descriptors_path"]
+    if not storage.exists(spark, descriptors_path):
+        raise ExportError(
+            f"run {layout.root} was made from the descriptors in {descriptors_path}, which "
+            "are gone, and its record lacks the size of its Training images: put them "
+            "back, or run the pipeline again with this bovw (a new --output), then export")
+    size = training_size(storage.read_parquet(spark, descriptors_path))
+    if size is None:
         raise ExportError(f"no readable Training image in {descriptors_path}")
-    return int(row[WIDTH]), int(row[HEIGHT])
+    return size

@@ -254,8 +254,10 @@ def _prepare(spark: SparkSession, root: str, kind: OutputKind, swap: Swap, overw
             f"output {root} is a bovw {kind.noun} but also holds {_listed(foreign)}, which "
             "bovw did not write; --overwrite would delete them: move them out, or choose "
             "another --output")
-    inside = [path for path in reads if path and (path.rstrip("/") == root
-                                                  or path.startswith(root + "/"))]
+    # In one spelling: `--input data` lies inside `--output .`.
+    here = storage.absolute(root).rstrip("/")
+    inside = [path for path in reads
+              if path and f"{storage.absolute(path).rstrip('/')}/".startswith(f"{here}/")]
     if inside:
         raise OutputError(f"{inside[0]} lies inside {root}, which --overwrite would replace "
                           "(and delete once the new one is complete); copy it elsewhere first, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,10 +20,10 @@ from pyspark.sql import DataFrame, SparkSession
 from bovw.errors import StorageError
 from bovw.spark.jvm import JavaCause, driver_jvm, hadoop_configuration, java_causes
 
-__all__ = ["base_name", "create_new", "delete", "exists", "has_atomic_rename", "is_file", "join",
-           "list_files", "list_names", "literal", "load_model", "modification_seconds",
-           "read_bytes", "read_parquet", "read_text", "rename", "replace_in_place", "sibling",
-           "write_bytes", "write_parquet", "write_text"]
+__all__ = ["absolute", "base_name", "create_new", "delete", "exists", "has_atomic_rename",
+           "is_file", "join", "list_files", "list_names", "literal", "load_model",
+           "modification_seconds", "read_bytes", "read_parquet", "read_text", "rename",
+           "replace_in_place", "sibling", "write_bytes", "write_parquet", "write_text"]
 
 # Filesystems without an atomic rename: a single PUT is all-or-nothing instead.
 _OBJECT_STORES = ("s3a", "s3", "gs", "abfs", "abfss", "wasb")
@@ -129,6 +130,18 @@ def _path_and_fs(spark: SparkSession, path: str):
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     fs = hadoop_path.getFileSystem(hadoop_configuration(spark))
     return hadoop_path, fs
+
+
+def absolute(path: str) -> str:
+    """A plain local path made absolute (and normalised), anything else as it is.
+
+    A relative path names another folder from another working directory: whatever is
+    recorded to be compared later (a run's input in run.json) or compared with another
+    spelling of a path (an input inside an output) must not depend on it.
+    """
+    if "://" in path or path.startswith("file:"):
+        return path
+    return os.path.normpath(os.path.abspath(path))
 
 
 def join(base: str, *parts: str) -> str:
