@@ -31,7 +31,9 @@ class ImageCounts:
     (unreadable, too large, outside the splits), accepted ones `per_split` ("Training",
     "Test"), distinct `classes`, and the classes with Test images only (None: not
     counted). A CNN variant adds the images without features and what its feature file or
-    extractor gave (None elsewhere)."""
+    extractor gave (None elsewhere). When the images are of several sizes,
+    `other_size_test` counts the Test images not of `training_size`, the Training images'
+    median (width, height) (both None otherwise)."""
 
     images: int = 0
     accepted: int = 0
@@ -44,6 +46,8 @@ class ImageCounts:
     unmatched_feature_rows: int | None = None
     label_mismatches: int | None = None
     extracted: int | None = None
+    other_size_test: int | None = None
+    training_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,21 @@ def test_a_dataset_without_training_images_is_refused(tmp_path):
         "Training/<Class>/ beside Test/")
 
 
+@pytest.mark.parametrize("folder, split", [("test", "Test"), ("Training", "Training"),
+                                           ("TRAIN", "Training")])
+def test_an_input_folder_named_as_a_split_is_named_as_the_cause(tmp_path, folder, split):
+    # A dataset kept in a folder named "test" (or `--input fruits/Training`) was refused
+    # with "put the Training images in Training/<Class>/", as if they were missing.
+    write(tmp_path / folder / "Kiwi" / "k.jpg")
+    with pytest.raises(InputError) as error:
+        check_local_dataset(str(tmp_path / folder) + "/", SETTINGS)
+    assert str(error.value) == (
+        f"input {tmp_path}/{folder}/ is itself named {folder!r}, so all its images count as "
+        f"{split} images; give the folder that holds both Training/ and Test/, or rename "
+        f"this one so that bovw splits its classes itself "
+        f"(ingest.test_fraction={SETTINGS.test_fraction})")
+
+
 def test_datasets_bovw_can_split_pass(tmp_path):
     write(tmp_path / "split" / "Train" / "Kiwi" / "k.jpg")
     write(tmp_path / "split" / "Test" / "Kiwi" / "k.png")

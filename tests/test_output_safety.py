@@ -123,10 +123,17 @@ def test_overwrite_replaces_only_the_same_kind_of_output(spark, dataset, tmp_pat
         "_bovw.json", "sweep.json"]
 
 
-def test_a_filesystem_or_bucket_root_is_refused(spark):
-    for root in ("/", "s3a://bucket"):
-        with pytest.raises(OutputError, match=r"is the root of its filesystem or bucket"):
+def test_a_filesystem_or_bucket_root_or_a_dot_is_refused(spark, tmp_path, monkeypatch):
+    # "." was refused as "the root of its filesystem or bucket", which it is not.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    for root in ("/", "s3a://bucket", ".", "runs/..", f"{tmp_path}/runs/."):
+        with pytest.raises(OutputError) as error:
             prepare_spec_folder(spark, root, "sweep.json", {}, True, "sweep", "x", quiet)
+        assert str(error.value) == (
+            f"output {root} names no folder of its own (a filesystem or bucket root, '.' or "
+            f"'..'); choose a folder below it, e.g. {root.rstrip('/')}/run")
+    assert [path.name for path in tmp_path.iterdir()] == ["runs"]
 
 
 def test_an_output_named_with_a_colon_is_refused_before_anything_is_written(spark, tmp_path):

@@ -103,6 +103,30 @@ def test_summary_and_metrics(first_run):
     assert summary["reduction"]["components_requested"] == 10
 
 
+def test_images_of_other_sizes_are_counted_and_named_in_the_summary(first_run):
+    """The run describes every image as it is; `bovw predict` frames a photo of another
+    size to the Training size first, so on such Test images the two can answer
+    differently: the summary says how many there are."""
+    import dataclasses
+
+    from bovw.cli.run import format_summary
+    from bovw.summary import RunSummary
+
+    text = (first_run / "summary.json").read_text()
+    counts = json.loads(text)["counts"]
+    # tiny.jpg and huge.JPG make the Training sizes vary; every Test image is 100x100.
+    assert (counts["other_size_test"], counts["training_size"]) == (0, [100, 100])
+    summary = RunSummary.from_json(text)
+    assert "other sizes" not in format_summary(summary, "in")
+    mixed = dataclasses.replace(summary, counts=dataclasses.replace(
+        summary.counts, other_size_test=2, training_size=(100, 100)))
+    lines = format_summary(mixed, "in").splitlines()
+    assert lines[lines.index(next(line for line in lines if "time per stage" in line)) - 1] \
+        == ("  other sizes      2 Test images are not 100x100 (the Training median): described "
+            "here as they are, framed to 100x100 by bovw predict (predict.fit), so its answers "
+            "on them can differ")
+
+
 def test_a_class_only_in_test_is_warned_about_and_reported_apart(first_run):
     # Issue 16.7: it was scored silently (support 1, F1 0), pulling macro F1 down.
     metrics = json.loads((first_run / "metrics.json").read_text())

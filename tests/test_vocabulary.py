@@ -9,7 +9,7 @@ from bovw.columns import DESCRIPTOR_SCHEMA
 from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
 from bovw.image.orb import pack
-from bovw.pipeline.descriptors import sample_rows, statistics
+from bovw.pipeline.descriptors import ImageSizes, other_size_images, sample_rows, statistics
 from bovw.pipeline.vocabulary import sample_descriptors
 
 
@@ -29,9 +29,9 @@ def test_sample_rows_is_a_seeded_ordered_subset():
     assert len({tuple(other) for other in others}) > 1
 
 
-def _row(path, split, descriptors, sample):
+def _row(path, split, descriptors, sample, size=(100, 100), reject=None):
     n = len(descriptors)
-    return (path, "fruit", split, n, pack(descriptors), None, 100, 100,
+    return (path, "fruit", split, n, pack(descriptors), reject, *size,
             pack(np.zeros((n, 2), np.uint8)), [], [], pack(sample))
 
 
@@ -68,7 +68,7 @@ def test_statistics_count_what_the_sample_is_drawn_from(spark):
         _row("b.jpg", "Training", _distinct(range(10, 14)), _distinct([11])),
         _row("c.jpg", "Test", _distinct(range(20, 30)), _distinct([])),
     ]
-    _counts, keypoints = statistics(spark.createDataFrame(rows, DESCRIPTOR_SCHEMA))
+    _counts, keypoints, _sizes = statistics(spark.createDataFrame(rows, DESCRIPTOR_SCHEMA))
     assert (keypoints["training"], keypoints["set_aside"]) == (14, 4)
     # Those totals decide where the sample is drawn from.
     assert _sampled_values(spark, rows, 4, totals=(14, 4)) == [1, 2, 3, 11]
@@ -76,3 +76,24 @@ def test_statistics_count_what_the_sample_is_drawn_from(spark):
     # Totals too small for k are refused, as counted ones are.
     with pytest.raises(VocabularyError, match="only 1 Training descriptors"):
         _sampled_values(spark, rows, 4, totals=(1, 0))
+
+
+def test_statistics_give_the_training_size_and_whether_sizes_vary(spark):
+    one = _distinct([1])
+    rows = [_row(f"t{i}.jpg", "Training", one, one) for i in range(3)] + [
+        _row("small.jpg", "Training", one, one, size=(50, 60)),
+        _row("a.jpg", "Test", one, one),
+        _row("wide.jpg", "Test", one, one, size=(200, 100)),
+        _row("tall.jpg", "Test", one, one, size=(100, 300)),
+        _row("bad.jpg", "Test", _distinct([]), _distinct([]), size=(0, 0), reject="corrupt"),
+    ]
+    frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
+
+    assert statistics(frame)[2] == ImageSizes((100, 100), varied=True)
+    # The Test images the Predictor frames, not the Spark run: not the Training median.
+    assert other_size_images(frame, (100, 100), "Test") == 2
+    assert other_size_images(frame, (100, 100), "Training") == 1
+    # One size (rejects aside): nothing varies.
+    same = spark.createDataFrame([rows[0], rows[4], rows[7]], DESCRIPTOR_SCHEMA)
+    assert statistics(same)[2] == ImageSizes((100, 100), varied=False)
+    assert statistics(same.filter("split = 'Test'"))[2] == ImageSizes(None, varied=False)

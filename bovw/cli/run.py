@@ -68,6 +68,12 @@ def format_summary(summary: RunSummary, input_path: str) -> str:
     if metrics.test_only_classes:
         lines.insert(-1, f"  not scored       {metrics.test_only_images} Test images of "
                          f"classes not in Training: {', '.join(metrics.test_only_classes)}")
+    if counts.other_size_test:
+        width, height = counts.training_size
+        lines.insert(-1, f"  other sizes      {counts.other_size_test} Test images are not "
+                         f"{width}x{height} (the Training median): described here as they "
+                         f"are, framed to {width}x{height} by bovw predict (predict.fit), so "
+                         "its answers on them can differ")
     if summary.resumed_stages:
         lines.append(f"  resumed          {', '.join(summary.resumed_stages)} reused from disk")
     lines.append(f"  output           {summary.output}")

@@ -10,10 +10,11 @@ them (3 s of CPU more on the 15.5k files of fruits360-dev).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from bovw.columns import (
@@ -46,8 +47,8 @@ from bovw.image.orb import (
 )
 from bovw.pipeline.ingest import split_folder
 
-__all__ = ["accepted", "describe_images", "rejects", "sample_rows", "statistics",
-           "training_size"]
+__all__ = ["ImageSizes", "accepted", "describe_images", "other_size_images", "rejects",
+           "sample_rows", "statistics", "training_size"]
 
 _OUTPUT_SCHEMA = pa.schema([
     (PATH, pa.string()), (LABEL, pa.string()), (SPLIT, pa.string()),
@@ -207,7 +208,7 @@ def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
     Test: a few names, not per image) and keypoint statistics over
     accepted images (mean, min, median, max, images without keypoints, total; and over
     Training images, `training` descriptors of which `set_aside` were set aside for the
-    vocabulary sample), in one pass."""
+    vocabulary sample), and the ImageSizes, in one pass."""
     ok = F.col(REJECT_REASON).isNull()
     keypoints = F.when(ok, F.col(N_KEYPOINTS))
     training = ok & (F.col(SPLIT) == TRAIN)
@@ -229,6 +230,7 @@ def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
         F.collect_set(F.when(training, F.col(LABEL))).alias("training_classes"),
         F.collect_set(F.when(ok & (F.col(SPLIT) == TEST), F.col(LABEL))
                       ).alias("test_classes"),
+        *_size_columns(descriptors, ok, training),
     ).first()
     counts = {
         "images": int(row["images"]),
@@ -252,4 +254,45 @@ def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
         "training": int(row["training"] or 0),
         "set_aside": int(row["set_aside"] or 0),
     }
-    return counts, keypoint_stats
+    return counts, keypoint_stats, _sizes(row)
+
+
+@dataclass(frozen=True)
+class ImageSizes:
+    """The median (width, height) of the accepted Training images, the size the Predictor
+    frames a photo to (None without any), and whether the accepted images are not all of
+    one size."""
+
+    training: tuple[int, int] | None = None
+    varied: bool = False
+
+
+def _size_columns(descriptors: DataFrame, ok: Column, training: Column) -> list[Column]:
+    if WIDTH not in descriptors.columns:  # descriptors of a bovw before 0.2
+        return []
+    described = ok & (F.col(WIDTH) > 0)
+    return [
+        *(F.percentile_approx(F.when(training & (F.col(WIDTH) > 0), F.col(side)), 0.5,
+                              100000).alias(f"training_{side}") for side in (WIDTH, HEIGHT)),
+        *(getattr(F, bound)(F.when(described, F.col(side))).alias(f"{bound}_{side}")
+          for bound in ("min", "max") for side in (WIDTH, HEIGHT)),
+    ]
+
+
+def _sizes(row) -> ImageSizes:
+    values = row.asDict()
+    if values.get(f"training_{WIDTH}") is None:
+        return ImageSizes()
+    smallest, largest = ((values[f"{bound}_{WIDTH}"], values[f"{bound}_{HEIGHT}"])
+                         for bound in ("min", "max"))
+    return ImageSizes((int(values[f"training_{WIDTH}"]), int(values[f"training_{HEIGHT}"])),
+                      varied=smallest != largest)
+
+
+def other_size_images(descriptors: DataFrame, size: tuple[int, int], split: str) -> int:
+    """How many accepted `split` images are not of `size` (width, height)."""
+    width, height = size
+    return (accepted(descriptors)
+            .filter((F.col(SPLIT) == split) & (F.col(WIDTH) > 0)
+                    & ((F.col(WIDTH) != width) | (F.col(HEIGHT) != height)))
+            .count())

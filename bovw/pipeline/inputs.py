@@ -111,6 +111,14 @@ def split_problem(path: str, training: int, test: int, settings: IngestSettings,
     """
     unread = f" (or none of them could be read: see {rejects})" if rejects else ""
     fraction = f"ingest.test_fraction={settings.test_fraction}"
+    own_name = path.rstrip("/").rsplit("/", 1)[-1]
+    if split_folders and own_name.lower() in SPLIT_NAMES and not (test and training):
+        # `--input fruits/Test`, or a dataset kept in a folder named "test": the folder's
+        # own name makes every image in it one split's.
+        return (f"input {path} is itself named {own_name!r}, so all its images count as "
+                f"{SPLIT_NAMES[own_name.lower()]} images; give the folder that holds both "
+                "Training/ and Test/, or rename this one so that bovw splits its classes "
+                f"itself ({fraction})")
     if not test and split_folders:
         return (f"input {path} has no Test images{unread}: put the Test images in "
                 "Test/<Class>/ beside Training/, or move the class folders out of "

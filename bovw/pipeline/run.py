@@ -34,7 +34,12 @@ from bovw.config import Config
 from bovw.errors import InputError, VocabularyError
 from bovw.image.words import histogram_length
 from bovw.pipeline.classifier import check_fit, evaluate, fit_classifier, fit_labels, predict
-from bovw.pipeline.descriptors import describe_images, rejects, statistics, training_size
+from bovw.pipeline.descriptors import (
+    describe_images,
+    other_size_images,
+    rejects,
+    statistics,
+)
 from bovw.pipeline.histograms import (
     append_blocks,
     appended_blocks,
@@ -204,7 +209,7 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         write_record(spark, layout.descriptors, DescriptorProvenance.of(config, input_path))
         source = layout.descriptors
     descriptors = storage.read_parquet(spark, source)
-    counts, keypoints = statistics(descriptors)
+    counts, keypoints, sizes = statistics(descriptors)
     # Without rejects the (empty) table is written without scanning the descriptors again.
     storage.write_parquet(spark, rejects(descriptors if counts["rejected"] else
                                          descriptors.limit(0)), layout.rejects)
@@ -219,9 +224,15 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         raise InputError(split_problem(input_path, training, test, config.ingest,
                                        in_split_folders,
                                        layout.rejects if counts["rejected"] else None))
+    if sizes.varied and sizes.training:
+        # The run describes every image as it is; `bovw predict` frames a photo of another
+        # size to the Training size first: on such Test images their answers can differ,
+        # and the accuracy speaks for the images of the Training size.
+        counts["other_size_test"] = other_size_images(descriptors, sizes.training, TEST)
+        counts["training_size"] = list(sizes.training)
     # Recorded here, so that `bovw export` needs no descriptors: those of
     # --descriptors-from belong to another run, which may since be gone or replaced.
-    size = training_size(descriptors)
+    size = sizes.training
     return {"descriptors_path": source, "counts": counts, "keypoints": keypoints,
             "training_size": list(size) if size else None, "timings": timings}
 

@@ -198,8 +198,11 @@ def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
     try:
         staging = storage.sibling(spark, root, f".{name}{STAGING_SUFFIX}")
     except ValueError:
-        raise OutputError(f"output {root} is the root of its filesystem or bucket; "
-                          "choose a folder below it") from None
+        # Hadoop's Path gives "." and "a/.." no name either: the lock and the staging
+        # folder are named after the output's own name.
+        raise OutputError(f"output {root} names no folder of its own (a filesystem or "
+                          "bucket root, '.' or '..'); choose a folder below it, e.g. "
+                          f"{storage.join(root, 'run')}") from None
     lease = leases.acquire(spark, root, output_kind.command, log=log)
     try:
         swap = Swap(spark, root, staging, log, _LAST)
