@@ -189,3 +189,20 @@ def test_test_images_behind_a_symbolic_link_count(tmp_path):
     (tmp_path / "data" / "Test").unlink()
     with pytest.raises(InputError, match="has no Test images"):
         check_local_dataset(str(tmp_path / "data"), SETTINGS)
+
+
+def test_a_class_folder_spelt_decomposed_and_composed_is_one_class(spark, tmp_path):
+    from bovw.config import OrbSettings
+    from bovw.pipeline.descriptors import describe_images
+    from bovw.pipeline.ingest import class_label
+
+    decomposed, composed = "Pe\u0302che", "P\u00eache"  # macOS and Linux spellings of Pêche
+    write(tmp_path / "Training" / decomposed / "a.jpg", imagefiles.jpeg(1))
+    write(tmp_path / "Test" / composed / "b.jpg", imagefiles.jpeg(2))
+    files = assign_splits(with_labels(list_files(spark, str(tmp_path), SETTINGS)), 0.25, 1,
+                          has_split_folders=True)
+    assert sorted(row["label"] for row in files.collect()) == sorted([decomposed, composed])
+    described = describe_images(files, OrbSettings(), SETTINGS.max_file_bytes)
+    assert sorted((row["split"], row["label"]) for row in described.collect()) == [
+        ("Test", composed), ("Training", composed)]
+    assert class_label(decomposed) == composed and class_label(None) is None

@@ -8,7 +8,7 @@ import pytest
 from bovw.columns import DESCRIPTOR_SCHEMA
 from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
-from bovw.image.orb import pack
+from bovw.image.orb import image_key, pack
 from bovw.pipeline.descriptors import ImageSizes, other_size_images, sample_rows, statistics
 from bovw.pipeline.vocabulary import sample_descriptors
 
@@ -27,6 +27,23 @@ def test_sample_rows_is_a_seeded_ordered_subset():
     assert np.array_equal(chosen, sample_rows(rows, 4, seed=7, path="a.jpg"))
     others = [sample_rows(rows, 4, seed=seed, path="a.jpg")[:, 0].tolist() for seed in range(5)]
     assert len({tuple(other) for other in others}) > 1
+
+
+def test_an_image_is_named_by_its_class_folder_and_file_name_in_nfc():
+    for path in ("file:/data/fruits/Training/Apple/1.jpg", "s3a://bucket/x/Training/Apple/1.jpg",
+                 "/elsewhere/Apple/1.jpg", "Apple/1.jpg"):
+        assert image_key(path) == "Apple/1.jpg"
+    assert image_key("file:/d/Training/Pomme\u0301/e\u0301.jpg") == "Pomm\u00e9/\u00e9.jpg"
+    assert image_key("1.jpg") == "1.jpg"
+
+
+def test_sample_rows_are_the_same_for_a_copy_under_another_folder():
+    rows = np.repeat(np.arange(50, dtype=np.uint8)[:, None], 32, axis=1)
+    here = sample_rows(rows, 4, seed=7, path="file:/data/fruits/Training/Apple/1.jpg")
+    assert np.array_equal(here, sample_rows(rows, 4, seed=7, path="s3a://b/Training/Apple/1.jpg"))
+    others = {tuple(sample_rows(rows, 4, seed=7, path=f"/d/Training/Apple/{n}.jpg")[:, 0])
+              for n in range(5)}
+    assert len(others) > 1
 
 
 def _row(path, split, descriptors, sample, size=(100, 100), reject=None):
@@ -97,3 +114,20 @@ def test_statistics_give_the_training_size_and_whether_sizes_vary(spark):
     same = spark.createDataFrame([rows[0], rows[4], rows[7]], DESCRIPTOR_SCHEMA)
     assert statistics(same)[2] == ImageSizes((100, 100), varied=False)
     assert statistics(same.filter("split = 'Test'"))[2] == ImageSizes(None, varied=False)
+
+
+def test_the_vocabulary_sample_is_the_same_wherever_the_dataset_lies(spark):
+    def layout(root):
+        rows = [_row(f"{root}/Training/{fruit}/{n}.jpg", "Training",
+                     _distinct(range(40 * n + 10 * i, 40 * n + 10 * i + 10)), _distinct([]))
+                for i, fruit in enumerate(("Apple", "Kiwi", "Lime", "Pear")) for n in range(4)]
+        frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
+        settings = VocabularySettings(k=2, sample_size=60, partitions=2)
+        sample = sample_descriptors(frame, settings, seed=3, totals=(160, 0))
+        # In its partition order: the order KMeans's seeded initialisation reads.
+        return [int(row["features"][0]) for row in sample.collect()]
+
+    here = layout("file:/data/fruits")
+    assert 30 < len(here) < 100  # a random subset of the 160 distinct descriptors
+    assert layout("file:/mnt/copy/of/fruits") == here
+    assert layout("s3a://bucket/fruits") == here

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import unicodedata
 from dataclasses import dataclass, field
 
 import cv2
@@ -20,8 +21,8 @@ from bovw.image.tone import EMPTY_TONE, tone_histogram
 
 __all__ = ["DESCRIPTOR_BYTES", "DETAIL_LEVEL", "DETAIL_SIGMA", "EMPTY_DESCRIPTORS",
            "EMPTY_POSITIONS", "Extraction", "dense_keypoints", "describe_keypoints",
-           "extract_descriptors", "image_rng", "pack", "scaled_image", "textured_patches",
-           "unpack", "unpack_positions"]
+           "extract_descriptors", "image_key", "image_rng", "pack", "scaled_image",
+           "textured_patches", "unpack", "unpack_positions"]
 
 DESCRIPTOR_BYTES = 32
 EMPTY_DESCRIPTORS = np.zeros((0, DESCRIPTOR_BYTES), dtype=np.uint8)
@@ -217,9 +218,21 @@ def extract_descriptors(data: bytes, settings: OrbSettings, tone: ToneSettings |
     return Extraction(descriptors, None, width, height, positions, block)
 
 
+def image_key(path: str) -> str:
+    """An image's name wherever its dataset lies: "<class folder>/<file name>" of `path`
+    (any "/"-separated path or URI), in Unicode NFC.
+
+    The folders above the class are left out, so that a copy of the same images on another
+    disk, under another folder or on S3 draws the same random choices, and NFC makes the
+    macOS (NFD) and Linux spellings of "Pomme é.jpg" one name.
+    """
+    return unicodedata.normalize("NFC", "/".join(path.rsplit("/", 2)[-2:]))
+
+
 def image_rng(seed: int, path: str) -> np.random.Generator:
-    """A random generator fixed by (seed, path): the same in every process and partition."""
-    digest = hashlib.blake2b(f"{seed}\0{path}".encode(), digest_size=8).digest()
+    """A random generator fixed by (seed, image_key(path)): the same in every process and
+    partition, and for a copy of the image under another folder."""
+    digest = hashlib.blake2b(f"{seed}\0{image_key(path)}".encode(), digest_size=8).digest()
     return np.random.default_rng(int.from_bytes(digest, "little"))
 
 

@@ -45,7 +45,7 @@ from bovw.image.orb import (
     image_rng,
     pack,
 )
-from bovw.pipeline.ingest import split_folder
+from bovw.pipeline.ingest import class_label, split_folder
 
 __all__ = ["ImageSizes", "accepted", "describe_images", "other_size_images", "rejects",
            "sample_rows", "statistics", "training_size"]
@@ -62,7 +62,8 @@ _OUTPUT_SCHEMA = pa.schema([
 
 def sample_rows(descriptors: np.ndarray, count: int, seed: int, path: str) -> np.ndarray:
     """`count` of an image's descriptor rows (all of them when it has fewer), chosen by a
-    generator seeded from (seed, path), in their original order."""
+    generator seeded from (seed, image_key(path)), in their original order: the same for a
+    copy of the image under another folder."""
     if len(descriptors) <= count:
         return descriptors
     chosen = image_rng(seed, path).choice(len(descriptors), count, replace=False)
@@ -102,7 +103,7 @@ def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
             yield pa.RecordBatch.from_arrays(
                 [
                     pa.array(columns[PATH], pa.string()),
-                    pa.array(columns[LABEL], pa.string()),
+                    pa.array([class_label(label) for label in columns[LABEL]], pa.string()),
                     pa.array(columns[SPLIT], pa.string()),
                     pa.array([r.n_keypoints for r in results], pa.int32()),
                     pa.array([pack(r.descriptors) for r in results], pa.binary()),

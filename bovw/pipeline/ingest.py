@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,8 +31,8 @@ from bovw.pipeline.inputs import is_local_path, split_of
 from bovw.spark.jvm import input_file_names, input_files
 from bovw.spark.storage import literal
 
-__all__ = ["LocalTree", "assign_splits", "extension_glob", "labelled_images", "list_files",
-           "spark_skips_name", "split_folder", "walk_local_tree", "with_labels"]
+__all__ = ["LocalTree", "assign_splits", "class_label", "extension_glob", "labelled_images",
+           "list_files", "spark_skips_name", "split_folder", "walk_local_tree", "with_labels"]
 
 
 def extension_glob(extensions: tuple[str, ...]) -> str:
@@ -322,6 +323,17 @@ def _survey_local(uris: list[str]) -> dict[str, bool]:
         if skipped:
             break
     return {"skipped": skipped, "split_folders": any(split_of(local) for local in paths)}
+
+
+def class_label(folder_name: str | None) -> str | None:
+    """The class a folder name stands for: the name in Unicode NFC (None stays None).
+
+    macOS writes "Pêche" decomposed (NFD), Linux and Windows tools mostly composed (NFC):
+    a Training folder copied from one and a Test folder made on the other must be one
+    class, not a class "not in Training". The Python stages that carry the label apply
+    it (the descriptors UDF, bovw predict's), so Spark needs no Unicode function.
+    """
+    return None if folder_name is None else unicodedata.normalize("NFC", folder_name)
 
 
 def with_labels(files: DataFrame) -> DataFrame:

@@ -54,8 +54,9 @@ RECORD_VERSION = 1
 # The version of what the descriptors stage computes from given settings (bovw.image.orb,
 # bovw.pipeline.descriptors, bovw.image.colour, bovw.image.tone). Bump it whenever the same
 # settings start giving other descriptors, so that older ones are not reused as if they
-# were the same. bovw 0.2.0: 1.
-EXTRACTION_VERSION = 1
+# were the same. bovw 0.2.0: 1. 2: the set-aside vocabulary sample is drawn by the image's
+# class folder and file name instead of its whole path.
+EXTRACTION_VERSION = 2
 _BLOCK_SWITCHES = tuple(f"{section}.enabled" for section in BLOCK_SECTIONS)
 # What a descriptors output of bovw 0.2.0 (no record) is read from: its run's folder.
 _RUN_SPEC, _MARKER = "run.json", "_stages/descriptors.json"

@@ -14,34 +14,32 @@ from pyspark.sql import functions as F
 from bovw.columns import DESCRIPTORS, FEATURES, N_KEYPOINTS, PATH, SAMPLE, SPLIT, TRAIN
 from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
-from bovw.image.orb import DESCRIPTOR_BYTES, image_rng, unpack
+from bovw.image.orb import DESCRIPTOR_BYTES, image_key, image_rng, unpack
 from bovw.pipeline.descriptors import accepted
 
 __all__ = ["centers", "fit_vocabulary", "sample_descriptors"]
 
-_SAMPLE_SCHEMA = "path string, index int, descriptor binary, values array<float>"
+_SAMPLE_SCHEMA = "image string, index int, descriptor binary, values array<float>"
 
 
 def _sample_batches(fraction: float, seed: int):
-    schema = pa.schema([(PATH, pa.string()), ("index", pa.int32()),
+    schema = pa.schema([("image", pa.string()), ("index", pa.int32()),
                         ("descriptor", pa.binary()), ("values", pa.list_(pa.float32()))])
 
     def sample(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            rows, indices, kept = [], [], []
-            for row, (path, blob) in enumerate(zip(batch.column(PATH).to_pylist(),
-                                                   batch.column(DESCRIPTORS).to_pylist(),
-                                                   strict=True)):
+            images, indices, kept = [], [], []
+            for path, blob in zip(batch.column(PATH).to_pylist(),
+                                  batch.column(DESCRIPTORS).to_pylist(), strict=True):
                 descriptors = unpack(blob)
                 keep = np.flatnonzero(image_rng(seed, path).random(len(descriptors)) < fraction)
-                rows.append(np.full(len(keep), row, dtype=np.int64))
+                images += [image_key(path)] * len(keep)
                 indices.append(keep.astype(np.int32))
                 kept.append(descriptors[keep])
             vectors = np.concatenate(kept) if kept else np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
             offsets = np.arange(0, vectors.size + 1, DESCRIPTOR_BYTES, dtype=np.int32)
             yield pa.RecordBatch.from_arrays([
-                batch.column(PATH).take(pa.array(np.concatenate(rows) if rows else [],
-                                                   type=pa.int64())),
+                pa.array(images, pa.string()),
                 pa.array(np.concatenate(indices) if indices else [], type=pa.int32()),
                 # The raw 32 bytes: the cheapest key for the duplicate removal after this.
                 pa.BinaryArray.from_buffers(pa.binary(), len(vectors), [
@@ -63,8 +61,9 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
 
     Drawn from the `sample` column when it holds at least sample_size descriptors, else
     from all of them. Each is kept with probability sample_size / available, decided by a
-    generator seeded from (seed, path), so the sample does not depend on partitioning. The result
-    is hash-partitioned and sorted on a fixed number of partitions, which makes KMeans's
+    generator seeded from (seed, the image's class folder and file name), so the sample
+    depends neither on partitioning nor on where the dataset lies. The result is
+    hash-partitioned and sorted on a fixed number of partitions, which makes KMeans's
     own seeded choices independent of the master URL. `totals` are (Training descriptors,
     set-aside ones), as bovw.pipeline.descriptors.statistics counts them (keypoints "training" and
     "set_aside"). Raises VocabularyError when there are fewer Training descriptors than k.
@@ -89,14 +88,16 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
     # Dense grids put many points on the plain background, which all give the very same
     # descriptor: KMeans's random init would pick it hundreds of times and end with far
     # fewer than k distinct words. Each distinct descriptor is kept once, represented by
-    # its first (path, index) so that the layout below stays deterministic.
+    # its first (image, index), by the image's location-free name (bovw.image.orb.image_key)
+    # so that the layout below is the same wherever the dataset lies; the descriptor's own
+    # bytes break the tie between two images of one name (Training/ and train/ side by side).
     # Every row of a group holds the same values (they are its key's bytes), so any one will do.
     distinct = sampled.groupBy("descriptor").agg(
-        F.min(F.struct(PATH, "index")).alias("first"), F.any_value("values").alias("values"))
+        F.min(F.struct("image", "index")).alias("first"), F.any_value("values").alias("values"))
     return (
-        distinct.select("first.path", "first.index", "values")
-        .repartition(settings.partitions, PATH)
-        .sortWithinPartitions(PATH, "index")
+        distinct.select("first.image", "first.index", "descriptor", "values")
+        .repartition(settings.partitions, "image")
+        .sortWithinPartitions("image", "index", "descriptor")
         .select(array_to_vector("values").alias(FEATURES))
     )
 

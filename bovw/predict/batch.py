@@ -31,7 +31,7 @@ from bovw.columns import (
 )
 from bovw.config import Config, PredictSettings
 from bovw.errors import OutputError
-from bovw.pipeline.ingest import list_files, with_labels
+from bovw.pipeline.ingest import class_label, list_files, with_labels
 from bovw.predict.predictor import Predictor
 from bovw.spark import storage
 from bovw.spark.outputs import KINDS, open_output
@@ -58,7 +58,7 @@ def _predict_batches(model_broadcast, settings: PredictSettings):
             top_info = [r.top[0].info if r.top else None for r in results]
             yield pa.RecordBatch.from_arrays([
                 pa.array(columns[PATH], pa.string()),
-                pa.array(columns[LABEL], pa.string()),
+                pa.array([class_label(label) for label in columns[LABEL]], pa.string()),
                 pa.array([r.label for r in results], pa.string()),
                 pa.array([r.probability for r in results], pa.float64()),
                 pa.array([[s.label for s in r.top] for r in results], pa.list_(pa.string())),
