@@ -499,6 +499,36 @@ def test_a_second_command_is_refused_while_the_first_holds_the_output(spark, dat
     assert not lease_file(tmp_path).exists()  # released on leaving the with block
 
 
+def test_a_report_is_drawn_only_while_no_other_command_holds_the_folder(spark, finished_run,
+                                                                         tmp_path, capsys):
+    import shutil
+
+    from bovw.cli.run import _report
+
+    run = tmp_path / "out"
+    shutil.copytree(finished_run, run)
+    (run / "report.html").unlink()
+    # Another command (a `bovw run --overwrite` replacing it, say) holds the folder: the
+    # report would mix the two runs' files.
+    write_lease(lease_file(tmp_path), output=str(run))
+    assert main(["report", str(run), *spark_flags()]) == 1
+    error = capsys.readouterr().err.splitlines()
+    assert len(error) == 1 and error[0].startswith(
+        f"bovw: error: output {run} is in use by another bovw run on host elsewhere, pid 1")
+    assert f"; wait for it to end, then draw the report with: bovw report {run} (" in error[0]
+    assert _report(spark, str(run)).startswith(f"not drawn: output {run} is in use by another")
+    assert not (run / "report.html").exists()
+    lease_file(tmp_path).unlink()
+    assert main(["report", str(run), *spark_flags()]) == 0
+    assert capsys.readouterr().out == f"report: {run}/report.html\n"
+    assert (run / "report.html").exists() and not lease_file(tmp_path).exists()
+    # A folder that is no bovw output gets no lock file, nor a folder made for one.
+    assert main(["report", str(tmp_path / "no" / "such"), *spark_flags()]) == 1
+    assert capsys.readouterr().err == (f"bovw: error: {tmp_path}/no/such is not a finished bovw "
+                                       "run, sweep or comparison folder\n")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+
+
 def test_a_live_lease_of_another_host_is_respected(spark, tmp_path):
     write_lease(lease_file(tmp_path), heartbeat=time.time() - 200)
     with pytest.raises(OutputInUseError, match=r"in use by another bovw run on host elsewhere, "

@@ -7,7 +7,7 @@ Like bovw.cli.main, this module imports no Spark at load time.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from bovw.config import Config, ConfigError, load_config, parse_assignment
 from bovw.config.differences import unused_setting
@@ -101,3 +101,17 @@ def session(config: Config, environ: dict, *urls: str | None, verbose: bool = Fa
             # A missing connector, bucket or permission stops here, in one line.
             storage.exists(spark, url)
     return spark
+
+
+def report_under_lock(spark, folder: str, draw: Callable[[], str]) -> str:
+    """Call `draw` (which gathers `folder` and writes its report.html, returning its path)
+    holding the folder's lock, so that no bovw command replaces or resumes the folder
+    between the gathering and the writing: a report never shows another run's numbers.
+
+    Raises OutputInUseError (one line) while another bovw command holds the folder.
+    """
+    from bovw.spark import leases
+
+    advice = f"wait for it to end, then draw the report with: bovw report {folder}"
+    with leases.acquire(spark, folder, "bovw report", advice=advice):
+        return draw()

@@ -9,7 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bovw.cli.common import SESSION_KEYS, add_config_flags, config_of, refuse_unused, session
+from bovw.cli.common import (
+    SESSION_KEYS,
+    add_config_flags,
+    config_of,
+    refuse_unused,
+    report_under_lock,
+    session,
+)
 from bovw.spark.progress import StageProgress
 
 __all__ = ["HANDLERS", "VARIANTS", "add_commands"]
@@ -135,24 +142,30 @@ def _report(args: argparse.Namespace, environ: dict) -> int:
     refuse_unused(args, SESSION_KEYS, "bovw report draws the folder as it was made")
     folder = normalise_s3_url(args.folder).rstrip("/")
     spark = session(config, environ, folder, verbose=args.verbose)
-    if storage.exists(spark, storage.join(folder, "sweep.json")):
+    kind = next((name for name in ("sweep", "compare", "summary")
+                 if storage.exists(spark, storage.join(folder, f"{name}.json"))), None)
+    if kind is None:
+        raise OutputError(f"{folder} is not a finished bovw run, sweep or comparison folder")
+    print(f"report: {report_under_lock(spark, folder, lambda: _draw(spark, folder, kind))}")
+    return 0
+
+
+def _draw(spark, folder: str, kind: str) -> str:
+    """Write report.html of the `kind` ("sweep", "compare" or "summary": a run) folder."""
+    if kind == "sweep":
         from bovw.experiments.sweep import collect_result, write_report
 
-        path = write_report(spark, collect_result(spark, folder))
-    elif storage.exists(spark, storage.join(folder, "compare.json")):
+        return write_report(spark, collect_result(spark, folder))
+    if kind == "compare":
         from bovw.experiments.compare import collect_result as collect_comparison
         from bovw.experiments.compare import write_outputs
+        from bovw.spark import storage
 
         write_outputs(spark, collect_comparison(spark, folder), report=True)
-        path = storage.join(folder, "report.html")
-    elif storage.exists(spark, storage.join(folder, "summary.json")):
-        from bovw.report.pages import write_run_report
+        return storage.join(folder, "report.html")
+    from bovw.report.pages import write_run_report
 
-        path = write_run_report(spark, folder)
-    else:
-        raise OutputError(f"{folder} is not a finished bovw run, sweep or comparison folder")
-    print(f"report: {path}")
-    return 0
+    return write_run_report(spark, folder)
 
 
 HANDLERS = {"sweep": _sweep, "compare": _compare, "report": _report}

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from bovw.cli.common import add_config_flags, overrides, session
+from bovw.cli.common import add_config_flags, overrides, report_under_lock, session
 from bovw.config import load_config
 from bovw.pipeline.inputs import check_local_dataset
 from bovw.spark.progress import StageProgress
@@ -94,9 +94,7 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
                           descriptors_from=descriptors_from,
                           progress=StageProgress(spark.sparkContext))
     print(format_summary(result.summary, input_path))
-    from bovw.report.pages import write_run_report
-
-    print(f"  report           {write_run_report(spark, result.output)}")
+    print(f"  report           {_report(spark, result.output)}")
     return 0
 
 
@@ -115,10 +113,21 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
     result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()),
                           progress=StageProgress(spark.sparkContext))
     print(format_summary(result.summary, str(data)))
+    print(f"  report           {_report(spark, result.output)}")
+    return 0
+
+
+def _report(spark, run: str) -> str:
+    """Draw report.html of the finished `run`, or say why not when another bovw command
+    took the folder in the meantime (it may be replacing it: the numbers would not be
+    this run's)."""
+    from bovw.errors import OutputInUseError
     from bovw.report.pages import write_run_report
 
-    print(f"  report           {write_run_report(spark, result.output)}")
-    return 0
+    try:
+        return report_under_lock(spark, run, lambda: write_run_report(spark, run))
+    except OutputInUseError as error:
+        return f"not drawn: {error}"
 
 
 HANDLERS = {"run": _run, "demo": _demo}

@@ -203,10 +203,14 @@ def _read(spark: SparkSession, path: str) -> LeaseRecord | None:
     return None
 
 
-def _refuse(output: str, path: str, holder: str, stale_after: float) -> OutputInUseError:
+_ADVICE = "wait for it to end, or choose another --output"
+
+
+def _refuse(output: str, path: str, holder: str, stale_after: float,
+            advice: str = _ADVICE) -> OutputInUseError:
     return OutputInUseError(
-        f"output {output} is in use by another {holder}; wait for it to end, or choose "
-        f"another --output (a lock is stale, and taken over, once its process is gone on "
+        f"output {output} is in use by another {holder}; {advice} (a lock is stale, and "
+        f"taken over, once its process is gone on "
         f"the same host or its heartbeat is over {round(stale_after)} s old; if you are sure "
         f"nothing uses {output}, delete {path})")
 
@@ -214,11 +218,11 @@ def _refuse(output: str, path: str, holder: str, stale_after: float) -> OutputIn
 def acquire(spark: SparkSession, output: str, command: str, *,
             heartbeat_seconds: float = HEARTBEAT_SECONDS,
             stale_after: float = STALE_AFTER_SECONDS,
-            log=print) -> Lease:
+            log=print, advice: str = _ADVICE) -> Lease:
     """Take the lease of `output` for `command` (e.g. "bovw run"), taking over a stale one.
 
-    Raises OutputInUseError (one line naming the holder) when a live command holds it, and
-    OutputError when `output` is a filesystem or bucket root.
+    Raises OutputInUseError (one line naming the holder, then `advice`) when a live command
+    holds it, and OutputError when `output` is a filesystem or bucket root.
     """
     path = lease_path(spark, output)
     settle = _SETTLE_SECONDS[storage.has_atomic_rename(spark, path)]
@@ -230,14 +234,14 @@ def acquire(spark: SparkSession, output: str, command: str, *,
         age = now - (storage.modification_seconds(spark, path) or now)
         if age <= stale_after:
             raise _refuse(output, path, f"bovw command (its lock {path} is unreadable)",
-                          stale_after) from None
+                          stale_after, advice) from None
         current, reason = None, f"it is unreadable and {round(age)} s old"
         log(f"[bovw] taking over the stale lock {path}: {reason}")
         storage.delete(spark, path)
     if current is not None:
         reason = stale_reason(current, now, stale_after=stale_after)
         if reason is None:
-            raise _refuse(output, path, current.describe(now), stale_after)
+            raise _refuse(output, path, current.describe(now), stale_after, advice)
         log(f"[bovw] taking over the stale lock of {current.describe(now)}: {reason}")
         storage.delete(spark, path)
     pid = os.getpid()
@@ -250,10 +254,10 @@ def acquire(spark: SparkSession, output: str, command: str, *,
         winner = _read(spark, path)
     except ValueError:  # a rival's lock is still being written
         raise _refuse(output, path, "bovw command (starting at the same time)",
-                      stale_after) from None
+                      stale_after, advice) from None
     if winner is None or winner.token != record.token:
         holder = winner.describe(time.time()) if winner else "bovw command"
-        raise _refuse(output, path, holder, stale_after)
+        raise _refuse(output, path, holder, stale_after, advice)
     return Lease(spark, path, record, heartbeat_seconds)
 
 
