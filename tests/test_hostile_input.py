@@ -18,13 +18,13 @@ from bovw.config import IngestSettings, OrbSettings
 from bovw.image import orb as features
 from bovw.image.orb import extract_descriptors
 from bovw.pipeline.descriptors import describe_images, read_local_file
-from bovw.pipeline.ingest import (
+from bovw.pipeline.ingest import assign_splits, list_files, with_labels
+from bovw.pipeline.listing import (
     LocalTree,
-    assign_splits,
-    list_files,
+    SkippedNames,
+    names_spark_skips,
     spark_skips_name,
     walk_local_tree,
-    with_labels,
 )
 from tests import imagefiles
 
@@ -247,6 +247,39 @@ def test_walk_finds_the_images_spark_leaves_out_for_their_names(tmp_path):
                 str(gold / ".cache" / "c.jpg")),
         other_images=((".webp", 2), (".tif", 1)),
     )
+
+
+def test_names_spark_skips_are_found_by_hadoop_globs(spark, tmp_path, monkeypatch):
+    # The check a run on S3 or HDFS makes (there bovw cannot read such files itself); the
+    # same Hadoop calls on the local filesystem.
+    kiwi = tmp_path / "data [1]" / "Training" / "Kiwi"
+    gold = tmp_path / "data [1]" / "Test" / "_Gold"
+    for folder in (kiwi / ".thumbs", gold / "deeper"):
+        folder.mkdir(parents=True)
+    for path in (kiwi / "plain.jpg", kiwi / "_MG_1.JPG", kiwi / "._plain.jpg", kiwi / "_a=b.jpg",
+                 kiwi / ".DS_Store", kiwi / "_notes.txt", kiwi / ".thumbs" / "t.jpg",
+                 gold / "a.png", gold / "deeper" / "_b.jpg", tmp_path / "data [1]" / "_c.jpg"):
+        path.write_bytes(b"x")
+    root = f"file:{tmp_path}/data [1]"
+    found = names_spark_skips(spark, root, EXTENSIONS)
+    assert found == SkippedNames(
+        images=("Training/Kiwi/._plain.jpg", "Training/Kiwi/_MG_1.JPG", "_c.jpg"),
+        folders=("Test/_Gold", "Training/Kiwi/.thumbs"))
+    assert found.message(root) == (
+        f"[bovw] ingest: not reading 3 image file(s) and 2 folder(s) under {root} whose name "
+        "starts with '_' or '.', such as 'Training/Kiwi/._plain.jpg': Spark's listing skips "
+        "such names; rename them to have them read")
+    assert SkippedNames().message(root) is None
+    assert names_spark_skips(spark, f"file:{kiwi}/.thumbs", EXTENSIONS) == SkippedNames()
+    # A listing that is not local logs that line, and reads what Spark lists.
+    from bovw.pipeline import ingest
+
+    monkeypatch.setattr(ingest, "is_local_path", lambda path: False)
+    logged: list[str] = []
+    listed = list_files(spark, root, IngestSettings(), log=logged.append)
+    assert logged == [found.message(root)]
+    assert sorted(row["path"].rsplit("/", 1)[1] for row in listed.collect()) == [
+        "_a=b.jpg", "plain.jpg"]
 
 
 def test_images_named_with_a_leading_underscore_are_read(spark, tmp_path):

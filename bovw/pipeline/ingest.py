@@ -6,7 +6,6 @@ import os
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
@@ -28,11 +27,12 @@ from bovw.columns import (
 from bovw.config import IngestSettings
 from bovw.errors import InputError
 from bovw.pipeline.inputs import is_local_path, split_of
+from bovw.pipeline.listing import LocalTree, names_spark_skips, walk_local_tree
 from bovw.spark.jvm import input_file_names, input_files
 from bovw.spark.storage import literal
 
-__all__ = ["LocalTree", "assign_splits", "class_label", "extension_glob", "labelled_images",
-           "list_files", "spark_skips_name", "split_folder", "walk_local_tree", "with_labels"]
+__all__ = ["assign_splits", "class_label", "extension_glob", "labelled_images", "list_files",
+           "split_folder", "with_labels"]
 
 
 def extension_glob(extensions: tuple[str, ...]) -> str:
@@ -41,134 +41,6 @@ def extension_glob(extensions: tuple[str, ...]) -> str:
         return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in ext)
 
     return "*.{" + ",".join(any_case(ext.lstrip(".")) for ext in extensions) + "}"
-
-
-@dataclass(frozen=True)
-class LocalTree:
-    """What to read from a local input tree so that symbolic link loops are not followed.
-
-    `loops` are (link, target) pairs of links to one of their own ancestor folders.
-    `name_skipped` are the image files that Spark's file listing leaves out because a
-    file or folder name on their way down starts with "_" (see spark_skips_name), such as
-    a camera's `_MG_1234.JPG`: bovw reads them itself. `hidden` are the image files below a
-    name starting with "." (macOS `._x.jpg` companions, `.thumbs/`): Spark leaves them
-    out too, and so does bovw, saying so. `other_images` counts the (not hidden) files of
-    common image types outside `extensions` (".webp", ".heic", ...) by type, which are
-    not read: a photo folder often holds some, and they should not vanish without a word.
-    `sources` (only when there are loops) are what Spark reads instead of the root: the
-    image files directly inside the folders that lead to a loop, and every other folder
-    (Spark lists those recursively). Paths are absolute and named the way Spark names
-    them: symbolic links kept, not resolved. `unlisted` are sources Hadoop cannot name.
-    """
-
-    loops: tuple[tuple[str, str], ...]
-    sources: tuple[str, ...] = ()
-    unlisted: tuple[str, ...] = ()
-    name_skipped: tuple[str, ...] = ()
-    hidden: tuple[str, ...] = ()
-    other_images: tuple[tuple[str, int], ...] = ()
-
-
-def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
-    """Walk `folder`, following symbolic links except those that loop; see LocalTree.
-
-    A link loops when its target is the folder holding it or one of that folder's
-    ancestors on the way down: Hadoop's recursive listing would follow it, listing the
-    same files again under longer names up to the kernel's 40-link limit, and two such
-    links make that listing exponential. Unreadable folders and broken links are skipped.
-    """
-    suffixes = tuple("." + ext.lower().lstrip(".") for ext in extensions)
-    root = os.path.abspath(folder)
-    parents: dict[str, str] = {}
-    children: dict[str, list[str]] = {}
-    loops: list[tuple[str, str]] = []
-    skipped: dict[str, list[str]] = {_NAME_SKIPPED: [], _HIDDEN: []}
-    other_images: dict[str, int] = {}
-    pending = [(root, frozenset({os.path.realpath(root)}), "")]
-    while pending:
-        current, ancestors, skip = pending.pop()
-        children[current] = []
-        for entry in _entries(current):
-            kind = _skip_kind(entry.name)
-            entry_skip = _HIDDEN if _HIDDEN in (skip, kind) else skip or kind
-            try:
-                is_folder = entry.is_dir(follow_symlinks=True)
-            except OSError:
-                continue
-            if not is_folder:
-                if not entry.name.lower().endswith(suffixes):
-                    file_type = os.path.splitext(entry.name)[1].lower()
-                    if file_type in _OTHER_IMAGE_TYPES and entry_skip != _HIDDEN:
-                        other_images[file_type] = other_images.get(file_type, 0) + 1
-                elif entry_skip and _is_file(entry):
-                    skipped[entry_skip].append(entry.path)
-                continue
-            real = os.path.realpath(entry.path)
-            if real in ancestors:
-                loops.append((entry.path, real))
-                continue
-            parents[entry.path] = current
-            children[current].append(entry.path)
-            pending.append((entry.path, ancestors | {real}, entry_skip))
-    name_skipped = tuple(sorted(skipped[_NAME_SKIPPED]))
-    hidden = tuple(sorted(skipped[_HIDDEN]))
-    others = tuple(sorted(other_images.items(), key=lambda item: (-item[1], item[0])))
-    if not loops:
-        return LocalTree((), name_skipped=name_skipped, hidden=hidden, other_images=others)
-    leading_to_loops: set[str] = set()
-    for link, _target in loops:
-        holder: str | None = os.path.dirname(link)
-        while holder is not None and holder not in leading_to_loops:
-            leading_to_loops.add(holder)
-            holder = parents.get(holder)
-    sources = []
-    for current in leading_to_loops:
-        sources += [entry.path for entry in _entries(current)
-                    if entry.name.lower().endswith(suffixes) and _is_file(entry)]
-        sources += [child for child in children[current] if child not in leading_to_loops]
-    readable = [path for path in sources if ":" not in path or literal(path) == path]
-    unlisted = [path for path in sources if path not in readable]
-    return LocalTree(tuple(sorted(loops)), tuple(sorted(readable)), tuple(sorted(unlisted)),
-                     name_skipped, hidden, others)
-
-
-# Photo formats a folder of pictures may hold besides the configured ones.
-_OTHER_IMAGE_TYPES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp",
-                                ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jp2"})
-_NAME_SKIPPED = "name_skipped"
-_HIDDEN = "hidden"
-
-
-def spark_skips_name(name: str) -> bool:
-    """Whether Spark's file listing leaves out a file or folder of this name below the
-    folder it reads (Spark 4's HadoopFSUtils.shouldFilterOutPathName; _list_files also
-    checks the listing itself, so a Spark that lists more reads nothing twice):
-    names starting with "_" (unless holding "=", or Parquet's "_metadata" and
-    "_common_metadata") or "." are skipped, even when the file is named explicitly."""
-    if name.startswith(("_metadata", "_common_metadata")):
-        return False
-    return name.startswith(".") or (name.startswith("_") and "=" not in name)
-
-
-def _skip_kind(name: str) -> str:
-    """Why the listing leaves out what lies below `name`: hidden, skipped by name, or ""."""
-    if name.startswith("."):
-        return _HIDDEN
-    return _NAME_SKIPPED if spark_skips_name(name) else ""
-
-
-def _entries(folder: str) -> list[os.DirEntry]:
-    try:
-        return sorted(os.scandir(folder), key=lambda entry: entry.name)
-    except OSError:
-        return []
-
-
-def _is_file(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_file(follow_symlinks=True)
-    except OSError:
-        return False
 
 
 def list_files(spark: SparkSession, path: str, settings: IngestSettings,
@@ -221,6 +93,10 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
                 raise InputError(f"input folder {path} holds nothing outside symbolic link "
                                  "loops")
             sources = [literal(source) for source in tree.sources]
+    else:
+        notice = names_spark_skips(spark, path, settings.extensions).message(path)
+        if notice:
+            log(notice)
     files = (
         spark.read.format("binaryFile")
         .option("recursiveFileLookup", "true")
