@@ -500,7 +500,8 @@ def test_a_second_command_is_refused_while_the_first_holds_the_output(spark, dat
 
 
 def test_a_report_is_drawn_only_while_no_other_command_holds_the_folder(spark, finished_run,
-                                                                         tmp_path, capsys):
+                                                                         tmp_path, capsys,
+                                                                         monkeypatch):
     import shutil
 
     from bovw.cli.run import _report
@@ -522,6 +523,17 @@ def test_a_report_is_drawn_only_while_no_other_command_holds_the_folder(spark, f
     assert main(["report", str(run), *spark_flags()]) == 0
     assert capsys.readouterr().out == f"report: {run}/report.html\n"
     assert (run / "report.html").exists() and not lease_file(tmp_path).exists()
+    # "." and ".." name their folder and its lock like any other spelling.
+    monkeypatch.chdir(run / "models")
+    for spelling in ("..", "../", f"{run}/"):
+        assert main(["report", spelling, *spark_flags()]) == 0
+        assert capsys.readouterr().out == f"report: {run}/report.html\n"
+    # A copy under a name no lock can be named after (no bovw command writes there).
+    colon = tmp_path / "copy:1"
+    shutil.copytree(run, colon)
+    assert main(["report", str(colon), *spark_flags()]) == 0
+    assert capsys.readouterr().out == f"report: {colon}/report.html\n"
+    shutil.rmtree(colon)
     # A folder that is no bovw output gets no lock file, nor a folder made for one.
     assert main(["report", str(tmp_path / "no" / "such"), *spark_flags()]) == 1
     assert capsys.readouterr().err == (f"bovw: error: {tmp_path}/no/such is not a finished bovw "

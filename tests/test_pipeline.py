@@ -304,3 +304,26 @@ def test_missing_input_is_a_one_line_error(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert error == f"bovw: error: input folder not found: {tmp_path}/none"
     assert not (tmp_path / "o").exists()
+
+
+def test_the_same_images_elsewhere_give_the_same_model_and_metrics(spark, dataset, tmp_path):
+    # The vocabulary sample and the classifier's row layout follow each image's class folder
+    # and file name, not the folders above: a copy on another disk (or S3) is the same run.
+    import shutil
+
+    copy = tmp_path / "elsewhere" / "copy of fruits"
+    shutil.copytree(dataset, copy)
+    flags = [*RUN_FLAGS, "--set", "classifier.rows_per_partition=10", *spark_flags()]
+    results = []
+    for source, name in ((dataset, "here"), (copy, "there")):
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["run", "--input", str(source), "--output", str(tmp_path / name),
+                         *flags]) == 0
+        rows = {(row["split"], row["path"].rsplit("/", 2)[-2:][0],
+                 row["path"].rsplit("/", 1)[1]): (row["pca_features"].toArray().tolist(),
+                                                  row["probability"].toArray().tolist())
+                for row in storage.read_parquet(spark, str(tmp_path / name / "features")).collect()}
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        results.append((rows, metrics))
+    assert len(results[0][0]) > 40
+    assert results[0] == results[1]  # bit for bit

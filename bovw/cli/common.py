@@ -112,6 +112,14 @@ def report_under_lock(spark, folder: str, draw: Callable[[], str]) -> str:
     """
     from bovw.spark import leases
 
+    if ":" in folder.rstrip("/").rsplit("/", 1)[-1]:
+        # No lock can be named after it (Hadoop), and no bovw command writes such a
+        # folder (bovw.spark.outputs refuses it): nothing can replace it meanwhile.
+        return draw()
     advice = f"wait for it to end, then draw the report with: bovw report {folder}"
+    try:
+        leases.lease_path(spark, folder)
+    except ValueError:  # a filesystem or bucket root, which no bovw command writes either
+        return draw()
     with leases.acquire(spark, folder, "bovw report", advice=advice):
         return draw()

@@ -140,7 +140,8 @@ def _report(args: argparse.Namespace, environ: dict) -> int:
 
     config = config_of(args)
     refuse_unused(args, SESSION_KEYS, "bovw report draws the folder as it was made")
-    folder = normalise_s3_url(args.folder).rstrip("/")
+    # Absolute, so that "." and ".." name their folder (and its lock) like any other.
+    folder = storage.absolute(normalise_s3_url(args.folder).rstrip("/") or "/")
     spark = session(config, environ, folder, verbose=args.verbose)
     kind = next((name for name in ("sweep", "compare", "summary")
                  if storage.exists(spark, storage.join(folder, f"{name}.json"))), None)

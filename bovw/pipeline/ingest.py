@@ -31,8 +31,8 @@ from bovw.pipeline.listing import LocalTree, names_spark_skips, walk_local_tree
 from bovw.spark.jvm import input_file_names, input_files
 from bovw.spark.storage import literal
 
-__all__ = ["assign_splits", "class_label", "extension_glob", "labelled_images", "list_files",
-           "split_folder", "with_labels"]
+__all__ = ["assign_splits", "class_label", "extension_glob", "image_name", "labelled_images",
+           "list_files", "split_folder", "with_labels"]
 
 
 def extension_glob(extensions: tuple[str, ...]) -> str:
@@ -221,6 +221,13 @@ def with_labels(files: DataFrame) -> DataFrame:
     return files.withColumn(LABEL, F.element_at(F.split(F.col(PATH), "/"), -2)).withColumn(
         SPLIT_FOLDER, split_folder(F.col(PATH))
     )
+
+
+def image_name(path: Column) -> Column:
+    """"<class folder>/<file name>" of `path`: the image's name wherever the dataset lies
+    (bovw.image.orb.image_key, without its Unicode normalisation)."""
+    parts = F.split(path, "/")
+    return F.concat_ws("/", F.element_at(parts, -2), F.element_at(parts, -1))
 
 
 def split_folder(path: Column, level: int = 3) -> Column:

@@ -48,7 +48,7 @@ from bovw.pipeline.histograms import (
     weight,
     word_histograms,
 )
-from bovw.pipeline.ingest import labelled_images, split_folder
+from bovw.pipeline.ingest import image_name, labelled_images, split_folder
 from bovw.pipeline.inputs import is_local_path, split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
 from bovw.pipeline.provenance import DescriptorProvenance, check_reuse, write_record
@@ -333,12 +333,15 @@ def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFr
     # job would otherwise ship the whole plan behind these rows (the projection among
     # them) to every task. A local checkpoint, rather than a cache, is what
     # drops the plan; executors holding its blocks are not released by dynamic allocation.
-    # Rows are laid out by path, so every partition holds the same rows in the same order
-    # whatever the input's split (with 2+ partitions, the order in which their sums are
-    # merged can still move the last bits).
+    # Rows are laid out by split and image name (class folder/file name: Fruits-360 uses
+    # the same names in Training and Test), so every partition holds the same rows in the
+    # same order whatever the input's split and wherever the dataset lies (with 2+
+    # partitions, the order in which their sums are merged can still move the last bits).
     partitions = max(1, math.ceil(rows / config.classifier.rows_per_partition))
+    name = image_name(F.col(PATH))
     projected = (projected.select(*kept, PCA_FEATURES)
-                 .repartition(partitions, PATH).sortWithinPartitions(PATH)
+                 .repartition(partitions, name, F.col(SPLIT))
+                 .sortWithinPartitions(name, SPLIT, PATH)
                  .localCheckpoint())
     labels = fit_labels(projected)
     labels.write().overwrite().save(layout.model("labels"))
