@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 
 import pytest
@@ -111,6 +112,31 @@ def test_stratified_split_without_split_folders(spark, tmp_path):
     # above the label, so it cannot depend on where a machine keeps its temporary files.
     assert split_under(tmp_path / "there" / "deeper", seed=1) == split
     assert split_under(tmp_path / "here", seed=2) != split
+
+
+def test_the_seeded_split_reads_names_in_nfc(spark, tmp_path):
+    composed, decomposed = "P\u00eache", "Pe\u0302che"
+
+    def test_names(root, label, names):
+        for name in names:
+            write(root / label / name)
+        files = with_labels(list_files(spark, str(root), SETTINGS))
+        rows = assign_splits(files, test_fraction=0.3, seed=1, has_split_folders=False).collect()
+        return sorted(unicodedata.normalize("NFC", r["path"].rsplit("/", 1)[1])
+                      for r in rows if r["split"] == "Test")
+
+    names = [f"{i}.jpg" for i in range(8)] + ["cr\u00e8me.jpg", "cre\u0300me 2.jpg"]
+    nfd_names = [unicodedata.normalize("NFD", name) for name in names]
+    # The same images, their names composed on one disk and decomposed on another.
+    assert test_names(tmp_path / "a", composed, names) == test_names(
+        tmp_path / "b", decomposed, nfd_names)
+    # One class spelt both ways is one stratum: round(10 * 0.3) = 3 Test images in all.
+    both = tmp_path / "both"
+    for i, name in enumerate(names):
+        write(both / (composed if i % 2 else decomposed) / name)
+    files = with_labels(list_files(spark, str(both), SETTINGS))
+    rows = assign_splits(files, test_fraction=0.3, seed=1, has_split_folders=False).collect()
+    assert sum(r["split"] == "Test" for r in rows) == 3
 
 
 def test_missing_input_folder(tmp_path):

@@ -253,16 +253,24 @@ def assign_splits(images: DataFrame, test_fraction: float, seed: int, has_split_
     are ranked by a hash of (seed, label, file name) and the first round(n * test_fraction)
     go to Test. Hash-ranking makes the split independent of partitioning and master URL;
     leaving the folders above the label out of the hash gives a copy of the same images
-    anywhere else (another disk, S3) the same split.
+    anywhere else (another disk, S3) the same split. Label and file name count in Unicode
+    NFC (class_label), like the labels of the later stages: a copy whose names another
+    system decomposed (macOS) gets the same split, and the two spellings of one class are
+    one stratum.
     """
     if has_split_folders:
         return images.withColumn(SPLIT, F.col(SPLIT_FOLDER))
-    by_label = Window.partitionBy(LABEL)
-    file_name = F.element_at(F.split(F.col(PATH), "/"), -1)
-    ranked = images.withColumn("_h", F.xxhash64(F.lit(seed), F.col(LABEL), file_name)).withColumn(
+    # Spark SQL has no Unicode normalisation; this Python pass is paid only by datasets
+    # without split folders.
+    nfc = F.udf(class_label, "string", useArrow=False)
+    label = nfc(F.col(LABEL))
+    by_label = Window.partitionBy("_label")
+    file_name = nfc(F.element_at(F.split(F.col(PATH), "/"), -1))
+    ranked = images.withColumn("_label", label).withColumn(
+        "_h", F.xxhash64(F.lit(seed), F.col("_label"), file_name)).withColumn(
         "_rank", F.row_number().over(by_label.orderBy("_h", PATH))
     ).withColumn("_n", F.count(F.lit(1)).over(by_label))
     is_test = F.col("_rank") <= F.round(F.col("_n") * F.lit(test_fraction))
     return ranked.withColumn(
         SPLIT, F.when(is_test, F.lit(TEST)).otherwise(F.lit(TRAIN))
-    ).drop("_h", "_rank", "_n")
+    ).drop("_label", "_h", "_rank", "_n")
