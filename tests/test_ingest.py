@@ -232,3 +232,15 @@ def test_a_class_folder_spelt_decomposed_and_composed_is_one_class(spark, tmp_pa
     assert sorted((row["split"], row["label"]) for row in described.collect()) == [
         ("Test", composed), ("Training", composed)]
     assert class_label(decomposed) == composed and class_label(None) is None
+
+
+def test_image_name_is_the_class_folder_and_file_name(spark):
+    from bovw.image.orb import image_key
+    from bovw.pipeline.ingest import image_name
+
+    paths = ["file:/data/Training/Apple Red 1/r_0_100.jpg", "s3a://b/x/Test/Kiwi/k.jpg",
+             "Kiwi/k.jpg", "k.jpg", "file:/a/b/"]
+    frame = spark.createDataFrame([(path,) for path in paths], "path string")
+    names = [row[0] for row in frame.select(image_name(F.col("path"))).collect()]
+    assert names == ["Apple Red 1/r_0_100.jpg", "Kiwi/k.jpg", "Kiwi/k.jpg", "k.jpg", "b/"]
+    assert names[:4] == [image_key(path) for path in paths[:4]]

@@ -226,8 +226,9 @@ def with_labels(files: DataFrame) -> DataFrame:
 def image_name(path: Column) -> Column:
     """"<class folder>/<file name>" of `path`: the image's name wherever the dataset lies
     (bovw.image.orb.image_key, without its Unicode normalisation)."""
-    parts = F.split(path, "/")
-    return F.concat_ws("/", F.element_at(parts, -2), F.element_at(parts, -1))
+    # The shortest end of the path holding at most one "/" ("c.jpg" stays "c.jpg"):
+    # element_at(-2) would raise on a path without folders under ANSI mode.
+    return F.regexp_extract(path, r"[^/]*/?[^/]*$", 0)
 
 
 def split_folder(path: Column, level: int = 3) -> Column:
