@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from bovw.spark.jvm import driver_jvm, hadoop_configuration
-from bovw.spark.storage import literal
+from bovw.spark import storage
 
 __all__ = ["LocalTree", "SkippedNames", "names_spark_skips", "spark_skips_name",
            "walk_local_tree"]
@@ -56,7 +55,7 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
     same files again under longer names up to the kernel's 40-link limit, and two such
     links make that listing exponential. Unreadable folders and broken links are skipped.
     """
-    suffixes = tuple("." + ext.lower().lstrip(".") for ext in extensions)
+    suffixes = _suffixes(extensions)
     root = os.path.abspath(folder)
     parents: dict[str, str] = {}
     children: dict[str, list[str]] = {}
@@ -105,10 +104,15 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
         sources += [entry.path for entry in _entries(current)
                     if entry.name.lower().endswith(suffixes) and _is_file(entry)]
         sources += [child for child in children[current] if child not in leading_to_loops]
-    readable = [path for path in sources if ":" not in path or literal(path) == path]
+    readable = [path for path in sources if ":" not in path or storage.literal(path) == path]
     unlisted = [path for path in sources if path not in readable]
     return LocalTree(tuple(sorted(loops)), tuple(sorted(readable)), tuple(sorted(unlisted)),
                      name_skipped, hidden, others)
+
+
+def _suffixes(extensions: tuple[str, ...]) -> tuple[str, ...]:
+    """(".jpg", ...) for ("jpg", ...): what str.endswith on a lower-case name takes."""
+    return tuple("." + ext.lower().lstrip(".") for ext in extensions)
 
 
 # Photo formats a folder of pictures may hold besides the configured ones.
@@ -188,22 +192,16 @@ def names_spark_skips(spark: SparkSession, folder: str, extensions: tuple[str, .
     One glob listing per level ("*/_*", "*/.*", ...): a few LIST requests per folder on
     S3, and nothing crosses to Python but the names found.
     """
-    jvm = driver_jvm(spark)
-    root = folder.rstrip("/")
-    suffixes = tuple("." + ext.lower().lstrip(".") for ext in extensions)
-    fs = jvm.org.apache.hadoop.fs.Path(root).getFileSystem(hadoop_configuration(spark))
-    # Matches come back qualified (file:/..., s3a://bucket/...): named relative to this.
-    prefix = str(fs.makeQualified(jvm.org.apache.hadoop.fs.Path(root)).toString()) + "/"
+    suffixes = _suffixes(extensions)
     images, folders = set(), set()
     for depth in range(_SKIP_DEPTH):
-        pattern = "/".join([literal(root), *["*"] * depth, "{_,.}*"])
-        for status in fs.globStatus(jvm.org.apache.hadoop.fs.Path(pattern)) or []:
-            relative = str(status.getPath().toString()).removeprefix(prefix)
+        for relative, is_folder in storage.glob_below(spark, folder,
+                                                      "/".join(["*"] * depth + ["{_,.}*"])):
             name = relative.rsplit("/", 1)[-1]
             if not spark_skips_name(name) or any(
                     spark_skips_name(part) for part in relative.split("/")[:-1]):
                 continue  # below a folder already counted
-            if status.isDirectory():
+            if is_folder:
                 folders.add(relative)
             elif name.lower().endswith(suffixes):
                 images.add(relative)

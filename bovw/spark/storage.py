@@ -293,6 +293,18 @@ def list_files(spark: SparkSession, path: str) -> list[str]:
     return sorted(names)
 
 
+@_translated("list")
+def glob_below(spark: SparkSession, path: str, pattern: str) -> list[tuple[str, bool]]:
+    """(path relative to the folder `path`, is a folder) of each match of the Hadoop glob
+    `pattern` below it (e.g. "*/_*"); `path` itself is taken literally."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    prefix = str(fs.makeQualified(hadoop_path).toString()).rstrip("/") + "/"
+    found = fs.globStatus(driver_jvm(spark).org.apache.hadoop.fs.Path(
+        f"{literal(path.rstrip('/'))}/{pattern}")) or []
+    return [(str(status.getPath().toString()).removeprefix(prefix), bool(status.isDirectory()))
+            for status in found]
+
+
 def sibling(spark: SparkSession, path: str, name: str) -> str:
     """The path of `name` in the folder that holds `path` (same scheme and authority).
 
