@@ -325,5 +325,10 @@ def test_the_same_images_elsewhere_give_the_same_model_and_metrics(spark, datase
                 for row in storage.read_parquet(spark, str(tmp_path / name / "features")).collect()}
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         results.append((rows, metrics))
-    assert len(results[0][0]) > 40
-    assert results[0] == results[1]  # bit for bit
+    (here, here_metrics), (there, there_metrics) = results
+    assert len(here) > 40 and here.keys() == there.keys()
+    assert here_metrics == there_metrics
+    # Bit for bit on pyspark 4.3; pyspark 4.0 sums some partitions in another order.
+    for key, (features, probabilities) in here.items():
+        assert np.allclose(features, there[key][0], rtol=0, atol=1e-9)
+        assert np.allclose(probabilities, there[key][1], rtol=0, atol=1e-9)
