@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -117,6 +119,28 @@ def test_dense_sampling_describes_a_grid():
     assert len(keypoints) == 81
     extraction = extract_descriptors(imagefiles.jpeg(), settings)
     assert_descriptors(extraction, minimum=60)
+
+
+UNUSED_VALUES = {"nfeatures": 5, "scale_factor": 2.0, "n_levels": 1, "fast_threshold": 200,
+                 "dense_step": 3, "dense_scales": (1.0, 2.0)}
+
+
+@pytest.mark.parametrize("settings", [SETTINGS, DETECT], ids=["dense", "detect"])
+def test_the_settings_a_sampling_does_not_use_change_nothing(settings):
+    # What bovw refuses to set, and leaves out when comparing reused descriptors.
+    image = imagefiles.jpeg(4)
+    reference = extract_descriptors(image, settings)
+    assert reference.n_keypoints > 20
+    for name in settings.unused():
+        changed = extract_descriptors(image, dataclasses.replace(
+            settings, **{name: UNUSED_VALUES[name]}))
+        assert np.array_equal(changed.descriptors, reference.descriptors), name
+        assert np.array_equal(changed.positions, reference.positions), name
+    # The others do change them: the list is no wider than it should be.
+    for name in sorted(set(UNUSED_VALUES) - set(settings.unused())):
+        changed = extract_descriptors(image, dataclasses.replace(
+            settings, **{name: UNUSED_VALUES[name]}))
+        assert not np.array_equal(changed.descriptors, reference.descriptors), name
 
 
 def test_pack_unpack_round_trip():

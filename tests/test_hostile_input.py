@@ -145,6 +145,10 @@ def test_a_local_file_is_read_by_its_hadoop_path_or_rejected(tmp_path):
     assert read_local_file(f"file:{tmp_path}/per%20cent #1 ü.jpg") == b"bytes"
     assert read_local_file(f"file:{tmp_path}/gone.jpg") == (
         "unreadable file: No such file or directory")
+    # A named pipe among the images waited for a writer forever, and the run with it.
+    os.mkfifo(tmp_path / "pipe.jpg")
+    assert read_local_file(f"file:{tmp_path}/pipe.jpg") == (
+        "unreadable file: not a regular file (a named pipe, socket or device)")
 
 
 # --- one Spark run over a hostile folder ------------------------------------------------

@@ -18,7 +18,7 @@ from bovw.pipeline.ingest import (
     split_folder,
     with_labels,
 )
-from bovw.pipeline.inputs import check_local_dataset, check_local_input, split_of
+from bovw.pipeline.inputs import check_local_dataset, check_local_input, class_problem, split_of
 from tests import imagefiles
 
 SETTINGS = IngestSettings()
@@ -215,6 +215,39 @@ def test_test_images_behind_a_symbolic_link_count(tmp_path):
     (tmp_path / "data" / "Test").unlink()
     with pytest.raises(InputError, match="has no Test images"):
         check_local_dataset(str(tmp_path / "data"), SETTINGS)
+
+
+def test_an_input_whose_split_folders_are_symbolic_links_is_read(tmp_path):
+    # Refused as "holds no image files" although the run's listing follows the links.
+    write(tmp_path / "disk" / "Training" / "Kiwi" / "k.jpg")
+    write(tmp_path / "disk" / "Test" / "Kiwi" / "k.jpg")
+    (tmp_path / "data").mkdir()
+    for split in ("Training", "Test"):
+        (tmp_path / "data" / split).symlink_to(tmp_path / "disk" / split)
+    (tmp_path / "data" / "loop").symlink_to(tmp_path / "data")
+    check_local_dataset(str(tmp_path / "data"), SETTINGS)
+    (tmp_path / "loops").mkdir()
+    (tmp_path / "loops" / "again").symlink_to(tmp_path / "loops")
+    with pytest.raises(InputError, match="holds no image files"):
+        check_local_input(str(tmp_path / "loops"), SETTINGS)
+
+
+def test_one_training_class_is_refused():
+    # It finished with "accuracy 100.00%, macro F1 1.0000": a model that learnt nothing.
+    assert class_problem("in", {"Kiwi"}, {"Kiwi", "Pear"}, 7) == (
+        "input in has Training images of one class only (Kiwi): a classifier needs two or "
+        "more; add the images of at least one other class")
+
+
+def test_test_images_of_no_training_class_are_refused():
+    # They finished with exit 0 and "accuracy 0.00% on 0 Test images".
+    training = {f"C{i}" for i in range(7)}
+    assert class_problem("in", training, {"Orange", "Lime"}, 12) == (
+        "none of the 12 Test images of input in is of a class with Training images (Test: "
+        "Lime, Orange; Training: C0, C1, C2, C3, C4 and 2 more), so none could be scored: "
+        "Test/<Class>/ and Training/<Class>/ folders must use the same class names")
+    assert class_problem("in", {"Kiwi", "Pear"}, {"Kiwi", "Lime"}, 3) is None
+    assert class_problem("in", {"Kiwi", "Pear"}, set(), 0) is None  # split_problem's case
 
 
 def test_a_class_folder_spelt_decomposed_and_composed_is_one_class(spark, tmp_path):

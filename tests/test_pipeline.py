@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -299,6 +300,36 @@ def test_test_images_that_are_all_unreadable_stop_the_run_after_the_descriptors(
     assert (output / "rejects").is_dir()
 
 
+@pytest.mark.parametrize("case", ["one Training class", "no Test class in Training"])
+def test_classes_that_cannot_give_a_score_stop_the_run_after_the_descriptors(
+        spark, test_config, tmp_path, case):
+    # They finished with exit 0: "accuracy 100.00%" for one class (nothing learnt), and
+    # "accuracy 0.00% on 0 Test images" when no Test class had Training images.
+    generate_dataset(tmp_path / "data", classes=3, train_per_class=3, test_per_class=1, seed=0)
+    classes = sorted(folder.name for folder in (tmp_path / "data" / "Training").iterdir())
+    if case == "one Training class":
+        for name in classes[1:]:
+            shutil.rmtree(tmp_path / "data" / "Training" / name)
+        expected = (f"input {tmp_path}/data has Training images of one class only "
+                    f"({classes[0]}): a classifier needs two or more; add the images of at "
+                    "least one other class")
+    else:
+        shutil.rmtree(tmp_path / "data" / "Training" / classes[0])
+        for name in classes[1:]:
+            shutil.rmtree(tmp_path / "data" / "Test" / name)
+        expected = (f"none of the 1 Test images of input {tmp_path}/data is of a class with "
+                    f"Training images (Test: {classes[0]}; Training: {', '.join(classes[1:])}"
+                    "), so none could be scored: Test/<Class>/ and Training/<Class>/ folders "
+                    "must use the same class names")
+    output = tmp_path / "run"
+    with pytest.raises(InputError) as error:
+        run_pipeline(spark, test_config, str(tmp_path / "data"), str(output),
+                     log=lambda _: None)
+    assert str(error.value) == expected
+    assert not (output / "_stages" / "descriptors.json").exists()  # described again once fixed
+    assert not (output / "metrics.json").exists()
+
+
 def test_missing_input_is_a_one_line_error(tmp_path, capsys):
     assert main(["run", "--input", str(tmp_path / "none"), "--output", str(tmp_path / "o")]) == 1
     error = capsys.readouterr().err.strip()
@@ -309,7 +340,6 @@ def test_missing_input_is_a_one_line_error(tmp_path, capsys):
 def test_the_same_images_elsewhere_give_the_same_model_and_metrics(spark, dataset, tmp_path):
     # The vocabulary sample and the classifier's row layout follow each image's class folder
     # and file name, not the folders above: a copy on another disk (or S3) is the same run.
-    import shutil
 
     copy = tmp_path / "elsewhere" / "copy of fruits"
     shutil.copytree(dataset, copy)

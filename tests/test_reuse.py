@@ -97,6 +97,19 @@ def test_every_orb_and_ingest_setting_counts(assignment):
     assert first_difference(provenance(), provenance(changed(assignment))).key == key
 
 
+def test_orb_settings_the_sampling_does_not_use_do_not_count():
+    # Dense descriptors made with nfeatures=200 were refused to a run asking for 300,
+    # a setting dense sampling never reads (tests/test_features.py).
+    for assignment in ("orb.nfeatures=300", "orb.fast_threshold=5", "orb.n_levels=2",
+                       "orb.scale_factor=1.5"):
+        assert first_difference(provenance(), provenance(changed(assignment))) is None
+    detect = BASE.replace(**{"orb.sampling": "detect"})
+    assert first_difference(provenance(detect), provenance(
+        detect.replace(**{"orb.dense_step": 3}))) is None
+    assert first_difference(provenance(detect), provenance(
+        detect.replace(**{"orb.nfeatures": 300}))).key == "orb.nfeatures"
+
+
 def test_colour_settings_count_only_when_the_block_is_asked_for():
     on = BASE.replace(**{"colour.enabled": True})
     for assignment in ("colour.hue_bins=4", "colour.background_saturation=0.2",
@@ -435,9 +448,18 @@ def test_descriptors_of_bovw_0_2_0_are_read_from_their_run_json(spark, dataset, 
 def test_overwrite_never_deletes_the_descriptors_it_reuses(spark, dataset, base_run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(base_run[1], copy)
-    with no_spark_job(spark), pytest.raises(ReuseError, match="lies inside --output"):
-        run_pipeline(spark, base_run[0], str(dataset), str(copy), overwrite=True,
-                     descriptors_from=str(copy / "descriptors"))
+    # Named straight, or through a symbolic link to the run (which was let through: the
+    # new run ended without the descriptors it had read, its run.json naming them).
+    link = tmp_path / "link"
+    link.symlink_to(copy)
+    for source in (copy / "descriptors", link / "descriptors"):
+        with no_spark_job(spark), pytest.raises(ReuseError) as error:
+            run_pipeline(spark, base_run[0], str(dataset), str(copy), overwrite=True,
+                         descriptors_from=str(source))
+        assert str(error.value) == (
+            f"--descriptors-from {source} lies inside --output {copy}, which --overwrite "
+            "replaces, deleting them once the new run is complete: choose another --output, "
+            "or copy the descriptors out first")
     assert (copy / "descriptors" / RECORD_NAME).exists()
 
 

@@ -85,7 +85,7 @@ def test_statistics_count_what_the_sample_is_drawn_from(spark):
         _row("b.jpg", "Training", _distinct(range(10, 14)), _distinct([11])),
         _row("c.jpg", "Test", _distinct(range(20, 30)), _distinct([])),
     ]
-    _counts, keypoints, _sizes = statistics(spark.createDataFrame(rows, DESCRIPTOR_SCHEMA))
+    keypoints = statistics(spark.createDataFrame(rows, DESCRIPTOR_SCHEMA))[1]
     assert (keypoints["training"], keypoints["set_aside"]) == (14, 4)
     # Those totals decide where the sample is drawn from.
     assert _sampled_values(spark, rows, 4, totals=(14, 4)) == [1, 2, 3, 11]

@@ -99,6 +99,10 @@ class IngestSettings:
 
 
 DESCRIPTOR_SCHEME = 2
+_UNUSED_BY_SAMPLING = {
+    "dense": ("nfeatures", "scale_factor", "n_levels", "fast_threshold"),
+    "detect": ("dense_step", "dense_scales"),
+}
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,12 @@ class OrbSettings:
     # 1: every dense scale described by patch_size patches, the scale only spacing its
     # grid). 2: scale s describes the image resized by 1/s. Only 2 is computed.
     descriptor_scheme: int = DESCRIPTOR_SCHEME
+
+    def unused(self) -> tuple[str, ...]:
+        """The settings of this section that `sampling` does not use: whatever their
+        values, the descriptors are the same (tests/test_features.py checks it). Dense
+        keypoints are all of octave 0, so ORB never builds its pyramid or runs FAST."""
+        return _UNUSED_BY_SAMPLING[self.sampling]
 
     def validate(self) -> None:
         """Raise ConfigError naming the first setting of this section that is out of range."""

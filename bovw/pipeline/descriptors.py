@@ -9,6 +9,8 @@ them (3 s of CPU more on the 15.5k files of fruits360-dev).
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -47,8 +49,8 @@ from bovw.image.orb import (
 )
 from bovw.pipeline.ingest import class_label, split_folder
 
-__all__ = ["ImageSizes", "accepted", "describe_images", "other_size_images", "rejects",
-           "sample_rows", "statistics", "training_size"]
+__all__ = ["ImageSizes", "SplitClasses", "accepted", "describe_images", "other_size_images",
+           "rejects", "sample_rows", "statistics", "training_size"]
 
 _OUTPUT_SCHEMA = pa.schema([
     (PATH, pa.string()), (LABEL, pa.string()), (SPLIT, pa.string()),
@@ -74,10 +76,18 @@ def read_local_file(path: str) -> bytes | str:
     """The bytes of the local file at `path` (a Hadoop path such as "file:/a/b c.jpg", as
     binaryFile names it), or the reject reason when it cannot be read."""
     try:
-        with open(path.removeprefix("file:"), "rb") as image:
-            return image.read()
+        # Not blocking: a named pipe listed with the images would otherwise wait for a
+        # writer forever, and the run with it.
+        descriptor = os.open(path.removeprefix("file:"), os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         return f"unreadable file: {error.strerror or error}"
+    with os.fdopen(descriptor, "rb") as image:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return "unreadable file: not a regular file (a named pipe, socket or device)"
+        try:
+            return image.read()
+        except OSError as error:
+            return f"unreadable file: {error.strerror or error}"
 
 
 def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,
@@ -204,12 +214,12 @@ def rejects(descriptors: DataFrame) -> DataFrame:
     )
 
 
-def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
+def statistics(descriptors: DataFrame) -> tuple[dict, dict, ImageSizes, SplitClasses]:
     """Counts (images, accepted, rejected, per split, classes, the classes found only in
     Test: a few names, not per image) and keypoint statistics over
     accepted images (mean, min, median, max, images without keypoints, total; and over
     Training images, `training` descriptors of which `set_aside` were set aside for the
-    vocabulary sample), and the ImageSizes, in one pass."""
+    vocabulary sample), the ImageSizes and the SplitClasses, in one pass."""
     ok = F.col(REJECT_REASON).isNull()
     keypoints = F.when(ok, F.col(N_KEYPOINTS))
     training = ok & (F.col(SPLIT) == TRAIN)
@@ -255,7 +265,16 @@ def statistics(descriptors: DataFrame) -> tuple[dict, dict]:
         "training": int(row["training"] or 0),
         "set_aside": int(row["set_aside"] or 0),
     }
-    return counts, keypoint_stats, _sizes(row)
+    classes = SplitClasses(frozenset(row["training_classes"]), frozenset(row["test_classes"]))
+    return counts, keypoint_stats, _sizes(row), classes
+
+
+@dataclass(frozen=True)
+class SplitClasses:
+    """The classes (labels) of the accepted Training images and of the accepted Test ones."""
+
+    training: frozenset[str] = frozenset()
+    test: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

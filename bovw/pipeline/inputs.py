@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,8 +11,8 @@ from bovw.columns import SPLIT_NAMES, TEST, TRAIN
 from bovw.config import IngestSettings
 from bovw.errors import InputError
 
-__all__ = ["SplitSurvey", "check_local_dataset", "check_local_input", "is_local_path", "split_of",
-           "split_problem", "survey_splits"]
+__all__ = ["SplitSurvey", "check_local_dataset", "check_local_input", "class_problem",
+           "is_local_path", "split_of", "split_problem", "survey_splits"]
 
 
 def is_local_path(path: str) -> bool:
@@ -34,9 +35,15 @@ def check_local_input(path: str, settings: IngestSettings) -> None:
     if not folder.is_dir():
         raise InputError(f"input folder not found: {path}")
     suffixes = {"." + ext.lower().lstrip(".") for ext in settings.extensions}
-    for _root, _dirs, files in os.walk(folder, followlinks=False):
+    # Symbolic links are followed, as the ingest stage lists them (Training/ may be a link
+    # to another disk); a folder already walked, a link loop among them, is not walked again.
+    walked: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        walked.add(os.path.realpath(root))
         if any(Path(name).suffix.lower() in suffixes for name in files):
             return
+        dirs[:] = [name for name in dirs
+                   if os.path.realpath(os.path.join(root, name)) not in walked]
     raise InputError(
         f"input folder {path} holds no image files ({', '.join(settings.extensions)}); "
         "expected Training/<Class>/*.jpg and Test/<Class>/*.jpg, or <Class>/*.jpg"
@@ -134,3 +141,28 @@ def split_problem(path: str, training: int, test: int, settings: IngestSettings,
                 f"to keep one for Training with {fraction}; add images or lower "
                 "ingest.test_fraction")
     return None
+
+
+def class_problem(path: str, training_classes: Collection[str], test_classes: Collection[str],
+                  test_images: int) -> str | None:
+    """Why the classes of a dataset cannot give a score, as one line with the fix, or None.
+
+    A single Training class makes a model that answers it for every image (100% on its
+    own Test images, learning nothing); Test images of classes without Training images
+    cannot be predicted, so when all are such the run would score 0 images.
+    """
+    training, test = sorted(training_classes), sorted(test_classes)
+    if len(training) == 1:
+        return (f"input {path} has Training images of one class only ({training[0]}): a "
+                "classifier needs two or more; add the images of at least one other class")
+    if test and not set(test) & set(training):
+        return (f"none of the {test_images} Test images of input {path} is of a class with "
+                f"Training images (Test: {_some(test)}; Training: {_some(training)}), so "
+                "none could be scored: Test/<Class>/ and Training/<Class>/ folders must use "
+                "the same class names")
+    return None
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")

@@ -37,6 +37,7 @@ from bovw.config import (
 from bovw.config.blocks import BLOCK_SECTIONS, without_new_blocks
 from bovw.config.differences import Difference, covered, show
 from bovw.errors import ReuseError
+from bovw.pipeline.inputs import is_local_path
 from bovw.version import __version__
 
 if TYPE_CHECKING:
@@ -91,11 +92,14 @@ class DescriptorSettings:
     def items(self) -> Iterator[tuple[str, Any]]:
         """(dotted key, comparable value) pairs, in the order differences are reported.
 
-        A disabled colour or tone block contributes only its `enabled`; the extensions
+        The orb settings the sampling does not use are left out; a disabled colour or
+        tone block contributes only its `enabled`; the extensions
         compare as a set, in lower case, as the listing matches them.
         """
+        unused = self.orb.unused()
         for name, value in _fields(self.orb):
-            yield f"orb.{name}", value
+            if name not in unused:
+                yield f"orb.{name}", value
         for section in BLOCK_SECTIONS:
             block = getattr(self, section)
             yield f"{section}.enabled", block.enabled
@@ -324,9 +328,15 @@ def check_reuse(spark: SparkSession, source: str, config: Config, input_path: st
 
 
 def check_kept(source: str, output: str) -> None:
-    """Refuse reusing descriptors inside an `output` that --overwrite deletes before the
-    run reads them. Raises ReuseError."""
+    """Refuse reusing descriptors inside an `output` that --overwrite replaces: the old
+    run, descriptors included, is deleted once the new one is complete, and the new run
+    would name descriptors that no longer exist. Local folders are compared where their
+    symbolic links lead. Raises ReuseError."""
     inside, root = absolute_location(source), absolute_location(output)
-    if inside == root or inside.startswith(root + "/"):
+    if is_local_path(source) and is_local_path(output):
+        inside, root = os.path.realpath(inside), os.path.realpath(root)
+    if inside == root or inside.startswith(root.rstrip("/") + "/"):
         raise ReuseError(f"--descriptors-from {source} lies inside --output {output}, which "
-                         "--overwrite deletes first: choose another --output")
+                         "--overwrite replaces, deleting them once the new run is "
+                         "complete: choose another --output, or copy the descriptors out "
+                         "first")

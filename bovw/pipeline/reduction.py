@@ -207,7 +207,8 @@ def covariance_times(rows: DataFrame, basis: np.ndarray | None, dimension: int
         if shared is not None:
             shared.unpersist()
     if n < 2:
-        raise ValueError(f"PCA needs at least 2 Training rows, got {n}")
+        raise TrainingError(f"PCA needs at least 2 Training images, got {n}: add Training "
+                            "images")
     mean = sums / n
     centred = (product - n * np.outer(mean, mean if basis is None else mean @ basis)) / (n - 1)
     return centred, float((squares - n * mean @ mean) / (n - 1))

@@ -49,7 +49,7 @@ from bovw.pipeline.histograms import (
     word_histograms,
 )
 from bovw.pipeline.ingest import image_name, labelled_images, split_folder
-from bovw.pipeline.inputs import is_local_path, split_problem
+from bovw.pipeline.inputs import class_problem, is_local_path, split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
 from bovw.pipeline.provenance import DescriptorProvenance, check_reuse, write_record
 from bovw.pipeline.reduction import (
@@ -209,7 +209,7 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         write_record(spark, layout.descriptors, DescriptorProvenance.of(config, input_path))
         source = layout.descriptors
     descriptors = storage.read_parquet(spark, source)
-    counts, keypoints, sizes = statistics(descriptors)
+    counts, keypoints, sizes, classes = statistics(descriptors)
     # Without rejects the (empty) table is written without scanning the descriptors again.
     storage.write_parquet(spark, rejects(descriptors if counts["rejected"] else
                                          descriptors.limit(0)), layout.rejects)
@@ -224,6 +224,9 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         raise InputError(split_problem(input_path, training, test, config.ingest,
                                        in_split_folders,
                                        layout.rejects if counts["rejected"] else None))
+    problem = class_problem(input_path, classes.training, classes.test, test)
+    if problem:
+        raise InputError(problem)
     if sizes.varied and sizes.training:
         # The run describes every image as it is; `bovw predict` frames a photo of another
         # size to the Training size first: on such Test images their answers can differ,
