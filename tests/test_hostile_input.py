@@ -332,8 +332,10 @@ def test_images_outside_the_class_folders_are_rejected_saying_where_they_should_
     kiwi = tmp_path / "data" / "Training" / "Kiwi"
     (kiwi / "2024").mkdir(parents=True)
     (tmp_path / "data" / "Test" / "Kiwi").mkdir(parents=True)
+    (tmp_path / "data" / "other").mkdir()
     for path in (kiwi / "a.jpg", kiwi / "2024" / "b.jpg", tmp_path / "data" / "Test" / "c.jpg",
-                 tmp_path / "data" / "Test" / "Kiwi" / "d.jpg"):
+                 tmp_path / "data" / "Test" / "Kiwi" / "d.jpg",
+                 tmp_path / "data" / "other" / "e.jpg"):
         path.write_bytes(imagefiles.jpeg())
     files = assign_splits(with_labels(list_files(spark, str(tmp_path / "data"),
                                                  IngestSettings())), 0.25, 1, True)
@@ -344,6 +346,9 @@ def test_images_outside_the_class_folders_are_rejected_saying_where_they_should_
         "Training/Kiwi/a.jpg": None,
         "Training/Kiwi/2024/b.jpg": "in a sub-folder of the class folder Kiwi: images must "
                                     "sit directly in Training/<Class>/ or Test/<Class>/",
-        "Test/c.jpg": "not inside a Training or Test folder",
+        # Said to be "not inside a Training or Test folder", although it is.
+        "Test/c.jpg": "directly in the split folder Test, outside any class folder: images "
+                      "must sit in Training/<Class>/ or Test/<Class>/",
         "Test/Kiwi/d.jpg": None,
+        "other/e.jpg": "not inside a Training or Test folder",
     }

@@ -157,7 +157,9 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
     # Training/Kiwi/2024/a.jpg: the label would be "2024", so it is not read; the reason
     # names the class folder the image should sit directly in.
     nested = split_folder(F.col(PATH), level=4).isNotNull()
-    # Both kinds of unread rejects come from one scan of the listing, not one each.
+    # Test/c.jpg: in a split folder, but with no class folder to give its label.
+    unlabelled = split_folder(F.col(PATH), level=2).isNotNull()
+    # Every kind of unread reject comes from one scan of the listing, not one each.
     unread = files.filter(too_large | F.col(SPLIT).isNull()).select(
         PATH, LABEL, SPLIT,
         F.when(too_large, F.concat(
@@ -167,6 +169,11 @@ def describe_images(files: DataFrame, settings: OrbSettings, max_file_bytes: int
             F.lit("in a sub-folder of the class folder "),
             F.element_at(F.split(F.col(PATH), "/"), -3),
             F.lit(": images must sit directly in Training/<Class>/ or Test/<Class>/"),
+        )).when(unlabelled, F.concat(
+            F.lit("directly in the split folder "),
+            F.element_at(F.split(F.col(PATH), "/"), -2),
+            F.lit(", outside any class folder: images must sit in Training/<Class>/ or "
+                  "Test/<Class>/"),
         )).otherwise(F.lit("not inside a Training or Test folder")).alias(REJECT_REASON),
     )
     rejected_unread = unread.select(
