@@ -49,6 +49,16 @@ class ImageCounts:
     other_size_test: int | None = None
     training_size: tuple[int, int] | None = None
 
+    def other_size_note(self) -> str | None:
+        """What the Test images not of the Training size mean for `bovw predict`, or None
+        when there are none."""
+        if not self.other_size_test or not self.training_size:
+            return None
+        width, height = self.training_size
+        return (f"{self.other_size_test} Test images are not {width}x{height} (the Training "
+                f"median): described here as they are, framed to {width}x{height} by bovw "
+                "predict (predict.fit), so its answers on them can differ")
+
 
 @dataclass(frozen=True)
 class KeypointStats:
@@ -92,6 +102,13 @@ class Reduction:
     input_dimension: int | None = None
     explained_variance_total: float = 0.0
     explained_variance: tuple[float, ...] = ()
+
+    def components_text(self) -> str:
+        """"K components", saying when fewer were kept than asked for, and why."""
+        kept, asked = self.components, self.components_requested
+        capped = (f" (pca.components={asked} capped: the Training features span only {kept} "
+                  "dimensions)" if asked and kept and kept < asked else "")
+        return f"{kept} components{capped}"
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,18 @@ def test_images_of_other_sizes_are_counted_and_named_in_the_summary(first_run):
         == ("  other sizes      2 Test images are not 100x100 (the Training median): described "
             "here as they are, framed to 100x100 by bovw predict (predict.fit), so its answers "
             "on them can differ")
+    # The report says it too, and a capped PCA, which it left out.
+    from bovw.report.pages import metrics_rows
+
+    capped = dataclasses.replace(mixed, reduction=dataclasses.replace(
+        summary.reduction, components=7, components_requested=10))
+    rows = dict(metrics_rows(capped, json.loads((first_run / "metrics.json").read_text())))
+    assert rows["other sizes"] == (
+        "2 Test images are not 100x100 (the Training median): described here as they are, "
+        "framed to 100x100 by bovw predict (predict.fit), so its answers on them can differ")
+    assert rows["PCA"].startswith("7 components (pca.components=10 capped: the Training "
+                                  "features span only 7 dimensions), ")
+    assert "other sizes" not in dict(metrics_rows(summary, {}))
 
 
 def test_a_class_only_in_test_is_warned_about_and_reported_apart(first_run):

@@ -10,7 +10,7 @@ from bovw.cli.common import add_config_flags, overrides, report_under_lock, sess
 from bovw.config import load_config
 from bovw.pipeline.inputs import check_local_dataset
 from bovw.spark.progress import StageProgress
-from bovw.summary import Reduction, RunSummary
+from bovw.summary import RunSummary
 
 __all__ = ["DEMO_OVERRIDES", "HANDLERS", "add_commands", "format_summary"]
 
@@ -36,13 +36,6 @@ def add_commands(commands) -> None:
     add_config_flags(demo)
 
 
-def _components(reduction: Reduction) -> str:
-    kept, asked = reduction.components, reduction.components_requested
-    capped = f" (pca.components={asked} capped: the Training features span only {kept} " \
-        "dimensions)" if asked and kept and kept < asked else ""
-    return f"{kept} components{capped}"
-
-
 def format_summary(summary: RunSummary, input_path: str) -> str:
     """The human-readable end-of-run summary of a run (`summary`) of `input_path`."""
     counts, keypoints, metrics = summary.counts, summary.keypoints, summary.metrics
@@ -59,7 +52,7 @@ def format_summary(summary: RunSummary, input_path: str) -> str:
         f"{keypoints.images_without_keypoints} images without keypoints",
         f"  vocabulary       k={vocabulary.k} from {vocabulary.sample_descriptors} sampled "
         f"descriptors ({vocabulary.iterations} iterations)",
-        f"  PCA              {_components(summary.reduction)}, "
+        f"  PCA              {summary.reduction.components_text()}, "
         f"{100 * summary.reduction.explained_variance_total:.1f}% of variance",
         f"  accuracy         {100 * metrics.accuracy:.2f}% on {metrics.test_images} Test "
         f"images   macro F1 {metrics.macro_f1:.4f}",
@@ -68,12 +61,8 @@ def format_summary(summary: RunSummary, input_path: str) -> str:
     if metrics.test_only_classes:
         lines.insert(-1, f"  not scored       {metrics.test_only_images} Test images of "
                          f"classes not in Training: {', '.join(metrics.test_only_classes)}")
-    if counts.other_size_test:
-        width, height = counts.training_size
-        lines.insert(-1, f"  other sizes      {counts.other_size_test} Test images are not "
-                         f"{width}x{height} (the Training median): described here as they "
-                         f"are, framed to {width}x{height} by bovw predict (predict.fit), so "
-                         "its answers on them can differ")
+    if counts.other_size_note():
+        lines.insert(-1, f"  other sizes      {counts.other_size_note()}")
     if summary.resumed_stages:
         lines.append(f"  resumed          {', '.join(summary.resumed_stages)} reused from disk")
     lines.append(f"  output           {summary.output}")

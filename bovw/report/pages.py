@@ -57,6 +57,8 @@ def metrics_rows(summary: RunSummary, metrics: dict[str, Any]) -> list[tuple[str
         per_split = ", ".join(f"{k} {v}" for k, v in sorted(counts.per_split.items()))
         rows.append(("images read", f"{counts.images} ({counts.rejected} rejected; "
                                     f"{per_split}; {counts.classes} classes)"))
+    if counts.other_size_note():
+        rows.append(("other sizes", counts.other_size_note()))
     if counts.missing_features is not None:
         rows.append(("images without features", str(counts.missing_features)))
     if keypoints:
@@ -71,7 +73,7 @@ def metrics_rows(summary: RunSummary, metrics: dict[str, Any]) -> list[tuple[str
     if summary.features:
         rows.append(("features", summary.features))
     if reduction != Reduction():
-        rows.append(("PCA", f"{reduction.components} components, "
+        rows.append(("PCA", f"{reduction.components_text()}, "
                             f"{pct(reduction.explained_variance_total)} of variance"))
     if timings:
         rows.append(("seconds per stage",
