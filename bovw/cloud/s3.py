@@ -25,7 +25,7 @@ import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
-from bovw.cloud.credentials import request_error
+from bovw.cloud.credentials import credential_errors, request_error
 from bovw.cloud.s3a import refuse_credentials_in_url
 from bovw.config import S3Settings
 from bovw.errors import CloudError
@@ -104,9 +104,11 @@ def s3_client(settings: S3Settings, session: boto3.Session | None = None) -> Any
         retries=dict(RETRIES),
         s3={"addressing_style": "path"} if settings.path_style_access else None,
     )
-    return session.client(
-        "s3", region_name=settings.region, endpoint_url=settings.endpoint, config=config
-    )
+    # boto3 resolves the credentials here: a broken profile raises now, not at the request.
+    with credential_errors(session):
+        return session.client(
+            "s3", region_name=settings.region, endpoint_url=settings.endpoint, config=config
+        )
 
 
 def list_objects(s3_url: str, client: Any, *, page_size: int = 1000) -> Iterator[S3Object]:
