@@ -393,3 +393,37 @@ def test_no_url_with_credentials_reaches_the_cluster_request(field, url, shown):
 
     assert str(error.value).startswith(f"the path {shown}/... holds credentials before its '@'")
     assert "AKIAEMRTEST0042" not in str(error.value) and "0042" not in str(error.value)
+
+
+@pytest.mark.parametrize(("paths", "message"), [
+    ({"input_url": "/tmp/fs/data"},
+     "--input of an EMR step must be an s3:// or s3a:// URL (got '/tmp/fs/data')"),
+    ({"output_url": "runs/x"},
+     "--output of an EMR step must be an s3:// or s3a:// URL (got 'runs/x')"),
+    ({"output_url": "s3://my-bucket/"},
+     "--output 's3://my-bucket/' is a bucket's root, and a run writes a folder of its own; "
+     "fix: name a folder below it, e.g. s3://my-bucket/runs/1/"),
+    ({"output_url": "s3a://my-bucket"}, "--output 's3a://my-bucket' is a bucket's root"),
+])
+def test_step_refuses_a_run_folder_off_s3_or_at_a_bucket_root(paths, message):
+    """A cluster cannot read this machine's files, and a run's output on its own disks
+    goes with the (transient) cluster; `bovw run` refuses a bucket's root too."""
+    with pytest.raises(CloudError) as error:
+        build_step(SETTINGS, **{"config_uri": "s3://my-bucket/bovw/conf/emr.toml",
+                                "input_url": "s3://my-bucket/fruits/",
+                                "output_url": "s3://my-bucket/runs/1", **paths})
+
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize("flags", [["--input", "/tmp/fs/data", "--output", "runs/x"],
+                                   ["--input", "s3://bkt/f/", "--output", "s3://bkt/"]])
+def test_cli_refuses_a_local_or_root_run_folder_before_printing_a_request(flags, capsys):
+    argv = ["emr", "submit", "--config", str(CONF / "emr" / "emr.toml"),
+            "--config-uri", "s3://bkt/c.toml", *flags, "--dry-run"]
+
+    assert main(argv) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.splitlines()) == 1 and captured.err.startswith("bovw: error: --")

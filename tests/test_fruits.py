@@ -72,3 +72,19 @@ def test_missing_or_broken_file(tmp_path):
     with pytest.raises(FruitCatalogueError, match=r"^fruit catalogue .*broken.toml is not valid "
                                                   r"TOML: "):
         load_catalogue(broken)
+
+
+@pytest.mark.parametrize("flags, given", [
+    (["--fruits", "conf/fruits.toml"], "--fruits"),
+    (["--set", "predict.fruits=conf/fruits.toml"], "--set predict.fruits"),
+])
+def test_export_refuses_no_fruits_with_a_catalogue(tmp_path, capsys, flags, given):
+    """--no-fruits with --fruits embedded nothing and ignored --fruits silently."""
+    from bovw.cli import main
+
+    out = tmp_path / "m.npz"
+    assert main(["export", str(tmp_path / "run"), "--out", str(out), "--no-fruits", *flags]) == 2
+
+    assert capsys.readouterr().err == (f"bovw: config error: --no-fruits embeds no catalogue "
+                                       f"and {given} names one; fix: drop one of them\n")
+    assert not out.exists()

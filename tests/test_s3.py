@@ -74,15 +74,73 @@ def test_a_file_whose_size_changed_is_uploaded_again(tmp_path, s3, bucket):
     assert sizes["fruits/Test/Apple Braeburn/3_100.jpg"] == 999
 
 
-def test_same_size_counts_as_unchanged(tmp_path, s3, bucket):
-    # The skip rule compares sizes only, from one listing: no per-file HEAD or checksum.
+def test_a_file_with_new_bytes_of_the_same_size_is_uploaded_again(tmp_path, s3, bucket):
+    # Sizes alone called it unchanged, and S3 kept the old bytes.
     _dataset(tmp_path / "fruits")
     _upload(tmp_path / "fruits", f"s3://{bucket}/fruits", s3)
     (tmp_path / "fruits" / "Test" / "Apple Braeburn" / "3_100.jpg").write_bytes(b"y" * 120)
 
     report, _ = _upload(tmp_path / "fruits", f"s3://{bucket}/fruits", s3)
 
-    assert (report.uploaded, report.skipped) == (0, 5)
+    assert (report.uploaded, report.skipped) == (1, 4)
+    body = s3.get_object(Bucket=bucket, Key="fruits/Test/Apple Braeburn/3_100.jpg")["Body"]
+    assert body.read() == b"y" * 120
+
+
+def test_an_unchanged_multipart_file_is_skipped_and_a_changed_one_sent(tmp_path, s3, bucket):
+    big = tmp_path / "big" / "Training" / "Kiwi" / "huge.png"
+    big.parent.mkdir(parents=True)
+    content = bytearray(bytes(range(256)) * (36 * 1024 * 4))  # 36 MiB: 8 MiB parts
+    big.write_bytes(content)
+    kwargs = {"multipart_threshold": 5 * 1024 * 1024}
+    _upload(tmp_path / "big", f"s3://{bucket}/big", s3, **kwargs)
+    head = s3.head_object(Bucket=bucket, Key="big/Training/Kiwi/huge.png")
+    assert head["ETag"].strip('"').endswith("-5")
+
+    again, _ = _upload(tmp_path / "big", f"s3://{bucket}/big", s3, **kwargs)
+    content[-1] ^= 0xFF  # one byte of the last part
+    big.write_bytes(content)
+    changed, _ = _upload(tmp_path / "big", f"s3://{bucket}/big", s3, **kwargs)
+
+    assert (again.uploaded, again.skipped) == (0, 1)
+    assert (changed.uploaded, changed.skipped) == (1, 0)
+    body = s3.get_object(Bucket=bucket, Key="big/Training/Kiwi/huge.png")["Body"].read()
+    assert body == bytes(content)
+
+
+def test_an_object_whose_etag_is_no_md5_is_uploaded_again(tmp_path, s3, bucket):
+    # An SSE-KMS object's ETag, say: the content cannot be compared, so it is sent.
+    _dataset(tmp_path / "fruits")
+    _upload(tmp_path / "fruits", f"s3://{bucket}/fruits", s3)
+    key = "fruits/Test/Apple Braeburn/3_100.jpg"
+    listed = [S3Object(o.key, o.size, "0" * 32 if o.key == key else o.etag)
+              for o in list_objects(f"s3://{bucket}/fruits", s3)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("bovw.cloud.s3.list_objects", lambda *_args, **_kw: iter(listed))
+        report, _ = _upload(tmp_path / "fruits", f"s3://{bucket}/fruits", s3)
+
+    assert (report.uploaded, report.skipped) == (1, 4)
+
+
+def test_symlinked_class_folders_are_uploaded_and_loops_named(tmp_path, s3, bucket):
+    # `bovw run` follows a symlinked class folder: the upload left it out, silently.
+    _dataset(tmp_path / "fruits")
+    elsewhere = tmp_path / "elsewhere" / "Cherry"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "0_100.jpg").write_bytes(b"f" * 90)
+    (tmp_path / "fruits" / "Training" / "Cherry").symlink_to(elsewhere)
+    (elsewhere / "back").symlink_to(tmp_path / "fruits")  # a loop
+    (tmp_path / "fruits" / "Training" / "gone.jpg").symlink_to(tmp_path / "nothing.jpg")
+
+    report, output = _upload(tmp_path / "fruits", f"s3://{bucket}/fruits", s3)
+
+    keys = {obj.key for obj in list_objects(f"s3://{bucket}/fruits", s3)}
+    assert "fruits/Training/Cherry/0_100.jpg" in keys
+    assert len(keys) == 6 and report.uploaded == 6
+    assert report.not_followed == ("Training/Cherry/back", "Training/gone.jpg")
+    assert output.splitlines()[-1].endswith(
+        "; 2 links not followed (a loop or a missing target): Training/Cherry/back, "
+        "Training/gone.jpg")
 
 
 def test_progress_lines_and_final_count(tmp_path, s3, bucket):

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
 
 from bovw.cli import cloud, experiments, predict, run
+from bovw.cloud.s3a import refuse_credentials_in_url
+from bovw.config.redaction import (
+    has_url_credentials,
+    mask_url_credentials,
+    url_credentials_error,
+)
 from bovw.errors import BovwError, ConfigError
 
 __all__ = ["build_parser", "main"]
@@ -53,6 +60,7 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     handlers = {name: handler for group in COMMAND_GROUPS
                 for name, handler in group.HANDLERS.items()}
     try:
+        _refuse_credentials_in_flags(args)
         return handlers[args.command](args, environ)
     except ConfigError as error:
         return _fail("config error", error, args.verbose, 2)
@@ -68,11 +76,31 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         return 130
 
 
+def _refuse_credentials_in_flags(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a flag whose value holds a URL with credentials
+    (`scheme://user:password@host`): bovw saves and prints its paths and settings, and
+    the libraries it calls print URLs (Ivy its repositories, botocore its endpoint)."""
+    for dest, value in vars(args).items():
+        for word in value if isinstance(value, list) else [value]:
+            if not isinstance(word, str):
+                continue
+            flag = f"--{dest.replace('_', '-')}"
+            key, sep, setting = word.partition("=")
+            if dest in ("set", "param") and sep:
+                flag, word = f"{flag} {key}", setting
+            elif dest != "endpoint" and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", word):
+                refuse_credentials_in_url(word)  # a path: its own message
+            if has_url_credentials(word):
+                raise url_credentials_error(flag, word)
+
+
 def _fail(kind: str, error: Exception, verbose: bool, code: int) -> int:
-    """Report a user error as one line (after its whole trace with --verbose)."""
+    """Report a user error as one line (after its whole trace with --verbose); the
+    credentials of any URL it quotes (botocore's endpoint, say) are masked."""
     if verbose:
         traceback.print_exception(error, file=sys.stderr)
-    print(f"bovw: {kind}: {' '.join(str(error).splitlines())}", file=sys.stderr)
+    message = mask_url_credentials(" ".join(str(error).splitlines()))
+    print(f"bovw: {kind}: {message}", file=sys.stderr)
     return code
 
 

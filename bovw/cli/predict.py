@@ -25,7 +25,7 @@ from bovw.cli.common import (
     session,
 )
 from bovw.config import Config
-from bovw.errors import InputError, ModelFileError
+from bovw.errors import ConfigError, InputError, ModelFileError
 from bovw.pipeline.inputs import check_local_input, is_local_path
 from bovw.predict.fruits import (
     FruitInfo,
@@ -74,6 +74,11 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _export_catalogue(args: argparse.Namespace, config: Config) -> dict[str, FruitInfo]:
     if args.no_fruits:
+        given = "--fruits" if args.fruits else (
+            "--set predict.fruits" if "predict.fruits" in overrides(args) else None)
+        if given:
+            raise ConfigError(f"--no-fruits embeds no catalogue and {given} names one; "
+                              "fix: drop one of them")
         return {}
     path = args.fruits or config.predict.fruits or default_catalogue_path()
     return load_catalogue(path) if path else {}

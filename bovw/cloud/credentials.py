@@ -10,15 +10,19 @@ JVM's command line, and bovw.config.redaction masks them wherever a setting is s
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import boto3
 import botocore.exceptions
+import botocore.session
 
+from bovw.config.redaction import mask_url_credentials
 from bovw.errors import CloudError
 
-__all__ = ["ResolvedCredentials", "boto3_session", "credentials_from_session", "request_error",
-           "resolve_credentials"]
+__all__ = ["ResolvedCredentials", "boto3_session", "credential_errors",
+           "credentials_from_session", "request_error", "resolve_credentials"]
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +61,97 @@ def _key_hint(access_key: str) -> str:
 
 
 def boto3_session(profile: str | None, region: str | None = None) -> boto3.Session:
-    """A boto3 Session for `profile` (None: boto3's default chain). Raises CloudError."""
+    """A boto3 Session for `profile` (None: boto3's default chain, which AWS_PROFILE may
+    name). Raises CloudError."""
     try:
         return boto3.Session(profile_name=profile, region_name=region)
     except botocore.exceptions.ProfileNotFound as error:
-        known = ", ".join(sorted(boto3.Session().available_profiles)) or "none"
+        where = ("set s3.profile to a known profile" if profile is not None else
+                 "unset AWS_PROFILE (and AWS_DEFAULT_PROFILE) or name a known profile there")
+        raise _profile_not_found(error, profile, where) from error
+
+
+def _profile_not_found(error: botocore.exceptions.ProfileNotFound, profile: str | None,
+                       where: str) -> CloudError:
+    missing = error.kwargs.get("profile") or profile
+    # Not boto3.Session(): it reads AWS_PROFILE again and raises again when that is unknown.
+    try:
+        known = ", ".join(sorted(botocore.session.Session(profile=None).available_profiles))
+    except botocore.exceptions.BotoCoreError:
+        known = ""
+    return CloudError(
+        f"AWS profile {missing!r} not found in the AWS config/credentials files "
+        f"(known profiles: {known or 'none'}); fix: run `aws configure --profile {missing}` "
+        f"or {where}"
+    )
+
+
+def _who(session: boto3.Session) -> tuple[str | None, str]:
+    """The session's profile (None unless one by that name exists: boto3 reports "default"
+    even when there is none) and how messages name where its credentials come from."""
+    try:
+        names = session.available_profiles
+    except botocore.exceptions.BotoCoreError:
+        names = []
+    profile = session.profile_name if session.profile_name in names else None
+    return profile, f"AWS profile {profile!r}" if profile else "the default AWS credential chain"
+
+
+@contextmanager
+def credential_errors(session: boto3.Session) -> Iterator[None]:
+    """Turn what boto3 raises while resolving `session`'s credentials (boto3 does that in
+    get_credentials and when it creates a client) into one-line CloudErrors naming the
+    cause and the fix, never a key."""
+    profile, who = _who(session)
+    try:
+        yield
+    except (
+        botocore.exceptions.SSOTokenLoadError,
+        botocore.exceptions.UnauthorizedSSOTokenError,
+        botocore.exceptions.TokenRetrievalError,
+        botocore.exceptions.SSOError,
+    ) as error:
         raise CloudError(
-            f"AWS profile {profile!r} not found in the AWS config/credentials files "
-            f"(known profiles: {known}); fix: run `aws configure --profile {profile}` "
-            "or set s3.profile to a known profile"
+            f"the SSO session for {who} is missing or expired; "
+            f"fix: run `aws sso login{_profile_flag(profile)}`"
         ) from error
+    except botocore.exceptions.PartialCredentialsError as error:
+        raise _partial(error, who) from error
+    except botocore.exceptions.ProfileNotFound as error:  # a source_profile, say
+        raise _profile_not_found(error, profile, f"correct the profiles {who} refers to "
+                                 "(source_profile) in ~/.aws/config") from error
+    except botocore.exceptions.InvalidConfigError as error:
+        raise CloudError(f"{who} is misconfigured: {error}; fix: correct ~/.aws/config") from error
+    except botocore.exceptions.CredentialRetrievalError as error:
+        # Not its message: a credential_process's error output may hold anything.
+        raise CloudError(
+            f"{who} could not provide credentials: its {error.kwargs.get('provider', 'source')}"
+            " failed; fix: run the profile's credential_process (or login) yourself to see why"
+        ) from error
+    except botocore.exceptions.ClientError as error:
+        # Raised while assuming a role: the source identity may not assume it.
+        raise CloudError(
+            f"{who} could not assume its role: {_client_error_text(error)}; fix: check role_arn, "
+            "source_profile and the role's trust policy"
+        ) from error
+    except botocore.exceptions.NoRegionError as error:
+        raise CloudError(
+            f"{who} needs an AWS region to fetch its credentials; fix: set s3.region, "
+            "or `region = ...` in the profile"
+        ) from error
+
+
+def _partial(error: botocore.exceptions.PartialCredentialsError, who: str) -> CloudError:
+    missing = error.kwargs.get("cred_var", "a key")
+    if error.kwargs.get("provider") == "env":
+        return CloudError(
+            f"the environment holds incomplete AWS credentials ({missing} is missing); fix: "
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together, or unset both to use "
+            "a profile")
+    return CloudError(
+        f"{who} has incomplete credentials ({missing} is missing); fix: set both "
+        "aws_access_key_id and aws_secret_access_key"
+    )
 
 
 def resolve_credentials(
@@ -85,40 +170,11 @@ def credentials_from_session(
     session: boto3.Session, *, verify: bool = False
 ) -> ResolvedCredentials:
     """Freeze the credentials a boto3 Session resolves to; see resolve_credentials."""
-    # boto3 reports "default" even when no such profile exists; name only a real one.
-    profile = session.profile_name if session.profile_name in session.available_profiles else None
-    who = f"AWS profile {profile!r}" if profile else "the default AWS credential chain"
+    profile, who = _who(session)
     try:
-        credentials = session.get_credentials()
-        frozen = credentials.get_frozen_credentials() if credentials is not None else None
-    except (
-        botocore.exceptions.SSOTokenLoadError,
-        botocore.exceptions.UnauthorizedSSOTokenError,
-        botocore.exceptions.TokenRetrievalError,
-        botocore.exceptions.SSOError,
-    ) as error:
-        raise CloudError(
-            f"the SSO session for {who} is missing or expired; "
-            f"fix: run `aws sso login{_profile_flag(profile)}`"
-        ) from error
-    except botocore.exceptions.PartialCredentialsError as error:
-        raise CloudError(
-            f"{who} has incomplete credentials ({error.kwargs.get('cred_var', 'a key')} is "
-            "missing); fix: set both aws_access_key_id and aws_secret_access_key"
-        ) from error
-    except botocore.exceptions.InvalidConfigError as error:
-        raise CloudError(f"{who} is misconfigured: {error}; fix: correct ~/.aws/config") from error
-    except botocore.exceptions.ClientError as error:
-        # Raised while assuming a role: the source identity may not assume it.
-        raise CloudError(
-            f"{who} could not assume its role: {_client_error_text(error)}; fix: check role_arn, "
-            "source_profile and the role's trust policy"
-        ) from error
-    except botocore.exceptions.NoRegionError as error:
-        raise CloudError(
-            f"{who} needs an AWS region to fetch its credentials; fix: set s3.region, "
-            "or `region = ...` in the profile"
-        ) from error
+        with credential_errors(session):
+            credentials = session.get_credentials()
+            frozen = credentials.get_frozen_credentials() if credentials is not None else None
     except botocore.exceptions.BotoCoreError as error:
         raise CloudError(f"{who} could not provide credentials: {error}") from error
     if frozen is None or not frozen.access_key or not frozen.secret_key:
@@ -161,9 +217,11 @@ def request_error(error: botocore.exceptions.BotoCoreError, doing: str) -> Cloud
                           "`region = ...` in the AWS profile")
     if isinstance(error, botocore.exceptions.ConnectionError
                   | botocore.exceptions.HTTPClientError):
-        return CloudError(f"cannot reach AWS for {doing}: {error}; fix: check the network "
-                          "connection (and s3.endpoint, if set)")
-    return CloudError(f"{doing} failed: {error}")
+        return CloudError(mask_url_credentials(
+            f"cannot reach AWS for {doing}: {error}; fix: check the network connection (and "
+            "s3.endpoint, if set)"))
+    # Masked: an endpoint (AWS_ENDPOINT_URL, s3.endpoint) may carry user:password@.
+    return CloudError(mask_url_credentials(f"{doing} failed: {error}"))
 
 
 def _verify(session: boto3.Session, credentials: ResolvedCredentials, who: str) -> None:

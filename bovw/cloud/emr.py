@@ -15,10 +15,10 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
-from bovw.cloud.credentials import request_error
+from bovw.cloud.credentials import credential_errors, request_error
 from bovw.cloud.s3a import normalise_s3_url, refuse_credentials_in_url
 from bovw.config import EmrSettings
-from bovw.config.redaction import Redactor
+from bovw.config.redaction import Redactor, refuse_url_credentials
 from bovw.errors import CloudError
 
 __all__ = ["COMMAND_RUNNER", "build_step", "cluster_request", "create_cluster_with_step",
@@ -45,8 +45,10 @@ _SPARK_CONF = "spark.conf."
 
 def emr_client(settings: EmrSettings, session: boto3.Session | None = None) -> Any:
     """An EMR client for emr.region (or the session's region). Raises CloudError."""
+    session = session or boto3.Session()
     try:
-        return (session or boto3.Session()).client("emr", region_name=settings.region)
+        with credential_errors(session):
+            return session.client("emr", region_name=settings.region)
     except botocore.exceptions.BotoCoreError as error:
         raise request_error(error, "the EMR API") from error
 
@@ -58,6 +60,25 @@ def _require_s3(value: str | None, name: str) -> str:
     if not value or not value.startswith("s3://"):
         raise CloudError(f"{name} must be an s3:// URI (got {value!r}); fix: set it in [emr]")
     return value
+
+
+def _require_s3_folder(url: str, name: str, *, below_root: bool) -> None:
+    """Refuse a run `url` that is not on S3: the step runs on the cluster, whose local disks
+    (and, on a cluster bovw creates, everything on them) go when it ends."""
+    refuse_credentials_in_url(url)
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("s3", "s3a", "s3n"):
+        raise CloudError(
+            f"--{name} of an EMR step must be an s3:// or s3a:// URL (got {url!r}): the step "
+            "runs on the cluster, which cannot read this machine's files and whose own disks "
+            "go with it; fix: upload the dataset (`bovw s3 upload`) and give s3:// URLs")
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise CloudError(f"--{name} {url!r} names no bucket; fix: use s3://bucket/folder/")
+    if below_root and not key.strip("/"):
+        raise CloudError(f"--{name} {url!r} is a bucket's root, and a run writes a folder "
+                         f"of its own; fix: name a folder below it, e.g. {scheme}://{bucket}"
+                         "/runs/1/")
 
 
 def build_step(
@@ -75,7 +96,8 @@ def build_step(
     """An EMR step running `spark-submit ... <emr.job_script> --config ... --input ... --output`.
 
     `config_uri` is the s3:// URI of the run's TOML config; `input_url` and `output_url`
-    are given to the job as s3a:// URLs. `overrides` (dotted key -> value, as from the
+    (s3:// or s3a://, the output a folder below the bucket's root, else CloudError) are
+    given to the job as s3a:// URLs. `overrides` (dotted key -> value, as from the
     command line) go to the job as `--set key=value`, in order, so the cluster runs the
     configuration the submitter asked for; those spark-submit itself must apply
     (`spark.conf.*`, `spark.driver_memory`) are also given to it as `--conf`. `job_args`
@@ -88,6 +110,11 @@ def build_step(
     """
     redactor = redactor or Redactor()
     overrides = dict(overrides or {})
+    _require_s3_folder(input_url, "input", below_root=False)
+    _require_s3_folder(output_url, "output", below_root=True)
+    # EMR shows the step's arguments: no override may carry a URL's user:password@ either.
+    refuse_url_credentials({key: str(value) for key, value in overrides.items()})
+    refuse_url_credentials(dict(settings.spark_conf), "emr.spark_conf")
     script = _require_s3(settings.job_script, "emr.job_script")
     config_uri = _require_s3(config_uri, "the config URI")
     config_name = config_uri.rsplit("/", 1)[-1]

@@ -1,22 +1,27 @@
 """Copy a local dataset folder to S3 and list what is there, with boto3.
 
 `upload` lists the destination prefix once (ListObjectsV2, paginated), skips files already
-there with the same size, and uploads the rest concurrently, each file with boto3's managed
-transfer (multipart above a threshold). Keys keep the path relative to the local folder, so
-`Training/Apple Braeburn/0_100.jpg` stays a class folder with its space.
+there with the same content, and uploads the rest concurrently, each file with boto3's
+managed transfer (multipart above a threshold). Keys keep the path relative to the local
+folder, so `Training/Apple Braeburn/0_100.jpg` stays a class folder with its space.
+
+"The same content" is the same size and the same ETag: S3's ETag of a plain PUT is the
+MD5 of the bytes, that of a multipart upload the MD5 of its parts' MD5s with "-<parts>";
+the file's is computed as bovw's own upload would split it. An object whose ETag is no
+MD5 (SSE-KMS encryption, another tool's part size) is uploaded again: never kept stale.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import mimetypes
 import os
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,13 +30,15 @@ import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
-from bovw.cloud.credentials import request_error
+from bovw.cloud.credentials import credential_errors, request_error
 from bovw.cloud.s3a import refuse_credentials_in_url
+from bovw.cloud.upload_progress import ProgressBar, human_bytes
 from bovw.config import S3Settings
 from bovw.errors import CloudError
 
-__all__ = ["CONNECT_TIMEOUT_SECONDS", "RETRIES", "S3Object", "UploadReport", "list_objects",
-           "local_files", "parse_s3_url", "s3_client", "upload"]
+__all__ = ["CONNECT_TIMEOUT_SECONDS", "RETRIES", "S3Object", "UploadReport",
+           "links_not_followed", "list_objects", "local_files", "parse_s3_url", "s3_client",
+           "upload"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,8 @@ class S3Object:
 
     key: str
     size: int
+    # What S3 says of the content (see the module's docstring); not part of the identity.
+    etag: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -68,13 +77,18 @@ class UploadReport:
     failed: int
     bytes_uploaded: int
     failures: tuple[tuple[str, str], ...] = ()
+    not_followed: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        """One line: counts and bytes."""
-        return (
+        """One line: counts and bytes (and the links not followed, if any)."""
+        line = (
             f"uploaded {self.uploaded}, skipped {self.skipped} unchanged, failed {self.failed}, "
-            f"{_human_bytes(self.bytes_uploaded)} sent"
+            f"{human_bytes(self.bytes_uploaded)} sent"
         )
+        if self.not_followed:
+            line += (f"; {len(self.not_followed)} links not followed (a loop or a missing "
+                     f"target): {', '.join(self.not_followed)}")
+        return line
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -104,9 +118,11 @@ def s3_client(settings: S3Settings, session: boto3.Session | None = None) -> Any
         retries=dict(RETRIES),
         s3={"addressing_style": "path"} if settings.path_style_access else None,
     )
-    return session.client(
-        "s3", region_name=settings.region, endpoint_url=settings.endpoint, config=config
-    )
+    # boto3 resolves the credentials here: a broken profile raises now, not at the request.
+    with credential_errors(session):
+        return session.client(
+            "s3", region_name=settings.region, endpoint_url=settings.endpoint, config=config
+        )
 
 
 def list_objects(s3_url: str, client: Any, *, page_size: int = 1000) -> Iterator[S3Object]:
@@ -121,7 +137,8 @@ def list_objects(s3_url: str, client: Any, *, page_size: int = 1000) -> Iterator
     try:
         for page in pages:
             for item in page.get("Contents", []):
-                yield S3Object(key=item["Key"], size=int(item["Size"]))
+                yield S3Object(key=item["Key"], size=int(item["Size"]),
+                               etag=str(item.get("ETag", "")).strip('"'))
     except botocore.exceptions.ClientError as error:
         raise _cloud_error(error, bucket, prefix, "s3:ListBucket") from error
     except botocore.exceptions.BotoCoreError as error:
@@ -152,17 +169,67 @@ def _cloud_error(
 
 
 def local_files(local_dir: str | Path) -> list[tuple[Path, str]]:
-    """(path, relative key) of every file under `local_dir`, sorted by key."""
+    """(path, relative key) of every file under `local_dir`, sorted by key; symlinked
+    folders are followed, as `bovw run` lists a local folder (links_not_followed says
+    which links are not: a loop or a missing target)."""
+    return _walk(local_dir)[0]
+
+
+def links_not_followed(local_dir: str | Path) -> list[str]:
+    """The links under `local_dir` that local_files leaves out, relative to it, sorted."""
+    return _walk(local_dir)[1]
+
+
+def _walk(local_dir: str | Path) -> tuple[list[tuple[Path, str]], list[str]]:
     root = Path(local_dir)
     if not root.is_dir():
         raise CloudError(f"local folder not found: {root}; fix: pass an existing dataset folder")
     found = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders.sort()
+    not_followed = []
+    # The real folders above each folder: a link back to one of them is a loop.
+    above = {str(root): frozenset({os.path.realpath(root)})}
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        seen = above.pop(folder)
+        followed = []
+        for name in sorted(subfolders):
+            path = os.path.join(folder, name)
+            real = os.path.realpath(path)
+            if real in seen:
+                not_followed.append(Path(path).relative_to(root).as_posix())
+                continue
+            above[path] = seen | {real}
+            followed.append(name)
+        subfolders[:] = followed
         for name in files:
             path = Path(folder, name)
+            if not path.is_file():  # a link to nothing
+                not_followed.append(path.relative_to(root).as_posix())
+                continue
             found.append((path, path.relative_to(root).as_posix()))
-    return sorted(found, key=lambda item: item[1])
+    return sorted(found, key=lambda item: item[1]), sorted(not_followed)
+
+
+def _etag(path: Path, size: int, multipart_threshold: int, part_size: int) -> str:
+    """The ETag S3 gives `path` uploaded by `upload`: MD5 of the bytes, or for a multipart
+    upload the MD5 of the parts' MD5s and "-<parts>" (boto3 doubles the part size until
+    there are at most 10,000 parts)."""
+    with path.open("rb") as file:
+        if size < multipart_threshold:
+            return hashlib.file_digest(file, _md5).hexdigest()
+        while math.ceil(size / part_size) > 10_000:
+            part_size *= 2
+        digests = []
+        for _part in range(math.ceil(size / part_size)):
+            digest, left = _md5(), part_size
+            while left > 0 and (block := file.read(min(left, 1 << 20))):
+                digest.update(block)
+                left -= len(block)
+            digests.append(digest.digest())
+    return f"{_md5(b''.join(digests)).hexdigest()}-{len(digests)}"
+
+
+def _md5(data: bytes = b"") -> Any:
+    return hashlib.md5(data, usedforsecurity=False)
 
 
 def upload(
@@ -177,7 +244,8 @@ def upload(
 ) -> UploadReport:
     """Upload every file under `local_dir` to the folder `s3_url`, skipping unchanged ones.
 
-    A file is unchanged when an object with its key and size already exists. `concurrency`
+    A file is unchanged when an object with its key, size and content (its ETag: see the
+    module's docstring) already exists; files in symlinked folders are uploaded too. `concurrency`
     files upload at once; files above `multipart_threshold` bytes go in parts. With
     `progress` a text bar is drawn on `stream` (stderr by default). Missing bucket, access
     denied or rejected credentials raise CloudError (objects already sent stay); other
@@ -185,17 +253,20 @@ def upload(
     """
     bucket, key = parse_s3_url(s3_url)
     prefix = _folder_prefix(key)
-    files = local_files(local_dir)
-    remote = {obj.key: obj.size for obj in list_objects(f"s3://{bucket}/{prefix}", client)}
+    files, not_followed = _walk(local_dir)
+    remote = {obj.key: obj for obj in list_objects(f"s3://{bucket}/{prefix}", client)}
+    part_size = max(multipart_threshold // 4, 8 * 1024 * 1024)
     todo = []
     skipped = 0
     for path, relative in files:
         size = path.stat().st_size
-        if remote.get(prefix + relative) == size:
+        there = remote.get(prefix + relative)
+        if (there is not None and there.size == size
+                and there.etag == _etag(path, size, multipart_threshold, part_size)):
             skipped += 1
         else:
             todo.append((path, prefix + relative, size))
-    bar = _ProgressBar(
+    bar = ProgressBar(
         total_files=len(files),
         total_bytes=sum(size for _, _, size in todo),
         stream=(stream or sys.stderr) if progress else None,
@@ -203,7 +274,7 @@ def upload(
     bar.skip(skipped)
     transfer = TransferConfig(
         multipart_threshold=multipart_threshold,
-        multipart_chunksize=max(multipart_threshold // 4, 8 * 1024 * 1024),
+        multipart_chunksize=part_size,
         max_concurrency=4,
     )
 
@@ -253,6 +324,7 @@ def upload(
         failed=len(failures),
         bytes_uploaded=sent_bytes,
         failures=tuple(sorted(failures)),
+        not_followed=tuple(not_followed),
     )
     bar.finish(report)
     for object_key, reason in report.failures:
@@ -260,83 +332,3 @@ def upload(
     if fatal is not None:
         raise CloudError(f"{fatal} (stopped after: {report.summary()})")
     return report
-
-
-def _human_bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GB"
-
-
-class _ProgressBar:
-    """A one-line text bar: redrawn in place on a terminal, a line per 10% elsewhere."""
-
-    WIDTH = 30
-
-    def __init__(self, total_files: int, total_bytes: int, stream: TextIO | None) -> None:
-        self.total_files = total_files
-        self.total_bytes = total_bytes
-        self.stream = stream
-        self.interactive = bool(stream is not None and stream.isatty())
-        self.files_done = 0
-        self.skipped = 0
-        self.failed = 0
-        self.bytes_done = 0
-        self.last_decile = -1
-        self.last_draw = 0.0
-        self.lock = threading.Lock()
-
-    def skip(self, count: int) -> None:
-        with self.lock:
-            self.skipped += count
-            self.files_done += count
-            self._draw()
-
-    def add_bytes(self, count: int) -> None:
-        with self.lock:
-            self.bytes_done += count
-            if self.interactive:
-                self._draw()
-
-    def file_done(self, ok: bool) -> None:
-        with self.lock:
-            self.files_done += 1
-            self.failed += 0 if ok else 1
-            self._draw()
-
-    def _line(self) -> str:
-        fraction = self.files_done / self.total_files if self.total_files else 1.0
-        filled = int(fraction * self.WIDTH)
-        return (
-            f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] "
-            f"{self.files_done}/{self.total_files} files, "
-            f"{_human_bytes(self.bytes_done)}/{_human_bytes(self.total_bytes)}"
-            f" (skipped {self.skipped}, failed {self.failed})"
-        )
-
-    def _draw(self, final: bool = False) -> None:
-        if self.stream is None:
-            return
-        if self.interactive:
-            now = time.monotonic()
-            if final or now - self.last_draw >= 0.1:
-                self.last_draw = now
-                self.stream.write("\r" + self._line())
-                self.stream.flush()
-            return
-        decile = 10 * self.files_done // self.total_files if self.total_files else 10
-        if decile > self.last_decile and not final:
-            self.last_decile = decile
-            self.stream.write(self._line() + "\n")
-
-    def finish(self, report: UploadReport) -> None:
-        if self.stream is None:
-            return
-        with self.lock:
-            if self.interactive:
-                self._draw(final=True)
-                self.stream.write("\n")
-            self.stream.write(report.summary() + "\n")
-            self.stream.flush()

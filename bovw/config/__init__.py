@@ -29,7 +29,12 @@ from typing import Any
 from bovw.config.blocks import ColourSettings, ToneSettings
 from bovw.config.cloud import EMR_FAILURE_ACTIONS, S3_COMMITTERS, EmrSettings, S3Settings
 from bovw.config.parsing import coerce, parse_assignment, require, section_from_table, to_plain
-from bovw.config.redaction import Redactor, redacted_settings, redactor_for
+from bovw.config.redaction import (
+    Redactor,
+    redacted_settings,
+    redactor_for,
+    refuse_url_credentials,
+)
 from bovw.config.settings import (
     ASSIGNMENTS,
     CNN_BACKBONES,
@@ -88,6 +93,8 @@ class Config:
                 f"(got {self.seed})")
         for section in _sections(self):
             getattr(self, section).validate()
+        # Whatever a setting is called, a URL's user:password@ would be saved and shown.
+        refuse_url_credentials(to_plain(self))
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,6 +10,11 @@ Two rules, both always applied:
 - bovw's: any setting whose name says it holds a secret (secret, password, token, access
   key; any case, `.`, `_` or `-` inside "access key"), at any depth, Spark property or not.
 
+A URL's userinfo (`scheme://user:password@host`) is a secret whatever the setting's name:
+refuse_url_credentials refuses a setting that holds one (the configuration calls it on
+every value), url_credentials_error a command-line word, and mask_url_credentials masks
+them in any text bovw shows (error messages, masked settings).
+
 Kept free of Spark and boto3: the configuration, the CLI and the cloud modules all use it.
 """
 
@@ -24,7 +29,8 @@ from typing import Any
 from bovw.errors import ConfigError
 
 __all__ = ["REDACTED", "REDACTION_REGEX_KEY", "SPARK_DEFAULT_REDACTION_REGEX", "Redactor",
-           "masked_repr", "redacted_settings", "redactor_for"]
+           "has_url_credentials", "mask_url_credentials", "masked_repr", "redacted_settings",
+           "redactor_for", "refuse_url_credentials", "url_credentials_error"]
 
 REDACTION_REGEX_KEY = "spark.redaction.regex"
 # The default of spark.redaction.regex in the newest Spark bovw supports (pyspark 4.3.0: the
@@ -37,6 +43,71 @@ SPARK_DEFAULT_REDACTION_REGEX = r"(?i)secret|password|token|access[.]?key|creden
 REDACTED = "*********(redacted)"
 
 _SECRET_NAME = re.compile(r"secret|password|token|access[._-]?key", re.IGNORECASE)
+
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# The userinfo ends at the authority's '@' (RFC 3986: the authority ends at / ? or #).
+_USERINFO = re.compile(r"[^/?#@\s]*@")
+# An AWS secret key often holds '/', which ends an S3 URL's authority early:
+# "s3a://KEY:SEC/RET@bucket/x" (a bucket name never holds ':').
+_S3_USERINFO = re.compile(r"[^/@\s]*:[^@\s]*@")
+_S3_SCHEMES = ("s3", "s3a", "s3n")
+MASKED_USERINFO = "***@"
+
+
+def _userinfo_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the `userinfo@` of every URL in `text`, in order, not overlapping."""
+    spans: list[tuple[int, int]] = []
+    for match in _URL_START.finditer(text):
+        if spans and match.start() < spans[-1][1]:
+            continue
+        scheme = match.group()[:-3].lower()
+        found = _S3_USERINFO.match(text, match.end()) if scheme in _S3_SCHEMES else None
+        found = found or _USERINFO.match(text, match.end())
+        if found:
+            spans.append((match.end(), found.end()))
+    return spans
+
+
+def has_url_credentials(text: str) -> bool:
+    """True when `text` holds a URL with a userinfo (`scheme://user:password@host`)."""
+    return bool(_userinfo_spans(text))
+
+
+def mask_url_credentials(text: str) -> str:
+    """`text` with the userinfo of every URL in it replaced: `http://***@host/...`."""
+    shown, last = [], 0
+    for start, end in _userinfo_spans(text):
+        shown += [text[last:start], MASKED_USERINFO]
+        last = end
+    return "".join(shown) + text[last:]
+
+
+def url_credentials_error(where: str, value: str) -> ConfigError:
+    """The one-line error for `where` (a setting's dotted key, a flag) holding `value`, a
+    text with credentials in a URL; the message shows the URL masked."""
+    return ConfigError(
+        f"{where} holds credentials in a URL ({mask_url_credentials(value)}); bovw would "
+        "save them with the settings in run.json, reports and logs, and Spark and its "
+        "libraries print such URLs; fix: remove the user:password@ part and give the "
+        "credentials another way (for S3: an AWS profile, --profile or s3.profile)")
+
+
+def refuse_url_credentials(settings: Any, where: str = "") -> None:
+    """Raise ConfigError (url_credentials_error, naming the dotted key) when any text in
+    `settings` (plain mappings and lists at any depth, keys joined by '.') holds a URL with
+    credentials: whatever a setting is called, such a URL would be saved and shown."""
+    if isinstance(settings, Mapping):
+        for key, item in settings.items():
+            refuse_url_credentials(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(settings, list | tuple):
+        for item in settings:
+            refuse_url_credentials(item, where)
+    elif isinstance(settings, str) and has_url_credentials(settings):
+        raise url_credentials_error(where or "a setting", settings)
+
+
+def _masked(value: Any) -> Any:
+    return mask_url_credentials(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -71,20 +142,20 @@ class Redactor:
 
     def properties(self, properties: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of a Spark property table with every secret value masked."""
-        return {key: REDACTED if self.secret_property(key, value) else value
+        return {key: REDACTED if self.secret_property(key, value) else _masked(value)
                 for key, value in properties.items()}
 
     def names(self, value: Any) -> Any:
         """A copy of `value` (mappings and lists at any depth) with the value of every key
         named like a secret masked. Only names count: the values of bovw's own settings
         (paths, profiles) are left as they are, so that two configs that differ in one
-        still differ once masked."""
+        still differ once masked; but the credentials of a URL are masked in any text."""
         if isinstance(value, Mapping):
             return {key: REDACTED if self.secret_name(str(key)) else self.names(item)
                     for key, item in value.items()}
         if isinstance(value, list | tuple):
             return [self.names(item) for item in value]
-        return value
+        return _masked(value)
 
     def words(self, words: Iterable[str]) -> list[str]:
         """Command-line words with the value of every secret `key=value` word masked."""
@@ -92,7 +163,7 @@ class Redactor:
         for word in words:
             key, sep, value = word.partition("=")
             masked.append(f"{key}={REDACTED}" if sep and self.secret_property(key, value)
-                          else word)
+                          else mask_url_credentials(word))
         return masked
 
 

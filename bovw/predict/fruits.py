@@ -16,12 +16,14 @@ Free of Spark; `bovw.predict.predictor` embeds the entries of a model's classes 
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bovw.config.redaction import mask_url_credentials
 from bovw.errors import FruitCatalogueError
 
 __all__ = ["MAX_TEXT", "OPTIONAL_KEYS", "REQUIRED_KEYS", "FruitInfo", "default_catalogue_path",
@@ -92,10 +94,16 @@ def parse_catalogue(data: Mapping[str, Any], source: str = "catalogue"
 
 
 def load_catalogue(path: str | Path) -> dict[str, FruitInfo]:
-    """Read and validate a catalogue TOML file; raises FruitCatalogueError."""
+    """Read and validate a catalogue TOML file (a local one); raises FruitCatalogueError."""
+    # As given, the credentials of a URL masked: Path("s3://b/f") would read "s3:/b/f".
+    shown = mask_url_credentials(str(path))
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", str(path)):
+        raise FruitCatalogueError(f"fruit catalogue {shown} is a URL, and bovw reads the "
+                                  "catalogue from a local file; fix: copy it to this machine "
+                                  "(e.g. `aws s3 cp`) and give that file")
     path = Path(path)
     if not path.is_file():
-        raise FruitCatalogueError(f"fruit catalogue not found: {path}")
+        raise FruitCatalogueError(f"fruit catalogue not found: {shown}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
