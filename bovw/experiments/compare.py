@@ -315,8 +315,9 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
         log("[bovw] cnn_features: already finished, reusing its outputs")
     mismatches = record["counts"].get("label_mismatches", 0)
     if mismatches:
-        log(f"[bovw] compare cnn: {mismatches} images are labelled otherwise in {cnn_features} "
-            "than by their class folder; the folder labels are used")
+        images = "1 image is" if mismatches == 1 else f"{mismatches} images are"
+        log(f"[bovw] compare cnn: {images} labelled otherwise in {cnn_features} than by "
+            "their class folder; the folder labels are used")
     matched = storage.read_parquet(spark, layout.path("cnn_features"))
     missing_count = storage.read_parquet(spark, layout.rejects).count()
     if missing_count:
