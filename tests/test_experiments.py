@@ -111,6 +111,51 @@ def test_bad_sweep_parameters_are_one_line_errors(test_config):
         sweep_points(test_config, [("pca.size", ["8"])])
 
 
+@pytest.mark.parametrize(("key", "values", "shown"), [
+    ("vocabulary.k", ["10", "010"], "10 and 010"),
+    ("histograms.tfidf", ["true", "True"], "true and True"),
+    ("orb.dense_scales", ["1.0", "1"], "1.0 and 1"),
+])
+def test_a_value_swept_twice_after_parsing_is_refused(test_config, key, values, shown):
+    with pytest.raises(ConfigError, match=rf"^--param {key} gives the same value twice "
+                                          rf"\({shown}\); list each value once$"):
+        sweep_points(test_config, [(key, values)])
+
+
+@pytest.mark.parametrize("key", ["spark.driver_memory", "spark.shuffle_partitions",
+                                 "spark.arrow_batch_size", "spark.conf.spark.task.cpus",
+                                 "s3.region"])
+def test_session_settings_cannot_be_swept(dataset, tmp_path, capsys, key):
+    value = {"spark.driver_memory": "1g,3g", "s3.region": "eu-west-1,us-east-1"}.get(key, "1,2")
+    code = main(["sweep", "--input", str(dataset), "--output", str(tmp_path / "s"),
+                 "--param", f"{key}={value}"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"bovw: config error: --param {key}: a sweep runs every point in one Spark session, "
+        "set once for the whole sweep; fix: give it once, with --set, --master or the "
+        "config\n")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("key", ["cnn.batch_size", "predict.top"])
+def test_settings_a_run_does_not_use_cannot_be_swept(test_config, key):
+    with pytest.raises(ConfigError, match=rf"^--param {key}: the points of a sweep are bovw "
+                                          "runs, which do not use it; drop it$"):
+        sweep_points(test_config, [(key, ["1", "2"])])
+
+
+def test_a_variant_named_twice_is_refused(spark, config, dataset, tmp_path):
+    from bovw.experiments.compare import parse_variants
+
+    with pytest.raises(ConfigError, match=r"^--variants lists orb twice \(orb,cnn,orb\); name "
+                                          "each variant once$"):
+        parse_variants("orb,cnn,orb")
+    with pytest.raises(ConfigError, match="lists orb twice"):
+        compare(spark, config, str(dataset), str(tmp_path / "out"), variants=("orb", "orb"),
+                log=lambda _line: None)
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------- sweep: end to end
 
 def test_sweep_table_has_one_row_per_k(sweep):
@@ -257,17 +302,23 @@ def test_reports_have_every_section_and_embed_their_images(sweep):
 
 # ---------------------------------------------------------------- comparison
 
-def external_features(spark, dataset, path, leave_out=(), extra=(), style="file"):
-    """A CNN-features Parquet made 'elsewhere': a one-hot class code plus noise per image."""
+def external_features(spark, dataset, path, leave_out=(), extra=(), style="file", values=None,
+                      labels=None):
+    """A CNN-features Parquet made 'elsewhere': a one-hot class code plus noise per image.
+
+    `values` and `labels` map a relative image path (Training/Banana/0_100.jpg) to the
+    features or label written instead."""
     rng = np.random.default_rng(0)
     rows = []
     for image in sorted(dataset.rglob("*.jpg")):
         if image.name in leave_out:
             continue
         label = image.parent.name
-        code = np.eye(len(CLASSES))[CLASSES.index(label)] * 3 + rng.normal(0, 0.1, 3)
+        code = [float(v) for v in
+                np.eye(len(CLASSES))[CLASSES.index(label)] * 3 + rng.normal(0, 0.1, 3)]
+        name = str(image.relative_to(dataset))
         written = f"file:{image}" if style == "file" else str(image)
-        rows.append((written, label, [float(v) for v in code]))
+        rows.append((written, (labels or {}).get(name, label), (values or {}).get(name, code)))
     rows.extend(extra)
     spark.createDataFrame(rows, "path string, label string, features array<float>"
                           ).coalesce(1).write.mode("overwrite").parquet(str(path))
@@ -348,6 +399,67 @@ def test_a_features_file_without_the_named_column_is_refused(spark, config, data
         compare(spark, config.replace(**{"cnn.features_column": "embedding"}), str(dataset),
                 str(tmp_path / "out"), variants=("cnn",), cnn_features=features,
                 log=lambda _line: None)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), None])
+def test_non_finite_features_are_refused_before_the_output_is_made(spark, config, dataset,
+                                                                    tmp_path, bad):
+    poisoned = {"Test/Banana/1_100.jpg": [1.0, bad, 0.0],
+                "Training/Orange/2_100.jpg": [bad, 0.0, 0.0]}
+    features = external_features(spark, dataset, tmp_path / "cnn.parquet", values=poisoned)
+    with pytest.raises(CompareError) as error:
+        compare(spark, config, str(dataset), str(tmp_path / "out"), variants=("orb", "cnn"),
+                cnn_features=features, log=lambda _line: None)
+    assert str(error.value) == (
+        f"2 of 42 feature vectors in {features} hold NaN, infinite or missing values (e.g. "
+        f"{dataset}/Test/Banana/1_100.jpg); fix the features file: every value must be a "
+        "finite number")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_named_label_column_must_exist(spark, config, dataset, tmp_path):
+    features = external_features(spark, dataset, tmp_path / "cnn.parquet")
+    with pytest.raises(CompareError, match=r"has no column 'fruit' \(its columns: path, "
+                                           r"label, features\); name the right one with "
+                                           r"--label-col"):
+        compare(spark, config.replace(**{"cnn.label_column": "fruit"}), str(dataset),
+                str(tmp_path / "out"), variants=("cnn",), cnn_features=features,
+                log=lambda _line: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_labels_that_disagree_with_the_folders_are_said_and_the_variant_not_exported(
+        spark, config, dataset, tmp_path):
+    from bovw.errors import ExportError
+    from bovw.predict.export import export_model
+
+    relabelled = {"Training/Banana/0_100.jpg": "Orange", "Test/Orange/1_100.jpg": "Banana"}
+    features = external_features(spark, dataset, tmp_path / "cnn.parquet", labels=relabelled)
+    log: list[str] = []
+    compare(spark, config, str(dataset), str(tmp_path / "out"), variants=("cnn",),
+            cnn_features=features, report=False, log=log.append)
+    assert (f"[bovw] compare cnn: 2 images are labelled otherwise in {features} than by "
+            "their class folder; the folder labels are used") in log
+    variant = tmp_path / "out" / "variants" / "cnn"
+    with pytest.raises(ExportError, match=r"is the cnn variant of a comparison: its features "
+                                          "come from a CNN, which a bovw model file does not "
+                                          "hold; export an ORB variant"):
+        export_model(spark, str(variant), str(tmp_path / "model.npz"), {})
+
+
+def test_a_backbone_that_cannot_load_stops_before_the_output_is_made(spark, config, dataset,
+                                                                      tmp_path):
+    pytest.importorskip("torch")
+    from bovw.errors import CnnError
+
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"hello world, not a state dict")
+    with pytest.raises(CnnError) as error:
+        compare(spark, config.replace(**{"cnn.weights_path": str(weights)}), str(dataset),
+                str(tmp_path / "out"), variants=("orb", "cnn"), log=lambda _line: None)
+    assert str(error.value) == (f"cannot read CNN weights from {weights}: it is not a PyTorch "
+                                "state-dict file (torch.save of a model's state_dict())")
+    assert not (tmp_path / "out").exists()
 
 
 def test_paths_from_different_writers_agree(spark):

@@ -453,6 +453,55 @@ def test_unreadable_bytes_are_a_reject_not_an_exception():
     assert prediction.top == () and prediction.low_confidence and prediction.label is None
 
 
+@pytest.mark.parametrize("top", [0, -1, 1.5, True])
+def test_top_below_one_or_not_a_whole_number_is_refused(top):
+    predictor = Predictor(tiny_model(), PredictSettings(min_textured_patches=0))
+    with pytest.raises(ValueError, match=rf"top must be a whole number >= 1 \(got {top!r}\)"):
+        predictor.predict(white_png(100, 100), top=top)
+
+
+def test_top_gives_at_most_that_many_classes():
+    predictor = Predictor(tiny_model(), PredictSettings(min_textured_patches=0, top=2))
+    photo = white_png(100, 100)
+    assert len(predictor.predict(photo, top=1).top) == 1
+    assert len(predictor.predict(photo).top) == 2
+    assert len(predictor.predict(photo, top=np.int64(5)).top) == 2  # the model's 2 classes
+
+
+def test_a_photo_path_is_read_like_its_bytes(tmp_path):
+    predictor = Predictor(tiny_model(), PredictSettings(min_textured_patches=0))
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(white_png(300, 200))
+    from_bytes = predictor.predict(photo.read_bytes()).to_dict()
+    assert predictor.predict(photo).to_dict() == from_bytes
+    assert predictor.predict(str(photo)).to_dict() == from_bytes
+    assert predictor.predict(bytearray(photo.read_bytes())).to_dict() == from_bytes
+    with pytest.raises(FileNotFoundError):
+        predictor.predict(tmp_path / "missing.jpg")
+    with pytest.raises(TypeError, match=r"a photo is the bytes of an image file or its path "
+                                        r"\(str or os.PathLike\), not int"):
+        predictor.predict(42)
+
+
+def test_open_image_refuses_what_is_not_bytes():
+    from bovw.image.decode import open_image
+
+    with pytest.raises(TypeError, match="open_image takes the bytes of an image file, not str"):
+        open_image("/path/photo.jpg", OrbSettings())
+
+
+def test_cli_refuses_overwrite_for_photo_files(tmp_path, capsys):
+    from bovw.cli import main
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(white_png(100, 100))
+    code = main(["predict", "--model", str(tmp_path / "model.npz"), str(photo), "--overwrite"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "bovw: error: --output, --overwrite and --labelled are for a folder or s3a:// prefix "
+        "input; for photo files the predictions are printed\n")
+
+
 def test_a_blank_phone_photo_is_fitted_and_flagged():
     # Without the detail check (below), to reach the answer a blank photo would get.
     predictor = Predictor(tiny_model(), PredictSettings(min_probability=0.0,

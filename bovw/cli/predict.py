@@ -168,9 +168,9 @@ def _predict(args: argparse.Namespace, environ: dict) -> int:
     folders = [p for p in args.inputs if not is_local_path(p) or Path(p).is_dir()]
     if folders:
         return _predict_folder(args, environ, config, folders)
-    if args.output or args.labelled:
-        raise InputError("--output and --labelled are for a folder or s3a:// prefix input; "
-                         "for photo files the predictions are printed")
+    if args.output or args.labelled or args.overwrite:
+        raise InputError("--output, --overwrite and --labelled are for a folder or s3a:// "
+                         "prefix input; for photo files the predictions are printed")
     spark = _Spark(config, environ, [args.model], args.verbose)
     model_bytes, source = _model_bytes(args.model, spark, config)
     predictor = Predictor.from_bytes(model_bytes, config.predict, catalogue, source)

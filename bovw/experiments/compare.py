@@ -91,12 +91,15 @@ class CompareResult:
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
-    """"orb,cnn" -> ("orb", "cnn"). Raises ConfigError on an unknown name."""
+    """"orb,cnn" -> ("orb", "cnn"). Raises ConfigError on an unknown or repeated name."""
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in VARIANTS]
     if not names or unknown:
         raise ConfigError(f"--variants takes a list of {', '.join(VARIANTS)} "
                           f"(got {text!r})")
+    twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if twice is not None:
+        raise ConfigError(f"--variants lists {twice} twice ({text}); name each variant once")
     return names
 
 
@@ -149,12 +152,15 @@ def compare(spark: SparkSession, config: Config, input_path: str, output_path: s
     variant reads `cnn_features` (Parquet) when given, else runs `config.cnn.backbone`.
     Returns a CompareResult. Raises ConfigError, OutputError, CompareError, CnnError.
     """
+    variants = parse_variants(",".join(variants))
     root = output_path.rstrip("/")
     spec = {"input": input_path, "variants": list(variants), "cnn_features": cnn_features,
             "descriptors_from": descriptors_from, "config": config.to_dict()}
     if descriptors_from:
         check_shared_descriptors(spark, descriptors_from, config, input_path, variants,
                                  root if overwrite else None)
+    if "cnn" in variants:
+        _check_cnn_source(spark, config, cnn_features)
     # Written into the output, or beside it and swapped in once complete (--overwrite).
     with _prepare(spark, root, spec, overwrite, log) as output:
         result = _run_variants(spark, config, input_path, output.work, variants, cnn_features,
@@ -169,10 +175,6 @@ def _run_variants(spark: SparkSession, config: Config, input_path: str, root: st
                   variants: Sequence[str], cnn_features: str | None,
                   descriptors_from: str | None, report: bool, log: Callable[[str], None],
                   progress: StageProgress | None) -> CompareResult:
-    if "cnn" in variants and cnn_features is None:
-        from bovw.experiments.cnn import load_backbone
-
-        load_backbone(config.cnn)  # a missing package or weights file fails before any work
     result = CompareResult(output=root)
     images_source: str | None = descriptors_from
     for name in variants:
@@ -251,6 +253,18 @@ def check_shared_descriptors(spark: SparkSession, source: str, config: Config,
             raise refusal(source, difference, f"variant {name}")
 
 
+def _check_cnn_source(spark: SparkSession, config: Config, cnn_features: str | None) -> None:
+    """Refuse, before the output is created, a features file bovw cannot use (a missing
+    column, non-finite values, ...) or a backbone that cannot be loaded (a missing
+    package or weights file). Raises CompareError or CnnError."""
+    if cnn_features:
+        load_external_features(spark, cnn_features, config)
+    else:
+        from bovw.experiments.cnn import load_backbone
+
+        load_backbone(config.cnn)
+
+
 def _orb_config(config: Config, name: str) -> Config:
     return config.replace(**{"colour.enabled": ORB_VARIANTS[name]})
 
@@ -299,6 +313,11 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
         mark_finished(spark, layout, "cnn_features", record)
     else:
         log("[bovw] cnn_features: already finished, reusing its outputs")
+    mismatches = record["counts"].get("label_mismatches", 0)
+    if mismatches:
+        images = "1 image is" if mismatches == 1 else f"{mismatches} images are"
+        log(f"[bovw] compare cnn: {images} labelled otherwise in {cnn_features} than by "
+            "their class folder; the folder labels are used")
     matched = storage.read_parquet(spark, layout.path("cnn_features"))
     missing_count = storage.read_parquet(spark, layout.rejects).count()
     if missing_count:

@@ -14,7 +14,11 @@ from bovw.config import Config
 from bovw.errors import CompareError
 from bovw.spark import storage
 
-__all__ = ["load_external_features", "match_features", "normalised_path"]
+__all__ = ["DEFAULT_LABEL_COLUMN", "load_external_features", "match_features",
+           "normalised_path"]
+
+# Without a column of this name the file simply has no labels; any other name must exist.
+DEFAULT_LABEL_COLUMN = "label"
 
 
 def normalised_path(column):
@@ -28,26 +32,30 @@ def load_external_features(spark: SparkSession, path: str, config: Config) -> Da
     """Read a Parquet of CNN features made elsewhere: (key, external_label, features).
 
     `key` is the normalised path; `features` a vector (array<float|double> or ML vector
-    columns are accepted); rows with null features are dropped. Raises CompareError on a
-    missing file or column, a features column of another type, vectors of different
-    lengths, or a path listed twice.
+    columns are accepted); rows with null features are dropped. The label column is
+    optional under its default name ("label"); a column named otherwise must exist.
+    Raises CompareError on a missing file or column, a features column of another type,
+    vectors of different lengths, a NaN, infinite or null value in a vector, or a path
+    listed twice.
     """
     settings = config.cnn
     if not storage.exists(spark, path):
         raise CompareError(f"CNN features file {path} does not exist")
     frame = storage.read_parquet(spark, path)
-    for option, column in (("--path-col", settings.path_column),
-                           ("--features-col", settings.features_column)):
+    named = [("--path-col", settings.path_column), ("--features-col", settings.features_column)]
+    if settings.label_column != DEFAULT_LABEL_COLUMN:
+        named.append(("--label-col", settings.label_column))
+    for option, column in named:
         if column not in frame.columns:
             raise CompareError(f"{path} has no column {column!r} (its columns: "
                                f"{', '.join(frame.columns)}); name the right one with {option}")
     kind = frame.schema[settings.features_column].dataType
     if isinstance(kind, VectorUDT):
+        values = vector_to_array(F.col(settings.features_column))
         vectors = F.col(settings.features_column)
-        sizes = F.size(vector_to_array(F.col(settings.features_column)))
     elif isinstance(kind, ArrayType) and isinstance(kind.elementType, NumericType):
-        vectors = array_to_vector(F.col(settings.features_column).cast("array<double>"))
-        sizes = F.size(settings.features_column)
+        values = F.col(settings.features_column).cast("array<double>")
+        vectors = array_to_vector(values)
     else:
         raise CompareError(f"column {settings.features_column!r} of {path} is "
                            f"{kind.simpleString()}; expected array<float>, array<double> or "
@@ -56,11 +64,19 @@ def load_external_features(spark: SparkSession, path: str, config: Config) -> Da
              else F.lit(None)).cast("string")
     rows = frame.filter(F.col(settings.features_column).isNotNull()).select(
         normalised_path(F.col(settings.path_column)).alias("key"),
-        label.alias("external_label"), vectors.alias(FEATURES), sizes.alias("_size"))
+        label.alias("external_label"), F.size(values).alias("_size"),
+        F.exists(values, _not_finite).alias("_not_finite"), vectors.alias(FEATURES))
     stats = rows.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("key").alias("keys"),
-                     F.min("_size").alias("shortest"), F.max("_size").alias("longest")).first()
+                     F.min("_size").alias("shortest"), F.max("_size").alias("longest"),
+                     F.count_if("_not_finite").alias("not_finite"),
+                     F.min(F.when(F.col("_not_finite"), F.col("key"))).alias("example")
+                     ).first()
     if not stats["rows"]:
         raise CompareError(f"{path} holds no row with features")
+    if stats["not_finite"]:
+        raise CompareError(f"{stats['not_finite']} of {stats['rows']} feature vectors in {path} "
+                           f"hold NaN, infinite or missing values (e.g. {stats['example']}); "
+                           "fix the features file: every value must be a finite number")
     if stats["shortest"] != stats["longest"]:
         raise CompareError(f"the feature vectors in {path} differ in length "
                            f"({stats['shortest']} to {stats['longest']} values); "
@@ -70,7 +86,11 @@ def load_external_features(spark: SparkSession, path: str, config: Config) -> Da
                       .orderBy("key").first()["key"])
         raise CompareError(f"{path} lists {stats['rows'] - stats['keys']} paths more than once "
                            f"(e.g. {duplicated}); keep one row per image")
-    return rows.drop("_size")
+    return rows.drop("_size", "_not_finite")
+
+
+def _not_finite(value):
+    return value.isNull() | F.isnan(value) | (F.abs(value) == float("inf"))
 
 
 def match_features(images: DataFrame, features: DataFrame, source: str, input_path: str,

@@ -130,12 +130,15 @@ def _split_values(key: str, values: str) -> list[str]:
             for inner in re.findall(r"\[([^\[\]]*)\]", values)]
 
 
-def sweep_points(config: Config, parameters: Sequence[tuple[str, Sequence[str]]]
-                 ) -> list[SweepPoint]:
+def sweep_points(config: Config, parameters: Sequence[tuple[str, Sequence[str]]],
+                 planned: bool = True) -> list[SweepPoint]:
     """Every combination of the parameters' values (the first parameter varies slowest).
 
     Each combination is checked against `config` so a bad key or value stops the sweep
-    before any work. Raises ConfigError.
+    before any work. A grid being `planned` (not read back from a sweep folder) must also
+    vary settings each point applies (no spark.*, s3.*: one session runs the sweep; no
+    cnn.*, predict.*, emr.*: a run does not use them), each value once after parsing (10
+    and 010 are one k). Raises ConfigError.
     """
     if not parameters:
         raise ConfigError("a sweep needs at least one --param section.key=v1,v2 (or --k)")
@@ -150,12 +153,47 @@ def sweep_points(config: Config, parameters: Sequence[tuple[str, Sequence[str]]]
             raise ConfigError(f"--param {key} holds a secret, and a swept value names its "
                               "point's folder and table row; fix: set it once, in the config "
                               "or with --set")
+    for key, values in parameters:
+        if planned:
+            _check_per_point(config, key, values)
     points = []
     for combination in itertools.product(*[values for _key, values in parameters]):
         overrides = tuple(zip(keys, combination, strict=True))
         config.replace(**dict(overrides))  # validates the key and the value
         points.append(SweepPoint(_folder_name(overrides), overrides))
     return points
+
+
+# Settings a point cannot change: the one Spark session (and its S3 access) is made from
+# the base config for the whole sweep, and a point is a bovw run, which uses no cnn.*,
+# predict.* or emr.* setting.
+ONCE_PER_SWEEP = ("spark.", "s3.")
+NOT_IN_A_RUN = ("cnn.", "predict.", "emr.")
+
+
+def _check_per_point(config: Config, key: str, values: Sequence[str]) -> None:
+    """Refuse a setting no point would apply, and values that are the same setting."""
+    if key.startswith(ONCE_PER_SWEEP):
+        raise ConfigError(f"--param {key}: a sweep runs every point in one Spark session, "
+                          "set once for the whole sweep; fix: give it once, with --set, "
+                          "--master or the config")
+    if key.startswith(NOT_IN_A_RUN):
+        raise ConfigError(f"--param {key}: the points of a sweep are bovw runs, which do not "
+                          "use it; drop it")
+    parsed: dict[str, str] = {}
+    for value in values:
+        setting = repr(_setting(config.replace(**{key: value}), key))
+        if setting in parsed:
+            raise ConfigError(f"--param {key} gives the same value twice ({parsed[setting]} "
+                              f"and {value}); list each value once")
+        parsed[setting] = value
+
+
+def _setting(config: Config, key: str) -> Any:
+    value: Any = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def _folder_name(overrides: tuple[tuple[str, str], ...]) -> str:
@@ -290,7 +328,8 @@ def collect_result(spark: SparkSession, root: str) -> SweepResult:
     root = root.rstrip("/")
     spec = json.loads(storage.read_text(spark, storage.join(root, "sweep.json")))
     result = SweepResult(root, [(key, list(values)) for key, values in spec["parameters"]])
-    for point in sweep_points(config_from_dict(spec["config"]), result.parameters):
+    for point in sweep_points(config_from_dict(spec["config"]), result.parameters,
+                              planned=False):
         summary_path = storage.join(root, "points", point.name, "summary.json")
         failure_path = storage.join(root, "points", point.name, FAILURE_RECORD)
         if storage.exists(spark, summary_path):

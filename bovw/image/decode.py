@@ -31,8 +31,12 @@ def open_image(data: bytes, settings: OrbSettings) -> tuple[Image.Image, tuple[i
 
     Returns the image and its original (width, height) as declared by the file.
     The pixel count is checked from the header before any decoding, so a small file
-    declaring a huge size is refused cheaply. Raises ImageRejected with the reason.
+    declaring a huge size is refused cheaply. Raises ImageRejected with the reason, and
+    TypeError when `data` is not bytes (a path, say: read the file first).
     """
+    if data is not None and not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"open_image takes the bytes of an image file, not "
+                        f"{type(data).__name__}")
     if not data:
         raise ImageRejected("empty file")
     try:

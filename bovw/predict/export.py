@@ -49,7 +49,8 @@ def build_model(spark: SparkSession, run_dir: str,
     `fruits` is a catalogue; the entries of the model's classes are embedded. The
     training size is the median width and height of the accepted Training images (read
     from the run's descriptors Parquet; only a few numbers reach the driver). Raises
-    ExportError when `run_dir` is not a finished bovw run.
+    ExportError when `run_dir` is not a finished bovw run (a comparison's cnn variant is
+    not one).
     """
     layout = RunLayout(run_dir.rstrip("/"))
     if not storage.exists(spark, layout.run_spec):
@@ -59,6 +60,10 @@ def build_model(spark: SparkSession, run_dir: str,
             f"run {layout.root} has not finished (no summary.json): run bovw run again with the "
             "same --input and --output to finish it, then export")
     spec = json.loads(storage.read_text(spark, layout.run_spec))
+    if "cnn_features" in spec:  # the run.json of bovw compare's cnn variant
+        raise ExportError(f"{layout.root} is the cnn variant of a comparison: its features "
+                          "come from a CNN, which a bovw model file does not hold; export "
+                          "an ORB variant (variants/orb or variants/orb-colour) or a bovw run")
     try:
         orb = current_orb_table(spec["config"].get("orb", {}))
     except ConfigError as error:

@@ -3,6 +3,7 @@ the bytes of a photo. This is the piece a mobile back end embeds.
 
     predictor = Predictor.load("model.npz")
     prediction = predictor.predict(photo_bytes)      # Prediction: top classes, notes
+    prediction = predictor.predict("photo.jpg", top=3)   # or a file path; top >= 1
     prediction.label, prediction.probability, prediction.to_dict()
 
 The arithmetic is the Spark pipeline's, step for step:
@@ -21,6 +22,8 @@ This module must not import pyspark: `import bovw.predict.predictor` stays light
 
 from __future__ import annotations
 
+import numbers
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +49,8 @@ from bovw.predict.fruits import FruitInfo
 from bovw.predict.model_file import ExportedModel, model_from_bytes
 from bovw.predict.results import ClassScore, Prediction
 
-__all__ = ["Predictor", "class_probabilities", "feature_vector", "weighted_histogram",
-           "word_histogram"]
+__all__ = ["Photo", "Predictor", "class_probabilities", "feature_vector", "photo_bytes",
+           "weighted_histogram", "word_histogram"]
 
 
 def word_histogram(descriptors: np.ndarray, positions: np.ndarray, centers: np.ndarray,
@@ -130,6 +133,21 @@ def _rgb(image) -> np.ndarray | None:
         return None
 
 
+Photo = bytes | bytearray | memoryview | str | os.PathLike
+
+
+def photo_bytes(photo: Photo) -> bytes:
+    """The bytes of an image file given as bytes (bytearray, memoryview) or as its path (str
+    or os.PathLike, read here). Raises TypeError for anything else, OSError (e.g.
+    FileNotFoundError) when the file cannot be read."""
+    if isinstance(photo, bytes | bytearray | memoryview):
+        return bytes(photo)
+    if isinstance(photo, str | os.PathLike):
+        return Path(photo).read_bytes()
+    raise TypeError(f"a photo is the bytes of an image file or its path (str or "
+                    f"os.PathLike), not {type(photo).__name__}")
+
+
 class Predictor:
     """Predicts the class of photo bytes with an exported model; numpy, OpenCV and Pillow only."""
 
@@ -167,8 +185,10 @@ class Predictor:
         """The class names, in the order of `probabilities`."""
         return self.model.classes
 
-    def describe(self, data: bytes) -> _Described:
-        """ORB descriptors of the photo made the training size; never raises."""
+    def describe(self, photo: Photo) -> _Described:
+        """ORB descriptors of the photo made the training size. Raises only what
+        `photo_bytes` raises (TypeError, OSError); an unreadable image is a reject reason."""
+        data = photo_bytes(photo)
         orb = self.model.orb
         try:
             image, (width, height) = open_image(data, orb)
@@ -206,16 +226,24 @@ class Predictor:
         return _Described(descriptors, positions, width, height, fitted, colour=colour,
                           detail=textured_patches(grey, orb), tone=tone)
 
-    def probabilities(self, data: bytes) -> np.ndarray | None:
-        """Every class's probability, in `classes` order; None for unreadable bytes."""
-        described = self.describe(data)
+    def probabilities(self, photo: Photo) -> np.ndarray | None:
+        """Every class's probability, in `classes` order; None for an unreadable image.
+        `photo`: bytes, or a file path (see `photo_bytes`)."""
+        described = self.describe(photo)
         if described.reject_reason is not None:
             return None
         return self._probabilities(described)
 
-    def predict(self, data: bytes, top: int | None = None) -> Prediction:
-        """The `top` (default settings.top) most probable classes for the photo `data`."""
-        described = self.describe(data)
+    def predict(self, photo: Photo, top: int | None = None) -> Prediction:
+        """The `top` (default settings.top, at most the number of classes) most probable
+        classes for `photo`: the bytes of an image file, or its path (str or os.PathLike,
+        read here). Raises ValueError when `top` is below 1, TypeError for any other kind of
+        `photo` and OSError when its file cannot be read; an unreadable image is an answer
+        without classes, its reason in `notes`."""
+        whole = isinstance(top, numbers.Integral) and not isinstance(top, bool)
+        if top is not None and not (whole and top >= 1):
+            raise ValueError(f"top must be a whole number >= 1 (got {top!r})")
+        described = self.describe(photo)
         n_keypoints = int(described.descriptors.shape[0])
         if described.reject_reason is not None:
             return Prediction((), 0, True, (f"cannot read the photo: {described.reject_reason}",),
@@ -226,7 +254,7 @@ class Predictor:
                               described.fitted, described.width, described.height,
                               flagged=flagged)
         probabilities = self._probabilities(described)
-        count = min(top or self.settings.top, len(self.classes))
+        count = min(self.settings.top if top is None else top, len(self.classes))
         # Stable sort: equal probabilities keep class order, like argmax in Spark.
         order = np.argsort(-probabilities, kind="stable")[:count]
         scores = tuple(ClassScore(self.classes[i], float(probabilities[i]),
