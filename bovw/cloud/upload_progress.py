@@ -10,6 +10,7 @@ __all__ = ["ProgressBar", "human_bytes"]
 
 
 def human_bytes(count: float) -> str:
+    """`count` bytes as text in B, KB, MB or GB (powers of 1024): "1.5 MB"."""
     for unit in ("B", "KB", "MB", "GB"):
         if count < 1024 or unit == "GB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
