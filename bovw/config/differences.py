@@ -11,7 +11,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Difference", "covered", "show", "unused_setting"]
+__all__ = ["CONDITIONAL_SETTINGS", "Difference", "covered", "ignored_setting", "show",
+           "unused_setting"]
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,39 @@ def unused_setting(asked: Collection[str], used: Collection[str]) -> str | None:
 def covered(key: str, keys: Collection[str]) -> bool:
     """True when `key` is one of `keys` or starts with one of them that ends with "."."""
     return any(key == k or (k.endswith(".") and key.startswith(k)) for k in keys)
+
+
+# Settings that a configuration itself leaves unused: (the keys, or prefixes ending with
+# ".", the setting that decides, the values of it under which they are used). ORB's
+# detector settings shape only the FAST keypoints of `orb.sampling = "detect"`: a dense
+# grid is described by ORB.compute, which takes none of them (bovw.image.orb).
+CONDITIONAL_SETTINGS: tuple[tuple[tuple[str, ...], str, tuple[Any, ...]], ...] = (
+    (("orb.nfeatures", "orb.scale_factor", "orb.n_levels", "orb.fast_threshold"),
+     "orb.sampling", ("detect",)),
+    (("orb.dense_step", "orb.dense_scales"), "orb.sampling", ("dense",)),
+    (("histograms.soft_neighbours",), "histograms.assignment", ("soft",)),
+    (("vocabulary.init_steps",), "vocabulary.init_mode", ("k-means||",)),
+    (("tone.",), "tone.enabled", (True,)),
+    (("colour.",), "colour.enabled", (True,)),
+)
+
+
+def ignored_setting(asked: Collection[str], configs: Collection[Any]) -> str | None:
+    """Why the first explicitly given key (`asked`) is left unused by every one of
+    `configs` (what a command runs: several for a sweep) by another of their settings
+    (CONDITIONAL_SETTINGS), as "KEY applies to ... only"; None when each is used."""
+    for key in sorted(asked):
+        for keys, switch, values in CONDITIONAL_SETTINGS:
+            if key == switch or not covered(key, keys):
+                continue
+            found = [_value(config, switch) for config in configs]
+            if found and all(value not in values for value in found):
+                wanted = " or ".join(show(value) for value in values)
+                return (f"{key} applies only with {switch}={wanted} (here "
+                        f"{switch}={show(found[0])})")
+    return None
+
+
+def _value(config: Any, dotted: str) -> Any:
+    section, name = dotted.split(".")
+    return getattr(getattr(config, section), name)
