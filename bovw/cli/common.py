@@ -105,11 +105,12 @@ def session(config: Config, environ: dict, *urls: str | None, verbose: bool = Fa
     submitted = "PYSPARK_GATEWAY_PORT" in environ
     if not uses_s3(*urls):
         return build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted,
-                             verbose=verbose)
+                             verbose=verbose, environ=environ)
     credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
     setup = spark_s3a_setup(config.s3, credentials)
     spark = build_session(config, java_home=environ.get("JAVA_HOME"),
-                          extra=setup.spark_conf, submitted=submitted, verbose=verbose)
+                          extra=setup.spark_conf, submitted=submitted, verbose=verbose,
+                          environ=environ)
     from bovw.spark import storage
 
     for url in urls:
