@@ -19,8 +19,9 @@ from bovw.spark.console import console_level, launch_quiet_driver, log_options
 from bovw.spark.jvm import hadoop_configuration, java_causes
 
 __all__ = ["JAVA_INSTALL_HINT", "SUPPORTED_JAVA", "build_session", "check_driver_memory",
-           "check_java", "check_master", "check_yarn_configuration", "class_archive_option", "find_java", "java_major_version",
-           "jit_threshold_options", "local_driver_options", "spark_properties"]
+           "check_java", "check_master", "check_yarn_configuration", "class_archive_option",
+           "find_java", "java_major_version", "jit_threshold_options", "local_driver_options",
+           "spark_properties"]
 
 SUPPORTED_JAVA = (17, 21)
 JAVA_INSTALL_HINT = (
