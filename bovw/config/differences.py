@@ -11,8 +11,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CONDITIONAL_SETTINGS", "Difference", "covered", "ignored_setting", "show",
-           "unused_setting"]
+__all__ = ["CONDITIONAL_SETTINGS", "SESSION_ONLY_SETTINGS", "Difference", "covered",
+           "first_difference", "ignored_setting", "show", "unused_setting"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,39 @@ class Difference:
     key: str
     made: Any
     asked: Any
+
+
+# Settings that cannot change a run's results, only how (and how fast) the session gets
+# them: a run stopped for want of memory resumes with more. The results do not depend on
+# the master or the number of cores (tests/test_cluster_determinism.py), nor on how Spark
+# cuts its inputs, shuffles and Arrow batches: the vocabulary sample and the classifier's
+# rows are laid out by class folder and file name. Any other spark.conf property (the
+# SQL engine's behaviour, ...) may change them.
+SESSION_ONLY_SETTINGS = (
+    "spark.master", "spark.app_name", "spark.driver_memory", "spark.shuffle_partitions",
+    "spark.arrow_batch_size", "spark.open_cost_bytes", "spark.max_partition_bytes",
+    "spark.log_level", "spark.class_archive_dir", "spark.jit_threshold_scale",
+    "spark.conf.spark.driver.", "spark.conf.spark.executor.", "spark.conf.spark.memory.",
+    "spark.conf.spark.ui.", "spark.conf.spark.local.dir", "spark.conf.spark.cores.max",
+    "spark.conf.spark.port.maxRetries", "spark.conf.spark.network.timeout",
+)
+
+
+def first_difference(made: Any, asked: Any, ignore: Collection[str] = (),
+                     prefix: str = "") -> Difference | None:
+    """The first dotted key (in `asked`'s order, then `made`'s) whose value differs
+    between two nested dicts, None for a key missing on one side; keys `covered` by
+    `ignore` (given without `prefix`) are left out."""
+    if not (isinstance(made, dict) and isinstance(asked, dict)):
+        return None if made == asked else Difference(prefix.rstrip("."), made, asked)
+    for key in [*asked, *(key for key in made if key not in asked)]:
+        dotted = f"{prefix}{key}"
+        if covered(dotted, ignore):
+            continue
+        found = first_difference(made.get(key), asked.get(key), ignore, f"{dotted}.")
+        if found is not None:
+            return found
+    return None
 
 
 def show(value: Any) -> str:
