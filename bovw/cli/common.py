@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Collection
 
+from bovw.cli import interrupt
 from bovw.config import Config, ConfigError, load_config, parse_assignment
 from bovw.config.differences import ignored_setting, unused_setting
 from bovw.spark.session import build_session
@@ -104,13 +105,16 @@ def session(config: Config, environ: dict, *urls: str | None, verbose: bool = Fa
     # Under spark-submit the JVM already runs with the submit flags, which then win.
     submitted = "PYSPARK_GATEWAY_PORT" in environ
     if not uses_s3(*urls):
-        return build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted,
-                             verbose=verbose, environ=environ)
+        spark = build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted,
+                              verbose=verbose, environ=environ)
+        interrupt.install(spark)  # Ctrl-C: one line (bovw.cli.interrupt)
+        return spark
     credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
     setup = spark_s3a_setup(config.s3, credentials)
     spark = build_session(config, java_home=environ.get("JAVA_HOME"),
                           extra=setup.spark_conf, submitted=submitted, verbose=verbose,
                           environ=environ)
+    interrupt.install(spark)
     from bovw.spark import storage
 
     for url in urls:
