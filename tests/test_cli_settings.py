@@ -71,6 +71,16 @@ def test_run_refuses_other_commands_settings(tmp_path, capsys, key):
                             "run uses no [predict], [cnn] or [emr] settings; drop it")
 
 
+def test_s3_settings_need_an_s3_path(tmp_path, capsys):
+    for flags in (["--profile", "dev"], ["--set", "s3.region=eu-west-1"]):
+        assert main(_run(tmp_path, *flags)) == 2
+        assert _err(capsys).endswith("has no effect here: no path of this run is on S3 "
+                                     "(s3a://); drop it")
+    assert main(["demo", "--workdir", str(tmp_path), "--region", "eu-west-1"]) == 2
+    assert _err(capsys) == ("bovw: config error: s3.region has no effect here: the demo "
+                            "reads and writes local folders; drop it")
+
+
 def test_blocks_and_assignment_settings_need_their_switch(tmp_path, capsys):
     cases = {"tone.bins=16": ("--set", "tone.enabled=false"),
              "colour.weight=2": (),

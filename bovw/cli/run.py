@@ -15,6 +15,7 @@ from bovw.cli.common import (
     add_config_flags,
     overrides,
     refuse_ignored,
+    refuse_unused,
     report_under_lock,
     session,
 )
@@ -27,6 +28,7 @@ from bovw.summary import Reduction, RunSummary
 __all__ = ["DEMO_OVERRIDES", "HANDLERS", "add_commands", "format_summary"]
 
 RUN_WHY = "a run uses no [predict], [cnn] or [emr] settings"
+LOCAL_RUN_KEYS = tuple(key for key in RUN_KEYS if key != "s3.")
 DEMO_OVERRIDES = {"vocabulary.k": 60, "pca.components": 30, "spark.driver_memory": "2g"}
 
 
@@ -94,13 +96,15 @@ def format_summary(summary: RunSummary, input_path: str) -> str:
 
 
 def _run(args: argparse.Namespace, environ: dict) -> int:
-    from bovw.cloud.s3a import normalise_s3_url
+    from bovw.cloud.s3a import normalise_s3_url, uses_s3
     from bovw.pipeline.run import run_pipeline
 
     config = load_config(args.config, overrides(args))
     refuse_ignored(args, [config], RUN_KEYS, RUN_WHY)
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     descriptors_from = normalise_s3_url(args.descriptors_from) if args.descriptors_from else None
+    if not uses_s3(input_path, output_path, descriptors_from):
+        refuse_unused(args, LOCAL_RUN_KEYS, "no path of this run is on S3 (s3a://)")
     check_local_dataset(input_path, config.ingest)
     spark = session(config, environ, input_path, output_path, descriptors_from,
                     verbose=args.verbose)
@@ -117,6 +121,7 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
 
     config = load_config(args.config, overrides(args, DEMO_OVERRIDES))
     refuse_ignored(args, [config], RUN_KEYS, RUN_WHY)
+    refuse_unused(args, LOCAL_RUN_KEYS, "the demo reads and writes local folders")
     data = demo_dataset(Path(args.workdir), args.classes, config.seed)
     output = Path(args.workdir) / time.strftime("demo-%Y%m%d-%H%M%S")
     spark = session(config, environ, verbose=args.verbose)
