@@ -120,6 +120,27 @@ def test_missing_and_malformed_files(tmp_path):
         load_config(path)
 
 
+def test_a_config_file_not_in_utf8_is_one_line(tmp_path, capsys):
+    from bovw.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text \(byte 0xff at offset 0\); "
+                                          "fix: save it as UTF-8"):
+        load_config(path)
+    assert main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "out"),
+                 "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"bovw: config error: config file {path} is not UTF-8 text (byte 0xff at " \
+        "offset 0); fix: save it as UTF-8\n"
+
+
+def test_a_config_folder_is_not_called_missing(tmp_path):
+    with pytest.raises(ConfigError, match=f"config file {tmp_path} is a folder; fix: name a "
+                                          "TOML file"):
+        load_config(tmp_path)
+
+
 def test_parse_assignment():
     assert parse_assignment("orb.nfeatures = 300") == ("orb.nfeatures", "300")
     with pytest.raises(ConfigError, match="--set expects section.key=value"):

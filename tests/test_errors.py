@@ -63,6 +63,25 @@ def test_every_master_form_spark_accepts_passes(master):
     check_master(master)
 
 
+def test_yarn_without_a_hadoop_configuration(images, tmp_path, capsys):
+    from bovw.spark.session import check_yarn_configuration
+
+    environ = {key: value for key, value in subprocess_environment().items()
+               if key not in ("HADOOP_CONF_DIR", "YARN_CONF_DIR")}
+    assert main(_run(images, str(tmp_path / "out"), "--config",
+                     str(REPO_ROOT / "conf" / "emr" / "emr.toml")), environ) == 1
+
+    assert _one_line(capsys) == (
+        "bovw: error: spark.master yarn needs the cluster's Hadoop configuration, and neither "
+        "HADOOP_CONF_DIR nor YARN_CONF_DIR is set; fix: set one to the folder of its "
+        "*-site.xml files, run on the cluster (spark-submit jobs/pipeline.py, or bovw emr "
+        "submit), or pass --master local[N] to run here")
+    assert not (tmp_path / "out").exists()
+    for name in ("HADOOP_CONF_DIR", "YARN_CONF_DIR"):
+        check_yarn_configuration("yarn", {name: str(tmp_path)})
+    check_yarn_configuration("local[2]", {})
+
+
 @pytest.mark.parametrize("master", ["local[0]", "local[0, 3]"])
 def test_a_local_master_with_no_threads(images, tmp_path, capsys, master):
     # Spark itself refused it only after its JVM started, with a Java stack trace.

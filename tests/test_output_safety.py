@@ -349,7 +349,9 @@ def test_a_relative_input_resumes_only_the_folder_it_named(spark, tmp_path, monk
 
     monkeypatch.chdir(second)
     with pytest.raises(OutputError, match=f"^output {run} holds an unfinished run with a "
-                                          "different input or configuration;"):
+                                          f"different input or configuration \\(input "
+                                          f"{first / 'fruits'} there, {second / 'fruits'} "
+                                          "here\\);"):
         prepare_output(spark, RunLayout(str(run)), spec, False, quiet)
     assert snapshot(run) == before
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Collection
 
+from bovw.cli import interrupt
 from bovw.config import Config, ConfigError, load_config, parse_assignment
-from bovw.config.differences import unused_setting
+from bovw.config.differences import ignored_setting, unused_setting
 from bovw.spark.session import build_session
 
-__all__ = ["PREDICT_KEYS", "SESSION_KEYS", "SHORTCUTS", "add_config_flags", "config_of",
-           "overrides", "refuse_unused", "session"]
+__all__ = ["PREDICT_KEYS", "RUN_KEYS", "SESSION_KEYS", "SHORTCUTS", "add_config_flags",
+           "config_of", "overrides", "refuse_ignored", "refuse_unused", "session"]
 
 # Shortcut flags for the settings users change most; any other setting: --set key=value.
 SHORTCUTS = {
@@ -35,6 +36,9 @@ PREDICT_KEYS = ("spark.", "s3.", "predict.", "ingest.extensions", "ingest.max_fi
                 "orb.", "colour.", "tone.", "histograms.", "vocabulary.k", "pca.components",
                 "seed")
 SESSION_KEYS = ("spark.", "s3.")
+# What a pipeline run (run, demo, sweep, compare) uses: all but [predict], [cnn], [emr].
+RUN_KEYS = ("seed", "spark.", "s3.", "ingest.", "orb.", "vocabulary.", "histograms.", "pca.",
+            "classifier.", "tone.", "colour.")
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +53,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="AWS profile for s3a:// input/output (s3.profile)")
     parser.add_argument("--region", help="AWS region of the bucket (s3.region)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="any other setting, e.g. --set orb.nfeatures=300 (repeatable)")
+                        help="any other setting, e.g. --set orb.dense_step=4 (repeatable)")
 
 
 def overrides(args: argparse.Namespace, base: dict | None = None) -> dict:
@@ -78,6 +82,19 @@ def refuse_unused(args: argparse.Namespace, used: Collection[str], why: str) -> 
         raise ConfigError(f"{unused} has no effect here: {why}; drop it")
 
 
+def refuse_ignored(args: argparse.Namespace, configs: Collection[Config],
+                   used: Collection[str], why: str) -> None:
+    """refuse_unused, and then refuse a setting given on the command line that every one
+    of `configs` (what the command runs) leaves unused by another of its settings
+    (bovw.config.differences.CONDITIONAL_SETTINGS: orb.nfeatures with dense sampling,
+    ...), wherever that other setting came from: the config file, a flag, the default."""
+    refuse_unused(args, used, why)
+    ignored = ignored_setting(overrides(args), configs)
+    if ignored is not None:
+        raise ConfigError(f"{ignored.replace(' applies', ' has no effect here: it applies', 1)}"
+                          "; drop it, or change that setting")
+
+
 def session(config: Config, environ: dict, *urls: str | None, verbose: bool = False):
     """The SparkSession for `config` (environ: the process environment), with s3a
     credentials and jars when any of `urls` is on S3; `verbose` leaves Spark's console as
@@ -88,12 +105,16 @@ def session(config: Config, environ: dict, *urls: str | None, verbose: bool = Fa
     # Under spark-submit the JVM already runs with the submit flags, which then win.
     submitted = "PYSPARK_GATEWAY_PORT" in environ
     if not uses_s3(*urls):
-        return build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted,
-                             verbose=verbose)
+        spark = build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted,
+                              verbose=verbose, environ=environ)
+        interrupt.install(spark)  # Ctrl-C: one line (bovw.cli.interrupt)
+        return spark
     credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
     setup = spark_s3a_setup(config.s3, credentials)
     spark = build_session(config, java_home=environ.get("JAVA_HOME"),
-                          extra=setup.spark_conf, submitted=submitted, verbose=verbose)
+                          extra=setup.spark_conf, submitted=submitted, verbose=verbose,
+                          environ=environ)
+    interrupt.install(spark)
     from bovw.spark import storage
 
     for url in urls:

@@ -10,9 +10,11 @@ import argparse
 import sys
 
 from bovw.cli.common import (
+    RUN_KEYS,
     SESSION_KEYS,
     add_config_flags,
     config_of,
+    refuse_ignored,
     refuse_unused,
     report_under_lock,
     session,
@@ -83,7 +85,9 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
         parameters.insert(0, parse_parameter(f"vocabulary.k={args.k}"))
     args.k = None  # a list here, not the single value of the shared --k flag
     config = config_of(args)
-    sweep_points(config, parameters)  # bad keys or values stop here, before Spark starts
+    points = sweep_points(config, parameters)  # bad keys or values stop here, before Spark
+    refuse_ignored(args, [config.replace(**point.values) for point in points], RUN_KEYS,
+                   "a sweep uses no [predict], [cnn] or [emr] settings")
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     descriptors_from = normalise_s3_url(args.descriptors_from) if args.descriptors_from else None
     check_local_dataset(input_path, config.ingest)
@@ -116,6 +120,8 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
         ("cnn.features_column", args.features_col), ("cnn.backbone", args.backbone))
         if value is not None}
     config = config_of(args, overrides)
+    refuse_ignored(args, [config.replace(**{"colour.enabled": on}) for on in (False, True)],
+                   (*RUN_KEYS, "cnn."), "a comparison uses no [predict] or [emr] settings")
     variants = parse_variants(args.variants)
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     cnn_features, descriptors_from = (normalise_s3_url(url) if url else None

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import shutil
 import time
+from collections.abc import Callable, Collection
 from pathlib import Path
 
-from bovw.cli.common import add_config_flags, overrides, report_under_lock, session
-from bovw.config import load_config
+from bovw.cli.common import (
+    RUN_KEYS,
+    add_config_flags,
+    overrides,
+    refuse_ignored,
+    refuse_unused,
+    report_under_lock,
+    session,
+)
+from bovw.config import ConfigError, load_config
+from bovw.errors import OutputError
 from bovw.pipeline.inputs import check_local_dataset
 from bovw.spark.progress import StageProgress
 from bovw.summary import RunSummary
 
 __all__ = ["DEMO_OVERRIDES", "HANDLERS", "add_commands", "format_summary"]
 
+RUN_WHY = "a run uses no [predict], [cnn] or [emr] settings"
+LOCAL_RUN_KEYS = tuple(key for key in RUN_KEYS if key != "s3.")
 DEMO_OVERRIDES = {"vocabulary.k": 60, "pca.components": 30, "spark.driver_memory": "2g"}
 
 
@@ -70,12 +85,15 @@ def format_summary(summary: RunSummary, input_path: str) -> str:
 
 
 def _run(args: argparse.Namespace, environ: dict) -> int:
-    from bovw.cloud.s3a import normalise_s3_url
+    from bovw.cloud.s3a import normalise_s3_url, uses_s3
     from bovw.pipeline.run import run_pipeline
 
     config = load_config(args.config, overrides(args))
+    refuse_ignored(args, [config], RUN_KEYS, RUN_WHY)
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     descriptors_from = normalise_s3_url(args.descriptors_from) if args.descriptors_from else None
+    if not uses_s3(input_path, output_path, descriptors_from):
+        refuse_unused(args, LOCAL_RUN_KEYS, "no path of this run is on S3 (s3a://)")
     check_local_dataset(input_path, config.ingest)
     spark = session(config, environ, input_path, output_path, descriptors_from,
                     verbose=args.verbose)
@@ -88,22 +106,93 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
 
 
 def _demo(args: argparse.Namespace, environ: dict) -> int:
-    from bovw.image.synthetic import generate_dataset
     from bovw.pipeline.run import run_pipeline
 
     config = load_config(args.config, overrides(args, DEMO_OVERRIDES))
-    workdir = Path(args.workdir)
-    data = workdir / f"demo-data-{args.classes}-classes"
-    if not (data / "Training").is_dir():
-        print(f"[bovw] generating a demo image set in {data}")
-        generate_dataset(data, classes=args.classes, seed=config.seed)
-    output = workdir / time.strftime("demo-%Y%m%d-%H%M%S")
+    refuse_ignored(args, [config], RUN_KEYS, RUN_WHY)
+    refuse_unused(args, LOCAL_RUN_KEYS, "the demo reads and writes local folders")
+    data = demo_dataset(Path(args.workdir), args.classes, config.seed)
+    output = Path(args.workdir) / time.strftime("demo-%Y%m%d-%H%M%S")
     spark = session(config, environ, verbose=args.verbose)
     result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()),
                           progress=StageProgress(spark.sparkContext))
     print(format_summary(result.summary, str(data)))
     print(f"  report           {_report(spark, result.output)}")
     return 0
+
+
+# Written last into a generated demo image set: a folder without it is incomplete.
+DEMO_MARKER = ".bovw-demo-complete"
+
+
+def demo_dataset(workdir: Path, classes: int, seed: int,
+                 log: Callable[[str], None] = print) -> Path:
+    """The demo image set of `classes` classes under `workdir`: reused when complete,
+    else generated into a hidden sibling and renamed into place once complete, so that
+    an interrupted generation leaves no half image set behind (one that an older bovw
+    left, recognised by its file names, is generated again). Raises ConfigError for a
+    bad --classes or --workdir, OutputError when the folder cannot be written."""
+    from bovw.image.synthetic import CLASS_NAMES, generate_dataset
+
+    if not 2 <= classes <= len(CLASS_NAMES):
+        raise ConfigError(f"--classes must be between 2 and {len(CLASS_NAMES)} (got {classes}): "
+                          f"the generator draws {len(CLASS_NAMES)} kinds of fruit, and a "
+                          "classifier needs two classes or more")
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError(f"--workdir {workdir} is a file; fix: name a folder (it is created "
+                          "when missing)")
+    data = workdir / f"demo-data-{classes}-classes"
+    if (data / DEMO_MARKER).is_file():
+        return data
+    if data.exists() and not _generated_by_bovw(data, CLASS_NAMES):
+        raise OutputError(f"{data} exists but is not a demo image set bovw generated; fix: "
+                          "move it away, or choose another --workdir")
+    partial = workdir / f".{data.name}.partial-{os.getpid()}"
+    try:
+        for stale in workdir.glob(f".{data.name}.partial-*"):
+            if not _alive(stale.name.rsplit("-", 1)[-1]):
+                shutil.rmtree(stale, ignore_errors=True)
+        if data.exists():
+            log(f"[bovw] {data} is an incomplete demo image set: generating it again")
+            shutil.rmtree(data)
+        log(f"[bovw] generating a demo image set in {data}")
+        generate_dataset(partial, classes=classes, seed=seed)
+        (partial / DEMO_MARKER).write_text("complete\n")
+        partial.rename(data)
+    except OSError as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        if (data / DEMO_MARKER).is_file():  # another bovw demo made it meanwhile
+            return data
+        raise OutputError(f"cannot write the demo image set in {workdir}: "
+                          f"{error.strerror or error}; fix: choose a --workdir you may write "
+                          "to") from None
+    return data
+
+
+def _generated_by_bovw(data: Path, class_names: Collection[str]) -> bool:
+    """True when `data` holds only what the demo generator writes: Training/ and Test/ of
+    generated class folders of <n>_<size>.jpg files (possibly not all of them)."""
+    if not data.is_dir():
+        return False
+    for split in data.iterdir():
+        if split.name not in ("Training", "Test") or not split.is_dir():
+            return False
+        for folder in split.iterdir():
+            if folder.name not in class_names or not folder.is_dir():
+                return False
+            if not all(re.fullmatch(r"\d+_\d+\.jpg", file.name) for file in folder.iterdir()):
+                return False
+    return True
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _report(spark, run: str) -> str:

@@ -152,15 +152,30 @@ def load_config(path: str | Path | None = None,
     """
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+        data = _read_toml(Path(path))
     config = config_from_dict(data)
     return apply_overrides(config, overrides or {})
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document at `path`; raises ConfigError saying what is wrong with the file."""
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; fix: name a TOML file, e.g. "
+                          "conf/local.toml")
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} "
+            f"at offset {error.start}); fix: save it as UTF-8") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
 
 
 def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:

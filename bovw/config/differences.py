@@ -11,7 +11,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Difference", "covered", "show", "unused_setting"]
+__all__ = ["CONDITIONAL_SETTINGS", "SESSION_ONLY_SETTINGS", "Difference", "covered",
+           "first_difference", "ignored_setting", "show", "unused_setting"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,39 @@ class Difference:
     key: str
     made: Any
     asked: Any
+
+
+# Settings that cannot change a run's results, only how (and how fast) the session gets
+# them: a run stopped for want of memory resumes with more. The results do not depend on
+# the master or the number of cores (tests/test_cluster_determinism.py), nor on how Spark
+# cuts its inputs, shuffles and Arrow batches: the vocabulary sample and the classifier's
+# rows are laid out by class folder and file name. Any other spark.conf property (the
+# SQL engine's behaviour, ...) may change them.
+SESSION_ONLY_SETTINGS = (
+    "spark.master", "spark.app_name", "spark.driver_memory", "spark.shuffle_partitions",
+    "spark.arrow_batch_size", "spark.open_cost_bytes", "spark.max_partition_bytes",
+    "spark.log_level", "spark.class_archive_dir", "spark.jit_threshold_scale",
+    "spark.conf.spark.driver.", "spark.conf.spark.executor.", "spark.conf.spark.memory.",
+    "spark.conf.spark.ui.", "spark.conf.spark.local.dir", "spark.conf.spark.cores.max",
+    "spark.conf.spark.port.maxRetries", "spark.conf.spark.network.timeout",
+)
+
+
+def first_difference(made: Any, asked: Any, ignore: Collection[str] = (),
+                     prefix: str = "") -> Difference | None:
+    """The first dotted key (in `asked`'s order, then `made`'s) whose value differs
+    between two nested dicts, None for a key missing on one side; keys `covered` by
+    `ignore` (given without `prefix`) are left out."""
+    if not (isinstance(made, dict) and isinstance(asked, dict)):
+        return None if made == asked else Difference(prefix.rstrip("."), made, asked)
+    for key in [*asked, *(key for key in made if key not in asked)]:
+        dotted = f"{prefix}{key}"
+        if covered(dotted, ignore):
+            continue
+        found = first_difference(made.get(key), asked.get(key), ignore, f"{dotted}.")
+        if found is not None:
+            return found
+    return None
 
 
 def show(value: Any) -> str:
@@ -41,3 +75,39 @@ def unused_setting(asked: Collection[str], used: Collection[str]) -> str | None:
 def covered(key: str, keys: Collection[str]) -> bool:
     """True when `key` is one of `keys` or starts with one of them that ends with "."."""
     return any(key == k or (k.endswith(".") and key.startswith(k)) for k in keys)
+
+
+# Settings that a configuration itself leaves unused: (the keys, or prefixes ending with
+# ".", the setting that decides, the values of it under which they are used). ORB's
+# detector settings shape only the FAST keypoints of `orb.sampling = "detect"`: a dense
+# grid is described by ORB.compute, which takes none of them (bovw.image.orb).
+CONDITIONAL_SETTINGS: tuple[tuple[tuple[str, ...], str, tuple[Any, ...]], ...] = (
+    (("orb.nfeatures", "orb.scale_factor", "orb.n_levels", "orb.fast_threshold"),
+     "orb.sampling", ("detect",)),
+    (("orb.dense_step", "orb.dense_scales"), "orb.sampling", ("dense",)),
+    (("histograms.soft_neighbours",), "histograms.assignment", ("soft",)),
+    (("vocabulary.init_steps",), "vocabulary.init_mode", ("k-means||",)),
+    (("tone.",), "tone.enabled", (True,)),
+    (("colour.",), "colour.enabled", (True,)),
+)
+
+
+def ignored_setting(asked: Collection[str], configs: Collection[Any]) -> str | None:
+    """Why the first explicitly given key (`asked`) is left unused by every one of
+    `configs` (what a command runs: several for a sweep) by another of their settings
+    (CONDITIONAL_SETTINGS), as "KEY applies to ... only"; None when each is used."""
+    for key in sorted(asked):
+        for keys, switch, values in CONDITIONAL_SETTINGS:
+            if key == switch or not covered(key, keys):
+                continue
+            found = [_value(config, switch) for config in configs]
+            if found and all(value not in values for value in found):
+                wanted = " or ".join(show(value) for value in values)
+                return (f"{key} applies only with {switch}={wanted} (here "
+                        f"{switch}={show(found[0])})")
+    return None
+
+
+def _value(config: Any, dotted: str) -> Any:
+    section, name = dotted.split(".")
+    return getattr(getattr(config, section), name)

@@ -14,9 +14,10 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from bovw.config.differences import SESSION_ONLY_SETTINGS, Difference, first_difference, show
 from bovw.errors import OutputError
 from bovw.spark import storage
-from bovw.spark.outputs import OutputFolder, open_output, same_spec
+from bovw.spark.outputs import OutputFolder, open_output
 
 __all__ = ["RunLayout", "finished_stage", "mark_finished", "prepare_output", "prepare_spec_folder"]
 
@@ -96,10 +97,12 @@ def prepare_output(spark: SparkSession, layout: RunLayout, spec: dict[str, Any],
                 "choose another --output or pass --overwrite to replace it"
             )
         if storage.exists(spark, storage.join(folder, "run.json")):
-            if not same_spec(spark, folder, "run.json", spec):
+            difference = _difference(spark, folder, "run.json", spec)
+            if difference is not None:
                 raise OutputError(
                     f"output {layout.root} holds an unfinished run with a different input or "
-                    "configuration; use the same ones to resume it, or pass --overwrite"
+                    f"configuration ({_said(difference)}); use the same ones to resume it, "
+                    "or pass --overwrite"
                 )
             return
         start(folder)
@@ -109,7 +112,7 @@ def prepare_output(spark: SparkSession, layout: RunLayout, spec: dict[str, Any],
                            json.dumps(spec, indent=2, sort_keys=True))
 
     return open_output(spark, layout.root, "run", overwrite=overwrite, resume=resume,
-                       matches=lambda folder: same_spec(spark, folder, "run.json", spec),
+                       matches=lambda folder: _resumable(spark, folder, "run.json", spec),
                        start=start, reads=_read_paths(spec), log=log)
 
 
@@ -143,17 +146,41 @@ def prepare_spec_folder(spark: SparkSession, root: str, spec_name: str, spec: di
     def resume(folder: str) -> None:
         if not storage.exists(spark, storage.join(folder, spec_name)):
             start(folder)
-        elif not same_spec(spark, folder, spec_name, spec):
-            raise OutputError(f"output {root} holds a {differs}; use the same ones to resume "
-                              "it, another --output, or --overwrite")
+        elif (difference := _difference(spark, folder, spec_name, spec)) is not None:
+            raise OutputError(f"output {root} holds a {differs} ({_said(difference)}); use the "
+                              "same ones to resume it, another --output, or --overwrite")
 
     def start(folder: str) -> None:
         storage.write_text(spark, storage.join(folder, spec_name),
                            json.dumps(spec, indent=2, sort_keys=True))
 
     return open_output(spark, root, kind, overwrite=overwrite, resume=resume,
-                       matches=lambda folder: same_spec(spark, folder, spec_name, spec),
+                       matches=lambda folder: _resumable(spark, folder, spec_name, spec),
                        start=start, reads=_read_paths(spec), log=log)
+
+
+# What a spec may change on resume: its config's session-only settings.
+_RESUMABLE_CHANGES = tuple(f"config.{key}" for key in SESSION_ONLY_SETTINGS)
+
+
+def _difference(spark: SparkSession, folder: str, spec_file: str, spec: dict[str, Any]
+                ) -> Difference | None:
+    """The first difference that stops `folder` (holding `spec_file`) from resuming as
+    `spec`; settings that cannot change results (SESSION_ONLY_SETTINGS) may differ."""
+    recorded = json.loads(storage.read_text(spark, storage.join(folder, spec_file)))
+    return first_difference(recorded, spec, _RESUMABLE_CHANGES)
+
+
+def _resumable(spark: SparkSession, folder: str, spec_file: str, spec: dict[str, Any]) -> bool:
+    return (storage.exists(spark, storage.join(folder, spec_file))
+            and _difference(spark, folder, spec_file, spec) is None)
+
+
+def _said(difference: Difference) -> str:
+    key = difference.key.removeprefix("config.")
+    def value(found: Any) -> str:
+        return "not set" if found is None else show(found)
+    return f"{key} {value(difference.made)} there, {value(difference.asked)} here"
 
 
 # The paths a command reads, as its spec names them.

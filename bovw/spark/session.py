@@ -19,8 +19,9 @@ from bovw.spark.console import console_level, launch_quiet_driver, log_options
 from bovw.spark.jvm import hadoop_configuration, java_causes
 
 __all__ = ["JAVA_INSTALL_HINT", "SUPPORTED_JAVA", "build_session", "check_driver_memory",
-           "check_java", "check_master", "class_archive_option", "find_java", "java_major_version",
-           "jit_threshold_options", "local_driver_options", "spark_properties"]
+           "check_java", "check_master", "check_yarn_configuration", "class_archive_option",
+           "find_java", "java_major_version", "jit_threshold_options", "local_driver_options",
+           "spark_properties"]
 
 SUPPORTED_JAVA = (17, 21)
 JAVA_INSTALL_HINT = (
@@ -196,6 +197,17 @@ def check_master(master: str, timeout: float = 5.0) -> None:
         "(sbin/start-master.sh) or correct --master")
 
 
+def check_yarn_configuration(master: str, environ: Mapping[str, str]) -> None:
+    """Raise SparkStartError when `master` is yarn and the environment names no Hadoop
+    configuration: Spark's JVM would fail with a page of Java trace."""
+    if master == "yarn" and not (environ.get("HADOOP_CONF_DIR") or environ.get("YARN_CONF_DIR")):
+        raise SparkStartError(
+            "spark.master yarn needs the cluster's Hadoop configuration, and neither "
+            "HADOOP_CONF_DIR nor YARN_CONF_DIR is set; fix: set one to the folder of its "
+            "*-site.xml files, run on the cluster (spark-submit jobs/pipeline.py, or bovw emr "
+            "submit), or pass --master local[N] to run here")
+
+
 def check_driver_memory(properties: Mapping[str, str]) -> None:
     """Raise ConfigError when spark.driver.memory is not a size the JVM reads."""
     memory = properties.get("spark.driver.memory", "")
@@ -233,7 +245,7 @@ def _start_error(error: Exception, properties: Mapping[str, str]) -> SparkStartE
 
 def build_session(config: Config, java_home: str | None = None,
                   extra: Mapping[str, str] | None = None, submitted: bool = False,
-                  verbose: bool = False):
+                  verbose: bool = False, environ: Mapping[str, str] | None = None):
     """Check Java, then get or create the SparkSession configured by `config`.
 
     `extra` adds properties decided at run time (e.g. S3 credentials), never saved.
@@ -244,7 +256,7 @@ def build_session(config: Config, java_home: str | None = None,
     at spark.log_level and keeps its start-up noise off the console (bovw.spark.console);
     `verbose` starts it as Spark does, logging at WARN or more. Returns a
     pyspark.sql.SparkSession; raises JavaError, ConfigError or SparkStartError, each one
-    line with its fix.
+    line with its fix. `environ` is the process environment (default os.environ).
     """
     import pyspark
     from py4j.protocol import Py4JJavaError
@@ -260,6 +272,8 @@ def build_session(config: Config, java_home: str | None = None,
     else:
         check_java(java_home)
         check_master(properties["spark.master"])
+        check_yarn_configuration(properties["spark.master"],
+                                 os.environ if environ is None else environ)
         check_driver_memory(properties)
         key = "spark.driver.extraJavaOptions"
         options = properties.get(key, "")

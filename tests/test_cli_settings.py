@@ -1,0 +1,167 @@
+"""A command refuses, in one line, a setting given on the command line that it does not
+use: one of another command's sections, or one that another setting leaves unused (the
+ORB detector's settings under dense sampling, ...), wherever that other setting came
+from. A config file holding such settings stays accepted. And `bovw demo` checks its own
+arguments and regenerates an incomplete image set.
+
+Every case stops before Spark starts: an accepted setting reaches the dataset check,
+which refuses the missing input folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bovw.cli import main
+from bovw.cli.run import DEMO_MARKER, demo_dataset
+from bovw.config import load_config
+from bovw.config.differences import ignored_setting
+from bovw.errors import ConfigError, OutputError
+
+REPO = Path(__file__).resolve().parent.parent
+DENSE_IGNORES = "has no effect here: it applies only with orb.sampling=detect (here " \
+    "orb.sampling=dense); drop it, or change that setting"
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.rstrip("\n")
+
+
+def _run(tmp_path: Path, *flags: str) -> list[str]:
+    return ["run", "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "out"),
+            *flags]
+
+
+@pytest.mark.parametrize("key", ["orb.nfeatures=5", "orb.fast_threshold=200",
+                                 "orb.scale_factor=2", "orb.n_levels=3"])
+def test_run_refuses_detector_settings_under_the_default_dense_sampling(tmp_path, capsys, key):
+    assert main(_run(tmp_path, "--set", key)) == 2
+    assert _err(capsys) == f"bovw: config error: {key.split('=')[0]} {DENSE_IGNORES}"
+
+
+def test_the_sampling_may_come_from_the_config_file(tmp_path, capsys):
+    config = tmp_path / "detect.toml"
+    config.write_text('[orb]\nsampling = "detect"\n')
+    assert main(_run(tmp_path, "--config", str(config), "--set", "orb.dense_step=4")) == 2
+    assert _err(capsys) == (
+        "bovw: config error: orb.dense_step has no effect here: it applies only with "
+        "orb.sampling=dense (here orb.sampling=detect); drop it, or change that setting")
+    # ... and the detector's settings are then used
+    assert main(_run(tmp_path, "--config", str(config), "--set", "orb.nfeatures=5")) == 1
+    assert _err(capsys) == f"bovw: error: input folder not found: {tmp_path / 'missing'}"
+
+
+def test_used_settings_and_a_config_file_holding_others_pass(tmp_path, capsys):
+    # conf/local.toml holds orb.nfeatures ("detect" only) and [predict]: not refused.
+    for flags in (["--config", str(REPO / "conf" / "local.toml")],
+                  ["--set", "orb.sampling=detect", "--set", "orb.nfeatures=5"],
+                  ["--set", "orb.dense_step=4", "--k", "30", "--set", "tone.bins=16"]):
+        assert main(_run(tmp_path, *flags)) == 1
+        assert str(tmp_path / "missing") in _err(capsys)
+
+
+@pytest.mark.parametrize("key", ["predict.top=5", "cnn.batch_size=4", "emr.region=eu-west-1"])
+def test_run_refuses_other_commands_settings(tmp_path, capsys, key):
+    assert main(_run(tmp_path, "--set", key)) == 2
+    assert _err(capsys) == (f"bovw: config error: {key.split('=')[0]} has no effect here: a "
+                            "run uses no [predict], [cnn] or [emr] settings; drop it")
+
+
+def test_s3_settings_need_an_s3_path(tmp_path, capsys):
+    for flags in (["--profile", "dev"], ["--set", "s3.region=eu-west-1"]):
+        assert main(_run(tmp_path, *flags)) == 2
+        assert _err(capsys).endswith("has no effect here: no path of this run is on S3 "
+                                     "(s3a://); drop it")
+    assert main(["demo", "--workdir", str(tmp_path), "--region", "eu-west-1"]) == 2
+    assert _err(capsys) == ("bovw: config error: s3.region has no effect here: the demo "
+                            "reads and writes local folders; drop it")
+
+
+def test_blocks_and_assignment_settings_need_their_switch(tmp_path, capsys):
+    cases = {"tone.bins=16": ("--set", "tone.enabled=false"),
+             "colour.weight=2": (),
+             "histograms.soft_neighbours=4": (),
+             "vocabulary.init_steps=3": ()}
+    for key, extra in cases.items():
+        assert main(_run(tmp_path, *extra, "--set", key)) == 2
+        assert f"{key.split('=')[0]} has no effect here: it applies only with" in _err(capsys)
+
+
+def test_sweep_and_compare_refuse_them_too(tmp_path, capsys):
+    sweep = ["sweep", "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "o"),
+             "--k", "5,6"]
+    assert main([*sweep, "--set", "orb.nfeatures=5"]) == 2
+    assert _err(capsys) == f"bovw: config error: orb.nfeatures {DENSE_IGNORES}"
+    assert main([*sweep, "--set", "predict.top=2"]) == 2
+    assert "predict.top has no effect here" in _err(capsys)
+    # used by one point of the sweep: accepted
+    assert main([*sweep, "--param", "orb.sampling=dense,detect",
+                 "--set", "orb.nfeatures=5"]) == 1
+    assert str(tmp_path / "missing") in _err(capsys)
+
+    compare = ["compare", "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "c")]
+    assert main([*compare, "--set", "orb.fast_threshold=9"]) == 2
+    assert _err(capsys) == f"bovw: config error: orb.fast_threshold {DENSE_IGNORES}"
+    # the colour block is the orb-colour variant's, the CNN settings the cnn variant's
+    assert main([*compare, "--set", "colour.weight=2", "--set", "cnn.batch_size=4"]) == 1
+    assert str(tmp_path / "missing") in _err(capsys)
+
+
+def test_ignored_setting_is_pure():
+    dense, detect = load_config(), load_config(None, {"orb.sampling": "detect"})
+    assert ignored_setting(["orb.nfeatures"], [dense]).startswith("orb.nfeatures applies")
+    assert ignored_setting(["orb.nfeatures"], [dense, detect]) is None
+    assert ignored_setting(["orb.sampling", "orb.upscale", "orb.patch_size"], [dense]) is None
+
+
+# --- bovw demo ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("classes", ["0", "1", "99"])
+def test_demo_refuses_a_class_count_it_cannot_make(tmp_path, capsys, classes):
+    assert main(["demo", "--workdir", str(tmp_path), "--classes", classes]) == 2
+    assert _err(capsys).startswith(f"bovw: config error: --classes must be between 2 and 10 "
+                                   f"(got {classes})")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_refuses_a_workdir_that_is_a_file(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["demo", "--workdir", str(afile)]) == 2
+    assert _err(capsys) == (f"bovw: config error: --workdir {afile} is a file; fix: name a "
+                            "folder (it is created when missing)")
+    with pytest.raises(OutputError, match="cannot write the demo image set in .*Not a "
+                                          "directory"):
+        demo_dataset(afile / "below", 2, 0, log=lambda line: None)
+
+
+def test_an_incomplete_demo_image_set_is_generated_again(tmp_path):
+    data = demo_dataset(tmp_path, 2, 0, log=lambda line: None)
+    assert (data / DEMO_MARKER).is_file() and sorted(p.name for p in data.iterdir()) == [
+        DEMO_MARKER, "Test", "Training"]
+    complete = sorted(str(p.relative_to(data)) for p in data.rglob("*"))
+    # As a generation interrupted before Test/ (or an older bovw's) left it: regenerated.
+    (data / DEMO_MARKER).unlink()
+    for image in (data / "Test").rglob("*.jpg"):
+        image.unlink()
+    lines: list[str] = []
+    assert demo_dataset(tmp_path, 2, 0, log=lines.append) == data
+    assert "incomplete demo image set" in lines[0]
+    assert sorted(str(p.relative_to(data)) for p in data.rglob("*")) == complete
+    assert [p.name for p in tmp_path.iterdir()] == [data.name]  # no partial sibling left
+    # a complete one is reused as it is
+    assert demo_dataset(tmp_path, 2, 0, log=lines.append) == data and len(lines) == 2
+
+
+def test_a_foreign_folder_under_the_demo_name_is_not_removed(tmp_path):
+    data = tmp_path / "demo-data-2-classes"
+    (data / "Training" / "Mine").mkdir(parents=True)
+    with pytest.raises(OutputError, match="is not a demo image set bovw generated"):
+        demo_dataset(tmp_path, 2, 0, log=lambda line: None)
+    assert (data / "Training" / "Mine").is_dir()
+    with pytest.raises(ConfigError):
+        demo_dataset(tmp_path, 1, 0)
