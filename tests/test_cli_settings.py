@@ -103,6 +103,16 @@ def test_sweep_and_compare_refuse_them_too(tmp_path, capsys):
                  "--set", "orb.nfeatures=5"]) == 1
     assert str(tmp_path / "missing") in _err(capsys)
 
+    # Swept, a setting no point reads made several points of one run.
+    assert main([*sweep, "--param", "orb.nfeatures=5,10"]) == 2
+    assert _err(capsys) == (
+        "bovw: config error: --param orb.nfeatures applies only with orb.sampling=detect "
+        "(here orb.sampling=dense): every point of this sweep would be the same run; sweep "
+        "it together with that setting, or drop it")
+    assert main([*sweep, "--param", "orb.sampling=dense,detect",
+                 "--param", "orb.nfeatures=5,10"]) == 1
+    assert str(tmp_path / "missing") in _err(capsys)
+
     compare = ["compare", "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "c")]
     assert main([*compare, "--set", "orb.fast_threshold=9"]) == 2
     assert _err(capsys) == f"bovw: config error: orb.fast_threshold {DENSE_IGNORES}"

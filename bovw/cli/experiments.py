@@ -19,6 +19,8 @@ from bovw.cli.common import (
     report_under_lock,
     session,
 )
+from bovw.config.differences import ignored_setting
+from bovw.errors import ConfigError
 from bovw.spark.progress import StageProgress
 
 __all__ = ["HANDLERS", "VARIANTS", "add_commands"]
@@ -86,8 +88,13 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     args.k = None  # a list here, not the single value of the shared --k flag
     config = config_of(args)
     points = sweep_points(config, parameters)  # bad keys or values stop here, before Spark
-    refuse_ignored(args, [config.replace(**point.values) for point in points], RUN_KEYS,
-                   "a sweep uses no [predict], [cnn] or [emr] settings")
+    configs = [config.replace(**point.values) for point in points]
+    refuse_ignored(args, configs, RUN_KEYS, "a sweep uses no [predict], [cnn] or [emr] settings")
+    # A swept setting no point reads would give the same run under several names.
+    ignored = ignored_setting([key for key, _values in parameters], configs)
+    if ignored is not None:
+        raise ConfigError(f"--param {ignored}: every point of this sweep would be the same "
+                          "run; sweep it together with that setting, or drop it")
     input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
     descriptors_from = normalise_s3_url(args.descriptors_from) if args.descriptors_from else None
     check_local_dataset(input_path, config.ingest)

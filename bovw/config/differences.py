@@ -11,6 +11,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from bovw.config.settings import ORB_SAMPLING_ONLY
+
 __all__ = ["CONDITIONAL_SETTINGS", "SESSION_ONLY_SETTINGS", "Difference", "covered",
            "first_difference", "ignored_setting", "show", "unused_setting"]
 
@@ -78,13 +80,11 @@ def covered(key: str, keys: Collection[str]) -> bool:
 
 
 # Settings that a configuration itself leaves unused: (the keys, or prefixes ending with
-# ".", the setting that decides, the values of it under which they are used). ORB's
-# detector settings shape only the FAST keypoints of `orb.sampling = "detect"`: a dense
-# grid is described by ORB.compute, which takes none of them (bovw.image.orb).
+# ".", the setting that decides, the values of it under which they are used). The orb
+# settings of one sampling only: see ORB_SAMPLING_ONLY.
 CONDITIONAL_SETTINGS: tuple[tuple[tuple[str, ...], str, tuple[Any, ...]], ...] = (
-    (("orb.nfeatures", "orb.scale_factor", "orb.n_levels", "orb.fast_threshold"),
-     "orb.sampling", ("detect",)),
-    (("orb.dense_step", "orb.dense_scales"), "orb.sampling", ("dense",)),
+    *((tuple(f"orb.{name}" for name in names), "orb.sampling", (sampling,))
+      for sampling, names in ORB_SAMPLING_ONLY.items()),
     (("histograms.soft_neighbours",), "histograms.assignment", ("soft",)),
     (("vocabulary.init_steps",), "vocabulary.init_mode", ("k-means||",)),
     (("tone.",), "tone.enabled", (True,)),

@@ -99,9 +99,12 @@ class IngestSettings:
 
 
 DESCRIPTOR_SCHEME = 2
-_UNUSED_BY_SAMPLING = {
-    "dense": ("nfeatures", "scale_factor", "n_levels", "fast_threshold"),
-    "detect": ("dense_step", "dense_scales"),
+# The orb settings only one sampling reads: dense keypoints are all of octave 0 and given
+# to ORB.compute, so ORB never builds its pyramid or runs FAST for them; detection has no
+# grid. tests/test_features.py checks that the other sampling's descriptors stay the same.
+ORB_SAMPLING_ONLY = {
+    "detect": ("nfeatures", "scale_factor", "n_levels", "fast_threshold"),
+    "dense": ("dense_step", "dense_scales"),
 }
 
 
@@ -148,10 +151,10 @@ class OrbSettings:
     descriptor_scheme: int = DESCRIPTOR_SCHEME
 
     def unused(self) -> tuple[str, ...]:
-        """The settings of this section that `sampling` does not use: whatever their
-        values, the descriptors are the same (tests/test_features.py checks it). Dense
-        keypoints are all of octave 0, so ORB never builds its pyramid or runs FAST."""
-        return _UNUSED_BY_SAMPLING[self.sampling]
+        """The settings of this section that `sampling` does not read (ORB_SAMPLING_ONLY):
+        whatever their values, the descriptors are the same."""
+        return tuple(name for sampling, names in ORB_SAMPLING_ONLY.items()
+                     if sampling != self.sampling for name in names)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first setting of this section that is out of range."""
