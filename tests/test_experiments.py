@@ -391,14 +391,21 @@ def test_features_of_other_images_are_refused(spark, config, dataset, tmp_path):
         "check the path column (--path-col) and the input folder")
 
 
-def test_a_features_file_without_the_named_column_is_refused(spark, config, dataset, tmp_path):
+@pytest.mark.parametrize("setting, name, flag", [
+    ("cnn.features_column", "embedding", "--features-col"),
+    # A label column named but absent meant "no labels", silently.
+    ("cnn.label_column", "fruit", "--label-col"),
+])
+def test_a_features_file_without_a_named_column_is_refused(spark, config, dataset, tmp_path,
+                                                           setting, name, flag):
     features = external_features(spark, dataset, tmp_path / "cnn.parquet")
-    with pytest.raises(CompareError, match=r"has no column 'embedding' \(its columns: path, "
-                                           r"label, features\); name the right one with "
-                                           r"--features-col"):
-        compare(spark, config.replace(**{"cnn.features_column": "embedding"}), str(dataset),
+    with pytest.raises(CompareError, match=rf"has no column '{name}' \(its columns: path, "
+                                           rf"label, features\); name the right one with "
+                                           rf"{flag}"):
+        compare(spark, config.replace(**{setting: name}), str(dataset),
                 str(tmp_path / "out"), variants=("cnn",), cnn_features=features,
                 log=lambda _line: None)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), None])
@@ -414,17 +421,6 @@ def test_non_finite_features_are_refused_before_the_output_is_made(spark, config
         f"2 of 42 feature vectors in {features} hold NaN, infinite or missing values (e.g. "
         f"{dataset}/Test/Banana/1_100.jpg); fix the features file: every value must be a "
         "finite number")
-    assert not (tmp_path / "out").exists()
-
-
-def test_a_named_label_column_must_exist(spark, config, dataset, tmp_path):
-    features = external_features(spark, dataset, tmp_path / "cnn.parquet")
-    with pytest.raises(CompareError, match=r"has no column 'fruit' \(its columns: path, "
-                                           r"label, features\); name the right one with "
-                                           r"--label-col"):
-        compare(spark, config.replace(**{"cnn.label_column": "fruit"}), str(dataset),
-                str(tmp_path / "out"), variants=("cnn",), cnn_features=features,
-                log=lambda _line: None)
     assert not (tmp_path / "out").exists()
 
 
