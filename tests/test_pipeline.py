@@ -342,6 +342,17 @@ def test_classes_that_cannot_give_a_score_stop_the_run_after_the_descriptors(
     assert not (output / "metrics.json").exists()
 
 
+def test_a_quoted_home_folder_is_the_home_folder(tmp_path, capsys):
+    # `--output '~/runs'` (quoted: the shell left the ~) made a folder named ~ here.
+    (tmp_path / "data").mkdir()
+    code = main(["run", "--input", "~/data/nowhere", "--output", "~/out"],
+                environ={"HOME": str(tmp_path)})
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"bovw: error: input folder not found: {tmp_path}/data/nowhere\n")
+    assert not (tmp_path / "out").exists() and not os.path.exists("~")
+
+
 def test_missing_input_is_a_one_line_error(tmp_path, capsys):
     assert main(["run", "--input", str(tmp_path / "none"), "--output", str(tmp_path / "o")]) == 1
     error = capsys.readouterr().err.strip()

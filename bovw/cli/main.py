@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     environ = dict(os.environ if environ is None else environ)
     handlers = {name: handler for group in COMMAND_GROUPS
                 for name, handler in group.HANDLERS.items()}
+    _expand_home(args, environ.get("HOME") or os.path.expanduser("~"))
     try:
         _refuse_credentials_in_flags(args)
         return handlers[args.command](args, environ)
@@ -74,6 +75,19 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         print("bovw: interrupted: what was finished is kept, and the same command again "
               "goes on from there", file=sys.stderr)
         return 130
+
+
+def _expand_home(args: argparse.Namespace, home: str) -> None:
+    """Paths given as ~ or ~/x, which a shell leaves as they are when quoted, made $HOME
+    and $HOME/x: `--output '~/runs'` created a folder named ~ in the current one."""
+    def expanded(word: object) -> object:
+        if isinstance(word, str) and (word == "~" or word.startswith("~/")):
+            return home.rstrip("/") + word[1:]
+        return word
+
+    for dest, value in vars(args).items():
+        setattr(args, dest, [expanded(word) for word in value] if isinstance(value, list)
+                else expanded(value))
 
 
 def _refuse_credentials_in_flags(args: argparse.Namespace) -> None:
