@@ -299,7 +299,7 @@ def _submit(*flags: str) -> list[str]:
 def test_cli_dry_run_step_carries_every_override(capsys):
     code = main(_submit("--cluster-id", "j-TEST", "--k", "40", "--sample-size", "20000",
                         "--pca-components", "50", "--reg-param", "0.001", "--seed", "7",
-                        "--set", "orb.nfeatures=300", "--set", "spark.conf.spark.executor.cores=2",
+                        "--set", "orb.dense_step=4", "--set", "spark.conf.spark.executor.cores=2",
                         "--profile", "submitter", "--region", "eu-west-1"))
 
     assert code == 0
@@ -317,9 +317,22 @@ def test_cli_dry_run_step_carries_every_override(capsys):
         # --profile and --region are the submitter's: not sent.
         "--set", "vocabulary.k=40", "--set", "vocabulary.sample_size=20000",
         "--set", "pca.components=50", "--set", "classifier.reg_param=0.001",
-        "--set", "seed=7", "--set", "orb.nfeatures=300",
+        "--set", "seed=7", "--set", "orb.dense_step=4",
         "--set", "spark.conf.spark.executor.cores=2",
     ]
+
+
+@pytest.mark.parametrize(("flag", "message"), [
+    ("orb.nfeatures=300", "orb.nfeatures has no effect here: it applies only with "
+                          "orb.sampling=detect (here orb.sampling=dense); drop it, or change "
+                          "that setting"),
+    ("predict.top=2", "predict.top has no effect here"),
+])
+def test_cli_refuses_what_the_steps_run_would_ignore(capsys, flag, message):
+    # Forwarded unchecked, the cluster's bovw run refused it after the cluster had started.
+    assert main(_submit("--set", flag)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith(f"bovw: config error: {message}")
 
 
 def test_cli_dry_run_cluster_request_carries_the_overrides_too(capsys):

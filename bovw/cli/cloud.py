@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import sys
 
-from bovw.cli.common import add_config_flags, overrides
+from bovw.cli.common import RUN_KEYS, add_config_flags, overrides, refuse_ignored
 from bovw.config import load_config
 
 __all__ = ["HANDLERS", "add_commands"]
@@ -76,6 +76,9 @@ def _emr(args: argparse.Namespace, environ: dict) -> int:
     )
 
     config = load_config(args.config, overrides(args))
+    # The step's `bovw run` would refuse them on the cluster, after it had started.
+    refuse_ignored(args, [config], (*RUN_KEYS, "emr."),
+                   "an EMR step runs bovw run, which uses no [predict] or [cnn] settings")
     # --profile and --region are the submitter's (its credentials, the EMR API's region);
     # every other override goes to the cluster, which reads the same config file.
     forwarded = overrides(argparse.Namespace(**{**vars(args), "profile": None, "region": None}))
