@@ -195,6 +195,11 @@ def test_every_printed_error_masks_url_credentials(capsys, monkeypatch):
     monkeypatch.setitem(cloud_commands.HANDLERS, "s3", fail)
     assert main(["s3", "ls", "s3://bkt/x/"]) == 1
     assert capsys.readouterr().err == "bovw: error: cannot reach http://***@h/x\n"
+    # With --verbose, the whole trace too.
+    assert main(["s3", "ls", "s3://bkt/x/", "--verbose"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "cannot reach http://***@h/x" in err
+    assert PASSWORD not in err
 
 
 def test_export_refuses_a_catalogue_url_with_credentials(tmp_path, capsys):

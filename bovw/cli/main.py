@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         # Ctrl-C: by now the output's lock is released and its finished stages are kept;
         # the trace of wherever py4j was waiting tells the user nothing.
         if args.verbose:
-            traceback.print_exception(error, file=sys.stderr)
+            _print_trace(error)
         print("bovw: interrupted: what was finished is kept, and the same command again "
               "goes on from there", file=sys.stderr)
         return 130
@@ -108,11 +108,18 @@ def _refuse_credentials_in_flags(args: argparse.Namespace) -> None:
                 raise url_credentials_error(flag, word)
 
 
+def _print_trace(error: BaseException) -> None:
+    """The whole trace of `error` on stderr, a URL's user:password@ masked in it (an
+    endpoint from the environment, say, quoted by botocore)."""
+    text = "".join(traceback.format_exception(error))
+    print(mask_url_credentials(text), end="", file=sys.stderr)
+
+
 def _fail(kind: str, error: Exception, verbose: bool, code: int) -> int:
     """Report a user error as one line (after its whole trace with --verbose); the
     credentials of any URL it quotes (botocore's endpoint, say) are masked."""
     if verbose:
-        traceback.print_exception(error, file=sys.stderr)
+        _print_trace(error)
     message = mask_url_credentials(" ".join(str(error).splitlines()))
     print(f"bovw: {kind}: {message}", file=sys.stderr)
     return code
