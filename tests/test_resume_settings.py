@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from bovw.config import load_config
-from bovw.config.differences import Difference, first_difference
+from bovw.config.differences import Difference, first_nested_difference
 from bovw.errors import OutputError
 
 SESSION_CHANGES = {"spark.driver_memory": "2g", "spark.master": "local[1]",
@@ -64,11 +64,11 @@ def test_another_input_is_named(spark, tmp_path):
         prepare_output(spark, layout, {**_spec(), "input": "/other"}, overwrite=False)
 
 
-def test_first_difference():
-    assert first_difference({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}}) == \
+def test_first_nested_difference():
+    assert first_nested_difference({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}}) == \
         Difference("a.c", 2, 3)
-    assert first_difference({"a": {"b": 1}}, {"a": {"b": 1, "d": 0}}) == \
+    assert first_nested_difference({"a": {"b": 1}}, {"a": {"b": 1, "d": 0}}) == \
         Difference("a.d", None, 0)
-    assert first_difference({"a": {"b": 1, "m": 1}}, {"a": {"b": 1, "m": 2}},
+    assert first_nested_difference({"a": {"b": 1, "m": 1}}, {"a": {"b": 1, "m": 2}},
                             ignore=("a.m",)) is None
-    assert first_difference({"a": {"b": 1}}, {"a": {"b": 1}}) is None
+    assert first_nested_difference({"a": {"b": 1}}, {"a": {"b": 1}}) is None

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 
 from bovw.cli import interrupt
 from bovw.config import Config, ConfigError, load_config, parse_assignment
-from bovw.config.differences import ignored_setting, unused_setting
+from bovw.config.differences import RUN_KEYS, SESSION_KEYS, ignored_setting, unused_setting
 from bovw.spark.session import build_session
 
 __all__ = ["PREDICT_KEYS", "RUN_KEYS", "SESSION_KEYS", "SHORTCUTS", "add_config_flags",
@@ -35,10 +35,6 @@ SHORTCUTS = {
 PREDICT_KEYS = ("spark.", "s3.", "predict.", "ingest.extensions", "ingest.max_file_bytes",
                 "orb.", "colour.", "tone.", "histograms.", "vocabulary.k", "pca.components",
                 "seed")
-SESSION_KEYS = ("spark.", "s3.")
-# What a pipeline run (run, demo, sweep, compare) uses: all but [predict], [cnn], [emr].
-RUN_KEYS = ("seed", "spark.", "s3.", "ingest.", "orb.", "vocabulary.", "histograms.", "pca.",
-            "classifier.", "tone.", "colour.")
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:

@@ -13,8 +13,15 @@ from typing import Any
 
 from bovw.config.settings import ORB_SAMPLING_ONLY
 
-__all__ = ["CONDITIONAL_SETTINGS", "SESSION_ONLY_SETTINGS", "Difference", "covered",
-           "first_difference", "ignored_setting", "show", "unused_setting"]
+__all__ = ["CONDITIONAL_SETTINGS", "RUN_KEYS", "SESSION_KEYS", "SESSION_ONLY_SETTINGS",
+           "Difference", "covered", "first_nested_difference", "ignored_setting",
+           "setting_value", "show", "unused_setting"]
+
+# The sections of the Spark session and its S3 access: set once per command.
+SESSION_KEYS = ("spark.", "s3.")
+# What a pipeline run (run, demo, sweep, compare) uses: all but [predict], [cnn], [emr].
+RUN_KEYS = ("seed", "spark.", "s3.", "ingest.", "orb.", "vocabulary.", "histograms.", "pca.",
+            "classifier.", "tone.", "colour.")
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ SESSION_ONLY_SETTINGS = (
 )
 
 
-def first_difference(made: Any, asked: Any, ignore: Collection[str] = (),
+def first_nested_difference(made: Any, asked: Any, ignore: Collection[str] = (),
                      prefix: str = "") -> Difference | None:
     """The first dotted key (in `asked`'s order, then `made`'s) whose value differs
     between two nested dicts, None for a key missing on one side; keys `covered` by
@@ -53,7 +60,8 @@ def first_difference(made: Any, asked: Any, ignore: Collection[str] = (),
         dotted = f"{prefix}{key}"
         if covered(dotted, ignore):
             continue
-        found = first_difference(made.get(key), asked.get(key), ignore, f"{dotted}.")
+        found = first_nested_difference(made.get(key), asked.get(key), ignore,
+                                        f"{dotted}.")
         if found is not None:
             return found
     return None
@@ -100,7 +108,7 @@ def ignored_setting(asked: Collection[str], configs: Collection[Any]) -> str | N
         for keys, switch, values in CONDITIONAL_SETTINGS:
             if key == switch or not covered(key, keys):
                 continue
-            found = [_value(config, switch) for config in configs]
+            found = [setting_value(config, switch) for config in configs]
             if found and all(value not in values for value in found):
                 wanted = " or ".join(show(value) for value in values)
                 return (f"{key} applies only with {switch}={wanted} (here "
@@ -108,6 +116,9 @@ def ignored_setting(asked: Collection[str], configs: Collection[Any]) -> str | N
     return None
 
 
-def _value(config: Any, dotted: str) -> Any:
-    section, name = dotted.split(".")
-    return getattr(getattr(config, section), name)
+def setting_value(config: Any, dotted: str) -> Any:
+    """The value of the dotted key `dotted` ("orb.sampling", "seed") in a Config."""
+    value = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value

@@ -28,6 +28,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from bovw.config import Config, ConfigError, parse_assignment
+from bovw.config.differences import RUN_KEYS, SESSION_KEYS, covered, setting_value
 from bovw.errors import TrainingError, VocabularyError
 from bovw.experiments.tables import (
     STAGE_COLUMNS,
@@ -164,36 +165,24 @@ def sweep_points(config: Config, parameters: Sequence[tuple[str, Sequence[str]]]
     return points
 
 
-# Settings a point cannot change: the one Spark session (and its S3 access) is made from
-# the base config for the whole sweep, and a point is a bovw run, which uses no cnn.*,
-# predict.* or emr.* setting.
-ONCE_PER_SWEEP = ("spark.", "s3.")
-NOT_IN_A_RUN = ("cnn.", "predict.", "emr.")
-
-
 def _check_per_point(config: Config, key: str, values: Sequence[str]) -> None:
     """Refuse a setting no point would apply, and values that are the same setting."""
-    if key.startswith(ONCE_PER_SWEEP):
+    # The one Spark session (and its S3 access) is made from the base config for the whole
+    # sweep, and a point is a bovw run, which uses no cnn.*, predict.* or emr.* setting.
+    if covered(key, SESSION_KEYS):
         raise ConfigError(f"--param {key}: a sweep runs every point in one Spark session, "
                           "set once for the whole sweep; fix: give it once, with --set, "
                           "--master or the config")
-    if key.startswith(NOT_IN_A_RUN):
+    if not covered(key, RUN_KEYS):
         raise ConfigError(f"--param {key}: the points of a sweep are bovw runs, which do not "
                           "use it; drop it")
     parsed: dict[str, str] = {}
     for value in values:
-        setting = repr(_setting(config.replace(**{key: value}), key))
+        setting = repr(setting_value(config.replace(**{key: value}), key))
         if setting in parsed:
             raise ConfigError(f"--param {key} gives the same value twice ({parsed[setting]} "
                               f"and {value}); list each value once")
         parsed[setting] = value
-
-
-def _setting(config: Config, key: str) -> Any:
-    value: Any = config
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
 
 
 def _folder_name(overrides: tuple[tuple[str, str], ...]) -> str:

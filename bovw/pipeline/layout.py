@@ -14,7 +14,12 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from bovw.config.differences import SESSION_ONLY_SETTINGS, Difference, first_difference, show
+from bovw.config.differences import (
+    SESSION_ONLY_SETTINGS,
+    Difference,
+    first_nested_difference,
+    show,
+)
 from bovw.errors import OutputError
 from bovw.spark import storage
 from bovw.spark.outputs import OutputFolder, open_output
@@ -168,7 +173,7 @@ def _difference(spark: SparkSession, folder: str, spec_file: str, spec: dict[str
     """The first difference that stops `folder` (holding `spec_file`) from resuming as
     `spec`; settings that cannot change results (SESSION_ONLY_SETTINGS) may differ."""
     recorded = json.loads(storage.read_text(spark, storage.join(folder, spec_file)))
-    return first_difference(recorded, spec, _RESUMABLE_CHANGES)
+    return first_nested_difference(recorded, spec, _RESUMABLE_CHANGES)
 
 
 def _resumable(spark: SparkSession, folder: str, spec_file: str, spec: dict[str, Any]) -> bool:

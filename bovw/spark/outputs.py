@@ -20,7 +20,6 @@ import fnmatch
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -30,7 +29,7 @@ from bovw.spark.swap import Swap
 from bovw.version import __version__
 
 __all__ = ["KINDS", "MARKER", "STAGING_SUFFIX", "TEMPORARY", "Found", "OutputFolder",
-           "OutputKind", "foreign_names", "inspect", "open_output", "same_spec"]
+           "OutputKind", "foreign_names", "inspect", "open_output"]
 
 MARKER = "_bovw.json"
 MARKER_FORMAT = "bovw-output"
@@ -285,9 +284,3 @@ def _stage(spark: SparkSession, root: str, kind: OutputKind, staging: str,
     _write_marker(spark, staging, kind.name)
     start(staging)
     return staging
-
-
-def same_spec(spark: SparkSession, folder: str, spec_file: str, spec: dict[str, Any]) -> bool:
-    """True when `folder/spec_file` holds `spec`."""
-    path = storage.join(folder, spec_file)
-    return storage.exists(spark, path) and json.loads(storage.read_text(spark, path)) == spec
