@@ -53,6 +53,18 @@ def grey_png(seed: int = 0) -> bytes:
     return encode(textured(100, seed), "PNG", mode="L")
 
 
+def png(seed: int = 0) -> bytes:
+    return encode(textured(100, seed), "PNG")
+
+
+def png_with_bad_header_checksum(seed: int = 0) -> bytes:
+    """A PNG whose IHDR chunk fails its CRC (the 4 bytes after the 8-byte signature, the
+    chunk's length and type, and its 13 bytes of data)."""
+    data = bytearray(png(seed))
+    data[8 + 4 + 4 + 13] ^= 0xFF
+    return bytes(data)
+
+
 def truncated_jpeg(seed: int = 0) -> bytes:
     data = jpeg(seed)
     return data[: len(data) // 2]

@@ -104,7 +104,7 @@ def test_bad_images_are_rejected_in_place_and_batches_do_not_matter(reference):
     contents = [good[0], b"not an image", None, good[1], imagefiles.truncated_jpeg(), good[2]]
     features, reasons = embed_images(contents, backbone, ORT, OrbSettings())
     assert reasons[:3] == [None, "not an image (unrecognised format)", "empty file"]
-    assert reasons[4].startswith("corrupt or truncated image")
+    assert reasons[4].startswith("corrupt or truncated JPEG image: image file is truncated")
     assert reasons[3] is None and reasons[5] is None
     assert not features[[1, 2, 4]].any()
     # Batches of 2 split the good images differently from one batch of 5: same rows.

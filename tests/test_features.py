@@ -91,7 +91,12 @@ def test_huge_image_is_downscaled_to_max_side():
 @pytest.mark.parametrize("data, reason", [
     (b"", "empty file"),
     (b"this is not an image at all", "not an image (unrecognised format)"),
-    (b"\xff\xd8\xff\xe0" + b"\x00" * 10, "not an image (unrecognised format)"),
+    (b"\xff\xd8\xff\xe0" + b"\x00" * 10,
+     "corrupt or truncated JPEG image: its header cannot be read"),
+    (imagefiles.png_with_bad_header_checksum(),
+     "corrupt or truncated PNG image: broken PNG file (bad header checksum in b'IHDR')"),
+    (imagefiles.png()[:20], "corrupt or truncated PNG image: Truncated File Read"),
+    (imagefiles.jpeg()[:10], "corrupt or truncated JPEG image: Truncated File Read"),
 ])
 def test_unreadable_bytes_are_rejected_with_reason(data, reason):
     extraction = extract_descriptors(data, SETTINGS)
@@ -101,7 +106,8 @@ def test_unreadable_bytes_are_rejected_with_reason(data, reason):
 
 def test_truncated_jpeg_is_rejected():
     extraction = extract_descriptors(imagefiles.truncated_jpeg(), SETTINGS)
-    assert extraction.reject_reason.startswith("corrupt or truncated image")
+    assert extraction.reject_reason.startswith(
+        "corrupt or truncated JPEG image: image file is truncated")
 
 
 def test_decompression_bomb_is_refused_from_its_header():

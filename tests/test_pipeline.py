@@ -26,7 +26,8 @@ MAX_FILE_BYTES = 1_000_000
 BAD_FILES = {
     "zero.jpg": (b"", "empty file"),
     "text.jpg": (b"just some text, not a JPEG", "not an image (unrecognised format)"),
-    "truncated.jpg": (imagefiles.truncated_jpeg(), "corrupt or truncated image"),
+    "truncated.jpg": (imagefiles.truncated_jpeg(),
+                      "corrupt or truncated JPEG image: image file is truncated"),
     "bomb.png": (imagefiles.bomb_png(), "image too large: 40000x40000 pixels"),
     "oversized.jpg": (b"\xff" * (MAX_FILE_BYTES + 1), "file too large: 1000001 bytes"),
 }
