@@ -7,11 +7,18 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+import zipfile
 
 import pytest
 
 from bovw.config import ConfigError, load_config
-from bovw.spark.console import LOG_CONFIG, console_level, is_noise, log_options
+from bovw.spark.console import (
+    LOG_CONFIG,
+    DriverStderr,
+    console_level,
+    is_noise,
+    log_options,
+)
 from bovw.spark.progress import JobTally, Snapshot, StageProgress, clock_text
 
 # --- Spark's console -------------------------------------------------------------------------
@@ -90,6 +97,116 @@ def test_the_words_of_a_jvm_that_cannot_start_come_before_bovw_s_line(tmp_path):
     assert lines[-1] == (
         "bovw: error: Spark's JVM exited while starting (its own message is above); fix: "
         "check spark.driver_memory, the spark.conf settings and JAVA_HOME")
+
+
+# Ivy's report as Spark 4's spark-submit writes it (shortened where it repeats itself).
+IVY_START = [
+    "file:///srv/repo added as a remote repository with the name: repo-1",
+    ":: loading settings :: url = jar:file:/x/ivy-2.5.3.jar!/org/apache/ivy/core/settings/"
+    "ivysettings.xml",
+    "Ivy Default Cache set to: /root/.ivy2.5.2/cache",
+    "org.apache.hadoop#hadoop-aws added as a dependency",
+    ":: resolving dependencies :: org.apache.spark#spark-submit-parent-40e8;1.0",
+    "\tconfs: [default]",
+    ":: resolution report :: resolve 156ms :: artifacts dl 0ms",
+    "\t|      default     |   1   |   0   |   0   |   0   ||   0   |   0   |",
+    ":: problems summary ::",
+    ":::: WARNINGS",
+    "\tHost repo1.maven.org not found. url=https://repo1.maven.org/maven2/org/apache/hadoop/"
+    "hadoop-aws/3.4.1/hadoop-aws-3.4.1.pom",
+    "",
+    "\tHost repos.spark-packages.org not found. url=https://repos.spark-packages.org/org/x.pom",
+    "\tHost repo1.maven.org not found. url=https://repo1.maven.org/maven2/org/x.jar",
+]
+IVY_GOT_THE_JARS = [
+    ":: retrieving :: org.apache.spark#spark-submit-parent-40e8",
+    "\tconfs: [default]",
+    "\t1 artifacts copied, 0 already retrieved (0kB/6ms)",
+]
+IVY_FAILED = [
+    "\t\t:: org.apache.hadoop#hadoop-aws;3.4.1: not found",
+    ":: USE VERBOSE OR DEBUG MESSAGE LEVEL FOR MORE DETAILS",
+    'Exception in thread "main" java.lang.RuntimeException: [unresolved dependency: '
+    "org.apache.hadoop#hadoop-aws;3.4.1: not found]",
+    "\tat org.apache.spark.util.MavenUtils$.resolveMavenCoordinates(MavenUtils.scala:539)",
+    "\tat org.apache.spark.deploy.SparkSubmit.main(SparkSubmit.scala)",
+]
+
+
+def forwarded(lines: list[str]) -> tuple[list[str], str]:
+    """What the driver's stderr filter passes on of `lines`, and what it found unresolved."""
+    target = io.BytesIO()
+    forwarder = DriverStderr(io.BytesIO("".join(line + "\n" for line in lines).encode()), target)
+    forwarder.run()
+    return target.getvalue().decode().splitlines(), forwarder.unresolved
+
+
+def test_ivy_report_of_jars_that_came_is_dropped():
+    lines = ["before", *IVY_START, *IVY_GOT_THE_JARS, "after", "WARNING: Using incubator"]
+    assert forwarded(lines) == (["before", "after"], "")
+
+
+def test_ivy_report_of_a_failure_becomes_what_is_missing_and_the_unreachable_hosts():
+    lines = ["before", *IVY_START, *IVY_FAILED, "Error: something else"]
+    assert forwarded(lines) == (
+        ["before", "Error: something else"],
+        "unresolved dependency: org.apache.hadoop#hadoop-aws;3.4.1: not found "
+        "(could not reach repo1.maven.org, repos.spark-packages.org)")
+
+
+def test_ivy_report_with_an_unknown_end_is_passed_on_whole():
+    lines = [*IVY_START, 'Exception in thread "main" java.lang.OutOfMemoryError: heap']
+    assert forwarded(lines) == (lines, "")
+
+
+def _ivy_settings(folder, repository):
+    """Ivy settings that resolve from the Maven layout at `repository` only: no network."""
+    settings = folder / "ivysettings.xml"
+    settings.write_text(
+        '<ivysettings><settings defaultResolver="here"/><resolvers>'
+        f'<ibiblio name="here" m2compatible="true" root="{repository.as_uri()}"/>'
+        "</resolvers></ivysettings>")
+    return settings
+
+
+def _maven_artifact(repository, group, artifact, version):
+    folder = repository.joinpath(*group.split("."), artifact, version)
+    folder.mkdir(parents=True)
+    (folder / f"{artifact}-{version}.pom").write_text(
+        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+        f"<groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+        f"<version>{version}</version></project>")
+    with zipfile.ZipFile(folder / f"{artifact}-{version}.jar", "w") as jar:
+        jar.writestr("bovw-test.txt", "a jar")
+
+
+@pytest.mark.parametrize("package, last_line", [
+    ("org.example:present:1.0",
+     "bovw: error: {nothing} is not a finished bovw run, sweep or comparison folder"),
+    ("org.example:absent:1.0",
+     "bovw: error: Spark could not fetch spark.jars.packages: unresolved dependency: "
+     "org.example#absent;1.0: not found; fix: give this machine access to Maven Central (or "
+     "the spark.jars.repositories named), or download the jars and set s3.jars_dir to their "
+     "folder (s3a's jars) or spark.conf.spark.jars"),
+])
+def test_spark_jars_packages_report_stays_off_the_console(tmp_path, package, last_line):
+    """A real driver resolving real packages (from a local Maven layout, not the network):
+    Ivy's ~30-line report is not shown when the jar comes, and is one line when it does not."""
+    from tests.cluster_fixtures import bovw_command, subprocess_environment
+
+    repository = tmp_path / "repository"
+    _maven_artifact(repository, "org.example", "present", "1.0")
+    nothing = tmp_path / "nothing"
+    child = subprocess.run(
+        bovw_command("report", str(nothing), "--master", "local[1]",
+                     "--set", f"spark.conf.spark.jars.packages={package}",
+                     "--set", f"spark.conf.spark.jars.ivySettings="
+                              f"{_ivy_settings(tmp_path, repository)}",
+                     "--set", f"spark.conf.spark.jars.ivy={tmp_path / 'ivy'}"),
+        capture_output=True, text=True, timeout=300, env=subprocess_environment())
+
+    assert child.returncode == 1
+    assert child.stderr.splitlines() == [last_line.format(nothing=nothing)]
 
 
 # --- progress --------------------------------------------------------------------------------

@@ -7,6 +7,12 @@ stderr, where no log configuration reaches ("WARNING: Using incubator modules",
 logs through bovw/spark/log4j2.properties at spark.log_level (ERROR by default), and its stderr
 goes through a thread that drops those few known lines and passes everything else on, so
 errors still show. `--verbose` launches it as Spark does, untouched.
+
+With spark.jars.packages (s3a's jars), Spark's dependency resolver (Ivy) writes its whole
+report there as well: ~30 lines when the jars come, ~90 and a Java trace when a repository
+cannot be reached. The filter holds that report back: dropped when the jars came, turned
+into the one line of PackageResolutionError when they did not, and passed on unchanged
+when it ends in a way the filter does not know.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from typing import BinaryIO
 
 from bovw.config.settings import LOG_LEVELS
 
-__all__ = ["LOG_CONFIG", "SPARK_DEFAULT_LEVEL", "console_level", "is_noise", "launch_quiet_driver",
-           "log_options"]
+__all__ = ["LOG_CONFIG", "SPARK_DEFAULT_LEVEL", "DriverStderr", "PackageResolutionError",
+           "console_level", "is_noise", "launch_quiet_driver", "log_options"]
 
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 # Spark's console level when it configures log4j itself (pyspark's driver).
@@ -31,6 +37,19 @@ SPARK_DEFAULT_LEVEL = "WARN"
 _NOISE = re.compile(r"WARNING: |netlib-blas: |Using Spark's default log4j profile|"
                     r"Setting default log level to|To adjust logging level use")
 _FLUSH_TIMEOUT = 5.0
+# Ivy's report: its first line (a spark.jars.repositories note comes before it), the last
+# line of a resolution that got every jar, and the exception SparkSubmit ends with when
+# one is missing, followed by its stack trace.
+_IVY_START = re.compile(r":: loading settings :: |\S+ added as a remote repository with the name: ")
+_IVY_DONE = re.compile(r"\t\d+ artifacts copied, ")
+_IVY_FAILED = re.compile(r'Exception in thread "main" java\.lang\.RuntimeException: '
+                         r"\[(unresolved dependency: .*)\]\s*$")
+_IVY_HOST = re.compile(r"\s*Host (\S+) not found\. ")
+_TRACE = re.compile(r"\s+at |\s*\.\.\. \d+ more")
+
+
+class PackageResolutionError(RuntimeError):
+    """spark.jars.packages could not be resolved; the message says which and where from."""
 
 
 def is_noise(line: str) -> bool:
@@ -50,19 +69,55 @@ def console_level(level: str, verbose: bool) -> str:
     return min(level, SPARK_DEFAULT_LEVEL, key=LOG_LEVELS.index)
 
 
-class _Forwarder(threading.Thread):
-    """Copies the lines of a pipe to `target`, less the noise, until the pipe closes."""
+class DriverStderr(threading.Thread):
+    """Copies the lines of a pipe to `target`, less the noise and Ivy's report, until the
+    pipe closes. `unresolved` then says what Ivy could not resolve, if it failed."""
 
     def __init__(self, source: BinaryIO, target: BinaryIO):
         super().__init__(name="bovw-driver-stderr", daemon=True)
         self.source, self.target = source, target
+        self.unresolved = ""
+        self._report: list[bytes] | None = None
+        self._in_trace = False
 
     def run(self) -> None:
         with self.source:
             for raw in self.source:
-                if not is_noise(raw.decode(errors="replace")):
-                    self.target.write(raw)
-                    self.target.flush()
+                self._take(raw)
+        if self._report:  # an end the filter does not know: nothing is hidden
+            self._write(b"".join(self._report))
+
+    def _take(self, raw: bytes) -> None:
+        line = raw.decode(errors="replace")
+        if self._report is not None:
+            failed = _IVY_FAILED.match(line)
+            if failed:
+                self.unresolved = _unresolved_text(failed.group(1), self._report)
+                self._report, self._in_trace = None, True
+            elif _IVY_DONE.match(line):
+                self._report = None
+            else:
+                self._report.append(raw)
+            return
+        if self._in_trace and _TRACE.match(line):
+            return
+        self._in_trace = False
+        if _IVY_START.match(line):
+            self._report = [raw]
+        elif not is_noise(line):
+            self._write(raw)
+
+    def _write(self, data: bytes) -> None:
+        self.target.write(data)
+        self.target.flush()
+
+
+def _unresolved_text(missing: str, report: list[bytes]) -> str:
+    """What Ivy could not resolve, and the repository hosts it could not reach."""
+    hosts = sorted({match.group(1) for raw in report
+                    if (match := _IVY_HOST.match(raw.decode(errors="replace")))})
+    unreachable = f" (could not reach {', '.join(hosts)})" if hosts else ""
+    return missing + unreachable
 
 
 def launch_quiet_driver(conf, target: BinaryIO | None = None) -> None:
@@ -71,7 +126,8 @@ def launch_quiet_driver(conf, target: BinaryIO | None = None) -> None:
     JVM's stderr would have gone, whatever sys.stderr is now); the next SparkContext
     uses it. Does nothing when a gateway already runs. Raises what pyspark's
     launch_gateway raises when the JVM exits while starting, once the JVM's own last
-    words have been passed on."""
+    words have been passed on, or PackageResolutionError when it exited because
+    spark.jars.packages could not be resolved."""
     from pyspark import SparkContext
     from pyspark.java_gateway import launch_gateway
 
@@ -79,14 +135,16 @@ def launch_quiet_driver(conf, target: BinaryIO | None = None) -> None:
         return
     read_end, write_end = os.pipe()
     # Reading starts before the JVM does: a full pipe would otherwise stall its start.
-    forwarder = _Forwarder(os.fdopen(read_end, "rb"),
+    forwarder = DriverStderr(os.fdopen(read_end, "rb"),
                            target or os.fdopen(os.dup(2), "wb", buffering=0))
     forwarder.start()
     try:
         gateway = launch_gateway(conf, popen_kwargs={"stderr": write_end})
-    except BaseException:
+    except BaseException as error:
         os.close(write_end)
         forwarder.join(_FLUSH_TIMEOUT)
+        if forwarder.unresolved and isinstance(error, Exception):
+            raise PackageResolutionError(forwarder.unresolved) from error
         raise
     os.close(write_end)  # the JVM holds its own copy; the pipe ends when the JVM does
     SparkContext._ensure_initialized(gateway=gateway)

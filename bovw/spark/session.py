@@ -15,7 +15,12 @@ from pathlib import Path
 from bovw.config import Config, ConfigError, SparkSettings
 from bovw.config.redaction import Redactor
 from bovw.errors import JavaError, SparkStartError
-from bovw.spark.console import console_level, launch_quiet_driver, log_options
+from bovw.spark.console import (
+    PackageResolutionError,
+    console_level,
+    launch_quiet_driver,
+    log_options,
+)
 from bovw.spark.jvm import hadoop_configuration, java_causes
 
 __all__ = ["JAVA_INSTALL_HINT", "SUPPORTED_JAVA", "build_session", "check_driver_memory",
@@ -307,6 +312,12 @@ def build_session(config: Config, java_home: str | None = None,
         if error.getCondition() != "JAVA_GATEWAY_EXITED":
             raise
         raise _start_error(error, wanted) from error
+    except PackageResolutionError as error:
+        raise SparkStartError(
+            f"Spark could not fetch spark.jars.packages: {error}; fix: give this machine "
+            "access to Maven Central (or the spark.jars.repositories named), or download the "
+            "jars and set s3.jars_dir to their folder (s3a's jars) or spark.conf.spark.jars"
+        ) from error
     hadoop_conf = hadoop_configuration(session)
     for key, value in hidden.items():
         hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
