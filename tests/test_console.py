@@ -5,14 +5,17 @@ tests/test_cluster_determinism.py."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
+import time
 import zipfile
 
 import pytest
 
 from bovw.config import ConfigError, load_config
 from bovw.spark.console import (
+    FETCHING,
     LOG_CONFIG,
     DriverStderr,
     console_level,
@@ -143,20 +146,40 @@ def forwarded(lines: list[str]) -> tuple[list[str], str]:
 
 def test_ivy_report_of_jars_that_came_is_dropped():
     lines = ["before", *IVY_START, *IVY_GOT_THE_JARS, "after", "WARNING: Using incubator"]
-    assert forwarded(lines) == (["before", "after"], "")
+    assert forwarded(lines) == (["before", FETCHING.strip(), "after"], "")
 
 
 def test_ivy_report_of_a_failure_becomes_what_is_missing_and_the_unreachable_hosts():
     lines = ["before", *IVY_START, *IVY_FAILED, "Error: something else"]
     assert forwarded(lines) == (
-        ["before", "Error: something else"],
+        ["before", FETCHING.strip(), "Error: something else"],
         "unresolved dependency: org.apache.hadoop#hadoop-aws;3.4.1: not found "
         "(could not reach repo1.maven.org, repos.spark-packages.org)")
 
 
 def test_ivy_report_with_an_unknown_end_is_passed_on_whole():
     lines = [*IVY_START, 'Exception in thread "main" java.lang.OutOfMemoryError: heap']
-    assert forwarded(lines) == (lines, "")
+    assert forwarded(lines) == ([FETCHING.strip(), *lines], "")
+
+
+def test_a_report_still_held_when_the_driver_is_up_is_passed_on_and_nothing_more_held():
+    read_end, write_end = os.pipe()
+    target = io.BytesIO()
+    filtered = DriverStderr(os.fdopen(read_end, "rb"), target)
+    filtered.start()
+    with os.fdopen(write_end, "wb", buffering=0) as driver:
+        driver.write(f"{IVY_START[1]}\nno end Ivy knows\n".encode())
+        deadline = time.monotonic() + 10
+        while not target.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert target.getvalue().decode().splitlines() == [FETCHING.strip()]  # held back
+        filtered.started()
+        assert target.getvalue().decode().splitlines() == [
+            FETCHING.strip(), IVY_START[1], "no end Ivy knows"]
+        driver.write(f"{IVY_START[1]}\nlater\n".encode())
+    filtered.join(5)
+    assert target.getvalue().decode().splitlines()[3:] == [IVY_START[1], "later"]
 
 
 def _ivy_settings(folder, repository):
@@ -206,7 +229,7 @@ def test_spark_jars_packages_report_stays_off_the_console(tmp_path, package, las
         capture_output=True, text=True, timeout=300, env=subprocess_environment())
 
     assert child.returncode == 1
-    assert child.stderr.splitlines() == [last_line.format(nothing=nothing)]
+    assert child.stderr.splitlines() == [FETCHING.strip(), last_line.format(nothing=nothing)]
 
 
 # --- progress --------------------------------------------------------------------------------

@@ -25,8 +25,9 @@ from typing import BinaryIO
 
 from bovw.config.settings import LOG_LEVELS
 
-__all__ = ["LOG_CONFIG", "SPARK_DEFAULT_LEVEL", "DriverStderr", "PackageResolutionError",
-           "console_level", "is_noise", "launch_quiet_driver", "log_options"]
+__all__ = ["FETCHING", "LOG_CONFIG", "SPARK_DEFAULT_LEVEL", "DriverStderr",
+           "PackageResolutionError", "console_level", "is_noise", "launch_quiet_driver",
+           "log_options"]
 
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 # Spark's console level when it configures log4j itself (pyspark's driver).
@@ -46,6 +47,11 @@ _IVY_FAILED = re.compile(r'Exception in thread "main" java\.lang\.RuntimeExcepti
                          r"\[(unresolved dependency: .*)\]\s*$")
 _IVY_HOST = re.compile(r"\s*Host (\S+) not found\. ")
 _TRACE = re.compile(r"\s+at |\s*\.\.\. \d+ more")
+
+
+# What the console shows instead of Ivy's report.
+FETCHING = ("[bovw] spark: fetching spark.jars.packages with Spark's Ivy (a first download "
+            "can take minutes; --verbose shows its report)\n")
 
 
 class PackageResolutionError(RuntimeError):
@@ -71,7 +77,11 @@ def console_level(level: str, verbose: bool) -> str:
 
 class DriverStderr(threading.Thread):
     """Copies the lines of a pipe to `target`, less the noise and Ivy's report, until the
-    pipe closes. `unresolved` then says what Ivy could not resolve, if it failed."""
+    pipe closes. `unresolved` then says what Ivy could not resolve, if it failed.
+
+    Ivy runs before the driver starts: once it has (`started`), or when the pipe closes,
+    a report the filter still holds (one that ended in a way it does not know) is passed
+    on whole, and nothing after it is held back."""
 
     def __init__(self, source: BinaryIO, target: BinaryIO):
         super().__init__(name="bovw-driver-stderr", daemon=True)
@@ -79,13 +89,23 @@ class DriverStderr(threading.Thread):
         self.unresolved = ""
         self._report: list[bytes] | None = None
         self._in_trace = False
+        self._starting = True
+        self._lock = threading.Lock()
 
     def run(self) -> None:
         with self.source:
             for raw in self.source:
-                self._take(raw)
-        if self._report:  # an end the filter does not know: nothing is hidden
-            self._write(b"".join(self._report))
+                with self._lock:
+                    self._take(raw)
+        self.started()
+
+    def started(self) -> None:
+        """The driver is up: pass on a report still held, and hold nothing from now on."""
+        with self._lock:
+            self._starting = False
+            if self._report:
+                self._write(b"".join(self._report))
+            self._report = None
 
     def _take(self, raw: bytes) -> None:
         line = raw.decode(errors="replace")
@@ -102,8 +122,11 @@ class DriverStderr(threading.Thread):
         if self._in_trace and _TRACE.match(line):
             return
         self._in_trace = False
-        if _IVY_START.match(line):
+        if self._starting and _IVY_START.match(line):
             self._report = [raw]
+            # Held back, the report would leave a first download (the AWS SDK bundle is
+            # hundreds of MB) silent for minutes.
+            self._write(FETCHING.encode())
         elif not is_noise(line):
             self._write(raw)
 
@@ -136,7 +159,7 @@ def launch_quiet_driver(conf, target: BinaryIO | None = None) -> None:
     read_end, write_end = os.pipe()
     # Reading starts before the JVM does: a full pipe would otherwise stall its start.
     forwarder = DriverStderr(os.fdopen(read_end, "rb"),
-                           target or os.fdopen(os.dup(2), "wb", buffering=0))
+                             target or os.fdopen(os.dup(2), "wb", buffering=0))
     forwarder.start()
     try:
         gateway = launch_gateway(conf, popen_kwargs={"stderr": write_end})
@@ -147,4 +170,5 @@ def launch_quiet_driver(conf, target: BinaryIO | None = None) -> None:
             raise PackageResolutionError(forwarder.unresolved) from error
         raise
     os.close(write_end)  # the JVM holds its own copy; the pipe ends when the JVM does
+    forwarder.started()
     SparkContext._ensure_initialized(gateway=gateway)
