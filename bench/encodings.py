@@ -174,12 +174,14 @@ def _describe_file(path: str):
 def load_descriptors(data_dir: str, grid: Grid, cache: Path, processes: int) -> dict:
     """Descriptors of every image of data_dir for `grid`, from the cache or computed (and
     cached). Keys: descriptors (N, 32) uint8, positions (N, 2) uint8, offsets (n + 1,),
-    labels (n,), train (n,) bool, colour (n, 128) float32, seconds (wall), orb_seconds
-    (summed per-image grey + ORB CPU time), processes."""
+    labels (n,), train (n,) bool, colour (n, d) float32 (bovw's default colour block,
+    d = 512), seconds (wall), orb_seconds (summed per-image grey + ORB CPU time),
+    processes. The cache key holds the colour settings: a changed default is not served
+    blocks of the old one."""
     entries = list_images(data_dir, ("jpg", "jpeg", "png"))
     digest = hashlib.sha1(
         "\n".join([str(Path(data_dir).resolve()), str(len(entries)), grid.key(),
-                   str(CACHE_VERSION)]).encode()).hexdigest()[:12]
+                   str(CACHE_VERSION), repr(_COLOUR)]).encode()).hexdigest()[:12]
     path = cache / f"descriptors-{grid.key()}-{digest}.npz"
     if path.exists():
         with np.load(path) as stored:

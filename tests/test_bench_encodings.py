@@ -214,7 +214,7 @@ def test_grey_histogram_counts_the_fruit_pixels_only():
     (["--encoding", "vlad", "--vocabulary", "bits", "--k", "4", "--pyramid", "1",
       "--power", "0.5", "--intra"], 4 * 256),
     (["--encoding", "fisher", "--k", "3", "--pyramid", "2", "--scale-mode", "resize",
-      "--colour", "1"], 5 * 3 * 257 + 128),
+      "--colour", "1"], 5 * 3 * 257 + 512),
 ])
 def test_tiny_runs_log_one_result_per_setting_and_cache_descriptors(tmp_path, options,
                                                                     dimension):

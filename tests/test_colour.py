@@ -16,7 +16,7 @@ from bovw.image.colour import colour_histogram, image_colour
 from bovw.image.decode import to_rgb
 from bovw.pipeline.histograms import append_colour
 
-SETTINGS = ColourSettings(enabled=True)  # 8 hue x 4 saturation x 4 value bins
+SETTINGS = ColourSettings(enabled=True, hue_bins=8)  # 8 hue x 4 saturation x 4 value bins
 
 
 def frame_schema(with_colour: bool) -> StructType:
@@ -58,6 +58,22 @@ def test_white_background_is_left_out():
 def test_an_image_of_background_only_gives_zeros():
     histogram = colour_histogram(solid((255, 255, 255)), SETTINGS)
     assert histogram.shape == (128,) and not histogram.any()
+
+
+def test_default_block_has_32_hue_sectors_of_4_by_4():
+    """The default block: 32 hue sectors (8 values each of OpenCV's full-range hue 0..255),
+    each 4 saturation x 4 value bins. Red (hue 0) and red-orange (255, 64, 0: hue 11)
+    share the first of 8 sectors, but not of 32."""
+    settings = ColourSettings(enabled=True)
+    assert (settings.hue_bins, settings.saturation_bins, settings.value_bins) == (32, 4, 4)
+    red = colour_histogram(solid((255, 0, 0)), settings)
+    red_orange = colour_histogram(solid((255, 64, 0)), settings)
+    assert red.shape == (512,)
+    assert red[bin_index(0, 3, 3, settings)] == 1.0
+    assert red_orange[bin_index(1, 3, 3, settings)] == 1.0
+    eight = ColourSettings(enabled=True, hue_bins=8)
+    assert np.array_equal(colour_histogram(solid((255, 0, 0)), eight),
+                          colour_histogram(solid((255, 64, 0)), eight))
 
 
 def test_proportions_and_configurable_bins():

@@ -60,7 +60,7 @@ def sweep(spark, config, dataset, tmp_path_factory):
     """A sweep over k = 8, 12, 100000 stopped inside the second point, then run again.
 
     200 PCA components are asked for: more than the histograms' length (k x 5 pyramid
-    cells + 128 colour bins) and than the 30 Training images' rank, the chance-level
+    cells + 512 colour bins) and than the 30 Training images' rank, the chance-level
     points of issue 12.
     """
     config = config.replace(**{"pca.components": 200})
@@ -188,7 +188,7 @@ def test_the_predictor_agrees_with_spark_on_a_capped_pca(spark, sweep, tmp_path)
     kept = json.loads((run / "summary.json").read_text())["reduction"]["components"]
     _model, written = export_model(spark, str(run), str(tmp_path / "model.npz"))
     predictor = Predictor.load(written)
-    assert predictor.model.pc.shape == (8 * 5 + 32 + 128, kept) and kept < 200  # + tone, colour
+    assert predictor.model.pc.shape == (8 * 5 + 32 + 512, kept) and kept < 200  # + tone, colour
     rows = storage.read_parquet(spark, str(run / "features")).filter("split = 'Test'").collect()
     assert len(rows) == 12
     for row in rows:
@@ -343,7 +343,7 @@ def test_comparison_table_has_orb_colour_and_cnn_side_by_side(comparison):
     output, result = comparison
     rows = {row["variant"]: row for row in csv.DictReader((output / "comparison.csv").open())}
     assert list(rows) == ["orb-colour", "cnn"]
-    assert rows["orb-colour"]["dimension"] == str(8 * (1 + 4) + 32 + 128)  # 2-level pyramid
+    assert rows["orb-colour"]["dimension"] == str(8 * (1 + 4) + 32 + 512)  # 2-level pyramid
     assert rows["cnn"]["dimension"] == "3"
     assert rows["cnn"]["features"].startswith("external CNN features")
     # 3 classes x 2 splits: the left-out first images of every folder.
@@ -355,7 +355,7 @@ def test_comparison_table_has_orb_colour_and_cnn_side_by_side(comparison):
     assert [row[0] for row in per_class[1:]] == CLASSES
     markdown = (output / "comparison.md").read_text()
     assert ("| orb-colour | ORB visual words, k=8, 2 pyramid levels + grey tone (32 bins) + HSV "
-            "colour (128 bins) |" in markdown)
+            "colour (512 bins) |" in markdown)
     assert "F1 per class (Test):" in markdown
 
 

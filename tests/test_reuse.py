@@ -262,7 +262,7 @@ def test_sweep_points_share_descriptors_only_with_the_same_settings(tmp_path):
     first = "/out/points/vocabulary.k=8__colour.weight=1/descriptors"
     assert descriptor_sources(config, grid, "/data", "/out") == [None, first, first, first]
     # Bins of a colour block that is off change nothing; once on, they do.
-    bins = sweep_points(config, [("colour.hue_bins", ["4", "8"])])
+    bins = sweep_points(config, [("colour.hue_bins", ["4", "32"])])
     assert not any(changes_descriptors(config, point) for point in bins)
     on = config.replace(**{"colour.enabled": True})
     assert changes_descriptors(on, bins[0]) and not changes_descriptors(on, bins[1])

@@ -41,7 +41,7 @@ class ToneSettings:
     """
 
     # Measured on fruits360-dev (k=1000, seed 42, README): the ORB words alone 89.6%, with
-    # this block 94.9%; with the colour block too, 99.74%.
+    # this block 94.9%; with the colour block too, 99.97%.
     enabled: bool = True
     bins: int = 32
     background_value: float = 0.9
@@ -72,7 +72,9 @@ class ColourSettings:
     """
 
     enabled: bool = False
-    hue_bins: int = 8
+    # 32 hue sectors, not 8: on fruits360-dev (words + tone + colour) 99.97/99.95/99.95% at
+    # seeds 42/7/1 against 99.74/99.85/99.87% with 8 (16: 99.82/99.90/99.92%).
+    hue_bins: int = 32
     saturation_bins: int = 4
     value_bins: int = 4
     background_saturation: float = 0.1

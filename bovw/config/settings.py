@@ -284,7 +284,7 @@ class ClassifierSettings:
     max_iter: int = 200
     # Each LBFGS iteration is a Spark job. On fruits360-dev 1e-4 stops after 53 iterations
     # instead of 92 (1e-6), at the same Test accuracy (91.5% and 91.4%); with the tone and
-    # colour blocks after 38 instead of 82, at 99.74% both (README): Spark's LBFGS
+    # colour blocks after 34 instead of 70, at 99.97% both (README): Spark's LBFGS
     # has converged by then (scikit-learn's lbfgs at tol 1e-4 had not, bench/encodings).
     tol: float = 1e-4
     # Spark scales every feature to unit variance before fitting by default. On PCA axes
