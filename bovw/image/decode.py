@@ -21,12 +21,11 @@ __all__ = ["ImageRejected", "open_image", "to_grey", "to_rgb"]
 # Pillow's own bomb guard is replaced by the configurable pixel limit checked below.
 Image.MAX_IMAGE_PIXELS = None
 
-# How the formats a photo folder holds begin. A file that starts like one of them but that
-# Pillow cannot open is a damaged image of that format (a PNG whose header checksum fails,
-# a JPEG cut short after its first bytes), and its reject should say so rather than call
-# it something that is not an image.
-_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
-               (b"GIF89a", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+# The formats a photo folder holds. Bytes that one of their Pillow plugins accepts (by its
+# own signature test) but cannot open are a damaged image of that format (a PNG whose
+# header checksum fails, a JPEG cut short after its first bytes), and their reject should
+# say so rather than call them something that is not an image.
+_PHOTO_FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "WEBP")
 
 
 class ImageRejected(ValueError):
@@ -73,33 +72,29 @@ def open_image(data: bytes, settings: OrbSettings) -> tuple[Image.Image, tuple[i
     return image, (width, height)
 
 
-def _signature_format(data: bytes) -> str | None:
-    """The image format `data` starts like ("PNG", "JPEG", ...), or None."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    return next((kind for signature, kind in _SIGNATURES if data.startswith(signature)), None)
-
-
 def _unopenable_reason(data: bytes) -> str:
-    """The reject reason of bytes Pillow could not open: what the plugin of the format they
-    start like says is wrong with them, or that they are not an image at all."""
-    kind = _signature_format(data)
-    if kind is None:
-        return "not an image (unrecognised format)"
-    detail = ""
-    # Image.open tries every plugin and keeps none of their errors; asked alone, the
-    # plugin of the file's own format says what it found (a bad checksum, a short read).
-    factory = Image.OPEN.get(kind, (None, None))[0]
-    if factory is not None:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                factory(io.BytesIO(data), None)
-        except Exception as error:
-            detail = first_line(error)
-    if not detail or detail == "not identified by this driver":
-        detail = "its header cannot be read"
-    return f"corrupt or truncated {kind} image: {detail}"
+    """The reject reason of bytes Pillow could not open: what the plugin of the photo format
+    they start like says is wrong with them, or that they are not an image at all."""
+    Image.init()
+    for kind in _PHOTO_FORMATS:
+        factory, accept = Image.OPEN.get(kind, (None, None))
+        if factory is not None and accept is not None and accept(data[:16]) is True:
+            return f"corrupt or truncated {kind} image: {_plugin_error(factory, data)}"
+    return "not an image (unrecognised format)"
+
+
+def _plugin_error(factory, data: bytes) -> str:
+    """What a Pillow plugin, asked alone, finds wrong with `data` (Image.open tries every
+    plugin and keeps none of their errors)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            factory(io.BytesIO(data), None)
+    except Exception as error:
+        detail = first_line(error)
+        if detail and detail != "not identified by this driver":
+            return detail
+    return "its header cannot be read"
 
 
 def to_grey(image: Image.Image) -> np.ndarray:
