@@ -307,10 +307,11 @@ def _run(input_dir: str | Path, config: Config, processes: int) -> dict:
         cpu_timings[stage] = round(cpu_now - cpu_clock, 3)
         clock, cpu_clock = now, cpu_now
 
-    if config.colour.enabled or config.histograms.assignment != "hard":
-        raise ValueError("the reference implements neither colour.enabled = true nor "
-                         "histograms.assignment = \"soft\"; leave them at false and "
-                         "\"hard\" to benchmark")
+    if (config.colour.enabled or config.histograms.assignment != "hard"
+            or config.vocabulary.space != "bytes"):
+        raise ValueError("the reference implements neither colour.enabled = true, "
+                         "histograms.assignment = \"soft\" nor vocabulary.space = \"bits\"; "
+                         "leave them at false, \"hard\" and \"bytes\" to benchmark")
     entries = list_images(input_dir, config.ingest.extensions)
     lap("ingest")
 

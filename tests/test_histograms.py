@@ -8,9 +8,18 @@ import numpy as np
 import pytest
 
 from bovw.columns import DESCRIPTOR_SCHEMA
-from bovw.config import HistogramSettings
+from bovw.config import VOCABULARY_SPACES, HistogramSettings
 from bovw.image.orb import pack
-from bovw.image.words import histogram_length, nearest_words, pyramid_bins
+from bovw.image.words import (
+    SPACES,
+    descriptor_points,
+    histogram_length,
+    nearest_words,
+    pyramid_bins,
+    scoring_matrix,
+    soft_words,
+    space_of,
+)
 from bovw.pipeline.histograms import fit_idf, weight, word_histograms
 
 CENTERS = np.array([[0] * 32, [100] * 32, [200] * 32], dtype=np.float32)
@@ -49,6 +58,54 @@ def test_nearest_words_exact():
     points = np.vstack([rows_of(1, 1), rows_of(60, 1), rows_of(149, 1), rows_of(255, 1)])
     assert nearest_words(points, CENTERS).tolist() == [0, 1, 1, 2]
     assert nearest_words(rows_of(0, 0), CENTERS).shape == (0,)
+
+
+def _first_byte(value: int) -> np.ndarray:
+    row = np.zeros((1, 32), np.uint8)
+    row[0, 0] = value
+    return row
+
+
+def test_a_descriptor_as_bits():
+    row = _first_byte(0b10100000)
+    row[0, 31] = 1
+    bits = descriptor_points(row, "bits")
+    assert bits.shape == (1, 256) and bits.dtype == np.float32
+    assert np.flatnonzero(bits[0]).tolist() == [0, 2, 255]  # most significant bit first
+    assert descriptor_points(row, "bytes").tolist() == [[160] + [0] * 30 + [1]]
+    assert tuple(SPACES) == VOCABULARY_SPACES
+    assert [space_of(32), space_of(256)] == ["bytes", "bits"]
+    with pytest.raises(ValueError, match="a vocabulary is 32 or 256 wide, not 33"):
+        scoring_matrix(np.zeros((2, 33)))
+
+
+def test_bits_vocabulary_matches_words_by_hamming_distance():
+    # 0x80 is 1 from 0x7F as a byte value, but 8 bits away from it and 1 bit from 0x00.
+    descriptor, seven_bits, zero = _first_byte(0x80), _first_byte(0x7F), _first_byte(0)
+    byte_words = np.vstack([seven_bits, zero]).astype(np.float32)
+    bit_words = descriptor_points(np.vstack([seven_bits, zero]), "bits")
+    assert nearest_words(descriptor, byte_words).tolist() == [0]
+    assert nearest_words(descriptor, bit_words).tolist() == [1]
+    assert (descriptor_points(descriptor, "bits") @ scoring_matrix(bit_words)[:-1]
+            + scoring_matrix(bit_words)[-1] + 1).tolist() == [[8.0, 1.0]]  # Hamming
+    # Soft assignment in the bits space: squared distances 8 and 1, variance 1.
+    words, weights = soft_words(descriptor, bit_words, neighbours=2, variance=1.0)
+    assert words.tolist() == [[1, 0]]
+    assert weights[0].tolist() == pytest.approx([1 / (1 + math.exp(-3.5)),
+                                                 math.exp(-3.5) / (1 + math.exp(-3.5))])
+
+
+def test_bits_vocabulary_histograms_in_spark(spark):
+    frame = spark.createDataFrame([descriptor_row("e.jpg", "Training", np.vstack(
+        [_first_byte(0x80), _first_byte(0x7F), _first_byte(0x01)]))], DESCRIPTOR_SCHEMA)
+    bit_words = descriptor_points(np.vstack([_first_byte(0x7F), _first_byte(0)]), "bits")
+    (row,) = word_histograms(frame, bit_words).collect()
+    # 0x80 and 0x01 are one bit from 0x00; 0x7F is word 0 itself.
+    assert row["histogram"].toArray().tolist() == [1.0, 2.0]
+    # As byte values, 0x80 is nearer 0x7F (1) than 0x00 (128).
+    byte_words = np.vstack([_first_byte(0x7F), _first_byte(0)]).astype(np.float32)
+    (row,) = word_histograms(frame, byte_words).collect()
+    assert row["histogram"].toArray().tolist() == [2.0, 1.0]
 
 
 def test_one_histogram_per_accepted_image(descriptors):

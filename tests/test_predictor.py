@@ -401,6 +401,26 @@ def test_soft_assignment_shares_each_descriptor_among_its_nearest_words():
     assert feature_vector(descriptors, np.zeros((1, 2), np.uint8), hard).tolist() == [1, 0, 0]
 
 
+def test_a_bits_vocabulary_model_round_trips_and_counts_words_by_hamming_distance():
+    # Word 0 = the bits of 0x7F in the first byte, word 1 = all zero bits, word 2 = all one.
+    first = np.zeros((3, 32), np.uint8)
+    first[0, 0], first[2] = 0x7F, 0xFF
+    words = np.unpackbits(first, axis=1).astype(np.float32)
+    model = tiny_model(centers=words, idf=None,
+                       histograms=HistogramSettings(tfidf=False, l2=False, pyramid_levels=1))
+    loaded = model_from_bytes(model_to_bytes(model))
+    assert np.array_equal(loaded.centers, words) and loaded.centers.shape == (3, 256)
+    descriptors = np.zeros((2, 32), np.uint8)
+    descriptors[0, 0] = 0x80  # 1 bit from word 1, 8 from word 0
+    descriptors[1] = 0xFE  # 32 bits from word 2, 224 from word 1
+    vector = feature_vector(descriptors, np.zeros((2, 2), np.uint8), loaded)
+    assert vector.tolist() == [0.0, 1.0, 1.0]
+    with pytest.raises(ModelFileError, match=r"centers has shape \(3, 100\), expected "
+                                             r"\(k, 32\) \(a vocabulary of byte values\) or "
+                                             r"\(k, 256\)"):
+        dataclasses.replace(model, centers=np.zeros((3, 100), np.float32)).validate()
+
+
 def test_tone_and_soft_model_round_trip_and_consistency():
     model = tone_colour_model(histograms=HistogramSettings(assignment="soft", pyramid_levels=1),
                               word_variance=1234.5)
@@ -725,6 +745,21 @@ def test_predictor_with_the_colour_block_agrees_with_spark(spark, test_config, t
     prediction = predictor.predict(phone_photo("Banana"))
     assert prediction.fitted.startswith("600x400 photo trimmed to the fruit")
     assert prediction.label == "Banana"
+
+
+def test_predictor_with_a_bits_vocabulary_agrees_with_spark(spark, test_config, tmp_path):
+    config = test_config.replace(**{"vocabulary.k": 12, "pca.components": 5,
+                                    "vocabulary.space": "bits"})
+    trained = _train_and_export(spark, config, tmp_path)
+    predictor = Predictor.load(trained["model"])
+    assert predictor.model.centers.shape == (12, 256)
+    # Centers of 0/1 points: every coordinate is a share of ones, between 0 and 1.
+    assert predictor.model.centers.min() >= 0.0 and predictor.model.centers.max() <= 1.0
+    assert len(trained["spark"]) == 12
+    for path, (spark_label, spark_probabilities) in trained["spark"].items():
+        data = Path(path).read_bytes()
+        assert predictor.predict(data).label == spark_label, path
+        assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
 
 
 def test_predictor_with_tone_soft_assignment_and_colour_agrees_with_spark(spark, test_config,

@@ -497,7 +497,8 @@ def test_predict_on_a_folder_refuses_settings_the_model_contradicts(spark, datas
     output = tmp_path / "predictions"
     for assignment, line in (
             ("orb.dense_step=4", "orb.dense_step=5, this prediction asks for 4"),
-            ("colour.enabled=true", "colour.enabled=false, this prediction asks for true")):
+            ("colour.enabled=true", "colour.enabled=false, this prediction asks for true"),
+            ("vocabulary.space=bits", "vocabulary.space=bytes, this prediction asks for bits")):
         with no_spark_job(spark):
             code = main(["predict", "--model", str(model), "--output", str(output),
                          str(dataset / "Test"), "--set", assignment, *spark_flags()])

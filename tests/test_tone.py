@@ -218,6 +218,10 @@ def test_assignment_settings_are_validated():
         load_config(None, {"histograms.assignment": "fuzzy"})
     with pytest.raises(ConfigError, match="histograms.soft_neighbours must be in 2..16"):
         load_config(None, {"histograms.soft_neighbours": "1"})
+    assert load_config(None, {"vocabulary.space": "bits"}).vocabulary.space == "bits"
+    with pytest.raises(ConfigError, match="vocabulary.space must be one of bytes, bits "
+                                          "\\(got 'hamming'\\)"):
+        load_config(None, {"vocabulary.space": "hamming"})
 
 
 def test_soft_assignment_without_the_vocabularys_variance_is_refused_before_spark():

@@ -10,7 +10,7 @@ from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
 from bovw.image.orb import image_key, pack
 from bovw.pipeline.descriptors import ImageSizes, other_size_images, sample_rows, statistics
-from bovw.pipeline.vocabulary import sample_descriptors
+from bovw.pipeline.vocabulary import centers, fit_vocabulary, sample_descriptors
 
 
 def test_sample_rows_keeps_everything_when_there_are_few():
@@ -77,6 +77,19 @@ def test_the_set_aside_sample_is_used_when_it_is_large_enough(spark):
     assert _sampled_values(spark, rows, 6) == [1, 2, 3, 11, 12, 13]
     # 6 < 20: drawn from all Training descriptors instead (all of them: 20 <= 20).
     assert _sampled_values(spark, rows, 20) == list(range(20))
+
+
+def test_a_bits_vocabulary_is_fitted_on_the_descriptors_bits(spark):
+    rows = [_row("a.jpg", "Training", _distinct([0x0F, 0xF0, 0x0F]), _distinct([0x0F, 0xF0]))]
+    frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
+    settings = VocabularySettings(k=2, sample_size=2, partitions=2, space="bits", max_iter=2)
+    sample = sample_descriptors(frame, settings, seed=3, totals=(3, 2))
+    points = sorted(row["features"].toArray().tolist() for row in sample.collect())
+    assert points == [[0, 0, 0, 0, 1, 1, 1, 1] * 32, [1, 1, 1, 1, 0, 0, 0, 0] * 32]
+    model, count = fit_vocabulary(sample, settings, seed=3)
+    words = centers(model)
+    assert count == 2 and words.shape == (2, 256)
+    assert sorted(words.tolist()) == points
 
 
 def test_statistics_count_what_the_sample_is_drawn_from(spark):

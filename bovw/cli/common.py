@@ -33,8 +33,8 @@ SHORTCUTS = {
 # settings, the listing of a folder; and what it compares with the model (the rest of the
 # model's settings cannot be changed at prediction time).
 PREDICT_KEYS = ("spark.", "s3.", "predict.", "ingest.extensions", "ingest.max_file_bytes",
-                "orb.", "colour.", "tone.", "histograms.", "vocabulary.k", "pca.components",
-                "seed")
+                "orb.", "colour.", "tone.", "histograms.", "vocabulary.k", "vocabulary.space",
+                "pca.components", "seed")
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:

@@ -41,6 +41,7 @@ from bovw.config.settings import (
     CNN_RUNTIMES,
     DESCRIPTOR_SCHEME,
     FIT_POLICIES,
+    VOCABULARY_SPACES,
     ClassifierSettings,
     CnnSettings,
     HistogramSettings,
@@ -61,8 +62,8 @@ __all__ = [
     "FIT_POLICIES", "MAX_SEED", "S3_COMMITTERS", "ClassifierSettings", "CnnSettings",
     "ColourSettings", "Config", "ConfigError", "EmrSettings", "HistogramSettings", "IngestSettings",
     "OrbSettings", "PcaSettings", "PredictSettings", "S3Settings", "SparkSettings",
-    "ToneSettings", "VocabularySettings", "apply_overrides", "config_from_dict",
-    "current_orb_table", "load_config", "parse_assignment", "redacted_settings",
+    "ToneSettings", "VOCABULARY_SPACES", "VocabularySettings", "apply_overrides",
+    "config_from_dict", "current_orb_table", "load_config", "parse_assignment", "redacted_settings",
 ]
 
 

@@ -15,7 +15,7 @@ from bovw.config.redaction import masked_repr, redactor_for
 
 __all__ = [
     "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "FIT_POLICIES", "LOG_LEVELS",
-    "ASSIGNMENTS", "ClassifierSettings",
+    "ASSIGNMENTS", "VOCABULARY_SPACES", "ClassifierSettings",
     "CnnSettings", "HistogramSettings", "IngestSettings", "OrbSettings",
     "PcaSettings", "PredictSettings", "SparkSettings", "VocabularySettings",
 ]
@@ -180,6 +180,10 @@ class OrbSettings:
         require(self.max_pixels >= 256, "orb.max_pixels must be >= 256")
 
 
+# What a vocabulary clusters: a descriptor's byte values or its bits (bovw.image.words.SPACES).
+VOCABULARY_SPACES = ("bytes", "bits")
+
+
 @dataclass(frozen=True)
 class VocabularySettings:
     """Spark ML KMeans over a sample of Training descriptors."""
@@ -207,6 +211,11 @@ class VocabularySettings:
     # job over them: 8 partitions on 2 cores took 7.8 s per fit at the defaults, 4 took
     # 5.9 s. A bigger machine sets more (conf/ec2-t3.2xlarge.toml).
     partitions: int = 4
+    # What KMeans clusters and words are matched in (bovw.image.words.SPACES): "bytes", a
+    # descriptor's 32 byte values; "bits", its 256 bits as 0/1, where the distance to a
+    # binary point is the Hamming distance ORB is made for. Measured on fruits360-dev
+    # (README, "Accuracy"): bits did not classify better and cost more, so bytes stays.
+    space: str = "bytes"
 
     def validate(self) -> None:
         """Raise ConfigError naming the first setting of this section that is out of range."""
@@ -225,6 +234,9 @@ class VocabularySettings:
         require(self.solver in ("auto", "row", "block"),
                  "vocabulary.solver must be 'auto', 'row' or 'block'")
         require(self.partitions >= 1, "vocabulary.partitions must be >= 1")
+        require(self.space in VOCABULARY_SPACES,
+                f"vocabulary.space must be one of {', '.join(VOCABULARY_SPACES)} "
+                f"(got {self.space!r})")
 
 
 ASSIGNMENTS = ("hard", "soft")

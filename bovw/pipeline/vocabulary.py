@@ -1,4 +1,5 @@
-"""Vocabulary stage: Spark ML KMeans on a seeded sample of Training descriptors."""
+"""Vocabulary stage: Spark ML KMeans on a seeded sample of Training descriptors, as their
+byte values or their bits (`vocabulary.space`, bovw.image.words.SPACES)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bovw.columns import DESCRIPTORS, FEATURES, N_KEYPOINTS, PATH, SAMPLE, SPLIT
 from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
 from bovw.image.orb import DESCRIPTOR_BYTES, image_key, image_rng, unpack
+from bovw.image.words import SPACES, descriptor_points
 from bovw.pipeline.descriptors import accepted
 
 __all__ = ["centers", "fit_vocabulary", "sample_descriptors"]
@@ -22,7 +24,7 @@ __all__ = ["centers", "fit_vocabulary", "sample_descriptors"]
 _SAMPLE_SCHEMA = "image string, index int, descriptor binary, values array<float>"
 
 
-def _sample_batches(fraction: float, seed: int):
+def _sample_batches(fraction: float, seed: int, space: str):
     schema = pa.schema([("image", pa.string()), ("index", pa.int32()),
                         ("descriptor", pa.binary()), ("values", pa.list_(pa.float32()))])
 
@@ -38,6 +40,7 @@ def _sample_batches(fraction: float, seed: int):
                 kept.append(descriptors[keep])
             vectors = np.concatenate(kept) if kept else np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
             offsets = np.arange(0, vectors.size + 1, DESCRIPTOR_BYTES, dtype=np.int32)
+            width = SPACES[space]
             yield pa.RecordBatch.from_arrays([
                 pa.array(images, pa.string()),
                 pa.array(np.concatenate(indices) if indices else [], type=pa.int32()),
@@ -45,10 +48,12 @@ def _sample_batches(fraction: float, seed: int):
                 pa.BinaryArray.from_buffers(pa.binary(), len(vectors), [
                     None, pa.py_buffer(offsets),
                     pa.py_buffer(np.ascontiguousarray(vectors, np.uint8).tobytes())]),
-                # The same bytes as numbers, which Spark turns into KMeans's vectors itself
-                # (array_to_vector): no second Python pass over the sample.
-                pa.ListArray.from_arrays(pa.array(offsets),
-                                         pa.array(vectors.ravel().astype(np.float32))),
+                # The descriptor as a point of the vocabulary's space, which Spark turns into
+                # KMeans's vectors itself (array_to_vector): no second Python pass over the
+                # sample.
+                pa.ListArray.from_arrays(
+                    pa.array(np.arange(0, len(vectors) * width + 1, width, dtype=np.int32)),
+                    pa.array(descriptor_points(vectors, space).ravel())),
             ], schema=schema)
 
     return sample
@@ -57,7 +62,8 @@ def _sample_batches(fraction: float, seed: int):
 def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, seed: int,
                        totals: tuple[int, int]) -> DataFrame:
     """About `settings.sample_size` Training descriptors, duplicates removed, as a
-    `features` vector column.
+    `features` vector column: points of the `settings.space` space (32 byte values or 256
+    bits, bovw.image.words.descriptor_points).
 
     Drawn from the `sample` column when it holds at least sample_size descriptors, else
     from all of them. Each is kept with probability sample_size / available, decided by a
@@ -84,7 +90,7 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
         DESCRIPTORS, total)
     fraction = min(1.0, settings.sample_size / available)
     sampled = training.select(PATH, F.col(source).alias(DESCRIPTORS)).mapInArrow(
-        _sample_batches(fraction, seed), _SAMPLE_SCHEMA)
+        _sample_batches(fraction, seed, settings.space), _SAMPLE_SCHEMA)
     # Dense grids put many points on the plain background, which all give the very same
     # descriptor: KMeans's random init would pick it hundreds of times and end with far
     # fewer than k distinct words. Each distinct descriptor is kept once, represented by
@@ -131,5 +137,6 @@ def fit_vocabulary(sample: DataFrame, settings: VocabularySettings, seed: int
 
 
 def centers(model: KMeansModel) -> np.ndarray:
-    """The visual words as a (k, 32) float32 array (the vocabulary is small: k rows)."""
+    """The visual words as a (k, 32) or, in the bits space, (k, 256) float32 array (the
+    vocabulary is small: k rows)."""
     return np.asarray(model.clusterCenters(), dtype=np.float32)

@@ -32,8 +32,7 @@ from bovw.config import (
 from bovw.config.blocks import BLOCK_SECTIONS
 from bovw.config.differences import Difference, show
 from bovw.errors import ModelFileError, ReuseError, first_line
-from bovw.image.orb import DESCRIPTOR_BYTES
-from bovw.image.words import histogram_length, scoring_matrix
+from bovw.image.words import SPACES, histogram_length, scoring_matrix, space_of
 from bovw.predict.fruits import FruitInfo
 from bovw.version import __version__
 
@@ -59,7 +58,8 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 class ExportedModel:
     """Everything prediction needs, as plain arrays and settings.
 
-    centers (k, 32) float32 visual words; idf (d,) or None when TF-IDF is off, d being the
+    centers (k, 32) float32 visual words, or (k, 256) for a vocabulary of bits
+    (vocabulary.space, bovw.image.words.SPACES); idf (d,) or None when TF-IDF is off, d being the
     histogram length (k times the pyramid cells); pc (d + c, p) principal axes, c the
     colour block's length (0 without); coefficients (C, p) and intercepts (C,) of the
     logistic regression; classes in the classifier's index order; the ORB and histogram
@@ -102,8 +102,9 @@ class ExportedModel:
         length = words + sum(block.dimension for block in (self.tone, self.colour)
                              if block is not None)
         classes = len(self.classes)
-        if self.centers.ndim != 2 or self.centers.shape[1] != DESCRIPTOR_BYTES or k < 1:
-            problems.append(f"centers has shape {self.centers.shape}, expected (k, 32)")
+        if self.centers.ndim != 2 or self.centers.shape[1] not in SPACES.values() or k < 1:
+            problems.append(f"centers has shape {self.centers.shape}, expected (k, 32) (a "
+                            "vocabulary of byte values) or (k, 256) (of bits)")
         if self.histograms.tfidf != (self.idf is not None):
             problems.append("idf must be present exactly when histograms.tfidf is true")
         if self.idf is not None and self.idf.shape != (words,):
@@ -360,14 +361,16 @@ def model_contradiction(model: ExportedModel, config: Config, asked: Collection[
 
     A model describes photos with its own ORB, tone, colour and histogram settings,
     vocabulary and PCA: orb.*, tone.*, colour.*, histograms.*, vocabulary.k,
-    pca.components and seed asked with another value cannot be honoured. Settings of a
-    tone or colour block the model lacks are not compared unless the block is asked for
-    (they would not be used); other keys are not compared.
+    vocabulary.space, pca.components and seed asked with another value cannot be honoured.
+    Settings of a tone or colour block the model lacks are not compared unless the block is
+    asked for (they would not be used); other keys are not compared.
     """
     for key in sorted(asked):
         section, _dot, name = key.partition(".")
         if key == "vocabulary.k":
             made, wanted = int(model.centers.shape[0]), config.vocabulary.k
+        elif key == "vocabulary.space":
+            made, wanted = space_of(model.centers.shape[1]), config.vocabulary.space
         elif key == "pca.components":
             made, wanted = int(model.pc.shape[1]), config.pca.components
         elif key == "seed" and "seed" in model.source:
