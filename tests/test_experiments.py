@@ -475,3 +475,24 @@ def test_sweep_and_comparison_folders_hold_only_what_bovw_writes(spark, sweep, c
                          (comparison[0] / "variants" / "cnn", "run")):
         found = inspect(spark, str(folder))
         assert (found.state, found.kind, foreign_names(found)) == ("bovw", kind, []), folder
+
+
+def test_a_comparison_row_gives_the_vlad_and_bits_dimensions():
+    from bovw.config import load_config
+    from bovw.experiments.tables import comparison_row
+    from bovw.summary import HeadlineMetrics, ImageCounts, Reduction, RunSummary, VocabularyFit
+
+    def row(**settings):
+        config = load_config(None, settings).to_dict()
+        summary = RunSummary(output="run", counts=ImageCounts(), reduction=Reduction(),
+                             metrics=HeadlineMetrics(), config=config,
+                             vocabulary=VocabularyFit(k=int(settings["vocabulary.k"])))
+        return comparison_row("orb", summary, orb_colour=False)
+
+    vlad = row(**{"vocabulary.k": "16", "vocabulary.space": "bits", "tone.enabled": "false",
+                  "histograms.encoding": "vlad", "histograms.tfidf": "false"})
+    assert vlad["dimension"] == 16 * 256 * 5
+    assert vlad["features"] == "ORB VLAD, k=16 (bits), 2 pyramid levels"
+    words = row(**{"vocabulary.k": "16", "histograms.pyramid_levels": "1"})
+    assert words["dimension"] == 16 + 32  # + the tone block
+    assert words["features"] == "ORB visual words, k=16 + grey tone (32 bins)"

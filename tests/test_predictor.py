@@ -762,6 +762,26 @@ def test_predictor_with_a_bits_vocabulary_agrees_with_spark(spark, test_config, 
         assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
 
 
+def test_predictor_with_vlad_agrees_with_spark(spark, test_config, tmp_path):
+    config = test_config.replace(**{"vocabulary.k": 4, "pca.components": 5,
+                                    "histograms.encoding": "vlad", "histograms.tfidf": False,
+                                    "histograms.power": 0.5})
+    trained = _train_and_export(spark, config, tmp_path)
+    predictor = Predictor.load(trained["model"])
+    model = predictor.model
+    assert model.histograms.encoding == "vlad" and model.idf is None
+    # 4 words x 32 byte values x 5 pyramid cells, then the tone block.
+    assert model.pc.shape == (4 * 32 * 5 + 32, 5)
+    assert len(trained["spark"]) == 12
+    for path, (spark_label, spark_probabilities) in trained["spark"].items():
+        data = Path(path).read_bytes()
+        assert predictor.predict(data).label == spark_label, path
+        assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
+    # Residual sums reached Spark's table: negative values, which no word count has.
+    vector = storage.read_parquet(spark, str(trained["run"] / "histograms")).first()["histogram"]
+    assert vector.size == 640 and min(vector.values) < 0
+
+
 def test_predictor_with_tone_soft_assignment_and_colour_agrees_with_spark(spark, test_config,
                                                                           tmp_path):
     config = test_config.replace(**{"vocabulary.k": 12, "pca.components": 5,

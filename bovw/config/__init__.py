@@ -40,7 +40,9 @@ from bovw.config.settings import (
     CNN_BACKBONES,
     CNN_RUNTIMES,
     DESCRIPTOR_SCHEME,
+    ENCODINGS,
     FIT_POLICIES,
+    VLAD_MAX_LENGTH,
     VOCABULARY_SPACES,
     ClassifierSettings,
     CnnSettings,
@@ -59,11 +61,12 @@ MAX_SEED = 2**63 - 1
 
 __all__ = [
     "ASSIGNMENTS", "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "EMR_FAILURE_ACTIONS",
-    "FIT_POLICIES", "MAX_SEED", "S3_COMMITTERS", "ClassifierSettings", "CnnSettings",
-    "ColourSettings", "Config", "ConfigError", "EmrSettings", "HistogramSettings", "IngestSettings",
-    "OrbSettings", "PcaSettings", "PredictSettings", "S3Settings", "SparkSettings",
-    "ToneSettings", "VOCABULARY_SPACES", "VocabularySettings", "apply_overrides",
-    "config_from_dict", "current_orb_table", "load_config", "parse_assignment", "redacted_settings",
+    "ENCODINGS", "FIT_POLICIES", "MAX_SEED", "S3_COMMITTERS", "VLAD_MAX_LENGTH",
+    "VOCABULARY_SPACES", "ClassifierSettings", "CnnSettings", "ColourSettings", "Config",
+    "ConfigError", "EmrSettings", "HistogramSettings", "IngestSettings", "OrbSettings",
+    "PcaSettings", "PredictSettings", "S3Settings", "SparkSettings", "ToneSettings",
+    "VocabularySettings", "apply_overrides", "config_from_dict", "current_orb_table",
+    "load_config", "parse_assignment", "redacted_settings",
 ]
 
 
@@ -94,6 +97,15 @@ class Config:
                 f"(got {self.seed})")
         for section in _sections(self):
             getattr(self, section).validate()
+        if self.histograms.encoding == "vlad":
+            cells = sum(4**level for level in range(self.histograms.pyramid_levels))
+            width = 256 if self.vocabulary.space == "bits" else 32
+            length = self.vocabulary.k * width * cells
+            require(length <= VLAD_MAX_LENGTH,
+                    f"histograms.encoding = \"vlad\" with vocabulary.k={self.vocabulary.k}, "
+                    f"vocabulary.space={self.vocabulary.space} and {cells} pyramid cells makes "
+                    f"{length} values per image, more than {VLAD_MAX_LENGTH}; lower "
+                    "vocabulary.k (VLAD takes a few dozen words) or histograms.pyramid_levels")
         # Whatever a setting is called, a URL's user:password@ would be saved and shown.
         refuse_url_credentials(to_plain(self))
         return self

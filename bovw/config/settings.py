@@ -15,7 +15,7 @@ from bovw.config.redaction import masked_repr, redactor_for
 
 __all__ = [
     "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "FIT_POLICIES", "LOG_LEVELS",
-    "ASSIGNMENTS", "VOCABULARY_SPACES", "ClassifierSettings",
+    "ASSIGNMENTS", "ENCODINGS", "VLAD_MAX_LENGTH", "VOCABULARY_SPACES", "ClassifierSettings",
     "CnnSettings", "HistogramSettings", "IngestSettings", "OrbSettings",
     "PcaSettings", "PredictSettings", "SparkSettings", "VocabularySettings",
 ]
@@ -240,6 +240,12 @@ class VocabularySettings:
 
 
 ASSIGNMENTS = ("hard", "soft")
+# What the histograms stage makes of an image's descriptors (bovw.image.vlad for "vlad").
+ENCODINGS = ("words", "vlad")
+# A VLAD vector is dense: k * descriptor width * pyramid cells values per image. Past this
+# many, the PCA's input would not fit a 2-core machine's memory (k=16 in the bits space at
+# 2 pyramid levels: 20,480).
+VLAD_MAX_LENGTH = 65_536
 
 
 @dataclass(frozen=True)
@@ -259,6 +265,12 @@ class HistogramSettings:
     # size, recorded by the vocabulary stage).
     assignment: str = "hard"
     soft_neighbours: int = 3
+    # "words": the word histogram above. "vlad": per pyramid cell and word, the sum of the
+    # residuals (descriptor - word, in the vocabulary's space) of the descriptors nearest
+    # that word, each value to the signed `power`, each word's block L2-normalised
+    # (bovw.image.vlad); then L2 over the whole vector. A few dozen words, not thousands:
+    # each adds a block of 32 (bytes) or 256 (bits) values per cell.
+    encoding: str = "words"
 
     def validate(self) -> None:
         """Raise ConfigError naming the first setting of this section that is out of range."""
@@ -269,6 +281,14 @@ class HistogramSettings:
                 f"(got {self.assignment!r})")
         require(2 <= self.soft_neighbours <= 16,
                 f"histograms.soft_neighbours must be in 2..16 (got {self.soft_neighbours})")
+        require(self.encoding in ENCODINGS,
+                f"histograms.encoding must be one of {', '.join(ENCODINGS)} "
+                f"(got {self.encoding!r})")
+        if self.encoding == "vlad":
+            require(not self.tfidf, "histograms.encoding = \"vlad\" needs histograms.tfidf = "
+                    "false: IDF weighs how often a word occurs, and a VLAD block holds residuals")
+            require(self.assignment == "hard", "histograms.encoding = \"vlad\" takes "
+                    "histograms.assignment = \"hard\" only")
 
     @property
     def neighbours(self) -> int:

@@ -8,7 +8,8 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bovw.image.words import histogram_length
+from bovw.image.vlad import vlad_length
+from bovw.image.words import SPACES, histogram_length
 from bovw.summary import RunSummary
 
 __all__ = ["STAGE_COLUMNS", "comparison_cell", "comparison_columns", "comparison_row",
@@ -109,9 +110,13 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
         tone = settings.get("tone", {})
         tone_bins = tone.get("bins", 0) if tone.get("enabled") else 0
         levels = settings.get("histograms", {}).get("pyramid_levels", 1)
-        dimension = histogram_length(k or 0, levels) + tone_bins + colour_bins
-        features = (f"ORB visual words, k={k}" + (f", {levels} pyramid levels" if levels > 1
-                                                   else "")
+        space = settings.get("vocabulary", {}).get("space", "bytes")
+        vlad = settings.get("histograms", {}).get("encoding") == "vlad"
+        dimension = (vlad_length(k or 0, SPACES[space], levels) if vlad
+                     else histogram_length(k or 0, levels)) + tone_bins + colour_bins
+        features = (f"ORB {'VLAD' if vlad else 'visual words'}, k={k}"
+                    + (" (bits)" if space == "bits" else "")
+                    + (f", {levels} pyramid levels" if levels > 1 else "")
                     + (f" + grey tone ({tone_bins} bins)" if tone_bins else "")
                     + (f" + HSV colour ({colour_bins} bins)" if colour_bins else ""))
     else:

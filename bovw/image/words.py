@@ -18,8 +18,9 @@ import numpy as np
 
 from bovw.image.orb import DESCRIPTOR_BYTES
 
-__all__ = ["SPACES", "descriptor_points", "histogram_length", "nearest_words", "pyramid_bins",
-           "scoring_matrix", "soft_words", "space_of", "word_counts"]
+__all__ = ["SPACES", "augmented_points", "descriptor_points", "histogram_length",
+           "nearest_words", "pyramid_bins", "scoring_matrix", "soft_words", "space_of",
+           "word_counts"]
 
 # The width of a descriptor in each vocabulary space.
 SPACES = {"bytes": DESCRIPTOR_BYTES, "bits": 8 * DESCRIPTOR_BYTES}
@@ -57,17 +58,22 @@ def scoring_matrix(centers: np.ndarray) -> np.ndarray:
         np.float32)
 
 
-def _scores(descriptors: np.ndarray, scoring: np.ndarray) -> np.ndarray:
-    """(n, k) squared distances less ||x||^2 of (n, 32) uint8 descriptors, in the space of
-    the vocabulary that `scoring` was made from."""
-    width = scoring.shape[0] - 1
+def augmented_points(descriptors: np.ndarray, width: int) -> np.ndarray:
+    """(n, width + 1) float32: (n, 32) uint8 descriptors as points of the space of that
+    width (descriptor_points), each followed by a 1, ready for `@ scoring_matrix(...)`."""
     points = np.ones((len(descriptors), width + 1), dtype=np.float32)
     if width == DESCRIPTOR_BYTES:
         points[:, :-1] = descriptors
     else:
         points[:, :-1] = descriptor_points(descriptors, space_of(width))
+    return points
+
+
+def _scores(descriptors: np.ndarray, scoring: np.ndarray) -> np.ndarray:
+    """(n, k) squared distances less ||x||^2 of (n, 32) uint8 descriptors, in the space of
+    the vocabulary that `scoring` was made from."""
     # One product does both terms: far less memory traffic than adding ||c||^2 after it.
-    return points @ scoring
+    return augmented_points(descriptors, scoring.shape[0] - 1) @ scoring
 
 
 def nearest_words(descriptors: np.ndarray, centers: np.ndarray,

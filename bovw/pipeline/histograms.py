@@ -32,6 +32,7 @@ from bovw.columns import (
 from bovw.config import ColourSettings, HistogramSettings, ToneSettings
 from bovw.errors import ColourError, ToneError
 from bovw.image.orb import unpack, unpack_positions
+from bovw.image.vlad import vlad_cells
 from bovw.image.words import histogram_length, scoring_matrix, word_counts
 from bovw.pipeline.descriptors import accepted
 from bovw.spark.arrow_vectors import sparse_vectors
@@ -47,33 +48,47 @@ _BLOCK_COLUMNS = (TONE, COLOUR)
 
 
 def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str],
-                        neighbours: int, variance: float):
+                        neighbours: int, variance: float, vlad_power: float | None = None):
     """mapInArrow function: each image row becomes one row per pyramid cell: its `kept`
-    columns, the cell, and that cell's word counts (bovw.image.words.word_counts with
-    `neighbours` and `variance`) as a sparse vector of len(centers) entries."""
-    k = len(centers)
+    columns, the cell, and that cell's part of the image's encoding as a sparse vector:
+    its word counts (bovw.image.words.word_counts with `neighbours` and `variance`), of
+    len(centers) entries; or, with a `vlad_power`, its VLAD blocks (bovw.image.vlad with
+    that power), of len(centers) x the centers' width entries."""
+    k, width = centers.shape
     n_cells = histogram_length(k, pyramid_levels) // k
     cell_starts = np.arange(n_cells + 1) * k
+    size = k if vlad_power is None else k * width
     scoring = scoring_matrix(centers)
+
+    def encode(descriptors: np.ndarray, positions: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(each cell's end among the entries, their indices, their values)."""
+        if vlad_power is not None:
+            blocks = vlad_cells(descriptors, centers, positions, pyramid_levels, vlad_power,
+                                scoring)
+            present = blocks != 0.0
+            return (np.cumsum(present.sum(axis=1)), np.nonzero(present)[1], blocks[present])
+        bins, counts = word_counts(descriptors, centers, positions, pyramid_levels, scoring,
+                                   neighbours, variance)
+        # Bins come sorted, cell by cell: each cell's words are one slice of them.
+        return (np.searchsorted(bins, cell_starts[1:]), bins % k, counts.astype(np.float64))
 
     def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            words, counts, offsets = [], [], [np.zeros(1, np.int32)]
+            indices, values, offsets = [], [], [np.zeros(1, np.int32)]
             end = 0
             for blob, position_blob in zip(batch.column(DESCRIPTORS).to_pylist(),
                                            batch.column(POSITIONS).to_pylist(), strict=True):
-                bins, image_counts = word_counts(
-                    unpack(blob), centers, unpack_positions(position_blob), pyramid_levels,
-                    scoring, neighbours, variance)
-                # Bins come sorted, cell by cell: each cell's words are one slice of them.
-                offsets.append(end + np.searchsorted(bins, cell_starts[1:]).astype(np.int32))
-                words.append((bins % k).astype(np.int32))
-                counts.append(image_counts.astype(np.float64))
-                end += len(bins)
+                ends, image_indices, image_values = encode(unpack(blob),
+                                                           unpack_positions(position_blob))
+                offsets.append((end + ends).astype(np.int32))
+                indices.append(image_indices.astype(np.int32))
+                values.append(image_values)
+                end += len(image_indices)
             rows = np.repeat(np.arange(batch.num_rows), n_cells)
-            vectors = sparse_vectors(k, np.concatenate(offsets),
-                                     np.concatenate(words + [np.zeros(0, np.int32)]),
-                                     np.concatenate(counts + [np.zeros(0)]))
+            vectors = sparse_vectors(size, np.concatenate(offsets),
+                                     np.concatenate(indices + [np.zeros(0, np.int32)]),
+                                     np.concatenate(values + [np.zeros(0)]))
             yield pa.RecordBatch.from_arrays(
                 [batch.column(name).take(pa.array(rows)) for name in kept]
                 + [pa.array(np.tile(np.arange(n_cells, dtype=np.int32), batch.num_rows)),
@@ -85,10 +100,14 @@ def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str
 
 
 def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels: int = 1,
-                    neighbours: int = 1, variance: float = 0.0) -> DataFrame:
-    """One raw-count histogram per accepted image.
+                    neighbours: int = 1, variance: float = 0.0,
+                    vlad_power: float | None = None) -> DataFrame:
+    """One raw-count histogram per accepted image, or with a `vlad_power` one VLAD vector
+    (bovw.image.vlad with that power: vlad_length(k, d, pyramid_levels) values, in the
+    same cell order).
 
-    `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, 32) vocabulary. Each
+    `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, d) vocabulary (d = 32,
+    or 256 in the bits space, bovw.image.words.SPACES). Each
     descriptor counts 1 for its nearest word (neighbours = 1), or is shared among its
     `neighbours` nearest words (soft assignment with `variance`,
     bovw.image.words.soft_words). Returns (path, label, split, n_keypoints, [tone,]
@@ -104,18 +123,20 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     the shuffle at a few rows per image (not one per non-empty bin: ~600 here) and the
     pivot a few columns wide at any k.
     """
-    k = len(centers)
+    k, width = centers.shape
     n_cells = histogram_length(k, pyramid_levels) // k
+    size = k if vlad_power is None else k * width
     images = accepted(descriptors)
     keys = [*_IMAGE_COLUMNS, *(block for block in _BLOCK_COLUMNS if block in images.columns)]
     schema = StructType([images.schema[name] for name in keys]
                         + [StructField("cell", IntegerType()), StructField("words", VectorUDT())])
     per_cell = images.select(*keys, DESCRIPTORS, POSITIONS).mapInArrow(
-        _cell_count_batches(centers, pyramid_levels, keys, neighbours, variance), schema)
+        _cell_count_batches(centers, pyramid_levels, keys, neighbours, variance, vlad_power),
+        schema)
     lined_up = per_cell.groupBy(*keys).pivot("cell", list(range(n_cells))).agg(F.first("words"))
     # The size metadata spares VectorAssembler a Spark job (a first() over this whole
     # plan) to find out how long each cell's vector is.
-    cells = [F.col(f"`{cell}`").alias(f"cell_{cell}", metadata={"ml_attr": {"num_attrs": k}})
+    cells = [F.col(f"`{cell}`").alias(f"cell_{cell}", metadata={"ml_attr": {"num_attrs": size}})
              for cell in range(n_cells)]
     assembler = VectorAssembler(inputCols=[f"cell_{cell}" for cell in range(n_cells)],
                                 outputCol=HISTOGRAM)
@@ -135,7 +156,8 @@ def weight(histograms: DataFrame, settings: HistogramSettings, idf: IDFModel | N
         raise ValueError("TF-IDF is enabled but no IDF model was given")
     weighted = (idf.transform(histograms) if settings.tfidf
                 else histograms.withColumn(WEIGHTED, F.col(HISTOGRAM)))
-    if settings.power != 1.0:
+    # A VLAD vector had its (signed) power inside its blocks (bovw.image.vlad).
+    if settings.power != 1.0 and settings.encoding == "words":
         powered = F.transform(vector_to_array(WEIGHTED), lambda x: F.pow(x, settings.power))
         weighted = weighted.withColumn(WEIGHTED, array_to_vector(powered))
     if settings.l2:

@@ -32,7 +32,7 @@ from bovw.columns import (
 )
 from bovw.config import Config
 from bovw.errors import InputError, VocabularyError
-from bovw.image.words import histogram_length
+from bovw.image.vlad import encoding_length
 from bovw.pipeline.classifier import check_fit, evaluate, fit_classifier, fit_labels, predict
 from bovw.pipeline.descriptors import (
     describe_images,
@@ -172,7 +172,7 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
         spark, config, descriptors, vocabulary, vocabulary_fit.mean_squared_distance, layout))
     histograms = storage.read_parquet(spark, layout.histograms)
 
-    dimension = histogram_length(len(vocabulary), config.histograms.pyramid_levels)
+    dimension = encoding_length(vocabulary.shape, config.histograms)
     record = stages.run("reduction", lambda: _reduction_stage(config, histograms, dimension,
                                                               layout, fitted))
     reduction = from_record(Reduction, record["reduction"])
@@ -271,7 +271,8 @@ def _histograms_stage(spark: SparkSession, config: Config, descriptors: DataFram
                               "squared distance, which this run's vocabulary record lacks: "
                               "run again into a new --output")
     histograms = word_histograms(descriptors, vocabulary, settings.pyramid_levels,
-                                 settings.neighbours, variance or 0.0)
+                                 settings.neighbours, variance or 0.0,
+                                 settings.power if settings.encoding == "vlad" else None)
     storage.write_parquet(spark, histograms, layout.histograms)
     return {}
 

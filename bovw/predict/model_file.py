@@ -32,7 +32,8 @@ from bovw.config import (
 from bovw.config.blocks import BLOCK_SECTIONS
 from bovw.config.differences import Difference, show
 from bovw.errors import ModelFileError, ReuseError, first_line
-from bovw.image.words import SPACES, histogram_length, scoring_matrix, space_of
+from bovw.image.vlad import encoding_length
+from bovw.image.words import SPACES, scoring_matrix, space_of
 from bovw.predict.fruits import FruitInfo
 from bovw.version import __version__
 
@@ -98,7 +99,8 @@ class ExportedModel:
         """
         problems = self._value_problems()
         k = self.centers.shape[0] if self.centers.ndim == 2 else -1
-        words = histogram_length(max(k, 0), self.histograms.pyramid_levels)
+        width = self.centers.shape[1] if self.centers.ndim == 2 else 0
+        words = encoding_length((max(k, 0), width), self.histograms)
         length = words + sum(block.dimension for block in (self.tone, self.colour)
                              if block is not None)
         classes = len(self.classes)
@@ -282,6 +284,7 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
             colour, tone = metadata.get("colour"), metadata.get("tone")
             settings = config_from_dict({"orb": metadata["orb"],
                                          "histograms": metadata["histograms"],
+                                         **_vocabulary_table(archive["centers"]),
                                          **({"colour": colour} if colour else {}),
                                          **({"tone": tone} if tone else {})})
             variance = metadata.get("word_variance")
@@ -346,6 +349,14 @@ def _header_problem(metadata: dict[str, Any]) -> str | None:
         if found := json_types.settings_problem(info, FruitInfo, f"fruits[{name!r}]"):
             return found
     return None
+
+
+def _vocabulary_table(centers: np.ndarray) -> dict[str, Any]:
+    """The [vocabulary] the centers imply, for the settings that depend on it (a VLAD
+    vector's length); nothing for centers that validate() will refuse."""
+    if centers.ndim != 2 or centers.shape[0] < 2 or centers.shape[1] not in SPACES.values():
+        return {}
+    return {"vocabulary": {"k": int(centers.shape[0]), "space": space_of(centers.shape[1])}}
 
 
 def _plain(settings: Any) -> dict[str, Any]:

@@ -10,7 +10,9 @@ The arithmetic is the Spark pipeline's, step for step:
 ORB (bovw.image.orb) -> nearest visual word, or the soft_neighbours nearest with their
 shares (bovw.image.words) -> (spatial-pyramid) word counts -> times IDF (when
 histograms.tfidf) -> to the power histograms.power -> L2-normalised (when histograms.l2; a
-zero vector stays zero, as with Spark's Normalizer) -> followed by weight * sqrt(tone
+zero vector stays zero, as with Spark's Normalizer); or, with histograms.encoding =
+"vlad", the VLAD blocks of bovw.image.vlad -> L2-normalised (when histograms.l2) ->
+followed by weight * sqrt(tone
 block) and weight * sqrt(colour block) when the model has them (bovw.image.tone,
 bovw.image.colour) -> x @ pc (Spark's PCAModel does not center) -> softmax(W x + b)
 (Spark's LogisticRegressionModel keeps its coefficients on the original feature scale).
@@ -44,6 +46,7 @@ from bovw.image.orb import (
     textured_patches,
 )
 from bovw.image.tone import tone_histogram
+from bovw.image.vlad import vlad_cells
 from bovw.image.words import histogram_length, word_counts
 from bovw.predict.fruits import FruitInfo
 from bovw.predict.model_file import ExportedModel, model_from_bytes
@@ -85,14 +88,21 @@ def weighted_histogram(histogram: np.ndarray, idf: np.ndarray | None, l2: bool,
 def feature_vector(descriptors: np.ndarray, positions: np.ndarray, model: ExportedModel,
                    colour: np.ndarray | None = None, tone: np.ndarray | None = None
                    ) -> np.ndarray:
-    """The vector the PCA sees for one image: its weighted word histogram, then, for each
+    """The vector the PCA sees for one image: its weighted word histogram (or its VLAD
+    vector, bovw.image.vlad, L2-normalised when histograms.l2), then, for each
     block the model has, weight * sqrt(`tone`) and weight * sqrt(`colour`) as
     bovw.pipeline.histograms.append_blocks makes them (zeros when a block is missing or of
     another length, as in the pipeline)."""
     settings = model.histograms
-    counts = word_histogram(descriptors, positions, model.centers, settings.pyramid_levels,
-                            model.scoring, settings.neighbours, model.word_variance or 0.0)
-    blocks = [weighted_histogram(counts, model.idf, settings.l2, settings.power)]
+    if settings.encoding == "vlad":
+        # Its power is inside its blocks, and VLAD has no IDF (HistogramSettings).
+        encoded = vlad_cells(descriptors, model.centers, positions, settings.pyramid_levels,
+                             settings.power, model.scoring).ravel()
+        blocks = [weighted_histogram(encoded, None, settings.l2)]
+    else:
+        counts = word_histogram(descriptors, positions, model.centers, settings.pyramid_levels,
+                                model.scoring, settings.neighbours, model.word_variance or 0.0)
+        blocks = [weighted_histogram(counts, model.idf, settings.l2, settings.power)]
     for block, values in ((model.tone, tone), (model.colour, colour)):
         if block is not None:
             # float32 as stored in the descriptors Parquet, then double as Spark's sqrt.
