@@ -32,7 +32,8 @@ from bovw.pipeline.provenance import (
     refusal,
 )
 from bovw.pipeline.run import run_pipeline
-from bovw.predict.model_file import ExportedModel, model_contradiction, model_to_bytes
+from bovw.predict.contradiction import model_contradiction
+from bovw.predict.model_file import ExportedModel, model_to_bytes
 from bovw.report.gather import RunData
 from bovw.report.pages import run_sections
 from bovw.summary import HeadlineMetrics, ImageCounts, KeypointStats, Reduction, RunSummary

@@ -190,7 +190,7 @@ def _check_asked_settings(args: argparse.Namespace, config: Config, model, sourc
                           ) -> None:
     """Refuse settings given on the command line that the model contradicts (its ORB,
     tone, colour, histogram settings and k are what photos are described with)."""
-    from bovw.predict.model_file import model_contradiction, model_refusal
+    from bovw.predict.contradiction import model_contradiction, model_refusal
 
     difference = model_contradiction(model, config, overrides(args))
     if difference is not None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from bovw.config.blocks import ColourSettings, ToneSettings
 from bovw.config.cloud import EMR_FAILURE_ACTIONS, S3_COMMITTERS, EmrSettings, S3Settings
+from bovw.config.cnn import CNN_BACKBONES, CNN_RUNTIMES, CnnSettings
 from bovw.config.parsing import coerce, parse_assignment, require, section_from_table, to_plain
 from bovw.config.redaction import (
     Redactor,
@@ -37,15 +38,12 @@ from bovw.config.redaction import (
 )
 from bovw.config.settings import (
     ASSIGNMENTS,
-    CNN_BACKBONES,
-    CNN_RUNTIMES,
     DESCRIPTOR_SCHEME,
     ENCODINGS,
     FIT_POLICIES,
     VLAD_MAX_LENGTH,
     VOCABULARY_SPACES,
     ClassifierSettings,
-    CnnSettings,
     HistogramSettings,
     IngestSettings,
     OrbSettings,

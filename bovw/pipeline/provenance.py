@@ -9,7 +9,7 @@ contradiction with one line naming the first differing setting, both values and 
 Descriptors written by bovw 0.2.0 carry no record: for a run's own `RUN/descriptors` it is
 rebuilt from the run's run.json.
 
-`model_contradiction` does the same for `bovw predict`: a model describes photos with the
+`bovw.predict.contradiction` does the same for `bovw predict`: a model describes photos with the
 settings it was trained with, so an explicit setting that contradicts them is refused.
 
 The record types and comparisons are pure; only read_record/write_record touch storage.

@@ -2,6 +2,7 @@
 applies it to photo bytes without Spark or a JVM.
 
     model_file.py  the model file (a versioned .npz): ExportedModel, its checks, read/write
+    contradiction.py  settings asked of `bovw predict` that its model contradicts
     predictor.py   Predictor: photo bytes -> Prediction (numpy, OpenCV, Pillow only)
     results.py     Prediction and ClassScore, what the Predictor answers
     fruits.py      the fruit catalogue (conf/fruits.toml) a model embeds

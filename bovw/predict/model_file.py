@@ -12,7 +12,7 @@ import functools
 import io
 import json
 import zipfile
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,6 @@ import numpy as np
 
 from bovw.config import (
     ColourSettings,
-    Config,
     ConfigError,
     HistogramSettings,
     OrbSettings,
@@ -29,17 +28,15 @@ from bovw.config import (
     current_orb_table,
     json_types,
 )
-from bovw.config.blocks import BLOCK_SECTIONS
-from bovw.config.differences import Difference, show
-from bovw.errors import ModelFileError, ReuseError, first_line
+from bovw.errors import ModelFileError, first_line
 from bovw.image.vlad import encoding_length
 from bovw.image.words import SPACES, scoring_matrix, space_of
 from bovw.predict.fruits import FruitInfo
 from bovw.version import __version__
 
 __all__ = ["KNOWN_FEATURE_BLOCKS", "MODEL_FILE_NAME", "MODEL_FORMAT", "MODEL_FORMAT_VERSION",
-           "REEXPORT", "ExportedModel", "feature_blocks", "model_contradiction", "model_from_bytes",
-           "model_refusal", "model_to_bytes", "written_by_bovw"]
+           "REEXPORT", "ExportedModel", "feature_blocks", "model_from_bytes", "model_to_bytes",
+           "written_by_bovw"]
 
 # What `bovw export` calls a run's model file by default (RUN_DIR/model.npz).
 MODEL_FILE_NAME = "model.npz"
@@ -362,49 +359,3 @@ def _vocabulary_table(centers: np.ndarray) -> dict[str, Any]:
 def _plain(settings: Any) -> dict[str, Any]:
     return {f.name: (list(value) if isinstance(value := getattr(settings, f.name), tuple)
                      else value) for f in dataclasses.fields(settings)}
-
-
-# ---------------------------------------------------------------- settings asked of a model
-
-def model_contradiction(model: ExportedModel, config: Config, asked: Collection[str]
-                        ) -> Difference | None:
-    """The first setting given explicitly (`asked`: dotted keys) that the model contradicts.
-
-    A model describes photos with its own ORB, tone, colour and histogram settings,
-    vocabulary and PCA: orb.*, tone.*, colour.*, histograms.*, vocabulary.k,
-    vocabulary.space, pca.components and seed asked with another value cannot be honoured.
-    Settings of a tone or colour block the model lacks are not compared unless the block is
-    asked for (they would not be used); other keys are not compared.
-    """
-    for key in sorted(asked):
-        section, _dot, name = key.partition(".")
-        if key == "vocabulary.k":
-            made, wanted = int(model.centers.shape[0]), config.vocabulary.k
-        elif key == "vocabulary.space":
-            made, wanted = space_of(model.centers.shape[1]), config.vocabulary.space
-        elif key == "pca.components":
-            made, wanted = int(model.pc.shape[1]), config.pca.components
-        elif key == "seed" and "seed" in model.source:
-            made, wanted = model.source["seed"], config.seed
-        elif section in ("orb", "histograms") and hasattr(getattr(model, section), name):
-            made, wanted = getattr(getattr(model, section), name), getattr(
-                getattr(config, section), name)
-        elif section in BLOCK_SECTIONS and hasattr(getattr(config, section), name):
-            block, asked_block = getattr(model, section), getattr(config, section)
-            if name == "enabled" or block is None:
-                key, made, wanted = f"{section}.enabled", block is not None, asked_block.enabled
-            else:
-                made, wanted = getattr(block, name), getattr(asked_block, name)
-        else:
-            continue
-        if made != wanted:
-            return Difference(key, made, wanted)
-    return None
-
-
-def model_refusal(source: str, difference: Difference) -> ReuseError:
-    """The one-line error for a setting asked of `bovw predict` that the model contradicts."""
-    return ReuseError(f"the model {source} was trained with {difference.key}="
-                      f"{show(difference.made)}, this prediction asks for "
-                      f"{show(difference.asked)}: a model describes photos with its own "
-                      f"settings; drop the {difference.key} setting or train a model with it")
