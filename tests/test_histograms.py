@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from pyspark.ml.linalg import DenseVector, SparseVector
 
 from bovw.columns import DESCRIPTOR_SCHEMA
 from bovw.config import VOCABULARY_SPACES, HistogramSettings
@@ -148,10 +149,14 @@ def test_spatial_pyramid_histograms(descriptors):
 def test_square_root_normalisation(descriptors):
     histograms = word_histograms(descriptors, CENTERS)
     settings = HistogramSettings(tfidf=False, l2=True, power=0.5)
-    weighted = {row["path"]: row["weighted"].toArray()
-                for row in weight(histograms, settings, None).collect()}
+    rows = {row["path"]: row["weighted"] for row in weight(histograms, settings, None).collect()}
     expected = np.sqrt([2.0, 1.0, 0.0])
-    assert np.allclose(weighted["a.jpg"], expected / np.linalg.norm(expected))
+    assert np.allclose(rows["a.jpg"].toArray(), expected / np.linalg.norm(expected))
+    # The power keeps a sparse histogram sparse (here c's empty one): only its non-zero
+    # bins are stored, and a dense one stays dense.
+    assert isinstance(rows["c.jpg"], SparseVector) and rows["c.jpg"].indices.tolist() == []
+    assert rows["c.jpg"].toArray().tolist() == [0.0, 0.0, 0.0]
+    assert isinstance(rows["a.jpg"], DenseVector)
 
 
 def test_tfidf_and_l2_weighting(descriptors):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 from pyspark.ml.feature import IDF, IDFModel, Normalizer, VectorAssembler
-from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.ml.functions import array_to_vector
 from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -35,7 +35,7 @@ from bovw.image.orb import unpack, unpack_positions
 from bovw.image.vlad import vlad_cells
 from bovw.image.words import histogram_length, scoring_matrix, word_counts
 from bovw.pipeline.descriptors import accepted
-from bovw.spark.arrow_vectors import sparse_vectors
+from bovw.spark.arrow_vectors import powered_vectors, sparse_vectors
 
 __all__ = ["AppendedBlock", "append_blocks", "append_colour", "append_tone", "appended_blocks",
            "appended_dimension", "colour_block", "fit_idf", "tone_block", "weight",
@@ -158,12 +158,26 @@ def weight(histograms: DataFrame, settings: HistogramSettings, idf: IDFModel | N
                 else histograms.withColumn(WEIGHTED, F.col(HISTOGRAM)))
     # A VLAD vector had its (signed) power inside its blocks (bovw.image.vlad).
     if settings.power != 1.0 and settings.encoding == "words":
-        powered = F.transform(vector_to_array(WEIGHTED), lambda x: F.pow(x, settings.power))
-        weighted = weighted.withColumn(WEIGHTED, array_to_vector(powered))
+        weighted = weighted.mapInArrow(_power_batches(settings.power), weighted.schema)
     if settings.l2:
         weighted = Normalizer(inputCol=WEIGHTED, outputCol="_l2", p=2.0).transform(weighted)
         weighted = weighted.drop(WEIGHTED).withColumnRenamed("_l2", WEIGHTED)
     return weighted
+
+
+def _power_batches(power: float):
+    """mapInArrow function: the `weighted` vectors to `power`, every other column as it
+    is. Through Spark's arrays a sparse histogram became a dense vector of every bin,
+    which made the PCA and the classifier read 5,000 values per image instead of ~600
+    (on fruits360-dev: reduction and classifier 4 s slower, 16 s at 3 pyramid levels)."""
+
+    def raise_to(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            column = batch.schema.get_field_index(WEIGHTED)
+            yield batch.set_column(column, WEIGHTED,
+                                   powered_vectors(batch.column(column), power))
+
+    return raise_to
 
 
 @dataclass(frozen=True)
