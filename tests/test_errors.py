@@ -318,3 +318,51 @@ def test_storage_failures_are_told_apart_by_their_java_class(chain, expected):
     from bovw.spark.storage import _storage_cause
 
     assert _storage_cause([JavaCause(name, message) for name, message in chain]) == expected
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _call_a_gone_jvm(*_args):
+    """What a stage meets when the driver JVM has died: py4j cannot reach it."""
+    from py4j.java_gateway import GatewayParameters, JavaGateway
+
+    gateway = JavaGateway(gateway_parameters=GatewayParameters(port=_closed_port()))
+    return gateway.jvm.java.lang.System.currentTimeMillis()
+
+
+def test_a_driver_that_died_mid_command_is_one_line(monkeypatch, capsys, tmp_path):
+    from bovw.cli import run as run_commands
+    from bovw.cli.main import DRIVER_LOST
+
+    monkeypatch.setitem(run_commands.HANDLERS, "run", _call_a_gone_jvm)
+    code = main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "out")])
+    assert code == 1
+    assert capsys.readouterr().err == f"bovw: error: {DRIVER_LOST}\n"
+    assert DRIVER_LOST.startswith("the Spark driver (its JVM) stopped in the middle of the work")
+
+    def cleanup_after_it(*_args):
+        # The stage's own clean-up then fails too (Connection refused inside py4j).
+        try:
+            _call_a_gone_jvm()
+        finally:
+            _call_a_gone_jvm()
+
+    monkeypatch.setitem(run_commands.HANDLERS, "run", cleanup_after_it)
+    assert main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == f"bovw: error: {DRIVER_LOST}\n"
+
+
+def test_a_connection_error_outside_py4j_is_not_taken_for_the_driver(monkeypatch, tmp_path):
+    from bovw.cli import run as run_commands
+
+    def refused(*_args):
+        with socket.create_connection(("127.0.0.1", _closed_port()), timeout=5):
+            pass
+
+    monkeypatch.setitem(run_commands.HANDLERS, "run", refused)
+    with pytest.raises(ConnectionRefusedError):
+        main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "out")])

@@ -67,6 +67,13 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         return _fail("config error", error, args.verbose, 2)
     except BovwError as error:
         return _fail("error", error, args.verbose, 1)
+    except Exception as error:
+        if not _driver_lost(error):
+            raise
+        if args.verbose:
+            _print_trace(error)
+        print(f"bovw: error: {DRIVER_LOST}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as error:
         # Ctrl-C: by now the output's lock is released and its finished stages are kept;
         # the trace of wherever py4j was waiting tells the user nothing.
@@ -75,6 +82,34 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         print("bovw: interrupted: what was finished is kept, and the same command again "
               "goes on from there", file=sys.stderr)
         return 130
+
+
+# What a user is told when the Spark driver's JVM went away mid-command (py4j's connection
+# to it failed): most often it ran out of memory, which Spark's log says just above.
+DRIVER_LOST = ("the Spark driver (its JVM) stopped in the middle of the work, most often "
+               "for want of memory (an OutOfMemoryError above); what was finished is kept, "
+               "and the same command again goes on from there: give the driver more memory "
+               "(--set spark.driver_memory=8g) or ask for less (a smaller vocabulary.k, fewer "
+               "histograms.pyramid_levels)")
+
+
+def _driver_lost(error: BaseException) -> bool:
+    """Whether `error`, or an error it was raised from or while handling, is py4j losing
+    its connection to the driver JVM: its Py4JNetworkError, or a socket error raised inside
+    py4j (the calls that clean up after it find nothing to connect to)."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if type(link).__name__ == "Py4JNetworkError" and type(link).__module__.startswith(
+                "py4j"):
+            return True
+        if isinstance(link, ConnectionError):
+            frames = traceback.extract_tb(link.__traceback__)
+            if frames and "/py4j/" in frames[-1].filename.replace("\\", "/"):
+                return True
+        link = link.__cause__ or link.__context__
+    return False
 
 
 def _expand_home(args: argparse.Namespace, home: str) -> None:
