@@ -1,6 +1,7 @@
 """Histograms stage: each descriptor to its nearest visual word (and spatial-pyramid cell),
 then groupBy + pivot into exactly one histogram per image, then TF-IDF, power and L2
-weighting."""
+weighting. With histograms.encoding = "vlad", the same path carries each image's VLAD
+vector (bovw.image.vlad) instead of its word counts."""
 
 from __future__ import annotations
 
@@ -151,7 +152,9 @@ def fit_idf(histograms: DataFrame) -> IDFModel:
 
 def weight(histograms: DataFrame, settings: HistogramSettings, idf: IDFModel | None
            ) -> DataFrame:
-    """Add `weighted`: the histogram times IDF (when enabled), then L2-normalised (when enabled)."""
+    """Add `weighted`: the histogram times IDF (when enabled), to `settings.power` (a word
+    histogram only: a VLAD vector has its power already), then L2-normalised (when
+    enabled). A sparse histogram stays sparse."""
     if settings.tfidf and idf is None:
         raise ValueError("TF-IDF is enabled but no IDF model was given")
     weighted = (idf.transform(histograms) if settings.tfidf
