@@ -43,6 +43,7 @@ from bovw.config.settings import (
     FIT_POLICIES,
     VLAD_MAX_LENGTH,
     VOCABULARY_SPACES,
+    VOCABULARY_WIDTHS,
     ClassifierSettings,
     HistogramSettings,
     IngestSettings,
@@ -51,6 +52,7 @@ from bovw.config.settings import (
     PredictSettings,
     SparkSettings,
     VocabularySettings,
+    pyramid_cells,
 )
 from bovw.errors import ConfigError
 
@@ -60,11 +62,12 @@ MAX_SEED = 2**63 - 1
 __all__ = [
     "ASSIGNMENTS", "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "EMR_FAILURE_ACTIONS",
     "ENCODINGS", "FIT_POLICIES", "MAX_SEED", "S3_COMMITTERS", "VLAD_MAX_LENGTH",
-    "VOCABULARY_SPACES", "ClassifierSettings", "CnnSettings", "ColourSettings", "Config",
-    "ConfigError", "EmrSettings", "HistogramSettings", "IngestSettings", "OrbSettings",
-    "PcaSettings", "PredictSettings", "S3Settings", "SparkSettings", "ToneSettings",
-    "VocabularySettings", "apply_overrides", "config_from_dict", "current_orb_table",
-    "load_config", "parse_assignment", "redacted_settings",
+    "VOCABULARY_SPACES", "VOCABULARY_WIDTHS", "ClassifierSettings", "CnnSettings",
+    "ColourSettings", "Config", "ConfigError", "EmrSettings", "HistogramSettings",
+    "IngestSettings", "OrbSettings", "PcaSettings", "PredictSettings", "S3Settings",
+    "SparkSettings", "ToneSettings", "VocabularySettings", "apply_overrides",
+    "config_from_dict", "current_orb_table", "load_config", "parse_assignment",
+    "pyramid_cells", "redacted_settings",
 ]
 
 
@@ -96,9 +99,8 @@ class Config:
         for section in _sections(self):
             getattr(self, section).validate()
         if self.histograms.encoding == "vlad":
-            cells = sum(4**level for level in range(self.histograms.pyramid_levels))
-            width = 256 if self.vocabulary.space == "bits" else 32
-            length = self.vocabulary.k * width * cells
+            cells = pyramid_cells(self.histograms.pyramid_levels)
+            length = self.vocabulary.k * VOCABULARY_WIDTHS[self.vocabulary.space] * cells
             require(length <= VLAD_MAX_LENGTH,
                     f"histograms.encoding = \"vlad\" with vocabulary.k={self.vocabulary.k}, "
                     f"vocabulary.space={self.vocabulary.space} and {cells} pyramid cells makes "

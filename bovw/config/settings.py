@@ -15,9 +15,10 @@ from bovw.config.redaction import masked_repr, redactor_for
 
 __all__ = [
     "DESCRIPTOR_SCHEME", "FIT_POLICIES", "LOG_LEVELS",
-    "ASSIGNMENTS", "ENCODINGS", "VLAD_MAX_LENGTH", "VOCABULARY_SPACES", "ClassifierSettings",
+    "ASSIGNMENTS", "ENCODINGS", "VLAD_MAX_LENGTH", "VOCABULARY_SPACES", "VOCABULARY_WIDTHS",
+    "ClassifierSettings",
     "HistogramSettings", "IngestSettings", "OrbSettings",
-    "PcaSettings", "PredictSettings", "SparkSettings", "VocabularySettings",
+    "PcaSettings", "PredictSettings", "SparkSettings", "VocabularySettings", "pyramid_cells",
 ]
 
 # log4j's levels, quietest last: spark.log_level takes one of them.
@@ -180,8 +181,15 @@ class OrbSettings:
         require(self.max_pixels >= 256, "orb.max_pixels must be >= 256")
 
 
-# What a vocabulary clusters: a descriptor's byte values or its bits (bovw.image.words.SPACES).
-VOCABULARY_SPACES = ("bytes", "bits")
+# What a vocabulary can cluster a descriptor as, and that point's width
+# (bovw.image.words.descriptor_points): its 32 byte values or its 256 bits.
+VOCABULARY_WIDTHS = {"bytes": 32, "bits": 256}
+VOCABULARY_SPACES = tuple(VOCABULARY_WIDTHS)
+
+
+def pyramid_cells(levels: int) -> int:
+    """The cells of a spatial pyramid of `levels` levels: 4^level on level `level`."""
+    return sum(4**level for level in range(levels))
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bovw.image.vlad import vlad_length
-from bovw.image.words import SPACES, histogram_length
+from bovw.config import HistogramSettings
+from bovw.image.vlad import encoding_length
+from bovw.image.words import SPACES
 from bovw.summary import RunSummary
 
 __all__ = ["STAGE_COLUMNS", "comparison_cell", "comparison_columns", "comparison_row",
@@ -112,8 +113,9 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
         levels = settings.get("histograms", {}).get("pyramid_levels", 1)
         space = settings.get("vocabulary", {}).get("space", "bytes")
         vlad = settings.get("histograms", {}).get("encoding") == "vlad"
-        dimension = (vlad_length(k or 0, SPACES[space], levels) if vlad
-                     else histogram_length(k or 0, levels)) + tone_bins + colour_bins
+        encoding = HistogramSettings(pyramid_levels=levels, encoding="vlad" if vlad else "words")
+        dimension = (encoding_length((k or 0, SPACES[space]), encoding)
+                     + tone_bins + colour_bins)
         features = (f"ORB {'VLAD' if vlad else 'visual words'}, k={k}"
                     + (" (bits)" if space == "bits" else "")
                     + (f", {levels} pyramid levels" if levels > 1 else "")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bovw.config import VOCABULARY_WIDTHS, pyramid_cells
 from bovw.image.orb import DESCRIPTOR_BYTES
 
 __all__ = ["SPACES", "augmented_points", "descriptor_points", "histogram_length",
@@ -23,7 +24,7 @@ __all__ = ["SPACES", "augmented_points", "descriptor_points", "histogram_length"
            "word_counts"]
 
 # The width of a descriptor in each vocabulary space.
-SPACES = {"bytes": DESCRIPTOR_BYTES, "bits": 8 * DESCRIPTOR_BYTES}
+SPACES = VOCABULARY_WIDTHS
 
 
 def space_of(width: int) -> str:
@@ -124,7 +125,7 @@ def soft_words(descriptors: np.ndarray, centers: np.ndarray, neighbours: int, va
 
 def histogram_length(k: int, pyramid_levels: int) -> int:
     """Bins of a spatial-pyramid histogram: k per cell, 4^level cells per level."""
-    return k * sum(4**level for level in range(pyramid_levels))
+    return k * pyramid_cells(pyramid_levels)
 
 
 def pyramid_bins(words: np.ndarray, positions: np.ndarray, k: int, pyramid_levels: int
