@@ -308,10 +308,11 @@ def _run(input_dir: str | Path, config: Config, processes: int) -> dict:
         clock, cpu_clock = now, cpu_now
 
     if (config.colour.enabled or config.histograms.assignment != "hard"
-            or config.vocabulary.space != "bytes"):
+            or config.vocabulary.space != "bytes" or config.histograms.encoding != "words"):
         raise ValueError("the reference implements neither colour.enabled = true, "
-                         "histograms.assignment = \"soft\" nor vocabulary.space = \"bits\"; "
-                         "leave them at false, \"hard\" and \"bytes\" to benchmark")
+                         "histograms.assignment = \"soft\", vocabulary.space = \"bits\" nor "
+                         "a histograms.encoding other than \"words\"; leave them at false, "
+                         "\"hard\", \"bytes\" and \"words\" to benchmark")
     entries = list_images(input_dir, config.ingest.extensions)
     lap("ingest")
 

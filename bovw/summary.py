@@ -81,13 +81,18 @@ class VocabularyFit:
     """The KMeans vocabulary: `k` words fitted on `sample_descriptors` descriptors in
     `iterations` Lloyd iterations, to `training_cost` (sum of squared distances);
     `mean_squared_distance` = training_cost / sample_descriptors, unrounded: soft
-    assignment's sigma^2 (bovw.image.words.soft_words; None before soft assignment)."""
+    assignment's sigma^2 (bovw.image.words.soft_words; None before soft assignment).
+    With histograms.encoding = "fisher", the Bernoulli mixture fitted from the words
+    (bovw.pipeline.mixture): its EM rounds and mean log-likelihood per sampled descriptor
+    in nats (None otherwise)."""
 
     k: int = 0
     sample_descriptors: int = 0
     iterations: int = 0
     training_cost: float | None = None
     mean_squared_distance: float | None = None
+    mixture_iterations: int | None = None
+    mixture_log_likelihood: float | None = None
 
 
 @dataclass(frozen=True)

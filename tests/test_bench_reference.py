@@ -169,6 +169,10 @@ def test_the_tone_block_follows_the_words_and_soft_assignment_is_refused(tmp_pat
     assert run_reference(tmp_path, config, processes=1)["n_test"] == 4
     with pytest.raises(ValueError, match="the reference implements neither colour.enabled"):
         run_reference(tmp_path, config.replace(**{"histograms.assignment": "soft"}), 1)
-    with pytest.raises(ValueError, match="nor vocabulary.space = \"bits\"; leave them at "
-                                         "false, \"hard\" and \"bytes\" to benchmark"):
+    with pytest.raises(ValueError, match="vocabulary.space = \"bits\" nor"):
         run_reference(tmp_path, config.replace(**{"vocabulary.space": "bits"}), 1)
+    # A VLAD run of bytes would otherwise be timed as a word histogram.
+    with pytest.raises(ValueError, match="other than \"words\"; leave them at false, "
+                                         "\"hard\", \"bytes\" and \"words\" to benchmark"):
+        run_reference(tmp_path, config.replace(**{"histograms.encoding": "vlad",
+                                                  "histograms.tfidf": False}), 1)

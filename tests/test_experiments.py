@@ -493,6 +493,10 @@ def test_a_comparison_row_gives_the_vlad_and_bits_dimensions():
                   "histograms.encoding": "vlad", "histograms.tfidf": "false"})
     assert vlad["dimension"] == 16 * 256 * 5
     assert vlad["features"] == "ORB VLAD, k=16 (bits), 2 pyramid levels"
+    fisher = row(**{"vocabulary.k": "16", "vocabulary.space": "bits", "tone.enabled": "false",
+                    "histograms.encoding": "fisher", "histograms.tfidf": "false"})
+    assert fisher["dimension"] == 16 * 256 * 5
+    assert fisher["features"] == "ORB Fisher vectors, k=16 (bits), 2 pyramid levels"
     words = row(**{"vocabulary.k": "16", "histograms.pyramid_levels": "1"})
     assert words["dimension"] == 16 + 32  # + the tone block
     assert words["features"] == "ORB visual words, k=16 + grey tone (32 bins)"

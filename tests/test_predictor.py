@@ -782,6 +782,34 @@ def test_predictor_with_vlad_agrees_with_spark(spark, test_config, tmp_path):
     assert vector.size == 640 and min(vector.values) < 0
 
 
+def test_predictor_with_fisher_vectors_agrees_with_spark(spark, test_config, tmp_path):
+    config = test_config.replace(**{"vocabulary.k": 3, "pca.components": 5,
+                                    "vocabulary.space": "bits", "histograms.encoding": "fisher",
+                                    "histograms.tfidf": False, "histograms.power": 0.5})
+    trained = _train_and_export(spark, config, tmp_path)
+    predictor = Predictor.load(trained["model"])
+    model = predictor.model
+    # The mixture's means stand in for the words; its weights travel beside them.
+    assert model.histograms.encoding == "fisher" and model.centers.shape == (3, 256)
+    assert model.mixture_weights.shape == (3,) and model.mixture_weights.sum() == (
+        pytest.approx(1.0))
+    assert 0 < model.centers.min() and model.centers.max() < 1
+    # 3 components x 256 bits x 5 pyramid cells, then the tone block.
+    assert model.pc.shape == (3 * 256 * 5 + 32, 5)
+    assert len(trained["spark"]) == 12
+    for path, (spark_label, spark_probabilities) in trained["spark"].items():
+        data = Path(path).read_bytes()
+        assert predictor.predict(data).label == spark_label, path
+        assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
+    summary = json.loads((trained["run"] / "summary.json").read_text())
+    assert summary["vocabulary"]["mixture_iterations"] >= 1
+    # Without its weights the file no longer makes sense.
+    broken = dataclasses.replace(model, mixture_weights=None)
+    with pytest.raises(ModelFileError, match="mixture_weights must be present exactly when "
+                                             'histograms.encoding is "fisher"'):
+        broken.validate()
+
+
 def test_predictor_with_tone_soft_assignment_and_colour_agrees_with_spark(spark, test_config,
                                                                           tmp_path):
     config = test_config.replace(**{"vocabulary.k": 12, "pca.components": 5,

@@ -236,4 +236,4 @@ def test_soft_assignment_without_the_vocabularys_variance_is_refused_before_spar
     config = load_config(None, {"histograms.assignment": "soft"})
     with pytest.raises(VocabularyError, match="histograms.assignment = \"soft\" needs the "
                                               "vocabulary's mean squared distance"):
-        _histograms_stage(None, config, None, None, None, None)
+        _histograms_stage(None, config, None, None, None, None, None)

@@ -10,8 +10,9 @@ import pytest
 
 from bovw.columns import DESCRIPTOR_SCHEMA
 from bovw.config import ConfigError, HistogramSettings, load_config
+from bovw.image.encodings import DenseEncoding, encoding_length
 from bovw.image.orb import pack
-from bovw.image.vlad import encoding_length, vlad_cells, vlad_length
+from bovw.image.vlad import vlad_cells, vlad_length
 from bovw.pipeline.histograms import weight, word_histograms
 
 # Word 0 at the origin, word 1 at 100 in every byte.
@@ -83,7 +84,8 @@ def test_spark_vlad_vectors_are_the_pure_functions(spark):
         ("b.jpg", "fruit", "Test", 0, b"", None, 100, 100, b"", [], [], b""),
     ], DESCRIPTOR_SCHEMA)
     settings = HistogramSettings(encoding="vlad", tfidf=False, pyramid_levels=2, power=0.5)
-    encoded = word_histograms(frame, CENTERS, pyramid_levels=2, vlad_power=0.5)
+    encoded = word_histograms(frame, CENTERS, pyramid_levels=2,
+                              dense=DenseEncoding("vlad", power=0.5))
     rows = {row["path"]: row for row in weight(encoded, settings, None).collect()}
     expected = vlad_cells(DESCRIPTORS, CENTERS, POSITIONS, 2, 0.5).ravel()
     assert rows["a.jpg"]["histogram"].toArray().tolist() == expected.tolist()
@@ -96,9 +98,9 @@ def test_spark_vlad_vectors_are_the_pure_functions(spark):
 def test_vlad_settings_that_cannot_work_are_refused():
     vlad = {"histograms.encoding": "vlad", "histograms.tfidf": "false", "vocabulary.k": "16"}
     assert load_config(None, vlad).histograms.encoding == "vlad"
-    with pytest.raises(ConfigError, match="histograms.encoding must be one of words, vlad "
-                                          r"\(got 'fisher'\)"):
-        load_config(None, {"histograms.encoding": "fisher"})
+    with pytest.raises(ConfigError, match="histograms.encoding must be one of words, vlad, "
+                                          r"fisher \(got 'bow'\)"):
+        load_config(None, {"histograms.encoding": "bow"})
     with pytest.raises(ConfigError, match='histograms.encoding = "vlad" needs '
                                           "histograms.tfidf = false"):
         load_config(None, {**vlad, "histograms.tfidf": "true"})

@@ -29,6 +29,17 @@ from typing import Any
 from bovw.config.blocks import ColourSettings, ToneSettings
 from bovw.config.cloud import EMR_FAILURE_ACTIONS, S3_COMMITTERS, EmrSettings, S3Settings
 from bovw.config.cnn import CNN_BACKBONES, CNN_RUNTIMES, CnnSettings
+from bovw.config.encoding import (
+    ASSIGNMENTS,
+    DENSE_ENCODINGS,
+    ENCODINGS,
+    VLAD_MAX_LENGTH,
+    VOCABULARY_SPACES,
+    VOCABULARY_WIDTHS,
+    HistogramSettings,
+    VocabularySettings,
+    pyramid_cells,
+)
 from bovw.config.parsing import coerce, parse_assignment, require, section_from_table, to_plain
 from bovw.config.redaction import (
     Redactor,
@@ -37,22 +48,14 @@ from bovw.config.redaction import (
     refuse_url_credentials,
 )
 from bovw.config.settings import (
-    ASSIGNMENTS,
     DESCRIPTOR_SCHEME,
-    ENCODINGS,
     FIT_POLICIES,
-    VLAD_MAX_LENGTH,
-    VOCABULARY_SPACES,
-    VOCABULARY_WIDTHS,
     ClassifierSettings,
-    HistogramSettings,
     IngestSettings,
     OrbSettings,
     PcaSettings,
     PredictSettings,
     SparkSettings,
-    VocabularySettings,
-    pyramid_cells,
 )
 from bovw.errors import ConfigError
 
@@ -60,7 +63,8 @@ from bovw.errors import ConfigError
 MAX_SEED = 2**63 - 1
 
 __all__ = [
-    "ASSIGNMENTS", "CNN_BACKBONES", "CNN_RUNTIMES", "DESCRIPTOR_SCHEME", "EMR_FAILURE_ACTIONS",
+    "ASSIGNMENTS", "CNN_BACKBONES", "CNN_RUNTIMES", "DENSE_ENCODINGS", "DESCRIPTOR_SCHEME",
+    "EMR_FAILURE_ACTIONS",
     "ENCODINGS", "FIT_POLICIES", "MAX_SEED", "S3_COMMITTERS", "VLAD_MAX_LENGTH",
     "VOCABULARY_SPACES", "VOCABULARY_WIDTHS", "ClassifierSettings", "CnnSettings",
     "ColourSettings", "Config", "ConfigError", "EmrSettings", "HistogramSettings",
@@ -98,14 +102,20 @@ class Config:
                 f"(got {self.seed})")
         for section in _sections(self):
             getattr(self, section).validate()
-        if self.histograms.encoding == "vlad":
+        encoding = self.histograms.encoding
+        if encoding == "fisher":
+            require(self.vocabulary.space == "bits", "histograms.encoding = \"fisher\" needs "
+                    "vocabulary.space = \"bits\": its Bernoulli mixture models the 256 bits "
+                    "of a descriptor")
+        if encoding in DENSE_ENCODINGS:
             cells = pyramid_cells(self.histograms.pyramid_levels)
             length = self.vocabulary.k * VOCABULARY_WIDTHS[self.vocabulary.space] * cells
             require(length <= VLAD_MAX_LENGTH,
-                    f"histograms.encoding = \"vlad\" with vocabulary.k={self.vocabulary.k}, "
-                    f"vocabulary.space={self.vocabulary.space} and {cells} pyramid cells makes "
-                    f"{length} values per image, more than {VLAD_MAX_LENGTH}; lower "
-                    "vocabulary.k (VLAD takes a few dozen words) or histograms.pyramid_levels")
+                    f"histograms.encoding = \"{encoding}\" with vocabulary.k="
+                    f"{self.vocabulary.k}, vocabulary.space={self.vocabulary.space} and {cells} "
+                    f"pyramid cells makes {length} values per image, more than "
+                    f"{VLAD_MAX_LENGTH}; lower vocabulary.k ({encoding} takes a few dozen "
+                    "words) or histograms.pyramid_levels")
         # Whatever a setting is called, a URL's user:password@ would be saved and shown.
         refuse_url_credentials(to_plain(self))
         return self

@@ -9,13 +9,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bovw.config import HistogramSettings
-from bovw.image.vlad import encoding_length
+from bovw.image.encodings import encoding_length
 from bovw.image.words import SPACES
 from bovw.summary import RunSummary
 
 __all__ = ["STAGE_COLUMNS", "comparison_cell", "comparison_columns", "comparison_row",
            "csv_table", "failed_sweep_row", "markdown_lines", "sweep_cell", "sweep_columns",
            "sweep_markdown", "sweep_row"]
+
+# How the comparison table names each histograms.encoding.
+_ENCODING_NAMES = {"words": "visual words", "vlad": "VLAD", "fisher": "Fisher vectors"}
 
 # The timed stages of a run, in the order the sweep table lists their seconds.
 STAGE_COLUMNS = ("ingest", "descriptors", "vocabulary", "histograms", "reduction", "classifier")
@@ -112,11 +115,12 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
         tone_bins = tone.get("bins", 0) if tone.get("enabled") else 0
         levels = settings.get("histograms", {}).get("pyramid_levels", 1)
         space = settings.get("vocabulary", {}).get("space", "bytes")
-        vlad = settings.get("histograms", {}).get("encoding") == "vlad"
-        encoding = HistogramSettings(pyramid_levels=levels, encoding="vlad" if vlad else "words")
+        kind = settings.get("histograms", {}).get("encoding", "words")
+        kind = kind if kind in _ENCODING_NAMES else "words"
+        encoding = HistogramSettings(pyramid_levels=levels, encoding=kind)
         dimension = (encoding_length((k or 0, SPACES[space]), encoding)
                      + tone_bins + colour_bins)
-        features = (f"ORB {'VLAD' if vlad else 'visual words'}, k={k}"
+        features = (f"ORB {_ENCODING_NAMES[kind]}, k={k}"
                     + (" (bits)" if space == "bits" else "")
                     + (f", {levels} pyramid levels" if levels > 1 else "")
                     + (f" + grey tone ({tone_bins} bins)" if tone_bins else "")

@@ -16,25 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from bovw.config import HistogramSettings
 from bovw.image.words import augmented_points, histogram_length, pyramid_bins, scoring_matrix
 
-__all__ = ["encoding_length", "vlad_cells", "vlad_length"]
+__all__ = ["vlad_cells", "vlad_length"]
 
 
 def vlad_length(k: int, width: int, pyramid_levels: int) -> int:
     """Values of a VLAD vector: k words x `width` (32 or 256) per cell, 4^level cells per
     level."""
     return histogram_length(k, pyramid_levels) * width
-
-
-def encoding_length(vocabulary_shape: tuple[int, int], settings: HistogramSettings) -> int:
-    """Values of an image's encoding by a (k, d) vocabulary under `settings`: the word
-    histogram's bins, or the VLAD vector's values (`settings.encoding`)."""
-    k, width = vocabulary_shape
-    if settings.encoding == "vlad":
-        return vlad_length(k, width, settings.pyramid_levels)
-    return histogram_length(k, settings.pyramid_levels)
 
 
 def vlad_cells(descriptors: np.ndarray, centers: np.ndarray, positions: np.ndarray | None = None,

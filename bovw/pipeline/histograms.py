@@ -1,7 +1,7 @@
 """Histograms stage: each descriptor to its nearest visual word (and spatial-pyramid cell),
 then groupBy + pivot into exactly one histogram per image, then TF-IDF, power and L2
-weighting. With histograms.encoding = "vlad", the same path carries each image's VLAD
-vector (bovw.image.vlad) instead of its word counts."""
+weighting. With histograms.encoding = "vlad" or "fisher", the same path carries each
+image's VLAD or Fisher vector (bovw.image.encodings) instead of its word counts."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ from bovw.columns import (
 )
 from bovw.config import ColourSettings, HistogramSettings, ToneSettings
 from bovw.errors import ColourError, ToneError
+from bovw.image.encodings import DenseEncoding
 from bovw.image.orb import unpack, unpack_positions
-from bovw.image.vlad import vlad_cells
 from bovw.image.words import histogram_length, scoring_matrix, word_counts
 from bovw.pipeline.descriptors import accepted
 from bovw.spark.arrow_vectors import powered_vectors, sparse_vectors
@@ -49,24 +49,23 @@ _BLOCK_COLUMNS = (TONE, COLOUR)
 
 
 def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str],
-                        neighbours: int, variance: float, vlad_power: float | None = None):
+                        neighbours: int, variance: float, dense: DenseEncoding | None = None):
     """mapInArrow function: each image row becomes one row per pyramid cell: its `kept`
     columns, the cell, and that cell's part of the image's encoding as a sparse vector:
     its word counts (bovw.image.words.word_counts with `neighbours` and `variance`), of
-    len(centers) entries; or, with a `vlad_power`, its VLAD blocks (bovw.image.vlad with
-    that power), of len(centers) x the centers' width entries."""
+    len(centers) entries; or, with a `dense` encoding, its VLAD or Fisher blocks, of
+    len(centers) x the centers' width entries."""
     k, width = centers.shape
     n_cells = histogram_length(k, pyramid_levels) // k
     cell_starts = np.arange(n_cells + 1) * k
-    size = k if vlad_power is None else k * width
+    size = k if dense is None else k * width
     scoring = scoring_matrix(centers)
 
     def encode(descriptors: np.ndarray, positions: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(each cell's end among the entries, their indices, their values)."""
-        if vlad_power is not None:
-            blocks = vlad_cells(descriptors, centers, positions, pyramid_levels, vlad_power,
-                                scoring)
+        if dense is not None:
+            blocks = dense.cells(descriptors, centers, positions, pyramid_levels, scoring)
             present = blocks != 0.0
             return (np.cumsum(present.sum(axis=1)), np.nonzero(present)[1], blocks[present])
         bins, counts = word_counts(descriptors, centers, positions, pyramid_levels, scoring,
@@ -102,10 +101,10 @@ def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str
 
 def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels: int = 1,
                     neighbours: int = 1, variance: float = 0.0,
-                    vlad_power: float | None = None) -> DataFrame:
-    """One raw-count histogram per accepted image, or with a `vlad_power` one VLAD vector
-    (bovw.image.vlad with that power: vlad_length(k, d, pyramid_levels) values, in the
-    same cell order).
+                    dense: DenseEncoding | None = None) -> DataFrame:
+    """One raw-count histogram per accepted image, or with a `dense` encoding one VLAD or
+    Fisher vector (bovw.image.encodings: vlad_length(k, d, pyramid_levels) values, in the
+    same cell order; for Fisher, `centers` are the mixture's (k, 256) means).
 
     `descriptors` has DESCRIPTOR_SCHEMA rows; `centers` is the (k, d) vocabulary (d = 32,
     or 256 in the bits space, bovw.image.words.SPACES). Each
@@ -126,13 +125,13 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     """
     k, width = centers.shape
     n_cells = histogram_length(k, pyramid_levels) // k
-    size = k if vlad_power is None else k * width
+    size = k if dense is None else k * width
     images = accepted(descriptors)
     keys = [*_IMAGE_COLUMNS, *(block for block in _BLOCK_COLUMNS if block in images.columns)]
     schema = StructType([images.schema[name] for name in keys]
                         + [StructField("cell", IntegerType()), StructField("words", VectorUDT())])
     per_cell = images.select(*keys, DESCRIPTORS, POSITIONS).mapInArrow(
-        _cell_count_batches(centers, pyramid_levels, keys, neighbours, variance, vlad_power),
+        _cell_count_batches(centers, pyramid_levels, keys, neighbours, variance, dense),
         schema)
     lined_up = per_cell.groupBy(*keys).pivot("cell", list(range(n_cells))).agg(F.first("words"))
     # The size metadata spares VectorAssembler a Spark job (a first() over this whole
@@ -153,13 +152,13 @@ def fit_idf(histograms: DataFrame) -> IDFModel:
 def weight(histograms: DataFrame, settings: HistogramSettings, idf: IDFModel | None
            ) -> DataFrame:
     """Add `weighted`: the histogram times IDF (when enabled), to `settings.power` (a word
-    histogram only: a VLAD vector has its power already), then L2-normalised (when
-    enabled). A sparse histogram stays sparse."""
+    histogram only: a VLAD or Fisher vector has its power already), then L2-normalised
+    (when enabled). A sparse histogram stays sparse."""
     if settings.tfidf and idf is None:
         raise ValueError("TF-IDF is enabled but no IDF model was given")
     weighted = (idf.transform(histograms) if settings.tfidf
                 else histograms.withColumn(WEIGHTED, F.col(HISTOGRAM)))
-    # A VLAD vector had its (signed) power inside its blocks (bovw.image.vlad).
+    # A VLAD or Fisher vector had its (signed) power inside its blocks (bovw.image.encodings).
     if settings.power != 1.0 and settings.encoding == "words":
         weighted = weighted.mapInArrow(_power_batches(settings.power), weighted.schema)
     if settings.l2:

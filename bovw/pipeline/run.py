@@ -32,7 +32,7 @@ from bovw.columns import (
 )
 from bovw.config import Config
 from bovw.errors import InputError, VocabularyError
-from bovw.image.vlad import encoding_length
+from bovw.image.encodings import DenseEncoding, dense_encoding, encoding_length
 from bovw.pipeline.classifier import check_fit, evaluate, fit_classifier, fit_labels, predict
 from bovw.pipeline.descriptors import (
     describe_images,
@@ -51,6 +51,7 @@ from bovw.pipeline.histograms import (
 from bovw.pipeline.ingest import image_name, labelled_images, split_folder
 from bovw.pipeline.inputs import class_problem, is_local_path, split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
+from bovw.pipeline.mixture import MIXTURE, fit_mixture, read_mixture, write_mixture
 from bovw.pipeline.provenance import DescriptorProvenance, check_reuse, write_record
 from bovw.pipeline.reduction import (
     explained_variance,
@@ -58,7 +59,7 @@ from bovw.pipeline.reduction import (
     fit_pca,
     projection,
 )
-from bovw.pipeline.vocabulary import centers, fit_vocabulary, sample_descriptors
+from bovw.pipeline.vocabulary import centers, fit_kmeans, materialise, sample_descriptors
 from bovw.spark import storage
 from bovw.spark.progress import StageProgress
 from bovw.summary import (
@@ -167,9 +168,16 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
     vocabulary_fit = from_record(VocabularyFit, record["vocabulary"])
     vocabulary = centers(fitted["vocabulary"] if "vocabulary" in fitted
                          else storage.load_model(KMeansModel, layout.model("vocabulary")))
+    mixture = None
+    if config.histograms.encoding == "fisher":
+        # Its means take the words' place: what the Fisher vectors are made of.
+        mixture = fitted.get("mixture") or read_mixture(spark, layout.model(MIXTURE))
+        vocabulary = mixture.means
+    dense = dense_encoding(config.histograms, None if mixture is None else mixture.weights)
 
     stages.run("histograms", lambda: _histograms_stage(
-        spark, config, descriptors, vocabulary, vocabulary_fit.mean_squared_distance, layout))
+        spark, config, descriptors, vocabulary, vocabulary_fit.mean_squared_distance, dense,
+        layout))
     histograms = storage.read_parquet(spark, layout.histograms)
 
     dimension = encoding_length(vocabulary.shape, config.histograms)
@@ -244,12 +252,21 @@ def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: Keypoin
                       layout: RunLayout, fitted: dict[str, Any]) -> dict[str, Any]:
     totals = (keypoints.training, keypoints.set_aside)
     sample = sample_descriptors(descriptors, config.vocabulary, config.seed, totals)
-    model, sample_size = fit_vocabulary(sample, config.vocabulary, config.seed)
+    materialised, sample_size = materialise(sample, config.vocabulary)
+    model = fit_kmeans(materialised, config.vocabulary, config.seed)
     model.write().overwrite().save(layout.model("vocabulary"))
     fitted["vocabulary"] = model
+    mixture_record = {}
+    if config.histograms.encoding == "fisher":
+        fit = fit_mixture(materialised, centers(model), config.vocabulary.mixture_max_iter,
+                          config.vocabulary.mixture_tol)
+        write_mixture(sample.sparkSession, layout.model(MIXTURE), fit.mixture)
+        fitted["mixture"] = fit.mixture
+        mixture_record = {"mixture_iterations": fit.iterations,
+                          "mixture_log_likelihood": fit.log_likelihood}
     # Only what KMeans already knows: summary.clusterSizes would cost one more Spark job.
     summary = model.summary
-    return {"vocabulary": {
+    return {"vocabulary": {**mixture_record,
         "k": config.vocabulary.k,
         "sample_descriptors": sample_size,
         "iterations": int(summary.numIter),
@@ -264,15 +281,15 @@ def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: Keypoin
 
 
 def _histograms_stage(spark: SparkSession, config: Config, descriptors: DataFrame, vocabulary,
-                      variance: float | None, layout: RunLayout) -> dict[str, Any]:
+                      variance: float | None, dense: DenseEncoding | None, layout: RunLayout
+                      ) -> dict[str, Any]:
     settings = config.histograms
     if settings.neighbours > 1 and variance is None:
         raise VocabularyError("histograms.assignment = \"soft\" needs the vocabulary's mean "
                               "squared distance, which this run's vocabulary record lacks: "
                               "run again into a new --output")
     histograms = word_histograms(descriptors, vocabulary, settings.pyramid_levels,
-                                 settings.neighbours, variance or 0.0,
-                                 settings.power if settings.encoding == "vlad" else None)
+                                 settings.neighbours, variance or 0.0, dense)
     storage.write_parquet(spark, histograms, layout.histograms)
     return {}
 

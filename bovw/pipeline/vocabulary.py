@@ -19,7 +19,7 @@ from bovw.image.orb import DESCRIPTOR_BYTES, image_key, image_rng, unpack
 from bovw.image.words import SPACES, descriptor_points
 from bovw.pipeline.descriptors import accepted
 
-__all__ = ["centers", "fit_vocabulary", "sample_descriptors"]
+__all__ = ["centers", "fit_kmeans", "fit_vocabulary", "materialise", "sample_descriptors"]
 
 _SAMPLE_SCHEMA = "image string, index int, descriptor binary, values array<float>"
 
@@ -108,10 +108,26 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
     )
 
 
-def fit_vocabulary(sample: DataFrame, settings: VocabularySettings, seed: int
-                   ) -> tuple[KMeansModel, int]:
-    """Fit Spark ML KMeans with k = settings.k on the `features` column; returns the model
-    and the number of sampled descriptors it was fitted on."""
+def materialise(sample: DataFrame, settings: VocabularySettings) -> tuple[DataFrame, int]:
+    """The sample computed once, for its count, for every KMeans pass and for the mixture's
+    EM rounds (bovw.pipeline.mixture), and its size. Raises VocabularyError when it holds
+    fewer distinct descriptors than k."""
+    # A local checkpoint rather than a cache: KMeans's block solver keeps its own
+    # blockified copy, and warns of "double caching" when its input is cached (the sample
+    # is a few MB either way).
+    materialised = sample.localCheckpoint()
+    count = materialised.count()
+    if count < settings.k:
+        raise VocabularyError(
+            f"the descriptor sample holds {count} distinct descriptors, fewer than "
+            f"vocabulary.k={settings.k}; raise vocabulary.sample_size or lower k"
+        )
+    return materialised, count
+
+
+def fit_kmeans(materialised: DataFrame, settings: VocabularySettings, seed: int) -> KMeansModel:
+    """Spark ML KMeans with k = settings.k on the `features` column of a materialised
+    sample."""
     kmeans = KMeans(
         k=settings.k,
         seed=seed,
@@ -123,17 +139,15 @@ def fit_vocabulary(sample: DataFrame, settings: VocabularySettings, seed: int
         featuresCol=FEATURES,
         predictionCol="word",
     )
-    # Computed once, for the count and for every KMeans pass. A local checkpoint rather
-    # than a cache: KMeans's block solver keeps its own blockified copy, and warns of
-    # "double caching" when its input is cached (the sample is a few MB either way).
-    materialised = sample.localCheckpoint()
-    count = materialised.count()
-    if count < settings.k:
-        raise VocabularyError(
-            f"the descriptor sample holds {count} distinct descriptors, fewer than "
-            f"vocabulary.k={settings.k}; raise vocabulary.sample_size or lower k"
-        )
-    return kmeans.fit(materialised), count
+    return kmeans.fit(materialised)
+
+
+def fit_vocabulary(sample: DataFrame, settings: VocabularySettings, seed: int
+                   ) -> tuple[KMeansModel, int]:
+    """Fit Spark ML KMeans with k = settings.k on the `features` column; returns the model
+    and the number of sampled descriptors it was fitted on."""
+    materialised, count = materialise(sample, settings)
+    return fit_kmeans(materialised, settings, seed), count
 
 
 def centers(model: KMeansModel) -> np.ndarray:

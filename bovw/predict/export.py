@@ -21,6 +21,7 @@ from bovw.config.blocks import without_new_blocks
 from bovw.errors import ExportError
 from bovw.pipeline.descriptors import training_size
 from bovw.pipeline.layout import RunLayout
+from bovw.pipeline.mixture import MIXTURE, read_mixture
 from bovw.pipeline.vocabulary import centers
 from bovw.predict.fruits import FruitInfo
 from bovw.predict.model_file import (
@@ -76,6 +77,8 @@ def build_model(spark: SparkSession, run_dir: str,
     metrics = json.loads(storage.read_text(spark, layout.metrics))
 
     vocabulary = centers(storage.load_model(KMeansModel, layout.model("vocabulary")))
+    mixture = (read_mixture(spark, layout.model(MIXTURE))
+               if config.histograms.encoding == "fisher" else None)
     idf = (storage.load_model(IDFModel, layout.model("idf")).idf.toArray().astype(np.float64)
            if config.histograms.tfidf else None)
     pc = storage.load_model(PCAModel, layout.model("pca")).pc.toArray().astype(np.float64)
@@ -84,7 +87,9 @@ def build_model(spark: SparkSession, run_dir: str,
     classes = tuple(str(label) for label in labels)
     return ExportedModel(
         classes=classes,
-        centers=vocabulary,
+        # With a Fisher encoding, the mixture's means are what the images are encoded by.
+        centers=vocabulary if mixture is None else mixture.means,
+        mixture_weights=None if mixture is None else mixture.weights,
         idf=idf,
         pc=pc,
         coefficients=classifier.coefficientMatrix.toArray().astype(np.float64),

@@ -29,7 +29,8 @@ from bovw.config import (
     json_types,
 )
 from bovw.errors import ModelFileError, first_line
-from bovw.image.vlad import encoding_length
+from bovw.image.encodings import DenseEncoding, dense_encoding, encoding_length
+from bovw.image.fisher import BernoulliMixture
 from bovw.image.words import SPACES, scoring_matrix, space_of
 from bovw.predict.fruits import FruitInfo
 from bovw.version import __version__
@@ -65,7 +66,8 @@ class ExportedModel:
     `colour` the tone and colour blocks' settings when the run had them (feature_blocks then
     lists them after "words", tone first); word_variance the sigma^2 of soft assignment
     (the vocabulary sample's mean squared distance to its nearest word), needed when
-    histograms.assignment is "soft".
+    histograms.assignment is "soft"; mixture_weights the (k,) weights of the Bernoulli
+    mixture of histograms.encoding = "fisher", whose (k, 256) means are then the centers.
     """
 
     classes: tuple[str, ...]
@@ -83,11 +85,17 @@ class ExportedModel:
     colour: ColourSettings | None = None
     tone: ToneSettings | None = None
     word_variance: float | None = None
+    mixture_weights: np.ndarray | None = None
 
     @functools.cached_property
     def scoring(self) -> np.ndarray:
         """scoring_matrix(centers), made once per model rather than once per photo."""
         return scoring_matrix(self.centers)
+
+    @functools.cached_property
+    def dense(self) -> DenseEncoding | None:
+        """The VLAD or Fisher encoding of the model's histograms settings, None for words."""
+        return dense_encoding(self.histograms, self.mixture_weights)
 
     def validate(self, source: str = "model", fix: str | None = None) -> ExportedModel:
         """Check that the arrays hold finite numbers and fit together; returns self.
@@ -131,6 +139,12 @@ class ExportedModel:
                                                or not self.word_variance >= 0.0):
             problems.append(f"soft assignment needs a word_variance >= 0 "
                             f"(got {self.word_variance})")
+        fisher = self.histograms.encoding == "fisher"
+        if fisher != (self.mixture_weights is not None):
+            problems.append("mixture_weights must be present exactly when histograms.encoding "
+                            "is \"fisher\"")
+        elif fisher and not problems:
+            problems.extend(BernoulliMixture(self.mixture_weights, self.centers).problems())
         if min(self.training_size) < 1:
             problems.append(f"training_size {self.training_size} must be positive")
         if problems:
@@ -143,7 +157,8 @@ class ExportedModel:
         would be 'nan%'), or negative IDF weights; class names that are not unique."""
         problems = []
         arrays = {"centers": self.centers, "idf": self.idf, "pc": self.pc,
-                  "coefficients": self.coefficients, "intercepts": self.intercepts}
+                  "coefficients": self.coefficients, "intercepts": self.intercepts,
+                  "mixture_weights": self.mixture_weights}
         for name, array in arrays.items():
             if array is None:
                 continue
@@ -170,7 +185,8 @@ def feature_blocks(tone: bool, colour: bool) -> tuple[str, ...]:
 def model_to_bytes(model: ExportedModel) -> bytes:
     """The model as a NumPy .npz archive (deterministic bytes).
 
-    Members: centers, [idf], pc, coefficients, intercepts, classes (unicode array) and
+    Members: centers, [idf], [mixture_weights], pc, coefficients, intercepts, classes
+    (unicode array) and
     metadata (a JSON string: format, format_version, bovw_version, orb and histogram
     settings, training_size, feature_blocks, tone and colour settings or null,
     word_variance or null, fruits, source).
@@ -201,6 +217,8 @@ def model_to_bytes(model: ExportedModel) -> bytes:
     }
     if model.idf is not None:
         arrays["idf"] = np.asarray(model.idf, dtype=np.float64)
+    if model.mixture_weights is not None:
+        arrays["mixture_weights"] = np.asarray(model.mixture_weights, dtype=np.float64)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, array in arrays.items():
@@ -291,6 +309,8 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
                 classes=tuple(str(name) for name in names),
                 centers=archive["centers"],
                 idf=archive["idf"] if "idf" in archive.files else None,
+                mixture_weights=(archive["mixture_weights"]
+                                 if "mixture_weights" in archive.files else None),
                 pc=archive["pc"],
                 coefficients=archive["coefficients"],
                 intercepts=archive["intercepts"],

@@ -11,7 +11,8 @@ ORB (bovw.image.orb) -> nearest visual word, or the soft_neighbours nearest with
 shares (bovw.image.words) -> (spatial-pyramid) word counts -> times IDF (when
 histograms.tfidf) -> to the power histograms.power -> L2-normalised (when histograms.l2; a
 zero vector stays zero, as with Spark's Normalizer); or, with histograms.encoding =
-"vlad", the VLAD blocks of bovw.image.vlad -> L2-normalised (when histograms.l2) ->
+"vlad" or "fisher", the VLAD or Fisher blocks of bovw.image.encodings -> L2-normalised
+(when histograms.l2) ->
 followed by weight * sqrt(tone
 block) and weight * sqrt(colour block) when the model has them (bovw.image.tone,
 bovw.image.colour) -> x @ pc (Spark's PCAModel does not center) -> softmax(W x + b)
@@ -46,7 +47,6 @@ from bovw.image.orb import (
     textured_patches,
 )
 from bovw.image.tone import tone_histogram
-from bovw.image.vlad import vlad_cells
 from bovw.image.words import histogram_length, word_counts
 from bovw.predict.fruits import FruitInfo
 from bovw.predict.model_file import ExportedModel, model_from_bytes
@@ -88,16 +88,16 @@ def weighted_histogram(histogram: np.ndarray, idf: np.ndarray | None, l2: bool,
 def feature_vector(descriptors: np.ndarray, positions: np.ndarray, model: ExportedModel,
                    colour: np.ndarray | None = None, tone: np.ndarray | None = None
                    ) -> np.ndarray:
-    """The vector the PCA sees for one image: its weighted word histogram (or its VLAD
-    vector, bovw.image.vlad, L2-normalised when histograms.l2), then, for each
+    """The vector the PCA sees for one image: its weighted word histogram (or its VLAD or
+    Fisher vector, bovw.image.encodings, L2-normalised when histograms.l2), then, for each
     block the model has, weight * sqrt(`tone`) and weight * sqrt(`colour`) as
     bovw.pipeline.histograms.append_blocks makes them (zeros when a block is missing or of
     another length, as in the pipeline)."""
     settings = model.histograms
-    if settings.encoding == "vlad":
-        # Its power is inside its blocks, and VLAD has no IDF (HistogramSettings).
-        encoded = vlad_cells(descriptors, model.centers, positions, settings.pyramid_levels,
-                             settings.power, model.scoring).ravel()
+    if model.dense is not None:
+        # Its power is inside its blocks, and VLAD or Fisher has no IDF (HistogramSettings).
+        encoded = model.dense.cells(descriptors, model.centers, positions,
+                                    settings.pyramid_levels, model.scoring).ravel()
         blocks = [weighted_histogram(encoded, None, settings.l2)]
     else:
         counts = word_histogram(descriptors, positions, model.centers, settings.pyramid_levels,

@@ -70,6 +70,11 @@ def vectors_to_csr(vectors: pa.StructArray, dimension: int) -> sparse.csr_matrix
         return sparse.csr_matrix(
             (values.flatten().to_numpy(), vectors.field("indices").flatten().to_numpy(),
              offsets - offsets[0]), shape=(len(kinds), dimension))
+    if len(kinds) and (kinds == 1).all() and not values.null_count:
+        # Dense vectors (array_to_vector's): their values lie end to end, `dimension` each.
+        flat = values.flatten().to_numpy()
+        if len(flat) == len(kinds) * dimension:
+            return sparse.csr_matrix(flat.reshape(len(kinds), dimension))
     rows = []
     for vector in vectors.to_pylist():
         row = np.zeros(dimension)
