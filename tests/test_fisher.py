@@ -10,14 +10,12 @@ import numpy as np
 import pytest
 from pyspark.ml.linalg import Vectors
 
-from bovw.columns import DESCRIPTOR_SCHEMA
 from bovw.config import ConfigError, HistogramSettings, load_config
 from bovw.errors import VocabularyError
 from bovw.image.encodings import DenseEncoding, dense_encoding, encoding_length
 from bovw.image.fisher import BernoulliMixture, fisher_cells
-from bovw.image.orb import pack
-from bovw.pipeline.histograms import weight, word_histograms
 from bovw.pipeline.mixture import fit_mixture, read_mixture, write_mixture
+from tests.encoding_frames import check_spark_encoding
 
 # Component 0 sets each bit with probability 1/4, component 1 with 3/4; equal weights.
 MIXTURE = BernoulliMixture(np.array([0.5, 0.5]),
@@ -126,21 +124,10 @@ def test_mixture_file_round_trips_and_a_damaged_one_is_refused(spark, tmp_path):
 def test_spark_fisher_vectors_are_the_pure_functions(spark):
     descriptors = np.vstack([HALF, np.zeros((1, 32), np.uint8), np.full((1, 32), 0xF0, np.uint8)])
     positions = np.array([(10, 10), (200, 200), (200, 10)], np.uint8)
-    frame = spark.createDataFrame([
-        ("a.jpg", "fruit", "Training", 3, pack(descriptors), None, 100, 100, pack(positions),
-         [], [], b""),
-        ("b.jpg", "fruit", "Test", 0, b"", None, 100, 100, b"", [], [], b""),
-    ], DESCRIPTOR_SCHEMA)
     settings = HistogramSettings(encoding="fisher", tfidf=False, pyramid_levels=2, power=0.5)
-    dense = dense_encoding(settings, MIXTURE.weights)
-    encoded = word_histograms(frame, MIXTURE.means, pyramid_levels=2, dense=dense)
-    rows = {row["path"]: row for row in weight(encoded, settings, None).collect()}
-    expected = fisher_cells(descriptors, MIXTURE, positions, 2, 0.5).ravel()
-    assert rows["a.jpg"]["histogram"].toArray().tolist() == expected.tolist()
-    # Then L2 over the whole vector (histograms.l2), not the power a second time.
-    assert rows["a.jpg"]["weighted"].toArray().tolist() == pytest.approx(
-        (expected / np.linalg.norm(expected)).tolist())
-    assert rows["b.jpg"]["weighted"].toArray().tolist() == [0.0] * 2560
+    check_spark_encoding(spark, descriptors, positions, MIXTURE.means, settings,
+                         dense_encoding(settings, MIXTURE.weights),
+                         fisher_cells(descriptors, MIXTURE, positions, 2, 0.5).ravel())
 
 
 def test_fisher_settings_that_cannot_work_are_refused():
@@ -150,16 +137,7 @@ def test_fisher_settings_that_cannot_work_are_refused():
     with pytest.raises(ConfigError, match='histograms.encoding = "fisher" needs '
                                           'vocabulary.space = "bits": its Bernoulli mixture'):
         load_config(None, {**fisher, "vocabulary.space": "bytes"})
-    with pytest.raises(ConfigError, match='"fisher" needs histograms.tfidf = false: IDF weighs '
-                                          "how often a word occurs, and a Fisher block holds "
-                                          "gradients"):
-        load_config(None, {**fisher, "histograms.tfidf": "true"})
-    with pytest.raises(ConfigError, match='"fisher" takes histograms.assignment = "hard" only'):
-        load_config(None, {**fisher, "histograms.assignment": "soft"})
-    with pytest.raises(ConfigError, match=(
-            'histograms.encoding = "fisher" with vocabulary.k=64, vocabulary.space=bits and 5 '
-            "pyramid cells makes 81920 values per image, more than 65536")):
-        load_config(None, {**fisher, "vocabulary.k": "64"})
+    # tf-idf, soft assignment and an oversized vector: test_vlad.py, for both encodings.
     with pytest.raises(ConfigError, match="vocabulary.mixture_max_iter must be >= 1"):
         load_config(None, {**fisher, "vocabulary.mixture_max_iter": "0"})
     with pytest.raises(ValueError, match="a Fisher encoding needs its mixture's weights"):

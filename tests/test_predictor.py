@@ -762,6 +762,16 @@ def test_predictor_with_a_bits_vocabulary_agrees_with_spark(spark, test_config, 
         assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
 
 
+def _assert_agrees(predictor: Predictor, trained: dict) -> None:
+    """The Predictor gives Spark's label and, within 1e-9, its probabilities for each of the
+    12 images of a run trained by _train_and_export."""
+    assert len(trained["spark"]) == 12
+    for path, (spark_label, spark_probabilities) in trained["spark"].items():
+        data = Path(path).read_bytes()
+        assert predictor.predict(data).label == spark_label, path
+        assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
+
+
 def test_predictor_with_vlad_agrees_with_spark(spark, test_config, tmp_path):
     config = test_config.replace(**{"vocabulary.k": 4, "pca.components": 5,
                                     "histograms.encoding": "vlad", "histograms.tfidf": False,
@@ -772,11 +782,7 @@ def test_predictor_with_vlad_agrees_with_spark(spark, test_config, tmp_path):
     assert model.histograms.encoding == "vlad" and model.idf is None
     # 4 words x 32 byte values x 5 pyramid cells, then the tone block.
     assert model.pc.shape == (4 * 32 * 5 + 32, 5)
-    assert len(trained["spark"]) == 12
-    for path, (spark_label, spark_probabilities) in trained["spark"].items():
-        data = Path(path).read_bytes()
-        assert predictor.predict(data).label == spark_label, path
-        assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
+    _assert_agrees(predictor, trained)
     # Residual sums reached Spark's table: negative values, which no word count has.
     vector = storage.read_parquet(spark, str(trained["run"] / "histograms")).first()["histogram"]
     assert vector.size == 640 and min(vector.values) < 0
@@ -796,11 +802,7 @@ def test_predictor_with_fisher_vectors_agrees_with_spark(spark, test_config, tmp
     assert 0 < model.centers.min() and model.centers.max() < 1
     # 3 components x 256 bits x 5 pyramid cells, then the tone block.
     assert model.pc.shape == (3 * 256 * 5 + 32, 5)
-    assert len(trained["spark"]) == 12
-    for path, (spark_label, spark_probabilities) in trained["spark"].items():
-        data = Path(path).read_bytes()
-        assert predictor.predict(data).label == spark_label, path
-        assert np.abs(predictor.probabilities(data) - spark_probabilities).max() < 1e-9, path
+    _assert_agrees(predictor, trained)
     summary = json.loads((trained["run"] / "summary.json").read_text())
     assert summary["vocabulary"]["mixture_iterations"] >= 1
     # Without its weights the file no longer makes sense.

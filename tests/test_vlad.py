@@ -8,12 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from bovw.columns import DESCRIPTOR_SCHEMA
 from bovw.config import ConfigError, HistogramSettings, load_config
 from bovw.image.encodings import DenseEncoding, encoding_length
-from bovw.image.orb import pack
 from bovw.image.vlad import vlad_cells, vlad_length
-from bovw.pipeline.histograms import weight, word_histograms
+from tests.encoding_frames import check_spark_encoding
 
 # Word 0 at the origin, word 1 at 100 in every byte.
 CENTERS = np.array([[0] * 32, [100] * 32], dtype=np.float32)
@@ -78,21 +76,10 @@ def test_vlad_in_the_bits_space_takes_residuals_of_bits():
 
 
 def test_spark_vlad_vectors_are_the_pure_functions(spark):
-    frame = spark.createDataFrame([
-        ("a.jpg", "fruit", "Training", 3, pack(DESCRIPTORS), None, 100, 100, pack(POSITIONS),
-         [], [], b""),
-        ("b.jpg", "fruit", "Test", 0, b"", None, 100, 100, b"", [], [], b""),
-    ], DESCRIPTOR_SCHEMA)
     settings = HistogramSettings(encoding="vlad", tfidf=False, pyramid_levels=2, power=0.5)
-    encoded = word_histograms(frame, CENTERS, pyramid_levels=2,
-                              dense=DenseEncoding("vlad", power=0.5))
-    rows = {row["path"]: row for row in weight(encoded, settings, None).collect()}
-    expected = vlad_cells(DESCRIPTORS, CENTERS, POSITIONS, 2, 0.5).ravel()
-    assert rows["a.jpg"]["histogram"].toArray().tolist() == expected.tolist()
-    # Then L2 over the whole vector (histograms.l2), not the power a second time.
-    assert rows["a.jpg"]["weighted"].toArray().tolist() == pytest.approx(
-        (expected / np.linalg.norm(expected)).tolist())
-    assert rows["b.jpg"]["weighted"].toArray().tolist() == [0.0] * 320
+    check_spark_encoding(spark, DESCRIPTORS, POSITIONS, CENTERS, settings,
+                         DenseEncoding("vlad", power=0.5),
+                         vlad_cells(DESCRIPTORS, CENTERS, POSITIONS, 2, 0.5).ravel())
 
 
 def test_vlad_settings_that_cannot_work_are_refused():
@@ -101,12 +88,23 @@ def test_vlad_settings_that_cannot_work_are_refused():
     with pytest.raises(ConfigError, match="histograms.encoding must be one of words, vlad, "
                                           r"fisher \(got 'bow'\)"):
         load_config(None, {"histograms.encoding": "bow"})
-    with pytest.raises(ConfigError, match='histograms.encoding = "vlad" needs '
-                                          "histograms.tfidf = false"):
-        load_config(None, {**vlad, "histograms.tfidf": "true"})
-    with pytest.raises(ConfigError, match='"vlad" takes histograms.assignment = "hard" only'):
-        load_config(None, {**vlad, "histograms.assignment": "soft"})
+
+
+@pytest.mark.parametrize(("encoding", "block"), [("vlad", "a VLAD block holds residuals"),
+                                                 ("fisher", "a Fisher block holds gradients")])
+def test_settings_a_dense_encoding_cannot_honour_are_refused(encoding, block):
+    dense = {"histograms.encoding": encoding, "histograms.tfidf": "false", "vocabulary.k": "16",
+             "vocabulary.space": "bits"}
+    assert load_config(None, dense).histograms.encoding == encoding
+    with pytest.raises(ConfigError, match=f'histograms.encoding = "{encoding}" needs '
+                                          "histograms.tfidf = false: IDF weighs how often a "
+                                          f"word occurs, and {block}"):
+        load_config(None, {**dense, "histograms.tfidf": "true"})
+    with pytest.raises(ConfigError, match=f'"{encoding}" takes histograms.assignment = "hard" '
+                                          "only"):
+        load_config(None, {**dense, "histograms.assignment": "soft"})
     with pytest.raises(ConfigError, match=(
-            'histograms.encoding = "vlad" with vocabulary.k=64, vocabulary.space=bits and 5 '
-            "pyramid cells makes 81920 values per image, more than 65536; lower vocabulary.k")):
-        load_config(None, {**vlad, "vocabulary.k": "64", "vocabulary.space": "bits"})
+            f'histograms.encoding = "{encoding}" with vocabulary.k=64, vocabulary.space=bits '
+            "and 5 pyramid cells makes 81920 values per image, more than 65536; lower "
+            "vocabulary.k")):
+        load_config(None, {**dense, "vocabulary.k": "64"})
