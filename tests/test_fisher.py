@@ -142,4 +142,3 @@ def test_fisher_settings_that_cannot_work_are_refused():
         load_config(None, {**fisher, "vocabulary.mixture_max_iter": "0"})
     with pytest.raises(ValueError, match="a Fisher encoding needs its mixture's weights"):
         DenseEncoding("fisher")
-
