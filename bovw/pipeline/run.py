@@ -166,13 +166,14 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
     record = stages.run("vocabulary", lambda: _vocabulary_stage(config, descriptors,
                                                                 keypoints, layout, fitted))
     vocabulary_fit = from_record(VocabularyFit, record["vocabulary"])
-    vocabulary = centers(fitted["vocabulary"] if "vocabulary" in fitted
-                         else storage.load_model(KMeansModel, layout.model("vocabulary")))
     mixture = None
     if config.histograms.encoding == "fisher":
         # Its means take the words' place: what the Fisher vectors are made of.
         mixture = fitted.get("mixture") or read_mixture(spark, layout.model(MIXTURE))
         vocabulary = mixture.means
+    else:
+        vocabulary = centers(fitted["vocabulary"] if "vocabulary" in fitted
+                             else storage.load_model(KMeansModel, layout.model("vocabulary")))
     dense = dense_encoding(config.histograms, None if mixture is None else mixture.weights)
 
     stages.run("histograms", lambda: _histograms_stage(

@@ -76,9 +76,11 @@ def build_model(spark: SparkSession, run_dir: str,
     vocabulary_record = json.loads(storage.read_text(spark, layout.marker("vocabulary")))
     metrics = json.loads(storage.read_text(spark, layout.metrics))
 
-    vocabulary = centers(storage.load_model(KMeansModel, layout.model("vocabulary")))
+    # With a Fisher encoding, the mixture's means are what the images are encoded by.
     mixture = (read_mixture(spark, layout.model(MIXTURE))
                if config.histograms.encoding == "fisher" else None)
+    vocabulary = (mixture.means if mixture is not None
+                  else centers(storage.load_model(KMeansModel, layout.model("vocabulary"))))
     idf = (storage.load_model(IDFModel, layout.model("idf")).idf.toArray().astype(np.float64)
            if config.histograms.tfidf else None)
     pc = storage.load_model(PCAModel, layout.model("pca")).pc.toArray().astype(np.float64)
@@ -87,8 +89,7 @@ def build_model(spark: SparkSession, run_dir: str,
     classes = tuple(str(label) for label in labels)
     return ExportedModel(
         classes=classes,
-        # With a Fisher encoding, the mixture's means are what the images are encoded by.
-        centers=vocabulary if mixture is None else mixture.means,
+        centers=vocabulary,
         mixture_weights=None if mixture is None else mixture.weights,
         idf=idf,
         pc=pc,
