@@ -227,8 +227,11 @@ def image_name(path: Column) -> Column:
     """"<class folder>/<file name>" of `path`: the image's name wherever the dataset lies
     (bovw.image.orb.image_key, without its Unicode normalisation)."""
     # The shortest end of the path holding at most one "/" ("c.jpg" stays "c.jpg"):
-    # element_at(-2) would raise on a path without folders under ANSI mode.
-    return F.regexp_extract(path, r"[^/]*/?[^/]*$", 0)
+    # element_at(-2) would raise on a path without folders under ANSI mode. Not a regular
+    # expression: an unanchored one is tried from every position of the path, and as a
+    # sort key it is evaluated again in every comparison (the classifier stage's sort of
+    # 155k rows took 9 s more).
+    return F.substring_index(path, "/", -2)
 
 
 def split_folder(path: Column, level: int = 3) -> Column:

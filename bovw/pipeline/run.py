@@ -74,6 +74,9 @@ from bovw.summary import (
 
 __all__ = ["RunResult", "classify_and_evaluate", "run_pipeline"]
 
+# The classifier stage's sort key (bovw.pipeline.ingest.image_name), dropped once sorted.
+_NAME = "_image_name"
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -359,11 +362,13 @@ def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFr
     # the same names in Training and Test), so every partition holds the same rows in the
     # same order whatever the input's split and wherever the dataset lies (with 2+
     # partitions, the order in which their sums are merged can still move the last bits).
+    # The name is a column of its own: a sort key given as an expression is computed
+    # again in every comparison of the sort.
     partitions = max(1, math.ceil(rows / config.classifier.rows_per_partition))
-    name = image_name(F.col(PATH))
-    projected = (projected.select(*kept, PCA_FEATURES)
-                 .repartition(partitions, name, F.col(SPLIT))
-                 .sortWithinPartitions(name, SPLIT, PATH)
+    projected = (projected.select(*kept, PCA_FEATURES, image_name(F.col(PATH)).alias(_NAME))
+                 .repartition(partitions, _NAME, SPLIT)
+                 .sortWithinPartitions(_NAME, SPLIT, PATH)
+                 .drop(_NAME)
                  .localCheckpoint())
     labels = fit_labels(projected)
     labels.write().overwrite().save(layout.model("labels"))
