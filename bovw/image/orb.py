@@ -16,7 +16,7 @@ import numpy as np
 
 from bovw.config import OrbSettings, ToneSettings
 from bovw.errors import first_line
-from bovw.image.decode import ImageRejected, open_image, to_grey
+from bovw.image.decode import ImageRejected, decode_grey
 from bovw.image.tone import EMPTY_TONE, tone_histogram
 
 __all__ = ["DESCRIPTOR_BYTES", "DETAIL_LEVEL", "DETAIL_SIGMA", "EMPTY_DESCRIPTORS",
@@ -199,8 +199,7 @@ def extract_descriptors(data: bytes, settings: OrbSettings, tone: ToneSettings |
     ORB describes (before orb.upscale).
     """
     try:
-        image, (width, height) = open_image(data, settings)
-        grey = to_grey(image)
+        grey, (width, height) = decode_grey(data, settings)
     except ImageRejected as rejected:
         return Extraction(EMPTY_DESCRIPTORS, str(rejected))
     except Exception as error:  # a decoder bug must not end a 90,000-image run

@@ -35,10 +35,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from bovw.config import PredictSettings
+from bovw.config import OrbSettings, PredictSettings
 from bovw.errors import ModelFileError, first_line
 from bovw.image.colour import colour_histogram
-from bovw.image.decode import ImageRejected, open_image, to_grey, to_rgb
+from bovw.image.decode import ImageRejected, decode_grey, open_image, to_grey, to_rgb
 from bovw.image.framing import fit_to_training_size
 from bovw.image.orb import (
     EMPTY_DESCRIPTORS,
@@ -134,11 +134,11 @@ class _Described:
     tone: np.ndarray | None = None
 
 
-def _rgb(image) -> np.ndarray | None:
+def _rgb(data: bytes, orb: OrbSettings) -> np.ndarray | None:
     """The photo as RGB, or None when it cannot be had: the colour block is then zeros, as
     in the pipeline (bovw.image.colour.image_colour), and the words are still used."""
     try:
-        return to_rgb(image)
+        return to_rgb(open_image(data, orb)[0])
     except Exception:
         return None
 
@@ -201,14 +201,15 @@ class Predictor:
         data = photo_bytes(photo)
         orb = self.model.orb
         try:
-            image, (width, height) = open_image(data, orb)
-            grey = to_grey(image)
+            # The grey image of bovw.image.orb.extract_descriptors, as in the pipeline.
+            grey, (width, height) = decode_grey(data, orb)
         except ImageRejected as rejected:
             return _Described(EMPTY_DESCRIPTORS, reject_reason=str(rejected))
         except Exception as error:  # a decoder bug must not take the service down
             return _Described(EMPTY_DESCRIPTORS,
                               reject_reason=f"decoder failed: {first_line(error)}")
-        rgb = _rgb(image) if self.model.colour is not None else None
+        decoded_width, decoded_height = grey.shape[1], grey.shape[0]
+        rgb = _rgb(data, orb) if self.model.colour is not None else None
         colour = None
         if rgb is None:
             grey, steps = fit_to_training_size(grey, self.model.training_size, self.settings.fit)
@@ -223,8 +224,8 @@ class Predictor:
         if steps:
             # The box and crop sizes in `steps` refer to the decoded image, which open_image
             # may have rotated (EXIF) or shrunk (orb.max_side).
-            decoded = "" if image.size == (width, height) else (
-                f" (decoded at {image.width}x{image.height})")
+            decoded = "" if (decoded_width, decoded_height) == (width, height) else (
+                f" (decoded at {decoded_width}x{decoded_height})")
             fitted = f"{width}x{height} photo{decoded} {steps}"
         try:
             descriptors, positions = describe_keypoints(grey, orb)
