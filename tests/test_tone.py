@@ -65,6 +65,18 @@ def test_bins_split_0_255_evenly():
         np.float32(2 / 6), np.float32(2 / 6), np.float32(1 / 6), np.float32(1 / 6)]
 
 
+@pytest.mark.parametrize("bins, background", [(32, 0.9), (7, 0.5), (256, 1.0), (1, 0.0)])
+def test_the_block_is_every_fruit_pixel_binned(bins, background):
+    grey = np.random.default_rng(bins).integers(0, 256, (37, 23), dtype=np.uint8)
+    settings = ToneSettings(enabled=True, bins=bins, background_value=background)
+    fruit = [int(v) for v in grey.ravel() if v <= background * 255]
+    expected = np.zeros(bins)
+    for value in fruit:
+        expected[value * bins // 256] += 1
+    assert fruit and np.array_equal(tone_histogram(grey, settings),
+                                    (expected / len(fruit)).astype(np.float32))
+
+
 def test_an_image_of_background_only_gives_zeros():
     histogram = tone_histogram(np.full((8, 8), 255, np.uint8), TONE)
     assert histogram.shape == (32,) and not histogram.any()

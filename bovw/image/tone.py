@@ -30,8 +30,14 @@ def tone_histogram(grey: np.ndarray, settings: ToneSettings) -> np.ndarray:
     """
     if grey.ndim != 2 or grey.dtype != np.uint8:
         raise ValueError(f"expected an (H, W) uint8 array, got {grey.dtype} {grey.shape}")
-    fruit = grey[grey <= settings.background_value * 255].astype(np.int64)
-    counts = np.bincount(fruit * settings.bins // 256, minlength=settings.bins)
-    if len(fruit) == 0:
+    # Counted per grey level first, then the fruit levels summed into their bins: the
+    # same integers as binning every fruit pixel, in a third of the time (the descriptors
+    # UDF computes this for every image).
+    levels = np.bincount(grey.ravel(), minlength=256)
+    fruit = np.arange(256) <= settings.background_value * 255
+    pixels = int(levels[fruit].sum())
+    if pixels == 0:
         return np.zeros(settings.bins, dtype=np.float32)
-    return (counts / len(fruit)).astype(np.float32)
+    counts = np.bincount(np.arange(256)[fruit] * settings.bins // 256, weights=levels[fruit],
+                         minlength=settings.bins)
+    return (counts / pixels).astype(np.float32)
