@@ -12,15 +12,15 @@ compute the very same numbers.
 """
 
 from bovw.image.colour import colour_histogram, image_colour
-from bovw.image.decode import ImageRejected, open_image, to_grey, to_rgb
+from bovw.image.decode import ImageRejected, decode_grey, open_image, to_grey, to_rgb
 from bovw.image.framing import fit_to_training_size
 from bovw.image.orb import DESCRIPTOR_BYTES, Extraction, describe_keypoints, extract_descriptors
 from bovw.image.synthetic import generate_dataset, render_fruit
 from bovw.image.words import histogram_length, nearest_words, word_counts
 
 __all__ = [
-    "DESCRIPTOR_BYTES", "Extraction", "ImageRejected", "colour_histogram", "describe_keypoints",
-    "extract_descriptors", "fit_to_training_size", "generate_dataset", "histogram_length",
-    "image_colour", "nearest_words", "open_image", "render_fruit", "to_grey", "to_rgb",
-    "word_counts",
+    "DESCRIPTOR_BYTES", "Extraction", "ImageRejected", "colour_histogram", "decode_grey",
+    "describe_keypoints", "extract_descriptors", "fit_to_training_size", "generate_dataset",
+    "histogram_length", "image_colour", "nearest_words", "open_image", "render_fruit",
+    "to_grey", "to_rgb", "word_counts",
 ]

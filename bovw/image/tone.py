@@ -18,6 +18,7 @@ from bovw.config import ToneSettings
 __all__ = ["EMPTY_TONE", "tone_histogram"]
 
 EMPTY_TONE = np.zeros(0, dtype=np.float32)
+_GREY_LEVELS = np.arange(256)
 
 
 def tone_histogram(grey: np.ndarray, settings: ToneSettings) -> np.ndarray:
@@ -34,10 +35,10 @@ def tone_histogram(grey: np.ndarray, settings: ToneSettings) -> np.ndarray:
     # same integers as binning every fruit pixel, in a third of the time (the descriptors
     # UDF computes this for every image).
     levels = np.bincount(grey.ravel(), minlength=256)
-    fruit = np.arange(256) <= settings.background_value * 255
+    fruit = _GREY_LEVELS <= settings.background_value * 255
     pixels = int(levels[fruit].sum())
     if pixels == 0:
         return np.zeros(settings.bins, dtype=np.float32)
-    counts = np.bincount(np.arange(256)[fruit] * settings.bins // 256, weights=levels[fruit],
+    counts = np.bincount(_GREY_LEVELS[fruit] * settings.bins // 256, weights=levels[fruit],
                          minlength=settings.bins)
     return (counts / pixels).astype(np.float32)
