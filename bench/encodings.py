@@ -59,13 +59,13 @@ from bench.reference import list_images  # noqa: E402
 from bovw.config import ColourSettings, OrbSettings  # noqa: E402
 from bovw.image.colour import colour_histogram  # noqa: E402
 from bovw.image.decode import ImageRejected, open_image, to_grey, to_rgb  # noqa: E402
+from bovw.pipeline.reduction import EXACT_MAX_DIMENSION, krylov_components  # noqa: E402
 
 SCALE_MODES = ("resize", "octave-ignored", "octave")
 DEFAULT_CACHE = Path("/tmp/accuracy-research-cache")
 CACHE_VERSION = 2
 # Floats in the largest temporary of one encoding chunk (distances, bits or encodings).
 CHUNK_FLOATS = 24_000_000
-OVERSAMPLING, SUBSPACE_PASSES, EXACT_PCA_MAX = 20, 5, 512  # as bovw/pipeline/reduction.py
 
 
 @dataclass(frozen=True)
@@ -315,26 +315,23 @@ def weight_bow(features: np.ndarray, train: np.ndarray, args: argparse.Namespace
 
 def pca_axes(train_x: np.ndarray, components: int, seed: int) -> np.ndarray:
     """(D, c) principal axes of the Training rows, as bovw/pipeline/reduction.py finds them: the
-    centred covariance decomposed exactly up to 512 columns, else 5 passes of subspace
-    iteration (oversampling 20) from a seeded Gaussian basis, then Rayleigh-Ritz."""
+    centred covariance decomposed exactly up to 512 columns, else the pipeline's own block
+    Krylov iteration (krylov_components) with the products computed here in NumPy."""
     n, dimension = train_x.shape
     c = min(components, dimension)
     mean = train_x.mean(axis=0, dtype=np.float64)
-    if dimension <= EXACT_PCA_MAX:
+    if dimension <= EXACT_MAX_DIMENSION:
         centred = train_x.astype(np.float64) - mean
         _, vectors = np.linalg.eigh(centred.T @ centred / (n - 1))
         return vectors[:, ::-1][:, :c]
-    basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal(
-        (dimension, min(dimension, c + OVERSAMPLING))))
-    for _ in range(SUBSPACE_PASSES):
-        b32 = basis.astype(np.float32)
-        product = (train_x.T @ (train_x @ b32)).astype(np.float64)
-        product = (product - n * np.outer(mean, mean @ basis)) / (n - 1)
-        previous = basis
-        basis, _ = np.linalg.qr(product)
-    small = previous.T @ product
-    values, vectors = np.linalg.eigh((small + small.T) / 2)
-    return previous @ vectors[:, np.argsort(values)[::-1][:c]]
+    squares = float(np.einsum("ij,ij->", train_x, train_x, dtype=np.float64))
+    trace = (squares - n * mean @ mean) / (n - 1)
+
+    def times(basis: np.ndarray) -> tuple[np.ndarray, float]:
+        product = (train_x.T @ (train_x @ basis.astype(np.float32))).astype(np.float64)
+        return (product - n * np.outer(mean, mean @ basis)) / (n - 1), trace
+
+    return krylov_components(times, c, dimension, seed)[0]
 
 
 def run(args: argparse.Namespace) -> list[dict]:

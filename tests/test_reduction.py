@@ -10,9 +10,12 @@ from pyspark.ml.linalg import Vectors
 
 from bovw.errors import TrainingError
 from bovw.pipeline.reduction import (
+    KRYLOV_PASSES,
+    OVERSAMPLING,
     explained_variance,
     explained_variance_total,
     fit_pca,
+    krylov_components,
     pca_model,
     projection,
 )
@@ -60,22 +63,89 @@ def test_randomized_model_transforms_saves_and_loads(weighted, tmp_path):
     np.testing.assert_allclose(row["pca_features"].toArray(), expected)
 
 
-def test_randomized_decomposes_on_one_blas_thread(weighted, monkeypatch):
+def test_randomized_decomposes_on_one_blas_thread(wide, monkeypatch):
     # More threads only spin-wait on these small matrices (seconds per QR on a busy box).
     from threadpoolctl import threadpool_info
 
     seen = []
-    qr = np.linalg.qr
 
-    def counting_qr(matrix):
-        seen.append({pool["num_threads"] for pool in threadpool_info()
-                     if pool["user_api"] == "blas"})
-        return qr(matrix)
+    def counting(decompose):
+        def decomposition(*args, **kwargs):
+            seen.append((decompose.__name__, {pool["num_threads"] for pool in threadpool_info()
+                                              if pool["user_api"] == "blas"}))
+            return decompose(*args, **kwargs)
+        return decomposition
 
-    monkeypatch.setattr(np.linalg, "qr", counting_qr)
-    fit_pca(weighted, 3, 12, seed=1, exact_max_dimension=4)
-    assert len(seen) == 6  # the start and one per pass
-    assert all(threads == {1} for threads in seen)
+    for name in ("qr", "svd", "eigh"):
+        monkeypatch.setattr(np.linalg, name, counting(getattr(np.linalg, name)))
+    fit_pca(wide, 3, 150, seed=1, exact_max_dimension=4)
+    # The start block, the new directions after each pass but the last, Rayleigh-Ritz.
+    assert [name for name, _ in seen] == ["qr", "svd", "svd", "eigh"]
+    assert all(threads == {1} for _, threads in seen)
+
+
+@pytest.fixture(scope="module")
+def wide(spark):
+    # 300 Training rows in 150 dimensions, wider than the first Krylov block (3 components
+    # + OVERSAMPLING columns), so that it takes every pass: three directions of decreasing
+    # spread over noise in all of them.
+    rng = np.random.default_rng(5)
+    axes = np.linalg.qr(rng.standard_normal((150, 3)))[0].T
+    points = (rng.standard_normal((300, 3)) * [9.0, 5.0, 3.0]) @ axes
+    points += 0.3 * rng.standard_normal((300, 150)) + 1.0
+    return _frame(spark, points)
+
+
+def test_randomized_matches_exact_when_wider_than_its_blocks(wide):
+    exact = fit_pca(wide, 3, 150)
+    randomized = fit_pca(wide, 3, 150, seed=4, exact_max_dimension=4)
+    # An approximation: three passes from a random start, each axis within 1e-4.
+    np.testing.assert_allclose(_axes(randomized), _axes(exact), atol=1e-4)
+    np.testing.assert_allclose(explained_variance(randomized), explained_variance(exact),
+                               rtol=1e-6)
+
+
+def _symmetric(values: np.ndarray, seed: int) -> np.ndarray:
+    axes = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(values),) * 2))[0]
+    return (axes * values) @ axes.T
+
+
+def test_krylov_components_are_the_top_eigenvectors():
+    values = np.concatenate([[10.0, 8.0, 6.0, 4.0, 2.0], np.geomspace(0.05, 1e-4, 395)])
+    matrix = _symmetric(values, 3)
+    calls = []
+
+    def times(block):
+        calls.append(block.shape[1])
+        return matrix @ block, float(np.trace(matrix))
+
+    pc, explained = krylov_components(times, 5, 400, seed=9)
+    assert len(calls) == KRYLOV_PASSES and calls[0] == 5 + OVERSAMPLING
+    exact = np.linalg.eigh(matrix)[1][:, ::-1][:, :5]
+    np.testing.assert_allclose(np.abs(np.sum(pc * exact, axis=0)), np.ones(5), atol=1e-9)
+    # Ritz values approach the eigenvalues from below.
+    np.testing.assert_allclose(explained, values[:5] / values.sum(), rtol=1e-6)
+    np.testing.assert_allclose(pc.T @ pc, np.eye(5), atol=1e-12)
+
+
+def test_krylov_components_stop_once_the_space_is_invariant():
+    # Rank 7: the first product spans C's whole range, the second adds nothing to it.
+    values = np.concatenate([[7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0], np.zeros(393)])
+    matrix = _symmetric(values, 4)
+    calls = []
+
+    def times(block):
+        calls.append(block.shape[1])
+        return matrix @ block, float(np.trace(matrix))
+
+    pc, explained = krylov_components(times, 12, 400, seed=2, passes=5)
+    assert calls == [12 + OVERSAMPLING, 7]
+    # 12 asked, 7 carry variance (varying_axes): the other 5 are not made up.
+    assert pc.shape == (400, 7)
+    np.testing.assert_allclose(explained, values[:7] / values.sum(), rtol=1e-9)
+    np.testing.assert_allclose(pc.T @ pc, np.eye(7), atol=1e-12)
+    first, _ = krylov_components(times, 12, 400, seed=2, passes=5)
+    np.testing.assert_array_equal(first, pc)
 
 
 def test_randomized_is_deterministic(weighted):
