@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 
@@ -14,6 +15,7 @@ from bovw.spark.session import (
     class_archive_option,
     java_major_version,
     jit_threshold_options,
+    local_cores,
     local_driver_options,
     spark_properties,
 )
@@ -58,6 +60,37 @@ def test_spark_properties_from_settings():
     assert properties["spark.master"] == "local[2]"
     assert properties["spark.x"] == "1"
     assert properties["spark.sql.files.openCostInBytes"] == "8192"
+
+
+@pytest.mark.parametrize(("master", "cores"), [
+    ("local", 1), ("local[2]", 2), ("local[3, 2]", 3), ("local[*]", os.cpu_count()),
+    ("spark://h:7077", None), ("yarn", None), ("k8s://https://h:6443", None)])
+def test_local_cores(master, cores):
+    assert local_cores(master) == cores
+
+
+_SPREAD = ("spark.sql.files.minPartitionNum",
+           "spark.sql.adaptive.coalescePartitions.minPartitionNum")
+
+
+def test_local_masters_ask_for_two_partitions_per_core():
+    every = str(2 * os.cpu_count())
+    for master, spread in (("local[2]", "4"), ("local", "2"), ("local[*]", every)):
+        properties = spark_properties(SparkSettings(master=master))
+        assert [properties[key] for key in _SPREAD] == [spread, spread], master
+    assert not set(_SPREAD) & set(spark_properties(SparkSettings(master="yarn")))
+    mine = spark_properties(SparkSettings(master="local[2]", conf={_SPREAD[0]: "16"}))
+    assert mine[_SPREAD[0]] == "16"
+
+
+def test_a_small_scan_is_split_into_two_partitions_per_core(spark, tmp_path):
+    # 8 files of 10 KB (18 KB each with the 8 KB open cost): Spark's split is the total
+    # over spark.sql.files.minPartitionNum. On local[2] that was 2 partitions of 4 files,
+    # where one core waits when a third task comes; it is now 4 of 2.
+    for index in range(8):
+        (tmp_path / f"f{index}.bin").write_bytes(bytes(10_000))
+    files = spark.read.format("binaryFile").load(str(tmp_path))
+    assert files.rdd.getNumPartitions() == 4
 
 
 def test_python_workers_run_this_interpreter(spark):

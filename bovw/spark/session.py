@@ -25,8 +25,8 @@ from bovw.spark.jvm import hadoop_configuration, java_causes
 
 __all__ = ["JAVA_INSTALL_HINT", "SUPPORTED_JAVA", "build_session", "check_driver_memory",
            "check_java", "check_master", "check_yarn_configuration", "class_archive_option",
-           "find_java", "java_major_version", "jit_threshold_options", "local_driver_options",
-           "spark_properties"]
+           "find_java", "java_major_version", "jit_threshold_options", "local_cores",
+           "local_driver_options", "spark_properties"]
 
 SUPPORTED_JAVA = (17, 21)
 JAVA_INSTALL_HINT = (
@@ -99,8 +99,31 @@ def spark_properties(settings: SparkSettings) -> dict[str, str]:
         # raw local filesystem reads and writes the same files without checksum sidecars.
         "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
     }
+    cores = local_cores(settings.master)
+    if cores:
+        # At least two tasks per core for what Spark would split finer than its input
+        # files or coalesce coarser than its shuffle. On 2 cores fruits360-dev's 15.5k
+        # images otherwise scanned as 3 full partitions and one of 118 images, and the
+        # histograms as 3 of 7,744/5,852/1,953 rows: the third waited for a free core in
+        # each of the stages that follow. 2 x cores: 4 and 5 even partitions, and a `bovw
+        # run` 2.2 s shorter (paired over 3 runs, 1.0-3.4 s). Larger inputs are split by
+        # spark.sql.files.maxPartitionBytes and the shuffle's size as before.
+        spread = str(2 * cores)
+        properties["spark.sql.files.minPartitionNum"] = spread
+        properties["spark.sql.adaptive.coalescePartitions.minPartitionNum"] = spread
     properties.update(settings.conf)
     return properties
+
+
+def local_cores(master: str) -> int | None:
+    """The task threads of a local master URL (local, local[N], local[*], local[N, F]);
+    None for a cluster, whose cores the session only learns from its executors."""
+    if master == "local":
+        return 1
+    threads = re.fullmatch(r"local\[(\d+|\*)(\s*,\s*\d+)?\]", master)
+    if not threads:
+        return None
+    return os.cpu_count() or 1 if threads.group(1) == "*" else int(threads.group(1))
 
 
 def class_archive_option(archive_dir: Path, java: str, spark_version: str,
