@@ -148,7 +148,10 @@ def test_a_run_resumes_with_a_rotated_secret(spark, images, tmp_path):
 
 
 _SESSION_IN_A_CHILD = """
-import json, sys
+import io, json, logging, sys
+# A program that logs everything at DEBUG: py4j then logs each command sent to the JVM.
+log = io.StringIO()
+logging.basicConfig(stream=log, level=logging.DEBUG)
 from bovw.config import load_config
 from bovw.spark.session import build_session
 config = load_config(None, {
@@ -163,15 +166,16 @@ with open(f"/proc/{jvm}/cmdline", "rb") as cmdline:
     words = cmdline.read().decode().split(chr(0))
 hadoop = spark.sparkContext._jsc.hadoopConfiguration()
 print(json.dumps({"cmdline": words, "secret": hadoop.get("fs.s3a.secret.key"),
-                  "endpoint": hadoop.get("fs.s3a.endpoint")}))
+                  "endpoint": hadoop.get("fs.s3a.endpoint"), "log": log.getvalue()}))
 spark.stop()
 """
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
-def test_secret_hadoop_settings_stay_off_the_jvm_command_line():
+def test_secret_hadoop_settings_stay_off_the_jvm_command_line_and_the_logs():
     """pyspark starts its JVM with each builder property as a --conf word, which every local
-    user sees in the process list: a secret goes on the live Hadoop configuration instead."""
+    user sees in the process list: a secret goes on the live Hadoop configuration instead,
+    and py4j's DEBUG lines, which carry every value sent to the JVM, show it masked."""
     import json
     import subprocess
     import sys
@@ -189,6 +193,9 @@ def test_secret_hadoop_settings_stay_off_the_jvm_command_line():
     assert not [word for word in seen["cmdline"] if SECRET_KEY in word]
     assert seen["secret"] == SECRET_KEY
     assert seen["endpoint"] == "http://127.0.0.1:9"
+    # Nor in the DEBUG log, where py4j wrote the command that set it (masked).
+    assert "Command to send" in seen["log"] and "fs.s3a.secret.key" in seen["log"]
+    assert SECRET_KEY not in seen["log"]
 
 
 CREDENTIAL_URL_CASES = [

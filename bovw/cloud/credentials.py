@@ -2,9 +2,11 @@
 
 Everything the AWS CLI understands works: static keys, assume-role profiles, SSO,
 environment variables, instance roles. Every failure is a one-line CloudError naming the
-cause and the fix. Secrets never reach logs: `ResolvedCredentials.__repr__` hides them
-(bovw.cloud.s3a turns them into Spark properties, bovw.spark.session keeps those off the
-JVM's command line, and bovw.config.redaction masks them wherever a setting is shown).
+cause and the fix. Secrets never reach logs: `ResolvedCredentials.__repr__` hides them;
+bovw.config.log_masking masks them, and AWS tokens, in every log record of the process
+(botocore's and py4j's DEBUG lines included); bovw.cloud.s3a turns them into Spark
+properties, bovw.spark.session keeps those off the JVM's command line, and
+bovw.config.redaction masks them wherever a setting is shown.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import boto3
 import botocore.exceptions
 import botocore.session
 
+from bovw.config.log_masking import install as install_log_masking
+from bovw.config.log_masking import mask_in_logs
 from bovw.config.redaction import mask_url_credentials
 from bovw.errors import CloudError
 
@@ -41,6 +45,10 @@ class ResolvedCredentials:
     method: str = "explicit"
     profile: str | None = None
 
+    def __post_init__(self) -> None:
+        # From here on, no log record of this process shows these values.
+        mask_in_logs(self.access_key, self.secret_key, self.token)
+
     @property
     def temporary(self) -> bool:
         """True for session credentials (they carry a token and expire)."""
@@ -63,6 +71,7 @@ def _key_hint(access_key: str) -> str:
 def boto3_session(profile: str | None, region: str | None = None) -> boto3.Session:
     """A boto3 Session for `profile` (None: boto3's default chain, which AWS_PROFILE may
     name). Raises CloudError."""
+    install_log_masking()
     try:
         return boto3.Session(profile_name=profile, region_name=region)
     except botocore.exceptions.ProfileNotFound as error:

@@ -18,6 +18,7 @@ import botocore.exceptions
 from bovw.cloud.credentials import credential_errors, request_error
 from bovw.cloud.s3a import normalise_s3_url, refuse_credentials_in_url
 from bovw.config import EmrSettings
+from bovw.config.log_masking import install as install_log_masking
 from bovw.config.redaction import Redactor, refuse_url_credentials
 from bovw.errors import CloudError
 
@@ -45,6 +46,7 @@ _SPARK_CONF = "spark.conf."
 
 def emr_client(settings: EmrSettings, session: boto3.Session | None = None) -> Any:
     """An EMR client for emr.region (or the session's region). Raises CloudError."""
+    install_log_masking()
     session = session or boto3.Session()
     try:
         with credential_errors(session):

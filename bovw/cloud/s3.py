@@ -34,6 +34,7 @@ from bovw.cloud.credentials import credential_errors, request_error
 from bovw.cloud.s3a import refuse_credentials_in_url
 from bovw.cloud.upload_progress import ProgressBar, human_bytes
 from bovw.config import S3Settings
+from bovw.config.log_masking import install as install_log_masking
 from bovw.errors import CloudError
 
 __all__ = ["CONNECT_TIMEOUT_SECONDS", "RETRIES", "S3Object", "UploadReport",
@@ -111,6 +112,7 @@ def _folder_prefix(key: str) -> str:
 def s3_client(settings: S3Settings, session: boto3.Session | None = None) -> Any:
     """A thread-safe S3 client honouring s3.region, s3.endpoint and s3.path_style_access,
     with a connection pool large enough for s3.upload_concurrency."""
+    install_log_masking()
     session = session or boto3.Session()
     config = botocore.config.Config(
         max_pool_connections=max(10, settings.upload_concurrency * 2),

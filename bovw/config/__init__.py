@@ -6,6 +6,7 @@ typed, frozen Config that is passed down to every stage.
     cloud.py        the [s3] and [emr] sections
     parsing.py      TOML and command-line text to each field's type
     redaction.py    which settings hold secrets, and how they are masked
+    log_masking.py  secret values and AWS tokens masked in every log record (botocore, py4j)
     differences.py  how two sets of settings differ, said as --set writes them
     json_types.py   strict checks of values read back from JSON files bovw wrote
 

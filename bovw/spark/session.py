@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bovw.config import Config, ConfigError, SparkSettings
+from bovw.config.log_masking import mask_in_logs
 from bovw.config.redaction import Redactor
 from bovw.errors import JavaError, SparkStartError
 from bovw.spark.console import (
@@ -320,7 +321,11 @@ def build_session(config: Config, java_home: str | None = None,
             properties[key] = options
     wanted = {key: value for key, value in {**properties, **(extra or {})}.items()
               if key not in already_set}
-    hidden = _hidden_properties(wanted, config.redactor())
+    redactor = config.redactor()
+    # py4j logs every value it sends the JVM at DEBUG.
+    mask_in_logs(*(str(value) for key, value in wanted.items()
+                   if redactor.secret_property(key, value)))
+    hidden = _hidden_properties(wanted, redactor)
     shown = {key: value for key, value in wanted.items() if key not in hidden}
     builder = SparkSession.builder
     for key, value in shown.items():

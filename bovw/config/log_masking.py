@@ -1,0 +1,78 @@
+"""Secrets kept out of Python's log records, whoever logs them.
+
+bovw never logs a secret itself, but the libraries it drives do once a program turns on
+DEBUG logging: botocore writes every request's headers (the session token in
+X-Amz-Security-Token, the access key id in Authorization) and py4j every command sent to
+the JVM (Spark properties such as fs.s3a.secret.key included). `install` wraps the
+logging module's record factory, so each record that is going to be handled has its
+message masked before any handler or formatter sees it: the values registered with
+`mask_in_logs` wherever they appear, and AWS session tokens and access key ids in request
+headers whatever their value (botocore refreshes temporary credentials bovw never saw).
+Records below a logger's level are never made, so they cost nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+__all__ = ["MASK", "install", "mask_in_logs", "masked"]
+
+MASK = "***"
+
+# Shorter values would mask ordinary words; real keys and tokens are 16 characters or more.
+_SHORTEST_SECRET = 8
+# `x-amz-security-token:VALUE` (botocore's canonical request) and
+# `'X-Amz-Security-Token': b'VALUE'` (its headers dict); `Credential=AKIA.../date/...`.
+_HEADER_SECRETS = re.compile(
+    r"(?i)(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)([^'\"\s,}]+)"
+    r"|(Credential=)([A-Z0-9]+)(?=/)")
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+_installed = False
+
+
+def masked(text: str) -> str:
+    """`text` with every registered secret and every header-borne AWS token or key id
+    replaced by MASK."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return _HEADER_SECRETS.sub(_mask_header_value, text)
+
+
+def _mask_header_value(match: re.Match) -> str:
+    return (match.group(1) or match.group(3)) + MASK
+
+
+def mask_in_logs(*secrets: str | None) -> None:
+    """Register secret values (None and values shorter than 8 characters are ignored) and
+    install the masking; call it as soon as a secret is known."""
+    with _lock:
+        _secrets.update(s for s in secrets if s and len(s) >= _SHORTEST_SECRET)
+    install()
+
+
+def install() -> None:
+    """Wrap the logging record factory once per process (idempotent, thread-safe)."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        make_record = logging.getLogRecordFactory()
+
+        def masking_factory(*args, **kwargs) -> logging.LogRecord:
+            record = make_record(*args, **kwargs)
+            try:
+                message = record.getMessage()
+            except Exception:  # a malformed record: logging reports it when formatting
+                return record
+            safe = masked(message)
+            if safe != message:
+                record.msg, record.args = safe, None
+            return record
+
+        logging.setLogRecordFactory(masking_factory)
+        _installed = True
