@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import socket
 import subprocess
@@ -573,6 +574,33 @@ def test_a_lease_without_a_heartbeat_for_too_long_is_taken_over(spark, tmp_path)
         pass
     # 301 s when written; a second or two more by the time it is judged.
     assert re.search(r": its last heartbeat is 30[1-5] s old$", log[0])
+
+
+def test_an_empty_lease_file_is_taken_over_at_once(spark, tmp_path):
+    # What a command killed while its heartbeat rewrote the file in place leaves behind
+    # (seen in a test that SIGKILLs a run): waiting 300 s for it would help nobody.
+    lease_file(tmp_path).write_bytes(b"")
+    log: list[str] = []
+    with leases.acquire(spark, str(tmp_path / "out"), "bovw run", log=log.append) as lease:
+        assert json.loads(lease_file(tmp_path).read_text())["token"] == lease.record.token
+    assert log == [f"[bovw] taking over the stale lock {lease_file(tmp_path)}: it is empty "
+                   "(its command was stopped while renewing it)"]
+
+
+def test_an_unreadable_lease_file_is_judged_by_its_age(spark, tmp_path):
+    path = lease_file(tmp_path)
+    path.write_text("{not a lock")
+    with pytest.raises(OutputInUseError, match=re.escape(
+            f"in use by another bovw command (its lock {path} is unreadable)")):
+        leases.acquire(spark, str(tmp_path / "out"), "bovw run", log=quiet)
+    assert path.read_text() == "{not a lock"
+    old = time.time() - 301
+    os.utime(path, (old, old))
+    log: list[str] = []
+    with leases.acquire(spark, str(tmp_path / "out"), "bovw run", log=log.append):
+        pass
+    assert re.fullmatch(rf"\[bovw\] taking over the stale lock {re.escape(str(path))}: "
+                        r"it is unreadable and 30[1-5] s old", log[0])
 
 
 def heartbeat(tmp_path) -> float:

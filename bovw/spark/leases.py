@@ -203,6 +203,13 @@ def _read(spark: SparkSession, path: str) -> LeaseRecord | None:
     return None
 
 
+def _empty(spark: SparkSession, path: str) -> bool:
+    try:
+        return not storage.read_bytes(spark, path)
+    except Exception:  # noqa: BLE001 - gone or unreadable: not known to be empty
+        return False
+
+
 _ADVICE = "wait for it to end, or choose another --output"
 
 
@@ -230,12 +237,18 @@ def acquire(spark: SparkSession, output: str, command: str, *,
     try:
         current = _read(spark, path)
     except ValueError:
-        # Unreadable for good: judged by its age alone.
+        # Unreadable for good. Empty through every read attempt: the heartbeat rewrites
+        # the file in place (truncate, then write a few hundred bytes), and only a command
+        # killed between the two leaves it so. Anything else is judged by its age alone.
         age = now - (storage.modification_seconds(spark, path) or now)
-        if age <= stale_after:
+        if _empty(spark, path):
+            reason = "it is empty (its command was stopped while renewing it)"
+        elif age > stale_after:
+            reason = f"it is unreadable and {round(age)} s old"
+        else:
             raise _refuse(output, path, f"bovw command (its lock {path} is unreadable)",
                           stale_after, advice) from None
-        current, reason = None, f"it is unreadable and {round(age)} s old"
+        current = None
         log(f"[bovw] taking over the stale lock {path}: {reason}")
         storage.delete(spark, path)
     if current is not None:
