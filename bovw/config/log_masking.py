@@ -29,7 +29,9 @@ _HEADER_SECRETS = re.compile(
     r"(?i)(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)([^'\"\s,}]+)"
     r"|(Credential=)([A-Z0-9]+)(?=/)")
 
-_secrets: set[str] = set()
+# Longest first, so that a secret holding another is masked whole; kept sorted here, at
+# registration, not once per log record.
+_secrets: tuple[str, ...] = ()
 _lock = threading.Lock()
 _installed = False
 
@@ -37,7 +39,7 @@ _installed = False
 def masked(text: str) -> str:
     """`text` with every registered secret and every header-borne AWS token or key id
     replaced by MASK."""
-    for secret in sorted(_secrets, key=len, reverse=True):
+    for secret in _secrets:
         if secret in text:
             text = text.replace(secret, MASK)
     return _HEADER_SECRETS.sub(_mask_header_value, text)
@@ -50,8 +52,10 @@ def _mask_header_value(match: re.Match) -> str:
 def mask_in_logs(*secrets: str | None) -> None:
     """Register secret values (None and values shorter than 8 characters are ignored) and
     install the masking; call it as soon as a secret is known."""
+    global _secrets
     with _lock:
-        _secrets.update(s for s in secrets if s and len(s) >= _SHORTEST_SECRET)
+        known = set(_secrets) | {s for s in secrets if s and len(s) >= _SHORTEST_SECRET}
+        _secrets = tuple(sorted(known, key=len, reverse=True))
     install()
 
 

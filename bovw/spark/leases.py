@@ -180,9 +180,14 @@ class Lease:
         self.release()
 
 
+class _EmptyLease(ValueError):
+    """The lease file stayed empty through every read attempt."""
+
+
 def _read(spark: SparkSession, path: str) -> LeaseRecord | None:
     """The lease at `path`, None when there is none; a file caught while being created or
-    rewritten is read again. Raises ValueError when it stays unreadable."""
+    rewritten is read again. Raises ValueError when it stays unreadable (_EmptyLease when
+    it stays empty)."""
     for attempt in range(_READ_ATTEMPTS):
         last = attempt == _READ_ATTEMPTS - 1
         try:
@@ -198,16 +203,11 @@ def _read(spark: SparkSession, path: str) -> LeaseRecord | None:
             return LeaseRecord.from_bytes(content)
         except ValueError:
             if last:
+                if not content:
+                    raise _EmptyLease(path) from None
                 raise
             time.sleep(0.1)
     return None
-
-
-def _empty(spark: SparkSession, path: str) -> bool:
-    try:
-        return not storage.read_bytes(spark, path)
-    except Exception:  # noqa: BLE001 - gone or unreadable: not known to be empty
-        return False
 
 
 _ADVICE = "wait for it to end, or choose another --output"
@@ -236,18 +236,18 @@ def acquire(spark: SparkSession, output: str, command: str, *,
     now = time.time()
     try:
         current = _read(spark, path)
-    except ValueError:
-        # Unreadable for good. Empty through every read attempt: the heartbeat rewrites
-        # the file in place (truncate, then write a few hundred bytes), and only a command
-        # killed between the two leaves it so. Anything else is judged by its age alone.
-        age = now - (storage.modification_seconds(spark, path) or now)
-        if _empty(spark, path):
+    except ValueError as unreadable:
+        if isinstance(unreadable, _EmptyLease):
+            # The heartbeat rewrites the file in place (truncate, then write a few hundred
+            # bytes): only a command killed between the two leaves it empty for good.
             reason = "it is empty (its command was stopped while renewing it)"
-        elif age > stale_after:
-            reason = f"it is unreadable and {round(age)} s old"
         else:
-            raise _refuse(output, path, f"bovw command (its lock {path} is unreadable)",
-                          stale_after, advice) from None
+            # Unreadable for good, and not empty: judged by its age alone.
+            age = now - (storage.modification_seconds(spark, path) or now)
+            if age <= stale_after:
+                raise _refuse(output, path, f"bovw command (its lock {path} is unreadable)",
+                              stale_after, advice) from None
+            reason = f"it is unreadable and {round(age)} s old"
         current = None
         log(f"[bovw] taking over the stale lock {path}: {reason}")
         storage.delete(spark, path)
