@@ -175,6 +175,8 @@ def test_tfidf_and_l2_weighting(descriptors):
 def test_weighting_can_be_switched_off(descriptors):
     histograms = word_histograms(descriptors, CENTERS)
     raw = weight(histograms, HistogramSettings(tfidf=False, l2=False), None)
+    # The raw histogram is replaced, not carried along (nothing after weighting reads it).
+    assert raw.columns == [*(c for c in histograms.columns if c != "histogram"), "weighted"]
     assert {r["path"]: r["weighted"].toArray().tolist() for r in raw.collect()}["a.jpg"] == [
         2.0, 1.0, 0.0]
     with pytest.raises(ValueError, match="no IDF model"):

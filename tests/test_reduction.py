@@ -105,6 +105,24 @@ def test_randomized_matches_exact_when_wider_than_its_blocks(wide):
                                rtol=1e-6)
 
 
+def test_randomized_passes_read_one_partition_per_task_slot(spark, wide, monkeypatch):
+    # Each partition returns a whole d x (k + OVERSAMPLING) product, so more partitions
+    # than task slots only add to what the driver receives.
+    from bovw.pipeline import reduction
+
+    frame = wide.repartition(7)
+    seen = []
+    passes = reduction.covariance_times
+
+    def counting(rows, basis, dimension):
+        seen.append(rows.rdd.getNumPartitions())
+        return passes(rows, basis, dimension)
+
+    monkeypatch.setattr(reduction, "covariance_times", counting)
+    fit_pca(frame, 3, 150, seed=1, exact_max_dimension=4)
+    assert seen == [spark.sparkContext.defaultParallelism] * KRYLOV_PASSES == [2] * 4
+
+
 def _symmetric(values: np.ndarray, seed: int) -> np.ndarray:
     axes = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(values),) * 2))[0]
     return (axes * values) @ axes.T
@@ -216,6 +234,21 @@ def test_vectors_reach_python_as_sparse_rows():
     assert vectors_to_csr(sliced, 4).toarray().tolist() == [[0, 2, 0, 5], [0, 0, 0, 0]]
     mixed = _vector_structs([sparse_rows[0], dense_row])
     assert vectors_to_csr(mixed, 4).toarray().tolist() == [[0, 2, 0, 5], [1, 0, 0, 7]]
+
+
+@pytest.mark.parametrize("row", [
+    {"type": 0, "size": 6, "indices": [1, 5], "values": [2.0, 5.0]},
+    {"type": 1, "size": None, "indices": None, "values": [1.0, 0.0, 0.0, 7.0, 1.0]},
+])
+def test_vectors_of_another_length_are_refused(row):
+    # Unchecked, the sparse one builds a 4-column CSR matrix holding column 5.
+    fitting = {"type": 0, "size": 4, "indices": [0], "values": [1.0]}
+    length = len(row["values"]) if row["type"] else row["size"]
+    with pytest.raises(ValueError, match=f"^a vector of {length} entries where every "
+                                         "vector should have 4$"):
+        vectors_to_csr(_vector_structs([fitting, row]), 4)
+    with pytest.raises(ValueError, match=f"^a vector of {length} entries"):
+        vectors_to_csr(_vector_structs([row, row]), 4)
 
 
 def test_built_vectors_are_what_spark_would_send():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 from scipy import sparse
 
 __all__ = ["VECTOR_STRUCT", "dense_vectors", "powered_vectors", "sparse_vectors",
@@ -62,9 +63,13 @@ def powered_vectors(vectors: pa.StructArray, power: float) -> pa.StructArray:
 
 
 def vectors_to_csr(vectors: pa.StructArray, dimension: int) -> sparse.csr_matrix:
-    """Vectors as Arrow delivers them -> a CSR matrix with one row per vector."""
+    """Vectors as Arrow delivers them -> a CSR matrix with one row per vector, of
+    `dimension` columns. Raises ValueError when a vector has another length: scipy does
+    not check the indices it is given, and one beyond the matrix corrupts memory later
+    (a Python worker died of it, "free(): invalid next size", instead of an error)."""
     kinds = vectors.field("type").to_numpy(zero_copy_only=False)
     values = vectors.field("values")
+    _check_lengths(vectors, kinds, dimension)
     if len(kinds) and (kinds == 0).all():
         offsets = values.offsets.to_numpy()
         return sparse.csr_matrix(
@@ -84,3 +89,14 @@ def vectors_to_csr(vectors: pa.StructArray, dimension: int) -> sparse.csr_matrix
             row[:] = vector["values"]
         rows.append(row)
     return sparse.csr_matrix(np.array(rows).reshape(-1, dimension))
+
+
+def _check_lengths(vectors: pa.StructArray, kinds: np.ndarray, dimension: int) -> None:
+    sparse_sizes = vectors.field("size").to_numpy(zero_copy_only=False)[kinds == 0]
+    dense_sizes = pa.compute.list_value_length(vectors.field("values")).to_numpy(
+        zero_copy_only=False)[kinds == 1]
+    wrong = np.concatenate([sparse_sizes, dense_sizes]).astype(np.int64)
+    wrong = wrong[wrong != dimension]
+    if len(wrong):
+        raise ValueError(f"a vector of {wrong[0]} entries where every vector should have "
+                         f"{dimension}")
