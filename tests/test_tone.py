@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from pyspark.ml.linalg import SparseVector, Vectors, VectorUDT
+from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from bovw.config import ColourSettings, ConfigError, HistogramSettings, OrbSettings, ToneSettings
@@ -23,6 +24,7 @@ from bovw.pipeline.histograms import (
     appended_blocks,
     appended_dimension,
     colour_block,
+    tone_block,
 )
 
 TONE = ToneSettings(enabled=True)  # 32 bins, background above 0.9 * 255, weight 0.5
@@ -172,6 +174,28 @@ def test_blocks_the_descriptors_lack_are_refused(spark):
     with pytest.raises(ColourError, match="carry no colour histograms"):
         append_blocks(frame(spark, [("a", Vectors.dense([1.0]), [])], blocks=("tone",)),
                       [colour_block(ColourSettings(enabled=True))])
+
+
+def test_block_lengths_are_checked_on_the_rows_before_their_weighting(spark):
+    # Spark cannot prune columns through an Arrow pass (the power's): a check on the
+    # weighted rows ran the whole weighting; on `lengths_from` it reads the blocks alone.
+    rows = frame(spark, [("a", Vectors.dense([1.0]), [0.5, 0.5], [])])
+    # Sized, as the pipeline's weighted vectors are: VectorAssembler reads no row for it.
+    rows = rows.withColumn("weighted", F.col("weighted").alias(
+        "weighted", metadata={"ml_attr": {"num_attrs": 1}}))
+
+    def weighting(batches):
+        raise RuntimeError("the weighting ran")
+        yield
+
+    weighted = rows.mapInArrow(weighting, rows.schema)
+    two_bins = [tone_block(ToneSettings(enabled=True, bins=2))]
+    assert append_blocks(weighted, two_bins, lengths_from=rows).columns == rows.columns
+    with pytest.raises(ToneError, match="grey-level histograms of 2 bins but the tone settings "
+                                        "make 32"):
+        append_blocks(weighted, [tone_block(TONE)], lengths_from=rows)
+    with pytest.raises(Exception, match="the weighting ran"):
+        append_blocks(weighted, two_bins)
 
 
 # ---------------------------------------------------------------------- soft assignment

@@ -321,7 +321,7 @@ def feature_vectors(histograms: DataFrame, config: Config, idf: IDFModel | None)
     """`weighted`: each image's weighted word histogram, then its tone and colour blocks
     when enabled: the vector the PCA sees."""
     return append_blocks(weight(histograms, config.histograms, idf),
-                         appended_blocks(config.tone, config.colour))
+                         appended_blocks(config.tone, config.colour), lengths_from=histograms)
 
 
 def _classifier_stage(spark: SparkSession, config: Config, histograms: DataFrame, rows: int,
