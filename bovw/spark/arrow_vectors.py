@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute as pc
 from scipy import sparse
 
 __all__ = ["VECTOR_STRUCT", "dense_vectors", "powered_vectors", "sparse_vectors",
@@ -93,7 +93,7 @@ def vectors_to_csr(vectors: pa.StructArray, dimension: int) -> sparse.csr_matrix
 
 def _check_lengths(vectors: pa.StructArray, kinds: np.ndarray, dimension: int) -> None:
     sparse_sizes = vectors.field("size").to_numpy(zero_copy_only=False)[kinds == 0]
-    dense_sizes = pa.compute.list_value_length(vectors.field("values")).to_numpy(
+    dense_sizes = pc.list_value_length(vectors.field("values")).to_numpy(
         zero_copy_only=False)[kinds == 1]
     wrong = np.concatenate([sparse_sizes, dense_sizes]).astype(np.int64)
     wrong = wrong[wrong != dimension]
