@@ -105,12 +105,15 @@ def test_randomized_matches_exact_when_wider_than_its_blocks(wide):
                                rtol=1e-6)
 
 
-def test_randomized_passes_read_one_partition_per_task_slot(spark, wide, monkeypatch):
-    # Each partition returns a whole d x (k + OVERSAMPLING) product, so more partitions
-    # than task slots only add to what the driver receives.
+@pytest.mark.parametrize("rows_per_partition, expected", [(10_000, 2), (40, 8)])
+def test_randomized_passes_read_as_few_partitions_as_keep_the_slots_busy(
+        spark, wide, monkeypatch, rows_per_partition, expected):
+    # Each partition returns a whole d x (k + OVERSAMPLING) product, so partitions beyond
+    # the task slots only add to what the driver receives; but none holds more than
+    # KRYLOV_ROWS_PER_PARTITION rows (wide: 300), which a Python worker holds at once.
     from bovw.pipeline import reduction
 
-    frame = wide.repartition(7)
+    monkeypatch.setattr(reduction, "KRYLOV_ROWS_PER_PARTITION", rows_per_partition)
     seen = []
     passes = reduction.covariance_times
 
@@ -119,8 +122,11 @@ def test_randomized_passes_read_one_partition_per_task_slot(spark, wide, monkeyp
         return passes(rows, basis, dimension)
 
     monkeypatch.setattr(reduction, "covariance_times", counting)
-    fit_pca(frame, 3, 150, seed=1, exact_max_dimension=4)
-    assert seen == [spark.sparkContext.defaultParallelism] * KRYLOV_PASSES == [2] * 4
+    merged = fit_pca(wide.repartition(11), 3, 150, seed=4, exact_max_dimension=4)
+    assert spark.sparkContext.defaultParallelism == 2
+    assert seen == [expected] * KRYLOV_PASSES
+    # The same axes whatever the partitions (within the approximation's 1e-4).
+    np.testing.assert_allclose(_axes(merged), _axes(fit_pca(wide, 3, 150)), atol=1e-4)
 
 
 def _symmetric(values: np.ndarray, seed: int) -> np.ndarray:

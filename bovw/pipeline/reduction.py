@@ -21,6 +21,7 @@ step and the model keeps its starting point (one class for every image).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -39,9 +40,10 @@ from bovw.errors import TrainingError
 from bovw.spark.arrow_vectors import dense_vectors, vectors_to_csr
 from bovw.spark.jvm import java_pca_model
 
-__all__ = ["EXACT_MAX_DIMENSION", "KRYLOV_PASSES", "OVERSAMPLING", "covariance_times",
-           "exact_components", "explained_variance", "explained_variance_total", "fit_pca",
-           "krylov_components", "pca_model", "randomized_components", "varying_axes"]
+__all__ = ["EXACT_MAX_DIMENSION", "KRYLOV_PASSES", "KRYLOV_ROWS_PER_PARTITION", "OVERSAMPLING",
+           "covariance_times", "exact_components", "explained_variance",
+           "explained_variance_total", "fit_pca", "krylov_components", "pca_model",
+           "randomized_components", "varying_axes"]
 
 # Up to this many input columns Spark's exact PCA is quick; beyond it, randomized.
 EXACT_MAX_DIMENSION = 512
@@ -57,6 +59,9 @@ OVERSAMPLING = 20
 # columns) 96.50% against 96.22%, for about 1 s more of reduction stage (7.5-8.1 s against
 # 6.6 s; the subspace iteration took 9.0 s).
 KRYLOV_PASSES = 4
+# Rows of one partition of the passes at most (see _pass_partitions): at 3 pyramid levels
+# (~740 non-zeros a row, 12 bytes each) about 90 MB a copy of them in the Python worker.
+KRYLOV_ROWS_PER_PARTITION = 10_000
 
 
 def fit_pca(weighted: DataFrame, components: int, input_dimension: int, seed: int = 0,
@@ -141,17 +146,30 @@ def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
     total variance each one explains; kept <= k counts only the axes that carry variance.
     """
     # Cached as they are (sparse word histograms are small); every pass reads them again,
-    # and they reach Python as Arrow structs, still sparse. One partition per task slot:
-    # each partition sends back a whole d x (k + OVERSAMPLING) product, whatever its rows.
-    # On fruits360-dev at 3 pyramid levels (21,000 columns: 20 MB a product) the 6
-    # partitions of the Parquet made each pass 4.5-6.1 s on 2 cores, 2 made it 3.1-3.9 s.
-    slots = training.sparkSession.sparkContext.defaultParallelism
-    rows = training.select(F.col(WEIGHTED).alias("x"), PATH).coalesce(slots).persist()
+    # and they reach Python as Arrow structs, still sparse.
+    cached = training.select(F.col(WEIGHTED).alias("x"), PATH).persist()
     try:
+        rows = _pass_partitions(cached)
         return krylov_components(lambda block: covariance_times(rows, block, dimension),
                                  k, dimension, seed)
     finally:
-        rows.unpersist()
+        cached.unpersist()
+
+
+def _pass_partitions(cached: DataFrame) -> DataFrame:
+    """`cached` (persisted) on as few partitions as keep every task slot busy, each of at
+    most KRYLOV_ROWS_PER_PARTITION rows.
+
+    Each partition sends the driver a whole d x (k + OVERSAMPLING) product, whatever its
+    rows: on fruits360-dev at 3 pyramid levels (21,032 columns: 20 MB a product) the 6
+    partitions of the Parquet made each pass 4.5-6.1 s on 2 cores, 2 made it 3.1-3.9 s.
+    The cap bounds what one Python worker holds (a partition's rows about 3 times over,
+    as CSR matrices) when there are few slots, or few executors left by dynamic allocation.
+    The count materialises the cache, which the first pass would otherwise do.
+    """
+    slots = cached.sparkSession.sparkContext.defaultParallelism
+    wanted = max(slots, math.ceil(cached.count() / KRYLOV_ROWS_PER_PARTITION))
+    return cached.coalesce(wanted)
 
 
 def krylov_components(times: Callable[[np.ndarray], tuple[np.ndarray, float]], k: int,

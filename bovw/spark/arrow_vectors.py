@@ -92,9 +92,11 @@ def vectors_to_csr(vectors: pa.StructArray, dimension: int) -> sparse.csr_matrix
 
 
 def _check_lengths(vectors: pa.StructArray, kinds: np.ndarray, dimension: int) -> None:
-    sparse_sizes = vectors.field("size").to_numpy(zero_copy_only=False)[kinds == 0]
+    """Raise ValueError unless every vector that is not null has `dimension` entries."""
+    valid = vectors.is_valid().to_numpy(zero_copy_only=False)
+    sparse_sizes = vectors.field("size").to_numpy(zero_copy_only=False)[valid & (kinds == 0)]
     dense_sizes = pc.list_value_length(vectors.field("values")).to_numpy(
-        zero_copy_only=False)[kinds == 1]
+        zero_copy_only=False)[valid & (kinds == 1)]
     wrong = np.concatenate([sparse_sizes, dense_sizes]).astype(np.int64)
     wrong = wrong[wrong != dimension]
     if len(wrong):
