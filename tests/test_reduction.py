@@ -16,6 +16,7 @@ from bovw.pipeline.reduction import (
     explained_variance_total,
     fit_pca,
     krylov_components,
+    pass_partitions,
     pca_model,
     projection,
 )
@@ -127,6 +128,18 @@ def test_randomized_passes_read_as_few_partitions_as_keep_the_slots_busy(
     assert seen == [expected] * KRYLOV_PASSES
     # The same axes whatever the partitions (within the approximation's 1e-4).
     np.testing.assert_allclose(_axes(merged), _axes(fit_pca(wide, 3, 150)), atol=1e-4)
+
+
+@pytest.mark.parametrize("master, slots, rows, expected", [
+    ("local[2]", 2, 11_647, 2),      # fruits360-dev: 6 Parquet partitions -> 2
+    ("local[2]", 2, 116_470, 12),    # x10: at most 10,000 rows each
+    ("local[8]", 8, 11_647, 8),
+    ("local", 1, 9_999, 1),
+    ("spark://127.0.0.1:7077", 2, 116_470, None),  # a cluster: as they are
+    ("yarn", 16, 500, None),
+])
+def test_pass_partitions(master, slots, rows, expected):
+    assert pass_partitions(master, slots, rows) == expected
 
 
 def _symmetric(values: np.ndarray, seed: int) -> np.ndarray:

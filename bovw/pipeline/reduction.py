@@ -39,11 +39,12 @@ from bovw.columns import PATH, PCA_FEATURES, SPLIT, TRAIN, WEIGHTED
 from bovw.errors import TrainingError
 from bovw.spark.arrow_vectors import dense_vectors, vectors_to_csr
 from bovw.spark.jvm import java_pca_model
+from bovw.spark.session import local_cores
 
 __all__ = ["EXACT_MAX_DIMENSION", "KRYLOV_PASSES", "KRYLOV_ROWS_PER_PARTITION", "OVERSAMPLING",
            "covariance_times", "exact_components", "explained_variance",
-           "explained_variance_total", "fit_pca", "krylov_components", "pca_model",
-           "randomized_components", "varying_axes"]
+           "explained_variance_total", "fit_pca", "krylov_components", "pass_partitions",
+           "pca_model", "randomized_components", "varying_axes"]
 
 # Up to this many input columns Spark's exact PCA is quick; beyond it, randomized.
 EXACT_MAX_DIMENSION = 512
@@ -157,19 +158,29 @@ def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
 
 
 def _pass_partitions(cached: DataFrame) -> DataFrame:
-    """`cached` (persisted) on as few partitions as keep every task slot busy, each of at
-    most KRYLOV_ROWS_PER_PARTITION rows.
+    """`cached` (persisted) on the partitions pass_partitions says, when it says any.
 
     Each partition sends the driver a whole d x (k + OVERSAMPLING) product, whatever its
     rows: on fruits360-dev at 3 pyramid levels (21,032 columns: 20 MB a product) the 6
     partitions of the Parquet made each pass 4.5-6.1 s on 2 cores, 2 made it 3.1-3.9 s.
-    The cap bounds what one Python worker holds (a partition's rows about 3 times over,
-    as CSR matrices) when there are few slots, or few executors left by dynamic allocation.
     The count materialises the cache, which the first pass would otherwise do.
     """
-    slots = cached.sparkSession.sparkContext.defaultParallelism
-    wanted = max(slots, math.ceil(cached.count() / KRYLOV_ROWS_PER_PARTITION))
-    return cached.coalesce(wanted)
+    context = cached.sparkSession.sparkContext
+    wanted = pass_partitions(context.master, context.defaultParallelism, cached.count())
+    return cached if wanted is None else cached.coalesce(wanted)
+
+
+def pass_partitions(master: str, slots: int, rows: int) -> int | None:
+    """How many partitions the Krylov passes read `rows` Training rows from on `master`
+    with `slots` task slots: as few as keep every slot busy, each of at most
+    KRYLOV_ROWS_PER_PARTITION rows (what one Python worker holds about 3 times over, as
+    CSR matrices); None (as they are) on a cluster, where coalesce groups partitions by
+    where their cached blocks lie, which can change from run to run, and the partial
+    sums, added partition by partition, would change their last bits with it.
+    """
+    if local_cores(master) is None:
+        return None
+    return max(slots, math.ceil(rows / KRYLOV_ROWS_PER_PARTITION))
 
 
 def krylov_components(times: Callable[[np.ndarray], tuple[np.ndarray, float]], k: int,
