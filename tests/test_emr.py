@@ -256,6 +256,7 @@ def test_step_forwards_every_override_to_the_job():
                    "not an AWS CLI profile"),
     ("s3.jars_dir", "it names a folder on this machine; EMR brings its own S3 connector"),
     ("spark.jit_threshold_scale", "it applies only to a local-mode JVM that bovw starts itself"),
+    ("spark.gc", "it applies only to a local-mode JVM that bovw starts itself"),
 ])
 def test_step_refuses_settings_without_meaning_on_the_cluster(key, reason):
     with pytest.raises(CloudError) as error:

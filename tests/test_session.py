@@ -10,6 +10,7 @@ import pytest
 
 from bovw.config import ConfigError, SparkSettings, load_config
 from bovw.errors import JavaError
+from bovw.spark.jvm import driver_jvm
 from bovw.spark.session import (
     check_java,
     class_archive_option,
@@ -156,7 +157,8 @@ def test_a_class_archive_folder_with_spaces_and_quotes_stays_one_jvm_argument(
         spark, tmp_path, folder):
     # Unquoted, the launcher split "-XX:...=/home/Ann Lee/..." in two and the JVM took the
     # second half for its main class: no run could start for a user with such a home.
-    settings = SparkSettings(jit_threshold_scale=1, class_archive_dir=str(tmp_path / folder))
+    settings = SparkSettings(jit_threshold_scale=1, class_archive_dir=str(tmp_path / folder),
+                             gc="jvm")
     for existing in (False, True):
         options = local_driver_options(settings, "-Dgiven=1", "/usr/bin/java", "4.3.0")
         words = _spark_launcher_words(spark, options)
@@ -183,8 +185,32 @@ def test_local_driver_options_put_the_given_ones_last(tmp_path):
     assert options[4].startswith(f"-XX:ArchiveClassesAtExit={tmp_path}/spark-")
     # The user's own flags come last, where HotSpot takes them over bovw's.
     assert options[-1] == "-XX:Tier4InvocationThreshold=7"
-    assert local_driver_options(SparkSettings(jit_threshold_scale=1, class_archive_dir=""), "",
-                                "/usr/bin/java", "4.3.0") == ""
+    assert local_driver_options(SparkSettings(jit_threshold_scale=1, class_archive_dir="",
+                                              gc="jvm"), "", "/usr/bin/java", "4.3.0") == ""
+
+
+def test_a_local_jvm_gets_the_parallel_collector_unless_the_user_names_one():
+    def options(gc, given=""):
+        return local_driver_options(SparkSettings(jit_threshold_scale=1, class_archive_dir="",
+                                                  gc=gc), given, "/usr/bin/java", "4.3.0")
+
+    assert options("parallel") == "-XX:+UseParallelGC"
+    assert options("parallel", "-Xss4m") == "-XX:+UseParallelGC -Xss4m"
+    # HotSpot refuses two collectors ("Conflicting collector combinations"): theirs alone.
+    assert options("parallel", "-XX:+UseG1GC -Dx=1") == "-XX:+UseG1GC -Dx=1"
+    assert options("parallel", "-XX:+UseZGC") == "-XX:+UseZGC"
+    assert options("jvm") == ""
+
+
+def test_the_session_a_local_run_starts_collects_with_the_parallel_collector(spark):
+    beans = driver_jvm(spark).java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    # HotSpot's names for the young and old generations of -XX:+UseParallelGC.
+    assert sorted(bean.getName() for bean in beans) == ["PS MarkSweep", "PS Scavenge"]
+
+
+def test_an_unknown_collector_is_refused():
+    with pytest.raises(ConfigError, match=r"spark.gc must be one of parallel, jvm \(got 'g2'\)"):
+        load_config(None, {"spark.gc": "g2"})
 
 
 def test_a_default_local_jvm_gets_the_raised_jit_thresholds(tmp_path):

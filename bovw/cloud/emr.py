@@ -38,6 +38,7 @@ _NOT_FOR_EMR = {
     "s3.jars_dir": "it names a folder on this machine; EMR brings its own S3 connector",
     "spark.class_archive_dir": "it applies only to a local-mode JVM that bovw starts itself",
     "spark.jit_threshold_scale": "it applies only to a local-mode JVM that bovw starts itself",
+    "spark.gc": "it applies only to a local-mode JVM that bovw starts itself",
 }
 # bovw settings that spark-submit must apply: the driver it starts cannot change them.
 _SUBMIT_PROPERTIES = {"spark.driver_memory": "spark.driver.memory"}

@@ -43,6 +43,7 @@ SESSION_ONLY_SETTINGS = (
     "spark.master", "spark.app_name", "spark.driver_memory", "spark.shuffle_partitions",
     "spark.arrow_batch_size", "spark.open_cost_bytes", "spark.max_partition_bytes",
     "spark.log_level", "spark.class_archive_dir", "spark.jit_threshold_scale",
+    "spark.gc",
     "spark.conf.spark.driver.", "spark.conf.spark.executor.", "spark.conf.spark.memory.",
     "spark.conf.spark.ui.", "spark.conf.spark.local.dir", "spark.conf.spark.cores.max",
     "spark.conf.spark.port.maxRetries", "spark.conf.spark.network.timeout",

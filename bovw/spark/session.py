@@ -178,16 +178,22 @@ def jit_threshold_options(scale: int) -> str:
     return " ".join(f"-XX:{name}={value * scale}" for name, value in _C2_THRESHOLDS.items())
 
 
+_COLLECTOR_FLAG = re.compile(r"-XX:\+Use\w+GC\b")
+
+
 def local_driver_options(settings: SparkSettings, given: str, java: str,
                          spark_version: str, spark_home: str = "") -> str:
-    """The driver JVM flags for a local-mode JVM that bovw starts: the JIT thresholds and
-    the class archive that `settings` ask for, then the `given` ones
+    """The driver JVM flags for a local-mode JVM that bovw starts: the JIT thresholds, the
+    class archive and the garbage collector that `settings` ask for, then the `given` ones
     (spark.driver.extraJavaOptions), last so that they win: HotSpot keeps a flag's last
     value."""
     options = [jit_threshold_options(settings.jit_threshold_scale)]
     if settings.class_archive_dir:
         options.append(class_archive_option(Path(settings.class_archive_dir).expanduser(),
                                             java, spark_version, spark_home))
+    # HotSpot refuses to start with two collectors: one the user names is the one.
+    if settings.gc == "parallel" and not _COLLECTOR_FLAG.search(given):
+        options.append("-XX:+UseParallelGC")
     options.append(given.strip())
     return " ".join(option for option in options if option)
 
