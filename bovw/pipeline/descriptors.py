@@ -9,7 +9,6 @@ them (3 s of CPU more on the 15.5k files of fruits360-dev).
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Iterator, Mapping
@@ -267,18 +266,14 @@ def _statistic_columns(descriptors: DataFrame) -> list[Column]:
         F.sum(keypoints).alias("total"),
         F.sum(F.when(training, F.col(N_KEYPOINTS))).alias("training"),
         F.sum(F.when(training, set_aside)).alias("set_aside"),
-        # As JSON text: pyspark 4.0's Observation.get hands an array back as a py4j
-        # object, not a list.
-        F.to_json(F.collect_set(F.when(training, F.col(LABEL)))).alias("training_classes"),
-        F.to_json(F.collect_set(F.when(ok & (F.col(SPLIT) == TEST), F.col(LABEL)))
-                  ).alias("test_classes"),
+        F.collect_set(F.when(training, F.col(LABEL))).alias("training_classes"),
+        F.collect_set(F.when(ok & (F.col(SPLIT) == TEST), F.col(LABEL))
+                      ).alias("test_classes"),
         *_size_columns(descriptors, ok, training),
     ]
 
 
 def _statistics_of(row: Mapping[str, Any]) -> tuple[dict, dict, ImageSizes, SplitClasses]:
-    training_classes = frozenset(json.loads(row["training_classes"]))
-    test_classes = frozenset(json.loads(row["test_classes"]))
     counts = {
         "images": int(row["images"]),
         "accepted": int(row["accepted"] or 0),
@@ -287,9 +282,9 @@ def _statistics_of(row: Mapping[str, Any]) -> tuple[dict, dict, ImageSizes, Spli
         # Every accepted image is in one of the two split folders (the others are
         # rejected), so the classes are the union of the two sets: no count_distinct,
         # whose extra shuffle made this pass three Spark jobs instead of two.
-        "classes": len(training_classes | test_classes),
+        "classes": len(set(row["training_classes"]) | set(row["test_classes"])),
         # Classes with Test images and none in Training: no model trained here names them.
-        "test_only_classes": sorted(test_classes - training_classes),
+        "test_only_classes": sorted(set(row["test_classes"]) - set(row["training_classes"])),
     }
     keypoint_stats = {
         "mean": round(float(row["mean"] or 0.0), 2),
@@ -301,7 +296,8 @@ def _statistics_of(row: Mapping[str, Any]) -> tuple[dict, dict, ImageSizes, Spli
         "training": int(row["training"] or 0),
         "set_aside": int(row["set_aside"] or 0),
     }
-    return counts, keypoint_stats, _sizes(row), SplitClasses(training_classes, test_classes)
+    classes = SplitClasses(frozenset(row["training_classes"]), frozenset(row["test_classes"]))
+    return counts, keypoint_stats, _sizes(row), classes
 
 
 @dataclass(frozen=True)
