@@ -313,21 +313,6 @@ def test_test_images_that_are_all_unreadable_stop_the_run_after_the_descriptors(
     assert (output / "rejects").is_dir()
 
 
-def test_a_fresh_run_counts_its_images_while_writing_their_descriptors(
-        spark, test_config, tmp_path, monkeypatch):
-    def scan(_descriptors):
-        raise AssertionError("the descriptors were scanned again for their statistics")
-
-    monkeypatch.setattr("bovw.pipeline.run.statistics", scan)
-    generate_dataset(tmp_path / "data", classes=2, train_per_class=3, test_per_class=1, seed=0)
-    for image in (tmp_path / "data" / "Test").glob("*/*.jpg"):
-        image.write_bytes(b"not a jpeg")
-    # Stops after the counts, which say there is no readable Test image.
-    with pytest.raises(InputError, match="has no Test images"):
-        run_pipeline(spark, test_config, str(tmp_path / "data"), str(tmp_path / "run"),
-                     log=lambda _: None)
-
-
 @pytest.mark.parametrize("case", ["one Training class", "no Test class in Training"])
 def test_classes_that_cannot_give_a_score_stop_the_run_after_the_descriptors(
         spark, test_config, tmp_path, case):

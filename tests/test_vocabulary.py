@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pyspark.sql import functions as F
 
 from bovw.columns import DESCRIPTOR_SCHEMA
 from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
 from bovw.image.orb import image_key, pack
-from bovw.pipeline.descriptors import (
-    ImageSizes,
-    SplitClasses,
-    observe_statistics,
-    observed_statistics,
-    other_size_images,
-    sample_rows,
-    statistics,
-)
+from bovw.pipeline.descriptors import ImageSizes, other_size_images, sample_rows, statistics
 from bovw.pipeline.vocabulary import centers, fit_vocabulary, sample_descriptors
 
 
@@ -153,31 +144,3 @@ def test_the_vocabulary_sample_is_the_same_wherever_the_dataset_lies(spark):
     assert 30 < len(here) < 100  # a random subset of the 160 distinct descriptors
     assert layout("file:/mnt/copy/of/fruits") == here
     assert layout("s3a://bucket/fruits") == here
-
-
-def test_statistics_observed_while_writing_are_those_of_a_scan(spark, tmp_path):
-    rows = [
-        _row("Training/Apple/a.jpg", "Training", _distinct(range(0, 10)), _distinct([1, 2, 3])),
-        _row("Training/Kiwi/b.jpg", "Training", _distinct(range(10, 14)), _distinct([11]),
-             size=(50, 60)),
-        _row("Test/Apple/c.jpg", "Test", _distinct(range(20, 26)), _distinct([])),
-        _row("Test/Pear/d.jpg", "Test", _distinct([]), _distinct([])),
-        _row("Test/Pear/e.jpg", "Test", _distinct([]), _distinct([]), size=(0, 0),
-             reject="corrupt"),
-    ]
-    frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA).withColumn(
-        "label", F.split("path", "/")[1])
-    observed, observation = observe_statistics(frame.repartition(3))
-    observed.write.parquet(str(tmp_path / "descriptors"))
-    counts, keypoints, sizes, classes = observed_statistics(observation)
-    assert counts == {"images": 5, "accepted": 4, "rejected": 1,
-                      "per_split": {"Training": 2, "Test": 2}, "classes": 3,
-                      "test_only_classes": ["Pear"]}
-    assert keypoints == {"mean": 5.0, "min": 0, "median": 4, "max": 10,
-                         "images_without_keypoints": 1, "total": 20, "training": 14,
-                         "set_aside": 4}
-    assert sizes == ImageSizes((50, 60), varied=True)
-    assert classes == SplitClasses(frozenset({"Apple", "Kiwi"}), frozenset({"Apple", "Pear"}))
-    written = spark.read.parquet(str(tmp_path / "descriptors"))
-    assert written.count() == 5
-    assert statistics(written) == (counts, keypoints, sizes, classes)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from bovw.columns import (
@@ -50,9 +49,8 @@ from bovw.image.orb import (
 )
 from bovw.pipeline.ingest import class_label, split_folder
 
-__all__ = ["ImageSizes", "SplitClasses", "accepted", "describe_images", "observe_statistics",
-           "observed_statistics", "other_size_images", "rejects", "sample_rows", "statistics",
-           "training_size"]
+__all__ = ["ImageSizes", "SplitClasses", "accepted", "describe_images", "other_size_images",
+           "rejects", "sample_rows", "statistics", "training_size"]
 
 _OUTPUT_SCHEMA = pa.schema([
     (PATH, pa.string()), (LABEL, pa.string()), (SPLIT, pa.string()),
@@ -229,31 +227,12 @@ def statistics(descriptors: DataFrame) -> tuple[dict, dict, ImageSizes, SplitCla
     accepted images (mean, min, median, max, images without keypoints, total; and over
     Training images, `training` descriptors of which `set_aside` were set aside for the
     vocabulary sample), the ImageSizes and the SplitClasses, in one pass."""
-    return _statistics_of(descriptors.agg(*_statistic_columns(descriptors)).first().asDict())
-
-
-def observe_statistics(described: DataFrame) -> tuple[DataFrame, Observation]:
-    """`described` with `statistics` computed while the first action on it runs (the
-    descriptors stage's write), instead of in a scan of their own over what it wrote; read
-    them with `observed_statistics` once that action has finished."""
-    observation = Observation()
-    return described.observe(observation, *_statistic_columns(described)), observation
-
-
-def observed_statistics(observation: Observation
-                        ) -> tuple[dict, dict, ImageSizes, SplitClasses]:
-    """What `statistics` gives, from an `observe_statistics` observation whose action has
-    finished."""
-    return _statistics_of(observation.get)
-
-
-def _statistic_columns(descriptors: DataFrame) -> list[Column]:
     ok = F.col(REJECT_REASON).isNull()
     keypoints = F.when(ok, F.col(N_KEYPOINTS))
     training = ok & (F.col(SPLIT) == TRAIN)
     set_aside = (F.length(SAMPLE) if SAMPLE in descriptors.columns else F.lit(0)
                  ) / DESCRIPTOR_BYTES
-    return [
+    row = descriptors.agg(
         F.count(F.lit(1)).alias("images"),
         F.sum(F.when(ok, 1).otherwise(0)).alias("accepted"),
         F.sum(F.when(training, 1).otherwise(0)).alias(TRAIN),
@@ -270,10 +249,7 @@ def _statistic_columns(descriptors: DataFrame) -> list[Column]:
         F.collect_set(F.when(ok & (F.col(SPLIT) == TEST), F.col(LABEL))
                       ).alias("test_classes"),
         *_size_columns(descriptors, ok, training),
-    ]
-
-
-def _statistics_of(row: Mapping[str, Any]) -> tuple[dict, dict, ImageSizes, SplitClasses]:
+    ).first()
     counts = {
         "images": int(row["images"]),
         "accepted": int(row["accepted"] or 0),
@@ -330,7 +306,8 @@ def _size_columns(descriptors: DataFrame, ok: Column, training: Column) -> list[
     ]
 
 
-def _sizes(values: Mapping[str, Any]) -> ImageSizes:
+def _sizes(row) -> ImageSizes:
+    values = row.asDict()
     if values.get(f"training_{WIDTH}") is None:
         return ImageSizes()
     smallest, largest = ((values[f"{bound}_{WIDTH}"], values[f"{bound}_{HEIGHT}"])

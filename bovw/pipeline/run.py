@@ -36,8 +36,6 @@ from bovw.image.encodings import DenseEncoding, dense_encoding, encoding_length
 from bovw.pipeline.classifier import check_fit, evaluate, fit_classifier, fit_labels, predict
 from bovw.pipeline.descriptors import (
     describe_images,
-    observe_statistics,
-    observed_statistics,
     other_size_images,
     rejects,
     statistics,
@@ -207,7 +205,6 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
 def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
                        descriptors_from: str | None) -> dict[str, Any]:
     timings: dict[str, float] = {}
-    observation = None
     if descriptors_from:
         source = descriptors_from
     else:
@@ -218,16 +215,13 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
                                     config.colour, config.vocabulary.sample_per_image,
                                     config.seed, config.tone,
                                     read_local=is_local_path(input_path))
-        # Counted while they are written: a scan of its own cost 1.5 s on fruits360-dev.
-        described, observation = observe_statistics(described)
         storage.write_parquet(spark, described, layout.descriptors)
         # After the Parquet files, before the stage marker: whatever reuses these
         # descriptors compares this record with its own settings first.
         write_record(spark, layout.descriptors, DescriptorProvenance.of(config, input_path))
         source = layout.descriptors
     descriptors = storage.read_parquet(spark, source)
-    counts, keypoints, sizes, classes = (statistics(descriptors) if observation is None
-                                         else observed_statistics(observation))
+    counts, keypoints, sizes, classes = statistics(descriptors)
     # Without rejects the (empty) table is written without scanning the descriptors again.
     storage.write_parquet(spark, rejects(descriptors if counts["rejected"] else
                                          descriptors.limit(0)), layout.rejects)
