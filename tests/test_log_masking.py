@@ -78,3 +78,70 @@ def test_a_record_that_cannot_be_formatted_is_left_to_logging(caplog):
     factory = logging.getLogRecordFactory()
     record = factory("x", logging.DEBUG, __file__, 1, "%d items", ("many",), None)
     assert record.msg == "%d items" and record.args == ("many",)
+
+
+def _raise_with(text: str) -> None:
+    raise RuntimeError(f"request failed: {text}")
+
+
+def test_a_logged_exception_trace_is_masked(caplog):
+    mask_in_logs(SECRET)
+    caplog.set_level(logging.DEBUG)
+    try:
+        _raise_with(f"secret key {SECRET} refused")
+    except RuntimeError:
+        logging.getLogger("bovw.test").exception("the upload failed")
+    assert "Traceback (most recent call last)" in caplog.text
+    assert "_raise_with" in caplog.text  # the frames are kept
+    assert f"RuntimeError: request failed: secret key {MASK} refused" in caplog.text
+    assert SECRET not in caplog.text
+    # The exception itself is gone from the record: no handler can format it again.
+    assert caplog.records[-1].exc_info is None
+
+
+def test_a_trace_without_secrets_is_left_to_the_formatter(caplog):
+    install()
+    caplog.set_level(logging.DEBUG)
+    try:
+        _raise_with("no secret in here")
+    except RuntimeError:
+        logging.getLogger("bovw.test").exception("the upload failed")
+    record = caplog.records[-1]
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+    assert "RuntimeError: request failed: no secret in here" in caplog.text
+
+
+def _log_with_stack(message: str, _shown_in_the_stack: str) -> None:
+    logging.getLogger("bovw.test").debug(message, stack_info=True)
+
+
+def test_a_logged_stack_and_url_credentials_are_masked(caplog):
+    mask_in_logs(SECRET)
+    caplog.set_level(logging.DEBUG)
+    # The stack quotes the calling line, secret and all.
+    _log_with_stack("at http://user:pa55word@host/x", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    assert "Stack (most recent call last)" in caplog.text
+    assert f'_log_with_stack("at http://***@host/x", "{MASK}")' in caplog.text
+    assert "at http://***@host/x" in caplog.text
+    assert SECRET not in caplog.text and "pa55word" not in caplog.text
+
+
+def test_printed_errors_and_traces_mask_registered_secrets(capsys, monkeypatch):
+    from bovw.cli import cloud as cloud_commands
+    from bovw.cli import main
+    from bovw.errors import CloudError
+
+    def fail(_args, _environ):
+        try:
+            _raise_with(f"token {TOKEN}")
+        except RuntimeError as error:
+            raise CloudError(f"the bucket refused the secret key {SECRET}") from error
+
+    mask_in_logs(SECRET, TOKEN)
+    monkeypatch.setitem(cloud_commands.HANDLERS, "s3", fail)
+    assert main(["s3", "ls", "s3://bkt/x/"]) == 1
+    assert capsys.readouterr().err == f"bovw: error: the bucket refused the secret key {MASK}\n"
+    assert main(["s3", "ls", "s3://bkt/x/", "--verbose"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and f"RuntimeError: request failed: token {MASK}" in err
+    assert SECRET not in err and TOKEN not in err

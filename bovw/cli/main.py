@@ -16,11 +16,8 @@ from collections.abc import Sequence
 
 from bovw.cli import cloud, experiments, predict, run
 from bovw.cloud.s3a import refuse_credentials_in_url
-from bovw.config.redaction import (
-    has_url_credentials,
-    mask_url_credentials,
-    url_credentials_error,
-)
+from bovw.config.log_masking import masked
+from bovw.config.redaction import has_url_credentials, url_credentials_error
 from bovw.errors import BovwError, ConfigError
 
 __all__ = ["build_parser", "main"]
@@ -144,18 +141,19 @@ def _refuse_credentials_in_flags(args: argparse.Namespace) -> None:
 
 
 def _print_trace(error: BaseException) -> None:
-    """The whole trace of `error` on stderr, a URL's user:password@ masked in it (an
-    endpoint from the environment, say, quoted by botocore)."""
+    """The whole trace of `error` on stderr, masked as log records are
+    (bovw.config.log_masking.masked: the secrets bovw resolved, AWS tokens in headers, a
+    URL's user:password@, from an endpoint in the environment, say, quoted by botocore)."""
     text = "".join(traceback.format_exception(error))
-    print(mask_url_credentials(text), end="", file=sys.stderr)
+    print(masked(text), end="", file=sys.stderr)
 
 
 def _fail(kind: str, error: Exception, verbose: bool, code: int) -> int:
-    """Report a user error as one line (after its whole trace with --verbose); the
-    credentials of any URL it quotes (botocore's endpoint, say) are masked."""
+    """Report a user error as one line (after its whole trace with --verbose), masked as
+    log records are."""
     if verbose:
         _print_trace(error)
-    message = mask_url_credentials(" ".join(str(error).splitlines()))
+    message = masked(" ".join(str(error).splitlines()))
     print(f"bovw: {kind}: {message}", file=sys.stderr)
     return code
 

@@ -5,10 +5,11 @@ DEBUG logging: botocore writes every request's headers (the session token in
 X-Amz-Security-Token, the access key id in Authorization) and py4j every command sent to
 the JVM (Spark properties such as fs.s3a.secret.key included). `install` wraps the
 logging module's record factory, so each record that is going to be handled has its
-message masked before any handler or formatter sees it: the values registered with
-`mask_in_logs` wherever they appear, and AWS session tokens and access key ids in request
-headers whatever their value (botocore refreshes temporary credentials bovw never saw).
-Records below a logger's level are never made, so they cost nothing.
+message, the traceback of the exception it carries and its stack masked before any handler
+or formatter sees them: the values registered with `mask_in_logs` wherever they appear,
+AWS session tokens and access key ids in request headers whatever their value (botocore
+refreshes temporary credentials bovw never saw), and the user:password@ of URLs. Records
+below a logger's level are never made, so they cost nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+
+from bovw.config.redaction import mask_url_credentials
 
 __all__ = ["MASK", "install", "mask_in_logs", "masked"]
 
@@ -38,11 +41,11 @@ _installed = False
 
 def masked(text: str) -> str:
     """`text` with every registered secret and every header-borne AWS token or key id
-    replaced by MASK."""
+    replaced by MASK, and the user:password@ of every URL by `***@`."""
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    return _HEADER_SECRETS.sub(_mask_header_value, text)
+    return mask_url_credentials(_HEADER_SECRETS.sub(_mask_header_value, text))
 
 
 def _mask_header_value(match: re.Match) -> str:
@@ -76,7 +79,26 @@ def install() -> None:
             safe = masked(message)
             if safe != message:
                 record.msg, record.args = safe, None
+            _mask_traces(record)
             return record
 
         logging.setLogRecordFactory(masking_factory)
         _installed = True
+
+
+# Only for a record whose trace held a secret is the exception replaced by its masked
+# text: logging's formatters print `exc_text` when it is set, whether or not the record
+# still holds the exception, and a handler reading `exc_info` itself finds none.
+_TRACE_FORMATTER = logging.Formatter()
+
+
+def _mask_traces(record: logging.LogRecord) -> None:
+    """Mask the traceback of the record's exception (logger.exception, exc_info=True: an
+    error message may quote a secret) and its stack (stack_info=True)."""
+    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+        trace = _TRACE_FORMATTER.formatException(record.exc_info)
+        safe = masked(trace)
+        if safe != trace:
+            record.exc_info, record.exc_text = None, safe
+    if record.stack_info:
+        record.stack_info = masked(record.stack_info)
