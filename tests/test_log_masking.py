@@ -145,3 +145,11 @@ def test_printed_errors_and_traces_mask_registered_secrets(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "Traceback" in err and f"RuntimeError: request failed: token {MASK}" in err
     assert SECRET not in err and TOKEN not in err
+
+
+def test_a_record_made_with_exc_info_true_is_left_to_logging():
+    install()
+    # Only a Logger turns exc_info=True into the exception's tuple; the factory gets it raw.
+    record = logging.getLogRecordFactory()("x", logging.ERROR, __file__, 1, "failed", None,
+                                           True)
+    assert record.exc_info is True and record.exc_text is None

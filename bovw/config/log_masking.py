@@ -95,8 +95,14 @@ _TRACE_FORMATTER = logging.Formatter()
 def _mask_traces(record: logging.LogRecord) -> None:
     """Mask the traceback of the record's exception (logger.exception, exc_info=True: an
     error message may quote a secret) and its stack (stack_info=True)."""
-    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
-        trace = _TRACE_FORMATTER.formatException(record.exc_info)
+    # A Logger hands the factory a (type, value, traceback) tuple; a record made directly
+    # may hold anything, which is left to logging to report when it formats the record.
+    exc_info = record.exc_info
+    if isinstance(exc_info, tuple) and exc_info[0] is not None and not record.exc_text:
+        try:
+            trace = _TRACE_FORMATTER.formatException(exc_info)
+        except Exception:
+            return
         safe = masked(trace)
         if safe != trace:
             record.exc_info, record.exc_text = None, safe
