@@ -17,12 +17,14 @@ from PIL import Image, ImageFile
 from bovw.config import IngestSettings, OrbSettings
 from bovw.image import orb as features
 from bovw.image.orb import extract_descriptors
-from bovw.pipeline.descriptors import describe_images, read_local_file
+from bovw.pipeline.descriptors import describe_images
 from bovw.pipeline.ingest import assign_splits, list_files, with_labels
 from bovw.pipeline.listing import (
+    LocalImage,
     LocalTree,
     SkippedNames,
     names_spark_skips,
+    read_local_file,
     spark_skips_name,
     walk_local_tree,
 )
@@ -106,11 +108,19 @@ def test_any_other_failure_while_describing_is_a_reject(monkeypatch):
 # --- the local folder walk ---------------------------------------------------------------
 
 
-def test_walk_without_loops_leaves_the_listing_to_spark(tmp_path):
+def paths(tree: LocalTree) -> list[str]:
+    return [image.path for image in tree.images]
+
+
+def test_walk_lists_every_image_with_its_size_and_time_following_links(tmp_path):
     (tmp_path / "Training" / "Kiwi").mkdir(parents=True)
-    (tmp_path / "Training" / "Kiwi" / "a.jpg").write_bytes(b"x")
+    image = tmp_path / "Training" / "Kiwi" / "a.jpg"
+    image.write_bytes(b"xyz")
+    os.utime(image, (1_700_000_000.5, 1_700_000_000.5))
     os.symlink(tmp_path / "Training", tmp_path / "Alias")
-    assert walk_local_tree(str(tmp_path), EXTENSIONS) == LocalTree(loops=())
+    assert walk_local_tree(str(tmp_path), EXTENSIONS) == LocalTree(images=(
+        LocalImage(str(tmp_path / "Alias" / "Kiwi" / "a.jpg"), 3, 1_700_000_000.5),
+        LocalImage(str(image), 3, 1_700_000_000.5)))
 
 
 def test_walk_reads_around_symbolic_link_loops(tmp_path):
@@ -119,6 +129,7 @@ def test_walk_reads_around_symbolic_link_loops(tmp_path):
     (kiwi / "a.JPG").write_bytes(b"x")
     (kiwi / "b:[1].jpg").write_bytes(b"x")
     (tmp_path / "Test" / "Kiwi").mkdir(parents=True)
+    (tmp_path / "Test" / "Kiwi" / "c.jpg").write_bytes(b"")
     os.symlink(tmp_path / "Training", kiwi / "up")          # to an ancestor: a loop
     os.symlink(kiwi, kiwi / "self")                         # to itself: a loop
     os.symlink(tmp_path / "Training", tmp_path / "Alias")   # to a sibling: followed
@@ -130,14 +141,32 @@ def test_walk_reads_around_symbolic_link_loops(tmp_path):
         (str(kiwi / "self"), str(kiwi)),
         (str(kiwi / "up"), str(tmp_path / "Training")),
     )
-    # The folders leading to a loop give their own images; the others are listed whole.
-    assert tree.sources == (
-        str(tmp_path / "Alias" / "Kiwi" / "a.JPG"),
-        str(tmp_path / "Test"),
-        str(kiwi / "a.JPG"),
-    )
-    assert tree.unlisted == (
-        str(tmp_path / "Alias" / "Kiwi" / "b:[1].jpg"), str(kiwi / "b:[1].jpg"))
+    # Every image once per name it has outside the loops, zero-byte ones included.
+    assert paths(tree) == [
+        str(tmp_path / "Alias" / "Kiwi" / "a.JPG"), str(tmp_path / "Alias" / "Kiwi" / "b:[1].jpg"),
+        str(tmp_path / "Test" / "Kiwi" / "c.jpg"),
+        str(kiwi / "a.JPG"), str(kiwi / "b:[1].jpg"),
+    ]
+    assert [image.size for image in tree.images] == [1, 1, 0, 1, 1]
+
+
+def test_a_file_name_that_is_not_utf8_is_left_out_and_said(spark, tmp_path):
+    kiwi = tmp_path / "Training" / "Kiwi"
+    kiwi.mkdir(parents=True)
+    (kiwi / "a.jpg").write_bytes(imagefiles.jpeg())
+    # Latin-1 bytes from an old camera card: Python names them with surrogate escapes,
+    # which no Arrow or Spark string can carry (the whole listing failed).
+    os.close(os.open(os.fsencode(kiwi) + b"/p\xeache.jpg", os.O_CREAT | os.O_WRONLY))
+    latin1 = os.fsdecode(os.fsencode(kiwi) + b"/p\xeache.jpg")
+    tree = walk_local_tree(str(tmp_path), EXTENSIONS)
+    assert paths(tree) == [str(kiwi / "a.jpg")]
+    assert tree.undecodable == (latin1,)
+    logged: list[str] = []
+    listed = list_files(spark, str(tmp_path), IngestSettings(), log=logged.append)
+    assert [row["path"] for row in listed.select("path").collect()] == [f"file:{kiwi}/a.jpg"]
+    assert logged == [
+        f"[bovw] ingest: leaving out 1 image file(s) whose path is not valid UTF-8, such as "
+        f"{latin1!r}: rename them to have them read"]
 
 
 def test_a_local_file_is_read_by_its_hadoop_path_or_rejected(tmp_path):
@@ -244,9 +273,10 @@ def test_walk_finds_the_images_spark_leaves_out_for_their_names(tmp_path):
                  kiwi / ".thumbs" / "t.webp", kiwi / "e.jpg.txt"):
         path.write_bytes(b"x")
     tree = walk_local_tree(str(tmp_path), EXTENSIONS)
+    assert paths(tree) == [str(kiwi / "_MG_1.JPG"), str(kiwi / "_a=b.jpg"), str(kiwi / "plain.jpg"),
+                           str(gold / "a.png")]
     assert tree == LocalTree(
-        loops=(),
-        name_skipped=(str(kiwi / "_MG_1.JPG"), str(gold / "a.png")),
+        images=tree.images,
         hidden=(str(kiwi / "._plain.jpg"), str(kiwi / ".thumbs" / "t.jpg"),
                 str(gold / ".cache" / "c.jpg")),
         other_images=((".webp", 2), (".tif", 1)),

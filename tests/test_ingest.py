@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from collections import Counter
 
@@ -79,6 +80,67 @@ def test_a_local_folder_is_listed_without_a_spark_job(spark, tmp_path):
     rows = sorted((r["path"].rsplit("/", 1)[1], r["split"], r["length"]) for r in images.collect())
     assert rows == [("a b.jpg", "Training", len(imagefiles.jpeg())),
                     ("c%20d.jpg", "Test", len(imagefiles.jpeg())), ("empty.jpg", "Test", 0)]
+
+
+@pytest.fixture
+def scan_settings(spark):
+    """Spark's file-split settings set for one test, then restored."""
+    keys = ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes",
+            "spark.sql.files.minPartitionNum")
+    before = {key: spark.conf.get(key, None) for key in keys}
+
+    def set_them(max_bytes: int, open_cost: int, minimum: int) -> None:
+        for key, value in zip(keys, (max_bytes, open_cost, minimum), strict=True):
+            spark.conf.set(key, str(value))
+
+    yield set_them
+    for key, value in before.items():
+        if value is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, value)
+
+
+def _partition_sizes(frame) -> list[int]:
+    counts = Counter(row["partition"] for row in frame.select(
+        F.spark_partition_id().alias("partition")).collect())
+    return [counts[index] for index in range(frame.rdd.getNumPartitions())]
+
+
+def test_a_local_listing_is_split_like_sparks_file_scan_spreading_the_files(
+        spark, tmp_path, scan_settings):
+    for index in range(10):
+        write(tmp_path / "Training" / "Kiwi" / f"{index}.jpg", b"x" * 100)
+    # Each file counts 100 bytes + 100 of open cost: 2,000 bytes in pieces of at most 700
+    # (at least 2 of them), so 3 partitions, of 3 or 4 files.
+    scan_settings(max_bytes=700, open_cost=100, minimum=2)
+    listed = list_files(spark, str(tmp_path), SETTINGS)
+    assert sorted(_partition_sizes(listed)) == [3, 3, 4]
+    assert sorted(row["path"].rsplit("/", 1)[1] for row in listed.collect()) == [
+        f"{index}.jpg" for index in range(10)]
+    # Pieces of at most 1,000 bytes, at least 5 of them: 400 each, so 5 partitions.
+    scan_settings(max_bytes=1000, open_cost=100, minimum=5)
+    assert _partition_sizes(list_files(spark, str(tmp_path), SETTINGS)) == [2] * 5
+    # More pieces than files: one file each, no empty partition.
+    scan_settings(max_bytes=1000, open_cost=1, minimum=40)
+    assert _partition_sizes(list_files(spark, str(tmp_path), SETTINGS)) == [1] * 10
+    # Adaptive execution does not merge them back (its minimum would allow 4 of the 10).
+    files = labelled_images(spark, str(tmp_path), SETTINGS, 1)
+    assert _partition_sizes(files.filter(F.col("split").isNotNull()).select("path")) == [1] * 10
+
+
+def test_a_local_listing_reads_file_contents_only_when_they_are_selected(spark, tmp_path,
+                                                                         capsys):
+    write(tmp_path / "Training" / "Kiwi" / "a.jpg", b"abc")
+    os.mkfifo(tmp_path / "Training" / "Kiwi" / "pipe.jpg")
+    listed = list_files(spark, str(tmp_path), SETTINGS)
+    listed.select("path", "length").explain()
+    listed.explain()
+    without, with_content = capsys.readouterr().out.split("== Physical Plan ==")[1:]
+    assert "BatchEvalPython" not in without and "BatchEvalPython" in with_content
+    # A named pipe gives no content (reading it would wait for a writer forever).
+    assert {row["path"].rsplit("/", 1)[1]: row["content"] for row in listed.collect()} == {
+        "a.jpg": b"abc", "pipe.jpg": None}
 
 
 def test_split_folders_match_in_any_letter_case_and_nothing_else(spark):

@@ -9,8 +9,6 @@ them (3 s of CPU more on the 15.5k files of fruits360-dev).
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -48,6 +46,7 @@ from bovw.image.orb import (
     pack,
 )
 from bovw.pipeline.ingest import class_label, split_folder
+from bovw.pipeline.listing import read_local_file
 
 __all__ = ["ImageSizes", "SplitClasses", "accepted", "describe_images", "other_size_images",
            "rejects", "sample_rows", "statistics", "training_size"]
@@ -70,24 +69,6 @@ def sample_rows(descriptors: np.ndarray, count: int, seed: int, path: str) -> np
         return descriptors
     chosen = image_rng(seed, path).choice(len(descriptors), count, replace=False)
     return descriptors[np.sort(chosen)]
-
-
-def read_local_file(path: str) -> bytes | str:
-    """The bytes of the local file at `path` (a Hadoop path such as "file:/a/b c.jpg", as
-    binaryFile names it), or the reject reason when it cannot be read."""
-    try:
-        # Not blocking: a named pipe listed with the images would otherwise wait for a
-        # writer forever, and the run with it.
-        descriptor = os.open(path.removeprefix("file:"), os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as error:
-        return f"unreadable file: {error.strerror or error}"
-    with os.fdopen(descriptor, "rb") as image:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return "unreadable file: not a regular file (a named pipe, socket or device)"
-        try:
-            return image.read()
-        except OSError as error:
-            return f"unreadable file: {error.strerror or error}"
 
 
 def _describe_batches(settings: OrbSettings, colour: ColourSettings | None,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import re
+import math
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -27,8 +25,14 @@ from bovw.columns import (
 from bovw.config import IngestSettings
 from bovw.errors import InputError
 from bovw.pipeline.inputs import is_local_path, split_of
-from bovw.pipeline.listing import LocalTree, names_spark_skips, walk_local_tree
-from bovw.spark.jvm import input_file_names, input_files
+from bovw.pipeline.listing import (
+    LocalImage,
+    LocalTree,
+    names_spark_skips,
+    read_local_file,
+    walk_local_tree,
+)
+from bovw.spark.jvm import FileSplits, file_splits, input_file_names, input_files
 from bovw.spark.storage import literal
 
 __all__ = ["assign_splits", "class_label", "extension_glob", "image_name", "labelled_images",
@@ -60,71 +64,46 @@ def labelled_images(spark: SparkSession, path: str, settings: IngestSettings, se
 
 def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
                 log: Callable[[str], None]) -> tuple[DataFrame, bool]:
-    """The binaryFile listing of every image under `path` (recursive, any-case extension).
+    """Every image under `path` (recursive, any-case extension) in binaryFile's columns
+    (path, modificationTime, length, content), and whether any sits in a Training/Test
+    folder. The content column is only read when a later step selects it.
 
-    Returns the binaryFile DataFrame (path, modificationTime, length, content), and
-    whether any image sits in a Training/Test folder. The content column is only read by
-    Spark when a later stage selects it. Zero-byte files,
-    which Spark's file scan skips, are added back with empty content so that they are
-    rejected visibly instead of vanishing. In a local tree, symbolic links to an ancestor
-    folder are not followed; each one is reported through `log`.
+    A local tree is walked by Python (_local_files); what it leaves out is said through
+    `log`. Elsewhere Spark's binaryFile source lists it, and the zero-byte files, which its
+    scan skips, are added back with empty content, so that they are rejected visibly
+    instead of vanishing.
     """
-    sources = [literal(path)]
-    tree = LocalTree(())
     if is_local_path(path):
         tree = walk_local_tree(path.removeprefix("file://").removeprefix("file:"),
                                settings.extensions)
-        if tree.hidden:
-            log(f"[bovw] ingest: leaving out {len(tree.hidden)} hidden image file(s) (a "
-                f"name starting with '.' on their path), such as {tree.hidden[0]!r}")
-        if tree.other_images:
-            counted = ", ".join(f"{kind} {count}" for kind, count in tree.other_images)
-            log(f"[bovw] ingest: not reading {sum(n for _, n in tree.other_images)} image "
-                f"file(s) of other types ({counted}): ingest.extensions is "
-                f"{', '.join(settings.extensions)}")
-        for link, target in tree.loops:
-            log(f"[bovw] ingest: not following {link!r}: a symbolic link to its own "
-                f"ancestor folder {target!r}")
-        for unlisted in tree.unlisted:
-            log(f"[bovw] ingest: skipping {unlisted!r}: Hadoop cannot name a path holding "
-                "both ':' and glob characters next to a symbolic link loop")
-        if tree.loops:
-            if not tree.sources:
-                raise InputError(f"input folder {path} holds nothing outside symbolic link "
-                                 "loops")
-            sources = [literal(source) for source in tree.sources]
-    else:
-        notice = names_spark_skips(spark, path, settings.extensions).message(path)
-        if notice:
-            log(notice)
+        _log_local_tree(tree, settings, log)
+        if tree.loops and not tree.images:
+            raise InputError(f"input folder {path} holds nothing outside symbolic link "
+                             "loops")
+        return (_local_files(spark, tree.images),
+                any(split_of(image.path) for image in tree.images))
+    notice = names_spark_skips(spark, path, settings.extensions).message(path)
+    if notice:
+        log(notice)
     files = (
         spark.read.format("binaryFile")
         .option("recursiveFileLookup", "true")
         .option("pathGlobFilter", extension_glob(settings.extensions))
-        .load(sources)
+        .load(literal(path))
     )
-    # Spark's own driver-side listing. Local files: their names cross to Python in one
-    # string, which tells whether any sits in a split folder, and Python finds the
-    # zero-byte ones, which the scan skips. Elsewhere one job counts the scanned files and
+    # Spark's own driver-side listing; one job counts the scanned files against it and
     # looks for split folders.
     listed = input_files(files)
-    if is_local_path(path):
-        names = input_file_names(spark, listed)
-        survey = _survey_local(names)
-        if tree.name_skipped:
-            files, survey = _add_name_skipped(spark, files, names, tree.name_skipped, survey)
-    else:
-        survey = files.select(
-            (F.count(F.lit(1)) < F.lit(len(listed))).alias("skipped"),
-            F.max(split_folder(F.col(PATH)).isNotNull()).alias("split_folders"),
-        ).first()
+    survey = files.select(
+        (F.count(F.lit(1)) < F.lit(len(listed))).alias("skipped"),
+        F.max(split_folder(F.col(PATH)).isNotNull()).alias("split_folders"),
+    ).first()
     has_split_folders = bool(survey["split_folders"])
     if not survey["skipped"]:
         return files, has_split_folders
-    listed = list(listed)
-    # The listing holds URIs (file:///a%20b); the path column holds Hadoop paths (file:/a b).
+    # The listing holds URIs (s3a://b/a%20b); the path column holds Hadoop paths (s3a://b/a b).
     every = spark.createDataFrame(
-        [(re.sub("^file:///", "file:/", unquote(uri)),) for uri in listed], "path string")
+        [(unquote(uri),) for uri in input_file_names(spark, listed)], "path string")
     empty = every.join(files.select(PATH), PATH, "left_anti").select(
         PATH,
         F.lit(None).cast("timestamp").alias("modificationTime"),
@@ -138,67 +117,76 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     return everything, has_split_folders
 
 
-def _add_name_skipped(spark: SparkSession, files: DataFrame, names: list[str],
-                      name_skipped: tuple[str, ...], survey: dict[str, bool]
-                      ) -> tuple[DataFrame, dict[str, bool]]:
-    """`files` with the local images that Spark's listing left out for their names (see
-    LocalTree.name_skipped) added, their bytes read by the Python workers; and `survey`
-    updated for them (a zero-byte one keeps its empty content and becomes a reject)."""
-    listed = {_local_path(uri) for uri in names}
-    rows = []
-    for local in name_skipped:
-        if local in listed:
-            continue
-        try:
-            status = os.stat(local)
-        except OSError:  # gone since the walk
-            continue
-        rows.append((f"file:{local}",
-                     datetime.fromtimestamp(status.st_mtime, tz=UTC),
-                     status.st_size))
-    if not rows:
-        return files, survey
+def _log_local_tree(tree: LocalTree, settings: IngestSettings,
+                    log: Callable[[str], None]) -> None:
+    """One line for each kind of file a local tree holds that is not read."""
+    if tree.hidden:
+        log(f"[bovw] ingest: leaving out {len(tree.hidden)} hidden image file(s) (a "
+            f"name starting with '.' on their path), such as {tree.hidden[0]!r}")
+    if tree.other_images:
+        counted = ", ".join(f"{kind} {count}" for kind, count in tree.other_images)
+        log(f"[bovw] ingest: not reading {sum(n for _, n in tree.other_images)} image "
+            f"file(s) of other types ({counted}): ingest.extensions is "
+            f"{', '.join(settings.extensions)}")
+    if tree.undecodable:
+        log(f"[bovw] ingest: leaving out {len(tree.undecodable)} image file(s) whose path "
+            f"is not valid UTF-8, such as {tree.undecodable[0]!r}: rename them to have "
+            "them read")
+    for link, target in tree.loops:
+        log(f"[bovw] ingest: not following {link!r}: a symbolic link to its own "
+            f"ancestor folder {target!r}")
+
+
+_LISTING_SCHEMA = pa.schema([(PATH, pa.string()),
+                             ("modificationTime", pa.timestamp("us", tz="UTC")),
+                             (LENGTH, pa.int64())])
+
+
+def _local_files(spark: SparkSession, images: tuple[LocalImage, ...]) -> DataFrame:
+    """binaryFile's columns for the images of a local tree, from Python's walk.
+
+    Spark's own listing of the same folder would stat every file again in the driver's
+    JVM (about 6 s for 155k files). `path` is named as binaryFile names it
+    ("file:/a/b c.jpg"); `content` is read by a Python UDF, and only when a later step
+    selects it (the descriptors stage reads the files itself). The rows are dealt round
+    robin into as many partitions as Spark's file scan would fill with these files
+    (_scan_partitions), so that every core gets a share and large and small files spread
+    evenly.
+    """
+    table = pa.table([
+        pa.array([f"file:{image.path}" for image in images], pa.string()),
+        pa.array([int(image.modified * 1_000_000) for image in images],
+                 pa.timestamp("us", tz="UTC")),
+        pa.array([image.size for image in images], pa.int64()),
+    ], schema=_LISTING_SCHEMA)
     # From an Arrow table the rows stay in the JVM (a list of tuples would become a Python
-    # RDD, read back through Python workers), in one partition.
-    paths, times, lengths = zip(*rows, strict=True)
-    table = pa.table({PATH: pa.array(paths, pa.string()),
-                      "modificationTime": pa.array(times, pa.timestamp("us", tz="UTC")),
-                      LENGTH: pa.array(lengths, pa.int64())})
-    added = spark.createDataFrame(table).coalesce(1).withColumn(
-        CONTENT, F.udf(_local_bytes, "binary", useArrow=False)(F.col(PATH)))
-    survey = {"skipped": survey["skipped"],
-              "split_folders": survey["split_folders"]
-              or any(split_of(path) for path, _, _ in rows)}
-    return files.unionByName(added), survey
+    # RDD, read back through Python workers), on as many partitions as Spark sees fit for
+    # a few MB: a repartition to the number the files call for. A number given explicitly
+    # is one adaptive execution keeps.
+    partitions = _scan_partitions([image.size for image in images], file_splits(spark))
+    return spark.createDataFrame(table).repartition(partitions).withColumn(
+        CONTENT, F.udf(_local_content, "binary", useArrow=False)(F.col(PATH)))
 
 
-def _local_path(uri: str) -> str:
-    return unquote(uri.removeprefix("file:").removeprefix("//"))
+def _scan_partitions(sizes: list[int], splits: FileSplits) -> int:
+    """How many partitions files of these sizes fill at the split size of Spark's file
+    scan (FilePartition.maxSplitBytes: each file counts its size plus the open cost; the
+    pieces hold at most max_partition_bytes, and there are at least min_partitions of
+    them), one file each at most. Spark's own packing of whole files into such pieces
+    can leave a few more."""
+    if not sizes:
+        return 1
+    total = sum(sizes) + len(sizes) * splits.open_cost_bytes
+    per_core = total / splits.min_partitions
+    piece = min(splits.max_partition_bytes, max(splits.open_cost_bytes, per_core))
+    return max(1, min(len(sizes), math.ceil(total / piece)))
 
 
-def _local_bytes(path: str) -> bytes | None:
+def _local_content(path: str) -> bytes | None:
     """The bytes of a local file named by its Hadoop path ("file:/a/b.jpg"), None when it
     cannot be read (the descriptors stage reads it again and says why)."""
-    try:
-        with open(path.removeprefix("file:"), "rb") as image:
-            return image.read()
-    except OSError:
-        return None
-
-
-def _survey_local(uris: list[str]) -> dict[str, bool]:
-    """Whether any of the listed local file `uris` is empty, so that the scan skips it,
-    and whether any sits in a split folder."""
-    paths = [_local_path(uri) for uri in uris]
-    skipped = False
-    for local in paths:
-        try:
-            skipped = os.stat(local).st_size == 0
-        except OSError:  # gone since the listing: the scan will miss it too
-            skipped = True
-        if skipped:
-            break
-    return {"skipped": skipped, "split_folders": any(split_of(local) for local in paths)}
+    content = read_local_file(path)
+    return None if isinstance(content, str) else content
 
 
 def class_label(folder_name: str | None) -> str | None:

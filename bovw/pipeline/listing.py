@@ -1,8 +1,8 @@
 """What Spark's file listing leaves out of a dataset folder, and what bovw does about it.
 
 Spark's listing (and Hadoop's FileInputFormat) skip every file or folder whose name starts
-with "_" or "." (spark_skips_name). In a local tree bovw walks the folder itself
-(walk_local_tree): it reads the "_" images itself and says how many hidden ones it leaves
+with "_" or "." (spark_skips_name). A local tree is not listed by Spark: bovw walks it
+itself (walk_local_tree), reads the "_" images, and says how many hidden ones it leaves
 out. Elsewhere (S3, HDFS) a few glob listings find such names near the top of the tree
 (names_spark_skips), so that a run says what it does not read instead of losing it
 without a word.
@@ -11,103 +11,126 @@ without a word.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
 from bovw.spark import storage
 
-__all__ = ["LocalTree", "SkippedNames", "names_spark_skips", "spark_skips_name",
-           "walk_local_tree"]
+__all__ = ["LocalImage", "LocalTree", "SkippedNames", "names_spark_skips", "read_local_file",
+           "spark_skips_name", "walk_local_tree"]
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """One image file of a local tree: its absolute path (symbolic links kept, not
+    resolved), its size in bytes and its modification time (seconds since the epoch)."""
+
+    path: str
+    size: int
+    modified: float
 
 
 @dataclass(frozen=True)
 class LocalTree:
-    """What to read from a local input tree so that symbolic link loops are not followed.
+    """What a local input tree holds, walked by Python rather than by Spark's listing.
 
-    `loops` are (link, target) pairs of links to one of their own ancestor folders.
-    `name_skipped` are the image files that Spark's file listing leaves out because a
-    file or folder name on their way down starts with "_" (see spark_skips_name), such as
-    a camera's `_MG_1234.JPG`: bovw reads them itself. `hidden` are the image files below a
-    name starting with "." (macOS `._x.jpg` companions, `.thumbs/`): Spark leaves them
-    out too, and so does bovw, saying so. `other_images` counts the (not hidden) files of
-    common image types outside `extensions` (".webp", ".heic", ...) by type, which are
-    not read: a photo folder often holds some, and they should not vanish without a word.
-    `sources` (only when there are loops) are what Spark reads instead of the root: the
-    image files directly inside the folders that lead to a loop, and every other folder
-    (Spark lists those recursively). Paths are absolute and named the way Spark names
-    them: symbolic links kept, not resolved. `unlisted` are sources Hadoop cannot name.
+    `images` are the image files (of the configured extensions) to read, sorted by path:
+    files named with a leading "_" (a camera's `_MG_1234.JPG`), which Spark's own listing
+    would leave out, included; zero-byte files and other non-folders (a named pipe)
+    included, so that reading them gives a visible reject. `loops` are (link, target)
+    pairs of links to one of their own ancestor folders, not followed. `hidden` are the
+    image files below a name starting with "." (macOS `._x.jpg` companions, `.thumbs/`):
+    left out, as Spark's listing leaves them out. `other_images` counts the (not hidden)
+    files of common image types outside the extensions (".webp", ".heic", ...) by type,
+    which are not read: a photo folder often holds some, and they should not vanish
+    without a word. `undecodable` are the image files whose path is not valid UTF-8
+    (bytes Python keeps as surrogate escapes): no Spark string can name them, so they
+    are left out, and said so.
     """
 
-    loops: tuple[tuple[str, str], ...]
-    sources: tuple[str, ...] = ()
-    unlisted: tuple[str, ...] = ()
-    name_skipped: tuple[str, ...] = ()
+    images: tuple[LocalImage, ...] = ()
+    loops: tuple[tuple[str, str], ...] = ()
     hidden: tuple[str, ...] = ()
     other_images: tuple[tuple[str, int], ...] = ()
+    undecodable: tuple[str, ...] = ()
 
 
 def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
     """Walk `folder`, following symbolic links except those that loop; see LocalTree.
 
     A link loops when its target is the folder holding it or one of that folder's
-    ancestors on the way down: Hadoop's recursive listing would follow it, listing the
-    same files again under longer names up to the kernel's 40-link limit, and two such
-    links make that listing exponential. Unreadable folders and broken links are skipped.
+    ancestors on the way down: following it would list the same files again under longer
+    names up to the kernel's 40-link limit (Hadoop's recursive listing does, and two such
+    links make it exponential). Unreadable folders and broken links are skipped.
     """
     suffixes = _suffixes(extensions)
     root = os.path.abspath(folder)
-    parents: dict[str, str] = {}
-    children: dict[str, list[str]] = {}
+    images: list[LocalImage] = []
     loops: list[tuple[str, str]] = []
-    skipped: dict[str, list[str]] = {_NAME_SKIPPED: [], _HIDDEN: []}
+    hidden: list[str] = []
+    undecodable: list[str] = []
     other_images: dict[str, int] = {}
-    pending = [(root, frozenset({os.path.realpath(root)}), "")]
+    pending = [(root, frozenset({os.path.realpath(root)}), False)]
     while pending:
-        current, ancestors, skip = pending.pop()
-        children[current] = []
+        current, ancestors, below_hidden = pending.pop()
         for entry in _entries(current):
-            kind = _skip_kind(entry.name)
-            entry_skip = _HIDDEN if _HIDDEN in (skip, kind) else skip or kind
+            is_hidden = below_hidden or entry.name.startswith(".")
             try:
                 is_folder = entry.is_dir(follow_symlinks=True)
             except OSError:
                 continue
-            if not is_folder:
-                if not entry.name.lower().endswith(suffixes):
-                    file_type = os.path.splitext(entry.name)[1].lower()
-                    if file_type in _OTHER_IMAGE_TYPES and entry_skip != _HIDDEN:
-                        other_images[file_type] = other_images.get(file_type, 0) + 1
-                elif entry_skip and _is_file(entry):
-                    skipped[entry_skip].append(entry.path)
-                continue
-            real = os.path.realpath(entry.path)
-            if real in ancestors:
-                loops.append((entry.path, real))
-                continue
-            parents[entry.path] = current
-            children[current].append(entry.path)
-            pending.append((entry.path, ancestors | {real}, entry_skip))
-    name_skipped = tuple(sorted(skipped[_NAME_SKIPPED]))
-    hidden = tuple(sorted(skipped[_HIDDEN]))
+            if is_folder:
+                real = os.path.realpath(entry.path)
+                if real in ancestors:
+                    loops.append((entry.path, real))
+                else:
+                    pending.append((entry.path, ancestors | {real}, is_hidden))
+            elif not entry.name.lower().endswith(suffixes):
+                file_type = os.path.splitext(entry.name)[1].lower()
+                if file_type in _OTHER_IMAGE_TYPES and not is_hidden:
+                    other_images[file_type] = other_images.get(file_type, 0) + 1
+            elif is_hidden:
+                if _is_file(entry):
+                    hidden.append(entry.path)
+            elif not _is_utf8(entry.path):
+                undecodable.append(entry.path)
+            else:
+                try:
+                    status = entry.stat(follow_symlinks=True)
+                except OSError:  # a broken link, or gone since the folder was read
+                    continue
+                images.append(LocalImage(entry.path, status.st_size, status.st_mtime))
     others = tuple(sorted(other_images.items(), key=lambda item: (-item[1], item[0])))
-    if not loops:
-        return LocalTree((), name_skipped=name_skipped, hidden=hidden, other_images=others)
-    leading_to_loops: set[str] = set()
-    for link, _target in loops:
-        holder: str | None = os.path.dirname(link)
-        while holder is not None and holder not in leading_to_loops:
-            leading_to_loops.add(holder)
-            holder = parents.get(holder)
-    sources = []
-    for current in leading_to_loops:
-        sources += [entry.path for entry in _entries(current)
-                    if entry.name.lower().endswith(suffixes) and _is_file(entry)]
-        sources += [child for child in children[current] if child not in leading_to_loops]
-    readable = [path for path in sources if ":" not in path or storage.literal(path) == path]
-    unlisted = [path for path in sources if path not in readable]
-    return LocalTree(tuple(sorted(loops)), tuple(sorted(readable)), tuple(sorted(unlisted)),
-                     name_skipped, hidden, others)
+    return LocalTree(tuple(sorted(images, key=lambda image: image.path)), tuple(sorted(loops)),
+                     tuple(sorted(hidden)), others, tuple(sorted(undecodable)))
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_local_file(path: str) -> bytes | str:
+    """The bytes of the local file at `path` (a Hadoop path such as "file:/a/b c.jpg", as
+    the listing names it), or the reject reason when it cannot be read."""
+    try:
+        # Not blocking: a named pipe listed with the images would otherwise wait for a
+        # writer forever, and the run with it.
+        descriptor = os.open(path.removeprefix("file:"), os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        return f"unreadable file: {error.strerror or error}"
+    with os.fdopen(descriptor, "rb") as image:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return "unreadable file: not a regular file (a named pipe, socket or device)"
+        try:
+            return image.read()
+        except OSError as error:
+            return f"unreadable file: {error.strerror or error}"
 
 
 def _suffixes(extensions: tuple[str, ...]) -> tuple[str, ...]:
@@ -118,26 +141,16 @@ def _suffixes(extensions: tuple[str, ...]) -> tuple[str, ...]:
 # Photo formats a folder of pictures may hold besides the configured ones.
 _OTHER_IMAGE_TYPES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp",
                                 ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jp2"})
-_NAME_SKIPPED = "name_skipped"
-_HIDDEN = "hidden"
 
 
 def spark_skips_name(name: str) -> bool:
     """Whether Spark's file listing leaves out a file or folder of this name below the
-    folder it reads (Spark 4's HadoopFSUtils.shouldFilterOutPathName; _list_files also
-    checks the listing itself, so a Spark that lists more reads nothing twice):
+    folder it reads (Spark 4's HadoopFSUtils.shouldFilterOutPathName):
     names starting with "_" (unless holding "=", or Parquet's "_metadata" and
     "_common_metadata") or "." are skipped, even when the file is named explicitly."""
     if name.startswith(("_metadata", "_common_metadata")):
         return False
     return name.startswith(".") or (name.startswith("_") and "=" not in name)
-
-
-def _skip_kind(name: str) -> str:
-    """Why the listing leaves out what lies below `name`: hidden, skipped by name, or ""."""
-    if name.startswith("."):
-        return _HIDDEN
-    return _NAME_SKIPPED if spark_skips_name(name) else ""
 
 
 def _entries(folder: str) -> list[os.DirEntry]:

@@ -1,5 +1,6 @@
 """The one adapter for py4j and pyspark internals: every use of a private attribute of
-pyspark (`_jvm`, `_jsc`, `_jdf`, `_origin`, `_py2java`, a model's `_set`) is here, so a
+pyspark (`_jvm`, `_jsc`, `_jdf`, `_jconf`, `_jsparkSession`, `_origin`, `_py2java`, a
+model's `_set`) is here, so a
 Spark upgrade that moves one breaks this module only.
 
 Java exceptions that reach Python through py4j are read as (class, message) pairs: the
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
     from pyspark.ml.feature import PCAModel
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["JavaCause", "driver_jvm", "hadoop_configuration", "input_file_names", "input_files",
-           "java_causes", "java_pca_model"]
+__all__ = ["FileSplits", "JavaCause", "driver_jvm", "file_splits", "hadoop_configuration",
+           "input_file_names", "input_files", "java_causes", "java_pca_model"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,28 @@ def java_causes(error: BaseException) -> list[JavaCause]:
         ))
         throwable = throwable.getCause()
     return causes
+
+
+@dataclass(frozen=True)
+class FileSplits:
+    """The session's settings for splitting a file scan into tasks (Spark SQL's
+    spark.sql.files.maxPartitionBytes, openCostInBytes and minPartitionNum, the last one
+    defaulting to the leaf-node parallelism), as Spark itself resolves them."""
+
+    max_partition_bytes: int
+    open_cost_bytes: int
+    min_partitions: int
+
+
+def file_splits(spark: SparkSession) -> FileSplits:
+    """The session's FileSplits, read from its SQL configuration (so a value given as
+    "128m" or left to Spark's default counts as Spark counts it)."""
+    conf = spark._jconf
+    minimum = conf.filesMinPartitionNum()
+    return FileSplits(
+        int(conf.filesMaxPartitionBytes()), int(conf.filesOpenCostInBytes()),
+        int(minimum.get()) if minimum.isDefined()
+        else int(spark._jsparkSession.leafNodeDefaultParallelism()))
 
 
 def driver_jvm(spark: SparkSession) -> Any:
