@@ -313,6 +313,20 @@ def test_test_images_that_are_all_unreadable_stop_the_run_after_the_descriptors(
     assert (output / "rejects").is_dir()
 
 
+def test_an_input_whose_images_are_all_hidden_stops_with_one_line(spark, test_config, tmp_path):
+    # The walk lists nothing to read: an empty listing, which must still reach the
+    # descriptors stage's verdict rather than fail in Spark.
+    for split in ("Training", "Test"):
+        (tmp_path / "data" / split / "Kiwi").mkdir(parents=True)
+        (tmp_path / "data" / split / "Kiwi" / "._a.jpg").write_bytes(b"AppleDouble")
+    output = tmp_path / "run"
+    with pytest.raises(InputError) as error:
+        run_pipeline(spark, test_config, str(tmp_path / "data"), str(output),
+                     log=lambda _: None)
+    assert str(error.value) == f"no readable image under {tmp_path}/data; see {output}/rejects"
+    assert not (output / "_stages" / "descriptors.json").exists()
+
+
 @pytest.mark.parametrize("case", ["one Training class", "no Test class in Training"])
 def test_classes_that_cannot_give_a_score_stop_the_run_after_the_descriptors(
         spark, test_config, tmp_path, case):
