@@ -320,10 +320,13 @@ def test_an_input_whose_images_are_all_hidden_stops_with_one_line(spark, test_co
         (tmp_path / "data" / split / "Kiwi").mkdir(parents=True)
         (tmp_path / "data" / split / "Kiwi" / "._a.jpg").write_bytes(b"AppleDouble")
     output = tmp_path / "run"
+    logged: list[str] = []
     with pytest.raises(InputError) as error:
-        run_pipeline(spark, test_config, str(tmp_path / "data"), str(output),
-                     log=lambda _: None)
+        run_pipeline(spark, test_config, str(tmp_path / "data"), str(output), log=logged.append)
     assert str(error.value) == f"no readable image under {tmp_path}/data; see {output}/rejects"
+    # The ingest's lines go where the run's own go (they were printed whatever `log` was).
+    assert ("[bovw] ingest: leaving out 2 hidden image file(s) (a name starting with '.' on "
+            f"their path), such as '{tmp_path}/data/Test/Kiwi/._a.jpg'") in logged
     assert not (output / "_stages" / "descriptors.json").exists()
 
 

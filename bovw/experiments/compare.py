@@ -276,9 +276,10 @@ def _prepare(spark: SparkSession, root: str, spec: dict[str, Any], overwrite: bo
                                "configuration", log)
 
 
-def _listed_images(spark: SparkSession, config: Config, input_path: str) -> DataFrame:
+def _listed_images(spark: SparkSession, config: Config, input_path: str,
+                   log: Callable[[str], None]) -> DataFrame:
     """(path, label, split) of every image under the input, split as the pipeline splits."""
-    files = labelled_images(spark, input_path, config.ingest, config.seed)
+    files = labelled_images(spark, input_path, config.ingest, config.seed, log)
     return files.filter(F.col(SPLIT).isNotNull() & (F.col(LENGTH) > 0)
                         & (F.col(LENGTH) <= config.ingest.max_file_bytes)
                         ).select(PATH, LABEL, SPLIT)
@@ -291,7 +292,7 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
         {"input": input_path, "images": images_source, "cnn_features": cnn_features,
          "config": config.to_dict()}, indent=2, sort_keys=True))
     images = (accepted(storage.read_parquet(spark, images_source)).select(PATH, LABEL, SPLIT)
-              if images_source else _listed_images(spark, config, input_path))
+              if images_source else _listed_images(spark, config, input_path, log))
     record = finished_stage(spark, layout, "cnn_features")
     if record is None:
         started = time.perf_counter()

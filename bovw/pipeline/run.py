@@ -153,7 +153,7 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
     stages = _Stages(spark, layout, log, progress)
 
     record = stages.run("descriptors", lambda: _descriptors_stage(
-        spark, config, input_path, layout, descriptors_from))
+        spark, config, input_path, layout, descriptors_from, log))
     counts = from_record(ImageCounts, record["counts"])
     keypoints = from_record(KeypointStats, record["keypoints"])
     test_only = counts.test_only_classes
@@ -203,13 +203,14 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
 
 
 def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, layout: RunLayout,
-                       descriptors_from: str | None) -> dict[str, Any]:
+                       descriptors_from: str | None, log: Callable[[str], None]
+                       ) -> dict[str, Any]:
     timings: dict[str, float] = {}
     if descriptors_from:
         source = descriptors_from
     else:
         started = time.perf_counter()
-        files = labelled_images(spark, input_path, config.ingest, config.seed)
+        files = labelled_images(spark, input_path, config.ingest, config.seed, log)
         timings["ingest"] = round(time.perf_counter() - started, 3)
         described = describe_images(files, config.orb, config.ingest.max_file_bytes,
                                     config.colour, config.vocabulary.sample_per_image,

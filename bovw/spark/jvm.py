@@ -1,7 +1,6 @@
 """The one adapter for py4j and pyspark internals: every use of a private attribute of
 pyspark (`_jvm`, `_jsc`, `_jdf`, `_jconf`, `_jsparkSession`, `_origin`, `_py2java`, a
-model's `_set`) is here, so a
-Spark upgrade that moves one breaks this module only.
+model's `_set`) is here, so a Spark upgrade that moves one breaks this module only.
 
 Java exceptions that reach Python through py4j are read as (class, message) pairs: the
 boundaries that call the JVM (bovw.spark.session when Spark starts, bovw.spark.storage for
