@@ -146,7 +146,7 @@ def _local_files(spark: SparkSession, images: tuple[LocalImage, ...]) -> DataFra
     """binaryFile's columns for the images of a local tree, from Python's walk.
 
     Spark's own listing of the same folder would stat every file again in the driver's
-    JVM (about 6 s for 155k files). `path` is named as binaryFile names it
+    JVM (4-5 s of a run's ingest at 155k files). `path` is named as binaryFile names it
     ("file:/a/b c.jpg"); `content` is read by a Python UDF, and only when a later step
     selects it (the descriptors stage reads the files itself). The rows are dealt round
     robin into as many partitions as Spark's file scan would fill with these files
@@ -160,9 +160,9 @@ def _local_files(spark: SparkSession, images: tuple[LocalImage, ...]) -> DataFra
         pa.array([image.size for image in images], pa.int64()),
     ], schema=_LISTING_SCHEMA)
     # From an Arrow table the rows stay in the JVM (a list of tuples would become a Python
-    # RDD, read back through Python workers), on as many partitions as Spark sees fit for
-    # a few MB: a repartition to the number the files call for. A number given explicitly
-    # is one adaptive execution keeps.
+    # RDD, read back through Python workers), but on the session's default parallelism
+    # whatever the table's batches: a repartition to the number the files call for. A
+    # number given explicitly is one adaptive execution keeps.
     partitions = _scan_partitions([image.size for image in images], file_splits(spark))
     return spark.createDataFrame(table).repartition(partitions).withColumn(
         CONTENT, F.udf(_local_content, "binary", useArrow=False)(F.col(PATH)))
