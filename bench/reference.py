@@ -23,6 +23,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from scipy import sparse
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
@@ -182,10 +183,14 @@ def histogram_bins(words: np.ndarray, positions: np.ndarray | None, k: int, leve
 
 def word_histograms(per_image: Sequence[np.ndarray], centers: np.ndarray,
                     per_image_positions: Sequence[np.ndarray] | None = None,
-                    pyramid_levels: int = 1) -> np.ndarray:
-    """(n_images, k * (1 + 4 + ...)) float64 bin counts; images without descriptors get zeros.
+                    pyramid_levels: int = 1) -> sparse.csr_matrix:
+    """(n_images, k * (1 + 4 + ...)) float64 bin counts, sparse (CSR); images without
+    descriptors get an empty row.
 
     With pyramid_levels > 1, `per_image_positions` gives each image's (n, 2) keypoint positions.
+    Sparse because a dense matrix does not fit at the sizes the bench runs: 155k images x
+    21,000 bins (3 levels) would be 26 GB of float64, most of it zeros (an image has at most
+    ~290 descriptors per level).
     """
     k = len(centers)
     length = k * sum(4**level for level in range(pyramid_levels))
@@ -198,42 +203,53 @@ def word_histograms(per_image: Sequence[np.ndarray], centers: np.ndarray,
                      else np.empty((0, 2), dtype=np.uint8))
     bins = histogram_bins(words, positions, k, pyramid_levels)
     image_of_bin = np.tile(np.repeat(np.arange(len(per_image)), counts), pyramid_levels)
-    flat = np.bincount(image_of_bin * length + bins, minlength=len(counts) * length)
-    return flat.reshape(len(counts), length).astype(np.float64)
+    # COO -> CSR adds up the repeated (image, bin) pairs: the counts.
+    return sparse.coo_matrix((np.ones(len(bins)), (image_of_bin, bins)),
+                             shape=(len(counts), length)).tocsr()
 
 
-def weight_histograms(train: np.ndarray, test: np.ndarray, settings: HistogramSettings):
+def weight_histograms(train: sparse.spmatrix, test: sparse.spmatrix,
+                      settings: HistogramSettings) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
     """TF-IDF (Spark ML's idf = log((m + 1) / (df + 1)), fitted on train), then each value
-    to the power histograms.power, then L2 rows."""
+    to the power histograms.power, then L2 rows; counts in, CSR out."""
+    train, test = (sparse.csr_matrix(side, dtype=np.float64) for side in (train, test))
     if settings.tfidf:
-        document_frequency = np.count_nonzero(train, axis=0)
-        idf = np.log((len(train) + 1.0) / (document_frequency + 1.0))
-        train, test = train * idf, test * idf
+        document_frequency = (train != 0).sum(axis=0).A1
+        idf = sparse.diags(np.log((train.shape[0] + 1.0) / (document_frequency + 1.0)))
+        train, test = (train @ idf).tocsr(), (test @ idf).tocsr()
     if settings.power != 1.0:
-        train, test = np.power(train, settings.power), np.power(test, settings.power)
+        # Counts times a non-negative IDF: the stored values are >= 0, and zeros stay zero.
+        train, test = train.power(settings.power), test.power(settings.power)
     if settings.l2:
         train, test = normalize(train), normalize(test)
     return train, test
 
 
-def append_tone(features: np.ndarray, tones: Sequence[np.ndarray], settings: ToneSettings
-                ) -> np.ndarray:
+def append_tone(features: sparse.spmatrix, tones: Sequence[np.ndarray], settings: ToneSettings
+                ) -> sparse.csr_matrix:
     """Each row of `features` followed by weight * sqrt(its image's tone block), as the
     pipeline appends it after the L2-normalised words (bovw.image.tone)."""
     block = np.stack(tones).astype(np.float64) if len(tones) else np.zeros((0, settings.bins))
-    return np.hstack([features, settings.weight * np.sqrt(block)])
+    return sparse.hstack([features, settings.weight * np.sqrt(block)], format="csr")
 
 
-# Wider inputs get the randomized solver, as in the pipeline: a full SVD of a
-# 5,000-column matrix costs minutes for the 100 components that are kept.
-RANDOMIZED_PCA_ABOVE = 1000
+def project(train: sparse.spmatrix, test: sparse.spmatrix, components: int, seed: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """PCA fitted on train (components capped by the histogram length and row count);
+    (n, components) dense projections of both.
 
-
-def project(train: np.ndarray, test: np.ndarray, components: int, seed: int):
-    """PCA fitted on train (components capped by the histogram length and row count)."""
-    solver = "randomized" if train.shape[1] > RANDOMIZED_PCA_ABOVE else "auto"
-    pca = PCA(n_components=min(components, train.shape[1], len(train)), svd_solver=solver,
-              random_state=seed)
+    The histograms stay sparse: scikit-learn centres them implicitly with its ARPACK
+    solver (its randomized one refuses sparse input). On fruits360-dev, one BLAS thread,
+    ARPACK on the sparse rows took 5.9 s (5,032 columns) and 10.8 s (21,032) where the
+    randomized solver on the same rows made dense took 8.7 s and 36.3 s, for the same
+    variance (30.6% / 30.5%, 23.9% / 23.8%).
+    """
+    count = min(components, train.shape[1], train.shape[0])
+    # ARPACK finds fewer than min(rows, columns) axes only; the full solver otherwise.
+    solver = "arpack" if count < min(train.shape) else "full"
+    if solver == "full":
+        train, test = train.toarray(), test.toarray()
+    pca = PCA(n_components=count, svd_solver=solver, random_state=seed)
     return pca.fit_transform(train), pca.transform(test)
 
 

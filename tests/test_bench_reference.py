@@ -7,6 +7,8 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
+from scipy import sparse
+from sklearn.decomposition import PCA
 
 from bench.reference import (
     append_tone,
@@ -14,6 +16,7 @@ from bench.reference import (
     histogram_bins,
     list_images,
     nearest_words,
+    project,
     run_reference,
     weight_histograms,
     word_histograms,
@@ -37,7 +40,9 @@ def test_histograms_count_words_and_keep_empty_images_at_zero():
         np.empty((0, 32), dtype=np.uint8),
         np.array([[1] * 32], dtype=np.uint8),
     ]
-    assert word_histograms(images, centers).tolist() == [[1, 2], [0, 0], [1, 0]]
+    histograms = word_histograms(images, centers)
+    assert sparse.issparse(histograms)
+    assert histograms.toarray().tolist() == [[1, 2], [0, 0], [1, 0]]
 
 
 def test_tfidf_uses_spark_idf_fitted_on_train_then_l2():
@@ -45,10 +50,35 @@ def test_tfidf_uses_spark_idf_fitted_on_train_then_l2():
     test = np.array([[0.0, 4.0]])
     idf = [np.log(3 / 3), np.log(3 / 2)]  # log((m + 1) / (df + 1)) with m = 2, df = (2, 1)
     weighted_train, weighted_test = weight_histograms(train, test, HistogramSettings(True, False))
-    assert np.allclose(weighted_train, [[0.0, 0.0], [0.0, 3 * idf[1]]])
-    assert np.allclose(weighted_test, [[0.0, 4 * idf[1]]])
+    assert np.allclose(weighted_train.toarray(), [[0.0, 0.0], [0.0, 3 * idf[1]]])
+    assert np.allclose(weighted_test.toarray(), [[0.0, 4 * idf[1]]])
     _, normalised_test = weight_histograms(train, np.array([[3.0, 4.0]]), HistogramSettings(False))
-    assert np.allclose(normalised_test, [[0.6, 0.8]])
+    assert np.allclose(normalised_test.toarray(), [[0.6, 0.8]])
+
+
+def test_power_keeps_counts_sparse_and_leaves_zeros_at_zero():
+    settings = HistogramSettings(tfidf=True, l2=False, power=0.5)
+    train = sparse.csr_matrix([[4.0, 0.0], [0.0, 9.0], [1.0, 0.0]])
+    weighted, _ = weight_histograms(train, train, settings)
+    idf = np.log(4 / 3)  # m = 3, df = (2, 1): log(4 / 3), log(4 / 2)
+    assert weighted.nnz == 3
+    assert np.allclose(weighted.toarray(), [[np.sqrt(4 * idf), 0.0],
+                                            [0.0, np.sqrt(9 * np.log(2))],
+                                            [np.sqrt(idf), 0.0]])
+
+
+def test_sparse_pca_projects_as_a_dense_exact_pca_does():
+    rng = np.random.default_rng(0)
+    dense = rng.poisson(0.3, size=(60, 40)).astype(float)
+    train, test = sparse.csr_matrix(dense[:50]), sparse.csr_matrix(dense[50:])
+    projected_train, projected_test = project(train, test, 5, seed=0)
+    exact = PCA(5, svd_solver="full").fit(dense[:50])
+    # Axes are defined up to their sign.
+    signs = np.sign(np.sum(projected_train * exact.transform(dense[:50]), axis=0))
+    assert np.allclose(projected_train * signs, exact.transform(dense[:50]), atol=1e-8)
+    assert np.allclose(projected_test * signs, exact.transform(dense[50:]), atol=1e-8)
+    # As many components as rows or columns: the full solver, on the rows made dense.
+    assert project(train[:4], test, 10, seed=0)[1].shape == (10, 4)
 
 
 def test_list_images_matches_extensions_in_any_case(tmp_path):
@@ -121,7 +151,7 @@ def test_pyramid_histograms_count_each_descriptor_once_per_level():
     positions = [np.array([[10, 10], [200, 250]], dtype=np.uint8), np.empty((0, 2), np.uint8)]
     # k = 2, 2 levels: bins 0-1 whole image, then 2 per cell: word 0 in cell 0 (bin 2),
     # word 1 in cell 3 (bin 2 + 3 * 2 + 1 = 9).
-    assert word_histograms(images, centers, positions, 2).tolist() == [
+    assert word_histograms(images, centers, positions, 2).toarray().tolist() == [
         [1, 1, 1, 0, 0, 0, 0, 0, 0, 1], [0] * 10,
     ]
 
@@ -141,10 +171,10 @@ def test_dense_descriptors_and_positions_match_the_pipeline(upscale):
 def test_power_is_applied_after_tfidf_and_before_l2():
     settings = HistogramSettings(tfidf=False, l2=False, power=0.5)
     _, powered = weight_histograms(np.array([[1.0, 1.0]]), np.array([[4.0, 9.0]]), settings)
-    assert powered.tolist() == [[2.0, 3.0]]
+    assert powered.toarray().tolist() == [[2.0, 3.0]]
     _, normalised = weight_histograms(np.array([[1.0, 1.0]]), np.array([[9.0, 16.0]]),
                                       dataclasses.replace(settings, l2=True))
-    assert np.allclose(normalised, [[0.6, 0.8]])
+    assert np.allclose(normalised.toarray(), [[0.6, 0.8]])
 
 
 def test_tiny_dense_pyramid_run_uses_every_bin(tmp_path):
@@ -162,7 +192,8 @@ def test_tiny_dense_pyramid_run_uses_every_bin(tmp_path):
 
 def test_the_tone_block_follows_the_words_and_soft_assignment_is_refused(tmp_path):
     tone = ToneSettings(enabled=True, bins=2, weight=0.5)
-    joined = append_tone(np.array([[0.6, 0.8]]), [np.array([0.36, 0.64], np.float32)], tone)
+    joined = append_tone(sparse.csr_matrix([[0.6, 0.8]]), [np.array([0.36, 0.64], np.float32)],
+                         tone).toarray()
     assert joined[0].tolist() == pytest.approx([0.6, 0.8, 0.3, 0.4]) and joined.shape == (1, 4)
     _write_dataset(tmp_path, seed=2, train_per_class=5, test_per_class=2)
     config = load_config(None, {"vocabulary.k": 6, "pca.components": 3, "tone.enabled": True})
