@@ -49,10 +49,12 @@ def test_tfidf_uses_spark_idf_fitted_on_train_then_l2():
     train = np.array([[2.0, 0.0], [1.0, 3.0]])
     test = np.array([[0.0, 4.0]])
     idf = [np.log(3 / 3), np.log(3 / 2)]  # log((m + 1) / (df + 1)) with m = 2, df = (2, 1)
-    weighted_train, weighted_test = weight_histograms(train, test, HistogramSettings(True, False))
+    weighted_train, weighted_test = weight_histograms(train, test,
+                                                         HistogramSettings(True, False, power=1.0))
     assert np.allclose(weighted_train.toarray(), [[0.0, 0.0], [0.0, 3 * idf[1]]])
     assert np.allclose(weighted_test.toarray(), [[0.0, 4 * idf[1]]])
-    _, normalised_test = weight_histograms(train, np.array([[3.0, 4.0]]), HistogramSettings(False))
+    _, normalised_test = weight_histograms(train, np.array([[3.0, 4.0]]),
+                                           HistogramSettings(False, power=1.0))
     assert np.allclose(normalised_test.toarray(), [[0.6, 0.8]])
 
 

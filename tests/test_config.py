@@ -17,7 +17,8 @@ def test_defaults_are_valid_and_frozen():
     assert config.vocabulary.k == 1000
     assert (config.orb.sampling, config.orb.dense_step, config.orb.dense_scales) == (
         "dense", 5, (1.0,))
-    assert (config.histograms.pyramid_levels, config.classifier.standardize) == (2, False)
+    assert (config.histograms.pyramid_levels, config.histograms.power,
+            config.classifier.standardize) == (3, 0.5, False)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.vocabulary.k = 3  # type: ignore[misc]
 
@@ -26,6 +27,8 @@ def test_defaults_are_valid_and_frozen():
 def test_shipped_config_files_load(name):
     config = load_config(ROOT / "conf" / name)
     assert isinstance(config, Config)
+    # The shipped files compute what the defaults compute (they size Spark, not the features).
+    assert config.histograms == load_config().histograms
 
 
 def test_ec2_config_is_sized_for_eight_cores():

@@ -188,7 +188,8 @@ def test_the_predictor_agrees_with_spark_on_a_capped_pca(spark, sweep, tmp_path)
     kept = json.loads((run / "summary.json").read_text())["reduction"]["components"]
     _model, written = export_model(spark, str(run), str(tmp_path / "model.npz"))
     predictor = Predictor.load(written)
-    assert predictor.model.pc.shape == (8 * 5 + 32 + 512, kept) and kept < 200  # + tone, colour
+    # 8 words x 21 pyramid cells (3 levels), then the tone and colour blocks.
+    assert predictor.model.pc.shape == (8 * 21 + 32 + 512, kept) and kept < 200
     rows = storage.read_parquet(spark, str(run / "features")).filter("split = 'Test'").collect()
     assert len(rows) == 12
     for row in rows:
@@ -343,7 +344,7 @@ def test_comparison_table_has_orb_colour_and_cnn_side_by_side(comparison):
     output, result = comparison
     rows = {row["variant"]: row for row in csv.DictReader((output / "comparison.csv").open())}
     assert list(rows) == ["orb-colour", "cnn"]
-    assert rows["orb-colour"]["dimension"] == str(8 * (1 + 4) + 32 + 512)  # 2-level pyramid
+    assert rows["orb-colour"]["dimension"] == str(8 * (1 + 4 + 16) + 32 + 512)  # 3 levels
     assert rows["cnn"]["dimension"] == "3"
     assert rows["cnn"]["features"].startswith("external CNN features")
     # 3 classes x 2 splits: the left-out first images of every folder.
@@ -354,8 +355,8 @@ def test_comparison_table_has_orb_colour_and_cnn_side_by_side(comparison):
     assert per_class[0] == ["class", "orb-colour", "cnn"]
     assert [row[0] for row in per_class[1:]] == CLASSES
     markdown = (output / "comparison.md").read_text()
-    assert ("| orb-colour | ORB visual words, k=8, 2 pyramid levels + grey tone (32 bins) + HSV "
-            "colour (512 bins) |" in markdown)
+    assert ("| orb-colour | ORB visual words, k=8, 3 pyramid levels, power 0.5 + grey tone "
+            "(32 bins) + HSV colour (512 bins) |" in markdown)
     assert "F1 per class (Test):" in markdown
 
 
@@ -490,13 +491,16 @@ def test_a_comparison_row_gives_the_vlad_and_bits_dimensions():
         return comparison_row("orb", summary, orb_colour=False)
 
     vlad = row(**{"vocabulary.k": "16", "vocabulary.space": "bits", "tone.enabled": "false",
-                  "histograms.encoding": "vlad", "histograms.tfidf": "false"})
+                  "histograms.encoding": "vlad", "histograms.tfidf": "false",
+                  "histograms.pyramid_levels": "2"})
     assert vlad["dimension"] == 16 * 256 * 5
-    assert vlad["features"] == "ORB VLAD, k=16 (bits), 2 pyramid levels"
+    assert vlad["features"] == "ORB VLAD, k=16 (bits), 2 pyramid levels, power 0.5"
     fisher = row(**{"vocabulary.k": "16", "vocabulary.space": "bits", "tone.enabled": "false",
-                    "histograms.encoding": "fisher", "histograms.tfidf": "false"})
+                    "histograms.encoding": "fisher", "histograms.tfidf": "false",
+                    "histograms.pyramid_levels": "2"})
     assert fisher["dimension"] == 16 * 256 * 5
-    assert fisher["features"] == "ORB Fisher vectors, k=16 (bits), 2 pyramid levels"
-    words = row(**{"vocabulary.k": "16", "histograms.pyramid_levels": "1"})
+    assert fisher["features"] == "ORB Fisher vectors, k=16 (bits), 2 pyramid levels, power 0.5"
+    words = row(**{"vocabulary.k": "16", "histograms.pyramid_levels": "1",
+                   "histograms.power": "1.0"})
     assert words["dimension"] == 16 + 32  # + the tone block
     assert words["features"] == "ORB visual words, k=16 + grey tone (32 bins)"

@@ -132,7 +132,7 @@ def test_spark_fisher_vectors_are_the_pure_functions(spark):
 
 def test_fisher_settings_that_cannot_work_are_refused():
     fisher = {"histograms.encoding": "fisher", "histograms.tfidf": "false",
-              "vocabulary.k": "16", "vocabulary.space": "bits"}
+              "vocabulary.k": "16", "vocabulary.space": "bits", "histograms.pyramid_levels": "2"}
     assert load_config(None, fisher).histograms.encoding == "fisher"
     with pytest.raises(ConfigError, match='histograms.encoding = "fisher" needs '
                                           'vocabulary.space = "bits": its Bernoulli mixture'):

@@ -161,7 +161,7 @@ def test_square_root_normalisation(descriptors):
 
 def test_tfidf_and_l2_weighting(descriptors):
     histograms = word_histograms(descriptors, CENTERS)
-    settings = HistogramSettings(tfidf=True, l2=True)
+    settings = HistogramSettings(tfidf=True, l2=True, power=1.0)
     weighted = {row["path"]: row["weighted"].toArray()
                 for row in weight(histograms, settings, fit_idf(histograms)).collect()}
     # IDF on the 2 Training images: idf = log((m + 1) / (df + 1)) with m = 2.
@@ -174,7 +174,7 @@ def test_tfidf_and_l2_weighting(descriptors):
 
 def test_weighting_can_be_switched_off(descriptors):
     histograms = word_histograms(descriptors, CENTERS)
-    raw = weight(histograms, HistogramSettings(tfidf=False, l2=False), None)
+    raw = weight(histograms, HistogramSettings(tfidf=False, l2=False, power=1.0), None)
     # The raw histogram is replaced, not carried along (nothing after weighting reads it).
     assert raw.columns == [*(c for c in histograms.columns if c != "histogram"), "weighted"]
     assert {r["path"]: r["weighted"].toArray().tolist() for r in raw.collect()}["a.jpg"] == [

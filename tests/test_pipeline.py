@@ -187,8 +187,8 @@ def test_histograms_parquet_has_one_raw_histogram_per_accepted_image(spark, firs
     tiny = next(row for row in rows if row["path"].endswith("tiny.jpg"))
     assert tiny["n_keypoints"] == 0 and tiny["histogram"].toArray().sum() == 0
     other = next(row for row in rows if row["n_keypoints"] > 0)
-    # Each descriptor counts once per pyramid level (default: 2 levels).
-    assert other["histogram"].toArray().sum() == 2 * other["n_keypoints"]
+    # Each descriptor counts once per pyramid level (default: 3 levels).
+    assert other["histogram"].toArray().sum() == 3 * other["n_keypoints"]
 
 
 def test_descriptors_set_aside_a_vocabulary_sample_for_training_images(spark, first_run):

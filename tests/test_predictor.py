@@ -390,14 +390,15 @@ def test_tone_block_comes_before_the_colour_block():
 
 def test_soft_assignment_shares_each_descriptor_among_its_nearest_words():
     model = tiny_model(histograms=HistogramSettings(tfidf=False, l2=False, pyramid_levels=1,
-                                                    assignment="soft", soft_neighbours=2),
+                                                    power=1.0, assignment="soft",
+                                                    soft_neighbours=2),
                        idf=None, word_variance=1000.0)
     # Halfway between words 0 and 128 (squared distance 32 * 64^2 to both).
     descriptors = np.full((1, 32), 64, np.uint8)
     vector = feature_vector(descriptors, np.zeros((1, 2), np.uint8), model)
     assert vector.tolist() == [0.5, 0.5, 0.0]
     hard = dataclasses.replace(model, histograms=HistogramSettings(tfidf=False, l2=False,
-                                                                   pyramid_levels=1))
+                                                                   pyramid_levels=1, power=1.0))
     assert feature_vector(descriptors, np.zeros((1, 2), np.uint8), hard).tolist() == [1, 0, 0]
 
 
@@ -736,7 +737,8 @@ def test_predictor_with_the_colour_block_agrees_with_spark(spark, test_config, t
     trained = _train_and_export(spark, config, tmp_path)
     predictor = Predictor.load(trained["model"])
     assert predictor.model.colour == config.colour
-    assert predictor.model.pc.shape == (12 * 5 + 32 + config.colour.dimension, 5)  # + tone
+    # 12 words x 21 pyramid cells (3 levels), then the tone and colour blocks.
+    assert predictor.model.pc.shape == (12 * 21 + 32 + config.colour.dimension, 5)
     for path, (spark_label, spark_probabilities) in trained["spark"].items():
         data = Path(path).read_bytes()
         assert predictor.predict(data).label == spark_label, path
@@ -775,7 +777,7 @@ def _assert_agrees(predictor: Predictor, trained: dict) -> None:
 def test_predictor_with_vlad_agrees_with_spark(spark, test_config, tmp_path):
     config = test_config.replace(**{"vocabulary.k": 4, "pca.components": 5,
                                     "histograms.encoding": "vlad", "histograms.tfidf": False,
-                                    "histograms.power": 0.5})
+                                    "histograms.power": 0.5, "histograms.pyramid_levels": 2})
     trained = _train_and_export(spark, config, tmp_path)
     predictor = Predictor.load(trained["model"])
     model = predictor.model
@@ -791,7 +793,8 @@ def test_predictor_with_vlad_agrees_with_spark(spark, test_config, tmp_path):
 def test_predictor_with_fisher_vectors_agrees_with_spark(spark, test_config, tmp_path):
     config = test_config.replace(**{"vocabulary.k": 3, "pca.components": 5,
                                     "vocabulary.space": "bits", "histograms.encoding": "fisher",
-                                    "histograms.tfidf": False, "histograms.power": 0.5})
+                                    "histograms.tfidf": False, "histograms.power": 0.5,
+                                    "histograms.pyramid_levels": 2})
     trained = _train_and_export(spark, config, tmp_path)
     predictor = Predictor.load(trained["model"])
     model = predictor.model
@@ -825,7 +828,7 @@ def test_predictor_with_tone_soft_assignment_and_colour_agrees_with_spark(spark,
     assert model.histograms.assignment == "soft" and model.word_variance > 0
     summary = json.loads((trained["run"] / "summary.json").read_text())
     assert model.word_variance == summary["vocabulary"]["mean_squared_distance"]
-    assert model.pc.shape == (12 * 5 + 32 + config.colour.dimension, 5)
+    assert model.pc.shape == (12 * 21 + 32 + config.colour.dimension, 5)
     rows = (storage.read_parquet(spark, str(trained["run"] / "descriptors"))
             .filter("split = 'Test'").select("path", "tone").collect())
     for row in rows:

@@ -94,7 +94,7 @@ def test_vlad_settings_that_cannot_work_are_refused():
                                                  ("fisher", "a Fisher block holds gradients")])
 def test_settings_a_dense_encoding_cannot_honour_are_refused(encoding, block):
     dense = {"histograms.encoding": encoding, "histograms.tfidf": "false", "vocabulary.k": "16",
-             "vocabulary.space": "bits"}
+             "vocabulary.space": "bits", "histograms.pyramid_levels": "2"}
     assert load_config(None, dense).histograms.encoding == encoding
     with pytest.raises(ConfigError, match=f'histograms.encoding = "{encoding}" needs '
                                           "histograms.tfidf = false: IDF weighs how often a "

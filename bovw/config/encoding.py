@@ -108,9 +108,13 @@ class HistogramSettings:
     tfidf: bool = True
     l2: bool = True
     # 1: one histogram over the whole image; 2: plus one per 2x2 cell; 3: plus 4x4 cells.
-    pyramid_levels: int = 2
-    # Applied after TF-IDF, before L2: 0.5 is the square-root (Hellinger) normalisation.
-    power: float = 1.0
+    # 3 with power 0.5 is the most accurate word setting measured on fruits360-dev (96.50%
+    # Test accuracy over seeds 42, 7 and 1, against 95.73% for 2 levels and power 1; see
+    # the README's "The encoding levers"), for about 1.25x a run's wall time.
+    pyramid_levels: int = 3
+    # Applied after TF-IDF, before L2: 0.5 is the square-root (Hellinger) normalisation; at
+    # 3 levels it is worth 0.63 point (95.87% -> 96.50%, same seeds).
+    power: float = 0.5
     # "hard": each descriptor counts 1 for its nearest word. "soft": it is shared among its
     # soft_neighbours nearest words, word i getting exp(-(d_i^2 - d_1^2) / (2 sigma^2)),
     # the shares summing to 1 (bovw.image.words.soft_words); sigma^2 is the mean squared

@@ -114,6 +114,7 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
         tone = settings.get("tone", {})
         tone_bins = tone.get("bins", 0) if tone.get("enabled") else 0
         levels = settings.get("histograms", {}).get("pyramid_levels", 1)
+        power = settings.get("histograms", {}).get("power", 1.0)
         space = settings.get("vocabulary", {}).get("space", "bytes")
         kind = settings.get("histograms", {}).get("encoding", "words")
         kind = kind if kind in _ENCODING_NAMES else "words"
@@ -123,6 +124,7 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
         features = (f"ORB {_ENCODING_NAMES[kind]}, k={k}"
                     + (" (bits)" if space == "bits" else "")
                     + (f", {levels} pyramid levels" if levels > 1 else "")
+                    + (f", power {power:g}" if power != 1.0 else "")
                     + (f" + grey tone ({tone_bins} bins)" if tone_bins else "")
                     + (f" + HSV colour ({colour_bins} bins)" if colour_bins else ""))
     else:
