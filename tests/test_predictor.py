@@ -60,7 +60,7 @@ def tiny_model(**changes) -> ExportedModel:
         coefficients=np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
         intercepts=np.array([0.0, 0.0]),
         orb=OrbSettings(sampling="detect"),
-        histograms=HistogramSettings(tfidf=True, l2=True, pyramid_levels=1),
+        histograms=HistogramSettings(tfidf=True, l2=True, pyramid_levels=1, power=1.0),
         training_size=(100, 100),
         fruits={"Banana": FruitInfo("Banana", "A long berry.", "Musaceae", "yellow")},
         source={"run": "test"},
@@ -114,6 +114,23 @@ def test_class_probabilities_are_the_softmax_of_the_margins():
     # margins: 0.6 and 0.8 + 0.5
     expected_first = 1.0 / (1.0 + math.exp(1.3 - 0.6))
     assert probabilities == pytest.approx([expected_first, 1.0 - expected_first], abs=1e-15)
+
+
+def test_a_mostly_zero_vector_is_projected_from_the_rows_of_pc_it_uses():
+    rng = np.random.default_rng(3)
+    pc, coefficients = rng.standard_normal((40, 6)), rng.standard_normal((3, 6))
+    model = tiny_model(pc=pc, coefficients=coefficients, intercepts=np.array([0.1, 0.0, -0.2]),
+                       classes=("Banana", "Orange", "Lemon"))
+    features = np.zeros(40)
+    features[[2, 17, 31]] = [0.5, 0.25, 0.75]  # 3 of 40 values: the rows 2, 17 and 31 of pc
+    margins = coefficients @ (0.5 * pc[2] + 0.25 * pc[17] + 0.75 * pc[31]) + [0.1, 0.0, -0.2]
+    expected = np.exp(margins) / np.exp(margins).sum()
+    assert class_probabilities(features, model) == pytest.approx(expected, abs=1e-14)
+    # A dense vector (VLAD, Fisher) takes the whole product, with the same result.
+    dense = rng.random(40)
+    margins = coefficients @ (dense @ pc) + [0.1, 0.0, -0.2]
+    assert class_probabilities(dense, model) == pytest.approx(
+        np.exp(margins) / np.exp(margins).sum(), abs=1e-14)
 
 
 def test_a_photo_of_the_training_size_is_left_untouched():

@@ -115,7 +115,14 @@ def feature_vector(descriptors: np.ndarray, positions: np.ndarray, model: Export
 
 def class_probabilities(features: np.ndarray, model: ExportedModel) -> np.ndarray:
     """Softmax of the logistic regression's margins on the PCA projection: a (C,) array."""
-    projected = features @ model.pc
+    present = np.flatnonzero(features)
+    if len(present) < features.size // 4:
+        # A word histogram is mostly zeros (about 900 of 21,064 values at 3 pyramid levels,
+        # k=1000): the rows of pc they pick are all the product needs, where reading the
+        # whole matrix (16 MB) took about 1 ms per photo.
+        projected = features[present] @ model.pc[present]
+    else:
+        projected = features @ model.pc
     margins = model.coefficients @ projected + model.intercepts
     exponentials = np.exp(margins - margins.max())
     return exponentials / exponentials.sum()
