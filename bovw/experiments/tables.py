@@ -113,10 +113,11 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
                        * colour.get("value_bins", 0)) if orb_colour else 0
         tone = settings.get("tone", {})
         tone_bins = tone.get("bins", 0) if tone.get("enabled") else 0
-        levels = settings.get("histograms", {}).get("pyramid_levels", 1)
-        power = settings.get("histograms", {}).get("power", 1.0)
+        histograms = settings.get("histograms", {})
+        levels = histograms.get("pyramid_levels", 1)
+        power = histograms.get("power", 1.0)
         space = settings.get("vocabulary", {}).get("space", "bytes")
-        kind = settings.get("histograms", {}).get("encoding", "words")
+        kind = histograms.get("encoding", "words")
         kind = kind if kind in _ENCODING_NAMES else "words"
         encoding = HistogramSettings(pyramid_levels=levels, encoding=kind)
         dimension = (encoding_length((k or 0, SPACES[space]), encoding)
