@@ -8,8 +8,8 @@ import pytest
 from pyspark.ml.linalg import Vectors
 
 from bovw.errors import TrainingError
+from bovw.pipeline.classifier import classify_and_evaluate
 from bovw.pipeline.layout import RunLayout
-from bovw.pipeline.run import classify_and_evaluate
 
 
 def _projected(spark, noise_axes: int):

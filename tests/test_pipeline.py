@@ -191,6 +191,55 @@ def test_histograms_parquet_has_one_raw_histogram_per_accepted_image(spark, firs
     assert other["histogram"].toArray().sum() == 3 * other["n_keypoints"]
 
 
+def test_projections_parquet_holds_what_the_features_parquet_classified(spark, first_run):
+    projections = storage.read_parquet(spark, str(first_run / "projections"))
+    assert projections.columns == ["path", "label", "split", "n_keypoints", "pca_features"]
+    projected = {row["path"]: row["pca_features"].toArray() for row in projections.collect()}
+    classified = {row["path"]: row["pca_features"].toArray() for row in
+                  storage.read_parquet(spark, str(first_run / "features")).collect()}
+    assert projected.keys() == classified.keys()
+    for path, values in projected.items():
+        assert np.array_equal(values, classified[path]), path
+    # The projection is the saved PCA's: pc^T x of the weighted vector.
+    pca = PCAModel.load(str(first_run / "models" / "pca"))
+    assert pca.pc.numRows > 0 and pca.getK() == len(next(iter(projected.values())))
+
+
+def _without_classifier_stage(finished, folder):
+    """A copy of the run `finished` stopped after its reduction stage."""
+    shutil.copytree(finished, folder)
+    for name in ("features", "models/labels", "models/classifier"):
+        shutil.rmtree(folder / name)
+    for name in ("_stages/classifier.json", "metrics.json", "summary.json", "report.html"):
+        (folder / name).unlink()
+    return folder
+
+
+@pytest.mark.parametrize("reduction_of", ["this bovw", "a bovw without projections"])
+def test_a_run_stopped_after_its_reduction_ends_like_an_uninterrupted_one(
+        spark, dataset, first_run, tmp_path, reduction_of, capsys):
+    stopped = _without_classifier_stage(first_run, tmp_path / "stopped")
+    if reduction_of == "a bovw without projections":
+        # Its reduction stage wrote no projections: the classifier stage makes them.
+        shutil.rmtree(stopped / "projections")
+        marker = stopped / "_stages" / "reduction.json"
+        record = json.loads(marker.read_text())
+        del record["projections_path"]
+        marker.write_text(json.dumps(record))
+    assert main(["run", "--input", str(dataset), "--output", str(stopped),
+                 *RUN_FLAGS, *spark_flags()]) == 0
+    assert "reduction: already finished, reusing its outputs" in capsys.readouterr().out
+    resumed, original = (json.loads((folder / "metrics.json").read_text())
+                         for folder in (stopped, first_run))
+    for key in ("accuracy", "macro_f1", "confusion_matrix", "classes"):
+        assert resumed[key] == original[key], key
+    features = {folder: {row["path"]: row["probability"].toArray() for row in
+                         storage.read_parquet(spark, str(folder / "features")).collect()}
+                for folder in (stopped, first_run)}
+    for path, probability in features[first_run].items():
+        np.testing.assert_allclose(features[stopped][path], probability, rtol=0, atol=1e-12)
+
+
 def test_descriptors_set_aside_a_vocabulary_sample_for_training_images(spark, first_run):
     rows = storage.read_parquet(spark, str(first_run / "descriptors")).collect()
     for row in rows:

@@ -18,6 +18,7 @@ from bovw.pipeline.reduction import (
     krylov_components,
     pass_partitions,
     pca_model,
+    principal_axes,
     projection,
 )
 from bovw.spark import storage
@@ -191,6 +192,22 @@ def test_randomized_is_deterministic(weighted):
     np.testing.assert_allclose(first.pc.toArray(), again.pc.toArray(), rtol=0, atol=1e-12)
 
 
+def test_randomized_reads_a_frame_the_caller_persisted_as_it_is(weighted, monkeypatch):
+    own_copy = principal_axes(weighted, 3, 12, seed=5, exact_max_dimension=4)
+    persisted = weighted.persist()
+    try:
+        # No second copy of the rows is cached, and the caller's stays.
+        monkeypatch.setattr(type(persisted), "persist",
+                            lambda *args, **kwargs: pytest.fail("persisted a copy"))
+        read_as_is = principal_axes(persisted, 3, 12, seed=5, exact_max_dimension=4,
+                                    persisted=True)
+        assert persisted.is_cached
+    finally:
+        persisted.unpersist()
+    for made, again in zip(own_copy, read_as_is, strict=True):
+        np.testing.assert_allclose(made, again, rtol=0, atol=1e-12)
+
+
 def _frame(spark, points: np.ndarray):
     rows = [(f"t{i:02d}.jpg", "Training", Vectors.dense(p.tolist())) for i, p in enumerate(points)]
     return spark.createDataFrame(rows, ["path", "split", "weighted"])
@@ -281,9 +298,12 @@ def test_built_vectors_are_what_spark_would_send():
     assert vectors_to_csr(dense, 4).toarray().tolist() == [[1, 0, 0, 7], [0, 2, 0, 5]]
 
 
+@pytest.mark.parametrize("axes_given", [False, True])
 @pytest.mark.parametrize("kind", ["dense", "sparse"])
-def test_projection_gives_what_pca_model_transform_gives(spark, weighted, kind):
-    model = fit_pca(weighted, 3, 12)
+def test_projection_gives_what_pca_model_transform_gives(spark, weighted, kind, axes_given):
+    pc, explained = principal_axes(weighted, 3, 12)
+    model = pca_model(spark, pc, explained)
+    assert np.array_equal(model.pc.toArray(), pc)  # the JVM holds the very axes given
     frame = weighted
     if kind == "sparse":
         to_sparse = {row["path"]: Vectors.sparse(12, {i: v for i, v in
@@ -294,7 +314,7 @@ def test_projection_gives_what_pca_model_transform_gives(spark, weighted, kind):
     expected = {row["path"]: row["pca_features"].toArray()
                 for row in model.transform(frame).collect()}
 
-    with projection(frame, model) as projected:
+    with projection(frame, model, pc if axes_given else None) as projected:
         rows = projected.collect()
         assert projected.columns == [name for name in frame.columns if name != "weighted"] + [
             "pca_features"]

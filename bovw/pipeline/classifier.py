@@ -1,18 +1,40 @@
-"""Classifier stage: Spark ML multinomial logistic regression on the PCA features."""
+"""Classifier stage: Spark ML multinomial logistic regression on the PCA features, fitted
+on the Training rows, checked, saved and evaluated on the Test rows (classify_and_evaluate)."""
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
 from pyspark.ml.classification import LogisticRegression, LogisticRegressionModel
 from pyspark.ml.feature import IndexToString, StringIndexer, StringIndexerModel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from bovw.columns import LABEL, LABEL_INDEX, PCA_FEATURES, PREDICTION, SPLIT, TEST, TRAIN
-from bovw.config import ClassifierSettings
+from bovw.columns import (
+    LABEL,
+    LABEL_INDEX,
+    PATH,
+    PCA_FEATURES,
+    PREDICTION,
+    PROBABILITY,
+    SPLIT,
+    TEST,
+    TRAIN,
+)
+from bovw.config import ClassifierSettings, Config
 from bovw.errors import TrainingError
+from bovw.pipeline.ingest import image_name
+from bovw.pipeline.layout import RunLayout
 from bovw.pipeline.metrics import FitCheck, classification_metrics
+from bovw.spark import storage
 
-__all__ = ["check_fit", "evaluate", "fit_classifier", "fit_labels", "predict"]
+__all__ = ["check_fit", "classify_and_evaluate", "evaluate", "fit_classifier", "fit_labels",
+           "predict"]
+
+# The rows' sort key (bovw.pipeline.ingest.image_name), dropped once sorted.
+_NAME = "_image_name"
 
 
 def fit_labels(features: DataFrame) -> StringIndexerModel:
@@ -85,3 +107,41 @@ def evaluate(predictions: DataFrame, classes: list[str]) -> dict:
     return classification_metrics(
         classes, ((row[LABEL], row[PREDICTION], row["count"]) for row in outcomes)
     )
+
+
+def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFrame, rows: int,
+                          layout: RunLayout, kept: tuple[str, ...]) -> dict[str, Any]:
+    """Fit labels and the classifier on the Training rows of `projected` (pca_features,
+    about `rows` rows in all), save both models, write the features Parquet (`kept`
+    columns, pca_features, prediction, probability) and metrics.json into `layout`;
+    returns the metrics."""
+    # Materialised with its lineage cut: every LBFGS iteration is a Spark job, and each
+    # job would otherwise ship the whole plan behind these rows (the projection among
+    # them) to every task. A local checkpoint, rather than a cache, is what
+    # drops the plan; executors holding its blocks are not released by dynamic allocation.
+    # Rows are laid out by split and image name (class folder/file name: Fruits-360 uses
+    # the same names in Training and Test), so every partition holds the same rows in the
+    # same order whatever the input's split and wherever the dataset lies (with 2+
+    # partitions, the order in which their sums are merged can still move the last bits).
+    # The name is a column of its own: a sort key given as an expression is computed
+    # again in every comparison of the sort.
+    partitions = max(1, math.ceil(rows / config.classifier.rows_per_partition))
+    projected = (projected.select(*kept, PCA_FEATURES, image_name(F.col(PATH)).alias(_NAME))
+                 .repartition(partitions, _NAME, SPLIT)
+                 .sortWithinPartitions(_NAME, SPLIT, PATH)
+                 .drop(_NAME)
+                 .localCheckpoint())
+    labels = fit_labels(projected)
+    labels.write().overwrite().save(layout.model("labels"))
+    classifier = fit_classifier(projected, labels, config.classifier)
+    # Before anything is written as a result: a model that did not train is an error.
+    fit = check_fit(projected, labels, classifier, config.classifier)
+    classifier.write().overwrite().save(layout.model("classifier"))
+    predictions = predict(projected, labels, classifier).select(
+        *kept, PCA_FEATURES, PREDICTION, PROBABILITY)
+    storage.write_parquet(spark, predictions, layout.features)
+    metrics = evaluate(storage.read_parquet(spark, layout.features), list(labels.labels))
+    metrics["classifier_iterations"] = fit.iterations
+    metrics["classifier"] = fit.to_dict()
+    storage.write_text(spark, layout.metrics, json.dumps(metrics, indent=2))
+    return metrics

@@ -53,6 +53,12 @@ class RunLayout:
         return self.path("histograms")
 
     @property
+    def projections(self) -> str:
+        """The Parquet of every accepted image's PCA projection (the reduction stage's
+        output, the classifier stage's input)."""
+        return self.path("projections")
+
+    @property
     def features(self) -> str:
         """The Parquet of the classified images: PCA features, prediction, probability."""
         return self.path("features")

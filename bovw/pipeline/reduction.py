@@ -44,7 +44,8 @@ from bovw.spark.session import local_cores
 __all__ = ["EXACT_MAX_DIMENSION", "KRYLOV_PASSES", "KRYLOV_ROWS_PER_PARTITION", "OVERSAMPLING",
            "covariance_times", "exact_components", "explained_variance",
            "explained_variance_total", "fit_pca", "krylov_components", "pass_partitions",
-           "pca_model", "randomized_components", "varying_axes"]
+           "pca_model", "principal_axes", "projection", "randomized_components",
+           "varying_axes"]
 
 # Up to this many input columns Spark's exact PCA is quick; beyond it, randomized.
 EXACT_MAX_DIMENSION = 512
@@ -66,25 +67,44 @@ KRYLOV_ROWS_PER_PARTITION = 10_000
 
 
 def fit_pca(weighted: DataFrame, components: int, input_dimension: int, seed: int = 0,
-            exact_max_dimension: int = EXACT_MAX_DIMENSION) -> PCAModel:
+            exact_max_dimension: int = EXACT_MAX_DIMENSION, persisted: bool = False
+            ) -> PCAModel:
     """PCA of the `weighted` column on Training rows: at most `components` axes, and only
     those along which the Training rows vary (see `varying_axes`); getK() says how many.
 
-    Returns a PCAModel (inputCol weighted, outputCol pca_features). Inputs wider than
-    `exact_max_dimension` are fitted by `randomized_components` with `seed`. Raises
-    TrainingError when the Training rows do not vary at all.
+    Returns a PCAModel (inputCol weighted, outputCol pca_features); `principal_axes` says
+    how the axes are found and what `persisted` means.
+    """
+    pc, variance = principal_axes(weighted, components, input_dimension, seed,
+                                  exact_max_dimension, persisted)
+    return pca_model(weighted.sparkSession, pc, variance)
+
+
+def principal_axes(weighted: DataFrame, components: int, input_dimension: int, seed: int = 0,
+                   exact_max_dimension: int = EXACT_MAX_DIMENSION, persisted: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The principal axes of the `weighted` column on Training rows: pc (d, kept), unit
+    columns, largest variance first, and the (kept,) fraction of the variance each one
+    explains; kept <= `components` counts only the axes along which the Training rows
+    vary (see `varying_axes`).
+
+    Inputs wider than `exact_max_dimension` are fitted by `randomized_components` with
+    `seed`, whose passes read the Training rows again and again: `persisted` says the
+    caller holds `weighted` persisted already, which they then read as it is (else they
+    persist their own copy of the Training rows). Raises TrainingError when the Training
+    rows do not vary at all.
     """
     k = min(components, input_dimension)
     training = weighted.filter(F.col(SPLIT) == TRAIN)
     if input_dimension <= exact_max_dimension:
         pc, variance = exact_components(training, WEIGHTED, k, input_dimension)
     else:
-        pc, variance = randomized_components(training, k, input_dimension, seed)
+        pc, variance = randomized_components(training, k, input_dimension, seed, persisted)
     if pc.shape[1] == 0:
         raise TrainingError(
             "the Training features do not vary: every Training image has the same "
             "(weighted) histogram, so no class can be told apart; check the input images")
-    return pca_model(weighted.sparkSession, pc, variance)
+    return pc, variance
 
 
 def varying_axes(values: np.ndarray, dimension: int) -> int:
@@ -137,28 +157,32 @@ def _fix_signs(pc: np.ndarray) -> np.ndarray:
     return pc * np.where(pc[np.abs(pc).argmax(axis=0), np.arange(k)] < 0, -1.0, 1.0)
 
 
-def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
-                          ) -> tuple[np.ndarray, np.ndarray]:
+def randomized_components(training: DataFrame, k: int, dimension: int, seed: int,
+                          persisted: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The top `k` principal axes of the `weighted` vectors of `training`.
 
     Block Krylov iteration on the covariance C (data centred, like Spark's PCA): each pass
     is one Spark job (covariance_times), and the passes' products feed krylov_components.
     Returns pc (d, kept), unit columns, largest variance first, and the fraction of the
     total variance each one explains; kept <= k counts only the axes that carry variance.
+    `persisted`: `training` reads a persisted frame, which the passes read as it is.
     """
     # Cached as they are (sparse word histograms are small); every pass reads them again,
     # and they reach Python as Arrow structs, still sparse.
-    cached = training.select(F.col(WEIGHTED).alias("x"), PATH).persist()
+    selected = training.select(F.col(WEIGHTED).alias("x"), PATH)
+    cached = selected if persisted else selected.persist()
     try:
         rows = _pass_partitions(cached)
         return krylov_components(lambda block: covariance_times(rows, block, dimension),
                                  k, dimension, seed)
     finally:
-        cached.unpersist()
+        if not persisted:
+            cached.unpersist()
 
 
 def _pass_partitions(cached: DataFrame) -> DataFrame:
-    """`cached` (persisted) on the partitions pass_partitions says, when it says any.
+    """`cached` (read from a persisted frame) on the partitions pass_partitions says, when
+    it says any.
 
     Each partition sends the driver a whole d x (k + OVERSAMPLING) product, whatever its
     rows: on fruits360-dev at 3 pyramid levels (21,032 columns: 20 MB a product) the 6
@@ -313,15 +337,18 @@ def pca_model(spark, pc: np.ndarray, explained: np.ndarray) -> PCAModel:
 
 
 @contextmanager
-def projection(frame: DataFrame, pca: PCAModel) -> Iterator[DataFrame]:
+def projection(frame: DataFrame, pca: PCAModel, axes: np.ndarray | None = None
+               ) -> Iterator[DataFrame]:
     """`frame` with its `pca.getInputCol()` vectors replaced by their projections
-    (`pca.getOutputCol()`: pc^T x, dense), as PCAModel.transform computes them.
+    (`pca.getOutputCol()`: pc^T x, dense), as PCAModel.transform computes them. `axes`
+    is pca.pc as a (d, k) array when the caller has it: read from the JVM, a 21,064 x 100
+    matrix took 0.9 s of the driver.
 
     The matrix reaches the Python workers once, as a broadcast variable, released when the
     block ends: PCAModel.transform would carry it inside every task of every job that reads
     the result (4 MB at 5,000 bins and 100 components). Use the frame inside the block.
     """
-    pc = pca.pc.toArray()
+    pc = pca.pc.toArray() if axes is None else axes
     source, target = pca.getInputCol(), pca.getOutputCol()
     kept = [name for name in frame.columns if name != source]
     schema = StructType([frame.schema[name] for name in kept]

@@ -61,8 +61,8 @@ class OutputKind:
 
 KINDS = {kind.name: kind for kind in (
     OutputKind("run", "run folder", "bovw run", "run.json", (
-        "run.json", "_stages", "descriptors", "rejects", "histograms", "features", "models",
-        "metrics.json", "summary.json", "report.html", "model.npz", "cnn_features",
+        "run.json", "_stages", "descriptors", "rejects", "histograms", "projections", "features",
+        "models", "metrics.json", "summary.json", "report.html", "model.npz", "cnn_features",
         "cnn_raw")),
     OutputKind("sweep", "sweep folder", "bovw sweep", "sweep.json", (
         "sweep.json", "points", "sweep.csv", "sweep.md", "sweep_*.png", "report.html")),
