@@ -307,11 +307,15 @@ def covariance_times(rows: DataFrame, basis: np.ndarray | None, dimension: int
     n, sums, squares = 0, np.zeros(dimension), 0.0
     product = np.zeros((dimension, width))
     try:
-        for row in rows.mapInArrow(partials, schema).collect():
-            n += row["n"]
-            sums += np.frombuffer(row["sums"], dtype=np.float64)
-            squares += row["squares"]
-            product += np.frombuffer(row["product"], dtype=np.float64).reshape(product.shape)
+        # As Arrow, in partition order: collect() pickled every partition's product (20 MB
+        # at 3 pyramid levels), 0.2 s more a pass on 2 partitions, 0.4-0.6 s on 12.
+        partial_sums = rows.mapInArrow(partials, schema).toArrow()
+        for index in range(partial_sums.num_rows):
+            n += partial_sums["n"][index].as_py()
+            sums += np.frombuffer(partial_sums["sums"][index].as_buffer(), dtype=np.float64)
+            squares += partial_sums["squares"][index].as_py()
+            product += np.frombuffer(partial_sums["product"][index].as_buffer(),
+                                     dtype=np.float64).reshape(product.shape)
     finally:
         if shared is not None:
             shared.unpersist()
