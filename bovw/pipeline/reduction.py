@@ -67,16 +67,15 @@ KRYLOV_ROWS_PER_PARTITION = 10_000
 
 
 def fit_pca(weighted: DataFrame, components: int, input_dimension: int, seed: int = 0,
-            exact_max_dimension: int = EXACT_MAX_DIMENSION, persisted: bool = False
-            ) -> PCAModel:
+            exact_max_dimension: int = EXACT_MAX_DIMENSION) -> PCAModel:
     """PCA of the `weighted` column on Training rows: at most `components` axes, and only
     those along which the Training rows vary (see `varying_axes`); getK() says how many.
 
-    Returns a PCAModel (inputCol weighted, outputCol pca_features); `principal_axes` says
-    how the axes are found and what `persisted` means.
+    Returns a PCAModel (inputCol weighted, outputCol pca_features) of the axes
+    `principal_axes` finds.
     """
     pc, variance = principal_axes(weighted, components, input_dimension, seed,
-                                  exact_max_dimension, persisted)
+                                  exact_max_dimension)
     return pca_model(weighted.sparkSession, pc, variance)
 
 
