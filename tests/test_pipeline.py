@@ -17,6 +17,7 @@ from pyspark.ml.feature import PCAModel
 from bovw.cli import main
 from bovw.errors import InputError, OutputError
 from bovw.image.synthetic import encode_jpeg, generate_dataset, render_fruit
+from bovw.pipeline import run as run_module
 from bovw.pipeline.run import run_pipeline
 from bovw.spark import storage
 from tests import imagefiles
@@ -217,9 +218,13 @@ def _without_classifier_stage(finished, folder):
 
 @pytest.mark.parametrize("reduction_of", ["this bovw", "a bovw without projections"])
 def test_a_run_stopped_after_its_reduction_ends_like_an_uninterrupted_one(
-        spark, dataset, first_run, tmp_path, reduction_of, capsys):
+        spark, dataset, first_run, tmp_path, reduction_of, capsys, monkeypatch):
     stopped = _without_classifier_stage(first_run, tmp_path / "stopped")
-    if reduction_of == "a bovw without projections":
+    if reduction_of == "this bovw":
+        # The classifier stage reads the projections; it weights no image again.
+        monkeypatch.setattr(run_module, "feature_vectors",
+                            lambda *args, **kwargs: pytest.fail("weighted again"))
+    else:
         # Its reduction stage wrote no projections: the classifier stage makes them.
         shutil.rmtree(stopped / "projections")
         marker = stopped / "_stages" / "reduction.json"
