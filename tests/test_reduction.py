@@ -7,8 +7,10 @@ import pyarrow as pa
 import pytest
 from pyspark.ml.feature import PCAModel
 from pyspark.ml.linalg import Vectors
+from scipy import sparse
 
 from bovw.errors import TrainingError
+from bovw.pipeline import reduction
 from bovw.pipeline.reduction import (
     KRYLOV_PASSES,
     OVERSAMPLING,
@@ -20,6 +22,7 @@ from bovw.pipeline.reduction import (
     pca_model,
     principal_axes,
     projection,
+    sparse_times_dense,
 )
 from bovw.spark import storage
 from bovw.spark.arrow_vectors import VECTOR_STRUCT, dense_vectors, sparse_vectors, vectors_to_csr
@@ -323,3 +326,44 @@ def test_projection_gives_what_pca_model_transform_gives(spark, weighted, kind, 
     for row in rows:
         np.testing.assert_allclose(row["pca_features"].toArray(), expected[row["path"]],
                                    rtol=1e-12, atol=1e-12)
+
+
+class _RecordingCsr(sparse.csr_matrix):
+    """A CSR matrix that notes the width of every dense matrix it is multiplied by."""
+
+    widths: list[int] = []
+
+    def __matmul__(self, other):
+        self.widths.append(other.shape[1])
+        return super().__matmul__(other)
+
+
+@pytest.mark.parametrize(("chunk_columns", "widths"), [(1, [1, 1, 1, 1]), (3, [3, 1]),
+                                                        (4, [4]), (100, [4])])
+def test_sparse_times_dense_multiplies_a_few_columns_at_a_time(monkeypatch, chunk_columns,
+                                                               widths):
+    # 3 rows of float64 a column: the chunk holds `chunk_columns` columns.
+    monkeypatch.setattr(reduction, "_DENSE_CHUNK_BYTES", chunk_columns * 3 * 8)
+    matrix = _RecordingCsr(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]))
+    matrix.widths = []
+    dense = np.arange(1.0, 13.0).reshape(3, 4)
+
+    product = sparse_times_dense(matrix, dense)
+
+    assert product.tolist() == [[19.0, 22.0, 25.0, 28.0], [15.0, 18.0, 21.0, 24.0]]
+    assert matrix.widths == widths
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_sparse_times_dense_is_the_whole_product_bit_for_bit(monkeypatch, transposed):
+    # Column chunks change no sum: every entry adds the same terms in the same order.
+    rng = np.random.default_rng(3)
+    matrix = sparse.random(300, 500, density=0.05, format="csr", random_state=4)
+    matrix = matrix.T if transposed else matrix
+    dense = rng.standard_normal((matrix.shape[1], 37))
+    monkeypatch.setattr(reduction, "_DENSE_CHUNK_BYTES", 5 * matrix.shape[1] * 8)
+
+    product = sparse_times_dense(matrix, dense)
+
+    assert product.dtype == np.float64 and product.flags.c_contiguous
+    assert np.array_equal(product, np.asarray(matrix @ dense))
