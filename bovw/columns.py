@@ -20,7 +20,7 @@ SPLIT_NAMES = {"training": TRAIN, "train": TRAIN, "test": TEST}
 # ---------------------------------------------------------------- one row per image
 
 PATH = "path"              # the file, as Spark names it
-CONTENT = "content"        # its bytes (Spark's binaryFile source)
+CONTENT = "content"        # its bytes: binaryFile's column, or read by Python (local)
 LENGTH = "length"          # its size in bytes, as listed
 LABEL = "label"            # the class: the name of the folder holding the file
 SPLIT = "split"            # TRAIN, TEST, or null outside the split folders
