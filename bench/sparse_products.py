@@ -8,7 +8,7 @@ levels (19,000 Training rows, 21,032 columns, ~740 non-zeros a row), B a 21,032 
 Gaussian block. `--workers` processes run the same products at once, as the Python
 workers of local[2] do, since they share the CPU cache. Prints, per process, the best of
 two times for each chunk width (120 = whole) and whether the product equals the whole
-one bit for bit (bovw.pipeline.reduction.sparse_times_dense).
+one bit for bit (bovw.pipeline.sparse_products.sparse_times_dense).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 import numpy as np
 from scipy import sparse
 
-from bovw.pipeline import reduction
+from bovw.pipeline import sparse_products
 
 
 def _times(args: argparse.Namespace, worker: int) -> str:
@@ -35,12 +35,12 @@ def _times(args: argparse.Namespace, worker: int) -> str:
     whole = matrix.T @ (matrix @ block)
     results = []
     for columns in (args.width, 48, 32, 24, 16, 8):
-        reduction._DENSE_CHUNK_BYTES = columns * args.columns * 8
+        sparse_products._DENSE_CHUNK_BYTES = columns * args.columns * 8
         best = float("inf")
         for _ in range(2):
             started = time.perf_counter()
-            product = reduction.sparse_times_dense(
-                matrix.T, reduction.sparse_times_dense(matrix, block))
+            product = sparse_products.sparse_times_dense(
+                matrix.T, sparse_products.sparse_times_dense(matrix, block))
             best = min(best, time.perf_counter() - started)
         same = "" if np.array_equal(product, whole) else " (differs!)"
         results.append(f"{columns} columns: {best:.2f} s{same}")

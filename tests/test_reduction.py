@@ -10,7 +10,7 @@ from pyspark.ml.linalg import Vectors
 from scipy import sparse
 
 from bovw.errors import TrainingError
-from bovw.pipeline import reduction
+from bovw.pipeline import sparse_products
 from bovw.pipeline.reduction import (
     KRYLOV_PASSES,
     OVERSAMPLING,
@@ -22,8 +22,8 @@ from bovw.pipeline.reduction import (
     pca_model,
     principal_axes,
     projection,
-    sparse_times_dense,
 )
+from bovw.pipeline.sparse_products import sparse_times_dense
 from bovw.spark import storage
 from bovw.spark.arrow_vectors import VECTOR_STRUCT, dense_vectors, sparse_vectors, vectors_to_csr
 
@@ -343,7 +343,7 @@ class _RecordingCsr(sparse.csr_matrix):
 def test_sparse_times_dense_multiplies_a_few_columns_at_a_time(monkeypatch, chunk_columns,
                                                                widths):
     # 3 rows of float64 a column: the chunk holds `chunk_columns` columns.
-    monkeypatch.setattr(reduction, "_DENSE_CHUNK_BYTES", chunk_columns * 3 * 8)
+    monkeypatch.setattr(sparse_products, "_DENSE_CHUNK_BYTES", chunk_columns * 3 * 8)
     matrix = _RecordingCsr(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]))
     matrix.widths = []
     dense = np.arange(1.0, 13.0).reshape(3, 4)
@@ -361,7 +361,7 @@ def test_sparse_times_dense_is_the_whole_product_bit_for_bit(monkeypatch, transp
     matrix = sparse.random(300, 500, density=0.05, format="csr", random_state=4)
     matrix = matrix.T if transposed else matrix
     dense = rng.standard_normal((matrix.shape[1], 37))
-    monkeypatch.setattr(reduction, "_DENSE_CHUNK_BYTES", 5 * matrix.shape[1] * 8)
+    monkeypatch.setattr(sparse_products, "_DENSE_CHUNK_BYTES", 5 * matrix.shape[1] * 8)
 
     product = sparse_times_dense(matrix, dense)
 

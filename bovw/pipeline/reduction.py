@@ -37,6 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from bovw.columns import PATH, PCA_FEATURES, SPLIT, TRAIN, WEIGHTED
 from bovw.errors import TrainingError
+from bovw.pipeline.sparse_products import sparse_times_dense
 from bovw.spark.arrow_vectors import dense_vectors, vectors_to_csr
 from bovw.spark.jvm import java_pca_model
 from bovw.spark.session import local_cores
@@ -45,7 +46,7 @@ __all__ = ["EXACT_MAX_DIMENSION", "KRYLOV_PASSES", "KRYLOV_ROWS_PER_PARTITION", 
            "covariance_times", "exact_components", "explained_variance",
            "explained_variance_total", "fit_pca", "krylov_components", "pass_partitions",
            "pca_model", "principal_axes", "projection", "randomized_components",
-           "sparse_times_dense", "varying_axes"]
+           "varying_axes"]
 
 # Up to this many input columns Spark's exact PCA is quick; beyond it, randomized.
 EXACT_MAX_DIMENSION = 512
@@ -331,29 +332,6 @@ def _gram_times(matrix: sparse.csr_matrix, basis: np.ndarray | None) -> np.ndarr
     if basis is None:
         return np.asarray((matrix.T @ matrix).toarray(), dtype=np.float64)
     return sparse_times_dense(matrix.T, sparse_times_dense(matrix, basis))
-
-
-# scipy multiplies a sparse matrix by a dense one by adding up rows of the dense one, picked
-# (or, for a transposed matrix, written) in the order of the sparse one's indices: random
-# accesses, which stay in the CPU cache only while the dense side fits there. A Krylov
-# block at 3 pyramid levels is 21,032 x 120 (20 MB), and two Python workers share the
-# cache: taken ~3 MB of columns at a time, X^T (X B) on 19,000 such rows took 1.4-1.9 s
-# instead of 4.1-4.9 s, two at once (python -m bench.sparse_products), with the very same
-# sums. On fruits360-dev x10 the reduction stage took 84 s instead of 97.
-_DENSE_CHUNK_BYTES = 3 << 20
-
-
-def sparse_times_dense(matrix: sparse.spmatrix, dense: np.ndarray) -> np.ndarray:
-    """matrix @ dense as a float64 array (n, w), computed a few columns of `dense` at a
-    time: each entry is the same sum of the same terms in the same order as the whole
-    product's, so the result is identical, only faster for a wide `dense` (see above)."""
-    dense = np.asarray(dense, dtype=np.float64)
-    width = max(1, _DENSE_CHUNK_BYTES // max(1, dense.shape[0] * dense.itemsize))
-    if dense.shape[1] <= width:
-        return np.asarray(matrix @ dense, dtype=np.float64)
-    return np.hstack([np.asarray(matrix @ np.ascontiguousarray(dense[:, start:start + width]),
-                                 dtype=np.float64)
-                      for start in range(0, dense.shape[1], width)])
 
 
 def pca_model(spark, pc: np.ndarray, explained: np.ndarray) -> PCAModel:
