@@ -354,14 +354,35 @@ def test_sparse_times_dense_multiplies_a_few_columns_at_a_time(monkeypatch, chun
     assert matrix.widths == widths
 
 
+def test_sparse_times_dense_sizes_its_chunks_on_a_result_taller_than_the_dense_side(
+        monkeypatch):
+    # X^T (X B): the result has more rows than the dense matrix, and it is the result's
+    # rows that a transposed matrix adds into in random order. 2 columns of the 3-row
+    # result a chunk, where the 2-row dense side alone would allow 3.
+    monkeypatch.setattr(sparse_products, "_DENSE_CHUNK_BYTES", 2 * 3 * 8)
+    matrix = _RecordingCsr(np.array([[1.0, 0.0], [0.0, 3.0], [2.0, 0.0]]))
+    matrix.widths = []
+
+    product = sparse_times_dense(matrix, np.arange(1.0, 9.0).reshape(2, 4))
+
+    assert product.tolist() == [[1.0, 2.0, 3.0, 4.0], [15.0, 18.0, 21.0, 24.0],
+                                [2.0, 4.0, 6.0, 8.0]]
+    assert matrix.widths == [2, 2]
+
+
+@pytest.mark.parametrize("fortran", [False, True])
+@pytest.mark.parametrize("chunk_columns", [1, 5])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_sparse_times_dense_is_the_whole_product_bit_for_bit(monkeypatch, transposed):
-    # Column chunks change no sum: every entry adds the same terms in the same order.
+def test_sparse_times_dense_is_the_whole_product_bit_for_bit(monkeypatch, transposed,
+                                                            chunk_columns, fortran):
+    # Column chunks change no sum: every entry adds the same terms in the same order (a
+    # one-column chunk takes scipy's matrix-vector kernel). The PCA's axes come F-ordered.
     rng = np.random.default_rng(3)
     matrix = sparse.random(300, 500, density=0.05, format="csr", random_state=4)
     matrix = matrix.T if transposed else matrix
     dense = rng.standard_normal((matrix.shape[1], 37))
-    monkeypatch.setattr(sparse_products, "_DENSE_CHUNK_BYTES", 5 * matrix.shape[1] * 8)
+    dense = np.asfortranarray(dense) if fortran else dense
+    monkeypatch.setattr(sparse_products, "_DENSE_CHUNK_BYTES", chunk_columns * 500 * 8)
 
     product = sparse_times_dense(matrix, dense)
 
