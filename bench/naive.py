@@ -121,12 +121,14 @@ def fit_pca(train, column: str, components: int, dimension: int):
     """
     from threadpoolctl import threadpool_limits
 
+    from bovw.pipeline.feature_rows import vector_rows
     from bovw.pipeline.reduction import exact_components, pca_model
 
     # One thread, like Spark's own decomposition: beside Spark on 2 cores OpenBLAS's threads
     # only wait for each other (1000 columns: 5-6 s with two threads, 0.1-1 s with one).
     with threadpool_limits(limits=1):
-        pc, explained = exact_components(train, column, min(components, dimension), dimension)
+        pc, explained = exact_components(train, vector_rows(column, dimension),
+                                         min(components, dimension))
     return pca_model(train.sparkSession, pc, explained).setInputCol(column)
 
 

@@ -222,7 +222,7 @@ def test_a_run_stopped_after_its_reduction_ends_like_an_uninterrupted_one(
     stopped = _without_classifier_stage(first_run, tmp_path / "stopped")
     if reduction_of == "this bovw":
         # The classifier stage reads the projections; it weights no image again.
-        monkeypatch.setattr(run_module, "feature_vectors",
+        monkeypatch.setattr(run_module, "feature_rows",
                             lambda *args, **kwargs: pytest.fail("weighted again"))
     else:
         # Its reduction stage wrote no projections: the classifier stage makes them.

@@ -122,9 +122,9 @@ def test_randomized_passes_read_as_few_partitions_as_keep_the_slots_busy(
     seen = []
     passes = reduction.covariance_times
 
-    def counting(rows, basis, dimension):
+    def counting(rows, basis, features):
         seen.append(rows.rdd.getNumPartitions())
-        return passes(rows, basis, dimension)
+        return passes(rows, basis, features)
 
     monkeypatch.setattr(reduction, "covariance_times", counting)
     merged = fit_pca(wide.repartition(11), 3, 150, seed=4, exact_max_dimension=4)

@@ -3,8 +3,8 @@
 ORB describes grey levels only; on Fruits-360 colour is what separates most varieties
 (Apple Red 1 from Apple Golden 1, Lemon from Orange). `colour_histogram` is pure (an RGB
 array in, a float32 vector out) so that the descriptors stage and the Predictor compute
-exactly the same block; bovw.pipeline.histograms.append_colour joins it to the weighted
-word histogram in Spark.
+exactly the same block; the reduction stage (bovw.pipeline.feature_rows) joins it to the
+weighted word histogram.
 """
 
 from __future__ import annotations

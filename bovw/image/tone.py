@@ -5,8 +5,8 @@ blind to how bright or dark a fruit is: on Fruits-360 the grey-ORB words alone c
 round fruits of similar texture but different tone. This block gives that back from the
 grey image ORB describes (it is not colour, and it is not ORB). `tone_histogram` is pure
 (a grey array in, a float32 vector out), so the descriptors stage and the Predictor
-compute exactly the same block; bovw.pipeline.histograms.append_blocks joins it to the
-weighted word histogram in Spark, before the colour block.
+compute exactly the same block; the reduction stage (bovw.pipeline.feature_rows) joins it
+to the weighted word histogram, before the colour block.
 """
 
 from __future__ import annotations

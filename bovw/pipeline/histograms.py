@@ -39,7 +39,7 @@ from bovw.pipeline.descriptors import accepted
 from bovw.spark.arrow_vectors import powered_vectors, sparse_vectors
 
 __all__ = ["AppendedBlock", "append_blocks", "append_colour", "append_tone", "appended_blocks",
-           "appended_dimension", "colour_block", "fit_idf", "tone_block", "weight",
+           "appended_dimension", "check_blocks", "colour_block", "fit_idf", "tone_block", "weight",
            "word_histograms"]
 
 _IMAGE_COLUMNS = (PATH, LABEL, SPLIT, N_KEYPOINTS)
@@ -154,6 +154,9 @@ def weight(histograms: DataFrame, settings: HistogramSettings, idf: IDFModel | N
     """`histograms` with `weighted` in place of `histogram`: the histogram times IDF (when
     enabled), to `settings.power` (a word histogram only: a VLAD or Fisher vector has its
     power already), then L2-normalised (when enabled). A sparse histogram stays sparse.
+    These are Spark ML's IDF and Normalizer on a DataFrame; a run weights its rows inside
+    the reduction stage's Python passes instead (bovw.pipeline.feature_rows), to the same
+    bits (tests/test_weighting.py), and so does the Predictor.
 
     The raw histogram is left out: the power's Arrow pass would otherwise carry it to
     Python and back beside the weighted one (at 3 pyramid levels on fruits360-dev, 2.8 s
@@ -252,23 +255,12 @@ def append_blocks(weighted: DataFrame, blocks: Sequence[AppendedBlock],
     """
     if not blocks:
         return weighted
-    lengths_from = weighted if lengths_from is None else lengths_from
     for block in blocks:
-        if block.column not in weighted.columns or block.column not in lengths_from.columns:
-            raise block.error(
-                f"{block.setting} is true but these descriptors carry no {block.what}; "
-                f"extract descriptors again with {block.setting}=true (do not reuse "
-                "--descriptors-from)")
-    # One Spark job checks every block's length.
-    longest = lengths_from.agg(*[F.max(F.size(block.column)).alias(block.column)
-                                 for block in blocks]).first()
+        if block.column not in weighted.columns:
+            raise _missing(block)
+    check_blocks(weighted if lengths_from is None else lengths_from, blocks)
     parts = []
     for block in blocks:
-        if longest[block.column] not in (None, -1, 0, block.dimension):
-            raise block.error(
-                f"the descriptors carry {block.what} of {longest[block.column]} bins but the "
-                f"{block.column} settings make {block.dimension}; extract descriptors again "
-                f"with these {block.column} settings")
         values = F.when(F.size(block.column) == block.dimension, F.col(block.column)).otherwise(
             F.array_repeat(F.lit(0.0).cast("float"), block.dimension))
         # The square root of a histogram summing to 1 has unit L2 norm, like the weighted
@@ -286,6 +278,31 @@ def append_blocks(weighted: DataFrame, blocks: Sequence[AppendedBlock],
     return assembler.transform(blocked).select(
         *[F.col(f"_{column}_with_blocks").alias(column) if name == column else F.col(name)
           for name in weighted.columns])
+
+
+def check_blocks(rows: DataFrame, blocks: Sequence[AppendedBlock]) -> None:
+    """Raise the block's error when `rows` carry no column for one of `blocks` or blocks of
+    another length than its settings make (rows without one are fine: they get zeros).
+    One Spark job checks every block's length; none runs without blocks."""
+    if not blocks:
+        return
+    for block in blocks:
+        if block.column not in rows.columns:
+            raise _missing(block)
+    longest = rows.agg(*[F.max(F.size(block.column)).alias(block.column)
+                         for block in blocks]).first()
+    for block in blocks:
+        if longest[block.column] not in (None, -1, 0, block.dimension):
+            raise block.error(
+                f"the descriptors carry {block.what} of {longest[block.column]} bins but the "
+                f"{block.column} settings make {block.dimension}; extract descriptors again "
+                f"with these {block.column} settings")
+
+
+def _missing(block: AppendedBlock) -> Exception:
+    return block.error(
+        f"{block.setting} is true but these descriptors carry no {block.what}; extract "
+        f"descriptors again with {block.setting}=true (do not reuse --descriptors-from)")
 
 
 def _weighted_sqrt(weight: float):

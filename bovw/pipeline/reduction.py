@@ -37,8 +37,9 @@ from threadpoolctl import threadpool_limits
 
 from bovw.columns import PATH, PCA_FEATURES, SPLIT, TRAIN, WEIGHTED
 from bovw.errors import TrainingError
+from bovw.pipeline.feature_rows import FeatureRows, vector_rows
 from bovw.pipeline.sparse_products import sparse_times_dense
-from bovw.spark.arrow_vectors import dense_vectors, vectors_to_csr
+from bovw.spark.arrow_vectors import dense_vectors
 from bovw.spark.jvm import java_pca_model
 from bovw.spark.session import local_cores
 
@@ -81,9 +82,10 @@ def fit_pca(weighted: DataFrame, components: int, input_dimension: int, seed: in
 
 
 def principal_axes(weighted: DataFrame, components: int, input_dimension: int, seed: int = 0,
-                   exact_max_dimension: int = EXACT_MAX_DIMENSION, persisted: bool = False
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """The principal axes of the `weighted` column on Training rows: pc (d, kept), unit
+                   exact_max_dimension: int = EXACT_MAX_DIMENSION, persisted: bool = False,
+                   features: FeatureRows | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The principal axes of the `weighted` column on Training rows (or of the rows
+    `features` makes of its columns, `input_dimension` long): pc (d, kept), unit
     columns, largest variance first, and the (kept,) fraction of the variance each one
     explains; kept <= `components` counts only the axes along which the Training rows
     vary (see `varying_axes`).
@@ -94,12 +96,16 @@ def principal_axes(weighted: DataFrame, components: int, input_dimension: int, s
     persist their own copy of the Training rows). Raises TrainingError when the Training
     rows do not vary at all.
     """
+    features = features or vector_rows(WEIGHTED, input_dimension)
+    if features.dimension != input_dimension:
+        raise ValueError(f"feature rows of {features.dimension} values, where "
+                         f"input_dimension says {input_dimension}")
     k = min(components, input_dimension)
     training = weighted.filter(F.col(SPLIT) == TRAIN)
     if input_dimension <= exact_max_dimension:
-        pc, variance = exact_components(training, WEIGHTED, k, input_dimension)
+        pc, variance = exact_components(training, features, k)
     else:
-        pc, variance = randomized_components(training, k, input_dimension, seed, persisted)
+        pc, variance = randomized_components(training, k, features, seed, persisted)
     if pc.shape[1] == 0:
         raise TrainingError(
             "the Training features do not vary: every Training image has the same "
@@ -122,9 +128,9 @@ def varying_axes(values: np.ndarray, dimension: int) -> int:
     return int(np.count_nonzero(values > values[0] * dimension * np.finfo(np.float64).eps))
 
 
-def exact_components(training: DataFrame, column: str, k: int, dimension: int
+def exact_components(training: DataFrame, features: FeatureRows, k: int
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """The top `k` principal axes of the `column` vectors of `training`, exactly.
+    """The top `k` principal axes of the rows `features` makes of `training`, exactly.
 
     Like Spark ML's PCA.fit, Spark computes the d x d covariance (covariance_times) and the
     driver decomposes it; but the decomposition is numpy's symmetric eigensolver. Without
@@ -139,9 +145,10 @@ def exact_components(training: DataFrame, column: str, k: int, dimension: int
     # Not mllib's RowMatrix.computeCovariance: it takes the first row of its input (a
     # Python RDD) to see whether it is dense, and the Python worker whose output it stops
     # reading prints a BrokenPipeError traceback mid-run.
+    dimension = features.dimension
     identified = [PATH] if PATH in training.columns else []
-    covariance, _trace = covariance_times(
-        training.select(F.col(column).alias("x"), *identified), None, dimension)
+    covariance, _trace = covariance_times(training.select(*features.columns, *identified),
+                                          None, features)
     values, vectors = np.linalg.eigh(covariance)  # ascending
     values, vectors = values[::-1], vectors[:, ::-1]
     kept = min(k, varying_axes(values, dimension))
@@ -157,9 +164,9 @@ def _fix_signs(pc: np.ndarray) -> np.ndarray:
     return pc * np.where(pc[np.abs(pc).argmax(axis=0), np.arange(k)] < 0, -1.0, 1.0)
 
 
-def randomized_components(training: DataFrame, k: int, dimension: int, seed: int,
+def randomized_components(training: DataFrame, k: int, features: FeatureRows, seed: int,
                           persisted: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The top `k` principal axes of the `weighted` vectors of `training`.
+    """The top `k` principal axes of the rows `features` makes of `training`.
 
     Block Krylov iteration on the covariance C (data centred, like Spark's PCA): each pass
     is one Spark job (covariance_times), and the passes' products feed krylov_components.
@@ -169,12 +176,12 @@ def randomized_components(training: DataFrame, k: int, dimension: int, seed: int
     """
     # Cached as they are (sparse word histograms are small); every pass reads them again,
     # and they reach Python as Arrow structs, still sparse.
-    selected = training.select(F.col(WEIGHTED).alias("x"), PATH)
+    selected = training.select(*features.columns, PATH)
     cached = selected if persisted else selected.persist()
     try:
         rows = _pass_partitions(cached)
-        return krylov_components(lambda block: covariance_times(rows, block, dimension),
-                                 k, dimension, seed)
+        return krylov_components(lambda block: covariance_times(rows, block, features),
+                                 k, features.dimension, seed)
     finally:
         if not persisted:
             cached.unpersist()
@@ -270,24 +277,25 @@ def _new_directions(product: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return directions[:, strengths > scale * basis.shape[0] * np.finfo(np.float64).eps]
 
 
-def covariance_times(rows: DataFrame, basis: np.ndarray | None, dimension: int
+def covariance_times(rows: DataFrame, basis: np.ndarray | None, features: FeatureRows
                      ) -> tuple[np.ndarray, float]:
-    """C @ basis (C itself for None) and trace(C), C the sample covariance of `rows.x`, in
-    one Spark job. Rows are summed in `rows.path` order when there is that column, else
-    in the order each partition holds them.
+    """C @ basis (C itself for None) and trace(C), C the sample covariance of the rows
+    `features` makes of `rows`, in one Spark job. Rows are summed in `rows.path` order when
+    there is that column, else in the order each partition holds them.
 
     Each partition returns its count, column sums, sum of squares and X^T X basis; the
     driver adds them up in partition order, so the result does not depend on timing.
     The basis reaches the Python workers as a broadcast variable, not inside the task.
     """
     schema = "n long, sums binary, squares double, product binary"
+    dimension = features.dimension
     shared = None if basis is None else rows.sparkSession.sparkContext.broadcast(basis)
     width = dimension if basis is None else basis.shape[1]
 
     def partials(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         blocks, paths = [], []
         for batch in batches:
-            blocks.append(vectors_to_csr(batch.column("x"), dimension))
+            blocks.append(features.csr(batch))
             if PATH in batch.schema.names:
                 paths.extend(batch.column(PATH).to_pylist())
         if not sum(block.shape[0] for block in blocks):
@@ -341,10 +349,11 @@ def pca_model(spark, pc: np.ndarray, explained: np.ndarray) -> PCAModel:
 
 
 @contextmanager
-def projection(frame: DataFrame, pca: PCAModel, axes: np.ndarray | None = None
-               ) -> Iterator[DataFrame]:
+def projection(frame: DataFrame, pca: PCAModel, axes: np.ndarray | None = None,
+               features: FeatureRows | None = None) -> Iterator[DataFrame]:
     """`frame` with its `pca.getInputCol()` vectors replaced by their projections
-    (`pca.getOutputCol()`: pc^T x, dense), as PCAModel.transform computes them. `axes`
+    (`pca.getOutputCol()`: pc^T x, dense), as PCAModel.transform computes them; with
+    `features`, the columns it reads are replaced by the projections of its rows. `axes`
     is pca.pc as a (d, k) array when the caller has it: read from the JVM, a 21,064 x 100
     matrix took 0.9 s of the driver.
 
@@ -353,8 +362,11 @@ def projection(frame: DataFrame, pca: PCAModel, axes: np.ndarray | None = None
     the result (4 MB at 5,000 bins and 100 components). Use the frame inside the block.
     """
     pc = pca.pc.toArray() if axes is None else axes
-    source, target = pca.getInputCol(), pca.getOutputCol()
-    kept = [name for name in frame.columns if name != source]
+    target = pca.getOutputCol()
+    features = features or vector_rows(pca.getInputCol(), pc.shape[0])
+    if features.dimension != pc.shape[0]:
+        raise ValueError(f"feature rows of {features.dimension} values, axes of {pc.shape[0]}")
+    kept = [name for name in frame.columns if name not in features.columns]
     schema = StructType([frame.schema[name] for name in kept]
                         + [StructField(target, VectorUDT())])
     shared = frame.sparkSession.sparkContext.broadcast(pc)
@@ -362,7 +374,7 @@ def projection(frame: DataFrame, pca: PCAModel, axes: np.ndarray | None = None
     def project(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         matrix = shared.value
         for batch in batches:
-            rows = vectors_to_csr(batch.column(source), matrix.shape[0])
+            rows = features.csr(batch)
             yield pa.RecordBatch.from_arrays(
                 [batch.column(name) for name in kept]
                 + [dense_vectors(sparse_times_dense(rows, matrix))],

@@ -47,6 +47,7 @@ from bovw.image.orb import (
     textured_patches,
 )
 from bovw.image.tone import tone_histogram
+from bovw.image.weighting import block_values, weighted_values
 from bovw.image.words import histogram_length, word_counts
 from bovw.predict.fruits import FruitInfo
 from bovw.predict.model_file import ExportedModel, model_from_bytes
@@ -74,14 +75,13 @@ def word_histogram(descriptors: np.ndarray, positions: np.ndarray, centers: np.n
 def weighted_histogram(histogram: np.ndarray, idf: np.ndarray | None, l2: bool,
                        power: float = 1.0) -> np.ndarray:
     """The histogram times `idf` (when given), to the `power`, then divided by its L2 norm
-    (when `l2`). A zero vector stays zero, like with Spark's Normalizer."""
-    weighted = histogram * idf if idf is not None else histogram.copy()
-    if power != 1.0:
-        weighted = np.power(weighted, power)
-    if l2:
-        norm = float(np.sqrt(np.dot(weighted, weighted)))
-        if norm > 0.0:
-            weighted = weighted / norm
+    (when `l2`): bovw.image.weighting.weighted_values of its non-zero bins, the very code
+    the Spark reduction stage runs. A zero vector stays zero, like with Spark's Normalizer."""
+    histogram = np.asarray(histogram, dtype=np.float64)
+    present = np.flatnonzero(histogram)
+    weighted = np.zeros(len(histogram))
+    weighted[present] = weighted_values(histogram[present], present, [0, len(present)], idf,
+                                        power, l2)
     return weighted
 
 
@@ -90,9 +90,9 @@ def feature_vector(descriptors: np.ndarray, positions: np.ndarray, model: Export
                    ) -> np.ndarray:
     """The vector the PCA sees for one image: its weighted word histogram (or its VLAD or
     Fisher vector, bovw.image.encodings, L2-normalised when histograms.l2), then, for each
-    block the model has, weight * sqrt(`tone`) and weight * sqrt(`colour`) as
-    bovw.pipeline.histograms.append_blocks makes them (zeros when a block is missing or of
-    another length, as in the pipeline)."""
+    block the model has, weight * sqrt(`tone`) and weight * sqrt(`colour`)
+    (bovw.image.weighting.block_values, as the reduction stage makes them: zeros when a
+    block is missing or of another length)."""
     settings = model.histograms
     if model.dense is not None:
         # Its power is inside its blocks, and VLAD or Fisher has no IDF (HistogramSettings).
@@ -105,11 +105,9 @@ def feature_vector(descriptors: np.ndarray, positions: np.ndarray, model: Export
         blocks = [weighted_histogram(counts, model.idf, settings.l2, settings.power)]
     for block, values in ((model.tone, tone), (model.colour, colour)):
         if block is not None:
-            # float32 as stored in the descriptors Parquet, then double as Spark's sqrt.
-            usable = (np.asarray(values, dtype=np.float32).astype(np.float64)
-                      if values is not None and len(values) == block.dimension
+            usable = (values if values is not None and len(values) == block.dimension
                       else np.zeros(block.dimension))
-            blocks.append(np.sqrt(usable) * block.weight)
+            blocks.append(block_values(usable, block.weight))
     return np.concatenate(blocks)
 
 
