@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from pyspark.ml.linalg import Vectors, VectorUDT
+from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from bovw.columns import TEST, TRAIN
@@ -164,3 +165,20 @@ def test_feature_rows_are_spark_mls_weighting_bit_for_bit(spark, tfidf, power, l
         assert np.array_equal(matrix[index].toarray().ravel(), expected), row["path"]
     assert not np.array_equal(matrix[0].toarray().ravel(),
                               np.round(matrix[0].toarray().ravel(), 3))  # not trivial values
+
+
+def test_the_reduction_stage_names_a_missing_or_other_length_tone_block(spark, tmp_path):
+    from bovw.pipeline.layout import RunLayout
+    from bovw.pipeline.run import _reduction_stage
+
+    config = Config(tone=ToneSettings(enabled=True))  # 32 bins
+    histograms = _random_histograms(spark, dense=False).withColumn("label", F.lit("x")) \
+        .withColumn("n_keypoints", F.lit(1))
+    layout = RunLayout(str(tmp_path / "run"))
+    with pytest.raises(ToneError, match="the descriptors carry grey-level histograms of 4 bins "
+                                        "but the tone settings make 32"):
+        _reduction_stage(spark, config, histograms, 60, layout)
+    with pytest.raises(ToneError, match="tone.enabled is true but these descriptors carry no "
+                                        "grey-level histograms"):
+        _reduction_stage(spark, config, histograms.drop("tone"), 60, layout)
+    assert not (tmp_path / "run" / "projections").exists()
