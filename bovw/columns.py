@@ -36,7 +36,7 @@ TONE = "tone"                    # the grey-tone block (bovw.image.tone), or emp
 SAMPLE = "sample"                # the descriptors set aside for the vocabulary sample
 
 HISTOGRAM = "histogram"          # raw word counts, a sparse vector
-WEIGHTED = "weighted"            # the vector the PCA reads: weighted histogram [+ colour]
+WEIGHTED = "weighted"            # the PCAModel's input column: weighted histogram [+ blocks]
 FEATURES = "features"            # a feature vector of any origin (CNN features, KMeans input)
 PCA_FEATURES = "pca_features"    # the PCA projection the classifier reads
 LABEL_INDEX = "label_index"      # the class's index in the classifier

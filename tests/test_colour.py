@@ -10,11 +10,13 @@ from PIL import Image
 from pyspark.ml.linalg import Vectors, VectorUDT
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
-from bovw.config import ColourSettings, OrbSettings
+from bovw.config import ColourSettings, OrbSettings, ToneSettings
 from bovw.errors import ColourError
 from bovw.image.colour import colour_histogram, image_colour
 from bovw.image.decode import to_rgb
-from bovw.pipeline.histograms import append_colour
+from bovw.pipeline.feature_rows import FeatureRows
+from bovw.pipeline.histograms import appended_blocks, check_blocks, colour_block
+from tests.spark_weighting import feature_matrix
 
 SETTINGS = ColourSettings(enabled=True, hue_bins=8)  # 8 hue x 4 saturation x 4 value bins
 
@@ -101,25 +103,24 @@ def test_image_colour_decodes_bytes_and_never_raises():
     assert image_colour(b"not an image", OrbSettings(), SETTINGS).shape == (0,)
 
 
-def test_append_colour_concatenates_the_weighted_square_root_block(spark):
+def test_the_colour_block_joins_as_its_weighted_square_root(spark):
     settings = ColourSettings(enabled=True, hue_bins=2, saturation_bins=1, value_bins=1,
                               weight=0.5)
     rows = [("a", Vectors.dense([0.6, 0.8]), [0.36, 0.64]),
             ("b", Vectors.dense([1.0, 0.0]), [])]  # no colour: zeros of the right length
     frame = spark.createDataFrame(rows, frame_schema(True))
-    joined = {row["path"]: row["weighted"].toArray().tolist()
-              for row in append_colour(frame, settings).collect()}
+    joined = feature_matrix(frame, FeatureRows("weighted", 2, blocks=(colour_block(settings),)))
     # sqrt([0.36, 0.64]) = [0.6, 0.8], times the weight 0.5.
     assert joined["a"] == pytest.approx([0.6, 0.8, 0.3, 0.4])
     assert joined["b"] == [1.0, 0.0, 0.0, 0.0]
-    assert append_colour(frame, ColourSettings(enabled=False)) is frame
+    assert appended_blocks(ToneSettings(enabled=False), ColourSettings(enabled=False)) == []
 
 
-def test_append_colour_refuses_descriptors_without_or_with_other_colour(spark):
+def test_descriptors_without_or_with_other_colour_are_refused(spark):
     frame = spark.createDataFrame([("a", Vectors.dense([1.0]))], frame_schema(False))
     with pytest.raises(ColourError, match="carry no colour histograms"):
-        append_colour(frame, SETTINGS)
+        check_blocks(frame, [colour_block(SETTINGS)])
     other = spark.createDataFrame([("a", Vectors.dense([1.0]), [0.5, 0.5])], frame_schema(True))
     with pytest.raises(ColourError, match="colour histograms of 2 bins but the colour "
                                           "settings make 128"):
-        append_colour(other, SETTINGS)
+        check_blocks(other, [colour_block(SETTINGS)])

@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from pyspark.ml.linalg import DenseVector, SparseVector
 
 from bovw.columns import DESCRIPTOR_SCHEMA
-from bovw.config import VOCABULARY_SPACES, HistogramSettings
+from bovw.config import VOCABULARY_SPACES, Config, HistogramSettings, ToneSettings
 from bovw.image.orb import pack
 from bovw.image.words import (
     SPACES,
@@ -21,7 +20,9 @@ from bovw.image.words import (
     soft_words,
     space_of,
 )
-from bovw.pipeline.histograms import fit_idf, weight, word_histograms
+from bovw.pipeline.feature_rows import feature_rows
+from bovw.pipeline.histograms import fit_idf, word_histograms
+from tests.spark_weighting import feature_matrix
 
 CENTERS = np.array([[0] * 32, [100] * 32, [200] * 32], dtype=np.float32)
 
@@ -146,24 +147,25 @@ def test_spatial_pyramid_histograms(descriptors):
     assert histograms["c.jpg"] == [0.0] * 15
 
 
+def words_only(settings: HistogramSettings) -> Config:
+    """`settings`, without the tone block a default Config appends."""
+    return Config(histograms=settings, tone=ToneSettings(enabled=False))
+
+
 def test_square_root_normalisation(descriptors):
     histograms = word_histograms(descriptors, CENTERS)
-    settings = HistogramSettings(tfidf=False, l2=True, power=0.5)
-    rows = {row["path"]: row["weighted"] for row in weight(histograms, settings, None).collect()}
+    settings = words_only(HistogramSettings(tfidf=False, l2=True, power=0.5))
+    rows = feature_matrix(histograms, feature_rows(settings, None, 3))
     expected = np.sqrt([2.0, 1.0, 0.0])
-    assert np.allclose(rows["a.jpg"].toArray(), expected / np.linalg.norm(expected))
-    # The power keeps a sparse histogram sparse (here c's empty one): only its non-zero
-    # bins are stored, and a dense one stays dense.
-    assert isinstance(rows["c.jpg"], SparseVector) and rows["c.jpg"].indices.tolist() == []
-    assert rows["c.jpg"].toArray().tolist() == [0.0, 0.0, 0.0]
-    assert isinstance(rows["a.jpg"], DenseVector)
+    assert np.allclose(rows["a.jpg"], expected / np.linalg.norm(expected))
+    # c's empty histogram stays zero (no division by its zero norm).
+    assert rows["c.jpg"] == [0.0, 0.0, 0.0]
 
 
 def test_tfidf_and_l2_weighting(descriptors):
     histograms = word_histograms(descriptors, CENTERS)
-    settings = HistogramSettings(tfidf=True, l2=True, power=1.0)
-    weighted = {row["path"]: row["weighted"].toArray()
-                for row in weight(histograms, settings, fit_idf(histograms)).collect()}
+    settings = words_only(HistogramSettings(tfidf=True, l2=True, power=1.0))
+    weighted = feature_matrix(histograms, feature_rows(settings, fit_idf(histograms), 3))
     # IDF on the 2 Training images: idf = log((m + 1) / (df + 1)) with m = 2.
     idf = np.array([math.log(3 / 2), math.log(3 / 2), math.log(3 / 2)])
     expected_a = np.array([2.0, 1.0, 0.0]) * idf
@@ -174,10 +176,10 @@ def test_tfidf_and_l2_weighting(descriptors):
 
 def test_weighting_can_be_switched_off(descriptors):
     histograms = word_histograms(descriptors, CENTERS)
-    raw = weight(histograms, HistogramSettings(tfidf=False, l2=False, power=1.0), None)
-    # The raw histogram is replaced, not carried along (nothing after weighting reads it).
-    assert raw.columns == [*(c for c in histograms.columns if c != "histogram"), "weighted"]
-    assert {r["path"]: r["weighted"].toArray().tolist() for r in raw.collect()}["a.jpg"] == [
-        2.0, 1.0, 0.0]
+    raw = feature_rows(words_only(HistogramSettings(tfidf=False, l2=False, power=1.0)),
+                       None, 3)
+    assert feature_matrix(histograms, raw)["a.jpg"] == [2.0, 1.0, 0.0]
     with pytest.raises(ValueError, match="no IDF model"):
-        weight(histograms, HistogramSettings(tfidf=True), None)
+        feature_rows(words_only(HistogramSettings(tfidf=True)), None, 3)
+
+

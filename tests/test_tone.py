@@ -9,8 +9,7 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
-from pyspark.ml.linalg import SparseVector, Vectors, VectorUDT
-from pyspark.sql import functions as F
+from pyspark.ml.linalg import Vectors, VectorUDT
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from bovw.config import ColourSettings, ConfigError, HistogramSettings, OrbSettings, ToneSettings
@@ -18,14 +17,9 @@ from bovw.errors import ToneError
 from bovw.image.orb import extract_descriptors
 from bovw.image.tone import tone_histogram
 from bovw.image.words import soft_words, word_counts
-from bovw.pipeline.histograms import (
-    append_blocks,
-    append_tone,
-    appended_blocks,
-    appended_dimension,
-    colour_block,
-    tone_block,
-)
+from bovw.pipeline.feature_rows import FeatureRows
+from bovw.pipeline.histograms import appended_blocks, check_blocks, colour_block, tone_block
+from tests.spark_weighting import feature_matrix
 
 TONE = ToneSettings(enabled=True)  # 32 bins, background above 0.9 * 255, weight 0.5
 
@@ -117,12 +111,18 @@ def test_tone_settings_are_validated():
             load_config(None, {key: value})
 
 
-# ------------------------------------------------------------------- the join, in Spark
+# ------------------------------------------------- the join, in the reduction stage's passes
 
 def frame(spark, rows, blocks=("tone", "colour")):
     fields = [StructField("path", StringType()), StructField("weighted", VectorUDT())]
     fields += [StructField(block, ArrayType(FloatType())) for block in blocks]
     return spark.createDataFrame(rows, StructType(fields))
+
+
+def joined(spark, rows, blocks, dimension=2):
+    """path -> the feature row of each of `rows`: its vector, then `blocks`."""
+    return feature_matrix(frame(spark, rows), FeatureRows("weighted", dimension,
+                                                          blocks=tuple(blocks)))
 
 
 def test_blocks_follow_the_words_tone_first_each_weight_times_its_square_root(spark):
@@ -131,71 +131,44 @@ def test_blocks_follow_the_words_tone_first_each_weight_times_its_square_root(sp
                             weight=2.0)
     rows = [("a", Vectors.dense([0.6, 0.8]), [0.36, 0.64], [0.25, 0.75]),
             ("b", Vectors.dense([1.0, 0.0]), [], [1.0, 0.0])]  # no tone: zeros
-    joined = {row["path"]: row["weighted"].toArray().tolist() for row in append_blocks(
-        frame(spark, rows), appended_blocks(tone, colour)).collect()}
+    both = joined(spark, rows, appended_blocks(tone, colour))
     # sqrt([0.36, 0.64]) * 0.5 = [0.3, 0.4]; sqrt([0.25, 0.75]) * 2 = [1, sqrt(3)].
-    assert joined["a"] == pytest.approx([0.6, 0.8, 0.3, 0.4, 1.0, math.sqrt(3)])
-    assert joined["b"] == [1.0, 0.0, 0.0, 0.0, 2.0, 0.0]
-    assert appended_dimension(tone, colour) == 4
-    assert appended_dimension(ToneSettings(enabled=False), colour) == 2
-    only_tone = {row["path"]: row["weighted"].toArray().tolist()
-                 for row in append_tone(frame(spark, rows), tone).collect()}
+    assert both["a"] == pytest.approx([0.6, 0.8, 0.3, 0.4, 1.0, math.sqrt(3)])
+    assert both["b"] == [1.0, 0.0, 0.0, 0.0, 2.0, 0.0]
+    assert appended_blocks(tone, colour) == [tone_block(tone), colour_block(colour)]
+    assert appended_blocks(ToneSettings(enabled=False), colour) == [colour_block(colour)]
+    only_tone = joined(spark, rows, [tone_block(tone)])
     assert only_tone["a"] == pytest.approx([0.6, 0.8, 0.3, 0.4])
-    assert append_tone(frame(spark, rows), ToneSettings(enabled=False)).columns == [
-        "path", "weighted", "tone", "colour"]
 
 
 def test_a_sparse_word_histogram_stays_sparse_with_its_blocks(spark):
-    # 1,000 bins of which 2 are set: through arrays it became a dense vector of 1,004.
+    # 1,000 bins of which 2 are set: the row stores those and its blocks' 4 values.
     tone = ToneSettings(enabled=True, bins=2, weight=0.5)
     colour = ColourSettings(enabled=True, hue_bins=2, saturation_bins=1, value_bins=1,
                             weight=2.0)
     rows = [("c", Vectors.sparse(1000, [3, 999], [0.6, 0.8]), [0.36, 0.64], [0.25, 0.75])]
-    joined = append_blocks(frame(spark, rows), appended_blocks(tone, colour))
-    assert joined.columns == ["path", "weighted", "tone", "colour"]
-    vector = joined.first()["weighted"]
-    assert isinstance(vector, SparseVector) and vector.size == 1004
-    assert vector.indices.tolist() == [3, 999, 1000, 1001, 1002, 1003]
-    assert vector.values.tolist() == pytest.approx([0.6, 0.8, 0.3, 0.4, 1.0, math.sqrt(3)])
+    features = FeatureRows("weighted", 1000, blocks=tuple(appended_blocks(tone, colour)))
+    matrix = features.csr(frame(spark, rows).toArrow().combine_chunks().to_batches()[0])
+    assert matrix.shape == (1, 1004) and features.dimension == 1004
+    assert matrix.indices.tolist() == [3, 999, 1000, 1001, 1002, 1003]
+    assert matrix.data.tolist() == pytest.approx([0.6, 0.8, 0.3, 0.4, 1.0, math.sqrt(3)])
 
 
 def test_blocks_the_descriptors_lack_are_refused(spark):
     no_tone = frame(spark, [("a", Vectors.dense([1.0]), [1.0, 0.0])], blocks=("colour",))
     with pytest.raises(ToneError, match="tone.enabled is true but these descriptors carry no "
                                         "grey-level histograms"):
-        append_tone(no_tone, TONE)
+        check_blocks(no_tone, [tone_block(TONE)])
     other = frame(spark, [("a", Vectors.dense([1.0]), [0.5, 0.5], [])])
     with pytest.raises(ToneError, match="grey-level histograms of 2 bins but the tone settings "
                                         "make 32"):
-        append_tone(other, TONE)
+        check_blocks(other, [tone_block(TONE)])
     # The colour block keeps its own error.
     from bovw.errors import ColourError
 
     with pytest.raises(ColourError, match="carry no colour histograms"):
-        append_blocks(frame(spark, [("a", Vectors.dense([1.0]), [])], blocks=("tone",)),
-                      [colour_block(ColourSettings(enabled=True))])
-
-
-def test_block_lengths_are_checked_on_the_rows_before_their_weighting(spark):
-    # Spark cannot prune columns through an Arrow pass (the power's): a check on the
-    # weighted rows ran the whole weighting; on `lengths_from` it reads the blocks alone.
-    rows = frame(spark, [("a", Vectors.dense([1.0]), [0.5, 0.5], [])])
-    # Sized, as the pipeline's weighted vectors are: VectorAssembler reads no row for it.
-    rows = rows.withColumn("weighted", F.col("weighted").alias(
-        "weighted", metadata={"ml_attr": {"num_attrs": 1}}))
-
-    def weighting(batches):
-        raise RuntimeError("the weighting ran")
-        yield
-
-    weighted = rows.mapInArrow(weighting, rows.schema)
-    two_bins = [tone_block(ToneSettings(enabled=True, bins=2))]
-    assert append_blocks(weighted, two_bins, lengths_from=rows).columns == rows.columns
-    with pytest.raises(ToneError, match="grey-level histograms of 2 bins but the tone settings "
-                                        "make 32"):
-        append_blocks(weighted, [tone_block(TONE)], lengths_from=rows)
-    with pytest.raises(Exception, match="the weighting ran"):
-        append_blocks(weighted, two_bins)
+        check_blocks(frame(spark, [("a", Vectors.dense([1.0]), [])], blocks=("tone",)),
+                     [colour_block(ColourSettings(enabled=True))])
 
 
 # ---------------------------------------------------------------------- soft assignment

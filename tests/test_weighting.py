@@ -1,6 +1,6 @@
 """Feature weighting in numpy (bovw.image.weighting, bovw.pipeline.feature_rows): exact values
 on hand-checkable rows, and the same bits as Spark ML's IDF, Normalizer and VectorAssembler
-(bovw.pipeline.histograms.weight and append_blocks) on random rows."""
+(tests/spark_weighting.py, the way the run weighted its rows before) on random rows."""
 
 from __future__ import annotations
 
@@ -18,15 +18,9 @@ from bovw.config import ColourSettings, Config, HistogramSettings, ToneSettings
 from bovw.errors import ToneError
 from bovw.image.weighting import block_values, weighted_values
 from bovw.pipeline.feature_rows import FeatureRows, feature_rows, vector_rows
-from bovw.pipeline.histograms import (
-    append_blocks,
-    appended_blocks,
-    check_blocks,
-    fit_idf,
-    tone_block,
-    weight,
-)
+from bovw.pipeline.histograms import appended_blocks, check_blocks, fit_idf, tone_block
 from bovw.predict.predictor import weighted_histogram
+from tests.spark_weighting import spark_weighted
 
 SCHEMA = StructType([StructField("path", StringType()), StructField("split", StringType()),
                      StructField("histogram", VectorUDT()),
@@ -155,8 +149,8 @@ def test_feature_rows_are_spark_mls_weighting_bit_for_bit(spark, tfidf, power, l
                               weight=1.5))
     idf = fit_idf(histograms) if tfidf else None
     blocks = appended_blocks(config.tone, config.colour)
-    spark_rows = append_blocks(weight(histograms, config.histograms, idf), blocks,
-                               lengths_from=histograms).orderBy("path").collect()
+    spark_rows = spark_weighted(histograms, config.histograms, idf, blocks).orderBy(
+        "path").collect()
     rows = feature_rows(config, idf, 60)
     matrix = rows.csr(_batch(histograms.select("path", *rows.columns)))
     assert matrix.shape == (40, 67)
@@ -182,3 +176,10 @@ def test_the_reduction_stage_names_a_missing_or_other_length_tone_block(spark, t
                                         "grey-level histograms"):
         _reduction_stage(spark, config, histograms.drop("tone"), 60, layout)
     assert not (tmp_path / "run" / "projections").exists()
+
+
+def test_a_nan_norm_makes_its_row_nan_as_normalizer_does():
+    # Spark divides unless the norm is 0: NaN / NaN and 1 / NaN are both NaN.
+    weighted = weighted_values(np.array([np.nan, 1.0, 3.0]), np.array([0, 1, 0]), [0, 2, 3],
+                               None)
+    assert np.isnan(weighted[:2]).all() and weighted[2] == 1.0

@@ -40,7 +40,8 @@ def weighted_values(values: np.ndarray, indices: np.ndarray, offsets: np.ndarray
         # same rounding, hence the same bits as Spark's Normalizer.
         norms = np.sqrt(np.bincount(rows, weights=weighted[offsets[0]:offsets[-1]] ** 2,
                                     minlength=len(lengths)))
-        divisors = np.repeat(np.where(norms > 0.0, norms, 1.0), lengths)
+        # Divided unless the norm is 0, as Normalizer does (a NaN norm makes the row NaN).
+        divisors = np.repeat(np.where(norms != 0.0, norms, 1.0), lengths)
         weighted[offsets[0]:offsets[-1]] /= divisors
     return weighted
 

@@ -33,7 +33,7 @@ class FeatureRows:
     """How a Python pass reads one feature row per image from an Arrow batch: the vector
     column `column` of `vector_dimension` entries, times `idf` (when given), to `power`,
     L2-normalised (when `l2`), then weight * sqrt(block) of each of `blocks` in order (a row
-    whose block is missing or of another length gets zeros, as append_blocks gives it)."""
+    whose block is missing or of another length gets zeros)."""
 
     column: str
     vector_dimension: int

@@ -1,7 +1,8 @@
 """Histograms stage: each descriptor to its nearest visual word (and spatial-pyramid cell),
-then groupBy + pivot into exactly one histogram per image, then TF-IDF, power and L2
-weighting. With histograms.encoding = "vlad" or "fisher", the same path carries each
-image's VLAD or Fisher vector (bovw.image.encodings) instead of its word counts."""
+then groupBy + pivot into exactly one histogram per image, which the reduction stage weights
+(bovw.pipeline.feature_rows), followed by the tone and colour blocks defined here. With
+histograms.encoding = "vlad" or "fisher", the same path carries each image's VLAD or Fisher
+vector (bovw.image.encodings) instead of its word counts."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from pyspark.ml.feature import IDF, IDFModel, Normalizer, VectorAssembler
-from pyspark.ml.functions import array_to_vector
+from pyspark.ml.feature import IDF, IDFModel, VectorAssembler
 from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -30,17 +30,16 @@ from bovw.columns import (
     TRAIN,
     WEIGHTED,
 )
-from bovw.config import ColourSettings, HistogramSettings, ToneSettings
+from bovw.config import ColourSettings, ToneSettings
 from bovw.errors import ColourError, ToneError
 from bovw.image.encodings import DenseEncoding
 from bovw.image.orb import unpack, unpack_positions
 from bovw.image.words import histogram_length, scoring_matrix, word_counts
 from bovw.pipeline.descriptors import accepted
-from bovw.spark.arrow_vectors import powered_vectors, sparse_vectors
+from bovw.spark.arrow_vectors import sparse_vectors
 
-__all__ = ["AppendedBlock", "append_blocks", "append_colour", "append_tone", "appended_blocks",
-           "appended_dimension", "check_blocks", "colour_block", "fit_idf", "tone_block", "weight",
-           "word_histograms"]
+__all__ = ["AppendedBlock", "appended_blocks", "check_blocks", "colour_block", "fit_idf",
+           "tone_block", "word_histograms"]
 
 _IMAGE_COLUMNS = (PATH, LABEL, SPLIT, N_KEYPOINTS)
 # Per-image blocks of the descriptors table carried over to the histograms
@@ -149,52 +148,16 @@ def fit_idf(histograms: DataFrame) -> IDFModel:
     return idf.fit(histograms.filter(F.col(SPLIT) == TRAIN))
 
 
-def weight(histograms: DataFrame, settings: HistogramSettings, idf: IDFModel | None
-           ) -> DataFrame:
-    """`histograms` with `weighted` in place of `histogram`: the histogram times IDF (when
-    enabled), to `settings.power` (a word histogram only: a VLAD or Fisher vector has its
-    power already), then L2-normalised (when enabled). A sparse histogram stays sparse.
-    These are Spark ML's IDF and Normalizer on a DataFrame; a run weights its rows inside
-    the reduction stage's Python passes instead (bovw.pipeline.feature_rows), to the same
-    bits (tests/test_weighting.py), and so does the Predictor.
-
-    The raw histogram is left out: the power's Arrow pass would otherwise carry it to
-    Python and back beside the weighted one (at 3 pyramid levels on fruits360-dev, 2.8 s
-    against 1.6 s a pass over the images), and nothing downstream reads it.
-    """
-    if settings.tfidf and idf is None:
-        raise ValueError("TF-IDF is enabled but no IDF model was given")
-    weighted = (idf.transform(histograms) if settings.tfidf
-                else histograms.withColumn(WEIGHTED, F.col(HISTOGRAM))).drop(HISTOGRAM)
-    # A VLAD or Fisher vector had its (signed) power inside its blocks (bovw.image.encodings).
-    if settings.power != 1.0 and settings.encoding == "words":
-        weighted = weighted.mapInArrow(_power_batches(settings.power), weighted.schema)
-    if settings.l2:
-        weighted = Normalizer(inputCol=WEIGHTED, outputCol="_l2", p=2.0).transform(weighted)
-        weighted = weighted.drop(WEIGHTED).withColumnRenamed("_l2", WEIGHTED)
-    return weighted
-
-
-def _power_batches(power: float):
-    """mapInArrow function: the `weighted` vectors to `power`, every other column as it
-    is. Through Spark's arrays a sparse histogram became a dense vector of every bin,
-    which made the PCA and the classifier read 5,000 values per image instead of ~600
-    (on fruits360-dev: reduction and classifier 4 s slower, 16 s at 3 pyramid levels)."""
-
-    def raise_to(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            column = batch.schema.get_field_index(WEIGHTED)
-            yield batch.set_column(column, WEIGHTED,
-                                   powered_vectors(batch.column(column), power))
-
-    return raise_to
-
-
 @dataclass(frozen=True)
 class AppendedBlock:
     """A per-image histogram (an array column of the descriptors, summing to 1) that joins
-    the weighted word histogram as weight * sqrt(histogram). `error` is raised, naming
-    `setting` and `what` the block holds, when the rows cannot supply it."""
+    the weighted word histogram as weight * sqrt(histogram) (bovw.pipeline.feature_rows).
+    `error` is raised, naming `setting` and `what` the block holds, when the rows cannot
+    supply it.
+
+    The square root of a histogram summing to 1 has unit L2 norm, like the weighted word
+    histogram it joins: neither drowns the other in the PCA (fruits360-dev, dense ORB
+    k=1000: 98.2% with the raw colour block, 99.97% with its square root, same weight)."""
 
     column: str
     dimension: int
@@ -205,13 +168,13 @@ class AppendedBlock:
 
 
 def tone_block(settings: ToneSettings) -> AppendedBlock:
-    """The tone block (bovw.image.tone) as append_blocks joins it."""
+    """The tone block (bovw.image.tone) as the reduction stage joins it."""
     return AppendedBlock(TONE, settings.dimension, settings.weight, ToneError, "tone.enabled",
                          "grey-level histograms")
 
 
 def colour_block(settings: ColourSettings) -> AppendedBlock:
-    """The colour block (bovw.image.colour) as append_blocks joins it."""
+    """The colour block (bovw.image.colour) as the reduction stage joins it."""
     return AppendedBlock(COLOUR, settings.dimension, settings.weight, ColourError,
                          "colour.enabled", "colour histograms")
 
@@ -220,64 +183,6 @@ def appended_blocks(tone: ToneSettings, colour: ColourSettings) -> list[Appended
     """The enabled blocks that follow the word histogram, in order: tone, then colour."""
     return ([tone_block(tone)] if tone.enabled else []) + (
         [colour_block(colour)] if colour.enabled else [])
-
-
-def appended_dimension(tone: ToneSettings, colour: ColourSettings) -> int:
-    """How many values the tone and colour blocks add to each feature vector."""
-    return sum(block.dimension for block in appended_blocks(tone, colour))
-
-
-def append_colour(weighted: DataFrame, settings: ColourSettings,
-                  column: str = WEIGHTED) -> DataFrame:
-    """`column` (a vector) followed by weight * sqrt(`colour`), when colour is enabled
-    (append_blocks with the colour block alone); unchanged without `colour.enabled`."""
-    return append_blocks(weighted, [colour_block(settings)] if settings.enabled else [], column)
-
-
-def append_tone(weighted: DataFrame, settings: ToneSettings, column: str = WEIGHTED
-                ) -> DataFrame:
-    """`column` (a vector) followed by weight * sqrt(`tone`), when the tone block is enabled
-    (append_blocks with the tone block alone); unchanged without `tone.enabled`."""
-    return append_blocks(weighted, [tone_block(settings)] if settings.enabled else [], column)
-
-
-def append_blocks(weighted: DataFrame, blocks: Sequence[AppendedBlock],
-                  column: str = WEIGHTED, lengths_from: DataFrame | None = None) -> DataFrame:
-    """`column` (a vector) followed by weight * sqrt(block) of each block in order; a row
-    whose block is empty (its image could not be read for it) gets zeros, keeping every
-    vector the same length. Without blocks the frame is returned unchanged. Raises the
-    block's error when the rows carry no such column or blocks of another length.
-
-    The lengths are checked by one Spark job over `lengths_from` (default: `weighted`),
-    the same rows before their weighting: Spark cannot prune columns through an Arrow
-    pass, so on `weighted` after the power the check computed the power for every image
-    (2 s of each stage that weights, at 3 pyramid levels on fruits360-dev).
-    """
-    if not blocks:
-        return weighted
-    for block in blocks:
-        if block.column not in weighted.columns:
-            raise _missing(block)
-    check_blocks(weighted if lengths_from is None else lengths_from, blocks)
-    parts = []
-    for block in blocks:
-        values = F.when(F.size(block.column) == block.dimension, F.col(block.column)).otherwise(
-            F.array_repeat(F.lit(0.0).cast("float"), block.dimension))
-        # The square root of a histogram summing to 1 has unit L2 norm, like the weighted
-        # word histogram it joins: neither block drowns the other in the PCA (fruits360-dev,
-        # dense ORB k=1000: 98.2% with the raw colour block, 99.97% with its square root,
-        # same weight).
-        parts.append(array_to_vector(F.transform(values, _weighted_sqrt(block.weight))).alias(
-            f"_{block.column}_block", metadata={"ml_attr": {"num_attrs": block.dimension}}))
-    # VectorAssembler keeps a sparse word histogram sparse (through arrays it became a
-    # dense vector of every bin: the PCA and the projection then read 5,000 values per
-    # image instead of ~600, and took three times as long on fruits360-dev).
-    blocked = weighted.select("*", *parts)
-    assembler = VectorAssembler(inputCols=[column, *[f"_{block.column}_block" for block in blocks]],
-                                outputCol=f"_{column}_with_blocks")
-    return assembler.transform(blocked).select(
-        *[F.col(f"_{column}_with_blocks").alias(column) if name == column else F.col(name)
-          for name in weighted.columns])
 
 
 def check_blocks(rows: DataFrame, blocks: Sequence[AppendedBlock]) -> None:
@@ -303,9 +208,3 @@ def _missing(block: AppendedBlock) -> Exception:
     return block.error(
         f"{block.setting} is true but these descriptors carry no {block.what}; extract "
         f"descriptors again with {block.setting}=true (do not reuse --descriptors-from)")
-
-
-def _weighted_sqrt(weight: float):
-    # A one-argument function: F.transform passes the element index too to a function
-    # that takes two (a default argument would count).
-    return lambda value: F.sqrt(value.cast("double")) * F.lit(weight)

@@ -12,8 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import sparse
 
-__all__ = ["VECTOR_STRUCT", "dense_vectors", "powered_vectors", "sparse_vectors",
-           "vectors_to_csr"]
+__all__ = ["VECTOR_STRUCT", "dense_vectors", "sparse_vectors", "vectors_to_csr"]
 
 VECTOR_STRUCT = pa.struct([("type", pa.int8()), ("size", pa.int32()),
                            ("indices", pa.list_(pa.int32())),
@@ -44,22 +43,6 @@ def dense_vectors(rows: np.ndarray) -> pa.StructArray:
         pa.ListArray.from_arrays(pa.array(np.arange(0, count * width + 1, width, dtype=np.int32)),
                                  pa.array(np.ascontiguousarray(rows, np.float64).ravel())),
     ], fields=list(VECTOR_STRUCT))
-
-
-def powered_vectors(vectors: pa.StructArray, power: float) -> pa.StructArray:
-    """The same vectors, each value to `power` (numpy.power, as the Predictor computes
-    it): a sparse vector stays sparse (0 to any positive power is 0)."""
-    values = vectors.field("values")
-    offsets = values.offsets.to_numpy()
-    flat = values.flatten().to_numpy(zero_copy_only=False)  # from offsets[0]: a slice's own
-    # The struct's own field types (Spark marks the list elements not null).
-    powered = pa.ListArray.from_arrays(pa.array(offsets - offsets[0], pa.int32()),
-                                       pa.array(np.power(flat, power)),
-                                       type=vectors.type.field("values").type,
-                                       mask=values.is_null())
-    return pa.StructArray.from_arrays(
-        [vectors.field("type"), vectors.field("size"), vectors.field("indices"), powered],
-        fields=list(vectors.type), mask=vectors.is_null())
 
 
 def vectors_to_csr(vectors: pa.StructArray, dimension: int) -> sparse.csr_matrix:
