@@ -23,9 +23,10 @@ def weighted_values(values: np.ndarray, indices: np.ndarray, offsets: np.ndarray
                     ) -> np.ndarray:
     """The weighted non-zero values of len(offsets) - 1 rows stored like a CSR matrix:
     row i holds `values[offsets[i]:offsets[i + 1]]` (float64) at columns `indices` (ints,
-    ascending within a row). `idf` (d,) multiplies each value by its column's weight when
-    given; then each value goes to `power`; then each row is divided by its L2 norm when
-    `l2`. Returns a new float64 array shaped like `values`; the inputs are left as they are.
+    ascending within a row); offsets run from 0 to len(values). `idf` (d,) multiplies each
+    value by its column's weight when given; then each value goes to `power`; then each row
+    is divided by its L2 norm when `l2`. Returns a new float64 array shaped like `values`;
+    the inputs are left as they are.
     """
     values = np.asarray(values, dtype=np.float64)
     weighted = values * np.asarray(idf, dtype=np.float64)[indices] if idf is not None \
@@ -33,16 +34,13 @@ def weighted_values(values: np.ndarray, indices: np.ndarray, offsets: np.ndarray
     if power != 1.0:
         weighted = np.power(weighted, power)
     if l2 and len(weighted):
-        offsets = np.asarray(offsets, dtype=np.int64)
         lengths = np.diff(offsets)
         rows = np.repeat(np.arange(len(lengths)), lengths)
         # bincount adds each row's squares one after the other, as Vectors.norm does: the
         # same rounding, hence the same bits as Spark's Normalizer.
-        norms = np.sqrt(np.bincount(rows, weights=weighted[offsets[0]:offsets[-1]] ** 2,
-                                    minlength=len(lengths)))
+        norms = np.sqrt(np.bincount(rows, weights=weighted ** 2, minlength=len(lengths)))
         # Divided unless the norm is 0, as Normalizer does (a NaN norm makes the row NaN).
-        divisors = np.repeat(np.where(norms != 0.0, norms, 1.0), lengths)
-        weighted[offsets[0]:offsets[-1]] /= divisors
+        weighted /= np.repeat(np.where(norms != 0.0, norms, 1.0), lengths)
     return weighted
 
 

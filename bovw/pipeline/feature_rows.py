@@ -57,9 +57,10 @@ class FeatureRows:
         CSR matrix, without stored zeros when it weights or appends blocks. Raises
         ValueError when a vector is not `vector_dimension` long (vectors_to_csr)."""
         rows = vectors_to_csr(batch.column(self.column), self.vector_dimension)
-        if self.idf is None and self.power == 1.0 and not self.l2 and not self.blocks:
+        weights = self.idf is not None or self.power != 1.0 or self.l2
+        if not weights and not self.blocks:
             return rows  # as they are (their arrays may be Arrow's, read-only)
-        if self.idf is not None or self.power != 1.0 or self.l2:
+        if weights:
             rows = sparse.csr_matrix(
                 (weighted_values(rows.data, rows.indices, rows.indptr, self.idf, self.power,
                                  self.l2), rows.indices.copy(), rows.indptr.copy()),
