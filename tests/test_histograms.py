@@ -147,6 +147,20 @@ def test_spatial_pyramid_histograms(descriptors):
     assert histograms["c.jpg"] == [0.0] * 15
 
 
+def test_three_level_pyramid_histograms(descriptors):
+    histograms = {row["path"]: row["histogram"].toArray().tolist()
+                  for row in word_histograms(descriptors, CENTERS, pyramid_levels=3).collect()}
+    # Level 2 (4x4 cells, row by row) starts at bin 3 + 4 * 3 = 15, cell c at 15 + 3c:
+    # a's (10, 10) is cell 0, (200, 10) cell 3, (10, 200) cell 12.
+    a = [2, 1, 0,  1, 0, 0,  1, 0, 0,  0, 1, 0,  0, 0, 0] + [0] * 48
+    a[15 + 0 + 0] = a[15 + 9 + 0] = a[15 + 36 + 1] = 1
+    assert histograms["a.jpg"] == a
+    b = [0, 0, 1,  0, 0, 1] + [0] * 57
+    b[15 + 2] = 1
+    assert histograms["b.jpg"] == b
+    assert histograms["c.jpg"] == [0.0] * 63
+
+
 def words_only(settings: HistogramSettings) -> Config:
     """`settings`, without the tone block a default Config appends."""
     return Config(histograms=settings, tone=ToneSettings(enabled=False))

@@ -34,7 +34,7 @@ from bovw.config import ColourSettings, ToneSettings
 from bovw.errors import ColourError, ToneError
 from bovw.image.encodings import DenseEncoding
 from bovw.image.orb import unpack, unpack_positions
-from bovw.image.words import histogram_length, scoring_matrix, word_counts
+from bovw.image.words import scoring_matrix, word_counts
 from bovw.pipeline.descriptors import accepted
 from bovw.spark.arrow_vectors import sparse_vectors
 
@@ -47,30 +47,37 @@ _IMAGE_COLUMNS = (PATH, LABEL, SPLIT, N_KEYPOINTS)
 _BLOCK_COLUMNS = (TONE, COLOUR)
 
 
-def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str],
-                        neighbours: int, variance: float, dense: DenseEncoding | None = None):
-    """mapInArrow function: each image row becomes one row per pyramid cell: its `kept`
-    columns, the cell, and that cell's part of the image's encoding as a sparse vector:
-    its word counts (bovw.image.words.word_counts with `neighbours` and `variance`), of
-    len(centers) entries; or, with a `dense` encoding, its VLAD or Fisher blocks, of
-    len(centers) x the centers' width entries."""
+def _level_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str],
+                         neighbours: int, variance: float, dense: DenseEncoding | None = None):
+    """mapInArrow function: each image row becomes one row per pyramid level: its `kept`
+    columns, the level, and that level's part of the image's encoding as a sparse vector,
+    its cells one after the other (row by row): their word counts
+    (bovw.image.words.word_counts with `neighbours` and `variance`), len(centers) entries
+    a cell; or, with a `dense` encoding, their VLAD or Fisher blocks, len(centers) x the
+    centers' width entries a cell."""
     k, width = centers.shape
-    n_cells = histogram_length(k, pyramid_levels) // k
-    cell_starts = np.arange(n_cells + 1) * k
-    size = k if dense is None else k * width
+    cell_size = k if dense is None else k * width
+    cells_per_level = 4 ** np.arange(pyramid_levels)
+    level_ends = np.cumsum(cells_per_level)
+    # Each cell's place inside its level: how many cells of its level come before it.
+    first_of_level = level_ends - cells_per_level
+    place_in_level = np.arange(level_ends[-1]) - np.repeat(first_of_level, cells_per_level)
     scoring = scoring_matrix(centers)
 
     def encode(descriptors: np.ndarray, positions: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(each cell's end among the entries, their indices, their values)."""
+        """(each level's end among the entries, their indices, their values)."""
         if dense is not None:
             blocks = dense.cells(descriptors, centers, positions, pyramid_levels, scoring)
-            present = blocks != 0.0
-            return (np.cumsum(present.sum(axis=1)), np.nonzero(present)[1], blocks[present])
-        bins, counts = word_counts(descriptors, centers, positions, pyramid_levels, scoring,
-                                   neighbours, variance)
-        # Bins come sorted, cell by cell: each cell's words are one slice of them.
-        return (np.searchsorted(bins, cell_starts[1:]), bins % k, counts.astype(np.float64))
+            cells, columns = np.nonzero(blocks)
+            values = blocks[cells, columns]
+        else:
+            bins, counts = word_counts(descriptors, centers, positions, pyramid_levels,
+                                       scoring, neighbours, variance)
+            # Bins come sorted, cell by cell: each level's words are one slice of them.
+            cells, columns, values = bins // k, bins % k, counts.astype(np.float64)
+        return (np.searchsorted(cells, level_ends),
+                place_in_level[cells] * cell_size + columns, values)
 
     def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -84,15 +91,17 @@ def _cell_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str
                 indices.append(image_indices.astype(np.int32))
                 values.append(image_values)
                 end += len(image_indices)
-            rows = np.repeat(np.arange(batch.num_rows), n_cells)
-            vectors = sparse_vectors(size, np.concatenate(offsets),
+            rows = np.repeat(np.arange(batch.num_rows), pyramid_levels)
+            sizes = np.tile(cells_per_level * cell_size, batch.num_rows).astype(np.int32)
+            vectors = sparse_vectors(sizes, np.concatenate(offsets),
                                      np.concatenate(indices + [np.zeros(0, np.int32)]),
                                      np.concatenate(values + [np.zeros(0)]))
             yield pa.RecordBatch.from_arrays(
                 [batch.column(name).take(pa.array(rows)) for name in kept]
-                + [pa.array(np.tile(np.arange(n_cells, dtype=np.int32), batch.num_rows)),
+                + [pa.array(np.tile(np.arange(pyramid_levels, dtype=np.int32),
+                                    batch.num_rows)),
                    vectors],
-                names=[*kept, "cell", "words"],
+                names=[*kept, "level", "words"],
             )
 
     return count
@@ -116,30 +125,32 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     contributes nothing to any word.
 
     Each descriptor goes to its nearest word inside an Arrow UDF, which emits one row per
-    (image, pyramid cell) with that cell's word counts as a sparse vector. groupBy(image)
-    .pivot(cell) then lines an image's cells up into one row, and VectorAssembler joins
-    them into one sparse histogram. Pivoting on the cell rather than on the word keeps
-    the shuffle at a few rows per image (not one per non-empty bin: ~600 here) and the
-    pivot a few columns wide at any k.
+    (image, pyramid level) with that level's word counts as a sparse vector, its cells one
+    after the other. groupBy(image).pivot(level) then lines an image's levels up into one
+    row, and VectorAssembler joins them into one sparse histogram. Pivoting on the level
+    rather than on the word keeps the shuffle at a few rows per image (not one per
+    non-empty bin: ~600 here) and the pivot a few columns wide at any k; rather than on
+    the cell, 3 rows an image at 3 levels instead of 21, each carrying the image's columns.
     """
     k, width = centers.shape
-    n_cells = histogram_length(k, pyramid_levels) // k
-    size = k if dense is None else k * width
+    cell_size = k if dense is None else k * width
     images = accepted(descriptors)
     keys = [*_IMAGE_COLUMNS, *(block for block in _BLOCK_COLUMNS if block in images.columns)]
     schema = StructType([images.schema[name] for name in keys]
-                        + [StructField("cell", IntegerType()), StructField("words", VectorUDT())])
-    per_cell = images.select(*keys, DESCRIPTORS, POSITIONS).mapInArrow(
-        _cell_count_batches(centers, pyramid_levels, keys, neighbours, variance, dense),
+                        + [StructField("level", IntegerType()), StructField("words", VectorUDT())])
+    per_level = images.select(*keys, DESCRIPTORS, POSITIONS).mapInArrow(
+        _level_count_batches(centers, pyramid_levels, keys, neighbours, variance, dense),
         schema)
-    lined_up = per_cell.groupBy(*keys).pivot("cell", list(range(n_cells))).agg(F.first("words"))
+    levels = range(pyramid_levels)
+    lined_up = per_level.groupBy(*keys).pivot("level", list(levels)).agg(F.first("words"))
     # The size metadata spares VectorAssembler a Spark job (a first() over this whole
-    # plan) to find out how long each cell's vector is.
-    cells = [F.col(f"`{cell}`").alias(f"cell_{cell}", metadata={"ml_attr": {"num_attrs": size}})
-             for cell in range(n_cells)]
-    assembler = VectorAssembler(inputCols=[f"cell_{cell}" for cell in range(n_cells)],
+    # plan) to find out how long each level's vector is.
+    columns = [F.col(f"`{level}`").alias(
+        f"level_{level}", metadata={"ml_attr": {"num_attrs": cell_size * 4**level}})
+        for level in levels]
+    assembler = VectorAssembler(inputCols=[f"level_{level}" for level in levels],
                                 outputCol=HISTOGRAM)
-    return assembler.transform(lined_up.select(*keys, *cells)).select(*keys, HISTOGRAM)
+    return assembler.transform(lined_up.select(*keys, *columns)).select(*keys, HISTOGRAM)
 
 
 def fit_idf(histograms: DataFrame) -> IDFModel:

@@ -19,15 +19,16 @@ VECTOR_STRUCT = pa.struct([("type", pa.int8()), ("size", pa.int32()),
                            ("values", pa.list_(pa.float64()))])
 
 
-def sparse_vectors(size: int, offsets: np.ndarray, indices: np.ndarray, values: np.ndarray
-                   ) -> pa.StructArray:
-    """len(offsets) - 1 sparse vectors of `size` entries: vector i holds `indices` (int32)
-    and `values` (float64) from offsets[i] to offsets[i + 1]."""
+def sparse_vectors(size: int | np.ndarray, offsets: np.ndarray, indices: np.ndarray,
+                   values: np.ndarray) -> pa.StructArray:
+    """len(offsets) - 1 sparse vectors of `size` entries (one size for all, or one per
+    vector): vector i holds `indices` (int32) and `values` (float64) from offsets[i] to
+    offsets[i + 1]."""
     count = len(offsets) - 1
     offsets = pa.array(np.asarray(offsets, np.int32))
     return pa.StructArray.from_arrays([
         pa.array(np.zeros(count, np.int8)),
-        pa.array(np.full(count, size, np.int32)),
+        pa.array(np.broadcast_to(np.asarray(size, np.int32), count)),
         pa.ListArray.from_arrays(offsets, pa.array(np.asarray(indices, np.int32))),
         pa.ListArray.from_arrays(offsets, pa.array(np.asarray(values, np.float64))),
     ], fields=list(VECTOR_STRUCT))
