@@ -9,15 +9,7 @@ from bovw.columns import DESCRIPTOR_SCHEMA
 from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
 from bovw.image.orb import image_key, pack
-from bovw.pipeline.descriptors import (
-    ImageSizes,
-    SplitClasses,
-    observed_statistics,
-    other_size_images,
-    sample_rows,
-    statistics,
-    statistics_of,
-)
+from bovw.pipeline.descriptors import ImageSizes, other_size_images, sample_rows, statistics
 from bovw.pipeline.vocabulary import centers, fit_vocabulary, sample_descriptors
 
 
@@ -135,31 +127,6 @@ def test_statistics_give_the_training_size_and_whether_sizes_vary(spark):
     same = spark.createDataFrame([rows[0], rows[4], rows[7]], DESCRIPTOR_SCHEMA)
     assert statistics(same)[2] == ImageSizes((100, 100), varied=False)
     assert statistics(same.filter("split = 'Test'"))[2] == ImageSizes(None, varied=False)
-
-
-def test_statistics_observed_while_writing_are_those_of_a_pass_of_their_own(spark, tmp_path):
-    one = _distinct([1])
-    rows = [_row("a.jpg", "Training", _distinct(range(0, 10)), _distinct([1, 2, 3])),
-            _row("b.jpg", "Test", _distinct([]), _distinct([]), size=(50, 60)),
-            _row("c.jpg", "Test", one, one),
-            _row("d.jpg", "Test", _distinct([]), _distinct([]), size=(0, 0), reject="corrupt")]
-    # Labels JSON must escape, and a class only in Test.
-    labels = ["P\u00eache \"jaune\"", "P\u00eache \"jaune\"", 'Kiwi\\', "x"]
-    frame = spark.createDataFrame([(row[0], label, *row[2:]) for row, label in
-                                   zip(rows, labels, strict=True)], DESCRIPTOR_SCHEMA)
-    observed, observation = observed_statistics(frame)
-    observed.write.parquet(str(tmp_path / "descriptors"))
-    counted = statistics_of(observation)
-    assert counted == statistics(frame)
-    counts, keypoints, sizes, classes = counted
-    assert (counts["images"], counts["accepted"], counts["rejected"], counts["classes"]) == (
-        4, 3, 1, 2)
-    assert counts["test_only_classes"] == ["Kiwi\\"]
-    assert (keypoints["total"], keypoints["training"], keypoints["set_aside"],
-            keypoints["images_without_keypoints"]) == (11, 10, 3, 1)
-    assert sizes == ImageSizes((100, 100), varied=True)
-    assert classes == SplitClasses(frozenset({"P\u00eache \"jaune\""}),
-                                   frozenset({"P\u00eache \"jaune\"", "Kiwi\\"}))
 
 
 def test_the_vocabulary_sample_is_the_same_wherever_the_dataset_lies(spark):

@@ -9,13 +9,12 @@ them (3 s of CPU more on the 15.5k files of fruits360-dev).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from bovw.columns import (
@@ -49,9 +48,8 @@ from bovw.image.orb import (
 from bovw.pipeline.ingest import class_label, split_folder
 from bovw.pipeline.listing import read_local_file
 
-__all__ = ["ImageSizes", "SplitClasses", "accepted", "describe_images", "observed_statistics",
-           "other_size_images", "rejects", "sample_rows", "statistics", "statistics_of",
-           "training_size"]
+__all__ = ["ImageSizes", "SplitClasses", "accepted", "describe_images", "other_size_images",
+           "rejects", "sample_rows", "statistics", "training_size"]
 
 _OUTPUT_SCHEMA = pa.schema([
     (PATH, pa.string()), (LABEL, pa.string()), (SPLIT, pa.string()),
@@ -210,30 +208,12 @@ def statistics(descriptors: DataFrame) -> tuple[dict, dict, ImageSizes, SplitCla
     accepted images (mean, min, median, max, images without keypoints, total; and over
     Training images, `training` descriptors of which `set_aside` were set aside for the
     vocabulary sample), the ImageSizes and the SplitClasses, in one pass."""
-    return _parsed(descriptors.agg(*_statistics_columns(descriptors)).first().asDict())
-
-
-def observed_statistics(descriptors: DataFrame) -> tuple[DataFrame, Observation]:
-    """`descriptors` with `statistics` gathered as a side effect of the next action on it
-    (writing it, say), instead of by a pass of their own; read them with
-    `statistics_of(observation)` once that action has run."""
-    observation = Observation("descriptor_statistics")
-    return descriptors.observe(observation, *_statistics_columns(descriptors)), observation
-
-
-def statistics_of(observation: Observation) -> tuple[dict, dict, ImageSizes, SplitClasses]:
-    """What `statistics` returns, from an observed_statistics observation whose action
-    has run."""
-    return _parsed(dict(observation.get))
-
-
-def _statistics_columns(descriptors: DataFrame) -> list[Column]:
     ok = F.col(REJECT_REASON).isNull()
     keypoints = F.when(ok, F.col(N_KEYPOINTS))
     training = ok & (F.col(SPLIT) == TRAIN)
     set_aside = (F.length(SAMPLE) if SAMPLE in descriptors.columns else F.lit(0)
                  ) / DESCRIPTOR_BYTES
-    return [
+    row = descriptors.agg(
         F.count(F.lit(1)).alias("images"),
         F.sum(F.when(ok, 1).otherwise(0)).alias("accepted"),
         F.sum(F.when(training, 1).otherwise(0)).alias(TRAIN),
@@ -246,17 +226,11 @@ def _statistics_columns(descriptors: DataFrame) -> list[Column]:
         F.sum(keypoints).alias("total"),
         F.sum(F.when(training, F.col(N_KEYPOINTS))).alias("training"),
         F.sum(F.when(training, set_aside)).alias("set_aside"),
-        # As JSON text: pyspark 4.0's Observation hands an array back as a Java object.
-        F.to_json(F.collect_set(F.when(training, F.col(LABEL)))).alias("training_classes"),
-        F.to_json(F.collect_set(F.when(ok & (F.col(SPLIT) == TEST), F.col(LABEL)))
-                  ).alias("test_classes"),
+        F.collect_set(F.when(training, F.col(LABEL))).alias("training_classes"),
+        F.collect_set(F.when(ok & (F.col(SPLIT) == TEST), F.col(LABEL))
+                      ).alias("test_classes"),
         *_size_columns(descriptors, ok, training),
-    ]
-
-
-def _parsed(row: dict) -> tuple[dict, dict, ImageSizes, SplitClasses]:
-    training_classes = frozenset(json.loads(row["training_classes"] or "[]"))
-    test_classes = frozenset(json.loads(row["test_classes"] or "[]"))
+    ).first()
     counts = {
         "images": int(row["images"]),
         "accepted": int(row["accepted"] or 0),
@@ -265,9 +239,9 @@ def _parsed(row: dict) -> tuple[dict, dict, ImageSizes, SplitClasses]:
         # Every accepted image is in one of the two split folders (the others are
         # rejected), so the classes are the union of the two sets: no count_distinct,
         # whose extra shuffle made this pass three Spark jobs instead of two.
-        "classes": len(training_classes | test_classes),
+        "classes": len(set(row["training_classes"]) | set(row["test_classes"])),
         # Classes with Test images and none in Training: no model trained here names them.
-        "test_only_classes": sorted(test_classes - training_classes),
+        "test_only_classes": sorted(set(row["test_classes"]) - set(row["training_classes"])),
     }
     keypoint_stats = {
         "mean": round(float(row["mean"] or 0.0), 2),
@@ -279,7 +253,7 @@ def _parsed(row: dict) -> tuple[dict, dict, ImageSizes, SplitClasses]:
         "training": int(row["training"] or 0),
         "set_aside": int(row["set_aside"] or 0),
     }
-    classes = SplitClasses(training_classes, test_classes)
+    classes = SplitClasses(frozenset(row["training_classes"]), frozenset(row["test_classes"]))
     return counts, keypoint_stats, _sizes(row), classes
 
 
@@ -313,7 +287,8 @@ def _size_columns(descriptors: DataFrame, ok: Column, training: Column) -> list[
     ]
 
 
-def _sizes(values: dict) -> ImageSizes:
+def _sizes(row) -> ImageSizes:
+    values = row.asDict()
     if values.get(f"training_{WIDTH}") is None:
         return ImageSizes()
     smallest, largest = ((values[f"{bound}_{WIDTH}"], values[f"{bound}_{HEIGHT}"])

@@ -33,11 +33,9 @@ from bovw.image.encodings import DenseEncoding, dense_encoding, encoding_length
 from bovw.pipeline.classifier import classify_and_evaluate
 from bovw.pipeline.descriptors import (
     describe_images,
-    observed_statistics,
     other_size_images,
     rejects,
     statistics,
-    statistics_of,
 )
 from bovw.pipeline.feature_rows import feature_rows
 from bovw.pipeline.histograms import appended_blocks, check_blocks, fit_idf, word_histograms
@@ -203,7 +201,6 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
                        descriptors_from: str | None, log: Callable[[str], None]
                        ) -> dict[str, Any]:
     timings: dict[str, float] = {}
-    observation = None
     if descriptors_from:
         source = descriptors_from
     else:
@@ -214,17 +211,13 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
                                     config.colour, config.vocabulary.sample_per_image,
                                     config.seed, config.tone,
                                     read_local=is_local_path(input_path))
-        # Counted as they are written: no pass of their own over the Parquet files
-        # (2-3 s at 155k images).
-        observed, observation = observed_statistics(described)
-        storage.write_parquet(spark, observed, layout.descriptors)
+        storage.write_parquet(spark, described, layout.descriptors)
         # After the Parquet files, before the stage marker: whatever reuses these
         # descriptors compares this record with its own settings first.
         write_record(spark, layout.descriptors, DescriptorProvenance.of(config, input_path))
         source = layout.descriptors
     descriptors = storage.read_parquet(spark, source)
-    counts, keypoints, sizes, classes = (statistics(descriptors) if observation is None
-                                         else statistics_of(observation))
+    counts, keypoints, sizes, classes = statistics(descriptors)
     # Without rejects the (empty) table is written without scanning the descriptors again.
     storage.write_parquet(spark, rejects(descriptors if counts["rejected"] else
                                          descriptors.limit(0)), layout.rejects)
