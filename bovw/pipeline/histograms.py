@@ -47,6 +47,14 @@ _IMAGE_COLUMNS = (PATH, LABEL, SPLIT, N_KEYPOINTS)
 _BLOCK_COLUMNS = (TONE, COLOUR)
 
 
+def _level_shape(centers: np.ndarray, pyramid_levels: int, dense: DenseEncoding | None
+                 ) -> tuple[np.ndarray, int]:
+    """(the cells of each pyramid level, 4^level; the entries of one cell: len(centers)
+    words, or with a `dense` encoding len(centers) x the centers' width values)."""
+    k, width = centers.shape
+    return 4 ** np.arange(pyramid_levels), k if dense is None else k * width
+
+
 def _level_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[str],
                          neighbours: int, variance: float, dense: DenseEncoding | None = None):
     """mapInArrow function: each image row becomes one row per pyramid level: its `kept`
@@ -55,9 +63,8 @@ def _level_count_batches(centers: np.ndarray, pyramid_levels: int, kept: list[st
     (bovw.image.words.word_counts with `neighbours` and `variance`), len(centers) entries
     a cell; or, with a `dense` encoding, their VLAD or Fisher blocks, len(centers) x the
     centers' width entries a cell."""
-    k, width = centers.shape
-    cell_size = k if dense is None else k * width
-    cells_per_level = 4 ** np.arange(pyramid_levels)
+    k = len(centers)
+    cells_per_level, cell_size = _level_shape(centers, pyramid_levels, dense)
     level_ends = np.cumsum(cells_per_level)
     # Each cell's place inside its level: how many cells of its level come before it.
     first_of_level = level_ends - cells_per_level
@@ -132,8 +139,7 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     non-empty bin: ~600 here) and the pivot a few columns wide at any k; rather than on
     the cell, 3 rows an image at 3 levels instead of 21, each carrying the image's columns.
     """
-    k, width = centers.shape
-    cell_size = k if dense is None else k * width
+    cells_per_level, cell_size = _level_shape(centers, pyramid_levels, dense)
     images = accepted(descriptors)
     keys = [*_IMAGE_COLUMNS, *(block for block in _BLOCK_COLUMNS if block in images.columns)]
     schema = StructType([images.schema[name] for name in keys]
@@ -146,8 +152,8 @@ def word_histograms(descriptors: DataFrame, centers: np.ndarray, pyramid_levels:
     # The size metadata spares VectorAssembler a Spark job (a first() over this whole
     # plan) to find out how long each level's vector is.
     columns = [F.col(f"`{level}`").alias(
-        f"level_{level}", metadata={"ml_attr": {"num_attrs": cell_size * 4**level}})
-        for level in levels]
+        f"level_{level}", metadata={"ml_attr": {"num_attrs": int(cells * cell_size)}})
+        for level, cells in zip(levels, cells_per_level, strict=True)]
     assembler = VectorAssembler(inputCols=[f"level_{level}" for level in levels],
                                 outputCol=HISTOGRAM)
     return assembler.transform(lined_up.select(*keys, *columns)).select(*keys, HISTOGRAM)
