@@ -141,3 +141,45 @@ def test_the_comparison_row_counts_the_listing_once():
     summary = run_summary(timings={"ingest": 1.0, "descriptors": 4.0, "vocabulary": 2.0})
     row = comparison_row("orb", summary, False)
     assert (row["seconds_features"], row["seconds_total"]) == (4.0, 6.0)
+
+
+def _older_bovw_settings() -> dict:
+    # The full [tables] a bovw before the tone block, vocabulary.space and
+    # histograms.encoding recorded, at 2 pyramid levels without a power.
+    from bovw.config import Config
+
+    tables = Config().replace(**{"vocabulary.k": 20, "histograms.pyramid_levels": 2,
+                                 "histograms.power": 1.0}).to_dict()
+    del tables["tone"], tables["orb"]["descriptor_scheme"]
+    del tables["vocabulary"]["space"], tables["histograms"]["encoding"]
+    return tables
+
+
+def test_a_summary_gives_its_settings_typed():
+    from bovw.config import Config
+
+    config = Config().replace(**{"vocabulary.k": 64})
+    assert run_summary(config=config.to_dict()).settings() == config
+    assert run_summary(config={}).settings() is None
+    # Settings this bovw cannot read: a key it does not know, descriptors it no longer
+    # computes (dense scales other than 1.0 before descriptor scheme 2).
+    assert run_summary(config={"histograms": {"future": 1}}).settings() is None
+    assert run_summary(config={"orb": {"sampling": "dense", "dense_scales": [1.0, 2.0]}}
+                       ).settings() is None
+
+
+def test_the_comparison_row_of_an_older_orb_run_describes_what_it_computed():
+    row = comparison_row("orb", run_summary(config=_older_bovw_settings()), False)
+    # No tone block (it predates it, whatever today's default), 20 words x (1 + 4) cells.
+    assert (row["features"], row["dimension"]) == ("ORB visual words, k=20, 2 pyramid levels",
+                                                   100)
+    colour = comparison_row("orb-colour", run_summary(config=_older_bovw_settings()), True)
+    assert (colour["features"], colour["dimension"]) == (
+        "ORB visual words, k=20, 2 pyramid levels + HSV colour (512 bins)", 612)
+
+
+def test_the_comparison_row_of_an_orb_run_with_unreadable_settings_says_so():
+    summary = run_summary(config={"orb": {"sampling": "dense", "dense_scales": [1.0, 2.0]}})
+    row = comparison_row("orb", summary, False)
+    assert (row["features"], row["dimension"]) == ("ORB (settings this bovw cannot read)", None)
+    assert row["accuracy"] == 0.666667
