@@ -11,6 +11,7 @@ from scipy import sparse
 
 from bovw.errors import TrainingError
 from bovw.pipeline import sparse_products
+from bovw.pipeline.feature_rows import vector_rows
 from bovw.pipeline.reduction import (
     KRYLOV_PASSES,
     OVERSAMPLING,
@@ -39,6 +40,10 @@ def weighted(spark):
     rows = [(f"t{i:02d}.jpg", "Training", Vectors.dense(p.tolist())) for i, p in enumerate(points)]
     rows += [(f"x{i}.jpg", "Test", Vectors.dense([1000.0 * (i + 1)] * 12)) for i in range(3)]
     return spark.createDataFrame(rows, ["path", "split", "weighted"])
+
+
+# The `weighted` fixture's rows as they are: vectors of 12 values.
+_weighted_rows = vector_rows("weighted", 12)
 
 
 def _axes(model: PCAModel) -> np.ndarray:
@@ -196,13 +201,13 @@ def test_randomized_is_deterministic(weighted):
 
 
 def test_randomized_reads_a_frame_the_caller_persisted_as_it_is(weighted, monkeypatch):
-    own_copy = principal_axes(weighted, 3, 12, seed=5, exact_max_dimension=4)
+    own_copy = principal_axes(weighted, 3, _weighted_rows, seed=5, exact_max_dimension=4)
     persisted = weighted.persist()
     try:
         # No second copy of the rows is cached, and the caller's stays.
         monkeypatch.setattr(type(persisted), "persist",
                             lambda *args, **kwargs: pytest.fail("persisted a copy"))
-        read_as_is = principal_axes(persisted, 3, 12, seed=5, exact_max_dimension=4,
+        read_as_is = principal_axes(persisted, 3, _weighted_rows, seed=5, exact_max_dimension=4,
                                     persisted=True)
         assert persisted.is_cached
     finally:
@@ -304,7 +309,7 @@ def test_built_vectors_are_what_spark_would_send():
 @pytest.mark.parametrize("axes_given", [False, True])
 @pytest.mark.parametrize("kind", ["dense", "sparse"])
 def test_projection_gives_what_pca_model_transform_gives(spark, weighted, kind, axes_given):
-    pc, explained = principal_axes(weighted, 3, 12)
+    pc, explained = principal_axes(weighted, 3, _weighted_rows)
     model = pca_model(spark, pc, explained)
     assert np.array_equal(model.pc.toArray(), pc)  # the JVM holds the very axes given
     frame = weighted

@@ -70,39 +70,36 @@ KRYLOV_ROWS_PER_PARTITION = 10_000
 
 def fit_pca(weighted: DataFrame, components: int, input_dimension: int, seed: int = 0,
             exact_max_dimension: int = EXACT_MAX_DIMENSION) -> PCAModel:
-    """PCA of the `weighted` column on Training rows: at most `components` axes, and only
-    those along which the Training rows vary (see `varying_axes`); getK() says how many.
+    """PCA of the `weighted` column (vectors of `input_dimension` values) on Training
+    rows: at most `components` axes, and only those along which the Training rows vary
+    (see `varying_axes`); getK() says how many.
 
     Returns a PCAModel (inputCol weighted, outputCol pca_features) of the axes
     `principal_axes` finds.
     """
-    pc, variance = principal_axes(weighted, components, input_dimension, seed,
-                                  exact_max_dimension)
+    pc, variance = principal_axes(weighted, components, vector_rows(WEIGHTED, input_dimension),
+                                  seed, exact_max_dimension)
     return pca_model(weighted.sparkSession, pc, variance)
 
 
-def principal_axes(weighted: DataFrame, components: int, input_dimension: int, seed: int = 0,
-                   exact_max_dimension: int = EXACT_MAX_DIMENSION, persisted: bool = False,
-                   features: FeatureRows | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The principal axes of the `weighted` column on Training rows (or of the rows
-    `features` makes of its columns, `input_dimension` long): pc (d, kept), unit
-    columns, largest variance first, and the (kept,) fraction of the variance each one
-    explains; kept <= `components` counts only the axes along which the Training rows
-    vary (see `varying_axes`).
+def principal_axes(rows: DataFrame, components: int, features: FeatureRows, seed: int = 0,
+                   exact_max_dimension: int = EXACT_MAX_DIMENSION, persisted: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The principal axes of the feature rows `features` makes of the Training `rows`
+    (features.dimension values each): pc (d, kept), unit columns, largest variance first,
+    and the (kept,) fraction of the variance each one explains; kept <= `components`
+    counts only the axes along which the Training rows vary (see `varying_axes`).
 
     Inputs wider than `exact_max_dimension` are fitted by `randomized_components` with
     `seed`, whose passes read the Training rows again and again: `persisted` says the
-    caller holds `weighted` persisted already, which they then read as it is (else they
+    caller holds `rows` persisted already, which they then read as it is (else they
     persist their own copy of the Training rows). Raises TrainingError when the Training
     rows do not vary at all.
     """
-    features = features or vector_rows(WEIGHTED, input_dimension)
-    if features.dimension != input_dimension:
-        raise ValueError(f"feature rows of {features.dimension} values, where "
-                         f"input_dimension says {input_dimension}")
-    k = min(components, input_dimension)
-    training = weighted.filter(F.col(SPLIT) == TRAIN)
-    if input_dimension <= exact_max_dimension:
+    dimension = features.dimension
+    k = min(components, dimension)
+    training = rows.filter(F.col(SPLIT) == TRAIN)
+    if dimension <= exact_max_dimension:
         pc, variance = exact_components(training, features, k)
     else:
         pc, variance = randomized_components(training, k, features, seed, persisted)

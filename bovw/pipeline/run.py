@@ -317,8 +317,8 @@ def _reduction_stage(spark: SparkSession, config: Config, histograms: DataFrame,
         if idf is not None:
             idf.write().overwrite().save(layout.model("idf"))
         features = feature_rows(config, idf, dimension)
-        pc, explained = principal_axes(rows, config.pca.components, features.dimension,
-                                       config.seed, persisted=True, features=features)
+        pc, explained = principal_axes(rows, config.pca.components, features, config.seed,
+                                       persisted=True)
         pca = pca_model(spark, pc, explained)
         pca.write().overwrite().save(layout.model("pca"))
         with projection(rows, pca, pc, features) as projected:
