@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bovw.config import Config, ConfigError, recorded_config
-
 __all__ = ["SCORE_KEYS", "HeadlineMetrics", "ImageCounts", "KeypointStats", "Reduction",
            "RunSummary", "VocabularyFit", "from_record"]
 
@@ -173,17 +171,6 @@ class RunSummary:
         if self.descriptors_reused is not None:
             return self.descriptors_reused
         return "ingest" not in self.timings
-
-    def settings(self) -> Config | None:
-        """`config` as a typed Config (bovw.config.recorded_config); None when the summary
-        records none, or settings this bovw cannot read (one it does not know, or
-        descriptors it no longer computes)."""
-        if not self.config:
-            return None
-        try:
-            return recorded_config(self.config)
-        except ConfigError:
-            return None
 
     @property
     def total_seconds(self) -> float:

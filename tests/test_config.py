@@ -148,38 +148,3 @@ def test_parse_assignment():
     assert parse_assignment("orb.nfeatures = 300") == ("orb.nfeatures", "300")
     with pytest.raises(ConfigError, match="--set expects section.key=value"):
         parse_assignment("orb.nfeatures")
-
-
-def _record_of_an_older_bovw() -> dict:
-    # What a bovw before the tone block and descriptor scheme 2 recorded: no [tone] table,
-    # no orb.descriptor_scheme, no vocabulary.space or histograms.encoding.
-    tables = Config().to_dict()
-    del tables["tone"], tables["orb"]["descriptor_scheme"]
-    del tables["vocabulary"]["space"], tables["histograms"]["encoding"]
-    return tables
-
-
-def test_a_recorded_config_is_read_as_this_bovw_reads_it():
-    from bovw.config import DESCRIPTOR_SCHEME, recorded_config
-
-    assert recorded_config(Config().replace(**{"vocabulary.k": 64}).to_dict()) == (
-        Config().replace(**{"vocabulary.k": 64}))
-    older = recorded_config(_record_of_an_older_bovw())
-    # Its descriptors had no tone block, whatever today's default.
-    assert older.tone.enabled is False and Config().tone.enabled is True
-    assert older.orb.descriptor_scheme == DESCRIPTOR_SCHEME
-    assert (older.vocabulary.space, older.histograms.encoding) == ("bytes", "words")
-
-
-@pytest.mark.parametrize("tables, message", [
-    ({"orb": {"sampling": "dense", "dense_scales": [1.0, 2.0]}},
-     r"before descriptor scheme \d+, whose orb.dense_scales \[1.0, 2.0\]"),
-    ({"orb": "dense"}, r"\[orb\] must be a table"),
-    ([1, 2], "a recorded configuration must be a table"),
-    ({"histograms": {"future_setting": 1}}, "future_setting"),
-])
-def test_a_recorded_config_this_bovw_cannot_read_is_refused(tables, message):
-    from bovw.config import recorded_config
-
-    with pytest.raises(ConfigError, match=message):
-        recorded_config(tables)

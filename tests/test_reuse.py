@@ -18,13 +18,7 @@ import numpy as np
 import pytest
 
 from bovw.cli import main
-from bovw.config import (
-    DESCRIPTOR_SCHEME,
-    HistogramSettings,
-    OrbSettings,
-    ToneSettings,
-    load_config,
-)
+from bovw.config import HistogramSettings, OrbSettings, ToneSettings, load_config
 from bovw.config.differences import Difference
 from bovw.errors import ReuseError
 from bovw.experiments.compare import compare
@@ -353,8 +347,7 @@ def test_predict_settings_that_contradict_the_model_are_found():
 def report_body(counts, sampling="dense") -> str:
     summary = RunSummary("/run", ImageCounts(), Reduction(), HeadlineMetrics(),
                          config={"orb": {"sampling": sampling, "dense_step": 5,
-                                         "dense_scales": [1.0, 2.0],
-                                         "descriptor_scheme": DESCRIPTOR_SCHEME}},
+                                         "dense_scales": [1.0, 2.0]}},
                          keypoints=KeypointStats(mean=370.0))
     sections = run_sections(RunData("/run", summary, {}, keypoint_counts=counts))
     (section,) = [s for s in sections if s.title == "Keypoints per image"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bovw.config.blocks import ColourSettings, ToneSettings, without_new_blocks
+from bovw.config.blocks import ColourSettings, ToneSettings
 from bovw.config.cloud import EMR_FAILURE_ACTIONS, S3_COMMITTERS, EmrSettings, S3Settings
 from bovw.config.cnn import CNN_BACKBONES, CNN_RUNTIMES, CnnSettings
 from bovw.config.encoding import (
@@ -72,7 +72,7 @@ __all__ = [
     "IngestSettings", "OrbSettings", "PcaSettings", "PredictSettings", "S3Settings",
     "SparkSettings", "ToneSettings", "VocabularySettings", "apply_overrides",
     "config_from_dict", "current_orb_table", "load_config", "parse_assignment",
-    "pyramid_cells", "recorded_config", "redacted_settings",
+    "pyramid_cells", "redacted_settings",
 ]
 
 
@@ -226,23 +226,6 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
             )
         target[rest[0]] = value
     return config_from_dict(data)
-
-
-def recorded_config(tables: Mapping[str, Any]) -> Config:
-    """The Config that a settings record written by any bovw describes (the "config" of a
-    run.json, summary.json, sweep.json or compare.json: Config.to_dict's tables).
-
-    An [orb] table from before descriptor scheme 2 is read as this bovw reads it
-    (current_orb_table), and a record from before the tone block has its tone block off
-    (without_new_blocks). Raises ConfigError when the record cannot be read so: a setting
-    this bovw does not know or a value it refuses, or descriptors it no longer computes.
-    """
-    if not isinstance(tables, Mapping):
-        raise ConfigError("a recorded configuration must be a table")
-    orb = tables.get("orb", {})
-    if not isinstance(orb, Mapping):
-        raise ConfigError("[orb] must be a table")
-    return config_from_dict(without_new_blocks({**tables, "orb": current_orb_table(orb)}))
 
 
 def current_orb_table(orb: Mapping[str, Any]) -> dict[str, Any]:

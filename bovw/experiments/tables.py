@@ -8,7 +8,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bovw.config import Config
+from bovw.config import HistogramSettings
 from bovw.image.encodings import encoding_length
 from bovw.image.words import SPACES
 from bovw.summary import RunSummary
@@ -99,22 +99,38 @@ def sweep_markdown(keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> st
 
 def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> dict[str, Any]:
     """One side-by-side line from a variant's summary; `orb_colour` says whether an ORB
-    variant has the colour block (None: not an ORB variant). An ORB variant's features
-    are described from the settings its summary records (RunSummary.settings); without
-    readable ones, from its reduction alone."""
+    variant has the colour block (None: not an ORB variant)."""
     timings, metrics, counts = summary.timings, summary.metrics, summary.counts
     reduction = summary.reduction
     feature_seconds = summary.feature_seconds
     total = summary.total_seconds
     images = counts.accepted
-    settings = summary.settings() if orb_colour is not None else None
-    if settings is not None:
-        dimension, features = _orb_features(settings, orb_colour)
+    if orb_colour is not None:
+        k = summary.vocabulary.k if summary.vocabulary else None
+        settings = summary.config
+        colour = settings.get("colour", {})
+        colour_bins = (colour.get("hue_bins", 0) * colour.get("saturation_bins", 0)
+                       * colour.get("value_bins", 0)) if orb_colour else 0
+        tone = settings.get("tone", {})
+        tone_bins = tone.get("bins", 0) if tone.get("enabled") else 0
+        histograms = settings.get("histograms", {})
+        levels = histograms.get("pyramid_levels", 1)
+        power = histograms.get("power", 1.0)
+        space = settings.get("vocabulary", {}).get("space", "bytes")
+        kind = histograms.get("encoding", "words")
+        kind = kind if kind in _ENCODING_NAMES else "words"
+        encoding = HistogramSettings(pyramid_levels=levels, encoding=kind)
+        dimension = (encoding_length((k or 0, SPACES[space]), encoding)
+                     + tone_bins + colour_bins)
+        features = (f"ORB {_ENCODING_NAMES[kind]}, k={k}"
+                    + (" (bits)" if space == "bits" else "")
+                    + (f", {levels} pyramid levels" if levels > 1 else "")
+                    + (f", power {power:g}" if power != 1.0 else "")
+                    + (f" + grey tone ({tone_bins} bins)" if tone_bins else "")
+                    + (f" + HSV colour ({colour_bins} bins)" if colour_bins else ""))
     else:
         dimension = reduction.input_dimension
-        features = (summary.features if summary.features is not None
-                    else "CNN features" if orb_colour is None
-                    else "ORB (settings this bovw cannot read)")
+        features = summary.features if summary.features is not None else "CNN features"
     external = name == "cnn" and "external" in str(summary.features or "")
     return {
         "variant": name, "features": features, "dimension": dimension,
@@ -133,22 +149,6 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
                                        else round(images / feature_seconds, 1)),
         "images_per_second_total": None if external or not total else round(images / total, 1),
     }
-
-
-def _orb_features(settings: Config, colour: bool) -> tuple[int, str]:
-    """(the feature vector's length, its description) of an ORB run with `settings`,
-    its colour block counted when `colour`."""
-    k, histograms = settings.vocabulary.k, settings.histograms
-    space, levels, power = settings.vocabulary.space, histograms.pyramid_levels, histograms.power
-    colour_bins = settings.colour.dimension if colour else 0
-    tone_bins = settings.tone.bins if settings.tone.enabled else 0
-    dimension = encoding_length((k, SPACES[space]), histograms) + tone_bins + colour_bins
-    return dimension, (f"ORB {_ENCODING_NAMES[histograms.encoding]}, k={k}"
-                       + (" (bits)" if space == "bits" else "")
-                       + (f", {levels} pyramid levels" if levels > 1 else "")
-                       + (f", power {power:g}" if power != 1.0 else "")
-                       + (f" + grey tone ({tone_bins} bins)" if tone_bins else "")
-                       + (f" + HSV colour ({colour_bins} bins)" if colour_bins else ""))
 
 
 def comparison_columns() -> list[str]:

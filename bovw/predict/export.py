@@ -16,7 +16,8 @@ from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.feature import IDFModel, PCAModel, StringIndexerModel
 from pyspark.sql import SparkSession
 
-from bovw.config import ConfigError, recorded_config
+from bovw.config import ConfigError, config_from_dict, current_orb_table
+from bovw.config.blocks import without_new_blocks
 from bovw.errors import ExportError
 from bovw.pipeline.descriptors import training_size
 from bovw.pipeline.layout import RunLayout
@@ -65,11 +66,12 @@ def build_model(spark: SparkSession, run_dir: str,
                           "come from a CNN, which a bovw model file does not hold; export "
                           "an ORB variant (variants/orb or variants/orb-colour) or a bovw run")
     try:
-        config = recorded_config(spec["config"])
+        orb = current_orb_table(spec["config"].get("orb", {}))
     except ConfigError as error:
         raise ExportError(f"run {layout.root} cannot be exported for this bovw: {error}. Run "
                           "the pipeline again with this bovw (a new --output), then export "
                           "that run") from None
+    config = config_from_dict(without_new_blocks({**spec["config"], "orb": orb}))
     descriptors_record = json.loads(storage.read_text(spark, layout.marker("descriptors")))
     vocabulary_record = json.loads(storage.read_text(spark, layout.marker("vocabulary")))
     metrics = json.loads(storage.read_text(spark, layout.metrics))
