@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SCORE_KEYS", "HeadlineMetrics", "ImageCounts", "KeypointStats", "Reduction",
-           "RunSummary", "VocabularyFit", "from_record"]
+__all__ = ["SCORE_KEYS", "FeatureSettings", "HeadlineMetrics", "ImageCounts", "KeypointStats",
+           "Reduction", "RunSummary", "VocabularyFit", "from_record"]
 
 # The scores of a classifier on the Test images, as metrics.json holds them.
 SCORE_KEYS = ("test_images", "accuracy", "macro_f1", "weighted_precision", "weighted_recall",
@@ -139,6 +139,50 @@ class HeadlineMetrics:
 
 
 @dataclass(frozen=True)
+class FeatureSettings:
+    """The settings that shaped an ORB run's features, read from its summary's "config"
+    tables (Config.to_dict's). A setting a record lacks was added after the bovw that
+    wrote it, and reads as what that bovw did: one pyramid level, no power (1.0), the
+    descriptors' 32 byte values, visual words, no tone block, no colour bins. (A Config
+    parsed from the record would fill those gaps with today's defaults instead: 3 levels,
+    power 0.5, the tone block on.) `colour_bins` is the colour block's length whether or
+    not the run enabled it; `sampling` is None when the [orb] table does not say."""
+
+    space: str = "bytes"
+    pyramid_levels: int = 1
+    power: float = 1.0
+    encoding: str = "words"
+    tone_bins: int = 0
+    colour_bins: int = 0
+    sampling: str | None = None
+    dense_step: int | None = None
+    dense_scales: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> FeatureSettings:
+        """The feature settings a summary's `config` records."""
+        histograms, tone, colour, orb = (_table(config, name) for name in
+                                         ("histograms", "tone", "colour", "orb"))
+        return cls(
+            space=_table(config, "vocabulary").get("space", cls.space),
+            pyramid_levels=histograms.get("pyramid_levels", cls.pyramid_levels),
+            power=histograms.get("power", cls.power),
+            encoding=histograms.get("encoding", cls.encoding),
+            tone_bins=tone.get("bins", 0) if tone.get("enabled") else 0,
+            colour_bins=(colour.get("hue_bins", 0) * colour.get("saturation_bins", 0)
+                         * colour.get("value_bins", 0)),
+            sampling=orb.get("sampling"),
+            dense_step=orb.get("dense_step"),
+            dense_scales=tuple(orb.get("dense_scales") or ()),
+        )
+
+
+def _table(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    table = config.get(name)
+    return table if isinstance(table, Mapping) else {}
+
+
+@dataclass(frozen=True)
 class RunSummary:
     """What summary.json says of a finished run folder (or comparison variant).
 
@@ -171,6 +215,11 @@ class RunSummary:
         if self.descriptors_reused is not None:
             return self.descriptors_reused
         return "ingest" not in self.timings
+
+    @property
+    def feature_settings(self) -> FeatureSettings:
+        """The settings that shaped the features, as `config` records them."""
+        return FeatureSettings.of(self.config)
 
     @property
     def total_seconds(self) -> float:

@@ -141,3 +141,37 @@ def test_the_comparison_row_counts_the_listing_once():
     summary = run_summary(timings={"ingest": 1.0, "descriptors": 4.0, "vocabulary": 2.0})
     row = comparison_row("orb", summary, False)
     assert (row["seconds_features"], row["seconds_total"]) == (4.0, 6.0)
+
+
+def _older_record() -> dict:
+    # The config tables of a bovw before the spatial pyramid, the power, the bits space,
+    # the VLAD/Fisher encodings and the tone block: it computed k plain word counts.
+    from bovw.config import Config
+
+    tables = Config().replace(**{"vocabulary.k": 20}).to_dict()
+    del tables["tone"], tables["vocabulary"]["space"]
+    for key in ("pyramid_levels", "power", "encoding"):
+        del tables["histograms"][key]
+    return tables
+
+
+def test_the_feature_settings_a_summary_records():
+    from bovw.config import Config
+
+    config = Config().replace(**{"histograms.pyramid_levels": 2, "vocabulary.space": "bits",
+                                 "orb.dense_scales": "[1.0, 2.0]"})
+    assert typed.FeatureSettings.of(config.to_dict()) == typed.FeatureSettings(
+        space="bits", pyramid_levels=2, power=0.5, encoding="words", tone_bins=32,
+        colour_bins=32 * 4 * 4, sampling="dense", dense_step=5, dense_scales=(1.0, 2.0))
+
+
+def test_an_older_record_reads_as_what_its_bovw_computed():
+    # Not today's defaults (3 levels, power 0.5, the tone block on): what that bovw did.
+    recorded = typed.FeatureSettings.of(_older_record())
+    assert (recorded.pyramid_levels, recorded.power, recorded.space, recorded.encoding,
+            recorded.tone_bins) == (1, 1.0, "bytes", "words", 0)
+    row = comparison_row("orb", run_summary(config=_older_record()), False)
+    assert (row["features"], row["dimension"]) == ("ORB visual words, k=20", 20)
+    # A table that is not one reads as missing rather than failing the comparison.
+    assert typed.FeatureSettings.of({"histograms": None, "orb": "dense"}) == (
+        typed.FeatureSettings())

@@ -107,18 +107,11 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
     images = counts.accepted
     if orb_colour is not None:
         k = summary.vocabulary.k if summary.vocabulary else None
-        settings = summary.config
-        colour = settings.get("colour", {})
-        colour_bins = (colour.get("hue_bins", 0) * colour.get("saturation_bins", 0)
-                       * colour.get("value_bins", 0)) if orb_colour else 0
-        tone = settings.get("tone", {})
-        tone_bins = tone.get("bins", 0) if tone.get("enabled") else 0
-        histograms = settings.get("histograms", {})
-        levels = histograms.get("pyramid_levels", 1)
-        power = histograms.get("power", 1.0)
-        space = settings.get("vocabulary", {}).get("space", "bytes")
-        kind = histograms.get("encoding", "words")
-        kind = kind if kind in _ENCODING_NAMES else "words"
+        recorded = summary.feature_settings
+        colour_bins = recorded.colour_bins if orb_colour else 0
+        tone_bins, levels, power, space = (recorded.tone_bins, recorded.pyramid_levels,
+                                           recorded.power, recorded.space)
+        kind = recorded.encoding if recorded.encoding in _ENCODING_NAMES else "words"
         encoding = HistogramSettings(pyramid_levels=levels, encoding=kind)
         dimension = (encoding_length((k or 0, SPACES[space]), encoding)
                      + tone_bins + colour_bins)

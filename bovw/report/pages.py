@@ -142,10 +142,10 @@ def _keypoints_body(counts: Sequence[tuple[int, int]], summary: RunSummary) -> s
         mean = summary.keypoints.mean if summary.keypoints else None
         return png_tag(plot_keypoints(counts, mean), "keypoints per image")
     (count, images), = counts
-    orb = summary.config.get("orb", {})
-    if orb.get("sampling") == "dense":
-        scales = ", ".join(str(scale) for scale in orb.get("dense_scales", []))
-        why = (f" (orb.sampling = dense: a grid every {orb.get('dense_step')} px at scales "
+    recorded = summary.feature_settings
+    if recorded.sampling == "dense":
+        scales = ", ".join(str(scale) for scale in recorded.dense_scales)
+        why = (f" (orb.sampling = dense: a grid every {recorded.dense_step} px at scales "
                f"{scales}, so the count depends only on the image size)")
     else:
         why = ""
