@@ -160,26 +160,42 @@ class FeatureSettings:
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> FeatureSettings:
-        """The feature settings a summary's `config` records."""
+        """The feature settings a summary's `config` records; a table that is not one, or
+        a value of another type, reads as missing."""
         histograms, tone, colour, orb = (_table(config, name) for name in
                                          ("histograms", "tone", "colour", "orb"))
+        scales = orb.get("dense_scales")
         return cls(
-            space=_table(config, "vocabulary").get("space", cls.space),
-            pyramid_levels=histograms.get("pyramid_levels", cls.pyramid_levels),
-            power=histograms.get("power", cls.power),
-            encoding=histograms.get("encoding", cls.encoding),
-            tone_bins=tone.get("bins", 0) if tone.get("enabled") else 0,
-            colour_bins=(colour.get("hue_bins", 0) * colour.get("saturation_bins", 0)
-                         * colour.get("value_bins", 0)),
-            sampling=orb.get("sampling"),
-            dense_step=orb.get("dense_step"),
-            dense_scales=tuple(orb.get("dense_scales") or ()),
+            space=_value(_table(config, "vocabulary"), "space", str, cls.space),
+            pyramid_levels=_value(histograms, "pyramid_levels", int, cls.pyramid_levels),
+            power=float(_value(histograms, "power", (int, float), cls.power)),
+            encoding=_value(histograms, "encoding", str, cls.encoding),
+            tone_bins=_value(tone, "bins", int, 0) if tone.get("enabled") is True else 0,
+            colour_bins=(_value(colour, "hue_bins", int, 0)
+                         * _value(colour, "saturation_bins", int, 0)
+                         * _value(colour, "value_bins", int, 0)),
+            sampling=_value(orb, "sampling", str, None),
+            dense_step=_value(orb, "dense_step", int, None),
+            dense_scales=(tuple(float(scale) for scale in scales)
+                          if isinstance(scales, list) and all(_is_number(scale)
+                                                              for scale in scales) else ()),
         )
 
 
 def _table(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     table = config.get(name)
     return table if isinstance(table, Mapping) else {}
+
+
+def _value(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any
+           ) -> Any:
+    """table[key] when it is of `kind` (true and false are no numbers), else `default`."""
+    value = table.get(key)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else default
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)

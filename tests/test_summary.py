@@ -172,6 +172,13 @@ def test_an_older_record_reads_as_what_its_bovw_computed():
             recorded.tone_bins) == (1, 1.0, "bytes", "words", 0)
     row = comparison_row("orb", run_summary(config=_older_record()), False)
     assert (row["features"], row["dimension"]) == ("ORB visual words, k=20", 20)
-    # A table that is not one reads as missing rather than failing the comparison.
+    # A table that is not one, or a value of another type, reads as missing rather than
+    # failing the comparison or the report.
     assert typed.FeatureSettings.of({"histograms": None, "orb": "dense"}) == (
         typed.FeatureSettings())
+    assert typed.FeatureSettings.of({
+        "histograms": {"power": "0.5", "pyramid_levels": True, "encoding": 3},
+        "colour": {"hue_bins": None, "saturation_bins": 4, "value_bins": 4},
+        "tone": {"enabled": True, "bins": "32"},
+        "orb": {"sampling": "dense", "dense_step": 5.5, "dense_scales": [1.0, "2"]},
+    }) == typed.FeatureSettings(sampling="dense")
