@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bovw.config.json_types import matches
+
 __all__ = ["SCORE_KEYS", "FeatureSettings", "HeadlineMetrics", "ImageCounts", "KeypointStats",
            "Reduction", "RunSummary", "VocabularyFit", "from_record"]
 
@@ -164,11 +166,10 @@ class FeatureSettings:
         a value of another type, reads as missing."""
         histograms, tone, colour, orb = (_table(config, name) for name in
                                          ("histograms", "tone", "colour", "orb"))
-        scales = orb.get("dense_scales")
         return cls(
             space=_value(_table(config, "vocabulary"), "space", str, cls.space),
             pyramid_levels=_value(histograms, "pyramid_levels", int, cls.pyramid_levels),
-            power=float(_value(histograms, "power", (int, float), cls.power)),
+            power=float(_value(histograms, "power", float, cls.power)),
             encoding=_value(histograms, "encoding", str, cls.encoding),
             tone_bins=_value(tone, "bins", int, 0) if tone.get("enabled") is True else 0,
             colour_bins=(_value(colour, "hue_bins", int, 0)
@@ -176,9 +177,8 @@ class FeatureSettings:
                          * _value(colour, "value_bins", int, 0)),
             sampling=_value(orb, "sampling", str, None),
             dense_step=_value(orb, "dense_step", int, None),
-            dense_scales=(tuple(float(scale) for scale in scales)
-                          if isinstance(scales, list) and all(_is_number(scale)
-                                                              for scale in scales) else ()),
+            dense_scales=tuple(float(scale) for scale in
+                               _value(orb, "dense_scales", tuple[float, ...], ())),
         )
 
 
@@ -187,15 +187,11 @@ def _table(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return table if isinstance(table, Mapping) else {}
 
 
-def _value(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any
-           ) -> Any:
-    """table[key] when it is of `kind` (true and false are no numbers), else `default`."""
+def _value(table: Mapping[str, Any], key: str, hint: Any, default: Any) -> Any:
+    """table[key] when it has the JSON type `hint` (json_types.matches: an integer is a
+    number, true and false are neither), else `default`."""
     value = table.get(key)
-    return value if isinstance(value, kind) and not isinstance(value, bool) else default
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return value if matches(value, hint) else default
 
 
 @dataclass(frozen=True)

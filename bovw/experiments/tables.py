@@ -109,8 +109,8 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
         k = summary.vocabulary.k if summary.vocabulary else None
         recorded = summary.feature_settings
         colour_bins = recorded.colour_bins if orb_colour else 0
-        tone_bins, levels, power, space = (recorded.tone_bins, recorded.pyramid_levels,
-                                           recorded.power, recorded.space)
+        tone_bins, levels, power = recorded.tone_bins, recorded.pyramid_levels, recorded.power
+        space = recorded.space
         kind = recorded.encoding if recorded.encoding in _ENCODING_NAMES else "words"
         encoding = HistogramSettings(pyramid_levels=levels, encoding=kind)
         dimension = (encoding_length((k or 0, SPACES[space]), encoding)
