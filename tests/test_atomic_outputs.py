@@ -9,6 +9,7 @@ from pyspark.sql.types import LongType
 from bovw.errors import StorageError
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished
 from bovw.spark import storage
+from tests.parquet_files import parquet_codecs
 
 
 def test_write_parquet_publishes_the_whole_output(spark, tmp_path):
@@ -34,6 +35,17 @@ def test_outputs_under_glob_characters_are_read_as_named(spark, tmp_path):
     assert sorted(r["id"] for r in storage.read_parquet(spark, f"{named}/t").collect()) == [0, 1, 2]
     assert storage.load_model(StringIndexerModel, f"{named}/m").labels == ["mine"]
     assert storage.literal("s3a://b/{a,b}*?^\\x") == "s3a://b/\\{a,b\\}\\*\\?\\^\\\\x"
+
+
+def test_write_parquet_takes_a_codec_for_one_output_only(spark, tmp_path):
+    frame = spark.range(100).selectExpr("id", "repeat('abc', 50) AS text")
+    storage.write_parquet(spark, frame, str(tmp_path / "plain"), compression="uncompressed")
+    storage.write_parquet(spark, frame, str(tmp_path / "default"))
+    assert parquet_codecs(tmp_path / "plain") == {"UNCOMPRESSED"}
+    # The session's codec (spark.sql.parquet.compression.codec) for the others.
+    assert parquet_codecs(tmp_path / "default") == {"SNAPPY"}
+    assert sorted(row["id"] for row in storage.read_parquet(spark, str(tmp_path / "plain"))
+                  .collect()) == list(range(100))
 
 
 def test_a_failed_write_leaves_the_previous_output_untouched(spark, tmp_path):

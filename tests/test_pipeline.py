@@ -253,6 +253,15 @@ def test_descriptors_set_aside_a_vocabulary_sample_for_training_images(spark, fi
     assert any(row["split"] == "Training" and row["n_keypoints"] > 16 for row in rows)
 
 
+def test_descriptors_are_written_uncompressed_and_the_other_tables_with_snappy(first_run):
+    # ORB's binary descriptors barely compress (bovw.pipeline.descriptors.PARQUET_COMPRESSION).
+    from tests.parquet_files import parquet_codecs
+
+    assert parquet_codecs(first_run / "descriptors") == {"UNCOMPRESSED"}
+    for table in ("histograms", "features"):
+        assert parquet_codecs(first_run / table) == {"SNAPPY"}, table
+
+
 def test_descriptors_carry_the_record_of_what_made_them(spark, test_config, dataset, first_run):
     from bovw.pipeline.provenance import RECORD_NAME, DescriptorProvenance, DescriptorSettings
 

@@ -32,6 +32,7 @@ from bovw.errors import InputError, VocabularyError
 from bovw.image.encodings import DenseEncoding, dense_encoding, encoding_length
 from bovw.pipeline.classifier import classify_and_evaluate
 from bovw.pipeline.descriptors import (
+    PARQUET_COMPRESSION,
     describe_images,
     other_size_images,
     rejects,
@@ -211,7 +212,8 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
                                     config.colour, config.vocabulary.sample_per_image,
                                     config.seed, config.tone,
                                     read_local=is_local_path(input_path))
-        storage.write_parquet(spark, described, layout.descriptors)
+        storage.write_parquet(spark, described, layout.descriptors,
+                              compression=PARQUET_COMPRESSION)
         # After the Parquet files, before the stage marker: whatever reuses these
         # descriptors compares this record with its own settings first.
         write_record(spark, layout.descriptors, DescriptorProvenance.of(config, input_path))

@@ -168,17 +168,24 @@ def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
     On filesystems with atomic rename the bytes go to a hidden temporary file first; on
     object stores a single PUT on close is already all-or-nothing.
     """
-    hadoop_path, fs = _path_and_fs(spark, path)
-    jvm = driver_jvm(spark)
     data = bytearray(content)
+    _replace(spark, path, lambda fs, target: _write_bytes(fs, target, data), folder=False)
+
+
+def _replace(spark: SparkSession, path: str, write: Callable[[Any, Any], None],
+             folder: bool) -> None:
+    """Call write(fs, target) so that `path` is replaced only by a whole new file or folder:
+    on object stores the target is `path` itself, elsewhere the hidden sibling
+    `._tmp_<name>`, renamed to `path` once written (the previous `path` deleted first)."""
+    hadoop_path, fs = _path_and_fs(spark, path)
     if _scheme(fs) in _OBJECT_STORES:
-        _write_bytes(fs, hadoop_path, data)
+        write(fs, hadoop_path)
         return
-    temporary = jvm.org.apache.hadoop.fs.Path(hadoop_path.getParent(),
-                                              "._tmp_" + hadoop_path.getName())
-    _write_bytes(fs, temporary, data)
+    temporary = driver_jvm(spark).org.apache.hadoop.fs.Path(
+        hadoop_path.getParent(), "._tmp_" + hadoop_path.getName())
+    write(fs, temporary)
     if fs.exists(hadoop_path):
-        fs.delete(hadoop_path, False)
+        fs.delete(hadoop_path, folder)
     if not fs.rename(temporary, hadoop_path):
         raise OSError(f"could not move {temporary.toString()} to {path}")
 
@@ -221,29 +228,22 @@ def _write_bytes(fs, hadoop_path, data: bytearray) -> None:
 
 
 @_translated("write", every_failure=False)
-def write_parquet(spark: SparkSession, frame: DataFrame, path: str) -> None:
+def write_parquet(spark: SparkSession, frame: DataFrame, path: str,
+                  compression: str | None = None) -> None:
     """Write `frame` as a Parquet folder at `path`, replacing it; readers never see it half
-    written.
+    written. `compression` is Spark's Parquet codec name for this output ("uncompressed",
+    "snappy", ...); None keeps the session's (spark.sql.parquet.compression.codec).
 
-    Where a folder rename is atomic (local, HDFS) the job writes to the hidden sibling
-    `._tmp_<name>` (Spark readers skip names starting with "." or "_"), which is renamed
-    to `path` once the job has committed: a run killed mid-write leaves no `path`. On
-    object stores (s3a) a rename is a copy, so the job writes in place; the S3A committer
-    publishes the files at job commit and `_SUCCESS` last. Either way the pipeline trusts
-    an output only once its stage marker exists (bovw.pipeline.layout).
+    Where a folder rename is atomic (local, HDFS) the job writes to a hidden sibling (Spark
+    readers skip names starting with "."), renamed to `path` once the job has committed: a
+    run killed mid-write leaves no `path`. On object stores (s3a) a rename is a copy, so
+    the job writes in place; the S3A committer publishes the files at job commit and
+    `_SUCCESS` last. The pipeline trusts an output only once its stage marker exists.
     """
-    hadoop_path, fs = _path_and_fs(spark, path)
-    if _scheme(fs) in _OBJECT_STORES:
-        frame.write.mode("overwrite").parquet(path)
-        return
-    jvm = driver_jvm(spark)
-    temporary = jvm.org.apache.hadoop.fs.Path(hadoop_path.getParent(),
-                                              "._tmp_" + hadoop_path.getName())
-    frame.write.mode("overwrite").parquet(temporary.toString())
-    if fs.exists(hadoop_path):
-        fs.delete(hadoop_path, True)
-    if not fs.rename(temporary, hadoop_path):
-        raise OSError(f"could not move {temporary.toString()} to {path}")
+    writer = frame.write.mode("overwrite")
+    if compression is not None:
+        writer = writer.option("compression", compression)
+    _replace(spark, path, lambda _fs, target: writer.parquet(target.toString()), folder=True)
 
 
 def _scheme(fs) -> str:
