@@ -57,6 +57,8 @@ def _one(args: argparse.Namespace) -> dict:
                   .mapInArrow(byte_counts, "bytes long").groupBy().sum().first()[0])
     read = time.perf_counter() - started
     files_bytes = sum(path.stat().st_size for path in Path(args.out).glob("*.parquet"))
+    # Before the next run starts: the JVM's exit work never overlaps another codec's time.
+    spark.stop()
     return {"codec": args.codec, "write_s": round(written, 2), "read_s": round(read, 2),
             "parquet_bytes": files_bytes, "descriptor_bytes": int(read_bytes or 0)}
 
@@ -67,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--codecs", default="uncompressed,snappy",
                         help="Spark Parquet codec names, comma-separated (first: the base)")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--workdir", default="/tmp/bovw-bench")
+    parser.add_argument("--workdir", default="/tmp/bovw-bench", help="a local folder")
     add_config_arguments(parser)
     parser.add_argument("--codec", help=argparse.SUPPRESS)  # one run, in a child process
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -85,11 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = str(Path(args.workdir) / "codecs" / codec)
             child = subprocess.run(
                 [sys.executable, "-m", "bench.descriptor_codecs", *passed, "--codec", codec,
-                 "--out", out], check=True, capture_output=True, text=True)
+                 "--out", out], capture_output=True, text=True)
+            if child.returncode:
+                sys.exit(f"the {codec} run failed:\n{child.stderr[-4000:]}")
             result = json.loads(child.stdout.strip().splitlines()[-1])
             runs[codec].append(result)
             print(json.dumps(result), flush=True)
     base = runs[codecs[0]]
+    if len({r["descriptor_bytes"] for results in runs.values() for r in results}) != 1:
+        sys.exit("the runs read back different descriptor bytes: not the same data")
     for codec in codecs:
         medians = {key: statistics.median(r[key] for r in runs[codec])
                    for key in ("write_s", "read_s")}

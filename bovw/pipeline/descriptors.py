@@ -51,13 +51,14 @@ from bovw.pipeline.listing import read_local_file
 __all__ = ["PARQUET_COMPRESSION", "ImageSizes", "SplitClasses", "accepted", "describe_images",
            "other_size_images", "rejects", "sample_rows", "statistics", "training_size"]
 
-# The descriptors Parquet is written without compression. Its bulk is ORB's binary
-# descriptors, close to random bytes: on fruits360-dev x10 (155k images, `python -m
-# bench.descriptor_codecs /tmp/bovw-bench/fruits360-dev-x10 --repeat 4`) Snappy made it
-# 1.28 GB instead of 1.53 GB (17% less), for 66.4 s instead of 61.8 s to describe and
-# write it (medians; paired 1.07x, 0.98-1.15x) and 5.1 s instead of 4.7 s to read it back
-# into the Python workers. Every other output keeps the session's codec
-# (spark.sql.parquet.compression.codec, Snappy by default).
+# The descriptors Parquet is written without compression: its bulk is ORB's binary
+# descriptors, which compress little. On fruits360-dev x10 (155k images, on a local disk:
+# `python -m bench.descriptor_codecs /tmp/bovw-bench/fruits360-dev-x10 --repeat 4`) Snappy
+# made it 1,276 MB instead of 1,532 MB (17% less), for 66.4 s instead of 61.8 s to list,
+# describe and write it (medians; paired 1.07x, 0.98-1.15x) and 5.1 s instead of 4.7 s to
+# read its descriptors back into the Python workers. On S3 (not measured: no s3a here)
+# those 17% more bytes go over the network on every read instead. Every other output
+# keeps the session's codec (spark.sql.parquet.compression.codec, Snappy by default).
 PARQUET_COMPRESSION = "uncompressed"
 
 _OUTPUT_SCHEMA = pa.schema([
