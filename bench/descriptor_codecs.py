@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from bench.compare import config_arguments
 from bench.reference import add_config_arguments, config_from_args
 
 
@@ -78,15 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(_one(args)))
         return 0
     codecs = [codec.strip() for codec in args.codecs.split(",") if codec.strip()]
-    passed = [args.input] + [f"--set={text}" for text in args.set]
-    passed += ["--config", args.config] if args.config else []
-    passed += ["--k", str(args.k)] if args.k is not None else []
     runs: dict[str, list[dict]] = {codec: [] for codec in codecs}
     for _ in range(args.repeat):
         for codec in codecs:
             out = str(Path(args.workdir) / "codecs" / codec)
             child = subprocess.run(
-                [sys.executable, "-m", "bench.descriptor_codecs", *passed, "--codec", codec,
+                [sys.executable, "-m", "bench.descriptor_codecs", args.input,
+                 *config_arguments(args), "--codec", codec,
                  "--out", out], capture_output=True, text=True)
             if child.returncode:
                 sys.exit(f"the {codec} run failed:\n{child.stderr[-4000:]}")

@@ -254,7 +254,7 @@ def test_descriptors_set_aside_a_vocabulary_sample_for_training_images(spark, fi
 
 
 def test_descriptors_are_written_uncompressed_and_the_other_tables_with_snappy(first_run):
-    # ORB's binary descriptors barely compress (bovw.pipeline.descriptors.PARQUET_COMPRESSION).
+    # ORB's binary descriptors compress little (bovw.pipeline.descriptors.PARQUET_COMPRESSION).
     from tests.parquet_files import parquet_codecs
 
     assert parquet_codecs(first_run / "descriptors") == {"UNCOMPRESSED"}
