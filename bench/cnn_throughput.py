@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.reference import add_config_arguments, config_from_args
+from bench.config_args import add_config_arguments, config_from_args
 from bovw.config import CnnSettings, OrbSettings
 from bovw.experiments.cnn import (
     DIMENSIONS,

@@ -33,6 +33,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.config_args import add_config_arguments, config_arguments, config_from_args
 from bench.datasets import (
     DEFAULT_WORKDIR,
     DatasetError,
@@ -40,7 +41,7 @@ from bench.datasets import (
     build_subset,
     check_outside_repo,
 )
-from bench.reference import add_config_arguments, config_from_args, task_settings
+from bench.reference import task_settings
 from bench.table import (
     Column,
     markdown,
@@ -261,16 +262,6 @@ def warm_page_cache(input_dir: Path) -> int:
             path.read_bytes()
             count += 1
     return count
-
-
-def config_arguments(args: argparse.Namespace) -> list[str]:
-    """The --config/--set arguments that give a child process the same Config."""
-    forwarded = ["--config", args.config] if args.config else []
-    for assignment in args.set:
-        forwarded += ["--set", assignment]
-    if args.k is not None:
-        forwarded += ["--k", str(args.k)]
-    return forwarded
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

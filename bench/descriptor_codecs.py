@@ -23,8 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from bench.compare import config_arguments
-from bench.reference import add_config_arguments, config_from_args
+from bench.config_args import add_config_arguments, config_arguments, config_from_args
 
 
 def _one(args: argparse.Namespace) -> dict:

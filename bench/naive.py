@@ -35,12 +35,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench.reference import (
-    add_config_arguments,
-    config_from_args,
-    describe_grey_image,
-    task_settings,
-)
+from bench.config_args import add_config_arguments, config_from_args
+from bench.reference import describe_grey_image, task_settings
 from bench.spark_run import driver_jvm_peak_mb
 from bovw.config import Config, ConfigError, OrbSettings
 

@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_limits
 if __package__ in (None, ""):  # run as `python bench/reference.py`: make `bovw` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.config_args import add_config_arguments, config_from_args  # noqa: E402
 from bovw.config import (  # noqa: E402
     ClassifierSettings,
     Config,
@@ -42,8 +43,6 @@ from bovw.config import (  # noqa: E402
     OrbSettings,
     ToneSettings,
     VocabularySettings,
-    load_config,
-    parse_assignment,
 )
 from bovw.image.orb import describe_keypoints  # noqa: E402
 from bovw.image.tone import tone_histogram  # noqa: E402
@@ -385,28 +384,11 @@ def _run(input_dir: str | Path, config: Config, processes: int) -> dict:
     }
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The Config named by --config / --set / --k (shared by the bench command lines)."""
-    overrides = dict(parse_assignment(text) for text in args.set)
-    if args.k is not None:
-        overrides["vocabulary.k"] = args.k
-    return load_config(args.config, overrides)
-
-
 def task_settings(config: Config) -> dict[str, Any]:
     """The settings that shape the task, as plain JSON-friendly values."""
     # Not Config.to_dict(): it cannot deep-copy the read-only spark.conf of a loaded Config.
     sections = ("ingest", "orb", "tone", "vocabulary", "histograms", "pca", "classifier")
     return {"seed": config.seed, **{name: asdict(getattr(config, name)) for name in sections}}
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="TOML file (default: built-in defaults)")
-    parser.add_argument("--k", type=int, help="vocabulary size (vocabulary.k)")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="override any setting, e.g. --set orb.upscale=2 (repeatable)",
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.config_args import add_config_arguments, config_arguments
+
 PR_SET_CHILD_SUBREAPER = 36
 # How long the JVM may take to shut down after the `bovw` process exits.
 JVM_EXIT_SECONDS = 120.0
@@ -165,19 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="One timed `bovw run`, in its own process.")
     parser.add_argument("input_path")
     parser.add_argument("output_path")
-    parser.add_argument("--config", help="TOML file (default: built-in defaults)")
-    parser.add_argument("--k", type=int, help="vocabulary size (vocabulary.k)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any setting (repeatable)")
+    add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args(argv)
-    forwarded = ["--config", args.config] if args.config else []
-    if args.k is not None:
-        forwarded += ["--k", str(args.k)]
-    for assignment in args.set:
-        forwarded += ["--set", assignment]
     try:
-        result = run_spark(args.input_path, args.output_path, forwarded)
+        result = run_spark(args.input_path, args.output_path, config_arguments(args))
     except (OSError, RuntimeError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
