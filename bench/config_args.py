@@ -25,10 +25,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The Config named by --config / --set / --k (--k wins over a --set of vocabulary.k)."""
-    overrides = dict(parse_assignment(text) for text in args.set)
-    if args.k is not None:
-        overrides["vocabulary.k"] = args.k
+    """The Config named by --config / --k / --set, read as `bovw run` reads the same flags
+    (bovw.cli.common.config_of): a --set of vocabulary.k wins over --k, so that a bench's
+    reference and its `bovw run` child work to the same settings."""
+    overrides: dict = {} if args.k is None else {"vocabulary.k": args.k}
+    overrides.update(parse_assignment(text) for text in args.set)
     return load_config(args.config, overrides)
 
 

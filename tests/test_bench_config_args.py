@@ -1,13 +1,18 @@
 """bench/config_args.py: the bench command lines' --config / --k / --set, and the same
-settings handed on to a child process."""
+settings handed on to a child process, read as `bovw run` reads them."""
 
 from __future__ import annotations
 
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 from bench.config_args import add_config_arguments, config_arguments, config_from_args
+from bovw.cli.common import config_of
+from bovw.cli.main import build_parser
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def parsed(argv: list[str]) -> argparse.Namespace:
@@ -16,7 +21,7 @@ def parsed(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_the_forwarded_arguments_give_the_child_the_same_config(tmp_path):
+def test_the_forwarded_arguments_give_bovw_run_the_same_config(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text("[pca]\ncomponents = 12\n", encoding="utf-8")
     args = parsed(["--config", str(toml), "--set", "orb.dense_step=7",
@@ -25,9 +30,12 @@ def test_the_forwarded_arguments_give_the_child_the_same_config(tmp_path):
     assert forwarded == ["--config", str(toml), "--set", "orb.dense_step=7",
                          "--set", "vocabulary.k=40", "--k", "30"]
     config = config_from_args(args)
-    # --k wins over a --set of the same setting, in the parent and in the child.
-    assert (config.pca.components, config.orb.dense_step, config.vocabulary.k) == (12, 7, 30)
+    # As `bovw run` reads the same flags: a --set of vocabulary.k wins over --k.
+    assert (config.pca.components, config.orb.dense_step, config.vocabulary.k) == (12, 7, 40)
+    child = build_parser().parse_args(["run", "--input", "in", "--output", "out", *forwarded])
+    assert config_of(child) == config
     assert config_from_args(parsed(forwarded)) == config
+    assert config_from_args(parsed(["--k", "30"])).vocabulary.k == 30
 
 
 def test_no_arguments_forward_nothing_and_give_the_defaults():
@@ -40,5 +48,5 @@ def test_the_process_that_times_bovw_run_loads_neither_opencv_nor_scikit_learn()
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, bench.spark_run; "
          "print(sorted(m for m in ('cv2', 'sklearn') if m in sys.modules))"],
-        capture_output=True, text=True, check=True).stdout.strip()
+        capture_output=True, text=True, check=True, cwd=REPO).stdout.strip()
     assert loaded == "[]"

@@ -77,6 +77,29 @@ def test_comments_fill_bytes_and_other_application_blocks_are_passed():
     assert plain_jpeg_frame(padded) == JpegFrame(100, 100, 3)
 
 
+def with_frame_marker(data: bytes, marker: int) -> bytes:
+    """`data` with its baseline frame marked as another kind of frame."""
+    at = segment_start(data, 0xC0)
+    return data[:at + 1] + bytes((marker,)) + data[at + 2:]
+
+
+def with_frame_entries_resized(data: bytes, change: int) -> bytes:
+    """`data` with its frame segment `change` bytes longer (zeros) or shorter, its length
+    field to match: a component entry too many bytes or cut short."""
+    at = segment_start(data, 0xC0)
+    length = int.from_bytes(data[at + 2:at + 4], "big")
+    body = data[at + 4:at + 2 + length]
+    body = body + b"\0" * change if change > 0 else body[:change]
+    return (data[:at + 2] + (len(body) + 2).to_bytes(2, "big") + body
+            + data[at + 2 + length:])
+
+
+def between_segments(data: bytes, stray: bytes) -> bytes:
+    """`stray` bytes put between the first segment after the start of image and the next."""
+    length = int.from_bytes(data[4:6], "big")
+    return data[:4 + length] + stray + data[4 + length:]
+
+
 def twelve_bit(data: bytes) -> bytes:
     at = segment_start(data, 0xC0) + 4  # the frame's sample precision
     return data[:at] + b"\x0c" + data[at + 1:]
@@ -96,15 +119,29 @@ def one_frame_cut_short(data: bytes) -> bytes:
     lambda: twelve_bit(imagefiles.jpeg()),
     lambda: one_frame_cut_short(imagefiles.jpeg()),
     lambda: imagefiles.jpeg()[:2] + b"junk" + imagefiles.jpeg()[2:],
-    lambda: imagefiles.jpeg()[:segment_start(imagefiles.jpeg(), 0xC0)] + b"\xff\xcc\x00\x02"
-    + imagefiles.jpeg()[segment_start(imagefiles.jpeg(), 0xC0):],  # arithmetic coding
+    lambda: between_segments(imagefiles.jpeg(), b"junk"),
+    lambda: between_segments(imagefiles.jpeg(), b"\xff\x00"),
+    lambda: between_segments(imagefiles.jpeg(), b"\xff\xd0"),  # a restart marker
+    lambda: between_segments(imagefiles.jpeg(), b"\xff\xcc\x00\x02"),  # arithmetic tables
+    lambda: with_frame_marker(imagefiles.jpeg(), 0xC9),  # arithmetic-coded frame
+    lambda: with_frame_marker(imagefiles.jpeg(), 0xC3),  # lossless frame
+    lambda: with_frame_marker(imagefiles.jpeg(), 0xDE),  # hierarchical progression
+    lambda: with_frame_entries_resized(imagefiles.jpeg(), 1),
+    lambda: with_frame_entries_resized(imagefiles.jpeg(), -1),
     imagefiles.png,
     lambda: b"",
     lambda: b"\xff\xd8\xff",
 ], ids=["exif", "icc", "mpo", "photoshop", "short-jfif", "cmyk-adobe", "12-bit", "cut-short",
-        "junk", "arithmetic", "png", "empty", "start-only"])
+        "junk-after-start", "junk-between", "ff00-between", "restart-between", "dac",
+        "arithmetic-frame", "lossless-frame", "dhp", "frame-entry-too-long",
+        "frame-entry-cut-short", "png", "empty", "start-only"])
 def test_what_the_reader_is_not_sure_of_is_left_to_pillow(make):
     assert plain_jpeg_frame(make()) is None
+
+
+def test_pillow_cannot_open_a_frame_whose_last_entry_is_cut_short():
+    # Why the reader wants exactly 3 bytes a component (and libjpeg refuses the rest).
+    assert pillow_frame(with_frame_entries_resized(imagefiles.jpeg(), 1)) is None
 
 
 def test_a_second_frame_or_a_scan_before_any_frame_is_not_plain():
@@ -127,13 +164,17 @@ def test_every_frame_the_reader_gives_is_the_one_pillow_reads():
                with_segment(imagefiles.jpeg(seed=2), 0xFE, b"comment")]
     rng = np.random.default_rng(7)
     plain = unsure = 0
-    for _ in range(3000):
+    for _ in range(4000):
         data = bytearray(sources[rng.integers(len(sources))])
         header_end = data.index(b"\xff\xda") + 14
         for _ in range(rng.integers(1, 4)):
             at = int(rng.integers(2, header_end))
-            kind = rng.integers(3)
-            if kind == 0:
+            kind = rng.integers(4)
+            if kind == 3:
+                # A segment one or two bytes longer or shorter, its length field to match.
+                data = bytearray(resized_segment(bytes(data), int(rng.choice([-2, -1, 1, 2])),
+                                                 int(rng.integers(8))))
+            elif kind == 0:
                 data[at] = int(rng.integers(256))
             elif kind == 1:
                 del data[at]
@@ -148,6 +189,23 @@ def test_every_frame_the_reader_gives_is_the_one_pillow_reads():
         assert pillow_frame(bytes(data)) == ("JPEG", mode, (frame.width, frame.height), False)
     # Both answers were given often: the test checked something.
     assert plain > 300 and unsure > 300
+
+
+def resized_segment(data: bytes, change: int, which: int) -> bytes:
+    """`data` with the `which`-th segment (counted from the first, wrapping around before the
+    first scan) `change` bytes longer or shorter, its length field to match; `data` as it
+    is when its segments cannot be walked."""
+    starts, position = [], 2
+    while position + 4 <= len(data) and data[position] == 0xFF and data[position + 1] != 0xDA:
+        starts.append(position)
+        position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+    if not starts:
+        return data
+    at = starts[which % len(starts)]
+    length = int.from_bytes(data[at + 2:at + 4], "big")
+    body = data[at + 4:at + 2 + length]
+    body = body + b"\0" * change if change > 0 else body[:max(0, len(body) + change)]
+    return data[:at + 2] + (len(body) + 2).to_bytes(2, "big") + body + data[at + 2 + length:]
 
 
 def outcome(data: bytes, settings: OrbSettings):
@@ -174,14 +232,32 @@ def corrupt_scan(data: bytes) -> bytes:
     (imagefiles.truncated_jpeg, SETTINGS),
     (lambda: corrupt_scan(imagefiles.jpeg(seed=5)), SETTINGS),
     (imagefiles.cmyk_jpeg, SETTINGS),
+    (lambda: bad_scan_header(imagefiles.jpeg(seed=6)), SETTINGS),
     (imagefiles.png, SETTINGS),
 ], ids=["colour", "grey", "progressive", "exif-turned", "larger-than-max-side",
-        "too-many-pixels", "truncated", "corrupt-scan", "cmyk", "png"])
+        "too-many-pixels", "truncated", "corrupt-scan", "cmyk", "bad-scan-header", "png"])
 def test_decode_grey_gives_what_it_gave_through_pillow_s_header(make, settings, monkeypatch):
     data = make()
     read_here = outcome(data, settings)
     monkeypatch.setattr(decode, "plain_jpeg_frame", lambda data: None)
     assert read_here == outcome(data, settings)
+
+
+def bad_scan_header(data: bytes) -> bytes:
+    """A plain header, but a scan naming 5 components, which libjpeg refuses."""
+    at = data.index(b"\xff\xda") + 4
+    return data[:at] + b"\x05" + data[at + 1:]
+
+
+def test_bytes_opencv_refuses_are_tried_once_then_rejected_by_pillow(monkeypatch):
+    data = bad_scan_header(imagefiles.jpeg())
+    assert plain_jpeg_frame(data) == JpegFrame(100, 100, 3)
+    calls = []
+    real = decode.cv2.imdecode
+    monkeypatch.setattr(decode.cv2, "imdecode", lambda *args: calls.append(1) or real(*args))
+    with pytest.raises(ImageRejected, match="^corrupt or truncated JPEG image: "):
+        decode_grey(data, SETTINGS)
+    assert calls == [1]
 
 
 def test_a_plain_jpeg_never_reaches_pillow(monkeypatch):

@@ -8,8 +8,9 @@ bench.jpeg_headers ../shared/data/fruits360-dev`, medians of 3 rounds).
 
 It says yes only where Pillow reads the same frame: anything it is not sure of (an EXIF,
 ICC, multi-picture, Photoshop or Adobe block, a lossless, hierarchical or arithmetic-coded
-frame, a second frame, a segment cut short, bytes between segments that are not a marker)
-gives None, and decode_grey then opens the bytes with Pillow as before.
+frame, a frame whose component list is not 3 bytes a component, a second frame, a segment
+cut short, bytes between segments that are not a marker) gives None, and decode_grey then
+opens the bytes with Pillow as before.
 """
 
 from __future__ import annotations
@@ -87,14 +88,18 @@ def plain_jpeg_frame(data: bytes) -> JpegFrame | None:
 
 
 def _frame(data: bytes, start: int, end: int) -> JpegFrame | None:
-    """The frame header held by data[start:end], or None when it is not a plain one."""
+    """The frame header held by data[start:end], or None when it is not a plain one: 8-bit
+    samples, a non-zero size, 1 or 3 components and exactly one 3-byte entry for each
+    (Pillow reads an entry cut short past the segment's end and fails; libjpeg refuses any
+    other length)."""
     if end - start < 6:
         return None
     bits = data[start]
     height = (data[start + 1] << 8) | data[start + 2]
     width = (data[start + 3] << 8) | data[start + 4]
     components = data[start + 5]
-    if bits != 8 or components not in (1, 3) or not width or not height:
+    if (bits != 8 or components not in (1, 3) or not width or not height
+            or end - start != 6 + 3 * components):
         return None
     return JpegFrame(width, height, components)
 
