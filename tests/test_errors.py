@@ -309,6 +309,12 @@ def test_a_driver_port_in_use(images, tmp_path):
       ("java.net.UnknownHostException", "b.s3.eu-west-1.amazonaws.com")],
      ("unknown host b.s3.eu-west-1.amazonaws.com (no network, or a wrong endpoint)",
       "check the network connection and s3.endpoint")),
+    # What a Parquet write into a full disk raised (a bench run at fruits360-dev x10).
+    ([("org.apache.spark.SparkException", "[TASK_WRITE_FAILED] Task failed while writing "
+                                          "rows to file:/runs/x/._tmp_descriptors."),
+      ("org.apache.hadoop.fs.FSError", "java.io.IOException: No space left on device"),
+      ("java.io.IOException", "No space left on device")],
+     ("the disk is full (No space left on device)", "free space, or write to another disk")),
     # A task failing for its own reasons is not a storage failure.
     ([("org.apache.spark.SparkException", "Job aborted"),
       ("org.apache.spark.api.python.PythonException", "Traceback ...")], None),

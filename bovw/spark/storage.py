@@ -32,10 +32,8 @@ _Function = TypeVar("_Function", bound=Callable[..., Any])
 _Model = TypeVar("_Model")
 
 
-
 def _storage_cause(causes: Sequence[JavaCause]) -> tuple[str, str] | None:
-    """(cause, fix) for the deepest Java exception of `causes` that is a known storage
-    failure, or None."""
+    """(cause, fix) for the deepest known storage failure among `causes`, or None."""
     writable = "choose a location you may write to (on S3: see conf/iam/ for the permissions)"
     for cause in reversed(causes):
         name, message = cause.simple_name, cause.message
@@ -51,6 +49,8 @@ def _storage_cause(causes: Sequence[JavaCause]) -> tuple[str, str] | None:
             return f"permission denied ({message})", writable
         if name == "FileNotFoundException" and message.endswith("(Read-only file system)"):
             return f"the filesystem is read-only ({message})", writable
+        if name == "IOException" and message == "No space left on device":
+            return f"the disk is full ({message})", "free space, or write to another disk"
         if name == "IOException" and message.startswith("Mkdirs failed to create"):
             return (f"the folder could not be created ({message}): no permission, a "
                     "read-only filesystem or a full disk"), writable
