@@ -17,7 +17,8 @@ import io
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
@@ -34,6 +35,17 @@ def _per_image_us(work: Callable[[bytes], object], images: Sequence[bytes]) -> f
     return (time.perf_counter() - started) * 1e6 / len(images)
 
 
+@contextmanager
+def _pillow_headers() -> Iterator[None]:
+    """decode_grey with its header reader switched off: Pillow reads every header."""
+    reader = decode.plain_jpeg_frame
+    decode.plain_jpeg_frame = lambda data: None
+    try:
+        yield
+    finally:
+        decode.plain_jpeg_frame = reader
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input_dir", help="folder whose *.jpg files (any depth) are read")
@@ -45,13 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no .jpg files under {args.input_dir}")
     images = [path.read_bytes() for path in paths]
     settings = OrbSettings()
-    reader = decode.plain_jpeg_frame
     with_reader = [decode.decode_grey(data, settings) for data in images]
-    try:
-        decode.plain_jpeg_frame = lambda data: None
+    with _pillow_headers():
         without = [decode.decode_grey(data, settings) for data in images]
-    finally:
-        decode.plain_jpeg_frame = reader
     if any(a[1] != b[1] or not (a[0] == b[0]).all()
            for a, b in zip(with_reader, without, strict=True)):
         print("decode_grey differs with and without the header reader", file=sys.stderr)
@@ -61,12 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for _ in range(args.repeat):
         timings["decode_grey"].append(_per_image_us(
             lambda data: decode.decode_grey(data, settings), images))
-        try:
-            decode.plain_jpeg_frame = lambda data: None
+        with _pillow_headers():
             timings["decode_grey, Pillow's header"].append(_per_image_us(
                 lambda data: decode.decode_grey(data, settings), images))
-        finally:
-            decode.plain_jpeg_frame = reader
         timings["Image.open"].append(_per_image_us(
             lambda data: Image.open(io.BytesIO(data)), images))
         timings["plain_jpeg_frame"].append(_per_image_us(plain_jpeg_frame, images))

@@ -40,6 +40,22 @@ def spark(test_config):
     session.stop()
 
 
+@pytest.fixture
+def opencv_decodes(monkeypatch):
+    """How many times bovw.image.decode handed bytes to OpenCV (a list, one 1 a call)."""
+    from bovw.image import decode
+
+    calls = []
+    real = decode.cv2.imdecode
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(decode.cv2, "imdecode", counted)
+    return calls
+
+
 # The S3/STS/EMR API server and AWS profile fixtures, shared by the cloud tests.
 from tests.cloud_fixtures import (  # noqa: E402,F401
     aws_files,

@@ -11,25 +11,10 @@ import pytest
 from PIL import Image
 
 from bovw.config import OrbSettings
-from bovw.image import decode
 from bovw.image.decode import ImageRejected, decode_grey, open_image, to_grey
 from tests import imagefiles
 
 SETTINGS = OrbSettings()
-
-
-@pytest.fixture
-def opencv_decodes(monkeypatch):
-    """How many times decode_grey handed the bytes to OpenCV."""
-    calls = []
-    real = cv2.imdecode
-
-    def counted(*args):
-        calls.append(1)
-        return real(*args)
-
-    monkeypatch.setattr(decode.cv2, "imdecode", counted)
-    return calls
 
 
 def with_exif(data: bytes, orientation: int) -> bytes:

@@ -83,15 +83,19 @@ def with_frame_marker(data: bytes, marker: int) -> bytes:
     return data[:at + 1] + bytes((marker,)) + data[at + 2:]
 
 
-def with_frame_entries_resized(data: bytes, change: int) -> bytes:
-    """`data` with its frame segment `change` bytes longer (zeros) or shorter, its length
-    field to match: a component entry too many bytes or cut short."""
-    at = segment_start(data, 0xC0)
+def resized_at(data: bytes, at: int, change: int) -> bytes:
+    """`data` with the segment starting at `at` `change` bytes longer (zeros) or shorter,
+    its length field to match."""
     length = int.from_bytes(data[at + 2:at + 4], "big")
     body = data[at + 4:at + 2 + length]
-    body = body + b"\0" * change if change > 0 else body[:change]
-    return (data[:at + 2] + (len(body) + 2).to_bytes(2, "big") + body
-            + data[at + 2 + length:])
+    body = body + b"\0" * change if change > 0 else body[:max(0, len(body) + change)]
+    return data[:at + 2] + (len(body) + 2).to_bytes(2, "big") + body + data[at + 2 + length:]
+
+
+def with_frame_entries_resized(data: bytes, change: int) -> bytes:
+    """`data` with its frame segment resized: a component entry too many bytes or cut
+    short."""
+    return resized_at(data, segment_start(data, 0xC0), change)
 
 
 def between_segments(data: bytes, stray: bytes) -> bytes:
@@ -193,19 +197,14 @@ def test_every_frame_the_reader_gives_is_the_one_pillow_reads():
 
 def resized_segment(data: bytes, change: int, which: int) -> bytes:
     """`data` with the `which`-th segment (counted from the first, wrapping around before the
-    first scan) `change` bytes longer or shorter, its length field to match; `data` as it
-    is when its segments cannot be walked."""
+    first scan) resized by resized_at; `data` as it is when its segments cannot be walked."""
     starts, position = [], 2
     while position + 4 <= len(data) and data[position] == 0xFF and data[position + 1] != 0xDA:
         starts.append(position)
         position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
     if not starts:
         return data
-    at = starts[which % len(starts)]
-    length = int.from_bytes(data[at + 2:at + 4], "big")
-    body = data[at + 4:at + 2 + length]
-    body = body + b"\0" * change if change > 0 else body[:max(0, len(body) + change)]
-    return data[:at + 2] + (len(body) + 2).to_bytes(2, "big") + body + data[at + 2 + length:]
+    return resized_at(data, starts[which % len(starts)], change)
 
 
 def outcome(data: bytes, settings: OrbSettings):
@@ -249,15 +248,12 @@ def bad_scan_header(data: bytes) -> bytes:
     return data[:at] + b"\x05" + data[at + 1:]
 
 
-def test_bytes_opencv_refuses_are_tried_once_then_rejected_by_pillow(monkeypatch):
+def test_bytes_opencv_refuses_are_tried_once_then_rejected_by_pillow(opencv_decodes):
     data = bad_scan_header(imagefiles.jpeg())
     assert plain_jpeg_frame(data) == JpegFrame(100, 100, 3)
-    calls = []
-    real = decode.cv2.imdecode
-    monkeypatch.setattr(decode.cv2, "imdecode", lambda *args: calls.append(1) or real(*args))
     with pytest.raises(ImageRejected, match="^corrupt or truncated JPEG image: "):
         decode_grey(data, SETTINGS)
-    assert calls == [1]
+    assert opencv_decodes == [1]
 
 
 def test_a_plain_jpeg_never_reaches_pillow(monkeypatch):

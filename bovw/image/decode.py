@@ -64,23 +64,20 @@ def decode_grey(data: bytes, settings: OrbSettings) -> tuple[np.ndarray, tuple[i
     like `open_image`.
     """
     frame = plain_jpeg_frame(data) if isinstance(data, bytes) else None
-    plain = (frame is not None and frame.width * frame.height <= settings.max_pixels
-             and max(frame.width, frame.height) <= settings.max_side
-             and data.endswith(_END_OF_IMAGE))
-    if plain:
-        size = (frame.width, frame.height)
+    image = None
+    if frame is not None and frame.width * frame.height <= settings.max_pixels:
+        # The reader is only sure of a JPEG Pillow reads as RGB or "L" without EXIF.
+        size, plain = (frame.width, frame.height), True
+    else:
+        image, size = _opened(data, settings)
+        plain = (image.format == "JPEG" and image.mode in ("RGB", "L")
+                 and "exif" not in image.info)
+    if plain and max(size) <= settings.max_side and bytes(data[-2:]) == _END_OF_IMAGE:
         grey = _opencv_grey(data, size)
         if grey is not None:
             return grey, size
-    image, size = _opened(data, settings)
-    # Pillow's header gives the same answer as the reader's when the reader was sure:
-    # OpenCV, which just failed on those bytes, is not asked again.
-    if (not plain and image.format == "JPEG" and image.mode in ("RGB", "L")
-            and "exif" not in image.info and max(size) <= settings.max_side
-            and bytes(data[-2:]) == _END_OF_IMAGE):
-        grey = _opencv_grey(data, size)
-        if grey is not None:
-            return grey, size
+    if image is None:
+        image, size = _opened(data, settings)
     return to_grey(_loaded(image, settings, grey=True)), size
 
 
