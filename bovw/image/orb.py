@@ -17,6 +17,7 @@ import numpy as np
 from bovw.config import OrbSettings, ToneSettings
 from bovw.errors import first_line
 from bovw.image.decode import ImageRejected, decode_grey
+from bovw.image.dense_orb import grid_coordinates, grid_descriptors
 from bovw.image.tone import EMPTY_TONE, tone_histogram
 
 __all__ = ["DESCRIPTOR_BYTES", "DETAIL_LEVEL", "DETAIL_SIGMA", "EMPTY_DESCRIPTORS",
@@ -90,18 +91,20 @@ def _describe_dense(grey: np.ndarray, settings: OrbSettings) -> tuple[np.ndarray
     # by 1/s, on the same grid (dense_step, patch_size) at that size: patches and steps
     # of patch_size * s and dense_step * s pixels of the original image. For s = 2 this is
     # byte for byte what ORB's own pyramid gives at octave 1 with scaleFactor 2.
+    # bovw.image.dense_orb gives ORB.compute's bytes 5x faster where it agrees with the
+    # installed OpenCV, which it checks; OpenCV describes the grid elsewhere.
     orb = _orb(settings)
     height, width = grey.shape[:2]
     descriptor_blocks, position_blocks = [], []
     for scale in settings.dense_scales:
         image = grey if scale == 1.0 else scaled_image(grey, scale)
-        grid = dense_keypoints(image.shape, settings)
-        if not grid:
+        described = grid_descriptors(image, settings.patch_size, settings.edge_threshold,
+                                     settings.dense_step)
+        if described is None:
+            described = _opencv_grid_descriptors(orb, image, settings)
+        descriptors, points = described
+        if len(descriptors) == 0:
             continue
-        keypoints, descriptors = orb.compute(image, grid)
-        if descriptors is None or len(descriptors) == 0:
-            continue
-        points = cv2.KeyPoint_convert(keypoints).astype(np.float64).reshape(-1, 2)
         if image is not grey:
             # Pixel centres: x in the resized image covers (x + 0.5) * width / its width
             # - 0.5 in the original, the point its patch is centred on.
@@ -146,10 +149,19 @@ def dense_keypoints(shape: tuple[int, ...], settings: OrbSettings) -> tuple[cv2.
 def _grid(height: int, width: int, patch_size: int, step: int) -> tuple[cv2.KeyPoint, ...]:
     # Cached per image size: a photo collection has few distinct sizes, and building a few
     # hundred KeyPoint objects costs as much as describing them.
-    margin = -(-patch_size // 2) + 1
-    return tuple(cv2.KeyPoint(float(x), float(y), float(patch_size))
-                 for y in range(margin, height - margin, step)
-                 for x in range(margin, width - margin, step))
+    ys, xs = grid_coordinates(height, width, patch_size, step)
+    return tuple(cv2.KeyPoint(float(x), float(y), float(patch_size)) for y in ys for x in xs)
+
+
+def _opencv_grid_descriptors(orb: cv2.ORB, image: np.ndarray, settings: OrbSettings
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    grid = dense_keypoints(image.shape, settings)
+    if not grid:
+        return EMPTY_DESCRIPTORS, np.zeros((0, 2))
+    keypoints, descriptors = orb.compute(image, grid)
+    if descriptors is None or len(descriptors) == 0:
+        return EMPTY_DESCRIPTORS, np.zeros((0, 2))
+    return descriptors, cv2.KeyPoint_convert(keypoints).astype(np.float64).reshape(-1, 2)
 
 
 # A patch shows detail when its grey levels stray from their own Gaussian blur (sigma
