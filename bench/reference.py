@@ -91,7 +91,8 @@ def describe_grey_image(grey: np.ndarray, orb: OrbSettings, positions: bool
     """(n, 32) uint8 ORB descriptors of a grey image and, if asked, their (n, 2) positions.
 
     The pipeline's own per-image function (`bovw.image.orb.describe_keypoints`: the same
-    grid, scales, resizing and ORB settings), so the two time the same OpenCV work.
+    grid, scales, resizing and ORB settings, the same bovw.image.dense_orb or OpenCV
+    code), so the two time the same per-image work.
     """
     descriptors, points = describe_keypoints(grey, orb)
     return descriptors, (points if positions else None)
