@@ -75,10 +75,14 @@ def test_a_plain_image_gives_all_zero_descriptors():
 
 @pytest.mark.parametrize("patch_size, edge_threshold, step", [
     (8, 8, 5), (8, 8, 1), (2, 3, 3), (5, 8, 7), (12, 12, 4), (16, 20, 5), (3, 8, 2),
+    # 64 px: turned by -1 degree, some pattern points move by a pixel (reach 33, not 32).
+    (64, 33, 5), (64, 40, 9),
 ])
 def test_the_bytes_and_points_of_orb_compute(patch_size, edge_threshold, step):
     generator = np.random.default_rng(patch_size * 100 + step)
-    for height, width in [(100, 100), (37, 53), (61, 120), (2 * edge_threshold + 1, 40)]:
+    # The last size keeps one or two grid lines on each axis.
+    for height, width in [(100, 100), (37, 53), (61, 120), (140, 90),
+                          (2 * edge_threshold + step + 1, 2 * edge_threshold + 2 * step + 3)]:
         noise = generator.integers(0, 256, (height, width), dtype=np.uint8)
         for image in (noise, cv2.GaussianBlur(noise, (5, 5), 1.0)):
             descriptors, points = grid_descriptors(image, patch_size, edge_threshold, step)
@@ -149,3 +153,61 @@ def test_the_default_grid_is_not_described_by_opencv(monkeypatch):
     image = np.random.default_rng(9).integers(0, 256, (100, 100), dtype=np.uint8)
     descriptors, positions = describe_keypoints(image, SETTINGS)
     assert descriptors.shape == (289, 32) and positions.shape == (289, 2)
+
+
+def test_the_turn_by_minus_one_degree_moves_some_64_px_pattern_points():
+    offsets = dense_orb._offsets(64)
+    turned = {(int(y), int(x)) for y, x in zip(offsets.dy, offsets.dx, strict=True)}
+    assert offsets.reach == 33 and max(abs(pattern_points(64)).ravel()) == 32
+    assert turned != {(int(y), int(x)) for x, y in pattern_points(64)}
+
+
+@pytest.mark.parametrize("step", [36, 40, 95, 200])
+def test_steps_that_keep_few_or_no_points_of_a_photo(monkeypatch, step):
+    # 100 x 100 from 5 px: step 40 keeps 45 and 85 on each axis, 95 keeps none.
+    settings = dataclasses.replace(SETTINGS, dense_step=step)
+    photo = encode_jpeg(render_fruit("Kiwi", np.random.default_rng(step)))
+    fast = extract_descriptors(photo, settings)
+    without_fast_path(monkeypatch)
+    opencv = extract_descriptors(photo, settings)
+    assert fast.reject_reason is None and agrees_with_opencv(8, 8, step)
+    assert fast.n_keypoints == {36: 4, 40: 4, 95: 0, 200: 0}[step]
+    assert np.array_equal(fast.descriptors, opencv.descriptors)
+    assert np.array_equal(fast.positions, opencv.positions)
+
+
+def test_a_strided_view_is_described_as_its_copy():
+    image = np.random.default_rng(11).integers(0, 256, (230, 190), dtype=np.uint8)
+    view = image[5:205:2, 3:183:2]
+    assert not view.flags.c_contiguous
+    descriptors, points = grid_descriptors(view, 8, 8, 5)
+    expected, expected_points = opencv_compute(np.ascontiguousarray(view), 8, 8, 5)
+    assert np.array_equal(descriptors, expected) and np.array_equal(points, expected_points)
+
+
+def test_a_large_image_on_a_fine_grid_is_described_a_block_of_rows_at_a_time(monkeypatch):
+    # Blocks of 3 grid rows here, as a 4,000 x 4,000 photo on a 1 px grid would be.
+    monkeypatch.setattr(dense_orb, "_BLOCK_VALUES", 81 * 61 * 3)
+    assert agrees_with_opencv(8, 8, 1)  # checked before the views are counted
+    views = []
+    strided = dense_orb.as_strided
+    monkeypatch.setattr(dense_orb, "as_strided", lambda *args, **kwargs: (
+        views.append(kwargs["shape"]), strided(*args, **kwargs))[1])
+    image = np.random.default_rng(12).integers(0, 256, (90, 77), dtype=np.uint8)
+    descriptors, points = grid_descriptors(image, 8, 8, 1)
+    expected, expected_points = opencv_compute(image, 8, 8, 1)
+    # 74 rows of 61 points: 24 blocks of 3 rows and one of 2.
+    assert len(points) == 74 * 61
+    assert views == [(9, 9, 3, 61)] * 24 + [(9, 9, 2, 61)]
+    assert np.array_equal(descriptors, expected) and np.array_equal(points, expected_points)
+
+
+def test_the_check_of_a_wide_border_on_a_fine_grid_gives_opencv_few_points(monkeypatch):
+    computed = []
+    compute = cv2.ORB.compute
+    monkeypatch.setattr(cv2.ORB, "compute", lambda self, image, grid: (
+        computed.append(len(grid)), compute(self, image, grid))[1], raising=False)
+    assert agrees_with_opencv(8, 300, 1)
+    # The kept points alone (rows and columns 300 px or more from every side of 609 x 614
+    # and 612 x 607 images), not the 360,000-point grids of those images.
+    assert computed == [9 * 14, 12 * 7]

@@ -5,7 +5,7 @@ compute the very same numbers.
 
     decode.py     image bytes -> Pillow image -> grey / RGB uint8 arrays; ImageRejected
     orb.py        ORB descriptors (n, 32) uint8 and keypoint positions (n, 2) of one image
-    dense_orb.py  a dense grid's ORB descriptors, OpenCV's very bytes, 5x faster
+    dense_orb.py  a dense grid's ORB descriptors, OpenCV's very bytes, a few array operations
     colour.py     the HSV colour block of an image's fruit pixels
     words.py      each descriptor to its nearest visual word; spatial-pyramid bins
     framing.py    a photo of another size made the training images' shape (Predictor)
