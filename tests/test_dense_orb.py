@@ -211,3 +211,12 @@ def test_the_check_of_a_wide_border_on_a_fine_grid_gives_opencv_few_points(monke
     # The kept points alone (rows and columns 300 px or more from every side of 609 x 614
     # and 612 x 607 images), not the 360,000-point grids of those images.
     assert computed == [9 * 14, 12 * 7]
+
+
+def test_a_step_too_wide_to_check_is_left_to_opencv():
+    # Its check would need noise images of 600,000 px a side: OpenCV describes the grid,
+    # which on a 100 x 100 photo keeps no point.
+    assert not agrees_with_opencv(8, 8, 100_000)
+    photo = encode_jpeg(render_fruit("Kiwi", np.random.default_rng(1)))
+    extraction = extract_descriptors(photo, dataclasses.replace(SETTINGS, dense_step=100_000))
+    assert extraction.reject_reason is None and extraction.n_keypoints == 0

@@ -40,6 +40,9 @@ __all__ = ["DESCRIPTOR_BYTES", "agrees_with_opencv", "grid_coordinates", "grid_d
 DESCRIPTOR_BYTES = 32  # ORB's 256 tests, 8 to a byte
 # How many window pixels a block of grid rows copies at most (a few MB).
 _BLOCK_VALUES = 1 << 22
+# The largest side of the check's noise images (4 MB): settings that need larger ones (an
+# edge or a step of hundreds of pixels) are left to OpenCV.
+_CHECK_MAX_SIDE = 2048
 # bit_pattern_31_, OpenCV's learnt pattern for 31 px patches, is a table not kept here.
 _LEARNT_PATTERN_SIZE = 31
 _PATTERN_SEED = 0x34985739
@@ -170,16 +173,19 @@ def _kept_grid(height: int, width: int, patch_size: int, edge_threshold: int, st
 def agrees_with_opencv(patch_size: int, edge_threshold: int, step: int) -> bool:
     """Whether `grid_descriptors` gives `ORB.compute`'s bytes for these settings with the
     installed OpenCV, checked on two seeded noise images (odd and even sizes) that keep at
-    least 3 x 3 grid points; False for a 31 px patch (OpenCV's learnt pattern) and for a
-    pattern that reaches past edge_threshold (ORB would read its unblurred border there).
+    least 3 x 3 grid points; False for a 31 px patch (OpenCV's learnt pattern), for a
+    pattern that reaches past edge_threshold (ORB would read its unblurred border there)
+    and where those images would be wider than _CHECK_MAX_SIDE.
     """
     if patch_size == _LEARNT_PATTERN_SIZE or _offsets(patch_size).reach > edge_threshold:
         return False
-    orb = cv2.ORB_create(edgeThreshold=edge_threshold, patchSize=patch_size)
-    generator = np.random.default_rng(_PATTERN_SEED)
     # The first kept grid line lies within a step of max(edge, margin): 3 steps more on
     # each axis keep 3 lines or more.
     least = 2 * (max(edge_threshold, -(-patch_size // 2) + 1) + 3 * step) + 1
+    if least + 7 > _CHECK_MAX_SIDE:
+        return False
+    orb = cv2.ORB_create(edgeThreshold=edge_threshold, patchSize=patch_size)
+    generator = np.random.default_rng(_PATTERN_SEED)
     for height, width in ((least + 2, least + 7), (least + 5, least)):
         image = generator.integers(0, 256, (height, width), dtype=np.uint8)
         ys, xs = grid_coordinates(height, width, patch_size, step)
