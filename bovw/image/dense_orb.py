@@ -14,10 +14,11 @@ coordinate uniform in [-patch_size // 2, patch_size // 2].
 
 On a grid every keypoint has the same angle, so every pattern point is one fixed pixel
 offset: the blurred windows around all grid points are read once, and each bit is one
-comparison of two of their rows. About 65 us on a 100 x 100 image (289 points) where
-`ORB.compute` takes 320 us; faster too on 1024 x 1024 images, at 1 and 5 px steps and with
-64 px patches. A large image on a fine grid is described a block of grid rows at a time,
-which bounds the memory to a few MB beyond the descriptors themselves.
+comparison of two of their rows. About 58 us on a 100 x 100 image (289 points) where
+`ORB.compute` takes 326 us (`python -m bench.dense_grid`); faster too on 1024 x 1024
+images, at 1 and 5 px steps and with 64 px patches. A large image on a fine grid is
+described a block of grid rows at a time, which bounds the memory to a few MB beyond the
+descriptors themselves.
 
 `grid_descriptors` answers only where it was checked to agree with the installed OpenCV
 (`agrees_with_opencv`, once per process and setting); elsewhere it returns None and the
