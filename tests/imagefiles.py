@@ -82,3 +82,11 @@ def bomb_png(width: int = 40000, height: int = 40000) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def jpeg_folder(root, count: int) -> None:
+    """`count` textured JPEGs under root/Training/Class0 and Class1, in turn."""
+    for seed in range(count):
+        path = root / "Training" / f"Class{seed % 2}" / f"{seed}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(jpeg(seed=seed))

@@ -6,29 +6,18 @@ import pytest
 
 from bench import dense_grid
 from bovw.image import orb
-from tests import imagefiles
-
-
-def jpegs(folder, count: int = 4) -> None:
-    for seed in range(count):
-        path = folder / "Training" / f"Class{seed % 2}" / f"{seed}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(imagefiles.jpeg(seed=seed))
+from tests import imagefiles, per_image_bench
 
 
 def test_it_checks_the_bytes_and_times_every_way(tmp_path, capsys):
-    jpegs(tmp_path)
-    assert dense_grid.main([str(tmp_path), "--every", "1", "--repeat", "2"]) == 0
-    printed = capsys.readouterr().out
-    assert printed.startswith(f"4 JPEGs of {tmp_path}, 2 rounds; ORB.compute's bytes")
-    for name in ("grid_descriptors", "ORB.compute", "extract_descriptors ",
-                 "extract_descriptors, OpenCV"):
-        assert f"  {name}" in printed
+    per_image_bench.check_table(dense_grid.main, tmp_path, capsys, "ORB.compute's bytes",
+                                ("grid_descriptors", "ORB.compute", "extract_descriptors ",
+                                 "extract_descriptors, OpenCV"))
     assert orb.grid_descriptors is dense_grid.grid_descriptors  # switched back on
 
 
 def test_bytes_other_than_opencvs_are_reported(tmp_path, monkeypatch, capsys):
-    jpegs(tmp_path, 1)
+    imagefiles.jpeg_folder(tmp_path, 1)
     fast = dense_grid.grid_descriptors
     monkeypatch.setattr(dense_grid, "grid_descriptors", lambda *args: (
         lambda described: (described[0] ^ 1, described[1]))(fast(*args)))
