@@ -189,12 +189,10 @@ def agrees_with_opencv(patch_size: int, edge_threshold: int, step: int) -> bool:
     generator = np.random.default_rng(_PATTERN_SEED)
     for height, width in ((least + 2, least + 7), (least + 5, least)):
         image = generator.integers(0, 256, (height, width), dtype=np.uint8)
-        ys, xs = grid_coordinates(height, width, patch_size, step)
         # Only the points ORB keeps, which it then computes in the order given: the same
         # cost whatever the border.
-        edge = edge_threshold
-        grid = [cv2.KeyPoint(float(x), float(y), float(patch_size))
-                for y in ys if edge <= y < height - edge for x in xs if edge <= x < width - edge]
+        ys, xs, _ = _kept_grid(height, width, patch_size, edge_threshold, step)
+        grid = [cv2.KeyPoint(float(x), float(y), float(patch_size)) for y in ys for x in xs]
         _, expected = orb.compute(image, grid)
         descriptors, _ = _described(image, patch_size, edge_threshold, step)
         # The points need no check of their own: they are the grid's, and a point kept on

@@ -93,7 +93,6 @@ def _describe_dense(grey: np.ndarray, settings: OrbSettings) -> tuple[np.ndarray
     # bovw.image.dense_orb gives ORB.compute's bytes (5x faster on a 100 x 100 photo)
     # where it agrees with the installed OpenCV, which it checks; OpenCV describes the
     # grid elsewhere.
-    orb = _orb(settings)
     height, width = grey.shape[:2]
     descriptor_blocks, position_blocks = [], []
     for scale in settings.dense_scales:
@@ -101,7 +100,7 @@ def _describe_dense(grey: np.ndarray, settings: OrbSettings) -> tuple[np.ndarray
         described = grid_descriptors(image, settings.patch_size, settings.edge_threshold,
                                      settings.dense_step)
         if described is None:
-            described = _opencv_grid_descriptors(orb, image, settings)
+            described = _opencv_grid_descriptors(_orb(settings), image, settings)
         descriptors, points = described
         if len(descriptors) == 0:
             continue
