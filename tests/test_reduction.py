@@ -194,6 +194,32 @@ def test_krylov_components_stop_once_the_space_is_invariant():
     np.testing.assert_array_equal(first, pc)
 
 
+@pytest.mark.parametrize("matrix, expected", [
+    (np.array([[3.0, 0.0], [0.0, 4.0], [0.0, 0.0]]), 4.0),
+    (np.zeros((6, 3)), 0.0),
+    (np.zeros((0, 3)), 0.0),
+    (np.zeros((6, 0)), 0.0),
+])
+def test_largest_singular_value_by_hand(matrix, expected):
+    from bovw.pipeline import reduction
+
+    assert reduction._largest_singular_value(matrix) == expected
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_largest_singular_value_is_the_2_norm(seed):
+    # Tall, with singular values from 1e6 down to 1e-6: the threshold _new_directions
+    # scales needs the largest one to about 1e-15 of itself, however small the others.
+    from bovw.pipeline import reduction
+
+    rng = np.random.default_rng(seed)
+    left = np.linalg.qr(rng.standard_normal((2_000, 9)))[0]
+    right = np.linalg.qr(rng.standard_normal((9, 9)))[0]
+    matrix = (left * np.geomspace(1e6, 1e-6, 9)) @ right
+    assert reduction._largest_singular_value(matrix) == pytest.approx(
+        np.linalg.norm(matrix, 2), rel=1e-14, abs=0)
+
+
 def test_randomized_is_deterministic(weighted):
     first = fit_pca(weighted, 3, 12, seed=5, exact_max_dimension=4)
     again = fit_pca(weighted.repartition(3), 3, 12, seed=5, exact_max_dimension=4)

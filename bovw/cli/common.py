@@ -13,6 +13,7 @@ from bovw.cli import interrupt
 from bovw.config import Config, ConfigError, load_config, parse_assignment
 from bovw.config.differences import RUN_KEYS, SESSION_KEYS, ignored_setting, unused_setting
 from bovw.spark.session import build_session
+from bovw.spark.workers import warm_python_workers
 
 __all__ = ["PREDICT_KEYS", "RUN_KEYS", "SESSION_KEYS", "SHORTCUTS", "add_config_flags",
            "config_of", "overrides", "refuse_ignored", "refuse_unused", "session"]
@@ -91,10 +92,13 @@ def refuse_ignored(args: argparse.Namespace, configs: Collection[Config],
                           "; drop it, or change that setting")
 
 
-def session(config: Config, environ: dict, *urls: str | None, verbose: bool = False):
+def session(config: Config, environ: dict, *urls: str | None, verbose: bool = False,
+            warm_workers: bool = False):
     """The SparkSession for `config` (environ: the process environment), with s3a
     credentials and jars when any of `urls` is on S3; `verbose` leaves Spark's console as
-    Spark makes it (bovw.spark.session.build_session)."""
+    Spark makes it (bovw.spark.session.build_session). `warm_workers`: the command runs
+    the pipeline, whose Python workers a local session starts at once, in the background
+    (bovw.spark.workers)."""
     from bovw.cloud.credentials import resolve_credentials
     from bovw.cloud.s3a import spark_s3a_setup, uses_s3
 
@@ -104,6 +108,8 @@ def session(config: Config, environ: dict, *urls: str | None, verbose: bool = Fa
         spark = build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted,
                               verbose=verbose, environ=environ)
         interrupt.install(spark)  # Ctrl-C: one line (bovw.cli.interrupt)
+        if warm_workers:
+            warm_python_workers(spark)
         return spark
     credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
     setup = spark_s3a_setup(config.s3, credentials)
@@ -113,6 +119,9 @@ def session(config: Config, environ: dict, *urls: str | None, verbose: bool = Fa
     interrupt.install(spark)
     from bovw.spark import storage
 
+    if warm_workers:
+        # Before the checks below, which leave the task slots idle.
+        warm_python_workers(spark)
     for url in urls:
         if uses_s3(url):
             # A missing connector, bucket or permission stops here, in one line.

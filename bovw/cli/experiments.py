@@ -99,7 +99,7 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     descriptors_from = normalise_s3_url(args.descriptors_from) if args.descriptors_from else None
     check_local_dataset(input_path, config.ingest)
     spark = session(config, environ, input_path, output_path, descriptors_from,
-                    verbose=args.verbose)
+                    verbose=args.verbose, warm_workers=True)
     result = run_sweep(spark, config, input_path, output_path, parameters,
                        descriptors_from=descriptors_from, overwrite=args.overwrite,
                        report=not args.no_report, progress=StageProgress(spark.sparkContext))
@@ -135,7 +135,7 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
                                       for url in (args.cnn_features, args.descriptors_from))
     check_local_dataset(input_path, config.ingest)
     spark = session(config, environ, input_path, output_path, cnn_features, descriptors_from,
-                    verbose=args.verbose)
+                    verbose=args.verbose, warm_workers=True)
     result = compare(spark, config, input_path, output_path, variants=variants,
                      cnn_features=cnn_features, descriptors_from=descriptors_from,
                      overwrite=args.overwrite, report=not args.no_report,

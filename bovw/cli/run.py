@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
         refuse_unused(args, LOCAL_RUN_KEYS, "no path of this run is on S3 (s3a://)")
     check_local_dataset(input_path, config.ingest)
     spark = session(config, environ, input_path, output_path, descriptors_from,
-                    verbose=args.verbose)
+                    verbose=args.verbose, warm_workers=True)
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
                           descriptors_from=descriptors_from,
                           progress=StageProgress(spark.sparkContext))
@@ -113,7 +113,7 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
     refuse_unused(args, LOCAL_RUN_KEYS, "the demo reads and writes local folders")
     data = demo_dataset(Path(args.workdir), args.classes, config.seed)
     output = Path(args.workdir) / time.strftime("demo-%Y%m%d-%H%M%S")
-    spark = session(config, environ, verbose=args.verbose)
+    spark = session(config, environ, verbose=args.verbose, warm_workers=True)
     result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()),
                           progress=StageProgress(spark.sparkContext))
     print(format_summary(result.summary, str(data)))

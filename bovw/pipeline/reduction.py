@@ -266,12 +266,24 @@ def _one_blas_thread():
 def _new_directions(product: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """An orthonormal basis of the part of span(product) outside span(basis) (orthonormal
     columns), without the directions that are only rounding noise."""
-    scale = np.linalg.norm(product, 2)
+    scale = _largest_singular_value(product)
     # Projected out twice: once leaves rounding-sized components along `basis` behind.
     rest = product - basis @ (basis.T @ product)
     rest -= basis @ (basis.T @ rest)
     directions, strengths, _ = np.linalg.svd(rest, full_matrices=False)
     return directions[:, strengths > scale * basis.shape[0] * np.finfo(np.float64).eps]
+
+
+def _largest_singular_value(matrix: np.ndarray) -> float:
+    """np.linalg.norm(matrix, 2) of a tall (d, w) matrix, from its w x w Gram matrix.
+
+    norm(matrix, 2) decomposes the whole d x w matrix: 0.15 s a pass on the driver at 3
+    pyramid levels (21,032 x 120), this about 0.01 s. Squaring costs the small singular
+    values their accuracy, not the largest, which it gives to about 1e-15 of itself.
+    """
+    if matrix.size == 0:
+        return 0.0
+    return float(np.sqrt(max(np.linalg.eigvalsh(matrix.T @ matrix)[-1], 0.0)))
 
 
 def covariance_times(rows: DataFrame, basis: np.ndarray | None, features: FeatureRows

@@ -9,6 +9,7 @@
     jvm.py            the one adapter for private py4j/pyspark internals
     console.py        what the driver bovw starts prints: log level, JVM start-up noise
     progress.py       a live line per stage from Spark's status tracker
+    workers.py        Python workers started ahead of a pipeline's first Python job
 
 Importing bovw.spark (or its session module) does not import pyspark: the CLI builds its
 parser without Spark.

@@ -1,0 +1,72 @@
+"""Python workers started ahead of the first Python stage, while the driver is busy.
+
+In local mode the first task of a Python job on each core pays for starting pyspark's
+worker daemon, forking a worker, importing pyarrow, pandas and OpenCV there and setting up
+the JVM's Arrow path: on fruits360-dev (2 cores) the descriptors stage's first tasks took
+3.4 s where the same tasks on the warm workers after them took 1.4-1.6 s. A `bovw run`
+spends the seconds before that stage on its driver (the output's lock, run.json, the
+listing of the input), with the task slots idle: `warm_python_workers` fills them with one
+tiny Arrow job, one task per slot, whose workers the next Python job then reuses (Spark
+keeps idle workers for a minute).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+__all__ = ["WARM_UP_GROUP", "WorkerWarmUp", "warm_python_workers"]
+
+# The warm-up job's group: bovw.spark.progress shows a stage's own groups only.
+WARM_UP_GROUP = "bovw-warm-up"
+
+
+class WorkerWarmUp:
+    """The warm-up job, running on a daemon thread of its own.
+
+    `error` holds what stopped it, if anything did. Nothing reports it: the warm-up makes
+    no result, and a worker that cannot start (a Python without OpenCV, say) fails the
+    next Python job too, which says so in its own words.
+    """
+
+    def __init__(self, spark, tasks: int):
+        self.tasks = tasks
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(spark,),
+                                        name="bovw-warm-up", daemon=True)
+        self._thread.start()
+
+    def _run(self, spark) -> None:
+        try:
+            context = spark.sparkContext
+            context.setJobGroup(WARM_UP_GROUP, "bovw: Python workers started ahead",
+                                interruptOnCancel=True)
+            (spark.range(0, self.tasks, numPartitions=self.tasks)
+             .mapInArrow(_import_per_image_code, "id long").collect())
+        except BaseException as error:  # noqa: BLE001 - kept for the caller, see the class doc
+            self.error = error
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the warm-up job to end; False if it still runs after `timeout` s."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+def _import_per_image_code(batches: Iterator) -> Iterator:
+    # What the descriptors UDF imports (OpenCV, numpy, bovw.image), in the worker that
+    # then runs it.
+    import bovw.image.orb  # noqa: F401
+
+    yield from batches
+
+
+def warm_python_workers(spark) -> WorkerWarmUp | None:
+    """Start, in the background, one tiny Python (Arrow) job of one task per task slot of
+    a local-mode `spark`; returns its WorkerWarmUp, or None on a cluster, whose executors
+    come and go (and are not even there yet under dynamic allocation)."""
+    from bovw.spark.session import local_cores
+
+    slots = local_cores(spark.sparkContext.master)
+    if slots is None:
+        return None
+    return WorkerWarmUp(spark, slots)

@@ -1,0 +1,104 @@
+"""bovw.spark.workers: the Python workers a pipeline command starts ahead, in the background."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import pytest
+
+from bovw.cli import common
+from bovw.spark.workers import WARM_UP_GROUP, WorkerWarmUp, warm_python_workers
+
+
+def _stage_tasks(spark, group: str) -> list[int]:
+    tracker = spark.sparkContext.statusTracker()
+    tasks = []
+    for job in tracker.getJobIdsForGroup(group):
+        for stage in tracker.getJobInfo(job).stageIds:
+            tasks.append(tracker.getStageInfo(stage).numTasks)
+    return tasks
+
+
+def test_one_task_per_local_slot_in_its_own_group(spark):
+    before = len(_stage_tasks(spark, WARM_UP_GROUP))
+
+    warm_up = warm_python_workers(spark)
+
+    assert warm_up is not None and warm_up.tasks == 2  # the test session is local[2]
+    assert warm_up.wait(120)
+    assert warm_up.error is None
+    assert _stage_tasks(spark, WARM_UP_GROUP)[before:] == [2]
+
+
+def test_the_warm_up_imports_the_per_image_code():
+    # In a fresh interpreter (the workers of the test session have long imported it all):
+    # OpenCV and bovw.image are there once the warm-up's function has run, and the rows
+    # pass through it unchanged.
+    code = ("import sys; from bovw.spark import workers; "
+            "before = {'cv2', 'bovw.image.orb'} & set(sys.modules); "
+            "rows = list(workers._import_per_image_code(iter([1, 2]))); "
+            "print(sorted(before), rows, {'cv2', 'bovw.image.orb'} <= set(sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+
+    assert done.stdout.strip() == "[] [1, 2] True"
+
+
+@pytest.mark.parametrize("master", ["yarn", "spark://host:7077", "k8s://https://host:6443"])
+def test_nothing_on_a_cluster(master):
+    session = types.SimpleNamespace(sparkContext=types.SimpleNamespace(master=master))
+
+    assert warm_python_workers(session) is None
+
+
+def test_a_failed_warm_up_is_kept_not_raised():
+    def refuse(*_args, **_kwargs):
+        raise RuntimeError("no JVM")
+
+    session = types.SimpleNamespace(sparkContext=types.SimpleNamespace(setJobGroup=refuse))
+
+    warm_up = WorkerWarmUp(session, 4)
+
+    assert warm_up.wait(10)
+    assert isinstance(warm_up.error, RuntimeError) and str(warm_up.error) == "no JVM"
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_the_cli_session_warms_only_when_asked(spark, test_config, monkeypatch, warm):
+    started = []
+    monkeypatch.setattr(common, "warm_python_workers", started.append)
+
+    assert common.session(test_config, {}, "/tmp/in", "/tmp/out", warm_workers=warm) is spark
+
+    assert started == ([spark] if warm else [])
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "sweep", "compare"])
+def test_pipeline_commands_ask_for_warm_workers(command, tmp_path, monkeypatch):
+    from bovw.cli import experiments, run
+    from bovw.cli.main import build_parser
+
+    for split in ("Training", "Test"):  # what check_local_dataset wants; never read here
+        (tmp_path / "in" / split / "Apple").mkdir(parents=True)
+        (tmp_path / "in" / split / "Apple" / "0.jpg").write_bytes(b"not read")
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def session(*_args, warm_workers=False, **_kwargs):
+        asked.append(warm_workers)
+        raise Stop
+
+    module = run if command in ("run", "demo") else experiments
+    monkeypatch.setattr(module, "session", session)
+    monkeypatch.setattr(run, "demo_dataset", lambda *_args: tmp_path / "in")
+    paths = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]
+    flags = {"run": paths, "demo": ["--workdir", str(tmp_path)],
+             "sweep": [*paths, "--param", "vocabulary.k=5,6"], "compare": paths}[command]
+    with pytest.raises(Stop):
+        module.HANDLERS[command](build_parser().parse_args([command, *flags]), {})
+
+    assert asked == [True]
