@@ -125,13 +125,13 @@ def test_randomized_passes_read_as_few_partitions_as_keep_the_slots_busy(
 
     monkeypatch.setattr(reduction, "KRYLOV_ROWS_PER_PARTITION", rows_per_partition)
     seen = []
-    passes = reduction.covariance_times
+    passes = reduction.stored_covariance_times
 
-    def counting(rows, basis, features):
-        seen.append(rows.rdd.getNumPartitions())
-        return passes(rows, basis, features)
+    def counting(stored, basis):
+        seen.append(stored.frame.rdd.getNumPartitions())
+        return passes(stored, basis)
 
-    monkeypatch.setattr(reduction, "covariance_times", counting)
+    monkeypatch.setattr(reduction, "stored_covariance_times", counting)
     merged = fit_pca(wide.repartition(11), 3, 150, seed=4, exact_max_dimension=4)
     assert spark.sparkContext.defaultParallelism == 2
     assert seen == [expected] * KRYLOV_PASSES
@@ -229,12 +229,20 @@ def test_randomized_is_deterministic(weighted):
 def test_randomized_reads_a_frame_the_caller_persisted_as_it_is(weighted, monkeypatch):
     own_copy = principal_axes(weighted, 3, _weighted_rows, seed=5, exact_max_dimension=4)
     persisted = weighted.persist()
+    cached = []
+    persist = type(persisted).persist
+
+    def recording(frame, *args, **kwargs):
+        cached.append(frame.columns)
+        return persist(frame, *args, **kwargs)
+
     try:
-        # No second copy of the rows is cached, and the caller's stays.
-        monkeypatch.setattr(type(persisted), "persist",
-                            lambda *args, **kwargs: pytest.fail("persisted a copy"))
+        # No second copy of the rows is cached (only the matrices the passes multiply,
+        # bovw.pipeline.covariance), and the caller's stays.
+        monkeypatch.setattr(type(persisted), "persist", recording)
         read_as_is = principal_axes(persisted, 3, _weighted_rows, seed=5, exact_max_dimension=4,
                                     persisted=True)
+        assert cached == [["rows", "data", "indices", "indptr"]]
         assert persisted.is_cached
     finally:
         persisted.unpersist()
