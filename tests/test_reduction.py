@@ -125,13 +125,13 @@ def test_randomized_passes_read_as_few_partitions_as_keep_the_slots_busy(
 
     monkeypatch.setattr(reduction, "KRYLOV_ROWS_PER_PARTITION", rows_per_partition)
     seen = []
-    passes = reduction.stored_covariance_times
+    passes = reduction.covariance_times
 
-    def counting(stored, basis):
-        seen.append(stored.frame.rdd.getNumPartitions())
-        return passes(stored, basis)
+    def counting(rows, basis, features):
+        seen.append(rows.rdd.getNumPartitions())
+        return passes(rows, basis, features)
 
-    monkeypatch.setattr(reduction, "stored_covariance_times", counting)
+    monkeypatch.setattr(reduction, "covariance_times", counting)
     merged = fit_pca(wide.repartition(11), 3, 150, seed=4, exact_max_dimension=4)
     assert spark.sparkContext.defaultParallelism == 2
     assert seen == [expected] * KRYLOV_PASSES
@@ -220,6 +220,12 @@ def test_largest_singular_value_is_the_2_norm(seed):
         np.linalg.norm(matrix, 2), rel=1e-14, abs=0)
 
 
+def test_randomized_releases_what_it_cached(spark, weighted):
+    before = spark.sparkContext._jsc.getPersistentRDDs().size()
+    fit_pca(weighted, 3, 12, seed=5, exact_max_dimension=4)
+    assert spark.sparkContext._jsc.getPersistentRDDs().size() == before
+
+
 def test_randomized_is_deterministic(weighted):
     first = fit_pca(weighted, 3, 12, seed=5, exact_max_dimension=4)
     again = fit_pca(weighted.repartition(3), 3, 12, seed=5, exact_max_dimension=4)
@@ -229,20 +235,12 @@ def test_randomized_is_deterministic(weighted):
 def test_randomized_reads_a_frame_the_caller_persisted_as_it_is(weighted, monkeypatch):
     own_copy = principal_axes(weighted, 3, _weighted_rows, seed=5, exact_max_dimension=4)
     persisted = weighted.persist()
-    cached = []
-    persist = type(persisted).persist
-
-    def recording(frame, *args, **kwargs):
-        cached.append(frame.columns)
-        return persist(frame, *args, **kwargs)
-
     try:
-        # No second copy of the rows is cached (only the matrices the passes multiply,
-        # bovw.pipeline.covariance), and the caller's stays.
-        monkeypatch.setattr(type(persisted), "persist", recording)
+        # No second copy of the rows is cached, and the caller's stays.
+        monkeypatch.setattr(type(persisted), "persist",
+                            lambda *args, **kwargs: pytest.fail("persisted a copy"))
         read_as_is = principal_axes(persisted, 3, _weighted_rows, seed=5, exact_max_dimension=4,
                                     persisted=True)
-        assert cached == [["rows", "data", "indices", "indptr"]]
         assert persisted.is_cached
     finally:
         persisted.unpersist()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -46,6 +47,17 @@ def test_the_warm_up_imports_the_per_image_code():
     assert done.stdout.strip() == "[] [1, 2] True"
 
 
+def test_a_worker_without_opencv_is_left_to_the_descriptors_stage():
+    # The warm-up passes its rows on; the descriptors stage's own import then fails, once,
+    # with the traceback the user sees.
+    code = ("import sys; sys.modules['cv2'] = None; from bovw.spark import workers; "
+            "print(list(workers._import_per_image_code(iter([1, 2]))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+
+    assert done.stdout.strip() == "[1, 2]"
+
+
 @pytest.mark.parametrize("master", ["yarn", "spark://host:7077", "k8s://https://host:6443"])
 def test_nothing_on_a_cluster(master):
     session = types.SimpleNamespace(sparkContext=types.SimpleNamespace(master=master))
@@ -65,12 +77,35 @@ def test_a_failed_warm_up_is_kept_not_raised():
     assert isinstance(warm_up.error, RuntimeError) and str(warm_up.error) == "no JVM"
 
 
+def test_the_warm_up_leaves_no_job_group_behind():
+    # With unpinned threads (PYSPARK_PIN_THREAD=false) the warm-up's JVM thread may later
+    # run a stage's jobs: its group must not stick to them, whether the job ran or not.
+    properties = {}
+
+    def no_range(*_args, **_kwargs):
+        raise RuntimeError("stopped")
+
+    def set_group(group, description, interruptOnCancel=False):
+        properties.update({"spark.jobGroup.id": group, "spark.job.description": description,
+                           "spark.job.interruptOnCancel": str(interruptOnCancel).lower()})
+
+    context = types.SimpleNamespace(setJobGroup=set_group, setLocalProperty=properties.__setitem__)
+    warm_up = WorkerWarmUp(types.SimpleNamespace(sparkContext=context, range=no_range), 2)
+
+    assert warm_up.wait(10)
+    assert str(warm_up.error) == "stopped"
+    assert properties == {"spark.jobGroup.id": None, "spark.job.description": None,
+                          "spark.job.interruptOnCancel": None}
+
+
 @pytest.mark.parametrize("warm", [True, False])
 def test_the_cli_session_warms_only_when_asked(spark, test_config, monkeypatch, warm):
     started = []
     monkeypatch.setattr(common, "warm_python_workers", started.append)
+    monkeypatch.setattr(common.interrupt, "install", lambda _spark: None)  # pytest's Ctrl-C
 
-    assert common.session(test_config, {}, "/tmp/in", "/tmp/out", warm_workers=warm) is spark
+    assert common.session(test_config, dict(os.environ), "/tmp/in", "/tmp/out",
+                          warm_workers=warm) is spark
 
     assert started == ([spark] if warm else [])
 

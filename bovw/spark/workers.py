@@ -19,14 +19,18 @@ __all__ = ["WARM_UP_GROUP", "WorkerWarmUp", "warm_python_workers"]
 
 # The warm-up job's group: bovw.spark.progress shows a stage's own groups only.
 WARM_UP_GROUP = "bovw-warm-up"
+# The local properties setJobGroup sets (as bovw.spark.progress clears them).
+_GROUP_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
 
 
 class WorkerWarmUp:
     """The warm-up job, running on a daemon thread of its own.
 
-    `error` holds what stopped it, if anything did. Nothing reports it: the warm-up makes
-    no result, and a worker that cannot start (a Python without OpenCV, say) fails the
-    next Python job too, which says so in its own words.
+    `error` holds what stopped it, if anything did, and nothing reports it: the warm-up
+    makes no result, and a worker that cannot start fails the next Python job too, which
+    says so in its own words. A worker that cannot import the per-image code (a Python
+    without OpenCV, say) leaves that to the descriptors stage as well, so the console
+    shows its traceback once.
     """
 
     def __init__(self, spark, tasks: int):
@@ -37,6 +41,7 @@ class WorkerWarmUp:
         self._thread.start()
 
     def _run(self, spark) -> None:
+        context = None
         try:
             context = spark.sparkContext
             context.setJobGroup(WARM_UP_GROUP, "bovw: Python workers started ahead",
@@ -45,6 +50,15 @@ class WorkerWarmUp:
              .mapInArrow(_import_per_image_code, "id long").collect())
         except BaseException as error:  # noqa: BLE001 - kept for the caller, see the class doc
             self.error = error
+        finally:
+            # Unpinned threads (PYSPARK_PIN_THREAD=false) share JVM threads: the group must
+            # not stay on one that later runs a stage's jobs.
+            if context is not None:
+                try:
+                    for key in _GROUP_PROPERTIES:
+                        context.setLocalProperty(key, None)
+                except Exception:  # noqa: BLE001 - a stopped context has no properties left
+                    pass
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the warm-up job to end; False if it still runs after `timeout` s."""
@@ -54,9 +68,11 @@ class WorkerWarmUp:
 
 def _import_per_image_code(batches: Iterator) -> Iterator:
     # What the descriptors UDF imports (OpenCV, numpy, bovw.image), in the worker that
-    # then runs it.
-    import bovw.image.orb  # noqa: F401
-
+    # then runs it. One that cannot is left for the descriptors stage to report.
+    try:
+        import bovw.image.orb  # noqa: F401
+    except ImportError:
+        pass
     yield from batches
 
 
