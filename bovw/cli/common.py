@@ -104,24 +104,18 @@ def session(config: Config, environ: dict, *urls: str | None, verbose: bool = Fa
 
     # Under spark-submit the JVM already runs with the submit flags, which then win.
     submitted = "PYSPARK_GATEWAY_PORT" in environ
-    if not uses_s3(*urls):
-        spark = build_session(config, java_home=environ.get("JAVA_HOME"), submitted=submitted,
-                              verbose=verbose, environ=environ)
-        interrupt.install(spark)  # Ctrl-C: one line (bovw.cli.interrupt)
-        if warm_workers:
-            warm_python_workers(spark)
-        return spark
-    credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
-    setup = spark_s3a_setup(config.s3, credentials)
-    spark = build_session(config, java_home=environ.get("JAVA_HOME"),
-                          extra=setup.spark_conf, submitted=submitted, verbose=verbose,
-                          environ=environ)
-    interrupt.install(spark)
-    from bovw.spark import storage
-
+    extra = None
+    if uses_s3(*urls):
+        credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
+        extra = spark_s3a_setup(config.s3, credentials).spark_conf
+    spark = build_session(config, java_home=environ.get("JAVA_HOME"), extra=extra,
+                          submitted=submitted, verbose=verbose, environ=environ)
+    interrupt.install(spark)  # Ctrl-C: one line (bovw.cli.interrupt)
     if warm_workers:
         # Before the checks below, which leave the task slots idle.
         warm_python_workers(spark)
+    from bovw.spark import storage
+
     for url in urls:
         if uses_s3(url):
             # A missing connector, bucket or permission stops here, in one line.

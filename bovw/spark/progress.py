@@ -21,10 +21,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TextIO
 
-__all__ = ["JobTally", "Snapshot", "StageProgress", "clock_text"]
+__all__ = ["JobTally", "Snapshot", "StageProgress", "clear_job_group", "clock_text"]
 
 _FINISHED = ("SUCCEEDED", "FAILED")
 _GROUP_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
+
+
+def clear_job_group(context) -> None:
+    """Unset what SparkContext.setJobGroup set on the calling thread (its local
+    properties), so that the thread's later jobs belong to no group."""
+    for key in _GROUP_PROPERTIES:
+        context.setLocalProperty(key, None)
 
 
 @dataclass(frozen=True)
@@ -121,8 +128,7 @@ class StageProgress:
             stop.set()
             watcher.join()
             if own_group:
-                for key in _GROUP_PROPERTIES:
-                    context.setLocalProperty(key, None)
+                clear_job_group(context)
             if self.live:
                 self._draw(name, outcome, self._snapshot(tally), started)
                 self._write("")

@@ -15,12 +15,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+from bovw.spark.progress import clear_job_group
+
 __all__ = ["WARM_UP_GROUP", "WorkerWarmUp", "warm_python_workers"]
 
 # The warm-up job's group: bovw.spark.progress shows a stage's own groups only.
 WARM_UP_GROUP = "bovw-warm-up"
-# The local properties setJobGroup sets (as bovw.spark.progress clears them).
-_GROUP_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
 
 
 class WorkerWarmUp:
@@ -55,8 +55,7 @@ class WorkerWarmUp:
             # not stay on one that later runs a stage's jobs.
             if context is not None:
                 try:
-                    for key in _GROUP_PROPERTIES:
-                        context.setLocalProperty(key, None)
+                    clear_job_group(context)
                 except Exception:  # noqa: BLE001 - a stopped context has no properties left
                     pass
 
