@@ -177,7 +177,19 @@ def test_s3a_without_the_connector(spark, images, aws_files, capsys):
         "Central is reachable")
 
 
+@pytest.fixture
+def session_log_level(spark, test_config):
+    """The shared session's console log level back as tests/conftest.py set it: `bovw
+    --verbose` in this process raises the level of the session it gets (WARN), and every
+    later test would log at it."""
+    from bovw.spark.console import console_level
+
+    yield
+    spark.sparkContext.setLogLevel(console_level(test_config.spark.log_level, verbose=False))
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
+@pytest.mark.usefixtures("session_log_level")
 def test_verbose_shows_the_trace_then_the_line(spark, images, tmp_path, capsys, where):
     (tmp_path / "file").write_text("", encoding="utf-8")
     args = _run(images, str(tmp_path / "file" / "run"), "--master", "local[2]")
