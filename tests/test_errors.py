@@ -333,9 +333,9 @@ def test_a_driver_port_in_use(images, tmp_path):
 ])
 def test_storage_failures_are_told_apart_by_their_java_class(chain, expected):
     from bovw.spark.jvm import JavaCause
-    from bovw.spark.storage import _storage_cause
+    from bovw.spark.storage_errors import storage_cause
 
-    assert _storage_cause([JavaCause(name, message) for name, message in chain]) == expected
+    assert storage_cause([JavaCause(name, message) for name, message in chain]) == expected
 
 
 def _closed_port() -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bovw.cli import main
-from bovw.errors import OutputError, OutputInUseError
+from bovw.errors import OutputError, OutputInUseError, StorageError
 from bovw.image.synthetic import generate_dataset
 from bovw.pipeline import run as pipeline
 from bovw.pipeline.layout import RunLayout, prepare_output, prepare_spec_folder
@@ -604,11 +604,46 @@ def test_an_unreadable_lease_file_is_judged_by_its_age(spark, tmp_path):
 
 
 def heartbeat(tmp_path) -> float:
-    """The lease file's heartbeat; 0 when caught while the heartbeat rewrites it."""
+    """The lease file's heartbeat (a local lease file is always whole: see below)."""
+    return json.loads(lease_file(tmp_path).read_text())["heartbeat"]
+
+
+def test_a_reader_never_catches_a_local_lease_file_half_renewed(spark, tmp_path):
+    # The heartbeat once rewrote the file in place (truncate, then write): a reader could
+    # catch it empty, and a command killed in between left an empty lock behind.
+    lease = leases.acquire(spark, str(tmp_path / "out"), "bovw run", heartbeat_seconds=0.001,
+                           log=quiet)
     try:
-        return json.loads(lease_file(tmp_path).read_text())["heartbeat"]
-    except ValueError:
-        return 0.0
+        seen = set()
+        deadline = time.monotonic() + 3.0
+        while len(seen) < 20 and time.monotonic() < deadline:
+            record = json.loads(lease_file(tmp_path).read_bytes())
+            assert record["token"] == lease.record.token
+            seen.add(record["heartbeat"])
+        assert len(seen) >= 20  # read across 20 renewals at least
+    finally:
+        lease.release()
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_replace_file_swaps_a_whole_file_and_leaves_nothing_beside(spark, tmp_path):
+    target = tmp_path / "lock"
+    target.write_bytes(b"old")
+    before = target.stat().st_ino
+    storage.replace_file(spark, str(target), b"new content")
+    assert target.read_bytes() == b"new content"
+    assert target.stat().st_ino != before  # a new file renamed over it, not rewritten
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["lock"]
+    with pytest.raises(StorageError, match=re.escape(
+            f"cannot write {tmp_path}/gone/lock: not found (No such file or directory); fix: "
+            "check the path")):
+        storage.replace_file(spark, str(tmp_path / "gone" / "lock"), b"x")
+    # Refused once the new bytes are written beside it: they are removed.
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(StorageError, match=re.escape(
+            f"cannot write {tmp_path}/folder: Is a directory; fix: ")):
+        storage.replace_file(spark, str(tmp_path / "folder"), b"x")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["folder", "lock"]
 
 
 def eventually(condition, seconds: float = 20.0) -> bool:

@@ -2,6 +2,7 @@
 
     session.py        the SparkSession from the configuration, after a JDK check
     storage.py        small files on local disks, HDFS or s3a through the JVM
+    storage_errors.py their failures as one line naming the cause and the fix
     outputs.py        bovw's output folders: recognised by a marker, locked, opened
     swap.py           an output replaced by its complete successor, built beside it
     leases.py         the lock of an output, held by a heartbeat

@@ -127,8 +127,9 @@ class Lease:
                  heartbeat_seconds: float):
         self.spark, self.path, self.record = spark, path, record
         self.lost_to: str | None = None
-        # The heartbeat rewrites the file in place (a local reader may catch it empty):
-        # this process's own checks wait for a rewrite to end.
+        # On HDFS the heartbeat rewrites the file in place (a reader may catch it empty;
+        # elsewhere it is replaced whole, storage.replace_file): this process's own checks
+        # wait for a rewrite to end.
         self._writing = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, args=(heartbeat_seconds,),
@@ -144,7 +145,7 @@ class Lease:
                     return
                 self.record = LeaseRecord(**{**asdict(self.record), "heartbeat": time.time()})
                 with self._writing:
-                    storage.replace_in_place(self.spark, self.path, self.record.to_bytes())
+                    storage.replace_file(self.spark, self.path, self.record.to_bytes())
             except Exception:  # noqa: BLE001 - a missed beat is retried; the run goes on
                 continue
 
@@ -238,8 +239,9 @@ def acquire(spark: SparkSession, output: str, command: str, *,
         current = _read(spark, path)
     except ValueError as unreadable:
         if isinstance(unreadable, _EmptyLease):
-            # The heartbeat rewrites the file in place (truncate, then write a few hundred
-            # bytes): only a command killed between the two leaves it empty for good.
+            # On HDFS the heartbeat rewrites the file in place (truncate, then write a few
+            # hundred bytes): only a command killed between the two leaves it empty for
+            # good (as earlier versions of bovw could on local disks too).
             reason = "it is empty (its command was stopped while renewing it)"
         else:
             # Unreadable for good, and not empty: judged by its age alone.

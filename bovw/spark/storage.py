@@ -6,98 +6,26 @@ folder in tests and to s3a:// on EC2.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 
-from bovw.errors import StorageError
-from bovw.spark.jvm import JavaCause, driver_jvm, hadoop_configuration, java_causes
+from bovw.spark.jvm import driver_jvm, hadoop_configuration
+from bovw.spark.storage_errors import local_failure, translated
 
 __all__ = ["absolute", "base_name", "create_new", "delete", "exists", "has_atomic_rename",
            "is_file", "join", "list_files", "list_names", "literal", "load_model",
            "modification_seconds", "read_bytes", "read_parquet", "read_text", "rename",
-           "replace_in_place", "sibling", "write_bytes", "write_parquet", "write_text"]
+           "replace_file", "sibling", "write_bytes", "write_parquet", "write_text"]
 
 # Filesystems without an atomic rename: a single PUT is all-or-nothing instead.
 _OBJECT_STORES = ("s3a", "s3", "gs", "abfs", "abfss", "wasb")
 
-_Function = TypeVar("_Function", bound=Callable[..., Any])
 _Model = TypeVar("_Model")
-
-
-def _storage_cause(causes: Sequence[JavaCause]) -> tuple[str, str] | None:
-    """(cause, fix) for the deepest known storage failure among `causes`, or None."""
-    writable = "choose a location you may write to (on S3: see conf/iam/ for the permissions)"
-    for cause in reversed(causes):
-        name, message = cause.simple_name, cause.message
-        # Hadoop's local filesystem reports a file in the way of a folder either way.
-        if name == "ParentNotDirectoryException" or (
-                name == "FileAlreadyExistsException"
-                and message.startswith("Destination exists and is not a directory")):
-            return f"a part of the path is a file, not a folder ({message})", \
-                "choose a path inside a folder"
-        # java.io reports the OS's reason for a file it could not open in parentheses.
-        if name in ("AccessDeniedException", "AccessControlException") or (
-                name == "FileNotFoundException" and message.endswith("(Permission denied)")):
-            return f"permission denied ({message})", writable
-        if name == "FileNotFoundException" and message.endswith("(Read-only file system)"):
-            return f"the filesystem is read-only ({message})", writable
-        if name == "IOException" and message == "No space left on device":
-            return f"the disk is full ({message})", "free space, or write to another disk"
-        if name == "IOException" and message.startswith("Mkdirs failed to create"):
-            return (f"the folder could not be created ({message}): no permission, a "
-                    "read-only filesystem or a full disk"), writable
-        if name == "UnknownStoreException":
-            return f"the bucket does not exist ({message})", "create it, or correct the URL"
-        if name == "FileNotFoundException":
-            return f"not found ({message})", "check the path"
-        if name == "UnsupportedFileSystemException":
-            return (f"Spark has no filesystem for this URL ({message})",
-                    "use a local path, hdfs:// or s3a:// (s3:// is read as s3a://)")
-        if name == "ClassNotFoundException" and "S3AFileSystem" in message:
-            return ("Spark has no s3a connector (hadoop-aws is not on its classpath)",
-                    "set s3.jars_dir to a folder holding the hadoop-aws jar of Spark's Hadoop "
-                    "version and its AWS SDK bundle, or s3.packages = true where Maven Central "
-                    "is reachable")
-        if name == "UnknownHostException":
-            return (f"unknown host {message} (no network, or a wrong endpoint)",
-                    "check the network connection and s3.endpoint")
-    return None
-
-
-def _translated(doing: str, every_failure: bool = True, path_argument: str = "path"
-                ) -> Callable[[_Function], _Function]:
-    """Turn the Java failure of a call taking `path` (or `path_argument`) into a one-line
-    StorageError.
-
-    With `every_failure` false (calls that run a whole Spark job, whose tasks can fail for
-    reasons of their own) only known storage failures are translated.
-    """
-    def wrap(function: _Function) -> _Function:
-        signature = inspect.signature(function)
-
-        @functools.wraps(function)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return function(*args, **kwargs)
-            except Py4JJavaError as error:
-                causes = java_causes(error)
-                known = _storage_cause(causes)
-                if known is None and not every_failure:
-                    raise
-                cause, fix = known or (str(causes[-1]) if causes else str(error),
-                                       "check the path and the permissions on it")
-                path = signature.bind(*args, **kwargs).arguments[path_argument]
-                raise StorageError(f"cannot {doing} {path}: {cause}; fix: {fix}") from error
-        return call  # type: ignore[return-value]
-    return wrap
 
 
 # The characters of a Hadoop glob pattern (org.apache.hadoop.fs.GlobPattern).
@@ -149,7 +77,7 @@ def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *[part.strip("/") for part in parts]])
 
 
-@_translated("check")
+@translated("check")
 def exists(spark: SparkSession, path: str) -> bool:
     """True when a file or folder exists at `path`."""
     hadoop_path, fs = _path_and_fs(spark, path)
@@ -161,7 +89,7 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
     write_bytes(spark, path, text.encode("utf-8"))
 
 
-@_translated("write")
+@translated("write")
 def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
     """Write `content` to `path`, replacing it; the file appears whole.
 
@@ -190,7 +118,7 @@ def _replace(spark: SparkSession, path: str, write: Callable[[Any, Any], None],
         raise OSError(f"could not move {temporary.toString()} to {path}")
 
 
-@_translated("read")
+@translated("read")
 def read_bytes(spark: SparkSession, path: str) -> bytes:
     """The bytes of the file at `path` (meant for small files: read whole into memory)."""
     if path.startswith("file:/") and not path.startswith("file://"):
@@ -201,12 +129,7 @@ def read_bytes(spark: SparkSession, path: str) -> bytes:
             with open(path.removeprefix("file:"), "rb") as local:
                 return local.read()
         except OSError as error:  # the same one-line StorageError as through Hadoop
-            if isinstance(error, FileNotFoundError):
-                cause, fix = f"not found ({error.strerror})", "check the path"
-            else:
-                cause = str(error.strerror or error)
-                fix = "check the path and the permissions on it"
-            raise StorageError(f"cannot read {path}: {cause}; fix: {fix}") from error
+            raise local_failure("read", path, error) from error
     hadoop_path, fs = _path_and_fs(spark, path)
     jvm = driver_jvm(spark)
     stream = fs.open(hadoop_path)
@@ -227,7 +150,7 @@ def _write_bytes(fs, hadoop_path, data: bytearray) -> None:
         stream.close()
 
 
-@_translated("write", every_failure=False)
+@translated("write", every_failure=False)
 def write_parquet(spark: SparkSession, frame: DataFrame, path: str,
                   compression: str | None = None) -> None:
     """Write `frame` as a Parquet folder at `path`, replacing it; readers never see it half
@@ -255,7 +178,7 @@ def read_text(spark: SparkSession, path: str) -> str:
     return read_bytes(spark, path).decode("utf-8")
 
 
-@_translated("delete")
+@translated("delete")
 def delete(spark: SparkSession, path: str) -> None:
     """Remove the file or folder at `path` (recursively); absent paths are fine."""
     hadoop_path, fs = _path_and_fs(spark, path)
@@ -263,7 +186,7 @@ def delete(spark: SparkSession, path: str) -> None:
         fs.delete(hadoop_path, True)
 
 
-@_translated("list")
+@translated("list")
 def list_names(spark: SparkSession, path: str) -> list[str]:
     """Names of the entries directly inside the folder `path` (empty if it is absent)."""
     hadoop_path, fs = _path_and_fs(spark, path)
@@ -272,14 +195,14 @@ def list_names(spark: SparkSession, path: str) -> list[str]:
     return sorted(status.getPath().getName() for status in fs.listStatus(hadoop_path))
 
 
-@_translated("check")
+@translated("check")
 def is_file(spark: SparkSession, path: str) -> bool:
     """True when `path` is an existing regular file (not a folder)."""
     hadoop_path, fs = _path_and_fs(spark, path)
     return bool(fs.exists(hadoop_path)) and bool(fs.getFileStatus(hadoop_path).isFile())
 
 
-@_translated("list")
+@translated("list")
 def list_files(spark: SparkSession, path: str) -> list[str]:
     """Paths, relative to the folder `path`, of every file below it (sorted; [] if absent)."""
     hadoop_path, fs = _path_and_fs(spark, path)
@@ -293,7 +216,7 @@ def list_files(spark: SparkSession, path: str) -> list[str]:
     return sorted(names)
 
 
-@_translated("list")
+@translated("list")
 def glob_below(spark: SparkSession, path: str, pattern: str) -> list[tuple[str, bool]]:
     """(path relative to the folder `path`, is a folder) of each match of the Hadoop glob
     `pattern` below it (e.g. "*/_*"); `path` itself is taken literally."""
@@ -322,7 +245,7 @@ def base_name(spark: SparkSession, path: str) -> str:
     return str(driver_jvm(spark).org.apache.hadoop.fs.Path(path).getName())
 
 
-@_translated("write")
+@translated("write")
 def create_new(spark: SparkSession, path: str, content: bytes) -> bool:
     """Write `content` to `path` only if nothing is there; False when a file already is.
 
@@ -356,18 +279,36 @@ def create_new(spark: SparkSession, path: str, content: bytes) -> bool:
     return True
 
 
-@_translated("write")
-def replace_in_place(spark: SparkSession, path: str, content: bytes) -> None:
-    """Overwrite the file at `path` without removing it first (no moment without a file).
+@translated("write")
+def replace_file(spark: SparkSession, path: str, content: bytes) -> None:
+    """Replace the file at `path` with `content` without removing it first: there is no
+    moment without a file, and a reader sees the old content or the new, whole.
 
-    Unlike write_bytes, a reader may briefly see it empty on a local disk; on an object
-    store the single PUT replaces it whole.
+    On a local disk the bytes go to a hidden sibling of a unique name, renamed over `path`
+    (POSIX rename replaces the target in one step); on an object store the single PUT
+    replaces the object whole. Elsewhere (HDFS, whose rename refuses an existing target)
+    the file is rewritten in place, and a reader may briefly see it empty.
     """
     hadoop_path, fs = _path_and_fs(spark, path)
-    _write_bytes(fs, hadoop_path, bytearray(content))
+    if _scheme(fs) != "file":
+        _write_bytes(fs, hadoop_path, bytearray(content))
+        return
+    target = fs.makeQualified(hadoop_path).toUri().getPath()
+    folder, name = os.path.split(target)
+    sibling = os.path.join(folder, f"._tmp_{name}.{uuid.uuid4().hex}")
+    try:
+        with open(sibling, "wb") as file:
+            file.write(content)
+        os.replace(sibling, target)
+    except BaseException as error:
+        if os.path.exists(sibling):
+            os.remove(sibling)
+        if isinstance(error, OSError):  # the same one-line StorageError as through Hadoop
+            raise local_failure("write", path, error) from error
+        raise
 
 
-@_translated("check")
+@translated("check")
 def modification_seconds(spark: SparkSession, path: str) -> float | None:
     """The modification time of `path` in seconds since the epoch, None if it is absent."""
     hadoop_path, fs = _path_and_fs(spark, path)
@@ -376,7 +317,7 @@ def modification_seconds(spark: SparkSession, path: str) -> float | None:
     return fs.getFileStatus(hadoop_path).getModificationTime() / 1000.0
 
 
-@_translated("move", path_argument="source")
+@translated("move", path_argument="source")
 def rename(spark: SparkSession, source: str, target: str) -> None:
     """Move `source` to `target`, which must not exist. Atomic on local disks and HDFS;
     on object stores (a copy, then a delete) use it for single files only. Raises OSError.
@@ -392,7 +333,7 @@ def rename(spark: SparkSession, source: str, target: str) -> None:
         raise OSError(f"could not move {source} to {target}")
 
 
-@_translated("check")
+@translated("check")
 def has_atomic_rename(spark: SparkSession, path: str) -> bool:
     """True where a folder rename is one atomic step (local disks, HDFS); False on object
     stores, where it copies every file."""
