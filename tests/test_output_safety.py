@@ -615,7 +615,7 @@ def test_a_reader_never_catches_a_local_lease_file_half_renewed(spark, tmp_path)
                            log=quiet)
     try:
         seen = set()
-        deadline = time.monotonic() + 3.0
+        deadline = time.monotonic() + 10.0
         while len(seen) < 20 and time.monotonic() < deadline:
             record = json.loads(lease_file(tmp_path).read_bytes())
             assert record["token"] == lease.record.token
