@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import re
+import threading
+
 import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType
@@ -9,6 +14,7 @@ from pyspark.sql.types import LongType
 from bovw.errors import StorageError
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished
 from bovw.spark import storage
+from bovw.spark.storage_errors import local_failure
 from tests.parquet_files import parquet_codecs
 
 
@@ -93,3 +99,91 @@ def test_read_bytes_of_a_missing_local_file_is_a_one_line_storage_error(spark, t
         expected = r"^cannot read .*gone\.json: not found \(.*\); fix: check the path$"
         with pytest.raises(StorageError, match=expected):
             storage.read_bytes(spark, path)
+
+
+def test_write_text_renames_a_whole_file_over_the_old_one(spark, tmp_path):
+    # write_text once deleted the old file, then renamed the new one in: a reader could
+    # find no file at all, and a command killed between the two steps lost it (a swap's
+    # journal, a run's metrics.json).
+    target = tmp_path / "metrics.json"
+    contents = [json.dumps({"version": n, "pad": "x" * (n * 37 % 4000)}) for n in range(150)]
+    target.write_text(contents[0])
+    seen, failures, writing = set(), [], threading.Event()
+
+    def read_while_written():
+        while not writing.is_set():
+            try:
+                seen.add(contents.index(target.read_text()))
+            except (OSError, ValueError) as error:  # missing, or not one whole version
+                failures.append(repr(error))
+
+    reader = threading.Thread(target=read_while_written)
+    reader.start()
+    try:
+        inodes = set()
+        for text in contents[1:]:
+            storage.write_text(spark, str(target), text)
+            inodes.add(target.stat().st_ino)
+    finally:
+        writing.set()
+        reader.join()
+    assert failures == []
+    assert len(seen) > 10  # read across many rewrites
+    assert len(inodes) > 1  # new files renamed over it, not rewritten
+    assert target.read_text() == contents[-1]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_write_bytes_creates_its_folders_and_takes_each_spelling_of_a_local_path(
+        spark, tmp_path):
+    folder = tmp_path / "run 50%" / "_stages"
+    for path in (str(folder / "a.json"), f"file:{folder}/b.json", f"file://{folder}/c.json"):
+        storage.write_bytes(spark, path, path.encode())
+    assert sorted(path.name for path in folder.iterdir()) == ["a.json", "b.json", "c.json"]
+    assert (folder / "b.json").read_bytes() == f"file:{folder}/b.json".encode()
+    assert storage.read_text(spark, str(folder / "c.json")) == f"file://{folder}/c.json"
+
+
+def test_write_bytes_never_replaces_a_folder_nor_writes_through_a_file(spark, tmp_path):
+    (tmp_path / "report.html").mkdir()  # empty: the delete-then-rename once replaced it
+    with pytest.raises(StorageError, match=re.escape(
+            f"cannot write {tmp_path}/report.html: Is a directory; fix: check the path")):
+        storage.write_text(spark, str(tmp_path / "report.html"), "<html>")
+    assert (tmp_path / "report.html").is_dir()
+    (tmp_path / "notes.txt").write_text("mine")
+    for below in ("notes.txt/metrics.json", "notes.txt/_stages/x.json"):
+        with pytest.raises(StorageError, match=re.escape(
+                f"cannot write {tmp_path}/{below}: a part of the path is a file, not a folder (")
+                           + r".*; fix: choose a path inside a folder$"):
+            storage.write_text(spark, str(tmp_path / below), "{}")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt", "report.html"]
+
+
+def test_a_folder_that_cannot_be_created_is_one_line(spark):
+    # Nobody, root included, may create a folder in /proc or /sys.
+    for root in ("/proc", "/sys"):
+        with pytest.raises(StorageError, match=re.escape(
+                f"cannot write {root}/bovw-test/metrics.json: the folder could not be created (")
+                           + r".*\): no permission, a read-only filesystem or a full disk; fix: "
+                           r"choose a location you may write to"):
+            storage.write_text(spark, f"{root}/bovw-test/metrics.json", "{}")
+
+
+@pytest.mark.parametrize(("error", "cause", "fix"), [
+    (PermissionError(errno.EACCES, "Permission denied", "/runs/a/._tmp_x"),
+     "permission denied (Permission denied: /runs/a/._tmp_x)", "choose a location you may write"),
+    (OSError(errno.EROFS, "Read-only file system", "/mnt/ro/._tmp_x"),
+     "the filesystem is read-only (Read-only file system: /mnt/ro/._tmp_x)",
+     "choose a location you may write"),
+    (OSError(errno.ENOSPC, "No space left on device"),
+     "the disk is full (No space left on device)", "free space, or write to another disk"),
+    (FileNotFoundError(errno.ENOENT, "No such file or directory", "/runs/gone"),
+     "not found (No such file or directory)", "check the path"),
+    (OSError(errno.EIO, "Input/output error"), "Input/output error",
+     "check the path and the permissions on it"),
+])
+def test_a_local_write_failure_gets_hadoops_cause_and_fix(error, cause, fix):
+    message = str(local_failure("write", "/runs/a/x", error))
+    assert message.startswith(f"cannot write /runs/a/x: {cause}; fix: {fix}")
+    assert "\n" not in message

@@ -91,20 +91,53 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
 
 @translated("write")
 def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
-    """Write `content` to `path`, replacing it; the file appears whole.
+    """Write `content` to `path`, replacing it; the file appears whole, and missing folders
+    above it are created.
 
-    On filesystems with atomic rename the bytes go to a hidden temporary file first; on
-    object stores a single PUT on close is already all-or-nothing.
+    On a local disk the bytes go to a hidden sibling of a unique name, renamed over `path`
+    in one step (POSIX rename): a reader sees the old content or the new, and a command
+    killed at any point leaves one of them at `path`. On object stores a single PUT on
+    close is already all-or-nothing. Elsewhere (HDFS, whose rename refuses an existing
+    target) the bytes go to the hidden sibling `._tmp_<name>`, and `path` is deleted just
+    before it is renamed in. Raises StorageError when `path` is a folder.
     """
+    hadoop_path, fs = _path_and_fs(spark, path)
+    if _scheme(fs) == "file":
+        _replace_local(fs, hadoop_path, path, content, create_folders=True)
+        return
     data = bytearray(content)
     _replace(spark, path, lambda fs, target: _write_bytes(fs, target, data), folder=False)
+
+
+def _replace_local(fs, hadoop_path, path: str, content: bytes, create_folders: bool) -> None:
+    """Put `content` at the local file `hadoop_path` (named `path` in errors) by renaming a
+    whole sibling over it; OSErrors become one-line StorageErrors and leave no sibling."""
+    target = fs.makeQualified(hadoop_path).toUri().getPath()
+    folder, name = os.path.split(target)
+    sibling = os.path.join(folder, f"._tmp_{name}.{uuid.uuid4().hex}")
+    if create_folders:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise local_failure("write", path, error, making_folders=True) from error
+    try:
+        with open(sibling, "wb") as file:
+            file.write(content)
+        os.replace(sibling, target)
+    except BaseException as error:
+        if os.path.exists(sibling):
+            os.remove(sibling)
+        if isinstance(error, OSError):  # the same one-line StorageError as through Hadoop
+            raise local_failure("write", path, error) from error
+        raise
 
 
 def _replace(spark: SparkSession, path: str, write: Callable[[Any, Any], None],
              folder: bool) -> None:
     """Call write(fs, target) so that `path` is replaced only by a whole new file or folder:
     on object stores the target is `path` itself, elsewhere the hidden sibling
-    `._tmp_<name>`, renamed to `path` once written (the previous `path` deleted first)."""
+    `._tmp_<name>`, renamed to `path` once written (the previous `path` deleted first: a
+    folder rename, and HDFS's file rename, refuse an existing target)."""
     hadoop_path, fs = _path_and_fs(spark, path)
     if _scheme(fs) in _OBJECT_STORES:
         write(fs, hadoop_path)
@@ -293,19 +326,7 @@ def replace_file(spark: SparkSession, path: str, content: bytes) -> None:
     if _scheme(fs) != "file":
         _write_bytes(fs, hadoop_path, bytearray(content))
         return
-    target = fs.makeQualified(hadoop_path).toUri().getPath()
-    folder, name = os.path.split(target)
-    sibling = os.path.join(folder, f"._tmp_{name}.{uuid.uuid4().hex}")
-    try:
-        with open(sibling, "wb") as file:
-            file.write(content)
-        os.replace(sibling, target)
-    except BaseException as error:
-        if os.path.exists(sibling):
-            os.remove(sibling)
-        if isinstance(error, OSError):  # the same one-line StorageError as through Hadoop
-            raise local_failure("write", path, error) from error
-        raise
+    _replace_local(fs, hadoop_path, path, content, create_folders=False)
 
 
 @translated("check")

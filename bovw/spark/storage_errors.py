@@ -4,6 +4,7 @@ of the local files bovw reads and writes itself."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 from collections.abc import Callable, Sequence
@@ -18,10 +19,13 @@ __all__ = ["local_failure", "storage_cause", "translated"]
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 
+_WRITABLE = "choose a location you may write to (on S3: see conf/iam/ for the permissions)"
+_FILE_IN_THE_WAY = "choose a path inside a folder"
+_DISK_FULL = "free space, or write to another disk"
+
 
 def storage_cause(causes: Sequence[JavaCause]) -> tuple[str, str] | None:
     """(cause, fix) for the deepest known storage failure among `causes`, or None."""
-    writable = "choose a location you may write to (on S3: see conf/iam/ for the permissions)"
     for cause in reversed(causes):
         name, message = cause.simple_name, cause.message
         # Hadoop's local filesystem reports a file in the way of a folder either way.
@@ -29,18 +33,18 @@ def storage_cause(causes: Sequence[JavaCause]) -> tuple[str, str] | None:
                 name == "FileAlreadyExistsException"
                 and message.startswith("Destination exists and is not a directory")):
             return f"a part of the path is a file, not a folder ({message})", \
-                "choose a path inside a folder"
+                _FILE_IN_THE_WAY
         # java.io reports the OS's reason for a file it could not open in parentheses.
         if name in ("AccessDeniedException", "AccessControlException") or (
                 name == "FileNotFoundException" and message.endswith("(Permission denied)")):
-            return f"permission denied ({message})", writable
+            return f"permission denied ({message})", _WRITABLE
         if name == "FileNotFoundException" and message.endswith("(Read-only file system)"):
-            return f"the filesystem is read-only ({message})", writable
+            return f"the filesystem is read-only ({message})", _WRITABLE
         if name == "IOException" and message == "No space left on device":
-            return f"the disk is full ({message})", "free space, or write to another disk"
+            return f"the disk is full ({message})", _DISK_FULL
         if name == "IOException" and message.startswith("Mkdirs failed to create"):
             return (f"the folder could not be created ({message}): no permission, a "
-                    "read-only filesystem or a full disk"), writable
+                    "read-only filesystem or a full disk"), _WRITABLE
         if name == "UnknownStoreException":
             return f"the bucket does not exist ({message})", "create it, or correct the URL"
         if name == "FileNotFoundException":
@@ -87,11 +91,28 @@ def translated(doing: str, every_failure: bool = True, path_argument: str = "pat
     return wrap
 
 
-def local_failure(doing: str, path: str, error: OSError) -> StorageError:
+def local_failure(doing: str, path: str, error: OSError, making_folders: bool = False
+                  ) -> StorageError:
     """The one-line StorageError for `error`, met while `doing` ("read", "write") the local
-    file `path` directly rather than through Hadoop."""
-    if isinstance(error, FileNotFoundError):
+    file `path` directly rather than through Hadoop (`making_folders`: while creating the
+    folders above it): the causes and fixes Hadoop's own failures get (`storage_cause`), in
+    the operating system's words."""
+    reason = f"{error.strerror or error}: {error.filename}" if error.filename else str(
+        error.strerror or error)
+    if isinstance(error, (NotADirectoryError, FileExistsError)):
+        # A file where a folder of the path should be (FileExistsError: os.makedirs met it).
+        cause, fix = f"a part of the path is a file, not a folder ({reason})", _FILE_IN_THE_WAY
+    elif error.errno == errno.ENOSPC:
+        cause, fix = f"the disk is full ({error.strerror})", _DISK_FULL
+    elif making_folders:
+        cause, fix = (f"the folder could not be created ({reason}): no permission, a "
+                      "read-only filesystem or a full disk"), _WRITABLE
+    elif isinstance(error, FileNotFoundError):
         cause, fix = f"not found ({error.strerror})", "check the path"
+    elif isinstance(error, PermissionError):
+        cause, fix = f"permission denied ({reason})", _WRITABLE
+    elif error.errno == errno.EROFS:
+        cause, fix = f"the filesystem is read-only ({reason})", _WRITABLE
     else:
         cause, fix = str(error.strerror or error), "check the path and the permissions on it"
     return StorageError(f"cannot {doing} {path}: {cause}; fix: {fix}")
