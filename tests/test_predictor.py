@@ -28,8 +28,11 @@ from bovw.config import (
     load_config,
 )
 from bovw.errors import ModelFileError
-from bovw.image.framing import fit_to_training_size, object_box
+from bovw.image.decode import decode_grey, open_image, to_rgb
+from bovw.image.framing import fit_to_training_size, object_box, plan_framing
+from bovw.image.orb import describe_keypoints
 from bovw.image.synthetic import encode_jpeg, render_fruit
+from bovw.image.tone import tone_histogram
 from bovw.predict.fruits import FruitInfo, load_catalogue
 from bovw.predict.model_file import ExportedModel, model_from_bytes, model_to_bytes
 from bovw.predict.predictor import (
@@ -172,6 +175,24 @@ def test_pad_adds_white_around_the_whole_photo():
     assert note == "padded with white to 4x4, resized to 4x4"
     colour, _note = fit_to_training_size(np.zeros((2, 4, 3), np.uint8), (4, 4), "pad")
     assert colour[0].tolist() == [[255, 255, 255]] * 4 and colour[1].tolist() == [[0, 0, 0]] * 4
+
+
+def test_one_framing_frames_every_plane_of_a_photo_alike():
+    colour = np.full((2, 6, 3), 255, np.uint8)
+    colour[:, 2:4] = (10, 20, 30)  # the centre 2x2
+    framing = plan_framing(colour, (2, 2), "crop")
+    assert (framing.box, framing.padding) == ((2, 0, 4, 2), (0, 0, 0, 0))
+    assert framing.note == "centre-cropped to 2x2, resized to 2x2"
+    grey = np.arange(12, dtype=np.uint8).reshape(2, 6)
+    assert framing.apply(grey).tolist() == [[2, 3], [8, 9]]
+    assert framing.apply(colour).tolist() == [[[10, 20, 30]] * 2] * 2
+    padded = plan_framing(np.zeros((2, 4), np.uint8), (4, 4), "pad")
+    assert padded.padding == (1, 1, 0, 0)
+    assert padded.apply(np.full((2, 4, 3), 7, np.uint8))[:, 0].tolist() == [
+        [255] * 3, [7] * 3, [7] * 3, [255] * 3]
+    with pytest.raises(ValueError, match="a framing planned for 6x2 pixels, given 4x2"):
+        framing.apply(np.zeros((2, 4), np.uint8))
+    assert plan_framing(grey, (6, 2), "crop") is None and plan_framing(grey, (2, 2), "none") is None
 
 
 def test_policy_none_keeps_any_size():
@@ -637,6 +658,47 @@ def test_generated_fruits_are_answered():
                                                                     np.random.default_rng(seed))))
             assert prediction.flagged is None, (name, seed)
             assert prediction.label in ("Banana", "Orange")
+
+
+@pytest.mark.parametrize("fit", ["crop", "pad", "trim"])
+def test_a_colour_model_describes_a_framed_photo_from_the_grey_image_the_pipeline_uses(fit):
+    # The words' grey image of a photo of another size was once the framed colour photo
+    # made grey again (PIL's weights), not libjpeg's luminance as the pipeline decodes it:
+    # a grey level apart on some pixels, and other descriptors and tone than a grey model's.
+    photo = phone_photo("Banana")
+    tone = ToneSettings(enabled=True, bins=32, weight=0.5)
+    grey_only = tiny_model(orb=OrbSettings(), tone=tone, feature_blocks=("words", "tone"),
+                           pc=np.eye(35), coefficients=np.zeros((2, 35)))
+    with_colour = dataclasses.replace(grey_only, colour=colour_model().colour,
+                                      feature_blocks=("words", "tone", "colour"),
+                                      pc=np.eye(37), coefficients=np.zeros((2, 37)))
+    settings = PredictSettings(fit=fit)
+    plain, coloured = (Predictor(model, settings).describe(photo)
+                       for model in (grey_only, with_colour))
+    # The colour photo plans the framing ("trim" finds the fruit on it), which then frames
+    # libjpeg's grey image.
+    framing = plan_framing(to_rgb(open_image(photo, with_colour.orb)[0]), (100, 100), fit)
+    grey = framing.apply(decode_grey(photo, with_colour.orb)[0])
+    assert coloured.fitted.endswith(framing.note)
+    assert np.array_equal(coloured.descriptors, describe_keypoints(grey, with_colour.orb)[0])
+    assert np.array_equal(coloured.tone, tone_histogram(grey, tone))
+    assert coloured.colour is not None and plain.colour is None
+    if fit != "trim":  # the same framing whichever plane plans it: a grey model's words
+        assert coloured.fitted == plain.fitted
+        assert np.array_equal(coloured.descriptors, plain.descriptors)
+        assert np.array_equal(coloured.positions, plain.positions)
+        assert np.array_equal(coloured.tone, plain.tone) and coloured.detail == plain.detail
+
+
+def test_grey_and_colour_images_of_different_sizes_are_a_reject(monkeypatch):
+    import bovw.predict.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "_rgb", lambda data, orb: np.zeros((40, 60, 3),
+                                                                             np.uint8))
+    described = Predictor(colour_model()).describe(phone_photo("Banana"))
+    assert described.reject_reason == ("decoder failed: a 600x400 grey image and a 60x40 "
+                                       "colour image of one photo")
+    assert len(described.descriptors) == 0
 
 
 def test_the_thresholds_are_settings():

@@ -33,13 +33,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from bovw.config import OrbSettings, PredictSettings
 from bovw.errors import ModelFileError, first_line
 from bovw.image.colour import colour_histogram
-from bovw.image.decode import ImageRejected, decode_grey, open_image, to_grey, to_rgb
-from bovw.image.framing import fit_to_training_size
+from bovw.image.decode import ImageRejected, decode_grey, open_image, to_rgb
+from bovw.image.framing import fit_to_training_size, plan_framing
 from bovw.image.orb import (
     EMPTY_DESCRIPTORS,
     EMPTY_POSITIONS,
@@ -219,11 +218,17 @@ class Predictor:
         if rgb is None:
             grey, steps = fit_to_training_size(grey, self.model.training_size, self.settings.fit)
         else:
-            # One framing for both blocks: the colour photo is fitted, and its grey image
-            # taken from it, so words and colours describe the same pixels.
-            rgb, steps = fit_to_training_size(rgb, self.model.training_size, self.settings.fit)
-            if steps:
-                grey = to_grey(Image.fromarray(rgb))
+            # One framing for both blocks, planned on the colour photo, so words and
+            # colours describe the same pixels; the words' grey image stays the one the
+            # pipeline describes (libjpeg's luminance, not the decoded RGB made grey again).
+            if grey.shape != rgb.shape[:2]:  # both are decoded alike (bovw.image.decode)
+                return _Described(EMPTY_DESCRIPTORS, reject_reason=(
+                    f"decoder failed: a {grey.shape[1]}x{grey.shape[0]} grey image and a "
+                    f"{rgb.shape[1]}x{rgb.shape[0]} colour image of one photo"))
+            framing = plan_framing(rgb, self.model.training_size, self.settings.fit)
+            steps = None if framing is None else framing.note
+            if framing is not None:
+                grey, rgb = framing.apply(grey), framing.apply(rgb)
             colour = colour_histogram(rgb, self.model.colour)
         fitted = None
         if steps:
