@@ -226,9 +226,9 @@ class Predictor:
                     f"decoder failed: a {grey.shape[1]}x{grey.shape[0]} grey image and a "
                     f"{rgb.shape[1]}x{rgb.shape[0]} colour image of one photo"))
             framing = plan_framing(rgb, self.model.training_size, self.settings.fit)
-            steps = None if framing is None else framing.note
+            steps = None
             if framing is not None:
-                grey, rgb = framing.apply(grey), framing.apply(rgb)
+                steps, grey, rgb = framing.note, framing.apply(grey), framing.apply(rgb)
             colour = colour_histogram(rgb, self.model.colour)
         fitted = None
         if steps:

@@ -106,7 +106,8 @@ def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
         _replace_local(fs, hadoop_path, path, content, create_folders=True)
         return
     data = bytearray(content)
-    _replace(spark, path, lambda fs, target: _write_bytes(fs, target, data), folder=False)
+    _replace(spark, path, hadoop_path, fs, lambda target: _write_bytes(fs, target, data),
+             folder=False)
 
 
 def _replace_local(fs, hadoop_path, path: str, content: bytes, create_folders: bool) -> None:
@@ -132,19 +133,19 @@ def _replace_local(fs, hadoop_path, path: str, content: bytes, create_folders: b
         raise
 
 
-def _replace(spark: SparkSession, path: str, write: Callable[[Any, Any], None],
+def _replace(spark: SparkSession, path: str, hadoop_path, fs, write: Callable[[Any], None],
              folder: bool) -> None:
-    """Call write(fs, target) so that `path` is replaced only by a whole new file or folder:
+    """Call write(target) so that `path` (`hadoop_path` on its filesystem `fs`) is replaced
+    only by a whole new file or folder:
     on object stores the target is `path` itself, elsewhere the hidden sibling
     `._tmp_<name>`, renamed to `path` once written (the previous `path` deleted first: a
     folder rename, and HDFS's file rename, refuse an existing target)."""
-    hadoop_path, fs = _path_and_fs(spark, path)
     if _scheme(fs) in _OBJECT_STORES:
-        write(fs, hadoop_path)
+        write(hadoop_path)
         return
     temporary = driver_jvm(spark).org.apache.hadoop.fs.Path(
         hadoop_path.getParent(), "._tmp_" + hadoop_path.getName())
-    write(fs, temporary)
+    write(temporary)
     if fs.exists(hadoop_path):
         fs.delete(hadoop_path, folder)
     if not fs.rename(temporary, hadoop_path):
@@ -199,7 +200,9 @@ def write_parquet(spark: SparkSession, frame: DataFrame, path: str,
     writer = frame.write.mode("overwrite")
     if compression is not None:
         writer = writer.option("compression", compression)
-    _replace(spark, path, lambda _fs, target: writer.parquet(target.toString()), folder=True)
+    hadoop_path, fs = _path_and_fs(spark, path)
+    _replace(spark, path, hadoop_path, fs, lambda target: writer.parquet(target.toString()),
+             folder=True)
 
 
 def _scheme(fs) -> str:
