@@ -13,24 +13,27 @@ from bovw.cli import common
 from bovw.spark.workers import WARM_UP_GROUP, WorkerWarmUp, warm_python_workers
 
 
-def _stage_tasks(spark, group: str) -> list[int]:
+def _stage_tasks(spark, group: str, seen: frozenset[int] = frozenset()) -> list[int]:
+    """The task counts of the stages of `group`'s jobs other than those `seen`. Only new
+    jobs are read: Spark's status tracker forgets old ones (spark.ui.retainedJobs), and a
+    forgotten job's info is None after a long suite."""
     tracker = spark.sparkContext.statusTracker()
     tasks = []
-    for job in tracker.getJobIdsForGroup(group):
+    for job in sorted(set(tracker.getJobIdsForGroup(group)) - seen):
         for stage in tracker.getJobInfo(job).stageIds:
             tasks.append(tracker.getStageInfo(stage).numTasks)
     return tasks
 
 
 def test_one_task_per_local_slot_in_its_own_group(spark):
-    before = len(_stage_tasks(spark, WARM_UP_GROUP))
+    seen = frozenset(spark.sparkContext.statusTracker().getJobIdsForGroup(WARM_UP_GROUP))
 
     warm_up = warm_python_workers(spark)
 
     assert warm_up is not None and warm_up.tasks == 2  # the test session is local[2]
     assert warm_up.wait(120)
     assert warm_up.error is None
-    assert _stage_tasks(spark, WARM_UP_GROUP)[before:] == [2]
+    assert _stage_tasks(spark, WARM_UP_GROUP, seen) == [2]
 
 
 def test_the_warm_up_imports_the_per_image_code():

@@ -16,7 +16,6 @@ from bovw.cli.common import (
     overrides,
     refuse_ignored,
     refuse_unused,
-    report_under_lock,
     session,
 )
 from bovw.config import ConfigError, load_config
@@ -99,9 +98,9 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
                     verbose=args.verbose, warm_workers=True)
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
                           descriptors_from=descriptors_from,
-                          progress=StageProgress(spark.sparkContext))
+                          progress=StageProgress(spark.sparkContext), report=_drawer(spark))
     print(format_summary(result.summary, input_path))
-    print(f"  report           {_report(spark, result.output)}")
+    print(f"  report           {_report_path(result.output)}")
     return 0
 
 
@@ -115,9 +114,9 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
     output = Path(args.workdir) / time.strftime("demo-%Y%m%d-%H%M%S")
     spark = session(config, environ, verbose=args.verbose, warm_workers=True)
     result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()),
-                          progress=StageProgress(spark.sparkContext))
+                          progress=StageProgress(spark.sparkContext), report=_drawer(spark))
     print(format_summary(result.summary, str(data)))
-    print(f"  report           {_report(spark, result.output)}")
+    print(f"  report           {_report_path(result.output)}")
     return 0
 
 
@@ -195,17 +194,20 @@ def _alive(pid: str) -> bool:
     return True
 
 
-def _report(spark, run: str) -> str:
-    """Draw report.html of the finished `run`, or say why not when another bovw command
-    took the folder in the meantime (it may be replacing it: the numbers would not be
-    this run's)."""
-    from bovw.errors import OutputInUseError
+def _drawer(spark) -> Callable[[str], str]:
+    """What draws report.html into the folder a run was written into: run_pipeline calls
+    it while it still holds the output's lock, so the report is published with the run
+    and shows no other command's files."""
     from bovw.report.pages import write_run_report
 
-    try:
-        return report_under_lock(spark, run, lambda: write_run_report(spark, run))
-    except OutputInUseError as error:
-        return f"not drawn: {error}"
+    return lambda folder: write_run_report(spark, folder)
+
+
+def _report_path(run: str) -> str:
+    from bovw.report.pages import REPORT_NAME
+    from bovw.spark import storage
+
+    return storage.join(run, REPORT_NAME)
 
 
 HANDLERS = {"run": _run, "demo": _demo}

@@ -118,15 +118,18 @@ class _Stages:
 
 def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_path: str, *,
                  overwrite: bool = False, descriptors_from: str | None = None,
-                 log: Callable[[str], None] = print, progress: StageProgress | None = None
-                 ) -> RunResult:
+                 log: Callable[[str], None] = print, progress: StageProgress | None = None,
+                 report: Callable[[str], object] | None = None) -> RunResult:
     """Run every stage on the images under `input_path`, writing to `output_path`.
 
     `descriptors_from` reuses the descriptors Parquet of an earlier run instead of
     extracting them again; its record (bovw.pipeline.provenance) must match this run's input and
     descriptor settings, which is checked before anything is written. `progress` shows
-    each running stage (bovw.spark.progress) instead of `log`'s "running" line. Returns a
-    RunResult;
+    each running stage (bovw.spark.progress) instead of `log`'s "running" line. `report`
+    draws the run's report into the folder the run was written into (the output, or its
+    staging sibling; its one argument) once every stage is done, while the output's lock is
+    still held and before a staged run replaces the old one: the report is published with
+    the run, and no other command can take the folder in between. Returns a RunResult;
     raises InputError, OutputError (ReuseError), VocabularyError on unusable input or output.
     """
     layout = RunLayout(output_path.rstrip("/"))
@@ -138,6 +141,11 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
     with prepare_output(spark, layout, spec, overwrite, log) as output:
         result = _run_stages(spark, config, input_path, RunLayout(output.work),
                              descriptors_from, log, progress)
+        if report is not None:
+            if progress is None:
+                log("[bovw] report: running")
+            with progress.stage("report") if progress else nullcontext():
+                report(output.work)
     return dataclasses.replace(
         result, summary=dataclasses.replace(result.summary, output=layout.root))
 
