@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,18 @@ class RunResult:
         return self.summary.output
 
 
+@contextmanager
+def _shown(stage: str, log: Callable[[str], None], progress: StageProgress | None
+           ) -> Iterator[None]:
+    """Run the block as `stage` on the console: its progress, else `log`'s "running" line."""
+    if progress is None:
+        log(f"[bovw] {stage}: running")
+        yield
+    else:
+        with progress.stage(stage):
+            yield
+
+
 class _Stages:
     """Runs each stage once: skipped (and its record reused) when its marker exists.
     Collects every stage's seconds and the stages an earlier attempt had finished. With a
@@ -105,10 +117,8 @@ class _Stages:
             self.resumed.append(stage)
             self.log(f"[bovw] {stage}: already finished, reusing its outputs")
         else:
-            if self.progress is None:
-                self.log(f"[bovw] {stage}: running")
             started = time.perf_counter()
-            with self.progress.stage(stage) if self.progress else nullcontext():
+            with _shown(stage, self.log, self.progress):
                 record = work()
             record.setdefault("timings", {})[stage] = round(time.perf_counter() - started, 3)
             mark_finished(self.spark, self.layout, stage, record)
@@ -142,9 +152,7 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
         result = _run_stages(spark, config, input_path, RunLayout(output.work),
                              descriptors_from, log, progress)
         if report is not None:
-            if progress is None:
-                log("[bovw] report: running")
-            with progress.stage("report") if progress else nullcontext():
+            with _shown("report", log, progress):
                 report(output.work)
     return dataclasses.replace(
         result, summary=dataclasses.replace(result.summary, output=layout.root))
