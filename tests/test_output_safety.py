@@ -767,6 +767,41 @@ def test_the_lease_is_released_when_the_run_fails(spark, test_config, dataset, t
 
 
 @pytest.mark.subprocess_runs
+def test_a_replacing_run_killed_while_it_draws_its_report_is_finished_by_the_same_command(
+        dataset, finished_run, tmp_path, capsys):
+    """`bovw run --overwrite` in a child process, SIGKILLed once it starts its report: the
+    old run is intact and the new one staged, finished but for its report; the same command
+    takes over the dead command's lock, draws the report and publishes both."""
+    import shutil
+
+    from tests.cluster_fixtures import kill_bovw_at
+
+    run, staging = tmp_path / "run", tmp_path / ".run.bovw-new"
+    shutil.copytree(finished_run, run)
+    before = snapshot(run)
+    command = ["run", "--input", str(dataset), "--output", str(run), "--overwrite",
+               *run_flags(8)]
+    pid, printed = kill_bovw_at(command, "[bovw] report: running")
+    assert printed[-1] == "[bovw] report: running", printed[-20:]
+    assert snapshot(run) == before
+    assert (staging / "summary.json").is_file()
+
+    capsys.readouterr()
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert (f"[bovw] taking over the stale lock of bovw run on host {socket.gethostname()}, "
+            f"pid {pid}") in printed
+    assert f"[bovw] resuming the replacement of {run}, staged in {staging}" in printed
+    assert "[bovw] classifier: already finished, reusing its outputs" in printed
+    assert printed.index("[bovw] report: running") < printed.index(
+        f"[bovw] {run} replaced by the new output")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
+    assert json.loads((run / "summary.json").read_text())["vocabulary"]["k"] == 8
+    report = (run / "report.html").read_text()
+    assert str(run) in report and ".run.bovw-new" not in report
+
+
+@pytest.mark.subprocess_runs
 def test_a_killed_overwrite_keeps_the_old_run_and_no_second_command_runs_beside_it(
         spark, dataset, finished_run, tmp_path, capsys, monkeypatch):
     """`bovw run --overwrite` in a child process, SIGKILLed in its vocabulary stage; while it
