@@ -198,9 +198,14 @@ def _drawer(spark) -> Callable[[str], str]:
     """What draws report.html into the folder a run was written into: run_pipeline calls
     it while it still holds the output's lock, so the report is published with the run
     and shows no other command's files."""
-    from bovw.report.pages import write_run_report
+    def draw(folder: str) -> str:
+        # Imported here, when a report is drawn: matplotlib takes 0.4 s to import, which a
+        # run that stops early (a refused output, bad input) need not wait for.
+        from bovw.report.pages import write_run_report
 
-    return lambda folder: write_run_report(spark, folder)
+        return write_run_report(spark, folder)
+
+    return draw
 
 
 def _report_path(run: str) -> str:
