@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 
 from bovw.columns import DESCRIPTOR_SCHEMA
 from bovw.config import VocabularySettings
@@ -144,3 +145,48 @@ def test_the_vocabulary_sample_is_the_same_wherever_the_dataset_lies(spark):
     assert 30 < len(here) < 100  # a random subset of the 160 distinct descriptors
     assert layout("file:/mnt/copy/of/fruits") == here
     assert layout("s3a://bucket/fruits") == here
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_the_sample_is_laid_out_as_spark_would_deduplicate_repartition_and_sort_it(
+        spark, partitions):
+    # Every Training descriptor drawn (sample_size >= their number), so the sample must
+    # be exactly what Spark itself makes of them: each distinct descriptor once, at its
+    # first (image name, index), hash-partitioned on the name, sorted by (name, index,
+    # descriptor). Names beyond ASCII: Spark orders strings by their UTF-8 bytes (code
+    # points), not by Java's UTF-16 units, which put U+1F600 before U+FF21.
+    names = ["Apple/1.jpg", "Apple/2.jpg", "Kiwi/\u00e9.jpg", "Kiwi/\uff21.jpg",
+             "Kiwi/\U0001f600.jpg", "Lime/z.jpg"]
+    # First, the same name as the next image under another folder (another Training tree
+    # beside this one): read first, yet its descriptors sort after the other's.
+    rows = [_row("/copy/Training/Apple/1.jpg", "Training", _distinct(range(200, 209)),
+                 _distinct([]))]
+    # Each image shares its first 3 descriptors with the image before it.
+    rows += [_row(f"/data/Training/{name}", "Training",
+                  _distinct([(9 * n + i) % 256 for i in range(-3, 9)]), _distinct([]))
+             for n, name in enumerate(names)]
+    rows.append(_row("/data/Test/Apple/3.jpg", "Test", _distinct(range(40, 49)), _distinct([])))
+    frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
+    settings = VocabularySettings(k=2, sample_size=10_000, partitions=partitions)
+    sample = sample_descriptors(frame, settings, seed=3, totals=(81, 0))
+
+    every = frame.filter("split = 'Training'").select(
+        F.col("path"), F.posexplode(F.transform(
+            F.sequence(F.lit(0), F.col("n_keypoints") - 1),
+            lambda i: F.substring(F.col("descriptors"), i * 32 + 1, 32))).alias(
+            "index", "descriptor"))
+    keyed = every.select(F.regexp_extract("path", r"([^/]+/[^/]+)$", 1).alias("image"),
+                         "index", "descriptor")
+    expected = (keyed.groupBy("descriptor")
+                .agg(F.min(F.struct("image", "index")).alias("first"))
+                .select("first.image", "first.index", "descriptor")
+                .repartition(partitions, "image")
+                .sortWithinPartitions("image", "index", "descriptor"))
+
+    def laid_out(frame, column):
+        return frame.rdd.glom().map(lambda part: [row[column] for row in part]).collect()
+
+    wanted = [[int(blob[0]) for blob in part] for part in laid_out(expected, "descriptor")]
+    assert len(wanted) == partitions and sum(map(len, wanted)) == 57 + 9
+    assert [[int(value[0]) for value in part] for part in laid_out(sample, "features")
+            ] == wanted
