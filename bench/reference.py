@@ -53,6 +53,10 @@ DESCRIPTOR_BYTES = 32
 UNREGULARISED_C = 1e12
 
 
+# scikit-learn's own default stop for lbfgs (see classify).
+REFERENCE_TOL = 1e-4
+
+
 def list_images(input_dir: str | Path, extensions: Sequence[str]) -> list[tuple[str, str, str]]:
     """Return sorted (path, split, label) for every image under <input_dir>/<split>/<label>/.
 
@@ -258,6 +262,11 @@ def classify(train_x, train_y, test_x, settings: ClassifierSettings, seed: int) 
 
     C = 1 / (reg_param * n_train) makes sklearn's objective Spark's up to a constant factor.
     Features are standardised first when classifier.standardize is set, as in Spark.
+    `classifier.tol` is not passed on: Spark's LBFGS stops on the loss's relative change,
+    scikit-learn's lbfgs on the gradient's largest component, so one number is two different
+    stops. With bovw's default 1e-3, scikit-learn stopped at 92.57% Test accuracy on
+    fruits360-dev where Spark reached 96.67%; it keeps its own default, REFERENCE_TOL
+    (96.23% there, and the reference's classifier as timed before the default changed).
     """
     if settings.elastic_net > 0:
         raise ValueError(
@@ -271,7 +280,7 @@ def classify(train_x, train_y, test_x, settings: ClassifierSettings, seed: int) 
         C=1.0 / reg if reg > 0 else UNREGULARISED_C,
         solver="lbfgs",
         max_iter=settings.max_iter,
-        tol=settings.tol,
+        tol=REFERENCE_TOL,
         random_state=seed,
     )
     model.fit(scaler.transform(train_x), train_y)

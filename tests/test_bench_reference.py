@@ -209,3 +209,22 @@ def test_the_tone_block_follows_the_words_and_soft_assignment_is_refused(tmp_pat
                                          "\"hard\", \"bytes\" and \"words\" to benchmark"):
         run_reference(tmp_path, config.replace(**{"histograms.encoding": "vlad",
                                                   "histograms.tfidf": False}), 1)
+
+
+def test_the_reference_classifier_keeps_scikit_learns_own_stop(monkeypatch):
+    # Spark's tol (the loss's relative change) is not scikit-learn's (the gradient's
+    # largest component): the reference fits to REFERENCE_TOL whatever classifier.tol is.
+    import bench.reference as reference
+    from bovw.config import ClassifierSettings
+
+    made = []
+    real = reference.LogisticRegression
+    monkeypatch.setattr(reference, "LogisticRegression",
+                        lambda **kwargs: made.append(kwargs) or real(**kwargs))
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(40, 3)) + np.repeat([[0, 0, 0], [3, 3, 3]], 20, axis=0)
+    labels = np.repeat(["a", "b"], 20)
+    predictions = [reference.classify(train, labels, train[::5], ClassifierSettings(tol=tol),
+                                      seed=0).tolist() for tol in (1e-3, 0.5)]
+    assert [kwargs["tol"] for kwargs in made] == [reference.REFERENCE_TOL] * 2
+    assert predictions[0] == predictions[1] == labels[::5].tolist()
