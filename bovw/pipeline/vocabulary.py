@@ -75,6 +75,10 @@ def _distinct_by_partition(drawn: pa.Table, partitions: int) -> list[bytes]:
 
 
 def _lay_out(shared, space: str):
+    """mapInArrow function over spark.range(partitions), one id a partition: partition i
+    gets the descriptors of item i of the broadcast list `shared` (_distinct_by_partition),
+    in their order, as points of `space` (bovw.image.words.descriptor_points)."""
+
     def emit(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         width = SPACES[space]
         for batch in batches:
