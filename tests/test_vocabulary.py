@@ -11,7 +11,7 @@ from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
 from bovw.image.orb import image_key, pack
 from bovw.pipeline.descriptors import ImageSizes, other_size_images, sample_rows, statistics
-from bovw.pipeline.vocabulary import centers, fit_vocabulary, sample_descriptors
+from bovw.pipeline.vocabulary import centers, fit_vocabulary, materialise, sample_descriptors
 
 
 def test_sample_rows_keeps_everything_when_there_are_few():
@@ -190,3 +190,17 @@ def test_the_sample_is_laid_out_as_spark_would_deduplicate_repartition_and_sort_
     assert len(wanted) == partitions and sum(map(len, wanted)) == 57 + 9
     assert [[int(value[0]) for value in part] for part in laid_out(sample, "features")
             ] == wanted
+
+
+def test_a_sample_of_one_distinct_descriptor_is_refused_for_two_words(spark):
+    # Plain backgrounds: every Training descriptor the same. Deduplicated, the sample is
+    # one point on one of its two partitions (the other is laid out empty).
+    rows = [_row(f"/data/Training/Apple/{n}.jpg", "Training", _distinct([7] * 5),
+                 _distinct([])) for n in range(3)]
+    frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
+    settings = VocabularySettings(k=2, sample_size=100, partitions=2)
+    sample = sample_descriptors(frame, settings, seed=3, totals=(15, 0))
+    assert sample.rdd.glom().map(len).collect() in ([1, 0], [0, 1])
+    with pytest.raises(VocabularyError, match="holds 1 distinct descriptors, fewer than "
+                                              "vocabulary.k=2; raise vocabulary.sample_size"):
+        materialise(sample, settings)
