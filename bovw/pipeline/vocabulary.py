@@ -8,21 +8,22 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 from pyspark.ml.clustering import KMeans, KMeansModel
-from pyspark.ml.functions import array_to_vector
+from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructField, StructType
 
 from bovw.columns import DESCRIPTORS, FEATURES, N_KEYPOINTS, PATH, SAMPLE, SPLIT, TRAIN
 from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
 from bovw.image.orb import DESCRIPTOR_BYTES, image_key, image_rng, unpack
-from bovw.image.words import SPACES, descriptor_points
+from bovw.image.words import descriptor_points
 from bovw.pipeline.descriptors import accepted
+from bovw.spark.arrow_vectors import dense_vectors
 
 __all__ = ["centers", "fit_kmeans", "fit_vocabulary", "materialise", "sample_descriptors"]
 
 _DRAWN_SCHEMA = "image string, index int, descriptor binary"
-_LAID_OUT_SCHEMA = "values array<float>"
 _PARTITION = "partition"
 
 
@@ -77,16 +78,14 @@ def _distinct_by_partition(drawn: pa.Table, partitions: int) -> list[bytes]:
 def _lay_out(shared, space: str):
     """mapInArrow function over spark.range(partitions), one id a partition: partition i
     gets the descriptors of item i of the broadcast list `shared` (_distinct_by_partition),
-    in their order, as points of `space` (bovw.image.words.descriptor_points)."""
+    in their order, as `features` vectors: points of `space`
+    (bovw.image.words.descriptor_points)."""
 
     def emit(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        width = SPACES[space]
         for batch in batches:
             for partition in batch.column("id").to_pylist():
                 points = descriptor_points(unpack(shared.value[partition]), space)
-                yield pa.RecordBatch.from_arrays([pa.ListArray.from_arrays(
-                    pa.array(np.arange(0, len(points) * width + 1, width, dtype=np.int32)),
-                    pa.array(points.ravel()))], names=["values"])
+                yield pa.RecordBatch.from_arrays([dense_vectors(points)], names=[FEATURES])
 
     return emit
 
@@ -143,9 +142,8 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
     # that the layout is the same wherever the dataset lies.
     spark = descriptors.sparkSession
     shared = spark.sparkContext.broadcast(_distinct_by_partition(drawn, settings.partitions))
-    return (spark.range(0, settings.partitions, 1, settings.partitions)
-            .mapInArrow(_lay_out(shared, settings.space), _LAID_OUT_SCHEMA)
-            .select(array_to_vector("values").alias(FEATURES)))
+    return spark.range(0, settings.partitions, 1, settings.partitions).mapInArrow(
+        _lay_out(shared, settings.space), StructType([StructField(FEATURES, VectorUDT())]))
 
 
 def materialise(sample: DataFrame, settings: VocabularySettings) -> tuple[DataFrame, int]:
