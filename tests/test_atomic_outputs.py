@@ -187,3 +187,52 @@ def test_a_local_write_failure_gets_hadoops_cause_and_fix(error, cause, fix):
     message = str(local_failure("write", "/runs/a/x", error))
     assert message.startswith(f"cannot write /runs/a/x: {cause}; fix: {fix}")
     assert "\n" not in message
+
+
+def test_on_hdfs_a_file_is_renamed_over_the_old_one_in_one_step(spark, tmp_path, monkeypatch):
+    # HDFS's FileSystem.rename refuses an existing target: write_bytes once deleted the old
+    # file first, and replace_file (a lease's heartbeat) rewrote it in place. Both now rename
+    # a whole sibling over it with FileContext's OVERWRITE, one step on HDFS; here the local
+    # disk stands in for HDFS.
+    monkeypatch.setattr(storage, "_scheme", lambda _fs: "hdfs")
+    real, renames = storage._rename_over, []
+
+    def recorded(spark, fs, source, target):
+        renames.append((source.getName(), target.getName()))
+        return real(spark, fs, source, target)
+
+    monkeypatch.setattr(storage, "_rename_over", recorded)
+    for name, replace in (("metrics.json", storage.write_bytes),
+                          ("lease", storage.replace_file)):
+        (tmp_path / name).write_bytes(b"old")
+        replace(spark, str(tmp_path / name), b"new content")
+        assert (tmp_path / name).read_bytes() == b"new content"
+    assert renames[0] == ("._tmp_metrics.json", "metrics.json")
+    assert re.fullmatch(r"\._tmp_lease\.[0-9a-f]{32}", renames[1][0]) and renames[1][1] == "lease"
+    assert len(renames) == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["lease", "metrics.json"]
+
+
+def test_a_filesystem_without_a_file_context_still_gets_whole_files(spark, tmp_path,
+                                                                    monkeypatch):
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    class NoFileContext:
+        def getUri(self):
+            return jvm.java.net.URI("nosuchfs:///")
+
+        def getConf(self):
+            return conf
+
+    assert storage._rename_over(spark, NoFileContext(), None, None) is False
+    # Then the file is deleted and the sibling renamed in (write_bytes), or rewritten in
+    # place (replace_file): the only ways such a filesystem offers.
+    monkeypatch.setattr(storage, "_scheme", lambda _fs: "hdfs")
+    monkeypatch.setattr(storage, "_rename_over", lambda *_args: False)
+    for name, replace in (("metrics.json", storage.write_bytes),
+                          ("lease", storage.replace_file)):
+        (tmp_path / name).write_bytes(b"old")
+        replace(spark, str(tmp_path / name), b"new content")
+        assert (tmp_path / name).read_bytes() == b"new content"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["lease", "metrics.json"]

@@ -127,9 +127,9 @@ class Lease:
                  heartbeat_seconds: float):
         self.spark, self.path, self.record = spark, path, record
         self.lost_to: str | None = None
-        # On HDFS the heartbeat rewrites the file in place (a reader may catch it empty;
-        # elsewhere it is replaced whole, storage.replace_file): this process's own checks
-        # wait for a rewrite to end.
+        # The heartbeat replaces the file whole (storage.replace_file) except on a
+        # filesystem without Hadoop's FileContext, where it is rewritten in place and a
+        # reader may catch it empty: this process's own checks wait for a rewrite to end.
         self._writing = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, args=(heartbeat_seconds,),
@@ -239,9 +239,10 @@ def acquire(spark: SparkSession, output: str, command: str, *,
         current = _read(spark, path)
     except ValueError as unreadable:
         if isinstance(unreadable, _EmptyLease):
-            # On HDFS the heartbeat rewrites the file in place (truncate, then write a few
-            # hundred bytes): only a command killed between the two leaves it empty for
-            # good (as earlier versions of bovw could on local disks too).
+            # A heartbeat rewriting the file in place (truncate, then write a few hundred
+            # bytes: earlier versions of bovw on local disks and HDFS, today a filesystem
+            # without Hadoop's FileContext) leaves it empty for good only when its command
+            # is killed between the two.
             reason = "it is empty (its command was stopped while renewing it)"
         else:
             # Unreadable for good, and not empty: judged by its age alone.
