@@ -197,9 +197,9 @@ def test_on_hdfs_a_file_is_renamed_over_the_old_one_in_one_step(spark, tmp_path,
     monkeypatch.setattr(storage, "_scheme", lambda _fs: "hdfs")
     real, renames = storage._rename_over, []
 
-    def recorded(spark, fs, source, target):
+    def recorded(spark, context, source, target):
         renames.append((source.getName(), target.getName()))
-        return real(spark, fs, source, target)
+        return real(spark, context, source, target)
 
     monkeypatch.setattr(storage, "_rename_over", recorded)
     for name, replace in (("metrics.json", storage.write_bytes),
@@ -225,11 +225,11 @@ def test_a_filesystem_without_a_file_context_still_gets_whole_files(spark, tmp_p
         def getConf(self):
             return conf
 
-    assert storage._rename_over(spark, NoFileContext(), None, None) is False
+    assert storage._file_context(spark, NoFileContext()) is None
     # Then the file is deleted and the sibling renamed in (write_bytes), or rewritten in
     # place (replace_file): the only ways such a filesystem offers.
     monkeypatch.setattr(storage, "_scheme", lambda _fs: "hdfs")
-    monkeypatch.setattr(storage, "_rename_over", lambda *_args: False)
+    monkeypatch.setattr(storage, "_file_context", lambda *_args: None)
     for name, replace in (("metrics.json", storage.write_bytes),
                           ("lease", storage.replace_file)):
         (tmp_path / name).write_bytes(b"old")

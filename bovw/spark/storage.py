@@ -97,10 +97,8 @@ def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
     On a local disk the bytes go to a hidden sibling of a unique name, renamed over `path`
     in one step (POSIX rename): a reader sees the old content or the new, and a command
     killed at any point leaves one of them at `path`. On object stores a single PUT on
-    close is already all-or-nothing. Elsewhere (HDFS) the bytes go to the hidden sibling
-    `._tmp_<name>`, renamed over `path` by FileContext's rename with OVERWRITE, one step
-    on HDFS (on a filesystem without a FileContext implementation `path` is deleted just
-    before the sibling is renamed in). Raises StorageError when `path` is a folder.
+    close is already all-or-nothing. Elsewhere (HDFS) the hidden sibling `._tmp_<name>`
+    replaces `path` as _replace says. Raises StorageError when `path` is a folder.
     """
     hadoop_path, fs = _path_and_fs(spark, path)
     if _scheme(fs) == "file":
@@ -137,18 +135,19 @@ def _replace_local(fs, hadoop_path, path: str, content: bytes, create_folders: b
 def _replace(spark: SparkSession, path: str, hadoop_path, fs, write: Callable[[Any], None],
              folder: bool) -> None:
     """Call write(target) so that `path` (`hadoop_path` on its filesystem `fs`) is replaced
-    only by a whole new file or folder:
-    on object stores the target is `path` itself, elsewhere the hidden sibling
-    `._tmp_<name>`, renamed to `path` once written: a file over the old one
-    (_rename_over), a folder once the old one is deleted (a folder rename refuses an
-    existing target)."""
+    only by a whole new file or folder: on object stores the target is `path` itself,
+    elsewhere the hidden sibling `._tmp_<name>`, renamed to `path` once written: a file
+    over the old one (_rename_over), a folder (or a file on a filesystem without a
+    FileContext) once the old one is deleted (a folder rename refuses an existing one)."""
     if _scheme(fs) in _OBJECT_STORES:
         write(hadoop_path)
         return
     temporary = driver_jvm(spark).org.apache.hadoop.fs.Path(
         hadoop_path.getParent(), "._tmp_" + hadoop_path.getName())
     write(temporary)
-    if not folder and _rename_over(spark, fs, temporary, hadoop_path):
+    context = None if folder else _file_context(spark, fs)
+    if context is not None:
+        _rename_over(spark, context, temporary, hadoop_path)
         return
     if fs.exists(hadoop_path):
         fs.delete(hadoop_path, folder)
@@ -156,22 +155,23 @@ def _replace(spark: SparkSession, path: str, hadoop_path, fs, write: Callable[[A
         raise OSError(f"could not move {temporary.toString()} to {path}")
 
 
-def _rename_over(spark: SparkSession, fs, source, target) -> bool:
-    """Rename the file `source` over `target` (Hadoop paths on `fs`) in one step: Hadoop's
-    FileContext rename with OVERWRITE, atomic on HDFS (FileSystem.rename refuses an
-    existing target). False, and nothing done, when `fs` has no FileContext for it."""
-    jvm = driver_jvm(spark)
+def _file_context(spark: SparkSession, fs):
+    """Hadoop's FileContext for the filesystem `fs`, None when it has none."""
+    context_class = driver_jvm(spark).org.apache.hadoop.fs.FileContext
     try:
-        context = jvm.org.apache.hadoop.fs.FileContext.getFileContext(fs.getUri(),
-                                                                       fs.getConf())
+        return context_class.getFileContext(fs.getUri(), fs.getConf())
     except Exception as error:  # py4j wraps UnsupportedFileSystemException
         if "UnsupportedFileSystemException" in str(error):
-            return False
+            return None
         raise
-    options = spark.sparkContext._gateway.new_array(jvm.org.apache.hadoop.fs.Options.Rename, 1)
-    options[0] = jvm.org.apache.hadoop.fs.Options.Rename.OVERWRITE
+
+
+def _rename_over(spark: SparkSession, context, source, target) -> None:
+    """Rename file `source` over `target` with `context` (OVERWRITE): one step on HDFS."""
+    rename = driver_jvm(spark).org.apache.hadoop.fs.Options.Rename
+    options = spark.sparkContext._gateway.new_array(rename, 1)
+    options[0] = rename.OVERWRITE
     context.rename(source, target, options)
-    return True
 
 
 @translated("read")
@@ -344,27 +344,27 @@ def replace_file(spark: SparkSession, path: str, content: bytes) -> None:
 
     On a local disk the bytes go to a hidden sibling of a unique name, renamed over `path`
     (POSIX rename replaces the target in one step); on an object store the single PUT
-    replaces the object whole. Elsewhere (HDFS) the sibling is renamed over `path` by
-    FileContext's rename with OVERWRITE, one step on HDFS; only a filesystem without a
-    FileContext implementation has the file rewritten in place, where a reader may
-    briefly see it empty.
+    replaces the object whole; on HDFS it is renamed over `path` (_rename_over). Only a
+    filesystem without a FileContext has the file rewritten in place (a reader may
+    briefly see it empty).
     """
     hadoop_path, fs = _path_and_fs(spark, path)
     scheme = _scheme(fs)
     if scheme == "file":
         _replace_local(fs, hadoop_path, path, content, create_folders=False)
         return
-    if scheme not in _OBJECT_STORES:
-        aside = driver_jvm(spark).org.apache.hadoop.fs.Path(
-            hadoop_path.getParent(), f"._tmp_{hadoop_path.getName()}.{uuid.uuid4().hex}")
-        _write_bytes(fs, aside, bytearray(content))
-        try:
-            if _rename_over(spark, fs, aside, hadoop_path):
-                return
-        finally:
-            if fs.exists(aside):
-                fs.delete(aside, False)
-    _write_bytes(fs, hadoop_path, bytearray(content))
+    context = None if scheme in _OBJECT_STORES else _file_context(spark, fs)
+    if context is None:
+        _write_bytes(fs, hadoop_path, bytearray(content))
+        return
+    aside = driver_jvm(spark).org.apache.hadoop.fs.Path(
+        hadoop_path.getParent(), f"._tmp_{hadoop_path.getName()}.{uuid.uuid4().hex}")
+    _write_bytes(fs, aside, bytearray(content))
+    try:
+        _rename_over(spark, context, aside, hadoop_path)
+    except BaseException:
+        fs.delete(aside, False)
+        raise
 
 
 @translated("check")
