@@ -16,6 +16,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from bovw.config import redacted_settings
+from bovw.report.confusion import class_numbers, confused_pairs_body
 from bovw.report.gather import RunData, gather_run
 from bovw.report.html import Section, escape, fmt, html_table, page, pct, png_tag
 from bovw.report.plots import (
@@ -96,8 +97,8 @@ def run_sections(data: RunData, prefix: str = "", level: int = 2) -> list[Sectio
             rows.append([label, fmt(m.get("precision")), fmt(m.get("recall")),
                          fmt(m.get("f1")), m.get("support", 0)])
             marks.append(["", "", "", "low" if m.get("f1", 1.0) < 0.5 else "", ""])
-        sections.append(Section(prefix + "Per class (Test)", html_table(
-            ["class", "precision", "recall", "F1", "support"], rows, marks), level))
+        sections.append(Section(prefix + "Per class (Test)", html_table(*class_numbers(
+            ["class", "precision", "recall", "F1", "support"], rows, marks)), level))
     test_only = metrics.get("test_only_predictions", {})
     if test_only:
         rows = [[label, sum(guesses.values()), ", ".join(
@@ -111,6 +112,8 @@ def run_sections(data: RunData, prefix: str = "", level: int = 2) -> list[Sectio
     if metrics.get("confusion_matrix"):
         sections.append(Section(prefix + "Confusion matrix", png_tag(
             plot_confusion(classes, metrics["confusion_matrix"]), "confusion matrix"), level))
+        sections.append(Section(prefix + "Most confused classes (Test)", confused_pairs_body(
+            classes, metrics["confusion_matrix"]), level))
     if data.samples:
         sections.append(Section(prefix + "Sample Test images", sample_grid(data.samples), level))
     if data.pca_points:
@@ -289,8 +292,11 @@ def write_compare_report(spark: SparkSession, root: str, table_html: str,
                           if data.pca_points else "")
             # Many classes need the full width for a readable matrix: then one below the other.
             layout = "row" if len(data.metrics.get("classes", [])) <= 10 else "stack"
+            pairs = (confused_pairs_body(data.metrics.get("classes", []),
+                                         data.metrics["confusion_matrix"])
+                     if data.metrics.get("confusion_matrix") else "")
             blocks.append(f"<h3>{escape(name)}</h3><div class=\"{layout}\"><div>{confusion}"
-                          f"</div><div>{projection}</div></div>")
+                          f"</div><div>{projection}</div></div>{pairs}")
         sections.append(Section("Confusion matrices and PCA projections", "".join(blocks)))
     path = storage.join(root, REPORT_NAME)
     storage.write_text(spark, path, page("bovw comparison: visual words vs CNN features",
@@ -313,4 +319,5 @@ def per_class_table(gathered: Sequence[tuple[str, RunData]]) -> str:
         rows.append([label, *[fmt(v, 3) for v in values]])
         marks.append(["", *["best" if v is not None and best is not None and
                             math.isclose(v, best) and len(values) > 1 else "" for v in values]])
-    return html_table(["class", *[name for name, _data in gathered]], rows, marks)
+    return html_table(*class_numbers(["class", *[name for name, _data in gathered]], rows,
+                                     marks))

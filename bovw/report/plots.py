@@ -11,12 +11,19 @@ matplotlib.use("Agg")  # no display: render to PNG bytes only
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import PowerNorm  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from bovw.columns import TEST, TRAIN  # noqa: E402
+from bovw.report.confusion import axis_ticks, numbered  # noqa: E402
 
 __all__ = ["plot_against", "plot_bars", "plot_confusion", "plot_keypoints", "plot_pca",
            "plot_variance"]
+
+
+# The width of a report page's plots (bovw.report.html: a 1,240 px page less its padding),
+# at _png's 100 dpi, colour bar and labels included.
+_PAGE_INCHES = 11.0
 
 
 def _png(figure) -> bytes:
@@ -37,20 +44,34 @@ def _class_colours(count: int) -> list:
 
 def plot_confusion(classes: Sequence[str], matrix: Sequence[Sequence[int]],
                    title: str = "Confusion matrix (Test)") -> bytes:
-    """Heat map coloured by the share of each true class; counts written in the cells."""
+    """Heat map coloured by the share of each true class; up to NAMED_CLASSES_MAX classes
+    every class named and its counts written in the cells, beyond that the classes
+    numbered as the per-class table numbers them (bovw.report.confusion), at the page's
+    width, on a square-root colour scale that keeps a few stray images visible."""
     counts = np.asarray(matrix, dtype=float)
     n = len(classes)
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-    side = max(4.5, 0.42 * n + 2.5)
-    figure, axes = plt.subplots(figsize=(side + 1.2, side))
-    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    axes.set_xticks(range(n), labels=classes, rotation=90, fontsize=8 if n > 12 else 9)
-    axes.set_yticks(range(n), labels=classes, fontsize=8 if n > 12 else 9)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    axes.set_title(title)
-    if n <= 40:
+    positions, labels = axis_ticks(classes)
+    if numbered(n):
+        # 131 named classes made a 4,800 px square image (3.7 s to draw) that the page
+        # shrinks to a quarter: neither names nor stray images could be made out.
+        figure, axes = plt.subplots(figsize=(_PAGE_INCHES, _PAGE_INCHES - 1.2))
+        image = axes.imshow(shares, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1),
+                            interpolation="nearest")
+        axes.set_xticks(positions, labels=labels, fontsize=9)
+        axes.set_yticks(positions, labels=labels, fontsize=9)
+        axes.set_xlabel("predicted (class #, as in the per-class table)")
+        axes.set_ylabel("true (class #)")
+        scale = "share of true class (square-root scale)"
+    else:
+        side = max(4.5, 0.42 * n + 2.5)
+        figure, axes = plt.subplots(figsize=(side + 1.2, side))
+        image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        axes.set_xticks(positions, labels=labels, rotation=90, fontsize=8 if n > 12 else 9)
+        axes.set_yticks(positions, labels=labels, fontsize=8 if n > 12 else 9)
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("true")
         for i in range(n):
             for j in range(n):
                 if counts[i, j]:
@@ -58,7 +79,9 @@ def plot_confusion(classes: Sequence[str], matrix: Sequence[Sequence[int]],
                               fontsize=7 if n > 12 else 9,
                               color="white" if shares[i, j] > 0.6 else
                               ("#b71c1c" if i != j else "black"))
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of true class")
+        scale = "share of true class"
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label=scale)
     return _png(figure)
 
 
