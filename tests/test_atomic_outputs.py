@@ -8,6 +8,7 @@ import re
 import threading
 
 import pytest
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType
 
@@ -236,3 +237,20 @@ def test_a_filesystem_without_a_file_context_still_gets_whole_files(spark, tmp_p
         replace(spark, str(tmp_path / name), b"new content")
         assert (tmp_path / name).read_bytes() == b"new content"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["lease", "metrics.json"]
+
+
+def test_a_file_context_that_fails_otherwise_is_an_error_not_a_missing_one(spark):
+    # Only "this filesystem has no FileContext" falls back to the old way; any other failure
+    # (here a null configuration) must not be taken for it and silently do so.
+    jvm = spark.sparkContext._jvm
+
+    class NoConfiguration:
+        def getUri(self):
+            return jvm.java.net.URI("file:///")
+
+        def getConf(self):
+            return None
+
+    with pytest.raises(Py4JJavaError) as raised:
+        storage._file_context(spark, NoConfiguration())
+    assert "UnsupportedFileSystemException" not in str(raised.value)
