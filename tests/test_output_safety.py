@@ -536,6 +536,48 @@ def test_a_run_draws_its_report_under_its_own_lock(spark, dataset, tmp_path, mon
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
 
 
+def test_sweep_points_and_variants_draw_their_reports_under_their_own_locks(
+        spark, test_config, dataset, tmp_path, monkeypatch):
+    # A sweep drew each point's report after the point's run had released its lock: another
+    # command could take the point folder in between. Now the run draws it, still holding
+    # its lock; a point finished without its report gets it under a lock of the sweep's.
+    from bovw.experiments.sweep import run_sweep
+    from bovw.report import pages
+
+    drawn, draw = [], pages.write_run_report
+
+    def watched(spark, folder, *args, **kwargs):
+        point = Path(folder)
+        holder = json.loads((point.parent / f".{point.name}.bovw-lock").read_text())
+        drawn.append((point.name, holder["command"], holder["pid"]))
+        return draw(spark, folder, *args, **kwargs)
+
+    monkeypatch.setattr(pages, "write_run_report", watched)
+    root, config = tmp_path / "sweep", test_config.replace(**{"vocabulary.k": 8})
+    point = root / "points" / "pca.components=3"
+    run_sweep(spark, config, str(dataset), str(root), [("pca.components", ["3"])], log=quiet)
+    assert drawn == [("pca.components=3", "bovw run", os.getpid())]
+    assert "bovw sweep point pca.components=3" in (point / "report.html").read_text()
+    (point / "report.html").unlink()
+    run_sweep(spark, config, str(dataset), str(root), [("pca.components", ["3"])], log=quiet)
+    assert drawn[1:] == [("pca.components=3", "bovw sweep", os.getpid())]
+    assert (point / "report.html").is_file()
+    assert not (point.parent / ".pca.components=3.bovw-lock").exists()
+
+    # A comparison's variants alike.
+    from bovw.experiments.compare import compare
+
+    variant = tmp_path / "compare" / "variants" / "orb"
+    compare(spark, config, str(dataset), str(tmp_path / "compare"), variants=("orb",),
+            log=quiet)
+    assert drawn[2:] == [("orb", "bovw run", os.getpid())]
+    (variant / "report.html").unlink()
+    compare(spark, config, str(dataset), str(tmp_path / "compare"), variants=("orb",),
+            log=quiet)
+    assert drawn[3:] == [("orb", "bovw compare", os.getpid())]
+    assert "bovw comparison variant orb" in (variant / "report.html").read_text()
+
+
 def lease_file(tmp_path: Path, name: str = "out") -> Path:
     return tmp_path / f".{name}.bovw-lock"
 

@@ -125,21 +125,13 @@ def session(config: Config, environ: dict, *urls: str | None, verbose: bool = Fa
 
 def report_under_lock(spark, folder: str, draw: Callable[[], str]) -> str:
     """Call `draw` (which gathers `folder` and writes its report.html, returning its path)
-    holding the folder's lock, so that no bovw command replaces or resumes the folder
-    between the gathering and the writing: a report never shows another run's numbers.
+    holding the folder's lock (bovw.spark.leases.holding), so that no bovw command replaces
+    or resumes the folder between the gathering and the writing: a report never shows
+    another run's numbers.
 
     Raises OutputInUseError (one line) while another bovw command holds the folder.
     """
     from bovw.spark import leases
 
-    if ":" in folder.rstrip("/").rsplit("/", 1)[-1]:
-        # No lock can be named after it (Hadoop), and no bovw command writes such a
-        # folder (bovw.spark.outputs refuses it): nothing can replace it meanwhile.
-        return draw()
-    advice = f"wait for it to end, then draw the report with: bovw report {folder}"
-    try:
-        leases.lease_path(spark, folder)
-    except ValueError:  # a filesystem or bucket root, which no bovw command writes either
-        return draw()
-    with leases.acquire(spark, folder, "bovw report", advice=advice):
-        return draw()
+    return leases.holding(spark, folder, "bovw report", draw, advice=(
+        f"wait for it to end, then draw the report with: bovw report {folder}"))

@@ -21,6 +21,7 @@ from bovw.cli.common import (
 from bovw.config import ConfigError, load_config
 from bovw.errors import OutputError
 from bovw.pipeline.inputs import check_local_dataset
+from bovw.report import report_drawer
 from bovw.spark.progress import StageProgress
 from bovw.summary import RunSummary
 
@@ -98,7 +99,7 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
                     verbose=args.verbose, warm_workers=True)
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
                           descriptors_from=descriptors_from,
-                          progress=StageProgress(spark.sparkContext), report=_drawer(spark))
+                          progress=StageProgress(spark.sparkContext), report=report_drawer(spark))
     print(format_summary(result.summary, input_path))
     print(f"  report           {_report_path(result.output)}")
     return 0
@@ -114,7 +115,7 @@ def _demo(args: argparse.Namespace, environ: dict) -> int:
     output = Path(args.workdir) / time.strftime("demo-%Y%m%d-%H%M%S")
     spark = session(config, environ, verbose=args.verbose, warm_workers=True)
     result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()),
-                          progress=StageProgress(spark.sparkContext), report=_drawer(spark))
+                          progress=StageProgress(spark.sparkContext), report=report_drawer(spark))
     print(format_summary(result.summary, str(data)))
     print(f"  report           {_report_path(result.output)}")
     return 0
@@ -192,20 +193,6 @@ def _alive(pid: str) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _drawer(spark) -> Callable[[str], str]:
-    """What draws report.html into the folder a run was written into: run_pipeline calls
-    it while it still holds the output's lock, so the report is published with the run
-    and shows no other command's files."""
-    def draw(folder: str) -> str:
-        # Imported here, when a report is drawn: matplotlib takes 0.4 s to import, which a
-        # run that stops early (a refused output, bad input) need not wait for.
-        from bovw.report.pages import write_run_report
-
-        return write_run_report(spark, folder)
-
-    return draw
 
 
 def _report_path(run: str) -> str:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pyspark.ml.feature import Normalizer
@@ -61,7 +62,8 @@ from bovw.pipeline.provenance import (
 )
 from bovw.pipeline.reduction import explained_variance, explained_variance_total, fit_pca
 from bovw.pipeline.run import project_and_classify, run_pipeline
-from bovw.spark import storage
+from bovw.report import report_drawer
+from bovw.spark import leases, storage
 from bovw.spark.outputs import OutputFolder
 from bovw.spark.progress import StageProgress
 from bovw.summary import (
@@ -179,12 +181,14 @@ def _run_variants(spark: SparkSession, config: Config, input_path: str, root: st
     images_source: str | None = descriptors_from
     for name in variants:
         layout = RunLayout(storage.join(root, "variants", name))
+        title = f"bovw comparison variant {name}"
         if storage.exists(spark, layout.summary):
             log(f"[bovw] compare {name}: finished, skipped")
         elif name in ORB_VARIANTS:
             log(f"[bovw] compare {name}: running")
             run_pipeline(spark, _orb_config(config, name), input_path, layout.root,
-                         descriptors_from=descriptors_from, log=log, progress=progress)
+                         descriptors_from=descriptors_from, log=log, progress=progress,
+                         report=report_drawer(spark, title) if report else None)
         else:
             log(f"[bovw] compare {name}: running")
             _cnn_variant(spark, config, input_path, layout, images_source, cnn_features, log,
@@ -196,9 +200,9 @@ def _run_variants(spark: SparkSession, config: Config, input_path: str, root: st
         result.rows.append(comparison_row(name, summary, ORB_VARIANTS.get(name)))
         result.folders.append((name, layout.root))
         if report and not storage.exists(spark, layout.path("report.html")):
-            from bovw.report.pages import write_run_report
-
-            write_run_report(spark, layout.root, title=f"bovw comparison variant {name}")
+            # A CNN variant, or one finished earlier without it: drawn holding its lock.
+            leases.holding(spark, layout.root, "bovw compare",
+                           partial(report_drawer(spark, title), layout.root))
     write_outputs(spark, result, report)
     return result
 

@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -49,7 +50,8 @@ from bovw.pipeline.provenance import (
     refusal,
 )
 from bovw.pipeline.run import run_pipeline
-from bovw.spark import storage
+from bovw.report import report_drawer
+from bovw.spark import leases, storage
 from bovw.spark.outputs import OutputFolder
 from bovw.spark.progress import StageProgress
 from bovw.summary import RunSummary
@@ -278,6 +280,7 @@ def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
     result = SweepResult(output=root, parameters=[(k, list(v)) for k, v in parameters])
     for number, (point, source) in enumerate(zip(points, sources, strict=True), start=1):
         layout = RunLayout(storage.join(root, "points", point.name))
+        title = f"bovw sweep point {point.name}"
         failure_path = layout.path(FAILURE_RECORD)
         if storage.exists(spark, layout.summary):
             log(f"[bovw] sweep point {number}/{len(points)} {point.name}: finished, skipped")
@@ -287,7 +290,8 @@ def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
             log(f"[bovw] sweep point {number}/{len(points)} {point.name}: running{again}")
             try:
                 run_pipeline(spark, config.replace(**point.values), input_path, layout.root,
-                             descriptors_from=source, log=log, progress=progress)
+                             descriptors_from=source, log=log, progress=progress,
+                             report=report_drawer(spark, title) if report else None)
             except POINT_ERRORS as error:
                 log(f"[bovw] sweep point {number}/{len(points)} {point.name}: failed: {error}")
                 # Both point errors come after the descriptors stage: the points planned
@@ -302,9 +306,10 @@ def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
         result.rows.append(sweep_row(point.name, point.values, summary))
         write_table(spark, root, result)
         if report and not storage.exists(spark, layout.path("report.html")):
-            from bovw.report.pages import write_run_report
-
-            write_run_report(spark, layout.root, title=f"bovw sweep point {point.name}")
+            # Finished earlier without it (a sweep stopped while drawing it, or run with
+            # --no-report): drawn holding the point's lock, as its run would have.
+            leases.holding(spark, layout.root, "bovw sweep",
+                           partial(report_drawer(spark, title), layout.root))
     if report:
         write_report(spark, result)
     return result

@@ -10,7 +10,23 @@ Sweeps and comparisons hand their data to the report; the report imports nothing
 bovw.experiments.
 """
 
-__all__ = ["write_run_report"]
+from collections.abc import Callable
+
+__all__ = ["report_drawer", "write_run_report"]
+
+
+def report_drawer(spark, title: str | None = None) -> Callable[[str], str]:
+    """What draws report.html (titled `title`) into the folder a run was written into, for
+    run_pipeline's `report`: it calls it holding the run's lock, so the report is published
+    with the run and shows no other command's files. Returns the report's path."""
+    def draw(folder: str) -> str:
+        # Imported here, when a report is drawn: matplotlib takes 0.4 s to import, which a
+        # run that stops early (a refused output, bad input) need not wait for.
+        from bovw.report.pages import write_run_report
+
+        return write_run_report(spark, folder, title=title)
+
+    return draw
 
 
 def __getattr__(name: str):

@@ -26,8 +26,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
@@ -35,7 +37,9 @@ from bovw.errors import OutputInUseError
 from bovw.spark import storage
 
 __all__ = ["HEARTBEAT_SECONDS", "LEASE_SUFFIX", "STALE_AFTER_SECONDS", "Lease", "LeaseRecord",
-           "acquire", "lease_path", "stale_reason"]
+           "acquire", "holding", "lease_path", "stale_reason"]
+
+T = TypeVar("T")
 
 LEASE_SUFFIX = ".bovw-lock"
 HEARTBEAT_SECONDS = 30.0
@@ -275,6 +279,25 @@ def acquire(spark: SparkSession, output: str, command: str, *,
         holder = winner.describe(time.time()) if winner else "bovw command"
         raise _refuse(output, path, holder, stale_after, advice)
     return Lease(spark, path, record, heartbeat_seconds)
+
+
+def holding(spark: SparkSession, folder: str, command: str, work: Callable[[], T], *,
+            advice: str = _ADVICE) -> T:
+    """`work()` called holding `folder`'s lease for `command`, so that no other bovw command
+    replaces or resumes the folder meanwhile; called as it is when the folder cannot have
+    a lease, which no bovw command then writes either (a name with a colon, which Hadoop
+    cannot hold a lock for and bovw.spark.outputs refuses, or a filesystem or bucket root).
+
+    Raises OutputInUseError (one line, then `advice`) while a live command holds it.
+    """
+    if ":" in folder.rstrip("/").rsplit("/", 1)[-1]:
+        return work()
+    try:
+        lease_path(spark, folder)
+    except ValueError:
+        return work()
+    with acquire(spark, folder, command, advice=advice):
+        return work()
 
 
 def _user() -> str:
