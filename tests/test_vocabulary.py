@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from pyspark.sql import functions as F
@@ -11,7 +13,13 @@ from bovw.config import VocabularySettings
 from bovw.errors import VocabularyError
 from bovw.image.orb import image_key, pack
 from bovw.pipeline.descriptors import ImageSizes, other_size_images, sample_rows, statistics
-from bovw.pipeline.vocabulary import centers, fit_vocabulary, materialise, sample_descriptors
+from bovw.pipeline.vocabulary import (
+    centers,
+    fit_kmeans,
+    fit_vocabulary,
+    materialise,
+    sample_descriptors,
+)
 
 
 def test_sample_rows_keeps_everything_when_there_are_few():
@@ -64,8 +72,8 @@ def _sampled_values(spark, rows, sample_size, totals=None):
     if totals is None:
         keypoints = statistics(frame)[1]
         totals = (keypoints["training"], keypoints["set_aside"])
-    sample = sample_descriptors(frame, settings, seed=3, totals=totals)
-    return sorted(int(row["features"][0]) for row in sample.collect())
+    with sample_descriptors(frame, settings, seed=3, totals=totals) as sample:
+        return sorted(int(row["features"][0]) for row in sample.collect())
 
 
 def test_the_set_aside_sample_is_used_when_it_is_large_enough(spark):
@@ -84,10 +92,10 @@ def test_a_bits_vocabulary_is_fitted_on_the_descriptors_bits(spark):
     rows = [_row("a.jpg", "Training", _distinct([0x0F, 0xF0, 0x0F]), _distinct([0x0F, 0xF0]))]
     frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
     settings = VocabularySettings(k=2, sample_size=2, partitions=2, space="bits", max_iter=2)
-    sample = sample_descriptors(frame, settings, seed=3, totals=(3, 2))
-    points = sorted(row["features"].toArray().tolist() for row in sample.collect())
-    assert points == [[0, 0, 0, 0, 1, 1, 1, 1] * 32, [1, 1, 1, 1, 0, 0, 0, 0] * 32]
-    model, count = fit_vocabulary(sample, settings, seed=3)
+    with sample_descriptors(frame, settings, seed=3, totals=(3, 2)) as sample:
+        points = sorted(row["features"].toArray().tolist() for row in sample.collect())
+        assert points == [[0, 0, 0, 0, 1, 1, 1, 1] * 32, [1, 1, 1, 1, 0, 0, 0, 0] * 32]
+        model, count = fit_vocabulary(sample, settings, seed=3)
     words = centers(model)
     assert count == 2 and words.shape == (2, 256)
     assert sorted(words.tolist()) == points
@@ -137,9 +145,9 @@ def test_the_vocabulary_sample_is_the_same_wherever_the_dataset_lies(spark):
                 for i, fruit in enumerate(("Apple", "Kiwi", "Lime", "Pear")) for n in range(4)]
         frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
         settings = VocabularySettings(k=2, sample_size=60, partitions=2)
-        sample = sample_descriptors(frame, settings, seed=3, totals=(160, 0))
-        # In its partition order: the order KMeans's seeded initialisation reads.
-        return [int(row["features"][0]) for row in sample.collect()]
+        with sample_descriptors(frame, settings, seed=3, totals=(160, 0)) as sample:
+            # In its partition order: the order KMeans's seeded initialisation reads.
+            return [int(row["features"][0]) for row in sample.collect()]
 
     here = layout("file:/data/fruits")
     assert 30 < len(here) < 100  # a random subset of the 160 distinct descriptors
@@ -168,8 +176,6 @@ def test_the_sample_is_laid_out_as_spark_would_deduplicate_repartition_and_sort_
     rows.append(_row("/data/Test/Apple/3.jpg", "Test", _distinct(range(40, 49)), _distinct([])))
     frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
     settings = VocabularySettings(k=2, sample_size=10_000, partitions=partitions)
-    sample = sample_descriptors(frame, settings, seed=3, totals=(81, 0))
-
     every = frame.filter("split = 'Training'").select(
         F.col("path"), F.posexplode(F.transform(
             F.sequence(F.lit(0), F.col("n_keypoints") - 1),
@@ -188,8 +194,9 @@ def test_the_sample_is_laid_out_as_spark_would_deduplicate_repartition_and_sort_
 
     wanted = [[int(blob[0]) for blob in part] for part in laid_out(expected, "descriptor")]
     assert len(wanted) == partitions and sum(map(len, wanted)) == 57 + 9
-    assert [[int(value[0]) for value in part] for part in laid_out(sample, "features")
-            ] == wanted
+    with sample_descriptors(frame, settings, seed=3, totals=(81, 0)) as sample:
+        assert [[int(value[0]) for value in part] for part in laid_out(sample, "features")
+                ] == wanted
 
 
 def test_a_sample_of_one_distinct_descriptor_is_refused_for_two_words(spark):
@@ -199,8 +206,36 @@ def test_a_sample_of_one_distinct_descriptor_is_refused_for_two_words(spark):
                  _distinct([])) for n in range(3)]
     frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
     settings = VocabularySettings(k=2, sample_size=100, partitions=2)
-    sample = sample_descriptors(frame, settings, seed=3, totals=(15, 0))
-    assert sample.rdd.glom().map(len).collect() in ([1, 0], [0, 1])
-    with pytest.raises(VocabularyError, match="holds 1 distinct descriptors, fewer than "
-                                              "vocabulary.k=2; raise vocabulary.sample_size"):
-        materialise(sample, settings)
+    with sample_descriptors(frame, settings, seed=3, totals=(15, 0)) as sample:
+        assert sample.rdd.glom().map(len).collect() in ([1, 0], [0, 1])
+        with pytest.raises(VocabularyError, match="holds 1 distinct descriptors, fewer than "
+                                                  "vocabulary.k=2; raise "
+                                                  "vocabulary.sample_size"):
+            materialise(sample, settings)
+
+
+def test_the_sample_releases_its_broadcast_and_stays_usable_once_materialised(spark,
+                                                                            monkeypatch):
+    # Kept, the drawn descriptors stayed on the driver (and the executors) for the whole
+    # session: one more copy for every point of a sweep.
+    rows = [_row("a.jpg", "Training", _distinct(range(0, 10)), _distinct([])),
+            _row("b.jpg", "Training", _distinct(range(10, 20)), _distinct([]))]
+    frame = spark.createDataFrame(rows, DESCRIPTOR_SCHEMA)
+    settings = VocabularySettings(k=2, sample_size=20, partitions=2, max_iter=2)
+    context, made = spark.sparkContext, []
+    broadcast = context.broadcast
+
+    def recorded(value):
+        made.append(broadcast(value))
+        return made[-1]
+
+    monkeypatch.setattr(context, "broadcast", recorded)
+    with sample_descriptors(frame, settings, seed=3, totals=(20, 0)) as sample:
+        materialised, count = materialise(sample, settings)
+        (shared,) = made
+        assert os.path.exists(shared._path)
+    assert not os.path.exists(shared._path)  # destroyed, on the driver too
+    # The materialised sample no longer needs it: KMeans (and a second read) still work.
+    assert count == 20
+    assert sorted(int(row["features"][0]) for row in materialised.collect()) == list(range(20))
+    assert centers(fit_kmeans(materialised, settings, seed=3)).shape == (2, 32)

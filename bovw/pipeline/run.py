@@ -274,8 +274,8 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
 def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: KeypointStats,
                       layout: RunLayout, fitted: dict[str, Any]) -> dict[str, Any]:
     totals = (keypoints.training, keypoints.set_aside)
-    sample = sample_descriptors(descriptors, config.vocabulary, config.seed, totals)
-    materialised, sample_size = materialise(sample, config.vocabulary)
+    with sample_descriptors(descriptors, config.vocabulary, config.seed, totals) as sample:
+        materialised, sample_size = materialise(sample, config.vocabulary)
     model = fit_kmeans(materialised, config.vocabulary, config.seed)
     model.write().overwrite().save(layout.model("vocabulary"))
     fitted["vocabulary"] = model
@@ -283,7 +283,7 @@ def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: Keypoin
     if config.histograms.encoding == "fisher":
         fit = fit_mixture(materialised, centers(model), config.vocabulary.mixture_max_iter,
                           config.vocabulary.mixture_tol)
-        write_mixture(sample.sparkSession, layout.model(MIXTURE), fit.mixture)
+        write_mixture(materialised.sparkSession, layout.model(MIXTURE), fit.mixture)
         fitted["mixture"] = fit.mixture
         mixture_record = {"mixture_iterations": fit.iterations,
                           "mixture_log_likelihood": fit.log_likelihood}

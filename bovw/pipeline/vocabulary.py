@@ -4,6 +4,7 @@ byte values or their bits (`vocabulary.space`, bovw.image.words.SPACES)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pyarrow as pa
@@ -90,11 +91,15 @@ def _lay_out(shared, space: str):
     return emit
 
 
+@contextmanager
 def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, seed: int,
-                       totals: tuple[int, int]) -> DataFrame:
+                       totals: tuple[int, int]) -> Iterator[DataFrame]:
     """About `settings.sample_size` Training descriptors, duplicates removed, as a
     `features` vector column: points of the `settings.space` space (32 byte values or 256
-    bits, bovw.image.words.descriptor_points).
+    bits, bovw.image.words.descriptor_points). A context manager: the frame reads a
+    broadcast variable, destroyed when the block ends, so `materialise` it inside the
+    block (its result stays usable after it): kept, every point of a sweep left one behind
+    on the driver and the executors.
 
     Drawn from the `sample` column when it holds at least sample_size descriptors, else
     from all of them. Each is kept with probability sample_size / available, decided by a
@@ -142,8 +147,11 @@ def sample_descriptors(descriptors: DataFrame, settings: VocabularySettings, see
     # that the layout is the same wherever the dataset lies.
     spark = descriptors.sparkSession
     shared = spark.sparkContext.broadcast(_distinct_by_partition(drawn, settings.partitions))
-    return spark.range(0, settings.partitions, 1, settings.partitions).mapInArrow(
-        _lay_out(shared, settings.space), StructType([StructField(FEATURES, VectorUDT())]))
+    try:
+        yield spark.range(0, settings.partitions, 1, settings.partitions).mapInArrow(
+            _lay_out(shared, settings.space), StructType([StructField(FEATURES, VectorUDT())]))
+    finally:
+        shared.destroy()
 
 
 def materialise(sample: DataFrame, settings: VocabularySettings) -> tuple[DataFrame, int]:
