@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import threading
 
@@ -14,8 +15,9 @@ from pyspark.sql.types import LongType
 
 from bovw.errors import StorageError
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished
-from bovw.spark import storage
+from bovw.spark import filesystems, storage, whole_files
 from bovw.spark.storage_errors import local_failure
+from bovw.spark.whole_files import Creation
 from tests.parquet_files import parquet_codecs
 
 
@@ -195,14 +197,14 @@ def test_on_hdfs_a_file_is_renamed_over_the_old_one_in_one_step(spark, tmp_path,
     # file first, and replace_file (a lease's heartbeat) rewrote it in place. Both now rename
     # a whole sibling over it with FileContext's OVERWRITE, one step on HDFS; here the local
     # disk stands in for HDFS.
-    monkeypatch.setattr(storage, "_scheme", lambda _fs: "hdfs")
-    real, renames = storage._rename_over, []
+    monkeypatch.setattr(filesystems, "scheme", lambda _fs: "hdfs")
+    real, renames = whole_files._rename_over, []
 
     def recorded(spark, context, source, target):
         renames.append((source.getName(), target.getName()))
         return real(spark, context, source, target)
 
-    monkeypatch.setattr(storage, "_rename_over", recorded)
+    monkeypatch.setattr(whole_files, "_rename_over", recorded)
     for name, replace in (("metrics.json", storage.write_bytes),
                           ("lease", storage.replace_file)):
         (tmp_path / name).write_bytes(b"old")
@@ -226,11 +228,11 @@ def test_a_filesystem_without_a_file_context_still_gets_whole_files(spark, tmp_p
         def getConf(self):
             return conf
 
-    assert storage._file_context(spark, NoFileContext()) is None
+    assert whole_files._file_context(spark, NoFileContext()) is None
     # Then the file is deleted and the sibling renamed in (write_bytes), or rewritten in
     # place (replace_file): the only ways such a filesystem offers.
-    monkeypatch.setattr(storage, "_scheme", lambda _fs: "hdfs")
-    monkeypatch.setattr(storage, "_file_context", lambda *_args: None)
+    monkeypatch.setattr(filesystems, "scheme", lambda _fs: "hdfs")
+    monkeypatch.setattr(whole_files, "_file_context", lambda *_args: None)
     for name, replace in (("metrics.json", storage.write_bytes),
                           ("lease", storage.replace_file)):
         (tmp_path / name).write_bytes(b"old")
@@ -252,5 +254,59 @@ def test_a_file_context_that_fails_otherwise_is_an_error_not_a_missing_one(spark
             return None
 
     with pytest.raises(Py4JJavaError) as raised:
-        storage._file_context(spark, NoConfiguration())
+        whole_files._file_context(spark, NoConfiguration())
     assert "UnsupportedFileSystemException" not in str(raised.value)
+
+
+def test_creating_a_new_local_file_is_exclusive_and_leaves_nothing_beside(spark, tmp_path):
+    path = tmp_path / "new" / "folders" / ".out.bovw-lock"
+    assert storage.create_new(spark, str(path), b"first") is Creation.EXCLUSIVE
+    assert path.read_bytes() == b"first"
+    assert storage.create_new(spark, str(path), b"second") is Creation.EXISTED
+    assert path.read_bytes() == b"first"
+    assert [p.name for p in path.parent.iterdir()] == [".out.bovw-lock"]
+
+
+def test_a_rival_creating_the_same_local_file_first_keeps_it_whole(spark, tmp_path,
+                                                                   monkeypatch):
+    # Publication is link(2), which fails when anything is there: the rival that lands
+    # between this command's write and its publication keeps its file (a rename would have
+    # replaced it, and both commands would have believed they had created it).
+    path, link = tmp_path / ".out.bovw-lock", os.link
+
+    def rival_first(source, target):
+        path.write_bytes(b"rival")
+        link(source, target)
+
+    monkeypatch.setattr(whole_files.os, "link", rival_first)
+    assert storage.create_new(spark, str(path), b"mine") is Creation.EXISTED
+    assert path.read_bytes() == b"rival"
+    assert [p.name for p in tmp_path.iterdir()] == [".out.bovw-lock"]
+
+
+@pytest.mark.parametrize("code", [errno.EPERM, errno.EOPNOTSUPP])
+def test_a_local_filesystem_without_hard_links_creates_the_file_shared(spark, tmp_path,
+                                                                       monkeypatch, code):
+    def no_links(_source, _target):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(whole_files.os, "link", no_links)
+    path = tmp_path / ".out.bovw-lock"
+    assert storage.create_new(spark, str(path), b"first") is Creation.SHARED
+    assert storage.create_new(spark, str(path), b"second") is Creation.EXISTED
+    assert path.read_bytes() == b"first"
+    assert [p.name for p in tmp_path.iterdir()] == [".out.bovw-lock"]
+
+
+def test_a_local_create_that_fails_is_one_line_and_leaves_nothing(spark, tmp_path,
+                                                                  monkeypatch):
+    def broken(_source, _target):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(whole_files.os, "link", broken)
+    path = tmp_path / ".out.bovw-lock"
+    with pytest.raises(StorageError, match=r"^cannot write .*\.out\.bovw-lock: "
+                                           r"Input/output error; fix: ") as raised:
+        storage.create_new(spark, str(path), b"first")
+    assert "\n" not in str(raised.value)
+    assert list(tmp_path.iterdir()) == []

@@ -796,6 +796,28 @@ def test_of_commands_starting_together_exactly_one_gets_the_lease(spark, tmp_pat
     assert not lease_file(tmp_path).exists()
 
 
+def test_a_lease_created_exclusively_is_read_back_without_a_pause(spark, tmp_path,
+                                                                  monkeypatch):
+    # A local disk creates it with link(2): no rival can have replaced it, so the 0.2 s
+    # pause every command paid before reading it back is left to filesystems whose
+    # creation is shared (a rival's create of the same instant may land after it).
+    pauses, create, sleep, this = [], storage.create_new, time.sleep, threading.get_ident()
+
+    def recorded(seconds):  # other threads (Spark's, py4j's) sleep as they did
+        if threading.get_ident() != this:
+            return sleep(seconds)
+        pauses.append(seconds)
+
+    monkeypatch.setattr(leases.time, "sleep", recorded)
+    leases.acquire(spark, str(tmp_path / "out"), "bovw run", log=quiet).release()
+    assert pauses == []
+    monkeypatch.setattr(storage, "create_new", lambda *args: (
+        create(*args), storage.Creation.SHARED)[1])
+    leases.acquire(spark, str(tmp_path / "out"), "bovw run", log=quiet).release()
+    assert pauses == [0.2]
+    assert not lease_file(tmp_path).exists()
+
+
 def test_the_lease_is_released_when_the_run_fails(spark, test_config, dataset, tmp_path,
                                                   monkeypatch):
     def broken(*_args, **_kwargs):

@@ -11,10 +11,12 @@ delete it, so a lease is *stale*, and taken over by the next command, when
 - its last heartbeat is more than `STALE_AFTER_SECONDS` old (any host: clocks are assumed
   to agree within a minute or so, as NTP keeps them).
 
-Only the Hadoop FileSystem API is used (no flock), so the same lease works on local disks,
-HDFS and s3a://. Creating the file is exclusive on HDFS; on local disks and S3 two commands
-starting in the same instant could both create it, so each reads it back after a short
-pause and only the one whose token is there goes on.
+Only the Hadoop FileSystem API and plain files are used (no flock), so the same lease works
+on local disks, HDFS and s3a://. Creating the file is exclusive on local disks (a hard
+link) and HDFS (a rename that refuses an existing target); on S3 (and a local filesystem
+without hard links) two commands starting in the same instant could both create it, so
+each reads it back after a short pause and only the one whose token is there goes on
+(bovw.spark.whole_files.create_new). Every command reads it back.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ T = TypeVar("T")
 LEASE_SUFFIX = ".bovw-lock"
 HEARTBEAT_SECONDS = 30.0
 STALE_AFTER_SECONDS = 300.0
-# Time for a rival's create to land before the lease is read back (see the module doc).
-_SETTLE_SECONDS = {True: 0.2, False: 1.0}  # keyed by "has an atomic rename" (not an object store)
+# Time for a rival's create to land before the lease is read back, where creating it is not
+# exclusive (see the module doc), keyed by "has an atomic rename" (not an object store).
+_SETTLE_SECONDS = {True: 0.2, False: 1.0}
 _READ_ATTEMPTS = 5
 
 
@@ -268,8 +271,8 @@ def acquire(spark: SparkSession, output: str, command: str, *,
     record = LeaseRecord(output=output, command=command, host=socket.gethostname(), pid=pid,
                          pid_started=_process_start(pid), user=_user(), started=now,
                          heartbeat=now, token=uuid.uuid4().hex)
-    if storage.create_new(spark, path, record.to_bytes()):
-        time.sleep(settle)
+    if storage.create_new(spark, path, record.to_bytes()) is storage.Creation.SHARED:
+        time.sleep(settle)  # for a rival's create of the same instant to land
     try:
         winner = _read(spark, path)
     except ValueError:  # a rival's lock is still being written

@@ -1,29 +1,27 @@
-"""Small files on any Hadoop filesystem (local, HDFS, s3a) through Spark's JVM.
+"""Files and folders on any Hadoop filesystem (local, HDFS, s3a) through Spark's JVM.
 
 Outputs never assume a local filesystem: the same calls write metrics.json to a local
-folder in tests and to s3a:// on EC2.
+folder in tests and to s3a:// on EC2. Writing files that appear whole is
+bovw.spark.whole_files's (write_bytes, replace_file and create_new are also named here).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 
-from bovw.spark.jvm import driver_jvm, hadoop_configuration
+from bovw.spark.filesystems import OBJECT_STORES, path_and_fs, scheme
+from bovw.spark.jvm import driver_jvm
 from bovw.spark.storage_errors import local_failure, translated
+from bovw.spark.whole_files import Creation, create_new, replace_file, replace_output, write_bytes
 
-__all__ = ["absolute", "base_name", "create_new", "delete", "exists", "has_atomic_rename",
-           "is_file", "join", "list_files", "list_names", "literal", "load_model",
-           "modification_seconds", "read_bytes", "read_parquet", "read_text", "rename",
-           "replace_file", "sibling", "write_bytes", "write_parquet", "write_text"]
-
-# Filesystems without an atomic rename: a single PUT is all-or-nothing instead.
-_OBJECT_STORES = ("s3a", "s3", "gs", "abfs", "abfss", "wasb")
+__all__ = ["Creation", "absolute", "base_name", "create_new", "delete", "exists",
+           "has_atomic_rename", "is_file", "join", "list_files", "list_names", "literal",
+           "load_model", "modification_seconds", "read_bytes", "read_parquet", "read_text",
+           "rename", "replace_file", "sibling", "write_bytes", "write_parquet", "write_text"]
 
 _Model = TypeVar("_Model")
 
@@ -53,13 +51,6 @@ def load_model(model_class: type[_Model], path: str) -> _Model:
     return model_class.load(literal(path))
 
 
-def _path_and_fs(spark: SparkSession, path: str):
-    jvm = driver_jvm(spark)
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(hadoop_configuration(spark))
-    return hadoop_path, fs
-
-
 def absolute(path: str) -> str:
     """A plain local path made absolute (and normalised), anything else as it is.
 
@@ -80,98 +71,13 @@ def join(base: str, *parts: str) -> str:
 @translated("check")
 def exists(spark: SparkSession, path: str) -> bool:
     """True when a file or folder exists at `path`."""
-    hadoop_path, fs = _path_and_fs(spark, path)
+    hadoop_path, fs = path_and_fs(spark, path)
     return bool(fs.exists(hadoop_path))
 
 
 def write_text(spark: SparkSession, path: str, text: str) -> None:
     """Write `text` (UTF-8) to `path`, replacing it; the file appears whole."""
     write_bytes(spark, path, text.encode("utf-8"))
-
-
-@translated("write")
-def write_bytes(spark: SparkSession, path: str, content: bytes) -> None:
-    """Write `content` to `path`, replacing it; the file appears whole, and missing folders
-    above it are created.
-
-    On a local disk the bytes go to a hidden sibling of a unique name, renamed over `path`
-    in one step (POSIX rename): a reader sees the old content or the new, and a command
-    killed at any point leaves one of them at `path`. On object stores a single PUT on
-    close is already all-or-nothing. Elsewhere (HDFS) the hidden sibling `._tmp_<name>`
-    replaces `path` as _replace says. Raises StorageError when `path` is a folder.
-    """
-    hadoop_path, fs = _path_and_fs(spark, path)
-    if _scheme(fs) == "file":
-        _replace_local(fs, hadoop_path, path, content, create_folders=True)
-        return
-    data = bytearray(content)
-    _replace(spark, path, hadoop_path, fs, lambda target: _write_bytes(fs, target, data),
-             folder=False)
-
-
-def _replace_local(fs, hadoop_path, path: str, content: bytes, create_folders: bool) -> None:
-    """Put `content` at the local file `hadoop_path` (named `path` in errors) by renaming a
-    whole sibling over it; OSErrors become one-line StorageErrors and leave no sibling."""
-    target = fs.makeQualified(hadoop_path).toUri().getPath()
-    folder, name = os.path.split(target)
-    sibling = os.path.join(folder, f"._tmp_{name}.{uuid.uuid4().hex}")
-    if create_folders:
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as error:
-            raise local_failure("write", path, error, making_folders=True) from error
-    try:
-        with open(sibling, "wb") as file:
-            file.write(content)
-        os.replace(sibling, target)
-    except BaseException as error:
-        if os.path.exists(sibling):
-            os.remove(sibling)
-        if isinstance(error, OSError):  # the same one-line StorageError as through Hadoop
-            raise local_failure("write", path, error) from error
-        raise
-
-
-def _replace(spark: SparkSession, path: str, hadoop_path, fs, write: Callable[[Any], None],
-             folder: bool) -> None:
-    """Call write(target) so that `path` (`hadoop_path` on its filesystem `fs`) is replaced
-    only by a whole new file or folder: on object stores the target is `path` itself,
-    elsewhere the hidden sibling `._tmp_<name>`, renamed to `path` once written: a file
-    over the old one (_rename_over), a folder (or a file on a filesystem without a
-    FileContext) once the old one is deleted (a folder rename refuses an existing one)."""
-    if _scheme(fs) in _OBJECT_STORES:
-        write(hadoop_path)
-        return
-    temporary = driver_jvm(spark).org.apache.hadoop.fs.Path(
-        hadoop_path.getParent(), "._tmp_" + hadoop_path.getName())
-    write(temporary)
-    context = None if folder else _file_context(spark, fs)
-    if context is not None:
-        _rename_over(spark, context, temporary, hadoop_path)
-        return
-    if fs.exists(hadoop_path):
-        fs.delete(hadoop_path, folder)
-    if not fs.rename(temporary, hadoop_path):
-        raise OSError(f"could not move {temporary.toString()} to {path}")
-
-
-def _file_context(spark: SparkSession, fs):
-    """Hadoop's FileContext for the filesystem `fs`, None when it has none."""
-    context_class = driver_jvm(spark).org.apache.hadoop.fs.FileContext
-    try:
-        return context_class.getFileContext(fs.getUri(), fs.getConf())
-    except Exception as error:  # py4j wraps UnsupportedFileSystemException
-        if "UnsupportedFileSystemException" in str(error):
-            return None
-        raise
-
-
-def _rename_over(spark: SparkSession, context, source, target) -> None:
-    """Rename file `source` over `target` with `context` (OVERWRITE): one step on HDFS."""
-    rename = driver_jvm(spark).org.apache.hadoop.fs.Options.Rename
-    options = spark.sparkContext._gateway.new_array(rename, 1)
-    options[0] = rename.OVERWRITE
-    context.rename(source, target, options)
 
 
 @translated("read")
@@ -186,22 +92,13 @@ def read_bytes(spark: SparkSession, path: str) -> bytes:
                 return local.read()
         except OSError as error:  # the same one-line StorageError as through Hadoop
             raise local_failure("read", path, error) from error
-    hadoop_path, fs = _path_and_fs(spark, path)
+    hadoop_path, fs = path_and_fs(spark, path)
     jvm = driver_jvm(spark)
     stream = fs.open(hadoop_path)
     try:
         buffer = jvm.java.io.ByteArrayOutputStream()
         jvm.org.apache.hadoop.io.IOUtils.copyBytes(stream, buffer, 65536, False)
         return bytes(buffer.toByteArray())
-    finally:
-        stream.close()
-
-
-def _write_bytes(fs, hadoop_path, data: bytearray) -> None:
-    fs.setWriteChecksum(False)
-    stream = fs.create(hadoop_path, True)
-    try:
-        stream.write(data)
     finally:
         stream.close()
 
@@ -222,13 +119,9 @@ def write_parquet(spark: SparkSession, frame: DataFrame, path: str,
     writer = frame.write.mode("overwrite")
     if compression is not None:
         writer = writer.option("compression", compression)
-    hadoop_path, fs = _path_and_fs(spark, path)
-    _replace(spark, path, hadoop_path, fs, lambda target: writer.parquet(target.toString()),
-             folder=True)
-
-
-def _scheme(fs) -> str:
-    return fs.getUri().getScheme() or "file"
+    hadoop_path, fs = path_and_fs(spark, path)
+    replace_output(spark, path, hadoop_path, fs,
+                   lambda target: writer.parquet(target.toString()), folder=True)
 
 
 def read_text(spark: SparkSession, path: str) -> str:
@@ -239,7 +132,7 @@ def read_text(spark: SparkSession, path: str) -> str:
 @translated("delete")
 def delete(spark: SparkSession, path: str) -> None:
     """Remove the file or folder at `path` (recursively); absent paths are fine."""
-    hadoop_path, fs = _path_and_fs(spark, path)
+    hadoop_path, fs = path_and_fs(spark, path)
     if fs.exists(hadoop_path):
         fs.delete(hadoop_path, True)
 
@@ -247,7 +140,7 @@ def delete(spark: SparkSession, path: str) -> None:
 @translated("list")
 def list_names(spark: SparkSession, path: str) -> list[str]:
     """Names of the entries directly inside the folder `path` (empty if it is absent)."""
-    hadoop_path, fs = _path_and_fs(spark, path)
+    hadoop_path, fs = path_and_fs(spark, path)
     if not fs.exists(hadoop_path):
         return []
     return sorted(status.getPath().getName() for status in fs.listStatus(hadoop_path))
@@ -256,14 +149,14 @@ def list_names(spark: SparkSession, path: str) -> list[str]:
 @translated("check")
 def is_file(spark: SparkSession, path: str) -> bool:
     """True when `path` is an existing regular file (not a folder)."""
-    hadoop_path, fs = _path_and_fs(spark, path)
+    hadoop_path, fs = path_and_fs(spark, path)
     return bool(fs.exists(hadoop_path)) and bool(fs.getFileStatus(hadoop_path).isFile())
 
 
 @translated("list")
 def list_files(spark: SparkSession, path: str) -> list[str]:
     """Paths, relative to the folder `path`, of every file below it (sorted; [] if absent)."""
-    hadoop_path, fs = _path_and_fs(spark, path)
+    hadoop_path, fs = path_and_fs(spark, path)
     if not fs.exists(hadoop_path):
         return []
     base = fs.makeQualified(hadoop_path).toUri().getPath().rstrip("/") + "/"
@@ -278,7 +171,7 @@ def list_files(spark: SparkSession, path: str) -> list[str]:
 def glob_below(spark: SparkSession, path: str, pattern: str) -> list[tuple[str, bool]]:
     """(path relative to the folder `path`, is a folder) of each match of the Hadoop glob
     `pattern` below it (e.g. "*/_*"); `path` itself is taken literally."""
-    hadoop_path, fs = _path_and_fs(spark, path)
+    hadoop_path, fs = path_and_fs(spark, path)
     prefix = str(fs.makeQualified(hadoop_path).toString()).rstrip("/") + "/"
     found = fs.globStatus(driver_jvm(spark).org.apache.hadoop.fs.Path(
         f"{literal(path.rstrip('/'))}/{pattern}")) or []
@@ -303,74 +196,10 @@ def base_name(spark: SparkSession, path: str) -> str:
     return str(driver_jvm(spark).org.apache.hadoop.fs.Path(path).getName())
 
 
-@translated("write")
-def create_new(spark: SparkSession, path: str, content: bytes) -> bool:
-    """Write `content` to `path` only if nothing is there; False when a file already is.
-
-    The file appears whole: where renames are atomic (local, HDFS) it is written aside,
-    then renamed to `path`, which fails if `path` exists; on object stores a single PUT
-    on close. Exclusive on HDFS only: on local disks and object stores the existence
-    check and the publication are two steps, so callers that need a single winner read
-    the file back.
-    """
-    hadoop_path, fs = _path_and_fs(spark, path)
-    fs.setWriteChecksum(False)
-    if _scheme(fs) in _OBJECT_STORES:
-        try:
-            stream = fs.create(hadoop_path, False)
-        except Exception as error:  # py4j wraps FileAlreadyExistsException
-            if "FileAlreadyExistsException" in str(error):
-                return False
-            raise
-        try:
-            stream.write(bytearray(content))
-        finally:
-            stream.close()
-        return True
-    jvm = driver_jvm(spark)
-    aside = jvm.org.apache.hadoop.fs.Path(
-        hadoop_path.getParent(), f"._tmp_{hadoop_path.getName()}.{uuid.uuid4().hex}")
-    _write_bytes(fs, aside, bytearray(content))
-    if fs.exists(hadoop_path) or not fs.rename(aside, hadoop_path):
-        fs.delete(aside, False)
-        return False
-    return True
-
-
-@translated("write")
-def replace_file(spark: SparkSession, path: str, content: bytes) -> None:
-    """Replace the file at `path` with `content` without removing it first: there is no
-    moment without a file, and a reader sees the old content or the new, whole.
-
-    On a local disk the bytes go to a hidden sibling of a unique name, renamed over `path`
-    (POSIX rename replaces the target in one step); on an object store the single PUT
-    replaces the object whole; on HDFS it is renamed over `path` (_rename_over). Only a
-    filesystem without a FileContext has the file rewritten in place (a reader may
-    briefly see it empty).
-    """
-    hadoop_path, fs = _path_and_fs(spark, path)
-    scheme = _scheme(fs)
-    if scheme == "file":
-        _replace_local(fs, hadoop_path, path, content, create_folders=False)
-        return
-    context = None if scheme in _OBJECT_STORES else _file_context(spark, fs)
-    if context is None:
-        _write_bytes(fs, hadoop_path, bytearray(content))
-        return
-    aside = driver_jvm(spark).org.apache.hadoop.fs.Path(
-        hadoop_path.getParent(), f"._tmp_{hadoop_path.getName()}.{uuid.uuid4().hex}")
-    _write_bytes(fs, aside, bytearray(content))
-    try:
-        _rename_over(spark, context, aside, hadoop_path)
-    except BaseException:
-        fs.delete(aside, False)
-        raise
-
-
 @translated("check")
 def modification_seconds(spark: SparkSession, path: str) -> float | None:
     """The modification time of `path` in seconds since the epoch, None if it is absent."""
-    hadoop_path, fs = _path_and_fs(spark, path)
+    hadoop_path, fs = path_and_fs(spark, path)
     if not fs.exists(hadoop_path):
         return None
     return fs.getFileStatus(hadoop_path).getModificationTime() / 1000.0
@@ -381,8 +210,8 @@ def rename(spark: SparkSession, source: str, target: str) -> None:
     """Move `source` to `target`, which must not exist. Atomic on local disks and HDFS;
     on object stores (a copy, then a delete) use it for single files only. Raises OSError.
     """
-    source_path, fs = _path_and_fs(spark, source)
-    target_path, _fs = _path_and_fs(spark, target)
+    source_path, fs = path_and_fs(spark, source)
+    target_path, _fs = path_and_fs(spark, target)
     if fs.exists(target_path):
         raise OSError(f"cannot move {source} to {target}: the target exists")
     parent = target_path.getParent()
@@ -396,5 +225,5 @@ def rename(spark: SparkSession, source: str, target: str) -> None:
 def has_atomic_rename(spark: SparkSession, path: str) -> bool:
     """True where a folder rename is one atomic step (local disks, HDFS); False on object
     stores, where it copies every file."""
-    _hadoop_path, fs = _path_and_fs(spark, path)
-    return _scheme(fs) not in _OBJECT_STORES
+    _hadoop_path, fs = path_and_fs(spark, path)
+    return scheme(fs) not in OBJECT_STORES
