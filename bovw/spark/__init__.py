@@ -1,7 +1,9 @@
 """Spark plumbing: the session, files on any Hadoop filesystem, and bovw's output folders.
 
     session.py        the SparkSession from the configuration, after a JDK check
-    storage.py        small files on local disks, HDFS or s3a through the JVM
+    storage.py        files and folders on local disks, HDFS or s3a through the JVM
+    whole_files.py    files that appear whole: replaced, renewed or created exclusively
+    filesystems.py    which filesystem a path is on (local, object store, other)
     storage_errors.py their failures as one line naming the cause and the fix
     outputs.py        bovw's output folders: recognised by a marker, locked, opened
     swap.py           an output replaced by its complete successor, built beside it
