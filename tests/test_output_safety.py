@@ -800,7 +800,8 @@ def test_a_lease_created_exclusively_is_read_back_without_a_pause(spark, tmp_pat
                                                                   monkeypatch):
     # A local disk creates it with link(2): no rival can have replaced it, so the 0.2 s
     # pause every command paid before reading it back is left to filesystems whose
-    # creation is shared (a rival's create of the same instant may land after it).
+    # creation is shared (a rival's create of the same instant may land after it) and to
+    # takeovers.
     pauses, create, sleep, this = [], storage.create_new, time.sleep, threading.get_ident()
 
     def recorded(seconds):  # other threads (Spark's, py4j's) sleep as they did
@@ -815,6 +816,12 @@ def test_a_lease_created_exclusively_is_read_back_without_a_pause(spark, tmp_pat
         create(*args), storage.Creation.SHARED)[1])
     leases.acquire(spark, str(tmp_path / "out"), "bovw run", log=quiet).release()
     assert pauses == [0.2]
+    # Taking over a stale lease pauses too: a rival taking over the same one in the same
+    # instant may delete the new lease along with the stale one.
+    monkeypatch.setattr(storage, "create_new", create)
+    write_lease(lease_file(tmp_path), heartbeat=time.time() - 301)
+    leases.acquire(spark, str(tmp_path / "out"), "bovw run", log=quiet).release()
+    assert pauses == [0.2, 0.2]
     assert not lease_file(tmp_path).exists()
 
 

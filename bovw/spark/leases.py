@@ -16,7 +16,8 @@ on local disks, HDFS and s3a://. Creating the file is exclusive on local disks (
 link) and HDFS (a rename that refuses an existing target); on S3 (and a local filesystem
 without hard links) two commands starting in the same instant could both create it, so
 each reads it back after a short pause and only the one whose token is there goes on
-(bovw.spark.whole_files.create_new). Every command reads it back.
+(bovw.spark.whole_files.create_new). So does a command that took over a stale lease: a
+rival taking over the same one in the same instant may delete the new lease with it.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ T = TypeVar("T")
 LEASE_SUFFIX = ".bovw-lock"
 HEARTBEAT_SECONDS = 30.0
 STALE_AFTER_SECONDS = 300.0
-# Time for a rival's create to land before the lease is read back, where creating it is not
-# exclusive (see the module doc), keyed by "has an atomic rename" (not an object store).
+# How long a new lease settles before it is read back where a rival may still replace it:
+# created shared, or after a takeover (see acquire), keyed by "has an atomic rename" (not an
+# object store).
 _SETTLE_SECONDS = {True: 0.2, False: 1.0}
 _READ_ATTEMPTS = 5
 
@@ -241,7 +243,7 @@ def acquire(spark: SparkSession, output: str, command: str, *,
     """
     path = lease_path(spark, output)
     settle = _SETTLE_SECONDS[storage.has_atomic_rename(spark, path)]
-    now = time.time()
+    now, took_over = time.time(), False
     try:
         current = _read(spark, path)
     except ValueError as unreadable:
@@ -261,18 +263,24 @@ def acquire(spark: SparkSession, output: str, command: str, *,
         current = None
         log(f"[bovw] taking over the stale lock {path}: {reason}")
         storage.delete(spark, path)
+        took_over = True
     if current is not None:
         reason = stale_reason(current, now, stale_after=stale_after)
         if reason is None:
             raise _refuse(output, path, current.describe(now), stale_after, advice)
         log(f"[bovw] taking over the stale lock of {current.describe(now)}: {reason}")
         storage.delete(spark, path)
+        took_over = True
     pid = os.getpid()
     record = LeaseRecord(output=output, command=command, host=socket.gethostname(), pid=pid,
                          pid_started=_process_start(pid), user=_user(), started=now,
                          heartbeat=now, token=uuid.uuid4().hex)
-    if storage.create_new(spark, path, record.to_bytes()) is storage.Creation.SHARED:
-        time.sleep(settle)  # for a rival's create of the same instant to land
+    created = storage.create_new(spark, path, record.to_bytes())
+    if created is storage.Creation.SHARED or (took_over and created is not
+                                              storage.Creation.EXISTED):
+        # Time for a rival's create of the same instant to land over this one (shared), or
+        # for a rival taking over the same stale lock to delete this one (a takeover).
+        time.sleep(settle)
     try:
         winner = _read(spark, path)
     except ValueError:  # a rival's lock is still being written
