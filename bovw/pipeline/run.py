@@ -287,7 +287,9 @@ def _vocabulary_stage(config: Config, descriptors: DataFrame, keypoints: Keypoin
         fitted["mixture"] = fit.mixture
         mixture_record = {"mixture_iterations": fit.iterations,
                           "mixture_log_likelihood": fit.log_likelihood}
-    # Only what KMeans already knows: summary.clusterSizes would cost one more Spark job.
+    # KMeans.fit also counts each word's descriptors (summary.clusterSizes, for its own log:
+    # a job of 0.65 s at x1 that cannot be skipped); not recorded: on fruits360-dev's sample
+    # no word of k=1000 is empty, 1 of 4,000 and 9 of 10,000 are.
     summary = model.summary
     return {"vocabulary": {**mixture_record,
         "k": config.vocabulary.k,
