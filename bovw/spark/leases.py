@@ -242,7 +242,6 @@ def acquire(spark: SparkSession, output: str, command: str, *,
     holds it, and OutputError when `output` is a filesystem or bucket root.
     """
     path = lease_path(spark, output)
-    settle = _SETTLE_SECONDS[storage.has_atomic_rename(spark, path)]
     now, took_over = time.time(), False
     try:
         current = _read(spark, path)
@@ -280,7 +279,7 @@ def acquire(spark: SparkSession, output: str, command: str, *,
                                               storage.Creation.EXISTED):
         # Time for a rival's create of the same instant to land over this one (shared), or
         # for a rival taking over the same stale lock to delete this one (a takeover).
-        time.sleep(settle)
+        time.sleep(_SETTLE_SECONDS[storage.has_atomic_rename(spark, path)])
     try:
         winner = _read(spark, path)
     except ValueError:  # a rival's lock is still being written
