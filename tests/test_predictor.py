@@ -1044,16 +1044,19 @@ def test_cli_predict_folder_runs_a_spark_job(spark, trained, tmp_path, capsys):
     (photos / "Unknown").mkdir()
     (photos / "Unknown" / "broken.jpg").write_bytes(b"broken")
     (photos / "Unknown" / "tiny.png").write_bytes(tiny_photo(5))
+    # In a known class's folder, but with no answer: left out of the accuracy, counted.
+    (photos / "Banana" / "cut.jpg").write_bytes(b"\xff\xd8 cut short")
+    (photos / "Banana" / "speck.png").write_bytes(tiny_photo(5))
     output = tmp_path / "predictions"
     code = main(["predict", "--model", str(trained["model"]), "--output", str(output),
                  "--labelled", str(photos), *spark_flags()])
     assert code == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == (f"predicted 15 images (1 unreadable, 1 too small or flat to answer, "
+    assert lines[0] == (f"predicted 17 images (2 unreadable, 2 too small or flat to answer, "
                         f"0 low confidence) -> {output}")
     rows = {Path(row["path"].removeprefix("file:")).name + row["label"]: row
             for row in storage.read_parquet(spark, str(output)).collect()}
-    assert len(rows) == 15
+    assert len(rows) == 17
     tiny = rows["tiny.pngUnknown"]
     assert (tiny["prediction"], tiny["low_confidence"], tiny["reject_reason"]) == (None, True,
                                                                                    None)
@@ -1073,4 +1076,20 @@ def test_cli_predict_folder_runs_a_spark_job(spark, trained, tmp_path, capsys):
     assert rows["broken.jpgUnknown"]["reject_reason"] == "not an image (unrecognised format)"
     correct = sum(rows[Path(p).name + Path(p).parent.name]["prediction"] == Path(p).parent.name
                   for p in trained["spark"]) + (phone["prediction"] == "Banana")
-    assert lines[1] == f"  accuracy {100 * correct / 13:.2f}% on 13 images of known classes"
+    assert lines[1] == (f"  accuracy {100 * correct / 13:.2f}% on 13 answered images of known "
+                        "classes (2 more of known classes unreadable or not answered, left out)")
+
+
+def test_predict_accuracy_line_leaves_unanswered_photos_out_and_counts_them():
+    from bovw.cli.predict import _accuracy_line
+
+    scored = {"accuracy": 0.75, "labelled": 4, "labelled_unanswered": 0}
+    assert _accuracy_line(scored) == "accuracy 75.00% on 4 answered images of known classes"
+    assert _accuracy_line({**scored, "labelled_unanswered": 3}) == (
+        "accuracy 75.00% on 4 answered images of known classes (3 more of known classes "
+        "unreadable or not answered, left out)")
+    nothing = {"accuracy": None, "labelled": 0, "labelled_unanswered": 0}
+    assert _accuracy_line(nothing) == "no image is in a folder named after a known class"
+    assert _accuracy_line({**nothing, "labelled_unanswered": 2}) == (
+        "no answered image is in a folder named after a known class (2 more of known "
+        "classes unreadable or not answered, left out)")

@@ -262,10 +262,20 @@ def _predict_folder(args: argparse.Namespace, environ: dict, config: Config,
           f"{summary['not_answered']} too small or flat to answer, "
           f"{summary['low_confidence']} low confidence) -> {summary['output']}")
     if args.labelled:
-        accuracy = summary["accuracy"]
-        print(f"  accuracy {100 * accuracy:.2f}% on {summary['labelled']} images of known classes"
-              if accuracy is not None else "  no image is in a folder named after a known class")
+        print(f"  {_accuracy_line(summary)}")
     return 0
+
+
+def _accuracy_line(summary: dict) -> str:
+    """predict_folder's accuracy, with the known-class photos it could not score."""
+    unanswered = summary["labelled_unanswered"]
+    left_out = (f" ({unanswered} more of known classes unreadable or not answered, left out)"
+                if unanswered else "")
+    if summary["accuracy"] is None:
+        return ("no answered image is in a folder named after a known class" + left_out
+                if unanswered else "no image is in a folder named after a known class")
+    return (f"accuracy {100 * summary['accuracy']:.2f}% on {summary['labelled']} answered "
+            f"images of known classes{left_out}")
 
 
 HANDLERS = {"predict": _predict, "export": _export}

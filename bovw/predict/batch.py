@@ -115,9 +115,12 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
     """Predict every image under `input_path` and write the Parquet table to `output_path`.
 
     With `labelled`, each row's `label` is its parent folder's name and the summary adds
-    the accuracy on rows whose label is one of the model's classes. Returns a summary
-    dict (images, rejected, not_answered: too small or flat to describe, low_confidence:
-    answered with a low confidence, [labelled, correct, accuracy], output).
+    the accuracy on the answered rows whose label is one of the model's classes; those of
+    a known class left unanswered (unreadable, too small or flat) are counted apart, as
+    `bovw run` leaves its rejects out of its scores. Returns a summary dict (images,
+    rejected, not_answered: too small or flat to describe, low_confidence: answered with a
+    low confidence, [labelled: answered rows of known classes, correct, accuracy,
+    labelled_unanswered], output).
     The output is locked while the job runs; an existing predictions folder is replaced
     only with `overwrite`, and only once the new table is complete (bovw.spark.outputs).
     Raises OutputError when the output exists and `overwrite` is false, or when it is
@@ -149,6 +152,10 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
 
 def _summary(written: DataFrame, predictor: Predictor, labelled: bool) -> dict[str, Any]:
     known = F.col(LABEL).isin(list(predictor.classes))
+    # An unreadable photo or one too small to describe has no prediction: it is neither
+    # right nor wrong, and counting it wrong would make the accuracy the model's and the
+    # files' at once.
+    answered = F.col(PREDICTION).isNotNull()
     row = written.agg(
         F.count(F.lit(1)).alias("images"),
         F.sum(F.col(REJECT_REASON).isNotNull().cast("int")).alias("rejected"),
@@ -157,7 +164,8 @@ def _summary(written: DataFrame, predictor: Predictor, labelled: bool) -> dict[s
         # Read, but too small or flat to describe: no prediction (bovw.predict.predictor).
         F.sum((F.col(PREDICTION).isNull() & F.col(REJECT_REASON).isNull()).cast("int")
               ).alias("not_answered"),
-        F.sum(known.cast("int")).alias("labelled"),
+        F.sum((known & answered).cast("int")).alias("labelled"),
+        F.sum((known & ~answered).cast("int")).alias("labelled_unanswered"),
         F.sum((known & (F.col(LABEL) == F.col(PREDICTION))).cast("int")).alias("correct"),
     ).first()
     summary = {key: int(row[key] or 0)
@@ -167,6 +175,7 @@ def _summary(written: DataFrame, predictor: Predictor, labelled: bool) -> dict[s
         summary["correct"] = int(row["correct"] or 0)
         summary["accuracy"] = (round(summary["correct"] / summary["labelled"], 6)
                                if summary["labelled"] else None)
+        summary["labelled_unanswered"] = int(row["labelled_unanswered"] or 0)
     return summary
 
 
