@@ -403,3 +403,54 @@ def _wait_for(condition, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_after_a_ctrl_c_the_driver_stderr_is_dropped(monkeypatch):
+    # A Python worker whose task the cancel killed mid-batch prints a BrokenPipeError
+    # trace through the driver's stderr, below bovw's one "interrupted" line.
+    import threading
+
+    from bovw.spark import console
+
+    monkeypatch.setattr(console, "_SILENCED", threading.Event())
+
+    class Stream(io.BytesIO):
+        def __iter__(self):
+            yield b"Error: before the Ctrl-C\n"
+            console.silence_driver()
+            yield b"Traceback (most recent call last):\n"
+            yield b"BrokenPipeError: [Errno 32] Broken pipe\n"
+
+    target = io.BytesIO()
+    DriverStderr(Stream(), target).run()
+    assert target.getvalue() == b"Error: before the Ctrl-C\n"
+
+
+def test_the_ctrl_c_handler_silences_the_driver(monkeypatch):
+    import signal
+    import threading
+    from types import SimpleNamespace
+
+    from bovw.cli import interrupt
+    from bovw.spark import console
+
+    monkeypatch.setattr(console, "_SILENCED", threading.Event())
+    cancelled = threading.Event()
+    spark = SimpleNamespace(sparkContext=SimpleNamespace(cancelAllJobs=cancelled.set))
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        interrupt.install(spark)
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert console._SILENCED.is_set()
+    assert cancelled.wait(5)
+
+
+def test_the_driver_jvm_runs_in_a_session_of_its_own(spark):
+    # A terminal's Ctrl-C signals its whole foreground process group: the JVM's Python
+    # workers would each print a KeyboardInterrupt trace. Only bovw's process gets it.
+    jvm = spark.sparkContext._gateway.proc
+    assert os.getsid(jvm.pid) == jvm.pid
+    assert os.getsid(jvm.pid) != os.getsid(0)

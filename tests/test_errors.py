@@ -381,6 +381,57 @@ def test_a_driver_that_died_mid_command_is_one_line(monkeypatch, capsys, tmp_pat
     assert capsys.readouterr().err == f"bovw: error: {DRIVER_LOST}\n"
 
 
+_INTERRUPTED = ("bovw: interrupted: what was finished is kept, and the same command again "
+                "goes on from there\n")
+
+
+def test_an_error_raised_while_a_ctrl_c_unwinds_is_the_interrupt(monkeypatch, capsys, tmp_path):
+    # pyspark's toArrow asks the JVM for its cancelled job's result in a `finally`: the
+    # job-cancelled error then replaced the KeyboardInterrupt, and bovw printed 150-190
+    # lines of Python and Java trace instead of its one line.
+    from bovw.cli import run as run_commands
+    from bovw.errors import InputError
+
+    def cancelled_in_finally(*_args):
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise RuntimeError("[SPARK_JOB_CANCELLED] Job 9 cancelled part of cancelled job group")
+
+    def translated(*_args):
+        try:
+            cancelled_in_finally()
+        except RuntimeError as error:
+            raise InputError("cannot read the sample") from error
+
+    command = ["run", "--input", str(tmp_path), "--output", str(tmp_path / "out")]
+    for handler in (cancelled_in_finally, translated):
+        monkeypatch.setitem(run_commands.HANDLERS, "run", handler)
+        assert main(command) == 130
+        assert capsys.readouterr().err == _INTERRUPTED
+    # With --verbose, the trace is shown above the same line.
+    assert main([*command, "--verbose"]) == 130
+    err = capsys.readouterr().err
+    assert "KeyboardInterrupt" in err and "SPARK_JOB_CANCELLED" in err
+    assert err.endswith(_INTERRUPTED)
+
+
+def test_an_error_without_a_ctrl_c_behind_it_is_not_an_interrupt(monkeypatch, capsys,
+                                                                  tmp_path):
+    from bovw.cli import run as run_commands
+    from bovw.errors import InputError
+
+    def handled_then_failed(*_args):
+        try:
+            raise ValueError("first")
+        except ValueError:
+            raise InputError("the input is unusable") from None
+
+    monkeypatch.setitem(run_commands.HANDLERS, "run", handled_then_failed)
+    assert main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == "bovw: error: the input is unusable\n"
+
+
 def test_a_connection_error_outside_py4j_is_not_taken_for_the_driver(monkeypatch, tmp_path):
     from bovw.cli import run as run_commands
 

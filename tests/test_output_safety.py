@@ -218,10 +218,56 @@ def test_a_finished_run_without_its_report_points_to_bovw_report(spark, tmp_path
         prepare_output(spark, RunLayout(str(run)), spec, False, quiet)
     assert str(error.value) == refusal.format(
         f" (without its report.html: bovw report {run} draws it)")
-    (run / "report.html").write_text("<html></html>")
+    # A run that draws its report resumes it, with the same spec only.
+    notes: list[str] = []
+    with prepare_output(spark, RunLayout(str(run)), spec, False, notes.append,
+                        draws_report=True) as output:
+        assert output.work == str(run)
+    assert notes[-1] == (f"[bovw] {run} holds this finished run without its report.html: "
+                         "reusing every stage to draw it")
     with pytest.raises(OutputError) as error:
-        prepare_output(spark, RunLayout(str(run)), spec, False, quiet)
-    assert str(error.value) == refusal.format("")
+        prepare_output(spark, RunLayout(str(run)), {**spec, "config": {"k": 9}}, False, quiet,
+                       draws_report=True)
+    assert str(error.value) == refusal.format(
+        f" (without its report.html: bovw report {run} draws it)")
+    (run / "report.html").write_text("<html></html>")
+    for draws_report in (False, True):
+        with pytest.raises(OutputError) as error:
+            prepare_output(spark, RunLayout(str(run)), spec, False, quiet,
+                           draws_report=draws_report)
+        assert str(error.value) == refusal.format("")
+
+
+def test_ctrl_c_while_the_report_is_drawn_and_the_same_command_draws_it(
+        dataset, tmp_path, monkeypatch, capsys):
+    from bovw.report import pages
+
+    run = tmp_path / "run"
+    command = ["run", "--input", str(dataset), "--output", str(run), *run_flags(8)]
+    drawn = pages.write_run_report
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pages, "write_run_report", interrupted)
+    assert main(command) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "bovw: interrupted: what was finished is kept, and the same command again goes on "
+        "from there")
+    finished = json.loads((run / "metrics.json").read_text())
+    assert not (run / "report.html").exists()
+    monkeypatch.setattr(pages, "write_run_report", drawn)
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert f"[bovw] {run} holds this finished run without its report.html" in out
+    assert (run / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert json.loads((run / "metrics.json").read_text()) == finished
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["resumed_stages"] == ["descriptors", "vocabulary", "histograms",
+                                         "reduction", "classifier"]
+    # Finished with its report now: the same command is refused again.
+    assert main(command) == 1
+    assert "already holds a finished run; choose another --output" in capsys.readouterr().err
 
 
 def test_export_replaces_a_model_file_and_nothing_else(finished_run, tmp_path, capsys):

@@ -5,7 +5,9 @@ waiting on, inside that very wait: py4j fails ("reentrant call"), logs the whole
 through the root logger (about 45 lines) and leaves the connection broken. bovw's handler
 instead cancels the jobs from another thread, lets the main thread's py4j call return (a
 cancelled job answers with an error), and raises KeyboardInterrupt at the first Python
-line run outside py4j. bovw.cli.main then says so in one line, exit code 130.
+line run outside py4j. bovw.cli.main then says so in one line, exit code 130. What the
+driver writes to stderr from then on (a killed task's Python worker trace) is dropped
+(bovw.spark.console.silence_driver).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import sys
 import threading
 from types import FrameType
 from typing import Any
+
+from bovw.spark.console import silence_driver
 
 __all__ = ["install"]
 
@@ -32,6 +36,7 @@ def install(spark: Any) -> None:
     def handler(_signum: int, frame: FrameType | None) -> None:
         nonlocal received
         received += 1
+        silence_driver()
         threading.Thread(target=_cancel_jobs, args=(spark,), name="bovw-interrupt",
                          daemon=True).start()
         if received > 1 or frame is None or not _inside_py4j(frame):

@@ -62,23 +62,45 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         return handlers[args.command](args, environ)
     except ConfigError as error:
         return _fail("config error", error, args.verbose, 2)
-    except BovwError as error:
-        return _fail("error", error, args.verbose, 1)
-    except Exception as error:
+    except (KeyboardInterrupt, Exception) as error:
+        # An error raised while a Ctrl-C unwinds is the Ctrl-C's doing: pyspark's toArrow
+        # asks the JVM for its cancelled job's result in a `finally`, and that raises
+        # SPARK_JOB_CANCELLED over the KeyboardInterrupt.
+        if _interrupted(error):
+            return _stopped(error, args.verbose)
+        if isinstance(error, BovwError):
+            return _fail("error", error, args.verbose, 1)
         if not _driver_lost(error):
             raise
         if args.verbose:
             _print_trace(error)
         print(f"bovw: error: {DRIVER_LOST}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as error:
-        # Ctrl-C: by now the output's lock is released and its finished stages are kept;
-        # the trace of wherever py4j was waiting tells the user nothing.
-        if args.verbose:
-            _print_trace(error)
-        print("bovw: interrupted: what was finished is kept, and the same command again "
-              "goes on from there", file=sys.stderr)
-        return 130
+
+
+def _stopped(error: BaseException, verbose: bool) -> int:
+    # Ctrl-C: by now the output's lock is released and its finished stages are kept; the
+    # trace of wherever py4j was waiting tells the user nothing.
+    if verbose:
+        _print_trace(error)
+    print("bovw: interrupted: what was finished is kept, and the same command again "
+          "goes on from there", file=sys.stderr)
+    return 130
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether `error` is a KeyboardInterrupt, or was raised from or while handling one."""
+    return any(isinstance(link, KeyboardInterrupt) for link in _chain(error))
+
+
+def _chain(error: BaseException):
+    """`error` and the errors it was raised from or while handling, each once."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
 
 
 # What a user is told when the Spark driver's JVM went away mid-command (py4j's connection
@@ -94,10 +116,7 @@ def _driver_lost(error: BaseException) -> bool:
     """Whether `error`, or an error it was raised from or while handling, is py4j losing
     its connection to the driver JVM: its Py4JNetworkError, or a socket error raised inside
     py4j (the calls that clean up after it find nothing to connect to)."""
-    seen: set[int] = set()
-    link: BaseException | None = error
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
+    for link in _chain(error):
         if type(link).__name__ == "Py4JNetworkError" and type(link).__module__.startswith(
                 "py4j"):
             return True
@@ -105,7 +124,6 @@ def _driver_lost(error: BaseException) -> bool:
             frames = traceback.extract_tb(link.__traceback__)
             if frames and "/py4j/" in frames[-1].filename.replace("\\", "/"):
                 return True
-        link = link.__cause__ or link.__context__
     return False
 
 

@@ -88,21 +88,31 @@ class RunLayout:
 
 
 def prepare_output(spark: SparkSession, layout: RunLayout, spec: dict[str, Any],
-                   overwrite: bool, log: Callable[[str], None] = print) -> OutputFolder:
+                   overwrite: bool, log: Callable[[str], None] = print,
+                   draws_report: bool = False) -> OutputFolder:
     """Lock `layout.root` and make it ready for the run described by `spec` (input and
     effective config); use the result in a `with` block and write into its `work` folder.
 
-    A new folder is started; an unfinished run of the same spec is resumed; a finished
-    run, or an unfinished one of another spec, is refused unless `overwrite`: the new run
-    is then built beside it and replaces it once finished (bovw.spark.outputs). A folder or file
-    that is not a bovw run is refused either way. Raises OutputError.
+    A new folder is started; an unfinished run of the same spec is resumed; so is a
+    finished run of the same spec without its report.html when the run `draws_report`
+    (it was stopped while drawing it: every stage is reused and the report drawn). A
+    finished run otherwise, or an unfinished one of another spec, is refused unless
+    `overwrite`: the new run is then built beside it and replaces it once finished
+    (bovw.spark.outputs). A folder or file that is not a bovw run is refused either way.
+    Raises OutputError.
     """
     spec = _recorded(spec)
     def resume(folder: str) -> None:
         if storage.exists(spark, storage.join(folder, "summary.json")):
+            reported = storage.exists(spark, storage.join(folder, "report.html"))
+            if (not reported and draws_report
+                    and _difference(spark, folder, "run.json", spec) is None):
+                log(f"[bovw] {layout.root} holds this finished run without its report.html: "
+                    "reusing every stage to draw it")
+                return
             # A run stopped while it drew its report is finished: --overwrite would redo it all.
-            missing = ("" if storage.exists(spark, storage.join(folder, "report.html")) else
-                       f" (without its report.html: bovw report {layout.root} draws it)")
+            missing = "" if reported else (
+                f" (without its report.html: bovw report {layout.root} draws it)")
             raise OutputError(
                 f"output {layout.root} already holds a finished run{missing}; "
                 "choose another --output or pass --overwrite to replace it"

@@ -148,7 +148,8 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
                     overwrite=overwrite)
     spec = {"input": input_path, "descriptors_from": descriptors_from, "config": config.to_dict()}
     # Written into the output, or beside it and swapped in once finished (--overwrite).
-    with prepare_output(spark, layout, spec, overwrite, log) as output:
+    with prepare_output(spark, layout, spec, overwrite, log,
+                        draws_report=report is not None) as output:
         result = _run_stages(spark, config, input_path, RunLayout(output.work),
                              descriptors_from, log, progress)
         if report is not None:

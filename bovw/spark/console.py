@@ -27,7 +27,7 @@ from bovw.config.settings import LOG_LEVELS
 
 __all__ = ["FETCHING", "LOG_CONFIG", "SPARK_DEFAULT_LEVEL", "DriverStderr",
            "PackageResolutionError", "console_level", "is_noise", "launch_quiet_driver",
-           "log_options"]
+           "log_options", "silence_driver"]
 
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 # Spark's console level when it configures log4j itself (pyspark's driver).
@@ -52,6 +52,18 @@ _TRACE = re.compile(r"\s+at |\s*\.\.\. \d+ more")
 # What the console shows instead of Ivy's report.
 FETCHING = ("[bovw] spark: fetching spark.jars.packages with Spark's Ivy (a first download "
             "can take minutes; --verbose shows its report)\n")
+
+
+# Set once the command is stopping on a Ctrl-C (bovw.cli.interrupt): what the driver
+# writes from then on is the cancelled jobs' aftermath (a Python worker's BrokenPipeError
+# trace when its task is killed mid-batch), which bovw's one line already covers.
+_SILENCED = threading.Event()
+
+
+def silence_driver() -> None:
+    """Drop everything the driver launched by launch_quiet_driver writes to stderr from now
+    on (a --verbose driver's stderr is not filtered, and stays as it is)."""
+    _SILENCED.set()
 
 
 class PackageResolutionError(RuntimeError):
@@ -108,6 +120,8 @@ class DriverStderr(threading.Thread):
             self._report = None
 
     def _take(self, raw: bytes) -> None:
+        if _SILENCED.is_set():
+            return
         line = raw.decode(errors="replace")
         if self._report is not None:
             failed = _IVY_FAILED.match(line)
@@ -162,7 +176,13 @@ def launch_quiet_driver(conf, target: BinaryIO | None = None) -> None:
                              target or os.fdopen(os.dup(2), "wb", buffering=0))
     forwarder.start()
     try:
-        gateway = launch_gateway(conf, popen_kwargs={"stderr": write_end})
+        # The JVM in a session of its own: a terminal's Ctrl-C reaches the whole foreground
+        # process group, and the Python workers the JVM forks reset SIGINT to raise
+        # KeyboardInterrupt, each printing its traceback over bovw's one line. bovw's
+        # handler cancels the jobs instead (bovw.cli.interrupt). The JVM still ends with
+        # this process: it exits when its stdin, a pipe from here, closes.
+        gateway = launch_gateway(conf, popen_kwargs={"stderr": write_end,
+                                                     "start_new_session": True})
     except BaseException as error:
         os.close(write_end)
         forwarder.join(_FLUSH_TIMEOUT)
