@@ -133,7 +133,7 @@ def test_walk_reads_around_symbolic_link_loops(tmp_path):
     os.symlink(tmp_path / "Training", kiwi / "up")          # to an ancestor: a loop
     os.symlink(kiwi, kiwi / "self")                         # to itself: a loop
     os.symlink(tmp_path / "Training", tmp_path / "Alias")   # to a sibling: followed
-    os.symlink(tmp_path / "nowhere.jpg", kiwi / "dangling.jpg")  # broken: ignored
+    os.symlink(tmp_path / "nowhere.jpg", kiwi / "dangling.jpg")  # broken: listed, size 0
     tree = walk_local_tree(str(tmp_path), EXTENSIONS)
     assert tree.loops == (
         (str(tmp_path / "Alias" / "Kiwi" / "self"), str(kiwi)),
@@ -144,10 +144,13 @@ def test_walk_reads_around_symbolic_link_loops(tmp_path):
     # Every image once per name it has outside the loops, zero-byte ones included.
     assert paths(tree) == [
         str(tmp_path / "Alias" / "Kiwi" / "a.JPG"), str(tmp_path / "Alias" / "Kiwi" / "b:[1].jpg"),
+        str(tmp_path / "Alias" / "Kiwi" / "dangling.jpg"),
         str(tmp_path / "Test" / "Kiwi" / "c.jpg"),
-        str(kiwi / "a.JPG"), str(kiwi / "b:[1].jpg"),
+        str(kiwi / "a.JPG"), str(kiwi / "b:[1].jpg"), str(kiwi / "dangling.jpg"),
     ]
-    assert [image.size for image in tree.images] == [1, 1, 0, 1, 1]
+    assert [image.size for image in tree.images] == [1, 1, 0, 0, 1, 1, 0]
+    assert read_local_file(f"file:{kiwi}/dangling.jpg") == (
+        f"broken symbolic link: its target {tmp_path / 'nowhere.jpg'} does not exist")
 
 
 def test_a_file_name_that_is_not_utf8_is_left_out_and_said(spark, tmp_path):
@@ -249,6 +252,20 @@ def test_every_hostile_file_is_read_once_or_rejected_with_its_reason(spark, host
         f"[bovw] ingest: not following {root_loop!r}: a symbolic link to its own ancestor "
         f"folder {str(hostile_folder)!r}",
     ]
+
+
+def test_a_broken_link_named_as_an_image_is_a_reject_with_its_reason(spark, tmp_path):
+    # It was left out of the listing without a word: not read, not counted, not a reject.
+    kiwi = tmp_path / "Training" / "Kiwi"
+    kiwi.mkdir(parents=True)
+    (kiwi / "a.jpg").write_bytes(imagefiles.jpeg())
+    os.symlink(tmp_path / "moved" / "b.jpg", kiwi / "b.jpg")
+    files = assign_splits(with_labels(list_files(spark, str(tmp_path), IngestSettings())),
+                          0.25, 1, has_split_folders=True)
+    rows = describe_images(files, SETTINGS, IngestSettings().max_file_bytes, read_local=True)
+    assert {row["path"].rsplit("/", 1)[1]: row["reject_reason"] for row in rows.collect()} == {
+        "a.jpg": None,
+        "b.jpg": f"broken symbolic link: its target {tmp_path / 'moved' / 'b.jpg'} does not exist"}
 
 
 # --- names Spark's listing leaves out -----------------------------------------------------

@@ -1047,16 +1047,21 @@ def test_cli_predict_folder_runs_a_spark_job(spark, trained, tmp_path, capsys):
     # In a known class's folder, but with no answer: left out of the accuracy, counted.
     (photos / "Banana" / "cut.jpg").write_bytes(b"\xff\xd8 cut short")
     (photos / "Banana" / "speck.png").write_bytes(tiny_photo(5))
+    (photos / "Banana" / "moved.jpg").symlink_to(tmp_path / "gone.jpg")
     output = tmp_path / "predictions"
     code = main(["predict", "--model", str(trained["model"]), "--output", str(output),
                  "--labelled", str(photos), *spark_flags()])
     assert code == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == (f"predicted 17 images (2 unreadable, 2 too small or flat to answer, "
+    assert lines[0] == (f"predicted 18 images (3 unreadable, 2 too small or flat to answer, "
                         f"0 low confidence) -> {output}")
     rows = {Path(row["path"].removeprefix("file:")).name + row["label"]: row
             for row in storage.read_parquet(spark, str(output)).collect()}
-    assert len(rows) == 17
+    assert len(rows) == 18
+    moved = rows["moved.jpgBanana"]
+    assert moved["reject_reason"] == (
+        f"broken symbolic link: its target {tmp_path / 'gone.jpg'} does not exist")
+    assert moved["notes"] == f"cannot read the photo: {moved['reject_reason']}"
     tiny = rows["tiny.pngUnknown"]
     assert (tiny["prediction"], tiny["low_confidence"], tiny["reject_reason"]) == (None, True,
                                                                                    None)
@@ -1077,7 +1082,7 @@ def test_cli_predict_folder_runs_a_spark_job(spark, trained, tmp_path, capsys):
     correct = sum(rows[Path(p).name + Path(p).parent.name]["prediction"] == Path(p).parent.name
                   for p in trained["spark"]) + (phone["prediction"] == "Banana")
     assert lines[1] == (f"  accuracy {100 * correct / 13:.2f}% on 13 answered images of known "
-                        "classes (2 more of known classes unreadable or not answered, left out)")
+                        "classes (3 more of known classes unreadable or not answered, left out)")
 
 
 def test_predict_accuracy_line_leaves_unanswered_photos_out_and_counts_them():

@@ -63,7 +63,8 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
     A link loops when its target is the folder holding it or one of that folder's
     ancestors on the way down: following it would list the same files again under longer
     names up to the kernel's 40-link limit (Hadoop's recursive listing does, and two such
-    links make it exponential). Unreadable folders and broken links are skipped.
+    links make it exponential). Unreadable folders are skipped; a broken link named as an
+    image is listed (size 0), for its read to reject it with the reason.
     """
     suffixes = _suffixes(extensions)
     root = os.path.abspath(folder)
@@ -97,14 +98,27 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
             elif not _is_utf8(entry.path):
                 undecodable.append(entry.path)
             else:
-                try:
-                    status = entry.stat(follow_symlinks=True)
-                except OSError:  # a broken link, or gone since the folder was read
-                    continue
-                images.append(LocalImage(entry.path, status.st_size, status.st_mtime))
+                status = _image_status(entry)
+                if status is not None:
+                    images.append(LocalImage(entry.path, status.st_size, status.st_mtime))
     others = tuple(sorted(other_images.items(), key=lambda item: (-item[1], item[0])))
     return LocalTree(tuple(sorted(images, key=lambda image: image.path)), tuple(sorted(loops)),
                      tuple(sorted(hidden)), others, tuple(sorted(undecodable)))
+
+
+def _image_status(entry: os.DirEntry) -> os.stat_result | None:
+    """The status of the image file `entry` names; a broken link's own (size 0), so that it
+    is listed and read_local_file rejects it with its reason rather than it vanishing
+    without a word; None when the file is gone since its folder was read."""
+    try:
+        return entry.stat(follow_symlinks=True)
+    except OSError:
+        pass
+    try:
+        link = entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    return os.stat_result((*link[:6], 0, *link[7:10])) if stat.S_ISLNK(link.st_mode) else None
 
 
 def _is_utf8(path: str) -> bool:
@@ -118,10 +132,15 @@ def _is_utf8(path: str) -> bool:
 def read_local_file(path: str) -> bytes | str:
     """The bytes of the local file at `path` (a Hadoop path such as "file:/a/b c.jpg", as
     the listing names it), or the reject reason when it cannot be read."""
+    local = path.removeprefix("file:")
     try:
         # Not blocking: a named pipe listed with the images would otherwise wait for a
         # writer forever, and the run with it.
-        descriptor = os.open(path.removeprefix("file:"), os.O_RDONLY | os.O_NONBLOCK)
+        descriptor = os.open(local, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError as error:
+        if os.path.islink(local):
+            return f"broken symbolic link: its target {os.readlink(local)} does not exist"
+        return f"unreadable file: {error.strerror or error}"
     except OSError as error:
         return f"unreadable file: {error.strerror or error}"
     with os.fdopen(descriptor, "rb") as image:

@@ -32,7 +32,9 @@ from bovw.columns import (
 from bovw.config import Config, PredictSettings
 from bovw.errors import OutputError
 from bovw.pipeline.ingest import class_label, list_files, with_labels
+from bovw.pipeline.listing import read_local_file
 from bovw.predict.predictor import Predictor
+from bovw.predict.results import Prediction
 from bovw.spark import storage
 from bovw.spark.outputs import KINDS, open_output
 
@@ -54,7 +56,8 @@ def _predict_batches(model_broadcast, settings: PredictSettings):
         predictor = Predictor.from_bytes(model_broadcast.value, settings)
         for batch in batches:
             columns = batch.to_pydict()
-            results = [predictor.predict(content or b"") for content in columns[CONTENT]]
+            results = [_unread(path, content) or predictor.predict(content or b"")
+                       for path, content in zip(columns[PATH], columns[CONTENT], strict=True)]
             top_info = [r.top[0].info if r.top else None for r in results]
             yield pa.RecordBatch.from_arrays([
                 pa.array(columns[PATH], pa.string()),
@@ -75,6 +78,19 @@ def _predict_batches(model_broadcast, settings: PredictSettings):
             ], schema=_ARROW_SCHEMA)
 
     return predict
+
+
+def _unread(path: str, content: bytes | None) -> Prediction | None:
+    """The reject of a local file that gave no bytes (a broken link, a file gone or made
+    unreadable since the listing), with the reason its read gives; None otherwise, and
+    for an empty file, which the Predictor rejects as such."""
+    if content is not None or not path.startswith("file:"):
+        return None
+    reason = read_local_file(path)
+    if not isinstance(reason, str):
+        return None
+    return Prediction((), 0, True, (f"cannot read the photo: {reason}",),
+                      reject_reason=reason)
 
 
 def predict_files(files: DataFrame, model_bytes: bytes, settings: PredictSettings,
