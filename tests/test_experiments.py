@@ -105,6 +105,11 @@ def test_bad_sweep_parameters_are_one_line_errors(test_config):
         parse_parameter("vocabulary.k=")
     with pytest.raises(ConfigError, match=r"--param vocabulary.k lists a value twice: 8,8"):
         parse_parameter("vocabulary.k=8,8")
+    # The flag the user typed, not --set: `bovw sweep --param vocabulary.k` said
+    # "--set expects section.key=value".
+    with pytest.raises(ConfigError) as error:
+        parse_parameter("vocabulary.k")
+    assert str(error.value) == "--param expects section.key=v1,v2 (got 'vocabulary.k')"
     with pytest.raises(ConfigError, match=r"vocabulary.k must be >= 2 \(got 1\)"):
         sweep_points(test_config, [("vocabulary.k", ["8", "1"])])
     with pytest.raises(ConfigError, match=r"unknown config key 'pca.size'"):

@@ -1098,3 +1098,39 @@ def test_predict_accuracy_line_leaves_unanswered_photos_out_and_counts_them():
     assert _accuracy_line({**nothing, "labelled_unanswered": 2}) == (
         "no answered image is in a folder named after a known class (2 more of known "
         "classes unreadable or not answered, left out)")
+
+
+def test_a_reader_that_closes_the_output_stops_the_command_in_one_line(trained):
+    # `bovw ... | head -1`: the console line failed with a 30-line BrokenPipeError trace.
+    from bovw.cli.main import EXIT_OUTPUT_CLOSED
+    from tests.cluster_fixtures import REPO_ROOT, subprocess_environment
+
+    photo = str(next(iter(trained["spark"])))
+    # Far more text than a pipe holds (64 KB), so the write meets the closed end.
+    command = [sys.executable, "-m", "bovw.cli", "predict", "--model", str(trained["model"]),
+               *[photo] * 1500]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             cwd=REPO_ROOT, env=subprocess_environment())
+    assert child.stdout.readline().startswith(photo.encode())
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == EXIT_OUTPUT_CLOSED == 141
+    assert err == ("bovw: stopped: what read its output closed it (a broken pipe); what was "
+                   "finished is kept, and the same command again goes on from there\n")
+
+
+def test_a_broken_pipe_outside_bovw_code_is_not_taken_for_a_closed_output():
+    from bovw.cli.main import _output_closed
+
+    try:
+        import socket
+
+        left, right = socket.socketpair()
+        right.close()
+        with left:
+            for _ in range(100):
+                left.send(b"x" * 65536)
+    except BrokenPipeError as error:
+        assert not _output_closed(error)
+    else:
+        raise AssertionError("the socket never failed")

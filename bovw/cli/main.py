@@ -68,6 +68,8 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         # SPARK_JOB_CANCELLED over the KeyboardInterrupt.
         if _interrupted(error):
             return _stopped(error, args.verbose)
+        if _output_closed(error):
+            return _closed_output()
         if isinstance(error, BovwError):
             return _fail("error", error, args.verbose, 1)
         if not _driver_lost(error):
@@ -86,6 +88,36 @@ def _stopped(error: BaseException, verbose: bool) -> int:
     print("bovw: interrupted: what was finished is kept, and the same command again "
           "goes on from there", file=sys.stderr)
     return 130
+
+
+# The exit code of a process killed by SIGPIPE (128 + 13), which Python ignores.
+EXIT_OUTPUT_CLOSED = 141
+
+
+def _output_closed(error: BaseException) -> bool:
+    """Whether `error` is bovw's own console line failing because what read its output
+    went away (`bovw run ... | head -1`): a BrokenPipeError raised in bovw's code, not in
+    a socket of py4j's or Spark's."""
+    if not isinstance(error, BrokenPipeError):
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return bool(frames) and os.path.abspath(frames[-1].filename).startswith(package + os.sep)
+
+
+def _closed_output() -> int:
+    # Stdout points at /dev/null from here on: Python flushes it once more at exit, which
+    # would fail again and print "Exception ignored ... BrokenPipeError".
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    try:
+        print("bovw: stopped: what read its output closed it (a broken pipe); what was "
+              "finished is kept, and the same command again goes on from there",
+              file=sys.stderr)
+    except OSError:  # stderr went the same way
+        pass
+    return EXIT_OUTPUT_CLOSED
 
 
 def _interrupted(error: BaseException) -> bool:

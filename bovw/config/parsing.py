@@ -140,9 +140,11 @@ def section_from_table(cls: type, table: Mapping[str, Any], prefix: str) -> Any:
     return cls(**values)
 
 
-def parse_assignment(text: str) -> tuple[str, str]:
-    """Split a command-line `section.key=value` into its key and raw value."""
+def parse_assignment(text: str, flag: str = "--set", form: str = "section.key=value"
+                     ) -> tuple[str, str]:
+    """Split a command-line `section.key=value` into its key and raw value; the error
+    names the `flag` it was given to and the `form` that flag takes."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set expects section.key=value (got {text!r})")
+        raise ConfigError(f"{flag} expects {form} (got {text!r})")
     return key.strip(), value.strip()

@@ -113,7 +113,7 @@ def parse_parameter(text: str) -> tuple[str, list[str]]:
     A list setting takes one value per bracketed list: `orb.dense_scales=[1.0],[1.0,2.0]`
     -> ["1.0", "1.0,2.0"] (each value as `--set` takes a list).
     """
-    key, values = parse_assignment(text)
+    key, values = parse_assignment(text, "--param", "section.key=v1,v2")
     items = [value.strip() for value in _split_values(key, values) if value.strip()]
     if not items:
         raise ConfigError(f"--param {key} needs at least one value, e.g. {key}=1,2")
