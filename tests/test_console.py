@@ -205,7 +205,7 @@ def _maven_artifact(repository, group, artifact, version):
 
 @pytest.mark.parametrize("package, last_line", [
     ("org.example:present:1.0",
-     "bovw: error: {nothing} is not a finished bovw run, sweep or comparison folder"),
+     "bovw: error: {nothing} not found"),
     ("org.example:absent:1.0",
      "bovw: error: Spark could not fetch spark.jars.packages: unresolved dependency: "
      "org.example#absent;1.0: not found; fix: give this machine access to Maven Central (or "

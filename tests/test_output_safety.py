@@ -265,6 +265,10 @@ def test_ctrl_c_while_the_report_is_drawn_and_the_same_command_draws_it(
     summary = json.loads((run / "summary.json").read_text())
     assert summary["resumed_stages"] == ["descriptors", "vocabulary", "histograms",
                                          "reduction", "classifier"]
+    # In the order they ran, as in the first attempt (a resumed record's keys are sorted).
+    assert list(summary["timings_seconds"]) == ["ingest", "descriptors", "vocabulary",
+                                                "histograms", "reduction", "classifier"]
+    assert "time per stage   ingest " in out
     # Finished with its report now: the same command is refused again.
     assert main(command) == 1
     assert "already holds a finished run; choose another --output" in capsys.readouterr().err
@@ -690,7 +694,9 @@ def test_a_report_is_drawn_only_while_no_other_command_holds_the_folder(spark, f
     shutil.rmtree(colon)
     # A folder that is no bovw output gets no lock file, nor a folder made for one.
     assert main(["report", str(tmp_path / "no" / "such"), *spark_flags()]) == 1
-    assert capsys.readouterr().err == (f"bovw: error: {tmp_path}/no/such is not a finished bovw "
+    assert capsys.readouterr().err == f"bovw: error: {tmp_path}/no/such not found\n"
+    assert main(["report", str(run / "models"), *spark_flags()]) == 1
+    assert capsys.readouterr().err == (f"bovw: error: {run}/models is not a finished bovw "
                                        "run, sweep or comparison folder\n")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
 

@@ -117,6 +117,13 @@ def test_images_of_other_sizes_are_counted_and_named_in_the_summary(first_run):
 
     text = (first_run / "summary.json").read_text()
     counts = json.loads(text)["counts"]
+    # The run's rejects are counted in "images read", and said where their reasons are.
+    lines = format_summary(RunSummary.from_json(text), "in").splitlines()
+    assert lines[2].startswith(f"  images read      {counts['images']} (rejected "
+                               f"{counts['rejected']}; ")
+    assert counts["rejected"] > 0 and lines[3] == (
+        f"  rejects          {counts['rejected']} images left out: each with its reason in "
+        f"{json.loads(text)['output']}/rejects/ (Parquet: path, label, split, reason)")
     # tiny.jpg and huge.JPG make the Training sizes vary; every Test image is 100x100.
     assert (counts["other_size_test"], counts["training_size"]) == (0, [100, 100])
     summary = RunSummary.from_json(text)

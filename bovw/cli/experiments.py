@@ -159,7 +159,8 @@ def _report(args: argparse.Namespace, environ: dict) -> int:
     kind = next((name for name in ("sweep", "compare", "summary")
                  if storage.exists(spark, storage.join(folder, f"{name}.json"))), None)
     if kind is None:
-        raise OutputError(f"{folder} is not a finished bovw run, sweep or comparison folder")
+        raise OutputError(f"{folder} not found" if not storage.exists(spark, folder) else
+                          f"{folder} is not a finished bovw run, sweep or comparison folder")
     print(f"report: {report_under_lock(spark, folder, lambda: _draw(spark, folder, kind))}")
     return 0
 

@@ -73,6 +73,11 @@ def format_summary(summary: RunSummary, input_path: str) -> str:
         f"images   macro F1 {metrics.macro_f1:.4f}",
         f"  time per stage   {timings}; total {summary.total_seconds:.1f}s",
     ]
+    if counts.rejected:
+        # Counted in "images read", but why each was refused is in the rejects table.
+        lines.insert(3, f"  rejects          {counts.rejected} images left out: each with its "
+                        f"reason in {summary.output}/rejects/ (Parquet: path, label, split, "
+                        "reason)")
     if metrics.test_only_classes:
         lines.insert(-1, f"  not scored       {metrics.test_only_images} Test images of "
                          f"classes not in Training: {', '.join(metrics.test_only_classes)}")

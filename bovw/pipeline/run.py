@@ -122,7 +122,12 @@ class _Stages:
                 record = work()
             record.setdefault("timings", {})[stage] = round(time.perf_counter() - started, 3)
             mark_finished(self.spark, self.layout, stage, record)
-        self.timings.update(record.get("timings", {}))
+        # In the order they ran: a stage's own parts (the descriptors stage's ingest), then
+        # the stage; a resumed record's JSON has its keys sorted.
+        timings = record.get("timings", {})
+        self.timings.update({part: seconds for part, seconds in timings.items() if part != stage})
+        if stage in timings:
+            self.timings[stage] = timings[stage]
         return record
 
 
