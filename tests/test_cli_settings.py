@@ -138,6 +138,15 @@ def test_demo_refuses_a_class_count_it_cannot_make(tmp_path, capsys, classes):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_demo_help_gives_the_class_counts_it_can_make(capsys):
+    from bovw.image.synthetic import CLASS_NAMES
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"number of generated classes, 2 to {len(CLASS_NAMES)} (default: 6)" in help_text
+
+
 def test_demo_refuses_a_workdir_that_is_a_file(tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("x")

@@ -36,7 +36,8 @@ def add_commands(commands) -> None:
     """Add the run and demo sub-commands to the `bovw` parser's sub-parsers."""
     run = commands.add_parser("run", help="run the whole pipeline on a dataset folder")
     run.add_argument("--input", required=True,
-                     help="dataset folder: Training/<Class>/*.jpg and Test/<Class>/*.jpg")
+                     help="dataset folder: Training/<Class>/*.jpg and Test/<Class>/*.jpg, "
+                          "or <Class>/*.jpg alone (split by ingest.test_fraction)")
     run.add_argument("--output", required=True, help="run folder to create (or resume)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     run.add_argument("--descriptors-from", help="reuse the descriptors Parquet of an earlier run")
@@ -47,7 +48,8 @@ def add_commands(commands) -> None:
     )
     demo.add_argument("--workdir", default="runs",
                       help="where the generated images and the run folder go (default: runs)")
-    demo.add_argument("--classes", type=int, default=6, help="number of generated classes")
+    demo.add_argument("--classes", type=int, default=6,
+                      help="number of generated classes, 2 to 10 (default: 6)")
     add_config_flags(demo)
 
 
