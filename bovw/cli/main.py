@@ -109,8 +109,12 @@ def _closed_output() -> int:
     # Stdout points at /dev/null from here on: Python flushes it once more at exit, which
     # would fail again and print "Exception ignored ... BrokenPipeError".
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a file (io.UnsupportedOperation)
+        pass
+    finally:
+        os.close(devnull)
     try:
         print("bovw: stopped: what read its output closed it (a broken pipe); what was "
               "finished is kept, and the same command again goes on from there",

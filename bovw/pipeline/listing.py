@@ -98,27 +98,29 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
             elif not _is_utf8(entry.path):
                 undecodable.append(entry.path)
             else:
-                status = _image_status(entry)
-                if status is not None:
-                    images.append(LocalImage(entry.path, status.st_size, status.st_mtime))
+                listed = _size_and_time(entry)
+                if listed is not None:
+                    images.append(LocalImage(entry.path, *listed))
     others = tuple(sorted(other_images.items(), key=lambda item: (-item[1], item[0])))
     return LocalTree(tuple(sorted(images, key=lambda image: image.path)), tuple(sorted(loops)),
                      tuple(sorted(hidden)), others, tuple(sorted(undecodable)))
 
 
-def _image_status(entry: os.DirEntry) -> os.stat_result | None:
-    """The status of the image file `entry` names; a broken link's own (size 0), so that it
-    is listed and read_local_file rejects it with its reason rather than it vanishing
-    without a word; None when the file is gone since its folder was read."""
+def _size_and_time(entry: os.DirEntry) -> tuple[int, float] | None:
+    """(size, modification time) of the image file `entry` names; for a broken link, 0 and
+    the link's own time, so that it is listed and read_local_file rejects it with its
+    reason rather than it vanishing without a word; None when the file is gone since its
+    folder was read."""
     try:
-        return entry.stat(follow_symlinks=True)
+        status = entry.stat(follow_symlinks=True)
+        return status.st_size, status.st_mtime
     except OSError:
         pass
     try:
         link = entry.stat(follow_symlinks=False)
     except OSError:
         return None
-    return os.stat_result((*link[:6], 0, *link[7:10])) if stat.S_ISLNK(link.st_mode) else None
+    return (0, link.st_mtime) if stat.S_ISLNK(link.st_mode) else None
 
 
 def _is_utf8(path: str) -> bool:
