@@ -310,3 +310,67 @@ def test_a_local_create_that_fails_is_one_line_and_leaves_nothing(spark, tmp_pat
         storage.create_new(spark, str(path), b"first")
     assert "\n" not in str(raised.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def _replace_folder(spark, path, content: str, fs=None) -> None:
+    """replace_output of the folder `path` with one file, `content.txt`, written by Hadoop."""
+    hadoop_path, local_fs = filesystems.path_and_fs(spark, str(path))
+
+    def write(target):
+        stream = local_fs.create(spark._jvm.org.apache.hadoop.fs.Path(target, f"{content}.txt"))
+        stream.close()
+
+    whole_files.replace_output(spark, str(path), hadoop_path, fs or local_fs, write, True)
+
+
+class _RenameFails:
+    """A Hadoop filesystem on which renaming the file or folder named `name` fails
+    (returns False), as it does when another process holds or removed it."""
+
+    def __init__(self, fs, name):
+        self.fs, self.name = fs, name
+
+    def rename(self, source, target):
+        if source.getName() == self.name:
+            return False
+        return self.fs.rename(source, target)
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+
+def _names(folder) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+def test_a_folder_is_replaced_with_the_old_one_renamed_aside_then_deleted(spark, tmp_path):
+    target = tmp_path / "histograms"
+    _replace_folder(spark, target, "old")
+    _replace_folder(spark, target, "new")
+    assert _names(target) == ["new.txt"] and _names(tmp_path) == ["histograms"]
+
+
+def test_a_replacement_that_cannot_be_moved_in_puts_the_old_folder_back(spark, tmp_path):
+    # The old folder had been deleted before the rename that then failed: nothing was
+    # left at the path, the old output lost.
+    target = tmp_path / "histograms"
+    _replace_folder(spark, target, "old")
+    _, fs = filesystems.path_and_fs(spark, str(target))
+    with pytest.raises(OSError, match="could not move .*._tmp_histograms to "):
+        _replace_folder(spark, target, "new", fs=_RenameFails(fs, "._tmp_histograms"))
+    assert _names(target) == ["old.txt"]
+    assert "._tmp_histograms.replaced" not in _names(tmp_path)
+
+
+def test_an_aside_left_by_a_stopped_replacement_is_taken_back_or_dropped(spark, tmp_path):
+    target = tmp_path / "histograms"
+    aside = tmp_path / "._tmp_histograms.replaced"
+    # Stopped between its two renames: the old output lies aside, nothing at the path.
+    _replace_folder(spark, target, "old")
+    target.rename(aside)
+    _replace_folder(spark, target, "new")
+    assert _names(target) == ["new.txt"] and _names(tmp_path) == ["histograms"]
+    # Stopped after the new one was in: the aside is the older copy.
+    _replace_folder(spark, aside, "older")
+    _replace_folder(spark, target, "newer")
+    assert _names(target) == ["newer.txt"] and _names(tmp_path) == ["histograms"]

@@ -99,8 +99,12 @@ def replace_output(spark: SparkSession, path: str, hadoop_path, fs,
     """Call write(target) so that `path` (`hadoop_path` on its filesystem `fs`) is replaced
     only by a whole new file or folder: on object stores the target is `path` itself,
     elsewhere the hidden sibling `._tmp_<name>`, renamed to `path` once written: a file
-    over the old one (_rename_over), a folder (or a file on a filesystem without a
-    FileContext) once the old one is deleted (a folder rename refuses an existing one)."""
+    over the old one (_rename_over); a folder (or a file on a filesystem without a
+    FileContext), whose rename refuses an existing target, once the old one is renamed
+    aside to `._tmp_<name>.replaced`, which is deleted only after the new one is in place,
+    and renamed back when the new one cannot be. An aside left by a replacement stopped
+    between its two renames is taken back first when `path` is missing (or deleted, as
+    the older copy, when it is not)."""
     if filesystems.scheme(fs) in filesystems.OBJECT_STORES:
         write(hadoop_path)
         return
@@ -111,10 +115,22 @@ def replace_output(spark: SparkSession, path: str, hadoop_path, fs,
     if context is not None:
         _rename_over(spark, context, temporary, hadoop_path)
         return
-    if fs.exists(hadoop_path):
-        fs.delete(hadoop_path, folder)
+    aside = driver_jvm(spark).org.apache.hadoop.fs.Path(
+        hadoop_path.getParent(), f"._tmp_{hadoop_path.getName()}.replaced")
+    if fs.exists(aside):
+        if fs.exists(hadoop_path):
+            fs.delete(aside, folder)
+        elif not fs.rename(aside, hadoop_path):
+            raise OSError(f"could not move {aside.toString()} back to {path}")
+    old = aside if fs.exists(hadoop_path) else None
+    if old is not None and not fs.rename(hadoop_path, old):
+        raise OSError(f"could not move {path} aside to {old.toString()}")
     if not fs.rename(temporary, hadoop_path):
+        if old is not None:
+            fs.rename(old, hadoop_path)
         raise OSError(f"could not move {temporary.toString()} to {path}")
+    if old is not None:
+        fs.delete(old, folder)
 
 
 def _file_context(spark: SparkSession, fs):
