@@ -283,6 +283,49 @@ def test_a_sweep_folder_is_not_reused_for_another_grid(spark, config, dataset, s
         run_sweep(spark, config, str(dataset), str(output), [("vocabulary.k", ["8", "16"])])
 
 
+def test_a_sweep_given_more_values_keeps_its_finished_points(spark, config, dataset,
+                                                              tmp_path):
+    # A k added to a finished sweep was refused, and --overwrite ran every point again.
+    output = tmp_path / "grows"
+    run_sweep(spark, config, str(dataset), str(output), [("vocabulary.k", ["8", "12"])],
+              report=False, log=lambda _line: None)
+    log: list[str] = []
+    result = run_sweep(spark, config, str(dataset), str(output),
+                       [("vocabulary.k", ["6", "8", "12"])], report=False, log=log.append)
+    assert log[0] == (f"[bovw] {output}: the sweep grows by vocabulary.k 6; what it finished "
+                      "is reused")
+    assert result.skipped == ["vocabulary.k=8", "vocabulary.k=12"]
+    assert [row["point"] for row in result.rows] == [
+        "vocabulary.k=6", "vocabulary.k=8", "vocabulary.k=12"]
+    assert json.loads((output / "sweep.json").read_text())["parameters"] == [
+        ["vocabulary.k", ["6", "8", "12"]]]
+    # The new first point reads the descriptors k=8 extracted, rather than extracting its own.
+    spec = json.loads((output / "points" / "vocabulary.k=6" / "run.json").read_text())
+    assert spec["descriptors_from"] == str(output / "points" / "vocabulary.k=8" / "descriptors")
+    assert not (output / "points" / "vocabulary.k=6" / "descriptors").exists()
+    # A grid that drops a value, or another setting, is still another sweep.
+    for parameters, changed in (([("vocabulary.k", ["6", "8"])], config),
+                                ([("vocabulary.k", ["6", "8", "12", "16"])],
+                                 config.replace(**{"pca.components": 4}))):
+        with pytest.raises(OutputError, match="holds a sweep of another input, grid or "):
+            run_sweep(spark, changed, str(dataset), str(output), parameters, report=False)
+
+
+def test_added_values_says_what_a_grid_adds_only_when_it_only_adds():
+    from bovw.experiments.grids import added_values
+
+    old = [["vocabulary.k", ["8", "12"]], ["histograms.power", ["0.5"]]]
+    assert added_values(old, [["vocabulary.k", ["4", "8", "12", "16"]],
+                              ["histograms.power", ["0.5", "1.0"]]]) == (
+        "vocabulary.k 4, 16; histograms.power 1.0")
+    assert added_values(old, old) is None
+    assert added_values(old, [["vocabulary.k", ["8"]], ["histograms.power", ["0.5"]]]) is None
+    assert added_values(old, [["histograms.power", ["0.5"]], ["vocabulary.k", ["8", "12"]]]
+                        ) is None
+    assert added_values(old, [["vocabulary.k", ["8", "12", "16"]]]) is None
+    assert added_values(None, old) is None
+
+
 def test_reports_have_every_section_and_embed_their_images(sweep):
     output = sweep[0]
     point = (output / "points" / "vocabulary.k=8" / "report.html").read_text()

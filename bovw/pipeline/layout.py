@@ -153,14 +153,19 @@ def mark_finished(spark: SparkSession, layout: RunLayout, stage: str, record: di
 
 def prepare_spec_folder(spark: SparkSession, root: str, spec_name: str, spec: dict[str, Any],
                         overwrite: bool, kind: str, differs: str,
-                        log: Callable[[str], None] = print) -> OutputFolder:
+                        log: Callable[[str], None] = print,
+                        grows: tuple[str, Callable[[Any, Any], str | None]] | None = None
+                        ) -> OutputFolder:
     """Lock, start, resume or (with `overwrite`) replace a folder described by `spec_name`;
     use the result in a `with` block and write into its `work` folder.
 
     Used by sweeps (`kind` "sweep") and comparisons ("comparison"): the same spec resumes,
     another spec is refused with "output ROOT holds a {differs}" unless `overwrite` (the
     new folder is then built beside the old one and replaces it once complete), and a
-    folder or file that is not a bovw `kind` folder is refused either way. Raises
+    folder or file that is not a bovw `kind` folder is refused either way. With `grows`,
+    (key, judge), a spec that differs from the recorded one only in `key`, where
+    judge(recorded value, new value) says what it adds (None: it does not only add),
+    resumes too, with the new spec recorded (a sweep's grid given more values). Raises
     OutputError.
     """
     spec = _recorded(spec)
@@ -168,8 +173,13 @@ def prepare_spec_folder(spark: SparkSession, root: str, spec_name: str, spec: di
         if not storage.exists(spark, storage.join(folder, spec_name)):
             start(folder)
         elif (difference := _difference(spark, folder, spec_name, spec)) is not None:
-            raise OutputError(f"output {root} holds a {differs} ({_said(difference)}); use the "
-                              "same ones to resume it, another --output, or --overwrite")
+            added = _grown(spark, folder, spec_name, spec, grows)
+            if added is None:
+                raise OutputError(f"output {root} holds a {differs} ({_said(difference)}); use "
+                                  "the same ones to resume it, another --output, or "
+                                  "--overwrite")
+            log(f"[bovw] {root}: the {kind} grows by {added}; what it finished is reused")
+            start(folder)
 
     def start(folder: str) -> None:
         storage.write_text(spark, storage.join(folder, spec_name),
@@ -190,6 +200,19 @@ def _difference(spark: SparkSession, folder: str, spec_file: str, spec: dict[str
     `spec`; settings that cannot change results (SESSION_ONLY_SETTINGS) may differ."""
     recorded = json.loads(storage.read_text(spark, storage.join(folder, spec_file)))
     return first_nested_difference(recorded, spec, _RESUMABLE_CHANGES)
+
+
+def _grown(spark: SparkSession, folder: str, spec_file: str, spec: dict[str, Any],
+           grows: tuple[str, Callable[[Any, Any], str | None]] | None) -> str | None:
+    """What `spec` adds to the one `folder` records when it differs from it only in the
+    key `grows` names and its judge says it only adds, else None."""
+    if grows is None:
+        return None
+    key, judge = grows
+    recorded = json.loads(storage.read_text(spark, storage.join(folder, spec_file)))
+    if first_nested_difference(recorded, spec, (*_RESUMABLE_CHANGES, key)) is not None:
+        return None
+    return judge(recorded.get(key), spec.get(key))
 
 
 def _resumable(spark: SparkSession, folder: str, spec_file: str, spec: dict[str, Any]) -> bool:
