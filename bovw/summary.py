@@ -239,6 +239,14 @@ class RunSummary:
         listing ("ingest"), which is not counted twice."""
         return sum(seconds for stage, seconds in self.timings.items() if stage != "ingest")
 
+    def stage_seconds(self) -> list[tuple[str, float]]:
+        """(stage, seconds) in the order the stages ran, the listing named as the part of
+        the stage after it that it is ("ingest (in descriptors)"): they add up to
+        total_seconds."""
+        stages = list(self.timings)
+        return [(f"ingest (in {stages[at + 1]})" if stage == "ingest" and at + 1 < len(stages)
+                 else stage, seconds) for at, (stage, seconds) in enumerate(self.timings.items())]
+
     @property
     def feature_seconds(self) -> float:
         """The seconds spent making the features: the descriptors stage (its listing

@@ -179,6 +179,8 @@ def test_sweep_table_has_one_row_per_k(sweep):
     assert float(rows[1]["seconds_ingest"]) == 0.0  # the second point extracted nothing
     markdown = (output / "sweep.md").read_text().splitlines()
     assert markdown[0].startswith("| vocabulary.k | accuracy | macro f1 |") and len(markdown) == 5
+    # The listing's seconds are part of the descriptors stage's, which the total counts.
+    assert "| s ingest (in descriptors) | s descriptors |" in markdown[0]
     assert [row["point"] for row in result.rows] == [
         "vocabulary.k=8", "vocabulary.k=12", "vocabulary.k=100000"]
 
@@ -309,6 +311,15 @@ def test_a_sweep_given_more_values_keeps_its_finished_points(spark, config, data
                                  config.replace(**{"pca.components": 4}))):
         with pytest.raises(OutputError, match="holds a sweep of another input, grid or "):
             run_sweep(spark, changed, str(dataset), str(output), parameters, report=False)
+
+
+def test_sweep_headings_keep_the_swept_keys_as_given():
+    from bovw.experiments.tables import sweep_title
+
+    keys = ["orb.dense_step", "vocabulary.k"]
+    assert [sweep_title(c, keys) for c in ("orb.dense_step", "macro_f1", "seconds_ingest",
+                                           "seconds_total")] == [
+        "orb.dense_step", "macro f1", "s ingest (in descriptors)", "s total"]
 
 
 def test_added_values_says_what_a_grid_adds_only_when_it_only_adds():
@@ -552,3 +563,21 @@ def test_a_comparison_row_gives_the_vlad_and_bits_dimensions():
                    "histograms.power": "1.0"})
     assert words["dimension"] == 16 + 32  # + the tone block
     assert words["features"] == "ORB visual words, k=16 + grey tone (32 bins)"
+
+
+def test_the_cnn_variant_counts_as_extracted_only_the_images_that_got_features(
+        spark, config, tmp_path):
+    # A truncated JPEG's row (no features, its reason) was counted: 411 "extracted" of 410.
+    pytest.importorskip("torch")
+    from bovw.experiments.compare import _extract
+    from bovw.pipeline.ingest import labelled_images
+    from bovw.pipeline.layout import RunLayout
+
+    data = tmp_path / "fruits"
+    generate_dataset(data, classes=2, train_per_class=2, test_per_class=1, seed=3)
+    (data / "Test" / "Banana" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    images = labelled_images(spark, str(data), config.ingest, 1)
+    matched, missing, counts = _extract(spark, config, str(data), images,
+                                        RunLayout(str(tmp_path / "variant")))
+    assert counts == {"extracted": 6} == {"extracted": matched.count()}
+    assert [row["path"].rsplit("/", 1)[1] for row in missing.collect()] == ["cut.jpg"]

@@ -268,7 +268,7 @@ def test_ctrl_c_while_the_report_is_drawn_and_the_same_command_draws_it(
     # In the order they ran, as in the first attempt (a resumed record's keys are sorted).
     assert list(summary["timings_seconds"]) == ["ingest", "descriptors", "vocabulary",
                                                 "histograms", "reduction", "classifier"]
-    assert "time per stage   ingest " in out
+    assert "time per stage   ingest (in descriptors) " in out
     # Finished with its report now: the same command is refused again.
     assert main(command) == 1
     assert "already holds a finished run; choose another --output" in capsys.readouterr().err

@@ -76,6 +76,9 @@ def test_the_section_says_how_many_pairs_it_shows_or_that_there_are_none():
     assert cells[:4] == ["apple", "banana", "2", "25.00%"]
     assert cells[-4:] == ["apple", "cherry", "1", "12.50%"]
     assert "The 2 largest of 4 pairs" in confused_pairs_body(CLASSES, MATRIX, limit=2)
+    # One stray image: "The one pair", not "All 1 pairs".
+    assert "The one pair (true class" in confused_pairs_body(
+        CLASSES, [[3, 1, 0], [0, 4, 0], [0, 0, 5]])
     assert confused_pairs_body(CLASSES, np.diag([3, 4, 5]).tolist()) == (
         '<p class="note">Every scored Test image was predicted as its own class.</p>')
 

@@ -182,3 +182,19 @@ def test_an_older_record_reads_as_what_its_bovw_computed():
         "tone": {"enabled": True, "bins": "32"},
         "orb": {"sampling": "dense", "dense_step": 5.5, "dense_scales": [1.0, "2"]},
     }) == typed.FeatureSettings(sampling="dense")
+
+
+def test_stage_seconds_name_the_listing_as_part_of_the_stage_after_it():
+    # The stages' seconds did not add up to the total: the listing is inside the
+    # descriptors stage's time, which the total counts once.
+    import dataclasses
+
+    summary = typed.RunSummary.from_json(json.dumps(SUMMARY_0_2_0))
+    names = [stage for stage, _seconds in summary.stage_seconds()]
+    assert names[:2] == ["ingest (in descriptors)", "descriptors"]
+    listed = sum(seconds for stage, seconds in summary.stage_seconds()
+                 if not stage.startswith("ingest"))
+    assert listed == pytest.approx(summary.total_seconds)
+    cnn = dataclasses.replace(summary, timings={"ingest": 0.5, "cnn_features": 4.0})
+    assert [stage for stage, _ in cnn.stage_seconds()] == ["ingest (in cnn_features)",
+                                                          "cnn_features"]

@@ -58,7 +58,7 @@ def format_summary(summary: RunSummary, input_path: str) -> str:
     counts, keypoints, metrics = summary.counts, summary.keypoints, summary.metrics
     vocabulary = summary.vocabulary
     per_split = ", ".join(f"{split} {n}" for split, n in sorted(counts.per_split.items()))
-    timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in summary.timings.items())
+    timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in summary.stage_seconds())
     lines = [
         "bovw run finished",
         f"  input            {input_path}",

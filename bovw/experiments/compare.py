@@ -326,8 +326,8 @@ def _cnn_variant(spark: SparkSession, config: Config, input_path: str, layout: R
     matched = storage.read_parquet(spark, layout.path("cnn_features"))
     missing_count = storage.read_parquet(spark, layout.rejects).count()
     if missing_count:
-        log(f"[bovw] compare cnn: {missing_count} images have no CNN features "
-            f"(listed in {layout.rejects})")
+        have = f"{missing_count} images have" if missing_count > 1 else "1 image has"
+        log(f"[bovw] compare cnn: {have} no CNN features (listed in {layout.rejects})")
     per_split = {row[SPLIT]: row["count"] for row in matched.groupBy(SPLIT).count().collect()}
     if not per_split.get(TRAIN) or not per_split.get(TEST):
         raise CompareError(f"the CNN features cover {per_split.get(TRAIN, 0)} Training and "
@@ -363,7 +363,7 @@ def _extract(spark: SparkSession, config: Config, input_path: str, images: DataF
         PATH, LABEL, SPLIT,
         F.coalesce(F.col(REJECT_REASON), F.lit("not read by the CNN extractor")
                    ).alias("reason"))
-    return matched, missing, {"extracted": extracted.count()}
+    return matched, missing, {"extracted": matched.count()}  # not a reject's empty row
 
 
 # ---------------------------------------------------------------- tables

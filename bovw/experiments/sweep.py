@@ -47,6 +47,7 @@ from bovw.experiments.tables import (
     sweep_columns,
     sweep_markdown,
     sweep_row,
+    sweep_title,
 )
 from bovw.pipeline.layout import RunLayout, prepare_spec_folder
 from bovw.pipeline.provenance import DescriptorProvenance, check_kept, read_record
@@ -221,8 +222,8 @@ def write_report(spark: SparkSession, result: SweepResult) -> str:
     rows = [[sweep_cell(c, row.get(c)) for c in columns] for row in result.rows]
     marks = [["best" if row["point"] == best and c in ("accuracy", "macro_f1") else ""
               for c in columns] for row in result.rows]
-    titles = [c.replace("seconds_", "s ").replace("_", " ") for c in columns]
     keys = result.keys
+    titles = [sweep_title(c, keys) for c in columns]
     points = [SweepPointResult(
         values={key: row[key] for key in keys}, accuracy=row.get("accuracy"),
         macro_f1=row.get("macro_f1"),

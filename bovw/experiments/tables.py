@@ -15,7 +15,7 @@ from bovw.summary import RunSummary
 
 __all__ = ["STAGE_COLUMNS", "comparison_cell", "comparison_columns", "comparison_row",
            "csv_table", "failed_sweep_row", "markdown_lines", "sweep_cell", "sweep_columns",
-           "sweep_markdown", "sweep_row"]
+           "sweep_markdown", "sweep_row", "sweep_title"]
 
 # How the comparison table names each histograms.encoding.
 _ENCODING_NAMES = {"words": "visual words", "vlad": "VLAD", "fisher": "Fisher vectors"}
@@ -87,10 +87,21 @@ def sweep_cell(column: str, value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def sweep_title(column: str, keys: Sequence[str]) -> str:
+    """A sweep table column's heading: a swept setting's key as given (orb.dense_step),
+    "s <stage>" for seconds, the listing's marked as part of the descriptors stage's (the
+    total leaves it out), other names with spaces."""
+    if column in keys:
+        return column
+    if column == "seconds_ingest":
+        return "s ingest (in descriptors)"
+    return column.replace("seconds_", "s ").replace("_", " ")
+
+
 def sweep_markdown(keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
     """The table for a README or a note: parameters, quality, seconds per stage, counts."""
     columns = [c for c in sweep_columns(keys) if c != "point"]
-    titles = [c.replace("seconds_", "s ").replace("_", " ") for c in columns]
+    titles = [sweep_title(c, keys) for c in columns]
     cells = [[sweep_cell(c, row.get(c)) for c in columns] for row in rows]
     return "\n".join(markdown_lines(titles, cells)) + "\n"
 

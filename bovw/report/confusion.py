@@ -100,7 +100,7 @@ def confused_pairs_body(classes: Sequence[str], matrix: Sequence[Sequence[int]],
     pairs, count = most_confused(classes, matrix, limit)
     if not pairs:
         return '<p class="note">Every scored Test image was predicted as its own class.</p>'
-    shown = (f"All {count} pairs" if count <= limit else
+    shown = ("The one pair" if count == 1 else f"All {count} pairs" if count <= limit else
              f"The {limit} largest of {count} pairs")
     return (f'<p class="note">{shown} (true class, predicted class) with Test images '
             "predicted as another class; share: of the true class's Test images. The whole "

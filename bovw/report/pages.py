@@ -78,7 +78,8 @@ def metrics_rows(summary: RunSummary, metrics: dict[str, Any]) -> list[tuple[str
                             f"{pct(reduction.explained_variance_total)} of variance"))
     if timings:
         rows.append(("seconds per stage",
-                     ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in timings.items())))
+                     ", ".join(f"{stage} {seconds:.1f}"
+                               for stage, seconds in summary.stage_seconds())))
         rows.append(("total seconds", f"{summary.total_seconds:.1f}"))
     return rows
 
