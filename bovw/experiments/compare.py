@@ -149,8 +149,8 @@ def compare(spark: SparkSession, config: Config, input_path: str, output_path: s
     """Run each variant (skipping finished ones) and write comparison.csv/.md and report.html;
     `progress` shows the stages of the ORB variants (bovw.spark.progress).
 
-    The ORB variants extract their own descriptors (so their times are comparable) unless
-    `descriptors_from` names an earlier run's descriptors, which both then read. The cnn
+    The ORB variants extract their own descriptors (the first variant's times include the
+    session's warm-up) unless `descriptors_from` names an earlier run's, read by both. The cnn
     variant reads `cnn_features` (Parquet) when given, else runs `config.cnn.backbone`.
     Returns a CompareResult. Raises ConfigError, OutputError, CompareError, CnnError.
     """
