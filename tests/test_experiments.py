@@ -305,6 +305,8 @@ def test_a_sweep_given_more_values_keeps_its_finished_points(spark, config, data
     spec = json.loads((output / "points" / "vocabulary.k=6" / "run.json").read_text())
     assert spec["descriptors_from"] == str(output / "points" / "vocabulary.k=8" / "descriptors")
     assert not (output / "points" / "vocabulary.k=6" / "descriptors").exists()
+    assert (f"[bovw] descriptors: reading those of {output}/points/vocabulary.k=8/descriptors, "
+            "not extracting them") in log
     # A grid that drops a value, or another setting, is still another sweep.
     for parameters, changed in (([("vocabulary.k", ["6", "8"])], config),
                                 ([("vocabulary.k", ["6", "8", "12", "16"])],

@@ -225,6 +225,7 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
                        ) -> dict[str, Any]:
     timings: dict[str, float] = {}
     if descriptors_from:
+        log(f"[bovw] descriptors: reading those of {descriptors_from}, not extracting them")
         source = descriptors_from
     else:
         started = time.perf_counter()
