@@ -150,3 +150,14 @@ def test_a_comparison_numbers_its_per_class_table_beyond_forty_classes():
     assert "<th>#</th>" not in per_class_table(
         [(n, RunData("/" + n, summary, {"classes": names(40), "per_class": {}}))
          for n in ("words", "cnn")])
+
+
+def test_the_sample_grid_says_its_order_and_how_the_wrong_ones_are_chosen():
+    # It said "wrongly classified (red, taken first)", read as shown first; the grid is in
+    # class order (bovw.report.gather sorts the chosen images by label and path).
+    from bovw.report.pages import sample_grid
+
+    grid = sample_grid([("a.jpg", "Apple", "Kiwi", None), ("b.jpg", "Kiwi", "Kiwi", None)])
+    assert grid.startswith('<p class="note">2 Test images in class order: 1 wrongly classified '
+                           "(red; up to half the images are chosen among them) and 1 "
+                           "classified right.</p>")

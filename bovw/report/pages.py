@@ -170,8 +170,9 @@ def sample_grid(samples: Sequence[tuple[str, str, str, bytes | None]]) -> str:
         cells.append(f'<figure class="{"wrong" if is_wrong else "right"}" '
                      f'title="{escape(path)}">{image}{verdict}true: <b>{escape(label)}</b><br>'
                      f'predicted: <b>{escape(prediction)}</b></figure>')
-    note = (f'<p class="note">{len(samples)} Test images: {wrong} wrongly classified (red, '
-            f'taken first) and {len(samples) - wrong} right ones.</p>')
+    note = (f'<p class="note">{len(samples)} Test images in class order: {wrong} wrongly '
+            f'classified (red; up to half the images are chosen among them) and '
+            f'{len(samples) - wrong} classified right.</p>')
     return note + '<div class="grid">' + "".join(cells) + "</div>"
 
 
