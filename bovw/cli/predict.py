@@ -202,13 +202,12 @@ def _predict_file(predictor: Predictor, path: Path, max_file_bytes: int) -> Pred
         size = path.stat().st_size
         if size > max_file_bytes:
             reason = f"file too large: {size} bytes exceeds ingest.max_file_bytes={max_file_bytes}"
-            return Prediction((), 0, True, (f"cannot read the photo: {reason}",), None, 0, 0,
-                              reason)
+            return Prediction.unreadable(reason)
         return predictor.predict(path.read_bytes())
     except OSError as error:
         reason = "file not found" if isinstance(error, FileNotFoundError) else (
             f"cannot open: {error.strerror or error}")
-        return Prediction((), 0, True, (f"cannot read the photo: {reason}",), None, 0, 0, reason)
+        return Prediction.unreadable(reason)
 
 
 def format_prediction(path: str, prediction: Prediction) -> str:

@@ -35,6 +35,7 @@ class SweepPoint:
         """The point's settings as a dict: dotted key -> value as given."""
         return dict(self.overrides)
 
+
 def parse_parameter(text: str) -> tuple[str, list[str]]:
     """`section.key=v1,v2,...` -> (key, [values]). Raises ConfigError on a malformed value.
 

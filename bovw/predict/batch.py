@@ -89,8 +89,7 @@ def _unread(path: str, content: bytes | None) -> Prediction | None:
     reason = read_local_file(path)
     if not isinstance(reason, str):
         return None
-    return Prediction((), 0, True, (f"cannot read the photo: {reason}",),
-                      reject_reason=reason)
+    return Prediction.unreadable(reason)
 
 
 def predict_files(files: DataFrame, model_bytes: bytes, settings: PredictSettings,

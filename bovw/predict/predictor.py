@@ -267,8 +267,8 @@ class Predictor:
         described = self.describe(photo)
         n_keypoints = int(described.descriptors.shape[0])
         if described.reject_reason is not None:
-            return Prediction((), 0, True, (f"cannot read the photo: {described.reject_reason}",),
-                              None, described.width, described.height, described.reject_reason)
+            return Prediction.unreadable(described.reject_reason, described.width,
+                                         described.height)
         flagged = self._flag(described)
         if flagged is not None:
             return Prediction((), n_keypoints, True, (f"not answered: {flagged}",),

@@ -46,6 +46,12 @@ class Prediction:
     reject_reason: str | None = None
     flagged: str | None = None
 
+    @classmethod
+    def unreadable(cls, reason: str, width: int = 0, height: int = 0) -> Prediction:
+        """The answer for bytes that could not be read as a photo: no classes, `reason`."""
+        return cls((), 0, True, (f"cannot read the photo: {reason}",), None, width, height,
+                   reason)
+
     @property
     def label(self) -> str | None:
         """The most probable class, or None when the photo got no answer."""
