@@ -176,7 +176,7 @@ def test_sweep_table_has_one_row_per_k(sweep):
         # PCA capped at the rank of the 30 Training images (at most 29), not 200.
         assert 3 <= int(row["pca_components"]) <= 29
         assert (row["status"], row["failure"]) == ("ok", "")
-    assert float(rows[1]["seconds_ingest"]) == 0.0  # the second point extracted nothing
+    assert rows[1]["seconds_ingest"] == ""  # the second point listed nothing
     markdown = (output / "sweep.md").read_text().splitlines()
     assert markdown[0].startswith("| vocabulary.k | accuracy | macro f1 |") and len(markdown) == 5
     # The listing's seconds are part of the descriptors stage's, which the total counts.

@@ -5,7 +5,13 @@ import json
 import pytest
 
 from bovw import summary as typed
-from bovw.experiments.tables import comparison_row, sweep_row
+from bovw.experiments.tables import (
+    comparison_cell,
+    comparison_columns,
+    comparison_row,
+    csv_table,
+    sweep_row,
+)
 
 # A run's summary.json as bovw 0.2.0 wrote it: no descriptors_reused, no test_only_*.
 SUMMARY_0_2_0 = {
@@ -119,7 +125,8 @@ def test_the_sweep_row_says_reused_from_the_summary():
                           run_summary(descriptors_reused=False, timings={}))
     assert reused["descriptors"] == "reused" and extracted["descriptors"] == "extracted"
     assert reused["accuracy"] == 0.666667 and reused["keypoints_total"] == 973
-    assert reused["seconds_descriptors"] == 2.0 and reused["seconds_ingest"] == 0.0
+    # It listed nothing: its listing's seconds are left empty, not 0.
+    assert reused["seconds_descriptors"] == 2.0 and reused["seconds_ingest"] is None
     assert reused["seconds_total"] == 3.0
 
 
@@ -134,6 +141,22 @@ def test_the_comparison_row_of_a_cnn_variant():
         "EfficientNet-Lite0", 1280, 2)
     assert (row["seconds_features"], row["seconds_total"]) == (5.0, 10.0)
     assert row["images_per_second_features"] == 2.0
+    # The stages a CNN variant has not are empty cells, not 0 seconds.
+    assert (row["seconds_vocabulary"], row["seconds_histograms"]) == (None, None)
+    text = csv_table(comparison_columns(), [row])
+    cells = dict(zip(*[line.split(",") for line in text.splitlines()], strict=True))
+    assert (cells["seconds_vocabulary"], cells["seconds_reduction"]) == ("", "1.0")
+    assert [comparison_cell(c, row[c]) for c in ("seconds_histograms", "seconds_total")] == [
+        "", "10.0"]
+
+
+def test_the_comparison_row_keeps_the_seconds_summary_json_holds():
+    # 3 decimals in every seconds column, as summary.json and sweep.csv hold them.
+    summary = run_summary(timings={"ingest": 0.25, "descriptors": 4.1234, "vocabulary": 2.004,
+                                   "histograms": 1.5, "reduction": 0.75, "classifier": 0.125})
+    row = comparison_row("orb", summary, False)
+    assert (row["seconds_features"], row["seconds_vocabulary"], row["seconds_total"]) == (
+        4.123, 2.004, 8.502)
 
 
 def test_the_comparison_row_counts_the_listing_once():

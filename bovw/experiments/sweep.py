@@ -228,7 +228,7 @@ def write_report(spark: SparkSession, result: SweepResult) -> str:
         values={key: row[key] for key in keys}, accuracy=row.get("accuracy"),
         macro_f1=row.get("macro_f1"),
         seconds={stage: row[f"seconds_{stage}"] for stage in (*STAGE_COLUMNS, "total")
-                 if f"seconds_{stage}" in row},
+                 if row.get(f"seconds_{stage}") is not None},
         failed=_failed(row)) for row in result.rows]
     return write_sweep_report(spark, result.output, result.parameters, points,
                               html_table(titles, rows, marks, css="wide"), best)

@@ -60,8 +60,10 @@ def sweep_row(name: str, values: Mapping[str, str], summary: RunSummary) -> dict
         "status": "ok",
         "failure": "",
     })
+    # A stage the point did not run (the listing of one reusing descriptors) is left
+    # empty, not written as 0 seconds.
     for stage in STAGE_COLUMNS:
-        row[f"seconds_{stage}"] = summary.timings.get(stage, 0.0)
+        row[f"seconds_{stage}"] = summary.timings.get(stage)
     row["seconds_total"] = round(summary.total_seconds, 3)
     return row
 
@@ -143,12 +145,12 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
         "test_images": metrics.test_images, "images": images,
         "missing_images": (counts.missing_features if counts.missing_features is not None
                            else counts.rejected),
-        "seconds_features": round(feature_seconds, 1),
-        "seconds_vocabulary": timings.get("vocabulary", 0.0),
-        "seconds_histograms": timings.get("histograms", 0.0),
-        "seconds_reduction": timings.get("reduction", 0.0),
-        "seconds_classifier": timings.get("classifier", 0.0),
-        "seconds_total": round(total, 1),
+        # Seconds as summary.json holds them (3 decimals); a stage the variant has not
+        # (a CNN variant's vocabulary and histograms) left empty rather than 0.
+        "seconds_features": round(feature_seconds, 3),
+        **{f"seconds_{stage}": timings.get(stage)
+           for stage in ("vocabulary", "histograms", "reduction", "classifier")},
+        "seconds_total": round(total, 3),
         "images_per_second_features": (None if external or not feature_seconds
                                        else round(images / feature_seconds, 1)),
         "images_per_second_total": None if external or not total else round(images / total, 1),
