@@ -368,12 +368,13 @@ def external_features(spark, dataset, path, leave_out=(), extra=(), style="file"
                       labels=None):
     """A CNN-features Parquet made 'elsewhere': a one-hot class code plus noise per image.
 
-    `values` and `labels` map a relative image path (Training/Banana/0_100.jpg) to the
-    features or label written instead."""
+    `leave_out` names files (0_100.jpg) or class folders (Training/Orange) without
+    features. `values` and `labels` map a relative image path (Training/Banana/0_100.jpg)
+    to the features or label written instead."""
     rng = np.random.default_rng(0)
     rows = []
     for image in sorted(dataset.rglob("*.jpg")):
-        if image.name in leave_out:
+        if image.name in leave_out or image.parent.relative_to(dataset).as_posix() in leave_out:
             continue
         label = image.parent.name
         code = [float(v) for v in
@@ -505,6 +506,24 @@ def test_labels_that_disagree_with_the_folders_are_said_and_the_variant_not_expo
         export_model(spark, str(variant), str(tmp_path / "model.npz"), {})
 
 
+def test_a_cnn_only_comparison_warns_of_test_only_classes(spark, config, dataset, tmp_path):
+    # With no ORB variant, nothing said that Orange's Test images could not be scored.
+    features = external_features(spark, dataset, tmp_path / "cnn.parquet",
+                                 leave_out=("Training/Orange",))
+    log: list[str] = []
+    compare(spark, config, str(dataset), str(tmp_path / "out"), variants=("cnn",),
+            cnn_features=features, report=False, log=log.append)
+    assert ("[bovw] compare cnn: warning: Test images of classes without Training images: "
+            "Orange; the model cannot predict these classes, so their images are left out of "
+            "accuracy and F1 and reported apart (metrics.json: test_only_classes)") in log
+    variant = tmp_path / "out" / "variants" / "cnn"
+    counts = json.loads((variant / "summary.json").read_text())["counts"]
+    assert (counts["classes"], counts["test_only_classes"], counts["missing_features"]) == (
+        3, ["Orange"], 10)
+    metrics = json.loads((variant / "metrics.json").read_text())
+    assert (metrics["test_images"], metrics["test_only_images"]) == (8, 4)
+
+
 def test_a_backbone_that_cannot_load_stops_before_the_output_is_made(spark, config, dataset,
                                                                       tmp_path):
     pytest.importorskip("torch")
@@ -537,6 +556,8 @@ def test_sweep_and_comparison_folders_hold_only_what_bovw_writes(spark, sweep, c
                          (comparison[0] / "variants" / "cnn", "run")):
         found = inspect(spark, str(folder))
         assert (found.state, found.kind, foreign_names(found)) == ("bovw", kind, []), folder
+        # Every output folder starts with its marker, the cnn variant's (no run.py) too.
+        assert json.loads((folder / "_bovw.json").read_text())["kind"] == kind, folder
 
 
 def test_a_comparison_row_gives_the_vlad_and_bits_dimensions():
@@ -571,7 +592,7 @@ def test_the_cnn_variant_counts_as_extracted_only_the_images_that_got_features(
         spark, config, tmp_path):
     # A truncated JPEG's row (no features, its reason) was counted: 411 "extracted" of 410.
     pytest.importorskip("torch")
-    from bovw.experiments.compare import _extract
+    from bovw.experiments.cnn_variant import _extract
     from bovw.pipeline.ingest import labelled_images
     from bovw.pipeline.layout import RunLayout
 

@@ -7,7 +7,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["CHANCE_MARGIN", "MIN_LOSS_REDUCTION", "FitCheck", "classification_metrics"]
+__all__ = ["CHANCE_MARGIN", "MIN_LOSS_REDUCTION", "FitCheck", "classification_metrics",
+           "test_only_warning"]
 
 # The optimiser starts from the class priors (zero coefficients), whose loss is the
 # entropy of the Training labels; features that tell classes apart cut it by far more
@@ -17,6 +18,14 @@ MIN_LOSS_REDUCTION = 0.01
 # chance: a model that ignores its features scores at most the majority share, and luck
 # alone passes 3 standard errors of a proportion about once in a thousand.
 CHANCE_MARGIN = 3.0
+
+
+def test_only_warning(classes: Sequence[str]) -> str:
+    """The console warning for Test images of `classes`, which have no Training images."""
+    return ("warning: Test images of classes without Training images: "
+            f"{', '.join(classes)}; the model cannot predict these classes, so their images "
+            "are left out of accuracy and F1 and reported apart (metrics.json: "
+            "test_only_classes)")
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -43,6 +43,7 @@ from bovw.pipeline.histograms import appended_blocks, check_blocks, fit_idf, wor
 from bovw.pipeline.ingest import labelled_images, split_folder
 from bovw.pipeline.inputs import class_problem, is_local_path, split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
+from bovw.pipeline.metrics import test_only_warning
 from bovw.pipeline.mixture import MIXTURE, fit_mixture, read_mixture, write_mixture
 from bovw.pipeline.provenance import DescriptorProvenance, check_reuse, write_record
 from bovw.pipeline.reduction import (
@@ -175,10 +176,7 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
     keypoints = from_record(KeypointStats, record["keypoints"])
     test_only = counts.test_only_classes
     if test_only:
-        log("[bovw] warning: Test images of classes without Training images: "
-            f"{', '.join(test_only)}; the model cannot predict these classes, so their "
-            "images are left out of accuracy and F1 and reported apart "
-            "(metrics.json: test_only_classes)")
+        log(f"[bovw] {test_only_warning(test_only)}")
     descriptors = storage.read_parquet(spark, record["descriptors_path"])
     # Models fitted by this attempt are used as they are; a resumed run reads them back.
     fitted: dict[str, Any] = {}

@@ -29,7 +29,7 @@ from bovw.spark.swap import Swap
 from bovw.version import __version__
 
 __all__ = ["KINDS", "MARKER", "STAGING_SUFFIX", "TEMPORARY", "Found", "OutputFolder",
-           "OutputKind", "foreign_names", "inspect", "open_output"]
+           "OutputKind", "foreign_names", "inspect", "open_output", "write_marker"]
 
 MARKER = "_bovw.json"
 MARKER_FORMAT = "bovw-output"
@@ -130,7 +130,8 @@ def _listed(names: list[str] | tuple[str, ...], limit: int = 3) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _write_marker(spark: SparkSession, folder: str, kind: str) -> None:
+def write_marker(spark: SparkSession, folder: str, kind: str) -> None:
+    """Write the marker that says `folder` is a bovw output of `kind` (one of KINDS)."""
     storage.write_text(spark, storage.join(folder, MARKER), json.dumps(
         {"format": MARKER_FORMAT, "format_version": MARKER_VERSION, "kind": kind,
          "bovw_version": __version__}, indent=2))
@@ -234,7 +235,7 @@ def _prepare(spark: SparkSession, root: str, kind: OutputKind, swap: Swap, overw
         raise OutputError(f"output {root} is a bovw {KINDS[found.kind].noun}, not a "
                           f"{kind.noun}; choose another --output")
     if found.state in ("absent", "empty"):
-        _write_marker(spark, root, kind.name)
+        write_marker(spark, root, kind.name)
         start(root)
         return root
     if overwrite and repaired and matches(root):
@@ -248,7 +249,7 @@ def _prepare(spark: SparkSession, root: str, kind: OutputKind, swap: Swap, overw
                                   "same command with --overwrite resumes it)") from None
             raise
         if MARKER not in found.names:
-            _write_marker(spark, root, kind.name)
+            write_marker(spark, root, kind.name)
         return root
     foreign = foreign_names(found)
     if foreign:
@@ -281,6 +282,6 @@ def _stage(spark: SparkSession, root: str, kind: OutputKind, staging: str,
     if staged.state != "absent":
         storage.delete(spark, staging)
     log(f"[bovw] the new {kind.name} is built in {staging} and replaces {root} once complete")
-    _write_marker(spark, staging, kind.name)
+    write_marker(spark, staging, kind.name)
     start(staging)
     return staging
