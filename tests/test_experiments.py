@@ -280,9 +280,24 @@ def test_interrupted_sweep_resumes_at_the_first_unfinished_point(sweep):
 
 def test_a_sweep_folder_is_not_reused_for_another_grid(spark, config, dataset, sweep):
     output = sweep[0]
-    with pytest.raises(OutputError, match=r"holds a sweep of another input, grid or "
-                                          r"configuration"):
+    with pytest.raises(OutputError) as error:
         run_sweep(spark, config, str(dataset), str(output), [("vocabulary.k", ["8", "16"])])
+    # The grids as --param takes them (they read "vocabulary.k,8,12,100000").
+    assert str(error.value) == (
+        f"output {output} holds a sweep of another input, grid or configuration (parameters "
+        "vocabulary.k=8,12,100000 there, vocabulary.k=8,16 here); use the same ones to "
+        "resume it, another --output, or --overwrite")
+
+
+def test_a_grid_is_written_as_param_takes_it():
+    from bovw.experiments.grids import grid_text
+
+    grid = [["vocabulary.k", ["8", "12"]], ["orb.dense_scales", ["1.0", "1.0,1.5"]]]
+    assert grid_text(grid) == "vocabulary.k=8,12; orb.dense_scales=[1.0],[1.0,1.5]"
+    assert [parse_parameter(text) for text in grid_text(grid).split("; ")] == [
+        tuple(pair) for pair in grid]
+    # A key an older bovw swept and this one does not know is written as recorded.
+    assert grid_text([["orb.retired", ["1", "2"]]]) == "orb.retired=1,2"
 
 
 def test_a_sweep_given_more_values_keeps_its_finished_points(spark, config, dataset,

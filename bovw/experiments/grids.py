@@ -20,7 +20,7 @@ from bovw.pipeline.provenance import (
 from bovw.spark import storage
 
 __all__ = ["SweepPoint", "added_values", "changes_descriptors", "descriptor_sources",
-           "parse_parameter", "sweep_points"]
+           "grid_text", "parse_parameter", "sweep_points"]
 
 
 @dataclass(frozen=True)
@@ -186,3 +186,21 @@ def added_values(recorded: Any, asked: Any) -> str | None:
         if new := [value for value in has if value not in had]:
             added.append(f"{key} {', '.join(new)}")
     return "; ".join(added) or None
+
+
+def grid_text(parameters: Any) -> str:
+    """A grid as sweep.json holds it ([[key, [values]], ...]) written as `--param` takes
+    it, e.g. "vocabulary.k=10,20; orb.dense_scales=[1.0],[1.0,1.5]"."""
+    if not isinstance(parameters, list):
+        return str(parameters)
+    return "; ".join(f"{key}=" + ",".join(_value_text(key, value) for value in values)
+                     for key, values in parameters)
+
+
+def _value_text(key: str, value: str) -> str:
+    # A list setting's value is written in brackets, as parse_parameter reads it.
+    try:
+        listed = isinstance(setting_value(Config(), key), tuple | list)
+    except AttributeError:  # a key an older bovw recorded that this one does not know
+        listed = False
+    return f"[{value}]" if listed else value

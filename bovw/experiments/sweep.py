@@ -36,6 +36,7 @@ from bovw.experiments.grids import (
     added_values,
     changes_descriptors,
     descriptor_sources,
+    grid_text,
     parse_parameter,
     sweep_points,
 )
@@ -49,7 +50,7 @@ from bovw.experiments.tables import (
     sweep_row,
     sweep_title,
 )
-from bovw.pipeline.layout import RunLayout, prepare_spec_folder
+from bovw.pipeline.layout import Growth, RunLayout, prepare_spec_folder
 from bovw.pipeline.provenance import DescriptorProvenance, check_kept, read_record
 from bovw.pipeline.run import run_pipeline
 from bovw.report import report_drawer
@@ -238,7 +239,7 @@ def _prepare_sweep_output(spark: SparkSession, root: str, spec: dict[str, Any],
                           overwrite: bool, log: Callable[[str], None]) -> OutputFolder:
     return prepare_spec_folder(spark, root, "sweep.json", spec, overwrite, "sweep",
                                "sweep of another input, grid or configuration", log,
-                               grows=("parameters", added_values))
+                               grows=Growth("parameters", added_values, grid_text))
 
 
 def write_table(spark: SparkSession, root: str, result: SweepResult) -> None:

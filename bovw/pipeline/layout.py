@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyspark.sql import SparkSession
 
@@ -24,7 +24,18 @@ from bovw.errors import OutputError
 from bovw.spark import storage
 from bovw.spark.outputs import OutputFolder, open_output
 
-__all__ = ["RunLayout", "finished_stage", "mark_finished", "prepare_output", "prepare_spec_folder"]
+__all__ = ["Growth", "RunLayout", "finished_stage", "mark_finished", "prepare_output",
+           "prepare_spec_folder"]
+
+
+class Growth(NamedTuple):
+    """A spec key whose value may grow on resume (a sweep's grid): `judge(recorded, asked)`
+    says what the asked value adds to the recorded one (None: it does not only add), and
+    `shown(value)` writes a value of it in a refusal as the user gives it."""
+
+    key: str
+    judge: Callable[[Any, Any], str | None]
+    shown: Callable[[Any], str]
 
 
 @dataclass(frozen=True)
@@ -154,19 +165,17 @@ def mark_finished(spark: SparkSession, layout: RunLayout, stage: str, record: di
 def prepare_spec_folder(spark: SparkSession, root: str, spec_name: str, spec: dict[str, Any],
                         overwrite: bool, kind: str, differs: str,
                         log: Callable[[str], None] = print,
-                        grows: tuple[str, Callable[[Any, Any], str | None]] | None = None
-                        ) -> OutputFolder:
+                        grows: Growth | None = None) -> OutputFolder:
     """Lock, start, resume or (with `overwrite`) replace a folder described by `spec_name`;
     use the result in a `with` block and write into its `work` folder.
 
     Used by sweeps (`kind` "sweep") and comparisons ("comparison"): the same spec resumes,
     another spec is refused with "output ROOT holds a {differs}" unless `overwrite` (the
     new folder is then built beside the old one and replaces it once complete), and a
-    folder or file that is not a bovw `kind` folder is refused either way. With `grows`,
-    (key, judge), a spec that differs from the recorded one only in `key`, where
-    judge(recorded value, new value) says what it adds (None: it does not only add),
-    resumes too, with the new spec recorded (a sweep's grid given more values). Raises
-    OutputError.
+    folder or file that is not a bovw `kind` folder is refused either way. With `grows`
+    (a Growth), a spec that differs from the recorded one only in its key, where its judge
+    says what it adds, resumes too, with the new spec recorded (a sweep's grid given more
+    values). Raises OutputError.
     """
     spec = _recorded(spec)
     def resume(folder: str) -> None:
@@ -175,7 +184,8 @@ def prepare_spec_folder(spark: SparkSession, root: str, spec_name: str, spec: di
         elif (difference := _difference(spark, folder, spec_name, spec)) is not None:
             added = _grown(spark, folder, spec_name, spec, grows)
             if added is None:
-                raise OutputError(f"output {root} holds a {differs} ({_said(difference)}); use "
+                raise OutputError(f"output {root} holds a {differs} "
+                                  f"({_said(difference, grows)}); use "
                                   "the same ones to resume it, another --output, or "
                                   "--overwrite")
             log(f"[bovw] {root}: the {kind} grows by {added}; what it finished is reused")
@@ -203,12 +213,12 @@ def _difference(spark: SparkSession, folder: str, spec_file: str, spec: dict[str
 
 
 def _grown(spark: SparkSession, folder: str, spec_file: str, spec: dict[str, Any],
-           grows: tuple[str, Callable[[Any, Any], str | None]] | None) -> str | None:
+           grows: Growth | None) -> str | None:
     """What `spec` adds to the one `folder` records when it differs from it only in the
     key `grows` names and its judge says it only adds, else None."""
     if grows is None:
         return None
-    key, judge = grows
+    key, judge, _shown = grows
     recorded = json.loads(storage.read_text(spark, storage.join(folder, spec_file)))
     if first_nested_difference(recorded, spec, (*_RESUMABLE_CHANGES, key)) is not None:
         return None
@@ -220,10 +230,12 @@ def _resumable(spark: SparkSession, folder: str, spec_file: str, spec: dict[str,
             and _difference(spark, folder, spec_file, spec) is None)
 
 
-def _said(difference: Difference) -> str:
+def _said(difference: Difference, grows: Growth | None) -> str:
     key = difference.key.removeprefix("config.")
+    written = grows.shown if grows is not None and grows.key == difference.key else show
+
     def value(found: Any) -> str:
-        return "not set" if found is None else show(found)
+        return "not set" if found is None else written(found)
     return f"{key} {value(difference.made)} there, {value(difference.asked)} here"
 
 
