@@ -330,6 +330,35 @@ def test_a_sweep_given_more_values_keeps_its_finished_points(spark, config, data
             run_sweep(spark, changed, str(dataset), str(output), parameters, report=False)
 
 
+def test_a_sweep_grown_after_stopping_in_its_extractor_runs_the_extractor_first(
+        spark, config, dataset, tmp_path):
+    # Stopped inside k=8's descriptors stage, then grown by k=6 put first: k=6 is to read
+    # the descriptors k=8 started, which are not there yet.
+    output = tmp_path / "grows"
+
+    def stop_in_descriptors(line: str) -> None:
+        if line == "[bovw] descriptors: running":
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_sweep(spark, config, str(dataset), str(output), [("vocabulary.k", ["8", "12"])],
+                  report=False, log=stop_in_descriptors)
+    log: list[str] = []
+    result = run_sweep(spark, config, str(dataset), str(output),
+                       [("vocabulary.k", ["6", "8", "12"])], report=False, log=log.append)
+    started = [line for line in log if line.startswith("[bovw] sweep point")]
+    assert started == ["[bovw] sweep point 2/3 vocabulary.k=8: running",
+                       "[bovw] sweep point 1/3 vocabulary.k=6: running",
+                       "[bovw] sweep point 3/3 vocabulary.k=12: running"]
+    # One extraction, by k=8, read by the two others; the table in the grid's order.
+    assert [row["descriptors"] for row in result.rows] == ["reused", "extracted", "reused"]
+    assert [row["point"] for row in result.rows] == [
+        "vocabulary.k=6", "vocabulary.k=8", "vocabulary.k=12"]
+    table = list(csv.DictReader((output / "sweep.csv").open()))
+    assert [row["point"] for row in table] == [row["point"] for row in result.rows]
+    assert not (output / "points" / "vocabulary.k=6" / "descriptors").exists()
+
+
 def test_sweep_headings_keep_the_swept_keys_as_given():
     from bovw.experiments.tables import sweep_title
 

@@ -76,6 +76,13 @@ class SweepResult:
     parameters: list[tuple[str, list[str]]]
     rows: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # The points' names in grid order, which the rows keep whatever order the points ran in.
+    point_names: list[str] = field(default_factory=list)
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Add a point's table row (its "point" one of point_names), in grid order."""
+        self.rows.append(row)
+        self.rows.sort(key=lambda row: self.point_names.index(row["point"]))
 
     @property
     def keys(self) -> list[str]:
@@ -140,8 +147,10 @@ def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
     # overwriting), so shared descriptors are read from where they are.
     sources = descriptor_sources(config, points, input_path, root, descriptors_from, reused,
                                  extractors=_started_extractors(spark, root, points))
-    result = SweepResult(output=root, parameters=[(k, list(v)) for k, v in parameters])
-    for number, (point, source) in enumerate(zip(points, sources, strict=True), start=1):
+    result = SweepResult(output=root, parameters=[(k, list(v)) for k, v in parameters],
+                         point_names=[point.name for point in points])
+    for at in _run_order(root, points, sources):
+        point, source, number = points[at], sources[at], at + 1
         layout = RunLayout(storage.join(root, "points", point.name))
         title = f"bovw sweep point {point.name}"
         failure_path = layout.path(FAILURE_RECORD)
@@ -161,12 +170,12 @@ def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
                 # to share this point's descriptors still find them.
                 storage.write_text(spark, failure_path, json.dumps(
                     {"error": type(error).__name__, "reason": str(error)}, indent=2))
-                result.rows.append(failed_sweep_row(point.name, point.values, str(error)))
+                result.add(failed_sweep_row(point.name, point.values, str(error)))
                 write_table(spark, root, result)
                 continue
             storage.delete(spark, failure_path)  # an earlier failure, now superseded
         summary = RunSummary.from_json(storage.read_text(spark, layout.summary))
-        result.rows.append(sweep_row(point.name, point.values, summary))
+        result.add(sweep_row(point.name, point.values, summary))
         write_table(spark, root, result)
         if report and not storage.exists(spark, layout.path("report.html")):
             # Finished earlier without it (a sweep stopped while drawing it, or run with
@@ -176,6 +185,21 @@ def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
     if report:
         write_report(spark, result)
     return result
+
+
+def _run_order(root: str, points: Sequence[SweepPoint], sources: Sequence[str | None]
+               ) -> list[int]:
+    """The points' indexes in the order they run: the grid's, except that a point whose
+    descriptors an earlier point reads runs just before it (a grid that grew can put a
+    new point before the one that started extracting their descriptors)."""
+    extractor = {storage.join(root, "points", point.name, "descriptors"): at
+                 for at, point in enumerate(points)}
+    order: list[int] = []
+    for at, source in enumerate(sources):
+        for index in (extractor.get(source), at):
+            if index is not None and index not in order:
+                order.append(index)
+    return order
 
 
 def _started_extractors(spark: SparkSession, root: str, points: Sequence[SweepPoint]
