@@ -632,7 +632,8 @@ def test_a_tiny_photo_is_not_answered():
     assert prediction.notes == (f"not answered: {reason}",)
     assert prediction.to_dict()["flagged"] == reason
     assert (prediction.width, prediction.height) == (5, 5)
-    assert prediction.fitted == "5x5 photo trimmed to the fruit (5x4 at 0,1), resized to 100x100"
+    # Refused for its size, it was not described: no note of how it was framed.
+    assert prediction.fitted is None
 
 
 def test_a_tiny_photo_enlarged_is_not_answered():
@@ -642,6 +643,10 @@ def test_a_tiny_photo_enlarged_is_not_answered():
         "only 0 of its 289 patches show any detail (fewer than "
         "predict.min_textured_patches=20): the photo is too small, flat or blurred to describe")
     assert prediction.top == ()
+    # Judged as made the training size, so how it was is said.
+    larger = Predictor(dense_model()).predict(tiny_photo(5, enlarged_to=200))
+    assert larger.flagged == prediction.flagged
+    assert larger.fitted == "200x200 photo resized to 100x100"
 
 
 def test_a_flat_photo_is_not_answered():

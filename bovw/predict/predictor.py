@@ -269,11 +269,14 @@ class Predictor:
         if described.reject_reason is not None:
             return Prediction.unreadable(described.reject_reason, described.width,
                                          described.height)
-        flagged = self._flag(described)
+        too_small = self._too_small(described)
+        flagged = too_small or self._too_flat(described)
         if flagged is not None:
-            return Prediction((), n_keypoints, True, (f"not answered: {flagged}",),
-                              described.fitted, described.width, described.height,
-                              flagged=flagged)
+            # A photo refused for its size is not looked at: how it was framed says nothing
+            # ("5x5 photo ... resized to 100x100" read as if it had been described).
+            fitted = None if too_small else described.fitted
+            return Prediction((), n_keypoints, True, (f"not answered: {flagged}",), fitted,
+                              described.width, described.height, flagged=flagged)
         probabilities = self._probabilities(described)
         count = min(self.settings.top if top is None else top, len(self.classes))
         # Stable sort: equal probabilities keep class order, like argmax in Spark.
@@ -292,19 +295,25 @@ class Predictor:
                                   described.colour, described.tone)
         return class_probabilities(features, self.model)
 
-    def _flag(self, described: _Described) -> str | None:
-        """Why the photo is too small or too flat to describe, or None: a class named for
-        it would only reflect how common each class was in training."""
-        settings = self.settings
-        width, height = described.width, described.height
-        if min(width, height) < settings.min_side:
-            return (f"the photo is {width}x{height} px, below predict.min_side="
-                    f"{settings.min_side} px: too small to describe")
+    # A photo too small or too flat to describe gets no class: one named for it would only
+    # reflect how common each class was in training.
+
+    def _too_small(self, described: _Described) -> str | None:
+        """Why the photo, as it came, is too small to describe, or None."""
+        width, height, side = described.width, described.height, self.settings.min_side
+        if min(width, height) < side:
+            return (f"the photo is {width}x{height} px, below predict.min_side={side} px: too "
+                    "small to describe")
+        return None
+
+    def _too_flat(self, described: _Described) -> str | None:
+        """Why the photo, made the training size, shows too little detail, or None."""
         textured, patches = described.detail
-        if textured < settings.min_textured_patches:
+        least = self.settings.min_textured_patches
+        if textured < least:
             return (f"only {textured} of its {patches} patches show any detail (fewer than "
-                    f"predict.min_textured_patches={settings.min_textured_patches}): the "
-                    "photo is too small, flat or blurred to describe")
+                    f"predict.min_textured_patches={least}): the photo is too small, flat "
+                    "or blurred to describe")
         return None
 
     def _confidence_notes(self, n_keypoints: int, probability: float) -> tuple[str, ...]:
