@@ -77,6 +77,22 @@ def test_a_folder_bovw_did_not_make_is_never_replaced(dataset, tmp_path, capsys,
     assert (folder / "thesis.txt").read_bytes() == THESIS
 
 
+def test_relative_paths_are_said_absolute(dataset, tmp_path, capsys, monkeypatch):
+    # `bovw run` said the paths as typed, where report and export said them absolute.
+    from bovw.cli.common import location
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.txt").write_bytes(THESIS)
+    monkeypatch.chdir(tmp_path)
+    relative_input = os.path.relpath(dataset, tmp_path)
+    assert main(["run", "--input", relative_input, "--output", "mine", *run_flags(12)]) == 1
+    assert capsys.readouterr().err.startswith(f"bovw: error: output {folder} exists and is "
+                                              "not a bovw run folder")
+    assert (location("mine/../mine/"), location(relative_input)) == (str(folder), str(dataset))
+    assert location("s3://bucket/runs/") == "s3a://bucket/runs/"
+
+
 def test_a_regular_file_is_never_replaced(dataset, tmp_path, capsys):
     target = tmp_path / "thesis.txt"
     target.write_bytes(THESIS)

@@ -16,7 +16,17 @@ from bovw.spark.session import build_session
 from bovw.spark.workers import warm_python_workers
 
 __all__ = ["PREDICT_KEYS", "RUN_KEYS", "SESSION_KEYS", "SHORTCUTS", "add_config_flags",
-           "config_of", "overrides", "refuse_ignored", "refuse_unused", "session"]
+           "config_of", "location", "overrides", "refuse_ignored", "refuse_unused", "session"]
+
+def location(path: str) -> str:
+    """A path given on the command line as bovw uses, records and prints it: an S3 URL in
+    its s3a:// form, a local path made absolute (the same from any working directory, and
+    printed as `bovw report` and `bovw export` print theirs)."""
+    from bovw.cloud.s3a import normalise_s3_url
+    from bovw.spark.storage import absolute
+
+    return absolute(normalise_s3_url(path))
+
 
 # Shortcut flags for the settings users change most; any other setting: --set key=value.
 SHORTCUTS = {

@@ -14,6 +14,7 @@ from bovw.cli.common import (
     SESSION_KEYS,
     add_config_flags,
     config_of,
+    location,
     refuse_ignored,
     refuse_unused,
     report_under_lock,
@@ -77,7 +78,6 @@ def add_commands(commands) -> None:
 
 
 def _sweep(args: argparse.Namespace, environ: dict) -> int:
-    from bovw.cloud.s3a import normalise_s3_url
     from bovw.experiments.sweep import parse_parameter, run_sweep, sweep_points
     from bovw.experiments.tables import sweep_markdown
     from bovw.pipeline.inputs import check_local_dataset
@@ -95,8 +95,8 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     if ignored is not None:
         raise ConfigError(f"--param {ignored}: every point of this sweep would be the same "
                           "run; sweep it together with that setting, or drop it")
-    input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
-    descriptors_from = normalise_s3_url(args.descriptors_from) if args.descriptors_from else None
+    input_path, output_path = location(args.input), location(args.output)
+    descriptors_from = location(args.descriptors_from) if args.descriptors_from else None
     check_local_dataset(input_path, config.ingest)
     spark = session(config, environ, input_path, output_path, descriptors_from,
                     verbose=args.verbose, warm_workers=True)
@@ -117,7 +117,6 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
 
 
 def _compare(args: argparse.Namespace, environ: dict) -> int:
-    from bovw.cloud.s3a import normalise_s3_url
     from bovw.experiments.compare import compare, parse_variants
     from bovw.pipeline.inputs import check_local_dataset
     from bovw.spark import storage
@@ -130,8 +129,8 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
     refuse_ignored(args, [config.replace(**{"colour.enabled": on}) for on in (False, True)],
                    (*RUN_KEYS, "cnn."), "a comparison uses no [predict] or [emr] settings")
     variants = parse_variants(args.variants)
-    input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
-    cnn_features, descriptors_from = (normalise_s3_url(url) if url else None
+    input_path, output_path = location(args.input), location(args.output)
+    cnn_features, descriptors_from = (location(url) if url else None
                                       for url in (args.cnn_features, args.descriptors_from))
     check_local_dataset(input_path, config.ingest)
     spark = session(config, environ, input_path, output_path, cnn_features, descriptors_from,

@@ -20,6 +20,7 @@ from bovw.cli.common import (
     SESSION_KEYS,
     add_config_flags,
     config_of,
+    location,
     overrides,
     refuse_unused,
     session,
@@ -85,15 +86,14 @@ def _export_catalogue(args: argparse.Namespace, config: Config) -> dict[str, Fru
 
 
 def _export(args: argparse.Namespace, environ: dict) -> int:
-    from bovw.cloud.s3a import normalise_s3_url
     from bovw.predict.export import export_model
 
     config = _config(args)
     refuse_unused(args, (*SESSION_KEYS, "predict.fruits"),
                   "bovw export writes the model of the run as it was trained")
     catalogue = _export_catalogue(args, config)
-    run_dir = normalise_s3_url(args.run_dir)
-    out = normalise_s3_url(args.out) if args.out else None
+    run_dir = location(args.run_dir)
+    out = location(args.out) if args.out else None
     spark = session(config, environ, run_dir, out, verbose=args.verbose)
     model, written = export_model(spark, run_dir, out, catalogue)
     print(_export_summary(model, written))
@@ -235,7 +235,6 @@ def format_prediction(path: str, prediction: Prediction) -> str:
 
 def _predict_folder(args: argparse.Namespace, environ: dict, config: Config,
                     folders: list[str]) -> int:
-    from bovw.cloud.s3a import normalise_s3_url
     from bovw.predict.batch import predict_folder
 
     if len(args.inputs) != 1:
@@ -246,7 +245,7 @@ def _predict_folder(args: argparse.Namespace, environ: dict, config: Config,
     if args.fruits:
         raise InputError("--fruits applies to photo files; for a folder, embed the catalogue "
                          "with bovw export --fruits")
-    input_path, output_path = normalise_s3_url(args.inputs[0]), normalise_s3_url(args.output)
+    input_path, output_path = location(args.inputs[0]), location(args.output)
     check_local_input(input_path, config.ingest)
     spark = _Spark(config, environ, [input_path, output_path, args.model], args.verbose)
     model_bytes, source = _model_bytes(args.model, spark, config)

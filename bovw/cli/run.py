@@ -13,6 +13,7 @@ from pathlib import Path
 from bovw.cli.common import (
     RUN_KEYS,
     add_config_flags,
+    location,
     overrides,
     refuse_ignored,
     refuse_unused,
@@ -92,13 +93,13 @@ def format_summary(summary: RunSummary, input_path: str) -> str:
 
 
 def _run(args: argparse.Namespace, environ: dict) -> int:
-    from bovw.cloud.s3a import normalise_s3_url, uses_s3
+    from bovw.cloud.s3a import uses_s3
     from bovw.pipeline.run import run_pipeline
 
     config = load_config(args.config, overrides(args))
     refuse_ignored(args, [config], RUN_KEYS, RUN_WHY)
-    input_path, output_path = normalise_s3_url(args.input), normalise_s3_url(args.output)
-    descriptors_from = normalise_s3_url(args.descriptors_from) if args.descriptors_from else None
+    input_path, output_path = location(args.input), location(args.output)
+    descriptors_from = location(args.descriptors_from) if args.descriptors_from else None
     if not uses_s3(input_path, output_path, descriptors_from):
         refuse_unused(args, LOCAL_RUN_KEYS, "no path of this run is on S3 (s3a://)")
     check_local_dataset(input_path, config.ingest)

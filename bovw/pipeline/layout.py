@@ -230,7 +230,7 @@ def _resumable(spark: SparkSession, folder: str, spec_file: str, spec: dict[str,
             and _difference(spark, folder, spec_file, spec) is None)
 
 
-def _said(difference: Difference, grows: Growth | None) -> str:
+def _said(difference: Difference, grows: Growth | None = None) -> str:
     key = difference.key.removeprefix("config.")
     written = grows.shown if grows is not None and grows.key == difference.key else show
 
