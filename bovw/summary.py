@@ -20,7 +20,14 @@ from typing import Any
 from bovw.config.json_types import matches
 
 __all__ = ["SCORE_KEYS", "FeatureSettings", "HeadlineMetrics", "ImageCounts", "KeypointStats",
-           "Reduction", "RunSummary", "VocabularyFit", "from_record"]
+           "Reduction", "RunSummary", "VocabularyFit", "from_record", "listing_label"]
+
+def listing_label(stage: str) -> str:
+    """How tables name the listing's seconds ("ingest"): as the part of the `stage` after
+    it that they are, "ingest (in descriptors)", so that the seconds shown add up to the
+    total, which counts them once."""
+    return f"ingest (in {stage})"
+
 
 # The scores of a classifier on the Test images, as metrics.json holds them.
 SCORE_KEYS = ("test_images", "accuracy", "macro_f1", "weighted_precision", "weighted_recall",
@@ -244,7 +251,7 @@ class RunSummary:
         the stage after it that it is ("ingest (in descriptors)"): they add up to
         total_seconds."""
         stages = list(self.timings)
-        return [(f"ingest (in {stages[at + 1]})" if stage == "ingest" and at + 1 < len(stages)
+        return [(listing_label(stages[at + 1]) if stage == "ingest" and at + 1 < len(stages)
                  else stage, seconds) for at, (stage, seconds) in enumerate(self.timings.items())]
 
     @property

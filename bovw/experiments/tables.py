@@ -11,7 +11,7 @@ from typing import Any
 from bovw.config import HistogramSettings
 from bovw.image.encodings import encoding_length
 from bovw.image.words import SPACES
-from bovw.summary import RunSummary
+from bovw.summary import RunSummary, listing_label
 
 __all__ = ["STAGE_COLUMNS", "comparison_cell", "comparison_columns", "comparison_row",
            "csv_table", "failed_sweep_row", "markdown_lines", "sweep_cell", "sweep_columns",
@@ -95,8 +95,8 @@ def sweep_title(column: str, keys: Sequence[str]) -> str:
     total leaves it out), other names with spaces."""
     if column in keys:
         return column
-    if column == "seconds_ingest":
-        return "s ingest (in descriptors)"
+    if column == "seconds_ingest":  # a sweep point lists its images in its descriptors stage
+        return f"s {listing_label('descriptors')}"
     return column.replace("seconds_", "s ").replace("_", " ")
 
 
