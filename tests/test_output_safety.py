@@ -77,9 +77,9 @@ def test_a_folder_bovw_did_not_make_is_never_replaced(dataset, tmp_path, capsys,
     assert (folder / "thesis.txt").read_bytes() == THESIS
 
 
-def test_relative_paths_are_said_absolute(dataset, tmp_path, capsys, monkeypatch):
+def test_relative_paths_are_said_absolute(spark, dataset, tmp_path, capsys, monkeypatch):
     # `bovw run` said the paths as typed, where report and export said them absolute.
-    from bovw.cli.common import location
+    from bovw.cli.common import location, resolved
 
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -91,6 +91,31 @@ def test_relative_paths_are_said_absolute(dataset, tmp_path, capsys, monkeypatch
                                               "not a bovw run folder")
     assert (location("mine/../mine/"), location(relative_input)) == (str(folder), str(dataset))
     assert location("s3://bucket/runs/") == "s3a://bucket/runs/"
+    # An output said relative is resolved where Spark writes it, a dot left as given (to be
+    # refused: it names no folder of its own, rather than the working folder's name).
+    assert resolved(spark, "runs/x", "s3a://bucket/x", None, ".", "runs/..") == [
+        str(tmp_path / "runs" / "x"), "s3a://bucket/x", None, ".", "runs/.."]
+    assert main(["run", "--input", relative_input, "--output", ".", *run_flags(12)]) == 1
+    assert "names no folder of its own" in capsys.readouterr().err
+
+
+def test_a_relative_output_on_a_cluster_stays_where_hadoop_puts_it(monkeypatch):
+    # On a cluster whose default filesystem is HDFS, "runs/x" is below the user's HDFS
+    # home: made absolute on the driver's disk it would name another folder. (A stand-in
+    # filesystem: no HDFS here.)
+    from bovw.spark import storage
+
+    class Hdfs:
+        def getUri(self):
+            return type("Uri", (), {"getScheme": lambda self: "hdfs"})()
+
+        def makeQualified(self, path):
+            qualified = f"hdfs://namenode:8020/user/me/{path}"
+            return type("Path", (), {"toString": lambda self: qualified})()
+
+    monkeypatch.setattr(storage, "path_and_fs", lambda _spark, path: (path, Hdfs()))
+    assert storage.resolve(None, "runs/x") == "hdfs://namenode:8020/user/me/runs/x"
+    assert storage.resolve(None, "/abs/x") == "/abs/x"
 
 
 def test_a_regular_file_is_never_replaced(dataset, tmp_path, capsys):

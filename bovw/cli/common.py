@@ -16,16 +16,32 @@ from bovw.spark.session import build_session
 from bovw.spark.workers import warm_python_workers
 
 __all__ = ["PREDICT_KEYS", "RUN_KEYS", "SESSION_KEYS", "SHORTCUTS", "add_config_flags",
-           "config_of", "location", "overrides", "refuse_ignored", "refuse_unused", "session"]
+           "config_of", "location", "overrides", "refuse_ignored", "refuse_unused", "resolved",
+           "session", "url"]
 
 def location(path: str) -> str:
-    """A path given on the command line as bovw uses, records and prints it: an S3 URL in
-    its s3a:// form, a local path made absolute (the same from any working directory, and
-    printed as `bovw report` and `bovw export` print theirs)."""
-    from bovw.cloud.s3a import normalise_s3_url
+    """An input path bovw reads itself, as given on the command line: an S3 URL in its
+    s3a:// form, a plain path (read from the local disk) made absolute, which bovw records
+    and prints (the same from any working directory)."""
     from bovw.spark.storage import absolute
 
-    return absolute(normalise_s3_url(path))
+    return absolute(url(path))
+
+
+def url(path: str) -> str:
+    """A path as given on the command line, an S3 URL in its s3a:// form."""
+    from bovw.cloud.s3a import normalise_s3_url
+
+    return normalise_s3_url(path)
+
+
+def resolved(spark, *paths: str | None) -> list[str | None]:
+    """Paths Spark reads or writes (outputs, reused descriptors) as it resolves them, a
+    relative one made absolute on its filesystem (bovw.spark.storage.resolve); None stays
+    None."""
+    from bovw.spark import storage
+
+    return [None if path is None else storage.resolve(spark, path) for path in paths]
 
 
 # Shortcut flags for the settings users change most; any other setting: --set key=value.

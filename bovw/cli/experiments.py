@@ -18,7 +18,9 @@ from bovw.cli.common import (
     refuse_ignored,
     refuse_unused,
     report_under_lock,
+    resolved,
     session,
+    url,
 )
 from bovw.config.differences import ignored_setting
 from bovw.errors import ConfigError
@@ -95,11 +97,12 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
     if ignored is not None:
         raise ConfigError(f"--param {ignored}: every point of this sweep would be the same "
                           "run; sweep it together with that setting, or drop it")
-    input_path, output_path = location(args.input), location(args.output)
-    descriptors_from = location(args.descriptors_from) if args.descriptors_from else None
+    input_path, output_path = location(args.input), url(args.output)
+    descriptors_from = url(args.descriptors_from) if args.descriptors_from else None
     check_local_dataset(input_path, config.ingest)
     spark = session(config, environ, input_path, output_path, descriptors_from,
                     verbose=args.verbose, warm_workers=True)
+    output_path, descriptors_from = resolved(spark, output_path, descriptors_from)
     result = run_sweep(spark, config, input_path, output_path, parameters,
                        descriptors_from=descriptors_from, overwrite=args.overwrite,
                        report=not args.no_report, progress=StageProgress(spark.sparkContext))
@@ -129,12 +132,14 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
     refuse_ignored(args, [config.replace(**{"colour.enabled": on}) for on in (False, True)],
                    (*RUN_KEYS, "cnn."), "a comparison uses no [predict] or [emr] settings")
     variants = parse_variants(args.variants)
-    input_path, output_path = location(args.input), location(args.output)
-    cnn_features, descriptors_from = (location(url) if url else None
-                                      for url in (args.cnn_features, args.descriptors_from))
+    input_path, output_path = location(args.input), url(args.output)
+    cnn_features, descriptors_from = (url(path) if path else None
+                                      for path in (args.cnn_features, args.descriptors_from))
     check_local_dataset(input_path, config.ingest)
     spark = session(config, environ, input_path, output_path, cnn_features, descriptors_from,
                     verbose=args.verbose, warm_workers=True)
+    output_path, cnn_features, descriptors_from = resolved(spark, output_path, cnn_features,
+                                                           descriptors_from)
     result = compare(spark, config, input_path, output_path, variants=variants,
                      cnn_features=cnn_features, descriptors_from=descriptors_from,
                      overwrite=args.overwrite, report=not args.no_report,

@@ -23,7 +23,9 @@ from bovw.cli.common import (
     location,
     overrides,
     refuse_unused,
+    resolved,
     session,
+    url,
 )
 from bovw.config import Config
 from bovw.errors import ConfigError, InputError, ModelFileError
@@ -92,9 +94,10 @@ def _export(args: argparse.Namespace, environ: dict) -> int:
     refuse_unused(args, (*SESSION_KEYS, "predict.fruits"),
                   "bovw export writes the model of the run as it was trained")
     catalogue = _export_catalogue(args, config)
-    run_dir = location(args.run_dir)
-    out = location(args.out) if args.out else None
+    run_dir = url(args.run_dir)
+    out = url(args.out) if args.out else None
     spark = session(config, environ, run_dir, out, verbose=args.verbose)
+    run_dir, out = resolved(spark, run_dir, out)
     model, written = export_model(spark, run_dir, out, catalogue)
     print(_export_summary(model, written))
     return 0
@@ -245,9 +248,10 @@ def _predict_folder(args: argparse.Namespace, environ: dict, config: Config,
     if args.fruits:
         raise InputError("--fruits applies to photo files; for a folder, embed the catalogue "
                          "with bovw export --fruits")
-    input_path, output_path = location(args.inputs[0]), location(args.output)
+    input_path, output_path = location(args.inputs[0]), url(args.output)
     check_local_input(input_path, config.ingest)
     spark = _Spark(config, environ, [input_path, output_path, args.model], args.verbose)
+    [output_path] = resolved(spark(), output_path)
     model_bytes, source = _model_bytes(args.model, spark, config)
     _check_asked_settings(args, config, Predictor.from_bytes(model_bytes, source=source).model,
                           source)

@@ -17,7 +17,9 @@ from bovw.cli.common import (
     overrides,
     refuse_ignored,
     refuse_unused,
+    resolved,
     session,
+    url,
 )
 from bovw.config import ConfigError, load_config
 from bovw.errors import OutputError
@@ -98,13 +100,14 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
 
     config = load_config(args.config, overrides(args))
     refuse_ignored(args, [config], RUN_KEYS, RUN_WHY)
-    input_path, output_path = location(args.input), location(args.output)
-    descriptors_from = location(args.descriptors_from) if args.descriptors_from else None
+    input_path, output_path = location(args.input), url(args.output)
+    descriptors_from = url(args.descriptors_from) if args.descriptors_from else None
     if not uses_s3(input_path, output_path, descriptors_from):
         refuse_unused(args, LOCAL_RUN_KEYS, "no path of this run is on S3 (s3a://)")
     check_local_dataset(input_path, config.ingest)
     spark = session(config, environ, input_path, output_path, descriptors_from,
                     verbose=args.verbose, warm_workers=True)
+    output_path, descriptors_from = resolved(spark, output_path, descriptors_from)
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
                           descriptors_from=descriptors_from,
                           progress=StageProgress(spark.sparkContext), report=report_drawer(spark))

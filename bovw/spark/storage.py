@@ -21,7 +21,8 @@ from bovw.spark.whole_files import Creation, create_new, replace_file, replace_o
 __all__ = ["Creation", "absolute", "base_name", "create_new", "delete", "exists",
            "has_atomic_rename", "is_file", "join", "list_files", "list_names", "literal",
            "load_model", "modification_seconds", "read_bytes", "read_parquet", "read_text",
-           "rename", "replace_file", "sibling", "write_bytes", "write_parquet", "write_text"]
+           "rename", "replace_file", "resolve", "sibling", "write_bytes", "write_parquet",
+           "write_text"]
 
 _Model = TypeVar("_Model")
 
@@ -61,6 +62,20 @@ def absolute(path: str) -> str:
     if "://" in path or path.startswith("file:"):
         return path
     return os.path.normpath(os.path.abspath(path))
+
+
+def resolve(spark: SparkSession, path: str) -> str:
+    """`path` said where Spark reads or writes it: a relative plain path made absolute on
+    the filesystem Hadoop resolves it on (the local disk: /work/runs/x; HDFS, a cluster's
+    default: hdfs://namenode:8020/user/me/runs/x); anything else as it is, "." and ".."
+    too (an output they name is refused as having no folder of its own)."""
+    if ("://" in path or path.startswith("file:") or os.path.isabs(path)
+            or os.path.basename(os.path.normpath(path)) in (".", "..")):
+        return path
+    hadoop_path, fs = path_and_fs(spark, path)
+    if scheme(fs) == "file":
+        return absolute(path)
+    return str(fs.makeQualified(hadoop_path).toString())
 
 
 def join(base: str, *parts: str) -> str:
