@@ -19,6 +19,7 @@ __all__ = ["PREDICT_KEYS", "RUN_KEYS", "SESSION_KEYS", "SHORTCUTS", "add_config_
            "config_of", "location", "overrides", "refuse_ignored", "refuse_unused", "resolved",
            "session", "url"]
 
+
 def location(path: str) -> str:
     """An input path bovw reads itself, as given on the command line: an S3 URL in its
     s3a:// form, a plain path (read from the local disk) made absolute, which bovw records
