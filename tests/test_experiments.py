@@ -322,6 +322,15 @@ def test_a_sweep_given_more_values_keeps_its_finished_points(spark, config, data
     assert not (output / "points" / "vocabulary.k=6" / "descriptors").exists()
     assert (f"[bovw] descriptors: reading those of {output}/points/vocabulary.k=8/descriptors, "
             "not extracting them") in log
+    # The grid it grew from, asked again, is all there: said, with where to see it.
+    with pytest.raises(OutputError) as error:
+        run_sweep(spark, config, str(dataset), str(output), [("vocabulary.k", ["8", "12"])],
+                  report=False)
+    assert str(error.value) == (
+        f"output {output} holds a sweep of another input, grid or configuration (parameters "
+        "vocabulary.k=6,8,12 there, vocabulary.k=8,12 here); it holds all this asks for and "
+        f"more (vocabulary.k 6): bovw report {output} shows it; use the same ones to resume "
+        "it, another --output, or --overwrite")
     # A grid that drops a value, or another setting, is still another sweep.
     for parameters, changed in (([("vocabulary.k", ["6", "8"])], config),
                                 ([("vocabulary.k", ["6", "8", "12", "16"])],

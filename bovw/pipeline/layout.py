@@ -184,8 +184,14 @@ def prepare_spec_folder(spark: SparkSession, root: str, spec_name: str, spec: di
         elif (difference := _difference(spark, folder, spec_name, spec)) is not None:
             added = _grown(spark, folder, spec_name, spec, grows)
             if added is None:
+                # Asked for less than it holds (a grid that grew, asked again as it was):
+                # what is asked for is there already.
+                more = _grown(spark, folder, spec_name, spec, grows, backwards=True)
+                there = "" if more is None else (
+                    f"; it holds all this asks for and more ({more}): bovw report {root} "
+                    "shows it")
                 raise OutputError(f"output {root} holds a {differs} "
-                                  f"({_said(difference, grows)}); use "
+                                  f"({_said(difference, grows)}){there}; use "
                                   "the same ones to resume it, another --output, or "
                                   "--overwrite")
             log(f"[bovw] {root}: the {kind} grows by {added}; what it finished is reused")
@@ -213,16 +219,18 @@ def _difference(spark: SparkSession, folder: str, spec_file: str, spec: dict[str
 
 
 def _grown(spark: SparkSession, folder: str, spec_file: str, spec: dict[str, Any],
-           grows: Growth | None) -> str | None:
+           grows: Growth | None, backwards: bool = False) -> str | None:
     """What `spec` adds to the one `folder` records when it differs from it only in the
-    key `grows` names and its judge says it only adds, else None."""
+    key `grows` names and its judge says it only adds, else None; `backwards`: what the
+    recorded one adds to `spec`."""
     if grows is None:
         return None
     key, judge, _shown = grows
     recorded = json.loads(storage.read_text(spark, storage.join(folder, spec_file)))
     if first_nested_difference(recorded, spec, (*_RESUMABLE_CHANGES, key)) is not None:
         return None
-    return judge(recorded.get(key), spec.get(key))
+    older, newer = recorded.get(key), spec.get(key)
+    return judge(newer, older) if backwards else judge(older, newer)
 
 
 def _resumable(spark: SparkSession, folder: str, spec_file: str, spec: dict[str, Any]) -> bool:
