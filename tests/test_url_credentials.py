@@ -39,6 +39,10 @@ REFUSAL_TAIL = ("; bovw would save them with the settings in run.json, reports a
     (f"https://{PASSWORD}@github.com/x.git", "https://***@github.com/x.git"),
     # An AWS secret key often holds '/', which ends the authority early.
     (f"s3a://AKIAX0042:{S3_SECRET}@bucket/f.toml", "s3a://***@bucket/f.toml"),
+    # ... in any scheme (https, hdfs and file printed it whole; review 3).
+    (f"https://AKIAX0042:{S3_SECRET}@repo/m", "https://***@repo/m"),
+    (f"hdfs://AKIAX0042:{S3_SECRET}@namenode:8020/x", "hdfs://***@namenode:8020/x"),
+    (f"file://AKIAX0042:{S3_SECRET}@h/x", "file://***@h/x"),
     (f'Could not connect to the endpoint URL: "http://user:{PASSWORD}@h:5999/b?x=1"',
      'Could not connect to the endpoint URL: "http://***@h:5999/b?x=1"'),
 ])
@@ -144,6 +148,8 @@ def test_sweep_refuses_url_credentials_in_a_swept_value(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("setting", [
+    f"s3.endpoint=https://AKIAX0042:{S3_SECRET}@minio:9000",
+    f"spark.conf.spark.jars.repositories=https://AKIAX0042:{S3_SECRET}@repo/m",
     f"s3.endpoint=http://u:{PASSWORD}@h",
     f"spark.conf.spark.foo=http://u:{PASSWORD}@h",
     f"predict.fruits=s3://AKIAX0042:{S3_SECRET}@b/f.toml",
@@ -200,6 +206,14 @@ def test_every_printed_error_masks_url_credentials(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "Traceback" in err and "cannot reach http://***@h/x" in err
     assert PASSWORD not in err
+
+
+def test_an_input_url_with_a_secret_holding_a_slash_is_refused(tmp_path, capsys):
+    # Before: "cannot list hdfs://KEY:SE/CRET@namenode:8020/x", and run.json held it.
+    out = tmp_path / "run"
+    err = _refused(capsys, ["run", "--input", f"hdfs://AKIAX0042:{S3_SECRET}@namenode:8020/x",
+                            "--output", str(out)], out)
+    assert "hdfs://***@namenode:8020/x" in err
 
 
 def test_export_refuses_a_catalogue_url_with_credentials(tmp_path, capsys):

@@ -47,10 +47,11 @@ _SECRET_NAME = re.compile(r"secret|password|token|access[._-]?key", re.IGNORECAS
 _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # The userinfo ends at the authority's '@' (RFC 3986: the authority ends at / ? or #).
 _USERINFO = re.compile(r"[^/?#@\s]*@")
-# An AWS secret key often holds '/', which ends an S3 URL's authority early:
-# "s3a://KEY:SEC/RET@bucket/x" (a bucket name never holds ':').
-_S3_USERINFO = re.compile(r"[^/@\s]*:[^@\s]*@")
-_S3_SCHEMES = ("s3", "s3a", "s3n")
+# A password pasted as it is often holds '/' (an AWS secret key does), which ends the
+# authority early: "s3a://KEY:SEC/RET@bucket/x", "https://KEY:SEC/RET@repo/m", in any
+# scheme. So "user:...@" counts up to the '@' across '/': a host:port followed by a path
+# holding '@' ("https://h:8080/a@b") is taken for one too, and refused (write %40 in it).
+_SPLIT_USERINFO = re.compile(r"[^/@\s]*:[^@\s]*@")
 MASKED_USERINFO = "***@"
 
 
@@ -60,9 +61,8 @@ def _userinfo_spans(text: str) -> list[tuple[int, int]]:
     for match in _URL_START.finditer(text):
         if spans and match.start() < spans[-1][1]:
             continue
-        scheme = match.group()[:-3].lower()
-        found = _S3_USERINFO.match(text, match.end()) if scheme in _S3_SCHEMES else None
-        found = found or _USERINFO.match(text, match.end())
+        found = (_SPLIT_USERINFO.match(text, match.end())
+                 or _USERINFO.match(text, match.end()))
         if found:
             spans.append((match.end(), found.end()))
     return spans
