@@ -94,3 +94,19 @@ def test_other_images_take_pillow_s_path(make, opencv_decodes):
     grey, _ = decode_grey(data, SETTINGS)
     assert opencv_decodes == []
     assert np.array_equal(grey, to_grey(open_image(data, SETTINGS, grey=True)[0]))
+
+
+@pytest.mark.parametrize("mode, key", [("RGB", (0, 0, 0)), ("L", 0)])
+def test_a_colour_keyed_transparent_background_is_white(mode, key):
+    # A PNG's tRNS colour key made its background black, where an alpha channel made it
+    # white: 79 of 96 dev photos right instead of 96 (review 3).
+    pixels = np.zeros((20, 20, 3), np.uint8)
+    pixels[5:15, 5:15] = (200, 60, 30)  # the fruit, on the transparent black
+    image = Image.fromarray(pixels).convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", transparency=key)
+    opened = Image.open(io.BytesIO(buffer.getvalue()))
+    assert opened.info["transparency"] == key
+    grey = to_grey(opened)
+    assert grey[0, 0] == 255 and grey[10, 10] == np.asarray(image.convert("L"))[10, 10]
+    assert decode_grey(buffer.getvalue(), OrbSettings())[0][0, 0] == 255

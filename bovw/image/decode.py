@@ -182,8 +182,10 @@ def to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def _on_white(image: Image.Image) -> Image.Image:
-    """`image` with its transparent areas (if any) made white."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    """`image` with its transparent areas (if any) made white: an alpha channel, or a
+    colour key (a palette entry, or a PNG's tRNS grey level or RGB colour)."""
+    keyed = "transparency" in image.info and image.mode in ("P", "L", "RGB")
+    if image.mode in ("RGBA", "LA", "PA") or keyed:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba)
