@@ -10,6 +10,7 @@ import math
 import re
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from bovw.config import (
 from bovw.errors import ModelFileError
 from bovw.image.decode import decode_grey, open_image, to_rgb
 from bovw.image.framing import fit_to_training_size, object_box, plan_framing
-from bovw.image.orb import describe_keypoints
+from bovw.image.orb import describe_keypoints, textured_patches
 from bovw.image.synthetic import encode_jpeg, render_fruit
 from bovw.image.tone import tone_histogram
 from bovw.predict.fruits import FruitInfo, load_catalogue
@@ -607,7 +608,6 @@ def dense_model() -> ExportedModel:
 
 
 def test_textured_patches_counts_the_patches_of_the_grid_that_show_detail():
-    from bovw.image.orb import textured_patches
 
     orb = OrbSettings()
     # 17 x 17 patches on a 100x100 image: grid points 10, 15, ..., 90 on each axis.
@@ -622,6 +622,19 @@ def test_textured_patches_counts_the_patches_of_the_grid_that_show_detail():
     smooth = np.tile(np.linspace(0, 255, 100).astype(np.uint8), (100, 1))  # a ramp
     assert textured_patches(smooth, orb) == (0, 289)
     assert textured_patches(np.zeros((12, 12), np.uint8), orb) == (0, 0)
+
+
+def test_a_flat_black_area_gives_no_numpy_warning():
+    # The box filter left a flat black area a rounding error below 0, and bovw predict
+    # printed "RuntimeWarning: invalid value encountered in sqrt" (review 3).
+    picture = np.zeros((100, 100), np.uint8)
+    picture[30:70, 30:70] = np.random.default_rng(0).integers(0, 256, (40, 40))
+    orb = dense_model().orb
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        textured, patches = textured_patches(picture, orb)
+    # The grid points within 4 px of the noise (the 8 px patch) see it; the others do not.
+    assert (textured, patches) == (9 * 9, 289)
 
 
 def test_a_tiny_photo_is_not_answered():

@@ -196,7 +196,8 @@ def textured_patches(grey: np.ndarray, settings: OrbSettings) -> tuple[int, int]
     fine = levels - cv2.GaussianBlur(levels, (0, 0), DETAIL_SIGMA)
     energy = cv2.boxFilter(fine * fine, -1, (settings.patch_size, settings.patch_size),
                            normalize=True, borderType=cv2.BORDER_REFLECT)
-    detail = np.sqrt(energy[np.ix_(ys, xs)])
+    # The box filter's running sums can leave a flat area a rounding error below 0.
+    detail = np.sqrt(np.maximum(energy[np.ix_(ys, xs)], 0.0))
     return int(np.count_nonzero(detail >= DETAIL_LEVEL)), len(xs) * len(ys)
 
 
