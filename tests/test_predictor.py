@@ -321,6 +321,11 @@ def _rewrite_array(data: bytes, name: str, array) -> bytes:
     ("classes", np.array(["Banana", "Banana"]), "class 'Banana' is listed twice"),
     ("classes", np.array([1, 2]),
      "classes is a 1-D array of int64, expected a list of names"),
+    # A traceback ("Object arrays cannot be loaded when allow_pickle=False"; review 3).
+    ("classes", np.array(["a", 1, None], dtype=object),
+     "its 'classes' array holds Python objects, which bovw does not load"),
+    ("pc", np.array([[1.0, "x"]], dtype=object),
+     "its 'pc' array holds Python objects, which bovw does not load"),
 ])
 def test_a_model_with_unusable_values_is_refused_naming_the_file_and_the_fix(name, array,
                                                                              found):

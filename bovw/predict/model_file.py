@@ -282,7 +282,15 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
                    if name not in archive.files]
         if missing:
             raise ModelFileError(f"{source} is not a usable bovw model: no {missing[0]!r} array")
-        names = archive["classes"]
+        arrays = {}
+        for name in archive.files:
+            try:
+                arrays[name] = archive[name]
+            except ValueError:  # numpy refuses to unpickle an object array
+                raise ModelFileError(
+                    f"{source} is not a usable bovw model: its {name!r} array holds Python "
+                    f"objects, which bovw does not load; {REEXPORT}") from None
+        names = arrays["classes"]
         if names.ndim != 1 or names.dtype.kind != "U":
             raise ModelFileError(f"{source} is not a usable bovw model: classes is a "
                                  f"{names.ndim}-D array of {names.dtype}, expected a list of "
@@ -299,7 +307,7 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
             colour, tone = metadata.get("colour"), metadata.get("tone")
             settings = config_from_dict({"orb": metadata["orb"],
                                          "histograms": metadata["histograms"],
-                                         **_vocabulary_table(archive["centers"]),
+                                         **_vocabulary_table(arrays["centers"]),
                                          **({"colour": colour} if colour else {}),
                                          **({"tone": tone} if tone else {})})
             variance = metadata.get("word_variance")
@@ -307,13 +315,13 @@ def model_from_bytes(data: bytes, source: str = "model") -> ExportedModel:
             width, height = (int(v) for v in metadata["training_size"])
             model = ExportedModel(
                 classes=tuple(str(name) for name in names),
-                centers=archive["centers"],
-                idf=archive["idf"] if "idf" in archive.files else None,
-                mixture_weights=(archive["mixture_weights"]
-                                 if "mixture_weights" in archive.files else None),
-                pc=archive["pc"],
-                coefficients=archive["coefficients"],
-                intercepts=archive["intercepts"],
+                centers=arrays["centers"],
+                idf=arrays["idf"] if "idf" in arrays else None,
+                mixture_weights=(arrays["mixture_weights"]
+                                 if "mixture_weights" in arrays else None),
+                pc=arrays["pc"],
+                coefficients=arrays["coefficients"],
+                intercepts=arrays["intercepts"],
                 orb=settings.orb,
                 histograms=settings.histograms,
                 training_size=(width, height),
