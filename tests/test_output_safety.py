@@ -99,6 +99,24 @@ def test_relative_paths_are_said_absolute(spark, dataset, tmp_path, capsys, monk
     assert "names no folder of its own" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["run", "sweep", "compare"])
+def test_the_filesystem_root_as_output_is_refused_in_one_line(dataset, capsys, command):
+    # "--output /" was a traceback: "Can not create a Path from an empty string" (review 3).
+    extra = {"sweep": ["--k", "8,12"], "compare": ["--variants", "orb"]}.get(command, [])
+    assert main([command, "--input", str(dataset), "--output", "/", *extra,
+                 *run_flags(12)[2:]]) == 1
+    assert capsys.readouterr().err == (
+        "bovw: error: output / names no folder of its own (a filesystem or bucket root, '.' "
+        "or '..'); choose a folder below it, e.g. /run\n")
+
+
+def test_the_filesystem_root_as_predictions_output_is_refused_in_one_line(finished_run,
+                                                                          dataset, capsys):
+    assert main(["predict", "--model", str(finished_run / "model.npz"), str(dataset / "Test"),
+                 "--output", "/", *spark_flags()]) == 1
+    assert capsys.readouterr().err.startswith("bovw: error: output / names no folder of its own")
+
+
 def test_a_relative_output_on_a_cluster_stays_where_hadoop_puts_it(monkeypatch):
     # On a cluster whose default filesystem is HDFS, "runs/x" is below the user's HDFS
     # home: made absolute on the driver's disk it would name another folder. (A stand-in

@@ -93,7 +93,7 @@ def compare(spark: SparkSession, config: Config, input_path: str, output_path: s
     Returns a CompareResult. Raises ConfigError, OutputError, CompareError, CnnError.
     """
     variants = parse_variants(",".join(variants))
-    root = output_path.rstrip("/")
+    root = output_path.rstrip("/") or "/"
     spec = {"input": input_path, "variants": list(variants), "cnn_features": cnn_features,
             "descriptors_from": descriptors_from, "config": config.to_dict()}
     if descriptors_from:

@@ -118,7 +118,7 @@ def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path:
     recorded as failed (`result.failed`) and the sweep goes on. Raises ConfigError,
     OutputError (and the pipeline's other errors).
     """
-    root = output_path.rstrip("/")
+    root = output_path.rstrip("/") or "/"
     points = sweep_points(config, parameters)
     spec = {"input": input_path, "descriptors_from": descriptors_from,
             "parameters": [[key, list(values)] for key, values in parameters],

@@ -148,7 +148,7 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
     the run, and no other command can take the folder in between. Returns a RunResult;
     raises InputError, OutputError (ReuseError), VocabularyError on unusable input or output.
     """
-    layout = RunLayout(output_path.rstrip("/"))
+    layout = RunLayout(output_path.rstrip("/") or "/")
     if descriptors_from:
         check_reuse(spark, descriptors_from, config, input_path, output=layout.root,
                     overwrite=overwrite)

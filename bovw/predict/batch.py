@@ -141,7 +141,7 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
     Raises OutputError when the output exists and `overwrite` is false, or when it is
     not a bovw predictions folder.
     """
-    output_path = output_path.rstrip("/")
+    output_path = output_path.rstrip("/") or "/"
     predictor = Predictor.from_bytes(model_bytes, config.predict)  # fail early on a bad model
 
     def refuse(_folder: str) -> None:
