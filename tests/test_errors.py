@@ -311,6 +311,19 @@ def test_a_driver_port_in_use(images, tmp_path):
 
 # --- how Java storage failures read -------------------------------------------------------
 
+def test_an_unknown_hdfs_host_is_one_line(tmp_path, capsys):
+    # pyspark raises it as its own IllegalArgumentException, which was not translated: a
+    # 49-line traceback (review 3).
+    from bovw.cli import main
+
+    assert main(["run", "--input", "hdfs://nosuchnamenode.invalid:8020/x", "--output",
+                 str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "bovw: error: cannot list hdfs://nosuchnamenode.invalid:8020/x: unknown host "
+        "nosuchnamenode.invalid (no network, or a wrong host name); fix: check the network "
+        "connection and the host in the URL (for S3: s3.endpoint)")
+
+
 @pytest.mark.parametrize(("chain", "expected"), [
     ([("java.io.FileNotFoundException", "/runs/a/run.json (Permission denied)")],
      ("permission denied (/runs/a/run.json (Permission denied))", WRITABLE_FIX[5:])),
@@ -326,8 +339,8 @@ def test_a_driver_port_in_use(images, tmp_path):
       "create it, or correct the URL")),
     ([("org.apache.hadoop.fs.s3a.AWSClientIOException", "getFileStatus on s3a://b/x"),
       ("java.net.UnknownHostException", "b.s3.eu-west-1.amazonaws.com")],
-     ("unknown host b.s3.eu-west-1.amazonaws.com (no network, or a wrong endpoint)",
-      "check the network connection and s3.endpoint")),
+     ("unknown host b.s3.eu-west-1.amazonaws.com (no network, or a wrong host name)",
+      "check the network connection and the host in the URL (for S3: s3.endpoint)")),
     # What a Parquet write into a full disk raised (a bench run at fruits360-dev x10).
     ([("org.apache.spark.SparkException", "[TASK_WRITE_FAILED] Task failed while writing "
                                           "rows to file:/runs/x/._tmp_descriptors."),

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from py4j.protocol import Py4JJavaError
+from pyspark.errors.exceptions.captured import CapturedException
 
 from bovw.errors import StorageError
 from bovw.spark.jvm import JavaCause, java_causes
@@ -58,8 +59,9 @@ def storage_cause(causes: Sequence[JavaCause]) -> tuple[str, str] | None:
                     "version and its AWS SDK bundle, or s3.packages = true where Maven Central "
                     "is reachable")
         if name == "UnknownHostException":
-            return (f"unknown host {message} (no network, or a wrong endpoint)",
-                    "check the network connection and s3.endpoint")
+            return (f"unknown host {message} (no network, or a wrong host name)",
+                    "check the network connection and the host in the URL (for S3: "
+                    "s3.endpoint)")
     return None
 
 
@@ -78,7 +80,9 @@ def translated(doing: str, every_failure: bool = True, path_argument: str = "pat
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
                 return function(*args, **kwargs)
-            except Py4JJavaError as error:
+            # pyspark raises some Java failures as its own kinds (an unknown HDFS host as
+            # IllegalArgumentException), the others as Py4JJavaError.
+            except (Py4JJavaError, CapturedException) as error:
                 causes = java_causes(error)
                 known = storage_cause(causes)
                 if known is None and not every_failure:
