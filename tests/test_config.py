@@ -148,3 +148,16 @@ def test_parse_assignment():
     assert parse_assignment("orb.nfeatures = 300") == ("orb.nfeatures", "300")
     with pytest.raises(ConfigError, match="--set expects section.key=value"):
         parse_assignment("orb.nfeatures")
+
+
+@pytest.mark.parametrize("value", ["[1, 2]", '{ a = 1 }'])
+def test_a_spark_conf_value_that_is_a_list_or_table_is_refused(tmp_path, value):
+    # It reached Spark as its Python text, "[1, 2]" (review 3).
+    path = tmp_path / "c.toml"
+    path.write_text(f'[spark.conf]\n"spark.sql.shuffle.partitions" = {value}\n')
+    with pytest.raises(ConfigError, match=r"^spark\.conf\.spark\.sql\.shuffle\.partitions must "
+                                          r"be a string, a number or true/false \(got "):
+        load_config(path)
+    path.write_text('[spark.conf]\n"spark.sql.shuffle.partitions" = 4\n"spark.x" = true\n')
+    assert dict(load_config(path).spark.conf) == {"spark.sql.shuffle.partitions": "4",
+                                                  "spark.x": "True"}

@@ -280,6 +280,25 @@ print(json.dumps({"code": code, "err": err.getvalue()}))
 """
 
 
+def test_a_spark_sql_setting_spark_refuses_stops_a_run_before_any_work(images, tmp_path):
+    # A new session takes it without a look: an 83-line traceback after run.json (review 3).
+    out = tmp_path / "out"
+    child = subprocess.run(
+        [sys.executable, "-c", _MAIN_IN_A_CHILD,
+         *_run(images, str(out), "--master", "local[1]", "--set", "spark.driver_memory=1g",
+               "--set", "spark.conf.spark.sql.shuffle.partitions=abc")],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+        env=subprocess_environment())
+
+    assert child.returncode == 0, child.stderr[-3000:]
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    assert result["code"] == 2 and result["err"].count("\n") == 1, result["err"]
+    assert result["err"].startswith(
+        "bovw: config error: spark.conf.spark.sql.shuffle.partitions is refused by Spark: "
+        "[INVALID_CONF_VALUE.TYPE_MISMATCH] The value 'abc'")
+    assert not out.exists()
+
+
 def test_a_driver_port_in_use(images, tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

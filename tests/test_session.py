@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from bovw.config import ConfigError, SparkSettings, load_config
+from bovw.config.redaction import Redactor
 from bovw.errors import JavaError
 from bovw.spark.jvm import driver_jvm
 from bovw.spark.session import (
@@ -227,3 +228,27 @@ def test_jit_threshold_scale_out_of_range_is_refused():
         with pytest.raises(ConfigError,
                            match="spark.jit_threshold_scale must be between 1 and 1000"):
             load_config(None, {"spark.jit_threshold_scale": scale})
+
+
+def test_spark_sql_settings_spark_refuses_are_config_errors(spark):
+    # Spark checks one when a query first reads it: mid-run, in a traceback (review 3).
+    from bovw.spark.session import _check_sql_settings
+
+    partitions = spark.conf.get("spark.sql.shuffle.partitions")
+    with pytest.raises(ConfigError) as error:
+        _check_sql_settings(spark, {"spark.sql.shuffle.partitions": "abc"}, Redactor())
+    assert str(error.value).startswith(
+        "spark.conf.spark.sql.shuffle.partitions is refused by Spark: "
+        "[INVALID_CONF_VALUE.TYPE_MISMATCH] The value 'abc'")
+    assert spark.conf.get("spark.sql.shuffle.partitions") == partitions
+    # A secret's value is not repeated.
+    with pytest.raises(ConfigError) as error:
+        _check_sql_settings(spark, {"spark.sql.shuffle.partitions": "abc"},
+                            Redactor("partitions"))
+    assert str(error.value) == ("spark.conf.spark.sql.shuffle.partitions is refused by Spark; "
+                                "fix: correct it (--set spark.conf.KEY=VALUE or the config)")
+    # Static settings, which cannot be set again, and settings Spark does not know pass.
+    warehouse = spark.conf.get("spark.sql.warehouse.dir")
+    _check_sql_settings(spark, {"spark.sql.warehouse.dir": warehouse,
+                                "spark.sql.bovw.unknown": "x"}, Redactor())
+    assert spark.conf.get("spark.sql.warehouse.dir") == warehouse

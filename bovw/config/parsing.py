@@ -85,6 +85,11 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
     if origin in (Mapping, dict) or hint is Mapping:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key} must be a table of key = value (got {value!r})")
+        for name, item in value.items():
+            # A list or table would reach Spark as its Python text ("[1, 2]").
+            if not isinstance(item, str | int | float):
+                raise ConfigError(f"{key}.{name} must be a string, a number or true/false "
+                                  f"(got {item!r})")
         return {str(k): str(v) for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]

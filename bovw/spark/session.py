@@ -356,4 +356,29 @@ def build_session(config: Config, java_home: str | None = None,
     for key, value in hidden.items():
         hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
     session.sparkContext.setLogLevel(console_level(config.spark.log_level, verbose))
+    if not submitted:  # under spark-submit, its --conf values win over the config's
+        _check_sql_settings(session, config.spark.conf, redactor)
     return session
+
+
+def _check_sql_settings(session, conf: Mapping[str, str], redactor: Redactor) -> None:
+    """Raise ConfigError for a spark.sql.* setting Spark refuses (a word where it wants a
+    number): Spark checks one only when a query first reads it, mid-run, in a traceback;
+    set again here (the same value), each is checked at once."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors.exceptions.captured import CapturedException
+
+    for key, value in conf.items():
+        if not key.startswith("spark.sql."):
+            continue
+        try:
+            # A static one (spark.sql.warehouse.dir) cannot be set again: Spark took it at
+            # start. (Asking reads the value, which is checked too.)
+            if session.conf.isModifiable(key):
+                session.conf.set(key, value)
+        except (Py4JJavaError, CapturedException) as error:
+            causes = java_causes(error)
+            reason = causes[-1].message if causes else str(error).splitlines()[0]
+            said = "" if redactor.secret_property(key, value) else f": {reason}"
+            raise ConfigError(f"spark.conf.{key} is refused by Spark{said}; fix: correct it "
+                              "(--set spark.conf.KEY=VALUE or the config)") from None
