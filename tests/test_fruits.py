@@ -15,7 +15,7 @@ from bovw.predict.fruits import (
     parse_catalogue,
 )
 
-SHIPPED = Path(__file__).resolve().parent.parent / "conf" / "fruits.toml"
+SHIPPED = Path(__file__).resolve().parent.parent / "bovw" / "predict" / "fruits.toml"
 FRUITS360_DEV = (
     "Apple Braeburn", "Apple Golden 1", "Apple Granny Smith", "Apple Red 1", "Apple Red Yellow 1",
     "Apricot", "Avocado", "Banana", "Cactus fruit", "Cherry 1", "Cocos", "Grape Pink", "Kiwi",
@@ -42,8 +42,8 @@ def test_shipped_catalogue_covers_the_dev_classes_fully():
 def test_unknown_key_names_the_entry_and_the_known_keys():
     with pytest.raises(FruitCatalogueError) as error:
         parse_catalogue({"fruits": {"Kiwi": {"name": "Kiwi", "description": "x", "colur": "b"}}},
-                        "conf/fruits.toml")
-    assert str(error.value) == ('conf/fruits.toml: [fruits."Kiwi"]: unknown key \'colur\'; '
+                        "my-fruits.toml")
+    assert str(error.value) == ('my-fruits.toml: [fruits."Kiwi"]: unknown key \'colur\'; '
                                 "known keys: colour, description, family, name")
 
 
@@ -75,8 +75,8 @@ def test_missing_or_broken_file(tmp_path):
 
 
 @pytest.mark.parametrize("flags, given", [
-    (["--fruits", "conf/fruits.toml"], "--fruits"),
-    (["--set", "predict.fruits=conf/fruits.toml"], "--set predict.fruits"),
+    (["--fruits", "my-fruits.toml"], "--fruits"),
+    (["--set", "predict.fruits=my-fruits.toml"], "--set predict.fruits"),
 ])
 def test_export_refuses_no_fruits_with_a_catalogue(tmp_path, capsys, flags, given):
     """--no-fruits with --fruits embedded nothing and ignored --fruits silently."""
@@ -88,3 +88,25 @@ def test_export_refuses_no_fruits_with_a_catalogue(tmp_path, capsys, flags, give
     assert capsys.readouterr().err == (f"bovw: config error: --no-fruits embeds no catalogue "
                                        f"and {given} names one; fix: drop one of them\n")
     assert not out.exists()
+
+
+def test_the_wheel_ships_the_fruit_catalogue(tmp_path):
+    # In conf/, the catalogue was left out of the wheel the runbooks install: bovw export
+    # there embedded "fruit information for 0 of 3 classes" (review 3).
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "source"
+    repo = Path(__file__).resolve().parent.parent
+    shutil.copytree(repo / "bovw", source / "bovw",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(tmp_path / "dist")],
+                   check=True, capture_output=True, timeout=300)
+    [wheel] = (tmp_path / "dist").glob("bovw-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("bovw/predict/fruits.toml") == SHIPPED.read_bytes()

@@ -749,7 +749,7 @@ def _train_and_export(spark, config, root):
     generate_dataset(root / "data", classes=3, train_per_class=10, test_per_class=4, seed=0)
     run_pipeline(spark, config, str(root / "data"), str(root / "run"), log=lambda _: None)
     model, written = export_model(spark, str(root / "run"), str(root / "model.npz"),
-                                  load_catalogue(REPO / "conf" / "fruits.toml"))
+                                  load_catalogue(REPO / "bovw" / "predict" / "fruits.toml"))
     test_rows = (storage.read_parquet(spark, str(root / "run" / "features"))
                  .filter("split = 'Test'").select("path", "prediction", "probability").collect())
     spark_results = {row["path"].removeprefix("file:"): (row["prediction"],

@@ -1,6 +1,6 @@
 """The `bovw predict` and `bovw export` commands (wired into bovw.cli).
 
-    bovw export RUN_DIR [--out model.npz] [--fruits conf/fruits.toml]
+    bovw export RUN_DIR [--out model.npz] [--fruits my-fruits.toml]
     bovw predict --model MODEL photo1.jpg photo2.png [--json] [--top 5]
     bovw predict --model MODEL --output preds/ FOLDER_OR_S3A_PREFIX [--labelled]
 
@@ -65,7 +65,7 @@ def add_commands(commands) -> None:
     export.add_argument("run_dir", help="a finished run folder (local or s3a://)")
     export.add_argument("--out", help="model file to write (default RUN_DIR/model.npz)")
     export.add_argument("--fruits", help="fruit catalogue TOML to embed "
-                        "(default: predict.fruits, else conf/fruits.toml when present)")
+                        "(default: predict.fruits, else the catalogue bovw ships)")
     export.add_argument("--no-fruits", action="store_true", help="embed no fruit information")
     add_config_flags(export)
 

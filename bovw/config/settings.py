@@ -253,7 +253,7 @@ class PredictSettings:
     (bovw.image.orb.textured_patches): too small, flat or blurred to describe. A prediction
     is flagged low-confidence when the photo gives fewer than `min_keypoints` keypoints or
     the top probability is below `min_probability`. `fruits` is the fruit catalogue
-    (TOML) embedded at export; None means conf/fruits.toml of the source tree when present.
+    (TOML) embedded at export; None means the one bovw ships (bovw/predict/fruits.toml).
     """
 
     top: int = 3

@@ -5,7 +5,7 @@ applies it to photo bytes without Spark or a JVM.
     contradiction.py  settings asked of `bovw predict` that its model contradicts
     predictor.py   Predictor: photo bytes -> Prediction (numpy, OpenCV, Pillow only)
     results.py     Prediction and ClassScore, what the Predictor answers
-    fruits.py      the fruit catalogue (conf/fruits.toml) a model embeds
+    fruits.py      the fruit catalogue (fruits.toml, shipped) a model embeds
     export.py      a run folder's Spark ML models -> model file (Spark)
     batch.py       the Predictor over a folder or s3a:// prefix, as a Spark job (Spark)
 

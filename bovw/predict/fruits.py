@@ -1,8 +1,8 @@
 """The fruit catalogue: what the app tells a person about each class it can predict.
 
-A TOML file (conf/fruits.toml) maps a class name, exactly as the training folder is
-called, to a display name, a one-line description and optionally the botanical family
-and the colour:
+A TOML file (bovw/predict/fruits.toml, shipped with bovw) maps a class name, exactly as
+the training folder is called, to a display name, a one-line description and optionally
+the botanical family and the colour:
 
     [fruits."Apple Braeburn"]
     name = "Braeburn apple"
@@ -50,9 +50,9 @@ class FruitInfo:
 
 
 def default_catalogue_path() -> Path | None:
-    """conf/fruits.toml of the source tree this bovw runs from, or None when absent
-    (an installed wheel ships no conf/ folder)."""
-    candidate = Path(__file__).resolve().parents[2] / "conf" / "fruits.toml"
+    """The catalogue bovw ships (bovw/predict/fruits.toml, in the wheel as package data:
+    it lived in conf/, which a wheel does not hold), or None when it is missing."""
+    candidate = Path(__file__).resolve().with_name("fruits.toml")
     return candidate if candidate.is_file() else None
 
 
