@@ -184,3 +184,21 @@ def test_a_foreign_folder_under_the_demo_name_is_not_removed(tmp_path):
     assert (data / "Training" / "Mine").is_dir()
     with pytest.raises(ConfigError):
         demo_dataset(tmp_path, 1, 0)
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--k", "61", "--set", "vocabulary.k=60"], "by --k and by --set"),
+    (["--set", "vocabulary.k=60", "--k", "61"], "by --k and by --set"),
+    (["--set", "seed=1", "--set", "seed=2"], "by --set and by --set"),
+])
+def test_a_setting_given_twice_with_two_values_is_refused(tmp_path, capsys, flags, said):
+    # --set won over --k whatever their order (review 3); the last --set won over another.
+    assert main(_run(tmp_path, *flags)) == 2
+    key = "seed" if "seed=1" in flags else "vocabulary.k"
+    assert _err(capsys) == (f"bovw: config error: {key} is given twice with two values, "
+                            f"{said}; give it once")
+
+
+def test_a_setting_given_twice_with_one_value_passes(tmp_path, capsys):
+    main(_run(tmp_path, "--k", "60", "--set", "vocabulary.k=60"))
+    assert "given twice" not in capsys.readouterr().err

@@ -81,14 +81,21 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def overrides(args: argparse.Namespace, base: dict | None = None) -> dict:
-    """The dotted-key overrides the flags in `args` give, after those of `base`."""
+    """The dotted-key overrides the flags in `args` give, after those of `base`. Raises
+    ConfigError for a setting the flags give twice with two values (--k 61 with --set
+    vocabulary.k=60: neither order says which one is meant)."""
     overrides = dict(base or {})
-    for flag, (key, _type) in SHORTCUTS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            overrides[key] = value
-    for assignment in args.set:
-        key, value = parse_assignment(assignment)
+    given: dict[str, tuple[str, object]] = {}
+    # The values are not repeated in the message: one may be a secret.
+    shortcuts = [(f"--{flag.replace('_', '-')}", key, getattr(args, flag))
+                 for flag, (key, _type) in SHORTCUTS.items()
+                 if getattr(args, flag, None) is not None]
+    assignments = [("--set", *parse_assignment(text)) for text in args.set]
+    for said, key, value in [*shortcuts, *assignments]:
+        if key in given and str(given[key][1]) != str(value):
+            raise ConfigError(f"{key} is given twice with two values, by {given[key][0]} and "
+                              f"by {said}; give it once")
+        given[key] = (said, value)
         overrides[key] = value
     return overrides
 
