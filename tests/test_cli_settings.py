@@ -85,10 +85,16 @@ def test_blocks_and_assignment_settings_need_their_switch(tmp_path, capsys):
     cases = {"tone.bins=16": ("--set", "tone.enabled=false"),
              "colour.weight=2": (),
              "histograms.soft_neighbours=4": (),
-             "vocabulary.init_steps=3": ()}
+             "vocabulary.init_steps=3": (),
+             # Review 3: accepted, recorded, and a sweep over it ran the same run twice.
+             "vocabulary.mixture_max_iter=5": (),
+             "vocabulary.mixture_tol=0.5": ()}
     for key, extra in cases.items():
         assert main(_run(tmp_path, *extra, "--set", key)) == 2
         assert f"{key.split('=')[0]} has no effect here: it applies only with" in _err(capsys)
+    assert main(_run(tmp_path, "--set", "vocabulary.mixture_tol=0.5")) == 2
+    assert ("vocabulary.mixture_tol has no effect here: it applies only with "
+            "histograms.encoding=fisher (here histograms.encoding=words)") in _err(capsys)
 
 
 def test_sweep_and_compare_refuse_them_too(tmp_path, capsys):

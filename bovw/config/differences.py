@@ -96,6 +96,9 @@ CONDITIONAL_SETTINGS: tuple[tuple[tuple[str, ...], str, tuple[Any, ...]], ...] =
       for sampling, names in ORB_SAMPLING_ONLY.items()),
     (("histograms.soft_neighbours",), "histograms.assignment", ("soft",)),
     (("vocabulary.init_steps",), "vocabulary.init_mode", ("k-means||",)),
+    # The Bernoulli mixture is fitted only for Fisher vectors.
+    (("vocabulary.mixture_max_iter", "vocabulary.mixture_tol"), "histograms.encoding",
+     ("fisher",)),
     (("tone.",), "tone.enabled", (True,)),
     (("colour.",), "colour.enabled", (True,)),
 )
