@@ -208,3 +208,30 @@ def test_a_setting_given_twice_with_two_values_is_refused(tmp_path, capsys, flag
 def test_a_setting_given_twice_with_one_value_passes(tmp_path, capsys):
     main(_run(tmp_path, "--k", "60", "--set", "vocabulary.k=60"))
     assert "given twice" not in capsys.readouterr().err
+
+
+def test_a_test_fraction_for_a_dataset_split_by_its_folders_is_refused(tmp_path, capsys):
+    # Review 3: accepted and recorded; a sweep over it described the images twice and ran
+    # the same run twice.
+    from bovw.image.synthetic import generate_dataset
+
+    data = tmp_path / "fruits"
+    generate_dataset(data, classes=2, train_per_class=1, test_per_class=1, seed=0)
+    refusal = ("bovw: config error: ingest.test_fraction has no effect here: the input's "
+               "Training/ and Test/ folders give the split (it splits a <Class>/*.jpg "
+               "dataset); drop it")
+    out = tmp_path / "out"
+    assert main(["run", "--input", str(data), "--output", str(out), "--set",
+                 "ingest.test_fraction=0.5"]) == 2
+    assert _err(capsys) == refusal
+    assert main(["sweep", "--input", str(data), "--output", str(out), "--param",
+                 "ingest.test_fraction=0.2,0.5"]) == 2
+    assert _err(capsys) == refusal
+    assert not out.exists()
+    # A flat <Class>/*.jpg dataset is split by it: no refusal there.
+    from bovw.cli.common import refuse_fraction_of_split_folders
+    from bovw.cli.main import build_parser
+
+    args = build_parser().parse_args(["run", "--input", "x", "--output", "y", "--set",
+                                      "ingest.test_fraction=0.5"])
+    refuse_fraction_of_split_folders(args, False)

@@ -16,7 +16,8 @@ from bovw.spark.session import build_session
 from bovw.spark.workers import warm_python_workers
 
 __all__ = ["PREDICT_KEYS", "RUN_KEYS", "SESSION_KEYS", "SHORTCUTS", "add_config_flags",
-           "config_of", "location", "overrides", "refuse_ignored", "refuse_unused", "resolved",
+           "config_of", "location", "overrides", "refuse_fraction_of_split_folders",
+           "refuse_ignored", "refuse_unused", "resolved",
            "session", "url"]
 
 
@@ -98,6 +99,16 @@ def overrides(args: argparse.Namespace, base: dict | None = None) -> dict:
         given[key] = (said, value)
         overrides[key] = value
     return overrides
+
+
+def refuse_fraction_of_split_folders(args: argparse.Namespace, split_by_folders: bool,
+                                     swept: Collection[str] = ()) -> None:
+    """ingest.test_fraction given on the command line (or `swept`) for a dataset its
+    Training/Test folders split is a config error: every value gives the same run."""
+    if split_by_folders and "ingest.test_fraction" in {*overrides(args), *swept}:
+        raise ConfigError("ingest.test_fraction has no effect here: the input's Training/ "
+                          "and Test/ folders give the split (it splits a <Class>/*.jpg "
+                          "dataset); drop it")
 
 
 def config_of(args: argparse.Namespace, extra: dict | None = None) -> Config:

@@ -15,6 +15,7 @@ from bovw.cli.common import (
     add_config_flags,
     config_of,
     location,
+    refuse_fraction_of_split_folders,
     refuse_ignored,
     refuse_unused,
     report_under_lock,
@@ -99,7 +100,8 @@ def _sweep(args: argparse.Namespace, environ: dict) -> int:
                           "run; sweep it together with that setting, or drop it")
     input_path, output_path = location(args.input), url(args.output)
     descriptors_from = url(args.descriptors_from) if args.descriptors_from else None
-    check_local_dataset(input_path, config.ingest)
+    refuse_fraction_of_split_folders(args, check_local_dataset(input_path, config.ingest),
+                                     [key for key, _values in parameters])
     spark = session(config, environ, input_path, output_path, descriptors_from,
                     verbose=args.verbose, warm_workers=True)
     output_path, descriptors_from = resolved(spark, output_path, descriptors_from)
@@ -135,7 +137,7 @@ def _compare(args: argparse.Namespace, environ: dict) -> int:
     input_path, output_path = location(args.input), url(args.output)
     cnn_features, descriptors_from = (url(path) if path else None
                                       for path in (args.cnn_features, args.descriptors_from))
-    check_local_dataset(input_path, config.ingest)
+    refuse_fraction_of_split_folders(args, check_local_dataset(input_path, config.ingest))
     spark = session(config, environ, input_path, output_path, cnn_features, descriptors_from,
                     verbose=args.verbose, warm_workers=True)
     output_path, cnn_features, descriptors_from = resolved(spark, output_path, cnn_features,

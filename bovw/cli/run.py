@@ -15,6 +15,7 @@ from bovw.cli.common import (
     add_config_flags,
     location,
     overrides,
+    refuse_fraction_of_split_folders,
     refuse_ignored,
     refuse_unused,
     resolved,
@@ -104,7 +105,7 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
     descriptors_from = url(args.descriptors_from) if args.descriptors_from else None
     if not uses_s3(input_path, output_path, descriptors_from):
         refuse_unused(args, LOCAL_RUN_KEYS, "no path of this run is on S3 (s3a://)")
-    check_local_dataset(input_path, config.ingest)
+    refuse_fraction_of_split_folders(args, check_local_dataset(input_path, config.ingest))
     spark = session(config, environ, input_path, output_path, descriptors_from,
                     verbose=args.verbose, warm_workers=True)
     output_path, descriptors_from = resolved(spark, output_path, descriptors_from)

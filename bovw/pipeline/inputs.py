@@ -50,17 +50,19 @@ def check_local_input(path: str, settings: IngestSettings) -> None:
     )
 
 
-def check_local_dataset(path: str, settings: IngestSettings) -> None:
+def check_local_dataset(path: str, settings: IngestSettings) -> bool:
     """check_local_input, and for a dataset to train and test on: when its images sit in
-    Training/Test folders, both splits must hold some (see split_problem)."""
+    Training/Test folders, both splits must hold some (see split_problem). Returns True
+    for a local dataset split by its folders (ingest.test_fraction then has no effect)."""
     check_local_input(path, settings)
     if not is_local_path(path):
-        return
+        return False
     survey = survey_splits(_local_folder(path), settings.extensions)
     if survey.split_folders:
         problem = split_problem(path, survey.training, survey.test, settings)
         if problem:
             raise InputError(problem)
+    return survey.split_folders
 
 
 @dataclass(frozen=True)
