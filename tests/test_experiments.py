@@ -657,3 +657,30 @@ def test_the_cnn_variant_counts_as_extracted_only_the_images_that_got_features(
                                         RunLayout(str(tmp_path / "variant")))
     assert counts == {"extracted": 6} == {"extracted": matched.count()}
     assert [row["path"].rsplit("/", 1)[1] for row in missing.collect()] == ["cut.jpg"]
+
+
+def test_a_report_of_an_unfinished_sweep_or_comparison_marks_what_is_missing(
+        sweep, comparison, tmp_path, capsys):
+    # `bovw report` drew a stopped sweep as if its grid held only its finished points
+    # ("Best point" among them, the others never named), and dropped an unfinished
+    # comparison variant's row (review 3).
+    import shutil
+
+    stopped = tmp_path / "sweep"
+    shutil.copytree(sweep[0], stopped)
+    shutil.rmtree(stopped / "points" / "vocabulary.k=12")
+    assert main(["report", str(stopped)]) == 0
+    err = capsys.readouterr().err
+    assert err == ("[bovw] warning: 1 of 3 sweep points not finished (vocabulary.k=12): the "
+                   "report marks them; the same bovw sweep command runs them\n")
+    page = (stopped / "report.html").read_text()
+    assert "vocabulary.k=12" not in section_titles(page)[-1] and "not finished" in page
+
+    partial = tmp_path / "compare"
+    shutil.copytree(comparison[0], partial)
+    shutil.rmtree(partial / "variants" / "cnn")
+    assert main(["report", str(partial)]) == 0
+    assert "1 of 2 variants not finished (cnn)" in capsys.readouterr().err
+    rows = {row["variant"]: row for row in csv.DictReader((partial / "comparison.csv").open())}
+    assert list(rows) == ["orb-colour", "cnn"]
+    assert (rows["cnn"]["features"], rows["cnn"]["accuracy"]) == ("(not finished)", "")

@@ -30,6 +30,7 @@ from bovw.experiments.tables import (
     comparison_row,
     csv_table,
     markdown_lines,
+    unfinished_comparison_row,
 )
 from bovw.pipeline.layout import RunLayout, finished_stage, prepare_spec_folder
 from bovw.pipeline.provenance import (
@@ -57,11 +58,17 @@ ORB_VARIANTS = {"orb": False, "orb-colour": True}  # name -> colour block on
 
 @dataclass
 class CompareResult:
-    """One table row per finished variant, and the variants' run folders."""
+    """One table row per variant, and the finished variants' run folders."""
 
     output: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     folders: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def unfinished(self) -> list[str]:
+        """The variants not finished yet (a comparison stopped before them)."""
+        finished = {name for name, _folder in self.folders}
+        return [row["variant"] for row in self.rows if row["variant"] not in finished]
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
@@ -146,7 +153,8 @@ def _run_variants(spark: SparkSession, config: Config, input_path: str, root: st
 
 
 def collect_result(spark: SparkSession, root: str) -> CompareResult:
-    """The CompareResult of a comparison folder, from its finished variants."""
+    """The CompareResult of a comparison folder: a row per variant of its compare.json,
+    those not finished yet (a comparison stopped before them) marked so, without numbers."""
     root = root.rstrip("/")
     spec = json.loads(storage.read_text(spark, storage.join(root, "compare.json")))
     result = CompareResult(output=root)
@@ -156,6 +164,8 @@ def collect_result(spark: SparkSession, root: str) -> CompareResult:
             summary = RunSummary.from_json(storage.read_text(spark, layout.summary))
             result.rows.append(comparison_row(name, summary, ORB_VARIANTS.get(name)))
             result.folders.append((name, layout.root))
+        else:
+            result.rows.append(unfinished_comparison_row(name))
     return result
 
 

@@ -41,6 +41,7 @@ from bovw.experiments.grids import (
     sweep_points,
 )
 from bovw.experiments.tables import (
+    NOT_FINISHED,
     STAGE_COLUMNS,
     csv_table,
     failed_sweep_row,
@@ -49,6 +50,7 @@ from bovw.experiments.tables import (
     sweep_markdown,
     sweep_row,
     sweep_title,
+    unfinished_sweep_row,
 )
 from bovw.pipeline.layout import Growth, RunLayout, prepare_spec_folder
 from bovw.pipeline.provenance import DescriptorProvenance, check_kept, read_record
@@ -97,7 +99,12 @@ class SweepResult:
     @property
     def succeeded(self) -> list[dict[str, Any]]:
         """The rows of the points that gave results."""
-        return [row for row in self.rows if not _failed(row)]
+        return [row for row in self.rows if row.get("status") == "ok"]
+
+    @property
+    def unfinished(self) -> list[str]:
+        """The points not finished yet (a sweep stopped before them), in grid order."""
+        return [row["point"] for row in self.rows if row.get("status") == NOT_FINISHED]
 
 
 def _failed(row: dict[str, Any]) -> bool:
@@ -216,7 +223,8 @@ def _started_extractors(spark: SparkSession, root: str, points: Sequence[SweepPo
 
 
 def collect_result(spark: SparkSession, root: str) -> SweepResult:
-    """The SweepResult of a sweep folder, from its sweep.json and finished points."""
+    """The SweepResult of a sweep folder, from its sweep.json: a row per point, finished,
+    failed or not finished yet."""
     from bovw.config import config_from_dict
 
     root = root.rstrip("/")
@@ -232,6 +240,8 @@ def collect_result(spark: SparkSession, root: str) -> SweepResult:
         elif storage.exists(spark, failure_path):
             failure = json.loads(storage.read_text(spark, failure_path))
             result.rows.append(failed_sweep_row(point.name, point.values, failure["reason"]))
+        else:  # a sweep stopped before it: a row that says so, not a grid without it
+            result.rows.append(unfinished_sweep_row(point.name, point.values))
     return result
 
 
@@ -254,7 +264,7 @@ def write_report(spark: SparkSession, result: SweepResult) -> str:
         macro_f1=row.get("macro_f1"),
         seconds={stage: row[f"seconds_{stage}"] for stage in (*STAGE_COLUMNS, "total")
                  if row.get(f"seconds_{stage}") is not None},
-        failed=_failed(row)) for row in result.rows]
+        failed=row.get("status") != "ok") for row in result.rows]
     return write_sweep_report(spark, result.output, result.parameters, points,
                               html_table(titles, rows, marks, css="wide"), best)
 

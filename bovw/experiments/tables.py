@@ -13,8 +13,9 @@ from bovw.image.encodings import encoding_length
 from bovw.image.words import SPACES
 from bovw.summary import RunSummary, listing_label
 
-__all__ = ["STAGE_COLUMNS", "comparison_cell", "comparison_columns", "comparison_row",
-           "csv_table", "failed_sweep_row", "markdown_lines", "sweep_cell", "sweep_columns",
+__all__ = ["NOT_FINISHED", "STAGE_COLUMNS", "comparison_cell", "comparison_columns",
+           "comparison_row", "csv_table", "failed_sweep_row", "markdown_lines", "sweep_cell",
+           "sweep_columns", "unfinished_comparison_row", "unfinished_sweep_row",
            "sweep_markdown", "sweep_row", "sweep_title"]
 
 # How the comparison table names each histograms.encoding.
@@ -71,6 +72,15 @@ def sweep_row(name: str, values: Mapping[str, str], summary: RunSummary) -> dict
 def failed_sweep_row(name: str, values: Mapping[str, str], reason: str) -> dict[str, Any]:
     """The table line of a failed point: its settings and its reason, no numbers."""
     return {"point": name, **values, "status": "failed", "failure": reason}
+
+
+# The status of a point or variant a stopped command has not finished yet.
+NOT_FINISHED = "not finished"
+
+
+def unfinished_sweep_row(name: str, values: Mapping[str, str]) -> dict[str, Any]:
+    """The table line of a point not finished yet: its settings, no numbers."""
+    return {"point": name, **values, "status": NOT_FINISHED, "failure": ""}
 
 
 def sweep_columns(keys: Sequence[str]) -> list[str]:
@@ -155,6 +165,11 @@ def comparison_row(name: str, summary: RunSummary, orb_colour: bool | None) -> d
                                        else round(images / feature_seconds, 1)),
         "images_per_second_total": None if external or not total else round(images / total, 1),
     }
+
+
+def unfinished_comparison_row(name: str) -> dict[str, Any]:
+    """The table line of a variant not finished yet: its name, no numbers."""
+    return {"variant": name, "features": f"({NOT_FINISHED})"}
 
 
 def comparison_columns() -> list[str]:
