@@ -684,3 +684,14 @@ def test_a_report_of_an_unfinished_sweep_or_comparison_marks_what_is_missing(
     rows = {row["variant"]: row for row in csv.DictReader((partial / "comparison.csv").open())}
     assert list(rows) == ["orb-colour", "cnn"]
     assert (rows["cnn"]["features"], rows["cnn"]["accuracy"]) == ("(not finished)", "")
+
+
+def test_export_of_a_sweep_folder_or_a_missing_one_says_what_to_export(sweep, tmp_path,
+                                                                       capsys):
+    # Both said "is not a bovw run folder (no run.json)" (review 3).
+    assert main(["export", str(sweep[0])]) == 1
+    assert capsys.readouterr().err == (
+        f"bovw: error: {sweep[0]} is a sweep folder, not a run folder; export one of its "
+        f"runs: bovw export {sweep[0]}/points/<point>\n")
+    assert main(["export", str(tmp_path / "nowhere")]) == 1
+    assert capsys.readouterr().err == f"bovw: error: {tmp_path / 'nowhere'} not found\n"

@@ -55,7 +55,7 @@ def build_model(spark: SparkSession, run_dir: str,
     """
     layout = RunLayout(run_dir.rstrip("/"))
     if not storage.exists(spark, layout.run_spec):
-        raise ExportError(f"{layout.root} is not a bovw run folder (no run.json)")
+        raise ExportError(_not_a_run(spark, layout.root))
     if not storage.exists(spark, layout.summary):
         raise ExportError(
             f"run {layout.root} has not finished (no summary.json): run bovw run again with the "
@@ -159,3 +159,15 @@ def _training_size(spark: SparkSession, layout: RunLayout, record: dict) -> tupl
     if size is None:
         raise ExportError(f"no readable Training image in {descriptors_path}")
     return size
+
+
+def _not_a_run(spark, root: str) -> str:
+    """Why `root`, which holds no run.json, cannot be exported, and what can be."""
+    if not storage.exists(spark, root):
+        return f"{root} not found"
+    for spec, what, inside in (("sweep.json", "a sweep folder", "points/<point>"),
+                               ("compare.json", "a comparison folder", "variants/<variant>")):
+        if storage.exists(spark, storage.join(root, spec)):
+            return (f"{root} is {what}, not a run folder; export one of its runs: "
+                    f"bovw export {root}/{inside}")
+    return f"{root} is not a bovw run folder (no run.json)"
