@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bovw.config import Config, load_config, parse_assignment
+from bovw.config import Config, ConfigError, load_config, parse_assignment
 
 __all__ = ["add_config_arguments", "config_arguments", "config_from_args"]
 
@@ -26,10 +26,17 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The Config named by --config / --k / --set, read as `bovw run` reads the same flags
-    (bovw.cli.common.config_of): a --set of vocabulary.k wins over --k, so that a bench's
-    reference and its `bovw run` child work to the same settings."""
-    overrides: dict = {} if args.k is None else {"vocabulary.k": args.k}
-    overrides.update(parse_assignment(text) for text in args.set)
+    (bovw.cli.common.config_of), so that a bench's reference and its `bovw run` child work
+    to the same settings: a setting given twice with two values (--k 30 with --set
+    vocabulary.k=40) is a ConfigError, as bovw run refuses it."""
+    given = [("--k", "vocabulary.k", args.k)] if args.k is not None else []
+    given += [("--set", *parse_assignment(text)) for text in args.set]
+    overrides: dict = {}
+    for flag, key, value in given:
+        if key in overrides and str(overrides[key]) != str(value):
+            raise ConfigError(f"{key} is given twice with two values (the second by {flag}); "
+                              "give it once")
+        overrides[key] = value
     return load_config(args.config, overrides)
 
 

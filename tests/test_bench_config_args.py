@@ -25,17 +25,28 @@ def test_the_forwarded_arguments_give_bovw_run_the_same_config(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text("[pca]\ncomponents = 12\n", encoding="utf-8")
     args = parsed(["--config", str(toml), "--set", "orb.dense_step=7",
-                   "--set", "vocabulary.k=40", "--k", "30"])
+                   "--set", "vocabulary.k=40", "--k", "40"])
     forwarded = config_arguments(args)
     assert forwarded == ["--config", str(toml), "--set", "orb.dense_step=7",
-                         "--set", "vocabulary.k=40", "--k", "30"]
+                         "--set", "vocabulary.k=40", "--k", "40"]
     config = config_from_args(args)
-    # As `bovw run` reads the same flags: a --set of vocabulary.k wins over --k.
     assert (config.pca.components, config.orb.dense_step, config.vocabulary.k) == (12, 7, 40)
     child = build_parser().parse_args(["run", "--input", "in", "--output", "out", *forwarded])
     assert config_of(child) == config
     assert config_from_args(parsed(forwarded)) == config
     assert config_from_args(parsed(["--k", "30"])).vocabulary.k == 30
+
+
+def test_a_setting_given_twice_with_two_values_is_refused_as_bovw_run_refuses_it():
+    import pytest
+
+    from bovw.config import ConfigError
+
+    argv = ["--set", "vocabulary.k=40", "--k", "30"]
+    with pytest.raises(ConfigError, match="^vocabulary.k is given twice with two values"):
+        config_from_args(parsed(argv))
+    with pytest.raises(ConfigError, match="^vocabulary.k is given twice with two values"):
+        config_of(build_parser().parse_args(["run", "--input", "i", "--output", "o", *argv]))
 
 
 def test_no_arguments_forward_nothing_and_give_the_defaults():
