@@ -293,9 +293,11 @@ def test_a_spark_sql_setting_spark_refuses_stops_a_run_before_any_work(images, t
     assert child.returncode == 0, child.stderr[-3000:]
     result = json.loads(child.stdout.strip().splitlines()[-1])
     assert result["code"] == 2 and result["err"].count("\n") == 1, result["err"]
+    # Spark's reason in its own words (4.3: "[INVALID_CONF_VALUE.TYPE_MISMATCH] The value
+    # 'abc' ...", 4.0: "... should be int, but was abc").
     assert result["err"].startswith(
-        "bovw: config error: spark.conf.spark.sql.shuffle.partitions is refused by Spark: "
-        "[INVALID_CONF_VALUE.TYPE_MISMATCH] The value 'abc'")
+        "bovw: config error: spark.conf.spark.sql.shuffle.partitions is refused by Spark: ")
+    assert "abc" in result["err"]
     assert not out.exists()
 
 
