@@ -161,6 +161,13 @@ def test_three_level_pyramid_histograms(descriptors):
     assert histograms["c.jpg"] == [0.0] * 63
 
 
+def test_histogram_schema_carries_its_length_not_a_name_per_bin(descriptors):
+    # VectorAssembler names every bin in the column's metadata (750 KB of schema JSON at
+    # k = 1000 and 3 levels, in every plan and Parquet footer): only the length is kept.
+    field = word_histograms(descriptors, CENTERS, pyramid_levels=3).schema["histogram"]
+    assert field.metadata == {"ml_attr": {"num_attrs": 63}}
+
+
 def words_only(settings: HistogramSettings) -> Config:
     """`settings`, without the tone block a default Config appends."""
     return Config(histograms=settings, tone=ToneSettings(enabled=False))
