@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bovw.config import Config, ConfigError, load_config, parse_assignment
+from bovw.config import Config, load_config, merge_overrides, parse_assignment
 
 __all__ = ["add_config_arguments", "config_arguments", "config_from_args"]
 
@@ -31,13 +31,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     vocabulary.k=40) is a ConfigError, as bovw run refuses it."""
     given = [("--k", "vocabulary.k", args.k)] if args.k is not None else []
     given += [("--set", *parse_assignment(text)) for text in args.set]
-    overrides: dict = {}
-    for flag, key, value in given:
-        if key in overrides and str(overrides[key]) != str(value):
-            raise ConfigError(f"{key} is given twice with two values (the second by {flag}); "
-                              "give it once")
-        overrides[key] = value
-    return load_config(args.config, overrides)
+    return load_config(args.config, merge_overrides(given))
 
 
 def config_arguments(args: argparse.Namespace) -> list[str]:

@@ -161,3 +161,30 @@ def test_a_spark_conf_value_that_is_a_list_or_table_is_refused(tmp_path, value):
     path.write_text('[spark.conf]\n"spark.sql.shuffle.partitions" = 4\n"spark.x" = true\n')
     assert dict(load_config(path).spark.conf) == {"spark.sql.shuffle.partitions": "4",
                                                   "spark.x": "True"}
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('[vocabulary]\nk = "500"\n', "vocabulary.k must be an integer, not text (got '500')"),
+    ('seed = "3"\n', "seed must be an integer, not text (got '3')"),
+    ('[histograms]\ntfidf = "false"\n', "histograms.tfidf must be true or false, not text"),
+    ('[orb]\ndense_scales = ["1.0", 2.0]\n', "orb.dense_scales must be a number, not text"),
+    ('[orb]\ndense_scales = "1.0,2.0"\n', "orb.dense_scales must be a number, not text"),
+])
+def test_a_number_or_boolean_written_as_text_in_a_config_file_is_refused(tmp_path, toml,
+                                                                        message):
+    # Review 3: TOML values have types, and k = "500" was read as the number.
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value).startswith(message)
+    assert str(raised.value).endswith("; fix: write it without quotes")
+
+
+def test_text_settings_and_command_line_values_stay_text(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[spark]\ndriver_memory = "6g"\n[spark.conf]\n"spark.x" = "4"\n'
+                    '[ingest]\nextensions = ["jpg"]\n')
+    config = load_config(path, {"vocabulary.k": "64", "seed": "3"})
+    assert (config.spark.driver_memory, config.spark.conf["spark.x"]) == ("6g", "4")
+    assert (config.ingest.extensions, config.vocabulary.k, config.seed) == (("jpg",), 64, 3)

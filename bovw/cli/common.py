@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable, Collection
 
 from bovw.cli import interrupt
-from bovw.config import Config, ConfigError, load_config, parse_assignment
+from bovw.config import Config, ConfigError, load_config, merge_overrides, parse_assignment
 from bovw.config.differences import RUN_KEYS, SESSION_KEYS, ignored_setting, unused_setting
 from bovw.spark.session import build_session
 from bovw.spark.workers import warm_python_workers
@@ -83,22 +83,12 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def overrides(args: argparse.Namespace, base: dict | None = None) -> dict:
     """The dotted-key overrides the flags in `args` give, after those of `base`. Raises
-    ConfigError for a setting the flags give twice with two values (--k 61 with --set
-    vocabulary.k=60: neither order says which one is meant)."""
-    overrides = dict(base or {})
-    given: dict[str, tuple[str, object]] = {}
-    # The values are not repeated in the message: one may be a secret.
+    ConfigError for a setting the flags give twice with two values (merge_overrides)."""
     shortcuts = [(f"--{flag.replace('_', '-')}", key, getattr(args, flag))
                  for flag, (key, _type) in SHORTCUTS.items()
                  if getattr(args, flag, None) is not None]
     assignments = [("--set", *parse_assignment(text)) for text in args.set]
-    for said, key, value in [*shortcuts, *assignments]:
-        if key in given and str(given[key][1]) != str(value):
-            raise ConfigError(f"{key} is given twice with two values, by {given[key][0]} and "
-                              f"by {said}; give it once")
-        given[key] = (said, value)
-        overrides[key] = value
-    return overrides
+    return merge_overrides([*shortcuts, *assignments], base)
 
 
 def refuse_fraction_of_split_folders(args: argparse.Namespace, split_by_folders: bool,

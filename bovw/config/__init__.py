@@ -41,7 +41,15 @@ from bovw.config.encoding import (
     VocabularySettings,
     pyramid_cells,
 )
-from bovw.config.parsing import coerce, parse_assignment, require, section_from_table, to_plain
+from bovw.config.parsing import (
+    coerce,
+    merge_overrides,
+    parse_assignment,
+    refuse_quoted_values,
+    require,
+    section_from_table,
+    to_plain,
+)
 from bovw.config.redaction import (
     Redactor,
     redacted_settings,
@@ -71,7 +79,8 @@ __all__ = [
     "ColourSettings", "Config", "ConfigError", "EmrSettings", "HistogramSettings",
     "IngestSettings", "OrbSettings", "PcaSettings", "PredictSettings", "S3Settings",
     "SparkSettings", "ToneSettings", "VocabularySettings", "apply_overrides",
-    "config_from_dict", "current_orb_table", "load_config", "parse_assignment",
+    "config_from_dict", "current_orb_table", "load_config", "merge_overrides",
+    "parse_assignment",
     "pyramid_cells", "redacted_settings",
 ]
 
@@ -177,6 +186,7 @@ def load_config(path: str | Path | None = None,
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_toml(Path(path))
+        refuse_quoted_values(Config, data)
     config = config_from_dict(data)
     return apply_overrides(config, overrides or {})
 

@@ -11,12 +11,13 @@ import math
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bovw.errors import ConfigError
 
-__all__ = ["coerce", "parse_assignment", "require", "section_from_table", "to_plain"]
+__all__ = ["coerce", "merge_overrides", "parse_assignment", "refuse_quoted_values", "require",
+           "section_from_table", "to_plain"]
 
 
 def require(condition: bool, message: str) -> None:
@@ -153,3 +154,49 @@ def parse_assignment(text: str, flag: str = "--set", form: str = "section.key=va
     if not sep or not key.strip():
         raise ConfigError(f"{flag} expects {form} (got {text!r})")
     return key.strip(), value.strip()
+
+
+def merge_overrides(given: Iterable[tuple[str, str, object]], base: Mapping | None = None
+                    ) -> dict:
+    """The dotted-key overrides of `given` (flag, key, value) triples, in order, after
+    those of `base`. Raises ConfigError for a key given twice with two values (--k 61 with
+    --set vocabulary.k=60: neither order says which one is meant), naming both flags; the
+    values are not repeated in the message: one may be a secret."""
+    overrides = dict(base or {})
+    said: dict[str, tuple[str, object]] = {}
+    for flag, key, value in given:
+        if key in said and str(said[key][1]) != str(value):
+            raise ConfigError(f"{key} is given twice with two values, by {said[key][0]} and "
+                              f"by {flag}; give it once")
+        said[key] = (flag, value)
+        overrides[key] = value
+    return overrides
+
+
+_TYPED = {bool: "true or false", int: "an integer", float: "a number"}
+
+
+def refuse_quoted_values(cls: type, table: Mapping[str, Any], prefix: str = "") -> None:
+    """Raise ConfigError for a value of the TOML `table` (the fields of the dataclass `cls`,
+    a nested settings table checked within) written as text where the field holds true or
+    false or a number, alone or in a list. TOML values have types: `k = "500"` is the text
+    a command line gives (which coerce reads), not the number a config file writes.
+    Unknown keys are left to section_from_table."""
+    hints = _resolved_hints(cls)
+    for name, value in table.items():
+        hint = hints.get(name)
+        key = f"{prefix}{name}"
+        if hint is None:
+            continue
+        if dataclasses.is_dataclass(hint):
+            if isinstance(value, Mapping):
+                refuse_quoted_values(hint, value, f"{key}.")
+            continue
+        item_hint, items = hint, [value]
+        if typing.get_origin(hint) is tuple:
+            item_hint = typing.get_args(hint)[0]
+            items = value if isinstance(value, list) else [value]
+        wanted = _TYPED.get(item_hint)
+        if wanted and any(isinstance(item, str) for item in items):
+            raise ConfigError(f"{key} must be {wanted}, not text (got {value!r}); fix: write "
+                              "it without quotes")
