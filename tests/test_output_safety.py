@@ -134,6 +134,10 @@ def test_a_relative_output_on_a_cluster_stays_where_hadoop_puts_it(monkeypatch):
     monkeypatch.setattr(storage, "path_and_fs", lambda _spark, path: (path, Hdfs()))
     assert storage.resolve(None, "runs/x") == "hdfs://namenode:8020/user/me/runs/x"
     assert storage.resolve(None, "/abs/x") == "/abs/x"
+    # An output "." is kept as said (and refused); a folder only read (bovw report) is
+    # the HDFS home there, not the driver's working directory.
+    assert storage.resolve(None, ".") == "."
+    assert storage.resolve(None, ".", keep_dots=False) == "hdfs://namenode:8020/user/me/."
 
 
 def test_a_regular_file_is_never_replaced(dataset, tmp_path, capsys):

@@ -159,9 +159,12 @@ def _report(args: argparse.Namespace, environ: dict) -> int:
 
     config = config_of(args)
     refuse_unused(args, SESSION_KEYS, "bovw report draws the folder as it was made")
-    # Absolute, so that "." and ".." name their folder (and its lock) like any other.
-    folder = storage.absolute(normalise_s3_url(args.folder).rstrip("/") or "/")
-    spark = session(config, environ, folder, verbose=args.verbose)
+    given = normalise_s3_url(args.folder).rstrip("/") or "/"
+    spark = session(config, environ, given, verbose=args.verbose)
+    # Where Spark reads it, as the run, sweep or comparison was written there (a relative
+    # folder is below the HDFS home on a cluster whose default filesystem is HDFS); "."
+    # and ".." name their folder (and its lock) like any other.
+    folder = storage.resolve(spark, given, keep_dots=False)
     kind = next((name for name in ("sweep", "compare", "summary")
                  if storage.exists(spark, storage.join(folder, f"{name}.json"))), None)
     if kind is None:

@@ -64,13 +64,14 @@ def absolute(path: str) -> str:
     return os.path.normpath(os.path.abspath(path))
 
 
-def resolve(spark: SparkSession, path: str) -> str:
+def resolve(spark: SparkSession, path: str, keep_dots: bool = True) -> str:
     """`path` said where Spark reads or writes it: a relative plain path made absolute on
     the filesystem Hadoop resolves it on (the local disk: /work/runs/x; HDFS, a cluster's
-    default: hdfs://namenode:8020/user/me/runs/x); anything else as it is, "." and ".."
-    too (an output they name is refused as having no folder of its own)."""
+    default: hdfs://namenode:8020/user/me/runs/x); anything else as it is, and with
+    `keep_dots` "." and ".." too (an output they name is refused as having no folder of
+    its own; a folder that is only read, e.g. by bovw report, is theirs)."""
     if ("://" in path or path.startswith("file:") or os.path.isabs(path)
-            or os.path.basename(os.path.normpath(path)) in (".", "..")):
+            or keep_dots and os.path.basename(os.path.normpath(path)) in (".", "..")):
         return path
     hadoop_path, fs = path_and_fs(spark, path)
     if scheme(fs) == "file":
