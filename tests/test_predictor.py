@@ -1055,6 +1055,21 @@ def test_cli_predict_errors_are_one_line(trained, tmp_path, capsys):
         "bovw: error: predicting a folder writes Parquet: pass --output FOLDER")
 
 
+def test_cli_predict_of_a_folder_without_images_says_what_it_reads(trained, tmp_path, capsys):
+    # Review 3: it asked for the Training/<Class> layout of a dataset, which predict does
+    # not need (every image below the folder is predicted).
+    from bovw.cli import main
+
+    (tmp_path / "photos" / "notes").mkdir(parents=True)
+    (tmp_path / "photos" / "notes" / "readme.txt").write_text("no photo")
+    assert main(["predict", "--model", str(trained["model"]), "--output",
+                 str(tmp_path / "out"), str(tmp_path / "photos")]) == 1
+    assert capsys.readouterr().err == (
+        f"bovw: error: input folder {tmp_path}/photos holds no image files (jpg, jpeg, png); "
+        "expected image files at any depth below it (with --labelled, <Class>/*.jpg)\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_predict_folder_runs_a_spark_job(spark, trained, tmp_path, capsys):
     from bovw.cli import main
 

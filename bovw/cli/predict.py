@@ -249,7 +249,11 @@ def _predict_folder(args: argparse.Namespace, environ: dict, config: Config,
         raise InputError("--fruits applies to photo files; for a folder, embed the catalogue "
                          "with bovw export --fruits")
     input_path, output_path = location(args.inputs[0]), url(args.output)
-    check_local_input(input_path, config.ingest)
+    # Every image file below the folder is predicted, whatever its folders (with
+    # --labelled, a photo's folder is its label).
+    check_local_input(input_path, config.ingest,
+                      layout="image files at any depth below it (with --labelled, "
+                             "<Class>/*.jpg)")
     spark = _Spark(config, environ, [input_path, output_path, args.model], args.verbose)
     [output_path] = resolved(spark(), output_path)
     model_bytes, source = _model_bytes(args.model, spark, config)

@@ -11,8 +11,8 @@ from bovw.columns import SPLIT_NAMES, TEST, TRAIN
 from bovw.config import IngestSettings
 from bovw.errors import InputError
 
-__all__ = ["SplitSurvey", "check_local_dataset", "check_local_input", "class_problem",
-           "is_local_path", "split_of", "split_problem", "survey_splits"]
+__all__ = ["DATASET_LAYOUT", "SplitSurvey", "check_local_dataset", "check_local_input",
+           "class_problem", "is_local_path", "split_of", "split_problem", "survey_splits"]
 
 
 def is_local_path(path: str) -> bool:
@@ -24,14 +24,20 @@ def _local_folder(path: str) -> Path:
     return Path(path.removeprefix("file://").removeprefix("file:"))
 
 
-def check_local_input(path: str, settings: IngestSettings) -> None:
-    """Fail fast, before Spark starts, when a local input folder is missing or holds no image."""
+# Where a dataset's images sit, as the ingest stage reads them.
+DATASET_LAYOUT = "Training/<Class>/*.jpg and Test/<Class>/*.jpg, or <Class>/*.jpg"
+
+
+def check_local_input(path: str, settings: IngestSettings, layout: str = DATASET_LAYOUT
+                      ) -> None:
+    """Fail fast, before Spark starts, when a local input folder is missing or holds no image;
+    the errors say the `layout` the command reads."""
     if not is_local_path(path):
         return
     folder = _local_folder(path)
     if folder.is_file():
         raise InputError(f"input {path} is a file: give the folder holding the images "
-                         "(Training/<Class>/*.jpg and Test/<Class>/*.jpg, or <Class>/*.jpg)")
+                         f"({layout})")
     if not folder.is_dir():
         raise InputError(f"input folder not found: {path}")
     suffixes = {"." + ext.lower().lstrip(".") for ext in settings.extensions}
@@ -46,7 +52,7 @@ def check_local_input(path: str, settings: IngestSettings) -> None:
                    if os.path.realpath(os.path.join(root, name)) not in walked]
     raise InputError(
         f"input folder {path} holds no image files ({', '.join(settings.extensions)}); "
-        "expected Training/<Class>/*.jpg and Test/<Class>/*.jpg, or <Class>/*.jpg"
+        f"expected {layout}"
     )
 
 
