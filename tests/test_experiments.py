@@ -674,7 +674,15 @@ def test_a_report_of_an_unfinished_sweep_or_comparison_marks_what_is_missing(
     assert err == ("[bovw] warning: 1 of 3 sweep points not finished (vocabulary.k=12): the "
                    "report marks them; the same bovw sweep command runs them\n")
     page = (stopped / "report.html").read_text()
-    assert "vocabulary.k=12" not in section_titles(page)[-1] and "not finished" in page
+    # Its table row says so and holds no number; no section, curve point or best point.
+    table = re.search(r"<table.*?</table>", page, re.S).group(0)  # the sweep table
+    rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row)
+            for row in re.findall(r"<tr>.*?</tr>", table, re.S)]
+    assert [cells[0] for cells in rows if cells] == ["8", "12", "100000"]
+    [cells] = [cells for cells in rows if cells and cells[0] == "12"]
+    assert "not finished" in cells and not [
+        cell for cell in cells[1:] if re.fullmatch(r"[\d.]+%?", cell)], cells
+    assert not [title for title in section_titles(page) if "vocabulary.k=12" in title]
 
     partial = tmp_path / "compare"
     shutil.copytree(comparison[0], partial)
