@@ -55,3 +55,50 @@ def test_ctrl_c_during_a_spark_job_is_one_line_and_the_run_resumes(tmp_path):
                            timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed          descriptors reused from disk" in again.stdout
+
+
+def _processes_naming(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if entry.isdigit() and marker.encode() in cmdline.read():
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg") or not os.path.isdir("/proc"),
+                    reason="needs POSIX process groups and /proc")
+@pytest.mark.parametrize("delay", [1.0, 2.0, 3.0])
+def test_ctrl_c_while_spark_starts_is_one_line_and_leaves_no_jvm(tmp_path, delay):
+    # Review 4: a Ctrl-C while pyspark started the JVM printed a Java trace and left the
+    # JVM running with no parent (one at 1.5 s hung the command); one just after printed
+    # pyspark's 46-line py4j trace. Whenever it comes, it is now one line, and nothing
+    # bovw started runs on.
+    data = tmp_path / "data"
+    generate_dataset(data, classes=2, train_per_class=4, test_per_class=2, size=64)
+    marker = f"bovw-interrupt-{os.getpid()}-{int(delay * 10)}"
+    command = [sys.executable, "-m", "bovw.cli", "run", "--input", str(data),
+               "--output", str(tmp_path / "run"), "--master", "local[1]", "--k", "4",
+               "--set", f"spark.app_name={marker}", "--set", "spark.class_archive_dir="]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=REPO_ROOT, env=subprocess_environment(),
+                             start_new_session=True)
+    try:
+        time.sleep(delay)
+        os.killpg(child.pid, signal.SIGINT)
+        _out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    # The JVM ends once its stdin, a pipe from bovw, closes: give it a moment.
+    deadline = time.monotonic() + 20
+    while _processes_naming(marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = _processes_naming(marker)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert (child.returncode, err) == (130, INTERRUPTED)
+    assert left == []

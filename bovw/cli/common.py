@@ -143,9 +143,10 @@ def session(config: Config, environ: dict, *urls: str | None, verbose: bool = Fa
     if uses_s3(*urls):
         credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
         extra = spark_s3a_setup(config.s3, credentials).spark_conf
-    spark = build_session(config, java_home=environ.get("JAVA_HOME"), extra=extra,
-                          submitted=submitted, verbose=verbose, environ=environ)
-    interrupt.install(spark)  # Ctrl-C: one line (bovw.cli.interrupt)
+    with interrupt.held():  # a Ctrl-C while Spark starts waits for bovw's handler
+        spark = build_session(config, java_home=environ.get("JAVA_HOME"), extra=extra,
+                              submitted=submitted, verbose=verbose, environ=environ)
+        interrupt.install(spark)  # Ctrl-C: one line (bovw.cli.interrupt)
     if warm_workers:
         # Before the checks below, which leave the task slots idle.
         warm_python_workers(spark)

@@ -16,14 +16,39 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
 from bovw.spark.console import silence_driver
 
-__all__ = ["install"]
+__all__ = ["held", "install"]
 
 _PY4J = f"{os.sep}py4j{os.sep}"
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """SIGINT held back (blocked) inside the block, and delivered, when one came, as the
+    block ends: start Spark and `install` inside it.
+
+    A Ctrl-C while pyspark starts the JVM stopped pyspark's wait for the JVM's connection
+    file and deleted its folder: the JVM, in a session of its own, failed to write it,
+    printed a Java trace and ran on with no parent, until killed. One just after the
+    SparkContext started met pyspark's own handler, and its 45-line py4j failure, before
+    `install` replaced it. Held, it reaches bovw's handler instead, a few seconds later.
+    Only the main thread can hold it (as it handles signals); elsewhere nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+            signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def install(spark: Any) -> None:
