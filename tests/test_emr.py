@@ -323,6 +323,32 @@ def test_cli_dry_run_step_carries_every_override(capsys):
     ]
 
 
+def test_a_step_added_to_a_running_cluster_never_terminates_it(capsys):
+    # Review 4: --cluster-id sent ActionOnFailure TERMINATE_CLUSTER (the config's, meant
+    # for the cluster bovw creates): a failed step shut down a cluster bovw did not make.
+    assert main(_submit("--cluster-id", "j-SHARED")) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["ActionOnFailure"] == "CONTINUE"
+    assert err == ("[bovw] note: the step added to j-SHARED continues the cluster when it "
+                   "fails (ActionOnFailure CONTINUE): emr.action_on_failure TERMINATE_CLUSTER "
+                   "applies to a cluster bovw creates\n")
+    assert main(_submit("--cluster-id", "j-SHARED", "--set",
+                        "emr.action_on_failure=CANCEL_AND_WAIT")) == 0
+    out, err = capsys.readouterr()
+    assert (json.loads(out)["ActionOnFailure"], err) == ("CANCEL_AND_WAIT", "")
+    # The cluster bovw creates for the step keeps the configured action.
+    assert main(_submit()) == 0
+    out, err = capsys.readouterr()
+    assert [step["ActionOnFailure"] for step in json.loads(out)["Steps"]][-1] == (
+        "TERMINATE_CLUSTER")
+    assert main(_submit("--cluster-id", "j-SHARED", "--set",
+                        "emr.action_on_failure=TERMINATE_CLUSTER")) == 2  # config error
+    assert capsys.readouterr().err == (
+        "bovw: config error: emr.action_on_failure TERMINATE_CLUSTER would shut down cluster "
+        "j-SHARED, which bovw did not create, when the step fails; fix: CONTINUE or "
+        "CANCEL_AND_WAIT, or drop --cluster-id to run on a cluster of its own\n")
+
+
 @pytest.mark.parametrize(("flag", "message"), [
     ("orb.nfeatures=300", "orb.nfeatures has no effect here: it applies only with "
                           "orb.sampling=detect (here orb.sampling=dense); drop it, or change "

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 
 from bovw.cli.common import RUN_KEYS, add_config_flags, overrides, refuse_ignored
-from bovw.config import load_config
+from bovw.config import ConfigError, load_config
 
 __all__ = ["HANDLERS", "add_commands"]
 
@@ -63,6 +63,24 @@ def _s3(args: argparse.Namespace, environ: dict) -> int:
     return 1 if report.failed else 0
 
 
+def _added_step_action(args: argparse.Namespace, configured: str) -> str | None:
+    """The ActionOnFailure of a step added to the running cluster --cluster-id names (None:
+    the configured one, for the cluster bovw creates). bovw never shuts down a cluster it
+    did not create: TERMINATE_CLUSTER from the config file (or the default) becomes
+    CONTINUE, said on stderr, and asked for on the command line is refused."""
+    if not args.cluster_id or configured != "TERMINATE_CLUSTER":
+        return None
+    if "emr.action_on_failure" in overrides(args):
+        raise ConfigError(f"emr.action_on_failure TERMINATE_CLUSTER would shut down cluster "
+                          f"{args.cluster_id}, which bovw did not create, when the step "
+                          "fails; fix: CONTINUE or CANCEL_AND_WAIT, or drop --cluster-id to "
+                          "run on a cluster of its own")
+    print(f"[bovw] note: the step added to {args.cluster_id} continues the cluster when it "
+          "fails (ActionOnFailure CONTINUE): emr.action_on_failure TERMINATE_CLUSTER applies "
+          "to a cluster bovw creates", file=sys.stderr)
+    return "CONTINUE"
+
+
 def _emr(args: argparse.Namespace, environ: dict) -> int:
     import json
 
@@ -83,7 +101,8 @@ def _emr(args: argparse.Namespace, environ: dict) -> int:
     # every other override goes to the cluster, which reads the same config file.
     forwarded = overrides(argparse.Namespace(**{**vars(args), "profile": None, "region": None}))
     step = build_step(config.emr, config_uri=args.config_uri, input_url=args.input,
-                      output_url=args.output, overrides=forwarded, redactor=config.redactor())
+                      output_url=args.output, overrides=forwarded, redactor=config.redactor(),
+                      action_on_failure=_added_step_action(args, config.emr.action_on_failure))
     if args.dry_run:
         request = step if args.cluster_id else cluster_request(config.emr, step)
         print(json.dumps(request, indent=2))
