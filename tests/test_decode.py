@@ -66,6 +66,22 @@ def test_the_exif_orientation_is_applied():
     assert np.array_equal(turned, np.rot90(upright, k=-1))
 
 
+@pytest.mark.parametrize(("orientation", "shown"), [(1, (90, 60)), (3, (90, 60)),
+                                                   (5, (60, 90)), (6, (60, 90)),
+                                                   (8, (60, 90))])
+def test_the_size_said_is_the_size_shown_after_the_exif_orientation(orientation, shown):
+    # Review 4: a portrait photo stored landscape with orientation 6 was described turned
+    # (60 x 90) but recorded at its stored 90 x 60, the model's training size with it, and
+    # the Predictor then squashed every portrait photo to 90 x 60.
+    stored = io.BytesIO()
+    Image.fromarray(imagefiles.textured(90, 7)[:60]).save(stored, format="JPEG")
+    data = with_exif(stored.getvalue(), orientation)
+    grey, size = decode_grey(data, SETTINGS)
+    assert size == shown and grey.shape == (shown[1], shown[0])
+    image, size = open_image(data, SETTINGS)
+    assert size == shown == image.size
+
+
 def test_a_grey_jpeg_decodes_the_same_both_ways(opencv_decodes):
     data = imagefiles.encode(imagefiles.textured(100, 5), "JPEG", mode="L")
     grey, _ = decode_grey(data, SETTINGS)

@@ -39,19 +39,21 @@ def open_image(data: bytes, settings: OrbSettings, grey: bool = False
                ) -> tuple[Image.Image, tuple[int, int]]:
     """Decode image bytes to a Pillow image no larger than `settings.max_side`.
 
-    Returns the image and its original (width, height) as declared by the file.
+    Returns the image, turned by its EXIF orientation, and its original (width, height)
+    as shown: the file's declared size, swapped when that orientation is a quarter turn.
     The pixel count is checked from the header before any decoding, so a small file
     declaring a huge size is refused cheaply. With `grey`, a colour JPEG is decoded
     straight to its luminance (mode "L", see `decode_grey`). Raises ImageRejected with the
     reason, and TypeError when `data` is not bytes (a path, say: read the file first).
     """
     image, size = _opened(data, settings)
-    return _loaded(image, settings, grey), size
+    loaded, turned = _loaded(image, settings, grey)
+    return loaded, _shown(size, turned)
 
 
 def decode_grey(data: bytes, settings: OrbSettings) -> tuple[np.ndarray, tuple[int, int]]:
     """The grey-level image ORB describes: a 2-D uint8 array no larger than
-    `settings.max_side`, and the file's original (width, height).
+    `settings.max_side`, and its original (width, height) as shown (see `open_image`).
 
     A colour JPEG's grey levels are its luminance channel as libjpeg decodes it (what
     OpenCV's IMREAD_GRAYSCALE gives), not its decoded RGB converted back; every other
@@ -78,7 +80,8 @@ def decode_grey(data: bytes, settings: OrbSettings) -> tuple[np.ndarray, tuple[i
             return grey, size
     if image is None:
         image, size = _opened(data, settings)
-    return to_grey(_loaded(image, settings, grey=True)), size
+    loaded, turned = _loaded(image, settings, grey=True)
+    return to_grey(loaded), _shown(size, turned)
 
 
 def _opencv_grey(data: bytes, size: tuple[int, int]) -> np.ndarray | None:
@@ -114,8 +117,22 @@ def _opened(data: bytes, settings: OrbSettings) -> tuple[Image.Image, tuple[int,
     return image, (width, height)
 
 
-def _loaded(image: Image.Image, settings: OrbSettings, grey: bool) -> Image.Image:
-    """An opened image decoded, turned by its EXIF orientation and shrunk to max_side."""
+# EXIF orientations that turn an image a quarter turn (Pillow's exif_transpose: transpose,
+# rotate 270, transverse, rotate 90): its width and height change places.
+_ORIENTATION = 0x0112
+_QUARTER_TURNS = (5, 6, 7, 8)
+
+
+def _shown(size: tuple[int, int], turned: bool) -> tuple[int, int]:
+    """The (width, height) `size` a file declares, as shown after its EXIF orientation."""
+    return (size[1], size[0]) if turned else size
+
+
+def _loaded(image: Image.Image, settings: OrbSettings, grey: bool
+            ) -> tuple[Image.Image, bool]:
+    """An opened image decoded, turned by its EXIF orientation and shrunk to max_side; and
+    whether that orientation was a quarter turn (the run records the size as shown, and
+    the Predictor resizes photos to it: a portrait photo stored landscape was squashed)."""
     width, height = image.size
     try:
         if image.format == "JPEG":
@@ -127,13 +144,14 @@ def _loaded(image: Image.Image, settings: OrbSettings, grey: bool) -> Image.Imag
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()
+        turned = image.getexif().get(_ORIENTATION, 1) in _QUARTER_TURNS
         image = ImageOps.exif_transpose(image)
     except Exception as error:
         raise ImageRejected(f"corrupt or truncated {image.format or 'image'} image: "
                             f"{first_line(error)}") from None
     if max(image.size) > settings.max_side:
         image.thumbnail((settings.max_side, settings.max_side), Image.Resampling.BILINEAR)
-    return image
+    return image, turned
 
 
 def _unopenable_reason(data: bytes) -> str:

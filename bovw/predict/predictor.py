@@ -233,7 +233,7 @@ class Predictor:
         fitted = None
         if steps:
             # The box and crop sizes in `steps` refer to the decoded image, which open_image
-            # may have rotated (EXIF) or shrunk (orb.max_side).
+            # may have shrunk (orb.max_side); the photo's size is as shown (EXIF turned).
             decoded = "" if (decoded_width, decoded_height) == (width, height) else (
                 f" (decoded at {decoded_width}x{decoded_height})")
             fitted = f"{width}x{height} photo{decoded} {steps}"
