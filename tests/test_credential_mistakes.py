@@ -118,3 +118,17 @@ def test_clients_translate_credential_mistakes(aws):
         s3_client(S3Settings(), session)
     with pytest.raises(CloudError, match="^AWS profile 'half' has incomplete credentials"):
         emr_client(EmrSettings(region="us-east-1"), session)
+
+
+def test_run_on_a_missing_bucket_or_an_unreachable_endpoint_says_so_before_spark(
+        aws, moto_endpoint, tmp_path, capsys):
+    # Review 4: each was reported as the s3a jars' download failure (Spark's connector
+    # checks nothing before its jars are there); `bovw s3 ls` named each cause.
+    argv = ["run", "--input", "s3a://no-such-bucket-0042/fruits/", "--output",
+            str(tmp_path / "x"), "--profile", "fake", "--set", "s3.path_style_access=true"]
+    assert _one_line(capsys, [*argv, "--set", f"s3.endpoint={moto_endpoint}"]) == (
+        "bucket 'no-such-bucket-0042' does not exist; fix: create it (`aws s3 mb "
+        "s3://no-such-bucket-0042`) or correct the URL")
+    unreachable = _one_line(capsys, [*argv, "--set", "s3.endpoint=http://127.0.0.1:9"])
+    assert "s3://no-such-bucket-0042/fruits/" in unreachable, unreachable
+    assert not (tmp_path / "x").exists()

@@ -155,7 +155,7 @@ def test_an_output_url_spark_has_no_filesystem_for(spark, images, capsys):
         "or s3a:// (s3:// is read as s3a://)")
 
 
-def test_s3a_without_the_connector(spark, images, aws_files, capsys):
+def test_s3a_without_the_connector(spark, images, aws_files, bucket, capsys):
     try:
         spark._jvm.java.lang.Class.forName("org.apache.hadoop.fs.s3a.S3AFileSystem")
         pytest.skip("hadoop-aws is on this Spark's classpath")
@@ -164,14 +164,15 @@ def test_s3a_without_the_connector(spark, images, aws_files, capsys):
     aws_files.write(credentials=f"[static]\naws_access_key_id = {TEST_ACCESS_KEY}\n"
                                 f"aws_secret_access_key = {TEST_SECRET_KEY}\n")
 
-    # As on a machine where the jars were meant to be on the classpath already.
-    code = main(_run(images, "s3://bucket/runs/1", "--master", "local[2]",
+    # As on a machine where the jars were meant to be on the classpath already (the bucket
+    # exists: a missing one is said before Spark starts).
+    code = main(_run(images, f"s3://{bucket}/runs/1", "--master", "local[2]",
                      "--profile", "static", "--region", TEST_REGION,
                      "--set", "s3.packages=false", "--set", "s3.committer=none"))
 
     assert code == 1
     assert _one_line(capsys) == (
-        "bovw: error: cannot check s3a://bucket/runs/1: Spark has no s3a connector (hadoop-aws "
+        f"bovw: error: cannot check s3a://{bucket}/runs/1: Spark has no s3a connector (hadoop-aws "
         "is not on its classpath); fix: set s3.jars_dir to a folder holding the hadoop-aws jar "
         "of Spark's Hadoop version and its AWS SDK bundle, or s3.packages = true where Maven "
         "Central is reachable")

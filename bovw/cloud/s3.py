@@ -19,7 +19,7 @@ import math
 import mimetypes
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +37,7 @@ from bovw.config import S3Settings
 from bovw.config.log_masking import install as install_log_masking
 from bovw.errors import CloudError
 
-__all__ = ["CONNECT_TIMEOUT_SECONDS", "RETRIES", "S3Object", "UploadReport",
+__all__ = ["CONNECT_TIMEOUT_SECONDS", "RETRIES", "S3Object", "UploadReport", "check_reachable",
            "links_not_followed", "list_objects", "local_files", "parse_s3_url", "s3_client",
            "upload"]
 
@@ -145,6 +145,16 @@ def list_objects(s3_url: str, client: Any, *, page_size: int = 1000) -> Iterator
         raise _cloud_error(error, bucket, prefix, "s3:ListBucket") from error
     except botocore.exceptions.BotoCoreError as error:
         raise request_error(error, f"listing s3://{bucket}/{prefix}") from error
+
+
+def check_reachable(urls: Iterable[str], client: Any) -> None:
+    """One ListObjectsV2 request (of one key) under each S3 URL of `urls`: a missing bucket,
+    refused, wrong or expired credentials and an unreachable endpoint raise CloudError in
+    one line, as `bovw s3 ls` says them. Spark's s3a connector reports none of them before
+    its jars are there (a user fixed the jars, waited for their download, then learnt
+    that the bucket's name was wrong), and then in Java's words."""
+    for url in urls:
+        next(iter(list_objects(url, client, page_size=1)), None)
 
 
 def _cloud_error(
