@@ -477,3 +477,27 @@ def test_a_connection_error_outside_py4j_is_not_taken_for_the_driver(monkeypatch
     monkeypatch.setitem(run_commands.HANDLERS, "run", refused)
     with pytest.raises(ConnectionRefusedError):
         main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "out")])
+
+
+@pytest.mark.parametrize(("module", "argv", "goes_on"), [
+    ("cloud", ["s3", "ls", "s3://bucket/fruits/"], False),
+    ("cloud", ["s3", "upload", "photos", "s3://bucket/fruits/"], True),
+    ("cloud", ["emr", "submit", "--config-uri", "s3://b/c.toml", "--input", "s3://b/i/",
+               "--output", "s3://b/o/", "--dry-run"], False),
+    ("predict", ["predict", "--model", "m.npz", "photo.jpg"], False),
+    ("predict", ["predict", "--model", "m.npz", "photos", "--output", "out"], True),
+    ("run", ["run", "--input", "photos", "--output", "out"], True),
+])
+def test_a_stopped_command_promises_to_go_on_only_when_it_can(monkeypatch, capsys, module,
+                                                              argv, goes_on):
+    # Review 4: `bovw s3 ls ... | head -1` said the same command again goes on from there;
+    # a command that only prints (or submits to EMR) has nothing to go on from.
+    from bovw.cli import cloud, predict, run
+
+    def interrupted(*_args):
+        raise KeyboardInterrupt
+
+    handlers = {"cloud": cloud, "predict": predict, "run": run}[module].HANDLERS
+    monkeypatch.setitem(handlers, argv[0], interrupted)
+    assert main(argv) == 130
+    assert capsys.readouterr().err == (_INTERRUPTED if goes_on else "bovw: interrupted\n")

@@ -67,9 +67,9 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         # asks the JVM for its cancelled job's result in a `finally`, and that raises
         # SPARK_JOB_CANCELLED over the KeyboardInterrupt.
         if _interrupted(error):
-            return _stopped(error, args.verbose)
+            return _stopped(error, args.verbose, _resumes(args))
         if _output_closed(error):
-            return _closed_output()
+            return _closed_output(_resumes(args))
         if isinstance(error, BovwError):
             return _fail("error", error, args.verbose, 1)
         if not _driver_lost(error):
@@ -80,13 +80,29 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         return 1
 
 
-def _stopped(error: BaseException, verbose: bool) -> int:
+# What a stopped command that keeps its finished work adds to its one line.
+_GOES_ON = "what was finished is kept, and the same command again goes on from there"
+
+
+def _resumes(args: argparse.Namespace) -> bool:
+    """Whether the same command again goes on where this one stopped: it writes an output
+    that keeps its finished work (a run, sweep, comparison, report or export, an upload
+    that skips what S3 holds, a folder's predictions). One that only prints (bovw s3 ls,
+    predictions of photo files, an EMR dry-run) has nothing to go on from, and an EMR
+    submission made again makes another cluster or step."""
+    if args.command == "s3":
+        return args.s3_command == "upload"
+    if args.command == "predict":
+        return bool(getattr(args, "output", None))
+    return args.command != "emr"
+
+
+def _stopped(error: BaseException, verbose: bool, resumes: bool) -> int:
     # Ctrl-C: by now the output's lock is released and its finished stages are kept; the
     # trace of wherever py4j was waiting tells the user nothing.
     if verbose:
         _print_trace(error)
-    print("bovw: interrupted: what was finished is kept, and the same command again "
-          "goes on from there", file=sys.stderr)
+    print("bovw: interrupted" + (f": {_GOES_ON}" if resumes else ""), file=sys.stderr)
     return 130
 
 
@@ -105,7 +121,7 @@ def _output_closed(error: BaseException) -> bool:
     return bool(frames) and os.path.abspath(frames[-1].filename).startswith(package + os.sep)
 
 
-def _closed_output() -> int:
+def _closed_output(resumes: bool) -> int:
     # Stdout points at /dev/null from here on: Python flushes it once more at exit, which
     # would fail again and print "Exception ignored ... BrokenPipeError".
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -116,9 +132,8 @@ def _closed_output() -> int:
     finally:
         os.close(devnull)
     try:
-        print("bovw: stopped: what read its output closed it (a broken pipe); what was "
-              "finished is kept, and the same command again goes on from there",
-              file=sys.stderr)
+        print("bovw: stopped: what read its output closed it (a broken pipe)"
+              + (f"; {_GOES_ON}" if resumes else ""), file=sys.stderr)
     except OSError:  # stderr went the same way
         pass
     return EXIT_OUTPUT_CLOSED
