@@ -87,8 +87,10 @@ def test_step_needs_the_job_script_on_s3():
         build_step(settings, config_uri="s3://b/c.toml", input_url="s3://b/i",
                    output_url="s3://b/o")
 
+    # Review 4: it said only "set it in [emr]", not that --config was missing.
     assert str(error.value) == (
-        "emr.job_script must be an s3:// URI (got None); fix: set it in [emr]"
+        "emr.job_script must be an s3:// URI (got None); fix: set it in [emr] of the config "
+        "file (--config conf/emr/emr.toml is the example), or --set emr.job_script=s3://..."
     )
 
 
@@ -96,8 +98,22 @@ def test_step_config_must_be_a_file_on_s3():
     with pytest.raises(CloudError, match="config URI 's3://b/conf/' names a folder"):
         build_step(SETTINGS, config_uri="s3://b/conf/", input_url="s3://b/i",
                    output_url="s3://b/o")
-    with pytest.raises(CloudError, match=r"the config URI must be an s3:// URI \(got 'c.toml'\)"):
+    # Review 4: the fix said to set a setting, where --config-uri is a flag.
+    with pytest.raises(CloudError) as error:
         build_step(SETTINGS, config_uri="c.toml", input_url="s3://b/i", output_url="s3://b/o")
+    assert str(error.value) == ("--config-uri must be an s3:// URI (got 'c.toml'); fix: upload "
+                                "the config file (bovw s3 upload, aws s3 cp) and give its s3:// "
+                                "URI")
+
+
+def test_step_config_named_as_the_job_script_is_refused():
+    # Review 4: --files put both in the step's folder as pipeline.py, and --config read it.
+    with pytest.raises(CloudError) as error:
+        build_step(SETTINGS, config_uri="s3://my-bucket/x/pipeline.py", input_url="s3://b/i",
+                   output_url="s3://b/o")
+    assert str(error.value) == (
+        "--config-uri s3://my-bucket/x/pipeline.py has the name of emr.job_script "
+        "(pipeline.py); fix: give the config file another name (a .toml)")
 
 
 def test_create_cluster_with_step_as_moto_records_it(emr):

@@ -56,12 +56,16 @@ def emr_client(settings: EmrSettings, session: boto3.Session | None = None) -> A
         raise request_error(error, "the EMR API") from error
 
 
-def _require_s3(value: str | None, name: str) -> str:
+def _require_s3(value: str | None, name: str, fix: str = "") -> str:
+    """`value` when it is an s3:// URI, else CloudError naming the `name` setting (or the
+    `fix` when it is not one: a flag)."""
     if value:
         # Before the URI is repeated in any message: EMR shows it to everyone, too.
         refuse_credentials_in_url(value)
     if not value or not value.startswith("s3://"):
-        raise CloudError(f"{name} must be an s3:// URI (got {value!r}); fix: set it in [emr]")
+        fix = fix or (f"set it in [emr] of the config file (--config conf/emr/emr.toml "
+                      f"is the example), or --set {name}=s3://...")
+        raise CloudError(f"{name} must be an s3:// URI (got {value!r}); fix: {fix}")
     return value
 
 
@@ -119,10 +123,16 @@ def build_step(
     refuse_url_credentials({key: str(value) for key, value in overrides.items()})
     refuse_url_credentials(dict(settings.spark_conf), "emr.spark_conf")
     script = _require_s3(settings.job_script, "emr.job_script")
-    config_uri = _require_s3(config_uri, "the config URI")
+    config_uri = _require_s3(config_uri, "--config-uri", fix="upload the config file "
+                             "(bovw s3 upload, aws s3 cp) and give its s3:// URI")
     config_name = config_uri.rsplit("/", 1)[-1]
     if not config_name:
         raise CloudError(f"config URI {config_uri!r} names a folder; fix: name the .toml file")
+    if config_name == script.rsplit("/", 1)[-1]:
+        # --files puts both in the step's working folder under their names: one would be
+        # read for the other.
+        raise CloudError(f"--config-uri {config_uri} has the name of emr.job_script "
+                         f"({config_name}); fix: give the config file another name (a .toml)")
     for key, value in settings.spark_conf.items():
         if redactor.secret_property(key, value):
             raise _secret_argument(f"emr.spark_conf {key}", settings)
