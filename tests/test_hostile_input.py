@@ -19,12 +19,12 @@ from bovw.image import orb as features
 from bovw.image.orb import extract_descriptors
 from bovw.pipeline.descriptors import describe_images
 from bovw.pipeline.ingest import assign_splits, list_files, with_labels
+from bovw.pipeline.inputs import read_local_file
 from bovw.pipeline.listing import (
     LocalImage,
     LocalTree,
     SkippedNames,
     names_spark_skips,
-    read_local_file,
     spark_skips_name,
     walk_local_tree,
 )

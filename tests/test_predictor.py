@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -1053,6 +1054,23 @@ def test_cli_predict_errors_are_one_line(trained, tmp_path, capsys):
     assert main(["predict", "--model", str(trained["model"]), str(trained["root"])]) == 1
     assert capsys.readouterr().err.strip() == (
         "bovw: error: predicting a folder writes Parquet: pass --output FOLDER")
+
+
+def test_cli_predict_reads_photo_files_as_a_run_reads_its_images(trained, tmp_path, capsys):
+    # Review 4: a broken symbolic link was "file not found" here and named as one by a
+    # run; a named pipe would have been waited on for ever.
+    from bovw.cli import main
+
+    (tmp_path / "moved.jpg").symlink_to(tmp_path / "gone.jpg")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    photos = [tmp_path / "moved.jpg", tmp_path / "pipe.jpg", tmp_path / "nothing.jpg"]
+    assert main(["predict", "--model", str(trained["model"]), *map(str, photos)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tmp_path}/moved.jpg: cannot read the photo: broken symbolic link: its target "
+        f"{tmp_path}/gone.jpg does not exist",
+        f"{tmp_path}/pipe.jpg: cannot read the photo: unreadable file: not a regular file (a "
+        "named pipe, socket or device)",
+        f"{tmp_path}/nothing.jpg: cannot read the photo: file not found"]
 
 
 def test_cli_predict_of_a_folder_without_images_says_what_it_reads(trained, tmp_path, capsys):

@@ -29,7 +29,7 @@ from bovw.cli.common import (
 )
 from bovw.config import Config
 from bovw.errors import ConfigError, InputError, ModelFileError
-from bovw.pipeline.inputs import check_local_input, is_local_path
+from bovw.pipeline.inputs import check_local_input, is_local_path, read_local_file
 from bovw.predict.fruits import (
     FruitInfo,
     default_catalogue_path,
@@ -201,16 +201,16 @@ def _check_asked_settings(args: argparse.Namespace, config: Config, model, sourc
 
 
 def _predict_file(predictor: Predictor, path: Path, max_file_bytes: int) -> Prediction:
-    try:
-        size = path.stat().st_size
-        if size > max_file_bytes:
-            reason = f"file too large: {size} bytes exceeds ingest.max_file_bytes={max_file_bytes}"
-            return Prediction.unreadable(reason)
-        return predictor.predict(path.read_bytes())
-    except OSError as error:
-        reason = "file not found" if isinstance(error, FileNotFoundError) else (
-            f"cannot open: {error.strerror or error}")
+    # Read as a run reads its images (read_local_file): the same reasons (a broken symbolic
+    # link was "file not found" here), and a named pipe is refused, not waited on.
+    if not path.exists() and not path.is_symlink():
+        return Prediction.unreadable("file not found")
+    size = path.stat().st_size if path.exists() else 0
+    if size > max_file_bytes:
+        reason = f"file too large: {size} bytes exceeds ingest.max_file_bytes={max_file_bytes}"
         return Prediction.unreadable(reason)
+    data = read_local_file(str(path))
+    return Prediction.unreadable(data) if isinstance(data, str) else predictor.predict(data)
 
 
 def format_prediction(path: str, prediction: Prediction) -> str:

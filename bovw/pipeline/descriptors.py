@@ -46,7 +46,7 @@ from bovw.image.orb import (
     pack,
 )
 from bovw.pipeline.ingest import class_label, split_folder
-from bovw.pipeline.listing import read_local_file
+from bovw.pipeline.inputs import read_local_file
 
 __all__ = ["PARQUET_COMPRESSION", "ImageSizes", "SplitClasses", "accepted", "describe_images",
            "other_size_images", "rejects", "sample_rows", "statistics", "training_size"]

@@ -24,12 +24,11 @@ from bovw.columns import (
 )
 from bovw.config import IngestSettings
 from bovw.errors import InputError
-from bovw.pipeline.inputs import is_local_path, split_of
+from bovw.pipeline.inputs import is_local_path, read_local_file, split_of
 from bovw.pipeline.listing import (
     LocalImage,
     LocalTree,
     names_spark_skips,
-    read_local_file,
     walk_local_tree,
 )
 from bovw.spark.jvm import FileSplits, file_splits, input_file_names, input_files

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,8 @@ from bovw.config import IngestSettings
 from bovw.errors import InputError
 
 __all__ = ["DATASET_LAYOUT", "SplitSurvey", "check_local_dataset", "check_local_input",
-           "class_problem", "is_local_path", "split_of", "split_problem", "survey_splits"]
+           "class_problem", "is_local_path", "read_local_file", "split_of", "split_problem",
+           "survey_splits"]
 
 
 def is_local_path(path: str) -> bool:
@@ -174,3 +176,26 @@ def class_problem(path: str, training_classes: Collection[str], test_classes: Co
 def _some(names: list[str], shown: int = 5) -> str:
     more = len(names) - shown
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+def read_local_file(path: str) -> bytes | str:
+    """The bytes of the local file at `path` (a Hadoop path such as "file:/a/b c.jpg", as
+    the listing names it), or the reject reason when it cannot be read."""
+    local = path.removeprefix("file:")
+    try:
+        # Not blocking: a named pipe listed with the images would otherwise wait for a
+        # writer forever, and the run with it.
+        descriptor = os.open(local, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError as error:
+        if os.path.islink(local):
+            return f"broken symbolic link: its target {os.readlink(local)} does not exist"
+        return f"unreadable file: {error.strerror or error}"
+    except OSError as error:
+        return f"unreadable file: {error.strerror or error}"
+    with os.fdopen(descriptor, "rb") as image:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return "unreadable file: not a regular file (a named pipe, socket or device)"
+        try:
+            return image.read()
+        except OSError as error:
+            return f"unreadable file: {error.strerror or error}"

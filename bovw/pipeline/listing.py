@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession
 
 from bovw.spark import storage
 
-__all__ = ["LocalImage", "LocalTree", "SkippedNames", "names_spark_skips", "read_local_file",
+__all__ = ["LocalImage", "LocalTree", "SkippedNames", "names_spark_skips",
            "spark_skips_name", "walk_local_tree"]
 
 
@@ -129,29 +129,6 @@ def _is_utf8(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def read_local_file(path: str) -> bytes | str:
-    """The bytes of the local file at `path` (a Hadoop path such as "file:/a/b c.jpg", as
-    the listing names it), or the reject reason when it cannot be read."""
-    local = path.removeprefix("file:")
-    try:
-        # Not blocking: a named pipe listed with the images would otherwise wait for a
-        # writer forever, and the run with it.
-        descriptor = os.open(local, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError as error:
-        if os.path.islink(local):
-            return f"broken symbolic link: its target {os.readlink(local)} does not exist"
-        return f"unreadable file: {error.strerror or error}"
-    except OSError as error:
-        return f"unreadable file: {error.strerror or error}"
-    with os.fdopen(descriptor, "rb") as image:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return "unreadable file: not a regular file (a named pipe, socket or device)"
-        try:
-            return image.read()
-        except OSError as error:
-            return f"unreadable file: {error.strerror or error}"
 
 
 def _suffixes(extensions: tuple[str, ...]) -> tuple[str, ...]:

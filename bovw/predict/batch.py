@@ -32,7 +32,7 @@ from bovw.columns import (
 from bovw.config import Config, PredictSettings
 from bovw.errors import OutputError
 from bovw.pipeline.ingest import class_label, list_files, with_labels
-from bovw.pipeline.listing import read_local_file
+from bovw.pipeline.inputs import read_local_file
 from bovw.predict.predictor import Predictor
 from bovw.predict.results import Prediction
 from bovw.spark import storage
