@@ -260,6 +260,7 @@ def test_an_input_folder_named_as_a_split_is_named_as_the_cause(tmp_path, folder
 
 def test_datasets_bovw_can_split_pass(tmp_path):
     write(tmp_path / "split" / "Train" / "Kiwi" / "k.jpg")
+    write(tmp_path / "split" / "Train" / "Pear" / "p.jpg")
     write(tmp_path / "split" / "Test" / "Kiwi" / "k.png")
     check_local_dataset(str(tmp_path / "split"), SETTINGS)
     write(tmp_path / "flat" / "Kiwi" / "k.jpg")  # no split folders: bovw splits it
@@ -267,10 +268,26 @@ def test_datasets_bovw_can_split_pass(tmp_path):
     check_local_dataset("s3a://bucket/data", SETTINGS)  # checked by Spark, after listing
 
 
+def test_one_training_class_is_refused_before_spark_starts(tmp_path):
+    # Review 4: said only after the descriptors stage (18 s of Spark on a small set).
+    write(tmp_path / "Training" / "Kiwi" / "k.jpg")
+    write(tmp_path / "Training" / "Kiwi" / "k2.jpg")
+    write(tmp_path / "Test" / "Kiwi" / "k.jpg")
+    write(tmp_path / "Test" / "Pear" / "p.jpg")
+    with pytest.raises(InputError) as error:
+        check_local_dataset(str(tmp_path), SETTINGS)
+    assert str(error.value) == class_problem(str(tmp_path), {"Kiwi"}, (), 0) == (
+        f"input {tmp_path} has Training images of one class only (Kiwi): a classifier needs "
+        "two or more; add the images of at least one other class")
+    write(tmp_path / "Training" / "Pear" / "p.jpg")
+    assert check_local_dataset(str(tmp_path), SETTINGS) is True
+
+
 def test_test_images_behind_a_symbolic_link_count(tmp_path):
     # Spark follows the link, so the check does too (but not a link to its own ancestor).
     write(tmp_path / "elsewhere" / "Kiwi" / "k.jpg")
     write(tmp_path / "data" / "Training" / "Kiwi" / "k.jpg")
+    write(tmp_path / "data" / "Training" / "Pear" / "p.jpg")
     (tmp_path / "data" / "Test").symlink_to(tmp_path / "elsewhere")
     (tmp_path / "data" / "Training" / "loop").symlink_to(tmp_path / "data")
     check_local_dataset(str(tmp_path / "data"), SETTINGS)
@@ -282,6 +299,7 @@ def test_test_images_behind_a_symbolic_link_count(tmp_path):
 def test_an_input_whose_split_folders_are_symbolic_links_is_read(tmp_path):
     # Refused as "holds no image files" although the run's listing follows the links.
     write(tmp_path / "disk" / "Training" / "Kiwi" / "k.jpg")
+    write(tmp_path / "disk" / "Training" / "Pear" / "p.jpg")
     write(tmp_path / "disk" / "Test" / "Kiwi" / "k.jpg")
     (tmp_path / "data").mkdir()
     for split in ("Training", "Test"):

@@ -67,7 +67,11 @@ def check_local_dataset(path: str, settings: IngestSettings) -> bool:
         return False
     survey = survey_splits(_local_folder(path), settings.extensions)
     if survey.split_folders:
-        problem = split_problem(path, survey.training, survey.test, settings)
+        problem = split_problem(path, survey.training, survey.test, settings) or (
+            # Before Spark starts (the run says it after the descriptors stage): the run
+            # lists no more classes than the folders hold, which its rejects can only cut.
+            class_problem(path, survey.training_classes, (), 0)
+            if len(survey.training_classes) == 1 else None)
         if problem:
             raise InputError(problem)
     return survey.split_folders
@@ -75,11 +79,14 @@ def check_local_dataset(path: str, settings: IngestSettings) -> bool:
 
 @dataclass(frozen=True)
 class SplitSurvey:
-    """Whether any image sits in a split folder, and whether each split holds one."""
+    """Whether any image sits in a split folder, whether each split holds one, and the
+    Training class folders seen holding one (every one when there is one; the walk stops
+    once it has seen two and both splits)."""
 
     split_folders: bool
     training: bool
     test: bool
+    training_classes: frozenset[str] = frozenset()
 
 
 def split_of(path: str) -> str | None:
@@ -91,12 +98,14 @@ def split_of(path: str) -> str | None:
 
 def survey_splits(folder: Path, extensions: tuple[str, ...]) -> SplitSurvey:
     """Walk `folder` the way the ingest stage lists it (symbolic links followed, except
-    those to one of their own ancestors) until both splits are seen or the tree ends."""
+    those to one of their own ancestors) until both splits and two Training classes are
+    seen or the tree ends."""
     suffixes = tuple("." + ext.lower().lstrip(".") for ext in extensions)
     root = os.path.abspath(folder)
     seen: set[str] = set()
+    classes: set[str] = set()
     pending = [(root, frozenset({os.path.realpath(root)}))]
-    while pending and seen != {TRAIN, TEST}:
+    while pending and not (seen == {TRAIN, TEST} and len(classes) > 1):
         current, ancestors = pending.pop()
         try:
             entries = list(os.scandir(current))
@@ -113,7 +122,9 @@ def survey_splits(folder: Path, extensions: tuple[str, ...]) -> SplitSurvey:
                     pending.append((entry.path, ancestors | {real}))
             elif entry.name.lower().endswith(suffixes) and (split := split_of(entry.path)):
                 seen.add(split)
-    return SplitSurvey(bool(seen), TRAIN in seen, TEST in seen)
+                if split == TRAIN:
+                    classes.add(os.path.basename(current))  # Training/<Class>/image
+    return SplitSurvey(bool(seen), TRAIN in seen, TEST in seen, frozenset(classes))
 
 
 def split_problem(path: str, training: int, test: int, settings: IngestSettings,
