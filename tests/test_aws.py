@@ -589,8 +589,9 @@ def test_an_s3_url_of_reused_outputs_sets_up_s3(aws_files, tmp_path, capsys, com
 
     images = tmp_path / "in"
     for split in ("Training", "Test"):
-        (images / split / "Apple").mkdir(parents=True)
-        (images / split / "Apple" / "a.jpg").write_bytes(b"not read before the session")
+        for fruit in ("Apple", "Pear"):
+            (images / split / fruit).mkdir(parents=True)
+            (images / split / fruit / "a.jpg").write_bytes(b"not read before the session")
 
     code = main([command, "--input", str(images), "--output", str(tmp_path / "out"),
                  "--k", "8", flag, "s3://bucket/runs/a/descriptors"])

@@ -26,9 +26,12 @@ WRITABLE_FIX = "fix: choose a location you may write to (on S3: see conf/iam/ fo
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("error-images")
-    for split in ("Training", "Test"):  # both: a dataset without Test images is refused
-        (root / split / "Apple").mkdir(parents=True)
-        (root / split / "Apple" / "0.jpg").write_bytes(b"not read: every case fails earlier")
+    # Both splits, two classes: a dataset without Test images, or of one Training class,
+    # is refused before these cases.
+    for split in ("Training", "Test"):
+        for fruit in ("Apple", "Pear"):
+            (root / split / fruit).mkdir(parents=True)
+            (root / split / fruit / "0.jpg").write_bytes(b"not read: every case fails earlier")
     return root
 
 

@@ -119,8 +119,9 @@ def test_pipeline_commands_ask_for_warm_workers(command, tmp_path, monkeypatch):
     from bovw.cli.main import build_parser
 
     for split in ("Training", "Test"):  # what check_local_dataset wants; never read here
-        (tmp_path / "in" / split / "Apple").mkdir(parents=True)
-        (tmp_path / "in" / split / "Apple" / "0.jpg").write_bytes(b"not read")
+        for fruit in ("Apple", "Pear"):
+            (tmp_path / "in" / split / fruit).mkdir(parents=True)
+            (tmp_path / "in" / split / fruit / "0.jpg").write_bytes(b"not read")
     asked = []
 
     class Stop(Exception):
