@@ -134,21 +134,21 @@ def session(config: Config, environ: dict, *urls: str | None, verbose: bool = Fa
     Spark makes it (bovw.spark.session.build_session). `warm_workers`: the command runs
     the pipeline, whose Python workers a local session starts at once, in the background
     (bovw.spark.workers)."""
-    from bovw.cloud.credentials import resolve_credentials
     from bovw.cloud.s3a import spark_s3a_setup, uses_s3
 
     # Under spark-submit the JVM already runs with the submit flags, which then win.
     submitted = "PYSPARK_GATEWAY_PORT" in environ
     extra = None
     if uses_s3(*urls):
-        from bovw.cloud.credentials import boto3_session
+        from bovw.cloud.credentials import boto3_session, credentials_from_session
         from bovw.cloud.s3 import check_reachable, s3_client
 
-        credentials = resolve_credentials(config.s3.profile, region=config.s3.region)
-        extra = spark_s3a_setup(config.s3, credentials).spark_conf
+        # One boto3 session for both: a profile that assumes a role resolves once.
+        aws = boto3_session(config.s3.profile, config.s3.region)
+        extra = spark_s3a_setup(config.s3, credentials_from_session(aws)).spark_conf
         # Before Spark starts: its connector would report each as missing jars, or in Java.
-        check_reachable([url for url in urls if url and uses_s3(url)], s3_client(
-            config.s3, boto3_session(config.s3.profile, config.s3.region)))
+        check_reachable([url for url in urls if url and uses_s3(url)],
+                        s3_client(config.s3, aws))
     with interrupt.held():  # a Ctrl-C while Spark starts waits for bovw's handler
         spark = build_session(config, java_home=environ.get("JAVA_HOME"), extra=extra,
                               submitted=submitted, verbose=verbose, environ=environ)

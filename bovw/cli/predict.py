@@ -203,9 +203,14 @@ def _check_asked_settings(args: argparse.Namespace, config: Config, model, sourc
 def _predict_file(predictor: Predictor, path: Path, max_file_bytes: int) -> Prediction:
     # Read as a run reads its images (read_local_file): the same reasons (a broken symbolic
     # link was "file not found" here), and a named pipe is refused, not waited on.
-    if not path.exists() and not path.is_symlink():
-        return Prediction.unreadable("file not found")
-    size = path.stat().st_size if path.exists() else 0
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        if not path.is_symlink():
+            return Prediction.unreadable("file not found")
+        size = 0  # a broken link: read_local_file names its target
+    except OSError:
+        size = 0  # read_local_file says why it cannot be read
     if size > max_file_bytes:
         reason = f"file too large: {size} bytes exceeds ingest.max_file_bytes={max_file_bytes}"
         return Prediction.unreadable(reason)
