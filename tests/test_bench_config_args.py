@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from bench.config_args import add_config_arguments, config_arguments, config_from_args
+from bovw.cli.command import build_parser
 from bovw.cli.common import config_of
-from bovw.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -229,8 +229,8 @@ def test_a_test_fraction_for_a_dataset_split_by_its_folders_is_refused(tmp_path,
     assert _err(capsys) == refusal
     assert not out.exists()
     # A flat <Class>/*.jpg dataset is split by it: no refusal there.
+    from bovw.cli.command import build_parser
     from bovw.cli.common import refuse_fraction_of_split_folders
-    from bovw.cli.main import build_parser
 
     args = build_parser().parse_args(["run", "--input", "x", "--output", "y", "--set",
                                       "ingest.test_fraction=0.5"])

@@ -388,8 +388,8 @@ def test_cli_dry_run_cluster_request_carries_the_overrides_too(capsys):
 def test_the_forwarded_overrides_give_the_job_the_submitters_config(tmp_path):
     """What the step's job parses (the same config file and the --set words) is the config
     the submitter validated."""
+    from bovw.cli.command import build_parser
     from bovw.cli.common import overrides
-    from bovw.cli.main import build_parser
     from bovw.config import load_config
 
     step = _step(overrides={"vocabulary.k": 40, "classifier.reg_param": 0.001,

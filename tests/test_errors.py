@@ -1,6 +1,6 @@
 """Common failures are one line on stderr naming the cause and the fix; --verbose adds the trace.
 
-Each case runs `bovw.cli.main` as the command does. Failures of the JVM's start need a
+Each case runs `bovw.cli.command` as the command does. Failures of the JVM's start need a
 fresh JVM, so that case runs main in a child process (this one holds the test session);
 its own stderr is captured there, apart from the JVM's.
 """
@@ -399,7 +399,7 @@ def _call_a_gone_jvm(*_args):
 
 def test_a_driver_that_died_mid_command_is_one_line(monkeypatch, capsys, tmp_path):
     from bovw.cli import run as run_commands
-    from bovw.cli.main import DRIVER_LOST
+    from bovw.cli.command import DRIVER_LOST
 
     monkeypatch.setitem(run_commands.HANDLERS, "run", _call_a_gone_jvm)
     code = main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "out")])

@@ -18,6 +18,109 @@ INTERRUPTED = ("bovw: interrupted: what was finished is kept, and the same comma
                "goes on from there\n")
 
 
+def _sigint_as_a_terminal_sends_it() -> None:
+    # A test runner started in the background of a script ignores SIGINT, and so would
+    # its children (bovw keeps a SIGINT ignored that it was started with).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# Run in a fresh Python: the test runner's own threads (numpy's, started before any block)
+# would take a SIGINT sent to the process, which is what the block is there to prevent.
+_HELD = """
+import os, signal, sys, time
+from bovw.cli import interrupt
+signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[1] == "ignored" else signal.SIG_DFL)
+seen = []
+try:
+    with interrupt.held():
+        import numpy  # its BLAS threads start here, in the block
+        signal.signal(signal.SIGINT, lambda *_: seen.append("handled"))  # as install() does
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)  # time for another thread to take it, were one able to
+        print("in the block:", seen, flush=True)
+    print("after it:", seen, signal.getsignal(signal.SIGINT) == signal.SIG_IGN, flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+    print("one more:", seen, flush=True)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+"""
+
+
+def _held(disposition: str) -> str:
+    done = subprocess.run([sys.executable, "-c", _HELD, disposition], capture_output=True,
+                          text=True, cwd=REPO_ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="needs pthread_sigmask")
+def test_a_sigint_held_while_spark_starts_reaches_the_handler_set_meanwhile():
+    assert _held("default") == ("in the block: []\n"
+                                "after it: ['handled'] False\n"
+                                "one more: ['handled', 'handled']\n")
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="needs pthread_sigmask")
+def test_a_process_started_ignoring_sigint_keeps_ignoring_it():
+    # `bovw run ... &` in a script: pyspark's SparkContext and install() each set a
+    # handler while the session starts; the block undoes them and drops the held SIGINT.
+    assert _held("ignored") == ("in the block: []\n"
+                                "after it: [] True\n"
+                                "one more: []\n")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+def test_the_threads_bovw_loads_never_take_a_ctrl_c():
+    # numpy's and OpenCV's native threads start as the command's modules load; one that
+    # took the SIGINT held while Spark starts would run the handler of the moment.
+    script = """
+import os, sys
+from bovw.cli import main
+try:
+    main(["run", "--help"])
+except SystemExit:
+    pass
+assert "numpy" in sys.modules and "cv2" in sys.modules
+main_thread = str(os.getpid())
+for task in sorted(os.listdir("/proc/self/task")):
+    status = dict(line.split(":", 1) for line in open(f"/proc/self/task/{task}/status"))
+    blocked = int(status["SigBlk"], 16) >> 1 & 1  # SIGINT is signal 2
+    print("thread:", "main" if task == main_thread else "other", blocked)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    threads = sorted(line for line in done.stdout.splitlines() if line.startswith("thread:"))
+    assert threads[0] == "thread: main 0" and len(threads) > 1, threads
+    assert set(threads[1:]) == {"thread: other 1"}, threads
+
+
+def _interrupt_in_vocabulary(command: list[str], env: dict, preexec_fn) -> tuple[int, str, str]:
+    """Run `command`, send SIGINT to its process group as a terminal's Ctrl-C does (Python,
+    its JVM, its workers) once its vocabulary stage runs Spark jobs, and return its exit
+    code, stdout and stderr."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=REPO_ROOT, env=env, start_new_session=True,
+                             preexec_fn=preexec_fn)
+    try:
+        seen = []
+        for line in child.stdout:
+            seen.append(line)
+            if "vocabulary: running" in line:
+                time.sleep(1)  # into the stage's Spark jobs
+                os.killpg(child.pid, signal.SIGINT)
+                break
+        rest, err = child.communicate(timeout=180)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    return child.returncode, "".join(seen) + rest, err
+
+
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
 def test_ctrl_c_during_a_spark_job_is_one_line_and_the_run_resumes(tmp_path):
     data = tmp_path / "data"
@@ -32,29 +135,17 @@ def test_ctrl_c_during_a_spark_job_is_one_line_and_the_run_resumes(tmp_path):
                "--set", "spark.conf.spark.driver.host=127.0.0.1",
                "--set", "spark.conf.spark.driver.bindAddress=127.0.0.1"]
     env = subprocess_environment()
-    # As a terminal's Ctrl-C: the whole process group (Python, its JVM, its workers).
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, cwd=REPO_ROOT, env=env, start_new_session=True)
-    try:
-        seen = []
-        for line in child.stdout:
-            seen.append(line)
-            if "vocabulary: running" in line:
-                time.sleep(1)  # into the stage's Spark jobs
-                os.killpg(child.pid, signal.SIGINT)
-                break
-        rest, err = child.communicate(timeout=180)
-    finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
-    assert child.returncode == 130, ("".join(seen) + rest, err)
+    code, out, err = _interrupt_in_vocabulary(command, env, _sigint_as_a_terminal_sends_it)
+    assert code == 130, (out, err)
     assert err == INTERRUPTED
     assert not (tmp_path / "run" / "_stages" / "vocabulary.json").exists()
 
-    again = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=env,
-                           timeout=300)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "resumed          descriptors reused from disk" in again.stdout
+    # The same command again resumes; started with SIGINT ignored (a script's background
+    # job), it ignores one sent in the same stage (pyspark's handler would take it).
+    code, out, err = _interrupt_in_vocabulary(command, env, _sigint_ignored)
+    assert code == 0, err[-3000:]
+    assert "resumed          descriptors reused from disk" in out
+    assert (tmp_path / "run" / "_stages" / "vocabulary.json").exists()
 
 
 def _processes_naming(marker: str) -> list[int]:
@@ -85,7 +176,7 @@ def test_ctrl_c_while_spark_starts_is_one_line_and_leaves_no_jvm(tmp_path, delay
                "--set", f"spark.app_name={marker}", "--set", "spark.class_archive_dir="]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, cwd=REPO_ROOT, env=subprocess_environment(),
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=_sigint_as_a_terminal_sends_it)
     try:
         time.sleep(delay)
         os.killpg(child.pid, signal.SIGINT)
@@ -102,3 +193,24 @@ def test_ctrl_c_while_spark_starts_is_one_line_and_leaves_no_jvm(tmp_path, delay
         os.kill(pid, signal.SIGKILL)
     assert (child.returncode, err) == (130, INTERRUPTED)
     assert left == []
+
+
+def test_ctrl_c_while_bovw_loads_is_one_line():
+    # A Ctrl-C as the command's modules load (a third of a second) printed an import's
+    # trace; it now waits for the end of the loading and stops there, in one line.
+    script = """
+import os, signal, sys
+from bovw.cli import main
+
+class CtrlCOnLoad:
+    def find_spec(self, name, path=None, target=None):
+        if name == "bovw.cli.command":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlCOnLoad())
+sys.exit(main(["run", "--input", "in", "--output", "out"]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=60, preexec_fn=_sigint_as_a_terminal_sends_it)
+    assert (done.returncode, done.stderr) == (130, "bovw: interrupted\n")

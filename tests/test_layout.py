@@ -157,9 +157,9 @@ def test_a_cycle_is_found():
 
 
 def test_a_private_import_is_found_and_a_relative_import_resolved():
-    found = imports_of("from bovw.cli.main import _session, build_parser\n"
+    found = imports_of("from bovw.cli.command import _session, build_parser\n"
                        "def f():\n    from . import common\n", "bovw.cli.run")
-    assert private_imports({"bovw.cli.run": found}) == ["bovw.cli.run <- bovw.cli.main._session"]
+    assert private_imports({"bovw.cli.run": found}) == ["bovw.cli.run <- bovw.cli.command._session"]
     assert Import("bovw.cli.common", "common", False, True) in found
 
 

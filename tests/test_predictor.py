@@ -1158,7 +1158,7 @@ def test_predict_accuracy_line_leaves_unanswered_photos_out_and_counts_them():
 
 def test_a_reader_that_closes_the_output_stops_the_command_in_one_line(trained):
     # `bovw ... | head -1`: the console line failed with a 30-line BrokenPipeError trace.
-    from bovw.cli.main import EXIT_OUTPUT_CLOSED
+    from bovw.cli.command import EXIT_OUTPUT_CLOSED
     from tests.cluster_fixtures import REPO_ROOT, subprocess_environment
 
     photo = str(next(iter(trained["spark"])))
@@ -1176,7 +1176,7 @@ def test_a_reader_that_closes_the_output_stops_the_command_in_one_line(trained):
 
 
 def test_a_broken_pipe_outside_bovw_code_is_not_taken_for_a_closed_output():
-    from bovw.cli.main import _output_closed
+    from bovw.cli.command import _output_closed
 
     try:
         import socket

@@ -1,7 +1,7 @@
 """A URL's user:password@ is a secret whatever the setting or flag holding it is called:
 it is refused before any work, in one line that shows the URL masked, and every error
 message bovw prints masks the userinfo of any URL it quotes (bovw.config.redaction,
-bovw.cli.main)."""
+bovw.cli.command)."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ def test_the_cli_session_warms_only_when_asked(spark, test_config, monkeypatch, 
 @pytest.mark.parametrize("command", ["run", "demo", "sweep", "compare"])
 def test_pipeline_commands_ask_for_warm_workers(command, tmp_path, monkeypatch):
     from bovw.cli import experiments, run
-    from bovw.cli.main import build_parser
+    from bovw.cli.command import build_parser
 
     for split in ("Training", "Test"):  # what check_local_dataset wants; never read here
         for fruit in ("Apple", "Pear"):

@@ -1,5 +1,28 @@
-"""The `bovw` command (entry point `bovw.cli:main`)."""
+"""The `bovw` command (entry point `bovw.cli:main`; the command itself is bovw.cli.command).
 
-from bovw.cli.main import main
+The command's modules load numpy, OpenCV and pyarrow, whose native libraries start threads
+of their own as they load. Loaded with SIGINT held (bovw.cli.interrupt.held), those threads
+never take a Ctrl-C, which then always reaches the main thread's handler, and a Ctrl-C
+while they load is one line, as later, instead of an import's trace.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
 
 __all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
+    """Run the `bovw` command with `argv` (sys.argv[1:] when None) in `environ` (a copy of
+    os.environ when None). Returns the process exit code."""
+    from bovw.cli import interrupt
+
+    try:
+        with interrupt.held():
+            from bovw.cli.command import main as command
+        return command(argv, environ)
+    except KeyboardInterrupt:  # before the command began (it says so itself after)
+        print("bovw: interrupted", file=sys.stderr)
+        return 130

@@ -2,6 +2,6 @@
 
 import sys
 
-from bovw.cli.main import main
+from bovw.cli import main
 
 sys.exit(main())

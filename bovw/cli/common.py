@@ -1,7 +1,7 @@
 """What the command modules share: the configuration flags, the overrides they give, the
 SparkSession, and which settings each command uses.
 
-Like bovw.cli.main, this module imports no Spark at load time.
+Like bovw.cli.command, this module imports no Spark at load time.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `bovw sweep`, `bovw compare` and `bovw report` commands (wired in by bovw.cli.main).
+"""The `bovw sweep`, `bovw compare` and `bovw report` commands (wired in by bovw.cli.command).
 
 Like the CLI itself this module imports no Spark at load time: the handlers import what
 they run.

@@ -5,7 +5,7 @@ waiting on, inside that very wait: py4j fails ("reentrant call"), logs the whole
 through the root logger (about 45 lines) and leaves the connection broken. bovw's handler
 instead cancels the jobs from another thread, lets the main thread's py4j call return (a
 cancelled job answers with an error), and raises KeyboardInterrupt at the first Python
-line run outside py4j. bovw.cli.main then says so in one line, exit code 130. What the
+line run outside py4j. bovw.cli.command then says so in one line, exit code 130. What the
 driver writes to stderr from then on (a killed task's Python worker trace) is dropped
 (bovw.spark.console.silence_driver).
 """
@@ -38,16 +38,28 @@ def held() -> Iterator[None]:
     printed a Java trace and ran on with no parent, until killed. One just after the
     SparkContext started met pyspark's own handler, and its 45-line py4j failure, before
     `install` replaced it. Held, it reaches bovw's handler instead, a few seconds later.
+    Threads started inside the block keep SIGINT blocked for good (a thread inherits its
+    creator's mask), so they never take one meant for the main thread: one that could
+    would run the handler of the moment at once, block or not. bovw.cli.main loads the
+    command's modules, and with them numpy's and OpenCV's threads, inside the block too.
     Only the main thread can hold it (as it handles signals); elsewhere nothing changes.
+
+    A process started with SIGINT ignored (a script's background job, `bovw run ... &`)
+    keeps ignoring it: pyspark's SparkContext sets its handler whatever was there, and
+    `install` sets bovw's; both are undone as the block ends, and a SIGINT held meanwhile
+    is dropped, as the shell meant.
     """
     if threading.current_thread() is not threading.main_thread() or not hasattr(
             signal, "pthread_sigmask"):
         yield
         return
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
+        if ignored:  # before unblocking: a pending SIGINT is discarded, not delivered
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
