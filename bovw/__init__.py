@@ -13,11 +13,10 @@ The package is layered; each folder is a layer and imports only from those above
     cloud/        AWS credentials, S3A, S3 uploads, EMR
     cli/          the `bovw` command (nothing imports it)
 
-`import bovw` loads neither Spark nor OpenCV: `bovw.Predictor` and `bovw.run_pipeline` are
-imported on first use.
+`import bovw` loads neither Spark nor OpenCV: `bovw.Config`, `bovw.load_config`,
+`bovw.Predictor` and `bovw.run_pipeline` are imported on first use.
 """
 
-from bovw.config import Config, load_config
 from bovw.errors import (
     BovwError,
     CloudError,
@@ -38,7 +37,12 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # On first use only, so that `import bovw` loads neither OpenCV nor Spark.
+    # On first use only, so that `import bovw` loads neither OpenCV nor Spark, and the
+    # `bovw` command starts its Ctrl-C handling (bovw.cli) within a few milliseconds.
+    if name in ("Config", "load_config"):
+        from bovw import config
+
+        return getattr(config, name)
     if name == "Predictor":
         from bovw.predict.predictor import Predictor
 

@@ -21,8 +21,6 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from bovw.spark.console import silence_driver
-
 __all__ = ["held", "install"]
 
 _PY4J = f"{os.sep}py4j{os.sep}"
@@ -68,6 +66,10 @@ def install(spark: Any) -> None:
     Only the main thread can: elsewhere (a test's thread) Python's default stays."""
     if threading.current_thread() is not threading.main_thread():
         return
+    # Here, not at the top: bovw.cli.main holds SIGINT with this module before it loads
+    # anything else, and the console module loads the settings' dataclasses.
+    from bovw.spark.console import silence_driver
+
     received = 0
 
     def handler(_signum: int, frame: FrameType | None) -> None:
