@@ -117,6 +117,56 @@ def test_the_filesystem_root_as_predictions_output_is_refused_in_one_line(finish
     assert capsys.readouterr().err.startswith("bovw: error: output / names no folder of its own")
 
 
+@pytest.mark.parametrize("command", ["run", "sweep", "compare"])
+def test_an_output_inside_the_input_is_refused_before_anything_is_written(
+        dataset, tmp_path, capsys, monkeypatch, command):
+    # A run folder inside a <Class>/*.jpg input was accepted: the next run read its report
+    # plots as a class of its own and scored them (review 5).
+    extra = {"sweep": ["--k", "8,12"], "compare": ["--variants", "orb"]}.get(command, [])
+    link = tmp_path / "link"
+    link.symlink_to(dataset)
+    monkeypatch.chdir(dataset.parent)
+    inside = dataset / "Training" / "out"
+    for given_input, output, said in [
+            (str(dataset), str(dataset / "runs" / "k12"), (dataset / "runs" / "k12", dataset)),
+            # relative paths, said absolute
+            (dataset.name, f"{dataset.name}/Training/out", (inside, dataset)),
+            (str(link), str(dataset / "out"), (dataset / "out", link)),
+            (str(dataset), str(dataset), (dataset, dataset))]:
+        before = sorted(path.name for path in dataset.rglob("*"))
+        assert main([command, "--input", given_input, "--output", output, *extra,
+                     *run_flags(12)[2:]]) == 1
+        assert capsys.readouterr().err == (
+            f"bovw: error: output {said[0]} lies inside {said[1]}, which this command "
+            "reads: the next command to read it would take bovw's files (a report's plots) "
+            "for its own; choose an --output outside it\n")
+        assert sorted(path.name for path in dataset.rglob("*")) == before
+
+
+def test_an_output_beside_the_input_is_not_inside_it(spark, tmp_path):
+    # A name that only begins like the input's is another folder.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with prepare_spec_folder(spark, f"{photos}-runs", "sweep.json", {"input": str(photos)},
+                             False, "sweep", "x", quiet):
+        pass
+    assert (tmp_path / "photos-runs" / "sweep.json").is_file()
+    with pytest.raises(OutputError, match=f"^output {photos}/runs lies inside {photos}, "):
+        prepare_spec_folder(spark, f"{photos}/runs", "sweep.json", {"input": str(photos)},
+                            False, "sweep", "x", quiet)
+    assert list(photos.iterdir()) == []
+
+
+def test_predictions_inside_the_photos_they_read_are_refused(finished_run, dataset, capsys):
+    photos = dataset / "Test"
+    assert main(["predict", "--model", str(finished_run / "model.npz"), str(photos),
+                 "--output", str(photos / "predictions"), *spark_flags()]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"bovw: error: output {photos / 'predictions'} lies inside {photos}, which this "
+        "command reads")
+    assert not (photos / "predictions").exists()
+
+
 def test_a_relative_output_on_a_cluster_stays_where_hadoop_puts_it(monkeypatch):
     # On a cluster whose default filesystem is HDFS, "runs/x" is below the user's HDFS
     # home: made absolute on the driver's disk it would name another folder. (A stand-in
@@ -547,7 +597,7 @@ def test_a_swap_cut_short_is_finished_by_the_next_command(spark, tmp_path, monke
             "points/b/summary.json": json.dumps({"output": f"{staging}/points/b"}),
             "points/b/report.html": f"<p>{staging}/points/b</p>",
             "points/b/descriptors/part-0.parquet": staging})  # data: never rewritten
-    assert log[0] == (f"[bovw] the new sweep is built in {staging} and replaces {root} "
+    assert log[0] == (f"[bovw] the new sweep folder is built in {staging} and replaces {root} "
                       "once complete")
     assert (tmp_path / ".sweep.bovw-swap").exists()
     assert not (tmp_path / ".sweep.bovw-lock").exists()

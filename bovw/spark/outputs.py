@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -185,11 +186,19 @@ def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
     its spec if missing) or raises OutputError; `matches(folder)` says whether an existing
     output has this command's spec (a staged one is then resumed). `reads` are the paths
     the command reads (input, descriptors): one inside an output that --overwrite would
-    replace is refused, as the swap would delete it. Returns the
+    replace is refused, as the swap would delete it, and so is an output inside one of
+    them. Returns the
     OutputFolder to use in a `with` block. Raises OutputError (OutputInUseError when
     another live command holds the lock).
     """
     output_kind = KINDS[kind]
+    for read in reads:
+        if read and _within(root, read):
+            # A run folder holds PNG plots: the next run of a <Class>/*.jpg input took
+            # them for a class of its own, and scored it (review 5).
+            raise OutputError(f"output {root} lies inside {read}, which this command "
+                              "reads: the next command to read it would take bovw's files "
+                              "(a report's plots) for its own; choose an --output outside it")
     name = storage.base_name(spark, root)
     if ":" in name:
         # Hadoop parses the staging sibling's name (".a:b.bovw-new") as a URL with a scheme.
@@ -212,6 +221,19 @@ def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
         lease.release()
         raise
     return OutputFolder(spark, root, work, lease, swap if work == staging else None, log)
+
+
+def _within(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or lies below it, in any spelling: relative or absolute,
+    and a local path through its symbolic links too."""
+    def spellings(given: str) -> set[str]:
+        plain = storage.absolute(given).rstrip("/") or "/"
+        if "://" in given or given.startswith("file:"):
+            return {plain}
+        return {plain, os.path.realpath(plain)}
+
+    return any(f"{inner}/".startswith(f"{outer.rstrip('/')}/")
+               for inner in spellings(path) for outer in spellings(folder))
 
 
 def _prepare(spark: SparkSession, root: str, kind: OutputKind, swap: Swap, overwrite: bool,
@@ -281,7 +303,7 @@ def _stage(spark: SparkSession, root: str, kind: OutputKind, staging: str,
         return staging
     if staged.state != "absent":
         storage.delete(spark, staging)
-    log(f"[bovw] the new {kind.name} is built in {staging} and replaces {root} once complete")
+    log(f"[bovw] the new {kind.noun} is built in {staging} and replaces {root} once complete")
     write_marker(spark, staging, kind.name)
     start(staging)
     return staging
