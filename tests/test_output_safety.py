@@ -1081,3 +1081,45 @@ def test_a_killed_overwrite_keeps_the_old_run_and_no_second_command_runs_beside_
     assert "[bovw] descriptors: already finished, reusing its outputs" in printed_again
     assert snapshot(run) == before
     assert sorted(path.name for path in tmp_path.iterdir()) == [".run.bovw-new", "run"]
+
+
+def test_export_is_refused_while_another_command_holds_the_run(finished_run, tmp_path, capsys,
+                                                               monkeypatch):
+    # An export during an --overwrite run of the same folder ended in a Java trace (its
+    # models were swapped between two reads), or could mix two runs' models (review 5).
+    from bovw.predict import export
+
+    lock = lease_file(finished_run.parent, finished_run.name)
+    target = tmp_path / "m.npz"
+    refused = (f"bovw: error: output {finished_run} is in use by another bovw run on host "
+               "elsewhere, pid 1, started ")
+    advice = f"; wait for it to end, then export with: bovw export {finished_run} (a lock"
+    write_lease(lock)
+    try:
+        assert main(["export", str(finished_run), "--out", str(target), *spark_flags()]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(refused) and advice in err and err.count("\n") == 1
+        assert not target.exists()
+        # One that starts while the models are read: checked again before writing.
+        lock.unlink()
+        build_model = export.build_model
+
+        def run_starts_meanwhile(*args, **kwargs):
+            model = build_model(*args, **kwargs)
+            write_lease(lock)
+            return model
+
+        monkeypatch.setattr(export, "build_model", run_starts_meanwhile)
+        assert main(["export", str(finished_run), "--out", str(target), *spark_flags()]) == 1
+        assert capsys.readouterr().err.startswith(refused)
+        assert not target.exists()
+    finally:
+        lock.unlink(missing_ok=True)
+    # A stale lock (its heartbeat long over) holds nothing back, and is left as it is.
+    write_lease(lock, heartbeat=time.time() - 10_000)
+    monkeypatch.setattr(export, "build_model", build_model)
+    try:
+        assert main(["export", str(finished_run), "--out", str(target), *spark_flags()]) == 0
+        assert target.is_file() and lock.is_file()
+    finally:
+        lock.unlink(missing_ok=True)

@@ -40,7 +40,7 @@ from bovw.errors import OutputInUseError
 from bovw.spark import storage
 
 __all__ = ["HEARTBEAT_SECONDS", "LEASE_SUFFIX", "STALE_AFTER_SECONDS", "Lease", "LeaseRecord",
-           "acquire", "holding", "lease_path", "stale_reason"]
+           "acquire", "holding", "lease_path", "refuse_if_held", "stale_reason"]
 
 T = TypeVar("T")
 
@@ -308,6 +308,24 @@ def holding(spark: SparkSession, folder: str, command: str, work: Callable[[], T
         return work()
     with acquire(spark, folder, command, advice=advice):
         return work()
+
+
+def refuse_if_held(spark: SparkSession, folder: str, advice: str = _ADVICE) -> None:
+    """Raise OutputInUseError (as `acquire` would) while a live bovw command holds
+    `folder`'s lease. Only reads: for a command that reads the folder and may have no right
+    to write a lock into it (a run on S3, exported with read-only credentials)."""
+    try:
+        path = lease_path(spark, folder)
+    except ValueError:  # a filesystem or bucket root: no bovw command holds one
+        return
+    try:
+        current = _read(spark, path)
+    except ValueError:
+        raise _refuse(folder, path, f"bovw command (its lock {path} is unreadable)",
+                      STALE_AFTER_SECONDS, advice) from None
+    now = time.time()
+    if current is not None and stale_reason(current, now) is None:
+        raise _refuse(folder, path, current.describe(now), STALE_AFTER_SECONDS, advice)
 
 
 def _user() -> str:
