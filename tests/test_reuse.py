@@ -28,8 +28,10 @@ from bovw.pipeline.provenance import (
     RECORD_NAME,
     DescriptorProvenance,
     DescriptorSettings,
+    check_reuse,
     first_difference,
     refusal,
+    write_record,
 )
 from bovw.pipeline.run import run_pipeline
 from bovw.predict.contradiction import model_contradiction
@@ -532,3 +534,70 @@ def test_settings_a_command_does_not_use_are_refused_before_spark(base_run, tmp_
 def test_no_spark_job_sees_a_job(spark):
     with pytest.raises(AssertionError), no_spark_job(spark):
         spark.range(3).count()
+
+
+def test_reused_descriptors_of_a_folder_that_changed_since_are_refused(spark, test_config,
+                                                                         tmp_path):
+    # A grown sweep and --descriptors-from read the descriptors of the folder as it was:
+    # images added since were missing from every new point, deleted ones still scored
+    # (review 5). The record keeps what the folder held (names, sizes, times).
+    from bovw.pipeline.listing import listing_fingerprint
+
+    photos = tmp_path / "fruits"
+    generate_dataset(photos, classes=2, train_per_class=2, test_per_class=1, seed=0)
+    source = tmp_path / "descriptors"
+    source.mkdir()
+    write_record(spark, str(source), DescriptorProvenance.of(
+        test_config, str(photos), listing_fingerprint(str(photos), ("jpg", "jpeg", "png"))))
+    assert check_reuse(spark, str(source), test_config, str(photos)).listing is not None
+    changes = [
+        lambda: shutil.copy(next(photos.glob("Training/*/*.jpg")), photos / "Test" / "x.jpg"),
+        lambda: (photos / "Test" / "x.jpg").unlink(),  # back as it was: reused again
+        lambda: next(photos.glob("Test/*/*.jpg")).unlink(),
+    ]
+    for change, refused in zip(changes, [True, False, True], strict=True):
+        change()
+        if not refused:
+            check_reuse(spark, str(source), test_config, str(photos))
+            continue
+        with pytest.raises(ReuseError) as error:
+            check_reuse(spark, str(source), test_config, str(photos))
+        assert str(error.value) == (
+            f"--descriptors-from {source}: the images under {photos} have changed since these "
+            "descriptors were extracted from them (files added, removed or rewritten), and a "
+            "run on them would score images the folder no longer holds; fix: drop "
+            "--descriptors-from to extract them again (a sweep: run it into a new --output)")
+    # A file that is no image the run reads changes nothing.
+    (photos / "Test" / "notes.txt").write_text("mine")
+    write_record(spark, str(source), DescriptorProvenance.of(
+        test_config, str(photos), listing_fingerprint(str(photos), ("jpg", "jpeg", "png"))))
+    (photos / "Test" / "more-notes.txt").write_text("mine")
+    check_reuse(spark, str(source), test_config, str(photos))
+
+
+def test_a_run_resumed_on_a_folder_that_changed_since_its_descriptors_is_refused(
+        spark, test_config, tmp_path, monkeypatch):
+    from bovw.errors import InputError
+    from bovw.pipeline import run as run_module
+
+    photos = tmp_path / "fruits"
+    generate_dataset(photos, classes=2, train_per_class=4, test_per_class=2, seed=0)
+    output = tmp_path / "run"
+
+    def stopped(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "_vocabulary_stage", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(spark, test_config, str(photos), str(output), log=lambda _line: None)
+    monkeypatch.undo()
+    assert (output / "_stages" / "descriptors.json").is_file()
+    shutil.copy(next(photos.glob("Training/*/*.jpg")), photos / "Training" / "x.jpg")
+    with pytest.raises(InputError) as error:
+        run_pipeline(spark, test_config, str(photos), str(output), log=lambda _line: None)
+    assert str(error.value) == (
+        f"the images under {photos} have changed since this run extracted their descriptors "
+        f"into {output}/descriptors (files added, removed or rewritten): resumed, it would "
+        "score images the folder no longer holds; fix: run again with --overwrite, or into a "
+        "new --output")
+    assert not (output / "_stages" / "vocabulary.json").exists()

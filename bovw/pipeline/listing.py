@@ -10,6 +10,7 @@ without a word.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -18,8 +19,8 @@ from pyspark.sql import SparkSession
 
 from bovw.spark import storage
 
-__all__ = ["LocalImage", "LocalTree", "SkippedNames", "names_spark_skips",
-           "spark_skips_name", "walk_local_tree"]
+__all__ = ["LocalImage", "LocalTree", "SkippedNames", "listing_fingerprint",
+           "names_spark_skips", "spark_skips_name", "walk_local_tree"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,20 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
     others = tuple(sorted(other_images.items(), key=lambda item: (-item[1], item[0])))
     return LocalTree(tuple(sorted(images, key=lambda image: image.path)), tuple(sorted(loops)),
                      tuple(sorted(hidden)), others, tuple(sorted(undecodable)))
+
+
+def listing_fingerprint(folder: str, extensions: tuple[str, ...]) -> str:
+    """A digest (64 hex digits) of the image files a run reads under the local `folder`:
+    each one's path below it, size and modification time (whole seconds). Another file,
+    one fewer or one rewritten gives another digest; the same files copied with their
+    times kept (`cp -a`, rsync -t) to another place give the same."""
+    root = folder.removeprefix("file://").removeprefix("file:")
+    digest = hashlib.sha256()
+    for image in walk_local_tree(root, extensions).images:
+        below = os.path.relpath(image.path, root)
+        digest.update(f"{below}\t{image.size}\t{int(image.modified)}\n".encode(
+            "utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def _size_and_time(entry: os.DirEntry) -> tuple[int, float] | None:

@@ -36,7 +36,7 @@ from bovw.config import (
 )
 from bovw.config.blocks import BLOCK_SECTIONS, without_new_blocks
 from bovw.config.differences import Difference, covered, show
-from bovw.errors import ReuseError
+from bovw.errors import InputError, ReuseError
 from bovw.pipeline.inputs import is_local_path
 from bovw.version import __version__
 
@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMAGE_SET_KEYS", "RECORD_NAME", "DescriptorProvenance", "DescriptorSettings",
-    "absolute_location", "check_kept", "check_reuse", "first_difference", "read_record",
-    "refusal", "write_record",
+    "absolute_location", "changed_since", "check_kept", "check_reuse", "first_difference",
+    "read_record", "refusal", "refuse_changed_input", "write_record",
 ]
 
 RECORD_NAME = "_bovw_descriptors.json"
@@ -145,18 +145,25 @@ class DescriptorProvenance:
     extraction: int = EXTRACTION_VERSION
     bovw_version: str = __version__
     origin: str = RECORD_NAME
+    # The local input's listing_fingerprint when they were extracted (None: an input on
+    # S3 or HDFS, or a record of an earlier bovw).
+    listing: str | None = None
 
     @classmethod
-    def of(cls, config: Config, input_path: str) -> DescriptorProvenance:
+    def of(cls, config: Config, input_path: str, listing: str | None = None
+           ) -> DescriptorProvenance:
         """What a run of `config` on `input_path` writes (or needs to read)."""
-        return cls(absolute_location(input_path), DescriptorSettings.of(config))
+        return cls(absolute_location(input_path), DescriptorSettings.of(config),
+                   listing=listing)
 
     def to_json(self) -> str:
         """The record as the JSON text of RECORD_NAME."""
-        return json.dumps({"format": RECORD_FORMAT, "format_version": RECORD_VERSION,
-                           "bovw_version": self.bovw_version, "extraction": self.extraction,
-                           "input": self.input, "settings": self.settings.to_dict()},
-                          indent=2, sort_keys=True)
+        fields = {"format": RECORD_FORMAT, "format_version": RECORD_VERSION,
+                  "bovw_version": self.bovw_version, "extraction": self.extraction,
+                  "input": self.input, "settings": self.settings.to_dict()}
+        if self.listing is not None:
+            fields["listing"] = self.listing
+        return json.dumps(fields, indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, source: str) -> DescriptorProvenance:
@@ -176,8 +183,10 @@ class DescriptorProvenance:
         except (ValueError, ConfigError) as error:
             raise ReuseError(f"{source} is not a usable descriptors record: "
                              f"{str(error).splitlines()[0]}") from None
+        listing = data.get("listing")
         return cls(data["input"], settings, data["extraction"],
-                   str(data.get("bovw_version", "")), source)
+                   str(data.get("bovw_version", "")), source,
+                   listing if isinstance(listing, str) else None)
 
     @classmethod
     def from_run_spec(cls, text: str, source: str) -> DescriptorProvenance:
@@ -324,7 +333,35 @@ def check_reuse(spark: SparkSession, source: str, config: Config, input_path: st
     difference = first_difference(made, DescriptorProvenance.of(config, input_path), keys)
     if difference is not None:
         raise refusal(source, difference, asker)
+    if (keys is None or covered("input", keys)) and changed_since(made, input_path, config):
+        raise ReuseError(f"--descriptors-from {source}: the images under {input_path} have "
+                         "changed since these descriptors were extracted from them (files "
+                         "added, removed or rewritten), and a run on them would score images "
+                         "the folder no longer holds; fix: drop --descriptors-from to extract "
+                         "them again (a sweep: run it into a new --output)")
     return made
+
+
+def refuse_changed_input(spark: SparkSession, descriptors: str, input_path: str,
+                         config: Config) -> None:
+    """Raise InputError when the local `input_path` has changed since a run extracted its
+    `descriptors` from it: resumed, the run would score images the folder no longer holds."""
+    if changed_since(read_record(spark, descriptors), input_path, config):
+        raise InputError(f"the images under {input_path} have changed since this run "
+                         f"extracted their descriptors into {descriptors} (files added, "
+                         "removed or rewritten): resumed, it would score images the folder no "
+                         "longer holds; fix: run again with --overwrite, or into a new --output")
+
+
+def changed_since(made: DescriptorProvenance, input_path: str, config: Config) -> bool:
+    """Whether the local `input_path` no longer holds the image files `made` recorded
+    (bovw.pipeline.listing.listing_fingerprint); False when `made` recorded none."""
+    # Here: the listing module loads pyspark, which this module's other users (bovw export's
+    # record checks) need not.
+    from bovw.pipeline.listing import listing_fingerprint
+
+    return (made.listing is not None and is_local_path(input_path)
+            and listing_fingerprint(input_path, config.ingest.extensions) != made.listing)
 
 
 def check_kept(source: str, output: str) -> None:

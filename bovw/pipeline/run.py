@@ -43,9 +43,15 @@ from bovw.pipeline.histograms import appended_blocks, check_blocks, fit_idf, wor
 from bovw.pipeline.ingest import labelled_images, split_folder
 from bovw.pipeline.inputs import class_problem, is_local_path, split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
+from bovw.pipeline.listing import listing_fingerprint
 from bovw.pipeline.metrics import test_only_warning
 from bovw.pipeline.mixture import MIXTURE, fit_mixture, read_mixture, write_mixture
-from bovw.pipeline.provenance import DescriptorProvenance, check_reuse, write_record
+from bovw.pipeline.provenance import (
+    DescriptorProvenance,
+    check_reuse,
+    refuse_changed_input,
+    write_record,
+)
 from bovw.pipeline.reduction import (
     explained_variance,
     explained_variance_total,
@@ -172,6 +178,8 @@ def _run_stages(spark: SparkSession, config: Config, input_path: str, layout: Ru
 
     record = stages.run("descriptors", lambda: _descriptors_stage(
         spark, config, input_path, layout, descriptors_from, log))
+    if "descriptors" in stages.resumed and descriptors_from is None:
+        refuse_changed_input(spark, layout.descriptors, input_path, config)
     counts = from_record(ImageCounts, record["counts"])
     keypoints = from_record(KeypointStats, record["keypoints"])
     test_only = counts.test_only_classes
@@ -227,6 +235,10 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         source = descriptors_from
     else:
         started = time.perf_counter()
+        # Before the images are read: a file added meanwhile makes the record differ from
+        # the folder, and a resume then extracts again rather than miss it.
+        listing = (listing_fingerprint(input_path, config.ingest.extensions)
+                   if is_local_path(input_path) else None)
         files = labelled_images(spark, input_path, config.ingest, config.seed, log)
         timings["ingest"] = round(time.perf_counter() - started, 3)
         described = describe_images(files, config.orb, config.ingest.max_file_bytes,
@@ -237,7 +249,8 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
                               compression=PARQUET_COMPRESSION)
         # After the Parquet files, before the stage marker: whatever reuses these
         # descriptors compares this record with its own settings first.
-        write_record(spark, layout.descriptors, DescriptorProvenance.of(config, input_path))
+        write_record(spark, layout.descriptors,
+                     DescriptorProvenance.of(config, input_path, listing))
         source = layout.descriptors
     descriptors = storage.read_parquet(spark, source)
     # A pass of its own, not an Observation on the write above (2-3 s less at 155k
