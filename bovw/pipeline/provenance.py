@@ -356,8 +356,8 @@ def refuse_changed_input(spark: SparkSession, descriptors: str, input_path: str,
 def changed_since(made: DescriptorProvenance, input_path: str, config: Config) -> bool:
     """Whether the local `input_path` no longer holds the image files `made` recorded
     (bovw.pipeline.listing.listing_fingerprint); False when `made` recorded none."""
-    # Here: the listing module loads pyspark, which this module's other users (bovw export's
-    # record checks) need not.
+    # Here, not at the top: the listing module loads pyspark, and this module loads
+    # without it (it names SparkSession for type checking only).
     from bovw.pipeline.listing import listing_fingerprint
 
     return (made.listing is not None and is_local_path(input_path)
