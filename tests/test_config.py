@@ -93,7 +93,13 @@ def test_round_trip_through_dict():
     ({"orb.dense_scales": "[1.0"},
      "orb.dense_scales must be a list such as [1, 2] (got '[1.0': Unclosed array "
      "(at end of document))"),
-    ({"orb.dense_scales": "[[1.0]]"}, "orb.dense_scales must be a number (got [1.0])"),
+    ({"orb.dense_scales": "[[1.0]]"},
+     "orb.dense_scales must be a list of numbers, such as [1, 2] or 1,2 on the command line "
+     "(got [1.0] in it)"),
+    # Review 5: "must be a number" for a list written with ';'.
+    ({"orb.dense_scales": "1.0;1.5"},
+     "orb.dense_scales must be a list of numbers, such as [1, 2] or 1,2 on the command line "
+     "(got '1.0;1.5' in it)"),
     ({"ingest.extensions": "[]"}, "ingest.extensions must list at least one extension"),
 ])
 def test_invalid_values_give_one_line_errors(overrides, message):

@@ -811,6 +811,16 @@ def test_a_report_is_drawn_only_while_no_other_command_holds_the_folder(spark, f
     assert main(["report", str(run / "models"), *spark_flags()]) == 1
     assert capsys.readouterr().err == (f"bovw: error: {run}/models is not a finished bovw "
                                        "run, sweep or comparison folder\n")
+    # An unfinished run says how to finish it (review 5: no fix was given).
+    unfinished = tmp_path / "out" / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(run / "run.json", unfinished / "run.json")
+    assert main(["report", str(unfinished), *spark_flags()]) == 1
+    assert capsys.readouterr().err == (
+        f"bovw: error: {unfinished} is a bovw run that has not finished (no summary.json); "
+        "fix: run the same bovw run command again, which goes on where it stopped and draws "
+        "the report\n")
+    shutil.rmtree(unfinished)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
 
 

@@ -168,6 +168,10 @@ def _report(args: argparse.Namespace, environ: dict) -> int:
     kind = next((name for name in ("sweep", "compare", "summary")
                  if storage.exists(spark, storage.join(folder, f"{name}.json"))), None)
     if kind is None:
+        if storage.exists(spark, storage.join(folder, "run.json")):
+            raise OutputError(f"{folder} is a bovw run that has not finished (no "
+                              "summary.json); fix: run the same bovw run command again, which "
+                              "goes on where it stopped and draws the report")
         raise OutputError(f"{folder} not found" if not storage.exists(spark, folder) else
                           f"{folder} is not a finished bovw run, sweep or comparison folder")
     print(f"report: {report_under_lock(spark, folder, lambda: _draw(spark, folder, kind))}")

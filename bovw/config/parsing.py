@@ -81,7 +81,7 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
         items = _list_text(value, key) if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
             raise ConfigError(f"{key} must be a list (got {value!r})")
-        return tuple(coerce(item.strip() if isinstance(item, str) else item, item_hint, key)
+        return tuple(_list_item(item.strip() if isinstance(item, str) else item, item_hint, key)
                      for item in items if not (isinstance(item, str) and not item.strip()))
     if origin in (Mapping, dict) or hint is Mapping:
         if not isinstance(value, Mapping):
@@ -98,6 +98,22 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
             return None
         return coerce(value, args[0], key)
     raise ConfigError(f"{key}: unsupported setting type {hint!r}")
+
+
+# What a list of each item type holds, as its messages say it.
+_LIST_OF = {int: "whole numbers", float: "numbers", str: "texts"}
+
+
+def _list_item(item: Any, hint: Any, key: str) -> Any:
+    # "orb.dense_scales must be a number" left a user with "1.0;1.5" wondering which.
+    try:
+        return coerce(item, hint, key)
+    except ConfigError:
+        if hint not in _LIST_OF:
+            raise
+        toml, flag = ('["a", "b"]', "a,b") if hint is str else ("[1, 2]", "1,2")
+        raise ConfigError(f"{key} must be a list of {_LIST_OF[hint]}, such as {toml} or "
+                          f"{flag} on the command line (got {item!r} in it)") from None
 
 
 def _number(value: Any) -> float | None:
