@@ -235,3 +235,22 @@ def test_a_test_fraction_for_a_dataset_split_by_its_folders_is_refused(tmp_path,
     args = build_parser().parse_args(["run", "--input", "x", "--output", "y", "--set",
                                       "ingest.test_fraction=0.5"])
     refuse_fraction_of_split_folders(args, False)
+
+
+@pytest.mark.parametrize("argv, message", [
+    # Review 5: each of these printed the command's 7-line usage block above argparse's line.
+    (["run", "--input", "x", "--output", "y", "--k", "10,20"],
+     "argument --k: invalid int value: '10,20'; several values are a sweep: bovw sweep "
+     "takes the same flags; fix: see bovw run --help"),
+    (["run", "--output", "y"],
+     "the following arguments are required: --input; fix: see bovw run --help"),
+    ([], "the following arguments are required: COMMAND; fix: see bovw --help"),
+    (["s3"], "the following arguments are required: ls|upload; fix: see bovw s3 --help"),
+    (["sweep", "--input", "x"],
+     "the following arguments are required: --output; fix: see bovw sweep --help"),
+])
+def test_a_mistake_on_the_command_line_is_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == f"bovw: config error: {message}\n"

@@ -15,7 +15,7 @@ __all__ = ["HANDLERS", "add_commands"]
 def add_commands(commands) -> None:
     """Add the s3 and emr sub-commands to the `bovw` parser's sub-parsers."""
     s3 = commands.add_parser("s3", help="put a dataset into S3 and look at it (boto3)")
-    s3_commands = s3.add_subparsers(dest="s3_command", required=True)
+    s3_commands = s3.add_subparsers(dest="s3_command", required=True, metavar="ls|upload")
     upload = s3_commands.add_parser("upload", help="upload a folder, skipping unchanged files")
     upload.add_argument("local_dir")
     upload.add_argument("s3_url", help="s3://bucket/prefix/")
@@ -27,7 +27,7 @@ def add_commands(commands) -> None:
         sub.add_argument("--endpoint", help="S3-compatible endpoint URL (s3.endpoint)")
 
     emr = commands.add_parser("emr", help="run the pipeline on Amazon EMR")
-    emr_commands = emr.add_subparsers(dest="emr_command", required=True)
+    emr_commands = emr.add_subparsers(dest="emr_command", required=True, metavar="submit")
     submit = emr_commands.add_parser(
         "submit", help="add a pipeline step to a cluster, or create a cluster that runs it")
     submit.add_argument("--config-uri", required=True,

@@ -25,12 +25,24 @@ __all__ = ["build_parser", "main"]
 COMMAND_GROUPS = (run, cloud, predict, experiments)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose mistakes are one line like every other bovw error: argparse
+    prints the command's whole usage block above them (7 lines for `bovw run`)."""
+
+    def error(self, message: str):
+        hint = ""
+        if self.prog == "bovw run" and re.search(r"invalid \w+ value: '[^']*,", message):
+            # Review 5: `bovw run --k 10,20`.
+            hint = "; several values are a sweep: bovw sweep takes the same flags"
+        self.exit(2, f"bovw: config error: {message}{hint}; fix: see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `bovw` argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bovw", description="Bag-of-visual-words image classification on Spark."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.add_commands(commands)
     _add_verbose(parser)
