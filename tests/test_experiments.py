@@ -703,3 +703,36 @@ def test_export_of_a_sweep_folder_or_a_missing_one_says_what_to_export(sweep, tm
         f"runs: bovw export {sweep[0]}/points/<point>\n")
     assert main(["export", str(tmp_path / "nowhere")]) == 1
     assert capsys.readouterr().err == f"bovw: error: {tmp_path / 'nowhere'} not found\n"
+
+
+def test_a_point_folder_holding_a_run_of_other_settings_is_not_the_point(spark, config,
+                                                                          dataset, sweep,
+                                                                          tmp_path):
+    # Review 5: `bovw run --overwrite --k 12` into points/vocabulary.k=8 was skipped as
+    # that point, finished, and the sweep's report showed its numbers on the k=8 row.
+    import shutil
+
+    from bovw.experiments.sweep import collect_result
+
+    output = tmp_path / "k"
+    shutil.copytree(sweep[0], output)
+    for record in output.rglob("*.json"):  # moved, as a sweep's swap moves its records
+        record.write_text(record.read_text().replace(str(sweep[0]), str(output)))
+    point = output / "points" / "vocabulary.k=8"
+    spec = json.loads((point / "run.json").read_text())
+    spec["config"]["vocabulary"]["k"] = 12
+    (point / "run.json").write_text(json.dumps(spec))
+    reason = (f"{point} holds a finished run of other settings (vocabulary.k 12 there, 8 "
+              "here), not this sweep's point; move it away (the sweep then runs the point) "
+              "or pass --overwrite")
+    rows = {row["point"]: row for row in collect_result(spark, str(output)).rows}
+    assert rows["vocabulary.k=8"] == {"point": "vocabulary.k=8", "vocabulary.k": "8",
+                                      "status": "failed", "failure": reason}
+    assert rows["vocabulary.k=12"]["status"] == "ok"
+    log: list[str] = []
+    result = run_sweep(spark, config.replace(**{"pca.components": 200}), str(dataset),
+                       str(output), [("vocabulary.k", ["8", "12", "100000"])], report=False,
+                       log=log.append)
+    assert f"[bovw] sweep point 1/3 vocabulary.k=8: failed: {reason}" in log
+    assert "[bovw] sweep point 2/3 vocabulary.k=12: finished, skipped" in log
+    assert [row["status"] for row in result.rows] == ["failed", "ok", "failed"]

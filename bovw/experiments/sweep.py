@@ -52,7 +52,7 @@ from bovw.experiments.tables import (
     sweep_title,
     unfinished_sweep_row,
 )
-from bovw.pipeline.layout import Growth, RunLayout, prepare_spec_folder
+from bovw.pipeline.layout import Growth, RunLayout, prepare_spec_folder, run_difference
 from bovw.pipeline.provenance import DescriptorProvenance, check_kept, read_record
 from bovw.pipeline.run import run_pipeline
 from bovw.report import report_drawer
@@ -162,6 +162,12 @@ def _run_points(spark: SparkSession, config: Config, input_path: str, root: str,
         title = f"bovw sweep point {point.name}"
         failure_path = layout.path(FAILURE_RECORD)
         if storage.exists(spark, layout.summary):
+            foreign = _foreign_run(spark, layout, input_path, config.replace(**point.values))
+            if foreign:
+                log(f"[bovw] sweep point {number}/{len(points)} {point.name}: failed: {foreign}")
+                result.add(failed_sweep_row(point.name, point.values, foreign))
+                write_table(spark, root, result)
+                continue
             log(f"[bovw] sweep point {number}/{len(points)} {point.name}: finished, skipped")
             result.skipped.append(point.name)
         else:
@@ -234,7 +240,12 @@ def collect_result(spark: SparkSession, root: str) -> SweepResult:
                               planned=False):
         summary_path = storage.join(root, "points", point.name, "summary.json")
         failure_path = storage.join(root, "points", point.name, FAILURE_RECORD)
-        if storage.exists(spark, summary_path):
+        foreign = storage.exists(spark, summary_path) and _foreign_run(
+            spark, RunLayout(storage.join(root, "points", point.name)), spec["input"],
+            config_from_dict(spec["config"]).replace(**point.values))
+        if foreign:
+            result.rows.append(failed_sweep_row(point.name, point.values, foreign))
+        elif storage.exists(spark, summary_path):
             summary = RunSummary.from_json(storage.read_text(spark, summary_path))
             result.rows.append(sweep_row(point.name, point.values, summary))
         elif storage.exists(spark, failure_path):
@@ -243,6 +254,19 @@ def collect_result(spark: SparkSession, root: str) -> SweepResult:
         else:  # a sweep stopped before it: a row that says so, not a grid without it
             result.rows.append(unfinished_sweep_row(point.name, point.values))
     return result
+
+
+def _foreign_run(spark: SparkSession, layout: RunLayout, input_path: str, config: Config
+                 ) -> str | None:
+    """Why the finished run in a point's folder is not this sweep's point (a run of other
+    settings put there by hand: the sweep took it for its point, and its report showed its
+    numbers on the point's row, review 5), or None when it is."""
+    difference = run_difference(spark, layout, input_path, config.to_dict())
+    if difference is None:
+        return None
+    return (f"{layout.root} holds a finished run of other settings ({difference}), not "
+            "this sweep's point; move it away (the sweep then runs the point) or pass "
+            "--overwrite")
 
 
 def write_report(spark: SparkSession, result: SweepResult) -> str:

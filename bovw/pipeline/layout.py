@@ -25,7 +25,7 @@ from bovw.spark import storage
 from bovw.spark.outputs import OutputFolder, open_output
 
 __all__ = ["Growth", "RunLayout", "finished_stage", "mark_finished", "prepare_output",
-           "prepare_spec_folder"]
+           "prepare_spec_folder", "run_difference"]
 
 
 class Growth(NamedTuple):
@@ -146,6 +146,19 @@ def prepare_output(spark: SparkSession, layout: RunLayout, spec: dict[str, Any],
     return open_output(spark, layout.root, "run", overwrite=overwrite, resume=resume,
                        matches=lambda folder: _resumable(spark, folder, "run.json", spec),
                        start=start, reads=_read_paths(spec), log=log)
+
+
+def run_difference(spark: SparkSession, layout: RunLayout, input_path: str,
+                   config: dict[str, Any]) -> str | None:
+    """How the run `layout` records (its run.json) differs from a run of `config` (a
+    Config.to_dict()) on `input_path`, said for a message ("vocabulary.k 12 there, 8
+    here"), or None when it is that run. The descriptors it read are not compared, and
+    settings that cannot change results may differ, as on resume."""
+    recorded = json.loads(storage.read_text(spark, layout.run_spec))
+    spec = _recorded({"input": input_path, "descriptors_from": recorded.get("descriptors_from"),
+                      "config": config})
+    difference = first_nested_difference(recorded, spec, _RESUMABLE_CHANGES)
+    return None if difference is None else _said(difference)
 
 
 def finished_stage(spark: SparkSession, layout: RunLayout, stage: str) -> dict[str, Any] | None:
