@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 import sys
 
 import pytest
@@ -13,8 +14,10 @@ from bovw.config.redaction import Redactor
 from bovw.errors import JavaError
 from bovw.spark.jvm import driver_jvm
 from bovw.spark.session import (
+    HOT_PACKAGES,
     check_java,
     class_archive_option,
+    find_java,
     java_major_version,
     jit_threshold_options,
     local_cores,
@@ -171,11 +174,39 @@ def test_a_class_archive_folder_with_spaces_and_quotes_stays_one_jvm_argument(
             open(archive, "wb").write(b"CDS")
 
 
-def test_jit_thresholds_scale_hotspots_defaults():
+def test_jit_thresholds_scale_hotspots_defaults_but_for_spark_ml_and_its_blas():
     assert jit_threshold_options(1) == ""
     assert jit_threshold_options(20) == (
         "-XX:Tier4InvocationThreshold=100000 -XX:Tier4MinInvocationThreshold=12000 "
-        "-XX:Tier4CompileThreshold=300000 -XX:Tier4BackEdgeThreshold=800000")
+        "-XX:Tier4CompileThreshold=300000 -XX:Tier4BackEdgeThreshold=800000 "
+        "-XX:CompileCommand=quiet "
+        "-XX:CompileCommand=CompileThresholdScaling,dev.ludovic.netlib.blas.*::*,0.05 "
+        "-XX:CompileCommand=CompileThresholdScaling,jdk.incubator.vector.*::*,0.05 "
+        "-XX:CompileCommand=CompileThresholdScaling,org.apache.spark.ml.*::*,0.05 "
+        "-XX:CompileCommand=CompileThresholdScaling,org.apache.spark.mllib.*::*,0.05")
+    assert jit_threshold_options(3).endswith("org.apache.spark.mllib.*::*,0.333333")
+
+
+def test_the_jvm_takes_the_hot_packages_per_method_scaling_and_prints_nothing(tmp_path):
+    java = find_java(os.environ.get("JAVA_HOME"))
+    options = jit_threshold_options(20).split()
+    # Without "quiet", HotSpot echoes each CompileCommand as it understood it.
+    echoed = subprocess.run([java, *[o for o in options if o != "-XX:CompileCommand=quiet"],
+                             "-version"], capture_output=True, text=True, check=True).stdout
+    assert [line for line in echoed.splitlines() if line.startswith("CompileCommand")] == [
+        f"CompileCommand: CompileThresholdScaling {package.replace('.', '/')}/*.* double "
+        "CompileThresholdScaling = 0.050000" for package in HOT_PACKAGES]
+    quiet = subprocess.run([java, *options, "-version"], capture_output=True, text=True,
+                           check=True)
+    assert quiet.stdout == "" and "CompileCommand" not in quiet.stderr
+
+
+def test_the_session_a_local_run_starts_has_the_hot_packages_scaling(spark):
+    runtime = driver_jvm(spark).java.lang.management.ManagementFactory.getRuntimeMXBean()
+    arguments = list(runtime.getInputArguments())
+    assert "-XX:Tier4BackEdgeThreshold=800000" in arguments
+    assert ("-XX:CompileCommand=CompileThresholdScaling,org.apache.spark.ml.*::*,0.05"
+            in arguments)
 
 
 def test_local_driver_options_put_the_given_ones_last(tmp_path):
@@ -183,7 +214,8 @@ def test_local_driver_options_put_the_given_ones_last(tmp_path):
     options = shlex.split(local_driver_options(settings, " -XX:Tier4InvocationThreshold=7 ",
                                                "/usr/bin/java", "4.3.0"))
     assert options[0] == "-XX:Tier4InvocationThreshold=10000"
-    assert options[4].startswith(f"-XX:ArchiveClassesAtExit={tmp_path}/spark-")
+    archive = options[len(jit_threshold_options(2).split())]
+    assert archive.startswith(f"-XX:ArchiveClassesAtExit={tmp_path}/spark-")
     # The user's own flags come last, where HotSpot takes them over bovw's.
     assert options[-1] == "-XX:Tier4InvocationThreshold=7"
     assert local_driver_options(SparkSettings(jit_threshold_scale=1, class_archive_dir="",
@@ -219,8 +251,9 @@ def test_a_default_local_jvm_gets_the_raised_jit_thresholds(tmp_path):
     # dev-set run 14 s of CPU (79 s -> 65 s).
     options = shlex.split(local_driver_options(SparkSettings(class_archive_dir=str(tmp_path)),
                                                "", "/usr/bin/java", "4.3.0"))
-    assert options[:4] == jit_threshold_options(20).split()
-    assert options[4].startswith(f"-XX:ArchiveClassesAtExit={tmp_path}/spark-")
+    raised = jit_threshold_options(20).split()
+    assert options[:len(raised)] == raised
+    assert options[len(raised)].startswith(f"-XX:ArchiveClassesAtExit={tmp_path}/spark-")
 
 
 def test_jit_threshold_scale_out_of_range_is_refused():

@@ -55,7 +55,8 @@ class SparkSettings:
     # (C2) compiles it, in a local-mode JVM bovw starts. On 2 cores C2 took 32 s of CPU
     # in a 58 s run on fruits360-dev, mostly compiling Spark's own code that runs a few
     # thousand times; at 20 it took 11 s and the run 50 s (a whole `bovw run` there: 65 s
-    # of CPU instead of 79). The hot loops still get compiled. 1: the JVM's defaults.
+    # of CPU instead of 79). The hot loops still get compiled, and Spark ML's and its BLAS's
+    # at the JVM's own thresholds (bovw.spark.session.HOT_PACKAGES). 1: the JVM's defaults.
     jit_threshold_scale: int = 20
     # The garbage collector of a local-mode JVM bovw starts: "parallel" (throughput: no
     # concurrent marking threads or G1 write barriers competing with the work for 2
