@@ -258,6 +258,35 @@ def test_an_input_folder_named_as_a_split_is_named_as_the_cause(tmp_path, folder
         f"(ingest.test_fraction={SETTINGS.test_fraction})")
 
 
+def test_a_class_folder_of_a_split_dataset_given_as_input_names_the_dataset(tmp_path):
+    # Review 5: `--input fruits/Training/Apple` was told to put Test images beside Training/.
+    write(tmp_path / "fruits" / "Training" / "Apple" / "a.jpg")
+    write(tmp_path / "fruits" / "Training" / "Apple" / "b.jpg")
+    write(tmp_path / "fruits" / "Test" / "Apple" / "c.jpg")
+    with pytest.raises(InputError) as error:
+        check_local_dataset(f"{tmp_path}/fruits/Training/Apple/", SETTINGS)
+    assert str(error.value) == (
+        f"input {tmp_path}/fruits/Training/Apple/ is the class folder 'Apple' of "
+        f"{tmp_path}/fruits/Training: its images would all be one class; give the dataset "
+        f"folder {tmp_path}/fruits, which holds Training/<Class>/")
+
+
+def test_a_folder_of_images_without_class_folders_is_refused_as_one_class(tmp_path):
+    write(tmp_path / "flat" / "Kiwi" / "k.jpg")
+    write(tmp_path / "flat" / "Kiwi" / "k2.jpg")
+    with pytest.raises(InputError) as error:
+        check_local_dataset(f"file:{tmp_path}/flat/Kiwi", SETTINGS)
+    assert str(error.value) == (
+        f"input file:{tmp_path}/flat/Kiwi holds its images directly, as a class folder "
+        "does, so they would all be one class ('Kiwi'); give the folder that holds the "
+        "class folders (Training/<Class>/*.jpg and Test/<Class>/*.jpg, or <Class>/*.jpg), "
+        f"such as {tmp_path}/flat if this is one of them")
+    # A stray image beside class folders is not this case: its folder's classes stand.
+    write(tmp_path / "flat" / "stray.jpg")
+    write(tmp_path / "flat" / "Pear" / "p.jpg")
+    check_local_dataset(str(tmp_path / "flat"), SETTINGS)
+
+
 def test_datasets_bovw_can_split_pass(tmp_path):
     write(tmp_path / "split" / "Train" / "Kiwi" / "k.jpg")
     write(tmp_path / "split" / "Train" / "Pear" / "p.jpg")

@@ -1056,6 +1056,24 @@ def test_cli_predict_errors_are_one_line(trained, tmp_path, capsys):
         "bovw: error: predicting a folder writes Parquet: pass --output FOLDER")
 
 
+@pytest.mark.parametrize("record, what, inside", [
+    ("sweep.json", "a sweep folder", "points/<point>"),
+    ("compare.json", "a comparison folder", "variants/<variant>")])
+def test_cli_predict_with_a_sweep_or_comparison_folder_names_where_its_runs_are(
+        tmp_path, capsys, record, what, inside):
+    # Review 5: "is neither a model file nor a bovw run folder", where bovw export of the
+    # same folder names points/<point>.
+    from bovw.cli import main
+
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / record).write_text("{}")
+    assert main(["predict", "--model", f"{folder}/", "x.jpg"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"bovw: error: {folder}/ is {what}, not a run folder or model file; predict with "
+        f"one of its runs: --model {folder}/{inside}")
+
+
 def test_cli_predict_reads_photo_files_as_a_run_reads_its_images(trained, tmp_path, capsys):
     # Review 4: a broken symbolic link was "file not found" here and named as one by a
     # run; a named pipe would have been waited on for ever.
@@ -1138,7 +1156,8 @@ def test_cli_predict_folder_runs_a_spark_job(spark, trained, tmp_path, capsys):
     correct = sum(rows[Path(p).name + Path(p).parent.name]["prediction"] == Path(p).parent.name
                   for p in trained["spark"]) + (phone["prediction"] == "Banana")
     assert lines[1] == (f"  accuracy {100 * correct / 13:.2f}% on 13 answered images of known "
-                        "classes (3 more of known classes unreadable or not answered, left out)")
+                        "classes (3 more of known classes unreadable or not answered, left "
+                        "out); 2 in folders of classes the model does not know, not scored")
 
 
 def test_predict_accuracy_line_leaves_unanswered_photos_out_and_counts_them():
@@ -1154,6 +1173,13 @@ def test_predict_accuracy_line_leaves_unanswered_photos_out_and_counts_them():
     assert _accuracy_line({**nothing, "labelled_unanswered": 2}) == (
         "no answered image is in a folder named after a known class (2 more of known "
         "classes unreadable or not answered, left out)")
+    # Review 5: photos of classes the model does not know went unmentioned.
+    assert _accuracy_line({**scored, "unknown_class": 5}) == (
+        "accuracy 75.00% on 4 answered images of known classes; 5 in folders of classes the "
+        "model does not know, not scored")
+    assert _accuracy_line({**nothing, "unknown_class": 1}) == (
+        "no image is in a folder named after a known class; 1 in folders of classes the model "
+        "does not know, not scored")
 
 
 def test_a_reader_that_closes_the_output_stops_the_command_in_one_line(trained):

@@ -38,6 +38,7 @@ from bovw.predict.fruits import (
 from bovw.predict.model_file import MODEL_FILE_NAME
 from bovw.predict.predictor import Predictor
 from bovw.predict.results import Prediction
+from bovw.predict.sources import runs_inside
 
 __all__ = ["HANDLERS", "add_commands", "format_prediction"]
 
@@ -144,6 +145,12 @@ def _model_bytes(model: str, spark: _Spark, config: Config) -> tuple[bytes, str]
         if (path / MODEL_FILE_NAME).is_file():
             return (path / MODEL_FILE_NAME).read_bytes(), str(path / MODEL_FILE_NAME)
         if not (path / "run.json").is_file():
+            held = runs_inside(lambda name: (path / name).is_file())
+            if held:
+                what, inside = held
+                raise ModelFileError(f"{model} is {what}, not a run folder or model file; "
+                                     f"predict with one of its runs: --model "
+                                     f"{str(path).rstrip('/')}/{inside}")
             raise ModelFileError(f"{model} is neither a model file nor a bovw run folder")
         model = str(path.resolve())
     else:
@@ -279,14 +286,17 @@ def _predict_folder(args: argparse.Namespace, environ: dict, config: Config,
 
 def _accuracy_line(summary: dict) -> str:
     """predict_folder's accuracy, with the known-class photos it could not score."""
-    unanswered = summary["labelled_unanswered"]
+    unanswered, unknown = summary["labelled_unanswered"], summary.get("unknown_class", 0)
     left_out = (f" ({unanswered} more of known classes unreadable or not answered, left out)"
                 if unanswered else "")
+    # Photos of a fruit the model was not trained on cannot be right: not scored, but said.
+    others = (f"; {unknown} in folders of classes the model does not know, not scored"
+              if unknown else "")
     if summary["accuracy"] is None:
         return ("no answered image is in a folder named after a known class" + left_out
-                if unanswered else "no image is in a folder named after a known class")
+                if unanswered else "no image is in a folder named after a known class") + others
     return (f"accuracy {100 * summary['accuracy']:.2f}% on {summary['labelled']} answered "
-            f"images of known classes{left_out}")
+            f"images of known classes{left_out}{others}")
 
 
 HANDLERS = {"predict": _predict, "export": _export}

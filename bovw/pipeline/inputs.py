@@ -65,7 +65,10 @@ def check_local_dataset(path: str, settings: IngestSettings) -> bool:
     check_local_input(path, settings)
     if not is_local_path(path):
         return False
-    survey = survey_splits(_local_folder(path), settings.extensions)
+    folder = _local_folder(path)
+    survey = survey_splits(folder, settings.extensions)
+    if survey.images_on_top and not survey.images_below:
+        raise InputError(_class_folder_problem(path, folder))
     if survey.split_folders:
         problem = split_problem(path, survey.training, survey.test, settings) or (
             # Before Spark starts (the run says it after the descriptors stage): the run
@@ -87,6 +90,9 @@ class SplitSurvey:
     training: bool
     test: bool
     training_classes: frozenset[str] = frozenset()
+    # Images directly in the folder, and in folders below it (as far as the walk went).
+    images_on_top: bool = False
+    images_below: bool = False
 
 
 def split_of(path: str) -> str | None:
@@ -104,6 +110,7 @@ def survey_splits(folder: Path, extensions: tuple[str, ...]) -> SplitSurvey:
     root = os.path.abspath(folder)
     seen: set[str] = set()
     classes: set[str] = set()
+    on_top = below = False
     pending = [(root, frozenset({os.path.realpath(root)}))]
     while pending and not (seen == {TRAIN, TEST} and len(classes) > 1):
         current, ancestors = pending.pop()
@@ -120,11 +127,27 @@ def survey_splits(folder: Path, extensions: tuple[str, ...]) -> SplitSurvey:
                 real = os.path.realpath(entry.path)
                 if real not in ancestors:
                     pending.append((entry.path, ancestors | {real}))
-            elif entry.name.lower().endswith(suffixes) and (split := split_of(entry.path)):
-                seen.add(split)
-                if split == TRAIN:
-                    classes.add(os.path.basename(current))  # Training/<Class>/image
-    return SplitSurvey(bool(seen), TRAIN in seen, TEST in seen, frozenset(classes))
+            elif entry.name.lower().endswith(suffixes):
+                on_top, below = on_top or current == root, below or current != root
+                if split := split_of(entry.path):
+                    seen.add(split)
+                    if split == TRAIN:
+                        classes.add(os.path.basename(current))  # Training/<Class>/image
+    return SplitSurvey(bool(seen), TRAIN in seen, TEST in seen, frozenset(classes),
+                       on_top, below)
+
+
+def _class_folder_problem(path: str, folder: Path) -> str:
+    """What to give instead of `folder` (`path` as given), whose images all lie in it:
+    each image's class is its folder's name, so they would make one class."""
+    parent = folder.absolute().parent
+    if parent.name.lower() in SPLIT_NAMES:
+        return (f"input {path} is the class folder {folder.name!r} of {parent}: its images "
+                f"would all be one class; give the dataset folder {parent.parent}, which "
+                f"holds {parent.name}/<Class>/")
+    return (f"input {path} holds its images directly, as a class folder does, so they "
+            f"would all be one class ({folder.name!r}); give the folder that holds the "
+            f"class folders ({DATASET_LAYOUT}), such as {parent} if this is one of them")
 
 
 def split_problem(path: str, training: int, test: int, settings: IngestSettings,

@@ -6,6 +6,7 @@ applies it to photo bytes without Spark or a JVM.
     predictor.py   Predictor: photo bytes -> Prediction (numpy, OpenCV, Pillow only)
     results.py     Prediction and ClassScore, what the Predictor answers
     fruits.py      the fruit catalogue (fruits.toml, shipped) a model embeds
+    sources.py     which folders hold the runs a model comes from (sweeps, comparisons)
     export.py      a run folder's Spark ML models -> model file (Spark)
     batch.py       the Predictor over a folder or s3a:// prefix, as a Spark job (Spark)
 

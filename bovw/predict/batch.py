@@ -135,7 +135,8 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
     `bovw run` leaves its rejects out of its scores. Returns a summary dict (images,
     rejected, not_answered: too small or flat to describe, low_confidence: answered with a
     low confidence, [labelled: answered rows of known classes, correct, accuracy,
-    labelled_unanswered], output).
+    labelled_unanswered, unknown_class: rows in folders not named after one of the model's
+    classes, not scored], output).
     The output is locked while the job runs; an existing predictions folder is replaced
     only with `overwrite`, and only once the new table is complete (bovw.spark.outputs).
     Raises OutputError when the output exists and `overwrite` is false, or when it is
@@ -181,6 +182,7 @@ def _summary(written: DataFrame, predictor: Predictor, labelled: bool) -> dict[s
               ).alias("not_answered"),
         F.sum((known & answered).cast("int")).alias("labelled"),
         F.sum((known & ~answered).cast("int")).alias("labelled_unanswered"),
+        F.sum((~known).cast("int")).alias("unknown_class"),
         F.sum((known & (F.col(LABEL) == F.col(PREDICTION))).cast("int")).alias("correct"),
     ).first()
     summary = {key: int(row[key] or 0)
@@ -191,6 +193,7 @@ def _summary(written: DataFrame, predictor: Predictor, labelled: bool) -> dict[s
         summary["accuracy"] = (round(summary["correct"] / summary["labelled"], 6)
                                if summary["labelled"] else None)
         summary["labelled_unanswered"] = int(row["labelled_unanswered"] or 0)
+        summary["unknown_class"] = int(row["unknown_class"] or 0)
     return summary
 
 

@@ -31,6 +31,7 @@ from bovw.predict.model_file import (
     model_to_bytes,
     written_by_bovw,
 )
+from bovw.predict.sources import runs_inside
 from bovw.spark import leases, storage
 from bovw.summary import VocabularyFit, from_record
 
@@ -173,9 +174,9 @@ def _not_a_run(spark, root: str) -> str:
     """Why `root`, which holds no run.json, cannot be exported, and what can be."""
     if not storage.exists(spark, root):
         return f"{root} not found"
-    for spec, what, inside in (("sweep.json", "a sweep folder", "points/<point>"),
-                               ("compare.json", "a comparison folder", "variants/<variant>")):
-        if storage.exists(spark, storage.join(root, spec)):
-            return (f"{root} is {what}, not a run folder; export one of its runs: "
-                    f"bovw export {root}/{inside}")
+    held = runs_inside(lambda name: storage.exists(spark, storage.join(root, name)))
+    if held:
+        what, inside = held
+        return (f"{root} is {what}, not a run folder; export one of its runs: "
+                f"bovw export {root}/{inside}")
     return f"{root} is not a bovw run folder (no run.json)"
