@@ -242,34 +242,12 @@ def acquire(spark: SparkSession, output: str, command: str, *,
     holds it, and OutputError when `output` is a filesystem or bucket root.
     """
     path = lease_path(spark, output)
-    now, took_over = time.time(), False
-    try:
-        current = _read(spark, path)
-    except ValueError as unreadable:
-        if isinstance(unreadable, _EmptyLease):
-            # A heartbeat rewriting the file in place (truncate, then write a few hundred
-            # bytes: earlier versions of bovw on local disks and HDFS, today a filesystem
-            # without Hadoop's FileContext) leaves it empty for good only when its command
-            # is killed between the two.
-            reason = "it is empty (its command was stopped while renewing it)"
-        else:
-            # Unreadable for good, and not empty: judged by its age alone.
-            age = now - (storage.modification_seconds(spark, path) or now)
-            if age <= stale_after:
-                raise _refuse(output, path, f"bovw command (its lock {path} is unreadable)",
-                              stale_after, advice) from None
-            reason = f"it is unreadable and {round(age)} s old"
-        current = None
-        log(f"[bovw] taking over the stale lock {path}: {reason}")
+    now = time.time()
+    stale = _stale_or_refuse(spark, output, path, now, stale_after, advice)
+    took_over = stale is not None
+    if took_over:
+        log(f"[bovw] taking over the stale lock {stale}")
         storage.delete(spark, path)
-        took_over = True
-    if current is not None:
-        reason = stale_reason(current, now, stale_after=stale_after)
-        if reason is None:
-            raise _refuse(output, path, current.describe(now), stale_after, advice)
-        log(f"[bovw] taking over the stale lock of {current.describe(now)}: {reason}")
-        storage.delete(spark, path)
-        took_over = True
     pid = os.getpid()
     record = LeaseRecord(output=output, command=command, host=socket.gethostname(), pid=pid,
                          pid_started=_process_start(pid), user=_user(), started=now,
@@ -318,14 +296,35 @@ def refuse_if_held(spark: SparkSession, folder: str, advice: str = _ADVICE) -> N
         path = lease_path(spark, folder)
     except ValueError:  # a filesystem or bucket root: no bovw command holds one
         return
+    _stale_or_refuse(spark, folder, path, time.time(), STALE_AFTER_SECONDS, advice)
+
+
+def _stale_or_refuse(spark: SparkSession, output: str, path: str, now: float,
+                     stale_after: float, advice: str) -> str | None:
+    """Judge the lock at `path` (the lease of `output`): raise OutputInUseError while a live
+    command holds it; else which stale lock is there to take over, and why (to follow
+    "taking over the stale lock "), or None when there is none."""
     try:
         current = _read(spark, path)
-    except ValueError:
-        raise _refuse(folder, path, f"bovw command (its lock {path} is unreadable)",
-                      STALE_AFTER_SECONDS, advice) from None
-    now = time.time()
-    if current is not None and stale_reason(current, now) is None:
-        raise _refuse(folder, path, current.describe(now), STALE_AFTER_SECONDS, advice)
+    except ValueError as unreadable:
+        if isinstance(unreadable, _EmptyLease):
+            # A heartbeat rewriting the file in place (truncate, then write a few hundred
+            # bytes: earlier versions of bovw on local disks and HDFS, today a filesystem
+            # without Hadoop's FileContext) leaves it empty for good only when its command
+            # is killed between the two.
+            return f"{path}: it is empty (its command was stopped while renewing it)"
+        # Unreadable for good, and not empty: judged by its age alone.
+        age = now - (storage.modification_seconds(spark, path) or now)
+        if age <= stale_after:
+            raise _refuse(output, path, f"bovw command (its lock {path} is unreadable)",
+                          stale_after, advice) from None
+        return f"{path}: it is unreadable and {round(age)} s old"
+    if current is None:
+        return None
+    reason = stale_reason(current, now, stale_after=stale_after)
+    if reason is None:
+        raise _refuse(output, path, current.describe(now), stale_after, advice)
+    return f"of {current.describe(now)}: {reason}"
 
 
 def _user() -> str:
