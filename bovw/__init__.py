@@ -2,7 +2,7 @@
 
 The package is layered; each folder is a layer and imports only from those above it:
 
-    errors.py, columns.py, summary.py, version.py   shared by every layer
+    errors.py, columns.py, locations.py, summary.py, version.py   shared by every layer
     config/       the typed, frozen settings (TOML + command-line overrides)
     image/        per-image work, free of Spark: decoding, ORB, colour, visual words
     spark/        the SparkSession, files on any Hadoop filesystem, bovw's output folders

@@ -157,6 +157,31 @@ def test_an_output_beside_the_input_is_not_inside_it(spark, tmp_path):
     assert list(photos.iterdir()) == []
 
 
+def test_a_folder_read_inside_the_output_overwrite_replaces_is_refused_in_any_spelling(
+        spark, tmp_path):
+    # The swap deletes the old output once the new one is complete: what the command reads
+    # from inside it would be gone. A link to it was not seen as inside (no realpath there).
+    from bovw.spark.outputs import open_output
+
+    root = tmp_path / "out"
+    with open_output(spark, str(root), "predictions", overwrite=False, resume=lambda _: None,
+                     matches=lambda _: False, start=lambda _: None, log=quiet):
+        pass
+    (root / "part-00000.parquet").write_bytes(b"PAR1")
+    (tmp_path / "link.parquet").symlink_to(root / "part-00000.parquet")
+    for read in (f"{root}/part-00000.parquet", f"file:{root}/part-00000.parquet",
+                 str(tmp_path / "link.parquet")):
+        with pytest.raises(OutputError) as error:
+            with open_output(spark, str(root), "predictions", overwrite=True,
+                             resume=lambda _: None, matches=lambda _: False,
+                             start=lambda _: None, reads=[read], log=quiet):
+                pass
+        assert str(error.value) == (
+            f"{read} lies inside {root}, which --overwrite would replace (and delete once "
+            "the new one is complete); copy it elsewhere first, or choose another --output")
+    assert sorted(path.name for path in root.iterdir()) == ["_bovw.json", "part-00000.parquet"]
+
+
 def test_predictions_inside_the_photos_they_read_are_refused(finished_run, dataset, capsys):
     photos = dataset / "Test"
     assert main(["predict", "--model", str(finished_run / "model.npz"), str(photos),
@@ -881,6 +906,22 @@ def test_an_unreadable_lease_file_is_judged_by_its_age(spark, tmp_path):
         pass
     assert re.fullmatch(rf"\[bovw\] taking over the stale lock {re.escape(str(path))}: "
                         r"it is unreadable and 30[1-5] s old", log[0])
+
+
+def test_a_reader_judges_an_empty_or_unreadable_lease_file_as_acquire_does(spark, tmp_path):
+    # refuse_if_held (bovw export's check) refused an empty lock, which acquire takes over
+    # as stale, and an unreadable one whatever its age: it blocked the export for ever.
+    path, folder = lease_file(tmp_path), str(tmp_path / "out")
+    path.write_bytes(b"")
+    leases.refuse_if_held(spark, folder)
+    path.write_text("{not a lock")
+    with pytest.raises(OutputInUseError, match=re.escape(
+            f"in use by another bovw command (its lock {path} is unreadable)")):
+        leases.refuse_if_held(spark, folder)
+    old = time.time() - 301
+    os.utime(path, (old, old))
+    leases.refuse_if_held(spark, folder)
+    assert path.read_text() == "{not a lock"  # only read
 
 
 def heartbeat(tmp_path) -> float:

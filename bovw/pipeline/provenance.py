@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ from bovw.config import (
 from bovw.config.blocks import BLOCK_SECTIONS, without_new_blocks
 from bovw.config.differences import Difference, covered, show
 from bovw.errors import InputError, ReuseError
+from bovw.locations import location, within
 from bovw.pipeline.inputs import is_local_path
 from bovw.version import __version__
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMAGE_SET_KEYS", "RECORD_NAME", "DescriptorProvenance", "DescriptorSettings",
-    "absolute_location", "changed_since", "check_kept", "check_reuse", "first_difference",
+    "changed_since", "check_kept", "check_reuse", "first_difference",
     "read_record", "refusal", "refuse_changed_input", "write_record",
 ]
 
@@ -137,7 +137,7 @@ class DescriptorSettings:
 
 @dataclass(frozen=True)
 class DescriptorProvenance:
-    """Where a descriptors output came from: the input folder (absolute_location) and the
+    """Where a descriptors output came from: the input folder (bovw.locations.location) and the
     settings; `origin` says where this record was read (for messages)."""
 
     input: str
@@ -153,7 +153,7 @@ class DescriptorProvenance:
     def of(cls, config: Config, input_path: str, listing: str | None = None
            ) -> DescriptorProvenance:
         """What a run of `config` on `input_path` writes (or needs to read)."""
-        return cls(absolute_location(input_path), DescriptorSettings.of(config),
+        return cls(location(input_path), DescriptorSettings.of(config),
                    listing=listing)
 
     def to_json(self) -> str:
@@ -209,7 +209,7 @@ class DescriptorProvenance:
         except (ValueError, TypeError, ConfigError) as error:
             raise ReuseError(f"{source} is not a readable run.json: "
                              f"{str(error).splitlines()[0]}") from None
-        return cls(absolute_location(input_path), DescriptorSettings.of(config), 1, "", source)
+        return cls(location(input_path), DescriptorSettings.of(config), 1, "", source)
 
 
 def first_difference(made: DescriptorProvenance, asked: DescriptorProvenance,
@@ -254,18 +254,6 @@ def refusal(source: str, difference: Difference, asker: str = "this run",
     made = "(not set)" if difference.made is None else show(difference.made)
     return ReuseError(f"--descriptors-from {source} was made with {difference.key}={made}, "
                       f"{asker} asks for {show(difference.asked)}: {fix}")
-
-
-def absolute_location(path: str) -> str:
-    """A folder's location in one spelling: a local folder as an absolute path without
-    file: or a trailing slash; s3a:// and s3n:// as s3://."""
-    if "://" not in path or path.startswith("file:"):
-        local = path.removeprefix("file://").removeprefix("file:")
-        return os.path.normpath(os.path.abspath(local))
-    for scheme in ("s3a://", "s3n://"):
-        if path.startswith(scheme):
-            path = "s3://" + path[len(scheme):]
-    return path.rstrip("/")
 
 
 def _fields(settings: Any) -> Iterator[tuple[str, Any]]:
@@ -369,10 +357,7 @@ def check_kept(source: str, output: str) -> None:
     run, descriptors included, is deleted once the new one is complete, and the new run
     would name descriptors that no longer exist. Local folders are compared where their
     symbolic links lead. Raises ReuseError."""
-    inside, root = absolute_location(source), absolute_location(output)
-    if is_local_path(source) and is_local_path(output):
-        inside, root = os.path.realpath(inside), os.path.realpath(root)
-    if inside == root or inside.startswith(root.rstrip("/") + "/"):
+    if within(source, output):
         raise ReuseError(f"--descriptors-from {source} lies inside --output {output}, which "
                          "--overwrite replaces, deleting them once the new run is "
                          "complete: choose another --output, or copy the descriptors out "

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
 from bovw.errors import OutputError
+from bovw.locations import within
 from bovw.spark import leases, storage
 from bovw.spark.swap import Swap
 from bovw.version import __version__
@@ -193,7 +193,7 @@ def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
     """
     output_kind = KINDS[kind]
     for read in reads:
-        if read and _within(root, read):
+        if read and within(root, read):
             # A run folder holds PNG plots: the next run of a <Class>/*.jpg input took
             # them for a class of its own, and scored it (review 5).
             raise OutputError(f"output {root} lies inside {read}, which this command "
@@ -221,19 +221,6 @@ def open_output(spark: SparkSession, root: str, kind: str, *, overwrite: bool,
         lease.release()
         raise
     return OutputFolder(spark, root, work, lease, swap if work == staging else None, log)
-
-
-def _within(path: str, folder: str) -> bool:
-    """Whether `path` is `folder` or lies below it, in any spelling: relative or absolute,
-    and a local path through its symbolic links too."""
-    def spellings(given: str) -> set[str]:
-        plain = storage.absolute(given).rstrip("/") or "/"
-        if "://" in given or given.startswith("file:"):
-            return {plain}
-        return {plain, os.path.realpath(plain)}
-
-    return any(f"{inner}/".startswith(f"{outer.rstrip('/')}/")
-               for inner in spellings(path) for outer in spellings(folder))
 
 
 def _prepare(spark: SparkSession, root: str, kind: OutputKind, swap: Swap, overwrite: bool,
@@ -279,10 +266,8 @@ def _prepare(spark: SparkSession, root: str, kind: OutputKind, swap: Swap, overw
             f"output {root} is a bovw {kind.noun} but also holds {_listed(foreign)}, which "
             "bovw did not write; --overwrite would delete them: move them out, or choose "
             "another --output")
-    # In one spelling: `--input data` lies inside `--output .`.
-    here = storage.absolute(root).rstrip("/")
-    inside = [path for path in reads
-              if path and f"{storage.absolute(path).rstrip('/')}/".startswith(f"{here}/")]
+    # In any spelling: `--input data` lies inside `--output .`, and so does a link to it.
+    inside = [path for path in reads if path and within(path, root)]
     if inside:
         raise OutputError(f"{inside[0]} lies inside {root}, which --overwrite would replace "
                           "(and delete once the new one is complete); copy it elsewhere first, "
