@@ -120,7 +120,7 @@ def test_walk_lists_every_image_with_its_size_and_time_following_links(tmp_path)
     os.symlink(tmp_path / "Training", tmp_path / "Alias")
     assert walk_local_tree(str(tmp_path), EXTENSIONS) == LocalTree(images=(
         LocalImage(str(tmp_path / "Alias" / "Kiwi" / "a.jpg"), 3, 1_700_000_000.5),
-        LocalImage(str(image), 3, 1_700_000_000.5)))
+        LocalImage(str(image), 3, 1_700_000_000.5)), root=str(tmp_path))
 
 
 def test_walk_reads_around_symbolic_link_loops(tmp_path):
@@ -297,6 +297,7 @@ def test_walk_finds_the_images_spark_leaves_out_for_their_names(tmp_path):
         hidden=(str(kiwi / "._plain.jpg"), str(kiwi / ".thumbs" / "t.jpg"),
                 str(gold / ".cache" / "c.jpg")),
         other_images=((".webp", 2), (".tif", 1)),
+        root=str(tmp_path),
     )
 
 

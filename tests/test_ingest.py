@@ -20,6 +20,7 @@ from bovw.pipeline.ingest import (
     with_labels,
 )
 from bovw.pipeline.inputs import check_local_dataset, check_local_input, class_problem, split_of
+from bovw.pipeline.listing import listing_fingerprint, local_tree
 from tests import imagefiles
 
 SETTINGS = IngestSettings()
@@ -256,6 +257,21 @@ def test_an_input_folder_named_as_a_split_is_named_as_the_cause(tmp_path, folder
         f"{split} images; give the folder that holds both Training/ and Test/, or rename "
         f"this one so that bovw splits its classes itself "
         f"(ingest.test_fraction={SETTINGS.test_fraction})")
+
+
+def test_the_listing_read_is_the_tree_walked_for_the_record(spark, tmp_path):
+    # The descriptors' record digested one walk and the run listed another: a file added
+    # between the two was read without being in the record.
+    write(tmp_path / "Training" / "Kiwi" / "k.jpg", imagefiles.jpeg())
+    write(tmp_path / "Test" / "Kiwi" / "t.jpg", imagefiles.jpeg())
+    tree = local_tree(f"file:{tmp_path}", SETTINGS.extensions)
+    assert tree.fingerprint() == listing_fingerprint(str(tmp_path), SETTINGS.extensions)
+    write(tmp_path / "Training" / "Kiwi" / "later.jpg", imagefiles.jpeg())
+    assert tree.fingerprint() != listing_fingerprint(str(tmp_path), SETTINGS.extensions)
+    listed = labelled_images(spark, str(tmp_path), SETTINGS, 42, lambda _line: None, tree)
+    assert sorted(row["path"].rsplit("/", 1)[1] for row in listed.collect()) == ["k.jpg",
+                                                                                "t.jpg"]
+    assert local_tree("s3a://bucket/data", SETTINGS.extensions) is None
 
 
 def test_a_class_folder_of_a_split_dataset_given_as_input_names_the_dataset(tmp_path):

@@ -28,8 +28,8 @@ from bovw.pipeline.inputs import is_local_path, read_local_file, split_of
 from bovw.pipeline.listing import (
     LocalImage,
     LocalTree,
+    local_tree,
     names_spark_skips,
-    walk_local_tree,
 )
 from bovw.spark.jvm import FileSplits, file_splits, input_file_names, input_files
 from bovw.spark.storage import literal
@@ -53,16 +53,19 @@ def list_files(spark: SparkSession, path: str, settings: IngestSettings,
 
 
 def labelled_images(spark: SparkSession, path: str, settings: IngestSettings, seed: int,
-                    log: Callable[[str], None] = print) -> DataFrame:
+                    log: Callable[[str], None] = print, tree: LocalTree | None = None
+                    ) -> DataFrame:
     """Every image under `path` with its label and split (see with_labels, assign_splits):
     the Training/Test folders decide the split when the dataset has them, else a seeded
-    stratified split with settings.test_fraction."""
-    files, has_split_folders = _list_files(spark, path, settings, log)
+    stratified split with settings.test_fraction. `tree`: the local `path` as the caller
+    walked it already (bovw.pipeline.listing.local_tree), listed as it is."""
+    files, has_split_folders = _list_files(spark, path, settings, log, tree)
     return assign_splits(with_labels(files), settings.test_fraction, seed, has_split_folders)
 
 
 def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
-                log: Callable[[str], None]) -> tuple[DataFrame, bool]:
+                log: Callable[[str], None], tree: LocalTree | None = None
+                ) -> tuple[DataFrame, bool]:
     """Every image under `path` (recursive, any-case extension) in binaryFile's columns
     (path, modificationTime, length, content), and whether any sits in a Training/Test
     folder. The content column is only read when a later step selects it.
@@ -73,8 +76,8 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     instead of vanishing.
     """
     if is_local_path(path):
-        tree = walk_local_tree(path.removeprefix("file://").removeprefix("file:"),
-                               settings.extensions)
+        if tree is None:
+            tree = local_tree(path, settings.extensions)
         _log_local_tree(tree, settings, log)
         if tree.loops and not tree.images:
             raise InputError(f"input folder {path} holds nothing outside symbolic link "

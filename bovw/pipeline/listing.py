@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 
 from bovw.spark import storage
 
-__all__ = ["LocalImage", "LocalTree", "SkippedNames", "listing_fingerprint",
+__all__ = ["LocalImage", "LocalTree", "SkippedNames", "listing_fingerprint", "local_tree",
            "names_spark_skips", "spark_skips_name", "walk_local_tree"]
 
 
@@ -56,6 +56,20 @@ class LocalTree:
     hidden: tuple[str, ...] = ()
     other_images: tuple[tuple[str, int], ...] = ()
     undecodable: tuple[str, ...] = ()
+    # The absolute folder walked: what `fingerprint` names the images relative to.
+    root: str = ""
+
+    def fingerprint(self) -> str:
+        """A digest (64 hex digits) of `images`: each one's path below `root`, size and
+        modification time (whole seconds). Another file, one fewer or one rewritten gives
+        another digest; the same files copied with their times kept (`cp -a`, rsync -t)
+        to another place give the same."""
+        digest = hashlib.sha256()
+        for image in self.images:
+            below = os.path.relpath(image.path, self.root)
+            digest.update(f"{below}\t{image.size}\t{int(image.modified)}\n".encode(
+                "utf-8", "surrogateescape"))
+        return digest.hexdigest()
 
 
 def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
@@ -104,21 +118,20 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
                     images.append(LocalImage(entry.path, *listed))
     others = tuple(sorted(other_images.items(), key=lambda item: (-item[1], item[0])))
     return LocalTree(tuple(sorted(images, key=lambda image: image.path)), tuple(sorted(loops)),
-                     tuple(sorted(hidden)), others, tuple(sorted(undecodable)))
+                     tuple(sorted(hidden)), others, tuple(sorted(undecodable)), root)
+
+
+def local_tree(path: str, extensions: tuple[str, ...]) -> LocalTree | None:
+    """walk_local_tree of `path` when it is a local folder (plain or file:), else None."""
+    if "://" in path and not path.startswith("file:"):
+        return None
+    return walk_local_tree(path.removeprefix("file://").removeprefix("file:"), extensions)
 
 
 def listing_fingerprint(folder: str, extensions: tuple[str, ...]) -> str:
-    """A digest (64 hex digits) of the image files a run reads under the local `folder`:
-    each one's path below it, size and modification time (whole seconds). Another file,
-    one fewer or one rewritten gives another digest; the same files copied with their
-    times kept (`cp -a`, rsync -t) to another place give the same."""
-    root = folder.removeprefix("file://").removeprefix("file:")
-    digest = hashlib.sha256()
-    for image in walk_local_tree(root, extensions).images:
-        below = os.path.relpath(image.path, root)
-        digest.update(f"{below}\t{image.size}\t{int(image.modified)}\n".encode(
-            "utf-8", "surrogateescape"))
-    return digest.hexdigest()
+    """LocalTree.fingerprint of the image files a run reads under the local `folder`."""
+    return walk_local_tree(folder.removeprefix("file://").removeprefix("file:"),
+                           extensions).fingerprint()
 
 
 def _size_and_time(entry: os.DirEntry) -> tuple[int, float] | None:

@@ -43,7 +43,7 @@ from bovw.pipeline.histograms import appended_blocks, check_blocks, fit_idf, wor
 from bovw.pipeline.ingest import labelled_images, split_folder
 from bovw.pipeline.inputs import class_problem, is_local_path, split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
-from bovw.pipeline.listing import listing_fingerprint
+from bovw.pipeline.listing import local_tree
 from bovw.pipeline.metrics import test_only_warning
 from bovw.pipeline.mixture import MIXTURE, fit_mixture, read_mixture, write_mixture
 from bovw.pipeline.provenance import (
@@ -235,11 +235,11 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         source = descriptors_from
     else:
         started = time.perf_counter()
-        # Before the images are read: a file added meanwhile makes the record differ from
-        # the folder, and a resume then extracts again rather than miss it.
-        listing = (listing_fingerprint(input_path, config.ingest.extensions)
-                   if is_local_path(input_path) else None)
-        files = labelled_images(spark, input_path, config.ingest, config.seed, log)
+        # One walk before the images are read, for the record and the listing: a file added
+        # meanwhile makes the record differ, and a resume then extracts again.
+        tree = local_tree(input_path, config.ingest.extensions)
+        listing = tree.fingerprint() if tree is not None else None
+        files = labelled_images(spark, input_path, config.ingest, config.seed, log, tree)
         timings["ingest"] = round(time.perf_counter() - started, 3)
         described = describe_images(files, config.orb, config.ingest.max_file_bytes,
                                     config.colour, config.vocabulary.sample_per_image,
