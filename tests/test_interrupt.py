@@ -214,3 +214,35 @@ sys.exit(main(["run", "--input", "in", "--output", "out"]))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           cwd=REPO_ROOT, timeout=60, preexec_fn=_sigint_as_a_terminal_sends_it)
     assert (done.returncode, done.stderr) == (130, "bovw: interrupted\n")
+
+
+_EXITING = """
+import os, signal, sys, time
+import bovw.cli.command as command
+from bovw.cli import main
+
+def stopped(argv, environ):
+    # As bovw's handler: a Python function, which raises KeyboardInterrupt.
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, handler)
+    return 130
+
+command.main = stopped
+code = main() if sys.argv[1] == "process" else main(["run"])
+os.kill(os.getpid(), signal.SIGINT)  # one more Ctrl-C as the command exits
+time.sleep(0.2)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("call, exit_code", [("process", 130), ("in-process", -2)])
+def test_a_ctrl_c_after_the_command_said_it_stopped_changes_nothing(call, exit_code):
+    # CI (1 run in 18 here): the one line, then the process killed by SIGINT (exit status
+    # -2), as Python's finalisation put SIGINT back to its default action. The process's
+    # own command ignores SIGINT once it has said it stopped; a caller's in-process call
+    # (argv given) keeps the caller's handling.
+    done = subprocess.run([sys.executable, "-c", _EXITING, call], capture_output=True,
+                          text=True, cwd=REPO_ROOT, env=subprocess_environment(), timeout=60,
+                          preexec_fn=_sigint_as_a_terminal_sends_it)
+    assert done.returncode == exit_code, done.stderr

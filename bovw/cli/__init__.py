@@ -22,7 +22,11 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     try:
         with interrupt.held():
             from bovw.cli.command import main as command
-        return command(argv, environ)
+        code = command(argv, environ)
     except KeyboardInterrupt:  # before the command began (it says so itself after)
         print("bovw: interrupted", file=sys.stderr)
-        return 130
+        code = interrupt.EXIT_INTERRUPTED
+    if code == interrupt.EXIT_INTERRUPTED and argv is None:
+        # The process's own command (not a caller's in-process one) has said it stopped.
+        interrupt.exiting()
+    return code

@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Sequence
 
 from bovw.cli import cloud, experiments, predict, run
+from bovw.cli.interrupt import EXIT_INTERRUPTED
 from bovw.cloud.s3a import refuse_credentials_in_url
 from bovw.config.log_masking import masked
 from bovw.config.redaction import has_url_credentials, url_credentials_error
@@ -115,7 +116,7 @@ def _stopped(error: BaseException, verbose: bool, resumes: bool) -> int:
     if verbose:
         _print_trace(error)
     print("bovw: interrupted" + (f": {_GOES_ON}" if resumes else ""), file=sys.stderr)
-    return 130
+    return EXIT_INTERRUPTED
 
 
 # The exit code of a process killed by SIGPIPE (128 + 13), which Python ignores.
