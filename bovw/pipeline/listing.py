@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+from bovw.pipeline.inputs import is_local_path
 from bovw.spark import storage
 
 __all__ = ["LocalImage", "LocalTree", "SkippedNames", "listing_fingerprint", "local_tree",
@@ -123,15 +124,17 @@ def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
 
 def local_tree(path: str, extensions: tuple[str, ...]) -> LocalTree | None:
     """walk_local_tree of `path` when it is a local folder (plain or file:), else None."""
-    if "://" in path and not path.startswith("file:"):
+    if not is_local_path(path):
         return None
     return walk_local_tree(path.removeprefix("file://").removeprefix("file:"), extensions)
 
 
 def listing_fingerprint(folder: str, extensions: tuple[str, ...]) -> str:
     """LocalTree.fingerprint of the image files a run reads under the local `folder`."""
-    return walk_local_tree(folder.removeprefix("file://").removeprefix("file:"),
-                           extensions).fingerprint()
+    tree = local_tree(folder, extensions)
+    if tree is None:
+        raise ValueError(f"{folder} is not a local folder")
+    return tree.fingerprint()
 
 
 def _size_and_time(entry: os.DirEntry) -> tuple[int, float] | None:
