@@ -216,6 +216,118 @@ sys.exit(main(["run", "--input", "in", "--output", "out"]))
     assert (done.returncode, done.stderr) == (130, "bovw: interrupted\n")
 
 
+_TAKEN_AS_IT_BLOCKS = """
+import signal
+from bovw.cli import interrupt
+real = signal.pthread_sigmask
+
+def taken_as_it_blocks(how, mask):
+    previous = real(how, mask)
+    if how == signal.SIG_BLOCK and signal.SIGINT in set(mask):
+        raise KeyboardInterrupt  # a Ctrl-C taken just before, handled as the call returns
+    return previous
+
+signal.pthread_sigmask = taken_as_it_blocks
+try:
+    with interrupt.held():
+        print("inside")
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+signal.pthread_sigmask = real
+print("held after it:", signal.SIGINT in real(signal.SIG_BLOCK, ()))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="needs pthread_sigmask")
+def test_a_ctrl_c_handled_as_sigint_is_held_leaves_it_not_held():
+    # One raised by the call that holds SIGINT left it held for good: every later Ctrl-C
+    # waited for the end of the command.
+    done = subprocess.run([sys.executable, "-c", _TAKEN_AS_IT_BLOCKS], capture_output=True,
+                          text=True, cwd=REPO_ROOT, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "KeyboardInterrupt\nheld after it: False\n")
+
+
+# A library that loads an optional part inside `except BaseException`, as pyspark.ml.linalg
+# loads SciPy: a Ctrl-C raised while it loads is swallowed.
+_SWALLOWING_MODULE = """
+import os, signal, time
+SWALLOWED = False
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.5)
+except BaseException:
+    SWALLOWED = True
+"""
+
+_IMPORT = """
+import contextlib, sys
+sys.path.insert(0, sys.argv[2])
+import package  # loaded: only its submodule loads in the block
+from bovw.cli import interrupt
+try:
+    with interrupt.imports_held() if sys.argv[1] == "held" else contextlib.nullcontext():
+        # Not exec: a KeyboardInterrupt through exec's string makes Python kill itself
+        # by SIGINT as it exits, caught or not.
+        if sys.argv[3] == "from package import swallows_ctrl_c":
+            from package import swallows_ctrl_c
+        else:
+            import swallows_ctrl_c
+        print("imported, swallowed:", sys.modules[sys.argv[4]].SWALLOWED, flush=True)
+except KeyboardInterrupt:
+    print("stopped after the import:", sys.modules[sys.argv[4]].SWALLOWED, flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="needs pthread_sigmask")
+@pytest.mark.parametrize("statement, module", [
+    ("import swallows_ctrl_c", "swallows_ctrl_c"),
+    ("from package import swallows_ctrl_c", "package.swallows_ctrl_c")])
+@pytest.mark.parametrize("mode, printed", [
+    ("held", "stopped after the import: False\n"),
+    ("plain", "imported, swallowed: True\n")])
+def test_a_ctrl_c_while_a_module_loads_stops_after_it_instead_of_inside_it(
+        tmp_path, statement, module, mode, printed):
+    (tmp_path / "swallows_ctrl_c.py").write_text(_SWALLOWING_MODULE)
+    (tmp_path / "package").mkdir()
+    (tmp_path / "package" / "__init__.py").write_text("")
+    (tmp_path / "package" / "swallows_ctrl_c.py").write_text(_SWALLOWING_MODULE)
+    done = subprocess.run([sys.executable, "-c", _IMPORT, mode, str(tmp_path), statement,
+                           module],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
+                          preexec_fn=_sigint_as_a_terminal_sends_it)
+    assert (done.returncode, done.stdout) == (0, printed), done.stderr
+
+
+def test_ctrl_c_as_pyspark_loads_scipy_stops_the_run():
+    # A Ctrl-C one second into `bovw run` (3 runs in about 30 of the test below) came as
+    # bovw.pipeline.run loaded pyspark.ml, whose linalg loads SciPy inside `except
+    # BaseException`: swallowed, the run went on to the end (exit status 0, nothing said),
+    # or, SciPy loading part of NumPy through `exec`, the process killed itself by SIGINT
+    # after the one line (exit status -2). Here the Ctrl-C comes exactly then.
+    script = """
+import os, signal, sys
+from bovw.cli import main
+
+class CtrlCAsSciPyLoads:
+    fired = False
+    def find_spec(self, name, path=None, target=None):
+        if name == "scipy.sparse" and not self.fired:
+            self.fired = True
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+finder = CtrlCAsSciPyLoads()
+sys.meta_path.insert(0, finder)
+code = main(["run", "--input", "no-such-input", "--output", "no-such-output"])
+print("fired:", finder.fired, "pyspark.ml.linalg:", "pyspark.ml.linalg" in sys.modules)
+sys.exit(code)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=120, preexec_fn=_sigint_as_a_terminal_sends_it)
+    assert done.stdout == "fired: True pyspark.ml.linalg: True\n"
+    assert (done.returncode, done.stderr) == (130, INTERRUPTED)
+
+
 _EXITING = """
 import os, signal, sys, time
 import bovw.cli.command as command

@@ -1,9 +1,10 @@
 """The `bovw` command (entry point `bovw.cli:main`; the command itself is bovw.cli.command).
 
 The command's modules load numpy, OpenCV and pyarrow, whose native libraries start threads
-of their own as they load. Loaded with SIGINT held (bovw.cli.interrupt.held), those threads
-never take a Ctrl-C, which then always reaches the main thread's handler, and a Ctrl-C
-while they load is one line, as later, instead of an import's trace.
+of their own as they load. Every module the command loads, then or later, loads with SIGINT
+held (bovw.cli.interrupt.imports_held): those threads never take a Ctrl-C, which then
+always reaches the main thread's handler, and a Ctrl-C while a module loads is one line,
+as later, instead of an import's trace, or a Ctrl-C that a library's loading swallowed.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     from bovw.cli import interrupt
 
     try:
-        with interrupt.held():
+        # Each import with SIGINT held, the command's own later ones too (imports_held).
+        with interrupt.imports_held():
             from bovw.cli.command import main as command
-        code = command(argv, environ)
+
+            code = command(argv, environ)
     except KeyboardInterrupt:  # before the command began (it says so itself after)
         print("bovw: interrupted", file=sys.stderr)
         code = interrupt.EXIT_INTERRUPTED
