@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["location", "within"]
+__all__ = ["is_local_path", "location", "within"]
 
 _S3_SCHEMES = ("s3a://", "s3n://")
 
@@ -32,11 +32,12 @@ def within(path: str, folder: str) -> bool:
     and, both being local, also where their symbolic links lead."""
     def spellings(given: str) -> set[str]:
         plain = location(given)
-        return {plain, os.path.realpath(plain)} if _is_local(given) else {plain}
+        return {plain, os.path.realpath(plain)} if is_local_path(given) else {plain}
 
     return any(f"{inner.rstrip('/')}/".startswith(f"{outer.rstrip('/')}/")
                for inner in spellings(path) for outer in spellings(folder))
 
 
-def _is_local(path: str) -> bool:
+def is_local_path(path: str) -> bool:
+    """True for a plain path or a file: URI (checked with Python before Spark starts)."""
     return "://" not in path or path.startswith("file:")

@@ -29,7 +29,8 @@ from bovw.cli.common import (
 )
 from bovw.config import Config
 from bovw.errors import ConfigError, InputError, ModelFileError
-from bovw.pipeline.inputs import check_local_input, is_local_path, read_local_file
+from bovw.locations import is_local_path
+from bovw.pipeline.inputs import check_local_input, read_local_file
 from bovw.predict.fruits import (
     FruitInfo,
     default_catalogue_path,

@@ -24,7 +24,8 @@ from bovw.columns import (
 )
 from bovw.config import IngestSettings
 from bovw.errors import InputError
-from bovw.pipeline.inputs import is_local_path, read_local_file, split_of
+from bovw.locations import is_local_path
+from bovw.pipeline.inputs import read_local_file, split_of
 from bovw.pipeline.listing import (
     LocalImage,
     LocalTree,

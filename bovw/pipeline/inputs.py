@@ -11,15 +11,11 @@ from pathlib import Path
 from bovw.columns import SPLIT_NAMES, TEST, TRAIN
 from bovw.config import IngestSettings
 from bovw.errors import InputError
+from bovw.locations import is_local_path
 
 __all__ = ["DATASET_LAYOUT", "SplitSurvey", "check_local_dataset", "check_local_input",
-           "class_problem", "is_local_path", "read_local_file", "split_of", "split_problem",
+           "class_problem", "read_local_file", "split_of", "split_problem",
            "survey_splits"]
-
-
-def is_local_path(path: str) -> bool:
-    """True for a plain path or file: URI (checked with Python before Spark starts)."""
-    return "://" not in path or path.startswith("file:")
 
 
 def _local_folder(path: str) -> Path:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from bovw.pipeline.inputs import is_local_path
+from bovw.locations import is_local_path
 from bovw.spark import storage
 
 __all__ = ["LocalImage", "LocalTree", "SkippedNames", "listing_fingerprint", "local_tree",

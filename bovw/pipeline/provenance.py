@@ -36,8 +36,7 @@ from bovw.config import (
 from bovw.config.blocks import BLOCK_SECTIONS, without_new_blocks
 from bovw.config.differences import Difference, covered, show
 from bovw.errors import InputError, ReuseError
-from bovw.locations import location, within
-from bovw.pipeline.inputs import is_local_path
+from bovw.locations import is_local_path, location, within
 from bovw.version import __version__
 
 if TYPE_CHECKING:

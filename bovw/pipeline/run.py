@@ -18,18 +18,11 @@ from pyspark.ml.feature import IDFModel, PCAModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from bovw.columns import (
-    HISTOGRAM,
-    LABEL,
-    N_KEYPOINTS,
-    PATH,
-    SPLIT,
-    TEST,
-    TRAIN,
-)
+from bovw.columns import HISTOGRAM, LABEL, N_KEYPOINTS, PATH, SPLIT, TEST, TRAIN
 from bovw.config import Config
 from bovw.errors import InputError, VocabularyError
 from bovw.image.encodings import DenseEncoding, dense_encoding, encoding_length
+from bovw.locations import is_local_path
 from bovw.pipeline.classifier import classify_and_evaluate
 from bovw.pipeline.descriptors import (
     PARQUET_COMPRESSION,
@@ -41,7 +34,7 @@ from bovw.pipeline.descriptors import (
 from bovw.pipeline.feature_rows import feature_rows
 from bovw.pipeline.histograms import appended_blocks, check_blocks, fit_idf, word_histograms
 from bovw.pipeline.ingest import labelled_images, split_folder
-from bovw.pipeline.inputs import class_problem, is_local_path, split_problem
+from bovw.pipeline.inputs import class_problem, split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
 from bovw.pipeline.listing import local_tree
 from bovw.pipeline.metrics import test_only_warning
