@@ -1162,24 +1162,41 @@ def test_cli_predict_folder_runs_a_spark_job(spark, trained, tmp_path, capsys):
 
 def test_predict_accuracy_line_leaves_unanswered_photos_out_and_counts_them():
     from bovw.cli.predict import _accuracy_line
+    from bovw.predict.batch import LabelledScores
 
-    scored = {"accuracy": 0.75, "labelled": 4, "labelled_unanswered": 0}
+    scored = LabelledScores(labelled=4, correct=3, unanswered=0, unknown_class=0)
     assert _accuracy_line(scored) == "accuracy 75.00% on 4 answered images of known classes"
-    assert _accuracy_line({**scored, "labelled_unanswered": 3}) == (
+    assert _accuracy_line(dataclasses.replace(scored, unanswered=3)) == (
         "accuracy 75.00% on 4 answered images of known classes (3 more of known classes "
         "unreadable or not answered, left out)")
-    nothing = {"accuracy": None, "labelled": 0, "labelled_unanswered": 0}
+    nothing = LabelledScores(labelled=0, correct=0, unanswered=0, unknown_class=0)
+    assert nothing.accuracy is None
     assert _accuracy_line(nothing) == "no image is in a folder named after a known class"
-    assert _accuracy_line({**nothing, "labelled_unanswered": 2}) == (
+    assert _accuracy_line(dataclasses.replace(nothing, unanswered=2)) == (
         "no answered image is in a folder named after a known class (2 more of known "
         "classes unreadable or not answered, left out)")
     # Review 5: photos of classes the model does not know went unmentioned.
-    assert _accuracy_line({**scored, "unknown_class": 5}) == (
+    assert _accuracy_line(dataclasses.replace(scored, unknown_class=5)) == (
         "accuracy 75.00% on 4 answered images of known classes; 5 in folders of classes the "
         "model does not know, not scored")
-    assert _accuracy_line({**nothing, "unknown_class": 1}) == (
+    assert _accuracy_line(dataclasses.replace(nothing, unknown_class=1)) == (
         "no image is in a folder named after a known class; 1 in folders of classes the model "
         "does not know, not scored")
+
+
+def test_predict_folder_json_keeps_its_keys():
+    from bovw.predict.batch import FolderPredictions, LabelledScores
+
+    plain = FolderPredictions(images=9, rejected=1, not_answered=2, low_confidence=3,
+                              output="s3a://b/preds")
+    assert plain.to_dict() == {"images": 9, "rejected": 1, "not_answered": 2,
+                               "low_confidence": 3, "output": "s3a://b/preds"}
+    scored = dataclasses.replace(plain, scores=LabelledScores(labelled=3, correct=2, unanswered=1,
+                                                  unknown_class=4))
+    assert list(scored.to_dict().items()) == [
+        ("images", 9), ("rejected", 1), ("not_answered", 2), ("low_confidence", 3),
+        ("labelled", 3), ("correct", 2), ("accuracy", 0.666667), ("labelled_unanswered", 1),
+        ("unknown_class", 4), ("output", "s3a://b/preds")]
 
 
 def test_a_reader_that_closes_the_output_stops_the_command_in_one_line(trained):

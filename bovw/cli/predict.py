@@ -275,28 +275,29 @@ def _predict_folder(args: argparse.Namespace, environ: dict, config: Config,
     summary = predict_folder(spark(), config, input_path, output_path, model_bytes,
                              labelled=args.labelled, overwrite=args.overwrite)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary.to_dict(), indent=2))
         return 0
-    print(f"predicted {summary['images']} images ({summary['rejected']} unreadable, "
-          f"{summary['not_answered']} too small or flat to answer, "
-          f"{summary['low_confidence']} low confidence) -> {summary['output']}")
-    if args.labelled:
-        print(f"  {_accuracy_line(summary)}")
+    print(f"predicted {summary.images} images ({summary.rejected} unreadable, "
+          f"{summary.not_answered} too small or flat to answer, "
+          f"{summary.low_confidence} low confidence) -> {summary.output}")
+    if summary.scores is not None:
+        print(f"  {_accuracy_line(summary.scores)}")
     return 0
 
 
-def _accuracy_line(summary: dict) -> str:
-    """predict_folder's accuracy, with the known-class photos it could not score."""
-    unanswered, unknown = summary["labelled_unanswered"], summary.get("unknown_class", 0)
+def _accuracy_line(scores) -> str:
+    """The accuracy of a labelled folder (a LabelledScores), with the known-class photos
+    it could not score."""
+    unanswered, unknown = scores.unanswered, scores.unknown_class
     left_out = (f" ({unanswered} more of known classes unreadable or not answered, left out)"
                 if unanswered else "")
     # Photos of a fruit the model was not trained on cannot be right: not scored, but said.
     others = (f"; {unknown} in folders of classes the model does not know, not scored"
               if unknown else "")
-    if summary["accuracy"] is None:
+    if scores.accuracy is None:
         return ("no answered image is in a folder named after a known class" + left_out
                 if unanswered else "no image is in a folder named after a known class") + others
-    return (f"accuracy {100 * summary['accuracy']:.2f}% on {summary['labelled']} answered "
+    return (f"accuracy {100 * scores.accuracy:.2f}% on {scores.labelled} answered "
             f"images of known classes{left_out}{others}")
 
 

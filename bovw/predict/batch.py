@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -38,7 +39,8 @@ from bovw.predict.results import Prediction
 from bovw.spark import storage
 from bovw.spark.outputs import KINDS, open_output
 
-__all__ = ["PREDICTION_COLUMNS", "predict_files", "predict_folder"]
+__all__ = ["PREDICTION_COLUMNS", "FolderPredictions", "LabelledScores", "predict_files",
+           "predict_folder"]
 
 PREDICTION_COLUMNS = [column.split()[0] for column in PREDICTION_SCHEMA.split(",")]
 _ARROW_SCHEMA = pa.schema([
@@ -119,6 +121,52 @@ def predict_files(files: DataFrame, model_bytes: bytes, settings: PredictSetting
     return predicted.unionByName(too_large)
 
 
+@dataclass(frozen=True)
+class LabelledScores:
+    """The scores of a labelled folder (each photo's label is its folder's name).
+
+    labelled: answered photos of the model's classes, of which `correct` are right;
+    unanswered: photos of the model's classes left out (unreadable, too small or flat);
+    unknown_class: photos in folders not named after one of the model's classes, not
+    scored."""
+
+    labelled: int
+    correct: int
+    unanswered: int
+    unknown_class: int
+
+    @property
+    def accuracy(self) -> float | None:
+        """correct / labelled (6 decimals), None when no photo of a known class was answered."""
+        return round(self.correct / self.labelled, 6) if self.labelled else None
+
+
+@dataclass(frozen=True)
+class FolderPredictions:
+    """What `predict_folder` predicted: `images` rows written to `output`, of which
+    `rejected` could not be read, `not_answered` were too small or flat to describe and
+    `low_confidence` were answered with a low confidence; `scores` with --labelled."""
+
+    images: int
+    rejected: int
+    not_answered: int
+    low_confidence: int
+    output: str
+    scores: LabelledScores | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as `bovw predict --json` prints it."""
+        counts: dict[str, Any] = {"images": self.images, "rejected": self.rejected,
+                                  "not_answered": self.not_answered,
+                                  "low_confidence": self.low_confidence}
+        if self.scores is not None:
+            counts.update(labelled=self.scores.labelled, correct=self.scores.correct,
+                          accuracy=self.scores.accuracy,
+                          labelled_unanswered=self.scores.unanswered,
+                          unknown_class=self.scores.unknown_class)
+        return {**counts, "output": self.output}
+
+
 def _to_stderr(line: str) -> None:
     # stdout carries the summary (JSON with --json); progress notes go to stderr.
     print(line, file=sys.stderr)
@@ -126,17 +174,13 @@ def _to_stderr(line: str) -> None:
 
 def predict_folder(spark: SparkSession, config: Config, input_path: str, output_path: str,
                    model_bytes: bytes, *, labelled: bool = False, overwrite: bool = False,
-                   log: Callable[[str], None] = _to_stderr) -> dict[str, Any]:
+                   log: Callable[[str], None] = _to_stderr) -> FolderPredictions:
     """Predict every image under `input_path` and write the Parquet table to `output_path`.
 
     With `labelled`, each row's `label` is its parent folder's name and the summary adds
     the accuracy on the answered rows whose label is one of the model's classes; those of
     a known class left unanswered (unreadable, too small or flat) are counted apart, as
-    `bovw run` leaves its rejects out of its scores. Returns a summary dict (images,
-    rejected, not_answered: too small or flat to describe, low_confidence: answered with a
-    low confidence, [labelled: answered rows of known classes, correct, accuracy,
-    labelled_unanswered, unknown_class: rows in folders not named after one of the model's
-    classes, not scored], output).
+    `bovw run` leaves its rejects out of its scores (LabelledScores).
     The output is locked while the job runs; an existing predictions folder is replaced
     only with `overwrite`, and only once the new table is complete (bovw.spark.outputs).
     Raises OutputError when the output exists and `overwrite` is false, or when it is
@@ -161,12 +205,12 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
                                     config.ingest.max_file_bytes)
         # Appended to the folder that holds only the marker written by open_output.
         predictions.write.mode("append").parquet(output.work)
-        summary = _summary(storage.read_parquet(spark, output.work), predictor, labelled)
-    summary["output"] = output_path
-    return summary
+        return _summary(storage.read_parquet(spark, output.work), predictor, labelled,
+                        output_path)
 
 
-def _summary(written: DataFrame, predictor: Predictor, labelled: bool) -> dict[str, Any]:
+def _summary(written: DataFrame, predictor: Predictor, labelled: bool,
+             output_path: str) -> FolderPredictions:
     known = F.col(LABEL).isin(list(predictor.classes))
     # An unreadable photo or one too small to describe has no prediction: it is neither
     # right nor wrong, and counting it wrong would make the accuracy the model's and the
@@ -185,16 +229,16 @@ def _summary(written: DataFrame, predictor: Predictor, labelled: bool) -> dict[s
         F.sum((~known).cast("int")).alias("unknown_class"),
         F.sum((known & (F.col(LABEL) == F.col(PREDICTION))).cast("int")).alias("correct"),
     ).first()
-    summary = {key: int(row[key] or 0)
-               for key in ("images", "rejected", "not_answered", "low_confidence")}
-    if labelled:
-        summary["labelled"] = int(row["labelled"] or 0)
-        summary["correct"] = int(row["correct"] or 0)
-        summary["accuracy"] = (round(summary["correct"] / summary["labelled"], 6)
-                               if summary["labelled"] else None)
-        summary["labelled_unanswered"] = int(row["labelled_unanswered"] or 0)
-        summary["unknown_class"] = int(row["unknown_class"] or 0)
-    return summary
+    def count(name: str) -> int:  # a sum over no rows is null
+        return int(row[name] or 0)
+
+    scores = (LabelledScores(labelled=count("labelled"), correct=count("correct"),
+                             unanswered=count("labelled_unanswered"),
+                             unknown_class=count("unknown_class")) if labelled else None)
+    return FolderPredictions(images=count("images"), rejected=count("rejected"),
+                             not_answered=count("not_answered"),
+                             low_confidence=count("low_confidence"), output=output_path,
+                             scores=scores)
 
 
 def _legacy_predictions(spark: SparkSession, folder: str) -> str | None:
