@@ -14,13 +14,15 @@ from bovw.errors import InputError
 from bovw.pipeline.ingest import (
     assign_splits,
     extension_glob,
+    input_digest,
     labelled_images,
     list_files,
+    listed_images,
     split_folder,
     with_labels,
 )
 from bovw.pipeline.inputs import check_local_dataset, check_local_input, class_problem, split_of
-from bovw.pipeline.listing import listing_fingerprint, local_tree
+from bovw.pipeline.listing import local_tree
 from tests import imagefiles
 
 SETTINGS = IngestSettings()
@@ -259,19 +261,49 @@ def test_an_input_folder_named_as_a_split_is_named_as_the_cause(tmp_path, folder
         f"(ingest.test_fraction={SETTINGS.test_fraction})")
 
 
-def test_the_listing_read_is_the_tree_walked_for_the_record(spark, tmp_path):
+def test_the_listing_read_is_the_listing_digested_for_the_record(spark, tmp_path):
     # The descriptors' record digested one walk and the run listed another: a file added
     # between the two was read without being in the record.
     write(tmp_path / "Training" / "Kiwi" / "k.jpg", imagefiles.jpeg())
     write(tmp_path / "Test" / "Kiwi" / "t.jpg", imagefiles.jpeg())
+    listed = listed_images(spark, str(tmp_path), SETTINGS, 42, lambda _line: None)
     tree = local_tree(f"file:{tmp_path}", SETTINGS.extensions)
-    assert tree.fingerprint() == listing_fingerprint(str(tmp_path), SETTINGS.extensions)
+    assert listed.digest == tree.fingerprint() == input_digest(spark, str(tmp_path), SETTINGS)
     write(tmp_path / "Training" / "Kiwi" / "later.jpg", imagefiles.jpeg())
-    assert tree.fingerprint() != listing_fingerprint(str(tmp_path), SETTINGS.extensions)
-    listed = labelled_images(spark, str(tmp_path), SETTINGS, 42, lambda _line: None, tree)
-    assert sorted(row["path"].rsplit("/", 1)[1] for row in listed.collect()) == ["k.jpg",
-                                                                                "t.jpg"]
+    assert input_digest(spark, str(tmp_path), SETTINGS) != listed.digest
+    assert sorted(row["path"].rsplit("/", 1)[1] for row in listed.frame.collect()) == [
+        "k.jpg", "t.jpg"]
     assert local_tree("s3a://bucket/data", SETTINGS.extensions) is None
+
+
+def test_an_input_spark_lists_has_a_digest_of_its_files_too(spark, tmp_path, monkeypatch):
+    # An input on S3 or HDFS was not compared on resume or reuse: descriptors of the images
+    # as they were stood for a prefix that had changed since. Spark's listing of a local
+    # folder stands in for theirs here: the same binaryFile source and survey job.
+    from bovw.pipeline import ingest
+
+    monkeypatch.setattr(ingest, "is_local_path", lambda path: False)
+    write(tmp_path / "Training" / "Kiwi" / "k.jpg", imagefiles.jpeg(seed=1))
+    write(tmp_path / "Test" / "Kiwi" / "t.jpg", imagefiles.jpeg(seed=2))
+    listed = listed_images(spark, str(tmp_path), SETTINGS, 42, lambda _line: None)
+    assert listed.digest.startswith("listing:2:")
+    assert listed.frame.count() == 2
+    assert input_digest(spark, str(tmp_path), SETTINGS) == listed.digest
+    added = tmp_path / "Training" / "Kiwi" / "later.jpg"
+    write(added, imagefiles.jpeg(seed=3))
+    assert input_digest(spark, str(tmp_path), SETTINGS).startswith("listing:3:")
+    added.unlink()
+    assert input_digest(spark, str(tmp_path), SETTINGS) == listed.digest
+    # Rewritten, the same name: its size or time differs.
+    write(tmp_path / "Test" / "Kiwi" / "t.jpg", imagefiles.jpeg(seed=4) + b"\0")
+    rewritten = input_digest(spark, str(tmp_path), SETTINGS)
+    assert rewritten.startswith("listing:2:") and rewritten != listed.digest
+    # A zero-byte file, which Spark's scan skips and the listing adds back, counts too.
+    (tmp_path / "Test" / "Kiwi" / "empty.jpg").write_bytes(b"")
+    assert input_digest(spark, str(tmp_path), SETTINGS).startswith("listing:3:")
+    rows = list_files(spark, str(tmp_path), SETTINGS, log=lambda _line: None).collect()
+    assert sorted((row["path"].rsplit("/", 1)[1], row["length"] > 0) for row in rows) == [
+        ("empty.jpg", False), ("k.jpg", True), ("t.jpg", True)]
 
 
 def test_a_class_folder_of_a_split_dataset_given_as_input_names_the_dataset(tmp_path):

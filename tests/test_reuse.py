@@ -541,14 +541,14 @@ def test_reused_descriptors_of_a_folder_that_changed_since_are_refused(spark, te
     # A grown sweep and --descriptors-from read the descriptors of the folder as it was:
     # images added since were missing from every new point, deleted ones still scored
     # (review 5). The record keeps what the folder held (names, sizes, times).
-    from bovw.pipeline.listing import listing_fingerprint
+    from bovw.pipeline.ingest import input_digest
 
     photos = tmp_path / "fruits"
     generate_dataset(photos, classes=2, train_per_class=2, test_per_class=1, seed=0)
     source = tmp_path / "descriptors"
     source.mkdir()
     write_record(spark, str(source), DescriptorProvenance.of(
-        test_config, str(photos), listing_fingerprint(str(photos), ("jpg", "jpeg", "png"))))
+        test_config, str(photos), input_digest(spark, str(photos), test_config.ingest)))
     assert check_reuse(spark, str(source), test_config, str(photos)).listing is not None
     changes = [
         lambda: shutil.copy(next(photos.glob("Training/*/*.jpg")), photos / "Test" / "x.jpg"),
@@ -570,9 +570,29 @@ def test_reused_descriptors_of_a_folder_that_changed_since_are_refused(spark, te
     # A file that is no image the run reads changes nothing.
     (photos / "Test" / "notes.txt").write_text("mine")
     write_record(spark, str(source), DescriptorProvenance.of(
-        test_config, str(photos), listing_fingerprint(str(photos), ("jpg", "jpeg", "png"))))
+        test_config, str(photos), input_digest(spark, str(photos), test_config.ingest)))
     (photos / "Test" / "more-notes.txt").write_text("mine")
     check_reuse(spark, str(source), test_config, str(photos))
+
+
+def test_reused_descriptors_of_an_input_spark_lists_are_compared_too(spark, test_config,
+                                                                      tmp_path, monkeypatch):
+    # An input on S3 or HDFS was not compared: its digest is now that of Spark's listing
+    # (a local folder listed by Spark stands in for one here).
+    from bovw.pipeline import ingest
+
+    monkeypatch.setattr(ingest, "is_local_path", lambda path: False)
+    photos = tmp_path / "fruits"
+    generate_dataset(photos, classes=2, train_per_class=2, test_per_class=1, seed=0)
+    source = tmp_path / "descriptors"
+    source.mkdir()
+    digest = ingest.input_digest(spark, str(photos), test_config.ingest)
+    assert digest.startswith("listing:6:")
+    write_record(spark, str(source), DescriptorProvenance.of(test_config, str(photos), digest))
+    check_reuse(spark, str(source), test_config, str(photos))
+    next(photos.glob("Test/*/*.jpg")).unlink()
+    with pytest.raises(ReuseError, match="have changed since these descriptors were"):
+        check_reuse(spark, str(source), test_config, str(photos))
 
 
 def test_a_run_resumed_on_a_folder_that_changed_since_its_descriptors_is_refused(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 
 from bovw.columns import (
@@ -35,8 +36,9 @@ from bovw.pipeline.listing import (
 from bovw.spark.jvm import FileSplits, file_splits, input_file_names, input_files
 from bovw.spark.storage import literal
 
-__all__ = ["assign_splits", "class_label", "extension_glob", "image_name", "labelled_images",
-           "list_files", "split_folder", "with_labels"]
+__all__ = ["Listing", "assign_splits", "class_label", "extension_glob", "image_name",
+           "input_digest", "labelled_images", "list_files", "listed_images", "split_folder",
+           "with_labels"]
 
 
 def extension_glob(extensions: tuple[str, ...]) -> str:
@@ -53,38 +55,64 @@ def list_files(spark: SparkSession, path: str, settings: IngestSettings,
     return _list_files(spark, path, settings, log)[0]
 
 
+@dataclass(frozen=True)
+class Listing:
+    """The images a run reads (`frame`: labelled_images' rows) and `digest`, a digest of
+    their listing (names, sizes, modification times) that input_digest gives again for as
+    long as the input holds the same files."""
+
+    frame: DataFrame
+    digest: str
+
+
 def labelled_images(spark: SparkSession, path: str, settings: IngestSettings, seed: int,
-                    log: Callable[[str], None] = print, tree: LocalTree | None = None
-                    ) -> DataFrame:
+                    log: Callable[[str], None] = print) -> DataFrame:
     """Every image under `path` with its label and split (see with_labels, assign_splits):
     the Training/Test folders decide the split when the dataset has them, else a seeded
-    stratified split with settings.test_fraction. `tree`: the local `path` as the caller
-    walked it already (bovw.pipeline.listing.local_tree), listed as it is."""
-    files, has_split_folders = _list_files(spark, path, settings, log, tree)
-    return assign_splits(with_labels(files), settings.test_fraction, seed, has_split_folders)
+    stratified split with settings.test_fraction."""
+    return listed_images(spark, path, settings, seed, log).frame
+
+
+def listed_images(spark: SparkSession, path: str, settings: IngestSettings, seed: int,
+                  log: Callable[[str], None] = print) -> Listing:
+    """labelled_images, with the digest of the very listing its rows come from: a file
+    added while the images are read is not in either."""
+    files, has_split_folders, digest = _list_files(spark, path, settings, log)
+    return Listing(assign_splits(with_labels(files), settings.test_fraction, seed,
+                                 has_split_folders), digest)
+
+
+def input_digest(spark: SparkSession, path: str, settings: IngestSettings) -> str:
+    """The Listing.digest of the images under `path` now. Local: LocalTree.fingerprint of
+    Python's walk; elsewhere (S3, HDFS) the count of the files Spark lists and the sum of
+    a hash of each one's path, size and modification time, taken in the job that surveys
+    the listing (no file is read)."""
+    tree = local_tree(path, settings.extensions) if is_local_path(path) else None
+    if tree is not None:  # the walk alone, without the DataFrame of its files
+        return tree.fingerprint()
+    return _list_files(spark, path, settings, lambda _line: None)[2]
 
 
 def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
-                log: Callable[[str], None], tree: LocalTree | None = None
-                ) -> tuple[DataFrame, bool]:
+                log: Callable[[str], None]) -> tuple[DataFrame, bool, str]:
     """Every image under `path` (recursive, any-case extension) in binaryFile's columns
-    (path, modificationTime, length, content), and whether any sits in a Training/Test
-    folder. The content column is only read when a later step selects it.
+    (path, modificationTime, length, content), whether any sits in a Training/Test
+    folder, and the listing's digest (input_digest). The content column is only read when
+    a later step selects it.
 
     A local tree is walked by Python (_local_files); what it leaves out is said through
     `log`. Elsewhere Spark's binaryFile source lists it, and the zero-byte files, which its
     scan skips, are added back with empty content, so that they are rejected visibly
     instead of vanishing.
     """
-    if is_local_path(path):
-        if tree is None:
-            tree = local_tree(path, settings.extensions)
+    tree = local_tree(path, settings.extensions) if is_local_path(path) else None
+    if tree is not None:
         _log_local_tree(tree, settings, log)
         if tree.loops and not tree.images:
             raise InputError(f"input folder {path} holds nothing outside symbolic link "
                              "loops")
         return (_local_files(spark, tree.images),
-                any(split_of(image.path) for image in tree.images))
+                any(split_of(image.path) for image in tree.images), tree.fingerprint())
     notice = names_spark_skips(spark, path, settings.extensions).message(path)
     if notice:
         log(notice)
@@ -100,13 +128,13 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     survey = files.select(
         (F.count(F.lit(1)) < F.lit(len(listed))).alias("skipped"),
         F.max(split_folder(F.col(PATH)).isNotNull()).alias("split_folders"),
+        *_digest_columns(),
     ).first()
     has_split_folders = bool(survey["split_folders"])
     if not survey["skipped"]:
-        return files, has_split_folders
-    # The listing holds URIs (s3a://b/a%20b); the path column holds Hadoop paths (s3a://b/a b).
+        return files, has_split_folders, _digest(survey)
     every = spark.createDataFrame(
-        [(unquote(uri),) for uri in input_file_names(spark, listed)], "path string")
+        [(_path_column(uri),) for uri in input_file_names(spark, listed)], "path string")
     empty = every.join(files.select(PATH), PATH, "left_anti").select(
         PATH,
         F.lit(None).cast("timestamp").alias("modificationTime"),
@@ -117,7 +145,27 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     if not has_split_folders:  # unless only zero-byte files sit in split folders
         has_split_folders = everything.filter(
             split_folder(F.col(PATH)).isNotNull()).limit(1).count() > 0
-    return everything, has_split_folders
+    return everything, has_split_folders, _digest(everything.select(*_digest_columns()).first())
+
+
+def _path_column(uri: str) -> str:
+    """A URI of Spark's listing as binaryFile's path column spells it: unquoted (the URI
+    s3a://b/a%20b is the path s3a://b/a b), and file:///a as file:/a."""
+    path = unquote(uri)
+    return "file:/" + path.removeprefix("file:///") if path.startswith("file:///") else path
+
+
+def _digest_columns() -> list[Column]:
+    # A sum of the files' hashes: the same whatever the order Spark lists them in. Exact
+    # as a decimal (a long would wrap), and a zero-byte file, added back with no time, is
+    # hashed on its path and size.
+    hashed = F.xxhash64(F.col(PATH), F.col(LENGTH), F.col("modificationTime"))
+    return [F.count(F.lit(1)).alias("files"),
+            F.sum(hashed.cast("decimal(38,0)")).alias("hashes")]
+
+
+def _digest(row: Row) -> str:
+    return f"listing:{row['files']}:{row['hashes'] or 0}"
 
 
 def _log_local_tree(tree: LocalTree, settings: IngestSettings,

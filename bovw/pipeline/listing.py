@@ -20,7 +20,7 @@ from pyspark.sql import SparkSession
 from bovw.locations import is_local_path
 from bovw.spark import storage
 
-__all__ = ["LocalImage", "LocalTree", "SkippedNames", "listing_fingerprint", "local_tree",
+__all__ = ["LocalImage", "LocalTree", "SkippedNames", "local_tree",
            "names_spark_skips", "spark_skips_name", "walk_local_tree"]
 
 
@@ -127,14 +127,6 @@ def local_tree(path: str, extensions: tuple[str, ...]) -> LocalTree | None:
     if not is_local_path(path):
         return None
     return walk_local_tree(path.removeprefix("file://").removeprefix("file:"), extensions)
-
-
-def listing_fingerprint(folder: str, extensions: tuple[str, ...]) -> str:
-    """LocalTree.fingerprint of the image files a run reads under the local `folder`."""
-    tree = local_tree(folder, extensions)
-    if tree is None:
-        raise ValueError(f"{folder} is not a local folder")
-    return tree.fingerprint()
 
 
 def _size_and_time(entry: os.DirEntry) -> tuple[int, float] | None:

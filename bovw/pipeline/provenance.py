@@ -36,7 +36,7 @@ from bovw.config import (
 from bovw.config.blocks import BLOCK_SECTIONS, without_new_blocks
 from bovw.config.differences import Difference, covered, show
 from bovw.errors import InputError, ReuseError
-from bovw.locations import is_local_path, location, within
+from bovw.locations import location, within
 from bovw.version import __version__
 
 if TYPE_CHECKING:
@@ -144,8 +144,8 @@ class DescriptorProvenance:
     extraction: int = EXTRACTION_VERSION
     bovw_version: str = __version__
     origin: str = RECORD_NAME
-    # The local input's listing_fingerprint when they were extracted (None: an input on
-    # S3 or HDFS, or a record of an earlier bovw).
+    # The digest of the input's listing when they were extracted (ingest.input_digest;
+    # None in a record of an earlier bovw, which recorded none for S3 or HDFS).
     listing: str | None = None
 
     @classmethod
@@ -320,7 +320,8 @@ def check_reuse(spark: SparkSession, source: str, config: Config, input_path: st
     difference = first_difference(made, DescriptorProvenance.of(config, input_path), keys)
     if difference is not None:
         raise refusal(source, difference, asker)
-    if (keys is None or covered("input", keys)) and changed_since(made, input_path, config):
+    if (keys is None or covered("input", keys)) and changed_since(spark, made, input_path,
+                                                                  config):
         raise ReuseError(f"--descriptors-from {source}: the images under {input_path} have "
                          "changed since these descriptors were extracted from them (files "
                          "added, removed or rewritten), and a run on them would score images "
@@ -331,24 +332,25 @@ def check_reuse(spark: SparkSession, source: str, config: Config, input_path: st
 
 def refuse_changed_input(spark: SparkSession, descriptors: str, input_path: str,
                          config: Config) -> None:
-    """Raise InputError when the local `input_path` has changed since a run extracted its
+    """Raise InputError when `input_path` has changed since a run extracted its
     `descriptors` from it: resumed, the run would score images the folder no longer holds."""
-    if changed_since(read_record(spark, descriptors), input_path, config):
+    if changed_since(spark, read_record(spark, descriptors), input_path, config):
         raise InputError(f"the images under {input_path} have changed since this run "
                          f"extracted their descriptors into {descriptors} (files added, "
                          "removed or rewritten): resumed, it would score images the folder no "
                          "longer holds; fix: run again with --overwrite, or into a new --output")
 
 
-def changed_since(made: DescriptorProvenance, input_path: str, config: Config) -> bool:
-    """Whether the local `input_path` no longer holds the image files `made` recorded
-    (bovw.pipeline.listing.listing_fingerprint); False when `made` recorded none."""
-    # Here, not at the top: the listing module loads pyspark, and this module loads
+def changed_since(spark: SparkSession, made: DescriptorProvenance, input_path: str,
+                  config: Config) -> bool:
+    """Whether `input_path` no longer holds the image files `made` recorded (local or not:
+    bovw.pipeline.ingest.input_digest); False when `made` recorded none."""
+    # Here, not at the top: the ingest module loads pyspark, and this module loads
     # without it (it names SparkSession for type checking only).
-    from bovw.pipeline.listing import listing_fingerprint
+    from bovw.pipeline.ingest import input_digest
 
-    return (made.listing is not None and is_local_path(input_path)
-            and listing_fingerprint(input_path, config.ingest.extensions) != made.listing)
+    return made.listing is not None and input_digest(spark, input_path,
+                                                     config.ingest) != made.listing
 
 
 def check_kept(source: str, output: str) -> None:

@@ -33,10 +33,9 @@ from bovw.pipeline.descriptors import (
 )
 from bovw.pipeline.feature_rows import feature_rows
 from bovw.pipeline.histograms import appended_blocks, check_blocks, fit_idf, word_histograms
-from bovw.pipeline.ingest import labelled_images, split_folder
+from bovw.pipeline.ingest import listed_images, split_folder
 from bovw.pipeline.inputs import class_problem, split_problem
 from bovw.pipeline.layout import RunLayout, finished_stage, mark_finished, prepare_output
-from bovw.pipeline.listing import local_tree
 from bovw.pipeline.metrics import test_only_warning
 from bovw.pipeline.mixture import MIXTURE, fit_mixture, read_mixture, write_mixture
 from bovw.pipeline.provenance import (
@@ -228,13 +227,11 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         source = descriptors_from
     else:
         started = time.perf_counter()
-        # One walk before the images are read, for the record and the listing: a file added
-        # meanwhile makes the record differ, and a resume then extracts again.
-        tree = local_tree(input_path, config.ingest.extensions)
-        listing = tree.fingerprint() if tree is not None else None
-        files = labelled_images(spark, input_path, config.ingest, config.seed, log, tree)
+        # The record's digest is that of the listing read: a file added meanwhile makes the
+        # input differ from the record, and a resume then refuses it.
+        listed = listed_images(spark, input_path, config.ingest, config.seed, log)
         timings["ingest"] = round(time.perf_counter() - started, 3)
-        described = describe_images(files, config.orb, config.ingest.max_file_bytes,
+        described = describe_images(listed.frame, config.orb, config.ingest.max_file_bytes,
                                     config.colour, config.vocabulary.sample_per_image,
                                     config.seed, config.tone,
                                     read_local=is_local_path(input_path))
@@ -243,7 +240,7 @@ def _descriptors_stage(spark: SparkSession, config: Config, input_path: str, lay
         # After the Parquet files, before the stage marker: whatever reuses these
         # descriptors compares this record with its own settings first.
         write_record(spark, layout.descriptors,
-                     DescriptorProvenance.of(config, input_path, listing))
+                     DescriptorProvenance.of(config, input_path, listed.digest))
         source = layout.descriptors
     descriptors = storage.read_parquet(spark, source)
     # A pass of its own, not an Observation on the write above (2-3 s less at 155k
