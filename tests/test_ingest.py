@@ -276,6 +276,22 @@ def test_the_listing_read_is_the_listing_digested_for_the_record(spark, tmp_path
     assert local_tree("s3a://bucket/data", SETTINGS.extensions) is None
 
 
+def test_a_local_tree_s_fingerprint_is_its_files_below_the_root_sizes_and_seconds():
+    import hashlib
+
+    from bovw.pipeline.listing import LocalImage, LocalTree
+
+    images = (LocalImage("/data/Training/Kiwi/k.jpg", 3, 1000.7),
+              LocalImage("/data/Test/Kiwi/t é.jpg", 12, 5.0))
+    expected = hashlib.sha256("Training/Kiwi/k.jpg\t3\t1000\nTest/Kiwi/t é.jpg\t12\t5\n"
+                              .encode()).hexdigest()
+    assert LocalTree(images, root="/data").fingerprint() == expected
+    assert LocalTree(images, root="/data/").fingerprint() == expected
+    # Not below the root (no walk makes such a tree): named relative to it all the same.
+    outside = LocalTree((LocalImage("/elsewhere/x.jpg", 1, 2.0),), root="/data")
+    assert outside.fingerprint() == hashlib.sha256(b"../elsewhere/x.jpg\t1\t2\n").hexdigest()
+
+
 def test_an_input_spark_lists_has_a_digest_of_its_files_too(spark, tmp_path, monkeypatch):
     # An input on S3 or HDFS was not compared on resume or reuse: descriptors of the images
     # as they were stood for a prefix that had changed since. Spark's listing of a local

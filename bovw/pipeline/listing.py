@@ -65,12 +65,17 @@ class LocalTree:
         modification time (whole seconds). Another file, one fewer or one rewritten gives
         another digest; the same files copied with their times kept (`cp -a`, rsync -t)
         to another place give the same."""
-        digest = hashlib.sha256()
-        for image in self.images:
-            below = os.path.relpath(image.path, self.root)
-            digest.update(f"{below}\t{image.size}\t{int(image.modified)}\n".encode(
-                "utf-8", "surrogateescape"))
-        return digest.hexdigest()
+        # The walk names every image from the root down: its path less the root's is the
+        # relative path, without os.path.relpath's 5 us an image (0.8 s of 155k).
+        prefix = self.root.rstrip(os.sep) + os.sep
+        lines = "".join(
+            f"{_below(image.path, prefix, self.root)}\t{image.size}\t{int(image.modified)}\n"
+            for image in self.images)
+        return hashlib.sha256(lines.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _below(path: str, prefix: str, root: str) -> str:
+    return path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, root)
 
 
 def walk_local_tree(folder: str, extensions: tuple[str, ...]) -> LocalTree:
