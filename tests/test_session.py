@@ -20,10 +20,11 @@ from bovw.spark.session import (
     find_java,
     java_major_version,
     jit_threshold_options,
-    local_cores,
     local_driver_options,
     spark_properties,
 )
+from bovw.spark.workers import local_cores, worker_python
+from tests.cluster_fixtures import REPO_ROOT, subprocess_environment
 
 
 @pytest.mark.parametrize("output, major", [
@@ -72,6 +73,42 @@ def test_spark_properties_from_settings():
     ("spark://h:7077", None), ("yarn", None), ("k8s://https://h:6443", None)])
 def test_local_cores(master, cores):
     assert local_cores(master) == cores
+
+
+def test_the_workers_python_is_the_configured_one_else_the_variable_else_this_one():
+    configured = {"spark.pyspark.python": "/opt/py/bin/python"}
+    variable = {"PYSPARK_PYTHON": "/env/python"}
+    assert worker_python(configured, variable, local=True) == "/opt/py/bin/python"
+    assert worker_python(configured, {}, local=False) == "/opt/py/bin/python"
+    assert worker_python({}, variable, local=True) == "/env/python"
+    assert worker_python({}, {}, local=True) == sys.executable
+    assert worker_python({}, {}, local=False) is None
+
+
+_WORKER_PYTHON = """
+import os, sys
+from bovw.config import load_config
+from bovw.spark.session import build_session
+
+config = load_config(None, {"spark.master": "local[1]", "spark.class_archive_dir": "",
+                            "spark.conf": {"spark.pyspark.python": sys.argv[1],
+                                           "spark.ui.enabled": "false"}})
+spark = build_session(config)
+print(spark.range(1).rdd.map(lambda _: os.environ.get("BOVW_WRAPPED", "not wrapped")).first())
+"""
+
+
+def test_a_local_session_s_workers_run_the_configured_python(tmp_path):
+    # spark.pyspark.python was silently ignored: a JVM that pyspark starts itself takes the
+    # workers' Python from $PYSPARK_PYTHON, which bovw set to its own interpreter.
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f'#!/bin/sh\nBOVW_WRAPPED=yes exec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    env = {key: value for key, value in subprocess_environment().items()
+           if key != "PYSPARK_PYTHON"}
+    done = subprocess.run([sys.executable, "-c", _WORKER_PYTHON, str(wrapper)],
+                          capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
+    assert (done.returncode, done.stdout) == (0, "yes\n"), done.stderr[-2000:]
 
 
 _SPREAD = ("spark.sql.files.minPartitionNum",

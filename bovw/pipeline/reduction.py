@@ -41,7 +41,7 @@ from bovw.pipeline.feature_rows import FeatureRows, vector_rows
 from bovw.pipeline.sparse_products import sparse_times_dense
 from bovw.spark.arrow_vectors import dense_vectors
 from bovw.spark.jvm import java_pca_model
-from bovw.spark.session import local_cores
+from bovw.spark.workers import local_cores
 
 __all__ = ["EXACT_MAX_DIMENSION", "KRYLOV_PASSES", "KRYLOV_ROWS_PER_PARTITION", "OVERSAMPLING",
            "exact_components", "explained_variance",

@@ -8,7 +8,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,11 +22,12 @@ from bovw.spark.console import (
     log_options,
 )
 from bovw.spark.jvm import hadoop_configuration, java_causes
+from bovw.spark.workers import local_cores, worker_python
 
 __all__ = ["HOT_PACKAGES", "JAVA_INSTALL_HINT", "SUPPORTED_JAVA", "build_session",
            "check_driver_memory", "check_java", "check_master", "check_yarn_configuration",
            "class_archive_option", "find_java", "java_major_version", "jit_threshold_options",
-           "local_cores", "local_driver_options", "spark_properties"]
+           "local_driver_options", "spark_properties"]
 
 SUPPORTED_JAVA = (17, 21)
 JAVA_INSTALL_HINT = (
@@ -114,17 +114,6 @@ def spark_properties(settings: SparkSettings) -> dict[str, str]:
         properties["spark.sql.adaptive.coalescePartitions.minPartitionNum"] = spread
     properties.update(settings.conf)
     return properties
-
-
-def local_cores(master: str) -> int | None:
-    """The task threads of a local master URL (local, local[N], local[*], local[N, F]);
-    None for a cluster, whose cores the session only learns from its executors."""
-    if master == "local":
-        return 1
-    threads = re.fullmatch(r"local\[(\d+|\*)(\s*,\s*\d+)?\]", master)
-    if not threads:
-        return None
-    return os.cpu_count() or 1 if threads.group(1) == "*" else int(threads.group(1))
 
 
 def class_archive_option(archive_dir: Path, java: str, spark_version: str,
@@ -328,11 +317,11 @@ def build_session(config: Config, java_home: str | None = None,
         check_driver_memory(properties)
         key = "spark.driver.extraJavaOptions"
         options = properties.get(key, "")
+        python = worker_python(config.spark.conf, os.environ,
+                               config.spark.master.startswith("local"))
+        if python:
+            os.environ["PYSPARK_PYTHON"] = python
         if config.spark.master.startswith("local"):
-            # pyspark starts its Python workers with $PYSPARK_PYTHON, else `python3` from
-            # PATH, which outside an activated virtualenv lacks OpenCV and pyarrow. In local
-            # mode the workers must be this very interpreter.
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             options = local_driver_options(config.spark, options,
                                            find_java(java_home) or "java", pyspark.__version__,
                                            os.path.dirname(pyspark.__file__))

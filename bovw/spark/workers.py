@@ -12,15 +12,43 @@ keeps idle workers for a minute).
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from bovw.spark.progress import clear_job_group
 
-__all__ = ["WARM_UP_GROUP", "WorkerWarmUp", "warm_python_workers"]
+__all__ = ["WARM_UP_GROUP", "WorkerWarmUp", "local_cores", "warm_python_workers",
+           "worker_python"]
 
 # The warm-up job's group: bovw.spark.progress shows a stage's own groups only.
 WARM_UP_GROUP = "bovw-warm-up"
+
+
+def local_cores(master: str) -> int | None:
+    """The task threads of a local master URL (local, local[N], local[*], local[N, F]);
+    None for a cluster, whose cores the session only learns from its executors."""
+    if master == "local":
+        return 1
+    threads = re.fullmatch(r"local\[(\d+|\*)(\s*,\s*\d+)?\]", master)
+    if not threads:
+        return None
+    return os.cpu_count() or 1 if threads.group(1) == "*" else int(threads.group(1))
+
+
+def worker_python(conf: Mapping[str, str], environ: Mapping[str, str], local: bool
+                  ) -> str | None:
+    """The Python the session's workers are to run, for $PYSPARK_PYTHON, which pyspark reads
+    as its SparkContext starts (spark-submit sets it from the configuration; a JVM that
+    pyspark starts itself ignores `spark.pyspark.python`): `conf`'s spark.pyspark.python
+    (which Spark documents as winning over the variable), else `environ`'s
+    PYSPARK_PYTHON, else, `local`, this very interpreter: `python3` from PATH, pyspark's
+    default, outside an activated virtualenv lacks OpenCV and pyarrow. None: pyspark's
+    default (`python3` on each node)."""
+    return (conf.get("spark.pyspark.python") or environ.get("PYSPARK_PYTHON")
+            or (sys.executable if local else None))
 
 
 class WorkerWarmUp:
@@ -79,8 +107,6 @@ def warm_python_workers(spark) -> WorkerWarmUp | None:
     """Start, in the background, one tiny Python (Arrow) job of one task per task slot of
     a local-mode `spark`; returns its WorkerWarmUp, or None on a cluster, whose executors
     come and go (and are not even there yet under dynamic allocation)."""
-    from bovw.spark.session import local_cores
-
     slots = local_cores(spark.sparkContext.master)
     if slots is None:
         return None
