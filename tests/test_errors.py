@@ -17,6 +17,7 @@ import pytest
 
 from bovw.cli import main
 from bovw.cloud import s3 as s3_module
+from bovw.image.synthetic import generate_dataset
 from tests.cloud_fixtures import TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY
 from tests.cluster_fixtures import REPO_ROOT, subprocess_environment
 
@@ -277,6 +278,7 @@ def test_s3_ls_of_a_missing_bucket(aws_files, monkeypatch, capsys):
 _MAIN_IN_A_CHILD = """
 import contextlib, io, json, sys
 from bovw.cli import main
+from bovw.image.synthetic import generate_dataset
 err = io.StringIO()
 with contextlib.redirect_stderr(err):
     code = main(sys.argv[1:])
@@ -417,6 +419,74 @@ def test_a_driver_that_died_mid_command_is_one_line(monkeypatch, capsys, tmp_pat
     monkeypatch.setitem(run_commands.HANDLERS, "run", cleanup_after_it)
     assert main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err == f"bovw: error: {DRIVER_LOST}\n"
+
+
+def test_workers_that_cannot_import_a_module_are_one_line(spark, monkeypatch, capsys, tmp_path):
+    # A cluster whose nodes lack OpenCV: Spark's PythonException, with the worker's trace
+    # and a Java stack, reached the console whole.
+    from pyspark.errors.exceptions.captured import PythonException
+
+    from bovw.cli import run as run_commands
+    from bovw.cli.command import worker_module_error
+
+    def worker_fails(*_args):
+        raise PythonException(
+            desc="An exception was thrown from the Python worker. Please see the stack trace "
+                 "below.\nTraceback (most recent call last):\n  File \"/x/colour.py\", line "
+                 "12, in <module>\n    import cv2\nModuleNotFoundError: No module named "
+                 "'cv2'\n", stackTrace="\tat org.apache.spark.api.python.BasePythonRunner")
+
+    monkeypatch.setitem(run_commands.HANDLERS, "run", worker_fails)
+    assert main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == f"bovw: error: {worker_module_error('cv2')}\n"
+    assert worker_module_error("cv2") == (
+        "the Python that Spark's workers run cannot import cv2 (a module bovw needs in every "
+        "worker); fix: install bovw and its dependencies for that Python on every node, or "
+        "name a Python that has them with --set spark.conf.spark.pyspark.python=PATH (it is "
+        "spark.pyspark.python, else $PYSPARK_PYTHON, else python3 on each node)")
+
+    def worker_fails_otherwise(*_args):
+        raise PythonException(desc="ValueError: something else", stackTrace="")
+
+    monkeypatch.setitem(run_commands.HANDLERS, "run", worker_fails_otherwise)
+    with pytest.raises(PythonException):
+        main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "out")])
+
+
+_NO_CV2 = """
+import sys
+
+class NoOpenCV:
+    def find_spec(self, name, path=None, target=None):
+        if name == "cv2":
+            raise ModuleNotFoundError("No module named 'cv2'", name="cv2")
+        return None
+
+sys.meta_path.insert(0, NoOpenCV())
+"""
+
+
+def test_bovw_run_whose_workers_lack_opencv_ends_in_one_line(tmp_path):
+    data = tmp_path / "data"
+    generate_dataset(data, classes=2, train_per_class=3, test_per_class=1, size=48)
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(_NO_CV2)
+    worker = tmp_path / "python-without-opencv"
+    worker.write_text(f'#!/bin/sh\nPYTHONPATH="{blocker}:$PYTHONPATH" exec "{sys.executable}" '
+                      '"$@"\n')
+    worker.chmod(0o755)
+    done = subprocess.run(
+        [sys.executable, "-m", "bovw.cli", "run", "--input", str(data), "--output",
+         str(tmp_path / "run"), "--master", "local[1]", "--k", "4",
+         "--set", "spark.class_archive_dir=", "--set", "spark.conf.spark.ui.enabled=false",
+         "--set", f"spark.conf.spark.pyspark.python={worker}"],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=subprocess_environment(),
+        timeout=300)
+    from bovw.cli.command import worker_module_error
+
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.stderr.splitlines()[-1] == f"bovw: error: {worker_module_error('cv2')}"
 
 
 _INTERRUPTED = ("bovw: interrupted: what was finished is kept, and the same command again "
