@@ -87,7 +87,7 @@ def input_digest(spark: SparkSession, path: str, settings: IngestSettings) -> st
     Python's walk; elsewhere (S3, HDFS) the count of the files Spark lists and the sum of
     a hash of each one's path, size and modification time, taken in the job that surveys
     the listing (no file is read)."""
-    tree = local_tree(path, settings.extensions) if is_local_path(path) else None
+    tree = _walked(path, settings)
     if tree is not None:  # the walk alone, without the DataFrame of its files
         return tree.fingerprint()
     return _list_files(spark, path, settings, lambda _line: None)[2]
@@ -105,7 +105,7 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
     scan skips, are added back with empty content, so that they are rejected visibly
     instead of vanishing.
     """
-    tree = local_tree(path, settings.extensions) if is_local_path(path) else None
+    tree = _walked(path, settings)
     if tree is not None:
         _log_local_tree(tree, settings, log)
         if tree.loops and not tree.images:
@@ -146,6 +146,11 @@ def _list_files(spark: SparkSession, path: str, settings: IngestSettings,
         has_split_folders = everything.filter(
             split_folder(F.col(PATH)).isNotNull()).limit(1).count() > 0
     return everything, has_split_folders, _digest(everything.select(*_digest_columns()).first())
+
+
+def _walked(path: str, settings: IngestSettings) -> LocalTree | None:
+    """Python's walk of a local `path` (listing.local_tree), None for one Spark lists."""
+    return local_tree(path, settings.extensions) if is_local_path(path) else None
 
 
 def _path_column(uri: str) -> str:
