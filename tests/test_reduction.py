@@ -89,8 +89,9 @@ def test_randomized_decomposes_on_one_blas_thread(wide, monkeypatch):
     for name in ("qr", "svd", "eigh"):
         monkeypatch.setattr(np.linalg, name, counting(getattr(np.linalg, name)))
     fit_pca(wide, 3, 150, seed=1, exact_max_dimension=4)
-    # The start block, the new directions after each pass but the last, Rayleigh-Ritz.
-    assert [name for name, _ in seen] == ["qr"] + ["svd"] * (KRYLOV_PASSES - 1) + ["eigh"]
+    # The start block and the new directions after each pass but the last, each
+    # orthonormalised in two rounds (reduction._orthonormal), then Rayleigh-Ritz.
+    assert [name for name, _ in seen] == ["eigh"] * (2 * KRYLOV_PASSES + 1)
     assert all(threads == {1} for _, threads in seen)
 
 
@@ -192,6 +193,56 @@ def test_krylov_components_stop_once_the_space_is_invariant():
     np.testing.assert_allclose(pc.T @ pc, np.eye(7), atol=1e-12)
     first, _ = krylov_components(times, 12, 400, seed=2, passes=5)
     np.testing.assert_array_equal(first, pc)
+
+
+def _with_strengths(strengths, rows: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    left = np.linalg.qr(rng.standard_normal((rows, len(strengths))))[0]
+    right = np.linalg.qr(rng.standard_normal((len(strengths),) * 2))[0]
+    return (left * np.asarray(strengths)) @ right
+
+
+def test_orthonormal_by_hand():
+    from bovw.pipeline import reduction
+
+    # Columns (3, 0, 0, 0), (0, 4, 0, 0) and (0, 0, 1e-5, 0) against the basis e3: the
+    # third lies in the basis, so two directions are left, e1 and e2 (in any order and
+    # sign).
+    matrix = np.array([[3.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 1e-5], [0.0, 0.0, 0.0]])
+    basis = np.array([[0.0], [0.0], [1.0], [0.0]])
+    directions = reduction._orthonormal(matrix, 0.0, basis)
+    assert sorted(map(tuple, np.abs(directions).T)) == [(0, 1, 0, 0), (1, 0, 0, 0)]
+    # Without the basis the third is a direction of its own (2.5e-6 of the strongest),
+    # unless `noise` is above it or it is weaker than GRAM_RESOLUTION of the strongest.
+    assert sorted(map(tuple, np.abs(reduction._orthonormal(matrix, 0.0)).T)) == [
+        (0, 0, 1, 0), (0, 1, 0, 0), (1, 0, 0, 0)]
+    assert reduction._orthonormal(matrix, 2e-5).shape == (4, 2)
+    matrix[2, 2] = 4 * reduction.GRAM_RESOLUTION / 2
+    assert reduction._orthonormal(matrix, 0.0).shape == (4, 2)
+    assert reduction._orthonormal(np.zeros((4, 0)), 0.0).shape == (4, 0)
+    assert reduction._orthonormal(np.zeros((4, 2)), 0.0).shape == (4, 0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_orthonormal_keeps_resolved_directions_to_rounding(seed):
+    # Strengths 1 down to 1e-5, kept, and 1e-8, below GRAM_RESOLUTION: dropped. The kept
+    # columns are orthonormal, orthogonal to the basis and span the strong directions
+    # to rounding, however weak the direction they stand for.
+    from bovw.pipeline import reduction
+
+    basis = np.linalg.qr(np.random.default_rng(seed + 10).standard_normal((3_000, 40)))[0]
+    strong = _with_strengths(np.geomspace(1.0, 1e-5, 12), 3_000, seed)
+    strong -= basis @ (basis.T @ strong)
+    weak = np.linalg.qr(np.random.default_rng(seed + 20).standard_normal((3_000, 1)))[0]
+    # Plus some of the basis itself, which must go.
+    matrix = np.hstack([strong, 1e-8 * weak]) + basis[:, :13] * 0.5
+    directions = reduction._orthonormal(matrix, 0.0, basis)
+    assert directions.shape == (3_000, 12)
+    np.testing.assert_allclose(directions.T @ directions, np.eye(12), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(basis.T @ directions, 0.0, rtol=0, atol=1e-14)
+    # span(directions) = span(strong): each column of strong is its own projection on it.
+    left = np.linalg.svd(strong, full_matrices=False)[0]
+    np.testing.assert_allclose(np.linalg.svd(left.T @ directions)[1], 1.0, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("matrix, expected", [
