@@ -23,7 +23,7 @@ from bovw.spark.session import (
     local_driver_options,
     spark_properties,
 )
-from bovw.spark.workers import local_cores, worker_python
+from bovw.spark.workers import local_cores, python_while_starting, worker_python
 from tests.cluster_fixtures import REPO_ROOT, subprocess_environment
 
 
@@ -85,6 +85,23 @@ def test_the_workers_python_is_the_configured_one_else_the_variable_else_this_on
     assert worker_python({}, {}, local=False) is None
 
 
+@pytest.mark.parametrize("before", [None, "/env/python"])
+def test_the_workers_python_variable_is_set_while_the_context_starts_only(before,
+                                                                          monkeypatch):
+    if before is None:
+        monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    else:
+        monkeypatch.setenv("PYSPARK_PYTHON", before)
+    with python_while_starting("/opt/py/bin/python"):
+        assert os.environ["PYSPARK_PYTHON"] == "/opt/py/bin/python"
+    assert os.environ.get("PYSPARK_PYTHON") == before
+    with pytest.raises(RuntimeError), python_while_starting("/opt/py/bin/python"):
+        raise RuntimeError("the JVM did not start")
+    assert os.environ.get("PYSPARK_PYTHON") == before
+    with python_while_starting(None):  # pyspark's default: the variable as it is
+        assert os.environ.get("PYSPARK_PYTHON") == before
+
+
 _WORKER_PYTHON = """
 import os, sys
 from bovw.config import load_config
@@ -93,12 +110,23 @@ from bovw.spark.session import build_session
 config = load_config(None, {"spark.master": "local[1]", "spark.class_archive_dir": "",
                             "spark.conf": {"spark.pyspark.python": sys.argv[1],
                                            "spark.ui.enabled": "false"}})
+
+def wrapped(spark):
+    return spark.range(1).rdd.map(lambda _: os.environ.get("BOVW_WRAPPED", "not")).first()
+
+
 spark = build_session(config)
-print(spark.range(1).rdd.map(lambda _: os.environ.get("BOVW_WRAPPED", "not wrapped")).first())
+print(wrapped(spark), os.environ.get("PYSPARK_PYTHON", "unset"))
+spark.stop()
+# A later session of the process, without the setting: this interpreter's workers.
+config = load_config(None, {"spark.master": "local[1]", "spark.class_archive_dir": "",
+                            "spark.conf": {"spark.ui.enabled": "false"}})
+print(wrapped(build_session(config)), os.environ.get("PYSPARK_PYTHON", "unset"))
 """
 
 
-def test_a_local_session_s_workers_run_the_configured_python(tmp_path):
+def test_a_local_session_s_workers_run_the_configured_python_and_that_session_s_only(
+        tmp_path):
     # spark.pyspark.python was silently ignored: a JVM that pyspark starts itself takes the
     # workers' Python from $PYSPARK_PYTHON, which bovw set to its own interpreter.
     wrapper = tmp_path / "python"
@@ -108,7 +136,9 @@ def test_a_local_session_s_workers_run_the_configured_python(tmp_path):
            if key != "PYSPARK_PYTHON"}
     done = subprocess.run([sys.executable, "-c", _WORKER_PYTHON, str(wrapper)],
                           capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
-    assert (done.returncode, done.stdout) == (0, "yes\n"), done.stderr[-2000:]
+    # The variable, which pyspark reads as the SparkContext starts, is set for that only:
+    # left set, a later session without the setting ran its workers through the wrapper.
+    assert (done.returncode, done.stdout) == (0, "yes unset\nnot unset\n"), done.stderr[-2000:]
 
 
 _SPREAD = ("spark.sql.files.minPartitionNum",

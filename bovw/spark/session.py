@@ -22,7 +22,7 @@ from bovw.spark.console import (
     log_options,
 )
 from bovw.spark.jvm import hadoop_configuration, java_causes
-from bovw.spark.workers import local_cores, worker_python
+from bovw.spark.workers import local_cores, python_while_starting, worker_python
 
 __all__ = ["HOT_PACKAGES", "JAVA_INSTALL_HINT", "SUPPORTED_JAVA", "build_session",
            "check_driver_memory", "check_java", "check_master", "check_yarn_configuration",
@@ -307,20 +307,19 @@ def build_session(config: Config, java_home: str | None = None,
 
     already_set: set[str] = set()
     properties = spark_properties(config.spark)
+    environ = os.environ if environ is None else environ
+    python = None
     if submitted:
         already_set = {key for key, _value in SparkConf().getAll()}
     else:
         check_java(java_home)
         check_master(properties["spark.master"])
-        check_yarn_configuration(properties["spark.master"],
-                                 os.environ if environ is None else environ)
+        check_yarn_configuration(properties["spark.master"], environ)
         check_driver_memory(properties)
         key = "spark.driver.extraJavaOptions"
         options = properties.get(key, "")
-        python = worker_python(config.spark.conf, os.environ,
+        python = worker_python(config.spark.conf, environ,
                                config.spark.master.startswith("local"))
-        if python:
-            os.environ["PYSPARK_PYTHON"] = python
         if config.spark.master.startswith("local"):
             options = local_driver_options(config.spark, options,
                                            find_java(java_home) or "java", pyspark.__version__,
@@ -342,9 +341,10 @@ def build_session(config: Config, java_home: str | None = None,
     for key, value in shown.items():
         builder = builder.config(key, value)
     try:
-        if not submitted and not verbose:
-            launch_quiet_driver(SparkConf(loadDefaults=False).setAll(list(shown.items())))
-        session = builder.getOrCreate()
+        with python_while_starting(python):
+            if not submitted and not verbose:
+                launch_quiet_driver(SparkConf(loadDefaults=False).setAll(list(shown.items())))
+            session = builder.getOrCreate()
     except (Py4JJavaError, CapturedException) as error:
         raise _start_error(error, wanted) from error
     except PySparkRuntimeError as error:

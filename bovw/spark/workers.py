@@ -17,11 +17,12 @@ import re
 import sys
 import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from bovw.spark.progress import clear_job_group
 
-__all__ = ["WARM_UP_GROUP", "WorkerWarmUp", "local_cores", "warm_python_workers",
-           "worker_python"]
+__all__ = ["WARM_UP_GROUP", "WorkerWarmUp", "local_cores", "python_while_starting",
+           "warm_python_workers", "worker_python"]
 
 # The warm-up job's group: bovw.spark.progress shows a stage's own groups only.
 WARM_UP_GROUP = "bovw-warm-up"
@@ -49,6 +50,30 @@ def worker_python(conf: Mapping[str, str], environ: Mapping[str, str], local: bo
     default (`python3` on each node)."""
     return (conf.get("spark.pyspark.python") or environ.get("PYSPARK_PYTHON")
             or (sys.executable if local else None))
+
+
+@contextmanager
+def python_while_starting(python: str | None) -> Iterator[None]:
+    """$PYSPARK_PYTHON set to `python` (a worker_python answer; None: left as it is) for
+    the block, in which a SparkContext starts, and put back as it was after it.
+
+    The SparkContext keeps the value it read; left set, it outlived the session: a
+    session built later in the process (a test's, a notebook's) without
+    spark.pyspark.python took the earlier one's Python for its workers, where
+    worker_python would give this interpreter.
+    """
+    if python is None:
+        yield
+        return
+    before = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = python
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYSPARK_PYTHON", None)
+        else:
+            os.environ["PYSPARK_PYTHON"] = before
 
 
 class WorkerWarmUp:
