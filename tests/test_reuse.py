@@ -476,6 +476,35 @@ def test_sweep_refuses_reused_descriptors_before_any_point(spark, dataset, base_
     assert not (tmp_path / "sweep").exists()
 
 
+def test_sweep_and_compare_refuse_descriptors_of_a_changed_input_before_any_point(
+        spark, test_config, tmp_path):
+    # Refused only as their first point read them, after the sweep's or comparison's folder
+    # was made: the same command without --descriptors-from was then refused into it.
+    from bovw.pipeline.ingest import input_digest
+
+    config = test_config.replace(**{"vocabulary.k": 8, "pca.components": 5})
+    photos = tmp_path / "fruits"
+    generate_dataset(photos, classes=3, train_per_class=1, test_per_class=1, seed=0)
+    source = tmp_path / "descriptors"
+    source.mkdir()
+    write_record(spark, str(source), DescriptorProvenance.of(
+        config, str(photos), input_digest(spark, str(photos), config.ingest)))
+    next(photos.glob("Test/*/*.jpg")).unlink()
+    changed = (f"--descriptors-from {source}: the images under {photos} have changed since "
+               "these descriptors were extracted from them")
+    with no_spark_job(spark), pytest.raises(ReuseError) as error:
+        run_sweep(spark, config, str(photos), str(tmp_path / "sweep"),
+                  [("vocabulary.k", ["8", "12"])], descriptors_from=str(source),
+                  log=lambda _line: None)
+    assert str(error.value).startswith(changed)
+    assert not (tmp_path / "sweep").exists()
+    with no_spark_job(spark), pytest.raises(ReuseError) as error:
+        compare(spark, config, str(photos), str(tmp_path / "cmp"), variants=("orb",),
+                descriptors_from=str(source), report=False, log=lambda _line: None)
+    assert str(error.value).startswith(changed)
+    assert not (tmp_path / "cmp").exists()
+
+
 def test_compare_refuses_descriptors_a_variant_contradicts(spark, dataset, base_run, tmp_path):
     config, output, _dataset = base_run
     source = str(output / "descriptors")

@@ -40,6 +40,7 @@ from bovw.pipeline.provenance import (
     first_difference,
     read_record,
     refusal,
+    refuse_changed_since,
 )
 from bovw.pipeline.run import run_pipeline
 from bovw.report import report_drawer
@@ -203,6 +204,7 @@ def check_shared_descriptors(spark: SparkSession, source: str, config: Config,
                                       None if name in ORB_VARIANTS else IMAGE_SET_KEYS)
         if difference is not None:
             raise refusal(source, difference, f"variant {name}")
+    refuse_changed_since(spark, source, made, input_path, config)
 
 
 def _check_cnn_source(spark: SparkSession, config: Config, cnn_features: str | None) -> None:

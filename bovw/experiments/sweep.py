@@ -53,7 +53,12 @@ from bovw.experiments.tables import (
     unfinished_sweep_row,
 )
 from bovw.pipeline.layout import Growth, RunLayout, prepare_spec_folder, run_difference
-from bovw.pipeline.provenance import DescriptorProvenance, check_kept, read_record
+from bovw.pipeline.provenance import (
+    DescriptorProvenance,
+    check_kept,
+    read_record,
+    refuse_changed_since,
+)
 from bovw.pipeline.run import run_pipeline
 from bovw.report import report_drawer
 from bovw.spark import leases, storage
@@ -137,6 +142,10 @@ def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path:
             check_kept(descriptors_from, root)
         reused = read_record(spark, descriptors_from)
     descriptor_sources(config, points, input_path, root, descriptors_from, reused)
+    if descriptors_from and reused is not None:
+        # Here, not at the first point that reads them: the sweep's folder would be made
+        # for nothing, and the same command without --descriptors-from refused into it.
+        refuse_changed_since(spark, descriptors_from, reused, input_path, config)
     # Written into the output, or beside it and swapped in once complete (--overwrite).
     with _prepare_sweep_output(spark, root, spec, overwrite, log) as output:
         result = _run_points(spark, config, input_path, output.work, parameters, points,

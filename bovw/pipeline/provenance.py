@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IMAGE_SET_KEYS", "RECORD_NAME", "DescriptorProvenance", "DescriptorSettings",
     "changed_since", "check_kept", "check_reuse", "first_difference",
-    "read_record", "refusal", "refuse_changed_input", "write_record",
+    "read_record", "refusal", "refuse_changed_input", "refuse_changed_since", "write_record",
 ]
 
 RECORD_NAME = "_bovw_descriptors.json"
@@ -320,14 +320,21 @@ def check_reuse(spark: SparkSession, source: str, config: Config, input_path: st
     difference = first_difference(made, DescriptorProvenance.of(config, input_path), keys)
     if difference is not None:
         raise refusal(source, difference, asker)
-    if (keys is None or covered("input", keys)) and changed_since(spark, made, input_path,
-                                                                  config):
+    if keys is None or covered("input", keys):
+        refuse_changed_since(spark, source, made, input_path, config)
+    return made
+
+
+def refuse_changed_since(spark: SparkSession, source: str, made: DescriptorProvenance,
+                         input_path: str, config: Config) -> None:
+    """Raise ReuseError when `input_path` has changed since the descriptors at `source`
+    (their record: `made`) were extracted from it (changed_since)."""
+    if changed_since(spark, made, input_path, config):
         raise ReuseError(f"--descriptors-from {source}: the images under {input_path} have "
                          "changed since these descriptors were extracted from them (files "
                          "added, removed or rewritten), and a run on them would score images "
                          "the folder no longer holds; fix: drop --descriptors-from to extract "
                          "them again (a sweep: run it into a new --output)")
-    return made
 
 
 def refuse_changed_input(spark: SparkSession, descriptors: str, input_path: str,
