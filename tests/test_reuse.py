@@ -476,19 +476,27 @@ def test_sweep_refuses_reused_descriptors_before_any_point(spark, dataset, base_
     assert not (tmp_path / "sweep").exists()
 
 
-def test_sweep_and_compare_refuse_descriptors_of_a_changed_input_before_any_point(
-        spark, test_config, tmp_path):
-    # Refused only as their first point read them, after the sweep's or comparison's folder
-    # was made: the same command without --descriptors-from was then refused into it.
+def _recorded_input(spark, config, tmp_path, classes: int, train_per_class: int):
+    """A generated image folder and a descriptors folder holding only the record of
+    descriptors extracted from it now (its listing's digest included)."""
     from bovw.pipeline.ingest import input_digest
 
-    config = test_config.replace(**{"vocabulary.k": 8, "pca.components": 5})
     photos = tmp_path / "fruits"
-    generate_dataset(photos, classes=3, train_per_class=1, test_per_class=1, seed=0)
+    generate_dataset(photos, classes=classes, train_per_class=train_per_class,
+                     test_per_class=1, seed=0)
     source = tmp_path / "descriptors"
     source.mkdir()
     write_record(spark, str(source), DescriptorProvenance.of(
         config, str(photos), input_digest(spark, str(photos), config.ingest)))
+    return photos, source
+
+
+def test_sweep_and_compare_refuse_descriptors_of_a_changed_input_before_any_point(
+        spark, test_config, tmp_path):
+    # Refused only as their first point read them, after the sweep's or comparison's folder
+    # was made: the same command without --descriptors-from was then refused into it.
+    config = test_config.replace(**{"vocabulary.k": 8, "pca.components": 5})
+    photos, source = _recorded_input(spark, config, tmp_path, classes=3, train_per_class=1)
     next(photos.glob("Test/*/*.jpg")).unlink()
     changed = (f"--descriptors-from {source}: the images under {photos} have changed since "
                "these descriptors were extracted from them")
@@ -572,12 +580,8 @@ def test_reused_descriptors_of_a_folder_that_changed_since_are_refused(spark, te
     # (review 5). The record keeps what the folder held (names, sizes, times).
     from bovw.pipeline.ingest import input_digest
 
-    photos = tmp_path / "fruits"
-    generate_dataset(photos, classes=2, train_per_class=2, test_per_class=1, seed=0)
-    source = tmp_path / "descriptors"
-    source.mkdir()
-    write_record(spark, str(source), DescriptorProvenance.of(
-        test_config, str(photos), input_digest(spark, str(photos), test_config.ingest)))
+    photos, source = _recorded_input(spark, test_config, tmp_path, classes=2,
+                                     train_per_class=2)
     assert check_reuse(spark, str(source), test_config, str(photos)).listing is not None
     changes = [
         lambda: shutil.copy(next(photos.glob("Training/*/*.jpg")), photos / "Test" / "x.jpg"),
