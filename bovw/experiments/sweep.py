@@ -142,7 +142,7 @@ def run_sweep(spark: SparkSession, config: Config, input_path: str, output_path:
             check_kept(descriptors_from, root)
         reused = read_record(spark, descriptors_from)
     descriptor_sources(config, points, input_path, root, descriptors_from, reused)
-    if descriptors_from and reused is not None:
+    if reused is not None:
         # Here, not at the first point that reads them: the sweep's folder would be made
         # for nothing, and the same command without --descriptors-from refused into it.
         refuse_changed_since(spark, descriptors_from, reused, input_path, config)

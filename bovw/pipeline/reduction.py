@@ -296,8 +296,8 @@ def _orthonormal(matrix: np.ndarray, noise: float, basis: np.ndarray | None = No
             matrix = matrix - basis @ (basis.T @ matrix)
         values, vectors = np.linalg.eigh(matrix.T @ matrix)
         strengths = np.sqrt(np.clip(values, 0.0, None))
-        kept = strengths > max(noise, strengths[-1] * GRAM_RESOLUTION) if len(values) else (
-            np.zeros(0, bool))
+        strongest = strengths[-1] if len(strengths) else 0.0  # eigh: ascending
+        kept = strengths > max(noise, strongest * GRAM_RESOLUTION)
         matrix = matrix @ (vectors[:, kept] / strengths[kept])
         noise = 0.0
     return matrix
