@@ -8,6 +8,7 @@ import io
 import os
 import re
 import subprocess
+import threading
 import time
 import zipfile
 
@@ -19,6 +20,7 @@ from bovw.spark.console import (
     LOG_CONFIG,
     DriverStderr,
     console_level,
+    driver_starting,
     is_noise,
     log_options,
 )
@@ -230,6 +232,48 @@ def test_spark_jars_packages_report_stays_off_the_console(tmp_path, package, las
 
     assert child.returncode == 1
     assert child.stderr.splitlines() == [FETCHING.strip(), last_line.format(nothing=nothing)]
+
+
+def _launch_waiting_for(block_ran: threading.Event, launched: list, error=None):
+    """A stand-in for launch_quiet_driver that ends only once the caller's block has run:
+    it would wait out its timeout if the two did not run at the same time."""
+    def launch(conf, target=None):
+        ran = block_ran.wait(timeout=10)
+        time.sleep(0.2)  # a launch that outlasts the block: it is waited for
+        launched.append((conf, ran, threading.current_thread().name))
+        if error is not None:
+            raise error
+    return launch
+
+
+def test_the_driver_launches_while_the_block_runs_and_is_waited_for(monkeypatch):
+    block_ran, launched = threading.Event(), []
+    monkeypatch.setattr("bovw.spark.console.launch_quiet_driver",
+                        _launch_waiting_for(block_ran, launched))
+    with driver_starting("the conf"):
+        block_ran.set()
+    assert launched == [("the conf", True, "bovw-driver-launch")]
+
+
+def test_a_failed_launch_is_raised_once_the_block_is_done(monkeypatch):
+    block_ran, launched = threading.Event(), []
+    monkeypatch.setattr("bovw.spark.console.launch_quiet_driver",
+                        _launch_waiting_for(block_ran, launched, RuntimeError("no JVM")))
+    done = []
+    with pytest.raises(RuntimeError, match="no JVM"), driver_starting("the conf"):
+        block_ran.set()
+        done.append("block")
+    assert done == ["block"] and launched == [("the conf", True, "bovw-driver-launch")]
+
+
+def test_the_block_s_own_error_wins_after_the_launch_has_ended(monkeypatch):
+    block_ran, launched = threading.Event(), []
+    monkeypatch.setattr("bovw.spark.console.launch_quiet_driver",
+                        _launch_waiting_for(block_ran, launched, RuntimeError("no JVM")))
+    with pytest.raises(ImportError, match="cv2"), driver_starting("the conf"):
+        block_ran.set()
+        raise ImportError("No module named 'cv2'")
+    assert launched == [("the conf", True, "bovw-driver-launch")]
 
 
 # --- progress --------------------------------------------------------------------------------

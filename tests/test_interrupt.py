@@ -298,12 +298,18 @@ def test_a_ctrl_c_while_a_module_loads_stops_after_it_instead_of_inside_it(
     assert (done.returncode, done.stdout) == (0, printed), done.stderr
 
 
-def test_ctrl_c_as_pyspark_loads_scipy_stops_the_run():
+def test_ctrl_c_as_pyspark_loads_scipy_stops_the_run(tmp_path):
     # A Ctrl-C one second into `bovw run` (3 runs in about 30 of the test below) came as
     # bovw.pipeline.run loaded pyspark.ml, whose linalg loads SciPy inside `except
     # BaseException`: swallowed, the run went on to the end (exit status 0, nothing said),
     # or, SciPy loading part of NumPy through `exec`, the process killed itself by SIGINT
-    # after the one line (exit status -2). Here the Ctrl-C comes exactly then.
+    # after the one line (exit status -2). Here the Ctrl-C comes exactly then: as the run's
+    # modules load while its driver JVM starts (bovw.cli.run), so the input is one that
+    # passes the checks made before Spark starts (its files are never read).
+    for split in ("Training", "Test"):
+        for fruit in ("Apple", "Pear"):
+            (tmp_path / "in" / split / fruit).mkdir(parents=True)
+            (tmp_path / "in" / split / fruit / "0.jpg").write_bytes(b"not read")
     script = """
 import os, signal, sys
 from bovw.cli import main
@@ -318,14 +324,16 @@ class CtrlCAsSciPyLoads:
 
 finder = CtrlCAsSciPyLoads()
 sys.meta_path.insert(0, finder)
-code = main(["run", "--input", "no-such-input", "--output", "no-such-output"])
+code = main(["run", "--input", sys.argv[1], "--output", sys.argv[2], "--master", "local[1]"])
 print("fired:", finder.fired, "pyspark.ml.linalg:", "pyspark.ml.linalg" in sys.modules)
 sys.exit(code)
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "in"),
+                           str(tmp_path / "out")], capture_output=True, text=True,
                           cwd=REPO_ROOT, timeout=120, preexec_fn=_sigint_as_a_terminal_sends_it)
     assert done.stdout == "fired: True pyspark.ml.linalg: True\n"
     assert (done.returncode, done.stderr) == (130, INTERRUPTED)
+    assert not (tmp_path / "out").exists()  # stopped before the run began
 
 
 _EXITING = """

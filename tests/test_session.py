@@ -115,7 +115,14 @@ def wrapped(spark):
     return spark.range(1).rdd.map(lambda _: os.environ.get("BOVW_WRAPPED", "not")).first()
 
 
-spark = build_session(config)
+# The command's own work (its imports) runs while the driver JVM starts, before any context.
+import threading
+from pyspark import SparkContext
+seen = []
+spark = build_session(config, meanwhile=lambda: seen.append(
+    (SparkContext._active_spark_context is None,
+     [thread.name for thread in threading.enumerate()].count("bovw-driver-launch"))))
+print(seen)
 print(wrapped(spark), os.environ.get("PYSPARK_PYTHON", "unset"))
 spark.stop()
 # A later session of the process, without the setting: this interpreter's workers.
@@ -127,6 +134,7 @@ print(wrapped(build_session(config)), os.environ.get("PYSPARK_PYTHON", "unset"))
 
 def test_a_local_session_s_workers_run_the_configured_python_and_that_session_s_only(
         tmp_path):
+    # (and the caller's `meanwhile` runs once, while the JVM is being launched)
     # spark.pyspark.python was silently ignored: a JVM that pyspark starts itself takes the
     # workers' Python from $PYSPARK_PYTHON, which bovw set to its own interpreter.
     wrapper = tmp_path / "python"
@@ -138,7 +146,8 @@ def test_a_local_session_s_workers_run_the_configured_python_and_that_session_s_
                           capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300)
     # The variable, which pyspark reads as the SparkContext starts, is set for that only:
     # left set, a later session without the setting ran its workers through the wrapper.
-    assert (done.returncode, done.stdout) == (0, "yes unset\nnot unset\n"), done.stderr[-2000:]
+    assert (done.returncode, done.stdout) == (0, "[(True, 1)]\nyes unset\nnot unset\n"), (
+        done.stderr[-2000:])
 
 
 _SPREAD = ("spark.sql.files.minPartitionNum",

@@ -128,12 +128,13 @@ def refuse_ignored(args: argparse.Namespace, configs: Collection[Config],
 
 
 def session(config: Config, environ: dict, *urls: str | None, verbose: bool = False,
-            warm_workers: bool = False):
+            warm_workers: bool = False, meanwhile: Callable[[], object] = lambda: None):
     """The SparkSession for `config` (environ: the process environment), with s3a
     credentials and jars when any of `urls` is on S3; `verbose` leaves Spark's console as
     Spark makes it (bovw.spark.session.build_session). `warm_workers`: the command runs
     the pipeline, whose Python workers a local session starts at once, in the background
-    (bovw.spark.workers)."""
+    (bovw.spark.workers). `meanwhile` runs while the driver JVM starts: the command's
+    imports (bovw.spark.session.build_session)."""
     from bovw.cloud.s3a import spark_s3a_setup, uses_s3
 
     # Under spark-submit the JVM already runs with the submit flags, which then win.
@@ -151,7 +152,8 @@ def session(config: Config, environ: dict, *urls: str | None, verbose: bool = Fa
                         s3_client(config.s3, aws))
     with interrupt.held():  # a Ctrl-C while Spark starts waits for bovw's handler
         spark = build_session(config, java_home=environ.get("JAVA_HOME"), extra=extra,
-                              submitted=submitted, verbose=verbose, environ=environ)
+                              submitted=submitted, verbose=verbose, environ=environ,
+                              meanwhile=meanwhile)
         interrupt.install(spark)  # Ctrl-C: one line (bovw.cli.interrupt)
     if warm_workers:
         # Before the checks below, which leave the task slots idle.

@@ -95,9 +95,15 @@ def format_summary(summary: RunSummary, input_path: str) -> str:
     return "\n".join(lines)
 
 
+def _load_run_modules() -> None:
+    """What a run loads besides Spark: the pipeline, and the report with its matplotlib;
+    called while the driver JVM starts (bovw.cli.common.session's `meanwhile`)."""
+    import bovw.pipeline.run  # noqa: F401
+    import bovw.report.pages  # noqa: F401
+
+
 def _run(args: argparse.Namespace, environ: dict) -> int:
     from bovw.cloud.s3a import uses_s3
-    from bovw.pipeline.run import run_pipeline
 
     config = load_config(args.config, overrides(args))
     refuse_ignored(args, [config], RUN_KEYS, RUN_WHY)
@@ -107,8 +113,10 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
         refuse_unused(args, LOCAL_RUN_KEYS, "no path of this run is on S3 (s3a://)")
     refuse_fraction_of_split_folders(args, check_local_dataset(input_path, config.ingest))
     spark = session(config, environ, input_path, output_path, descriptors_from,
-                    verbose=args.verbose, warm_workers=True)
+                    verbose=args.verbose, warm_workers=True, meanwhile=_load_run_modules)
     output_path, descriptors_from = resolved(spark, output_path, descriptors_from)
+    from bovw.pipeline.run import run_pipeline
+
     result = run_pipeline(spark, config, input_path, output_path, overwrite=args.overwrite,
                           descriptors_from=descriptors_from,
                           progress=StageProgress(spark.sparkContext), report=report_drawer(spark))
@@ -118,14 +126,15 @@ def _run(args: argparse.Namespace, environ: dict) -> int:
 
 
 def _demo(args: argparse.Namespace, environ: dict) -> int:
-    from bovw.pipeline.run import run_pipeline
-
     config = load_config(args.config, overrides(args, DEMO_OVERRIDES))
     refuse_ignored(args, [config], RUN_KEYS, RUN_WHY)
     refuse_unused(args, LOCAL_RUN_KEYS, "the demo reads and writes local folders")
     data = demo_dataset(Path(args.workdir), args.classes, config.seed)
     output = Path(args.workdir) / time.strftime("demo-%Y%m%d-%H%M%S")
-    spark = session(config, environ, verbose=args.verbose, warm_workers=True)
+    spark = session(config, environ, verbose=args.verbose, warm_workers=True,
+                    meanwhile=_load_run_modules)
+    from bovw.pipeline.run import run_pipeline
+
     result = run_pipeline(spark, config, str(data.resolve()), str(output.resolve()),
                           progress=StageProgress(spark.sparkContext), report=report_drawer(spark))
     print(format_summary(result.summary, str(data)))

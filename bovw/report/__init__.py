@@ -21,7 +21,8 @@ def report_drawer(spark, title: str | None = None) -> Callable[[str], str]:
     with the run and shows no other command's files. Returns the report's path."""
     def draw(folder: str) -> str:
         # Imported here, when a report is drawn: matplotlib takes 0.4 s to import, which a
-        # run that stops early (a refused output, bad input) need not wait for.
+        # command that stops early (a refused output, bad input) need not wait for. (`bovw
+        # run` loads it while its JVM starts, where it costs nothing: bovw.cli.run.)
         from bovw.report.pages import write_run_report
 
         return write_run_report(spark, folder, title=title)

@@ -20,14 +20,16 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from bovw.config.settings import LOG_LEVELS
 
 __all__ = ["FETCHING", "LOG_CONFIG", "SPARK_DEFAULT_LEVEL", "DriverStderr",
-           "PackageResolutionError", "console_level", "is_noise", "launch_quiet_driver",
-           "log_options", "silence_driver"]
+           "PackageResolutionError", "console_level", "driver_starting", "is_noise",
+           "launch_quiet_driver", "log_options", "silence_driver"]
 
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 # Spark's console level when it configures log4j itself (pyspark's driver).
@@ -192,3 +194,35 @@ def launch_quiet_driver(conf, target: BinaryIO | None = None) -> None:
     os.close(write_end)  # the JVM holds its own copy; the pipe ends when the JVM does
     forwarder.started()
     SparkContext._ensure_initialized(gateway=gateway)
+
+
+@contextmanager
+def driver_starting(conf, target: BinaryIO | None = None) -> Iterator[None]:
+    """launch_quiet_driver(conf, target) on a thread of its own while the block runs, and
+    waited for as the block ends: the block is the caller's work that needs no JVM (a
+    command's imports), done while the JVM boots instead of after it. At the start of a
+    `bovw run`, its modules and the report's matplotlib (1.2-1.5 s) load within the JVM's
+    launch (about 1 s), most of which pyspark spends sleeping until the JVM's connection
+    file appears.
+
+    Raises what launch_quiet_driver raises, once the block is done; an error of the block
+    itself wins, raised once the launch has ended too, so that no JVM is left starting
+    behind it (the JVM ends with this process either way). Start it with SIGINT held
+    (bovw.cli.interrupt.held), as the launch itself: its thread keeps SIGINT blocked.
+    """
+    failure: list[BaseException] = []
+
+    def launch() -> None:
+        try:
+            launch_quiet_driver(conf, target)
+        except BaseException as error:  # handed to the caller's thread, raised there
+            failure.append(error)
+
+    thread = threading.Thread(target=launch, name="bovw-driver-launch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]

@@ -8,7 +8,7 @@ import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from bovw.config import Config, ConfigError, SparkSettings
@@ -18,7 +18,7 @@ from bovw.errors import JavaError, SparkStartError
 from bovw.spark.console import (
     PackageResolutionError,
     console_level,
-    launch_quiet_driver,
+    driver_starting,
     log_options,
 )
 from bovw.spark.jvm import hadoop_configuration, java_causes
@@ -285,7 +285,8 @@ def _start_error(error: Exception, properties: Mapping[str, str]) -> SparkStartE
 
 def build_session(config: Config, java_home: str | None = None,
                   extra: Mapping[str, str] | None = None, submitted: bool = False,
-                  verbose: bool = False, environ: Mapping[str, str] | None = None):
+                  verbose: bool = False, environ: Mapping[str, str] | None = None,
+                  meanwhile: Callable[[], object] = lambda: None):
     """Check Java, then get or create the SparkSession configured by `config`.
 
     `extra` adds properties decided at run time (e.g. S3 credentials), never saved.
@@ -297,6 +298,9 @@ def build_session(config: Config, java_home: str | None = None,
     `verbose` starts it as Spark does, logging at WARN or more. Returns a
     pyspark.sql.SparkSession; raises JavaError, ConfigError or SparkStartError, each one
     line with its fix. `environ` is the process environment (default os.environ).
+    `meanwhile` is called once before the SparkContext starts: while a driver JVM started
+    here boots (bovw.spark.console.driver_starting), for work that needs no Spark (the
+    command's imports).
     """
     import pyspark
     from py4j.protocol import Py4JJavaError
@@ -343,7 +347,10 @@ def build_session(config: Config, java_home: str | None = None,
     try:
         with python_while_starting(python):
             if not submitted and not verbose:
-                launch_quiet_driver(SparkConf(loadDefaults=False).setAll(list(shown.items())))
+                with driver_starting(SparkConf(loadDefaults=False).setAll(list(shown.items()))):
+                    meanwhile()
+            else:
+                meanwhile()
             session = builder.getOrCreate()
     except (Py4JJavaError, CapturedException) as error:
         raise _start_error(error, wanted) from error
