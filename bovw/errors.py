@@ -10,7 +10,7 @@ __all__ = [
     "BovwError", "CloudError", "CnnError", "ColourError", "CompareError", "ConfigError",
     "ExportError", "FruitCatalogueError", "InputError", "JavaError", "ModelFileError",
     "OutputError", "OutputInUseError", "ReuseError", "SparkStartError", "StorageError",
-    "ToneError", "TrainingError", "VocabularyError", "first_line",
+    "ToneError", "TrainingError", "VocabularyError", "WorkerError", "first_line",
 ]
 
 
@@ -101,6 +101,11 @@ class JavaError(BovwError, RuntimeError):
 
 class SparkStartError(BovwError, RuntimeError):
     """Spark could not start: the message names the cause and the fix."""
+
+
+class WorkerError(BovwError, RuntimeError):
+    """Spark's Python workers cannot run bovw's per-image code (their Python lacks a module
+    it needs): the message names the module and the fix."""
 
 
 def first_line(error: BaseException) -> str:

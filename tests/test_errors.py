@@ -427,7 +427,7 @@ def test_workers_that_cannot_import_a_module_are_one_line(spark, monkeypatch, ca
     from pyspark.errors.exceptions.captured import PythonException
 
     from bovw.cli import run as run_commands
-    from bovw.cli.command import worker_module_error
+    from bovw.spark.workers import worker_module_error
 
     def worker_fails(*_args):
         raise PythonException(
@@ -451,6 +451,44 @@ def test_workers_that_cannot_import_a_module_are_one_line(spark, monkeypatch, ca
     monkeypatch.setitem(run_commands.HANDLERS, "run", worker_fails_otherwise)
     with pytest.raises(PythonException):
         main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "out")])
+
+
+def _worker_lacks_cv2():
+    from pyspark.errors.exceptions.captured import PythonException
+
+    return PythonException(
+        desc="An exception was thrown from the Python worker.\nTraceback (most recent call "
+             "last):\n  File \"/x/orb.py\", line 9, in <module>\n    import cv2\n"
+             "ModuleNotFoundError: No module named 'cv2'\n",
+        stackTrace="\tat org.apache.spark.api.python.BasePythonRunner")
+
+
+@pytest.mark.parametrize("failure, expected", [
+    (_worker_lacks_cv2, "cv2"),
+    (lambda: ValueError("not a worker's import"), None)])
+def test_run_pipeline_names_a_module_its_workers_lack_in_one_line(spark, test_config,
+                                                                    monkeypatch, tmp_path,
+                                                                    failure, expected):
+    # A notebook's run_pipeline (no CLI around it) got Spark's PythonException whole: the
+    # worker's traceback and a Java stack. Now a WorkerError, one line, from that error.
+    from bovw.errors import WorkerError
+    from bovw.pipeline import run as pipeline_run
+    from bovw.spark.workers import worker_module_error
+
+    raised = failure()
+
+    def stages_fail(*_args):
+        raise raised
+
+    monkeypatch.setattr(pipeline_run, "_run_stages", stages_fail)
+    with pytest.raises(Exception) as caught:
+        pipeline_run.run_pipeline(spark, test_config, str(tmp_path / "in"),
+                                  str(tmp_path / "out"), log=lambda _line: None)
+    if expected is None:
+        assert caught.value is raised
+    else:
+        assert type(caught.value) is WorkerError and caught.value.__cause__ is raised
+        assert str(caught.value) == worker_module_error(expected)
 
 
 _NO_CV2 = """
@@ -483,7 +521,7 @@ def test_bovw_run_whose_workers_lack_opencv_ends_in_one_line(tmp_path):
          "--set", f"spark.conf.spark.pyspark.python={worker}"],
         capture_output=True, text=True, cwd=REPO_ROOT, env=subprocess_environment(),
         timeout=300)
-    from bovw.cli.command import worker_module_error
+    from bovw.spark.workers import worker_module_error
 
     assert done.returncode == 1, done.stderr[-3000:]
     assert done.stderr.splitlines()[-1] == f"bovw: error: {worker_module_error('cv2')}"

@@ -85,7 +85,9 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
             return _closed_output(_resumes(args))
         if isinstance(error, BovwError):
             return _fail("error", error, args.verbose, 1)
-        missing = _missing_in_workers(error)
+        from bovw.spark.workers import missing_in_workers, worker_module_error
+
+        missing = missing_in_workers(error)
         if missing:
             if args.verbose:
                 _print_trace(error)
@@ -180,27 +182,6 @@ DRIVER_LOST = ("the Spark driver (its JVM) stopped in the middle of the work, mo
                "and the same command again goes on from there: give the driver more memory "
                "(--set spark.driver_memory=8g) or ask for less (a smaller vocabulary.k, fewer "
                "histograms.pyramid_levels)")
-
-
-def worker_module_error(module: str) -> str:
-    """The one line for Spark's Python workers failing to import `module`."""
-    return (f"the Python that Spark's workers run cannot import {module} (a module bovw "
-            "needs in every worker); fix: install bovw and its dependencies for that Python "
-            "on every node, or name a Python that has them with --set "
-            "spark.conf.spark.pyspark.python=PATH (it is spark.pyspark.python, else "
-            "$PYSPARK_PYTHON, else python3 on each node)")
-
-
-def _missing_in_workers(error: BaseException) -> str | None:
-    """The module a Python worker could not import, when `error` (or an error it was
-    raised from) is Spark's report of that worker's ModuleNotFoundError: the driver,
-    which imported it, has it, so the workers run another Python."""
-    for link in _chain(error):
-        if type(link).__name__ == "PythonException":
-            found = re.search(r"ModuleNotFoundError: No module named '([\w.]+)'", str(link))
-            if found:
-                return found.group(1)
-    return None
 
 
 def _driver_lost(error: BaseException) -> bool:

@@ -54,6 +54,7 @@ from bovw.pipeline.reduction import (
 from bovw.pipeline.vocabulary import centers, fit_kmeans, materialise, sample_descriptors
 from bovw.spark import storage
 from bovw.spark.progress import StageProgress
+from bovw.spark.workers import worker_imports_named
 from bovw.summary import (
     HeadlineMetrics,
     ImageCounts,
@@ -153,7 +154,7 @@ def run_pipeline(spark: SparkSession, config: Config, input_path: str, output_pa
     spec = {"input": input_path, "descriptors_from": descriptors_from, "config": config.to_dict()}
     # Written into the output, or beside it and swapped in once finished (--overwrite).
     with prepare_output(spark, layout, spec, overwrite, log,
-                        draws_report=report is not None) as output:
+                        draws_report=report is not None) as output, worker_imports_named():
         result = _run_stages(spark, config, input_path, RunLayout(output.work),
                              descriptors_from, log, progress)
         if report is not None:

@@ -19,10 +19,12 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+from bovw.errors import WorkerError
 from bovw.spark.progress import clear_job_group
 
-__all__ = ["WARM_UP_GROUP", "WorkerWarmUp", "local_cores", "python_while_starting",
-           "warm_python_workers", "worker_python"]
+__all__ = ["WARM_UP_GROUP", "WorkerWarmUp", "local_cores", "missing_in_workers",
+           "python_while_starting", "warm_python_workers", "worker_imports_named",
+           "worker_module_error", "worker_python"]
 
 # The warm-up job's group: bovw.spark.progress shows a stage's own groups only.
 WARM_UP_GROUP = "bovw-warm-up"
@@ -136,3 +138,43 @@ def warm_python_workers(spark) -> WorkerWarmUp | None:
     if slots is None:
         return None
     return WorkerWarmUp(spark, slots)
+
+
+def worker_module_error(module: str) -> str:
+    """The one line for Spark's Python workers failing to import `module`."""
+    return (f"the Python that Spark's workers run cannot import {module} (a module bovw "
+            "needs in every worker); fix: install bovw and its dependencies for that Python "
+            "on every node, or name a Python that has them with --set "
+            "spark.conf.spark.pyspark.python=PATH (it is spark.pyspark.python, else "
+            "$PYSPARK_PYTHON, else python3 on each node)")
+
+
+def missing_in_workers(error: BaseException) -> str | None:
+    """The module a Python worker could not import, when `error` (or an error it was
+    raised from or while handling) is Spark's report of that worker's
+    ModuleNotFoundError (a PythonException): the driver, which imported it, has it, so
+    the workers run another Python. None otherwise."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if type(link).__name__ == "PythonException":
+            found = re.search(r"ModuleNotFoundError: No module named '([\w.]+)'", str(link))
+            if found:
+                return found.group(1)
+        link = link.__cause__ or link.__context__
+    return None
+
+
+@contextmanager
+def worker_imports_named() -> Iterator[None]:
+    """Inside the block, a Python worker's failed import (missing_in_workers) is raised
+    as a WorkerError naming the module and the fix, from Spark's PythonException (its
+    worker traceback and Java stack, tens of lines); every other error as it is."""
+    try:
+        yield
+    except Exception as error:
+        missing = missing_in_workers(error)
+        if missing is None:
+            raise
+        raise WorkerError(worker_module_error(missing)) from error
