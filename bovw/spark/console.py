@@ -201,9 +201,9 @@ def driver_starting(conf, target: BinaryIO | None = None) -> Iterator[None]:
     """launch_quiet_driver(conf, target) on a thread of its own while the block runs, and
     waited for as the block ends: the block is the caller's work that needs no JVM (a
     command's imports), done while the JVM boots instead of after it. At the start of a
-    `bovw run`, its modules and the report's matplotlib (1.2-1.5 s) load within the JVM's
-    launch (about 1 s), most of which pyspark spends sleeping until the JVM's connection
-    file appears.
+    `bovw run` on this 2-core machine, its modules and the report's matplotlib (0.8 s)
+    load within the JVM's launch (0.9-1.1 s), most of which pyspark spends sleeping until
+    the JVM's connection file appears.
 
     Raises what launch_quiet_driver raises, once the block is done; an error of the block
     itself wins, raised once the launch has ended too, so that no JVM is left starting

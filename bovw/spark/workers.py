@@ -1,4 +1,6 @@
-"""Python workers started ahead of the first Python stage, while the driver is busy.
+"""Spark's Python workers: the Python they run (worker_python), started ahead of the first
+Python stage while the driver is busy (warm_python_workers), and an import they fail told
+in one line (worker_imports_named).
 
 In local mode the first task of a Python job on each core pays for starting pyspark's
 worker daemon, forking a worker, importing pyarrow, pandas and OpenCV there and setting up
