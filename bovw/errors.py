@@ -6,11 +6,14 @@ Each also keeps the built-in base it always had (ValueError or RuntimeError), so
 caught those still does. Anything else reaching the command is a bug and shows its trace.
 """
 
+from collections.abc import Iterator
+
 __all__ = [
     "BovwError", "CloudError", "CnnError", "ColourError", "CompareError", "ConfigError",
     "ExportError", "FruitCatalogueError", "InputError", "JavaError", "ModelFileError",
     "OutputError", "OutputInUseError", "ReuseError", "SparkStartError", "StorageError",
-    "ToneError", "TrainingError", "VocabularyError", "WorkerError", "first_line",
+    "ToneError", "TrainingError", "VocabularyError", "WorkerError", "error_chain",
+    "first_line",
 ]
 
 
@@ -106,6 +109,16 @@ class SparkStartError(BovwError, RuntimeError):
 class WorkerError(BovwError, RuntimeError):
     """Spark's Python workers cannot run bovw's per-image code (their Python lacks a module
     it needs): the message names the module and the fix."""
+
+
+def error_chain(error: BaseException) -> Iterator[BaseException]:
+    """`error` and the errors it was raised from or while handling, each once."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
 
 
 def first_line(error: BaseException) -> str:

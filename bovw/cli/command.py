@@ -19,7 +19,7 @@ from bovw.cli.interrupt import EXIT_INTERRUPTED
 from bovw.cloud.s3a import refuse_credentials_in_url
 from bovw.config.log_masking import masked
 from bovw.config.redaction import has_url_credentials, url_credentials_error
-from bovw.errors import BovwError, ConfigError
+from bovw.errors import BovwError, ConfigError, error_chain
 
 __all__ = ["build_parser", "main"]
 
@@ -162,17 +162,7 @@ def _closed_output(resumes: bool) -> int:
 
 def _interrupted(error: BaseException) -> bool:
     """Whether `error` is a KeyboardInterrupt, or was raised from or while handling one."""
-    return any(isinstance(link, KeyboardInterrupt) for link in _chain(error))
-
-
-def _chain(error: BaseException):
-    """`error` and the errors it was raised from or while handling, each once."""
-    seen: set[int] = set()
-    link: BaseException | None = error
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        yield link
-        link = link.__cause__ or link.__context__
+    return any(isinstance(link, KeyboardInterrupt) for link in error_chain(error))
 
 
 # What a user is told when the Spark driver's JVM went away mid-command (py4j's connection
@@ -188,7 +178,7 @@ def _driver_lost(error: BaseException) -> bool:
     """Whether `error`, or an error it was raised from or while handling, is py4j losing
     its connection to the driver JVM: its Py4JNetworkError, or a socket error raised inside
     py4j (the calls that clean up after it find nothing to connect to)."""
-    for link in _chain(error):
+    for link in error_chain(error):
         if type(link).__name__ == "Py4JNetworkError" and type(link).__module__.startswith(
                 "py4j"):
             return True

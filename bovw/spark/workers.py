@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from bovw.errors import WorkerError
+from bovw.errors import WorkerError, error_chain
 from bovw.spark.progress import clear_job_group
 
 __all__ = ["WARM_UP_GROUP", "WorkerWarmUp", "local_cores", "missing_in_workers",
@@ -156,15 +156,11 @@ def missing_in_workers(error: BaseException) -> str | None:
     raised from or while handling) is Spark's report of that worker's
     ModuleNotFoundError (a PythonException): the driver, which imported it, has it, so
     the workers run another Python. None otherwise."""
-    seen: set[int] = set()
-    link: BaseException | None = error
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
+    for link in error_chain(error):
         if type(link).__name__ == "PythonException":
             found = re.search(r"ModuleNotFoundError: No module named '([\w.]+)'", str(link))
             if found:
                 return found.group(1)
-        link = link.__cause__ or link.__context__
     return None
 
 
