@@ -216,6 +216,38 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "py4j")))
     assert completed.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("package", sorted(name for name, path in MODULES.items()
+                                           if path.name == "__init__.py"))
+def test_every_public_name_of_a_package_resolves_in_a_fresh_interpreter(package):
+    # `from bovw.experiments import compare` (a name of its __all__, imported on first use)
+    # ended in a RecursionError: the package's __getattr__ imported it with that very form.
+    # Each package in a new interpreter, before anything else has imported its modules.
+    code = f"""
+import importlib
+package = importlib.import_module({package!r})
+for name in package.__all__:
+    value = getattr(package, name)
+    exec(f"from {package} import {{name}} as again")
+    assert again is value, name
+print(len(package.__all__))
+"""
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               cwd=ROOT)
+    assert completed.returncode == 0, completed.stderr.strip().splitlines()[-1:]
+
+
+def test_the_experiments_public_names_are_the_functions():
+    code = """
+from bovw.experiments import compare, run_sweep
+import bovw.experiments
+print(compare.__module__, run_sweep.__module__, bovw.experiments.compare is compare)
+"""
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               cwd=ROOT, check=True)
+    assert completed.stdout.split() == ["bovw.experiments.compare", "bovw.experiments.sweep",
+                                        "True"]
+
+
 def test_nothing_imports_the_cli():
     users = [f"{module} <- {item.target}" for module, found in IMPORTS.items()
              for item in found if (item.target == "bovw.cli"

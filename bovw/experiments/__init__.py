@@ -14,9 +14,17 @@ __all__ = ["compare", "run_sweep"]
 
 
 def __getattr__(name: str):
-    # Imported on first use: both start Spark work.
+    # Imported on first use: both start Spark work. Through importlib, not `from
+    # bovw.experiments import compare`: that form asks this package for `compare` first,
+    # which came back here, and `from bovw.experiments import compare` (or
+    # bovw.experiments.run_sweep) ended in a RecursionError.
     if name not in __all__:
         raise AttributeError(f"module 'bovw.experiments' has no attribute {name!r}")
-    from bovw.experiments import compare, sweep
+    from importlib import import_module
 
-    return {"compare": compare.compare, "run_sweep": sweep.run_sweep}[name]
+    public = {"compare": import_module("bovw.experiments.compare").compare,
+              "run_sweep": import_module("bovw.experiments.sweep").run_sweep}
+    # Importing the module bovw.experiments.compare made `compare` this package's name for
+    # that module; the public name is the function.
+    globals().update(public)
+    return public[name]
