@@ -491,6 +491,35 @@ def test_run_pipeline_names_a_module_its_workers_lack_in_one_line(spark, test_co
         assert str(caught.value) == worker_module_error(expected)
 
 
+def test_worker_imports_named_nested_raises_the_inner_one_line(spark, test_config, monkeypatch,
+                                                               tmp_path):
+    # A comparison's CNN variant runs inside a block of its own; a sweep's points inside
+    # run_pipeline's. An error already named by an inner block passes the outer one as it
+    # is, from Spark's error: not wrapped again (its cause the inner WorkerError).
+    import importlib
+
+    from bovw.errors import WorkerError
+    from bovw.spark.workers import worker_imports_named, worker_module_error
+
+    compare_module = importlib.import_module("bovw.experiments.compare")
+
+    raised = _worker_lacks_cv2()
+    with pytest.raises(WorkerError) as caught, worker_imports_named(), worker_imports_named():
+        raise raised
+    assert caught.value.__cause__ is raised
+
+    def cnn_variant_fails(*_args):
+        raise raised
+
+    monkeypatch.setattr(compare_module, "run_cnn_variant", cnn_variant_fails)
+    with pytest.raises(WorkerError) as caught:
+        compare_module._run_variants(spark, test_config, str(tmp_path / "in"),
+                                     str(tmp_path / "out"), ["cnn"], None, None, False,
+                                     lambda _line: None, None)
+    assert str(caught.value) == worker_module_error("cv2")
+    assert caught.value.__cause__ is raised
+
+
 _NO_CV2 = """
 import sys
 

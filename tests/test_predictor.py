@@ -1233,3 +1233,36 @@ def test_a_broken_pipe_outside_bovw_code_is_not_taken_for_a_closed_output():
         assert not _output_closed(error)
     else:
         raise AssertionError("the socket never failed")
+
+
+def test_predict_folder_names_a_module_its_workers_lack_in_one_line(spark, test_config,
+                                                                    trained, tmp_path,
+                                                                    monkeypatch):
+    # A library caller of batch prediction whose workers lack OpenCV got Spark's
+    # PythonException whole (the worker's traceback and a Java stack); `bovw predict`
+    # said it in one line. Now predict_folder raises the one line, from that error. The
+    # workers here really fail to import: the Predictor's job is replaced by one whose
+    # Python function raises the ModuleNotFoundError a worker without cv2 would.
+    from pyspark.errors.exceptions.captured import PythonException
+
+    from bovw.errors import WorkerError
+    from bovw.predict import batch
+    from bovw.spark.workers import worker_module_error
+
+    def no_opencv(batches):
+        for _batch in batches:
+            raise ModuleNotFoundError("No module named 'cv2'", name="cv2")
+        yield from ()
+
+    monkeypatch.setattr(batch, "predict_files",
+                        lambda files, *_args: files.select("path").mapInArrow(no_opencv,
+                                                                              "path string"))
+    photos = tmp_path / "photos" / "Banana"
+    photos.mkdir(parents=True)
+    (photos / "phone.jpg").write_bytes(phone_photo("Banana"))
+    with pytest.raises(WorkerError) as caught:
+        batch.predict_folder(spark, test_config, str(tmp_path / "photos"),
+                             str(tmp_path / "predictions"), trained["model"].read_bytes(),
+                             log=lambda _line: None)
+    assert str(caught.value) == worker_module_error("cv2")
+    assert isinstance(caught.value.__cause__, PythonException)

@@ -47,6 +47,7 @@ from bovw.report import report_drawer
 from bovw.spark import leases, storage
 from bovw.spark.outputs import OutputFolder
 from bovw.spark.progress import StageProgress
+from bovw.spark.workers import worker_imports_named
 from bovw.summary import RunSummary
 
 __all__ = ["ORB_VARIANTS", "VARIANTS", "CompareResult", "check_shared_descriptors",
@@ -98,7 +99,8 @@ def compare(spark: SparkSession, config: Config, input_path: str, output_path: s
     The ORB variants extract their own descriptors (the first variant's times include the
     session's warm-up) unless `descriptors_from` names an earlier run's, read by both. The cnn
     variant reads `cnn_features` (Parquet) when given, else runs `config.cnn.backbone`.
-    Returns a CompareResult. Raises ConfigError, OutputError, CompareError, CnnError.
+    Returns a CompareResult. Raises ConfigError, OutputError, CompareError, CnnError,
+    WorkerError (bovw.spark.workers.worker_imports_named).
     """
     variants = parse_variants(",".join(variants))
     root = output_path.rstrip("/") or "/"
@@ -137,8 +139,10 @@ def _run_variants(spark: SparkSession, config: Config, input_path: str, root: st
                          report=report_drawer(spark, title) if report else None)
         else:
             log(f"[bovw] compare {name}: running")
-            run_cnn_variant(spark, config, input_path, layout, images_source, cnn_features,
-                            log, progress)
+            # run_pipeline names a module its workers lack in one line; so does this.
+            with worker_imports_named():
+                run_cnn_variant(spark, config, input_path, layout, images_source,
+                                cnn_features, log, progress)
         summary = RunSummary.from_json(storage.read_text(spark, layout.summary))
         if name in ORB_VARIANTS and images_source is None:
             images_source = (finished_stage(spark, layout, "descriptors") or {}).get(

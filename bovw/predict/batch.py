@@ -38,6 +38,7 @@ from bovw.predict.predictor import Predictor
 from bovw.predict.results import Prediction
 from bovw.spark import storage
 from bovw.spark.outputs import KINDS, open_output
+from bovw.spark.workers import worker_imports_named
 
 __all__ = ["PREDICTION_COLUMNS", "FolderPredictions", "LabelledScores", "predict_files",
            "predict_folder"]
@@ -184,7 +185,8 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
     The output is locked while the job runs; an existing predictions folder is replaced
     only with `overwrite`, and only once the new table is complete (bovw.spark.outputs).
     Raises OutputError when the output exists and `overwrite` is false, or when it is
-    not a bovw predictions folder.
+    not a bovw predictions folder, and WorkerError when Spark's Python workers cannot
+    import a module the Predictor needs (bovw.spark.workers.worker_imports_named).
     """
     output_path = output_path.rstrip("/") or "/"
     predictor = Predictor.from_bytes(model_bytes, config.predict)  # fail early on a bad model
@@ -203,8 +205,9 @@ def predict_folder(spark: SparkSession, config: Config, input_path: str, output_
                  else files.withColumn(LABEL, F.lit(None).cast("string")))
         predictions = predict_files(files, model_bytes, config.predict,
                                     config.ingest.max_file_bytes)
-        # Appended to the folder that holds only the marker written by open_output.
-        predictions.write.mode("append").parquet(output.work)
+        with worker_imports_named():
+            # Appended to the folder that holds only the marker written by open_output.
+            predictions.write.mode("append").parquet(output.work)
         return _summary(storage.read_parquet(spark, output.work), predictor, labelled,
                         output_path)
 

@@ -168,9 +168,12 @@ def missing_in_workers(error: BaseException) -> str | None:
 def worker_imports_named() -> Iterator[None]:
     """Inside the block, a Python worker's failed import (missing_in_workers) is raised
     as a WorkerError naming the module and the fix, from Spark's PythonException (its
-    worker traceback and Java stack, tens of lines); every other error as it is."""
+    worker traceback and Java stack, tens of lines); every other error as it is, a
+    WorkerError from a block nested inside this one included."""
     try:
         yield
+    except WorkerError:
+        raise
     except Exception as error:
         missing = missing_in_workers(error)
         if missing is None:
