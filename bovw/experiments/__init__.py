@@ -8,6 +8,11 @@ features on the same images.
     tables.py    the sweep and comparison tables (CSV, Markdown)
 
 They call bovw.report for their pages; the report never calls them.
+
+`compare` names both a function and its module: once the module has been imported
+(`import bovw.experiments.compare`, or a from-import out of it), Python's import system
+makes the package's `compare` that module. `from bovw.experiments.compare import compare`
+is the function either way.
 """
 
 __all__ = ["compare", "run_sweep"]
