@@ -7,7 +7,7 @@ bovw.pipeline.reduction.krylov_components with `times` answering at once (fixed 
 products of the pass's shape, 21,032 x 120 at fruits360-dev's 3 pyramid levels): what is
 left is what the driver computes while the task slots wait, the start block, each new
 block orthonormalised against the ones before, and Rayleigh-Ritz. Prints the CPU and wall
-seconds of each repeat (on one BLAS thread, as the pipeline runs them) and the module
+seconds of each repeat (on the BLAS threads the pipeline gives them) and the module
 timed.
 """
 

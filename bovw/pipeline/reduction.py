@@ -43,7 +43,7 @@ from bovw.spark.arrow_vectors import dense_vectors
 from bovw.spark.jvm import java_pca_model
 from bovw.spark.workers import local_cores
 
-__all__ = ["EXACT_MAX_DIMENSION", "GRAM_RESOLUTION", "KRYLOV_PASSES",
+__all__ = ["DRIVER_BLAS_THREADS", "EXACT_MAX_DIMENSION", "GRAM_RESOLUTION", "KRYLOV_PASSES",
            "KRYLOV_ROWS_PER_PARTITION", "OVERSAMPLING", "exact_components", "explained_variance",
            "explained_variance_total", "fit_pca", "krylov_components", "pass_partitions",
            "pca_model", "principal_axes", "projection", "randomized_components",
@@ -66,6 +66,11 @@ KRYLOV_PASSES = 4
 # Rows of one partition of the passes at most (see _pass_partitions): at 3 pyramid levels
 # (~740 non-zeros a row, 12 bytes each) about 90 MB a copy of them in the Python worker.
 KRYLOV_ROWS_PER_PARTITION = 10_000
+# BLAS threads of the driver's work between and after the Krylov passes: at 3 pyramid
+# levels `python bench/krylov_driver.py` took 0.76-0.83 s a run on two against 1.15-1.48 s
+# on one, and in whole runs on fruits360-dev the four gaps from each pass to the next job
+# added up to 1.61-1.77 s instead of 2.26-2.40 s (Spark event logs, 2 runs each in turn).
+DRIVER_BLAS_THREADS = 2
 # The weakest direction told apart from rounding through a Gram matrix, relative to the
 # strongest: squared strengths carry the Gram matrix's rounding error, about
 # sqrt(rows) * eps of the largest (21,032 rows: 3e-14), which is 2e-7 in strength.
@@ -232,25 +237,34 @@ def krylov_components(times: Callable[[np.ndarray], tuple[np.ndarray, float]], k
 
     Returns (pc (d, kept), explained (kept,)): unit columns, largest eigenvalue first, the
     eigenvalues as fractions of trace(C); kept <= k counts only the axes that carry
-    variance (`varying_axes`). The decompositions here run on one BLAS thread.
+    variance (`varying_axes`). The driver's decompositions here run on
+    DRIVER_BLAS_THREADS BLAS threads.
     """
     width = min(dimension, k + OVERSAMPLING)
-    with _one_blas_thread():
+    with _driver_blas_threads():
         block = _orthonormal(np.random.default_rng(seed).standard_normal((dimension, width)),
                              0.0)
-    blocks, products = [], []
+    # The blocks and their products side by side, each copied in once: stacked anew at
+    # every pass, the copies took 0.2 s of the driver at 3 pyramid levels. Column-major, so
+    # a block's columns lie together: in a row-major array the first block's copy touched
+    # every page of it (0.1 s) and products with the first block's view took 0.36 s
+    # instead of 0.17 s.
+    basis = np.empty((dimension, passes * width), order="F")
+    image = np.empty((dimension, passes * width), order="F")
+    filled = 0
     for step in range(passes):
         product, total_variance = times(block)
-        blocks.append(block)
-        products.append(product)
+        basis[:, filled:filled + block.shape[1]] = block
+        image[:, filled:filled + block.shape[1]] = product
+        filled += block.shape[1]
         if step == passes - 1:
             break
-        with _one_blas_thread():
-            block = _new_directions(product, np.hstack(blocks))
+        with _driver_blas_threads():
+            block = _new_directions(product, basis[:, :filled])
         if block.shape[1] == 0:
             break
-    with _one_blas_thread():
-        basis, image = np.hstack(blocks), np.hstack(products)
+    basis, image = basis[:, :filled], image[:, :filled]
+    with _driver_blas_threads():
         small = basis.T @ image
         values, vectors = np.linalg.eigh((small + small.T) / 2)
         order = np.argsort(values)[::-1]
@@ -261,11 +275,12 @@ def krylov_components(times: Callable[[np.ndarray], tuple[np.ndarray, float]], k
     return pc, explained
 
 
-def _one_blas_thread():
-    # The driver's decompositions are small (d x a few hundred): more BLAS threads only
-    # spin-wait on them, and on a busy 2-core machine a QR took 0.3 to 2.3 s instead of
-    # 0.03 s on one thread.
-    return threadpool_limits(limits=1, user_api="blas")
+def _driver_blas_threads():
+    # While the driver works between passes no Spark task runs, and its work is matrix
+    # products (d x a few hundred columns, see _orthonormal), which two threads share well.
+    # Not more: LAPACK's factorisations of tall matrices (numpy's QR, once used here)
+    # spin-waited on more threads, 0.3 to 2.3 s on a busy 2-core machine instead of 0.03 s.
+    return threadpool_limits(limits=DRIVER_BLAS_THREADS, user_api="blas")
 
 
 def _new_directions(product: np.ndarray, basis: np.ndarray) -> np.ndarray:
