@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -20,7 +22,6 @@ from bovw.pipeline.reduction import (
     explained_variance_total,
     fit_pca,
     krylov_components,
-    pass_partitions,
     pca_model,
     principal_axes,
     projection,
@@ -118,40 +119,105 @@ def test_randomized_matches_exact_when_wider_than_its_blocks(wide):
                                rtol=1e-6)
 
 
-@pytest.mark.parametrize("rows_per_partition, expected", [(10_000, 2), (40, 8)])
-def test_randomized_passes_read_as_few_partitions_as_keep_the_slots_busy(
-        spark, wide, monkeypatch, rows_per_partition, expected):
-    # Each partition returns a whole d x (k + OVERSAMPLING) product, so partitions beyond
-    # the task slots only add to what the driver receives; but none holds more than
-    # KRYLOV_ROWS_PER_PARTITION rows (wide: 300), which a Python worker holds at once.
+def test_local_passes_map_even_shares_of_rows_weighted_once(spark, wide, monkeypatch):
+    # Local mode: one job writes the weighted rows of each partition (11 here) once; every
+    # pass then runs one task per slot on an even share of them, however uneven the
+    # partitions (the coalesced ones once held 7,237 and 4,410 of fruits360-dev's rows).
+    from bovw.pipeline import covariance, reduction
+
+    exact = fit_pca(wide, 3, 150)
+    weighting, passes = [], []
+    real_writing, real_times = covariance._written_parts, covariance.RowFiles.covariance_times
+
+    def counted_writing(features, folder):
+        weighting.append(features.dimension)
+        return real_writing(features, folder)
+
+    def counted_times(self, basis):
+        passes.append((self.tasks, [rows for _stem, rows in self.parts]))
+        return real_times(self, basis)
+
+    monkeypatch.setattr(covariance, "_written_parts", counted_writing)
+    monkeypatch.setattr(covariance.RowFiles, "covariance_times", counted_times)
+    monkeypatch.setattr(reduction, "covariance_times", None)  # the cluster path: not taken
+    uneven = wide.repartition(11)
+    merged = fit_pca(uneven, 3, 150, seed=4, exact_max_dimension=4)
+    assert spark.sparkContext.defaultParallelism == 2
+    assert weighting == [150]  # the rows weighted in one job, not once a pass
+    assert len(passes) == KRYLOV_PASSES
+    assert all(tasks == 2 and sum(parts) == 300 and len(parts) == 11 for tasks, parts in passes)
+    # The same axes whatever the partitions (within the approximation's 1e-4).
+    np.testing.assert_allclose(_axes(merged), _axes(exact), atol=1e-4)
+
+
+def test_cluster_passes_read_the_rows_in_every_pass(wide, monkeypatch):
+    # On a cluster the Python workers share no disk with the driver: each pass is a job over
+    # the (persisted) rows, and gives the same axes as the local passes.
     from bovw.pipeline import reduction
 
-    monkeypatch.setattr(reduction, "KRYLOV_ROWS_PER_PARTITION", rows_per_partition)
-    seen = []
-    passes = reduction.covariance_times
+    monkeypatch.setattr(reduction, "local_cores", lambda master: None)
+    monkeypatch.setattr(reduction, "local_row_files", None)  # the local path: not taken
+    passes = []
+    real = reduction.covariance_times
 
     def counting(rows, basis, features):
-        seen.append(rows.rdd.getNumPartitions())
-        return passes(rows, basis, features)
+        passes.append(rows.rdd.getNumPartitions())
+        return real(rows, basis, features)
 
     monkeypatch.setattr(reduction, "covariance_times", counting)
-    merged = fit_pca(wide.repartition(11), 3, 150, seed=4, exact_max_dimension=4)
-    assert spark.sparkContext.defaultParallelism == 2
-    assert seen == [expected] * KRYLOV_PASSES
-    # The same axes whatever the partitions (within the approximation's 1e-4).
-    np.testing.assert_allclose(_axes(merged), _axes(fit_pca(wide, 3, 150)), atol=1e-4)
+    on_cluster = fit_pca(wide.repartition(3), 3, 150, seed=4, exact_max_dimension=4)
+    assert passes == [3] * KRYLOV_PASSES
+    monkeypatch.undo()
+    local = fit_pca(wide.repartition(3), 3, 150, seed=4, exact_max_dimension=4)
+    np.testing.assert_allclose(on_cluster.pc.toArray(), local.pc.toArray(), atol=1e-12)
+    np.testing.assert_allclose(on_cluster.explainedVariance.toArray(),
+                               local.explainedVariance.toArray(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("master, slots, rows, expected", [
-    ("local[2]", 2, 11_647, 2),      # fruits360-dev: 6 Parquet partitions -> 2
-    ("local[2]", 2, 116_470, 12),    # x10: at most 10,000 rows each
-    ("local[8]", 8, 11_647, 8),
-    ("local", 1, 9_999, 1),
-    ("spark://127.0.0.1:7077", 2, 116_470, None),  # a cluster: as they are
-    ("yarn", 16, 500, None),
-])
-def test_pass_partitions(master, slots, rows, expected):
-    assert pass_partitions(master, slots, rows) == expected
+@pytest.mark.parametrize("tasks", [1, 2, 3, 7])
+def test_row_files_give_the_sample_covariance_times_a_basis(spark, tasks):
+    # 23 rows on 4 partitions of 5-7 rows, in shares that cut across them: C @ B and
+    # trace(C) as numpy computes them from the rows, whatever the tasks.
+    import dataclasses
+
+    from bovw.pipeline.covariance import covariance_times, local_row_files
+
+    rng = np.random.default_rng(3)
+    points = rng.standard_normal((23, 9)) * np.arange(1, 10) + 2.0
+    rows = _frame(spark, points).repartition(4).select("weighted", "path")
+    basis = rng.standard_normal((9, 4))
+    expected = np.cov(points, rowvar=False) @ basis
+    trace = np.trace(np.cov(points, rowvar=False))
+    with local_row_files(rows, _wide_rows(9)) as files:
+        assert files.rows == 23 and sum(count for _stem, count in files.parts) == 23
+        assert len(files.parts) == 4
+        product, total = dataclasses.replace(files, tasks=tasks).covariance_times(basis)
+        again, _ = dataclasses.replace(files, tasks=tasks).covariance_times(basis)
+        folder = os.path.dirname(files.parts[0][0])
+        assert os.path.isdir(folder)
+    np.testing.assert_allclose(product, expected, rtol=1e-12, atol=1e-12)
+    assert total == pytest.approx(trace, rel=1e-12)
+    np.testing.assert_array_equal(product, again)  # the same bits, run after run
+    assert not os.path.exists(folder)  # removed with the block
+    # The cluster path's product of the same rows: the same numbers.
+    np.testing.assert_allclose(covariance_times(rows, basis, _wide_rows(9))[0], expected,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_row_files_are_removed_when_the_pca_fails(spark):
+    # One Training row: no covariance; the error is the pipeline's, and no file is left.
+    from bovw.pipeline.covariance import local_row_files
+
+    rows = _frame(spark, np.ones((1, 9))).select("weighted", "path")
+    with pytest.raises(TrainingError, match="at least 2 Training images, got 1"):
+        with local_row_files(rows, _wide_rows(9)) as files:
+            folder = os.path.dirname(files.parts[0][0])
+            files.covariance_times(np.ones((9, 2)))
+    assert not os.path.exists(folder)
+
+
+def _wide_rows(dimension: int):
+    return vector_rows("weighted", dimension)
 
 
 def _symmetric(values: np.ndarray, seed: int) -> np.ndarray:

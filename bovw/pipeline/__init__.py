@@ -8,7 +8,7 @@
     vocabulary.py   Spark ML KMeans on a seeded sample of Training descriptors
     histograms.py   one (spatial-pyramid) word histogram per image; TF-IDF, power, L2; colour
     reduction.py    PCA on the Training rows (exact or randomized)
-    covariance.py   the PCA's covariance products, one Spark job each
+    covariance.py   the PCA's covariance products: a Spark job each, from files in local mode
     classifier.py   multinomial logistic regression; its check of its own fit; evaluation
     metrics.py      accuracy, F1 and the confusion matrix from (label, prediction) counts
     provenance.py   what made a descriptors output, and whether a run may reuse it

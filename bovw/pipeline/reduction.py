@@ -21,7 +21,6 @@ step and the model keeps its starting point (one class for every image).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -36,7 +35,7 @@ from threadpoolctl import threadpool_limits
 
 from bovw.columns import PATH, PCA_FEATURES, SPLIT, TRAIN, WEIGHTED
 from bovw.errors import TrainingError
-from bovw.pipeline.covariance import covariance_times
+from bovw.pipeline.covariance import covariance_times, local_row_files
 from bovw.pipeline.feature_rows import FeatureRows, vector_rows
 from bovw.pipeline.sparse_products import sparse_times_dense
 from bovw.spark.arrow_vectors import dense_vectors
@@ -44,8 +43,8 @@ from bovw.spark.jvm import java_pca_model
 from bovw.spark.workers import local_cores
 
 __all__ = ["DRIVER_BLAS_THREADS", "EXACT_MAX_DIMENSION", "GRAM_RESOLUTION", "KRYLOV_PASSES",
-           "KRYLOV_ROWS_PER_PARTITION", "OVERSAMPLING", "exact_components", "explained_variance",
-           "explained_variance_total", "fit_pca", "krylov_components", "pass_partitions",
+           "OVERSAMPLING", "exact_components", "explained_variance",
+           "explained_variance_total", "fit_pca", "krylov_components",
            "pca_model", "principal_axes", "projection", "randomized_components",
            "varying_axes"]
 
@@ -63,9 +62,6 @@ OVERSAMPLING = 20
 # columns) 96.50% against 96.22%, for about 1 s more of reduction stage (7.5-8.1 s against
 # 6.6 s; the subspace iteration took 9.0 s).
 KRYLOV_PASSES = 4
-# Rows of one partition of the passes at most (see _pass_partitions): at 3 pyramid levels
-# (~740 non-zeros a row, 12 bytes each) about 90 MB a copy of them in the Python worker.
-KRYLOV_ROWS_PER_PARTITION = 10_000
 # BLAS threads of the driver's work between and after the Krylov passes: at 3 pyramid
 # levels `python bench/krylov_driver.py` took 0.76-0.83 s a run on two against 1.15-1.48 s
 # on one, and in whole runs on fruits360-dev the four gaps from each pass to the next job
@@ -175,49 +171,27 @@ def randomized_components(training: DataFrame, k: int, features: FeatureRows, se
     """The top `k` principal axes of the rows `features` makes of `training`.
 
     Block Krylov iteration on the covariance C (data centred, like Spark's PCA): each pass
-    is one Spark job (covariance_times), and the passes' products feed krylov_components.
+    is one Spark job, and the passes' products feed krylov_components. In local mode the
+    rows are weighted once into files the passes map (covariance.local_row_files), each
+    task an even share of them; on a cluster every pass reads the rows again
+    (covariance_times), from a persisted copy.
     Returns pc (d, kept), unit columns, largest variance first, and the fraction of the
     total variance each one explains; kept <= k counts only the axes that carry variance.
     `persisted`: `training` reads a persisted frame, which the passes read as it is.
     """
+    selected = training.select(*features.columns, PATH)
+    if local_cores(training.sparkSession.sparkContext.master) is not None:
+        with local_row_files(selected, features) as row_files:
+            return krylov_components(row_files.covariance_times, k, features.dimension, seed)
     # Cached as they are (sparse word histograms are small); every pass reads them again,
     # and they reach Python as Arrow structs, still sparse.
-    selected = training.select(*features.columns, PATH)
     cached = selected if persisted else selected.persist()
     try:
-        rows = _pass_partitions(cached)
-        return krylov_components(lambda block: covariance_times(rows, block, features),
+        return krylov_components(lambda block: covariance_times(cached, block, features),
                                  k, features.dimension, seed)
     finally:
         if not persisted:
             cached.unpersist()
-
-
-def _pass_partitions(cached: DataFrame) -> DataFrame:
-    """`cached` (read from a persisted frame) on the partitions pass_partitions says, when
-    it says any.
-
-    Each partition sends the driver a whole d x (k + OVERSAMPLING) product, whatever its
-    rows: on fruits360-dev at 3 pyramid levels (21,032 columns: 20 MB a product) the 6
-    partitions of the Parquet made each pass 4.5-6.1 s on 2 cores, 2 made it 3.1-3.9 s.
-    The count materialises the cache, which the first pass would otherwise do.
-    """
-    context = cached.sparkSession.sparkContext
-    wanted = pass_partitions(context.master, context.defaultParallelism, cached.count())
-    return cached if wanted is None else cached.coalesce(wanted)
-
-
-def pass_partitions(master: str, slots: int, rows: int) -> int | None:
-    """How many partitions the Krylov passes read `rows` Training rows from on `master`
-    with `slots` task slots: as few as keep every slot busy, each of at most
-    KRYLOV_ROWS_PER_PARTITION rows (what one Python worker holds about 3 times over, as
-    CSR matrices); None (as they are) on a cluster, where coalesce groups partitions by
-    where their cached blocks lie, which can change from run to run, and the partial
-    sums, added partition by partition, would change their last bits with it.
-    """
-    if local_cores(master) is None:
-        return None
-    return max(slots, math.ceil(rows / KRYLOV_ROWS_PER_PARTITION))
 
 
 def krylov_components(times: Callable[[np.ndarray], tuple[np.ndarray, float]], k: int,
