@@ -194,7 +194,10 @@ def test_row_files_give_the_sample_covariance_times_a_basis(spark, tasks):
         product, total = dataclasses.replace(files, tasks=tasks).covariance_times(basis)
         again, _ = dataclasses.replace(files, tasks=tasks).covariance_times(basis)
         folder = os.path.dirname(files.parts[0][0])
-        assert os.path.isdir(folder)
+        # Each pass's basis and products went through the folder, and are gone from it.
+        assert sorted(os.listdir(folder)) == sorted(
+            f"{os.path.basename(stem)}.{array}.npy" for stem, _count in files.parts
+            for array in ("indptr", "indices", "data"))
     np.testing.assert_allclose(product, expected, rtol=1e-12, atol=1e-12)
     assert total == pytest.approx(trace, rel=1e-12)
     np.testing.assert_array_equal(product, again)  # the same bits, run after run

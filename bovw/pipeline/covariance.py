@@ -9,9 +9,11 @@ an even share of them in each task.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,12 +76,13 @@ def covariance_times(rows: DataFrame, basis: np.ndarray | None, features: Featur
 
 @dataclass(frozen=True)
 class RowFiles:
-    """The Training feature rows of a local-mode session as CSR files on its disk
-    (local_row_files): `parts` are (file stem, rows) in partition order, each part's rows
-    in path order; `rows` in all, of `dimension` values each, with their column `sums`
-    (dimension,) and sum of `squares`. Each pass runs `tasks` tasks."""
+    """The Training feature rows of a local-mode session as CSR files in `folder` on its
+    disk (local_row_files): `parts` are (file stem, rows) in partition order, each part's
+    rows in path order; `rows` in all, of `dimension` values each, with their column
+    `sums` (dimension,) and sum of `squares`. Each pass runs `tasks` tasks."""
 
     spark: SparkSession
+    folder: str
     parts: tuple[tuple[str, int], ...]
     rows: int
     dimension: int
@@ -91,15 +94,23 @@ class RowFiles:
         """(C @ basis, trace(C)) as `covariance_times` computes them, in one Spark job of
         `tasks` tasks: task t maps rows [t * rows // tasks, (t + 1) * rows // tasks) of the
         parts laid end to end, a share as even as rows allow, and the driver adds the
-        tasks' X^T X basis in task order."""
-        shared = self.spark.sparkContext.broadcast(basis)
+        tasks' X^T X basis in task order.
+
+        The basis and the tasks' products (d x w each: 20 MB at 3 pyramid levels) pass
+        through .npy files in `folder`, removed before this returns: as a broadcast
+        variable and as Arrow rows they were copied several times over in the JVM."""
+        stem = os.path.join(self.folder, f"pass-{uuid.uuid4().hex}")
+        np.save(f"{stem}.basis.npy", basis)
         try:
-            products = self.spark.range(0, self.tasks, 1, self.tasks).mapInArrow(
-                _share_products(self.parts, self.rows, self.tasks, self.dimension, shared),
-                "product binary").toArrow()
+            written = self.spark.range(0, self.tasks, 1, self.tasks).mapInArrow(
+                _share_products(self.parts, self.rows, self.tasks, self.dimension, stem),
+                "product string").toArrow()
+            product = np.zeros((self.dimension, basis.shape[1]))
+            for name in written["product"].to_pylist():
+                product += np.load(name)
         finally:
-            shared.unpersist()
-        product = _added_products(products, (self.dimension, basis.shape[1]))
+            for name in glob.glob(f"{glob.escape(stem)}.*"):
+                os.remove(name)
         return _centred(product, self.rows, self.sums, self.squares, basis)
 
 
@@ -121,9 +132,8 @@ def local_row_files(rows: DataFrame, features: FeatureRows) -> Iterator[RowFiles
     try:
         written = rows.mapInArrow(_written_parts(features, folder), _ROW_FILES_SCHEMA).toArrow()
         n, sums, squares = _added_moments(written, features.dimension)
-        yield RowFiles(spark, tuple(zip(written["stem"].to_pylist(), written["n"].to_pylist(),
-                                        strict=True)),
-                       n, features.dimension, sums, squares,
+        parts = tuple(zip(written["stem"].to_pylist(), written["n"].to_pylist(), strict=True))
+        yield RowFiles(spark, folder, parts, n, features.dimension, sums, squares,
                        max(1, min(n, spark.sparkContext.defaultParallelism)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -147,16 +157,18 @@ def _written_parts(features: FeatureRows, folder: str):
 
 
 def _share_products(parts: tuple[tuple[str, int], ...], rows: int, tasks: int,
-                    dimension: int, shared):
+                    dimension: int, stem: str):
     def products(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        basis = shared.value
+        basis = np.load(f"{stem}.basis.npy")
         for batch in batches:
             for task in batch.column("id").to_pylist():
                 start, stop = task * rows // tasks, (task + 1) * rows // tasks
                 product = np.zeros((dimension, basis.shape[1]))
                 for matrix in _row_range(parts, start, stop, dimension):
                     product += _gram_times(matrix, basis)
-                yield pa.RecordBatch.from_pydict({"product": [product.tobytes()]})
+                name = f"{stem}.product-{task:05d}.npy"
+                np.save(name, product)
+                yield pa.RecordBatch.from_pydict({"product": [name]})
 
     return products
 
