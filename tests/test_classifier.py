@@ -41,3 +41,27 @@ def test_a_classifier_that_did_not_train_fails_the_stage(spark, test_config, tmp
     assert "Training accuracy 33.3% (chance 33.3%)" in message and "\n" not in message
     assert not (tmp_path / "run" / "metrics.json").exists()
     assert not (tmp_path / "run" / "features").exists()
+
+
+def test_metrics_are_those_of_the_written_predictions(spark, test_config, tmp_path):
+    # One Spark job gives the Training outcomes (the fit check) and the Test ones (the
+    # metrics): metrics.json counts exactly the Test rows of the features written.
+    import json
+
+    layout = RunLayout(str(tmp_path / "run"))
+    metrics = classify_and_evaluate(spark, test_config, _projected(spark, noise_axes=0), 45,
+                                    layout, ("path", "label", "split"))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
+    written = spark.read.parquet(layout.features).toPandas()
+    test = written[written["split"] == "Test"]
+    classes = metrics["classes"]
+    assert classes == ["a", "b", "c"] and metrics["test_images"] == len(test) == 9
+    confusion = [[int(((test["label"] == true) & (test["prediction"] == guess)).sum())
+                  for guess in classes] for true in classes]
+    assert metrics["confusion_matrix"] == confusion
+    assert metrics["accuracy"] == pytest.approx((test["label"] == test["prediction"]).mean())
+    training = written[written["split"] == "Training"]
+    check = metrics["classifier"]
+    assert check["training_images"] == len(training) == 36
+    assert check["training_accuracy"] == pytest.approx(
+        (training["label"] == training["prediction"]).mean(), abs=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from pyspark.ml.classification import LogisticRegression, LogisticRegressionModel
@@ -30,8 +31,8 @@ from bovw.pipeline.layout import RunLayout
 from bovw.pipeline.metrics import FitCheck, classification_metrics
 from bovw.spark import storage
 
-__all__ = ["check_fit", "classify_and_evaluate", "evaluate", "fit_classifier", "fit_labels",
-           "predict"]
+__all__ = ["check_fit", "classify_and_evaluate", "fit_classifier", "fit_labels", "predict",
+           "split_outcomes"]
 
 # The rows' sort key (bovw.pipeline.ingest.image_name), dropped once sorted.
 _NAME = "_image_name"
@@ -60,22 +61,27 @@ def fit_classifier(features: DataFrame, labels: StringIndexerModel,
     return classifier.fit(labels.transform(features.filter(F.col(SPLIT) == TRAIN)))
 
 
-def check_fit(features: DataFrame, labels: StringIndexerModel,
-              classifier: LogisticRegressionModel, settings: ClassifierSettings) -> FitCheck:
+def split_outcomes(predictions: DataFrame) -> dict[str, list[tuple[str, str, int]]]:
+    """The (true label, predicted label, count) triples of each split of `predictions` (rows
+    with `split`, `label` and `prediction`), in one Spark job: at most classes^2 rows a
+    split reach the driver."""
+    outcomes: dict[str, list[tuple[str, str, int]]] = {TRAIN: [], TEST: []}
+    for row in predictions.groupBy(SPLIT, LABEL, PREDICTION).count().collect():
+        outcomes.setdefault(row[SPLIT], []).append((row[LABEL], row[PREDICTION], row["count"]))
+    return outcomes
+
+
+def check_fit(classifier: LogisticRegressionModel, settings: ClassifierSettings,
+              training_outcomes: Iterable[tuple[str, str, int]]) -> FitCheck:
     """The classifier's check of its own fit: the optimiser's loss history and how it
-    classifies the Training rows of `features` (one Spark job, classes^2 rows collected).
+    classifies the Training rows (their (true, predicted, count) triples, split_outcomes).
 
     Raises TrainingError, naming the cause and the fix, for a model that did not train;
     returns the FitCheck (its numbers go to metrics.json) otherwise.
     """
-    outcomes = (
-        predict(features.filter(F.col(SPLIT) == TRAIN), labels, classifier)
-        .groupBy(LABEL, PREDICTION).count().collect()
-    )
     summary = classifier.summary
-    check = FitCheck.from_outcomes(
-        summary.objectiveHistory, summary.totalIterations, settings.max_iter,
-        ((row[LABEL], row[PREDICTION], row["count"]) for row in outcomes))
+    check = FitCheck.from_outcomes(summary.objectiveHistory, summary.totalIterations,
+                                   settings.max_iter, training_outcomes)
     problem = check.problem()
     if problem:
         raise TrainingError(problem)
@@ -92,20 +98,6 @@ def predict(features: DataFrame, labels: StringIndexerModel,
         to_name.transform(scored)
         .drop(PREDICTION, "rawPrediction")
         .withColumnRenamed("predicted_label", PREDICTION)
-    )
-
-
-def evaluate(predictions: DataFrame, classes: list[str]) -> dict:
-    """Metrics on the Test rows, computed from a (label, prediction, count) table.
-
-    The table has at most classes^2 rows, the only thing brought to the driver.
-    """
-    outcomes = (
-        predictions.filter(F.col(SPLIT) == TEST)
-        .groupBy(LABEL, PREDICTION).count().collect()
-    )
-    return classification_metrics(
-        classes, ((row[LABEL], row[PREDICTION], row["count"]) for row in outcomes)
     )
 
 
@@ -134,13 +126,15 @@ def classify_and_evaluate(spark: SparkSession, config: Config, projected: DataFr
     labels = fit_labels(projected)
     labels.write().overwrite().save(layout.model("labels"))
     classifier = fit_classifier(projected, labels, config.classifier)
-    # Before anything is written as a result: a model that did not train is an error.
-    fit = check_fit(projected, labels, classifier, config.classifier)
+    predictions = predict(projected, labels, classifier)
+    # Before anything is written as a result: a model that did not train is an error. The
+    # Test rows' outcomes come with the same job: the predictions are those written below.
+    outcomes = split_outcomes(predictions)
+    fit = check_fit(classifier, config.classifier, outcomes[TRAIN])
     classifier.write().overwrite().save(layout.model("classifier"))
-    predictions = predict(projected, labels, classifier).select(
-        *kept, PCA_FEATURES, PREDICTION, PROBABILITY)
-    storage.write_parquet(spark, predictions, layout.features)
-    metrics = evaluate(storage.read_parquet(spark, layout.features), list(labels.labels))
+    storage.write_parquet(spark, predictions.select(*kept, PCA_FEATURES, PREDICTION,
+                                                    PROBABILITY), layout.features)
+    metrics = classification_metrics(list(labels.labels), outcomes[TEST])
     metrics["classifier_iterations"] = fit.iterations
     metrics["classifier"] = fit.to_dict()
     storage.write_text(spark, layout.metrics, json.dumps(metrics, indent=2))
