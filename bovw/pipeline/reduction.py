@@ -4,9 +4,10 @@ Spark ML's PCA builds the full d x d covariance on the driver and decomposes it 
 fine for a few hundred columns (done here too, see exact_components), minutes for the
 thousands a spatial pyramid produces. Wide inputs are therefore fitted by randomized
 block Krylov iteration instead: every pass is one distributed job returning a
-d x (components + oversampling) matrix per partition, and only small matrices are
-decomposed on the driver. Either way the result is an ordinary
-PCAModel (saved, loaded, exported and applied exactly like Spark's own).
+d x (components + oversampling) matrix per partition (per task in local mode, see
+bovw.pipeline.covariance), and only small matrices are decomposed on the driver. Either
+way the result is an ordinary PCAModel (saved, loaded, exported and applied exactly like
+Spark's own).
 
 Only axes along which the Training rows vary are kept, so `pca.components` is capped by the
 rank of the centred Training data (at most rows - 1, and at most the histogram length less
