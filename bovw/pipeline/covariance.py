@@ -74,7 +74,7 @@ def covariance_times(rows: DataFrame, basis: np.ndarray | None, features: Featur
     return _centred(product, n, sums, squares, basis)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RowFiles:
     """The Training feature rows of a local-mode session as CSR files in `folder` on its
     disk (local_row_files): `parts` are (file stem, rows) in partition order, each part's

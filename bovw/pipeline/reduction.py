@@ -178,7 +178,8 @@ def randomized_components(training: DataFrame, k: int, features: FeatureRows, se
     (covariance_times), from a persisted copy.
     Returns pc (d, kept), unit columns, largest variance first, and the fraction of the
     total variance each one explains; kept <= k counts only the axes that carry variance.
-    `persisted`: `training` reads a persisted frame, which the passes read as it is.
+    `persisted`: `training` reads a persisted frame, which a cluster's passes read as it is
+    (else they persist their own copy).
     """
     selected = training.select(*features.columns, PATH)
     if local_cores(training.sparkSession.sparkContext.master) is not None:
